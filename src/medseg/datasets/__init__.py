@@ -1,0 +1,1 @@
+"""Dataset layouts, class maps and group-aware splits."""

@@ -1,0 +1,139 @@
+"""Class maps: which label ids mean what, in which colour, for which task.
+
+A ``ClassMap`` travels with datasets, checkpoints and exports as plain JSON
+(``to_dict`` / ``from_dict``), so a model never meets a mask whose ids it
+interprets differently.
+
+Tasks:
+  * ``binary``: one foreground class (id 1) over background 0.
+  * ``multiclass``: exclusive ids 0..N, one id per pixel (softmax).
+  * ``multilabel``: classes may overlap; masks are stored as one boolean channel
+    per class (channel-last), never as a single id map (sigmoid per class).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+TASKS = ("binary", "multiclass", "multilabel")
+
+# Distinct, colour-blind-tolerant defaults (Okabe-Ito, then tab10-like).
+_DEFAULT_COLOURS = [
+    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66),
+    (0, 114, 178), (213, 94, 0), (204, 121, 167), (148, 103, 189),
+    (140, 86, 75), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    id: int
+    name: str
+    colour: tuple[int, int, int]
+
+
+@dataclass
+class ClassMap:
+    """Foreground classes (background id 0 is implicit and never listed)."""
+
+    classes: list[LabelClass]
+    task: str = "multiclass"
+    background: str = "background"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
+        ids = [c.id for c in self.classes]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate class ids in class map: {ids}")
+        if any(i <= 0 for i in ids):
+            raise ValueError(f"class ids must be >= 1 (0 is background): {ids}")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate class names in class map: {names}")
+        if self.task == "binary" and ids != [1]:
+            raise ValueError(f"a binary class map has exactly one class with id 1, got ids {ids}")
+        self.classes = sorted(self.classes, key=lambda c: c.id)
+
+    # construction -----------------------------------------------------------
+    @classmethod
+    def from_names(cls, names: Iterable[str], task: str | None = None,
+                   colours: Iterable[tuple[int, int, int]] | None = None) -> "ClassMap":
+        """Ids 1..N in the order given; ``task`` defaults to binary for one name."""
+        names = list(names)
+        colours = list(colours) if colours is not None else None
+        if task is None:
+            task = "binary" if len(names) == 1 else "multiclass"
+        classes = [
+            LabelClass(i + 1, n, tuple(colours[i]) if colours else _DEFAULT_COLOURS[i % len(_DEFAULT_COLOURS)])
+            for i, n in enumerate(names)
+        ]
+        return cls(classes, task=task)
+
+    @classmethod
+    def binary(cls, name: str = "foreground") -> "ClassMap":
+        return cls.from_names([name], task="binary")
+
+    # queries ----------------------------------------------------------------
+    @property
+    def ids(self) -> list[int]:
+        return [c.id for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def num_classes(self) -> int:
+        """Model output channels: 1 for binary, N+1 for multiclass (with background), N for multilabel."""
+        if self.task == "binary":
+            return 1
+        if self.task == "multiclass":
+            return len(self.classes) + 1
+        return len(self.classes)
+
+    def name_of(self, class_id: int) -> str:
+        if class_id == 0:
+            return self.background
+        for c in self.classes:
+            if c.id == class_id:
+                return c.name
+        raise KeyError(f"class id {class_id} is not in the class map (ids: {self.ids})")
+
+    def id_of(self, name: str) -> int:
+        for c in self.classes:
+            if c.name == name:
+                return c.id
+        raise KeyError(f"class {name!r} is not in the class map (names: {self.names})")
+
+    def colour_table(self) -> dict[int, tuple[int, int, int]]:
+        return {c.id: c.colour for c in self.classes}
+
+    # serialisation ----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "background": self.background,
+            "classes": [{"id": c.id, "name": c.name, "colour": list(c.colour)} for c in self.classes],
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ClassMap":
+        try:
+            classes = [LabelClass(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["colour"]))
+                       for c in d["classes"]]
+            return cls(classes, task=d.get("task", "multiclass"),
+                       background=d.get("background", "background"), extra=dict(d.get("extra", {})))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not a class map: missing or malformed field {e}") from e
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ClassMap":
+        return cls.from_dict(json.loads(text))
