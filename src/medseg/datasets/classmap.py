@@ -14,6 +14,7 @@ Tasks:
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -34,6 +35,24 @@ class LabelClass:
     colour: tuple[int, int, int]
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _checked(c: LabelClass) -> LabelClass:
+    """The class with plain int id and colour, or ValueError saying what is wrong."""
+    if not isinstance(c, LabelClass):
+        raise ValueError(f"class map entries must be LabelClass, got {c!r}")
+    if not _is_int(c.id):
+        raise ValueError(f"class id must be an integer, got {c.id!r}")
+    if not isinstance(c.name, str) or not c.name.strip():
+        raise ValueError(f"class {c.id} needs a non-empty name, got {c.name!r}")
+    colour = tuple(c.colour) if isinstance(c.colour, (tuple, list)) else ()
+    if len(colour) != 3 or not all(_is_int(v) and 0 <= v <= 255 for v in colour):
+        raise ValueError(f"colour of class {c.name!r} must be 3 integers in 0..255, got {c.colour!r}")
+    return LabelClass(int(c.id), c.name, tuple(int(v) for v in colour))
+
+
 @dataclass
 class ClassMap:
     """Foreground classes (background id 0 is implicit and never listed)."""
@@ -46,6 +65,7 @@ class ClassMap:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
+        self.classes = [_checked(c) for c in self.classes]
         ids = [c.id for c in self.classes]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate class ids in class map: {ids}")
@@ -54,6 +74,8 @@ class ClassMap:
         names = [c.name for c in self.classes]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate class names in class map: {names}")
+        if self.background in names:
+            raise ValueError(f"class name {self.background!r} is the background's name (id 0)")
         if self.task == "binary" and ids != [1]:
             raise ValueError(f"a binary class map has exactly one class with id 1, got ids {ids}")
         self.classes = sorted(self.classes, key=lambda c: c.id)
@@ -71,6 +93,21 @@ class ClassMap:
             LabelClass(i + 1, n, tuple(colours[i]) if colours else _DEFAULT_COLOURS[i % len(_DEFAULT_COLOURS)])
             for i, n in enumerate(names)
         ]
+        return cls(classes, task=task)
+
+    @classmethod
+    def from_colour_table(cls, table: dict[int, tuple[int, int, int]],
+                          names: dict[int, str] | None = None, task: str | None = None) -> "ClassMap":
+        """Classes from {id: (r, g, b)} (id 0, if present, is background and dropped).
+
+        ``names`` maps ids to names (default ``class_<id>``); ``task`` defaults to
+        binary when the only id is 1, else multiclass.
+        """
+        names = dict(names or {})
+        ids = sorted(int(i) for i in table if int(i) != 0)
+        classes = [LabelClass(i, names.get(i, f"class_{i}"), tuple(table[i])) for i in ids]
+        if task is None:
+            task = "binary" if ids == [1] else "multiclass"
         return cls(classes, task=task)
 
     @classmethod
@@ -112,6 +149,17 @@ class ClassMap:
     def colour_table(self) -> dict[int, tuple[int, int, int]]:
         return {c.id: c.colour for c in self.classes}
 
+    def napari_colour_dict(self) -> dict[int | None, tuple[float, float, float, float]]:
+        """{id: (r, g, b, a)} in 0..1 for napari's DirectLabelColormap.
+
+        Background 0 and ``None`` (napari's default for ids not listed) are transparent.
+        """
+        out: dict[int | None, tuple[float, float, float, float]] = {
+            None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+        for c in self.classes:
+            out[c.id] = (c.colour[0] / 255, c.colour[1] / 255, c.colour[2] / 255, 1.0)
+        return out
+
     # serialisation ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +171,8 @@ class ClassMap:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ClassMap":
+        if not isinstance(d, dict):
+            raise ValueError(f"not a class map: expected a mapping, got {type(d).__name__}")
         try:
             classes = [LabelClass(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["colour"]))
                        for c in d["classes"]]

@@ -1,0 +1,191 @@
+"""What an indexed dataset folder is: samples, their groups, and the problems met.
+
+Indexing reads file names and image headers only; pixels are decoded when a
+sample's ``load_image`` / ``load_mask`` is called, through :mod:`medseg.io`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medseg.datasets.classmap import ClassMap
+from medseg.errors import MaskError, ReadError
+
+# Problem kinds. A problem never stops indexing; the files it names are left
+# out of ``Dataset.samples`` and everything else is indexed.
+UNREADABLE = "unreadable"                  # header cannot be parsed (corrupt, truncated, empty)
+IMAGE_WITHOUT_MASK = "image_without_mask"  # no mask file / no RLE rows for an image
+MASK_WITHOUT_IMAGE = "mask_without_image"  # a mask whose image is absent
+SIZE_MISMATCH = "size_mismatch"            # image and mask headers disagree on rows x cols
+DUPLICATE_STEM = "duplicate_stem"          # two files claim one sample id (e.g. 1.png and 1.jpg)
+MISSING_SLICE = "missing_slice"            # a CSV row names a slice file that is not on disk
+BAD_ROW = "bad_row"                        # a CSV row that cannot be understood
+UNSUPPORTED_FILE = "unsupported_file"      # a non-image file inside an image or mask folder
+
+PROBLEM_KINDS = (UNREADABLE, IMAGE_WITHOUT_MASK, MASK_WITHOUT_IMAGE, SIZE_MISMATCH,
+                 DUPLICATE_STEM, MISSING_SLICE, BAD_ROW, UNSUPPORTED_FILE)
+
+# How a sample's mask is stored, which decides how ``load_mask`` decodes it.
+MASK_BINARY = "binary"      # one grey file; binarised with a report
+MASK_IDS = "ids"            # one file of class ids (palette indices or small integers)
+MASK_MERGE = "merge"        # one binary file per class, merged into ids
+MASK_RLE = "rle"            # run-length strings per class, decoded to (H, W, C) channels
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    kind: str
+    message: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROBLEM_KINDS:
+            raise ValueError(f"unknown problem kind {self.kind!r}; valid: {', '.join(PROBLEM_KINDS)}")
+        object.__setattr__(self, "path", Path(self.path))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": str(self.path), "kind": self.kind, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.kind}: {self.message}"
+
+
+@dataclass
+class Sample:
+    """One image and its mask(s).
+
+    ``mask_paths`` maps a class id to its file (``{1: left, 2: right}`` for
+    Montgomery), ``{1: path}`` for a single mask file holding every class, or
+    ``{"rle": csv}`` for masks stored as run-length strings (the strings
+    themselves are kept in ``extra["rle"]`` as ``{class name: rle}``).
+    """
+
+    id: str
+    image_path: Path
+    mask_paths: dict[Any, Path]
+    group: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    classmap: ClassMap | None = field(default=None, repr=False, compare=False)
+    mask_kind: str = MASK_BINARY
+
+    def load_image(self):
+        """Decoded pixels with spacing and provenance (:class:`medseg.io.types.ImageData`)."""
+        from medseg.io import load
+
+        return load(self.image_path)
+
+    def load_mask(self, return_report: bool = False):
+        """Class ids (H, W) for binary / multiclass masks, (H, W, C) bool for multilabel ones.
+
+        Binary masks stored as 0/255 (or with grey or JPEG noise) become 0/1
+        through :func:`medseg.io.masks.binarise`; ``return_report=True`` returns
+        ``(mask, report)`` so the pixels it re-assigned are never hidden. The
+        report is a ``BinariseReport`` for one binary file, ``{class id:
+        BinariseReport}`` for per-class files (Montgomery), None for id maps
+        and RLE masks, which are not binarised.
+        """
+        from medseg.io import masks
+
+        report = None
+        if self.mask_kind == MASK_BINARY:
+            (path,) = self.mask_paths.values()
+            mask, report = _binarise(path)
+        elif self.mask_kind == MASK_IDS:
+            (path,) = self.mask_paths.values()
+            mask = masks.read_mask(path, self.classmap)
+        elif self.mask_kind == MASK_MERGE:
+            binary, report = {}, {}
+            for cid, path in self.mask_paths.items():
+                binary[cid], report[cid] = _binarise(path)
+            mask = masks.merge_class_masks(binary)
+        elif self.mask_kind == MASK_RLE:
+            mask = self._decode_rle()
+        else:
+            raise ValueError(f"sample {self.id}: unknown mask kind {self.mask_kind!r}")
+        return (mask, report) if return_report else mask
+
+    def _decode_rle(self) -> np.ndarray:
+        from PIL import Image
+
+        from medseg.io.rle import rle_decode_multilabel
+
+        source = self.mask_paths.get("rle", self.image_path)
+        if self.classmap is None:
+            raise MaskError(source, f"sample {self.id} has RLE masks but no class map")
+        # The image header, not the file name, says how many columns the runs wrap at.
+        try:
+            with Image.open(self.image_path) as im:
+                width, height = im.size
+        except OSError as e:
+            raise ReadError(self.image_path, f"image header cannot be read ({e})") from None
+        try:
+            return rle_decode_multilabel(self.extra.get("rle", {}), (height, width), self.classmap)
+        except ValueError as e:
+            raise MaskError(source, f"sample {self.id}: {e}") from None
+
+
+def _binarise(path: Path):
+    from medseg.io.masks import binarise
+
+    try:
+        return binarise(path)
+    except ValueError as e:
+        if isinstance(e, ReadError):
+            raise
+        raise MaskError(path, str(e)) from None
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str
+    classmap: ClassMap
+    samples: list[Sample]
+    problems: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+    def by_id(self, sample_id: str) -> Sample:
+        index = self.__dict__.get("_by_id")
+        if index is None or len(index) != len(self.samples):
+            index = {s.id: s for s in self.samples}
+            self.__dict__["_by_id"] = index
+        try:
+            return index[sample_id]
+        except KeyError:
+            raise KeyError(f"no sample {sample_id!r} in {self.root}") from None
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted({s.group for s in self.samples})
+
+    def problems_by_kind(self) -> dict[str, int]:
+        return dict(sorted(Counter(p.kind for p in self.problems).items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: counts, class map, group sizes and every problem."""
+        sizes = sorted(Counter(s.group for s in self.samples).values())
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "classmap": self.classmap.to_dict(),
+            "n_samples": len(self.samples),
+            "n_groups": len(sizes),
+            "group_size": ({"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]}
+                           if sizes else None),
+            "problems_by_kind": self.problems_by_kind(),
+            "problems": [p.to_dict() for p in self.problems],
+        }

@@ -1,0 +1,181 @@
+"""An image folder beside a mask folder, paired by file stem.
+
+Covers Kvasir-SEG (``images/`` + ``masks/``, JPEG), CVC-ClinicDB (PNG, or the
+original ``Original/`` + ``Ground Truth/`` TIFFs) and palette-mask sets (mode
+'P' PNG masks whose palette indices are the class ids). Mask stems may carry a
+suffix such as ``_mask``; folder names are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medseg.datasets import dataset as ds
+from medseg.datasets.classmap import ClassMap, LabelClass
+from medseg.datasets.files import (
+    child_dir,
+    header_mode,
+    header_size,
+    is_raster,
+    list_files,
+    mask_stem,
+)
+from medseg.errors import ReadError
+
+IMAGE_DIR_NAMES = ("images", "image", "imgs", "img", "original")
+MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "ground truth", "groundtruth", "gt",
+                  "annotations")
+
+# Class maps are inferred from this many masks spread over the dataset, so that
+# opening a folder stays cheap; pass a ClassMap to open_dataset to override.
+CLASSMAP_SAMPLE = 16
+# Label maps store class ids as small integers; grey levels above this are
+# intensities of a binary mask (0/255, anti-aliasing, JPEG noise).
+_MAX_STORED_ID = 31
+
+
+def pair_dirs(root: Path) -> tuple[Path, Path] | None:
+    images, masks = child_dir(root, IMAGE_DIR_NAMES), child_dir(root, MASK_DIR_NAMES)
+    if images is None or masks is None or images == masks:
+        return None
+    return images, masks
+
+
+def has_rasters(folder: Path, limit: int = 50) -> bool:
+    try:
+        for k, p in enumerate(folder.iterdir()):
+            if p.is_file() and is_raster(p):
+                return True
+            if k >= limit:
+                break
+    except OSError:
+        return False
+    return False
+
+
+def masks_are_palette(mask_dir: Path, probe: int = 5) -> bool:
+    """True when the first readable masks are mode 'P' images."""
+    modes = []
+    for p in list_files(mask_dir):
+        if is_raster(p):
+            mode = header_mode(p)
+            if mode is not None:
+                modes.append(mode)
+        if len(modes) >= probe:
+            break
+    return bool(modes) and all(m == "P" for m in modes)
+
+
+def index_pairs(root: Path, layout: str):
+    """(samples, problems, classmap) for an image folder and a mask folder."""
+    dirs = pair_dirs(root)
+    if dirs is None:
+        raise ReadError(root, "has no image folder and mask folder pair "
+                              f"(images: {'|'.join(IMAGE_DIR_NAMES)}; masks: {'|'.join(MASK_DIR_NAMES)})")
+    image_dir, mask_dir = dirs
+    problems: list[ds.Problem] = []
+    images, ambiguous = by_stem(image_dir, lambda p: p.stem, problems)
+    masks, ambiguous_masks = by_stem(mask_dir, mask_stem, problems)
+
+    pairs = []
+    for stem, image in images.items():
+        mask = masks.get(stem)
+        if mask is None and stem not in ambiguous_masks:
+            problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK,
+                                       f"no mask named {stem}.* in {mask_dir.name}/"))
+            continue
+        if mask is not None and _sizes_agree(image, mask, problems):
+            pairs.append((stem, image, mask))
+    for stem, mask in masks.items():
+        if stem not in images and stem not in ambiguous:
+            problems.append(ds.Problem(mask, ds.MASK_WITHOUT_IMAGE,
+                                       f"no image named {stem}.* in {image_dir.name}/"))
+
+    classmap = _infer_classmap([m for _, _, m in pairs], palette=layout == "palette")
+    kind = ds.MASK_BINARY if classmap.task == "binary" else ds.MASK_IDS
+    samples = [ds.Sample(stem, image, {1: mask}, group=stem, classmap=classmap, mask_kind=kind)
+               for stem, image, mask in pairs]
+    return samples, problems, classmap
+
+
+def by_stem(folder: Path, stem_of, problems: list[ds.Problem]) -> tuple[dict[str, Path], set[str]]:
+    """Raster files keyed by stem, and the stems claimed by several files.
+
+    Non-rasters and every file of an ambiguous stem become problems.
+    """
+    found: dict[str, list[Path]] = defaultdict(list)
+    for p in list_files(folder):
+        if is_raster(p):
+            found[stem_of(p)].append(p)
+        else:
+            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE,
+                                       f"not an image file ({p.suffix or 'no suffix'}) in {folder.name}/"))
+    out, ambiguous = {}, set()
+    for stem, paths in found.items():
+        if len(paths) == 1:
+            out[stem] = paths[0]
+            continue
+        ambiguous.add(stem)
+        names = ", ".join(p.name for p in paths)
+        for p in paths:
+            problems.append(ds.Problem(p, ds.DUPLICATE_STEM,
+                                       f"{len(paths)} files in {folder.name}/ claim sample {stem!r} "
+                                       f"({names}); none is used until one is removed"))
+    return out, ambiguous
+
+
+def _sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:
+    sizes = {}
+    for p in (image, mask):
+        try:
+            sizes[p] = header_size(p)
+        except ReadError as e:
+            problems.append(ds.Problem(p, ds.UNREADABLE, e.reason))
+    if len(sizes) < 2:
+        return False
+    if sizes[image] != sizes[mask]:
+        (ih, iw), (mh, mw) = sizes[image], sizes[mask]
+        problems.append(ds.Problem(mask, ds.SIZE_MISMATCH,
+                                   f"mask is {mh}x{mw} (rows x cols) but image {image.name} is {ih}x{iw}"))
+        return False
+    return True
+
+
+def _infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
+    """Binary unless the sampled masks hold several small integer ids or palette indices."""
+    picks = [masks[int(i)] for i in np.unique(np.linspace(0, len(masks) - 1, CLASSMAP_SAMPLE).round())] \
+        if masks else []
+    values: set[int] = set()
+    colours: dict[int, tuple[int, int, int]] = {}
+    for p in picks:
+        try:
+            with Image.open(p) as im:
+                if palette and im.mode == "P":
+                    pal = im.getpalette() or []
+                    a = np.asarray(im)
+                    for i in np.unique(a).tolist():
+                        if 3 * i + 2 < len(pal):
+                            colours.setdefault(i, tuple(pal[3 * i:3 * i + 3]))
+                elif im.mode in ("RGB", "RGBA", "LA", "YCbCr", "CMYK"):
+                    a = np.asarray(im.convert("L"))
+                else:
+                    a = np.asarray(im)
+        except (OSError, ValueError, SyntaxError):
+            continue  # already reported, or reported when the mask is loaded
+        values.update(int(v) for v in np.unique(a))
+    ids = sorted(v for v in values if v > 0)
+    if palette and ids == [1]:
+        return ClassMap([LabelClass(1, "foreground", colours.get(1, (255, 255, 255)))], task="binary")
+    if palette and ids:
+        classes = [LabelClass(i, f"class_{i}", colours.get(i, (255, 255, 255))) for i in ids]
+        return ClassMap(classes, task="multiclass", extra={"source": "palette indices",
+                                                            "masks_inspected": len(picks)})
+    if len(ids) >= 2 and max(ids) <= _MAX_STORED_ID:
+        cm = ClassMap.from_names([f"class_{i}" for i in range(1, max(ids) + 1)], task="multiclass")
+        cm.extra = {"source": "integer ids", "masks_inspected": len(picks)}
+        return cm
+    return ClassMap.binary("foreground")

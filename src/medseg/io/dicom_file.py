@@ -1,0 +1,131 @@
+"""Reading one DICOM file: pixels to values, geometry, metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from medseg.io.dicom_header import (
+    functional_value,
+    base_metadata,
+    number_of_frames,
+    orientation_normal,
+    pixel_spacing,
+    read_header,
+    spacing_along,
+)
+from medseg.io.dicom_pixels import decode_pixels, invert_monochrome1, modality_lut, to_rgb
+from medseg.io.dicom_window import is_monochrome1, presets_for
+from medseg.io.types import ImageData
+
+
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None
+
+
+def frame_spacing(ds: Dataset, n_frames: int) -> tuple[float | None, str | None, dict[str, Any]]:
+    """Spacing between the frames of a multi-frame file, the tag it came from, and extra metadata.
+
+    Per-frame ImagePositionPatient (enhanced files) is the measured truth, so it
+    comes first; then SpacingBetweenSlices, SliceThickness (which equals the
+    spacing only for contiguous slices) and RTDOSE's GridFrameOffsetVector.
+    """
+    extra: dict[str, Any] = {}
+    iop = ds.get("ImageOrientationPatient") or functional_value(
+        ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0)
+    normal = orientation_normal(iop) if iop is not None else None
+    positions = [functional_value(ds, "PlanePositionSequence", "ImagePositionPatient", i)
+                 for i in range(n_frames)]
+    if normal is not None and all(p is not None for p in positions) and n_frames > 1:
+        proj = [float(np.dot([float(x) for x in p], normal)) for p in positions]
+        steps = np.diff(proj)
+        if np.all(steps > 1e-4) or np.all(steps < -1e-4):
+            step, uniform, _ = spacing_along(proj)
+            extra.update(slice_spacing_uniform=uniform, slice_positions=proj)
+            return step, "PerFrameFunctionalGroupsSequence.ImagePositionPatient", extra
+        extra["frame_note"] = "frame positions are not a monotonic stack (time series or mixed order)"
+        return None, None, extra
+    for name, value in (
+        ("SpacingBetweenSlices", ds.get("SpacingBetweenSlices")),
+        ("PixelMeasuresSequence.SpacingBetweenSlices",
+         functional_value(ds, "PixelMeasuresSequence", "SpacingBetweenSlices", 0)),
+        ("SliceThickness", ds.get("SliceThickness")),
+        ("PixelMeasuresSequence.SliceThickness",
+         functional_value(ds, "PixelMeasuresSequence", "SliceThickness", 0)),
+    ):
+        if _positive(value) is not None:
+            return _positive(value), name, extra
+    offsets = ds.get("GridFrameOffsetVector")
+    if offsets is not None and len(offsets) == n_frames and n_frames > 1:
+        step, uniform, _ = spacing_along([float(o) for o in offsets])
+        if step > 0:
+            extra["slice_spacing_uniform"] = uniform
+            return step, "GridFrameOffsetVector", extra
+    return None, None, extra
+
+
+def pixels_to_values(raw: np.ndarray, ds: Dataset, path: Path,
+                     multiframe: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """Stored pixels -> display-ready values plus the metadata that describes what was done."""
+    meta: dict[str, Any] = {"dtype": str(raw.dtype)}
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    if samples > 1 or photometric == "PALETTE COLOR":
+        values = to_rgb(raw, ds, path)
+        meta.update(photometric="RGB", rgb=True)
+        if photometric != "RGB":
+            meta["original_photometric"] = photometric
+        return values, meta
+    values, rescale = modality_lut(raw, ds, multiframe)
+    meta["rescale"] = rescale
+    presets_range = None
+    if is_monochrome1(ds):
+        values, presets_range = invert_monochrome1(values, ds)
+        meta.update(photometric="MONOCHROME2", original_photometric="MONOCHROME1", inverted=True,
+                    inversion_range=list(presets_range))
+    else:
+        meta["inverted"] = False
+    meta["window_presets"] = {k: [c, w] for k, (c, w) in presets_for(ds, presets_range).items()}
+    return values, meta
+
+
+def read_dicom(path: str | Path) -> ImageData:
+    """Read one DICOM file: (row, col), (row, col, 3) colour, or (frame, row, col[, 3]) multi-frame.
+
+    Raises ReadError naming the file for anything that is not a decodable DICOM image.
+    """
+    path = Path(path)
+    ds = read_header(path, pixels=True)
+    raw = decode_pixels(ds, path)
+    n_frames = number_of_frames(ds)
+    multiframe = n_frames > 1
+    values, pixel_meta = pixels_to_values(raw, ds, path, multiframe)
+    rgb = bool(pixel_meta.pop("rgb", False))
+
+    meta = base_metadata(ds, path)
+    meta.update(pixel_meta)
+    in_plane, in_plane_source, notes = pixel_spacing(ds)
+    meta["pixel_spacing_source"] = in_plane_source
+    spacing = list(in_plane or (1.0, 1.0))
+    known = in_plane is not None
+    if multiframe:
+        step, step_source, extra = frame_spacing(ds, n_frames)
+        meta.update(extra)
+        meta["slice_spacing_source"] = step_source
+        spacing.insert(0, step or 1.0)
+        known = known and step is not None
+        meta["n_frames"] = n_frames
+    iop = ds.get("ImageOrientationPatient")
+    if iop is not None:
+        meta["image_orientation_patient"] = [float(x) for x in iop]
+    if notes:
+        meta["spacing_notes"] = notes
+    meta["spacing_known"] = known
+    return ImageData(np.ascontiguousarray(values), tuple(spacing), meta, rgb=rgb)

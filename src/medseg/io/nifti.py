@@ -1,0 +1,187 @@
+"""NIfTI-1/2 volumes (.nii, .nii.gz) as ``ImageData`` in one fixed display orientation.
+
+Orientation: every volume is turned (by nibabel's orientation tools, the same
+step as ``nib.as_closest_canonical``) to the closest axis-aligned frame and
+returned as axial slices the way a radiologist reads them, which is also how
+an axial DICOM image is stored:
+
+  * axis 0, slice: inferior -> superior (the first slice is the lowest)
+  * axis 1, row:   anterior -> posterior (anterior at the top of the screen)
+  * axis 2, col:   patient right -> patient left (right on the viewer's left)
+
+``metadata['orientation']`` is "SPL" (the direction each array axis points
+to), ``metadata['original_orientation']`` the file's voxel axis codes (e.g.
+"LAS"), and ``metadata['affine']`` the 4x4 matrix from (slice, row, col, 1)
+to RAS+ millimetres. A sagittal or coronal acquisition is resliced by axis
+permutation only (no interpolation), so it also comes back as axial slices.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import ReadError, UnsupportedFormatError
+from medseg.io.raster import reject_nonfinite
+from medseg.io.types import ImageData
+
+NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")  # at byte 344 of a 348-byte header
+NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")  # at byte 4 of a 540-byte header
+GZIP_MAGIC = b"\x1f\x8b"
+_UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3}
+
+
+def is_nifti_header(head: bytes) -> bool:
+    """True when these (uncompressed) first bytes start a NIfTI-1 or NIfTI-2 header."""
+    return head[344:348] in NIFTI1_MAGICS or head[4:8] in NIFTI2_MAGICS
+
+
+def sniff_nifti(path: str | Path, head: bytes) -> bool:
+    """True when the file is NIfTI, gzipped or not; reads at most 348 decompressed bytes; never raises."""
+    if head.startswith(GZIP_MAGIC):
+        try:
+            with gzip.open(path, "rb") as f:
+                head = f.read(348)
+        except Exception:  # a damaged gzip stream is simply not recognised here
+            return False
+    elif len(head) < 348:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(348)
+        except OSError:
+            return False
+    return is_nifti_header(head)
+
+
+def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
+    """Read a 3-D NIfTI volume as (slice, row, col) in the orientation of the module docstring.
+
+    Spacing comes from the header zooms (converted to mm when the header says
+    metres or microns), permuted with the axes. ``scl_slope`` / ``scl_inter``
+    are applied; the stored integer type is kept when they are identity. 4-D
+    files with more than one volume raise ReadError.
+    """
+    from nibabel.orientations import aff2axcodes, apply_orientation, inv_ornt_aff, io_orientation
+
+    path = Path(path)
+    _check_header(path)
+    try:
+        img = _open(path)
+        shape = tuple(int(n) for n in img.shape)
+        header = img.header
+    except Exception as e:  # nibabel raises ImageFileError, HeaderDataError, EOFError, OSError ...
+        raise ReadError(path, f"cannot read NIfTI header (truncated or corrupt file): {e}") from e
+    if len(shape) == 4 and shape[3] != 1:
+        raise UnsupportedFormatError(path, f"4-D NIfTI with {shape[3]} volumes is not supported yet "
+                                           f"(shape {shape}); only 3-D volumes can be opened")
+    if not 2 <= len(shape) <= 4:
+        raise UnsupportedFormatError(path, f"{len(shape)}-D NIfTI of shape {shape} is not supported")
+    stored = header.get_data_dtype()
+    if stored.fields is not None or stored.kind == "c":
+        raise UnsupportedFormatError(path, f"NIfTI voxel type {stored} (colour or complex) is not supported")
+    _check_complete(path, img, shape, stored)
+    # nibabel moves scl_slope / scl_inter from the loaded header to the array proxy
+    slope = float(getattr(img.dataobj, "slope", 1.0))
+    inter = float(getattr(img.dataobj, "inter", 0.0))
+    try:
+        data = np.asanyarray(img.dataobj)  # applies scl_slope / scl_inter when they are not identity
+    except Exception as e:  # gzip EOFError / BadGzipFile, zlib.error, mmap ValueError ...
+        raise ReadError(path, f"voxel data is truncated or corrupt: {e}") from e
+    data = data.reshape(shape[:3] if len(shape) >= 3 else (*shape, 1))
+    data = data.astype(data.dtype.newbyteorder("="), copy=False)
+    if data.dtype == np.float64 and stored.kind in "iu":
+        data = data.astype(np.float32)  # scaled integers: float32 holds their precision
+    if not allow_nonfinite:
+        reject_nonfinite(path, data)
+
+    affine = np.asarray(img.affine, dtype=float)
+    ornt = io_orientation(affine)
+    oriented = not np.isnan(ornt).any()
+    if not oriented:  # degenerate affine: take the voxel axes as they are
+        ornt = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
+    canon = apply_orientation(data, ornt)
+    canon_affine = affine @ inv_ornt_aff(ornt, data.shape)
+    zooms = np.asarray(header.get_zooms()[:3] if len(shape) >= 3 else (*header.get_zooms()[:2], 1.0), float)
+    space_unit = header.get_xyzt_units()[0]
+    zooms = zooms * _UNIT_MM.get(space_unit, 1.0)
+    canon_zooms = np.empty(3)
+    canon_zooms[ornt[:, 0].astype(int)] = zooms
+
+    array = np.ascontiguousarray(canon.transpose(2, 1, 0)[:, ::-1, ::-1])
+    ni, nj, _ = canon.shape
+    index_to_canon = np.array([[0, 0, -1, ni - 1], [0, -1, 0, nj - 1], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    meta = {
+        "source": str(path),
+        "format": "nifti",
+        "modality": None,
+        "photometric": "MONOCHROME2",
+        "dtype": str(stored.newbyteorder("=")),
+        "spacing_known": space_unit in _UNIT_MM or int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0,
+        "orientation": "SPL",
+        "original_orientation": "".join(aff2axcodes(affine)) if oriented else None,
+        "affine": (canon_affine @ index_to_canon).tolist(),
+    }
+    if (slope, inter) != (1.0, 0.0):
+        meta["rescale"] = {"slope": slope, "intercept": inter}
+    spacing = (canon_zooms[2], canon_zooms[1], canon_zooms[0])
+    return ImageData(array, spacing, meta, rgb=False)
+
+
+def _open(path: Path):
+    """nibabel image; a NIfTI found by content under another name is read from its bytes."""
+    import nibabel as nib
+
+    if path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz")):
+        return nib.load(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(GZIP_MAGIC):
+        raw = gzip.decompress(raw)
+    cls = nib.Nifti2Image if raw[4:8] in NIFTI2_MAGICS else nib.Nifti1Image
+    return cls.from_bytes(raw)
+
+
+def _check_header(path: Path) -> None:
+    """Empty, cut inside the header, or no NIfTI magic: say so before nibabel fails obscurely."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(540)
+    except OSError as e:
+        raise ReadError(path, f"cannot open: {e.strerror or e}") from e
+    if not head:
+        raise ReadError(path, "is empty (0 bytes)")
+    gzipped = head.startswith(GZIP_MAGIC)
+    if gzipped:
+        try:
+            with gzip.open(path, "rb") as f:
+                head = f.read(540)
+        except (OSError, EOFError) as e:  # BadGzipFile is an OSError
+            raise ReadError(path, f"gzip stream is truncated or corrupt before the NIfTI header ends: {e}") from e
+    if is_nifti_header(head):
+        return
+    # sizeof_hdr, the first field, is 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order
+    sizes = {int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")} if len(head) >= 4 else set()
+    if sizes & {348, 540} and len(head) < 348:
+        raise ReadError(path, f"is truncated: {len(head)} bytes where a NIfTI header needs 348")
+    where = "is gzip-compressed but holds" if gzipped else "has"
+    raise UnsupportedFormatError(path, f"{where} no NIfTI header (no 'n+1' magic at byte 344); "
+                                       f"the data starts with {head[:16]!r}")
+
+
+def _check_complete(path: Path, img, shape: tuple[int, ...], stored: np.dtype) -> None:
+    """An uncompressed .nii shorter than header + voxels is truncated (nibabel would fail obscurely)."""
+    offset = getattr(img.dataobj, "offset", None)
+    file_map = img.file_map.get("image")
+    if offset is None or file_map is None or file_map.filename is None:
+        return
+    image_file = Path(file_map.filename)
+    with open(image_file, "rb") as f:
+        if f.read(2) == GZIP_MAGIC:
+            return  # the gzip stream's own end-of-data check reports truncation
+    need = int(offset) + int(np.prod(shape)) * stored.itemsize
+    size = image_file.stat().st_size
+    if size < need:
+        raise ReadError(path, f"is truncated: the header promises voxel data up to byte {need} "
+                              f"but the file has {size} bytes")
