@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .errors import MedsegError
 
 
@@ -22,7 +24,7 @@ def _describe_image(path: Path) -> dict:
 
     img = load(path)
     a = img.array
-    finite = a[...] if a.dtype.kind in "iu" else a[~(a != a)]
+    finite = a if a.dtype.kind in "iub" else a[np.isfinite(a)]
     meta = {k: v for k, v in img.metadata.items() if k not in ("sop_uids", "files")}
     return {
         "path": str(path),
@@ -74,9 +76,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
         print(f"{ds.root}: layout {ds.layout}, {len(ds.samples)} samples in {len(groups)} groups, "
               f"task {ds.classmap.task}, classes {', '.join(ds.classmap.names)}")
         kinds = Counter(p.kind for p in ds.problems)
-        print(f"{len(ds.problems)} problems" + (": " + ", ".join(f"{n} {k}" for k, n in kinds.items()) if kinds else ""))
+        n = len(ds.problems)
+        print(f"{n} problem{'' if n == 1 else 's'}" + (": " + ", ".join(f"{c} {k}" for k, c in kinds.items()) if kinds else ""))
         for p in ds.problems:
-            print(f"  [{p.kind}] {p.message}")
+            print(f"  [{p.kind}] {p.path}: {p.message}")
     return 2 if (args.strict and ds.problems) else 0
 
 
