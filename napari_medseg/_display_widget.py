@@ -1,0 +1,227 @@
+"""Display dock widget: where the selected image came from, display windows, and a CLAHE copy.
+
+Windows come from the engine: the file's DICOM windows (plus CT presets for
+CT), a 1-99 percentile window and the full range. CLAHE runs in a napari
+thread worker; its result is added on the main thread, and a failure reaches
+napari's notification manager through the worker's ``errored`` relay.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image
+from napari.qt.threading import thread_worker
+from qtpy.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
+
+if TYPE_CHECKING:
+    import napari
+
+PLACEHOLDER = "choose a window..."
+PERCENTILE = "percentile 1-99"
+FULL_RANGE = "full range"
+CLAHE_CLIP_LIMIT = 0.01
+
+
+class DisplayWidget(QWidget):
+    """Provenance and display windows of the active Image layer."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._layer: Image | None = None
+        self._presets: dict[str, tuple[float, float]] = {}
+        self._applying = False
+        self._worker = None
+
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.presets = QComboBox()
+        self.presets.setToolTip("Sets the layer's contrast limits to center -/+ width/2")
+        self.presets.currentIndexChanged.connect(self._on_preset)
+        self.clahe_button = QPushButton("CLAHE copy")
+        self.clahe_button.setToolTip("Add a contrast-equalised (CLAHE) copy of the image as a new layer")
+        self.clahe_button.clicked.connect(self.start_clahe)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        for w in (self.info, QLabel("Display window"), self.presets, self.clahe_button, self.status):
+            layout.addWidget(w)
+        layout.addStretch(1)
+
+        self.viewer.layers.selection.events.active.connect(self._on_active)
+        self._on_active()
+
+    # ------------------------------------------------------------ selection
+    def _on_active(self, event: Any = None) -> None:
+        if self._layer is not None:
+            self._layer.events.contrast_limits.disconnect(self._on_limits_changed)
+        active = self.viewer.layers.selection.active
+        self._layer = active if isinstance(active, Image) else None
+        if self._layer is not None:
+            self._layer.events.contrast_limits.connect(self._on_limits_changed)
+        self.info.setText(describe_layer(self._layer))
+        self._presets = presets_for(self._layer) if self._layer is not None else {}
+        self.presets.blockSignals(True)
+        self.presets.clear()
+        self.presets.addItems([PLACEHOLDER, *self._presets, PERCENTILE, FULL_RANGE]
+                              if self._layer is not None else [])
+        self.presets.blockSignals(False)
+        self.presets.setEnabled(self._layer is not None)
+        self.clahe_button.setEnabled(self._layer is not None and self._worker is None)
+
+    def preset_names(self) -> list[str]:
+        """The windows offered for the active layer, in menu order."""
+        return [self.presets.itemText(i) for i in range(1, self.presets.count())]
+
+    # ------------------------------------------------------------- windows
+    def _on_preset(self, index: int) -> None:
+        name = self.presets.itemText(index)
+        if self._layer is None or index <= 0:
+            return
+        try:
+            limits = self.window_limits(name)
+        except ValueError as e:
+            from napari.utils.notifications import show_error
+
+            show_error(f"Cannot apply window {name!r} to {self._layer.name}: {e}")
+            return
+        self._applying = True
+        try:
+            self._layer.contrast_limits = limits
+        finally:
+            self._applying = False
+
+    def window_limits(self, name: str) -> tuple[float, float]:
+        """Contrast limits of window ``name`` for the active layer."""
+        from medseg.io.normalise import percentile_window
+        from napari_medseg._layer_data import window_limits
+
+        if name in self._presets:
+            return window_limits(*self._presets[name])
+        values = displayed_values(self._layer, self.viewer)
+        if name == PERCENTILE:
+            return window_limits(*percentile_window(values, 1, 99))
+        if name == FULL_RANGE:
+            lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+            return (lo, hi) if hi > lo else (lo, lo + 1)
+        raise ValueError(f"unknown window {name!r}")
+
+    def _on_limits_changed(self, event: Any = None) -> None:
+        # the menu names a window only while the limits are that window's
+        if not self._applying and self.presets.currentIndex() != 0:
+            self.presets.blockSignals(True)
+            self.presets.setCurrentIndex(0)
+            self.presets.blockSignals(False)
+
+    # ---------------------------------------------------------------- CLAHE
+    def start_clahe(self) -> None:
+        """Compute a CLAHE copy of the active image in a thread; the layer is added when it returns."""
+        layer = self._layer
+        if layer is None or self._worker is not None:
+            return
+        values, plane = displayed_values(layer, self.viewer, with_index=True)
+        ndim = values.ndim - (1 if layer.rgb else 0)
+        spatial = list(layer.scale[-ndim:])
+        translate = list(layer.translate[-ndim:])
+        meta = {"medseg": {"kind": "derived", "operation": "clahe", "clip_limit": CLAHE_CLIP_LIMIT,
+                           "derived_from": layer.name, "source": layer.metadata.get("source"),
+                           "plane": list(plane) if plane else None}}
+        name = f"{layer.name} CLAHE" + (f" (plane {', '.join(map(str, plane))})" if plane else "")
+
+        def add(result: np.ndarray) -> None:
+            self.viewer.add_image(result, name=name, scale=spatial, translate=translate, rgb=layer.rgb,
+                                  contrast_limits=(0.0, 1.0), metadata=meta)
+
+        self._worker = _clahe_job(values, layer.rgb)
+        self._worker.returned.connect(add)
+        self._worker.errored.connect(self._clahe_failed)
+        self._worker.finished.connect(self._clahe_done)
+        self.clahe_button.setEnabled(False)
+        self.status.setText(f"Computing CLAHE of {layer.name}...")
+        self._worker.start()
+
+    def _clahe_failed(self, exc: Exception) -> None:
+        from napari.utils.notifications import notification_manager
+
+        self.status.setText(f"CLAHE failed: {exc}")
+        notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+
+    def _clahe_done(self) -> None:
+        self._worker = None
+        self.clahe_button.setEnabled(self._layer is not None)
+        if self.status.text().startswith("Computing"):
+            self.status.setText("")
+
+
+# ignore_errors: the widget routes the error to napari's notification manager itself (_clahe_failed)
+@thread_worker(progress={"desc": "CLAHE copy"}, ignore_errors=True)
+def _clahe_job(values: np.ndarray, rgb: bool) -> np.ndarray:
+    from medseg.io.normalise import clahe
+
+    return clahe(values, clip_limit=CLAHE_CLIP_LIMIT, rgb=rgb)
+
+
+def presets_for(layer: Image) -> dict[str, tuple[float, float]]:
+    """{name: (center, width)}: the file's windows, plus the CT presets for CT."""
+    from medseg.io.dicom import CT_PRESETS
+
+    meta = layer.metadata or {}
+    presets = {k: (float(v[0]), float(v[1])) for k, v in (meta.get("window_presets") or {}).items()}
+    if str(meta.get("modality") or "").upper() == "CT" and not layer.rgb:
+        for name, cw in CT_PRESETS.items():
+            presets.setdefault(name, cw)
+    return presets
+
+
+def displayed_values(layer: Image, viewer: napari.viewer.Viewer, with_index: bool = False):
+    """The layer's pixels: all of an in-memory array; of a lazy (dask, zarr) stack only the plane on
+    screen, so that a 600-frame dataset is never decoded for a window. ``with_index`` adds that plane's
+    leading indices (empty when the whole array is used)."""
+    data = layer.data[-1] if layer.multiscale else layer.data
+    if isinstance(data, np.ndarray):
+        return (data, ()) if with_index else data
+    n_lead = max(layer.ndim - viewer.dims.ndisplay, 0)
+    point = layer.world_to_data(viewer.dims.point)
+    lead = tuple(int(np.clip(round(float(p)), 0, data.shape[i] - 1)) for i, p in enumerate(point[:n_lead]))
+    values = np.asarray(data[lead])
+    return (values, lead) if with_index else values
+
+
+def describe_layer(layer: Image | None) -> str:
+    """Provenance of an Image layer in words (rich text)."""
+    if layer is None:
+        return "<i>Select an image layer.</i>"
+    meta = layer.metadata or {}
+    ours = meta.get("medseg") or {}
+    source = str(meta.get("source") or ours.get("source") or "")
+    if not source:
+        return (f"<b>{layer.name}</b><br>No provenance: not opened by napari-medseg.<br>"
+                f"Scale: {_fmt_spacing(layer.scale)} per pixel")
+    lines = [f"<b>{layer.name}</b>", f"Source: {source}"]
+    if ours.get("kind") == "derived":
+        lines.append(f"{str(ours.get('operation')).upper()} copy of layer {ours.get('derived_from')!r}")
+    fmt = str(meta.get("format") or "").upper()
+    modality = meta.get("modality")
+    lines.append(f"Format: {fmt or 'unknown'}" + (f", modality {modality}" if modality else ""))
+    if meta.get("synthetic"):
+        lines.append("Synthetic image, generated: not patient data")
+    if meta.get("inverted"):
+        lines.append(f"Stored {meta.get('original_photometric', 'MONOCHROME1')}: "
+                     "grey scale inverted so bone is bright")
+    spacing = ours.get("spacing") or list(layer.scale)
+    known = ours.get("spacing_known", meta.get("spacing_known"))
+    lines.append(f"Spacing: {_fmt_spacing(spacing)} mm" if known
+                 else f"Spacing: unknown (pixels shown at {_fmt_spacing(spacing)})")
+    if ours.get("sample_ids") is not None:
+        n_prob = len(ours.get("problems") or [])
+        lines.append(f"Dataset ({ours.get('layout')}): {len(ours['sample_ids'])} samples, "
+                     f"{n_prob} problem{'s' if n_prob != 1 else ''}"
+                     + (", frames zero-padded to the largest size" if ours.get("padded") else ""))
+    return "<br>".join(lines)
+
+
+def _fmt_spacing(spacing) -> str:
+    return " × ".join(f"{float(s):.4g}" for s in spacing)
