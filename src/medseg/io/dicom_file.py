@@ -17,8 +17,8 @@ from medseg.io.dicom_header import (
     read_header,
     spacing_along,
 )
-from medseg.io.dicom_pixels import decode_pixels, invert_monochrome1, modality_lut, to_rgb
-from medseg.io.dicom_window import is_monochrome1, presets_for
+from medseg.io.dicom_pixels import decode_pixels, modality_lut, to_rgb
+from medseg.io.dicom_window import grey_for_display
 from medseg.io.types import ImageData
 
 
@@ -85,15 +85,7 @@ def pixels_to_values(raw: np.ndarray, ds: Dataset, path: Path,
         return values, meta
     values, rescale = modality_lut(raw, ds, multiframe)
     meta["rescale"] = rescale
-    presets_range = None
-    if is_monochrome1(ds):
-        values, presets_range = invert_monochrome1(values, ds)
-        meta.update(photometric="MONOCHROME2", original_photometric="MONOCHROME1", inverted=True,
-                    inversion_range=list(presets_range))
-    else:
-        meta["inverted"] = False
-    meta["window_presets"] = {k: [c, w] for k, (c, w) in presets_for(ds, presets_range).items()}
-    return values, meta
+    return grey_for_display(values, ds, meta), meta
 
 
 def read_dicom(path: str | Path) -> ImageData:

@@ -39,13 +39,12 @@ from medseg.io.dicom_header import (
 from medseg.io.dicom_pixels import (
     rescale_of,
     decode_pixels,
-    invert_monochrome1,
     modality_lut,
     narrow_int,
     output_dtype,
     to_rgb,
 )
-from medseg.io.dicom_window import is_monochrome1, presets_for
+from medseg.io.dicom_window import grey_for_display
 from medseg.io.types import ImageData
 
 
@@ -223,20 +222,13 @@ def read_dicom_series(folder: str | Path, recursive: bool = False) -> ImageData:
     meta = base_metadata(mid, folder)
     meta.update(pixel_meta)
     rgb = volume.ndim == 4
-    inversion = None
     if rgb:
         photometric = str(mid.get("PhotometricInterpretation", ""))
         meta["photometric"] = "RGB"
         if photometric != "RGB":
             meta["original_photometric"] = photometric
-    elif is_monochrome1(mid):
-        volume, inversion = invert_monochrome1(volume, mid)
-        meta.update(photometric="MONOCHROME2", original_photometric="MONOCHROME1", inverted=True,
-                    inversion_range=list(inversion))
     else:
-        meta["inverted"] = False
-    if not rgb:
-        meta["window_presets"] = {k: [c, w] for k, (c, w) in presets_for(mid, inversion).items()}
+        volume = grey_for_display(volume, mid, meta)
     in_plane, in_plane_source, notes = pixel_spacing(headers[ordered[0]])
     step = order_meta.pop("slice_spacing")
     meta.update(order_meta)

@@ -8,7 +8,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from medseg.io.dicom_header import functional_value, read_header
-from medseg.io.dicom_pixels import stored_range
+from medseg.io.dicom_pixels import invert_monochrome1, stored_range
 from medseg.io.types import ImageData
 
 # (center, width) in Hounsfield units. Values from Radiopaedia, "Windowing (CT)"
@@ -90,3 +90,19 @@ def window_presets(ds_or_image: Dataset | ImageData | str | Path) -> dict[str, t
     if isinstance(ds_or_image, Dataset):
         return presets_for(ds_or_image)
     return presets_for(read_header(ds_or_image, pixels=False))
+
+
+def grey_for_display(values, ds: Dataset, meta: dict):
+    """Invert MONOCHROME1 so bright means dense everywhere, and record the window presets to match.
+
+    Updates ``meta`` (photometric, inverted, inversion_range, window_presets) and returns the values.
+    """
+    inversion = None
+    if is_monochrome1(ds):
+        values, inversion = invert_monochrome1(values, ds)
+        meta.update(photometric="MONOCHROME2", original_photometric="MONOCHROME1", inverted=True,
+                    inversion_range=list(inversion))
+    else:
+        meta["inverted"] = False
+    meta["window_presets"] = {k: [c, w] for k, (c, w) in presets_for(ds, inversion).items()}
+    return values
