@@ -28,3 +28,80 @@ class UnsupportedFormatError(ReadError):
 
 class MaskError(ReadError):
     """A mask file is readable but does not fit (size, values, class map)."""
+
+
+class InferenceError(MedsegError, ValueError):
+    """Inference cannot run as asked: unavailable device, bad tile size, ensemble members that disagree."""
+
+
+class PredictionCancelled(MedsegError):
+    """``Predictor.predict`` stopped because its ``CancelToken`` was set."""
+
+
+class CheckpointError(ReadError):
+    """A checkpoint is missing, malformed, tampered with, or in an unsafe (pickle) format."""
+
+
+class UnknownNameError(MedsegError, ValueError):
+    """An architecture, encoder, weights or option name that does not exist.
+
+    ``kind`` says what was looked up, ``name`` what was asked for, ``valid``
+    what exists; the message lists close matches first (difflib), then the
+    valid names (at most ``max_listed`` of them).
+    """
+
+    def __init__(self, kind: str, name: str, valid: list[str], hint: str = "", max_listed: int = 80):
+        import difflib
+
+        self.kind, self.name, self.valid = kind, name, list(valid)
+        lowered = {v.lower(): v for v in self.valid}
+        close = difflib.get_close_matches(str(name).lower(), list(lowered), n=5, cutoff=0.5)
+        self.suggestions = [lowered[m] for m in close]
+        msg = f"unknown {kind} {name!r}"
+        if self.suggestions:
+            msg += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+        rest = [v for v in self.valid if v not in self.suggestions]
+        shown = ", ".join(rest[:max_listed])
+        more = f", ... ({len(rest) - max_listed} more)" if len(rest) > max_listed else ""
+        msg += f" Valid: {shown}{more}."
+        if hint:
+            msg += f" {hint}"
+        super().__init__(msg)
+
+
+class WeightsUnavailableError(MedsegError):
+    """Pretrained encoder weights were asked for but cannot be had (offline, no network, download failed).
+
+    The message names the encoder and the weights, says why, and how to give
+    a local file instead.
+    """
+
+    def __init__(self, encoder: str, weights: str, reason: str):
+        self.encoder, self.weights, self.reason = encoder, weights, reason
+        super().__init__(
+            f"pretrained weights {weights!r} for encoder {encoder!r} are not available: {reason}. "
+            f"Give a local file instead: ModelSpec(encoder_weights=\"/path/to/{encoder}.safetensors\") "
+            "(a .safetensors file, a .pth/.pt state dict, or a folder holding one), download them once "
+            "on a machine with internet access (huggingface_hub caches them), "
+            "or use encoder_weights=None to start from random weights.")
+
+
+class AugmentationError(MedsegError, ValueError):
+    """An augmentation pipeline cannot be built or cannot take this sample.
+
+    Raised for a bad argument of a named transform (the message names the step,
+    the transform and the argument), a transform that would move the image but
+    not the mask, or an image type an intensity transform would silently clip.
+    """
+
+
+class MissingDistanceMapsError(MedsegError, ValueError):
+    """A loss term needs the batch's signed distance maps (boundary loss) but none were given.
+
+    The fix is in the data pipeline: add ``medseg.training.distance_maps.DistanceMaps``
+    after the augmentations and pass the maps as ``dist_maps=``.
+    """
+
+
+class OnnxExportError(MedsegError, ValueError):
+    """torch's ONNX exporter cannot express this model as asked (e.g. adaptive pooling with dynamic sizes)."""

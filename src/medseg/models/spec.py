@@ -1,0 +1,86 @@
+"""Plain, JSON-serialisable descriptions of a model and of its input pipeline.
+
+A checkpoint stores both, so inference rebuilds exactly the network and the
+preprocessing that training used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TASKS = ("binary", "multiclass", "multilabel")
+
+
+@dataclass
+class ModelSpec:
+    """What to build.
+
+    ``arch``: a registry name (smp's "Unet", "UnetPlusPlus", "FPN", ... or the
+    project's own "ResAttUNet", "DilatedUNet", "PlainUNet"). ``encoder``: an smp
+    encoder name ("resnet34", "efficientnet-b0", "tu-..."); ignored by the own
+    architectures. ``classes``: output channels (1 for binary, N+1 for
+    multiclass with background, N for multilabel: use ``ClassMap.num_classes``).
+    ``encoder_weights``: None, "imagenet" (hub; fails fast offline) or a local
+    file/folder path. ``aux``: add PSPNet/smp's auxiliary classification head.
+    ``kwargs``: extra constructor arguments (depth, widths, dropout, ...).
+    """
+
+    arch: str = "Unet"
+    encoder: str = "resnet34"
+    in_channels: int = 3
+    classes: int = 1
+    task: str = "binary"
+    encoder_weights: str | None = None
+    aux: bool = False
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
+        if self.in_channels < 1 or self.classes < 1:
+            raise ValueError(f"in_channels and classes must be >= 1, got {self.in_channels}, {self.classes}")
+        if self.task == "binary" and self.classes != 1:
+            raise ValueError(f"a binary model has 1 output channel, got classes={self.classes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        return cls(**_known_fields(cls, d, "model spec"))
+
+
+@dataclass
+class Preprocessing:
+    """How an ImageData becomes the network's input tensor, and back.
+
+    ``channels``: 1 or 3 (grey repeated / RGBA alpha dropped, see
+    ``medseg.io.normalise.to_model_input``). ``window``: None (scale by dtype
+    range), "percentile" (1..99 %), or [center, width] (CT/DICOM window).
+    ``mean``/``std``: per-channel normalisation after scaling to [0, 1].
+    ``input_size``: [h, w] the model was trained at (tile size for sliding
+    window), or None. ``divisible_by``: the network's stride constraint.
+    """
+
+    channels: int = 3
+    window: Any = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    input_size: list[int] | None = None
+    divisible_by: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
+        return cls(**_known_fields(cls, d, "preprocessing"))
+
+
+def _known_fields(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
+    """Reject unknown keys rather than drop them: a typo in a config must not pass silently."""
+    unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown {what} fields: {', '.join(unknown)}")
+    return dict(d)
