@@ -3,6 +3,11 @@
 Sub-commands so far:
   medseg info PATH...      what the readers make of files or DICOM series folders
   medseg index FOLDER      detect a dataset layout, index it, list every problem
+  medseg predict CKPT INPUT... --out DIR   masks, probabilities and uncertainty from a checkpoint
+  medseg train CONFIG.yaml [--events jsonl]  train a model (also under torchrun --nproc_per_node N)
+  medseg export WS --format F --out DIR  the cleaned dataset (folders, nnU-Net, MONAI) + manifest
+  medseg workspace create|info|history|status|verify   the review workspace beside a dataset
+  medseg qc DATASET|WORKSPACE [--json F] [--csv F]  rule-based QC: findings table and report
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from .cli_train import add_train_parser
 from .errors import MedsegError
+from .export.cli import add_parser as add_export_parser
+from .qc.cli import add_parser as add_qc_parser
+from .workspace.cli import add_parser as add_workspace_parser
 
 
 def _describe_image(path: Path) -> dict:
@@ -83,6 +92,101 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 2 if (args.strict and ds.problems) else 0
 
 
+def _progress(total: int, quiet: bool):
+    """tqdm on stderr when installed; else one line per file."""
+    if quiet:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import Predictor
+    from .inference.batch import collect_inputs, predict_image, write_prediction
+    from .io import load
+
+    try:
+        items = collect_inputs(args.inputs)
+        predictor = Predictor([args.checkpoint, *args.ensemble], device=args.device, precision=args.precision,
+                              tile_size=args.tile, overlap=args.overlap, blend=args.blend, tta=args.tta or (),
+                              batch_size=args.batch_size, threshold=args.threshold)
+    except MedsegError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    bar = _progress(len(items), args.quiet)
+    failed = 0
+
+    def report(message: str) -> None:  # tqdm.write keeps the bar intact
+        (bar.write if bar is not None else print)(message, file=sys.stderr)
+
+    for i, item in enumerate(items, 1):
+        if bar is None and not args.quiet:
+            print(f"[{i}/{len(items)}] {item.path}", file=sys.stderr)
+        try:
+            pred = predict_image(predictor, load(item.path))
+            written = write_prediction(pred, out, item.stem, mask_format=args.mask_format, probs=args.probs,
+                                       probs_format=args.probs_format, uncertainty=args.uncertainty)
+        except (MedsegError, OSError) as e:
+            failed += 1
+            message = str(e) if isinstance(e, MedsegError) else f"{item.path}: {e}"
+            report(f"error: {message}")
+        else:
+            meta = (pred[0] if isinstance(pred, list) else pred).meta
+            if args.json:
+                print(json.dumps({"input": str(item.path), "outputs": [str(w) for w in written],
+                                  "meta": meta}, default=str))
+            else:
+                print(f"{item.path} -> {written[0]}")
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if not args.quiet:
+        print(f"{len(items) - failed} of {len(items)} images predicted into {out}"
+              + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict", help="run a checkpoint (or an ensemble) on images, folders or datasets",
+        description="Writes DIR/<stem>_mask.png with class ids as uint8 (binary: 0/1, so it looks black in "
+                    "image viewers: use --mask-format visible for 0/255), per-class <stem>_mask_<class>.png "
+                    "for multilabel models, and volumes as <stem>_mask.tif stacks. A folder means the images "
+                    "directly in it; a dataset folder means its samples' images.")
+    p.add_argument("checkpoint", help="a .medseg checkpoint folder")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or dataset folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--ensemble", action="append", default=[], metavar="CHECKPOINT",
+                   help="another checkpoint to average with (repeatable; same classes required)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16/fp16 autocast on GPU, fp32 on CPU")
+    p.add_argument("--tta", default="", help="test-time flips, comma-separated: hflip,vflip,hvflip,rot90,rot270")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="sliding-window tile (default: the checkpoint's training size, else 512)")
+    p.add_argument("--overlap", type=float, default=0.25, metavar="F", help="tile overlap fraction (0.25)")
+    p.add_argument("--blend", default="gaussian", choices=["gaussian", "linear", "constant"])
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (4)")
+    p.add_argument("--threshold", type=float, default=0.5, metavar="T",
+                   help="probability threshold for binary and multilabel masks (0.5)")
+    p.add_argument("--mask-format", default="ids", choices=["ids", "visible"],
+                   help="ids: class ids (default); visible: ids spread over 0..255")
+    p.add_argument("--probs", action="store_true", help="write <stem>_probs.tif (C, H, W) probabilities")
+    p.add_argument("--probs-format", default="tif", choices=["tif", "npy"],
+                   help="tif: uint16 p*65535 (default); npy: float32")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="write <stem>_uncertainty.tif (normalised entropy, float32) and, with TTA or an "
+                        "ensemble, <stem>_variance.tif")
+    p.add_argument("--json", action="store_true", help="one JSON line per image: outputs and run details")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
+    p.set_defaults(func=_cmd_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="medseg", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -96,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--strict", action="store_true", help="exit 2 when any problem was found")
     p.set_defaults(func=_cmd_index)
+    _add_predict(sub)
+    add_train_parser(sub)
+    add_export_parser(sub)
+    add_workspace_parser(sub)
+    add_qc_parser(sub)
     return ap
 
 

@@ -105,3 +105,13 @@ class MissingDistanceMapsError(MedsegError, ValueError):
 
 class OnnxExportError(MedsegError, ValueError):
     """torch's ONNX exporter cannot express this model as asked (e.g. adaptive pooling with dynamic sizes)."""
+
+
+class ExportError(MedsegError, ValueError):
+    """An export cannot be written as asked: an unsafe output folder, a mask that does not fit the
+    target format, or samples whose files changed; the message names the folder or the samples."""
+
+
+class WorkspaceError(MedsegError, ValueError):
+    """A workspace cannot be created, opened or changed as asked (inside the dataset, not a workspace,
+    unknown sample or revision, a status without its reason, a mask that does not fit the class map)."""

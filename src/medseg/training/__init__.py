@@ -31,3 +31,17 @@ from medseg.training.metrics import dice_iou as dice_iou
 from medseg.training.surface_metrics import assd as assd
 from medseg.training.surface_metrics import hausdorff_distance as hausdorff_distance
 from medseg.training.surface_metrics import hd95 as hd95
+
+# the trainer: data pipeline, optimisation, resumable state, pseudo-labels
+from medseg.training.data import EpochBatches as EpochBatches
+from medseg.training.data import SegmentationData as SegmentationData
+from medseg.training.optim import EpochSchedule as EpochSchedule
+from medseg.training.optim import build_optimizer as build_optimizer
+from medseg.training.optim import encoder_parameters as encoder_parameters
+from medseg.training.pseudo import PseudoLabeler as PseudoLabeler
+from medseg.training.trainer import Trainer as Trainer
+
+# running: torchrun ranks, and a training run in a child process that the GUI follows
+from medseg.training.distributed import DistContext as DistContext
+from medseg.training.distributed import parameter_digest as parameter_digest
+from medseg.training.runner import TrainingProcess as TrainingProcess

@@ -1,0 +1,291 @@
+"""The Predictor: one or more models (an ensemble), their preprocessing, TTA, tiling, outputs.
+
+Every member (checkpoint x TTA transform) sees the same tiles; their
+probabilities are blended separately and then averaged, so the TTA / ensemble
+variance is the spread of whole-image member predictions. Members must share
+the task and the classes; they may differ in preprocessing (each gets its own
+input) and stride (tiles use the least common multiple).
+
+What runs is a copy of each model with BatchNorm folded into the convolutions
+(``fold_bn``, see ``optimise``), in channels_last memory format (the fastest
+layout measured, on the CPU too), on the chosen device; the caller's model is
+only put in eval mode. A model that cannot be folded is itself moved to the
+device and converted to channels_last.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medseg.datasets.classmap import ClassMap
+from medseg.errors import InferenceError, MedsegError, PredictionCancelled
+from medseg.inference.device import (
+    inference_context,
+    prepare_model,
+    resolve_device,
+    resolve_precision,
+)
+from medseg.inference.events import Cancelled, CancelToken, Done, ProgressEvent
+from medseg.inference.optimise import fold_batchnorm
+from medseg.inference.outputs import Prediction, activation, labels_from_probs
+from medseg.inference.preprocess import as_2d, model_input
+from medseg.inference.sliding import BLENDS, iter_sliding_window, plan_tiles
+from medseg.inference.tta import parse_tta
+from medseg.inference.uncertainty import member_variance, predictive_entropy
+from medseg.io.types import ImageData
+from medseg.models.spec import ModelSpec, Preprocessing
+
+DEFAULT_TILE = 512
+Event = ProgressEvent | Done | Cancelled
+
+
+@dataclass
+class Member:
+    """One model with what it needs to be run: a Checkpoint without the file."""
+
+    model: torch.nn.Module
+    spec: ModelSpec
+    classmap: ClassMap
+    preprocessing: Preprocessing
+    name: str = ""
+
+
+def _as_member(source: Any) -> Member:
+    if isinstance(source, Member):
+        return source
+    if isinstance(source, (str, Path)):
+        from medseg.models.checkpoint import load_checkpoint
+
+        source = load_checkpoint(source)
+    if isinstance(source, tuple) and len(source) == 4 and isinstance(source[0], torch.nn.Module):
+        return Member(*source)
+    if all(hasattr(source, a) for a in ("model", "spec", "classmap", "preprocessing")):
+        return Member(source.model, source.spec, source.classmap, source.preprocessing or Preprocessing(),
+                      str(getattr(source, "path", "") or ""))
+    raise InferenceError(f"cannot predict with {type(source).__name__}: give a Checkpoint, a checkpoint path "
+                         "or a (model, spec, classmap, preprocessing) tuple")
+
+
+def _stride(m: Member) -> int:
+    """The input-size multiple the member needs: its preprocessing's, and its architecture's when registered."""
+    stride = int(m.preprocessing.divisible_by or 1)
+    try:
+        from medseg.models import model_stride
+
+        stride = math.lcm(stride, int(model_stride(m.spec)))
+    except (MedsegError, ImportError, ValueError, KeyError, TypeError):
+        pass  # a hand-made model outside the registry: its preprocessing says it all
+    return stride
+
+
+def _check_compatible(members: Sequence[Member]) -> ClassMap:
+    first = members[0]
+    key = (first.classmap.task, first.classmap.ids, first.classmap.names)
+    for m in members:
+        if m.spec.task != m.classmap.task:
+            raise InferenceError(f"model {m.name or m.spec.arch}: spec task {m.spec.task!r} differs from "
+                                 f"its class map's task {m.classmap.task!r}")
+        if m.spec.classes != m.classmap.num_classes:
+            raise InferenceError(f"model {m.name or m.spec.arch}: {m.spec.classes} output channels but its "
+                                 f"class map needs {m.classmap.num_classes}")
+        other = (m.classmap.task, m.classmap.ids, m.classmap.names)
+        if other != key:
+            raise InferenceError(
+                "ensemble members must share task and classes: "
+                f"{first.name or 'member 1'} has {key[0]} {dict(zip(key[1], key[2]))}, "
+                f"{m.name or 'another member'} has {other[0]} {dict(zip(other[1], other[2]))}")
+    return first.classmap
+
+
+class Predictor:
+    """Runs one checkpoint or an ensemble on 2-D images; see the package docstring for the options."""
+
+    def __init__(
+        self,
+        checkpoints: Any,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        tile_size: int | tuple[int, int] | None = None,
+        overlap: float = 0.25,
+        blend: str = "gaussian",
+        tta: str | Iterable[str] = (),
+        batch_size: int = 4,
+        threshold: float = 0.5,
+        pad_border: bool = True,
+        channels_last: bool = True,
+        fold_bn: bool = True,
+    ):
+        sources = checkpoints if isinstance(checkpoints, list) else [checkpoints]
+        if not sources:
+            raise InferenceError("the Predictor needs at least one checkpoint")
+        self.members = [_as_member(s) for s in sources]
+        self.classmap = _check_compatible(self.members)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.channels_last = bool(channels_last)
+        if blend not in BLENDS:
+            raise InferenceError(f"unknown blend {blend!r}; valid: {', '.join(BLENDS)}")
+        if not 0 <= overlap < 1:
+            raise InferenceError(f"overlap must be in [0, 1), got {overlap}")
+        if batch_size < 1:
+            raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 < threshold < 1:
+            raise InferenceError(f"threshold must be in (0, 1), got {threshold}")
+        self.blend, self.overlap, self.batch_size, self.threshold = blend, overlap, batch_size, threshold
+        self.pad_border = pad_border
+        self.tta = parse_tta(tta)
+        self.stride = math.lcm(*(_stride(m) for m in self.members))
+        self.tile = self._tile(tile_size)
+        self._nets: list[torch.nn.Module] = []
+        self.folded: list[bool] = []
+        for m in self.members:
+            net, folded = m.model.eval(), False
+            if fold_bn:  # folded where the model is, so only the copy goes to the device
+                where = next((t.device for t in m.model.parameters()), torch.device("cpu"))
+                probe = torch.rand((1, m.preprocessing.channels, 2 * self.stride, 2 * self.stride),
+                                   generator=torch.Generator().manual_seed(0)).to(where)
+                net, folded = fold_batchnorm(net, probe)
+            self._nets.append(prepare_model(net, self.device, self.channels_last))
+            self.folded.append(folded)
+        # distinct preprocessings, and which input each member reads
+        self._preps: list[Preprocessing] = []
+        self._input_of: list[int] = []
+        for m in self.members:
+            if m.preprocessing not in self._preps:
+                self._preps.append(m.preprocessing)
+            self._input_of.append(self._preps.index(m.preprocessing))
+        bounds = np.cumsum([0] + [p.channels for p in self._preps])
+        self._slices = [slice(int(bounds[i]), int(bounds[i + 1])) for i in self._input_of]
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, spec: ModelSpec, classmap: ClassMap,
+                   preprocessing: Preprocessing | None = None, **options: Any) -> Predictor:
+        """A Predictor for an in-memory model (no checkpoint file needed)."""
+        return cls(Member(model, spec, classmap, preprocessing or Preprocessing()), **options)
+
+    @property
+    def task(self) -> str:
+        return self.classmap.task
+
+    def _tile(self, tile_size: int | tuple[int, int] | None) -> tuple[int, int]:
+        if tile_size is not None:
+            t = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(int(v) for v in tile_size)
+            plan_tiles(1, 1, t, self.overlap, self.stride)  # validates against the stride
+            return t
+        size = self.members[0].preprocessing.input_size or (DEFAULT_TILE, DEFAULT_TILE)
+        # a training size that is not a multiple of the stride is rounded up to one
+        return tuple(-(-int(s) // self.stride) * self.stride for s in size)
+
+    # ------------------------------------------------------------------ running
+    def _inputs(self, image: ImageData | np.ndarray) -> tuple[torch.Tensor, list[str]]:
+        """(1, sum of the distinct preprocessings' channels, H, W) on the device, and the windows used."""
+        arrays, windows = [], []
+        for prep in self._preps:
+            x, window = model_input(image, prep)
+            arrays.append(x)
+            windows.append(window)
+        x = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        return torch.from_numpy(x)[None].to(self.device), windows
+
+    def forward_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Probabilities of every member, (N, members * C, h, w) float32, for a batch of prepared tiles
+        (N, input channels, h, w) on the device: the function the sliding window runs."""
+        task, classes = self.task, self.classmap.num_classes
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        outs = []
+        for member, net, sl in zip(self.members, self._nets, self._slices):
+            x = tiles[:, sl]
+            for t in self.tta:
+                with inference_context(self.device, self.precision):
+                    logits = net(t.forward(x).contiguous(memory_format=fmt))
+                if isinstance(logits, (tuple, list)):  # (mask, aux) from models built with an aux head
+                    logits = logits[0]
+                if logits.ndim != 4 or logits.shape[1] != classes:
+                    raise InferenceError(f"model {member.name or member.spec.arch} returned shape "
+                                         f"{tuple(logits.shape)}; expected (N, {classes}, H, W)")
+                outs.append(t.inverse(activation(logits, task)))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+    def iter_predict(self, image: ImageData | np.ndarray, cancel: CancelToken | None = None
+                     ) -> Generator[Event, None, None]:
+        """Yield ``ProgressEvent``s between tile batches, then one ``Done`` (or ``Cancelled``)."""
+        t_start = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            yield Cancelled(0, 0)
+            return
+        x, windows = self._inputs(image)
+        t_prep = time.perf_counter() - t_start
+        timer = [0.0]
+
+        def timed(tiles: torch.Tensor) -> torch.Tensor:
+            t0 = time.perf_counter()
+            out = self.forward_tiles(tiles)
+            timer[0] += time.perf_counter() - t0
+            return out
+
+        h, w = x.shape[-2:]
+        gen = iter_sliding_window(x, timed, self.tile, self.overlap, self.blend,
+                                  self.batch_size, self.stride, self.pad_border)
+        done = total = 0
+        t_loop = time.perf_counter()
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                blended = stop.value
+                break
+            if cancel is not None and cancel.is_set():
+                gen.close()
+                yield Cancelled(done, total)
+                return
+            yield ProgressEvent(done, total)
+            if cancel is not None and cancel.is_set():
+                gen.close()
+                yield Cancelled(done, total)
+                return
+        t_post0 = time.perf_counter()
+        plan = plan_tiles(h, w, self.tile, self.overlap, self.stride, self.pad_border)
+        meta = {"device": str(self.device), "precision": self.precision, "tile": list(self.tile),
+                "tiles": len(plan.windows), "whole_image": plan.whole, "batches": total,
+                "tta": [t.name for t in self.tta[1:]], "models": len(self.members),
+                "members": len(self.members) * len(self.tta), "window": windows[0] if len(windows) == 1 else windows,
+                "blend": self.blend, "overlap": self.overlap, "threshold": self.threshold,
+                "channels_last": self.channels_last, "bn_folded": self.folded,
+                "time_preprocess_s": t_prep, "time_forward_s": timer[0],
+                "time_blend_s": t_post0 - t_loop - timer[0]}
+        prediction = self._finish(blended[0], meta)
+        meta["time_postprocess_s"] = time.perf_counter() - t_post0
+        meta["time_s"] = time.perf_counter() - t_start
+        yield Done(prediction)
+
+    def _finish(self, blended: torch.Tensor, meta: dict[str, Any]) -> Prediction:
+        c = self.classmap.num_classes
+        members = blended.view(-1, c, *blended.shape[-2:])
+        probs = members[0] if members.shape[0] == 1 else members.mean(0)
+        variance = member_variance(members).cpu().numpy() if members.shape[0] > 1 else None
+        return Prediction(
+            labels=labels_from_probs(probs, self.classmap, self.threshold),
+            probs=np.ascontiguousarray(probs.cpu().numpy(), dtype=np.float32),
+            uncertainty=predictive_entropy(probs, self.task).cpu().numpy(),
+            variance=variance,
+            classmap=self.classmap,
+            meta=meta,
+        )
+
+    def predict(self, image: ImageData | np.ndarray, cancel: CancelToken | None = None) -> Prediction:
+        """The Prediction for one 2-D image; raises ``PredictionCancelled`` if ``cancel`` is set."""
+        as_2d(image)  # fail on a volume before any work
+        for event in self.iter_predict(image, cancel):
+            if isinstance(event, Done):
+                return event.prediction
+            if isinstance(event, Cancelled):
+                raise PredictionCancelled(f"prediction cancelled after {event.done} of {event.total} tile batches")
+        raise AssertionError("iter_predict ended without a result")

@@ -1,0 +1,189 @@
+"""Safe fixes for what QC finds: binarise grey noise, remove specks, fill holes.
+
+``apply_fix`` is pure: it returns a new mask and a summary, and never
+touches a file or a workspace. ``offer_fixes`` is the only place fixes are
+saved, and only when it is called: each fix becomes its own workspace
+revision with origin "auto-fix" (so each can be reviewed and reverted); QC
+itself never runs a fix.
+
+Summaries: ``n_changed`` pixels whose label changed; ``gained`` / ``lost``
+{class id (0 = background): pixels}; ``changed`` {foreground class id:
+pixels entering or leaving it} as the workspace counts revisions. Stored grey
+values of a raw mask belong to no class: binarising them counts as a gain
+for the class they join and a loss for none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medseg.datasets.classmap import ClassMap
+from medseg.errors import MedsegError, UnknownNameError
+from medseg.qc.checks_masks import hole_table, speck_threshold
+
+FIXES = frozenset({"binarise", "remove_specks", "fill_holes"})
+ORDER = ("binarise", "remove_specks", "fill_holes")  # ids first: specks and holes are defined on class ids
+_SPECK_DEFAULTS = {"min_pixels": 20, "min_fraction": 0.0005}
+
+
+class FixError(MedsegError, ValueError):
+    """A fix cannot apply to this mask (wrong task, wrong shape, unknown parameter)."""
+
+
+def apply_fix(name: str, mask: np.ndarray, classmap: ClassMap, **params) -> tuple[np.ndarray, dict]:
+    """``mask`` with fix ``name`` applied, and a summary of what changed (see the module doc).
+
+    * ``binarise`` (binary class maps): foreground iff value >= half the
+      nominal maximum (``rule``, ``nominal_max`` as :func:`medseg.io.masks.binarise`).
+    * ``remove_specks``: 8-connected components of at most ``max_pixels``
+      pixels (default: below the ``specks`` check's threshold) of ``classes``
+      (default all) take the label most common on their outer ring
+      (background beside a lone speck; the enclosing class for a speck inside
+      another class).
+    * ``fill_holes``: enclosed background regions take the class around them;
+      with ``max_fraction`` only holes smaller than that share of their object.
+    """
+    if name not in FIXES:
+        raise UnknownNameError("fix", name, sorted(FIXES))
+    mask = np.asarray(mask)
+    fn = {"binarise": _binarise, "remove_specks": _remove_specks, "fill_holes": _fill_holes}[name]
+    try:
+        new, extra = fn(mask, classmap, **params)
+    except TypeError as e:
+        raise FixError(f"fix {name!r}: {e}") from None
+    nominal = extra["report"]["nominal_max"] if name == "binarise" else None
+    summary = {"fix": name, "params": params, **extra, **_diff(mask, new, classmap, nominal)}
+    return new, summary
+
+
+def _binarise(mask, classmap, rule="half", nominal_max=None):
+    from medseg.io.masks import binarise
+
+    if classmap.task != "binary":
+        raise FixError(f"binarise applies to binary class maps; this one is {classmap.task} "
+                       f"({', '.join(classmap.names)}): ids outside it have no safe fix")
+    new, report = binarise(mask, rule=rule, nominal_max=nominal_max)
+    return new, {"report": report.to_dict()}
+
+
+def _remove_specks(mask, classmap, max_pixels=None, classes=None):
+    from scipy import ndimage as ndi
+
+    shape = mask.shape[:-1] if classmap.task == "multilabel" else mask.shape
+    if max_pixels is None:
+        max_pixels = speck_threshold(shape, **_SPECK_DEFAULTS) - 1
+    new = mask.copy()
+    removed = 0
+    full = np.ones((3,) * len(shape), bool)
+    chosen = None if classes is None else {int(c) for c in classes}
+    if classmap.task == "multilabel":
+        for i, cid in enumerate(classmap.ids):
+            if chosen is not None and cid not in chosen:
+                continue
+            labels, _ = ndi.label(mask[..., i], structure=full)
+            sizes = np.bincount(labels.ravel())
+            small = np.flatnonzero(sizes <= max_pixels)
+            small = small[small > 0]
+            new[..., i][np.isin(labels, small)] = False
+            removed += small.size
+        return new, {"n_components": removed, "max_pixels": int(max_pixels)}
+    for cid in [int(c) for c in np.unique(mask) if c != 0 and (chosen is None or int(c) in chosen)]:
+        labels, _ = ndi.label(mask == cid, structure=full)
+        sizes = np.bincount(labels.ravel())
+        small = [int(k) for k in np.flatnonzero(sizes <= max_pixels) if k > 0]
+        removed += _relabel(new, mask, labels, small)
+    return new, {"n_components": removed, "max_pixels": int(max_pixels)}
+
+
+def _fill_holes(mask, classmap, max_fraction=None):
+    filled = 0
+    if classmap.task == "multilabel":
+        new = mask.copy()
+        for i in range(mask.shape[-1]):
+            labels, ids, sizes, hosts = hole_table(mask[..., i])
+            keep = ids if max_fraction is None else ids[sizes < max_fraction * hosts]
+            new[..., i] |= np.isin(labels, keep)
+            filled += keep.size
+        return new, {"n_holes": filled}
+    new = mask.copy()
+    labels, ids, sizes, hosts = hole_table(mask > 0)
+    keep = ids if max_fraction is None else ids[sizes < max_fraction * hosts]
+    filled = _relabel(new, mask, labels, [int(k) for k in keep], exclude_background=True)
+    return new, {"n_holes": filled}
+
+
+def _relabel(new: np.ndarray, mask: np.ndarray, labels: np.ndarray, ids, exclude_background=False) -> int:
+    """Give each region ``ids`` of ``labels`` the label most common on its outer (8-connected) ring."""
+    from scipy import ndimage as ndi
+
+    boxes = ndi.find_objects(labels)
+    full = np.ones((3,) * labels.ndim, bool)
+    for k in ids:
+        sl = boxes[k - 1]
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        local = labels[grown] == k
+        ring = ndi.binary_dilation(local, structure=full) & ~local
+        values = mask[grown][ring]
+        if exclude_background:
+            values = values[values != 0]
+        if values.size == 0 and exclude_background:
+            continue
+        value = np.bincount(values.astype(np.int64)).argmax() if values.size else 0
+        new[grown][local] = value
+    return len(ids)
+
+
+def _diff(old: np.ndarray, new: np.ndarray, classmap: ClassMap, raw_nominal: float | None) -> dict:
+    if classmap.task == "multilabel":
+        lost = {cid: int((old[..., i] & ~new[..., i]).sum()) for i, cid in enumerate(classmap.ids)}
+        gained = {cid: int((new[..., i] & ~old[..., i]).sum()) for i, cid in enumerate(classmap.ids)}
+        n = int((old != new).any(axis=-1).sum())
+        return {"n_changed": n, "gained": gained, "lost": lost,
+                "changed": {c: gained[c] + lost[c] for c in classmap.ids}}
+    if raw_nominal is not None:
+        # a raw 0/255 mask: 0 is background, the nominal maximum is class 1, anything else no class yet
+        old = np.where(old == 0, 0, np.where(old == raw_nominal, 1, -1))
+    classes = [0, *classmap.ids]
+    gained = {c: int(((new == c) & (old != c)).sum()) for c in classes}
+    lost = {c: int(((old == c) & (new != c)).sum()) for c in classes}
+    return {"n_changed": int((old != new).sum()), "gained": gained, "lost": lost,
+            "changed": {c: gained[c] + lost[c] for c in classmap.ids}}
+
+
+def offer_fixes(ws, findings, names=None, author: str | None = None) -> list:
+    """Save the fixes ``findings`` offer as "auto-fix" revisions of a workspace; the new revisions.
+
+    Only findings whose ``fix`` is in ``names`` (default: every fix) count.
+    Each sample gets at most one revision per fix, applied to its current
+    head in the order binarise, remove_specks, fill_holes with the parameters
+    the finding recorded, and none where the fix changes nothing (already
+    fixed, or corrected since QC). Excluded samples are left alone.
+    """
+    wanted = set(FIXES if names is None else ([names] if isinstance(names, str) else names))
+    unknown = sorted(wanted - FIXES)
+    if unknown:
+        raise UnknownNameError("fix", unknown[0], sorted(FIXES))
+    todo: dict[str, dict[str, dict]] = {}
+    for f in findings:
+        if f.fix in wanted:
+            todo.setdefault(f.sample_id, {})[f.fix] = dict((f.details or {}).get("fix_params") or {})
+    saved = []
+    for sid, fixes in todo.items():
+        if ws.sample(sid).status == "excluded":
+            continue
+        for name in (n for n in ORDER if n in fixes):
+            head = ws.sample(sid).head_revision
+            new, summary = apply_fix(name, ws.current_mask(sid), ws.classmap, **fixes[name])
+            if summary["n_changed"] == 0:
+                continue
+            rev = ws.save_revision(sid, new, origin="auto-fix", author=author, note=_note(summary))
+            if rev.id != head:
+                saved.append(rev)
+    return saved
+
+
+def _note(summary: dict) -> str:
+    parts = {"remove_specks": lambda s: f"removed {s['n_components']} speck(s) of <= {s['max_pixels']} px",
+             "fill_holes": lambda s: f"filled {s['n_holes']} hole(s)",
+             "binarise": lambda s: "binarised grey values"}
+    return f"auto-fix {summary['fix']}: {parts[summary['fix']](summary)}, {summary['n_changed']:,} pixels changed"

@@ -1,0 +1,187 @@
+"""``run_qc``: one decoding pass over a dataset or workspace, every check, one report.
+
+Each sample's image and mask are decoded once (in a few threads: decoding and
+scipy release the GIL); every per-sample check runs on that decoded view, and
+dataset-wide checks keep only small measures (hashes, thumbnails, numbers)
+from it. Findings are collected in memory and, for a workspace, written in one
+transaction at the very end, so an interrupted run (Ctrl-C, closing the
+generator) leaves the workspace's findings as they were. QC never changes a
+mask: fixes are only offered (see :mod:`medseg.qc.fixes`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from medseg.errors import MedsegError
+from medseg.qc.checks_base import DatasetContext, SampleView
+from medseg.qc.checks_files import problem_finding
+from medseg.qc.checks_registry import CHECKS, FEATURES, resolve_checks, resolve_params
+from medseg.qc.findings import Finding, severity_rank
+from medseg.qc.report import QCProgress, QCReport
+from medseg.qc.sources import as_source
+
+_ORDER = {name: n for n, name in enumerate(CHECKS)}
+
+
+def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | None = None, *,
+           workers: int | None = None) -> Iterator[QCProgress | QCReport]:
+    """Check ``source`` (a ``Dataset`` or a ``Workspace``): yields ``QCProgress`` events, then the ``QCReport``.
+
+    ``checks``: names (list or "a,b") from ``CHECKS``, default all;
+    ``params``: {check: {parameter: value}} overriding the defaults;
+    ``workers``: decoding threads (default :func:`default_workers`).
+    A workspace gets the findings stored with source "qc" (replacing the
+    previous findings of the checks that ran) when the report is yielded.
+    """
+    selected = resolve_checks(checks)
+    p = resolve_params(selected, params)
+    src = as_source(source)
+    names = {c.name for c in selected}
+    started = time.perf_counter()
+    timings: dict[str, float] = defaultdict(float)
+
+    ids = src.sample_ids()
+    per_sample = [c for c in selected if c.stage == "sample"]
+    dataset_wide = [c for c in selected if c.stage == "dataset"]
+    features = sorted({f for c in dataset_wide for f in c.needs})
+    decode = bool(per_sample or dataset_wide or names & {"unreadable", "size_mismatch"})
+    total = (len(ids) if decode else 0) + len(dataset_wide)
+
+    t = time.perf_counter()
+    # findings the workspace already stores under "index" are reported, not stored again
+    known = [f for f in src.index_findings() if f.check in names]
+    stored = [f for f in src.change_findings() if f.check in names]
+    timings["index"] = time.perf_counter() - t
+
+    table: dict[str, dict] = {f: {} for f in features}
+    examine = _examiner(src, per_sample, features, p, names)
+    if decode:
+        yield QCProgress(0, total, "samples")
+        n_workers = workers if workers is not None else default_workers()
+        for done, (sid, (found, measured, spent)) in enumerate(_ordered_map(examine, ids, n_workers), 1):
+            stored += found
+            for key, value in measured.items():
+                table[key][sid] = value
+            for key, sec in spent.items():
+                timings[key] += sec
+            yield QCProgress(done, total, "samples", sid)
+
+    ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
+    base = len(ids) if decode else 0
+    for k, c in enumerate(dataset_wide, 1):
+        t = time.perf_counter()
+        stored += c.decide(table, ctx, p[c.name])
+        timings[c.name] += time.perf_counter() - t
+        yield QCProgress(base + k, total, c.name)
+
+    position = {sid: n for n, sid in enumerate(ids)}
+    findings = sorted(known + stored, key=lambda f: (-severity_rank(f.severity), _ORDER.get(f.check, 99),
+                                                     position.get(f.sample_id, len(position)), f.sample_id))
+    by_check = defaultdict(int)
+    for f in findings:
+        by_check[f.check] += 1
+    report = QCReport(findings, dict(by_check), len(ids), time.perf_counter() - started, dict(timings),
+                      [c.name for c in selected], p, str(src.root))
+    src.save(stored, names)
+    yield report
+
+
+def default_workers() -> int:
+    """CPUs minus one (the GUI or the caller keeps one), at least 1, at most 4: beyond that, reading
+    files is the limit. On a busy 2-core machine the 612 CVC-ClinicDB frames took 7.0 s with one
+    thread and 7.7-9.2 s with two."""
+    return min(4, max(1, (os.cpu_count() or 2) - 1))
+
+
+def qc(source, checks=None, params=None, *, workers: int | None = None,
+       progress: Callable[[QCProgress], None] | None = None) -> QCReport:
+    """``run_qc`` run to the end: the report (``progress`` is called with each event)."""
+    report = None
+    for event in run_qc(source, checks, params, workers=workers):
+        if isinstance(event, QCReport):
+            report = event
+        elif progress is not None:
+            progress(event)
+    return report
+
+
+def _examiner(src, per_sample, features, p, names) -> Callable[[str], tuple]:
+    want_raw = "mask_values" in names
+
+    def examine(sid: str) -> tuple[list[Finding], dict, dict]:
+        spent: dict[str, float] = {}
+        t = time.perf_counter()
+        try:
+            view = src.load(sid, want_raw)
+        except (MedsegError, OSError, ValueError) as e:
+            found = [problem_finding("unreadable", getattr(e, "path", None), f"cannot be decoded: {e}", sid)]
+            return [f for f in found if f.check in names], {}, {"decode": time.perf_counter() - t}
+        spent["decode"] = time.perf_counter() - t
+        found = _size_mismatch(view) if "size_mismatch" in names else []
+        for c in per_sample:
+            t = time.perf_counter()
+            found += _guarded(c, view, p[c.name])
+            spent[c.name] = time.perf_counter() - t
+        measured = {}
+        for name in features:
+            t = time.perf_counter()
+            try:
+                measured[name] = FEATURES[name](view)
+            except (ValueError, MedsegError, MemoryError) as e:
+                found.append(_failed(name, view, e))
+            spent[name] = time.perf_counter() - t
+        return found, measured, spent
+
+    return examine
+
+
+def _guarded(check, view: SampleView, params: dict) -> list[Finding]:
+    """One odd sample (a 1-pixel mask, a 4-D array) fails its own check, not the whole run."""
+    try:
+        return check.run(view, params)
+    except (ValueError, IndexError, TypeError, MedsegError, MemoryError) as e:
+        return [_failed(check.name, view, e)]
+
+
+def _failed(name: str, view: SampleView, e: BaseException) -> Finding:
+    return Finding(view.id, name, "error", f"check could not run on this sample: {type(e).__name__}: {e}",
+                   path=view.where(), details={"failed": True})
+
+
+def _size_mismatch(view: SampleView) -> list[Finding]:
+    if view.image is None:
+        return []
+    shape = view.image.shape[:-1] if view.rgb else view.image.shape
+    if tuple(shape) == tuple(view.spatial_shape):
+        return []
+    return [Finding(view.id, "size_mismatch", "error",
+                    f"image is {'x'.join(map(str, shape))} but its mask is "
+                    f"{'x'.join(map(str, view.spatial_shape))}: mask checks ran on the mask alone",
+                    path=view.where(), details={"image_shape": list(shape), "mask_shape": list(view.spatial_shape)})]
+
+
+def _ordered_map(fn: Callable, items: list, workers: int) -> Iterator[tuple]:
+    """(item, fn(item)) in input order, at most ``2 * workers`` in flight; stopping early cancels the rest."""
+    if workers <= 1:
+        for x in items:
+            yield x, fn(x)
+        return
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medseg-qc") as pool:
+        try:
+            for x in items:
+                pending.append((x, pool.submit(fn, x)))
+                if len(pending) >= 2 * workers:
+                    x0, f0 = pending.popleft()
+                    yield x0, f0.result()
+            while pending:
+                x0, f0 = pending.popleft()
+                yield x0, f0.result()
+        finally:
+            for _, f in pending:
+                f.cancel()

@@ -1,0 +1,179 @@
+"""Where QC reads samples from: a bare dataset (masks from the source files) or a workspace
+(masks from the head revisions; the source files only for the raw grey values).
+
+Both hand out :class:`~medseg.qc.checks_base.SampleView` objects and the
+findings indexing already made, and a workspace stores the run's findings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import MaskError
+from medseg.qc.checks_base import SampleView
+from medseg.qc.checks_files import KIND_TO_CHECK, problem_finding
+from medseg.qc.findings import Finding
+
+
+def read_raw(sample, classmap) -> dict:
+    """The sample's mask as its layout reads it, plus what the stored values were.
+
+    Keys: ``mask`` (class ids / channels), ``raw`` and ``raw_report`` (single
+    grey binary file: values as stored and the report of binarising them),
+    ``raw_reports`` (one report per class file), ``raw_bad_ids`` (id masks:
+    [(id, pixels)] the class map lacks), ``mask_path``.
+    """
+    from medseg.io.masks import binarise, read_mask, read_mask_values
+
+    paths = list(sample.mask_paths.values())
+    out = {"mask_path": str(paths[0]) if paths else None}
+    if sample.mask_kind == "binary":
+        path = Path(paths[0])
+        raw = read_mask_values(path)
+        if _clean_binary(raw):
+            out.update(mask=(raw > 0).astype(np.uint8), raw=raw)  # nothing for binarise to decide
+            return out
+        try:
+            mask, report = binarise(raw)
+        except ValueError as e:
+            raise MaskError(path, str(e)) from None
+        out.update(mask=mask, raw=raw, raw_report=report)
+    elif sample.mask_kind == "ids":
+        path = Path(paths[0])
+        raw = read_mask(path, classmap)
+        values, counts = np.unique(raw, return_counts=True)
+        valid = {0, *classmap.ids}
+        out.update(mask=raw, raw_bad_ids=[(int(v), int(c)) for v, c in zip(values, counts) if int(v) not in valid])
+    elif sample.mask_kind == "merge":
+        mask, reports = sample.load_mask(return_report=True)
+        out.update(mask=mask, raw_reports=reports)
+    else:
+        out["mask"] = sample.load_mask()
+    return out
+
+
+def _clean_binary(raw: np.ndarray) -> bool:
+    """An 8-bit mask holding only 0 and 255 (or only 0 and 1): a bincount is 10x cheaper than binarise's
+    np.unique, and most masks are clean."""
+    if raw.dtype != np.uint8:
+        return False
+    present = set(np.flatnonzero(np.bincount(raw.ravel(), minlength=256)).tolist())
+    return present <= {0, 255} or present <= {0, 1}
+
+
+def _image(loaded) -> tuple[np.ndarray, bool, str]:
+    return loaded.array, bool(loaded.rgb), loaded.source
+
+
+class DatasetSource:
+    in_workspace = False
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.classmap = dataset.classmap
+        self.root = Path(dataset.root)
+        self._by_id = {s.id: s for s in dataset.samples}
+
+    def sample_ids(self) -> list[str]:
+        return [s.id for s in self.dataset.samples]
+
+    def group(self, sid: str) -> str:
+        return self._by_id[sid].group
+
+    def path(self, sid: str) -> str:
+        return str(self._by_id[sid].image_path)
+
+    def index_findings(self) -> list[Finding]:
+        return [problem_finding(p.kind, p.path, p.message) for p in self.dataset.problems]
+
+    def change_findings(self) -> list[Finding]:
+        return []  # a bare dataset has no imported state to differ from
+
+    def load(self, sid: str, want_raw: bool) -> SampleView:
+        s = self._by_id[sid]
+        parts = read_raw(s, self.classmap)
+        array, rgb, _ = _image(s.load_image())
+        return SampleView(sid, parts.pop("mask"), self.classmap, image=array, rgb=rgb, group=s.group,
+                          image_path=str(s.image_path), **parts)
+
+    def save(self, findings: list[Finding], ran: set[str]) -> None:
+        """A bare dataset stores nothing: QC never writes next to the source files."""
+
+
+class WorkspaceSource:
+    in_workspace = True
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.classmap = ws.classmap
+        self.root = Path(ws.root)
+        self._records = {r.id: r for r in ws.samples()}
+        changes = list(getattr(ws, "source_changes", None) or [])
+        self._changes = changes
+        self._changed = {c.sample_id for c in changes}
+        self._missing = {c.sample_id for c in changes if c.kind == "missing" and c.sample_id in self._records
+                         and Path(c.path) == Path(self._records[c.sample_id].image_path)}
+
+    def sample_ids(self) -> list[str]:
+        return list(self._records)
+
+    def group(self, sid: str) -> str:
+        return self._records[sid].group
+
+    def path(self, sid: str) -> str:
+        return str(self._records[sid].image_path)
+
+    def index_findings(self) -> list[Finding]:
+        """Indexing problems the workspace stored at creation (source "index"), under QC's check names."""
+        out = []
+        for f in self.ws.findings(source="index"):
+            check, severity = KIND_TO_CHECK.get(f.check, (f.check, f.severity))
+            out.append(Finding(f.sample_id, check, severity, f.message, f.value, f.path, f.fix,
+                               {**f.details, "kind": f.check, "stored_as": "index"}))
+        return out
+
+    def change_findings(self) -> list[Finding]:
+        out = []
+        for c in self._changes:
+            if c.kind == "missing":
+                msg = f"source file {c.path} vanished since the workspace was made; its revisions are kept"
+                out.append(problem_finding("source_missing", c.path, msg, c.sample_id))
+            else:
+                msg = (f"source file {c.path} changed since the workspace imported it; the workspace keeps "
+                       "the imported revision (re-import to take the new file)")
+                out.append(problem_finding("source_changed", c.path, msg, c.sample_id))
+        return out
+
+    def load(self, sid: str, want_raw: bool) -> SampleView:
+        rec = self._records[sid]
+        mask = self.ws.current_mask(sid)
+        # A vanished image leaves the head mask to check; a changed source is not the one imported,
+        # so its raw values say nothing about the head (source_changed reports it).
+        array, rgb = None, False
+        if sid not in self._missing:
+            array, rgb, _ = _image(self.ws.image(sid))
+        parts = {"mask_path": str(next(iter(rec.mask_paths.values()), rec.image_path))}
+        if want_raw and sid not in self._changed:
+            parts = read_raw(self.ws.source_sample(sid), self.classmap)
+            parts.pop("mask")
+        return SampleView(sid, mask, self.classmap, image=array, rgb=rgb, group=rec.group,
+                          image_path=str(rec.image_path), in_workspace=True, **parts)
+
+    def save(self, findings: list[Finding], ran: set[str]) -> None:
+        """One transaction: this run's findings replace the previous run's for the checks that ran;
+        findings of checks not run this time are kept."""
+        kept = [f for f in self.ws.findings(source="qc") if f.check not in ran]
+        self.ws.add_findings(kept + findings, source="qc", replace=True)
+
+
+def as_source(source):
+    from medseg.datasets import Dataset
+
+    if isinstance(source, Dataset):
+        return DatasetSource(source)
+    if hasattr(source, "current_mask") and hasattr(source, "add_findings"):
+        return WorkspaceSource(source)
+    raise TypeError(f"run_qc takes a medseg.datasets.Dataset or a medseg.workspace.Workspace, "
+                    f"got {type(source).__name__}; open a folder with open_dataset(path) or Workspace.open(path)")

@@ -1,0 +1,179 @@
+"""Making a workspace: index the dataset, hash its files, import every mask as revision 1.
+
+The imported revision is the mask as the layout reads it (``Sample.load_mask``):
+class ids for id masks, 0/1 for grey binary masks. Binarising a grey mask
+re-assigns pixels; its ``BinariseReport`` goes into the revision's note
+(one sentence) and details (the whole report), so "42 grey levels -> background"
+is visible in the history. The raw values are not lost: the source file's
+SHA-256 is kept and ``Workspace.source_sample(id)`` reads the file again, which
+is what QC's grey-noise check looks at.
+
+Samples whose files the indexer could not use, and samples whose mask cannot be
+decoded, are stored as findings with source "index" (they have no revision).
+
+The workspace is marked "creating" until the one final transaction marks it
+"ready"; an interrupted or failed create removes what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import medseg
+from medseg.errors import MedsegError, WorkspaceError
+from medseg.workspace.annotations import finding_rows, insert_findings
+from medseg.workspace.blobs import BlobStore, fsync_dir, mask_sha256
+from medseg.workspace.masks import canonical_mask
+from medseg.workspace.records import CreateProgress
+from medseg.workspace.sources import (
+    HashCache,
+    encode_mask_paths,
+    relative,
+    sample_files,
+)
+from medseg.workspace.store import DB_NAME, connect, now, write
+
+# Problems that make a sample unusable are errors; a file that is merely extra is a warning or info.
+_PROBLEM_SEVERITY = {"unreadable": "error", "size_mismatch": "error", "missing_slice": "error",
+                     "bad_row": "error", "image_without_mask": "warning", "mask_without_image": "warning",
+                     "duplicate_stem": "warning", "unsupported_file": "info"}
+_MAX_PENDING = 32  # blobs being written at once: bounds memory on big datasets
+
+
+def refuse_inside(ws: Path, dataset_root: Path) -> None:
+    ws, root = ws.resolve(), dataset_root.resolve()
+    if ws == root or root in ws.parents:
+        raise WorkspaceError(f"{ws}: a workspace cannot be inside the dataset it reviews ({root}); "
+                             "put it beside the dataset, e.g. " + str(root.parent / (root.name + "-workspace")))
+
+
+def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None):
+    from medseg.datasets import open_dataset
+    from medseg.workspace.workspace import Workspace, default_author
+
+    ws_root, given = Path(path).absolute(), Path(dataset_root).absolute()
+    refuse_inside(ws_root, given)
+    if (ws_root / DB_NAME).exists():
+        raise WorkspaceError(f"{ws_root}: already a workspace; open it with Workspace.open")
+    if ws_root.exists() and (not ws_root.is_dir() or any(ws_root.iterdir())):
+        raise WorkspaceError(f"{ws_root}: exists and is not an empty folder; a workspace needs a new or empty one")
+    yield CreateProgress("index", 0, 0, message=f"indexing {given}")
+    ds = open_dataset(given, layout, group_by=group_by)
+    root = ds.root.absolute()
+    refuse_inside(ws_root, root)
+    author = author or default_author()
+    made_folder = not ws_root.exists()
+    ws_root.mkdir(parents=True, exist_ok=True)
+    conn = None
+    try:
+        conn = connect(ws_root / DB_NAME, create=True)
+        with write(conn):
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+                ("state", "creating"), ("dataset_root", str(root)), ("layout", ds.layout),
+                ("group_by", group_by), ("classmap", ds.classmap.to_json()), ("created", now()),
+                ("created_by", author), ("medseg_version", medseg.__version__)])
+        samples, findings = [], [_problem_finding(p) for p in ds.problems]
+        yield from _import(ds, root, BlobStore(ws_root / "masks"), samples, findings)
+        yield CreateProgress("commit", len(samples), len(samples), message="writing the workspace database")
+        _commit(conn, samples, finding_rows(findings, "index"), author)
+        conn.close()
+        conn = None
+        ws = Workspace.open(ws_root, verify="none")
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        _remove_partial(ws_root, made_folder)
+        raise
+    yield ws
+
+
+def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list):
+    from medseg.qc.findings import Finding
+
+    cache, written = HashCache(), []
+    n = len(ds.samples)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending: deque = deque()
+        for i, s in enumerate(ds.samples, 1):
+            try:
+                mask, report = s.load_mask(return_report=True)
+                canon = canonical_mask(mask, ds.classmap, s.id)
+            except (MedsegError, OSError, ValueError) as e:
+                findings.append(Finding(s.id, "unreadable", "error", f"mask cannot be imported: {e}",
+                                        path=str(next(iter(s.mask_paths.values()), s.image_path))))
+                yield CreateProgress("import", i, n, s.id, message=f"skipped {s.id}: {e}")
+                continue
+            sha = mask_sha256(canon)
+            pending.append(pool.submit(blobs.put, canon, sha, sync_dir=False))
+            files = sample_files(s.image_path, s.mask_paths)
+            hashes = {role: cache.sha256(p) for role, p in files.items()}
+            samples.append({
+                "id": s.id, "image_path": relative(s.image_path, root),
+                "mask_paths": encode_mask_paths(s.mask_paths, root), "mask_kind": s.mask_kind,
+                "extra": json.dumps(s.extra, default=str), "group": s.group,
+                "image_sha256": hashes.pop("image"),
+                "mask_source_sha256": json.dumps({k.split(":", 1)[1]: v for k, v in hashes.items()}),
+                "source_stat": json.dumps({relative(p, root): cache.stat(p) for p in files.values()}),
+                "sha": sha, **_import_note(s, report)})
+            written.append(sha)
+            while len(pending) > _MAX_PENDING:
+                pending.popleft().result()
+            yield CreateProgress("import", i, n, s.id)
+        for f in pending:
+            f.result()  # a failed blob write fails the create
+        folders = sorted({blobs.path(sha).parent for sha in written})
+        list(pool.map(fsync_dir, folders))  # concurrent fsyncs share journal commits
+
+
+def _import_note(sample, report) -> dict:
+    files = ", ".join(Path(p).name for p in sample.mask_paths.values())
+    reports = {} if report is None else report if isinstance(report, dict) else {None: report}
+    # Only binarising that re-assigned pixels is worth a note; a clean 0/255 mask imports as it is.
+    reports = {cid: r for cid, r in reports.items() if r.grey_levels}
+    if not reports:
+        return {"note": f"imported from {files}", "details": {}}
+    parts = [(f"class {cid}: " if cid is not None else "") + r.summary() for cid, r in reports.items()]
+    details = {("mask" if cid is None else str(cid)): r.to_dict() for cid, r in reports.items()}
+    return {"note": f"imported from {files}; binarised: " + "; ".join(parts), "details": {"binarise": details}}
+
+
+def _commit(conn, samples: list[dict], findings: list[tuple], author: str) -> None:
+    created = now()
+    with write(conn):
+        for pos, s in enumerate(samples):
+            conn.execute('INSERT INTO samples (id, image_path, mask_paths, mask_kind, extra, "group", image_sha256, '
+                         "mask_source_sha256, source_stat, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (s["id"], s["image_path"], s["mask_paths"], s["mask_kind"], s["extra"], s["group"],
+                          s["image_sha256"], s["mask_source_sha256"], s["source_stat"], pos))
+            rev = conn.execute("INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, "
+                               "note, details) VALUES (?, NULL, ?, ?, ?, 'imported', ?, ?)",
+                               (s["id"], s["sha"], created, author, s["note"], json.dumps(s["details"]))).lastrowid
+            conn.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev, s["id"]))
+            conn.execute("INSERT INTO status_log (sample_id, status, reason, time, author) "
+                         "VALUES (?, 'unreviewed', NULL, ?, ?)", (s["id"], created, author))
+        insert_findings(conn, findings)
+        conn.execute("UPDATE meta SET value = 'ready' WHERE key = 'state'")
+
+
+def _problem_finding(problem):
+    from medseg.qc.findings import Finding
+
+    return Finding(sample_id=Path(problem.path).stem, check=problem.kind,
+                   severity=_PROBLEM_SEVERITY.get(problem.kind, "warning"), message=problem.message,
+                   path=str(problem.path))
+
+
+def _remove_partial(ws_root: Path, made_folder: bool) -> None:
+    """Undo a create that did not finish: only what this create wrote."""
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"):
+        (ws_root / name).unlink(missing_ok=True)
+    shutil.rmtree(ws_root / "masks", ignore_errors=True)
+    if made_folder:
+        try:
+            ws_root.rmdir()
+        except OSError:
+            pass

@@ -1,0 +1,108 @@
+"""What the workspace hands out: plain dataclasses, detached from the database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("unreviewed", "accepted", "corrected", "excluded")
+ORIGINS = ("imported", "manual", "auto-fix", "model", "revert")
+CHANGE_KINDS = ("changed", "missing")
+
+
+def check_status(status: str) -> None:
+    if status not in STATUSES:
+        from medseg.errors import WorkspaceError
+
+        raise WorkspaceError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}")
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One sample as the workspace knows it. Paths are absolute, under the dataset root."""
+
+    id: str
+    image_path: Path
+    mask_paths: dict[Any, Path]
+    group: str
+    image_sha256: str
+    status: str
+    reason: str | None
+    head_revision: int | None
+    mask_source_sha256: dict[str, str] = field(default_factory=dict)
+    mask_kind: str = "binary"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One saved label state of a sample.
+
+    ``changed`` maps a foreground class id to the pixels whose membership in
+    that class differs from the parent revision (a pixel moved from class 1 to
+    class 2 counts once for each); ``n_changed`` counts pixels whose label
+    differs at all. The first (imported) revision has no parent: both are
+    empty. ``details`` holds facts about how the content was made, e.g. the
+    binarise report of an imported grey mask.
+    """
+
+    id: int
+    sample_id: str
+    parent_id: int | None
+    mask_sha256: str
+    created: str
+    author: str
+    origin: str
+    note: str | None
+    changed: dict[int, int]
+    n_changed: int
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, r) -> Revision:
+        """From a ``revisions`` table row."""
+        return cls(id=r["id"], sample_id=r["sample_id"], parent_id=r["parent_id"], mask_sha256=r["mask_sha256"],
+                   created=r["created"], author=r["author"], origin=r["origin"], note=r["note"],
+                   changed={int(k): v for k, v in json.loads(r["changed"]).items()}, n_changed=r["n_changed"],
+                   details=json.loads(r["details"]))
+
+
+@dataclass(frozen=True)
+class SourceChange:
+    """A source file that differs from (``changed``) or vanished since (``missing``) the last import."""
+
+    sample_id: str
+    path: Path
+    kind: str
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    sample_id: str
+    status: str
+    reason: str | None
+    time: str
+    author: str
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A model run (training, prediction, ranking) and the revision of each sample it used."""
+
+    run_id: str
+    checkpoint: str
+    kind: str
+    created: str
+    revisions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class CreateProgress:
+    """One step of ``iter_create``: ``stage`` is "index", "import" or "commit"."""
+
+    stage: str
+    done: int
+    total: int
+    sample_id: str | None = None
+    message: str = ""

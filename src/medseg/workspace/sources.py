@@ -1,0 +1,136 @@
+"""The source files behind each sample: how they are stored, hashed, and checked for changes.
+
+Paths are stored relative to the dataset root, so a dataset that moved can be
+re-attached (``Workspace.open(path, dataset_root=...)``). Each file's SHA-256
+is taken at import; its size and mtime are kept too, so opening a workspace
+re-hashes only the files whose size or mtime moved (``verify="stat"``), or
+every file (``verify="hash"``), or none (``verify="none"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from medseg.workspace.records import SourceChange
+
+VERIFY_MODES = ("stat", "hash", "none")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_stat(path: str | Path) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def relative(path: str | Path, root: Path) -> str:
+    """``path`` relative to ``root`` (POSIX separators), or absolute when it lies outside."""
+    p = Path(path)
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def mask_key(key: Any) -> Any:
+    """Mask-path keys are class ids (ints) or names ("rle"); JSON keeps them as strings."""
+    return int(key) if isinstance(key, str) and key.lstrip("-").isdigit() else key
+
+
+def encode_mask_paths(mask_paths: dict[Any, Path], root: Path) -> str:
+    return json.dumps({str(k): relative(p, root) for k, p in mask_paths.items()})
+
+
+def decode_mask_paths(text: str, root: Path) -> dict[Any, Path]:
+    return {mask_key(k): root / p for k, p in json.loads(text).items()}
+
+
+def sample_files(image_path: Path, mask_paths: dict[Any, Path]) -> dict[str, Path]:
+    """{role: path}: "image", then "mask:<key>" for each mask file."""
+    files = {"image": Path(image_path)}
+    files.update({f"mask:{k}": Path(p) for k, p in mask_paths.items()})
+    return files
+
+
+class HashCache:
+    """Hashes and stats per path, so a file shared by many samples (an RLE CSV) is read once."""
+
+    def __init__(self) -> None:
+        self._hash: dict[Path, str] = {}
+        self._stat: dict[Path, list[int] | None] = {}
+
+    def stat(self, path: Path) -> list[int] | None:
+        if path not in self._stat:
+            try:
+                self._stat[path] = file_stat(path)
+            except OSError:
+                self._stat[path] = None
+        return self._stat[path]
+
+    def sha256(self, path: Path) -> str:
+        if path not in self._hash:
+            self._hash[path] = file_sha256(path)
+        return self._hash[path]
+
+
+def find_changes(rows: list[dict], root: Path, verify: str = "stat") -> tuple[list[SourceChange], dict[str, dict]]:
+    """Compare each sample's files with what was recorded.
+
+    ``rows``: dicts with id, image_path, mask_paths (JSON), image_sha256,
+    mask_source_sha256 (JSON), source_stat (JSON). Returns the changes and
+    {sample id: new source_stat} for files whose stat moved but whose content
+    did not (so the next open need not hash them again).
+    """
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"unknown verify mode {verify!r}; valid: {', '.join(VERIFY_MODES)}")
+    changes: list[SourceChange] = []
+    restat: dict[str, dict] = {}
+    if verify == "none":
+        return changes, restat
+    cache = HashCache()
+    for row in rows:
+        image = root / row["image_path"]
+        masks = decode_mask_paths(row["mask_paths"], root)
+        expected = {"image": row["image_sha256"],
+                    **{f"mask:{k}": v for k, v in json.loads(row["mask_source_sha256"]).items()}}
+        stats = json.loads(row["source_stat"])
+        new_stats = dict(stats)
+        for role, path in sample_files(image, masks).items():
+            key = relative(path, root)
+            st = cache.stat(path)
+            if st is None:
+                changes.append(SourceChange(row["id"], path, "missing"))
+                continue
+            if verify == "stat" and stats.get(key) == st:
+                continue
+            if cache.sha256(path) != expected.get(role):
+                changes.append(SourceChange(row["id"], path, "changed"))
+            elif stats.get(key) != st:
+                new_stats[key] = st
+        if new_stats != stats:
+            restat[row["id"]] = new_stats
+    return changes, restat
+
+
+def check_sources(conn, root: Path, verify: str = "stat") -> list[SourceChange]:
+    """``find_changes`` over every sample of an open workspace; keeps the refreshed stats."""
+    from medseg.workspace.store import write
+
+    rows = [dict(r) for r in conn.execute("SELECT id, image_path, mask_paths, image_sha256, "
+                                          "mask_source_sha256, source_stat FROM samples ORDER BY position")]
+    changes, restat = find_changes(rows, root, verify)
+    if restat:
+        with write(conn):
+            conn.executemany("UPDATE samples SET source_stat = ? WHERE id = ?",
+                             [(json.dumps(v), k) for k, v in restat.items()])
+    return changes

@@ -1,0 +1,367 @@
+"""``Workspace``: one dataset's review state, kept beside it and never inside it.
+
+A workspace folder holds ``workspace.sqlite`` (see :mod:`medseg.workspace.store`)
+and ``masks/`` (see :mod:`medseg.workspace.blobs`). Source files are only read.
+
+Saving a label is: canonicalise the mask, write its blob durably, then in one
+transaction insert the revision and move the sample's head to it. A kill at
+any point leaves the previous head or the new one; the worst left behind is an
+unreferenced blob, which ``gc`` removes.
+
+Several ``Workspace`` objects, in one process or several, may use one folder
+at once; each holds its own connection. One object may be used from several
+threads (its calls are serialised).
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from medseg.datasets.classmap import ClassMap
+from medseg.errors import WorkspaceError
+from medseg.workspace import annotations as ann
+from medseg.workspace import overview
+from medseg.workspace.blobs import BlobStore, mask_sha256
+from medseg.workspace.create import refuse_inside
+from medseg.workspace.masks import canonical_mask, changed_pixels
+from medseg.workspace.records import (
+    ORIGINS,
+    CreateProgress,
+    ModelRun,
+    Revision,
+    SampleRecord,
+    SourceChange,
+    StatusChange,
+    check_status,
+)
+from medseg.workspace.sources import VERIFY_MODES, check_sources, decode_mask_paths
+from medseg.workspace.store import (
+    DB_NAME,
+    connect,
+    now,
+    write,
+)
+
+
+def default_author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "unknown"
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            if self._conn is None:
+                raise WorkspaceError(f"{self.root}: workspace is closed")
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+class Workspace:
+    """Open with :meth:`open`, make with :meth:`create` / :meth:`iter_create`; use as a context manager."""
+
+    def __init__(self, root: Path, conn, *, source_changes: list[SourceChange] | None = None):
+        self.root = Path(root)
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._blobs = BlobStore(self.root / "masks")
+        self.meta = {r[0]: r[1] for r in conn.execute("SELECT key, value FROM meta")}
+        if self.meta.get("state") != "ready":
+            conn.close()
+            self._conn = None
+            raise WorkspaceError(f"{self.root}: creating this workspace was interrupted; delete the folder "
+                                 "and create it again")
+        self.dataset_root = Path(self.meta["dataset_root"])
+        self.classmap = ClassMap.from_json(self.meta["classmap"])
+        self.layout = self.meta["layout"]
+        self.group_by = self.meta["group_by"]
+        self.source_changes: list[SourceChange] = list(source_changes or [])
+
+    # opening and closing ------------------------------------------------------
+    @classmethod
+    def iter_create(cls, path, dataset_root, *, layout=None, group_by="auto",
+                    author=None) -> Iterator[CreateProgress | Workspace]:
+        """Index ``dataset_root`` and import every sample's mask: progress events, then the Workspace."""
+        from medseg.workspace.create import iter_create
+
+        return iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author)
+
+    @classmethod
+    def create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None) -> Workspace:
+        result = None
+        for result in cls.iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author):
+            pass
+        return result
+
+    @classmethod
+    def open(cls, path, *, dataset_root=None, verify: str = "stat") -> Workspace:
+        """Open a workspace; ``source_changes`` lists source files changed or gone since import.
+
+        ``dataset_root`` re-attaches a dataset that moved. ``verify``: "stat"
+        (re-hash files whose size or mtime moved), "hash" (re-hash all), "none".
+        """
+        if verify not in VERIFY_MODES:
+            raise WorkspaceError(f"unknown verify mode {verify!r}; valid: {', '.join(VERIFY_MODES)}")
+        root = Path(path).absolute()
+        conn = connect(root / DB_NAME)
+        try:
+            if dataset_root is not None:
+                new_root = Path(dataset_root).absolute()
+                if not new_root.is_dir():
+                    raise WorkspaceError(f"{new_root}: dataset folder does not exist")
+                refuse_inside(root, new_root)
+                with write(conn):
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'dataset_root'", (str(new_root),))
+            ws = cls(root, conn)
+        except BaseException:
+            conn.close()
+            raise
+        with ws._lock:
+            ws.source_changes = check_sources(conn, ws.dataset_root, verify)
+        return ws
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Workspace:  # noqa: PYI034 - Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r}, dataset={str(self.dataset_root)!r})"
+
+    # samples --------------------------------------------------------------------
+    @_locked
+    def sample_ids(self, status: str | None = None) -> list[str]:
+        if status is not None:
+            check_status(status)
+            rows = self._conn.execute("SELECT id FROM samples WHERE status = ? ORDER BY position", (status,))
+        else:
+            rows = self._conn.execute("SELECT id FROM samples ORDER BY position")
+        return [r[0] for r in rows]
+
+    @_locked
+    def sample(self, sample_id: str) -> SampleRecord:
+        return self._record(self._sample_row(sample_id))
+
+    @_locked
+    def samples(self, status: str | None = None) -> list[SampleRecord]:
+        if status is not None:
+            check_status(status)
+        rows = self._conn.execute("SELECT * FROM samples WHERE ? IS NULL OR status = ? ORDER BY position",
+                                  (status, status))
+        return [self._record(r) for r in rows]
+
+    def _sample_row(self, sample_id: str):
+        row = self._conn.execute("SELECT * FROM samples WHERE id = ?", (str(sample_id),)).fetchone()
+        if row is None:
+            n = self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+            raise WorkspaceError(f"{self.root}: no sample {sample_id!r} among its {n} samples")
+        return row
+
+    def _record(self, r) -> SampleRecord:
+        return SampleRecord(
+            id=r["id"], image_path=self.dataset_root / r["image_path"],
+            mask_paths=decode_mask_paths(r["mask_paths"], self.dataset_root), group=r["group"],
+            image_sha256=r["image_sha256"], status=r["status"], reason=r["reason"],
+            head_revision=r["head_revision"], mask_source_sha256=json.loads(r["mask_source_sha256"]),
+            mask_kind=r["mask_kind"])
+
+    @_locked
+    def source_sample(self, sample_id: str):
+        """The sample as a :class:`medseg.datasets.Sample`, to read its source files through the layout
+        (e.g. QC looking at the raw grey values the imported revision binarised)."""
+        from medseg.datasets import Sample
+
+        r = self._sample_row(sample_id)
+        rec = self._record(r)
+        return Sample(rec.id, rec.image_path, rec.mask_paths, rec.group, json.loads(r["extra"]),
+                      classmap=self.classmap, mask_kind=rec.mask_kind)
+
+    def image(self, sample_id: str):
+        """The source image (:class:`medseg.io.types.ImageData`); ReadError naming the file if it is gone."""
+        from medseg.io import load
+
+        return load(self.sample(sample_id).image_path)
+
+    # masks and revisions ------------------------------------------------------------
+    @_locked
+    def current_mask(self, sample_id: str) -> np.ndarray:
+        head = self._sample_row(sample_id)["head_revision"]
+        if head is None:
+            raise WorkspaceError(f"{self.root}: sample {sample_id!r} has no revision")
+        return self.mask_at(head)
+
+    @_locked
+    def mask_at(self, revision_id: int) -> np.ndarray:
+        return self._blobs.get(self.revision(revision_id).mask_sha256)
+
+    @_locked
+    def revision(self, revision_id: int) -> Revision:
+        row = self._conn.execute("SELECT * FROM revisions WHERE id = ?", (int(revision_id),)).fetchone()
+        if row is None:
+            raise WorkspaceError(f"{self.root}: no revision {revision_id}")
+        return Revision.from_row(row)
+
+    @_locked
+    def revisions(self, sample_id: str) -> list[Revision]:
+        """Every revision of the sample, oldest first."""
+        self._sample_row(sample_id)
+        rows = self._conn.execute("SELECT * FROM revisions WHERE sample_id = ? ORDER BY id", (str(sample_id),))
+        return [Revision.from_row(r) for r in rows]
+
+    @_locked
+    def save_revision(self, sample_id: str, mask, *, origin: str, author: str | None = None,
+                      note: str | None = None, details: dict | None = None) -> Revision:
+        """Save ``mask`` as the sample's new head revision (atomic, durable when it returns).
+
+        A mask identical to the head is not a new revision: the head is
+        returned. A "manual" save marks the sample "corrected".
+        """
+        if origin not in ORIGINS:
+            raise WorkspaceError(f"unknown revision origin {origin!r}; valid: {', '.join(ORIGINS)}")
+        sample_id = str(sample_id)
+        self._sample_row(sample_id)
+        canon = canonical_mask(mask, self.classmap, sample_id)
+        sha = self._blobs.put(canon, mask_sha256(canon))  # durable before any row names it
+        author = author or default_author()
+        with write(self._conn) as c:
+            head_id = c.execute("SELECT head_revision FROM samples WHERE id = ?", (sample_id,)).fetchone()[0]
+            changed, n_changed = {}, 0
+            if head_id is not None:
+                head = Revision.from_row(c.execute("SELECT * FROM revisions WHERE id = ?", (head_id,)).fetchone())
+                if head.mask_sha256 == sha:
+                    return head
+                parent = self._blobs.get(head.mask_sha256)
+                if parent.shape != canon.shape:
+                    raise WorkspaceError(f"sample {sample_id}: mask shape {canon.shape} differs from the "
+                                         f"current revision's {parent.shape}")
+                changed, n_changed = changed_pixels(parent, canon, self.classmap)
+            created = now()
+            cur = c.execute(
+                "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, note, "
+                "changed, n_changed, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sample_id, head_id, sha, created, author, origin, note, json.dumps(changed), n_changed,
+                 json.dumps(details or {})))
+            rev_id = cur.lastrowid
+            c.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev_id, sample_id))
+            if origin == "manual":
+                self._set_status(sample_id, "corrected", None, author)
+        return Revision(rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed,
+                        dict(details or {}))
+
+    @_locked
+    def revert(self, sample_id: str, revision_id: int, *, author: str | None = None,
+               note: str | None = None) -> Revision:
+        """A new head revision (origin "revert") with the content of ``revision_id``."""
+        target = self.revision(revision_id)
+        if target.sample_id != str(sample_id):
+            raise WorkspaceError(f"revision {revision_id} belongs to sample {target.sample_id!r}, "
+                                 f"not to {sample_id!r}")
+        return self.save_revision(sample_id, self._blobs.get(target.mask_sha256), origin="revert", author=author,
+                                  note=note or f"revert to revision {revision_id}",
+                                  details={"reverted_to": int(revision_id)})
+
+    # review status ------------------------------------------------------------------
+    @_locked
+    def set_status(self, sample_id: str, status: str, reason: str | None = None, *,
+                   author: str | None = None) -> None:
+        """Set the review status; "excluded" needs a reason. Every change is logged."""
+        check_status(status)
+        if status == "excluded" and not (reason and str(reason).strip()):
+            raise WorkspaceError(f"sample {sample_id}: excluding a sample needs a reason "
+                                 "(e.g. 'image unusable: motion blur')")
+        self._sample_row(sample_id)
+        with write(self._conn):
+            self._set_status(str(sample_id), status, reason, author or default_author())
+
+    def _set_status(self, sample_id: str, status: str, reason: str | None, author: str) -> None:
+        row = self._conn.execute("SELECT status, reason FROM samples WHERE id = ?", (sample_id,)).fetchone()
+        if (row["status"], row["reason"]) == (status, reason):
+            return
+        self._conn.execute("UPDATE samples SET status = ?, reason = ? WHERE id = ?", (status, reason, sample_id))
+        self._conn.execute("INSERT INTO status_log (sample_id, status, reason, time, author) VALUES (?, ?, ?, ?, ?)",
+                           (sample_id, status, reason, now(), author))
+
+    @_locked
+    def status_history(self, sample_id: str) -> list[StatusChange]:
+        """Every status the sample had, oldest first (the import's "unreviewed" included)."""
+        self._sample_row(sample_id)
+        rows = self._conn.execute("SELECT * FROM status_log WHERE sample_id = ? ORDER BY id", (str(sample_id),))
+        return [StatusChange(r["sample_id"], r["status"], r["reason"], r["time"], r["author"]) for r in rows]
+
+    # findings, scores, model runs -----------------------------------------------------
+    @_locked
+    def add_findings(self, findings, source: str, replace: bool = True) -> int:
+        return ann.add_findings(self._conn, findings, source, replace)
+
+    @_locked
+    def findings(self, sample_id: str | None = None, source: str | None = None, check: str | None = None) -> list:
+        return ann.findings(self._conn, sample_id, source, check)
+
+    @_locked
+    def set_scores(self, method: str, scores: dict[str, float], details: dict[str, dict] | None = None) -> None:
+        ann.set_scores(self._conn, method, scores, details)
+
+    @_locked
+    def scores(self, method: str) -> dict[str, float | None]:
+        return ann.scores(self._conn, method)
+
+    @_locked
+    def score_details(self, method: str) -> dict[str, dict]:
+        return ann.score_details(self._conn, method)
+
+    @_locked
+    def score_methods(self) -> list[str]:
+        return ann.score_methods(self._conn)
+
+    @_locked
+    def record_model_run(self, run_id: str, checkpoint_path, kind: str, revisions: dict[str, int]) -> ModelRun:
+        return ann.record_model_run(self._conn, run_id, checkpoint_path, kind, revisions)
+
+    @_locked
+    def model_runs(self, sample_id: str | None = None) -> list[ModelRun]:
+        return ann.model_runs(self._conn, sample_id)
+
+    # overview and upkeep ----------------------------------------------------------------
+    @_locked
+    def summary(self) -> dict:
+        """Counts by status, revision origin, finding check/severity/source; changed sources; provenance."""
+        return {
+            "root": str(self.root), "dataset_root": str(self.dataset_root), "layout": self.layout,
+            "task": self.classmap.task, "classes": self.classmap.names,
+            "created": self.meta.get("created"), "medseg_version": self.meta.get("medseg_version"),
+            **overview.counts(self._conn),
+            "source_changes": dict(Counter(ch.kind for ch in self.source_changes)),
+        }
+
+    @_locked
+    def check_integrity(self, blobs: bool = True) -> list[str]:
+        """Problems found, empty when sound: SQLite's own checks, heads, and (``blobs``) every mask file."""
+        return overview.integrity(self._conn, self._blobs if blobs else None)
+
+    @_locked
+    def gc(self, min_age_s: float = 600.0) -> tuple[int, int]:
+        """Remove mask blobs no revision names and leftover temp files; (files, bytes) removed.
+
+        Files younger than ``min_age_s`` are kept: another process may have just
+        written one and not yet committed the revision naming it.
+        """
+        referenced = {r[0] for r in self._conn.execute("SELECT DISTINCT mask_sha256 FROM revisions")}
+        return self._blobs.gc(referenced, min_age_s)

@@ -1,0 +1,82 @@
+"""``medseg qc``: table, JSON/CSV reports, filters, workspaces, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from medseg.cli import main
+from medseg.qc.report import QCProgress
+from medseg.workspace import Workspace
+from tests._qc_data import natural, rect_mask, write_dataset
+
+
+@pytest.fixture
+def root(tmp_path):
+    speckled = rect_mask(64, (10, 40, 10, 40))
+    speckled[50, 50:55] = 255  # a speck beside an object: warning
+    tiny = np.zeros((64, 64), np.uint8)
+    tiny[30:33, 30:33] = 255   # a lone tiny object: info
+    return write_dataset(tmp_path / "ds", {"a": (natural("astronaut"), speckled),
+                                           "b": (natural("coffee"), tiny),
+                                           "c": (natural("chelsea"), rect_mask(64))})
+
+
+def test_table_json_and_csv(root, tmp_path, capsys):
+    rc = main(["qc", str(root), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "3 samples" in out and "WARNING specks" in out and "INFO    specks" in out
+    row = next(line for line in out.splitlines() if line.startswith("specks "))
+    assert row.split()[1:] == ["0", "1", "1"]
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["n_samples"] == 3 and data["by_check"] == {"specks": 2}
+    assert {f["sample_id"] for f in data["findings"]} == {"a", "b"}
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["sample_id"], r["severity"], r["fix"]) for r in rows] == [("a", "warning", "remove_specks"),
+                                                                          ("b", "info", "")]
+    assert json.loads(rows[0]["details"])["threshold"] == 20
+
+
+def test_filters_params_and_exit_codes(root, tmp_path, capsys):
+    rc = main(["qc", str(root), "--quiet", "--checks", "specks,holes", "--min-severity", "warning",
+               "--json", str(tmp_path / "w.json")])
+    assert rc == 0
+    assert [f["sample_id"] for f in json.loads((tmp_path / "w.json").read_text())["findings"]] == ["a"]
+    assert main(["qc", str(root), "--quiet", "--checks", "specks", "--set", "specks.min_pixels=3"]) == 0
+    assert "0 warning" in capsys.readouterr().out  # at min_pixels 3 neither 5 px nor 9 px is a speck
+    assert main(["qc", str(root), "--quiet", "--checks", "specks", "--fail-on", "warning"]) == 3
+    assert main(["qc", str(root), "--checks", "speck"]) == 1
+    assert "unknown QC check 'speck'" in capsys.readouterr().err
+    assert main(["qc", str(root), "--quiet", "--set", "specks.size=3"]) == 1
+    assert "parameter of QC check 'specks'" in capsys.readouterr().err
+
+
+def test_workspace_findings_are_stored(root, tmp_path, capsys):
+    Workspace.create(tmp_path / "ws", root).close()
+    assert main(["qc", str(tmp_path / "ws"), "--quiet"]) == 0
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert {(f.sample_id, f.check) for f in ws.findings(source="qc")} == {("a", "specks"), ("b", "specks")}
+
+
+def test_ctrl_c_writes_nothing(root, tmp_path, monkeypatch, capsys):
+    Workspace.create(tmp_path / "ws", root).close()
+    from medseg.qc import run
+
+    real = run.run_qc
+
+    def interrupted(*args, **kwargs):
+        for event in real(*args, **kwargs):
+            if isinstance(event, QCProgress) and event.done == 2:
+                raise KeyboardInterrupt
+            yield event
+
+    monkeypatch.setattr(run, "run_qc", interrupted)
+    assert main(["qc", str(tmp_path / "ws"), "--json", str(tmp_path / "r.json")]) == 130
+    assert "interrupted: no findings were written" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.findings(source="qc") == []

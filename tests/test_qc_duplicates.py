@@ -1,0 +1,126 @@
+"""Exact and near duplicates, and duplicates whose masks disagree, on crafted datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medseg.datasets import open_dataset
+from medseg.qc import run_qc
+from medseg.qc.duplicates import hash_pairs, phash_and_thumb, popcount
+from medseg.qc.run import qc
+from tests._qc_data import jpeg_roundtrip, natural, rect_mask, write_dataset
+
+DUP_CHECKS = "exact_duplicate,near_duplicate,duplicate_mask_disagreement"
+OTHERS = {"coffee_c": "coffee", "chelsea_d": "chelsea", "rocket_e": "rocket", "page_f": "page"}
+
+
+def _open(root):
+    return open_dataset(root, group_by="pattern", group_pattern=r"^([a-z]+)")
+
+
+def _by(report, check):
+    return {f.sample_id: f for f in report.findings if f.check == check}
+
+
+def _dataset(tmp_path, extra):
+    samples = {name: (natural(src), rect_mask(64, (8, 30, 8, 30))) for name, src in OTHERS.items()}
+    samples.update(extra)
+    return _open(write_dataset(tmp_path / "ds", samples))
+
+
+def test_identical_image_under_two_names_with_disagreeing_masks_is_an_error(tmp_path):
+    astro = natural("astronaut")
+    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64, (10, 30, 10, 30))),
+                             "copy_b": (astro.copy(), rect_mask(64, (36, 60, 36, 60)))})
+    report = qc(ds, DUP_CHECKS, workers=1)
+    exact = _by(report, "exact_duplicate")
+    assert set(exact) == {"astro_a", "copy_b"}
+    assert exact["astro_a"].details["others"] == ["copy_b"] and "group split would leak" in exact["astro_a"].message
+    bad = _by(report, "duplicate_mask_disagreement")
+    assert set(bad) == {"astro_a", "copy_b"}
+    assert all(f.severity == "error" and f.value < 0.05 for f in bad.values())
+    assert "label error" in bad["astro_a"].message
+    assert _by(report, "near_duplicate") == {}  # exact pairs are not reported twice
+
+
+def test_identical_images_with_identical_masks_only_report_the_duplicate(tmp_path):
+    astro = natural("astronaut")
+    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64)), "astro_b": (astro.copy(), rect_mask(64))})
+    report = qc(ds, DUP_CHECKS, workers=1)
+    assert set(_by(report, "exact_duplicate")) == {"astro_a", "astro_b"}
+    assert "all in" not in _by(report, "exact_duplicate")["astro_a"].message
+    assert _by(report, "duplicate_mask_disagreement") == {}
+
+
+def test_jpeg_resave_and_brightness_change_are_near_duplicates_other_images_are_not(tmp_path):
+    astro = natural("astronaut")
+    bright = np.clip(astro.astype(float) * 1.1 + 5, 0, 255).astype(np.uint8)
+    m = rect_mask(64)
+    ds = _dataset(tmp_path, {"astro_a": (astro, m), "astro_jpeg": (jpeg_roundtrip(astro), m),
+                             "astro_bright": (bright, m)})
+    report = qc(ds, DUP_CHECKS, workers=2)
+    near = _by(report, "near_duplicate")
+    assert set(near) == {"astro_a", "astro_jpeg", "astro_bright"}
+    assert {o["id"] for o in near["astro_a"].details["others"]} == {"astro_jpeg", "astro_bright"}
+    assert near["astro_a"].severity == "info"  # all in one group
+    assert all(o["distance"] <= 4 and o["correlation"] >= 0.995 for o in near["astro_a"].details["others"])
+    assert _by(report, "exact_duplicate") == {} and _by(report, "duplicate_mask_disagreement") == {}
+
+
+def test_same_picture_resaved_with_a_lost_mask_is_an_error(tmp_path):
+    astro = natural("astronaut")
+    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64)),
+                             "astro_jpeg": (jpeg_roundtrip(astro), np.zeros((64, 64), np.uint8))})
+    bad = _by(qc(ds, DUP_CHECKS, workers=1), "duplicate_mask_disagreement")
+    assert set(bad) == {"astro_a", "astro_jpeg"} and bad["astro_jpeg"].severity == "error"
+    assert bad["astro_jpeg"].value == 0.0
+
+
+def test_loose_near_duplicates_only_warn_about_a_missing_class(tmp_path):
+    astro = natural("astronaut")
+    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64)),
+                             "astro_jpeg": (jpeg_roundtrip(astro), np.zeros((64, 64), np.uint8))})
+    # as if the JPEG copy were a neighbouring video frame: only identical pixels count as the same picture
+    params = {"duplicate_mask_disagreement": {"same_min_correlation": 1.0}}
+    bad = _by(qc(ds, DUP_CHECKS, params, workers=1), "duplicate_mask_disagreement")
+    assert set(bad) == {"astro_jpeg"}
+    assert bad["astro_jpeg"].severity == "warning" and "lacks" in bad["astro_jpeg"].message
+
+
+def test_hash_pairs_match_brute_force_and_popcount_fallback(monkeypatch):
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2**63, 50, dtype=np.uint64)
+    flips = np.uint64(1) << rng.integers(0, 64, 50).astype(np.uint64)
+    hashes = np.concatenate([base, base ^ flips])  # each base hash has a partner one bit away
+    i, j, _ = hash_pairs(hashes, 3)
+    brute = {(a, b) for a in range(100) for b in range(a + 1, 100)
+             if (int(hashes[a]) ^ int(hashes[b])).bit_count() <= 3}
+    assert set(zip(i.tolist(), j.tolist())) == brute and len(brute) >= 50
+    expected = popcount(hashes)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert np.array_equal(popcount(hashes), expected)
+
+
+def test_phash_is_stable_under_resize_and_differs_between_photos():
+    from PIL import Image
+
+    g = natural("chelsea", 128)[..., 0] / 255.0
+    small = np.asarray(Image.fromarray(natural("chelsea", 128)).resize((90, 90)))[..., 0] / 255.0
+    h1, t1 = phash_and_thumb(g)
+    h2, t2 = phash_and_thumb(small)
+    h3, t3 = phash_and_thumb(natural("coffee", 128)[..., 0] / 255.0)
+    assert (h1 ^ h2).bit_count() <= 4 and float(t1 @ t2) > 0.98
+    assert (h1 ^ h3).bit_count() > 12 and float(t1 @ t3) < 0.9
+    assert phash_and_thumb(np.zeros((32, 32)))[1] is None  # a flat image has no correlation thumbnail
+
+
+def test_run_qc_yields_progress_then_the_report(tmp_path):
+    ds = _dataset(tmp_path, {})
+    events = list(run_qc(ds, DUP_CHECKS, workers=1))
+    progress, report = events[:-1], events[-1]
+    assert [e.done for e in progress] == list(range(len(progress)))
+    assert progress[-1].done == progress[-1].total == len(ds) + 3
+    assert report.n_samples == len(ds) and report.checks == DUP_CHECKS.split(",")
+    with pytest.raises(ValueError, match="did you mean 'near_duplicate'"):
+        next(run_qc(ds, "near_duplicates"))

@@ -1,0 +1,135 @@
+"""Workspace across real processes: a reader beside a writer, and a writer killed (SIGKILL) at random points.
+
+Revision k of the test sample is a mask whose first k pixels (C order) are 1,
+so any mask read back tells which save it came from and whether it is whole.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _workspace_data import H, W, make_binary
+
+from medseg.workspace import Workspace
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+
+_COMMON = f"""
+import sys, numpy as np
+from medseg.workspace import Workspace
+H, W = {H}, {W}
+def pattern(k):
+    m = np.zeros(H * W, np.uint8); m[:k] = 1
+    return m.reshape(H, W)
+def level(mask):
+    k = int(mask.sum())
+    assert mask.dtype == np.uint8 and mask.ravel()[:k].all(), "torn or foreign mask"
+    return k
+ws = Workspace.open(sys.argv[1], verify="none")
+"""
+
+# argv: workspace, sample, confirm file, number of saves (0: until killed)
+WRITER = _COMMON + """
+sample, confirm, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+k = level(ws.current_mask(sample))
+print("ready", flush=True)
+with open(confirm, "a") as log:
+    while n == 0 or k < n:
+        k += 1
+        rev = ws.save_revision(sample, pattern(k), origin="manual", author="writer")
+        log.write(f"{k} {rev.id}\\n")   # only after the save returned: this save is promised
+        log.flush()
+print("done", flush=True)
+"""
+
+# argv: workspace, sample, seconds
+READER = _COMMON + """
+import time
+sample, until = sys.argv[2], time.monotonic() + float(sys.argv[3])
+reads, last = 0, -1
+while time.monotonic() < until:
+    head = ws.sample(sample).head_revision
+    k = level(ws.current_mask(sample))
+    assert k >= last, f"head went back from {last} to {k}"
+    assert level(ws.mask_at(head)) >= last
+    last, reads = k, reads + 1
+print(reads, last, flush=True)
+"""
+
+
+def _spawn(script: str, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _level(mask: np.ndarray) -> int:
+    k = int(mask.sum())
+    assert mask.ravel()[:k].all(), "a stored mask is not one the writer saved"
+    return k
+
+
+@pytest.fixture
+def ws_path(tmp_path) -> Path:
+    with Workspace.create(tmp_path / "ws", make_binary(tmp_path / "data", n=2)) as ws:
+        ws.save_revision("1", np.zeros((H, W), np.uint8), origin="manual")  # start from level 0
+    return tmp_path / "ws"
+
+
+def test_a_reader_process_always_sees_whole_masks_while_a_writer_saves(ws_path, tmp_path):
+    writer = _spawn(WRITER, ws_path, "1", tmp_path / "confirm.txt", 120)
+    reader = _spawn(READER, ws_path, "1", 3.0)
+    _, w_err = writer.communicate(timeout=60)
+    r_out, r_err = reader.communicate(timeout=60)
+    assert writer.returncode == 0, w_err
+    assert reader.returncode == 0, r_err
+    reads, last = map(int, r_out.split())
+    assert reads > 50 and 0 <= last <= 120
+    with Workspace.open(ws_path) as ws:
+        assert _level(ws.current_mask("1")) == 120
+        assert len(ws.revisions("1")) == 1 + 1 + 120 and ws.check_integrity() == []
+
+
+def test_killing_a_writer_at_random_points_loses_nothing_it_saved(ws_path, tmp_path):
+    confirm = tmp_path / "confirm.txt"
+    rng = random.Random()
+    delays = []
+    for _ in range(8):
+        writer = _spawn(WRITER, ws_path, "1", confirm, 0)
+        assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+        delays.append(rng.uniform(0.005, 0.2))
+        time.sleep(delays[-1])
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+        writer.stdout.close(), writer.stderr.close()
+        assert writer.returncode == -signal.SIGKILL
+    lines = confirm.read_text().splitlines(keepends=True)
+    promised = [tuple(map(int, line.split())) for line in lines if line.endswith("\n")]
+    context = f"kill delays {[round(d, 3) for d in delays]}, {len(promised)} confirmed saves"
+    with Workspace.open(ws_path, verify="hash") as ws:
+        assert ws.check_integrity() == [], context  # SQLite integrity, heads, every blob's hash
+        revisions = ws.revisions("1")[2:]  # after the import and the level-0 start
+        by_id = {r.id: r for r in revisions}
+        for k, rev_id in promised:
+            assert rev_id in by_id, f"confirmed save {k} (revision {rev_id}) is lost; {context}"
+            assert _level(ws.mask_at(rev_id)) == k
+        # A kill between the commit and the confirmation line leaves one saved-but-unconfirmed revision.
+        levels = [_level(ws.mask_at(r.id)) for r in revisions]
+        assert levels == sorted(set(levels)), context
+        assert len(promised) <= len(revisions) <= len(promised) + 8, context
+        unconfirmed = set(by_id) - {rev_id for _, rev_id in promised}
+        assert len(unconfirmed) <= 8, context
+        head = ws.sample("1").head_revision
+        assert head == revisions[-1].id == max(by_id), context
+        assert _level(ws.current_mask("1")) == levels[-1] >= (promised[-1][0] if promised else 0)
+        assert all(r.parent_id == p.id for p, r in zip(ws.revisions("1")[1:], revisions)), context
+        assert len(promised) > 0, f"the writer never got to save ({context}); the test proved nothing"
+        ws.gc(min_age_s=0)  # temp files and blobs of interrupted saves go; every saved one stays
+        assert ws.check_integrity() == [], context
