@@ -40,6 +40,7 @@ class DataConfig:
     num_workers: int = 0
     group_pattern: str | None = None
     cache_mb: float = 1024.0
+    statuses: list[str] | None = None   # workspace roots only: which review statuses train (default: not excluded)
 
 
 @dataclass
@@ -143,11 +144,17 @@ MONITORS = ("dice", "iou", "hd95", "assd", "loss")  # lower is better for the la
 def _check_values(c: TrainConfig) -> list[str]:
     p = []
     if not c.data.root:
-        p.append("data.root: required (the dataset folder)")
+        p.append("data.root: required (the dataset or workspace folder)")
     if not 0.0 <= c.data.val_fraction < 1.0:
         p.append(f"data.val_fraction: must be in [0, 1), got {c.data.val_fraction}")
     if c.data.image_size is not None and (len(c.data.image_size) != 2 or min(c.data.image_size) < 8):
         p.append(f"data.image_size: must be [height, width] >= 8, got {c.data.image_size}")
+    if c.data.statuses is not None:
+        from medseg.workspace.records import STATUSES
+
+        bad = [x for x in c.data.statuses if x not in STATUSES]
+        if bad or not c.data.statuses:
+            p.append(f"data.statuses: must be a non-empty list of {', '.join(STATUSES)}, got {c.data.statuses}")
     if c.data.channels not in (1, 3):
         p.append(f"data.channels: must be 1 or 3, got {c.data.channels}")
     if c.optim.name.lower() not in OPTIMISERS:

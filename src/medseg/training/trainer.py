@@ -23,6 +23,7 @@ any rank stops all of them at the same step.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -180,6 +181,10 @@ class Trainer:
             if self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+                if hasattr(self.dataset, "record_run"):
+                    # the workspace learns which label revisions this run trained on
+                    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+                    self.dataset.record_run(f"train:{self.run_dir.resolve()}@{stamp}", self.best_path)
             yield self._emit(Started(
                 run_dir=str(self.run_dir), n_train=len(self.train_samples), n_val=len(self.val_samples),
                 device=str(self.device), precision=self.precision, epochs=self.config.epochs,

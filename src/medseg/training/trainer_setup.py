@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from medseg.datasets import open_dataset, split_by_group
+from medseg.training.workspace_source import is_workspace, open_workspace_dataset
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MedsegError
 from medseg.io.normalise import IMAGENET_MEAN, IMAGENET_STD
@@ -56,7 +57,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 def open_samples(config: TrainConfig, dataset: Any = None) -> tuple[list[Any], ClassMap, Any]:
     """(samples, class map, dataset) from ``dataset`` or ``data.root``, restricted to ``data.sample_ids``."""
     d = config.data
-    if dataset is None:
+    if dataset is None and is_workspace(d.root):
+        dataset = open_workspace_dataset(d.root, d.statuses)
+    elif dataset is None:
+        if d.statuses is not None:
+            raise ConfigError([f"data.statuses: only a workspace has review statuses; {d.root} is a dataset folder"])
         try:
             dataset = open_dataset(d.root, d.layout, group_by=d.group_by, group_pattern=d.group_pattern)
         except ValueError as e:
