@@ -40,6 +40,7 @@ from medseg.inference.preprocess import as_2d, model_input
 from medseg.inference.sliding import BLENDS, iter_sliding_window, plan_tiles
 from medseg.inference.tta import parse_tta
 from medseg.inference.uncertainty import member_variance, predictive_entropy
+from medseg.io.resize import resize_image
 from medseg.io.types import ImageData
 from medseg.models.spec import ModelSpec, Preprocessing
 
@@ -105,6 +106,17 @@ def _check_compatible(members: Sequence[Member]) -> ClassMap:
     return first.classmap
 
 
+def _resize_size(members: Sequence[Member]) -> tuple[int, int] | None:
+    """The one size every member was trained at on resized whole images, or None (tile at native scale)."""
+    sizes = {tuple(m.preprocessing.input_size) if m.preprocessing.resize and m.preprocessing.input_size else None
+             for m in members}
+    if len(sizes) > 1:
+        raise InferenceError("the ensemble mixes models trained on images resized to different sizes "
+                             f"({', '.join(str(s) for s in sizes)}); predict with them separately")
+    size = sizes.pop()
+    return None if size is None else (int(size[0]), int(size[1]))
+
+
 class Predictor:
     """Runs one checkpoint or an ensemble on 2-D images; see the package docstring for the options."""
 
@@ -162,6 +174,7 @@ class Predictor:
             if m.preprocessing not in self._preps:
                 self._preps.append(m.preprocessing)
             self._input_of.append(self._preps.index(m.preprocessing))
+        self.resize = _resize_size(self.members)
         bounds = np.cumsum([0] + [p.channels for p in self._preps])
         self._slices = [slice(int(bounds[i]), int(bounds[i + 1])) for i in self._input_of]
 
@@ -193,6 +206,8 @@ class Predictor:
             arrays.append(x)
             windows.append(window)
         x = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        if self.resize is not None:
+            x = np.ascontiguousarray(np.moveaxis(resize_image(np.moveaxis(x, 0, -1), self.resize), -1, 0))
         return torch.from_numpy(x)[None].to(self.device), windows
 
     def forward_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -221,6 +236,7 @@ class Predictor:
         if cancel is not None and cancel.is_set():
             yield Cancelled(0, 0)
             return
+        original = as_2d(image)[0].shape[:2]
         x, windows = self._inputs(image)
         t_prep = time.perf_counter() - t_start
         timer = [0.0]
@@ -253,8 +269,12 @@ class Predictor:
                 return
         t_post0 = time.perf_counter()
         plan = plan_tiles(h, w, self.tile, self.overlap, self.stride, self.pad_border)
+        if self.resize is not None and tuple(original) != (h, w):
+            blended = torch.nn.functional.interpolate(blended, size=tuple(original), mode="bilinear",
+                                                      align_corners=False)
         meta = {"device": str(self.device), "precision": self.precision, "tile": list(self.tile),
                 "tiles": len(plan.windows), "whole_image": plan.whole, "batches": total,
+                "resized_to": list(self.resize) if self.resize is not None else None,
                 "tta": [t.name for t in self.tta[1:]], "models": len(self.members),
                 "members": len(self.members) * len(self.tta), "window": windows[0] if len(windows) == 1 else windows,
                 "blend": self.blend, "overlap": self.overlap, "threshold": self.threshold,

@@ -61,6 +61,9 @@ class Preprocessing:
     ``mean``/``std``: per-channel normalisation after scaling to [0, 1].
     ``input_size``: [h, w] the model was trained at (tile size for sliding
     window), or None. ``divisible_by``: the network's stride constraint.
+    ``resize``: the model was trained on whole images resized to
+    ``input_size``, so inference resizes each image to it and the
+    probabilities back (else it tiles at the image's own scale).
     """
 
     channels: int = 3
@@ -69,6 +72,7 @@ class Preprocessing:
     std: list[float] | None = None
     input_size: list[int] | None = None
     divisible_by: int = 32
+    resize: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

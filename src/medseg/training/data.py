@@ -37,7 +37,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
@@ -45,6 +44,7 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MaskError
 from medseg.inference.preprocess import model_input
+from medseg.io.resize import resize_image, resize_label
 from medseg.models.spec import Preprocessing
 from medseg.training.augment import augment, sample_seed
 from medseg.training.distance_maps import class_distance_maps, resized_spacing
@@ -69,29 +69,6 @@ class Decoded:
 def unit_preprocessing(prep: Preprocessing) -> Preprocessing:
     """``prep`` without mean / std: the [0, 1] image augmentation works on."""
     return dataclasses.replace(prep, mean=None, std=None)
-
-
-def resize_image(image: np.ndarray, size: Sequence[int] | None) -> np.ndarray:
-    """(H, W, C) float32 resized to ``size`` = (h, w); area when shrinking (no aliasing), else linear."""
-    if size is None or tuple(image.shape[:2]) == tuple(size):
-        return image
-    h, w = int(size[0]), int(size[1])
-    shrink = h * w < image.shape[0] * image.shape[1]
-    out = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return out[..., None] if out.ndim == 2 else out
-
-
-def resize_label(label: np.ndarray, size: Sequence[int] | None) -> np.ndarray:
-    if size is None or tuple(label.shape[:2]) == tuple(size):
-        return label
-    h, w = int(size[0]), int(size[1])
-    work = label.astype(np.uint8) if label.dtype == bool else label
-    if work.dtype not in (np.uint8, np.uint16, np.int16, np.int32):
-        work = work.astype(np.int32)
-    out = cv2.resize(work, (w, h), interpolation=cv2.INTER_NEAREST)
-    if label.ndim == 3 and out.ndim == 2:
-        out = out[..., None]
-    return out.astype(label.dtype, copy=False)
 
 
 def standardise(image: np.ndarray, prep: Preprocessing) -> np.ndarray:

@@ -108,7 +108,7 @@ def default_preprocessing(config: TrainConfig, spec: ModelSpec, stride: int) -> 
             mean, std = [float(np.mean(mean))], [float(np.mean(std))]
     size = list(config.data.image_size) if config.data.image_size else None
     return Preprocessing(channels=config.data.channels, window=config.data.window, mean=mean, std=std,
-                         input_size=size, divisible_by=stride)
+                         input_size=size, divisible_by=stride, resize=size is not None)
 
 
 def check_size(config: TrainConfig, stride: int) -> None:
