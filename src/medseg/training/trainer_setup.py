@@ -136,7 +136,8 @@ def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None):
         ck = load_init_checkpoint(m.init_checkpoint, classmap)
         check_size(config, model_stride(ck.spec))
         return (ck.model, dataclasses.replace(ck.spec, encoder_weights=None),
-                dataclasses.replace(ck.preprocessing, input_size=size), f"fine-tuned from {ck.path}")
+                dataclasses.replace(ck.preprocessing, input_size=size, resize=size is not None),
+                f"fine-tuned from {ck.path}")
     try:
         spec = ModelSpec(arch=m.arch, encoder=m.encoder, in_channels=config.data.channels,
                          classes=classmap.num_classes, task=classmap.task, encoder_weights=m.encoder_weights,
