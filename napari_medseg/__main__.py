@@ -1,15 +1,33 @@
-"""``python -m napari_medseg``: napari with the Display widget docked on the chest X-ray sample.
+"""``python -m napari_medseg``: napari with the napari-medseg work area open on the demo dataset.
 
-``--screenshot PATH`` saves what a person would see (canvas and docked widget) and exits.
+The demo dataset (24 generated colonoscopy-like frames in 4 short videos, 5 of
+them with planted label errors; see ``medseg.datasets.demo``) is written once
+into ``$MEDSEG_DEMO_DIR`` (default ``~/.cache/napari-medseg/demo``) and its
+workspace beside it, so edits made in one session are there in the next.
+``--dataset FOLDER`` opens your own dataset or workspace instead;
+``--display-sample`` shows the chest X-ray sample with the Display widget.
+``--screenshot PATH`` saves what a person would see (canvas and docked widgets) and exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 PLUGIN = "napari-medseg"
+
+
+def demo_dataset() -> Path:
+    """The demo dataset folder, generated on first use."""
+    from medseg.datasets.demo import make_demo_dataset
+
+    root = Path(os.environ.get("MEDSEG_DEMO_DIR") or Path.home() / ".cache" / "napari-medseg" / "demo")
+    folder = root / "endoscopy-demo"
+    if not (folder / "images").is_dir():
+        make_demo_dataset(folder)
+    return folder
 
 
 def first_sample_key() -> str:
@@ -23,47 +41,72 @@ def first_sample_key() -> str:
     return "ct"
 
 
-def open_viewer(show: bool = True):
-    """A napari viewer showing the first sample with the Display widget docked.
-
-    The X-ray file's own window spans nearly its whole range (flat grey), so the
-    widget's 1-99 percentile window is chosen, as a person would.
-    """
-    import napari
-
+def open_display_sample(viewer) -> None:
+    """The first sample with the Display widget docked (the X-ray's own window spans nearly its whole
+    range, a flat grey, so the widget's 1-99 percentile window is chosen, as a person would)."""
     from napari_medseg._display_widget import PERCENTILE
 
-    viewer = napari.Viewer(title="napari-medseg", show=show)
     key = first_sample_key()
     viewer.open_sample(PLUGIN, key)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Display")
     if key == "chest_xray":
         widget.presets.setCurrentText(PERCENTILE)
-    return viewer
+
+
+def open_work_area(viewer, folder: Path):
+    """Dock the work area and open ``folder``'s workspace (created in a worker on first use)."""
+    _, area = viewer.window.add_plugin_dock_widget(PLUGIN, "Work area")
+    tools = area.tools
+    tools["Dataset"].set_folder(folder)
+    tools["Dataset"].open_workspace()
+    return area, tools
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_medseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, metavar="FOLDER", help="a dataset or workspace folder to open")
+    parser.add_argument("--display-sample", action="store_true",
+                        help="show the chest X-ray sample with the Display widget instead")
     parser.add_argument("--screenshot", type=Path, metavar="PATH",
                         help="save a screenshot of the window (canvas and widgets) to PATH and exit")
     args = parser.parse_args(argv)
 
     import napari
 
-    viewer = open_viewer()
+    viewer = napari.Viewer(title="napari-medseg", show=True)
+    if args.display_sample:
+        open_display_sample(viewer)
+    else:
+        folder = args.dataset if args.dataset is not None else demo_dataset()
+        _, tools = open_work_area(viewer, folder.expanduser().absolute())
     if args.screenshot is None:
         napari.run()
         return 0
     from qtpy.QtWidgets import QApplication
 
-    viewer.window.resize(1400, 900)
-    for _ in range(20):  # let Qt lay out the dock and draw the canvas before grabbing it
+    viewer.window.resize(1600, 1000)
+    if not args.display_sample:
+        wait_for_sample(viewer, QApplication)
+    for _ in range(20):  # let Qt lay out the docks and draw the canvas before grabbing it
         QApplication.processEvents()
     args.screenshot.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(args.screenshot), canvas_only=False)
     viewer.close()
     print(f"saved {args.screenshot}")
     return 0
+
+
+def wait_for_sample(viewer, app, timeout_s: float = 60.0) -> None:
+    """Process events until the workspace is open and its first sample is on screen."""
+    import time
+
+    from napari_medseg._session import session_for
+
+    session = session_for(viewer)
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and session.sample_id is None:
+        app.processEvents()
+        time.sleep(0.02)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ class Session:
     revision_saved = Signal(str, int)           # sample id, revision id
     status_changed = Signal(str, str)           # sample id, new status
     scores_changed = Signal(str)                # score method name
+    findings_changed = Signal(str)              # findings source ("qc", ...) whose findings were replaced
 
     def __init__(self) -> None:
         self.workspace: Any = None
@@ -61,7 +62,12 @@ _SESSIONS: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
 
 
 def session_for(viewer: Any) -> Session:
-    """The viewer's session, created on first use and dropped with the viewer."""
+    """The viewer's session, created on first use and dropped with the viewer.
+
+    napari hands each docked widget its own ``PublicOnlyProxy`` of the viewer;
+    the session is keyed by the viewer behind the proxy so all widgets share it.
+    """
+    viewer = getattr(viewer, "__wrapped__", viewer)
     session = _SESSIONS.get(viewer)
     if session is None:
         session = _SESSIONS[viewer] = Session()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh), then opens napari with the
-# napari-medseg widget docked on a real chest X-ray (pydicom-data RG1_UNCI.dcm).
+# napari-medseg work area docked on the generated demo dataset (see python -m napari_medseg --help).
 # Without a display (no $DISPLAY / $WAYLAND_DISPLAY) it runs under Xvfb and
 # saves a screenshot instead of waiting for a window nobody can see.
 set -euo pipefail
