@@ -59,7 +59,7 @@ def write_png(path: Path, array: np.ndarray) -> str:
     if a.dtype == bool:
         a = a.astype(np.uint8)
     if a.ndim == 2 and a.dtype == np.uint16:
-        img = Image.fromarray(a, mode="I;16")
+        img = Image.fromarray(a.astype("<u2", copy=False))  # mode "I;16" (Pillow 13 refuses mode= here)
     elif (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) and a.dtype == np.uint8:
         img = Image.fromarray(a)
     else:

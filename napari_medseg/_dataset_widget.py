@@ -1,0 +1,327 @@
+"""Dataset dock widget: open a dataset folder and create or reopen its workspace, see what it holds, pick a sample.
+
+The workspace of a dataset lives beside it (``<dataset>.medseg/`` by default,
+never inside it); choosing a workspace folder reopens it directly. Creating
+(indexing, hashing, importing every mask), reopening (checking the source
+files) and QC run in thread workers with a napari progress bar. Indexing
+problems and source files changed or gone since the import are listed, not
+fatal. Selecting a sample shows it through :func:`napari_medseg._sample_layers.show_sample`.
+The workspace is closed when the viewer closes, after pending edits are saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_medseg._review_autosave import report as _report
+from napari_medseg._review_queue import connect_until_destroyed
+from napari_medseg._session import session_for
+
+if TYPE_CHECKING:
+    import napari
+
+WORKSPACE_SUFFIX = ".medseg"
+COLUMNS = ("sample", "status", "group")
+
+
+def is_workspace(folder: str | Path) -> bool:
+    from medseg.workspace.store import DB_NAME
+
+    return (Path(folder) / DB_NAME).is_file()
+
+
+def default_workspace(folder: str | Path) -> Path:
+    """``folder`` itself when it is a workspace, else ``<folder>.medseg`` beside it."""
+    folder = Path(folder).expanduser().absolute()
+    return folder if is_workspace(folder) else folder.with_name(folder.name + WORKSPACE_SUFFIX)
+
+
+def open_or_create(folder: Path, workspace: Path) -> Iterator[Any]:
+    """Worker body: progress events, returning the opened or newly created Workspace."""
+    from medseg.workspace import CreateProgress, Workspace
+
+    target = folder if is_workspace(folder) else workspace
+    if is_workspace(target):
+        yield CreateProgress("open", 0, 0, message=f"opening {target} and checking its source files")
+        return Workspace.open(target)
+    for event in Workspace.iter_create(target, folder):
+        if isinstance(event, Workspace):
+            return event
+        yield event
+    raise RuntimeError(f"creating the workspace {target} ended without a workspace")
+
+
+def run_qc_job(workspace: Any) -> Iterator[Any]:
+    """Worker body: QC progress events, returning the report (findings stored in the workspace)."""
+    from medseg.qc import QCReport, run_qc
+
+    for event in run_qc(workspace):
+        if isinstance(event, QCReport):
+            return event
+        yield event
+    raise RuntimeError("QC ended without a report")
+
+
+class DatasetWidget(QWidget):
+    """Open a dataset or workspace; counts, problems and the sample list."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        from napari_medseg._review_autosave import when_viewer_closes
+
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.worker = None
+        self._progress = None
+        self._chosen = ""
+
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("dataset folder (any layout) or workspace folder")
+        self.folder.editingFinished.connect(lambda: self.set_folder(self.folder.text()))
+        self.workspace_path = QLineEdit()
+        self.workspace_path.setToolTip("Where the workspace (review state, label revisions) is kept: beside the "
+                                       "dataset, never inside it. Source files are only read.")
+        self.open_button = QPushButton("Open")
+        self.open_button.setToolTip("Reopen the workspace, or create it by indexing the dataset")
+        self.open_button.clicked.connect(self.open_workspace)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.summary = QLabel("<i>No workspace open.</i>")
+        self.summary.setWordWrap(True)
+        self.qc_button = QPushButton("Run QC")
+        self.qc_button.setToolTip("Check every sample (mask values, specks, holes, duplicates, image quality); "
+                                  "the findings rank the Review queue")
+        self.qc_button.clicked.connect(self.run_qc)
+        self.problems = QListWidget()
+        self.problems.setMaximumHeight(90)
+        self.problems.setToolTip("Files the dataset index could not use, and source files changed or gone "
+                                 "since the workspace imported them")
+        self.samples = QTableWidget(0, len(COLUMNS))
+        self.samples.setHorizontalHeaderLabels(list(COLUMNS))
+        self.samples.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.samples.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.samples.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.samples.verticalHeader().setVisible(False)
+        self.samples.itemSelectionChanged.connect(self._on_row_selected)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Dataset or workspace"))
+        layout.addLayout(_row(self.folder, _browse(self, self.folder, self.set_folder)))
+        layout.addWidget(QLabel("Workspace folder"))
+        layout.addLayout(_row(self.workspace_path, _browse(self, self.workspace_path, None)))
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.status)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.qc_button)
+        layout.addWidget(QLabel("Problems"))
+        layout.addWidget(self.problems, 1)
+        layout.addWidget(QLabel("Samples"))
+        layout.addWidget(self.samples, 3)
+        self._set_busy(False)
+
+        s = self.session
+        connect_until_destroyed(self, [
+            (s.workspace_changed, self.refresh), (s.sample_changed, self._on_sample_changed),
+            (s.status_changed, self._on_status_changed), (s.findings_changed, self.refresh)])
+        when_viewer_closes(napari_viewer, self._on_viewer_closed)
+        if self.session.workspace is not None:
+            self.refresh()
+
+    # --------------------------------------------------------------- opening
+    def set_folder(self, folder: str | Path) -> None:
+        """Choose the dataset (or workspace) folder; the workspace folder follows unless the folder is unchanged."""
+        text = str(folder).strip()
+        self.folder.setText(text)
+        if text and text != self._chosen:
+            self.workspace_path.setText(str(default_workspace(text)))
+        self._chosen = text
+
+    def open_workspace(self) -> None:
+        """Open (or create) the workspace of the chosen folder in a worker."""
+        from napari.qt.threading import create_worker
+
+        text = self.folder.text().strip()
+        if not text:
+            _report("Cannot open", ValueError("choose a dataset or workspace folder first"))
+            return
+        folder = Path(text).expanduser().absolute()
+        workspace = Path(self.workspace_path.text().strip() or default_workspace(folder)).expanduser().absolute()
+        self.worker = create_worker(open_or_create, folder, workspace, _ignore_errors=True)
+        self._start(self.worker, f"Opening {folder.name}", self._opened, f"Cannot open the workspace of {folder}")
+
+    def _opened(self, workspace: Any) -> None:
+        self.session.set_workspace(workspace)
+        self.status.setText(f"Workspace {workspace.root} ({workspace.layout}, {workspace.classmap.task}).")
+        if self.session.sample_id is None and self.samples.rowCount():
+            self.samples.selectRow(0)
+
+    # -------------------------------------------------------------------- QC
+    def run_qc(self) -> None:
+        from napari.qt.threading import create_worker
+
+        ws = self.session.workspace
+        if ws is None:
+            _report("Cannot run QC", ValueError("no workspace is open"))
+            return
+        self.worker = create_worker(run_qc_job, ws, _ignore_errors=True)
+        self._start(self.worker, "QC", self._qc_done, f"QC of {ws.dataset_root} failed")
+
+    def _qc_done(self, report: Any) -> None:
+        self.status.setText(f"QC: {len(report.findings)} findings over {report.n_samples} samples "
+                            f"in {report.seconds:.1f} s.")
+        self.session.findings_changed.emit("qc")
+
+    # ----------------------------------------------------------- worker glue
+    def _start(self, worker: Any, desc: str, done, failed: str) -> None:
+        from napari.utils import progress
+
+        self._progress = progress(total=0, desc=desc)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(done)
+        worker.errored.connect(lambda e: self._failed(failed, e))
+        worker.finished.connect(self._finished)
+        self._set_busy(True)
+        self.status.setText(f"{desc}...")
+        worker.start()
+
+    def _on_progress(self, event: Any) -> None:
+        pbar = self._progress
+        if pbar is None:
+            return
+        total = int(getattr(event, "total", 0) or 0)
+        if pbar.total != total:
+            pbar.total = total
+        done = int(getattr(event, "done", 0) or 0)
+        if done != pbar.n:
+            pbar.update(done - pbar.n)
+        stage = getattr(event, "stage", None) or getattr(event, "check", "")
+        pbar.set_description(f"{stage} {event.sample_id or ''}".strip())
+        message = getattr(event, "message", "")
+        self.status.setText(message or f"{stage}: {done} of {total}")
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        self.status.setText(f"{what}: {error}")
+        _report(what, error)
+
+    def _finished(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self.worker = None
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.open_button.setEnabled(not busy)
+        self.qc_button.setEnabled(not busy and self.session.workspace is not None)
+
+    # ------------------------------------------------------------- listings
+    def refresh(self, *_: Any) -> None:
+        """Counts, problems and the sample list of the session's workspace."""
+        from napari_medseg._review_text import problem_lines, summary_html
+
+        ws = self.session.workspace
+        self._set_busy(self.worker is not None)
+        self.problems.clear()
+        self.samples.blockSignals(True)
+        self.samples.setRowCount(0)
+        if ws is None:
+            self.summary.setText("<i>No workspace open.</i>")
+            self.samples.blockSignals(False)
+            return
+        self.summary.setText(summary_html(ws))
+        self.problems.addItems(problem_lines(ws))
+        records = ws.samples()
+        self.samples.setRowCount(len(records))
+        for row, rec in enumerate(records):
+            for col, text in enumerate((rec.id, rec.status, rec.group)):
+                self.samples.setItem(row, col, QTableWidgetItem(str(text)))
+        self.samples.resizeColumnsToContents()
+        self.samples.blockSignals(False)
+        self._select(self.session.sample_id)
+
+    def sample_ids(self) -> list[str]:
+        return [self.samples.item(r, 0).text() for r in range(self.samples.rowCount())]
+
+    def _row_of(self, sample_id: str | None) -> int:
+        if sample_id is None:
+            return -1
+        items = self.samples.findItems(str(sample_id), _exact())
+        return next((i.row() for i in items if i.column() == 0), -1)
+
+    def _select(self, sample_id: str | None) -> None:
+        row = self._row_of(sample_id)
+        if row >= 0 and self.samples.currentRow() != row:
+            self.samples.blockSignals(True)
+            self.samples.selectRow(row)
+            self.samples.blockSignals(False)
+
+    def _on_row_selected(self) -> None:
+        from napari_medseg._sample_layers import show_sample
+
+        rows = self.samples.selectionModel().selectedRows()
+        if not rows or self.session.workspace is None:
+            return
+        sample_id = self.samples.item(rows[0].row(), 0).text()
+        if sample_id != self.session.sample_id:
+            show_sample(self.viewer, sample_id)
+
+    # ---------------------------------------------------------- session events
+    def _on_sample_changed(self, sample_id: str | None) -> None:
+        self._select(sample_id)
+
+    def _on_status_changed(self, sample_id: str, status: str) -> None:
+        from napari_medseg._review_text import summary_html
+
+        row = self._row_of(sample_id)
+        if row >= 0:
+            self.samples.item(row, 1).setText(status)
+        if self.session.workspace is not None:
+            self.summary.setText(summary_html(self.session.workspace))
+
+    def _on_viewer_closed(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+        self.session.set_workspace(None)
+
+
+def _exact():
+    from qtpy.QtCore import Qt
+
+    return Qt.MatchFlag.MatchExactly
+
+
+def _row(*widgets: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for w in widgets:
+        row.addWidget(w)
+    return row
+
+
+def _browse(parent: QWidget, field: QLineEdit, then) -> QPushButton:
+    button = QPushButton("Browse...")
+
+    def pick() -> None:
+        folder = QFileDialog.getExistingDirectory(parent, "Choose a folder", field.text() or str(Path.home()))
+        if folder:
+            field.setText(folder)
+            if then is not None:
+                then(folder)
+
+    button.clicked.connect(pick)
+    return button

@@ -1,0 +1,306 @@
+"""Edits on the medseg Labels layer are never lost.
+
+One ``Autosave`` per viewer follows the Labels layer while it shows a
+workspace sample:
+
+* every edit (brush, fill, eraser, a helper, data set by another widget)
+  restarts a short timer; when it fires, a snapshot of the labels goes to a
+  background thread that writes it as a crash-safe draft in the workspace
+  (:mod:`medseg.workspace.drafts`): if napari is killed, the next time the
+  sample is shown the draft is restored and saved;
+* the labels are saved as a "manual" revision when the user moves to another
+  sample, opens another workspace, removes the layer, or closes the viewer
+  (``flush``); a save that the workspace refuses (an id outside the class map)
+  keeps the draft, reports the error and keeps the sample on screen.
+
+Saving compares content, not events: a mask equal to the current revision is
+not a new revision (so an undo back to it saves nothing).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QEvent, QObject, QTimer
+
+from napari_medseg._session import session_for
+
+DRAFT_DELAY_MS = 400  # after the last stroke; a stroke emits one event when the mouse is released
+_DRAFT_JOIN_S = 10.0
+
+
+class Autosave(QObject):
+    """Tracks the Labels layer of one viewer (see the module doc)."""
+
+    def __init__(self, viewer: Any):
+        super().__init__()
+        self._viewer = weakref.ref(viewer)
+        self.session = session_for(viewer)
+        self.layer: Any = None
+        self.workspace: Any = None
+        self.sample_id: str | None = None
+        self.base_revision: int | None = None
+        self.edited = False  # edits since the last save or draft
+        self.last_message = ""
+        self._loading = False
+        self._generation = 0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DRAFT_DELAY_MS)
+        self._timer.timeout.connect(self.write_draft)
+        self._poll = QTimer(self)
+        self._poll.setInterval(25)
+        self._poll.timeout.connect(self._check_draft)
+        self._pool: ThreadPoolExecutor | None = None
+        self._draft: tuple[Future, int, Any, str] | None = None
+        self._draft_again = False
+        self.session.workspace_changed.connect(self._on_workspace_changed)
+        self.session.revision_saved.connect(self._on_revision_saved)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    # ------------------------------------------------------------ following a sample
+    @contextmanager
+    def loading(self):
+        """Data set inside this block is a load, not an edit."""
+        self._loading = True
+        try:
+            yield
+        finally:
+            self._loading = False
+
+    def attach(self, layer: Any, workspace: Any, sample_id: str, head_revision: int | None) -> None:
+        if layer is not self.layer:
+            self._disconnect()
+            layer.events.paint.connect(self._on_edit)
+            layer.events.data.connect(self._on_edit)
+            self.layer = layer
+        self.workspace, self.sample_id, self.base_revision = workspace, str(sample_id), head_revision
+        self.edited = False
+        self._generation += 1
+        self._timer.stop()
+
+    def detach(self) -> None:
+        self.sample_id = self.workspace = self.base_revision = None
+        self.edited = False
+        self._generation += 1
+        self._timer.stop()
+
+    def _disconnect(self) -> None:
+        if self.layer is not None:
+            self.layer.events.paint.disconnect(self._on_edit)
+            self.layer.events.data.disconnect(self._on_edit)
+            self.layer = None
+
+    def _on_edit(self, event: Any = None) -> None:
+        if self._loading or self.sample_id is None:
+            return
+        self.edited = True
+        self._timer.start()
+
+    def labels_mask(self) -> np.ndarray:
+        """The labels on screen in the workspace's mask form."""
+        from napari_medseg._sample_layers import labels_to_mask
+
+        return labels_to_mask(self.layer.data, self.workspace.classmap)
+
+    # ------------------------------------------------------------------- drafts
+    def write_draft(self) -> None:
+        """Snapshot the labels now and write them as the sample's draft in a background thread."""
+        if self.sample_id is None or not self.edited:
+            return
+        if self._draft is not None:
+            self._draft_again = True
+            return
+        from medseg.workspace.drafts import write_draft
+
+        ws, sid = self.workspace, self.sample_id
+        snapshot = np.array(self.labels_mask(), copy=True)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medseg-draft")
+        future = self._pool.submit(write_draft, ws, sid, snapshot, base_revision=self.base_revision)
+        self._draft = (future, self._generation, ws, sid)
+        self.edited = False
+        self._poll.start()
+
+    def _check_draft(self, block: bool = False) -> None:
+        if self._draft is None:
+            self._poll.stop()
+            return
+        future, generation, ws, sid = self._draft
+        if block:
+            wait_futures([future], timeout=_DRAFT_JOIN_S)
+        if not future.done():
+            return
+        self._poll.stop()
+        self._draft = None
+        error = future.exception()
+        if generation != self._generation:
+            # saved as a revision (or left) while it was written: the draft is out of date
+            from medseg.workspace.drafts import discard_draft
+
+            discard_draft(ws, sid)
+        elif error is not None:
+            report(f"Could not write the draft of sample {sid} (the edits are still on screen)", error)
+        if self._draft_again and not block:
+            self._draft_again = False
+            self.edited = True
+            self.write_draft()
+
+    # ------------------------------------------------------------------- saving
+    def save(self, note: str = "edited in napari") -> Any:
+        """Save the labels on screen as a "manual" revision; the new revision, or None when nothing changed.
+        Raises what the workspace raises (e.g. an id outside the class map)."""
+        from medseg.workspace.drafts import discard_draft
+
+        if self.sample_id is None:
+            return None
+        self._timer.stop()
+        self._check_draft(block=True)
+        ws, sid = self.workspace, self.sample_id
+        head = ws.sample(sid).head_revision
+        rev = ws.save_revision(sid, self.labels_mask(), origin="manual", note=note)
+        self.edited = False
+        self._generation += 1  # a draft written from now on is older than this revision
+        discard_draft(ws, sid)
+        self.base_revision = rev.id
+        if rev.id == head:
+            return None
+        self.session.revision_saved.emit(sid, rev.id)
+        self.session.status_changed.emit(sid, ws.sample(sid).status)
+        self.last_message = f"Saved the edits of {sid} as revision {rev.id} ({rev.n_changed:,} pixels changed)."
+        return rev
+
+    def flush(self, note: str = "autosaved edits") -> bool:
+        """Save pending edits before the labels are replaced or dropped; False (error reported, draft kept)
+        when the workspace refuses them, so the caller must not replace the labels."""
+        from medseg.errors import MedsegError
+        from medseg.workspace.drafts import write_draft
+
+        if self.sample_id is None or self.layer is None:
+            return True
+        try:
+            self.save(note)
+        except (MedsegError, ValueError, OSError) as e:
+            try:
+                write_draft(self.workspace, self.sample_id, self.labels_mask(), base_revision=self.base_revision)
+            except (MedsegError, ValueError, OSError) as e2:
+                report(f"Could not keep a draft of sample {self.sample_id} either", e2)
+            report(f"The edits of sample {self.sample_id} are not saved (kept on screen and in a draft); "
+                    "fix them, then move on again", e)
+            return False
+        return True
+
+    def recover(self, draft: Any) -> Any:
+        """Put a pending draft on screen and save it; the new revision."""
+        from napari_medseg._sample_layers import mask_to_labels
+
+        self.layer.data = mask_to_labels(draft.mask, self.workspace.classmap)
+        self.edited = True
+        if not self.flush(note=f"recovered unsaved edits (draft of {draft.saved})"):
+            return None
+        from napari.utils.notifications import show_info
+
+        self.last_message = (f"Recovered unsaved edits of {self.sample_id} from a draft written "
+                             f"{draft.saved[:19].replace('T', ' ')} UTC; saved as a revision (Revert undoes it).")
+        show_info(self.last_message)
+        return self.workspace.sample(self.sample_id).head_revision
+
+    # ------------------------------------------------------------------- events
+    def _on_workspace_changed(self, workspace: Any) -> None:
+        # emitted before the old workspace is closed: the edits still reach it
+        if self.workspace is not None and workspace is not self.workspace:
+            self.flush()
+            self.detach()
+
+    def _on_revision_saved(self, sample_id: str, revision_id: int) -> None:
+        # another widget saved a revision of this sample (e.g. a copied prediction): later drafts build on it
+        if sample_id == self.sample_id and self.workspace is not None:
+            self.base_revision = self.workspace.sample(sample_id).head_revision
+
+    def _on_layer_removed(self, event: Any) -> None:
+        if event.value is self.layer:
+            self.flush()
+            self.detach()
+            self._disconnect()
+
+    def viewer_closing(self) -> None:
+        self.flush()
+        self.detach()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def report(what: str, error: BaseException) -> None:
+    """A napari error notification naming what failed and why (the traceback goes to the log)."""
+    from napari_medseg._notify import report_error
+
+    report_error(what, error)
+
+
+def real_viewer(viewer: Any) -> Any:
+    """The viewer behind napari's ``PublicOnlyProxy`` (each docked widget gets its own proxy)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def per_viewer(registry: weakref.WeakKeyDictionary, viewer: Any, make: Callable[[Any], Any]) -> Any:
+    """``registry``'s object for the (real) viewer, made by ``make(viewer)`` on first use; dropped with it."""
+    viewer = real_viewer(viewer)
+    found = registry.get(viewer)
+    if found is None:
+        found = registry[viewer] = make(viewer)
+    return found
+
+
+_AUTOSAVES: weakref.WeakKeyDictionary[Any, Autosave] = weakref.WeakKeyDictionary()
+
+
+def autosave_for(viewer: Any) -> Autosave:
+    """The viewer's autosave, made on first use (its close hook with it)."""
+    _watcher_for(viewer)
+    return per_viewer(_AUTOSAVES, viewer, Autosave)
+
+
+class _CloseWatcher(QObject):
+    """Runs on the viewer window's close: first the autosave, then the registered callbacks."""
+
+    def __init__(self, viewer: Any):
+        super().__init__()
+        self._viewer = weakref.ref(viewer)
+        self.callbacks: list[Callable[[], None]] = []
+        self.done = False
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Close and not self.done:
+            self.done = True
+            viewer = self._viewer()
+            autosave = _AUTOSAVES.get(viewer) if viewer is not None else None
+            if autosave is not None:
+                autosave.viewer_closing()
+            for callback in self.callbacks:
+                callback()
+        return False
+
+
+_WATCHERS: weakref.WeakKeyDictionary[Any, _CloseWatcher] = weakref.WeakKeyDictionary()
+
+
+def _watcher_for(viewer: Any) -> _CloseWatcher:
+    def make(real: Any) -> _CloseWatcher:
+        watcher = _CloseWatcher(real)
+        real.window._qt_window.installEventFilter(watcher)
+        return watcher
+
+    return per_viewer(_WATCHERS, viewer, make)
+
+
+def when_viewer_closes(viewer: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the viewer's window closes, after pending label edits are saved."""
+    autosave_for(viewer)
+    _watcher_for(viewer).callbacks.append(callback)

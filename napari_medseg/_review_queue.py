@@ -1,0 +1,200 @@
+"""The Review widget's queue panel: filters, the list worst label first, previous / next (also on keys).
+
+The order is :func:`medseg.qc.queue.review_queue`'s; this panel only shows it
+and moves along it. When the sample on screen leaves the filtered queue (e.g.
+it was just accepted and the filter shows unreviewed samples), its place holds
+the sample that came after it, so "next" continues from there.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_medseg._review_autosave import report
+
+NEXT_KEY, PREVIOUS_KEY = ".", ","
+ALL_STATUSES, ALL_CHECKS, AUTO_METHOD = "all statuses", "all findings", "auto"
+
+
+class QueuePanel(QWidget):
+    """Filters, queue list and navigation; ``said`` carries short messages ("End of the queue.")."""
+
+    said = Signal(str)
+
+    def __init__(self, viewer: Any, autosave: Any, session: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer, self.autosave, self.session = viewer, autosave, session
+        self.items: list[Any] = []
+        self._position = 0
+        self.status_filter = combo([ALL_STATUSES, "unreviewed", "accepted", "corrected", "excluded"])
+        self.check_filter = combo([ALL_CHECKS])
+        self.method = combo([AUTO_METHOD])
+        self.method.setToolTip("Label-quality scores to rank by ('auto': out-of-fold scores when stored)")
+        for c in (self.status_filter, self.check_filter, self.method):
+            c.currentIndexChanged.connect(lambda _=None: self.refresh())
+        self.queue = QListWidget()
+        self.queue.itemActivated.connect(self._on_item_activated)
+        self.queue.itemClicked.connect(self._on_item_activated)
+        self.previous_button = button(f"◀ Previous ({PREVIOUS_KEY})", lambda: self.step(-1))
+        self.next_button = button(f"Next ({NEXT_KEY}) ▶", lambda: self.step(+1))
+        self.position = QLabel()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        filters, nav = QHBoxLayout(), QHBoxLayout()
+        for w in (self.status_filter, self.check_filter, self.method):
+            filters.addWidget(w)
+        for w in (self.previous_button, self.position, self.next_button):
+            nav.addWidget(w)
+        layout.addLayout(filters)
+        layout.addWidget(self.queue, 1)
+        layout.addLayout(nav)
+        self._bind_keys()
+
+    def _bind_keys(self) -> None:
+        ref = weakref.ref(self)
+
+        def step(delta: int):
+            def bound(viewer: Any) -> None:
+                panel = ref()
+                if panel is not None:
+                    panel.step(delta)
+            return bound
+
+        viewer = self.viewer
+        viewer.bind_key(NEXT_KEY, step(+1), overwrite=True)
+        viewer.bind_key(PREVIOUS_KEY, step(-1), overwrite=True)
+        self.destroyed.connect(lambda *_: (viewer.bind_key(NEXT_KEY, None), viewer.bind_key(PREVIOUS_KEY, None)))
+
+    # ------------------------------------------------------------------ content
+    def refill_choices(self) -> None:
+        """The finding and score-method filters offer what the workspace stores."""
+        ws = self.session.workspace
+        refill(self.check_filter, [ALL_CHECKS, *sorted({f.check for f in ws.findings()})] if ws else [ALL_CHECKS])
+        refill(self.method, [AUTO_METHOD, *ws.score_methods()] if ws else [AUTO_METHOD])
+
+    def method_name(self) -> str | None:
+        text = self.method.currentText()
+        return None if text in ("", AUTO_METHOD) else text
+
+    def refresh(self) -> None:
+        from medseg.errors import MedsegError
+        from medseg.qc.queue import review_queue
+        from napari_medseg._review_text import item_line
+
+        ws = self.session.workspace
+        self.items = []
+        if ws is not None:
+            try:
+                self.items = review_queue(ws, method=self.method_name(), statuses=chosen(self.status_filter),
+                                          checks=chosen(self.check_filter))
+            except MedsegError as e:
+                report("Cannot build the review queue", e)
+        self.queue.blockSignals(True)
+        self.queue.clear()
+        for item in self.items:
+            row = QListWidgetItem(item_line(item))
+            row.setData(Qt.ItemDataRole.UserRole, item.sample_id)
+            row.setToolTip(item.reason)
+            self.queue.addItem(row)
+        self.queue.blockSignals(False)
+        self.mark_current()
+
+    def queue_ids(self) -> list[str]:
+        return [item.sample_id for item in self.items]
+
+    def mark_current(self) -> None:
+        ids = self.queue_ids()
+        current = self.autosave.sample_id
+        if current in ids:
+            self._position = ids.index(current)
+            self.queue.setCurrentRow(self._position)
+            self.position.setText(f"{self._position + 1} of {len(ids)}")
+        else:
+            self.queue.clearSelection()
+            self.position.setText(f"{len(ids)} in queue")
+
+    # --------------------------------------------------------------- moving
+    def step(self, delta: int) -> None:
+        ids = self.queue_ids()
+        current = self.autosave.sample_id
+        if current is None:
+            k = 0 if delta > 0 else len(ids) - 1
+        elif current in ids:
+            k = ids.index(current) + delta
+        else:  # the sample left the filtered queue: its place holds the one after it
+            k = self._position if delta > 0 else self._position - 1
+        if not 0 <= k < len(ids):
+            self.said.emit("End of the queue." if ids else "The queue is empty.")
+            return
+        self.show(ids[k])
+
+    def show(self, sample_id: str) -> None:
+        from napari_medseg._sample_layers import show_sample
+
+        ids = self.queue_ids()
+        if sample_id in ids:
+            self._position = ids.index(sample_id)
+        try:
+            show_sample(self.viewer, sample_id)
+        except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
+            report(f"Cannot show sample {sample_id}", e)
+
+    def _on_item_activated(self, row: QListWidgetItem) -> None:
+        sample_id = row.data(Qt.ItemDataRole.UserRole)
+        if sample_id != self.autosave.sample_id:
+            self.show(sample_id)
+
+
+def chosen(c: QComboBox) -> list[str] | None:
+    return None if c.currentIndex() <= 0 else [c.currentText()]
+
+
+def combo(items) -> QComboBox:
+    c = QComboBox()
+    c.addItems(list(items))
+    return c
+
+
+def refill(c: QComboBox, items: list[str]) -> None:
+    current = c.currentText()
+    c.blockSignals(True)
+    c.clear()
+    c.addItems(items)
+    c.setCurrentIndex(items.index(current) if current in items else 0)
+    c.blockSignals(False)
+
+
+def button(text: str, slot, tip: str = "") -> QPushButton:
+    b = QPushButton(text)
+    b.clicked.connect(lambda *_: slot())
+    if tip:
+        b.setToolTip(tip)
+    return b
+
+
+def connect_until_destroyed(widget: QWidget, pairs) -> None:
+    """Connect (signal, slot) pairs of the session and drop them when the widget is destroyed, so a closed dock
+    is never called again."""
+    pairs = list(pairs)
+    for signal, slot in pairs:
+        signal.connect(slot)
+
+    def drop(*_: Any) -> None:
+        for signal, slot in pairs:
+            signal.disconnect(slot)
+
+    widget.destroyed.connect(drop)

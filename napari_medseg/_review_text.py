@@ -1,0 +1,68 @@
+"""What the Dataset and Review widgets say about a workspace, a sample and its revisions, in words."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+STATUS_ORDER = ("unreviewed", "accepted", "corrected", "excluded")
+
+
+def summary_html(ws: Any) -> str:
+    """Counts by review status and by QC finding (rich text)."""
+    s = ws.summary()
+    by_status = ", ".join(f"{s['by_status'].get(k, 0)} {k}" for k in STATUS_ORDER)
+    head = (f"<b>{s['n_samples']} samples</b> ({escape(s['layout'])}, {escape(s['task'])}: "
+            f"{escape(', '.join(s['classes']))})")
+    lines = [head, f"Status: {by_status}"]
+    checks = s.get("by_check") or {}
+    if checks:
+        top = sorted(checks.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("Findings: " + ", ".join(f"{n} {escape(check.replace('_', ' '))}" for check, n in top))
+    else:
+        lines.append("Findings: none stored (run QC)")
+    changes = s.get("source_changes") or {}
+    if changes:
+        lines.append("Source files: " + ", ".join(f"{n} {k}" for k, n in changes.items()) + " since import")
+    return "<br>".join(lines)
+
+
+def problem_lines(ws: Any) -> list[str]:
+    """Indexing problems and changed or vanished source files, one line each."""
+    lines = [f"{f.check.replace('_', ' ')}: {f.message}" + (f" ({f.path})" if f.path else "")
+             for f in ws.findings(source="index")]
+    lines += [f"source {ch.kind}: {ch.path} (sample {ch.sample_id})" for ch in ws.source_changes]
+    return lines
+
+
+def item_line(item: Any) -> str:
+    """One row of the queue list."""
+    score = "unscored" if item.score is None else f"{item.score:.2f}"
+    worst = ""
+    if item.findings:
+        from medseg.qc.queue import finding_phrase
+
+        worst = " · " + finding_phrase(item.findings[0])
+    return f"{item.sample_id}  [{item.status}]  {score}{worst}"
+
+
+def item_html(item: Any, record: Any) -> str:
+    """The current sample's status, score, place in the queue and findings (rich text)."""
+    status = escape(record.status) + (f" ({escape(record.reason)})" if record.reason else "")
+    score = "not scored" if item is None or item.score is None else f"{item.score:.2f} ({escape(item.method or '')})"
+    lines = [f"<b>{escape(record.id)}</b> · group {escape(str(record.group))}", f"Status: {status}",
+             f"Label quality: {score}"]
+    if item is not None:
+        lines.append(f"Why here: {escape(item.reason)}")
+        for f in item.findings:
+            fix = f" — auto-fix: {f.fix.replace('_', ' ')}" if f.fix else ""
+            lines.append(f"• <i>{escape(f.severity)}</i> {escape(f.message)}{escape(fix)}")
+    return "<br>".join(lines)
+
+
+def revision_line(rev: Any) -> str:
+    """One row of the history list: id, origin, time, author, pixels changed, note."""
+    when = str(rev.created)[:19].replace("T", " ")
+    changed = "first revision" if rev.parent_id is None else f"{rev.n_changed:,} px changed"
+    note = f" — {rev.note}" if rev.note else ""
+    return f"#{rev.id} {rev.origin} · {when} · {rev.author} · {changed}{note}"

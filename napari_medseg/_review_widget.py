@@ -1,0 +1,259 @@
+"""Review dock widget: the queue worst label first, verdicts, label helpers, revision history.
+
+The queue is :func:`medseg.qc.queue.review_queue` (QC findings and model
+scores; filter by status and finding), shown by :class:`~napari_medseg._review_queue.QueuePanel`.
+Moving along it shows each sample through :func:`napari_medseg._sample_layers.show_sample`;
+edits on the Labels layer are autosaved as revisions when the user moves on or
+the viewer closes, and kept in a crash-safe draft meanwhile
+(:mod:`napari_medseg._review_autosave`). The buttons' work is in
+:mod:`napari_medseg._review_actions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_medseg import _review_actions as actions
+from napari_medseg._review_autosave import autosave_for
+from napari_medseg._review_autosave import report as _report
+from napari_medseg._review_queue import (
+    NEXT_KEY,
+    PREVIOUS_KEY,
+    QueuePanel,
+    button,
+    combo,
+    connect_until_destroyed,
+)
+from napari_medseg._session import session_for
+
+if TYPE_CHECKING:
+    import napari
+
+EXCLUDE_REASONS = ("", "image unusable", "label ambiguous", "duplicate of another sample", "wrong class map")
+HELP = (f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
+        f"'{PREVIOUS_KEY}' previous sample. Edit with napari's brush, fill and eraser on the "
+        "'medseg labels' layer; edits are saved as a revision when you move on or close napari, and kept "
+        "in a crash-safe draft meanwhile.")
+_FAILED = object()
+
+
+class ReviewWidget(QWidget):
+    """Queue, verdicts, helpers and history of the sample on screen."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.autosave = autosave_for(napari_viewer)
+        self.setToolTip(HELP)
+        self.panel = QueuePanel(napari_viewer, self.autosave, self.session)
+        # the queue's controls, reachable from the widget (scripts, tests)
+        self.status_filter, self.check_filter = self.panel.status_filter, self.panel.check_filter
+        self.method, self.queue, self.position = self.panel.method, self.panel.queue, self.panel.position
+        self.details = QLabel("<i>No sample on screen.</i>")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+
+        self.accept_button = button("Accept", self.accept, "The label is right (pending edits are saved)")
+        self.exclude_button = button("Exclude", self.exclude, "Leave the sample out of training and export")
+        self.reason = combo(EXCLUDE_REASONS)
+        self.reason.setEditable(True)
+        self.reason.lineEdit().setPlaceholderText("reason to exclude")
+        self.reason.setToolTip("Why the sample is excluded (required)")
+        self.advance = QCheckBox("then go to the next sample")
+        self.advance.setChecked(True)
+        self.save_button = button("Save correction", self.save_correction,
+                                  "Save the labels on screen as a new revision now")
+
+        self.only_selected = QCheckBox("only the selected label")
+        self.speck_size = QSpinBox()
+        self.speck_size.setRange(1, 1_000_000)
+        self.speck_size.setValue(20)
+        self.speck_size.setSuffix(" px")
+        self.fill_button = button("Fill holes", lambda: self.helper("fill_holes"))
+        self.specks_button = button("Remove specks below", lambda: self.helper(
+            "remove_specks", min_pixels=self.speck_size.value()))
+        self.smooth_button = button("Smooth", lambda: self.helper("smooth"), "Majority of each 3x3 neighbourhood")
+        self.dilate_button = button("Dilate 1 px", lambda: self.helper("dilate"))
+        self.erode_button = button("Erode 1 px", lambda: self.helper("erode"))
+        self.autofix_button = button("Apply auto-fix", self.apply_autofix,
+                                     "Save the fixes QC offers for this sample as 'auto-fix' revisions")
+        self.history = QListWidget()
+        self.revert_button = button("Revert to selected", self.revert,
+                                    "A new revision with the selected revision's labels")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self._layout()
+
+        self.panel.said.connect(self.message.setText)
+        s = self.session
+        connect_until_destroyed(self, [
+            (s.workspace_changed, self.refresh_all), (s.sample_changed, self._on_sample_changed),
+            (s.status_changed, self._on_status_changed), (s.scores_changed, self.refresh_all),
+            (s.findings_changed, self.refresh_all), (s.revision_saved, self._on_revision_saved)])
+        self.refresh_all()
+
+    def _layout(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.panel, 2)
+        layout.addWidget(self.details)
+        verdict = QGridLayout()
+        verdict.addWidget(self.accept_button, 0, 0)
+        verdict.addWidget(self.exclude_button, 0, 1)
+        verdict.addWidget(self.reason, 0, 2)
+        verdict.addWidget(self.advance, 1, 0, 1, 2)
+        verdict.addWidget(self.save_button, 1, 2)
+        layout.addLayout(verdict)
+        helpers = QGridLayout()
+        for k, w in enumerate((self.fill_button, self.specks_button, self.speck_size, self.smooth_button,
+                               self.dilate_button, self.erode_button)):
+            helpers.addWidget(w, k // 3, k % 3)
+        helpers.addWidget(self.only_selected, 2, 0, 1, 2)
+        helpers.addWidget(self.autofix_button, 2, 2)
+        layout.addLayout(helpers)
+        layout.addWidget(QLabel("History (newest first)"))
+        layout.addWidget(self.history, 1)
+        layout.addWidget(self.revert_button)
+        layout.addWidget(self.message)
+
+    # ----------------------------------------------------------------- queue
+    def refresh_all(self, *_: Any) -> None:
+        """Filters, queue and the sample's panel (after a workspace, score or findings change)."""
+        self.panel.refill_choices()
+        self.panel.refresh()
+        self.refresh_sample()
+
+    def queue_ids(self) -> list[str]:
+        return self.panel.queue_ids()
+
+    def next_sample(self) -> None:
+        self.panel.step(+1)
+
+    def previous_sample(self) -> None:
+        self.panel.step(-1)
+
+    def show(self, sample_id: str) -> None:
+        self.panel.show(sample_id)
+
+    # -------------------------------------------------------------- the sample
+    def refresh_sample(self) -> None:
+        from napari_medseg._review_text import item_html, revision_line
+
+        ws, sid = self.session.workspace, self.autosave.sample_id
+        self.history.clear()
+        if ws is None or sid is None:
+            self.details.setText("<i>No sample on screen.</i>")
+            self._enable(False)
+            return
+        item = next((i for i in self.panel.items if i.sample_id == sid), None)
+        if item is None:
+            item = next((i for i in _queue_of(ws, self.panel.method_name()) if i.sample_id == sid), None)
+        self.details.setText(item_html(item, ws.sample(sid)))
+        for rev in reversed(ws.revisions(sid)):
+            row = QListWidgetItem(revision_line(rev))
+            row.setToolTip(row.text())
+            row.setData(Qt.ItemDataRole.UserRole, rev.id)
+            self.history.addItem(row)
+        self._enable(True)
+        fixes = sorted({f.fix for f in ws.findings(sample_id=sid) if f.fix})
+        self.autofix_button.setEnabled(bool(fixes))
+        self.autofix_button.setText("Apply auto-fix" + (f" ({', '.join(fixes)})" if fixes else ""))
+
+    def _enable(self, on: bool) -> None:
+        for b in (self.accept_button, self.exclude_button, self.save_button, self.fill_button,
+                  self.specks_button, self.smooth_button, self.dilate_button, self.erode_button,
+                  self.revert_button, self.autofix_button):
+            b.setEnabled(on)
+
+    def _on_sample_changed(self, sample_id: str | None) -> None:
+        self.panel.mark_current()
+        self.refresh_sample()
+        self.message.setText(self.autosave.last_message)
+
+    def _on_status_changed(self, sample_id: str, status: str) -> None:
+        self.panel.refresh()
+
+    def _on_revision_saved(self, sample_id: str, revision_id: int) -> None:
+        if sample_id == self.autosave.sample_id:
+            self.refresh_sample()
+
+    # ----------------------------------------------------------------- actions
+    def _run(self, what: str, action, *args, **kwargs) -> Any:
+        """The action's result, or ``_FAILED`` once the failure was shown to the user."""
+        try:
+            return action(self.viewer, *args, **kwargs)
+        except actions.EditsNotSaved as e:  # the autosave already reported why
+            self.message.setText(str(e))
+        except Exception as e:  # noqa: BLE001 - every failure reaches the user
+            self.message.setText(f"{what} failed: {e}")
+            _report(f"{what} failed", e)
+        return _FAILED
+
+    def accept(self) -> None:
+        status = self._run("Accept", actions.accept)
+        if status is not _FAILED:
+            self.message.setText(f"{self.autosave.sample_id}: {status}.")
+            self._after_verdict()
+
+    def exclude(self) -> None:
+        sid = self.autosave.sample_id
+        reason = self._run("Exclude", actions.exclude, self.reason.currentText())
+        if reason is not _FAILED:
+            self.message.setText(f"{sid}: excluded ({reason}).")
+            self._after_verdict()
+
+    def _after_verdict(self) -> None:
+        self.refresh_sample()
+        if self.advance.isChecked():
+            self.panel.step(+1)
+
+    def save_correction(self) -> None:
+        sid = self.autosave.sample_id
+        rev = self._run("Saving the correction", actions.save_correction)
+        if rev is None:
+            self.message.setText(f"{sid}: no changes to save.")
+        elif rev is not _FAILED:
+            self.message.setText(f"{sid}: saved revision {rev.id} ({rev.n_changed:,} pixels changed); corrected.")
+
+    def helper(self, name: str, **params) -> None:
+        layer = self.autosave.layer
+        only = int(layer.selected_label) if self.only_selected.isChecked() and layer is not None else None
+        n = self._run(name.replace("_", " ").capitalize(), actions.apply_helper, name, only_label=only, **params)
+        if n is not _FAILED:
+            self.message.setText(f"{name.replace('_', ' ')}: {n:,} pixels changed (undo with Ctrl+Z).")
+
+    def apply_autofix(self) -> None:
+        saved = self._run("Auto-fix", actions.apply_autofix)
+        if saved is not _FAILED:
+            self.message.setText("; ".join(r.note for r in saved) if saved else "The auto-fix changes nothing now.")
+
+    def revert(self) -> None:
+        row = self.history.currentItem()
+        if row is None:
+            self.message.setText("Select a revision in the history first.")
+            return
+        rev = self._run("Revert", actions.revert_to, row.data(Qt.ItemDataRole.UserRole))
+        if rev is not _FAILED:
+            self.message.setText(f"{rev.sample_id}: {rev.note} (revision {rev.id}).")
+
+
+def _queue_of(ws: Any, method: str | None) -> list:
+    from medseg.errors import MedsegError
+    from medseg.qc.queue import review_queue
+
+    try:
+        return review_queue(ws, method=method)
+    except MedsegError:
+        return []  # the filtered queue already reported why

@@ -1,0 +1,252 @@
+"""One workspace sample on screen: its image as ``IMAGE_LAYER``, its current label revision as ``LABELS_LAYER``.
+
+``show_sample(viewer, sample_id)`` is how every widget moves between samples:
+the image and mask are decoded in a thread worker; when they arrive (on the
+main thread) the edits of the sample on screen are saved first (see
+:mod:`napari_medseg._review_autosave`), then the two layers are updated in
+place (same layer objects, new data, so other widgets' references and the
+user's display settings survive), then ``session.set_sample`` announces it.
+Only the newest request is shown; an older one that finishes late is dropped.
+
+Labels hold class ids with the class map's colours and names. A multilabel
+class map (overlapping classes) cannot share one id image: its labels are one
+plane per class (axis 0, value = the class id), so the brush edits one class
+at a time.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
+
+
+@dataclass
+class LoadedSample:
+    """What the worker decoded for one sample."""
+
+    workspace: Any
+    sample_id: str
+    image: Any  # medseg.io.types.ImageData
+    mask: np.ndarray
+    head_revision: int | None
+    draft: Any = None  # medseg.workspace.drafts.Draft with edits the head lacks, or None
+
+
+def load_sample(workspace: Any, sample_id: str) -> LoadedSample:
+    """Decode a sample's image, current mask and pending draft (runs in the worker; no Qt)."""
+    from medseg.workspace.drafts import pending_draft
+
+    record = workspace.sample(sample_id)
+    image = workspace.image(sample_id)
+    mask = workspace.mask_at(record.head_revision)
+    return LoadedSample(workspace, record.id, image, mask, record.head_revision, pending_draft(workspace, record.id))
+
+
+def show_sample(viewer: Any, sample_id: str):
+    """Show ``sample_id`` of the session's workspace; returns the started worker (``returned`` fires when the
+    layers are updated, ``errored`` after the error was reported)."""
+    return _display_for(viewer).show(sample_id)
+
+
+def reload_labels(viewer: Any) -> None:
+    """Put the current revision of the sample on screen into the Labels layer (after a revert or an auto-fix
+    saved a revision); pending edits must have been saved first."""
+    _display_for(viewer).reload_labels()
+
+
+def current_sample(viewer: Any) -> str | None:
+    """The sample whose labels are on screen (None while none is)."""
+    from napari_medseg._review_autosave import autosave_for
+
+    return autosave_for(viewer).sample_id
+
+
+# ---------------------------------------------------------------- label forms
+def mask_to_labels(mask: np.ndarray, classmap: Any) -> np.ndarray:
+    """A workspace mask as Labels data: the ids themselves; multilabel (..., C) booleans as C planes of ids."""
+    mask = np.asarray(mask)
+    if classmap.task != "multilabel":
+        return mask.astype(np.uint8) if mask.dtype == bool else mask
+    ids = np.asarray(classmap.ids)
+    dtype = np.min_scalar_type(int(ids.max()))
+    planes = np.moveaxis(mask.astype(bool), -1, 0)
+    return planes.astype(dtype) * ids.astype(dtype).reshape((-1,) + (1,) * (planes.ndim - 1))
+
+
+def labels_to_mask(data: Any, classmap: Any) -> np.ndarray:
+    """Labels data back to the workspace's mask form (the inverse of :func:`mask_to_labels`)."""
+    data = np.asarray(data)
+    if classmap.task != "multilabel":
+        return data
+    return np.moveaxis(data != 0, 0, -1)
+
+
+def set_labels(layer: Any, new: np.ndarray) -> int:
+    """Write ``new`` into a Labels layer as one undoable edit (only the pixels that differ); how many changed."""
+    old = np.asarray(layer.data)
+    if new.shape != old.shape:
+        raise ValueError(f"labels of shape {new.shape} do not fit layer {layer.name!r} of shape {old.shape}")
+    where = np.nonzero(old != new)
+    if where[0].size:
+        layer.data_setitem(where, new[where].astype(old.dtype, copy=False))
+    return int(where[0].size)
+
+
+# ---------------------------------------------------------------- per viewer
+class _SampleDisplay:
+    def __init__(self, viewer: Any):
+        from napari_medseg._review_autosave import autosave_for
+
+        self._viewer = weakref.ref(viewer)
+        self.session = session_for(viewer)
+        self.autosave = autosave_for(viewer)
+        self._request = 0
+
+    def show(self, sample_id: str):
+        from napari.qt.threading import create_worker
+
+        from medseg.errors import WorkspaceError
+        from napari_medseg._review_autosave import report
+
+        ws = self.session.workspace
+        if ws is None:
+            raise WorkspaceError("no workspace is open: open a dataset or workspace in the Dataset widget first")
+        self._request += 1
+        request = self._request
+        worker = create_worker(load_sample, ws, str(sample_id), _ignore_errors=True)
+        worker.returned.connect(lambda loaded: self._apply_reported(loaded, request))
+        worker.errored.connect(lambda e: report(f"Cannot show sample {sample_id}", e))
+        worker.start()
+        return worker
+
+    def _apply_reported(self, loaded: LoadedSample, request: int) -> None:
+        from napari_medseg._review_autosave import report
+
+        try:
+            self._apply(loaded, request)
+        except Exception as e:  # noqa: BLE001 - a slot's error would only reach the console
+            report(f"Cannot show sample {loaded.sample_id}", e)
+
+    def _apply(self, loaded: LoadedSample, request: int) -> None:
+        viewer = self._viewer()
+        if viewer is None or request != self._request or loaded.workspace is not self.session.workspace:
+            return  # a newer request, or another workspace, owns the screen now
+        if not self.autosave.flush():
+            return
+        ws = loaded.workspace
+        _put_image(viewer, loaded.image, ws, loaded.sample_id)
+        layer = _put_labels(viewer, loaded.mask, loaded.image, ws, loaded.sample_id, self.autosave)
+        self.autosave.attach(layer, ws, loaded.sample_id, loaded.head_revision)
+        self.autosave.last_message = ""
+        if loaded.draft is not None:
+            self.autosave.recover(loaded.draft)
+        self.session.set_sample(loaded.sample_id)
+
+    def reload_labels(self) -> None:
+        autosave = self.autosave
+        if autosave.sample_id is None or autosave.layer is None:
+            return
+        ws, sid = autosave.workspace, autosave.sample_id
+        record = ws.sample(sid)
+        with autosave.loading():
+            autosave.layer.data = mask_to_labels(ws.mask_at(record.head_revision), ws.classmap)
+            _reset_undo(autosave.layer)
+        autosave.attach(autosave.layer, ws, sid, record.head_revision)
+
+
+_DISPLAYS: weakref.WeakKeyDictionary[Any, _SampleDisplay] = weakref.WeakKeyDictionary()
+
+
+def _display_for(viewer: Any) -> _SampleDisplay:
+    from napari_medseg._review_autosave import per_viewer
+
+    return per_viewer(_DISPLAYS, viewer, _SampleDisplay)
+
+
+# ---------------------------------------------------------------- layers
+def _existing(viewer: Any, name: str, kind: type) -> Any:
+    layer = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401 - LayerList has no get
+    return layer if isinstance(layer, kind) else None
+
+
+def _put_image(viewer: Any, image: Any, ws: Any, sample_id: str) -> Any:
+    from napari.layers import Image
+
+    from napari_medseg._layer_data import image_layer
+
+    data, kwargs, _ = image_layer(image, name=IMAGE_LAYER, sample_id=sample_id, workspace=str(ws.root))
+    layer = _existing(viewer, IMAGE_LAYER, Image)
+    if layer is not None and bool(layer.rgb) != bool(kwargs["rgb"]):
+        # napari cannot switch a layer between grey and RGB: this one is replaced, at its place
+        index = viewer.layers.index(layer)
+        viewer.layers.remove(layer)
+        layer = viewer.add_image(data, **kwargs)
+        viewer.layers.move(viewer.layers.index(layer), index)
+        return layer
+    if layer is None:
+        if IMAGE_LAYER in viewer.layers:
+            viewer.layers.remove(IMAGE_LAYER)  # a layer of another kind took the name
+        layer = viewer.add_image(data, **kwargs)
+        _move_below_labels(viewer, layer)
+        return layer
+    layer.data = data
+    layer.scale = kwargs["scale"]
+    layer.metadata = kwargs["metadata"]
+    limits = kwargs.get("contrast_limits")
+    if limits is None and np.dtype(data.dtype) == np.uint8:
+        limits = (0.0, 255.0)
+    if limits is None:
+        layer.reset_contrast_limits()
+    else:
+        layer.contrast_limits_range = limits
+        layer.contrast_limits = limits
+    return layer
+
+
+def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: str, autosave: Any) -> Any:
+    from napari.layers import Labels
+
+    from napari_medseg._layer_data import labels_layer
+
+    cm = ws.classmap
+    ids = mask_to_labels(mask, cm)
+    scale = (1.0, *image.spacing) if cm.task == "multilabel" else tuple(image.spacing)
+    data, kwargs, _ = labels_layer(ids, name=LABELS_LAYER, source=ws.root, scale=scale, classmap=cm,
+                                   sample_id=sample_id, workspace=str(ws.root), mask_task=cm.task,
+                                   **({"class_axis": 0} if cm.task == "multilabel" else {}))
+    features = {"index": [0, *cm.ids], "class": [cm.background, *cm.names]}
+    layer = _existing(viewer, LABELS_LAYER, Labels)
+    if layer is None:
+        if LABELS_LAYER in viewer.layers:
+            viewer.layers.remove(LABELS_LAYER)
+        with autosave.loading():
+            layer = viewer.add_labels(data, **kwargs)
+        layer.features = features
+        layer.selected_label = cm.ids[0]
+        return layer
+    with autosave.loading():
+        layer.data = data
+        layer.scale = kwargs["scale"]
+        layer.metadata = kwargs["metadata"]
+        layer.colormap = kwargs["colormap"]
+        layer.features = features
+        layer.editable = True
+        _reset_undo(layer)
+    return layer
+
+
+def _reset_undo(layer: Any) -> None:
+    # undo must not replay the previous sample's strokes into this one (napari keeps no per-data history)
+    reset = getattr(layer, "_reset_history", None)
+    if reset is not None:
+        reset()
+
+
+def _move_below_labels(viewer: Any, layer: Any) -> None:
+    if LABELS_LAYER in viewer.layers:
+        viewer.layers.move(viewer.layers.index(layer), viewer.layers.index(LABELS_LAYER))

@@ -1,0 +1,116 @@
+"""Crash-safe drafts of unsaved label edits (engine, no Qt)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from _workspace_data import box, make_binary
+
+from medseg.errors import ReadError, WorkspaceError
+from medseg.workspace import Workspace
+from medseg.workspace.drafts import (
+    DRAFTS_DIR,
+    discard_draft,
+    draft_path,
+    draft_sample_ids,
+    pending_draft,
+    read_draft,
+    write_draft,
+)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    with Workspace.create(tmp_path / "ws", make_binary(tmp_path / "data", n=3)) as w:
+        yield w
+
+
+def test_write_read_round_trip_and_nothing_else_left(ws):
+    mask = ws.current_mask("1").copy()
+    mask[0:3, 0:3] = 1
+    head = ws.sample("1").head_revision
+    path = write_draft(ws, "1", mask, base_revision=head)
+    assert path == draft_path(ws, "1") and path.parent == ws.root / DRAFTS_DIR
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    draft = read_draft(ws, "1")
+    np.testing.assert_array_equal(draft.mask, mask)
+    assert (draft.sample_id, draft.base_revision) == ("1", head) and draft.saved > ws.revision(head).created
+    assert read_draft(ws, "2") is None and draft_sample_ids(ws) == ["1"]
+    assert discard_draft(ws, "1") and not discard_draft(ws, "1") and read_draft(ws, "1") is None
+
+
+def test_ids_with_separators_get_distinct_safe_files(ws):
+    a, b = draft_path(ws, "case1/day 2"), draft_path(ws, "case1_day_2")
+    assert a != b and a.parent == b.parent == ws.root / DRAFTS_DIR and "/" not in a.name[:-4]
+
+
+def test_pending_only_when_it_holds_edits_the_head_lacks(ws):
+    head = ws.sample("2").head_revision
+    same = ws.current_mask("2")
+    write_draft(ws, "2", same, base_revision=head)
+    assert pending_draft(ws, "2") is None  # equal to the current revision: nothing to restore
+
+    edited = same.copy()
+    edited[20:25, 25:30] = 1
+    write_draft(ws, "2", edited, base_revision=head)
+    assert pending_draft(ws, "2") is not None
+
+    # the head moved on after the draft (saved elsewhere): the older draft is stale
+    other = same.copy()
+    other[0, 0] = 1
+    ws.save_revision("2", other, origin="manual")
+    assert pending_draft(ws, "2") is None
+    # ... but a draft written after that revision is restored even on an older base
+    write_draft(ws, "2", edited, base_revision=head)
+    assert pending_draft(ws, "2").base_revision == head
+
+
+def test_unsaveable_edits_are_kept_and_bad_input_refused(ws):
+    odd = ws.current_mask("3").astype(np.int32)
+    odd[1, 1] = 9  # not in the class map: a draft keeps it until the user fixes it
+    write_draft(ws, "3", odd)
+    assert read_draft(ws, "3").mask[1, 1] == 9
+    with pytest.raises(WorkspaceError, match="no sample 'nope'"):
+        write_draft(ws, "nope", odd)
+    with pytest.raises(WorkspaceError, match="integer or boolean mask"):
+        write_draft(ws, "3", odd.astype(np.float32))
+    draft_path(ws, "3").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(ReadError, match=r"drafts/.*\.npz: draft of sample '3' cannot be read"):
+        read_draft(ws, "3")
+
+
+def test_killed_writer_leaves_a_whole_draft(ws, tmp_path):
+    """SIGKILL while drafts are being rewritten: the file read afterwards is always one whole draft."""
+    if not hasattr(signal, "SIGKILL"):
+        pytest.skip("no SIGKILL on this platform")
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        from medseg.workspace import Workspace
+        from medseg.workspace.drafts import write_draft
+        ws = Workspace.open({str(ws.root)!r}, verify="none")
+        a = np.zeros((200, 300), np.uint8); b = np.ones((200, 300), np.uint8)
+        k = 0
+        while True:
+            write_draft(ws, "1", a if k % 2 else b, sync=False)
+            k += 1
+            if k == 3:
+                print("running", flush=True)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline().strip() == b"running"
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    draft = read_draft(ws, "1")
+    assert draft.mask.shape == (200, 300) and np.unique(draft.mask).size == 1
+    np.testing.assert_array_equal(ws.current_mask("1"), box(5, 15, 5, 20))  # the workspace itself untouched
