@@ -1,0 +1,267 @@
+"""Fine-tune dock widget: train on the workspace's corrected labels (or a dataset folder) in a child process.
+
+Start writes the form's TrainConfig into a new run folder and launches
+``medseg train --events jsonl`` (``TrainingProcess``); a thread worker reads
+its events, and the main thread moves a napari progress bar and the live plot
+while the user keeps reviewing. Cancel asks the child to stop after its
+step (it writes ``last.medseg``); Resume continues that run. A failed run is
+a notification naming the error, and its last checkpoint stays. Afterwards
+"Use this model" puts the best checkpoint into the session (Predict follows)
+and "Re-score the queue" scores every sample with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from medseg.training.config import ConfigError
+from medseg.training.runner import LAUNCH_CONFIG
+from napari_medseg._finetune_config import (
+    build_form,
+    config_from_form,
+    default_output,
+    run_folder,
+)
+from napari_medseg._notify import report_error
+from napari_medseg._plot import TrainingPlot
+from napari_medseg._session import session_for
+
+if TYPE_CHECKING:
+    import napari
+
+TERMINAL = ("finished", "cancelled", "failed")
+
+
+def follow_training(config: Any, resume: str | Path | None, env: dict[str, str]):
+    """Worker body: start the child, hand its process object to the GUI, then relay its events."""
+    from medseg.training.runner import TrainingProcess
+
+    with TrainingProcess(config, resume=resume, env=env) as proc:
+        yield proc
+        yield from proc.events()
+
+
+def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
+    """Worker body: the ranking engine's per-sample scores with one checkpoint."""
+    from medseg.qc.ranking import iter_score_checkpoint
+
+    yield from iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
+
+
+class FinetuneWidget(QWidget):
+    """See the module docstring."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)  # behind napari's plugin proxy
+        self.session = session_for(napari_viewer)
+        self.form = build_form()
+        self.plot = TrainingPlot()
+        self.status = QLabel("Set up a run and press Start.")
+        self.status.setWordWrap(True)
+        self.start_button, self.cancel_button = QPushButton("Start"), QPushButton("Cancel")
+        self.resume_button = QPushButton("Resume")
+        self.use_button, self.rescore_button = QPushButton("Use this model"), QPushButton("Re-score the queue")
+        self.child_env: dict[str, str] = {}  # extra environment of the training process (threads, caches)
+        self.worker = self.score_worker = self.proc = self.pbar = None
+        self.run_dir: Path | None = None
+        self.events: list = []          # this run's events, in order
+        self.outcome: Any = None        # the run's Finished / Cancelled / Failed event
+        self.checkpoint: str | None = None  # the model to use: best of a finished run, else the last written
+        self.score_token = None
+        self.last_progress: tuple[int, int] | None = None  # (steps, total) of the last progress bar closed
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        for row in ((self.start_button, self.cancel_button, self.resume_button),
+                    (self.use_button, self.rescore_button)):
+            line = QHBoxLayout()
+            for b in row:
+                line.addWidget(b)
+            layout.addLayout(line)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button.clicked.connect(self.resume)
+        self.use_button.clicked.connect(self.use_model)
+        self.rescore_button.clicked.connect(self.rescore)
+        self.form.data.changed.connect(self._sync)
+        self.form.start.changed.connect(self._sync)
+        self.session.workspace_changed.connect(self._sync)
+        self.session.checkpoints_changed.connect(self._sync)
+        self._sync()
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def _sync(self, *_: Any) -> None:
+        from napari_medseg._finetune_config import FOLDER, NEW_MODEL
+
+        self.form.dataset.visible = self.form.data.value == FOLDER
+        for name in ("arch", "encoder"):
+            getattr(self.form, name).visible = self.form.start.value == NEW_MODEL
+        if str(self.form.out.value) in ("", "."):
+            self.form.out.value = default_output(self.session.workspace)
+        busy = self.running
+        self.start_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        resumable = self.run_dir is not None and self.outcome is not None and self.outcome.kind != "finished"
+        self.resume_button.setEnabled(not busy and resumable and self.checkpoint is not None)
+        self.use_button.setEnabled(not busy and self.checkpoint is not None)
+        self.rescore_button.setEnabled(not busy and self.checkpoint is not None and self.score_worker is None
+                                       and self.session.workspace is not None)
+
+    # ------------------------------------------------------------------ runs
+    def start(self) -> bool:
+        """Start a new run from the form; False (with a notification) when the config is invalid."""
+        if self.running:
+            return False
+        out = Path(str(self.form.out.value)).expanduser()
+        run_dir = run_folder(out)
+        try:
+            config = config_from_form(self.form.asdict(), workspace=self.session.workspace,
+                                      checkpoints=self.session.checkpoints, out_dir=run_dir)
+        except ConfigError as e:
+            self.status.setText(report_error("Fine-tuning not started", e))
+            return False
+        self._launch(run_dir, config, None)
+        return True
+
+    def resume(self) -> bool:
+        """Continue the last (cancelled or failed) run from its last checkpoint."""
+        if self.running or self.run_dir is None:
+            return False
+        self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir)
+        return True
+
+    def cancel(self) -> None:
+        """Ask the training process to stop after its current step; it writes a checkpoint first."""
+        if self.proc is not None and self.proc.running():
+            self.proc.cancel()
+            self.status.setText("Cancelling: the trainer stops after this step and saves a checkpoint...")
+
+    def _launch(self, run_dir: Path, config: Any, resume: Path | None) -> None:
+        self.run_dir, self.outcome, self.events = run_dir, None, []
+        if resume is None:
+            self.plot.clear()
+            self.checkpoint = None
+        worker = create_worker(follow_training, config, resume, dict(self.child_env), _start_thread=False,
+                               _ignore_errors=True)
+        worker.yielded.connect(self._on_event)
+        worker.errored.connect(lambda e: self.status.setText(
+            report_error(f"Fine-tuning in {run_dir} failed to run", e)))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.status.setText(f"{'Resuming' if resume else 'Starting'} the training process in {run_dir}...")
+        self._sync()
+        worker.start()
+
+    def _on_event(self, event: Any) -> None:
+        kind = getattr(event, "kind", None)
+        if kind is None:  # the TrainingProcess itself
+            self.proc = event
+            return
+        self.events.append(event)
+        if kind == "started":
+            self._close_bar()
+            self.pbar = progress(total=event.epochs * event.steps_per_epoch, desc="Fine-tuning")
+            self.status.setText(f"Training on {event.n_train} images ({event.n_val} for validation) on "
+                                f"{event.device}, {event.precision}" + (", resumed" if event.resumed_from else ""))
+        elif kind == "step":
+            self.plot.add_step(event.global_step, event.loss)
+            if self.pbar is not None and event.global_step > self.pbar.n:
+                self.pbar.update(event.global_step - self.pbar.n)
+        elif kind == "epoch":
+            self.plot.add_epoch(event.epoch, event.val)
+            dice = event.val.get("dice")
+            self.status.setText(f"Epoch {event.epoch + 1}: train loss {event.train_loss:.4g}"
+                                + (f", validation Dice {dice:.3f}" if dice is not None else ""))
+        elif kind == "checkpoint":
+            if event.tag == "last" or self.checkpoint is None:
+                self.checkpoint = event.path
+        elif kind == "oom":
+            show_warning(f"Fine-tuning: out of memory; continuing with micro-batch {event.micro_batch} x "
+                         f"{event.accumulate}")
+        elif kind in TERMINAL:
+            self._on_outcome(event)
+
+    def _on_outcome(self, event: Any) -> None:
+        self.outcome = event
+        if event.kind == "finished":
+            self.checkpoint = event.best_checkpoint or event.last_checkpoint or self.checkpoint
+            best = f" (best validation {event.best_metric:.3f})" if event.best_metric is not None else ""
+            text = f"Fine-tuning finished after {event.epochs_run} epoch(s){best}: {self.checkpoint}"
+            show_info(text)
+        elif event.kind == "cancelled":
+            self.checkpoint = event.checkpoint or self.checkpoint
+            text = (f"Fine-tuning cancelled at epoch {event.epoch + 1}, step {event.global_step}; "
+                    f"checkpoint kept: {self.checkpoint}. Resume continues from it.")
+        else:
+            self.checkpoint = event.last_checkpoint or self.checkpoint
+            kept = f" The last good checkpoint stays: {self.checkpoint}" if self.checkpoint else ""
+            text = report_error("Fine-tuning failed", f"{event.error}{kept}")
+        self.status.setText(text)
+
+    def _on_finished(self) -> None:
+        self._close_bar()
+        self.worker = self.proc = None
+        self._sync()
+
+    def _close_bar(self) -> None:
+        if self.pbar is not None:
+            self.last_progress = (self.pbar.n, self.pbar.total)
+            self.pbar.close()
+            self.pbar = None
+
+    # --------------------------------------------------------------- results
+    def use_model(self) -> None:
+        """Swap the run's checkpoint into the session: Predict uses it from now on."""
+        if self.checkpoint is not None:
+            self.session.set_checkpoints([self.checkpoint])
+            self.status.setText(f"Predict now uses {self.checkpoint}")
+
+    def rescore(self) -> bool:
+        """Score every workspace sample's labels with the run's checkpoint, in a worker."""
+        from medseg.inference import CancelToken
+        from napari_medseg._predict_model import DEVICES
+
+        ws = self.session.workspace
+        if ws is None or self.checkpoint is None or self.score_worker is not None:
+            return False
+        self.score_token = CancelToken()
+        bar = progress(total=0, desc="Re-scoring the queue")
+        checkpoint = self.checkpoint
+        worker = create_worker(score_queue, ws, checkpoint, DEVICES[self.form.device.value], self.score_token,
+                               _start_thread=False, _ignore_errors=True)
+
+        def on_event(event: Any) -> None:
+            if hasattr(event, "total") and hasattr(event, "done"):
+                bar.total = event.total
+                bar.update(event.done - bar.n)
+            elif type(event).__name__ == "RankDone":
+                self.status.setText(f"Re-scored {len(event.scores)} samples with {Path(checkpoint).name} "
+                                    f"(method {event.method!r}); the review queue follows.")
+                self.session.scores_changed.emit(event.method)
+
+        def done() -> None:
+            bar.close()
+            self.score_worker = None
+            self._sync()
+
+        worker.yielded.connect(on_event)
+        worker.errored.connect(lambda e: self.status.setText(
+            report_error(f"Re-scoring the queue with {Path(checkpoint).name} failed", e)))
+        worker.finished.connect(done)
+        self.score_worker = worker
+        self._sync()
+        self.status.setText(f"Re-scoring every sample with {Path(checkpoint).name}...")
+        worker.start()
+        return True

@@ -1,0 +1,181 @@
+"""Which image the Predict widget reads, the plane on screen, and its output layers (updated in place).
+
+Outputs have the image's spatial shape (a stack keeps its leading axes; only
+the predicted slice is written), its scale and translate, so they overlay it
+exactly. ``Outputs.predicted`` records which planes hold a prediction, so a
+copy into the labels never writes slices the model has not seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+
+from napari_medseg._layer_data import labels_layer
+from napari_medseg._session import (
+    IMAGE_LAYER,
+    PREDICTION_LAYER,
+    PROBABILITY_LAYER,
+    UNCERTAINTY_LAYER,
+)
+
+OUTPUT_LAYERS = (PREDICTION_LAYER, PROBABILITY_LAYER, UNCERTAINTY_LAYER)
+
+
+def target_image(viewer, last: Image | None = None) -> Image | None:
+    """The session's image layer, else the selected Image layer, else the one used last (if still shown),
+    else the topmost Image layer (selecting a Labels layer to edit it keeps the image beneath)."""
+    layers = viewer.layers
+    if IMAGE_LAYER in layers and isinstance(layers[IMAGE_LAYER], Image):
+        return layers[IMAGE_LAYER]
+    active = layers.selection.active
+    if isinstance(active, Image) and active.name not in OUTPUT_LAYERS:
+        return active
+    if last is not None and last in layers:
+        return last
+    images = [layer for layer in layers if isinstance(layer, Image) and layer.name not in OUTPUT_LAYERS]
+    return images[-1] if images else None
+
+
+def _full_res(layer: Image):
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def spatial_shape(layer: Image) -> tuple[int, ...]:
+    """The image's shape without its colour axis: (..., H, W)."""
+    shape = tuple(_full_res(layer).shape)
+    return shape[:-1] if layer.rgb else shape
+
+
+def plane_of(layer: Image, viewer) -> tuple[int, ...]:
+    """Leading (non-spatial) indices of the plane on screen; () for a 2-D image."""
+    shape = spatial_shape(layer)
+    n_lead = len(shape) - 2
+    if n_lead <= 0:
+        return ()
+    point = layer.world_to_data(viewer.dims.point)
+    return tuple(int(np.clip(round(float(p)), 0, shape[i] - 1)) for i, p in enumerate(point[:n_lead]))
+
+
+@dataclass(frozen=True)
+class ImageSnapshot:
+    """What a worker needs to read one plane of a layer, taken on the main thread (no layer access after)."""
+
+    data: Any
+    plane: tuple[int, ...]
+    rgb: bool
+    spacing: tuple[float, ...]
+    metadata: dict
+
+    def image(self):
+        """The plane as an engine ImageData (decodes a lazy plane: call it in the worker)."""
+        from medseg.io.types import ImageData
+
+        a = np.asarray(self.data[self.plane] if self.plane else self.data)
+        return ImageData(a, self.spacing, self.metadata, rgb=self.rgb)
+
+
+def snapshot(layer: Image, plane: tuple[int, ...]) -> ImageSnapshot:
+    meta = {k: v for k, v in (layer.metadata or {}).items() if k != "medseg"}
+    return ImageSnapshot(_full_res(layer), plane, bool(layer.rgb), tuple(float(s) for s in layer.scale[-2:]), meta)
+
+
+def label_values(prediction) -> np.ndarray:
+    """What the prediction layer shows: class ids (H, W); for overlapping (multilabel) classes one plane
+    per class holding its id, (C, H, W): the labels layer's own form for them."""
+    cm = prediction.classmap
+    if cm.task != "multilabel":
+        return prediction.labels
+    ids = np.asarray(cm.ids, dtype=np.min_scalar_type(max(cm.ids)))
+    return np.moveaxis(prediction.labels, -1, 0).astype(ids.dtype) * ids.reshape(-1, 1, 1)
+
+
+def foreground_probability(prediction) -> np.ndarray:
+    """(H, W) probability that a pixel is not background."""
+    p, task = prediction.probs, prediction.classmap.task
+    if task == "binary":
+        return p[0]
+    if task == "multiclass":
+        return 1.0 - p[0]
+    return p.max(0)
+
+
+class Outputs:
+    """The prediction / probability / uncertainty layers of one image, written plane by plane."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.source: tuple[int, int] | None = None  # (id of the image layer, its data version)
+        self.predicted: np.ndarray | None = None
+        self.classmap = None
+
+    def show(self, image: Image, version: int, plane: tuple[int, ...], prediction,
+             probability: bool, uncertainty: bool) -> None:
+        shape = spatial_shape(image)
+        if self.source != (id(image), version) or self.predicted is None or self.predicted.shape != shape[:-2]:
+            self.invalidate()
+            self.source, self.predicted = (id(image), version), np.zeros(shape[:-2], bool)
+        self.classmap = prediction.classmap
+        self._write(PREDICTION_LAYER, image, shape, plane, label_values(prediction), self._labels_kwargs)
+        self.predicted[plane] = True
+        if probability:
+            self._write(PROBABILITY_LAYER, image, shape, plane, foreground_probability(prediction),
+                        lambda: {"colormap": "magma", "contrast_limits": (0.0, 1.0), "opacity": 0.5,
+                                 "blending": "additive"})
+        if uncertainty:
+            self._write(UNCERTAINTY_LAYER, image, shape, plane, prediction.uncertainty,
+                        lambda: {"colormap": "viridis", "contrast_limits": (0.0, 1.0), "opacity": 0.5,
+                                 "blending": "additive", "visible": False})
+
+    def invalidate(self) -> None:
+        """The image changed: blank the outputs (they belong to the old pixels) until a new prediction."""
+        if self.source is None:
+            return  # nothing written since the last blanking
+        self.source = self.predicted = None
+        for layer in list(self.viewer.layers):
+            if layer.name in OUTPUT_LAYERS:
+                layer.data = np.zeros(layer.data.shape, layer.data.dtype)
+
+    def _labels_kwargs(self) -> dict:
+        _, kwargs, _ = labels_layer(None, PREDICTION_LAYER, "model prediction", (1.0, 1.0), self.classmap)
+        kwargs.pop("scale")
+        return {**kwargs, "opacity": 0.6}
+
+    def _write(self, name: str, image: Image, shape, plane, values: np.ndarray, make_kwargs) -> None:
+        layers, is_labels = self.viewer.layers, name == PREDICTION_LAYER
+        classes = values.shape[:-2]  # (C,) for one plane per class, else ()
+        full_shape, index = classes + tuple(shape), (slice(None),) * len(classes) + tuple(plane)
+        dtype = values.dtype if is_labels else np.float32
+        n = len(shape)
+        geometry = {"scale": (1.0,) * len(classes) + tuple(image.scale[-n:]),
+                    "translate": (0.0,) * len(classes) + tuple(image.translate[-n:])}
+        layer = next((x for x in layers if x.name == name), None)
+        if layer is not None and not isinstance(layer, Labels if is_labels else Image):
+            layers.remove(layer)  # a user's layer of the wrong type under our name
+            layer = None
+        if layer is None:
+            full = np.zeros(full_shape, dtype)
+            full[index] = values
+            kwargs = {**make_kwargs(), **geometry, "name": name}
+            layer = self.viewer.add_labels(full, **kwargs) if is_labels else self.viewer.add_image(full, **kwargs)
+            return
+        data = layer.data
+        if not plane or data.shape != full_shape or not np.can_cast(values.dtype, data.dtype):
+            full = np.zeros(full_shape, np.result_type(dtype, data.dtype) if data.shape == full_shape else dtype)
+            full[index] = values
+            layer.data = full
+        else:
+            data[index] = values  # only the slice on screen changes
+            layer.refresh()
+        for key, value in geometry.items():
+            if tuple(getattr(layer, key)) != value:
+                setattr(layer, key, value)
+        if is_labels and self.classmap is not None:
+            kwargs = self._labels_kwargs()
+            ours = kwargs["metadata"]["medseg"]
+            if (layer.metadata.get("medseg") or {}).get("classmap") != ours.get("classmap"):  # another model
+                layer.metadata["medseg"] = ours
+                layer.colormap = kwargs["colormap"]

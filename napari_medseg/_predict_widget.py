@@ -1,0 +1,230 @@
+"""Predict dock widget: a checkpoint (several = an ensemble) or an untrained architecture, run on the image on
+screen, once or live (every slice, frame, sample or pixel change), newest request first.
+
+The image is the session's sample image, else the selected Image layer (2-D,
+RGB, or the slice on screen of a stack / volume). Results are the prediction
+Labels layer and optional probability / uncertainty Image layers, updated in
+place. "Copy prediction into labels" merges the prediction into the labels
+layer; on a workspace sample that is a revision with origin "model".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from napari.layers import Image, Shapes
+from qtpy.QtWidgets import QFileDialog, QWidget
+
+from medseg.errors import InferenceError, MedsegError
+from napari_medseg._notify import report_error
+from napari_medseg._predict_copy import (
+    COPY_MODES,
+    copy_prediction,
+    is_workspace_sample,
+    start_revision_save,
+)
+from napari_medseg._predict_form import ARCHITECTURE, CHECKPOINTS, build_controls
+from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_image
+from napari_medseg._predict_model import DEVICES, ModelChoice
+from napari_medseg._predict_requests import RequestQueue
+from napari_medseg._session import session_for
+
+if TYPE_CHECKING:
+    import napari
+
+
+class PredictWidget(QWidget):
+    """See the module docstring."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        # napari hands plugins a proxy that wraps each layer anew on every access; layer identity
+        # (which image is predicted, which outputs belong to it) needs the viewer behind it
+        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
+        self.session = session_for(napari_viewer)
+        self.outputs = Outputs(napari_viewer)
+        self.queue = RequestQueue(self._show, self._failed, self._set_status)
+        self._image: Image | None = None
+        self._versions: dict[int, int] = {}
+        self.save_worker = None
+        self.last_revision: Any = None
+
+        build_controls(self)
+
+        self.add_button.clicked.connect(self._browse_checkpoint)
+        self.remove_button.clicked.connect(self._remove_checkpoints)
+        self.predict_button.clicked.connect(lambda: self.request(force=True))
+        self.cancel_button.clicked.connect(self.queue.cancel)
+        self.copy_button.clicked.connect(self.copy_into_labels)
+        self.live.toggled.connect(lambda on: on and self.request())
+        self.source.currentIndexChanged.connect(self._settings_changed)
+        for w in (self.arch, self.encoder, self.device, self.precision):
+            w.currentTextChanged.connect(self._settings_changed)
+        for w in (self.threshold, self.tile, self.overlap):
+            w.valueChanged.connect(self._settings_changed)
+        self.tta.toggled.connect(self._settings_changed)
+        self.weights.editingFinished.connect(self._settings_changed)
+
+        self.session.checkpoints_changed.connect(self._on_checkpoints)
+        self.session.sample_changed.connect(self._live)
+        self.session.workspace_changed.connect(self._settings_changed)
+        self.viewer.dims.events.current_step.connect(self._live)
+        self.viewer.layers.events.inserted.connect(self._follow_image)
+        self.viewer.layers.events.removed.connect(self._follow_image)
+        self.viewer.layers.selection.events.active.connect(self._follow_image)
+        self._on_checkpoints(self.session.checkpoints)
+        self._follow_image()
+
+    # ----------------------------------------------------------------- model
+    def choice(self) -> ModelChoice | None:
+        """The model the current settings describe; None when no checkpoint is chosen in checkpoint mode."""
+        untrained = self.source.currentText() == ARCHITECTURE
+        if not untrained and not self.session.checkpoints:
+            return None
+        ws = self.session.workspace
+        return ModelChoice(
+            checkpoints=() if untrained else tuple(self.session.checkpoints),
+            arch=self.arch.currentText(), encoder=self.encoder.currentText().strip(),
+            weights=self.weights.text().strip() or None,
+            classmap_json=ws.classmap.to_json() if untrained and ws is not None else None,
+            device=DEVICES[self.device.currentText()], precision=self.precision.currentText(),
+            threshold=round(self.threshold.value(), 4), tta=self.tta.isChecked(),
+            tile=self.tile.value() or None, overlap=round(self.overlap.value(), 4))
+
+    def set_checkpoints(self, paths: list) -> None:
+        """Use these checkpoints (an ensemble if several); shared with the other widgets via the session."""
+        self.session.set_checkpoints(paths)
+
+    def _on_checkpoints(self, paths: list) -> None:
+        self.checkpoint_list.clear()
+        self.checkpoint_list.addItems([str(p) for p in paths])
+        if paths:
+            self.source.setCurrentText(CHECKPOINTS)  # e.g. Fine-tune's "Use this model"
+        self._settings_changed()
+
+    def _browse_checkpoint(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a .medseg checkpoint folder")
+        if path:
+            self.set_checkpoints([*self.session.checkpoints, path])
+
+    def _remove_checkpoints(self) -> None:
+        drop = {i.text() for i in self.checkpoint_list.selectedItems()}
+        self.set_checkpoints([p for p in self.session.checkpoints if p not in drop])
+
+    def _settings_changed(self, *_: Any) -> None:
+        untrained = self.source.currentText() == ARCHITECTURE
+        for w in (self.arch, self.encoder, self.weights, self.untrained_note):
+            w.setVisible(untrained)
+            label = self.model_form.labelForField(w)
+            if label is not None:
+                label.setVisible(untrained)
+        for w in (self.checkpoint_list, self.add_button, self.remove_button):
+            w.setVisible(not untrained)
+        self.queue.model_changed()
+        self._live()
+
+    # ---------------------------------------------------------------- image
+    def _follow_image(self, *_: Any) -> None:
+        image = target_image(self.viewer, self._image)
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
+        if names != [self.shapes.itemText(i) for i in range(self.shapes.count())]:
+            current = self.shapes.currentText()
+            self.shapes.clear()
+            self.shapes.addItems(names)
+            if current in names:
+                self.shapes.setCurrentText(current)
+        if image is self._image:
+            return
+        if self._image is not None:
+            self._image.events.data.disconnect(self._image_data_changed)
+        self._image = image
+        if image is not None:
+            image.events.data.connect(self._image_data_changed)
+        if self.outputs.source is not None and (image is None or self.outputs.source[0] != id(image)):
+            self.outputs.invalidate()  # they show another image's prediction
+        self._live()
+
+    def _image_data_changed(self, event: Any = None) -> None:
+        if self._image is not None:
+            self._versions[id(self._image)] = self._versions.get(id(self._image), 0) + 1
+        self.outputs.invalidate()
+        self._live()
+
+    # -------------------------------------------------------------- predict
+    def _live(self, *_: Any) -> None:
+        if self.live.isChecked():
+            self.request()
+
+    def request(self, force: bool = False) -> bool:
+        """Ask for a prediction of the plane on screen; False when there is nothing (new) to predict."""
+        image = self._image = target_image(self.viewer, self._image)
+        choice = self.choice()
+        if image is None or choice is None:
+            self._set_status("Select an image layer." if image is None else
+                             "Add a checkpoint, or choose an architecture to try an untrained model.")
+            return False
+        plane = plane_of(image, self.viewer)
+        version = self._versions.get(id(image), 0)
+        return self.queue.submit((id(image), version, plane, choice), choice, snapshot(image, plane),
+                                 (image, version, plane), force=force)
+
+    def _show(self, request, prediction) -> None:
+        image, version, plane = request.context
+        if image not in self.viewer.layers or version != self._versions.get(id(image), 0):
+            self._set_status(f"{image.name} changed while it was predicted: predict again.")
+            return
+        self.outputs.show(image, version, plane, prediction, self.show_probability.isChecked(),
+                          self.show_uncertainty.isChecked())
+        where = f" slice {', '.join(map(str, plane))}" if plane else ""
+        took = prediction.meta.get("time_s")
+        self._set_status(f"{request.choice.describe()} on {image.name}{where}"
+                         + (f": {took:.2f} s on {prediction.meta.get('device')}" if took is not None else ""))
+
+    def _failed(self, request, exc: BaseException, loading: bool) -> None:
+        image = request.context[0]
+        what = (f"Loading the model ({request.choice.describe()}) failed" if loading
+                else f"Prediction on {image.name!r} failed")
+        self._set_status(report_error(what, exc))
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    # ----------------------------------------------------------------- copy
+    def copy_into_labels(self) -> bool:
+        """Merge the prediction into the labels layer as the copy mode says; a revision on a workspace sample."""
+        mode = COPY_MODES[self.copy_mode.currentText()]
+        image = target_image(self.viewer, self._image)
+        plane = plane_of(image, self.viewer) if image is not None else ()
+        shapes = next((x for x in self.viewer.layers if x.name == self.shapes.currentText()), None)
+        try:
+            if self.outputs.predicted is None:
+                raise InferenceError("there is no prediction of the image on screen to copy yet: press Predict "
+                                     "(or turn on Live) first")
+            labels, result = copy_prediction(self.viewer, mode, plane, self.outputs.predicted, shapes)
+        except MedsegError as e:
+            self._set_status(report_error("Copy prediction into labels", e))
+            return False
+        self._set_status(f"Copied the prediction ({self.copy_mode.currentText()}): {result.changed:,} pixels changed")
+        if is_workspace_sample(self.viewer, self.session, labels):
+            self._save_revision(result.labels, {"mode": mode, "changed": result.changed,
+                                                "checkpoints": list(self.session.checkpoints)})
+        return True
+
+    def _save_revision(self, labels, details: dict) -> None:
+        sample_id = self.session.sample_id
+        self.save_worker = start_revision_save(
+            self.session.workspace, sample_id, labels, details, self._revision_saved,
+            lambda e: self._set_status(report_error(f"Saving the copied prediction as a revision of {sample_id} "
+                                                    "failed", e)),
+            lambda: setattr(self, "save_worker", None))
+
+    def _revision_saved(self, result) -> None:
+        sample_id, revision, new = result
+        self.last_revision = revision
+        if not new:
+            self._set_status(self.status.text() + f"; the labels equal revision {revision.id} of {sample_id}: "
+                             "nothing new to save")
+            return
+        self._set_status(self.status.text() + f"; saved as revision {revision.id} of {sample_id} (origin model)")
+        self.session.revision_saved.emit(sample_id, revision.id)
+
