@@ -175,9 +175,10 @@ class ExportWidget(QWidget):
         else:
             if self.pbar is None:
                 self.pbar = progress(total=event.total, desc="Exporting")
-            self.pbar.update(event.done - self.pbar.n)
+            bar = self.pbar  # updating the bar can process events, and with them the end of the export
+            bar.update(event.done - bar.n)
             if event.stage == "finishing":
-                self.pbar.set_description("Writing the manifest")
+                bar.set_description("Writing the manifest")
 
     def _failed(self, out: Path, exc: BaseException) -> None:
         from medseg.export import is_medseg_export

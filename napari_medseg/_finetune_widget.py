@@ -31,6 +31,7 @@ from napari_medseg._finetune_config import (
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._session import session_for
+from napari_medseg._threads import child_thread_env
 
 if TYPE_CHECKING:
     import napari
@@ -68,7 +69,8 @@ class FinetuneWidget(QWidget):
         self.start_button, self.cancel_button = QPushButton("Start"), QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
         self.use_button, self.rescore_button = QPushButton("Use this model"), QPushButton("Re-score the queue")
-        self.child_env: dict[str, str] = {}  # extra environment of the training process (threads, caches)
+        # extra environment of the training process: by default it leaves one core to the viewer
+        self.child_env: dict[str, str] = child_thread_env()
         self.worker = self.score_worker = self.proc = self.pbar = None
         self.run_dir: Path | None = None
         self.events: list = []          # this run's events, in order

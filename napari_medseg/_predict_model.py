@@ -79,6 +79,9 @@ def _checkpoint(path: str):
 def build_predictor(choice: ModelChoice):
     """The Predictor of ``choice`` (slow: reads weights, folds BatchNorm); run it in a worker."""
     from medseg.inference import Predictor
+    from napari_medseg._threads import limit_torch_threads
+
+    limit_torch_threads()
 
     if choice.checkpoints:
         return Predictor([_checkpoint(p) for p in choice.checkpoints], **choice.options())

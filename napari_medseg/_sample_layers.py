@@ -194,8 +194,9 @@ def _put_image(viewer: Any, image: Any, ws: Any, sample_id: str) -> Any:
         layer = viewer.add_image(data, **kwargs)
         _move_below_labels(viewer, layer)
         return layer
+    # each assignment below makes napari refresh the layer: only what changed is assigned
     layer.data = data
-    layer.scale = kwargs["scale"]
+    _set_if_changed(layer, "scale", tuple(kwargs["scale"]))
     layer.metadata = kwargs["metadata"]
     limits = kwargs.get("contrast_limits")
     if limits is None and np.dtype(data.dtype) == np.uint8:
@@ -203,9 +204,14 @@ def _put_image(viewer: Any, image: Any, ws: Any, sample_id: str) -> Any:
     if limits is None:
         layer.reset_contrast_limits()
     else:
-        layer.contrast_limits_range = limits
-        layer.contrast_limits = limits
+        _set_if_changed(layer, "contrast_limits_range", tuple(limits))
+        _set_if_changed(layer, "contrast_limits", tuple(limits))
     return layer
+
+
+def _set_if_changed(layer: Any, name: str, value: tuple) -> None:
+    if not np.allclose(np.asarray(getattr(layer, name), float), np.asarray(value, float)):
+        setattr(layer, name, value)
 
 
 def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: str, autosave: Any) -> Any:
@@ -230,11 +236,13 @@ def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: s
         layer.selected_label = cm.ids[0]
         return layer
     with autosave.loading():
+        same_classes = layer.metadata.get("medseg", {}).get("classmap") == kwargs["metadata"]["medseg"].get("classmap")
         layer.data = data
-        layer.scale = kwargs["scale"]
+        _set_if_changed(layer, "scale", tuple(kwargs["scale"]))
         layer.metadata = kwargs["metadata"]
-        layer.colormap = kwargs["colormap"]
-        layer.features = features
+        if not same_classes:  # colours and class names only change with the class map
+            layer.colormap = kwargs["colormap"]
+            layer.features = features
         layer.editable = True
         _reset_undo(layer)
     return layer

@@ -1,0 +1,182 @@
+"""Does the viewer freeze? Gaps between ticks of a 10 ms QTimer, idle vs predicting vs fine-tuning, in one run.
+
+    python benchmarks/bench_gui_responsiveness.py [--size 288 384] [--arch Unet --encoder resnet34]
+                                                   [--moves 12] [--train-size 128]
+
+Runs napari (under Xvfb when there is no display) with the napari-medseg work area
+on the generated demo dataset, then three phases, each measured the same way:
+
+1. idle: nothing to do (the baseline of this machine and this napari);
+2. live prediction: Unet (untrained, same cost as trained) predicts every sample the
+   user moves to (``--moves`` moves, 0.3 s apart), the newest request winning;
+3. fine-tuning: a training process runs one epoch while the user keeps moving.
+
+For every phase it prints the number of ticks, the largest gap, the 99th percentile,
+how many gaps exceed 50 ms, and, for each such gap, where the GUI thread was: a
+sampler thread looks at the GUI thread's stack whenever no tick has come for 40 ms
+and names the innermost frame of napari-medseg's code (``ours``) or else the
+library it was in. Target: no gap over 50 ms attributed to our code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+OURS = (str(REPO / "napari_medseg"), str(REPO / "src" / "medseg"))
+
+
+class Sampler(threading.Thread):
+    """Records the GUI thread's stack whenever the tick monitor has been silent for ``stall_ms``."""
+
+    def __init__(self, ticks, stall_ms: float = 40.0):
+        super().__init__(daemon=True)
+        self.ticks, self.stall = ticks, stall_ms / 1000
+        self.main_id = threading.main_thread().ident
+        self.samples: list[tuple[float, str]] = []
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            time.sleep(0.01)
+            times = self.ticks.times
+            if times and time.perf_counter() - times[-1] > self.stall:
+                frame = sys._current_frames().get(self.main_id)
+                if frame is not None:
+                    self.samples.append((time.perf_counter(), where(frame)))
+
+
+def where(frame) -> str:
+    stack = traceback.extract_stack(frame)
+    for f in reversed(stack):
+        if f.filename.startswith(OURS):
+            return f"ours: {Path(f.filename).name}:{f.lineno} {f.name}"
+    inner = stack[-1]
+    parts = Path(inner.filename).parts
+    lib = parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(inner.filename).name
+    return f"{lib}: {Path(inner.filename).name}:{inner.lineno} {inner.name}"
+
+
+def phase_report(name: str, ticks, sampler, t0: float, t1: float) -> dict:
+    times = [t for t in ticks.times if t0 <= t <= t1]
+    gaps = [1000 * (b - a) for a, b in zip(times, times[1:])]
+    long = [(a, b) for a, b in zip(times, times[1:]) if b - a > 0.05]
+    blamed = Counter()
+    for a, b in long:
+        inside = [w for t, w in sampler.samples if a <= t <= b]
+        blamed[Counter(inside).most_common(1)[0][0] if inside else "(no sample)"] += 1
+    p99 = statistics.quantiles(gaps, n=100)[98] if len(gaps) >= 100 else max(gaps, default=0)
+    return {"phase": name, "ticks": len(times), "max": max(gaps, default=0.0), "p99": p99,
+            "over50": len(long), "ours_over50": sum(n for w, n in blamed.items() if w.startswith("ours")),
+            "blamed": blamed}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, nargs=2, default=(288, 384))
+    ap.add_argument("--arch", default="Unet")
+    ap.add_argument("--encoder", default="resnet34")
+    ap.add_argument("--moves", type=int, default=12)
+    ap.add_argument("--train-size", type=int, default=128)
+    args = ap.parse_args()
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and shutil.which("xvfb-run"):
+        return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, *sys.argv])
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+    import napari_medseg  # noqa: F401  (before torch: keeps triton out, see napari_medseg/__init__.py)
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from _ticks import TickMonitor
+    from medseg.datasets.classmap import ClassMap
+    from medseg.datasets.demo import make_demo_dataset
+    from medseg.models import create_model, save_checkpoint
+    from medseg.models.spec import ModelSpec, Preprocessing
+    from napari_medseg._session import session_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="medseg-gui-bench-"))
+    demo = make_demo_dataset(tmp / "demo", sequences=4, frames=4, shape=tuple(args.size))
+    spec = ModelSpec(arch=args.arch, encoder=args.encoder, classes=1, task="binary")
+    ckpt = save_checkpoint(tmp / "model", create_model(spec).eval(), spec, ClassMap.binary("polyp"),
+                           Preprocessing(channels=3, divisible_by=32))
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.window.resize(1600, 1000)
+    _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
+    tools, session = work.tools, session_for(viewer)
+    tools["Dataset"].set_folder(demo.root)
+    tools["Dataset"].open_workspace()
+
+    def pump(seconds: float, until=None) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and not (until and until()):
+            app.processEvents()
+            time.sleep(0.002)
+
+    pump(120, lambda: session.sample_id is not None)
+    ticks = TickMonitor().start()
+    sampler = Sampler(ticks)
+    sampler.start()
+    rows = []
+
+    t0 = time.perf_counter()
+    pump(3)
+    rows.append(phase_report("idle", ticks, sampler, t0, time.perf_counter()))
+
+    predict = tools["Predict"]
+    predict.set_checkpoints([str(ckpt)])
+    pump(60, lambda: not predict.queue.busy)
+    predict.live.setChecked(True)
+    t0 = time.perf_counter()
+    for _ in range(args.moves):
+        tools["Review"].next_sample()
+        pump(0.3)
+    pump(120, lambda: not predict.queue.busy)
+    rows.append(phase_report("live prediction", ticks, sampler, t0, time.perf_counter()))
+    shown, discarded = predict.queue.counts.shown, predict.queue.counts.discarded
+
+    ft = tools["Fine-tune"]
+    f = ft.form
+    f.arch.value, f.encoder.value, f.epochs.value, f.batch_size.value = "Unet", "resnet18", 1, 4
+    f.image_size.value, f.augment.value, f.device.value, f.out.value = args.train_size, "none", "CPU", tmp / "runs"
+    predict.live.setChecked(False)
+    t0 = time.perf_counter()
+    ft.start()
+    while ft.running:
+        tools["Review"].next_sample()
+        pump(0.5)
+    rows.append(phase_report("fine-tuning", ticks, sampler, t0, time.perf_counter()))
+    ticks.stop()
+    sampler.running = False
+
+    print(f"napari-medseg GUI responsiveness: {args.arch}-{args.encoder} on {args.size[0]}x{args.size[1]} frames, "
+          f"{shown} predictions shown, {discarded} stale ones dropped; fine-tune outcome "
+          f"{ft.outcome.kind if ft.outcome else 'none'}")
+    idle = rows[0]
+    print(f"{'phase':<16} {'ticks':>6} {'max gap ms':>10} {'p99 ms':>7} {'>50 ms':>6} {'ours >50':>8} "
+          f"{'max vs idle':>11}")
+    for r in rows:
+        print(f"{r['phase']:<16} {r['ticks']:>6} {r['max']:>10.1f} {r['p99']:>7.1f} {r['over50']:>6} "
+              f"{r['ours_over50']:>8} {r['max'] / max(idle['max'], 1e-9):>10.2f}x")
+    for r in rows:
+        for w, n in r["blamed"].most_common(8):
+            print(f"  {r['phase']}: {n} gap(s) > 50 ms in {w}")
+    viewer.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
