@@ -1,0 +1,125 @@
+"""Walk through the main workflow in a real napari window and save what a person sees at each step.
+
+    python scripts/screenshots.py [--out docs/screenshots]      (runs itself under Xvfb without a display)
+
+On the generated demo dataset (24 colonoscopy-like frames, 5 with planted label
+errors): open the workspace and run QC (Dataset), fine-tune a small Unet out of
+process (Fine-tune, its live plot), predict the sample on screen with the new
+model (Predict: prediction, probability and uncertainty layers), re-score the
+review queue with that model and open its worst sample (Review), correct it and
+export the cleaned dataset (Export, with its change summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    ap.add_argument("--epochs", type=int, default=4)
+    args = ap.parse_args()
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and shutil.which("xvfb-run"):
+        return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, *sys.argv])
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+    import napari_medseg  # noqa: F401  (first: keeps triton out of the viewer process)
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from medseg.datasets.demo import make_demo_dataset
+    from napari_medseg._session import LABELS_LAYER, PREDICTION_LAYER, session_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="medseg-shots-"))
+    demo = make_demo_dataset(tmp / "endoscopy-demo", shape=(288, 384))
+    viewer = napari.Viewer(title="napari-medseg", show=True)
+    app = QApplication.instance()
+    viewer.window.resize(1600, 1000)
+    _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
+    tools, session = work.tools, session_for(viewer)
+
+    def pump(seconds: float, until=None) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and not (until and until()):
+            app.processEvents()
+            time.sleep(0.01)
+
+    def shot(name: str, tool: str | None = None) -> None:
+        if tool:
+            work.show_tool(tool)
+        pump(1.0)
+        args.out.mkdir(parents=True, exist_ok=True)
+        viewer.screenshot(str(args.out / name), canvas_only=False)
+        print(f"saved {args.out / name}")
+
+    # 1. Dataset: open the folder, the workspace is created beside it; run QC
+    tools["Dataset"].set_folder(demo.root)
+    tools["Dataset"].open_workspace()
+    pump(120, lambda: session.sample_id is not None)
+    tools["Dataset"].run_qc()
+    pump(120, lambda: tools["Dataset"].worker is None)
+    shot("01-dataset.png", "Dataset")
+
+    # 2. Fine-tune a small model on the workspace's labels, in a child process
+    ft = tools["Fine-tune"]
+    f = ft.form
+    f.arch.value, f.encoder.value, f.epochs.value, f.batch_size.value = "Unet", "resnet18", args.epochs, 4
+    f.image_size.value, f.augment.value, f.device.value, f.out.value = 128, "light", "CPU", tmp / "runs"
+    f.lr.value = 0.003
+    ft.start()
+    pump(600, lambda: not ft.running)
+    shot("02-finetune.png", "Fine-tune")
+    if ft.outcome is None or ft.outcome.kind != "finished":
+        print(f"fine-tuning did not finish: {ft.status.text()}", file=sys.stderr)
+        return 1
+    ft.use_model()
+
+    # 3. Predict the sample on screen with it
+    predict = tools["Predict"]
+    predict.request(force=True)
+    pump(120, lambda: PREDICTION_LAYER in viewer.layers and not predict.queue.busy)
+    shot("03-predict.png", "Predict")
+
+    # 4. Re-score the queue with the new model; review the worst sample
+    ft.rescore()
+    pump(300, lambda: ft.score_worker is None)
+    review = tools["Review"]
+    review.refresh_all()
+    pump(2)
+    worst = review.queue_ids()[0]
+    review.show(worst)
+    pump(60, lambda: session.sample_id == worst and LABELS_LAYER in viewer.layers)
+    for layer in viewer.layers:
+        if layer.name not in (LABELS_LAYER, "medseg image", PREDICTION_LAYER):
+            layer.visible = False
+    shot("04-review.png", "Review")
+
+    # 5. Correct it with the prediction, save, export
+    predict.request(force=True)
+    pump(120, lambda: not predict.queue.busy)
+    predict.copy_into_labels()
+    pump(30, lambda: predict.save_worker is None)
+    review.accept()
+    pump(2)
+    ex = tools["Export"]
+    ex.form.out.value = tmp / "cleaned"
+    ex.start()
+    pump(120, lambda: ex.worker is None)
+    shot("05-export.png", "Export")
+    viewer.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
