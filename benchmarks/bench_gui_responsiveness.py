@@ -24,13 +24,13 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,8 +71,8 @@ def where(frame) -> str:
 
 def phase_report(name: str, ticks, sampler, t0: float, t1: float) -> dict:
     times = [t for t in ticks.times if t0 <= t <= t1]
-    gaps = [1000 * (b - a) for a, b in zip(times, times[1:])]
-    long = [(a, b) for a, b in zip(times, times[1:]) if b - a > 0.05]
+    gaps = [1000 * (b - a) for a, b in pairwise(times)]
+    long = [(a, b) for a, b in pairwise(times) if b - a > 0.05]
     blamed = Counter()
     for a, b in long:
         inside = [w for t, w in sampler.samples if a <= t <= b]
@@ -91,15 +91,17 @@ def main() -> int:
     ap.add_argument("--moves", type=int, default=12)
     ap.add_argument("--train-size", type=int, default=128)
     args = ap.parse_args()
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and shutil.which("xvfb-run"):
-        return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, *sys.argv])
+    from napari_medseg._headless import pump, rerun_under_xvfb
+
+    status = rerun_under_xvfb()
+    if status is not None:
+        return status
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-    import napari_medseg  # noqa: F401  (before torch: keeps triton out, see napari_medseg/__init__.py)
     import napari
-    from qtpy.QtWidgets import QApplication
-
     from _ticks import TickMonitor
+
+    import napari_medseg  # noqa: F401  (before torch: keeps triton out, see napari_medseg/__init__.py)
     from medseg.datasets.classmap import ClassMap
     from medseg.datasets.demo import make_demo_dataset
     from medseg.models import create_model, save_checkpoint
@@ -112,18 +114,12 @@ def main() -> int:
     ckpt = save_checkpoint(tmp / "model", create_model(spec).eval(), spec, ClassMap.binary("polyp"),
                            Preprocessing(channels=3, divisible_by=32))
     viewer = napari.Viewer(show=True)
-    app = QApplication.instance()
     viewer.window.resize(1600, 1000)
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
     tools["Dataset"].set_folder(demo.root)
     tools["Dataset"].open_workspace()
 
-    def pump(seconds: float, until=None) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end and not (until and until()):
-            app.processEvents()
-            time.sleep(0.002)
 
     pump(120, lambda: session.sample_id is not None)
     ticks = TickMonitor().start()

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         open_display_sample(viewer)
     else:
         folder = args.dataset if args.dataset is not None else demo_dataset()
-        _, tools = open_work_area(viewer, folder.expanduser().absolute())
+        open_work_area(viewer, folder.expanduser().absolute())
     if args.screenshot is None:
         napari.run()
         return 0
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     viewer.window.resize(1600, 1000)
     if not args.display_sample:
-        wait_for_sample(viewer, QApplication)
+        wait_for_sample(viewer)
     for _ in range(20):  # let Qt lay out the docks and draw the canvas before grabbing it
         QApplication.processEvents()
     args.screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -96,17 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def wait_for_sample(viewer, app, timeout_s: float = 60.0) -> None:
+def wait_for_sample(viewer, timeout_s: float = 60.0) -> None:
     """Process events until the workspace is open and its first sample is on screen."""
-    import time
-
+    from napari_medseg._headless import pump
     from napari_medseg._session import session_for
 
     session = session_for(viewer)
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end and session.sample_id is None:
-        app.processEvents()
-        time.sleep(0.02)
+    pump(timeout_s, lambda: session.sample_id is not None)
 
 
 if __name__ == "__main__":

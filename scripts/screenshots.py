@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,30 +27,26 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     ap.add_argument("--epochs", type=int, default=4)
     args = ap.parse_args()
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and shutil.which("xvfb-run"):
-        return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, *sys.argv])
+    from napari_medseg._headless import pump, rerun_under_xvfb
+
+    status = rerun_under_xvfb()
+    if status is not None:
+        return status
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-    import napari_medseg  # noqa: F401  (first: keeps triton out of the viewer process)
     import napari
-    from qtpy.QtWidgets import QApplication
 
+    import napari_medseg  # noqa: F401  (first: keeps triton out of the viewer process)
     from medseg.datasets.demo import make_demo_dataset
     from napari_medseg._session import LABELS_LAYER, PREDICTION_LAYER, session_for
 
     tmp = Path(tempfile.mkdtemp(prefix="medseg-shots-"))
     demo = make_demo_dataset(tmp / "endoscopy-demo", shape=(288, 384))
     viewer = napari.Viewer(title="napari-medseg", show=True)
-    app = QApplication.instance()
     viewer.window.resize(1600, 1000)
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
 
-    def pump(seconds: float, until=None) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end and not (until and until()):
-            app.processEvents()
-            time.sleep(0.01)
 
     def shot(name: str, tool: str | None = None) -> None:
         if tool:

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 import pytest
-
 from _predict_data import tiny_unet
+
 from medseg.datasets.demo import make_demo_dataset
 from napari_medseg._session import LABELS_LAYER, PREDICTION_LAYER, session_for
 

@@ -10,6 +10,7 @@ import os
 
 from _predict_data import tiny_unet
 from _ticks import MainThreadCalls, TickMonitor
+
 from medseg.datasets.demo import make_demo_dataset
 from medseg.inference import Predictor
 from napari_medseg._session import PREDICTION_LAYER, session_for
