@@ -8,6 +8,7 @@ Sub-commands so far:
   medseg export WS --format F --out DIR  the cleaned dataset (folders, nnU-Net, MONAI) + manifest
   medseg workspace create|info|history|status|verify   the review workspace beside a dataset
   medseg qc DATASET|WORKSPACE [--json F] [--csv F]  rule-based QC: findings table and report
+  medseg rank WORKSPACE [--folds K | --checkpoint CKPT]  label-quality ranking; prints the review queue
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .cli_train import add_train_parser
 from .errors import MedsegError
 from .export.cli import add_parser as add_export_parser
 from .qc.cli import add_parser as add_qc_parser
+from .qc.rank_cli import add_parser as add_rank_parser
 from .workspace.cli import add_parser as add_workspace_parser
 
 
@@ -205,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_workspace_parser(sub)
     add_qc_parser(sub)
+    add_rank_parser(sub)
     return ap
 
 

@@ -115,3 +115,8 @@ class ExportError(MedsegError, ValueError):
 class WorkspaceError(MedsegError, ValueError):
     """A workspace cannot be created, opened or changed as asked (inside the dataset, not a workspace,
     unknown sample or revision, a status without its reason, a mask that does not fit the class map)."""
+
+
+class RankingError(MedsegError, ValueError):
+    """Label-quality ranking cannot run as asked: too few groups for the folds, a checkpoint whose class
+    map does not fit the workspace, or a fold's training that failed (the message names which)."""

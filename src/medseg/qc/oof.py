@@ -1,0 +1,138 @@
+"""Out-of-fold label-quality ranking: no sample is scored by a model that saw its label.
+
+``iter_rank_oof(workspace, config, folds=5)`` pins every trainable sample to
+its current label revision, splits the samples by group into ``folds`` folds
+(``medseg.datasets.split.kfold_by_group``: a video block or a patient never
+sits on both sides), and for each fold trains a fresh model on the other
+folds with the :class:`~medseg.training.Trainer` (``config``: any
+``TrainConfig``, normally a small fast one), predicts the held-out samples
+with the :class:`~medseg.inference.Predictor`, scores them
+(:mod:`medseg.qc.label_scores`) and stores the scores of every completed fold
+under ``method`` (default ``"oof-k<folds>"``) with details: Dice, IoU, HD95,
+cleanlab score, fold, the revision scored, the run id, ``out_of_fold: True``.
+
+Events: ``FoldStarted``, ``FoldTraining`` (each trainer event, forwarded),
+``SampleScored``, ``FoldScored``, then ``RankDone`` or ``RankCancelled``.
+A cancel (``cancel.set()``) stops the trainer after its current step or the
+scoring after its current sample; the folds already scored stay stored, the
+interrupted fold adds nothing. A fold whose training fails raises
+``RankingError`` naming the fold and the trainer's error; earlier folds stay.
+
+The workspace records each fold's training run (which revisions it trained
+on, by the trainer) and scoring run (kind "rank": which revisions it scored).
+Fold run folders go under ``runs_dir`` (default ``<workspace>/runs/<method>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medseg.errors import RankingError
+from medseg.inference.events import CancelToken
+from medseg.qc.ranking import (
+    FoldScored,
+    FoldStarted,
+    FoldTraining,
+    RankCancelled,
+    RankDone,
+    check_classmap,
+    open_workspace,
+    run_id,
+    score_samples,
+    store,
+)
+
+
+def make_folds(samples: list, folds: int, seed: int = 0) -> list[tuple[list, list]]:
+    """``folds`` (train, held-out) pairs by group; a clear error when there are too few groups."""
+    from medseg.datasets.split import kfold_by_group
+
+    if folds < 2:
+        raise RankingError(f"out-of-fold ranking needs at least 2 folds, got {folds}")
+    groups = sorted({str(s.group) for s in samples})
+    if len(groups) < folds:
+        raise RankingError(f"{folds} folds need at least {folds} groups; the workspace's {len(samples)} trainable "
+                           f"samples form {len(groups)} ({', '.join(groups[:5])}): use fewer folds or "
+                           "re-create the workspace with another group_by")
+    return kfold_by_group(samples, folds, seed)
+
+
+def base_config(config: Any, workspace_root: Path):
+    """The caller's TrainConfig (or its dict) set to train on the workspace; errors raise before any fold."""
+    import copy
+
+    from medseg.training.config import TrainConfig
+
+    if not isinstance(config, TrainConfig):
+        d = copy.deepcopy(dict(config or {}))
+        d["data"] = {**(d.get("data") or {}), "root": str(workspace_root)}
+        config = TrainConfig.from_dict(d)
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(workspace_root),
+                                                                 sample_ids=None))
+
+
+def iter_rank_oof(workspace, config: Any, *, folds: int = 5, seed: int = 0, method: str | None = None,
+                  cancel: CancelToken | None = None, runs_dir: str | Path | None = None,
+                  predictor_options: dict | None = None) -> Iterator[Any]:
+    """See the module docstring; ``config`` is a TrainConfig or its dict (data.root is set here)."""
+    from medseg.inference import Predictor
+    from medseg.training import Trainer
+    from medseg.training.events import Cancelled, Failed, Finished
+    from medseg.training.workspace_source import open_workspace_dataset
+
+    cancel = cancel or CancelToken()
+    method = method or f"oof-k{folds}"
+    ws, opened = open_workspace(workspace)
+    try:
+        dataset = open_workspace_dataset(ws.root)
+        if not dataset.samples:
+            raise RankingError(f"{ws.root}: no sample to rank (all excluded or their sources changed)")
+        pairs = make_folds(dataset.samples, folds, seed)
+        runs = Path(runs_dir) if runs_dir is not None else ws.root / "runs" / method
+        base = base_config(config, ws.root)
+        scored: dict[str, tuple[float, dict]] = {}
+        for fold, (train, held) in enumerate(pairs):
+            t0 = time.perf_counter()
+            yield FoldStarted(fold, folds, len(train), len(held))
+            cfg = dataclasses.replace(base, out_dir=str(runs / f"fold-{fold}"))
+            subset = dataclasses.replace(dataset, samples=list(train))
+            trainer = Trainer(cfg, cancel=cancel, dataset=subset)
+            end = None
+            for event in trainer.run():
+                yield FoldTraining(fold, folds, event)
+                end = event
+            if isinstance(end, Cancelled):
+                yield RankCancelled(method, {s: v[0] for s, v in scored.items()}, fold)
+                return
+            if isinstance(end, Failed):
+                raise RankingError(f"fold {fold + 1} of {folds}: training failed: {end.error} "
+                                   f"(run folder {cfg.out_dir})")
+            if not isinstance(end, Finished) or not (end.best_checkpoint or end.last_checkpoint):
+                raise RankingError(f"fold {fold + 1} of {folds}: training ended without a checkpoint "
+                                   f"(run folder {cfg.out_dir})")
+            checkpoint = end.best_checkpoint or end.last_checkpoint
+            predictor = Predictor(checkpoint, device=cfg.device, **(predictor_options or {}))
+            check_classmap(predictor, ws, checkpoint)
+            run = run_id("rank", f"{method}:fold{fold}")
+            fold_scores: dict[str, tuple[float, dict]] = {}
+            yield from score_samples(predictor, list(held), ws, method, run, cancel, fold, fold_scores)
+            if len(fold_scores) < len(held):
+                yield RankCancelled(method, {s: v[0] for s, v in scored.items()}, fold)
+                return
+            for _, details in fold_scores.values():
+                details.update(out_of_fold=True, biased=False, folds=folds, checkpoint=str(checkpoint))
+            ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
+            scored.update(fold_scores)
+            store(ws, method, scored)
+            yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0)
+            if cancel.is_set():
+                yield RankCancelled(method, {s: v[0] for s, v in scored.items()}, fold + 1)
+                return
+        yield RankDone(method, {s: v[0] for s, v in scored.items()}, biased=False)
+    finally:
+        if opened:
+            ws.close()

@@ -1,0 +1,194 @@
+"""The review queue: a workspace's samples, the labels most likely wrong first.
+
+Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` explains):
+
+* A scored sample's priority is its label-quality score (in [0, 1], lower =
+  more likely wrong) minus a penalty per QC finding about its label or files:
+  ``FINDING_PENALTY`` = 1.0 per error, 0.25 per warning, nothing for info.
+  One error-severity label finding (duplicates whose masks disagree, ids
+  outside the class map, an all-foreground mask, a missing mask) therefore
+  puts the sample ahead of every scored sample without one; a warning (grey
+  noise, specks beside objects, enclosed holes) moves it up by a quarter of
+  the score range.
+* Image-quality findings (too dark, over-exposed, blurred, duplicate images)
+  say nothing about the label: they are listed in the item but add a penalty
+  only at error severity (an unusable image is worth a look).
+* Samples without a score (none stored for the method, or no method) come
+  after the scored ones, ordered by their worst finding's severity, then by
+  how many findings they have, then by id; their priority uses 1.0 as score.
+* Ties keep the workspace's sample order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from medseg.errors import UnknownNameError
+from medseg.qc.findings import Finding, severity_rank
+
+FINDING_PENALTY = {"error": 1.0, "warning": 0.25, "info": 0.0}
+IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicate", "near_duplicate"})
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One place in the review queue.
+
+    ``score``: label quality in [0, 1], lower = more likely wrong, None when
+    unscored; ``method``: the score's method; ``findings``: the sample's QC
+    findings (filtered by ``checks``); ``reason``: why it stands where it does.
+    """
+
+    sample_id: str
+    status: str
+    score: float | None
+    method: str | None
+    findings: tuple[Finding, ...]
+    reason: str
+    priority: float = 1.0
+
+
+def default_method(methods: Iterable[str]) -> str | None:
+    """The score method a queue uses when none is named.
+
+    An out-of-fold method ("oof-k5") is preferred (unbiased; the largest K
+    when several), then any other stored method; None when none is stored.
+    """
+    methods = sorted(methods)
+    oof = [m for m in methods if m.startswith("oof")]
+    if oof:
+        return max(oof, key=lambda m: (_fold_count(m), m))
+    return methods[0] if methods else None
+
+
+def _fold_count(method: str) -> int:
+    digits = "".join(ch for ch in method.rsplit("-k", 1)[-1] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def finding_penalty(f: Finding) -> float:
+    if f.check in IMAGE_CHECKS and f.severity != "error":
+        return 0.0
+    return FINDING_PENALTY[f.severity]
+
+
+def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str] | None = None,
+                 checks: Iterable[str] | None = None) -> list[QueueItem]:
+    """The workspace's samples, worst first (the rule is in this module's docstring).
+
+    ``method``: the score method to rank by (default: :func:`default_method`
+    over the stored ones); a method with no stored score raises naming the
+    stored ones. ``statuses``: keep only samples with these review statuses.
+    ``checks``: fold in only findings of these checks.
+    """
+    from medseg.workspace.records import check_status
+
+    stored = workspace.score_methods()
+    if method is None:
+        method = default_method(stored)
+    elif method not in stored:
+        raise UnknownNameError("score method", method, stored or ["(none stored yet: run medseg rank)"],
+                               hint=f"(in workspace {workspace.root})")
+    if statuses is not None:
+        statuses = {str(s) for s in ([statuses] if isinstance(statuses, str) else statuses)}
+        for s in statuses:
+            check_status(s)
+    all_findings = workspace.findings()
+    if checks is not None:
+        checks = {str(c) for c in ([checks] if isinstance(checks, str) else checks)}
+        from medseg.qc.checks_registry import CHECKS
+
+        known = set(CHECKS) | {f.check for f in all_findings}
+        for c in checks:
+            if c not in known:
+                raise UnknownNameError("QC check", c, sorted(known))
+    per_sample: dict[str, list[Finding]] = {}
+    for f in all_findings:
+        if checks is None or f.check in checks:
+            per_sample.setdefault(f.sample_id, []).append(f)
+    scores = workspace.scores(method) if method else {}
+    details = workspace.score_details(method) if method else {}
+
+    items = []
+    for rec in workspace.samples():
+        if statuses is not None and rec.status not in statuses:
+            continue
+        found = tuple(sorted(per_sample.get(rec.id, ()), key=lambda f: -severity_rank(f.severity)))
+        score = scores.get(rec.id)
+        if score is not None and not math.isfinite(score):
+            score = None
+        penalty = sum(finding_penalty(f) for f in found)
+        priority = (1.0 if score is None else float(score)) - penalty
+        reason = _reason(score, details.get(rec.id, {}), method, found)
+        items.append(QueueItem(rec.id, rec.status, score, method if score is not None else None, found,
+                               reason, priority))
+
+    def key(pair):
+        pos, item = pair
+        if item.score is not None:
+            return (0, item.priority, 0, 0, pos)
+        worst = max((severity_rank(f.severity) for f in item.findings), default=-1)
+        return (1, -worst, -len(item.findings), item.sample_id, pos)
+
+    return [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def _reason(score: float | None, details: dict, method: str | None, found: tuple[Finding, ...]) -> str:
+    parts = []
+    if score is not None:
+        parts.append(score_phrase(score, details, method))
+    elif method:
+        parts.append(f"no {method} score")
+    else:
+        parts.append("not scored by a model yet")
+    if found:
+        shown = ", ".join(finding_phrase(f) for f in found[:4])
+        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+        parts.append(f"{len(found)} QC finding{'s' if len(found) != 1 else ''}: {shown}{more}")
+    else:
+        parts.append("no QC findings")
+    return "; ".join(parts)
+
+
+def score_phrase(score: float, details: dict, method: str | None) -> str:
+    """E.g. "Dice 0.31 between out-of-fold prediction and label (label quality 0.28)"."""
+    who = "out-of-fold prediction" if details.get("out_of_fold") else "prediction"
+    if details.get("biased"):
+        who = "prediction of a model that may have seen this label"
+    if details.get("dice") is not None:
+        text = f"Dice {details['dice']:.2f} between {who} and label"
+        if details.get("hd95") is not None:
+            text += f", HD95 {details['hd95']:.1f} px"
+        return f"{text} (label quality {score:.2f})"
+    return f"label quality {score:.2f} ({method})"
+
+
+_PHRASES = {
+    "mask_values": lambda f: (f"grey noise ({f.value:g} levels)" if f.severity != "error"
+                              else "mask ids outside the class map"),
+    "specks": lambda f: f"{f.value:g} speck{'s' if f.value != 1 else ''}" if f.value else "specks",
+    "holes": lambda f: f"{f.value:g} hole{'s' if f.value != 1 else ''}" if f.value else "holes",
+    "empty_mask": lambda f: "empty mask",
+    "full_mask": lambda f: "all-foreground mask",
+    "border_only": lambda f: "objects only at the border",
+    "duplicate_mask_disagreement": lambda f: (f"duplicate image's mask disagrees (IoU {f.value:.2f})"
+                                              if f.value is not None else "duplicate image's mask disagrees"),
+    "missing_pair": lambda f: "missing image or mask",
+    "size_mismatch": lambda f: "image/mask size mismatch",
+    "too_dark": lambda f: "image too dark",
+    "over_exposed": lambda f: "image over-exposed",
+    "blurred": lambda f: "image blurred",
+}
+
+
+def finding_phrase(f: Finding) -> str:
+    """A few plain words for one finding ("grey noise (42 levels)", "3 specks")."""
+    phrase = _PHRASES.get(f.check)
+    if phrase is not None:
+        try:
+            return phrase(f)
+        except (TypeError, ValueError):  # a finding stored without a value
+            pass
+    return f.check.replace("_", " ")

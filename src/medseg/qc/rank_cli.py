@@ -1,0 +1,252 @@
+"""``medseg rank WORKSPACE``: model-based label-quality ranking from the shell, then the review queue's top.
+
+Out-of-fold by default (``--folds K``: K models, each trained on the other
+folds' groups with a small fast config); ``--checkpoint CKPT`` scores with
+one given model instead (fast, but biased: the model may have learnt the
+very labels it judges). The first Ctrl-C (or SIGTERM) stops after the
+current training step or sample: the folds already scored stay stored; a
+second Ctrl-C aborts at once, which loses only the fold in progress.
+
+Exit status: 0 done, 130 interrupted (completed folds kept), 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from medseg.errors import MedsegError
+
+# Small and CPU-affordable (about 9 s an epoch per fold for 490 CVC-ClinicDB frames on one busy core);
+# what benchmarks/bench_rank.py measured. On a GPU, raise image_size, width and epochs.
+DEFAULT_CONFIG = {
+    "data": {"val_fraction": 0.0, "image_size": [64, 96], "cache_mb": 512},
+    "model": {"arch": "PlainUNet", "kwargs": {"depth": 4, "base_channels": 8, "dropout": 0.0}},
+    "loss": "seed004_bce_dice", "augment": "light",
+    "optim": {"name": "adam", "lr": 0.003, "scheduler": "cosine"},
+    "epochs": 25, "batch_size": 8, "precision": "auto", "val_overlays": 0,
+}
+FLAG_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "optim.lr", "arch": "model.arch",
+             "encoder": "model.encoder", "device": "device", "seed": "seed", "image_size": "data.image_size"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rank", help="rank a workspace's labels by model agreement (out-of-fold) and print the "
+                                    "review queue", description=__doc__.split("\n\n", 1)[1])
+    p.add_argument("workspace", metavar="WORKSPACE", help="a workspace folder (medseg workspace create)")
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="out-of-fold folds, split by group (5)")
+    p.add_argument("--checkpoint", default=None, metavar="CKPT",
+                   help="score with this one model instead (biased: it may have seen these labels)")
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="training config for the fold models (default: a small PlainUNet at 64x96, 25 epochs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any training config field, e.g. --set augment=none (VALUE is YAML)")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="F")
+    p.add_argument("--arch", metavar="A", help="model.arch, e.g. Unet, PlainUNet")
+    p.add_argument("--encoder", metavar="E", help="model.encoder, e.g. resnet18")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="training size (default 64 96)")
+    p.add_argument("--device", default=None, metavar="D", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--seed", type=int, metavar="N", help="training seed (the fold split uses 0 unless --fold-seed)")
+    p.add_argument("--fold-seed", type=int, default=0, metavar="N", help="seed of the group K-fold split (0)")
+    p.add_argument("--method", default=None, help="score method name (default oof-kK, or checkpoint)")
+    p.add_argument("--runs", default=None, metavar="DIR", help="fold run folders (default WORKSPACE/runs/METHOD)")
+    p.add_argument("--top", type=int, default=20, metavar="N", help="queue rows printed (20)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the whole queue as JSON")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write the whole queue as CSV")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_rank)
+
+
+def build_rank_config(args: argparse.Namespace):
+    """DEFAULT_CONFIG or the YAML, then ``--set``, then the flags; ConfigError lists every problem."""
+    import copy
+
+    import yaml
+
+    from medseg.cli_train import _set_dotted
+    from medseg.training.config import ConfigError, TrainConfig
+
+    source = args.config or "medseg rank defaults"
+    if args.config:
+        try:
+            d = yaml.safe_load(Path(args.config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError([f"cannot read the training config: {e}"], source) from None
+        if not isinstance(d, dict):
+            raise ConfigError([f"the top level must be a mapping, got {type(d).__name__}"], source)
+    else:
+        d = copy.deepcopy(DEFAULT_CONFIG)
+    problems: list[str] = []
+    for item in args.overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001")
+            continue
+        _set_dotted(d, key.strip(), yaml.safe_load(raw) if raw.strip() else None, problems, f"--set {key}")
+    for attr, key in FLAG_KEYS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            _set_dotted(d, key, list(value) if isinstance(value, (list, tuple)) else value, problems, f"--{attr}")
+    d.setdefault("data", {})["root"] = str(args.workspace)
+    try:
+        config = TrainConfig.from_dict(d, source=source)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+class _Bar:
+    """tqdm on stderr over the current fold's training steps, then over its samples."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None
+        self.where = "model"
+        if not quiet:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=0, file=sys.stderr, dynamic_ncols=True, unit="step")
+
+    def note(self, message: str) -> None:
+        (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
+
+    def __call__(self, event) -> None:
+        from medseg.qc.ranking import (
+            FoldScored,
+            FoldStarted,
+            FoldTraining,
+            SampleScored,
+        )
+
+        b = self.bar
+        if isinstance(event, FoldStarted):
+            self.where = f"fold {event.fold + 1}/{event.folds}"
+            if b is None:
+                self.note(f"{self.where}: training on {event.n_train}, scoring {event.n_score}")
+        elif isinstance(event, FoldTraining) and b is not None:
+            e = event.event
+            if e.kind == "started":
+                b.reset(total=e.epochs * e.steps_per_epoch)
+                b.set_description(f"{self.where} train")
+            elif e.kind == "step":
+                b.update(1)
+                b.set_postfix_str(f"epoch {e.epoch + 1} loss {e.loss:.3f}", refresh=False)
+        elif isinstance(event, FoldTraining) and event.event.kind == "epoch":
+            self.note(f"{self.where}: epoch {event.event.epoch + 1} loss {event.event.train_loss:.4f}")
+        elif isinstance(event, SampleScored) and b is not None:
+            if event.done == 1:
+                b.reset(total=event.total)
+                b.set_description(f"{self.where} score")
+            b.update(1)
+        elif isinstance(event, FoldScored):
+            self.note(f"{self.where}: {event.n_scored} samples scored in {event.seconds:.0f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from medseg.workspace import Workspace
+
+    try:
+        ws = Workspace.open(args.workspace)
+    except MedsegError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    with ws:
+        bar = _Bar(args.quiet)
+        try:
+            end = _run(ws, args, bar)
+        except KeyboardInterrupt:
+            print("\naborted: the folds scored before this one are stored", file=sys.stderr)
+            return 130
+        except MedsegError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        finally:
+            bar.close()
+        return _report(ws, end, args)
+
+
+def _run(ws, args: argparse.Namespace, bar: _Bar):
+    """Run the ranking to its last event (RankDone or RankCancelled); the first Ctrl-C cancels."""
+    from medseg.cli_train import _cancel_on_signals
+    from medseg.inference.events import CancelToken
+    from medseg.qc.oof import iter_rank_oof
+    from medseg.qc.ranking import BIAS_NOTE, iter_score_checkpoint
+
+    end = None
+    with _cancel_on_signals(bar) as request:
+        cancel = request.attach(CancelToken())
+        if args.checkpoint:
+            bar.note(f"warning: {BIAS_NOTE}; out-of-fold ranking (no --checkpoint) is unbiased")
+            events = iter_score_checkpoint(ws, args.checkpoint, device=args.device or "auto", cancel=cancel,
+                                           method=args.method or "checkpoint")
+        else:
+            events = iter_rank_oof(ws, build_rank_config(args), folds=args.folds, seed=args.fold_seed,
+                                   method=args.method, cancel=cancel, runs_dir=args.runs)
+        for event in events:
+            bar(event)
+            end = event
+    return end
+
+
+def _report(ws, end, args: argparse.Namespace) -> int:
+    from medseg.qc.queue import review_queue
+    from medseg.qc.ranking import RankCancelled
+
+    method = end.method
+    n = len(end.scores)
+    if isinstance(end, RankCancelled):
+        print(f"interrupted: {n} samples of {end.folds_done} completed fold(s) are stored under {method!r}",
+              file=sys.stderr)
+        if not n:
+            return 130
+    queue = review_queue(ws, method=method)
+    print(queue_table(queue, args.top, ws.score_details(method)))
+    if args.json:
+        Path(args.json).write_text(json.dumps([item_dict(i) for i in queue], indent=1))
+        print(f"queue: {args.json}", file=sys.stderr)
+    if args.csv:
+        write_csv(queue, Path(args.csv))
+        print(f"queue: {args.csv}", file=sys.stderr)
+    return 130 if isinstance(end, RankCancelled) else 0
+
+
+def item_dict(item) -> dict:
+    return {"sample_id": item.sample_id, "status": item.status, "score": item.score, "method": item.method,
+            "priority": item.priority, "reason": item.reason, "findings": [f.to_dict() for f in item.findings]}
+
+
+def write_csv(queue, path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "sample_id", "status", "score", "method", "n_findings", "reason"])
+        for k, i in enumerate(queue, 1):
+            w.writerow([k, i.sample_id, i.status, "" if i.score is None else f"{i.score:.4f}", i.method or "",
+                        len(i.findings), i.reason])
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def queue_table(queue, top: int, details: dict) -> str:
+    rows = [f"{'#':>4}  {'sample':<16} {'status':<11} {'score':>6} {'dice':>5} {'clean':>6}  reason"]
+    for k, item in enumerate(queue[:top], 1):
+        d = details.get(item.sample_id, {})
+        rows.append(f"{k:>4}  {item.sample_id:<16.16} {item.status:<11} {_num(item.score):>6} "
+                    f"{_num(d.get('dice')):>5} {_num(d.get('cleanlab')):>6}  {item.reason}")
+    rest = len(queue) - min(top, len(queue))
+    if rest > 0:
+        rows.append(f"... {rest} more (--top N, --json FILE)")
+    return "\n".join(rows)

@@ -1,0 +1,174 @@
+"""Scoring a workspace's labels with a model: the events, the per-sample loop, and the single-checkpoint mode.
+
+``iter_score_checkpoint(workspace, checkpoint)`` scores every trainable
+sample (not excluded, source unchanged) with one given model and stores the
+scores under ``method``. It is cheap but biased: a model that trained on a
+label tends to agree with it, errors included. Every score it stores says so
+(``details["biased"]``), and ``details["seen_in_training"]`` says whether the
+checkpoint's provenance lists the sample among its training ids. The unbiased
+mode, out-of-fold, is :func:`medseg.qc.oof.iter_rank_oof`.
+
+Each scored sample's probabilities are stored for :func:`suspicion_map`;
+the scores are written in one transaction at the end (or, out-of-fold, after
+each fold), so a cancel keeps what was finished and never half a fold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medseg.errors import RankingError
+from medseg.inference.events import CancelToken
+from medseg.qc.label_scores import label_score
+from medseg.qc.suspicion import save_prediction
+
+BIAS_NOTE = "scored by a model that may have seen these labels"
+
+
+@dataclass(frozen=True)
+class FoldStarted:
+    fold: int
+    folds: int
+    n_train: int
+    n_score: int
+
+
+@dataclass(frozen=True)
+class FoldTraining:
+    """A trainer event (``medseg.training.events``) of fold ``fold``, forwarded as it came."""
+
+    fold: int
+    folds: int
+    event: Any
+
+
+@dataclass(frozen=True)
+class SampleScored:
+    fold: int
+    done: int
+    total: int
+    sample_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class FoldScored:
+    """Fold ``fold``'s held-out samples are predicted, scored and stored."""
+
+    fold: int
+    folds: int
+    n_scored: int
+    checkpoint: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RankDone:
+    method: str
+    scores: dict[str, float] = field(default_factory=dict)
+    biased: bool = False
+
+
+@dataclass(frozen=True)
+class RankCancelled:
+    """Stopped on request; ``scores`` (of the completed folds) are stored under ``method``."""
+
+    method: str
+    scores: dict[str, float] = field(default_factory=dict)
+    folds_done: int = 0
+
+
+def open_workspace(workspace):
+    """(Workspace, whether we opened it): a Workspace passes through, a path is opened."""
+    if hasattr(workspace, "set_scores"):
+        return workspace, False
+    from medseg.workspace import Workspace
+
+    return Workspace.open(workspace, verify="stat"), True
+
+
+def trainable_samples(workspace) -> tuple[list, list]:
+    """The workspace's samples pinned to their current revisions (excluded and changed ones left out)."""
+    from medseg.training.workspace_source import open_workspace_dataset
+
+    ds = open_workspace_dataset(workspace.root)
+    return ds.samples, ds.problems
+
+
+def check_classmap(predictor, workspace, checkpoint) -> None:
+    mine, theirs = workspace.classmap, predictor.classmap
+    if mine.task != theirs.task or mine.ids != theirs.ids:
+        raise RankingError(f"{checkpoint}: the model predicts a {theirs.task} class map with ids {theirs.ids}, "
+                           f"the workspace {workspace.root} holds a {mine.task} one with ids {mine.ids}")
+
+
+def score_samples(predictor, samples: list, workspace, method: str, run: str, cancel: CancelToken,
+                  fold: int = 0, extra: dict | None = None) -> Iterator[SampleScored]:
+    """Predict, score and store the prediction of each sample; ``extra`` collects {id: (score, details)}.
+
+    Stops quietly between samples when ``cancel`` is set (the caller decides what is kept).
+    """
+    out = extra if extra is not None else {}
+    for k, s in enumerate(samples):
+        if cancel.is_set():
+            return
+        pred = predictor.predict(s.load_image())
+        mask = s.load_mask()
+        if tuple(mask.shape[:2]) != tuple(pred.shape):
+            raise RankingError(f"sample {s.id}: label {mask.shape[:2]} and image {pred.shape} differ in size "
+                               f"({s.image_path})")
+        result = label_score(pred.probs, mask, workspace.classmap, threshold=predictor.threshold)
+        save_prediction(workspace.root, method, s.id, pred.probs, run)
+        out[s.id] = (result.score, {**result.to_dict(), "fold": fold, "revision": s.revision, "run": run})
+        yield SampleScored(fold, k + 1, len(samples), s.id, result.score)
+
+
+def run_id(kind: str, method: str) -> str:
+    return f"{kind}:{method}@{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}"
+
+
+def store(workspace, method: str, scored: dict[str, tuple[float, dict]]) -> dict[str, float]:
+    scores = {sid: v[0] for sid, v in scored.items()}
+    workspace.set_scores(method, scores, {sid: v[1] for sid, v in scored.items()})
+    return scores
+
+
+def iter_score_checkpoint(workspace, checkpoint, *, device: str = "auto", cancel: CancelToken | None = None,
+                          method: str = "checkpoint", predictor_options: dict | None = None
+                          ) -> Iterator[SampleScored | RankDone | RankCancelled]:
+    """Score every trainable sample with one model: ``SampleScored`` per sample, then ``RankDone``.
+
+    Scores are stored under ``method`` only when every sample is scored; a
+    cancel ends with ``RankCancelled`` and leaves the stored scores as they were.
+    """
+    from medseg.inference import Predictor
+    from medseg.models.checkpoint import load_checkpoint
+
+    cancel = cancel or CancelToken()
+    ws, opened = open_workspace(workspace)
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        predictor = Predictor(ckpt, device=device, **(predictor_options or {}))
+        check_classmap(predictor, ws, checkpoint)
+        samples, _ = trainable_samples(ws)
+        if not samples:
+            raise RankingError(f"{ws.root}: no sample to score (all excluded or their sources changed)")
+        seen = set((ckpt.provenance.get("data") or {}).get("ids") or ())
+        run = run_id("score", method)
+        scored: dict[str, tuple[float, dict]] = {}
+        yield from score_samples(predictor, samples, ws, method, run, cancel, extra=scored)
+        if len(scored) < len(samples):
+            yield RankCancelled(method, {}, 0)
+            return
+        for sid, (_, details) in scored.items():
+            details.update(biased=True, bias=BIAS_NOTE, out_of_fold=False, checkpoint=str(Path(checkpoint)),
+                           seen_in_training=sid in seen)
+        ws.record_model_run(run, str(checkpoint), "score", {s.id: s.revision for s in samples})
+        yield RankDone(method, store(ws, method, scored), biased=True)
+    finally:
+        if opened:
+            ws.close()
