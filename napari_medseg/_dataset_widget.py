@@ -193,8 +193,10 @@ class DatasetWidget(QWidget):
 
         self._progress = progress(total=0, desc=desc)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(done)
-        worker.errored.connect(lambda e: self._failed(failed, e))
+        # napari's progress bar can process events while it updates, so the result may be handled
+        # inside a progress update: closing the bar first makes any later progress event a no-op
+        worker.returned.connect(lambda result: (self._close_progress(), done(result)))
+        worker.errored.connect(lambda e: (self._close_progress(), self._failed(failed, e)))
         worker.finished.connect(self._finished)
         self._set_busy(True)
         self.status.setText(f"{desc}...")
@@ -202,27 +204,29 @@ class DatasetWidget(QWidget):
 
     def _on_progress(self, event: Any) -> None:
         pbar = self._progress
-        if pbar is None:
+        if pbar is None:  # the job has ended: a late progress event must not overwrite its result
             return
         total = int(getattr(event, "total", 0) or 0)
+        done = int(getattr(event, "done", 0) or 0)
+        stage = getattr(event, "stage", None) or getattr(event, "check", "")
+        self.status.setText(getattr(event, "message", "") or f"{stage}: {done} of {total}")
+        pbar.set_description(f"{stage} {event.sample_id or ''}".strip())
         if pbar.total != total:
             pbar.total = total
-        done = int(getattr(event, "done", 0) or 0)
         if done != pbar.n:
-            pbar.update(done - pbar.n)
-        stage = getattr(event, "stage", None) or getattr(event, "check", "")
-        pbar.set_description(f"{stage} {event.sample_id or ''}".strip())
-        message = getattr(event, "message", "")
-        self.status.setText(message or f"{stage}: {done} of {total}")
+            pbar.update(done - pbar.n)  # last: it may process events, the job's end included
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.status.setText(f"{what}: {error}")
         _report(what, error)
 
-    def _finished(self) -> None:
+    def _close_progress(self) -> None:
         if self._progress is not None:
             self._progress.close()
             self._progress = None
+
+    def _finished(self) -> None:
+        self._close_progress()
         self.worker = None
         self._set_busy(False)
 
