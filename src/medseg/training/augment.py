@@ -20,7 +20,9 @@ Named presets (``PRESETS``, built by :func:`get_preset`):
   at ``p=0.5`` as augmentation, so inference needs no matching step; with
   ``p=1`` they become preprocessing and inference must apply them too.
   A horizontal mirror swaps sides: with side-specific classes (seed 001's left
-  and right lung) the flipped labels are wrong unless the class ids are swapped.
+  and right lung) the flipped labels are wrong unless the class ids are swapped,
+  which ``augment(..., mirror_swap=...)`` does whenever an odd number of
+  horizontal flips was applied (``data.mirror_swap`` in the training config).
 * ``light`` (flip + small affine, zero border) and ``none``.
 
 Every pipeline is an ``A.Compose`` with ``mask_interpolation=INTER_NEAREST``,
@@ -174,7 +176,8 @@ def sample_seed(base_seed: int, epoch: int, index: int) -> int:
 
 def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = None,
             multilabel: np.ndarray | None = None, *, seed: int | None = None,
-            distance_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+            distance_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+            mirror_swap: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run ``pipeline`` on one sample; returns ``image`` and whichever of ``mask``, ``multilabel``, ``distance``.
 
     ``image``: (H, W) or (H, W, C), any real dtype. ``mask``: (H, W) integer or
@@ -210,6 +213,8 @@ def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = No
         data["masks"] = np.ascontiguousarray(np.moveaxis(multilabel.astype(np.uint8), -1, 0))
     if seed is not None:
         reseed(pipeline, seed)
+    if mirror_swap is not None:
+        pipeline.save_applied_params = True  # to see whether a flip fired
     try:
         out = pipeline(**data)
     except (cv2.error, TypeError, ValueError) as e:
@@ -221,12 +226,33 @@ def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = No
         result["mask"] = out["mask"].astype(mask.dtype, copy=False)
     if multilabel is not None:
         result["multilabel"] = np.moveaxis(np.asarray(out["masks"]), 0, -1).astype(multilabel.dtype, copy=False)
+    if mirror_swap is not None and mirrored(out.get("applied_transforms", ())):
+        swap = np.asarray(mirror_swap)
+        if mask is not None:
+            result["mask"] = swap[result["mask"]].astype(mask.dtype, copy=False)
+        if multilabel is not None:
+            result["multilabel"] = result["multilabel"][..., swap]
     if distance_fn is not None:
         target = result.get("multilabel", result.get("mask"))
         if target is None:
             raise AugmentationError("distance_fn needs a mask or multilabel channels to compute distances from")
         result["distance"] = distance_fn(target)
     return result
+
+
+def mirrored(applied: Any) -> bool:
+    """Whether the applied transforms leave the image horizontally mirrored (an odd number of flips)."""
+    return sum(name == "HorizontalFlip" for name, _ in applied) % 2 == 1
+
+
+def swap_permutation(pairs: dict[int, int], n: int) -> np.ndarray:
+    """Identity over ``n`` values with each pair (a, b) exchanged both ways."""
+    perm = np.arange(n)
+    for a, b in pairs.items():
+        if not (0 <= a < n and 0 <= b < n):
+            raise AugmentationError(f"mirror swap {a} <-> {b} is outside the {n} label values")
+        perm[a], perm[b] = b, a
+    return perm
 
 
 def assert_mask_integrity(mask_before_values: np.ndarray | list, mask_after: np.ndarray) -> None:

@@ -41,6 +41,7 @@ class DataConfig:
     group_pattern: str | None = None
     cache_mb: float = 1024.0
     statuses: list[str] | None = None   # workspace roots only: which review statuses train (default: not excluded)
+    mirror_swap: dict[str, str] | None = None   # class names exchanged when a flip mirrors the image (left/right)
 
 
 @dataclass
@@ -111,7 +112,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str | None = None) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], source: str | None = None) -> TrainConfig:
         problems: list[str] = []
         cfg = _build(cls, d or {}, "", problems)
         problems.extend(_check_values(cfg))
@@ -120,7 +121,7 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
         import yaml
 
         path = Path(path)

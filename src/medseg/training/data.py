@@ -91,6 +91,21 @@ def channel_lut(classmap: ClassMap) -> np.ndarray:
     return lut
 
 
+def mirror_permutation(classmap: ClassMap, pairs: dict[str, str]) -> np.ndarray:
+    """The label permutation (logit channels) that exchanges each pair of class names on a mirror."""
+    from medseg.training.augment import swap_permutation
+
+    try:
+        ids = {classmap.id_of(a): classmap.id_of(b) for a, b in pairs.items()}
+    except KeyError as e:
+        raise ValueError(f"data.mirror_swap: {e.args[0]}") from None
+    if classmap.task == "multilabel":  # channels are the classes in class-map order
+        order = {cid: k for k, cid in enumerate(classmap.ids)}
+        return swap_permutation({order[a]: order[b] for a, b in ids.items()}, len(classmap.ids))
+    lut = channel_lut(classmap)
+    return swap_permutation({int(lut[a]): int(lut[b]) for a, b in ids.items()}, len(classmap.ids) + 1)
+
+
 def decode_image(image: Any, prep: Preprocessing, size: Sequence[int] | None) -> tuple[np.ndarray, tuple]:
     """An ImageData (or array) -> ([0, 1] float32 (h, w, C) at ``size``, spacing after resizing)."""
     x, _ = model_input(image, unit_preprocessing(prep))
@@ -147,8 +162,10 @@ class SegmentationData(torch.utils.data.Dataset):
 
     def __init__(self, samples: Sequence[Any], classmap: ClassMap, preprocessing: Preprocessing,
                  image_size: Sequence[int] | None, augmentation: Any = None, seed: int = 0,
-                 dist_maps: bool = False, cache_mb: float = 1024, extras: Sequence[Decoded] = ()):
+                 dist_maps: bool = False, cache_mb: float = 1024, extras: Sequence[Decoded] = (),
+                 mirror_swap: dict[str, str] | None = None):
         self.samples, self.extras = list(samples), list(extras)
+        self.mirror_swap = mirror_permutation(classmap, mirror_swap) if mirror_swap else None
         self.classmap, self.preprocessing = classmap, preprocessing
         self.task, self.classes = classmap.task, classmap.num_classes
         self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
@@ -181,7 +198,8 @@ class SegmentationData(torch.utils.data.Dataset):
         image, label = d.image, d.label
         if self.augmentation is not None:
             kw = {"multilabel": label} if self.task == "multilabel" else {"mask": label}
-            out = augment(self.augmentation, image, seed=sample_seed(self.seed, epoch, index), **kw)
+            out = augment(self.augmentation, image, seed=sample_seed(self.seed, epoch, index),
+                          mirror_swap=self.mirror_swap, **kw)
             image = out["image"]
             label = out["multilabel"] if self.task == "multilabel" else out["mask"]
         item = {"image": torch.from_numpy(standardise(image, self.preprocessing)), "target": self._target(label),

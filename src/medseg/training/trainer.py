@@ -35,7 +35,7 @@ import yaml
 
 from medseg.inference.events import CancelToken
 from medseg.training import trainer_setup as setup
-from medseg.training.config import TrainConfig
+from medseg.training.config import ConfigError, TrainConfig
 from medseg.training.data import (
     EpochBatches,
     SegmentationData,
@@ -88,8 +88,12 @@ class Trainer:
 
         size = cfg.data.image_size
         dist_maps = self.loss.needs_dist_maps
-        self.train_data = SegmentationData(self.train_samples, self.classmap, self.preprocessing, size, augmentation,
-                                           cfg.seed, dist_maps, cfg.data.cache_mb)
+        try:
+            self.train_data = SegmentationData(self.train_samples, self.classmap, self.preprocessing, size,
+                                               augmentation, cfg.seed, dist_maps, cfg.data.cache_mb,
+                                               mirror_swap=cfg.data.mirror_swap)
+        except ValueError as e:
+            raise ConfigError([str(e)]) from e
         self.val_data = SegmentationData(self.val_samples, self.classmap, self.preprocessing, size, None,
                                          cfg.seed, dist_maps, cfg.data.cache_mb)
         self.sampler = EpochBatches(len(self.train_data), cfg.batch_size * cfg.accumulate, cfg.seed, dist,

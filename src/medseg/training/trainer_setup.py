@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from medseg.datasets import open_dataset, split_by_group
-from medseg.training.workspace_source import is_workspace, open_workspace_dataset
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MedsegError
 from medseg.io.normalise import IMAGENET_MEAN, IMAGENET_STD
 from medseg.models.spec import ModelSpec, Preprocessing
 from medseg.training.config import ConfigError, TrainConfig
 from medseg.training.optim import describe_classes, load_init_checkpoint
+from medseg.training.workspace_source import is_workspace, open_workspace_dataset
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
