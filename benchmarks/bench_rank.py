@@ -20,6 +20,7 @@ Run it in the background (about 25 min on 2 cores):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -107,7 +108,7 @@ def report(ws, method: str, planted: dict[str, str], elapsed: dict[str, float]) 
     print(f"queue AUROC (corrupted before clean): {auc_of({s: -position[s] for s in position}):.3f}")
     print(f"corrupted found in the first 20% of the queue: {len(top & set(bad))}/{len(bad)} "
           f"= {len(top & set(bad)) / max(1, len(bad)):.3f}")
-    for name in ("score", "dice", "cleanlab", "iou"):
+    for name in ("score", "soft_dice", "separation", "dice", "cleanlab", "iou"):
         values = {s: -float(details[s][name]) for s in position if s in details}
         if len(values) == n:
             print(f"  AUROC of {name} alone: {auc_of(values):.3f}")
@@ -123,7 +124,8 @@ def report(ws, method: str, planted: dict[str, str], elapsed: dict[str, float]) 
     clean_dice = [details[s]["dice"] for s in good if s in details]
     print(f"\nclean samples: median out-of-fold Dice {np.median(clean_dice):.3f}, "
           f"mean {np.mean(clean_dice):.3f}")
-    print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
+    if elapsed:
+        print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
 
 
 def main(argv=None) -> int:
@@ -137,7 +139,14 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temp folder)")
+    ap.add_argument("--report", default=None, metavar="DIR", help="only print the report of a run kept in DIR")
     args = ap.parse_args(argv)
+    if args.report:
+        from medseg.workspace import Workspace
+
+        with Workspace.open(Path(args.report) / "ws", verify="none") as ws:
+            report(ws, f"oof-k{args.folds}", json.loads((Path(args.report) / "planted.json").read_text()), {})
+        return 0
 
     import torch
 
@@ -157,6 +166,7 @@ def main(argv=None) -> int:
     try:
         t0 = time.perf_counter()
         planted = corrupt_copy(src, work / "cvc", args.fraction, args.seed)
+        (work / "planted.json").write_text(json.dumps(planted, indent=1))
         print(f"corrupted {len(planted)} masks: {dict(Counter(planted.values()))}", flush=True)
         ws = Workspace.create(work / "ws", work / "cvc")
         elapsed["copy+corrupt+workspace"] = time.perf_counter() - t0

@@ -56,14 +56,16 @@ def test_empty_cases_are_defined():
     nothing = np.full((1, 32, 32), 0.01, np.float32)
     both = label_score(nothing, empty, BINARY)
     assert (both.dice, both.iou, both.hd95) == (1.0, 1.0, 0.0)
-    assert both.cleanlab == pytest.approx(0.99, abs=1e-6) and both.score > 0.99
+    assert both.cleanlab == pytest.approx(0.99, abs=1e-6)
+    assert both.separation == both.soft_dice == pytest.approx(0.99, abs=1e-6)  # 1 - p99: the model sees none
     obj = disk((32, 32), 16, 16, 6)
     missed = label_score(confident_probs(obj), empty, BINARY)  # label forgot the object
     assert missed.dice == 0 and missed.iou == 0
     assert missed.hd95 == pytest.approx(np.hypot(32, 32))  # worst distance, not NaN
-    assert missed.score < 0.1
+    assert missed.score < 0.1 and missed.separation == pytest.approx(0.03, abs=1e-6)  # 1 - p99 of a sure model
     invented = label_score(nothing, obj.astype(np.uint8), BINARY)  # label draws what the model does not see
-    assert invented.dice == 0 and invented.score < 0.1
+    assert invented.dice == 0 and invented.soft_dice < 0.05 and invented.score < 0.3
+    assert invented.separation == 0.5  # a flat map orders nothing: no evidence either way
 
 
 def test_softmin_matches_hand_computation():
@@ -76,6 +78,23 @@ def test_softmin_matches_hand_computation():
     assert softmin_pool(s, temperature=1e4) == pytest.approx(0.5, abs=1e-3)
     with pytest.raises(ValueError, match="temperature"):
         softmin_pool(s, temperature=0)
+
+
+def test_separation_is_the_pixel_auroc():
+    from medseg.qc.label_scores import pixel_auroc
+
+    p = np.array([0, 1, 2, 3, 3, 5], np.float64) / 1023
+    inside = np.array([False, True, False, True, False, True])
+    # inside {1, 3, 5} vs outside {0, 2, 3}: pairs won 1 + (2 + 0.5) + 3 = 6.5 of 9
+    assert pixel_auroc(p, inside) == pytest.approx(6.5 / 9)
+    assert pixel_auroc(p, ~inside) == pytest.approx(2.5 / 9)
+    # order only: an unsure but well-placed model separates a right label perfectly
+    obj = disk()
+    unsure = np.where(obj, 0.3, 0.1).astype(np.float32)[None]
+    s = label_score(unsure, obj.astype(np.uint8), BINARY)
+    assert s.separation == pytest.approx(1.0) and s.dice == 0.0  # hard Dice sees nothing above 0.5
+    shifted = label_score(unsure, np.roll(obj, (12, 0), axis=(0, 1)).astype(np.uint8), BINARY)
+    assert shifted.separation < 0.8 and shifted.score < s.score
 
 
 def test_cleanlab_score_equals_cleanlabs_own():
@@ -103,12 +122,15 @@ def test_multiclass_ids_and_multilabel():
     good = label_score(probs, mask, cm)
     assert good.dice == pytest.approx(1.0) and good.cleanlab == pytest.approx(0.95, abs=1e-5)
     swapped = np.where(mask == 1, 2, np.where(mask == 2, 1, 0)).astype(np.uint8)
-    assert label_score(probs, swapped, cm).score < 0.2
+    assert label_score(probs, swapped, cm).score < good.score - 0.6
     ml = ClassMap.from_names(["x", "y"], task="multilabel")
     m = np.stack([mask > 0, mask == 2], axis=-1)
     p = np.moveaxis(m, -1, 0).astype(np.float32) * 0.9 + 0.05
-    assert label_score(p, m, ml).dice == pytest.approx(1.0)
-    assert label_score(p, m[..., ::-1].copy(), ml).score < 0.5
+    right = label_score(p, m, ml)
+    assert right.dice == pytest.approx(1.0) and right.score > 0.9
+    partly = label_score(p, m[..., ::-1].copy(), ml)  # x drawn as y's square only, y as both squares
+    assert 0.7 < partly.dice < 0.8 and partly.score < right.score - 0.1
+    assert label_score(p, np.roll(m, 9, axis=1), ml).score < right.score - 0.4
     with pytest.raises(ValueError, match=r"\(2, H, W\)"):
         label_score(p[:1], m, ml)
     with pytest.raises(ValueError, match="differ in size"):

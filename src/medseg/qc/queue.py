@@ -4,12 +4,15 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
 
 * A scored sample's priority is its label-quality score (in [0, 1], lower =
   more likely wrong) minus a penalty per QC finding about its label or files:
-  ``FINDING_PENALTY`` = 1.0 per error, 0.25 per warning, nothing for info.
+  ``FINDING_PENALTY`` = 1.0 per error, 0.5 per warning, nothing for info.
   One error-severity label finding (duplicates whose masks disagree, ids
   outside the class map, an all-foreground mask, a missing mask) therefore
   puts the sample ahead of every scored sample without one; a warning (grey
-  noise, specks beside objects, enclosed holes) moves it up by a quarter of
-  the score range.
+  noise, an empty mask where masks are rarely empty, specks beside objects,
+  enclosed holes) moves it up by half the score range: a rule check that
+  fires is near-certain evidence that the label needs a look, which a model
+  trained on the same noisy labels often cannot give (grey noise binarised
+  on import leaves a plausible outline).
 * Image-quality findings (too dark, over-exposed, blurred, duplicate images)
   say nothing about the label: they are listed in the item but add a penalty
   only at error severity (an unusable image is worth a look).
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from medseg.errors import UnknownNameError
 from medseg.qc.findings import Finding, severity_rank
 
-FINDING_PENALTY = {"error": 1.0, "warning": 0.25, "info": 0.0}
+FINDING_PENALTY = {"error": 1.0, "warning": 0.5, "info": 0.0}
 IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicate", "near_duplicate"})
 
 

@@ -24,9 +24,12 @@ from typing import Any
 from medseg.errors import RankingError
 from medseg.inference.events import CancelToken
 from medseg.qc.label_scores import label_score
-from medseg.qc.suspicion import save_prediction
+from medseg.qc.suspicion import save_prediction, suspicion_map
 
 BIAS_NOTE = "scored by a model that may have seen these labels"
+
+__all__ = ["BIAS_NOTE", "FoldScored", "FoldStarted", "FoldTraining", "RankCancelled", "RankDone", "SampleScored",
+           "iter_score_checkpoint", "suspicion_map"]
 
 
 @dataclass(frozen=True)
