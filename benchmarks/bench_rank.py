@@ -13,7 +13,7 @@ small PlainUNet at 64x96 trained from scratch on the CPU, 25 epochs), then print
 
     python benchmarks/bench_rank.py [--folds 5] [--epochs 25] [--threads 1] [--keep DIR]
 
-Run it in the background (about 25 min on 2 cores):
+Run it in the background (about 14 min with one thread on a shared 2-core machine):
     nohup python benchmarks/bench_rank.py > /tmp/bench_rank.log 2>&1 &
 """
 

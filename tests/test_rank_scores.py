@@ -45,6 +45,9 @@ def test_perfect_label_scores_high_and_each_error_lower():
         assert s.score < perfect.score - 0.2, (name, s)
         assert s.cleanlab < perfect.cleanlab, name
         assert s.dice < 0.9, name
+    # separation alone is blind to a label inside the model's object; the score is not
+    eroded = label_score(probs, disk(r=6).astype(np.uint8), BINARY)
+    assert eroded.separation > 0.9 and eroded.soft_dice < 0.6
     # the worse the shift, the lower the score
     scores = [label_score(probs, np.roll(obj, (d, 0), axis=(0, 1)).astype(np.uint8), BINARY).score
               for d in (0, 2, 5, 10, 20)]
@@ -64,8 +67,8 @@ def test_empty_cases_are_defined():
     assert missed.hd95 == pytest.approx(np.hypot(32, 32))  # worst distance, not NaN
     assert missed.score < 0.1 and missed.separation == pytest.approx(0.03, abs=1e-6)  # 1 - p99 of a sure model
     invented = label_score(nothing, obj.astype(np.uint8), BINARY)  # label draws what the model does not see
-    assert invented.dice == 0 and invented.soft_dice < 0.05 and invented.score < 0.3
-    assert invented.separation == 0.5  # a flat map orders nothing: no evidence either way
+    assert invented.separation == 0.5  # a flat map orders nothing: no evidence either way...
+    assert invented.dice == 0 and invented.soft_dice < 0.05 and invented.score < 0.3  # ...soft Dice tells it
 
 
 def test_softmin_matches_hand_computation():
