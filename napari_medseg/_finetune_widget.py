@@ -12,6 +12,7 @@ and "Re-score the queue" scores every sample with it.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,12 @@ def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
     from medseg.qc.ranking import iter_score_checkpoint
 
     yield from iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
+
+
+def _stop(get_proc: Any) -> None:
+    proc = get_proc() if get_proc is not None else None
+    if proc is not None and proc.running():
+        proc.cancel()
 
 
 class FinetuneWidget(QWidget):
@@ -98,6 +105,11 @@ class FinetuneWidget(QWidget):
         self.form.start.changed.connect(self._sync)
         self.session.workspace_changed.connect(self._sync)
         self.session.checkpoints_changed.connect(self._sync)
+        from napari_medseg._review_autosave import when_viewer_closes
+
+        proc_of = weakref.WeakMethod(self._running_process)
+        # no training child outlives the viewer: it is asked to stop (and writes its checkpoint)
+        when_viewer_closes(napari_viewer, lambda: _stop(proc_of()))
         self._sync()
 
     @property
@@ -143,6 +155,9 @@ class FinetuneWidget(QWidget):
             return False
         self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir)
         return True
+
+    def _running_process(self) -> Any:
+        return self.proc
 
     def cancel(self) -> None:
         """Ask the training process to stop after its current step; it writes a checkpoint first."""

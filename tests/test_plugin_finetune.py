@@ -148,3 +148,20 @@ def test_plot_redraws_are_throttled(qtbot):
     image = plot.grab().toImage()  # something was drawn in the loss panel (not a blank widget)
     colours = {image.pixelColor(x, y).name() for x in range(52, 300, 7) for y in range(16, 80, 3)}
     assert len(colours) > 2
+
+
+def test_closing_the_viewer_stops_the_training_child(make_napari_viewer, qtbot, data, tmp_path):
+    from qtpy.QtGui import QCloseEvent
+
+    from napari_medseg._review_autosave import _WATCHERS
+
+    viewer = make_napari_viewer()
+    widget = _widget(viewer, qtbot, tmp_path / "runs", data=FOLDER, dataset=data, epochs=500)
+    assert widget.start()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=RUN)
+    proc = widget.proc
+    # what Qt delivers to the window when the user closes napari
+    _WATCHERS[viewer].eventFilter(viewer.window._qt_window, QCloseEvent())
+    qtbot.waitUntil(lambda: not proc.running(), timeout=RUN)
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
+    assert widget.outcome.kind == "cancelled" and load_checkpoint(widget.checkpoint) is not None
