@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from medseg.errors import MedsegError, UnknownNameError
-from medseg.qc import checks_files, checks_images, checks_masks, duplicates
+from medseg.qc import checks_files, checks_images, checks_masks, checks_outline, duplicates
 from medseg.qc.checks_base import Check
 
-CHECKS: dict[str, Check] = {c.name: c for mod in (checks_files, checks_masks, checks_images, duplicates)
+CHECKS: dict[str, Check] = {c.name: c
+                            for mod in (checks_files, checks_masks, checks_images, duplicates, checks_outline)
                             for c in mod.CHECKS}
 
 # Measures taken from each decoded sample for dataset-stage checks (kept small: no images, no masks).
@@ -16,6 +17,7 @@ FEATURES: dict[str, Callable] = {
     "fingerprint": duplicates.fingerprint,
     "sharpness": checks_images.sharpness,
     "foreground": checks_masks.foreground_pixels,
+    "outline": checks_outline.outline_measure,
 }
 
 

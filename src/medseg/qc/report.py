@@ -44,6 +44,7 @@ class QCReport:
     checks: list[str] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     source: str = ""
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # {method: {sample: score}}
 
     def by_severity(self) -> dict[str, int]:
         c = Counter(f.severity for f in self.findings)
@@ -70,6 +71,7 @@ class QCReport:
             "by_severity": self.by_severity(), "counts": self.counts(),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "findings": [f.to_dict() for f in self.findings],
+            "scores": json_safe(self.scores),
         }
 
     def to_json(self, path: str | Path | None = None) -> str:

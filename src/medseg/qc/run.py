@@ -36,7 +36,8 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
     ``params``: {check: {parameter: value}} overriding the defaults;
     ``workers``: decoding threads (default :func:`default_workers`).
     A workspace gets the findings stored with source "qc" (replacing the
-    previous findings of the checks that ran) when the report is yielded.
+    previous findings of the checks that ran), and the scores of checks that
+    give them (``outline_fit``: method "outline-fit"), when the report is yielded.
     """
     selected = resolve_checks(checks)
     p = resolve_params(selected, params)
@@ -73,9 +74,13 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
 
     ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
     base = len(ids) if decode else 0
+    scores: dict[str, tuple[dict, dict]] = {}
     for k, c in enumerate(dataset_wide, 1):
         t = time.perf_counter()
         stored += c.decide(table, ctx, p[c.name])
+        if c.scores is not None:
+            method, make = c.scores
+            scores[method] = make(table)
         timings[c.name] += time.perf_counter() - t
         yield QCProgress(base + k, total, c.name)
 
@@ -86,8 +91,8 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
     for f in findings:
         by_check[f.check] += 1
     report = QCReport(findings, dict(by_check), len(ids), time.perf_counter() - started, dict(timings),
-                      [c.name for c in selected], p, str(src.root))
-    src.save(stored, names)
+                      [c.name for c in selected], p, str(src.root), {m: v[0] for m, v in scores.items()})
+    src.save(stored, names, scores)
     yield report
 
 

@@ -98,7 +98,7 @@ class DatasetSource:
         return SampleView(sid, parts.pop("mask"), self.classmap, image=array, rgb=rgb, group=s.group,
                           image_path=str(s.image_path), **parts)
 
-    def save(self, findings: list[Finding], ran: set[str]) -> None:
+    def save(self, findings: list[Finding], ran: set[str], scores: dict | None = None) -> None:
         """A bare dataset stores nothing: QC never writes next to the source files."""
 
 
@@ -161,11 +161,14 @@ class WorkspaceSource:
         return SampleView(sid, mask, self.classmap, image=array, rgb=rgb, group=rec.group,
                           image_path=str(rec.image_path), in_workspace=True, **parts)
 
-    def save(self, findings: list[Finding], ran: set[str]) -> None:
-        """One transaction: this run's findings replace the previous run's for the checks that ran;
-        findings of checks not run this time are kept."""
+    def save(self, findings: list[Finding], ran: set[str], scores: dict | None = None) -> None:
+        """This run's findings replace the previous run's for the checks that ran (one transaction;
+        findings of checks not run this time are kept); then each score method's scores replace its
+        previous ones ({method: (scores, details)})."""
         kept = [f for f in self.ws.findings(source="qc") if f.check not in ran]
         self.ws.add_findings(kept + findings, source="qc", replace=True)
+        for method, (values, details) in (scores or {}).items():
+            self.ws.set_scores(method, values, details)
 
 
 def as_source(source):
