@@ -115,6 +115,24 @@ def report(ws, method: str, planted: dict[str, str], elapsed: dict[str, float]) 
     hd = {s: float(details[s]["hd95"]) for s in position if s in details}
     if len(hd) == n:
         print(f"  AUROC of hd95 alone: {auc_of(hd):.3f}")
+    from medseg.qc.outline_fit import METHOD as OUTLINE
+
+    outline = ws.scores(OUTLINE)
+    if outline:
+        # samples the outline cannot judge (empty labels) count as neutral here
+        print(f"  AUROC of {OUTLINE} alone: {auc_of({s: -outline.get(s, 0.5) for s in position}):.3f} "
+              f"({len(outline)} of {n} judged)")
+        per_kind = {k: auroc([-outline.get(s, 0.5) for s in bad if planted[s] == k],
+                             [-outline.get(s, 0.5) for s in good]) for k in sorted(set(planted.values()))}
+        print("    per kind: " + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()))
+        model_only = {s: -v for s, v in ws.scores(method).items() if v is not None}
+        findings = {}
+        for f in ws.findings():
+            findings.setdefault(f.sample_id, []).append(f)
+        from medseg.qc.queue import finding_penalty
+
+        plain = {s: model_only.get(s, 0) + sum(finding_penalty(f) for f in findings.get(s, ())) for s in position}
+        print(f"  queue AUROC without {OUTLINE} (model score and QC findings only): {auc_of(plain):.3f}")
     print(f"\n{'kind':<12} {'n':>3} {'AUROC':>6} {'top20%':>7} {'median rank':>12}")
     for kind, count in sorted(Counter(planted.values()).items()):
         members = [s for s in bad if planted[s] == kind]
@@ -142,9 +160,15 @@ def main(argv=None) -> int:
     ap.add_argument("--report", default=None, metavar="DIR", help="only print the report of a run kept in DIR")
     args = ap.parse_args(argv)
     if args.report:
+        from medseg.qc.run import run_qc
         from medseg.workspace import Workspace
 
         with Workspace.open(Path(args.report) / "ws", verify="none") as ws:
+            from medseg.qc.outline_fit import METHOD as OUTLINE
+
+            if OUTLINE not in ws.score_methods():  # a run kept before QC gave that score
+                for _ in run_qc(ws, ["outline_fit"]):
+                    pass
             report(ws, f"oof-k{args.folds}", json.loads((Path(args.report) / "planted.json").read_text()), {})
         return 0
 

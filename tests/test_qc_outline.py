@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 from medseg.datasets import open_dataset
 from medseg.qc import qc, review_queue
 from medseg.qc.checks_outline import outline_measure
+from medseg.qc.queue import model_weight
 from medseg.qc.outline_fit import METHOD, dataset_scores, edge_strength, outline_fit
 from medseg.workspace import Workspace
 from tests._qc_data import view
@@ -112,6 +113,12 @@ def test_multiclass_objects_are_judged_per_class(scene):
     assert sorted(o.class_id for o in m.objects) == [1, 2]
 
 
+def test_the_model_weighs_as_much_as_its_median_dice():
+    assert model_weight({"a": {"dice": 0.2}, "b": {"dice": 0.6}, "c": {"dice": 0.9}}) == 0.6
+    assert model_weight({}) == 1.0 and model_weight({"a": {"dice": None}}) == 1.0
+    assert model_weight({"a": {"dice": 0.0}}) == 0.05  # never silenced entirely
+
+
 def test_dataset_scores_are_percentiles_worst_first():
     summaries = {"a": {"quality": 2.0, "fit": 1.1}, "b": {"quality": 0.5, "fit": 0.6},
                  "c": {"quality": 2.0, "fit": 1.0}, "d": None, "e": {"quality": 1.0, "fit": 0.9}}
@@ -160,11 +167,13 @@ def test_qc_stores_the_score_and_the_queue_folds_it_in(tmp_path):
         queue = review_queue(ws)
         assert queue[0].method == "oof-k3" and queue[0].sample_id == "s4"
         by_id = {i.sample_id: i for i in queue}
-        # standing = mean of the model's percentile (s4: 1/5) and the outline's (0)
-        assert by_id["s4"].priority == pytest.approx((0.2 + 0.0) / 2)
+        # standing: the model's percentile (s4: 1/5) weighted by its median Dice (0.88), the outline's by 1
+        w = model_weight({s: {"dice": v} for s, v in model.items()})
+        assert w == pytest.approx(0.88)  # the upper median of six
+        assert by_id["s4"].priority == pytest.approx((w * 0.2 + 0.0) / (w + 1))
         assert by_id["s4"].outline == 0.0 and by_id["s4"].score == pytest.approx(0.86)
         assert "; the worst outline of the 6 judged: moved 3 px left" in by_id["s4"].reason
-        assert by_id["s5"].priority == pytest.approx((0.0 + by_id["s5"].outline) / 2)
+        assert by_id["s5"].priority == pytest.approx((w * 0.0 + by_id["s5"].outline) / (w + 1))
         assert by_id["s5"].priority > by_id["s4"].priority
 
 

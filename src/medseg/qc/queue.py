@@ -16,15 +16,18 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
 * Outline fit (:mod:`medseg.qc.outline_fit`, method ``outline-fit``,
   stored by QC): when the queue ranks by a model's method and the workspace
   also holds outline-fit scores, the two are combined: a sample's standing is
-  the mean of its percentile rank among the model's scores and its
+  a weighted mean of its percentile rank among the model's scores and its
   outline-fit percentile (both 0 = worst in the dataset), and the penalty is
-  taken from that. The two see different errors (the model: objects left out
-  or drawn where it sees none; the outline: shifted, grown, shrunk outlines,
-  which a model trained on noisy labels only half sees), and ranks make the
-  two comparable whatever their scales. A sample without an outline-fit
-  score (an empty label, no image) keeps its model percentile alone.
-  Ranking by ``outline-fit`` itself (before any model exists) uses its
-  percentile as the score.
+  taken from that. The outline counts 1, the model counts its median Dice
+  with the labels over the scored samples (most labels are right, so that
+  says how good the model is: a model that finds half of each object gets
+  half the outline's say; one that matches the labels gets an equal say).
+  The two see different errors (the model: objects left out or drawn where
+  it sees none; the outline: shifted, grown, shrunk outlines, which a weak
+  model only half sees), and ranks make them comparable whatever their
+  scales. A sample without an outline-fit score (an empty label, no image)
+  keeps its model percentile alone. Ranking by ``outline-fit`` itself
+  (before any model exists) uses its percentile as the score.
 * Image-quality findings (too dark, over-exposed, blurred, duplicate images)
   say nothing about the label: they are listed in the item but add a penalty
   only at error severity (an unusable image is worth a look).
@@ -130,7 +133,7 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
     details = workspace.score_details(method) if method else {}
     outline = workspace.scores(OUTLINE_METHOD) if OUTLINE_METHOD in stored else {}
     outline_details = workspace.score_details(OUTLINE_METHOD) if outline else {}
-    standing = _standing(scores, outline if method != OUTLINE_METHOD else {})
+    standing = _standing(scores, details, outline if method != OUTLINE_METHOD else {})
 
     items = []
     for rec in workspace.samples():
@@ -159,8 +162,14 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
     return [item for _, item in sorted(enumerate(items), key=key)]
 
 
-def _standing(scores: dict, outline: dict) -> dict[str, float]:
-    """{sample: mean of its model and outline-fit percentiles} when both are there (see the module doc)."""
+def model_weight(details: dict[str, dict]) -> float:
+    """The model's say beside the outline's (which counts 1): its median Dice with the labels, 1 without Dice."""
+    dice = [float(d["dice"]) for d in details.values() if d.get("dice") is not None and math.isfinite(d["dice"])]
+    return float(min(1.0, max(0.05, sorted(dice)[len(dice) // 2]))) if dice else 1.0
+
+
+def _standing(scores: dict, details: dict, outline: dict) -> dict[str, float]:
+    """{sample: weighted mean of its model and outline-fit percentiles} when both are there (module doc)."""
     if not outline:
         return {}
     from scipy.stats import rankdata
@@ -170,10 +179,11 @@ def _standing(scores: dict, outline: dict) -> dict[str, float]:
         return {}
     ranks = rankdata([scores[s] for s in ids], method="average") - 1.0
     pct = ranks / (len(ids) - 1) if len(ids) > 1 else [0.5] * len(ids)
+    w = model_weight({s: details.get(s, {}) for s in ids})
     out = {}
     for sid, p in zip(ids, pct):
         fit = outline.get(sid)
-        out[sid] = float(p) if fit is None or not math.isfinite(fit) else (float(p) + float(fit)) / 2.0
+        out[sid] = float(p) if fit is None or not math.isfinite(fit) else (w * float(p) + float(fit)) / (w + 1.0)
     return out
 
 
