@@ -129,11 +129,20 @@ def test_empty_mask_severity_depends_on_how_common_empties_are():
     ids = [str(i) for i in range(10)]
     ctx = DatasetContext(ids, {i: i for i in ids}, {i: f"/d/{i}.png" for i in ids})
     fg = {i: {"n": 0 if i == "3" else 100, "classes": {}} for i in ids}
-    (f,) = decide_empty({"foreground": fg}, ctx, {"common_fraction": 0.2})
-    assert (f.sample_id, f.severity) == ("3", "warning")
+    params = {"common_fraction": 0.2, "rare_fraction": 0.05, "min_samples": 20}
+    (f,) = decide_empty({"foreground": fg}, ctx, params)
+    assert (f.sample_id, f.severity) == ("3", "warning")  # 1 of 10: too few samples to call it rare
     fg = {i: {"n": 0 if int(i) < 5 else 100, "classes": {}} for i in ids}
-    found = decide_empty({"foreground": fg}, ctx, {"common_fraction": 0.2})
+    found = decide_empty({"foreground": fg}, ctx, params)
     assert len(found) == 5 and {f.severity for f in found} == {"info"}
+    # rare in a large dataset: 2 of 60 empty is an error
+    ids = [str(i) for i in range(60)]
+    ctx = DatasetContext(ids, {i: i for i in ids}, {i: f"/d/{i}.png" for i in ids})
+    fg = {i: {"n": 0 if i in ("7", "40") else 100, "classes": {}} for i in ids}
+    found = decide_empty({"foreground": fg}, ctx, params)
+    assert [(f.sample_id, f.severity) for f in found] == [("7", "error"), ("40", "error")]
+    assert "almost surely a missing annotation" in found[0].message
+    assert decide_empty({"foreground": fg}, ctx, {**params, "min_samples": 100})[0].severity == "warning"
 
 
 def _raw_view(raw):

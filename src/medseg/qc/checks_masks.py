@@ -223,16 +223,24 @@ def foreground_pixels(v: SampleView) -> dict:
 
 def decide_empty(table: dict, ctx, p: dict) -> list[Finding]:
     """Empty masks are suspicious where they are rare (a missing annotation) and normal where common
-    (slices without the organ): more than ``common_fraction`` empty makes them info, else warning."""
+    (slices without the organ): more than ``common_fraction`` empty makes them info, else warning; at
+    most ``rare_fraction`` empty in a dataset of at least ``min_samples`` makes them errors (a dataset of
+    polyp frames where 1 % of the masks are empty has lost those annotations, it did not sample them)."""
     fg = table["foreground"]
     empty = [sid for sid in ctx.sample_ids if sid in fg and fg[sid]["n"] == 0]
     if not empty:
         return []
     frac = len(empty) / max(1, len(fg))
     common = frac > p["common_fraction"]
-    why = (f"{len(empty)} of {len(fg)} masks are empty ({frac:.0%}): common here, likely intended"
-           if common else f"only {len(empty)} of {len(fg)} masks are empty: a missing annotation?")
-    return [Finding(sid, "empty_mask", "info" if common else "warning", f"mask has no foreground pixel; {why}",
+    rare = frac <= p["rare_fraction"] and len(fg) >= p["min_samples"]
+    if common:
+        severity, why = "info", f"{len(empty)} of {len(fg)} masks are empty ({frac:.0%}): common here, likely intended"
+    elif rare:
+        severity, why = "error", (f"only {len(empty)} of {len(fg)} masks are empty ({frac:.1%}): almost surely "
+                                  "a missing annotation")
+    else:
+        severity, why = "warning", f"only {len(empty)} of {len(fg)} masks are empty: a missing annotation?"
+    return [Finding(sid, "empty_mask", severity, f"mask has no foreground pixel; {why}",
                     value=0, path=ctx.paths.get(sid)) for sid in empty]
 
 
@@ -251,7 +259,8 @@ CHECKS = (
     Check("holes", "sample", "background regions fully enclosed by foreground",
           {"max_fraction": 0.25}, fix="fill_holes", run=check_holes),
     Check("empty_mask", "dataset", "masks without any foreground pixel",
-          {"common_fraction": 0.2}, needs=("foreground",), decide=decide_empty),
+          {"common_fraction": 0.2, "rare_fraction": 0.05, "min_samples": 20}, needs=("foreground",),
+          decide=decide_empty),
     Check("full_mask", "sample", "masks that are (almost) all foreground", {"min_fraction": 0.95}, run=check_full),
     Check("border_only", "sample", "masks whose every object touches the image border",
           {"band_fraction": 0.02}, run=check_border_only),
