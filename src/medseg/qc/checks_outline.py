@@ -4,7 +4,7 @@ Per sample, the worst object's measures are kept during the decoding pass;
 once the whole dataset is measured, every judged sample gets the score
 method ``outline-fit`` (its percentile rank in the dataset, 0 = worst), which
 the review queue folds in, and samples whose worst outline has a better
-alternative by more than ``1 / fit_below - 1`` get an info finding that says
+alternative by more than ``1 / ratio_below - 1`` get an info finding that says
 which way the outline should go. Info, not a warning: the score already moves
 the sample up the queue, and one measure should not count twice.
 """
@@ -31,7 +31,7 @@ def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
     out = []
     for sid in ctx.sample_ids:
         d = details.get(sid)
-        if d is None or d["fit"] >= p["fit_below"]:
+        if d is None or d["best_ratio"] >= p["ratio_below"]:
             continue
         y, x = d["centre"]
         advice = advice_phrase(d).replace("the image's edges", "them")
@@ -39,7 +39,7 @@ def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
             sid, "outline_fit", "info",
             f"the outline of the class {d['class_id']} object at row {y}, column {x} does not follow the "
             f"image's edges: {advice} ({standing_phrase(d)})",
-            value=d["fit"], path=ctx.paths.get(sid), details=d))
+            value=d["best_ratio"], path=ctx.paths.get(sid), details=d))
     return out
 
 
@@ -50,6 +50,6 @@ def outline_scores(table: dict) -> tuple[dict[str, float], dict[str, dict]]:
 CHECKS = (
     Check("outline_fit", "dataset", "label outlines that do not follow the image's edges (a score for the "
           "review queue, and a note where a moved, grown or shrunk outline fits much better)",
-          {"fit_below": 0.8}, needs=("outline",), decide=decide_outline_fit,
+          {"ratio_below": 0.8}, needs=("outline",), decide=decide_outline_fit,
           scores=(METHOD, outline_scores)),
 )
