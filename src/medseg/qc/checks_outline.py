@@ -50,6 +50,6 @@ def outline_scores(table: dict) -> tuple[dict[str, float], dict[str, dict]]:
 CHECKS = (
     Check("outline_fit", "dataset", "label outlines that do not follow the image's edges (a score for the "
           "review queue, and a note where a moved, grown or shrunk outline fits much better)",
-          {"ratio_below": 0.8}, needs=("outline",), decide=decide_outline_fit,
+          {"ratio_below": 0.6}, needs=("outline",), decide=decide_outline_fit,
           scores=(METHOD, outline_scores)),
 )
