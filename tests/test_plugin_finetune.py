@@ -165,3 +165,24 @@ def test_closing_the_viewer_stops_the_training_child(make_napari_viewer, qtbot, 
     qtbot.waitUntil(lambda: not proc.running(), timeout=RUN)
     qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
     assert widget.outcome.kind == "cancelled" and load_checkpoint(widget.checkpoint) is not None
+
+
+def test_plot_survives_a_diverged_loss(qtbot):
+    from napari_medseg._plot import TrainingPlot, axis_range, finite
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    plot.resize(300, 200)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for step, loss in enumerate([0.9, 0.7, float("inf"), float("nan"), 0.5], 1):
+        plot.add_step(step, loss)
+    qtbot.waitUntil(lambda: plot.paints >= 1, timeout=5000)
+    # the diverged steps are kept in the record but left off the axis, which stays finite
+    assert len(plot.losses) == 5
+    lines = finite({"loss": plot.losses})
+    assert lines == {"loss": [(1.0, 0.9), (2.0, 0.7), (5.0, 0.5)]}
+    assert axis_range(lines) == (1.0, 5.0, 0.5, 0.9)
+    image = plot.grab().toImage()
+    colours = {image.pixelColor(x, y).name() for x in range(52, 300, 7) for y in range(16, 80, 3)}
+    assert len(colours) > 2
