@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_medseg._progress import Bar
 from napari_medseg._review_autosave import report as _report
 from napari_medseg._review_queue import connect_until_destroyed
 from napari_medseg._session import session_for
@@ -189,12 +190,9 @@ class DatasetWidget(QWidget):
 
     # ----------------------------------------------------------- worker glue
     def _start(self, worker: Any, desc: str, done, failed: str) -> None:
-        from napari.utils import progress
-
-        self._progress = progress(total=0, desc=desc)
+        self._progress = Bar(desc)
         worker.yielded.connect(self._on_progress)
-        # napari's progress bar can process events while it updates, so the result may be handled
-        # inside a progress update: closing the bar first makes any later progress event a no-op
+        # closing the bar first makes any later progress event a no-op
         worker.returned.connect(lambda result: (self._close_progress(), done(result)))
         worker.errored.connect(lambda e: (self._close_progress(), self._failed(failed, e)))
         worker.finished.connect(self._finished)
@@ -210,11 +208,7 @@ class DatasetWidget(QWidget):
         done = int(getattr(event, "done", 0) or 0)
         stage = getattr(event, "stage", None) or getattr(event, "check", "")
         self.status.setText(getattr(event, "message", "") or f"{stage}: {done} of {total}")
-        pbar.set_description(f"{stage} {event.sample_id or ''}".strip())
-        if pbar.total != total:
-            pbar.total = total
-        if done != pbar.n:
-            pbar.update(done - pbar.n)  # last: it may process events, the job's end included
+        pbar.to(done, total, f"{stage} {event.sample_id or ''}".strip())
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.status.setText(f"{what}: {error}")

@@ -23,7 +23,6 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -37,6 +36,7 @@ from qtpy.QtWidgets import (
 
 from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
 from napari_medseg._notify import report_error
+from napari_medseg._progress import Bar
 from napari_medseg._session import session_for
 
 if TYPE_CHECKING:
@@ -174,11 +174,8 @@ class ExportWidget(QWidget):
             show_info(f"Export finished: {self.result.out}\n{self.result.summary_text}")
         else:
             if self.pbar is None:
-                self.pbar = progress(total=event.total, desc="Exporting")
-            bar = self.pbar  # updating the bar can process events, and with them the end of the export
-            bar.update(event.done - bar.n)
-            if event.stage == "finishing":
-                bar.set_description("Writing the manifest")
+                self.pbar = Bar("Exporting", event.total)
+            self.pbar.to(event.done, event.total, "Writing the manifest" if event.stage == "finishing" else None)
 
     def _failed(self, out: Path, exc: BaseException) -> None:
         from medseg.export import is_medseg_export

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -31,6 +30,7 @@ from napari_medseg._finetune_config import (
 )
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
+from napari_medseg._progress import Bar
 from napari_medseg._session import session_for
 from napari_medseg._threads import child_thread_env
 
@@ -84,7 +84,7 @@ class FinetuneWidget(QWidget):
         self.outcome: Any = None        # the run's Finished / Cancelled / Failed event
         self.checkpoint: str | None = None  # the model to use: best of a finished run, else the last written
         self.score_token = None
-        self.last_progress: tuple[int, int] | None = None  # (steps, total) of the last progress bar closed
+        self._last_bar: Bar | None = None
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
@@ -189,13 +189,13 @@ class FinetuneWidget(QWidget):
         self.events.append(event)
         if kind == "started":
             self._close_bar()
-            self.pbar = progress(total=event.epochs * event.steps_per_epoch, desc="Fine-tuning")
+            self.pbar = Bar("Fine-tuning", event.epochs * event.steps_per_epoch)
             self.status.setText(f"Training on {event.n_train} images ({event.n_val} for validation) on "
                                 f"{event.device}, {event.precision}" + (", resumed" if event.resumed_from else ""))
         elif kind == "step":
             self.plot.add_step(event.global_step, event.loss)
             if self.pbar is not None and event.global_step > self.pbar.n:
-                self.pbar.update(event.global_step - self.pbar.n)
+                self.pbar.to(event.global_step)
         elif kind == "epoch":
             self.plot.add_epoch(event.epoch, event.val)
             dice = event.val.get("dice")
@@ -234,9 +234,13 @@ class FinetuneWidget(QWidget):
 
     def _close_bar(self) -> None:
         if self.pbar is not None:
-            self.last_progress = (self.pbar.n, self.pbar.total)
-            self.pbar.close()
-            self.pbar = None
+            self._last_bar, self.pbar = self.pbar, None
+            self._last_bar.close()
+
+    @property
+    def last_progress(self) -> tuple[int, int] | None:
+        """(steps, total) the last progress bar showed when it closed."""
+        return self._last_bar.last if self._last_bar is not None else None
 
     # --------------------------------------------------------------- results
     def use_model(self) -> None:
@@ -254,15 +258,14 @@ class FinetuneWidget(QWidget):
         if ws is None or self.checkpoint is None or self.score_worker is not None:
             return False
         self.score_token = CancelToken()
-        bar = progress(total=0, desc="Re-scoring the queue")
+        bar = Bar("Re-scoring the queue")
         checkpoint = self.checkpoint
         worker = create_worker(score_queue, ws, checkpoint, DEVICES[self.form.device.value], self.score_token,
                                _start_thread=False, _ignore_errors=True)
 
         def on_event(event: Any) -> None:
             if hasattr(event, "total") and hasattr(event, "done"):
-                bar.total = event.total
-                bar.update(event.done - bar.n)
+                bar.to(event.done, event.total)
             elif type(event).__name__ == "RankDone":
                 self.status.setText(f"Re-scored {len(event.scores)} samples with {Path(checkpoint).name} "
                                     f"(method {event.method!r}); the review queue follows.")
