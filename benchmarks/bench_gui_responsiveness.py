@@ -56,14 +56,34 @@ class Sampler(threading.Thread):
             time.sleep(0.01)
             times = self.ticks.times
             if times and time.perf_counter() - times[-1] > self.stall:
-                frame = sys._current_frames().get(self.main_id)
-                if frame is not None:
-                    self.samples.append((time.perf_counter(), where(frame)))
+                stack = main_stack(self.main_id)
+                if stack:
+                    self.samples.append((time.perf_counter(), where(stack)))
 
 
-def where(frame) -> str:
+def main_stack(thread_id: int) -> list[tuple[str, int, str]]:
+    """(file, line, function) of a thread's frames, outermost first, holding its frames for microseconds.
+
+    A frame object kept by another thread keeps that frame's locals alive after the function returns:
+    a QPainter made in a paintEvent then stays active past the paint and is destroyed later from this
+    thread, and Qt crashes ("QPaintDevice: Cannot destroy paint device that is being painted"; seen
+    in about one run in four when this sampler used ``traceback.extract_stack``, which reads source
+    files and so lets the GUI thread run on while it holds the frames). So: no file reading, plain
+    attribute reads, and every reference dropped at once.
+    """
+    frame = sys._current_frames().get(thread_id)
+    out = []
+    while frame is not None:
+        out.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        frame = frame.f_back
+    del frame
+    return out[::-1]
+
+
+def where(raw: list[tuple[str, int, str]]) -> str:
     # the benchmark's own event pumping is the driver, not the product: it never counts as ours
-    stack = [f for f in traceback.extract_stack(frame) if not f.filename.endswith("_headless.py")]
+    stack = [traceback.FrameSummary(f, line, name, lookup_line=False) for f, line, name in raw
+             if not f.endswith("_headless.py")]
     if not stack:
         return "Qt event loop (inside processEvents: drawing, or waiting for the GIL)"
     inner = stack[-1]
@@ -180,6 +200,8 @@ def main() -> int:
         mine = [b for b in blamed if "ours" in b[0]]
         for w, n in mine + [b for b in blamed if b not in mine][:8]:
             print(f"  {r['phase']}: {n} gap(s) > 50 ms in {w}")
+    sys.stdout.flush()  # the figures are out before the teardown (see the note at viewer.close)
+    print("closing the viewer", file=sys.stderr, flush=True)
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
