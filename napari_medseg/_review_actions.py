@@ -79,14 +79,14 @@ def autofix_findings(viewer: Any) -> list:
 
 def apply_autofix(viewer: Any) -> list:
     """Save the fixes the sample's findings offer as "auto-fix" revisions and show the result; the revisions."""
-    from medseg.qc.fixes import offer_fixes
+    from medseg.qc.fixes import FIXES, offer_fixes
     from napari_medseg._sample_layers import reload_labels
 
     findings = autofix_findings(viewer)
     if not findings:
         return []
     _, ws, sid = _flushed(viewer)
-    saved = offer_fixes(ws, findings)
+    saved = offer_fixes(ws, findings, names=FIXES)  # a person asked, for the sample they look at
     reload_labels(viewer)
     session = session_for(viewer)
     for rev in saved:

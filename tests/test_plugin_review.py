@@ -244,3 +244,32 @@ def test_closed_review_dock_is_not_called_again(review, qtbot):
     fresh = ReviewWidget(viewer)
     qtbot.addWidget(fresh)
     show_and_wait(fresh, qtbot, session, "3")  # a new Review widget takes over the keys and the queue
+
+
+def test_outline_correction_is_offered_and_applied_on_request(make_napari_viewer, qtbot, tmp_path):
+    from PIL import Image
+
+    from medseg.qc import qc
+
+    data = make_review_set(tmp_path / "set")
+    shifted = np.roll(object_mask(3), 5, axis=1)  # sample 3's outline drawn 5 px right of its object
+    Image.fromarray(shifted.astype(np.uint8) * 255).save(data / "masks" / "3.png")
+    viewer = make_napari_viewer()
+    _, session = open_dataset_widget(viewer, qtbot, data)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
+    ws = session.workspace
+    qc(ws)
+    session.findings_changed.emit("qc")
+    # no model yet: the outline fit ranks, the rule findings (1's hole, 2's speck) lift by half the range
+    order = widget.queue_ids()
+    assert order.index("3") < 3 and all(order.index("3") < order.index(s) for s in ("4", "5", "6"))
+    show_and_wait(widget, qtbot, session, "3")
+    assert "outline_correction" in widget.autofix_button.text()
+    assert "moved 5 px left it would follow" in widget.details.text()
+    widget.autofix_button.click()
+    rev = ws.revisions("3")[-1]
+    assert rev.origin == "auto-fix" and "outline moved by +0 rows, -5 columns" in rev.note
+    truth = object_mask(3).astype(bool)
+    shown = viewer.layers[LABELS_LAYER].data > 0
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    assert iou(shown, truth) > 0.9 > iou(shifted.astype(bool), truth)

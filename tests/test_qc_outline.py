@@ -16,7 +16,7 @@ from medseg.qc.checks_outline import outline_measure
 from medseg.qc.queue import model_weight
 from medseg.qc.outline_fit import METHOD, dataset_scores, edge_strength, outline_fit
 from medseg.workspace import Workspace
-from tests._qc_data import view
+from tests._qc_data import BINARY, view
 
 DATA = Path(os.environ.get("MEDSEG_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CVC = DATA / "cvc-clinicdb"
@@ -203,3 +203,55 @@ def test_real_frames_with_moved_grown_or_shrunk_outlines_rank_below_clean_ones(t
     assert len(bad) >= 18 and len(good) >= 35
     auroc = np.mean([[(b < g) + 0.5 * (b == g) for g in good] for b in bad])
     assert auroc > 0.85, auroc
+
+
+def test_the_suggested_correction_puts_the_outline_back(scene):
+    from medseg.datasets import ClassMap
+    from medseg.qc.fixes import apply_fix
+
+    image, obj = scene
+    low = np.roll(obj, 8, axis=0)  # drawn 8 px too low
+    o = measure(image, low).objects[0]
+    assert o.correction == ("move", -8, 0)
+    ids = low.astype(np.uint8) * 2  # class id 2 of a multiclass map
+    ids[5:10, 5:10] = 1  # another class elsewhere stays as it is
+    cm = ClassMap.from_names(["a", "b"], task="multiclass")
+    fixed, summary = apply_fix("outline_correction", ids, cm, class_id=2, centre=list(o.centre),
+                               correction=list(o.correction))
+    assert np.array_equal(fixed == 2, obj) and (fixed[5:10, 5:10] == 1).all()
+    assert summary["moved"] == int(obj.sum()) and summary["changed"][2] == 2 * int((low & ~obj).sum())
+    for wrong, name in ((ndi.binary_dilation(obj, iterations=4), "shrink"),
+                        (ndi.binary_erosion(obj, iterations=4), "grow")):
+        o = measure(image, wrong).objects[0]
+        assert o.correction[0] == name
+        fixed, _ = apply_fix("outline_correction", wrong.astype(np.uint8), BINARY, class_id=1,
+                             centre=list(o.centre), correction=list(o.correction))
+        iou = (fixed.astype(bool) & obj).sum() / (fixed.astype(bool) | obj).sum()
+        before = (wrong & obj).sum() / (wrong | obj).sum()
+        assert iou > before + 0.1  # one step of a quarter or half radius: closer, not always exact
+
+
+def test_the_correction_is_offered_but_saved_only_when_named(tmp_path):
+    from medseg.qc.fixes import offer_fixes
+
+    rng = np.random.default_rng(3)
+    items = {}
+    for k in range(4):
+        img = ndi.gaussian_filter(rng.normal(90, 25, (64, 64, 3)), (1.5, 1.5, 0))
+        obj = disk((64, 64), 32, 32, 12)
+        img[obj] += 70
+        items[f"s{k}"] = (np.clip(img, 0, 255).astype(np.uint8), np.roll(obj, 7, axis=1) if k == 2 else obj)
+    root = _write(tmp_path / "ds", items)
+    with Workspace.create(tmp_path / "ws", root) as ws:
+        report = qc(ws, workers=1)
+        (note,) = [f for f in report.findings if f.check == "outline_fit"]
+        assert note.sample_id == "s2" and note.fix == "outline_correction"
+        assert offer_fixes(ws, report.findings) == []  # a suggestion is not applied in bulk
+        (rev,) = offer_fixes(ws, report.findings, names=["outline_correction"])
+        assert rev.origin == "auto-fix" and rev.note.startswith("auto-fix outline_correction: outline moved by")
+        fixed = ws.current_mask("s2") > 0
+        truth, drawn = items["s0"][1], items["s2"][1]  # the same disk, where s2's image has it
+        iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+        assert iou(fixed, truth) > 0.85 > iou(drawn, truth)  # moved 6 of the 7 px back
+        ws.revert("s2", rev.parent_id)  # one call takes it back
+        assert np.array_equal(ws.current_mask("s2") > 0, items["s2"][1])

@@ -5,7 +5,8 @@ once the whole dataset is measured, every judged sample gets the score
 method ``outline-fit`` (its percentile rank in the dataset, 0 = worst), which
 the review queue folds in, and samples whose worst outline has a better
 alternative by more than ``1 / ratio_below - 1`` get an info finding that says
-which way the outline should go. Info, not a warning: the score already moves
+which way the outline should go and offers that correction as the
+``outline_correction`` fix (applied only when a person asks, in Review). Info, not a warning: the score already moves
 the sample up the queue, and one measure should not count twice.
 """
 
@@ -18,12 +19,17 @@ from medseg.qc.outline_fit import METHOD, advice_phrase, dataset_scores, outline
 
 def outline_measure(v: SampleView) -> dict | None:
     """The worst object's outline measures (``OutlineFit.summary``), None when nothing can be judged."""
-    from medseg.qc.checks_images import field_of_view
+    from medseg.qc.checks_images import field_of_view, grey
 
     if v.image is None or len(v.spatial_shape) != 2:
         return None
+    field = field_of_view(v)
+    if field is not None and not field.all() and grey(v)[0][~field].std() > 0.03:
+        # dark and textured: a dark scene (an object on a black background), not a device's flat frame,
+        # and its edges are the picture's own
+        field = None
     return outline_fit(v.image, v.class_masks(), channels_last=v.rgb or v.image.ndim == 3,
-                       field=field_of_view(v)).summary()
+                       field=field).summary()
 
 
 def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
@@ -39,7 +45,9 @@ def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
             sid, "outline_fit", "info",
             f"the outline of the class {d['class_id']} object at row {y}, column {x} does not follow the "
             f"image's edges: {advice} ({standing_phrase(d)})",
-            value=d["best_ratio"], path=ctx.paths.get(sid), details=d))
+            value=d["best_ratio"], path=ctx.paths.get(sid), fix="outline_correction",
+            details={**d, "fix_params": {"class_id": d["class_id"], "centre": d["centre"],
+                                         "correction": d["correction"]}}))
     return out
 
 

@@ -1,4 +1,6 @@
-"""Safe fixes for what QC finds: binarise grey noise, remove specks, fill holes.
+"""Fixes for what QC finds: binarise grey noise, remove specks, fill holes (safe), and the outline
+correction the outline-fit check suggests (a suggestion: one object moved, grown or shrunk to where
+the image's edges are; it is offered the same way, as a revision a person asks for and can revert).
 
 ``apply_fix`` is pure: it returns a new mask and a summary, and never
 touches a file or a workspace. ``offer_fixes`` is the only place fixes are
@@ -21,8 +23,10 @@ from medseg.datasets.classmap import ClassMap
 from medseg.errors import MedsegError, UnknownNameError
 from medseg.qc.checks_masks import hole_table, speck_threshold
 
-FIXES = frozenset({"binarise", "remove_specks", "fill_holes"})
-ORDER = ("binarise", "remove_specks", "fill_holes")  # ids first: specks and holes are defined on class ids
+SAFE_FIXES = frozenset({"binarise", "remove_specks", "fill_holes"})
+FIXES = SAFE_FIXES | {"outline_correction"}
+# ids first: specks and holes are defined on class ids; the outline last, on the cleaned object
+ORDER = ("binarise", "remove_specks", "fill_holes", "outline_correction")
 _SPECK_DEFAULTS = {"min_pixels": 20, "min_fraction": 0.0005}
 
 
@@ -42,11 +46,16 @@ def apply_fix(name: str, mask: np.ndarray, classmap: ClassMap, **params) -> tupl
       another class).
     * ``fill_holes``: enclosed background regions take the class around them;
       with ``max_fraction`` only holes smaller than that share of their object.
+    * ``outline_correction``: the object of class ``class_id`` at (or nearest
+      to) ``centre`` is moved, grown or shrunk as ``correction`` says
+      (``["move", dy, dx]``, ``["grow", k]``, ``["shrink", k]``); pixels it
+      leaves become background, pixels it takes keep another class they had.
     """
     if name not in FIXES:
         raise UnknownNameError("fix", name, sorted(FIXES))
     mask = np.asarray(mask)
-    fn = {"binarise": _binarise, "remove_specks": _remove_specks, "fill_holes": _fill_holes}[name]
+    fn = {"binarise": _binarise, "remove_specks": _remove_specks, "fill_holes": _fill_holes,
+          "outline_correction": _outline_correction}[name]
     try:
         new, extra = fn(mask, classmap, **params)
     except TypeError as e:
@@ -112,6 +121,39 @@ def _fill_holes(mask, classmap, max_fraction=None):
     return new, {"n_holes": filled}
 
 
+def _outline_correction(mask, classmap, class_id, centre, correction):
+    from scipy import ndimage as ndi
+
+    from medseg.qc.outline_fit import corrected
+
+    if mask.ndim != (3 if classmap.task == "multilabel" else 2):
+        raise FixError(f"outline_correction applies to 2-D labels, got shape {mask.shape}")
+    cid = int(class_id)
+    if classmap.task == "multilabel":
+        channel = list(classmap.ids).index(cid)
+        present = mask[..., channel].astype(bool)
+    else:
+        present = mask == cid
+    labels, n = ndi.label(present, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return mask.copy(), {"moved": 0}
+    y, x = (int(round(c)) for c in centre)
+    k = labels[y, x] if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] else 0
+    if k == 0:  # the centre of a concave object can lie outside it: take the nearest object
+        _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        k = labels[iy[y, x], ix[y, x]]
+    region = labels == k
+    moved = corrected(region, correction)
+    new = mask.copy()
+    if classmap.task == "multilabel":
+        new[..., channel][region] = False
+        new[..., channel][moved] = True
+    else:
+        new[region] = 0
+        new[moved & ((new == 0) | (new == cid))] = cid
+    return new, {"moved": int(region.sum()), "correction": list(correction)}
+
+
 def _relabel(new: np.ndarray, mask: np.ndarray, labels: np.ndarray, ids, exclude_background=False) -> int:
     """Give each region ``ids`` of ``labels`` the label most common on its outer (8-connected) ring."""
     from scipy import ndimage as ndi
@@ -153,13 +195,14 @@ def _diff(old: np.ndarray, new: np.ndarray, classmap: ClassMap, raw_nominal: flo
 def offer_fixes(ws, findings, names=None, author: str | None = None) -> list:
     """Save the fixes ``findings`` offer as "auto-fix" revisions of a workspace; the new revisions.
 
-    Only findings whose ``fix`` is in ``names`` (default: every fix) count.
+    Only findings whose ``fix`` is in ``names`` count (default: the safe fixes; the outline correction,
+    a suggestion, only when named, as the Review widget does for the sample a person looks at).
     Each sample gets at most one revision per fix, applied to its current
     head in the order binarise, remove_specks, fill_holes with the parameters
     the finding recorded, and none where the fix changes nothing (already
     fixed, or corrected since QC). Excluded samples are left alone.
     """
-    wanted = set(FIXES if names is None else ([names] if isinstance(names, str) else names))
+    wanted = set(SAFE_FIXES if names is None else ([names] if isinstance(names, str) else names))
     unknown = sorted(wanted - FIXES)
     if unknown:
         raise UnknownNameError("fix", unknown[0], sorted(FIXES))
@@ -185,5 +228,13 @@ def offer_fixes(ws, findings, names=None, author: str | None = None) -> list:
 def _note(summary: dict) -> str:
     parts = {"remove_specks": lambda s: f"removed {s['n_components']} speck(s) of <= {s['max_pixels']} px",
              "fill_holes": lambda s: f"filled {s['n_holes']} hole(s)",
-             "binarise": lambda s: "binarised grey values"}
+             "binarise": lambda s: "binarised grey values",
+             "outline_correction": lambda s: f"outline {_correction_words(s['correction'])}"}
     return f"auto-fix {summary['fix']}: {parts[summary['fix']](summary)}, {summary['n_changed']:,} pixels changed"
+
+
+def _correction_words(correction) -> str:
+    kind, *args = correction
+    if kind == "move":
+        return f"moved by {args[0]:+d} rows, {args[1]:+d} columns"
+    return f"{'grown' if kind == 'grow' else 'shrunk'} by {args[0]} px"

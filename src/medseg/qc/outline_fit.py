@@ -76,6 +76,7 @@ class ObjectFit:
     quality: float
     better: str
     best_ratio: float
+    correction: tuple = ()  # ("move", dy, dx) | ("grow", k) | ("shrink", k): ``better`` as data
 
     def advice(self) -> str:
         return (advice_phrase({"best_ratio": self.best_ratio, "better": self.better})
@@ -100,7 +101,7 @@ class OutlineFit:
             return None
         return {"quality": w.quality, "fit": w.fit, "contrast": w.contrast, "distinct": w.distinct,
                 "class_id": w.class_id, "centre": list(w.centre), "pixels": w.pixels, "better": w.better,
-                "best_ratio": w.best_ratio, "objects": len(self.objects)}
+                "best_ratio": w.best_ratio, "correction": list(w.correction), "objects": len(self.objects)}
 
 
 def edge_strength(image: np.ndarray, channels_last: bool, field: np.ndarray | None = None) -> np.ndarray:
@@ -169,20 +170,21 @@ def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_i
         return None
     outside = ndi.distance_transform_edt(~region)
     inside = ndi.distance_transform_edt(region)
-    fit, better, best_ratio = 1.0, "", float("inf")
+    fit, better, best_ratio, correction = 1.0, "", float("inf"), ()
     for k in (near, far):
-        alternatives = {f"moved {k} px {name}": _moved(region, dy * k, dx * k) for (dy, dx), name in _MOVES.items()}
-        alternatives[f"grown by {k} px"] = outside <= k
+        alternatives = {(f"moved {k} px {name}", ("move", dy * k, dx * k)): _moved(region, dy * k, dx * k)
+                        for (dy, dx), name in _MOVES.items()}
+        alternatives[(f"grown by {k} px", ("grow", k))] = outside <= k
         if (inside > k).any():
-            alternatives[f"shrunk by {k} px"] = inside > k
-        strengths = {name: _outline_mean(e, alt) for name, alt in alternatives.items()}
-        strengths = {name: v for name, v in strengths.items() if np.isfinite(v) and v > 0}
+            alternatives[(f"shrunk by {k} px", ("shrink", k))] = inside > k
+        strengths = {key: _outline_mean(e, alt) for key, alt in alternatives.items()}
+        strengths = {key: v for key, v in strengths.items() if np.isfinite(v) and v > 0}
         if not strengths:
             continue
-        name, best = max(strengths.items(), key=lambda kv: kv[1])
+        key, best = max(strengths.items(), key=lambda kv: kv[1])
         fit *= s0 / best
         if s0 / best < best_ratio:
-            better, best_ratio = name, s0 / best
+            (better, correction), best_ratio = key, s0 / best
     if not better:
         return None
     distinct = 1.0
@@ -194,7 +196,21 @@ def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_i
     contrast = s0 / typical
     return ObjectFit(int(class_id), (int(round(ys.mean())), int(round(xs.mean()))), pixels, float(fit),
                      float(contrast), float(distinct), float(fit * np.sqrt(contrast) * np.sqrt(distinct)),
-                     better, float(best_ratio))
+                     better, float(best_ratio), correction)
+
+
+def corrected(region: np.ndarray, correction) -> np.ndarray:
+    """``region`` (bool) moved, grown or shrunk as ``correction`` says (see :class:`ObjectFit`)."""
+    from scipy import ndimage as ndi
+
+    kind, *args = correction
+    if kind == "move":
+        return _moved(region, int(args[0]), int(args[1]))
+    if kind == "grow":
+        return ndi.distance_transform_edt(~region) <= args[0]
+    if kind == "shrink":
+        return ndi.distance_transform_edt(region) > args[0]
+    raise ValueError(f"unknown outline correction {correction!r}; valid: move, grow, shrink")
 
 
 def _distinctness(image: np.ndarray, region: np.ndarray, ring: np.ndarray) -> float:
@@ -259,13 +275,14 @@ def dataset_scores(qualities: dict[str, dict | None]) -> tuple[dict[str, float],
 
 
 def standing_phrase(details: dict) -> str:
-    """Where a sample's outline stands: "the worst outline of the 40 judged", "outline in the worst 12% of 40"."""
+    """Where a sample's outline stands: "the worst outline of the 40 judged", "outline 5th worst of the 40 judged"."""
     rank, n = details.get("rank"), details.get("judged")
     if not rank or not n:
         return f"outline fit percentile {details.get('percentile', 0.0):.2f}"
     if rank == 1:
         return f"the worst outline of the {n} judged"
-    return f"outline in the worst {rank / n:.0%} of the {n} judged"
+    suffix = "th" if 10 <= rank % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
+    return f"outline {rank}{suffix} worst of the {n} judged"
 
 
 def advice_phrase(details: dict) -> str:
