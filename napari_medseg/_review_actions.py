@@ -33,11 +33,15 @@ def _flushed(viewer: Any) -> tuple[Any, Any, str]:
 
 
 def accept(viewer: Any) -> str:
-    """The label on screen is right: pending edits are saved; a corrected sample stays "corrected", any other
-    becomes "accepted". Returns the status."""
+    """The label on screen is right: pending edits are saved; a label that differs from the imported one
+    (edited, a prediction copied in, an auto-fix) makes the sample "corrected", else "accepted".
+    Returns the status."""
     _, ws, sid = _flushed(viewer)
-    if ws.sample(sid).status != "corrected":
-        ws.set_status(sid, "accepted")
+    revisions = ws.revisions(sid)
+    head = ws.sample(sid).head_revision
+    imported = revisions[0].mask_sha256 if revisions else None
+    changed = any(r.id == head and r.mask_sha256 != imported for r in revisions)
+    ws.set_status(sid, "corrected" if changed else "accepted")
     status = ws.sample(sid).status
     session_for(viewer).status_changed.emit(sid, status)
     return status

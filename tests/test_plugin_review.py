@@ -180,6 +180,15 @@ def test_offered_auto_fix_is_saved_as_auto_fix(review, qtbot):
     rev = ws.revisions("1")[-1]
     assert rev.origin == "auto-fix" and "filled 1 hole" in rev.note
     np.testing.assert_array_equal(viewer.layers[LABELS_LAYER].data, object_mask(1))
+    # accepting a label that is no longer the imported one is a correction, not an acceptance
+    widget.advance.setChecked(False)
+    widget.accept_button.click()
+    assert ws.sample("1").status == "corrected"
+    from napari_medseg._review_actions import revert_to
+
+    revert_to(viewer, ws.revisions("1")[0].id)  # back to the imported content: accepting is accepting
+    widget.accept_button.click()
+    assert ws.sample("1").status == "accepted"
 
 
 def test_label_outside_class_map_keeps_sample_on_screen(review, qtbot, monkeypatch):
