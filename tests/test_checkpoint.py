@@ -184,6 +184,41 @@ def test_failure_while_renaming_restores_the_old_checkpoint(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.medseg"]
 
 
+def _kill_mid_swap(path: Path) -> Path:
+    """What a save killed between "move the old folder aside" and "rename the new one in" leaves."""
+    aside = path.parent / f".{path.name}.old-abc123"
+    os.replace(path, aside)
+    (path.parent / f".{path.name}.tmp-def456").mkdir()  # the new one, half written
+    return aside
+
+
+def test_a_save_killed_mid_swap_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
+    path, old = _save(tmp_path, seed=0)
+    aside = _kill_mid_swap(path)
+    # ctime cannot be set back: make "now" late enough that the leftovers count as stale
+    monkeypatch.setattr(ckmod.time, "time", lambda: os.stat(aside).st_ctime + 2 * ckmod.STALE_S)
+    x = _input(PLAIN)
+    with torch.no_grad():  # loading finds the last good one and puts it back
+        assert torch.equal(load_checkpoint(path).model(x), old(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.medseg"]
+    # and a save after a kill does the same before writing
+    aside = _kill_mid_swap(path)
+    monkeypatch.setattr(ckmod.time, "time", lambda: os.stat(aside).st_ctime + 2 * ckmod.STALE_S)
+    _, new = _save(tmp_path, seed=1)
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(path).model(x), new(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.medseg"]
+
+
+def test_a_save_in_progress_elsewhere_is_left_alone(tmp_path):
+    path, _ = _save(tmp_path, seed=0)
+    aside = path.parent / f".{path.name}.old-live"
+    os.replace(path, aside)  # another process is between its two renames right now
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(path)
+    assert aside.is_dir() and not path.exists()
+
+
 def test_save_does_not_replace_a_foreign_folder(tmp_path):
     (tmp_path / "mine.medseg").mkdir()
     (tmp_path / "mine.medseg" / "notes.txt").write_text("keep me")

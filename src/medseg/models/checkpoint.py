@@ -29,6 +29,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
         classmap = ClassMap.from_dict(classmap)
     _check_consistent(spec, classmap, preprocessing)
     target = checkpoint_path(path)
+    recover_interrupted_save(target)
     if target.exists() and not _is_checkpoint_folder(target):
         raise CheckpointError(target, "exists and is not a medseg checkpoint; refusing to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +198,49 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # numpy / torch scalars and small arrays in metrics
         return obj.tolist()
     raise TypeError(f"provenance value of type {type(obj).__name__} is not JSON-serialisable: {obj!r:.80}")
+
+
+STALE_S = 60.0
+
+
+def recover_interrupted_save(target: Path) -> bool:
+    """Undo what a save killed half-way left behind; whether anything was put back.
+
+    Replacing a checkpoint moves the old folder aside (``.NAME.old-*``), renames the new one in, then
+    deletes the old one. Killed between the first two steps, the target is missing and the old
+    folder holds the last good checkpoint: it is moved back. Killed after the second, both exist:
+    the leftover old folder is deleted. Half-written ``.NAME.tmp-*`` folders are deleted. Only what
+    has lain there for ``STALE_S`` seconds counts: a save running in another process right now (the
+    trainer writing ``last.medseg`` while the viewer loads it) is left alone.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return False
+    now = time.time()
+
+    def stale(found: list[Path]) -> list[Path]:
+        out = []
+        for p in found:
+            try:
+                if now - p.stat().st_ctime > STALE_S:  # ctime: when it was moved aside
+                    out.append(p)
+            except OSError:
+                pass
+        return sorted(out, key=lambda p: p.stat().st_ctime)
+
+    olds = stale(list(target.parent.glob(f".{target.name}.old-*")))
+    restored = False
+    if not target.exists():
+        good = [p for p in olds if _is_checkpoint_folder(p)]
+        if good:
+            os.replace(good[-1], target)
+            _fsync_dir(target.parent)
+            olds.remove(good[-1])
+            restored = True
+    if target.exists():
+        for leftover in olds + stale(list(target.parent.glob(f".{target.name}.tmp-*"))):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return restored
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
@@ -303,6 +348,8 @@ def _resolve(p: Path) -> Path:
         return p
     with_suffix = checkpoint_path(p)
     if with_suffix.is_dir():
+        return with_suffix
+    if recover_interrupted_save(with_suffix):  # a save was killed mid-swap: the last good one is back
         return with_suffix
     raise CheckpointError(p, f"no such checkpoint (looked for {p} and {with_suffix})")
 
