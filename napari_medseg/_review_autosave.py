@@ -79,6 +79,7 @@ class Autosave(QObject):
             self._disconnect()
             layer.events.paint.connect(self._on_edit)
             layer.events.data.connect(self._on_edit)
+            self._watch_history(layer)
             self.layer = layer
         self.workspace, self.sample_id, self.base_revision = workspace, str(sample_id), head_revision
         self.edited = False
@@ -95,7 +96,23 @@ class Autosave(QObject):
         if self.layer is not None:
             self.layer.events.paint.disconnect(self._on_edit)
             self.layer.events.data.disconnect(self._on_edit)
+            for name in ("undo", "redo"):
+                self.layer.__dict__.pop(name, None)
             self.layer = None
+
+    def _watch_history(self, layer: Any) -> None:
+        """Undo and redo write straight into the layer's data with no paint or data event: without this,
+        a stroke undone after its draft was written would come back from the draft after a crash."""
+        for name in ("undo", "redo"):
+            replay = getattr(type(layer), name, None)
+            if replay is None:
+                continue
+
+            def edited(_replay=replay, _layer=layer) -> None:
+                _replay(_layer)
+                self._on_edit()
+
+            layer.__dict__[name] = edited
 
     def _on_edit(self, event: Any = None) -> None:
         if self._loading or self.sample_id is None:

@@ -241,6 +241,26 @@ def test_draft_survives_a_killed_napari_and_is_restored(make_napari_viewer, qtbo
     session_for(other).set_workspace(None)
 
 
+def test_an_undo_reaches_the_draft(make_napari_viewer, qtbot, tmp_path):
+    data = make_review_set(tmp_path / "set")
+    viewer = make_napari_viewer()
+    _, session = open_dataset_widget(viewer, qtbot, data)
+    ws = session.workspace
+    labels = viewer.layers[LABELS_LAYER]
+    before = np.asarray(labels.data).copy()
+    labels.brush_size = 3
+    labels.paint((30, 10), 1)
+    painted = np.asarray(labels.data).copy()
+    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted),
+                    timeout=3000)
+    labels.undo()  # what Ctrl+Z does
+    assert np.array_equal(labels.data, before)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is None or np.array_equal(d.mask, before), timeout=3000)
+    labels.redo()
+    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted),
+                    timeout=3000)
+
+
 def test_closed_review_dock_is_not_called_again(review, qtbot):
     viewer, widget, session = review
     destroyed = []
