@@ -211,13 +211,17 @@ def test_label_outside_class_map_keeps_sample_on_screen(review, qtbot, monkeypat
     assert len(ws.revisions("3")) == 1 and not draft_path(ws, "3").exists()  # back to the import: no revision
 
 
-def test_draft_survives_a_killed_napari_and_is_restored(make_napari_viewer, qtbot, tmp_path):
-    """Edits reach a draft within a second; a napari that dies before saving loses nothing."""
+def _opened_set(make_napari_viewer, qtbot, tmp_path):
+    """(viewer, session, workspace, labels layer) with the review set open on its first sample."""
     data = make_review_set(tmp_path / "set")
     viewer = make_napari_viewer()
     _, session = open_dataset_widget(viewer, qtbot, data)
-    ws = session.workspace
-    labels = viewer.layers[LABELS_LAYER]
+    return viewer, session, session.workspace, viewer.layers[LABELS_LAYER]
+
+
+def test_draft_survives_a_killed_napari_and_is_restored(make_napari_viewer, qtbot, tmp_path):
+    """Edits reach a draft within a second; a napari that dies before saving loses nothing."""
+    viewer, session, ws, labels = _opened_set(make_napari_viewer, qtbot, tmp_path)
     labels.brush_size = 3
     labels.paint((30, 10), 1)
     painted = np.asarray(labels.data).copy()
@@ -242,11 +246,7 @@ def test_draft_survives_a_killed_napari_and_is_restored(make_napari_viewer, qtbo
 
 
 def test_an_undo_reaches_the_draft(make_napari_viewer, qtbot, tmp_path):
-    data = make_review_set(tmp_path / "set")
-    viewer = make_napari_viewer()
-    _, session = open_dataset_widget(viewer, qtbot, data)
-    ws = session.workspace
-    labels = viewer.layers[LABELS_LAYER]
+    _, _, ws, labels = _opened_set(make_napari_viewer, qtbot, tmp_path)
     before = np.asarray(labels.data).copy()
     labels.brush_size = 3
     labels.paint((30, 10), 1)
