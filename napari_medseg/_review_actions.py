@@ -37,10 +37,9 @@ def accept(viewer: Any) -> str:
     (edited, a prediction copied in, an auto-fix) makes the sample "corrected", else "accepted".
     Returns the status."""
     _, ws, sid = _flushed(viewer)
-    revisions = ws.revisions(sid)
-    head = ws.sample(sid).head_revision
-    imported = revisions[0].mask_sha256 if revisions else None
-    changed = any(r.id == head and r.mask_sha256 != imported for r in revisions)
+    revisions = {r.id: r for r in ws.revisions(sid)}  # oldest first: the first is the import
+    head = revisions.get(ws.sample(sid).head_revision)
+    changed = head is not None and head.mask_sha256 != next(iter(revisions.values())).mask_sha256
     ws.set_status(sid, "corrected" if changed else "accepted")
     status = ws.sample(sid).status
     session_for(viewer).status_changed.emit(sid, status)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,6 @@ from medseg.qc.queue import model_weight
 from medseg.qc.outline_fit import METHOD, dataset_scores, edge_strength, outline_fit
 from medseg.workspace import Workspace
 from tests._qc_data import BINARY, view
-
-DATA = Path(os.environ.get("MEDSEG_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-CVC = DATA / "cvc-clinicdb"
 
 
 def disk(shape, cy, cx, r):
@@ -178,8 +174,7 @@ def test_qc_stores_the_score_and_the_queue_folds_it_in(tmp_path):
         assert by_id["s5"].priority > by_id["s4"].priority
 
 
-@pytest.mark.skipif(not (CVC / "masks").is_dir(), reason="../shared/data/cvc-clinicdb not present")
-def test_real_frames_with_moved_grown_or_shrunk_outlines_rank_below_clean_ones(tmp_path):
+def test_real_frames_with_moved_grown_or_shrunk_outlines_rank_below_clean_ones(cvc_dir, tmp_path):
     from medseg.qc.corruptions import corrupt
 
     root = tmp_path / "cvc"
@@ -189,8 +184,8 @@ def test_real_frames_with_moved_grown_or_shrunk_outlines_rank_below_clean_ones(t
     wrong = {}
     for n in range(1, 613, 10):  # 62 frames across the videos
         sid = str(n)
-        (root / "images" / f"{sid}.png").write_bytes((CVC / "images" / f"{sid}.png").read_bytes())
-        mask = np.asarray(Image.open(CVC / "masks" / f"{sid}.png")) > 127
+        (root / "images" / f"{sid}.png").write_bytes((cvc_dir / "images" / f"{sid}.png").read_bytes())
+        mask = np.asarray(Image.open(cvc_dir / "masks" / f"{sid}.png")) > 127
         if n % 30 == 1:  # every third frame kept: 21 corrupted
             kind = ("shift", "dilate", "erode")[len(wrong) % 3]
             mask = corrupt(kind, mask, rng)

@@ -34,9 +34,9 @@ class Check:
     run: Callable[..., list] | None = None
     needs: tuple[str, ...] = ()
     decide: Callable[..., list] | None = None
-    # (method, table -> ({sample: score}, {sample: details})): a dataset check may also give each sample a
-    # score in [0, 1] (lower = label more likely wrong) that the workspace stores for the review queue
-    scores: tuple[str, Callable[[dict], tuple[dict, dict]]] | None = None
+    # (method, (table, context) -> ({sample: score}, {sample: details})): a dataset check may also give each
+    # sample a score in [0, 1] (lower = label more likely wrong) that the workspace stores for the queue
+    scores: tuple[str, Callable[[dict, DatasetContext], tuple[dict, dict]]] | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

@@ -33,7 +33,7 @@ def outline_measure(v: SampleView) -> dict | None:
 
 
 def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
-    _, details = outline_scores(table)
+    _, details = outline_scores(table, ctx)
     out = []
     for sid in ctx.sample_ids:
         d = details.get(sid)
@@ -51,8 +51,11 @@ def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
     return out
 
 
-def outline_scores(table: dict) -> tuple[dict[str, float], dict[str, dict]]:
-    return dataset_scores(table.get("outline", {}))
+def outline_scores(table: dict, ctx) -> tuple[dict[str, float], dict[str, dict]]:
+    """The dataset's outline-fit scores, ranked once for both the findings and the stored scores."""
+    if "outline-scores" not in ctx.cache:
+        ctx.cache["outline-scores"] = dataset_scores(table.get("outline", {}))
+    return ctx.cache["outline-scores"]
 
 
 CHECKS = (

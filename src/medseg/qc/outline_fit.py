@@ -172,12 +172,11 @@ def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_i
     inside = ndi.distance_transform_edt(region)
     fit, better, best_ratio, correction = 1.0, "", float("inf"), ()
     for k in (near, far):
-        alternatives = {(f"moved {k} px {name}", ("move", dy * k, dx * k)): _moved(region, dy * k, dx * k)
-                        for (dy, dx), name in _MOVES.items()}
-        alternatives[(f"grown by {k} px", ("grow", k))] = outside <= k
+        options = [(f"moved {k} px {name}", ("move", dy * k, dx * k)) for (dy, dx), name in _MOVES.items()]
+        options.append((f"grown by {k} px", ("grow", k)))
         if (inside > k).any():
-            alternatives[(f"shrunk by {k} px", ("shrink", k))] = inside > k
-        strengths = {key: _outline_mean(e, alt) for key, alt in alternatives.items()}
+            options.append((f"shrunk by {k} px", ("shrink", k)))
+        strengths = {key: _outline_mean(e, corrected(region, key[1], outside, inside)) for key in options}
         strengths = {key: v for key, v in strengths.items() if np.isfinite(v) and v > 0}
         if not strengths:
             continue
@@ -199,17 +198,21 @@ def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_i
                      better, float(best_ratio), correction)
 
 
-def corrected(region: np.ndarray, correction) -> np.ndarray:
-    """``region`` (bool) moved, grown or shrunk as ``correction`` says (see :class:`ObjectFit`)."""
+def corrected(region: np.ndarray, correction, outside: np.ndarray | None = None,
+              inside: np.ndarray | None = None) -> np.ndarray:
+    """``region`` (bool) moved, grown or shrunk as ``correction`` says (see :class:`ObjectFit`).
+
+    ``outside`` / ``inside``: the region's distance maps when the caller has them already.
+    """
     from scipy import ndimage as ndi
 
     kind, *args = correction
     if kind == "move":
         return _moved(region, int(args[0]), int(args[1]))
     if kind == "grow":
-        return ndi.distance_transform_edt(~region) <= args[0]
+        return (ndi.distance_transform_edt(~region) if outside is None else outside) <= args[0]
     if kind == "shrink":
-        return ndi.distance_transform_edt(region) > args[0]
+        return (ndi.distance_transform_edt(region) if inside is None else inside) > args[0]
     raise ValueError(f"unknown outline correction {correction!r}; valid: move, grow, shrink")
 
 

@@ -208,7 +208,7 @@ def _reason(score: float | None, details: dict, method: str | None, found: tuple
 
 
 def outline_phrase(d: dict) -> str:
-    """E.g. "outline in the worst 4% of the 612 judged: moved 6 px up it would follow the image's edges 35% better"."""
+    """E.g. "outline 5th worst of the 612 judged: moved 6 px up it would follow the image's edges 35% better"."""
     advice = advice_phrase(d)
     return f"{standing_phrase(d)}: {advice}" if advice else standing_phrase(d)
 

@@ -80,7 +80,7 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
         stored += c.decide(table, ctx, p[c.name])
         if c.scores is not None:
             method, make = c.scores
-            scores[method] = make(table)
+            scores[method] = make(table, ctx)
         timings[c.name] += time.perf_counter() - t
         yield QCProgress(base + k, total, c.name)
 
