@@ -7,6 +7,8 @@ bash scripts/setup.sh || exit 1
 
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
 export MEDSEG_DATA_DIR=${MEDSEG_DATA_DIR:-$(cd .. && pwd)/shared/data}
+# with ../shared beside the checkout (CI), a missing data folder is a failure, not a quiet skip
+if [ -d ../shared ] && [ -z "${MEDSEG_REQUIRE_DATA:-}" ]; then export MEDSEG_REQUIRE_DATA=1; fi
 
 echo "[test] npe2 validate napari-medseg"
 .venv/bin/npe2 validate napari-medseg || exit 1
