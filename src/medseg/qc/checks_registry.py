@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from medseg.errors import MedsegError, UnknownNameError
-from medseg.qc import checks_files, checks_images, checks_masks, checks_outline, duplicates
+from medseg.qc import checks_files, checks_images, checks_masks, checks_objects, checks_outline, duplicates
 from medseg.qc.checks_base import Check
 
-CHECKS: dict[str, Check] = {c.name: c
-                            for mod in (checks_files, checks_masks, checks_images, duplicates, checks_outline)
-                            for c in mod.CHECKS}
+_MODULES = (checks_files, checks_masks, checks_objects, checks_images, duplicates, checks_outline)
+CHECKS: dict[str, Check] = {c.name: c for mod in _MODULES for c in mod.CHECKS}
 
 # Measures taken from each decoded sample for dataset-stage checks (kept small: no images, no masks).
 FEATURES: dict[str, Callable] = {
     "fingerprint": duplicates.fingerprint,
     "sharpness": checks_images.sharpness,
     "foreground": checks_masks.foreground_pixels,
+    "objects": checks_objects.object_counts,
     "outline": checks_outline.outline_measure,
 }
 
