@@ -226,6 +226,26 @@ def test_the_suggested_correction_puts_the_outline_back(scene):
         assert iou > before + 0.1  # one step of a quarter or half radius: closer, not always exact
 
 
+def test_a_malformed_correction_in_a_hand_edited_finding_is_a_clear_fix_error(scene):
+    from medseg.qc.fixes import FixError, apply_fix
+
+    _, obj = scene
+    mask = obj.astype(np.uint8)
+    good = {"class_id": 1, "centre": [32, 32]}
+    for bad, words in ((["move", 3], "must be"), (["twist", 2], "must be"), (["grow", -1], "k > 0"),
+                       (["shrink", "2"], "must be"), ("grow", "must be")):
+        with pytest.raises(FixError, match=words):
+            apply_fix("outline_correction", mask, BINARY, **good, correction=bad)
+    with pytest.raises(FixError, match="class 3 is not in the class map"):
+        apply_fix("outline_correction", mask, BINARY, class_id=3, centre=[32, 32], correction=["grow", 2])
+    with pytest.raises(FixError, match="centre"):
+        apply_fix("outline_correction", mask, BINARY, class_id=1, centre=None, correction=["grow", 2])
+    # a centre outside the image takes the nearest object instead of failing
+    fixed, summary = apply_fix("outline_correction", mask, BINARY, class_id=1, centre=[-50, 900],
+                               correction=["grow", 2])
+    assert summary["moved"] == int(obj.sum()) and fixed.sum() > mask.sum()
+
+
 def test_the_correction_is_offered_but_saved_only_when_named(tmp_path):
     from medseg.qc.fixes import offer_fixes
 

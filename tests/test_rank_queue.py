@@ -115,3 +115,21 @@ def test_a_label_that_stands_out_in_its_own_group_comes_before_a_group_the_model
         # groups of fewer than MIN_GROUP scored samples are set against the median of all: the raw order
         monkeypatch.setattr(ws, "samples", lambda status=None: records)  # one group per sample
         assert ids(review_queue(ws))[:9] == ["s02", "s00", "s01", "s03", "s04", "s05", "s06", "s07", "s12"]
+
+
+def test_a_score_of_an_earlier_revision_does_not_rank_the_corrected_label(ws):
+    heads = {r.id: r.head_revision for r in ws.samples()}
+    scores = {s: 0.3 + 0.05 * k for k, s in enumerate(sorted(heads))}
+    ws.set_scores("oof-k5", scores, {s: {"dice": v, "revision": heads[s]} for s, v in scores.items()})
+    assert ids(review_queue(ws))[0] == "s00"
+    mask = ws.current_mask("s00").copy()
+    mask[:2, :2] = 1
+    rev = ws.save_revision("s00", mask, origin="manual")
+    queue = review_queue(ws)
+    assert ids(queue)[0] == "s01" and ids(queue)[-1] == "s00"  # now unscored: after every scored sample
+    stale = queue[-1]
+    assert stale.score is None and stale.method is None
+    assert stale.reason.startswith(f"oof-k5 scored an earlier label (revision {heads['s00']}; now {rev.id}): "
+                                   "not ranked until scored again")
+    ws.revert("s00", heads["s00"])  # a revert makes a new revision: still not the one scored
+    assert ids(review_queue(ws))[-1] == "s00"

@@ -121,14 +121,37 @@ def _fill_holes(mask, classmap, max_fraction=None):
     return new, {"n_holes": filled}
 
 
+def _check_correction(correction) -> tuple:
+    """``["move", dy, dx]``, ``["grow", k]`` or ``["shrink", k]`` with numbers, as a tuple; else FixError."""
+    shapes = {"move": 2, "grow": 1, "shrink": 1}
+    ok = isinstance(correction, (list, tuple)) and len(correction) >= 1 and correction[0] in shapes
+    if ok:
+        args = correction[1:]
+        ok = len(args) == shapes[correction[0]] and all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) and np.isfinite(a) for a in args)
+        ok = ok and (correction[0] == "move" or args[0] > 0)
+    if not ok:
+        raise FixError(f"outline_correction: correction must be [\"move\", dy, dx], [\"grow\", k] or "
+                       f"[\"shrink\", k] with k > 0, got {correction!r}")
+    return tuple(correction)
+
+
 def _outline_correction(mask, classmap, class_id, centre, correction):
     from scipy import ndimage as ndi
 
     from medseg.qc.outline_fit import corrected
 
+    correction = _check_correction(correction)
     if mask.ndim != (3 if classmap.task == "multilabel" else 2):
         raise FixError(f"outline_correction applies to 2-D labels, got shape {mask.shape}")
-    cid = int(class_id)
+    try:
+        cid = int(class_id)
+        y, x = (int(round(float(c))) for c in centre)
+    except (TypeError, ValueError):
+        raise FixError(f"outline_correction: class_id must be a class id and centre (y, x), got "
+                       f"{class_id!r} and {centre!r}") from None
+    if cid not in classmap.ids:
+        raise FixError(f"outline_correction: class {cid} is not in the class map (ids {list(classmap.ids)})")
     if classmap.task == "multilabel":
         channel = list(classmap.ids).index(cid)
         present = mask[..., channel].astype(bool)
@@ -137,8 +160,8 @@ def _outline_correction(mask, classmap, class_id, centre, correction):
     labels, n = ndi.label(present, structure=np.ones((3, 3), bool))
     if n == 0:
         return mask.copy(), {"moved": 0}
-    y, x = (int(round(c)) for c in centre)
-    k = labels[y, x] if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] else 0
+    y, x = min(max(y, 0), mask.shape[0] - 1), min(max(x, 0), mask.shape[1] - 1)
+    k = labels[y, x]
     if k == 0:  # the centre of a concave object can lie outside it: take the nearest object
         _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
         k = labels[iy[y, x], ix[y, x]]

@@ -44,6 +44,9 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
 * Image-quality findings (too dark, over-exposed, blurred, duplicate images)
   say nothing about the label: they are listed in the item but add a penalty
   only at error severity (an unusable image is worth a look).
+* A score given to an earlier revision of the label (the label was corrected
+  or reverted since) says nothing about the current one: the sample is
+  treated as unscored, and its reason says so, until the queue is scored again.
 * Samples without a score (none stored for the method, or no method) come
   after the scored ones, ordered by their worst finding's severity, then by
   how many findings they have, then by id; their priority uses 1.0 as score.
@@ -163,12 +166,18 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
         score = scores.get(rec.id)
         if score is not None and not math.isfinite(score):
             score = None
+        scored = details.get(rec.id, {}).get("revision")
+        stale = (score is not None and scored is not None and rec.head_revision is not None
+                 and int(scored) != int(rec.head_revision))
+        if stale:  # the score is about a label that is no longer the current one
+            score = None
         penalty = sum(finding_penalty(f) for f in found)
         priority = (1.0 if score is None else standing.get(rec.id, float(score))) - penalty
         fit = outline.get(rec.id)
         fit = float(fit) if fit is not None and math.isfinite(fit) else None
         reason = _reason(score, details.get(rec.id, {}), method, found,
-                         outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None else None)
+                         outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None else None,
+                         (int(scored), int(rec.head_revision)) if stale else None)
         items.append(QueueItem(rec.id, rec.status, score, method if score is not None else None, found,
                                reason, priority, fit))
 
@@ -228,12 +237,15 @@ def _standing(scores: dict, details: dict, outline: dict, groups: dict[str, str]
 
 
 def _reason(score: float | None, details: dict, method: str | None, found: tuple[Finding, ...],
-            outline: dict | None = None) -> str:
+            outline: dict | None = None, stale: tuple[int, int] | None = None) -> str:
     parts = []
     if score is not None:
         parts.append(score_phrase(score, details, method))
         if outline:
             parts.append(outline_phrase(outline))
+    elif stale:
+        parts.append(f"{method} scored an earlier label (revision {stale[0]}; now {stale[1]}): not ranked "
+                     "until scored again")
     elif method:
         parts.append(f"no {method} score")
     else:
