@@ -28,6 +28,8 @@ from qtpy.QtWidgets import (
 from napari_medseg import _review_actions as actions
 from napari_medseg._review_autosave import autosave_for
 from napari_medseg._review_autosave import report as _report
+from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
+from napari_medseg._review_suspicion import SuspicionOverlay
 from napari_medseg._review_queue import (
     NEXT_KEY,
     PREVIOUS_KEY,
@@ -62,6 +64,14 @@ class ReviewWidget(QWidget):
         # the queue's controls, reachable from the widget (scripts, tests)
         self.status_filter, self.check_filter = self.panel.status_filter, self.panel.check_filter
         self.method, self.queue, self.position = self.panel.method, self.panel.queue, self.panel.position
+        self.suspicion = SuspicionOverlay(napari_viewer, lambda text: self.suspicion_note.setText(text))
+        self.show_suspicion = QCheckBox("Show where the model disagrees")
+        self.show_suspicion.setChecked(True)
+        self.show_suspicion.setToolTip(SUSPICION_TIP)
+        self.show_suspicion.toggled.connect(self._suspicion_toggled)
+        self.method.currentIndexChanged.connect(lambda _=None: self._update_suspicion())
+        self.suspicion_note = QLabel()
+        self.suspicion_note.setWordWrap(True)
         self.details = QLabel("<i>No sample on screen.</i>")
         self.details.setWordWrap(True)
         self.details.setTextFormat(Qt.TextFormat.RichText)
@@ -109,6 +119,8 @@ class ReviewWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.panel, 2)
         layout.addWidget(self.details)
+        layout.addWidget(self.show_suspicion)
+        layout.addWidget(self.suspicion_note)
         verdict = QGridLayout()
         verdict.addWidget(self.accept_button, 0, 0)
         verdict.addWidget(self.exclude_button, 0, 1)
@@ -153,6 +165,7 @@ class ReviewWidget(QWidget):
 
         ws, sid = self.session.workspace, self.autosave.sample_id
         self.history.clear()
+        self._update_suspicion()
         if ws is None or sid is None:
             self.details.setText("<i>No sample on screen.</i>")
             self._enable(False)
@@ -170,6 +183,14 @@ class ReviewWidget(QWidget):
         fixes = sorted({f.fix for f in ws.findings(sample_id=sid) if f.fix})
         self.autofix_button.setEnabled(bool(fixes))
         self.autofix_button.setText("Apply auto-fix" + (f" ({', '.join(fixes)})" if fixes else ""))
+
+    def _update_suspicion(self) -> None:
+        self.suspicion.update(self.session.workspace, self.autosave.sample_id, self.panel.method_name())
+
+    def _suspicion_toggled(self, on: bool) -> None:
+        self.suspicion.enabled = bool(on)
+        self.suspicion_note.setText("")
+        self._update_suspicion()
 
     def _enable(self, on: bool) -> None:
         for b in (self.accept_button, self.exclude_button, self.save_button, self.fill_button,

@@ -6,7 +6,8 @@ On the generated demo dataset (24 colonoscopy-like frames, 5 with planted label
 errors): open the workspace and run QC (Dataset), fine-tune a small Unet out of
 process (Fine-tune, its live plot), predict the sample on screen with the new
 model (Predict: prediction, probability and uncertainty layers), re-score the
-review queue with that model and open its worst sample (Review), correct it and
+review queue with that model and open its worst sample (Review, with the layer
+showing where the model disagrees with the label), correct it and
 export the cleaned dataset (Export, with its change summary).
 """
 
@@ -38,6 +39,7 @@ def main() -> int:
 
     import napari_medseg  # noqa: F401  (first: keeps triton out of the viewer process)
     from medseg.datasets.demo import make_demo_dataset
+    from napari_medseg._review_suspicion import SUSPICION_LAYER
     from napari_medseg._session import LABELS_LAYER, PREDICTION_LAYER, session_for
 
     tmp = Path(tempfile.mkdtemp(prefix="medseg-shots-"))
@@ -93,8 +95,9 @@ def main() -> int:
     worst = review.queue_ids()[0]
     review.show(worst)
     pump(60, lambda: session.sample_id == worst and LABELS_LAYER in viewer.layers)
-    for layer in viewer.layers:
-        if layer.name not in (LABELS_LAYER, "medseg image", PREDICTION_LAYER):
+    pump(60, lambda: review.suspicion.shown is not None)
+    for layer in viewer.layers:  # the label, and where the re-scoring model disagrees with it
+        if layer.name not in (LABELS_LAYER, "medseg image", SUSPICION_LAYER):
             layer.visible = False
     shot("04-review.png", "Review")
 

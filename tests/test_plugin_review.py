@@ -302,3 +302,57 @@ def test_outline_correction_is_offered_and_applied_on_request(make_napari_viewer
     shown = viewer.layers[LABELS_LAYER].data > 0
     iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
     assert iou(shown, truth) > 0.9 > iou(shifted.astype(bool), truth)
+
+
+def test_suspicion_layer_shows_where_the_stored_prediction_disagrees(make_napari_viewer, qtbot, tmp_path):
+    """Stored out-of-fold predictions that see every object where it is, except on sample 4 (8 px lower):
+    the 'label suspicion' layer glows where label and model disagree, follows the sample on screen, hides
+    where nothing is stored, and changes when a correction is saved."""
+    from medseg.qc.suspicion import prediction_path, save_prediction
+    from napari_medseg._review_suspicion import SUSPICION_LAYER
+
+    data = make_review_set(tmp_path / "set")
+    viewer = make_napari_viewer()
+    _, session = open_dataset_widget(viewer, qtbot, data)
+    ws = session.workspace
+    for i in range(1, 7):
+        seen = np.roll(object_mask(i), 8 if i == 4 else 0, axis=0).astype(bool)
+        save_prediction(ws.root, "oof-k5", str(i), np.where(seen, 0.95, 0.05)[None].astype(np.float32), "run-a")
+    ws.set_scores("oof-k5", SCORES, {s: {"dice": v, "run": "run-a"} for s, v in SCORES.items()})
+    prediction_path(ws.root, "oof-k5", "6").unlink()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
+    session.scores_changed.emit("oof-k5")
+
+    def suspicion_of(sample_id: str) -> np.ndarray:
+        qtbot.waitUntil(lambda: widget.suspicion.shown == (sample_id, "oof-k5"), timeout=10000)
+        layer = viewer.layers[SUSPICION_LAYER]
+        assert layer.visible
+        return np.asarray(layer.data)
+
+    show_and_wait(widget, qtbot, session, "4")
+    s = suspicion_of("4")
+    label = object_mask(4).astype(bool)
+    seen = np.roll(label, 8, axis=0)
+    assert s[label & ~seen].min() > 0.9 and s[seen & ~label].min() > 0.9  # the rim the model disagrees on
+    assert s[label & seen].max() < 0.1 and s[~label & ~seen].max() < 0.1
+    layers = [layer.name for layer in viewer.layers]
+    assert layers.index(SUSPICION_LAYER) == layers.index(LABELS_LAYER) - 1  # above the image, under the labels
+    assert tuple(viewer.layers[SUSPICION_LAYER].scale) == tuple(viewer.layers[LABELS_LAYER].scale)
+    assert "oof-k5 model disagrees" in widget.suspicion_note.text()
+
+    show_and_wait(widget, qtbot, session, "1")
+    s = suspicion_of("1")
+    assert s[HOLE].min() > 0.9 and s[object_mask(1).astype(bool)].mean() < 0.2  # the hole the model fills
+    widget.helper("fill_holes")
+    widget.save_correction()
+    qtbot.waitUntil(lambda: np.asarray(viewer.layers[SUSPICION_LAYER].data)[HOLE].max() < 0.1, timeout=10000)
+
+    show_and_wait(widget, qtbot, session, "6")  # nothing stored for it
+    qtbot.waitUntil(lambda: not viewer.layers[SUSPICION_LAYER].visible, timeout=10000)
+    assert widget.suspicion_note.text().startswith("no stored oof-k5 prediction for 6")
+    widget.show_suspicion.setChecked(False)
+    show_and_wait(widget, qtbot, session, "4")
+    qtbot.wait(200)
+    assert not viewer.layers[SUSPICION_LAYER].visible and widget.suspicion.shown is None
+    widget.show_suspicion.setChecked(True)
+    suspicion_of("4")

@@ -1,0 +1,114 @@
+"""Where the ranking model disagrees with the label on screen: Review's "label suspicion" layer.
+
+The queue says *which* labels are likely wrong; this layer says *where*: at
+each pixel, 1 - the probability the ranking run's model gave the label's
+class (:func:`medseg.qc.suspicion.suspicion_map`, from the predictions the
+ranking stored, so no model runs here). Bright = the model confidently
+disagrees: an outline drawn too far out glows as a rim outside the object, a
+missed object as a blob where the label has none. The map is read in a
+thread worker whenever the sample, the score method or the stored scores
+change; a result that arrives after the user moved on is dropped. A sample
+the method stored no prediction for (or whose label no longer matches it in
+size) hides the layer and says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_medseg._notify import report_error
+from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER
+
+SUSPICION_LAYER = "label suspicion"
+TIP = ("Show where the ranking model disagrees with the label: 1 - the probability it gave the label's "
+       "class at each pixel (bright = confident disagreement), from the predictions `medseg rank` stored")
+
+
+def overlay_method(workspace: Any, chosen: str | None) -> str | None:
+    """The score method whose stored predictions are shown: the queue's, else the default model method."""
+    from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
+    from medseg.qc.queue import default_method
+
+    if chosen is not None:
+        return chosen
+    return default_method([m for m in workspace.score_methods() if m != OUTLINE_METHOD])
+
+
+class SuspicionOverlay:
+    """Keeps the suspicion layer in step with the sample on screen; ``said(text)`` reports what it shows."""
+
+    def __init__(self, viewer: Any, said) -> None:
+        self.viewer, self.said = viewer, said
+        self.enabled = True
+        self.shown: tuple[str, str] | None = None  # (sample id, method) on screen
+        self._request = 0
+
+    def update(self, workspace: Any, sample_id: str | None, chosen_method: str | None) -> None:
+        from napari.qt.threading import create_worker
+
+        from medseg.qc.suspicion import suspicion_map
+
+        self._request += 1
+        method = overlay_method(workspace, chosen_method) if workspace is not None else None
+        if not self.enabled or sample_id is None or method is None:
+            self._hide(None if not self.enabled or sample_id is None else "no model scores to show")
+            return
+        request = self._request
+        worker = create_worker(suspicion_map, workspace, sample_id, method, _start_thread=False,
+                               _ignore_errors=True)
+        worker.returned.connect(lambda m: self._arrived(request, sample_id, method, m))
+        worker.errored.connect(lambda e: self._failed(request, sample_id, e))
+        worker.start()
+
+    def _arrived(self, request: int, sample_id: str, method: str, suspicion: np.ndarray | None) -> None:
+        if request != self._request:
+            return  # the user moved on: this map belongs to another sample
+        if suspicion is None:
+            self._hide(f"no stored {method} prediction for {sample_id} (rank again to see where the model "
+                       "disagrees)")
+            return
+        self._put(suspicion)
+        self.shown = (sample_id, method)
+        self.said(f"'{SUSPICION_LAYER}': where the {method} model disagrees with the saved label "
+                  f"(max {float(suspicion.max()):.2f})")
+
+    def _failed(self, request: int, sample_id: str, exc: BaseException) -> None:
+        if request == self._request:
+            self._hide(None)
+        report_error(f"Reading the label suspicion of {sample_id} failed", exc)
+
+    def _put(self, suspicion: np.ndarray) -> None:
+        from napari.layers import Image
+
+        layers = self.viewer.layers
+        geometry = {}
+        if LABELS_LAYER in layers:
+            ref = layers[LABELS_LAYER]
+            n = suspicion.ndim
+            geometry = {"scale": tuple(ref.scale)[-n:], "translate": tuple(ref.translate)[-n:]}
+        layer = layers[SUSPICION_LAYER] if SUSPICION_LAYER in layers else None
+        if layer is not None and not isinstance(layer, Image):
+            layers.remove(layer)  # a user's layer of another kind under our name
+            layer = None
+        if layer is None:
+            layer = self.viewer.add_image(suspicion, name=SUSPICION_LAYER, colormap="inferno",
+                                          contrast_limits=(0.0, 1.0), blending="additive", opacity=0.6,
+                                          **geometry)
+            anchor = LABELS_LAYER if LABELS_LAYER in layers else IMAGE_LAYER if IMAGE_LAYER in layers else None
+            if anchor is not None:  # above the image, below the labels being edited
+                layers.move(layers.index(layer), layers.index(anchor))
+            return
+        layer.data = suspicion
+        for key, value in geometry.items():
+            if tuple(getattr(layer, key)) != value:
+                setattr(layer, key, value)
+        layer.visible = True
+
+    def _hide(self, why: str | None) -> None:
+        self.shown = None
+        if SUSPICION_LAYER in self.viewer.layers:
+            self.viewer.layers[SUSPICION_LAYER].visible = False
+        if why:
+            self.said(why)
