@@ -32,6 +32,7 @@ from medseg.export.target import MANIFEST_NAME, Staging, check_target
 from medseg.export.writers_folders import FoldersWriter
 from medseg.export.writers_monai import MonaiWriter
 from medseg.export.writers_nnunet import NnUNetWriter
+from medseg.workspace.split_groups import split_groups
 
 FORMATS = {"folders": FoldersWriter, "nnunet": NnUNetWriter, "monai": MonaiWriter}
 STATUSES = ("unreviewed", "accepted", "corrected", "excluded")
@@ -111,8 +112,9 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
         raise ExportError(f"nothing to export: none of the workspace's {len(ids)} samples has status "
                           f"{' or '.join(sorted(wanted))}")
     stems = safe_stems(selected)
+    groups = split_groups(ws)  # duplicates across groups found by QC join their groups
     if split is not None:  # fail before writing anything when the groups cannot be split so
-        make_split({stems[sid]: str(records[sid].group or "") for sid in selected}, split, seed)
+        make_split({stems[sid]: groups[sid] for sid in selected}, split, seed)
     options = {"statuses": list(statuses), "include_excluded": include_excluded, "seed": seed,
                "split": split if split is None or isinstance(split, int) else list(split),
                "mask_scale": mask_scale, "overwrite": overwrite}
@@ -159,8 +161,8 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
         yield ExportProgress(len(ids), len(ids), None, "finishing")
         plan = None
         if split is not None:
-            plan = make_split({stems[sid]: str(records[sid].group or "") for sid in pending
-                               if pending[sid]["written"] is not None}, split, seed)
+            plan = make_split({stems[sid]: groups[sid] for sid in pending if pending[sid]["written"] is not None},
+                              split, seed)
         files = [f.to_dict(staging.path) for f in writer.finish(written, plan, options)]
         samples = [sample_entry(root=staging.path, part=plan.part_of.get(p["stem"]) if plan and p["stem"] else None,
                                 **p) for p in pending.values()]

@@ -89,8 +89,11 @@ def open_workspace_dataset(path: str | Path, statuses: list[str] | tuple[str, ..
     from medseg.workspace import Workspace
 
     wanted = tuple(statuses or TRAINABLE_STATUSES)
+    from medseg.workspace.split_groups import split_groups
+
     with Workspace.open(path) as ws:
         changed = {c.sample_id: c for c in ws.source_changes}
+        groups = split_groups(ws)  # duplicates across groups found by QC join their groups
         samples, problems = [], []
         for rec in ws.samples():
             if rec.status not in wanted or rec.head_revision is None:
@@ -102,6 +105,6 @@ def open_workspace_dataset(path: str | Path, statuses: list[str] | tuple[str, ..
                                         f"sample {rec.id}: source image {change.kind} since the workspace imported it"))
                 continue
             revision = ws.revision(rec.head_revision)
-            samples.append(WorkspaceSample(rec.id, rec.image_path, rec.group, revision.id, revision.mask_sha256,
+            samples.append(WorkspaceSample(rec.id, rec.image_path, groups[rec.id], revision.id, revision.mask_sha256,
                                            ws.root / "masks", rec.mask_kind))
         return WorkspaceDataset(ws.root, ws.dataset_root, ws.classmap, samples, problems, wanted)
