@@ -80,7 +80,7 @@ def fixed_blocks(stems: Sequence[str], size: int) -> list[str]:
 
 
 def frame_blocks(paths: Sequence[str | Path], threshold: float = 0.85,
-                 near_identical: float = 0.9, window: int = 2) -> list[str]:
+                 near_identical: float = 0.9, window: int = 2, ids: Sequence[str] | None = None) -> list[str]:
     """Group video frames (integer stems) into contiguous blocks; one id per path, in order.
 
     Frames are sorted by number and a block is cut before frame ``b`` when
@@ -95,10 +95,11 @@ def frame_blocks(paths: Sequence[str | Path], threshold: float = 0.85,
 
     Comparing windows instead of single pairs keeps one blurred or flashed
     frame from cutting a sequence. A frame whose thumbnail cannot be read gets
-    a block of its own. Block ids are ``first-last`` frame stems.
+    a block of its own. Block ids are ``first-last`` frame stems (``ids`` when given, for file names that
+    carry more than the frame number, as nnU-Net's ``12_0000.png``).
     """
     paths = [Path(p) for p in paths]
-    stems = [p.stem for p in paths]
+    stems = [p.stem for p in paths] if ids is None else [str(i) for i in ids]
     bad = [s for s in stems if not s.isdigit()]
     if bad:
         raise ValueError(f"frame blocks need integer file stems; not integers: {', '.join(bad[:5])}")

@@ -88,14 +88,14 @@ def index_pairs(root: Path, layout: str):
             problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK,
                                        f"no mask named {stem}.* in {mask_dir.name}/"))
             continue
-        if mask is not None and _sizes_agree(image, mask, problems):
+        if mask is not None and sizes_agree(image, mask, problems):
             pairs.append((stem, image, mask))
     for stem, mask in masks.items():
         if stem not in images and stem not in ambiguous:
             problems.append(ds.Problem(mask, ds.MASK_WITHOUT_IMAGE,
                                        f"no image named {stem}.* in {image_dir.name}/"))
 
-    classmap = _infer_classmap([m for _, _, m in pairs], palette=layout == "palette")
+    classmap = infer_classmap([m for _, _, m in pairs], palette=layout == "palette")
     kind = ds.MASK_BINARY if classmap.task == "binary" else ds.MASK_IDS
     samples = [ds.Sample(stem, image, {1: mask}, group=stem, classmap=classmap, mask_kind=kind)
                for stem, image, mask in pairs]
@@ -128,7 +128,7 @@ def by_stem(folder: Path, stem_of, problems: list[ds.Problem]) -> tuple[dict[str
     return out, ambiguous
 
 
-def _sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:
+def sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:
     sizes = {}
     for p in (image, mask):
         try:
@@ -145,7 +145,7 @@ def _sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:
     return True
 
 
-def _infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
+def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
     """Binary unless the sampled masks hold several small integer ids or palette indices."""
     picks = [masks[int(i)] for i in np.unique(np.linspace(0, len(masks) - 1, CLASSMAP_SAMPLE).round())] \
         if masks else []

@@ -6,6 +6,8 @@ Layouts:
   * ``palette``: ``images/`` + ``masks/`` whose masks are palette ('P') PNGs (class ids).
   * ``montgomery``: ``CXR_png/`` + ``ManualMask/leftMask/`` + ``ManualMask/rightMask/``.
   * ``uwmadison``: ``train.csv`` (id, class, segmentation) + ``train/caseN/caseN_dayM/scans/``.
+  * ``nnunet``: nnU-Net v2 raw, 2-D: ``imagesTr/<case>_0000.png`` + ``labelsTr/<case>.png`` + ``dataset.json``
+    (what ``medseg export --format nnunet`` writes).
 
 A folder holding a single sub-folder (as archives often unpack) is looked into.
 A folder whose layout is recognised always opens: files that cannot be used
@@ -28,14 +30,16 @@ from medseg.datasets.layout_generic import (
     pair_dirs,
 )
 from medseg.datasets.layout_montgomery import index_montgomery, montgomery_dirs
+from medseg.datasets.layout_nnunet import index_nnunet, is_nnunet
 from medseg.errors import ReadError
 
-LAYOUTS = ("images_masks", "cvc_original", "palette", "montgomery", "uwmadison")
+LAYOUTS = ("images_masks", "cvc_original", "palette", "montgomery", "uwmadison", "nnunet")
 GROUP_BY = ("auto", "stem", "frames", "pattern")
 
 _EXPECTED = ("expected one of: images/ + masks/ (Kvasir-SEG, CVC-ClinicDB, palette masks), "
              "Original/ + Ground Truth/ (CVC-ClinicDB .tif), CXR_png/ + ManualMask/leftMask/ + "
-             "ManualMask/rightMask/ (Montgomery), train.csv + train/caseN/caseN_dayM/scans/ (UW-Madison)")
+             "ManualMask/rightMask/ (Montgomery), train.csv + train/caseN/caseN_dayM/scans/ (UW-Madison), "
+             "imagesTr/ + labelsTr/ (nnU-Net raw, 2-D)")
 
 
 def detect_layout(folder: str | Path) -> str | None:
@@ -103,6 +107,7 @@ _INDEXERS = {
     "palette": index_pairs,
     "montgomery": index_montgomery,
     "uwmadison": _index_uwmadison,
+    "nnunet": index_nnunet,
 }
 
 
@@ -130,6 +135,8 @@ def _layout_here(folder: Path) -> str | None:
         return "uwmadison"
     if montgomery_dirs(folder) is not None:
         return "montgomery"
+    if is_nnunet(folder):
+        return "nnunet"
     dirs = pair_dirs(folder)
     if dirs is None or not has_rasters(dirs[0]):
         return None
@@ -164,7 +171,7 @@ def _assign_groups(samples, layout: str, group_by: str, pattern: str | None) -> 
         elif layout == "montgomery":
             names = [grp.montgomery_patient(i) for i in ids]
         elif len(ids) > 1 and all(i.isdigit() for i in ids):
-            names = grp.frame_blocks([s.image_path for s in samples])
+            names = grp.frame_blocks([s.image_path for s in samples], ids=ids)
         else:
             names = ids
     elif group_by == "stem":
@@ -172,6 +179,6 @@ def _assign_groups(samples, layout: str, group_by: str, pattern: str | None) -> 
     elif group_by == "pattern":
         names = grp.stem_groups(ids, pattern)
     else:
-        names = grp.frame_blocks([s.image_path for s in samples])
+        names = grp.frame_blocks([s.image_path for s in samples], ids=ids)
     for s, name in zip(samples, names):
         s.group = name
