@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
 from napari_medseg._notify import report_error
 from napari_medseg._progress import Bar
+from napari_medseg._review_queue import connect_until_destroyed
 from napari_medseg._session import session_for
 
 if TYPE_CHECKING:
@@ -108,9 +109,9 @@ class ExportWidget(QWidget):
         self.export_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self._cancel.set)
         self.form.split.changed.connect(self._sync)
-        self.session.workspace_changed.connect(self._on_workspace)
-        self.session.status_changed.connect(self._describe)
-        self.session.revision_saved.connect(self._describe)
+        s = self.session
+        connect_until_destroyed(self, [(s.workspace_changed, self._on_workspace),
+                                       (s.status_changed, self._describe), (s.revision_saved, self._describe)])
         self._on_workspace(self.session.workspace)
 
     def _on_workspace(self, workspace: Any) -> None:

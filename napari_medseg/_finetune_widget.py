@@ -31,6 +31,7 @@ from napari_medseg._finetune_config import (
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
+from napari_medseg._review_queue import connect_until_destroyed
 from napari_medseg._session import session_for
 from napari_medseg._threads import child_thread_env
 
@@ -103,8 +104,8 @@ class FinetuneWidget(QWidget):
         self.rescore_button.clicked.connect(self.rescore)
         self.form.data.changed.connect(self._sync)
         self.form.start.changed.connect(self._sync)
-        self.session.workspace_changed.connect(self._sync)
-        self.session.checkpoints_changed.connect(self._sync)
+        connect_until_destroyed(self, [(self.session.workspace_changed, self._sync),
+                                       (self.session.checkpoints_changed, self._sync)])
         from napari_medseg._review_autosave import when_viewer_closes
 
         proc_of = weakref.WeakMethod(self._running_process)

@@ -27,6 +27,7 @@ from napari_medseg._predict_form import ARCHITECTURE, CHECKPOINTS, build_control
 from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_image
 from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
+from napari_medseg._review_queue import connect_until_destroyed
 from napari_medseg._session import session_for
 
 if TYPE_CHECKING:
@@ -65,13 +66,12 @@ class PredictWidget(QWidget):
         self.tta.toggled.connect(self._settings_changed)
         self.weights.editingFinished.connect(self._settings_changed)
 
-        self.session.checkpoints_changed.connect(self._on_checkpoints)
-        self.session.sample_changed.connect(self._live)
-        self.session.workspace_changed.connect(self._settings_changed)
-        self.viewer.dims.events.current_step.connect(self._live)
-        self.viewer.layers.events.inserted.connect(self._follow_image)
-        self.viewer.layers.events.removed.connect(self._follow_image)
-        self.viewer.layers.selection.events.active.connect(self._follow_image)
+        s, layers = self.session, self.viewer.layers
+        connect_until_destroyed(self, [
+            (s.checkpoints_changed, self._on_checkpoints), (s.sample_changed, self._live),
+            (s.workspace_changed, self._settings_changed), (self.viewer.dims.events.current_step, self._live),
+            (layers.events.inserted, self._follow_image), (layers.events.removed, self._follow_image),
+            (layers.selection.events.active, self._follow_image)])
         self._on_checkpoints(self.session.checkpoints)
         self._follow_image()
 
