@@ -133,3 +133,10 @@ def test_a_score_of_an_earlier_revision_does_not_rank_the_corrected_label(ws):
                                    "not ranked until scored again")
     ws.revert("s00", heads["s00"])  # a revert makes a new revision: still not the one scored
     assert ids(review_queue(ws))[-1] == "s00"
+
+
+def test_unscored_numbered_frames_keep_number_order(tmp_path):
+    from _review_data import make_review_set
+
+    with Workspace.create(tmp_path / "ws", make_review_set(tmp_path / "set", n=11)) as ws:
+        assert ids(review_queue(ws)) == [str(k) for k in range(1, 12)]

@@ -49,7 +49,8 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
   treated as unscored, and its reason says so, until the queue is scored again.
 * Samples without a score (none stored for the method, or no method) come
   after the scored ones, ordered by their worst finding's severity, then by
-  how many findings they have, then by id; their priority uses 1.0 as score.
+  how many findings they have, then in the workspace's order (numbered
+  frames in number order, not "10" before "2"); their priority uses 1.0.
 * Ties keep the workspace's sample order.
 """
 
@@ -186,7 +187,7 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
         if item.score is not None:
             return (0, item.priority, 0, 0, pos)
         worst = max((severity_rank(f.severity) for f in item.findings), default=-1)
-        return (1, -worst, -len(item.findings), item.sample_id, pos)
+        return (1, -worst, -len(item.findings), pos)
 
     return [item for _, item in sorted(enumerate(items), key=key)]
 
