@@ -45,15 +45,15 @@ def test_scored_queue_is_worst_first_with_findings_folded_in(ws):
     ws.set_scores("oof-k3", scores, details)
     ws.add_findings([
         Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.2),  # 0.95 - 1.0
-        Finding("s05", "mask_values", "warning", "grey noise", value=42),  # 0.85 - 0.5 = 0.35
+        Finding("s05", "mask_values", "warning", "grey noise", value=42),  # 0.85 - 0.75 = 0.10
         Finding("s05", "specks", "info", "1 speck", value=1),  # info: no penalty
         Finding("s04", "blurred", "warning", "blurred image"),  # image quality: no penalty
     ], source="qc")
     queue = review_queue(ws)  # the only method is the default
-    assert ids(queue) == ["s02", "s01", "s05", "s03", "s06", "s04", "s00", "s07"]
+    assert ids(queue) == ["s02", "s05", "s01", "s03", "s06", "s04", "s00", "s07"]
     by_id = {i.sample_id: i for i in queue}
     assert by_id["s02"].priority == pytest.approx(-0.05)
-    assert by_id["s05"].priority == pytest.approx(0.35)
+    assert by_id["s05"].priority == pytest.approx(0.10)
     assert by_id["s07"].score is None and by_id["s07"].reason.startswith("no oof-k3 score")
     assert by_id["s01"].method == "oof-k3"
     assert by_id["s05"].reason == ("Dice 0.85 between out-of-fold prediction and label, HD95 3.0 px "
