@@ -5,7 +5,10 @@ each pixel, 1 - the probability the ranking run's model gave the label's
 class (:func:`medseg.qc.suspicion.suspicion_map`, from the predictions the
 ranking stored, so no model runs here). Bright = the model confidently
 disagrees: an outline drawn too far out glows as a rim outside the object, a
-missed object as a blob where the label has none. The map is read in a
+missed object as a blob where the label has none. The colour scale starts
+at 0.5, where the model's answer turns against the label: an unsure model
+(probabilities near 0.5 everywhere) would otherwise tint the whole image.
+The map is read in a
 thread worker whenever the sample, the score method or the stored scores
 change; a result that arrives after the user moved on is dropped. A sample
 the method stored no prediction for (or whose label no longer matches it in
@@ -22,6 +25,7 @@ from napari_medseg._notify import report_error
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER
 
 SUSPICION_LAYER = "label suspicion"
+CONTRAST = (0.5, 1.0)  # dark until the model's answer differs from the label (module doc)
 TIP = ("Show where the ranking model disagrees with the label: 1 - the probability it gave the label's "
        "class at each pixel (bright = confident disagreement), from the predictions `medseg rank` stored")
 
@@ -94,7 +98,7 @@ class SuspicionOverlay:
             layer = None
         if layer is None:
             layer = self.viewer.add_image(suspicion, name=SUSPICION_LAYER, colormap="inferno",
-                                          contrast_limits=(0.0, 1.0), blending="additive", opacity=0.6,
+                                          contrast_limits=CONTRAST, blending="additive", opacity=0.6,
                                           **geometry)
             anchor = LABELS_LAYER if LABELS_LAYER in layers else IMAGE_LAYER if IMAGE_LAYER in layers else None
             if anchor is not None:  # above the image, below the labels being edited

@@ -338,6 +338,7 @@ def test_suspicion_layer_shows_where_the_stored_prediction_disagrees(make_napari
     layers = [layer.name for layer in viewer.layers]
     assert layers.index(SUSPICION_LAYER) == layers.index(LABELS_LAYER) - 1  # above the image, under the labels
     assert tuple(viewer.layers[SUSPICION_LAYER].scale) == tuple(viewer.layers[LABELS_LAYER].scale)
+    assert tuple(viewer.layers[SUSPICION_LAYER].contrast_limits) == (0.5, 1.0)  # dark where the model agrees
     assert "oof-k5 model disagrees" in widget.suspicion_note.text()
 
     show_and_wait(widget, qtbot, session, "1")
