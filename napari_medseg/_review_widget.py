@@ -108,6 +108,7 @@ class ReviewWidget(QWidget):
         self._layout()
 
         self.panel.said.connect(self.message.setText)
+        self.panel.refreshed.connect(self._on_queue_refreshed)
         s = self.session
         connect_until_destroyed(self, [
             (s.workspace_changed, self.refresh_all), (s.sample_changed, self._on_sample_changed),
@@ -147,6 +148,13 @@ class ReviewWidget(QWidget):
         self.panel.refresh()
         self.refresh_sample()
 
+    def _on_queue_refreshed(self) -> None:
+        ws, sid = self.session.workspace, self.autosave.sample_id
+        if ws is not None and sid is not None:
+            from napari_medseg._review_text import item_html
+
+            self.details.setText(item_html(self.panel.item_of(sid), ws.sample(sid)))
+
     def queue_ids(self) -> list[str]:
         return self.panel.queue_ids()
 
@@ -170,10 +178,7 @@ class ReviewWidget(QWidget):
             self.details.setText("<i>No sample on screen.</i>")
             self._enable(False)
             return
-        item = next((i for i in self.panel.items if i.sample_id == sid), None)
-        if item is None:
-            item = next((i for i in _queue_of(ws, self.panel.method_name()) if i.sample_id == sid), None)
-        self.details.setText(item_html(item, ws.sample(sid)))
+        self.details.setText(item_html(self.panel.item_of(sid), ws.sample(sid)))
         for rev in reversed(ws.revisions(sid)):
             row = QListWidgetItem(revision_line(rev))
             row.setToolTip(row.text())
@@ -269,12 +274,3 @@ class ReviewWidget(QWidget):
         if rev is not _FAILED:
             self.message.setText(f"{rev.sample_id}: {rev.note} (revision {rev.id}).")
 
-
-def _queue_of(ws: Any, method: str | None) -> list:
-    from medseg.errors import MedsegError
-    from medseg.qc.queue import review_queue
-
-    try:
-        return review_queue(ws, method=method)
-    except MedsegError:
-        return []  # the filtered queue already reported why

@@ -91,7 +91,7 @@ def main() -> int:
     pump(300, lambda: ft.score_worker is None)
     review = tools["Review"]
     review.refresh_all()
-    pump(2)
+    pump(60, lambda: not review.panel.refreshing)
     worst = review.queue_ids()[0]
     review.show(worst)
     pump(60, lambda: session.sample_id == worst and LABELS_LAYER in viewer.layers)

@@ -78,6 +78,12 @@ def capture_errors(monkeypatch) -> list[str]:
 
 
 def show_and_wait(widget, qtbot, session, sample_id: str) -> None:
-    """Ask the Review widget for a sample and wait until it is on screen."""
+    """Ask the Review widget for a sample and wait until it is on screen and the queue is built."""
     widget.show(sample_id)
     wait_for_sample(qtbot, session, sample_id)
+    wait_for_queue(qtbot, widget)
+
+
+def wait_for_queue(qtbot, widget, timeout: int = 10000) -> None:
+    """Wait until the Review widget's queue, built in a worker, is on screen."""
+    qtbot.waitUntil(lambda: not widget.panel.refreshing, timeout=timeout)

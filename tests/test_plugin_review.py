@@ -12,6 +12,7 @@ from _review_data import (
     object_mask,
     open_dataset_widget,
     show_and_wait,
+    wait_for_queue,
     wait_for_sample,
 )
 
@@ -34,6 +35,7 @@ def review(make_napari_viewer, qtbot, tmp_path):
     _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
     assert isinstance(widget, ReviewWidget)
     session.scores_changed.emit("oof-k5")
+    wait_for_queue(qtbot, widget)
     return viewer, widget, session
 
 
@@ -62,10 +64,12 @@ def test_queue_worst_first_and_keys_move_along_it(review, qtbot):
     assert "'.' next sample" in widget.toolTip() and "',' previous sample" in widget.toolTip()
 
     widget.status_filter.setCurrentText("corrected")
+    wait_for_queue(qtbot, widget)
     assert widget.queue_ids() == []
     widget.status_filter.setCurrentText("all statuses")
     session.workspace.set_scores("oof-k5", {**SCORES, "6": 0.01})  # e.g. re-scored with a new model
     session.scores_changed.emit("oof-k5")
+    wait_for_queue(qtbot, widget)
     assert widget.queue_ids()[0] == "6"
 
 
@@ -118,6 +122,7 @@ def test_accept_and_exclude_need_reason(review, qtbot, monkeypatch):
 
     # a queue filtered to unreviewed samples drops judged ones; Next continues from where they were
     widget.status_filter.setCurrentText("unreviewed")
+    wait_for_queue(qtbot, widget)
     assert widget.queue_ids() == ["5", "3", "1", "6"]
     widget.accept_button.click()
     wait_for_sample(qtbot, session, "3")
@@ -289,6 +294,7 @@ def test_outline_correction_is_offered_and_applied_on_request(make_napari_viewer
     ws = session.workspace
     qc(ws)
     session.findings_changed.emit("qc")
+    wait_for_queue(qtbot, widget)
     # no model yet: the outline fit ranks, the rule findings (1's hole, 2's speck) lift by half the range
     order = widget.queue_ids()
     assert order.index("3") < 3 and all(order.index("3") < order.index(s) for s in ("4", "5", "6"))

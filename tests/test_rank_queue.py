@@ -140,3 +140,14 @@ def test_unscored_numbered_frames_keep_number_order(tmp_path):
 
     with Workspace.create(tmp_path / "ws", make_review_set(tmp_path / "set", n=11)) as ws:
         assert ids(review_queue(ws)) == [str(k) for k in range(1, 12)]
+
+
+def test_average_ranks_match_scipy_rankdata():
+    import numpy as np
+    from scipy.stats import rankdata
+
+    from medseg.qc.queue import average_ranks
+
+    rng = np.random.default_rng(0)
+    for v in (rng.random(50), rng.integers(0, 5, 40).astype(float), np.array([1.0]), np.array([2.0, 2.0, 2.0])):
+        assert np.allclose(average_ranks(v), rankdata(v, method="average") - 1.0)

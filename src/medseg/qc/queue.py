@@ -214,13 +214,23 @@ def _group_relative(values: dict[str, float], groups: dict[str, str]) -> dict[st
 
 def _percentiles(values: dict[str, float]) -> dict[str, float]:
     """{sample: rank among ``values`` in [0, 1], 0 = lowest}, ties averaged."""
-    from scipy.stats import rankdata
-
     ids = list(values)
     if len(ids) < 2:
         return dict.fromkeys(ids, 0.5)
-    ranks = rankdata([values[s] for s in ids], method="average") - 1.0
+    ranks = average_ranks(np.array([values[s] for s in ids], dtype=float))
     return {s: float(r) / (len(ids) - 1) for s, r in zip(ids, ranks)}
+
+
+def average_ranks(v: np.ndarray) -> np.ndarray:
+    """0-based ranks of ``v`` with ties sharing their average rank (``scipy.stats.rankdata(v) - 1``, without
+    importing scipy.stats: a second on first use, on the viewer's thread when the queue is built there)."""
+    order = np.argsort(v, kind="mergesort")
+    ordered = v[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    ends = np.r_[starts[1:], len(v)]
+    ranks = np.empty(len(v))
+    ranks[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
+    return ranks
 
 
 def _standing(scores: dict, details: dict, outline: dict, groups: dict[str, str] | None = None) -> dict[str, float]:
