@@ -40,6 +40,14 @@ def overlay_method(workspace: Any, chosen: str | None) -> str | None:
     return default_method([m for m in workspace.score_methods() if m != OUTLINE_METHOD])
 
 
+def _read(workspace: Any, sample_id: str, chosen_method: str | None) -> tuple[str | None, np.ndarray | None]:
+    """Worker body: (the method shown, its suspicion map or None); (None, None) without model scores."""
+    from medseg.qc.suspicion import suspicion_map
+
+    method = overlay_method(workspace, chosen_method)
+    return (method, None) if method is None else (method, suspicion_map(workspace, sample_id, method))
+
+
 class SuspicionOverlay:
     """Keeps the suspicion layer in step with the sample on screen; ``said(text)`` reports what it shows."""
 
@@ -52,23 +60,25 @@ class SuspicionOverlay:
     def update(self, workspace: Any, sample_id: str | None, chosen_method: str | None) -> None:
         from napari.qt.threading import create_worker
 
-        from medseg.qc.suspicion import suspicion_map
-
         self._request += 1
-        method = overlay_method(workspace, chosen_method) if workspace is not None else None
-        if not self.enabled or sample_id is None or method is None:
-            self._hide(None if not self.enabled or sample_id is None else "no model scores to show")
+        if not self.enabled or sample_id is None or workspace is None:
+            self._hide(None)
             return
         request = self._request
-        worker = create_worker(suspicion_map, workspace, sample_id, method, _start_thread=False,
+        # the workspace is read in the worker: a query on the GUI thread waits for the interpreter lock
+        # while a prediction runs (measured: 50-800 ms gaps per move in bench_gui_responsiveness.py)
+        worker = create_worker(_read, workspace, sample_id, chosen_method, _start_thread=False,
                                _ignore_errors=True)
-        worker.returned.connect(lambda m: self._arrived(request, sample_id, method, m))
+        worker.returned.connect(lambda result: self._arrived(request, sample_id, *result))
         worker.errored.connect(lambda e: self._failed(request, sample_id, e))
         worker.start()
 
-    def _arrived(self, request: int, sample_id: str, method: str, suspicion: np.ndarray | None) -> None:
+    def _arrived(self, request: int, sample_id: str, method: str | None, suspicion: np.ndarray | None) -> None:
         if request != self._request:
             return  # the user moved on: this map belongs to another sample
+        if method is None:
+            self._hide("no model scores to show")
+            return
         if suspicion is None:
             self._hide(f"no stored {method} prediction for {sample_id} (rank again to see where the model "
                        "disagrees)")

@@ -11,6 +11,7 @@ the viewer closes, and kept in a crash-safe draft meanwhile
 
 from __future__ import annotations
 
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
@@ -64,6 +65,9 @@ class ReviewWidget(QWidget):
         # the queue's controls, reachable from the widget (scripts, tests)
         self.status_filter, self.check_filter = self.panel.status_filter, self.panel.check_filter
         self.method, self.queue, self.position = self.panel.method, self.panel.queue, self.panel.position
+        self.sample_pending: Any = None  # the worker reading the sample's facts, while one runs
+        self._record: Any = None
+        self._facts_request = 0
         self.suspicion = SuspicionOverlay(napari_viewer, lambda text: self.suspicion_note.setText(text))
         self.show_suspicion = QCheckBox("Show where the model disagrees")
         self.show_suspicion.setChecked(True)
@@ -149,11 +153,11 @@ class ReviewWidget(QWidget):
         self.refresh_sample()
 
     def _on_queue_refreshed(self) -> None:
-        ws, sid = self.session.workspace, self.autosave.sample_id
-        if ws is not None and sid is not None:
+        rec = self._record
+        if rec is not None and rec.id == self.autosave.sample_id and self.sample_pending is None:
             from napari_medseg._review_text import item_html
 
-            self.details.setText(item_html(self.panel.item_of(sid), ws.sample(sid)))
+            self.details.setText(item_html(self.panel.item_of(rec.id), rec))
 
     def queue_ids(self) -> list[str]:
         return self.panel.queue_ids()
@@ -169,25 +173,51 @@ class ReviewWidget(QWidget):
 
     # -------------------------------------------------------------- the sample
     def refresh_sample(self) -> None:
-        from napari_medseg._review_text import item_html, revision_line
+        """The sample's details, history and auto-fixes, read from the workspace in a thread worker (a
+        query on the GUI thread waits for the interpreter lock while a prediction runs); newest wins."""
+        from napari.qt.threading import create_worker
 
         ws, sid = self.session.workspace, self.autosave.sample_id
-        self.history.clear()
         self._update_suspicion()
+        self._facts_request += 1
         if ws is None or sid is None:
+            self.sample_pending = self._record = None
+            self.history.clear()
             self.details.setText("<i>No sample on screen.</i>")
             self._enable(False)
             return
-        self.details.setText(item_html(self.panel.item_of(sid), ws.sample(sid)))
-        for rev in reversed(ws.revisions(sid)):
+        self._enable(True)
+        if self._record is None or self._record.id != sid:  # never the previous sample's facts
+            self.details.setText(f"<b>{escape(str(sid))}</b> · reading…")
+            self.history.clear()
+        request = self._facts_request
+        worker = create_worker(_sample_facts, ws, sid, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda facts: self._show_facts(request, facts))
+        worker.errored.connect(lambda e: self._facts_failed(request, sid, e))
+        self.sample_pending = worker
+        worker.start()
+
+    def _show_facts(self, request: int, facts: tuple) -> None:
+        from napari_medseg._review_text import item_html, revision_line
+
+        if request != self._facts_request:
+            return  # the user moved on
+        self.sample_pending = None
+        self._record, revisions, fixes = facts
+        self.details.setText(item_html(self.panel.item_of(self._record.id), self._record))
+        self.history.clear()
+        for rev in reversed(revisions):
             row = QListWidgetItem(revision_line(rev))
             row.setToolTip(row.text())
             row.setData(Qt.ItemDataRole.UserRole, rev.id)
             self.history.addItem(row)
-        self._enable(True)
-        fixes = sorted({f.fix for f in ws.findings(sample_id=sid) if f.fix})
         self.autofix_button.setEnabled(bool(fixes))
         self.autofix_button.setText("Apply auto-fix" + (f" ({', '.join(fixes)})" if fixes else ""))
+
+    def _facts_failed(self, request: int, sample_id: str, exc: BaseException) -> None:
+        if request == self._facts_request:
+            self.sample_pending = None
+        _report(f"Reading sample {sample_id} from the workspace failed", exc)
 
     def _update_suspicion(self) -> None:
         self.suspicion.update(self.session.workspace, self.autosave.sample_id, self.panel.method_name())
@@ -274,3 +304,8 @@ class ReviewWidget(QWidget):
         if rev is not _FAILED:
             self.message.setText(f"{rev.sample_id}: {rev.note} (revision {rev.id}).")
 
+
+def _sample_facts(ws: Any, sample_id: str) -> tuple:
+    """Worker body: (record, revisions, names of the offered fixes) of the sample on screen."""
+    return (ws.sample(sample_id), ws.revisions(sample_id),
+            sorted({f.fix for f in ws.findings(sample_id=sample_id) if f.fix}))

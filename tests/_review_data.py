@@ -85,5 +85,5 @@ def show_and_wait(widget, qtbot, session, sample_id: str) -> None:
 
 
 def wait_for_queue(qtbot, widget, timeout: int = 10000) -> None:
-    """Wait until the Review widget's queue, built in a worker, is on screen."""
-    qtbot.waitUntil(lambda: not widget.panel.refreshing, timeout=timeout)
+    """Wait until the Review widget's queue and the sample's facts, read in workers, are on screen."""
+    qtbot.waitUntil(lambda: not widget.panel.refreshing and widget.sample_pending is None, timeout=timeout)

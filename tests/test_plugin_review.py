@@ -54,6 +54,7 @@ def test_queue_worst_first_and_keys_move_along_it(review, qtbot):
     first = widget.queue.visualItemRect(widget.queue.item(0)).center()
     qtbot.mouseClick(widget.queue.viewport(), Qt.MouseButton.LeftButton, pos=first)
     wait_for_sample(qtbot, session, "4")
+    wait_for_queue(qtbot, widget)
     assert "Label quality: 0.05" in widget.details.text() and widget.position.text() == "1 of 6"
     _press(viewer, qtbot, Qt.Key.Key_Period)
     wait_for_sample(qtbot, session, "2")
@@ -93,13 +94,14 @@ def test_edit_then_move_on_saves_a_manual_revision_and_revert(review, qtbot):
     show_and_wait(widget, qtbot, session, "1")
     widget.save_button.click()
     assert widget.message.text() == "1: no changes to save." and len(ws.revisions("1")) == 2
+    wait_for_queue(qtbot, widget)
     assert widget.history.count() == 2 and "manual" in widget.history.item(0).text()
     assert "1 px changed" in widget.history.item(0).text()
     widget.history.setCurrentRow(1)  # the imported revision
     widget.revert_button.click()
     assert [r.origin for r in ws.revisions("1")] == ["imported", "manual", "revert"]
     np.testing.assert_array_equal(labels.data, ws.mask_at(ws.revisions("1")[0].id))
-    assert widget.history.count() == 3
+    qtbot.waitUntil(lambda: widget.history.count() == 3, timeout=10000)
 
 
 def test_accept_and_exclude_need_reason(review, qtbot, monkeypatch):
