@@ -270,3 +270,14 @@ def test_the_correction_is_offered_but_saved_only_when_named(tmp_path):
         assert iou(fixed, truth) > 0.85 > iou(drawn, truth)  # moved 6 of the 7 px back
         ws.revert("s2", rev.parent_id)  # one call takes it back
         assert np.array_equal(ws.current_mask("s2") > 0, items["s2"][1])
+        # the stored outline fits say which revision they judged; a changed label drops out of the standing
+        details = ws.score_details("outline-fit")
+        assert details["s1"]["revision"] == ws.sample("s1").head_revision
+        assert details["s2"]["revision"] != ws.sample("s2").head_revision  # judged before the fix
+        by_id = {i.sample_id: i for i in review_queue(ws, method="outline-fit")}
+        assert by_id["s2"].score is None and "scored an earlier label" in by_id["s2"].reason
+        assert by_id["s1"].outline is not None
+        ws.set_scores("oof-k2", {s: 0.5 for s in items}, {s: {"dice": 0.5} for s in items})
+        by_id = {i.sample_id: i for i in review_queue(ws, method="oof-k2")}
+        assert by_id["s2"].outline is None and "judged" not in by_id["s2"].reason
+        assert by_id["s1"].outline is not None and "judged" in by_id["s1"].reason

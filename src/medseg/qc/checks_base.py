@@ -79,6 +79,7 @@ class SampleView:
     raw_reports: dict | None = None
     raw_bad_ids: list[tuple[int, int]] | None = None
     in_workspace: bool = False
+    revision: int | None = None  # the workspace revision ``mask`` is (None outside a workspace)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:

@@ -49,7 +49,9 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
   only at error severity (an unusable image is worth a look).
 * A score given to an earlier revision of the label (the label was corrected
   or reverted since) says nothing about the current one: the sample is
-  treated as unscored, and its reason says so, until the queue is scored again.
+  treated as unscored, and its reason says so, until the queue is scored again;
+  an outline fit judged on an earlier revision is left out of its standing
+  until QC runs again.
 * Samples without a score (none stored for the method, or no method) come
   after the scored ones, ordered by their worst finding's severity, then by
   how many findings they have, then in the workspace's order (numbered
@@ -160,6 +162,10 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
     outline_details = workspace.score_details(OUTLINE_METHOD) if outline else {}
     records = workspace.samples()
     groups = {rec.id: rec.group for rec in records}
+    heads = {rec.id: rec.head_revision for rec in records}
+    # an outline judged on an earlier revision says nothing about the current label
+    outline = {s: v for s, v in outline.items()
+               if outline_details.get(s, {}).get("revision") in (None, heads.get(s))}
     standing = _standing(scores, details, outline if method != OUTLINE_METHOD else {}, groups)
 
     items = []
@@ -180,7 +186,8 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
         fit = outline.get(rec.id)
         fit = float(fit) if fit is not None and math.isfinite(fit) else None
         reason = _reason(score, details.get(rec.id, {}), method, found,
-                         outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None else None,
+                         outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None
+                         and fit is not None else None,
                          (int(scored), int(rec.head_revision)) if stale else None)
         items.append(QueueItem(rec.id, rec.status, score, method if score is not None else None, found,
                                reason, priority, fit))

@@ -159,7 +159,7 @@ class WorkspaceSource:
             parts = read_raw(self.ws.source_sample(sid), self.classmap)
             parts.pop("mask")
         return SampleView(sid, mask, self.classmap, image=array, rgb=rgb, group=rec.group,
-                          image_path=str(rec.image_path), in_workspace=True, **parts)
+                          image_path=str(rec.image_path), in_workspace=True, revision=rec.head_revision, **parts)
 
     def save(self, findings: list[Finding], ran: set[str], scores: dict | None = None) -> None:
         """This run's findings replace the previous run's for the checks that ran (one transaction;
