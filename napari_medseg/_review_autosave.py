@@ -47,6 +47,8 @@ class Autosave(QObject):
         self.sample_id: str | None = None
         self.base_revision: int | None = None
         self.edited = False  # edits since the last save or draft
+        self._saved: np.ndarray | None = None  # the labels as loaded or last saved (flush compares)
+        self._drafted = False  # a draft was written since then (save discards it)
         self.last_message = ""
         self._loading = False
         self._generation = 0
@@ -83,11 +85,14 @@ class Autosave(QObject):
             self.layer = layer
         self.workspace, self.sample_id, self.base_revision = workspace, str(sample_id), head_revision
         self.edited = False
+        self._saved = np.array(layer.data, copy=True)
+        self._drafted = False
         self._generation += 1
         self._timer.stop()
 
     def detach(self) -> None:
         self.sample_id = self.workspace = self.base_revision = None
+        self._saved = None
         self.edited = False
         self._generation += 1
         self._timer.stop()
@@ -142,6 +147,7 @@ class Autosave(QObject):
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medseg-draft")
         future = self._pool.submit(write_draft, ws, sid, snapshot, base_revision=self.base_revision)
         self._draft = (future, self._generation, ws, sid)
+        self._drafted = True
         self.edited = False
         self._poll.start()
 
@@ -181,7 +187,9 @@ class Autosave(QObject):
         self._check_draft(block=True)
         ws, sid = self.workspace, self.sample_id
         head = ws.sample(sid).head_revision
+        on_screen = np.array(self.layer.data, copy=True)
         rev = ws.save_revision(sid, self.labels_mask(), origin="manual", note=note)
+        self._saved, self._drafted = on_screen, False
         self.edited = False
         self._generation += 1  # a draft written from now on is older than this revision
         discard_draft(ws, sid)
@@ -201,10 +209,17 @@ class Autosave(QObject):
 
         if self.sample_id is None or self.layer is None:
             return True
+        if not self._drafted and self._saved is not None and np.array_equal(np.asarray(self.layer.data),
+                                                                              self._saved):
+            # the labels are what was loaded or last saved and no draft waits to be discarded: nothing to
+            # ask the workspace (a query on the GUI thread at every move waits for the interpreter lock
+            # while a prediction runs)
+            return True
         try:
             self.save(note)
         except (MedsegError, ValueError, OSError) as e:
             try:
+                self._drafted = True
                 write_draft(self.workspace, self.sample_id, self.labels_mask(), base_revision=self.base_revision)
             except (MedsegError, ValueError, OSError) as e2:
                 report(f"Could not keep a draft of sample {self.sample_id} either", e2)
@@ -218,7 +233,7 @@ class Autosave(QObject):
         from napari_medseg._sample_layers import mask_to_labels
 
         self.layer.data = mask_to_labels(draft.mask, self.workspace.classmap)
-        self.edited = True
+        self.edited = self._drafted = True  # the draft on disk goes with the save, even if it changes nothing
         if not self.flush(note=f"recovered unsaved edits (draft of {draft.saved})"):
             return None
         from napari.utils.notifications import show_info

@@ -13,11 +13,15 @@ from _ticks import MainThreadCalls, TickMonitor
 
 from medseg.datasets.demo import make_demo_dataset
 from medseg.inference import Predictor
+from medseg.workspace import Workspace
 from napari_medseg._session import PREDICTION_LAYER, session_for
 
 
 def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     forward = MainThreadCalls(monkeypatch, Predictor, "forward_tiles")
+    reads = {name: MainThreadCalls(monkeypatch, Workspace, name)
+             for name in ("sample", "samples", "revisions", "findings", "score_methods", "score_details",
+                          "scores", "current_mask")}
     viewer = make_napari_viewer()
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
@@ -42,9 +46,11 @@ def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbo
     qtbot.waitUntil(lambda: ft.proc is not None or not ft.running, timeout=60_000)
     if ft.proc is not None:
         pids.append(ft.proc.pid)
+    before = {name: calls.main for name, calls in reads.items()}
     for _ in range(4):  # the user keeps reviewing while both run: live predictions follow each move
         tools["Review"].next_sample()
         qtbot.wait(150)
+    on_gui = {name: calls.main - before[name] for name, calls in reads.items() if calls.main > before[name]}
     qtbot.waitUntil(lambda: not ft.running and not predict.queue.busy, timeout=240_000)
     ticks.stop()
 
@@ -52,6 +58,9 @@ def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbo
     assert pids and all(pid != os.getpid() for pid in pids)        # training ran in another process
     assert PREDICTION_LAYER in viewer.layers and predict.queue.counts.shown >= 1
     assert forward.other >= 1 and forward.main == 0                  # no forward pass on the GUI thread
+    # moving on reads the workspace in workers only: a query on the GUI thread waits for the interpreter
+    # lock while the prediction worker runs (50-800 ms gaps measured when Review read it there)
+    assert on_gui == {}, on_gui
     assert len(ticks.times) - ticks_before_work > 10                 # the event loop ran throughout
     print(f"\nlargest gaps between 10 ms ticks while predicting and fine-tuning: "
           f"{', '.join(f'{g:.0f}' for g in ticks.worst())} ms over {len(ticks.times)} ticks")

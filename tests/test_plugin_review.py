@@ -252,6 +252,26 @@ def test_draft_survives_a_killed_napari_and_is_restored(make_napari_viewer, qtbo
     session_for(other).set_workspace(None)
 
 
+def test_moving_on_without_edits_asks_the_workspace_nothing(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Unchanged labels are not offered to the workspace on a move (a GUI-thread query waits for the
+    interpreter lock while a prediction runs); changed ones still are."""
+    from napari_medseg._sample_layers import show_sample
+
+    viewer, session, ws, labels = _opened_set(make_napari_viewer, qtbot, tmp_path)
+    saves = []
+    original = Workspace.save_revision
+    monkeypatch.setattr(Workspace, "save_revision", lambda self, *a, **k: saves.append(a[0]) or original(self, *a, **k))
+    show_sample(viewer, "2")
+    wait_for_sample(qtbot, session, "2")
+    assert saves == []
+    labels = viewer.layers[LABELS_LAYER]
+    labels.brush_size = 1
+    labels.paint((1, 1), 1)
+    show_sample(viewer, "3")
+    wait_for_sample(qtbot, session, "3")
+    assert saves == ["2"] and ws.revisions("2")[-1].origin == "manual"
+
+
 def test_an_undo_reaches_the_draft(make_napari_viewer, qtbot, tmp_path):
     _, _, ws, labels = _opened_set(make_napari_viewer, qtbot, tmp_path)
     before = np.asarray(labels.data).copy()
