@@ -8,11 +8,10 @@ disagrees: an outline drawn too far out glows as a rim outside the object, a
 missed object as a blob where the label has none. The colour scale starts
 at 0.5, where the model's answer turns against the label: an unsure model
 (probabilities near 0.5 everywhere) would otherwise tint the whole image.
-The map is read in a
-thread worker whenever the sample, the score method or the stored scores
-change; a result that arrives after the user moved on is dropped. A sample
-the method stored no prediction for (or whose label no longer matches it in
-size) hides the layer and says why.
+The map is read in a thread worker whenever the sample, the score method or
+the stored scores change; a result that arrives after the user moved on is
+dropped. A sample the method stored no prediction for (or whose label no
+longer matches it in size) hides the layer and says why.
 """
 
 from __future__ import annotations

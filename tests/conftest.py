@@ -13,41 +13,53 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _absent(what: str) -> None:
-    """Skip on a user's fresh clone (no ../shared beside it); where the test script found ../shared
-    (``MEDSEG_REQUIRE_DATA=1``, as in CI) the data must be there: a skip would hide that it is not."""
-    if os.environ.get("MEDSEG_REQUIRE_DATA") == "1":
-        pytest.fail(f"{what} (../shared is beside the checkout, so its data is required)")
-    pytest.skip(what)
-
-
 def _data_dir() -> Path:
     """``MEDSEG_DATA_DIR`` if set, else ``../shared/data`` beside the repository."""
     return Path(os.environ.get("MEDSEG_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 
 
+# The real-data fixtures and the folder each needs.
+DATA_FIXTURES = {"data_dir": "", "cvc_dir": "cvc-clinicdb/images", "noisy_mask_dir": "noisy-mask-example"}
+
+
+def _missing(fixture: str) -> Path | None:
+    d = _data_dir() / DATA_FIXTURES[fixture]
+    return None if d.is_dir() else d
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """On a user's clone without ../shared, tests of the real data are marked skipped (a declared skipif,
+    decided here); where the test script found ../shared (``MEDSEG_REQUIRE_DATA=1``, as in CI) they are
+    not, and the fixture fails: a skip would hide that the data is not there."""
+    if os.environ.get("MEDSEG_REQUIRE_DATA") == "1":
+        return
+    for item in items:
+        absent = [d for f in DATA_FIXTURES if f in getattr(item, "fixturenames", ()) and (d := _missing(f))]
+        if absent:
+            item.add_marker(pytest.mark.skipif(True, reason=f"real data {absent[0]} is absent "
+                                                            "(set MEDSEG_DATA_DIR to use it)"))
+
+
+def _data_fixture(name: str) -> Path:
+    d = _missing(name)
+    if d is not None:
+        pytest.fail(f"real data {d} is absent (../shared is beside the checkout, so its data is required)")
+    return _data_dir() / DATA_FIXTURES[name].split("/")[0]
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    d = _data_dir()
-    if not d.is_dir():
-        _absent(f"real data folder {d} is absent (set MEDSEG_DATA_DIR to use it)")
-    return d
+    return _data_fixture("data_dir")
 
 
 @pytest.fixture(scope="session")
 def cvc_dir(data_dir: Path) -> Path:
-    d = data_dir / "cvc-clinicdb"
-    if not (d / "images").is_dir():
-        _absent(f"{d} is absent")
-    return d
+    return _data_fixture("cvc_dir")
 
 
 @pytest.fixture(scope="session")
 def noisy_mask_dir(data_dir: Path) -> Path:
-    d = data_dir / "noisy-mask-example"
-    if not d.is_dir():
-        _absent(f"{d} is absent")
-    return d
+    return _data_fixture("noisy_mask_dir")
 
 
 @pytest.fixture(scope="session")

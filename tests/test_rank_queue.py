@@ -146,7 +146,7 @@ def test_average_ranks_match_scipy_rankdata():
     import numpy as np
     from scipy.stats import rankdata
 
-    from medseg.qc.queue import average_ranks
+    from medseg.qc.ranks import average_ranks
 
     rng = np.random.default_rng(0)
     for v in (rng.random(50), rng.integers(0, 5, 40).astype(float), np.array([1.0]), np.array([2.0, 2.0, 2.0])):

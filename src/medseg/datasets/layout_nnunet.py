@@ -76,9 +76,9 @@ def index_nnunet(root: Path, layout: str) -> tuple[list[ds.Sample], list[ds.Prob
     problems: list[ds.Problem] = []
     images: dict[str, Path] = {}
     for p in list_files(root / IMAGES):
-        stem = p.name[: -len(_suffix(p))] if _suffix(p) else p.stem
-        m = _CHANNEL.match(stem)
-        if _suffix(p) in _VOLUME_SUFFIXES:
+        suffix = _suffix(p)
+        m = _CHANNEL.match(p.name[: -len(suffix)] if suffix else p.name)
+        if suffix in _VOLUME_SUFFIXES:
             problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"a volume in {IMAGES}/: this index holds 2-D "
                                                                 "images (open volumes in napari with the reader)"))
         elif not is_raster(p):

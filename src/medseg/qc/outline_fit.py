@@ -262,14 +262,14 @@ def dataset_scores(qualities: dict[str, dict | None]) -> tuple[dict[str, float],
     ``qualities``: {sample: ``OutlineFit.summary()``} (None for samples not judged, which get no score).
     Ties share their mean rank; one judged sample gets 0.5.
     """
-    from scipy.stats import rankdata
+    from medseg.qc.ranks import average_ranks
 
     judged = {sid: s for sid, s in qualities.items() if s is not None and np.isfinite(s.get("quality", np.nan))}
     if not judged:
         return {}, {}
     ids = list(judged)
     values = np.array([judged[s]["quality"] for s in ids], dtype=np.float64)
-    ranks = rankdata(values, method="average") - 1.0
+    ranks = average_ranks(values)
     pct = ranks / (len(ids) - 1) if len(ids) > 1 else np.full(len(ids), 0.5)
     scores = {sid: float(p) for sid, p in zip(ids, pct)}
     details = {sid: {**judged[sid], "percentile": scores[sid], "rank": int(r) + 1, "judged": len(ids)}

@@ -72,6 +72,7 @@ from medseg.errors import UnknownNameError
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
 from medseg.qc.outline_fit import advice_phrase, standing_phrase
+from medseg.qc.ranks import average_ranks
 
 FINDING_PENALTY = {"error": 1.0, "warning": 0.75, "info": 0.0}
 MIN_GROUP = 5
@@ -226,18 +227,6 @@ def _percentiles(values: dict[str, float]) -> dict[str, float]:
         return dict.fromkeys(ids, 0.5)
     ranks = average_ranks(np.array([values[s] for s in ids], dtype=float))
     return {s: float(r) / (len(ids) - 1) for s, r in zip(ids, ranks)}
-
-
-def average_ranks(v: np.ndarray) -> np.ndarray:
-    """0-based ranks of ``v`` with ties sharing their average rank (``scipy.stats.rankdata(v) - 1``, without
-    importing scipy.stats: a second on first use, on the viewer's thread when the queue is built there)."""
-    order = np.argsort(v, kind="mergesort")
-    ordered = v[order]
-    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
-    ends = np.r_[starts[1:], len(v)]
-    ranks = np.empty(len(v))
-    ranks[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
-    return ranks
 
 
 def _standing(scores: dict, details: dict, outline: dict, groups: dict[str, str] | None = None) -> dict[str, float]:
