@@ -30,7 +30,7 @@ from medseg.export.export import ExportResult
 from medseg.export.files import image_suffix, safe_stems, write_nifti, write_png
 from medseg.export.item import ExportItem
 from medseg.export.mask_out import mask_problem, spatial_shape
-from medseg.export.target import MANIFEST_KIND, MANIFEST_NAME, Staging, is_medseg_export
+from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging, is_medseg_export, recover_export
 from medseg.export.writers_folders import FoldersWriter
 from medseg.io.types import ImageData
 
@@ -187,6 +187,7 @@ def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: Cla
 
 def _check_out(out: str | Path, overwrite: bool) -> Path:
     target = Path(out).expanduser().resolve()
+    recover_export(target)
     if target.exists() and not target.is_dir():
         raise ExportError(f"refusing to export into {target}: it is a file, not a folder")
     if target.is_dir() and any(target.iterdir()) and not (overwrite and is_medseg_export(target)):
