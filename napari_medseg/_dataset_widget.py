@@ -3,7 +3,8 @@
 The workspace of a dataset lives beside it (``<dataset>.medseg/`` by default,
 never inside it); choosing a workspace folder reopens it directly. Creating
 (indexing, hashing, importing every mask), reopening (checking the source
-files) and QC run in thread workers with a napari progress bar. Indexing
+files) and QC run in thread workers with a napari progress bar; Cancel stops
+them at the next sample (:mod:`napari_medseg._dataset_jobs` says what is left). Indexing
 problems and source files changed or gone since the import are listed, not
 fatal. Selecting a sample shows it through :func:`napari_medseg._sample_layers.show_sample`.
 The workspace is closed when the viewer closes, after pending edits are saved.
@@ -11,7 +12,7 @@ The workspace is closed when the viewer closes, after pending edits are saved.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_medseg._dataset_jobs import (  # noqa: F401 - callers import default_workspace from here
+    CANCELLED,
+    default_workspace,
+    open_or_create,
+    run_qc_job,
+)
 from napari_medseg._progress import Bar
 from napari_medseg._review_autosave import report as _report
 from napari_medseg._review_queue import connect_until_destroyed
@@ -37,46 +44,7 @@ from napari_medseg._session import session_for
 if TYPE_CHECKING:
     import napari
 
-WORKSPACE_SUFFIX = ".medseg"
 COLUMNS = ("sample", "status", "group")
-
-
-def is_workspace(folder: str | Path) -> bool:
-    from medseg.workspace.store import DB_NAME
-
-    return (Path(folder) / DB_NAME).is_file()
-
-
-def default_workspace(folder: str | Path) -> Path:
-    """``folder`` itself when it is a workspace, else ``<folder>.medseg`` beside it."""
-    folder = Path(folder).expanduser().absolute()
-    return folder if is_workspace(folder) else folder.with_name(folder.name + WORKSPACE_SUFFIX)
-
-
-def open_or_create(folder: Path, workspace: Path) -> Iterator[Any]:
-    """Worker body: progress events, returning the opened or newly created Workspace."""
-    from medseg.workspace import CreateProgress, Workspace
-
-    target = folder if is_workspace(folder) else workspace
-    if is_workspace(target):
-        yield CreateProgress("open", 0, 0, message=f"opening {target} and checking its source files")
-        return Workspace.open(target)
-    for event in Workspace.iter_create(target, folder):
-        if isinstance(event, Workspace):
-            return event
-        yield event
-    raise RuntimeError(f"creating the workspace {target} ended without a workspace")
-
-
-def run_qc_job(workspace: Any) -> Iterator[Any]:
-    """Worker body: QC progress events, returning the report (findings stored in the workspace)."""
-    from medseg.qc import QCReport, run_qc
-
-    for event in run_qc(workspace):
-        if isinstance(event, QCReport):
-            return event
-        yield event
-    raise RuntimeError("QC ended without a report")
 
 
 class DatasetWidget(QWidget):
@@ -88,7 +56,7 @@ class DatasetWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.worker = None
+        self.worker = self.job = None
         self._progress = None
         self._chosen = ""
 
@@ -101,6 +69,10 @@ class DatasetWidget(QWidget):
         self.open_button = QPushButton("Open")
         self.open_button.setToolTip("Reopen the workspace, or create it by indexing the dataset")
         self.open_button.clicked.connect(self.open_workspace)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop opening or QC at the next sample: a workspace being created is "
+                                      "removed, QC keeps the previous findings")
+        self.cancel_button.clicked.connect(self.cancel)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.summary = QLabel("<i>No workspace open.</i>")
@@ -126,7 +98,7 @@ class DatasetWidget(QWidget):
         layout.addLayout(_row(self.folder, _browse(self, self.folder, self.set_folder)))
         layout.addWidget(QLabel("Workspace folder"))
         layout.addLayout(_row(self.workspace_path, _browse(self, self.workspace_path, None)))
-        layout.addWidget(self.open_button)
+        layout.addLayout(_row(self.open_button, self.cancel_button))
         layout.addWidget(self.status)
         layout.addWidget(self.summary)
         layout.addWidget(self.qc_button)
@@ -163,10 +135,20 @@ class DatasetWidget(QWidget):
             return
         folder = Path(text).expanduser().absolute()
         workspace = Path(self.workspace_path.text().strip() or default_workspace(folder)).expanduser().absolute()
-        self.worker = create_worker(open_or_create, folder, workspace, _ignore_errors=True)
-        self._start(self.worker, f"Opening {folder.name}", self._opened, f"Cannot open the workspace of {folder}")
+        token = threading.Event()
+        worker = create_worker(open_or_create, folder, workspace, token, _ignore_errors=True)
+        self._start(worker, token, f"Opening {folder.name}", self._opened, f"Cannot open the workspace of {folder}",
+                    None)
 
-    def _opened(self, workspace: Any) -> None:
+    def _opened(self, workspace: Any, job: Any) -> None:
+        if workspace is CANCELLED or job.cancelled:
+            if workspace is not CANCELLED:  # it was complete when the cancel came: never installed
+                workspace.close()
+            self.status.setText("Opening cancelled: no workspace was created or opened."
+                                if workspace is CANCELLED else
+                                f"Opening cancelled; the workspace {workspace.root} was complete by then (Open "
+                                "reopens it).")
+            return
         self.session.set_workspace(workspace)
         self.status.setText(f"Workspace {workspace.root} ({workspace.layout}, {workspace.classmap.task}).")
         if self.session.sample_id is None and self.samples.rowCount():
@@ -180,20 +162,28 @@ class DatasetWidget(QWidget):
         if ws is None:
             _report("Cannot run QC", ValueError("no workspace is open"))
             return
-        self.worker = create_worker(run_qc_job, ws, _ignore_errors=True)
-        self._start(self.worker, "QC", self._qc_done, f"QC of {ws.dataset_root} failed")
+        token = threading.Event()
+        worker = create_worker(run_qc_job, ws, token, _ignore_errors=True)
+        self._start(worker, token, "QC", self._qc_done, f"QC of {ws.dataset_root} failed", ws)
 
-    def _qc_done(self, report: Any) -> None:
+    def _qc_done(self, report: Any, job: Any) -> None:
+        if report is CANCELLED:
+            self.status.setText("QC cancelled: the previous findings are kept.")
+            return
         self.status.setText(f"QC: {len(report.findings)} findings over {report.n_samples} samples "
                             f"in {report.seconds:.1f} s.")
         self.session.findings_changed.emit("qc")
 
     # ----------------------------------------------------------- worker glue
-    def _start(self, worker: Any, desc: str, done, failed: str) -> None:
+    def _start(self, worker: Any, token: Any, desc: str, done, failed: str, workspace: Any) -> None:
+        """Run ``worker`` as this dock's job (on ``workspace``: None for opening, which makes one)."""
+        self.worker = worker
+        self.job = job = self.session.jobs.add(worker, desc, workspace, token.set)
         self._progress = Bar(desc)
         worker.yielded.connect(self._on_progress)
-        # closing the bar first makes any later progress event a no-op
-        worker.returned.connect(lambda result: (self._close_progress(), done(result)))
+        # closing the bar first makes any later progress event a no-op (napari's bar may run the queued
+        # ``finished`` while it closes: ``done`` gets the job itself, not ``self.job``)
+        worker.returned.connect(lambda result: (self._close_progress(), done(result, job)))
         worker.errored.connect(lambda e: (self._close_progress(), self._failed(failed, e)))
         worker.finished.connect(self._finished)
         self._set_busy(True)
@@ -221,10 +211,18 @@ class DatasetWidget(QWidget):
 
     def _finished(self) -> None:
         self._close_progress()
-        self.worker = None
+        self.worker = self.job = None
         self._set_busy(False)
 
+    def cancel(self) -> bool:
+        """Stop the running open or QC at its next step; False when none runs."""
+        if self.job is None or not self.job.cancel():
+            return False
+        self.status.setText(f"Cancelling {self.job.name}...")
+        return True
+
     def _set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
         self.open_button.setEnabled(not busy)
         self.qc_button.setEnabled(not busy and self.session.workspace is not None)
 
@@ -293,9 +291,8 @@ class DatasetWidget(QWidget):
             self.summary.setText(summary_html(self.session.workspace))
 
     def _on_viewer_closed(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
-        self.session.set_workspace(None)
+        self.cancel()
+        self.session.set_workspace(None)  # cancels the jobs on it, and closes it after them
 
 
 def _exact():

@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
+from napari_medseg._jobs import CANCELLED, cancellable
 from napari_medseg._notify import report_error
 from napari_medseg._progress import Bar
 from napari_medseg._review_queue import connect_until_destroyed
@@ -47,24 +48,19 @@ NO_SPLIT, TRAIN_VAL, KFOLD = "none", "train / validation by group", "k folds by 
 
 
 def export_job(workspace: Any, out: Path, fmt: str, options: dict, cancel: threading.Event):
-    """Worker body: the engine's events, with the result paired with its CHANGES.md text.
-    A cancel closes the engine's generator, which removes its staging folder."""
+    """Worker body: the engine's events, then the result paired with its CHANGES.md text, or ``CANCELLED``.
+    A cancel closes the engine's generator at its next sample, which removes its staging folder; a result
+    already in place when the cancel came is kept and reported."""
     from medseg.export import ExportResult, iter_export
     from medseg.export.export import CHANGES_NAME
 
-    events = iter_export(workspace, out, fmt, **options)
-    try:
-        for event in events:
-            if cancel.is_set() and not isinstance(event, ExportResult):  # a result is already in place
-                yield "cancelled"
-                return
-            if isinstance(event, ExportResult):
-                changes = event.out / CHANGES_NAME
-                yield event, changes.read_text(encoding="utf-8") if changes.is_file() else ""
-            else:
-                yield event
-    finally:
-        events.close()
+    result = yield from cancellable(iter_export(workspace, out, fmt, **options), cancel,
+                                    lambda e: isinstance(e, ExportResult))
+    if result is CANCELLED:
+        yield CANCELLED
+    elif result is not None:
+        changes = result.out / CHANGES_NAME
+        yield result, changes.read_text(encoding="utf-8") if changes.is_file() else ""
 
 
 class ExportWidget(QWidget):
@@ -94,7 +90,7 @@ class ExportWidget(QWidget):
         self.changes = QTextEdit()
         self.changes.setReadOnly(True)
         self.changes.setPlaceholderText("The export's change summary (CHANGES.md) appears here.")
-        self.worker = self.pbar = self.result = None
+        self.worker = self.pbar = self.result = self.job = None
         self._cancel = threading.Event()
 
         layout = QVBoxLayout(self)
@@ -107,7 +103,7 @@ class ExportWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.changes)
         self.export_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self._cancel.set)
+        self.cancel_button.clicked.connect(self.cancel)
         self.form.split.changed.connect(self._sync)
         s = self.session
         connect_until_destroyed(self, [(s.workspace_changed, self._on_workspace),
@@ -160,14 +156,22 @@ class ExportWidget(QWidget):
         worker.errored.connect(lambda e: self._failed(out, e))
         worker.finished.connect(self._done)
         self.worker = worker
+        self.job = self.session.jobs.add(worker, f"Export to {out}", ws, self._cancel.set)
         self.status.setText(f"Exporting {fmt} into {out}...")
         self._sync()
         worker.start()
         return True
 
+    def cancel(self) -> bool:
+        """Stop the running export at its next sample; the target stays as it was. False when none runs."""
+        if self.job is None or not self.job.cancel():
+            return False
+        self.status.setText("Cancelling the export...")
+        return True
+
     def _on_event(self, event: Any) -> None:
-        if event == "cancelled":
-            self.status.setText("Export cancelled: nothing was written.")
+        if event is CANCELLED:
+            self.status.setText("Export cancelled: the target folder is as it was.")
         elif isinstance(event, tuple):
             self.result, text = event
             self.changes.setPlainText(text)
@@ -190,5 +194,5 @@ class ExportWidget(QWidget):
         if self.pbar is not None:
             self.pbar.close()
             self.pbar = None
-        self.worker = None
+        self.worker = self.job = None
         self._sync()

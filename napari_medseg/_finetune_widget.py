@@ -7,7 +7,10 @@ while the user keeps reviewing. Cancel asks the child to stop after its
 step (it writes ``last.medseg``); Resume continues that run. A failed run is
 a notification naming the error, and its last checkpoint stays. Afterwards
 "Use this model" puts the best checkpoint into the session (Predict follows)
-and "Re-score the queue" scores every sample with it.
+and "Re-score the queue" scores every sample with it (the button cancels it
+while it runs; the previous scores are kept). A run on the workspace and a
+re-score are jobs on it (:mod:`napari_medseg._jobs`): switching or closing the
+workspace cancels them.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from medseg.training.config import ConfigError
 from medseg.training.runner import LAUNCH_CONFIG
 from napari_medseg._finetune_config import (
+    WORKSPACE,
     build_form,
     config_from_form,
     default_output,
     run_folder,
 )
+from napari_medseg._jobs import CANCELLED, JobFailed, cancellable
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
@@ -47,14 +52,20 @@ def follow_training(config: Any, resume: str | Path | None, env: dict[str, str])
 
     with TrainingProcess(config, resume=resume, env=env) as proc:
         yield proc
-        yield from proc.events()
+        try:
+            yield from proc.events()
+        except RuntimeError as e:
+            raise JobFailed(str(e)) from e
 
 
 def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
-    """Worker body: the ranking engine's per-sample scores with one checkpoint."""
-    from medseg.qc.ranking import iter_score_checkpoint
+    """Worker body: the ranking engine's per-sample scores with one checkpoint, then ``RankDone``, or
+    ``CANCELLED`` (the stored scores are then as they were: they are written only once all are scored)."""
+    from medseg.qc.ranking import RankCancelled, RankDone, iter_score_checkpoint
 
-    yield from iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
+    result = yield from cancellable(iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel),
+                                    cancel, lambda e: isinstance(e, (RankDone, RankCancelled)))
+    yield CANCELLED if result is CANCELLED or isinstance(result, RankCancelled) else result
 
 
 def _stop(get_proc: Any) -> None:
@@ -80,6 +91,7 @@ class FinetuneWidget(QWidget):
         # extra environment of the training process: by default it leaves one core to the viewer
         self.child_env: dict[str, str] = child_thread_env()
         self.worker = self.score_worker = self.proc = self.pbar = None
+        self.job = self.score_job = None
         self.run_dir: Path | None = None
         self.events: list = []          # this run's events, in order
         self.outcome: Any = None        # the run's Finished / Cancelled / Failed event
@@ -101,7 +113,7 @@ class FinetuneWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.resume_button.clicked.connect(self.resume)
         self.use_button.clicked.connect(self.use_model)
-        self.rescore_button.clicked.connect(self.rescore)
+        self.rescore_button.clicked.connect(lambda: self.cancel_rescore() or self.rescore())
         self.form.data.changed.connect(self._sync)
         self.form.start.changed.connect(self._sync)
         connect_until_destroyed(self, [(self.session.workspace_changed, self._sync),
@@ -131,8 +143,11 @@ class FinetuneWidget(QWidget):
         resumable = self.run_dir is not None and self.outcome is not None and self.outcome.kind != "finished"
         self.resume_button.setEnabled(not busy and resumable and self.checkpoint is not None)
         self.use_button.setEnabled(not busy and self.checkpoint is not None)
-        self.rescore_button.setEnabled(not busy and self.checkpoint is not None and self.score_worker is None
-                                       and self.session.workspace is not None)
+        scoring = self.score_worker is not None
+        # while a re-score runs its button cancels it
+        self.rescore_button.setText("Cancel re-scoring" if scoring else "Re-score the queue")
+        self.rescore_button.setEnabled(scoring or (not busy and self.checkpoint is not None
+                                                   and self.session.workspace is not None))
 
     # ------------------------------------------------------------------ runs
     def start(self) -> bool:
@@ -147,14 +162,15 @@ class FinetuneWidget(QWidget):
         except ConfigError as e:
             self.status.setText(report_error("Fine-tuning not started", e))
             return False
-        self._launch(run_dir, config, None)
+        self._launch(run_dir, config, None, self.session.workspace if self.form.data.value == WORKSPACE else None)
         return True
 
     def resume(self) -> bool:
         """Continue the last (cancelled or failed) run from its last checkpoint."""
         if self.running or self.run_dir is None:
             return False
-        self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir)
+        # the child reads the workspace by its path: the object the session holds may be closed meanwhile
+        self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir, None)
         return True
 
     def _running_process(self) -> Any:
@@ -162,11 +178,16 @@ class FinetuneWidget(QWidget):
 
     def cancel(self) -> None:
         """Ask the training process to stop after its current step; it writes a checkpoint first."""
+        if self.job is not None:
+            self.job.cancel()
+
+    def _stop_training(self) -> None:
+        # before the worker has handed over the process, the cancel is applied when it arrives (_on_event)
         if self.proc is not None and self.proc.running():
             self.proc.cancel()
-            self.status.setText("Cancelling: the trainer stops after this step and saves a checkpoint...")
+        self.status.setText("Cancelling: the trainer stops after this step and saves a checkpoint...")
 
-    def _launch(self, run_dir: Path, config: Any, resume: Path | None) -> None:
+    def _launch(self, run_dir: Path, config: Any, resume: Path | None, workspace: Any) -> None:
         self.run_dir, self.outcome, self.events = run_dir, None, []
         if resume is None:
             self.plot.clear()
@@ -178,6 +199,7 @@ class FinetuneWidget(QWidget):
             report_error(f"Fine-tuning in {run_dir} failed to run", e)))
         worker.finished.connect(self._on_finished)
         self.worker = worker
+        self.job = self.session.jobs.add(worker, f"Fine-tuning in {run_dir}", workspace, self._stop_training)
         self.status.setText(f"{'Resuming' if resume else 'Starting'} the training process in {run_dir}...")
         self._sync()
         worker.start()
@@ -186,6 +208,8 @@ class FinetuneWidget(QWidget):
         kind = getattr(event, "kind", None)
         if kind is None:  # the TrainingProcess itself
             self.proc = event
+            if self.job is not None and self.job.cancelled:
+                self._stop_training()
             return
         self.events.append(event)
         if kind == "started":
@@ -230,7 +254,7 @@ class FinetuneWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._close_bar()
-        self.worker = self.proc = None
+        self.worker = self.proc = self.job = None
         self._sync()
 
     def _close_bar(self) -> None:
@@ -265,7 +289,10 @@ class FinetuneWidget(QWidget):
                                _start_thread=False, _ignore_errors=True)
 
         def on_event(event: Any) -> None:
-            if hasattr(event, "total") and hasattr(event, "done"):
+            if event is CANCELLED:
+                self.status.setText(f"Re-scoring with {Path(checkpoint).name} cancelled: the queue keeps its "
+                                    "previous scores.")
+            elif hasattr(event, "total") and hasattr(event, "done"):
                 bar.to(event.done, event.total)
             elif type(event).__name__ == "RankDone":
                 self.status.setText(f"Re-scored {len(event.scores)} samples with {Path(checkpoint).name} "
@@ -274,7 +301,7 @@ class FinetuneWidget(QWidget):
 
         def done() -> None:
             bar.close()
-            self.score_worker = None
+            self.score_worker = self.score_job = None
             self._sync()
 
         worker.yielded.connect(on_event)
@@ -282,7 +309,16 @@ class FinetuneWidget(QWidget):
             report_error(f"Re-scoring the queue with {Path(checkpoint).name} failed", e)))
         worker.finished.connect(done)
         self.score_worker = worker
+        self.score_job = self.session.jobs.add(worker, f"Re-scoring the queue with {Path(checkpoint).name}", ws,
+                                               self.score_token.set)
         self._sync()
         self.status.setText(f"Re-scoring every sample with {Path(checkpoint).name}...")
         worker.start()
+        return True
+
+    def cancel_rescore(self) -> bool:
+        """Stop a running re-score at its next sample; False when none runs."""
+        if self.score_job is None or not self.score_job.cancel():
+            return False
+        self.status.setText("Cancelling the re-score...")
         return True

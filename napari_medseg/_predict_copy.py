@@ -113,13 +113,16 @@ def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: di
     return sample_id, revision, revision.id != head
 
 
-def start_revision_save(workspace, sample_id: str, labels: np.ndarray, details: dict[str, Any],
+def start_revision_save(session, sample_id: str, labels: np.ndarray, details: dict[str, Any],
                         on_saved, on_failed, on_finished):
-    """Run ``save_revision_job`` on a copy of ``labels`` in a thread worker; returns the started worker."""
+    """Run ``save_revision_job`` into the session's workspace on a copy of ``labels`` in a thread worker;
+    returns the started worker. A job the workspace waits for before it closes: an edit is never dropped."""
     from napari.qt.threading import create_worker
 
+    workspace = session.workspace
     worker = create_worker(save_revision_job, workspace, sample_id, np.array(labels, copy=True), details,
                            _start_thread=False, _ignore_errors=True)
+    session.jobs.add(worker, f"Saving the copied prediction of {sample_id}", workspace)
     worker.returned.connect(on_saved)
     worker.errored.connect(on_failed)
     worker.finished.connect(on_finished)

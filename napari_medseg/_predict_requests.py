@@ -19,6 +19,7 @@ from typing import Any
 from napari.qt.threading import create_worker
 
 from medseg.inference import Cancelled, CancelToken, Done, ProgressEvent
+from napari_medseg._jobs import JobFailed
 from napari_medseg._predict_layers import ImageSnapshot
 from napari_medseg._predict_model import ModelChoice, build_predictor
 
@@ -49,22 +50,28 @@ class Counts:
 
 
 def _run(request: Request, predictor):
-    if predictor is None:
-        predictor = build_predictor(request.choice)
-        yield ("model", request.choice, predictor)
-    if request.token.is_set():
-        yield Cancelled(0, 0)
-        return
-    image = request.snapshot.image()
-    yield from predictor.iter_predict(image, request.token)
+    try:
+        if predictor is None:
+            predictor = build_predictor(request.choice)
+            yield ("model", request.choice, predictor)
+        if request.token.is_set():
+            yield Cancelled(0, 0)
+            return
+        image = request.snapshot.image()
+        yield from predictor.iter_predict(image, request.token)
+    except RuntimeError as e:  # torch's errors: superqt would drop them and never end the worker
+        raise JobFailed(str(e)) from e
 
 
 class RequestQueue:
-    """See the module docstring. ``on_result(request, prediction)``, ``on_error(request, exc, loading)``
-    and ``on_status(text)`` are called on the main thread."""
+    """See the module docstring. ``on_result(request, prediction)``, ``on_error(request, exc, loading)``,
+    ``on_status(text)`` and ``on_start(worker, request)`` (before the worker starts) are called on the main
+    thread."""
 
-    def __init__(self, on_result: Callable, on_error: Callable, on_status: Callable[[str], None]):
+    def __init__(self, on_result: Callable, on_error: Callable, on_status: Callable[[str], None],
+                 on_start: Callable[[Any, Request], Any] | None = None):
         self.on_result, self.on_error, self.on_status = on_result, on_error, on_status
+        self.on_start = on_start
         self.counts = Counts()
         self.latest = 0
         self.running: Request | None = None
@@ -125,6 +132,8 @@ class RequestQueue:
         worker.errored.connect(lambda exc: self._errored(request, exc, loading[0]))
         worker.finished.connect(lambda: self._finished(request))
         self.worker = worker
+        if self.on_start is not None:
+            self.on_start(worker, request)
         worker.start()
 
     def _event(self, request: Request, event, loading: list[bool]) -> None:

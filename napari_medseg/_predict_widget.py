@@ -28,7 +28,7 @@ from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_im
 from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
 from napari_medseg._review_queue import connect_until_destroyed
-from napari_medseg._session import session_for
+from napari_medseg._session import IMAGE_LAYER, session_for
 
 if TYPE_CHECKING:
     import napari
@@ -44,7 +44,7 @@ class PredictWidget(QWidget):
         self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
         self.session = session_for(napari_viewer)
         self.outputs = Outputs(napari_viewer)
-        self.queue = RequestQueue(self._show, self._failed, self._set_status)
+        self.queue = RequestQueue(self._show, self._failed, self._set_status, self._started)
         self._image: Image | None = None
         self._versions: dict[int, int] = {}
         self.save_worker = None
@@ -168,6 +168,12 @@ class PredictWidget(QWidget):
         return self.queue.submit((id(image), version, plane, choice), choice, snapshot(image, plane),
                                  (image, version, plane), force=force)
 
+    def _started(self, worker, request) -> None:
+        # a prediction of the workspace sample on screen is a job on that workspace: switching stops it
+        image = request.context[0]
+        ws = self.session.workspace if image.name == IMAGE_LAYER and self.session.sample_id is not None else None
+        self.session.jobs.add(worker, f"Prediction of {image.name!r}", ws, request.token.set)
+
     def _show(self, request, prediction) -> None:
         image, version, plane = request.context
         if image not in self.viewer.layers or version != self._versions.get(id(image), 0):
@@ -213,7 +219,7 @@ class PredictWidget(QWidget):
     def _save_revision(self, labels, details: dict) -> None:
         sample_id = self.session.sample_id
         self.save_worker = start_revision_save(
-            self.session.workspace, sample_id, labels, details, self._revision_saved,
+            self.session, sample_id, labels, details, self._revision_saved,
             lambda e: self._set_status(report_error(f"Saving the copied prediction as a revision of {sample_id} "
                                                     "failed", e)),
             lambda: setattr(self, "save_worker", None))

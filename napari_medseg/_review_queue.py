@@ -112,6 +112,7 @@ class QueuePanel(QWidget):
         # still has its queue item for the details panel; the panel filters
         worker = create_worker(review_queue, ws, method=self.method_name(), checks=chosen(self.check_filter),
                                _start_thread=False, _ignore_errors=True)
+        self.session.jobs.add(worker, "Building the review queue", ws)  # the workspace closes after it
         worker.returned.connect(lambda items: self._fill(request, items, statuses))
         worker.errored.connect(lambda e: self._failed(request, e))
         self.pending = worker

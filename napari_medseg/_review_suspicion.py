@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from napari_medseg._notify import report_error
-from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER
+from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
 
 SUSPICION_LAYER = "label suspicion"
 CONTRAST = (0.5, 1.0)  # dark until the model's answer differs from the label (module doc)
@@ -68,6 +68,7 @@ class SuspicionOverlay:
         # while a prediction runs (measured: 50-800 ms gaps per move in bench_gui_responsiveness.py)
         worker = create_worker(_read, workspace, sample_id, chosen_method, _start_thread=False,
                                _ignore_errors=True)
+        session_for(self.viewer).jobs.add(worker, f"Reading the label suspicion of {sample_id}", workspace)
         worker.returned.connect(lambda result: self._arrived(request, sample_id, *result))
         worker.errored.connect(lambda e: self._failed(request, sample_id, e))
         worker.start()

@@ -192,6 +192,7 @@ class ReviewWidget(QWidget):
             self.history.clear()
         request = self._facts_request
         worker = create_worker(_sample_facts, ws, sid, _start_thread=False, _ignore_errors=True)
+        self.session.jobs.add(worker, f"Reading sample {sid}", ws)  # the workspace closes after it
         worker.returned.connect(lambda facts: self._show_facts(request, facts))
         worker.errored.connect(lambda e: self._facts_failed(request, sid, e))
         self.sample_pending = worker

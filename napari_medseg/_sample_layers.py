@@ -119,6 +119,7 @@ class _SampleDisplay:
         self._request += 1
         request = self._request
         worker = create_worker(load_sample, ws, str(sample_id), _ignore_errors=True)
+        self.session.jobs.add(worker, f"Reading sample {sample_id}", ws)  # the workspace closes after it
         worker.returned.connect(lambda loaded: self._apply_reported(loaded, request))
         worker.errored.connect(lambda e: report(f"Cannot show sample {sample_id}", e))
         worker.start()

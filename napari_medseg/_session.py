@@ -4,7 +4,8 @@ screen and the model in use, with signals so each widget follows the others.
 One ``Session`` per viewer (``session_for(viewer)``); widgets never hold references to each
 other, only to the session, so any subset of them can be docked in any order. Signals are
 emitted on the main thread only (workers report back through their ``returned``/``yielded``
-signals first).
+signals first). The workers that use a workspace are registered in ``session.jobs``
+(:mod:`napari_medseg._jobs`): switching or closing the workspace cancels them and closes it after they ended.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from psygnal import Signal
+
+from napari_medseg._jobs import Jobs, names
 
 # Layer names the widgets agree on: Review edits LABELS, Predict writes PREDICTION/PROBABILITY/UNCERTAINTY.
 IMAGE_LAYER = "medseg image"
@@ -38,16 +41,27 @@ class Session:
         self.workspace: Any = None
         self.sample_id: str | None = None
         self.checkpoints: list[str] = []
+        self.jobs = Jobs()
 
     def set_workspace(self, workspace: Any) -> None:
+        """Switch to ``workspace`` (None: close it). The jobs on the previous one are cancelled (a notification
+        names them) and it is closed once every job on it has ended, never under a running job."""
         old = self.workspace
         if old is workspace:
             return
+        stopped = self.jobs.cancel(old) if old is not None else []
         self.workspace = workspace
         self.sample_id = None
-        self.workspace_changed.emit(workspace)
-        if old is not None:
-            old.close()
+        self.workspace_changed.emit(workspace)  # pending label edits are saved into the old one here
+        if old is None:
+            return
+        if stopped:
+            from napari.utils.notifications import show_info
+
+            what = "Closing" if workspace is None else "Switching from"
+            show_info(f"{what} the workspace {old.root} cancelled: {names(stopped)}. It closes once they have "
+                      "stopped.")
+        self.jobs.after(old, lambda: old.close() if old is not self.workspace else None)
 
     def set_sample(self, sample_id: str | None) -> None:
         self.sample_id = sample_id
