@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import medseg.models.checkpoint as ckmod
+from medseg import folder_swap
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import CheckpointError
 from medseg.models import (
@@ -196,14 +199,14 @@ def test_a_save_killed_mid_swap_leaves_the_last_good_checkpoint(tmp_path, monkey
     path, old = _save(tmp_path, seed=0)
     aside = _kill_mid_swap(path)
     # ctime cannot be set back: make "now" late enough that the leftovers count as stale
-    monkeypatch.setattr(ckmod.time, "time", lambda: os.stat(aside).st_ctime + 2 * ckmod.STALE_S)
+    monkeypatch.setattr(folder_swap.time, "time", lambda: os.stat(aside).st_ctime + 2 * ckmod.STALE_S)
     x = _input(PLAIN)
     with torch.no_grad():  # loading finds the last good one and puts it back
         assert torch.equal(load_checkpoint(path).model(x), old(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.medseg"]
     # and a save after a kill does the same before writing
     aside = _kill_mid_swap(path)
-    monkeypatch.setattr(ckmod.time, "time", lambda: os.stat(aside).st_ctime + 2 * ckmod.STALE_S)
+    monkeypatch.setattr(folder_swap.time, "time", lambda: os.stat(aside).st_ctime + 2 * ckmod.STALE_S)
     _, new = _save(tmp_path, seed=1)
     with torch.no_grad():
         assert torch.equal(load_checkpoint(path).model(x), new(x))
@@ -217,6 +220,24 @@ def test_a_save_in_progress_elsewhere_is_left_alone(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(path)
     assert aside.is_dir() and not path.exists()
+
+
+def _tag_of_a_finished_process() -> str:
+    out = subprocess.run([sys.executable, "-c", "from medseg.folder_swap import owner_tag; print(owner_tag())"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_the_leftovers_of_a_dead_save_are_put_right_at_once_and_a_live_ones_never(tmp_path):
+    path, old = _save(tmp_path, seed=0)
+    dead, live = _tag_of_a_finished_process(), folder_swap.owner_tag()
+    os.replace(path, path.parent / f".{path.name}.old-{dead}")  # killed between its two renames
+    (path.parent / f".{path.name}.tmp-{dead}").mkdir()
+    (path.parent / f".{path.name}.tmp-{live}").mkdir()  # a save of this process, still writing
+    x = _input(PLAIN)
+    with torch.no_grad():  # no waiting STALE_S: the owner is known to be gone
+        assert torch.equal(load_checkpoint(path).model(x), old(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{path.name}.tmp-{live}", "net.medseg"]
 
 
 def test_save_does_not_replace_a_foreign_folder(tmp_path):

@@ -131,8 +131,7 @@ def _ctime(p: Path) -> float:
         return 0.0
 
 
-def _dead(found: list[tuple[Path, str]], stale_s: float) -> list[Path]:
-    now = time.time()
+def _dead(found: list[tuple[Path, str]], stale_s: float, now: float) -> list[Path]:
     out = []
     for path, tag in found:
         alive = owner_alive(tag)
@@ -154,7 +153,8 @@ def recover(target: Path, names: SwapNames, complete: Callable[[Path], bool], st
     target = Path(target)
     if not target.parent.is_dir():
         return False
-    olds = _dead(names.found(target, "old"), stale_s)
+    now = time.time()
+    olds = _dead(names.found(target, "old"), stale_s, now)
     restored = False
     if not os.path.lexists(target):
         good = [p for p in olds if complete(p)]
@@ -169,6 +169,6 @@ def recover(target: Path, names: SwapNames, complete: Callable[[Path], bool], st
     if complete(target):
         for p in olds:
             shutil.rmtree(p, ignore_errors=True)
-    for p in _dead(names.found(target, "new"), stale_s):
+    for p in _dead(names.found(target, "new"), stale_s, now):
         shutil.rmtree(p, ignore_errors=True)
     return restored

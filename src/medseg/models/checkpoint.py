@@ -28,8 +28,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import CheckpointError
+from medseg.folder_swap import SwapNames, owner_tag, recover, swap_in
 from medseg.models.registry import create_model, resolve
 from medseg.models.spec import ModelSpec, Preprocessing
 
@@ -104,7 +103,9 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
         raise CheckpointError(target, "exists and is not a medseg checkpoint; refusing to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tag = owner_tag()  # names this process, so a later save tells its leftovers from a live save's
+    tmp = _NAMES.new_path(target, tag)
+    tmp.mkdir()
     try:
         weights = tmp / WEIGHTS_FILE
         tensors = _tensors_for_safetensors(model.state_dict())
@@ -126,7 +127,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
             write(tmp / name)
             _fsync(tmp / name)
         _fsync_dir(tmp)
-        _swap_into_place(tmp, target)
+        swap_in(tmp, target, _NAMES.old_path(target, tag))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -200,7 +201,8 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"provenance value of type {type(obj).__name__} is not JSON-serialisable: {obj!r:.80}")
 
 
-STALE_S = 60.0
+STALE_S = 60.0  # how long a leftover of a version that did not tag its folders is taken for a live save
+_NAMES = SwapNames(new=".{name}.tmp-{tag}", old=".{name}.old-{tag}")
 
 
 def recover_interrupted_save(target: Path) -> bool:
@@ -209,57 +211,11 @@ def recover_interrupted_save(target: Path) -> bool:
     Replacing a checkpoint moves the old folder aside (``.NAME.old-*``), renames the new one in, then
     deletes the old one. Killed between the first two steps, the target is missing and the old
     folder holds the last good checkpoint: it is moved back. Killed after the second, both exist:
-    the leftover old folder is deleted. Half-written ``.NAME.tmp-*`` folders are deleted. Only what
-    has lain there for ``STALE_S`` seconds counts: a save running in another process right now (the
-    trainer writing ``last.medseg`` while the viewer loads it) is left alone.
+    the leftover old folder is deleted. Half-written ``.NAME.tmp-*`` folders are deleted. Only the
+    leftovers of a dead process count: a save running in another process right now (the trainer
+    writing ``last.medseg`` while the viewer loads it) is left alone (:mod:`medseg.folder_swap`).
     """
-    target = Path(target)
-    if not target.parent.is_dir():
-        return False
-    now = time.time()
-
-    def stale(found: list[Path]) -> list[Path]:
-        out = []
-        for p in found:
-            try:
-                if now - p.stat().st_ctime > STALE_S:  # ctime: when it was moved aside
-                    out.append(p)
-            except OSError:
-                pass
-        return sorted(out, key=lambda p: p.stat().st_ctime)
-
-    olds = stale(list(target.parent.glob(f".{target.name}.old-*")))
-    restored = False
-    if not target.exists():
-        good = [p for p in olds if _is_checkpoint_folder(p)]
-        if good:
-            os.replace(good[-1], target)
-            _fsync_dir(target.parent)
-            olds.remove(good[-1])
-            restored = True
-    if target.exists():
-        for leftover in olds + stale(list(target.parent.glob(f".{target.name}.tmp-*"))):
-            shutil.rmtree(leftover, ignore_errors=True)
-    return restored
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-        return
-    # A folder cannot be renamed over a non-empty one: move the old one aside,
-    # rename the new one in, and put the old one back if that rename fails.
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rmdir(old)
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    _fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    return recover(Path(target), _NAMES, _is_checkpoint_folder, STALE_S)
 
 
 def _fsync(path: Path) -> None:
