@@ -291,6 +291,67 @@ def test_dicom_without_pixel_data(ct_small: Path, tmp_path: Path) -> None:
     assert "reportsi.dcm" in str(err.value) and "no pixel data" in str(err.value)
 
 
+def _set_text(ds: pydicom.Dataset, keyword: str, text: str) -> None:
+    """Store ``text`` as the element's raw bytes, unchecked, as a damaged file holds it."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    tag = Tag(tag_for_keyword(keyword))
+    value = text.encode("ascii") + (b" " if len(text) % 2 else b"")
+    ds._dict[tag] = RawDataElement(tag, dictionary_VR(tag), len(value), value, 0, False, True)
+
+
+def _write_forced(ds: pydicom.Dataset, out: Path) -> Path:
+    """Write with the encoding given, so a file meta naming no transfer syntax can be written."""
+    pydicom.dcmwrite(out, ds, implicit_vr=False, little_endian=True, enforce_file_format=False, force_encoding=True)
+    return out
+
+
+def test_multi_valued_sop_class_without_pixels_names_the_file(ct_small: Path, tmp_path: Path) -> None:
+    # a flipped byte that turns a '.' into '\' makes the SOP Class UID two values, which have no .name
+    ds = pydicom.dcmread(ct_small)
+    del ds.PixelData
+    _set_text(ds, "SOPClassUID", "1.2.840.10008.5.1.4.1.1.2\\1.2.3")
+    out = _write_forced(ds, tmp_path / "twouids.dcm")
+    with pytest.raises(ReadError, match=r"twouids\.dcm: holds no pixel data \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\\1\.2\.3\)"):
+        read_dicom(out)
+
+
+@pytest.mark.parametrize("uid, named", [("1.2.3.4.5.6.7", ""), ("1.2.840.10008.5.1.4.1.1.2", " (CT Image Storage)")])
+def test_transfer_syntax_uid_that_is_no_transfer_syntax(ct_small: Path, tmp_path: Path, uid: str, named: str) -> None:
+    ds = pydicom.dcmread(ct_small)
+    ds.file_meta.TransferSyntaxUID = uid
+    out = _write_forced(ds, tmp_path / "badts.dcm")
+    with pytest.raises(ReadError) as err:
+        read_dicom(out)
+    assert str(err.value) == (f"{out}: TransferSyntaxUID '{uid}'{named} is not a transfer syntax: the file meta is "
+                              "damaged, so the pixel encoding is unknown")
+
+
+def test_damaged_rescale_is_a_read_error_and_damaged_orientation_a_note(ct_small: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(ct_small)
+    _set_text(ds, "RescaleSlope", "0.p")
+    out = _write_forced(ds, tmp_path / "slope.dcm")
+    with pytest.raises(ReadError, match=r"slope\.dcm: RescaleSlope '0\.p' is not a number: the DICOM header is damaged"):
+        read_dicom(out)
+    ds = pydicom.dcmread(ct_small)
+    _set_text(ds, "ImageOrientationPatient", "1\\0\\0\\0.p\\1\\0")
+    image = read_dicom(_write_forced(ds, tmp_path / "iop.dcm"))
+    assert "image_orientation_patient" not in image.metadata
+    assert any("ImageOrientationPatient" in n and "ignored" in n for n in image.metadata["spacing_notes"])
+    assert image.array.shape == (128, 128)
+
+
+def test_pixel_data_holding_more_frames_than_the_header_says(ct_small: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(ct_small)
+    ds.Columns = 1  # the 128 x 128 pixels now read as 128 frames of 128 x 1
+    out = _write_forced(ds, tmp_path / "cols.dcm")
+    with pytest.raises(ReadError, match=r"cols\.dcm: pixel data decodes to shape \(128, 128, 1\) but the header "
+                                        r"says 1 frame\(s\) of 128 x 1 pixels"):
+        read_dicom(out)
+
+
 def test_detectors_never_raise(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x08\x00" + bytes(range(256)) * 8)

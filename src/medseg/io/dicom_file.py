@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medseg.errors import ReadError
 from medseg.io.dicom_header import (
+    DamagedValue,
     functional_value,
     base_metadata,
+    header_float,
     number_of_frames,
     orientation_normal,
     pixel_spacing,
@@ -44,7 +47,7 @@ def frame_spacing(ds: Dataset, n_frames: int) -> tuple[float | None, str | None,
     positions = [functional_value(ds, "PlanePositionSequence", "ImagePositionPatient", i)
                  for i in range(n_frames)]
     if normal is not None and all(p is not None for p in positions) and n_frames > 1:
-        proj = [float(np.dot([float(x) for x in p], normal)) for p in positions]
+        proj = [float(np.dot([header_float(x, "ImagePositionPatient") for x in p], normal)) for p in positions]
         steps = np.diff(proj)
         if np.all(steps > 1e-4) or np.all(steps < -1e-4):
             step, uniform, _ = spacing_along(proj)
@@ -64,7 +67,7 @@ def frame_spacing(ds: Dataset, n_frames: int) -> tuple[float | None, str | None,
             return _positive(value), name, extra
     offsets = ds.get("GridFrameOffsetVector")
     if offsets is not None and len(offsets) == n_frames and n_frames > 1:
-        step, uniform, _ = spacing_along([float(o) for o in offsets])
+        step, uniform, _ = spacing_along([header_float(o, "GridFrameOffsetVector") for o in offsets])
         if step > 0:
             extra["slice_spacing_uniform"] = uniform
             return step, "GridFrameOffsetVector", extra
@@ -94,9 +97,29 @@ def read_dicom(path: str | Path) -> ImageData:
     Raises ReadError naming the file for anything that is not a decodable DICOM image.
     """
     path = Path(path)
+    try:
+        return _read_dicom(path)
+    except DamagedValue as e:
+        raise ReadError(path, f"{e}: the DICOM header is damaged") from None
+
+
+def check_frame_shape(raw: np.ndarray, ds: Dataset, path: Path, n_frames: int) -> None:
+    """The decoded pixels must be what Rows, Columns, SamplesPerPixel and NumberOfFrames say: pydicom
+    returns extra frames (with a warning) when the header says fewer than the data holds."""
+    rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    expected = (*((n_frames,) if n_frames > 1 else ()), rows, cols, *((samples,) if samples > 1 else ()))
+    if tuple(raw.shape) != expected:
+        raise ReadError(path, f"pixel data decodes to shape {tuple(raw.shape)} but the header says {n_frames} "
+                              f"frame(s) of {rows} x {cols} pixels with {samples} sample(s): Rows, Columns, "
+                              "NumberOfFrames or SamplesPerPixel is wrong")
+
+
+def _read_dicom(path: Path) -> ImageData:
     ds = read_header(path, pixels=True)
     raw = decode_pixels(ds, path)
     n_frames = number_of_frames(ds)
+    check_frame_shape(raw, ds, path, n_frames)
     multiframe = n_frames > 1
     values, pixel_meta = pixels_to_values(raw, ds, path, multiframe)
     rgb = bool(pixel_meta.pop("rgb", False))
@@ -116,7 +139,10 @@ def read_dicom(path: str | Path) -> ImageData:
         meta["n_frames"] = n_frames
     iop = ds.get("ImageOrientationPatient")
     if iop is not None:
-        meta["image_orientation_patient"] = [float(x) for x in iop]
+        if orientation_normal(iop) is not None:
+            meta["image_orientation_patient"] = [float(x) for x in iop]
+        else:
+            notes.append(f"ImageOrientationPatient {str(iop)!r} ignored: not six numbers of two directions")
     if notes:
         meta["spacing_notes"] = notes
     meta["spacing_known"] = known

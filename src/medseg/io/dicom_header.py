@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.multival import MultiValue
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medseg.errors import ReadError, UnsupportedFormatError
 
@@ -101,6 +102,46 @@ def transfer_syntax(ds: Dataset):
     return None if meta is None else meta.get("TransferSyntaxUID")
 
 
+class DamagedValue(ValueError):
+    """A header value that is not what its VR promises ('abc' as a decimal string); the readers turn it into
+    a ReadError naming the file."""
+
+
+def header_float(value, keyword: str) -> float:
+    """``float(value)``, or DamagedValue naming the element (pydicom hands damaged decimals on as text)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DamagedValue(f"{keyword} {str(value)!r} is not a number") from None
+
+
+def uid_name(value) -> str | None:
+    """A UID's registered name (its text when unregistered); a damaged, multi-valued UID has no name."""
+    if value is None:
+        return None
+    if isinstance(value, UID):
+        return value.name
+    if isinstance(value, (MultiValue, list, tuple)):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def check_transfer_syntax(ds: Dataset, path: str | Path) -> None:
+    """ReadError when the file meta's TransferSyntaxUID is not one DICOM defines (damaged or hand-edited meta):
+    pixels cannot be decoded without knowing how they were encoded."""
+    ts = transfer_syntax(ds)
+    if ts is None:
+        return
+    if not isinstance(ts, UID):
+        raise ReadError(path, f"TransferSyntaxUID holds {len(ts)} values ({uid_name(ts)}): the file meta is damaged")
+    try:
+        ts.is_compressed  # noqa: B018 - raises ValueError for a UID that is no transfer syntax
+    except ValueError:
+        named = f" ({ts.name})" if ts.name != str(ts) else ""
+        raise ReadError(path, f"TransferSyntaxUID {str(ts)!r}{named} is not a transfer syntax: "
+                              "the file meta is damaged, so the pixel encoding is unknown") from None
+
+
 def base_metadata(ds: Dataset, path: str | Path) -> dict[str, Any]:
     """The identifying, patient-free part of the metadata.
 
@@ -119,10 +160,10 @@ def base_metadata(ds: Dataset, path: str | Path) -> dict[str, Any]:
         "study_uid": _text(ds, "StudyInstanceUID"),
         "series_uid": _text(ds, "SeriesInstanceUID"),
         "sop_uids": [_text(ds, "SOPInstanceUID")],
-        "sop_class": None if sop_class is None else sop_class.name,
+        "sop_class": uid_name(sop_class),
         "series_description": _text(ds, "SeriesDescription"),
         "bits_stored": None if bits is None else int(bits),
-        "transfer_syntax": None if ts is None else ts.name,
+        "transfer_syntax": uid_name(ts),
         "transfer_syntax_uid": None if ts is None else str(ts),
     }
 
@@ -182,7 +223,7 @@ def orientation_normal(iop) -> np.ndarray | None:
         v = np.asarray([float(x) for x in iop], dtype=float)
     except (TypeError, ValueError):
         return None
-    if v.shape != (6,):
+    if v.shape != (6,) or not np.all(np.isfinite(v)):
         return None
     n = np.cross(v[:3], v[3:])
     norm = np.linalg.norm(n)

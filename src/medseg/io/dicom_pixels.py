@@ -20,7 +20,13 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from medseg.errors import ReadError
-from medseg.io.dicom_header import functional_value, transfer_syntax
+from medseg.io.dicom_header import (
+    check_transfer_syntax,
+    functional_value,
+    header_float,
+    transfer_syntax,
+    uid_name,
+)
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -49,9 +55,10 @@ def decode_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not any(k in ds for k in _PIXEL_KEYWORDS):
-        sop = ds.get("SOPClassUID")
-        kind = f" ({sop.name})" if sop is not None else ""
+        sop = uid_name(ds.get("SOPClassUID"))
+        kind = f" ({sop})" if sop is not None else ""
         raise ReadError(path, f"holds no pixel data{kind}: not an image, or the file is truncated")
+    check_transfer_syntax(ds, path)
     _check_decodable(ds, path)
     ts = transfer_syntax(ds)
     try:
@@ -64,12 +71,12 @@ def decode_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
 def rescale_of(ds: Dataset, frame: int | None) -> tuple[float, float] | None:
     """(slope, intercept) from the top level, else from enhanced multi-frame functional groups."""
     if "RescaleSlope" in ds and "RescaleIntercept" in ds:
-        return float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        return header_float(ds.RescaleSlope, "RescaleSlope"), header_float(ds.RescaleIntercept, "RescaleIntercept")
     slope = functional_value(ds, "PixelValueTransformationSequence", "RescaleSlope", frame)
     intercept = functional_value(ds, "PixelValueTransformationSequence", "RescaleIntercept", frame)
     if slope is None or intercept is None:
         return None
-    return float(slope), float(intercept)
+    return header_float(slope, "RescaleSlope"), header_float(intercept, "RescaleIntercept")
 
 
 def _rescale_ds(rescale: tuple[float, float]) -> Dataset:

@@ -28,13 +28,16 @@ from pydicom.dataset import Dataset
 from medseg.errors import ReadError
 from medseg.io.dicom_file import frame_spacing, read_dicom
 from medseg.io.dicom_header import (
+    DamagedValue,
     base_metadata,
+    header_float,
     is_dicom_file,
     number_of_frames,
     orientation_normal,
     pixel_spacing,
     read_header,
     spacing_along,
+    uid_name,
 )
 from medseg.io.dicom_pixels import (
     rescale_of,
@@ -76,8 +79,8 @@ def _scan(files: list[Path]) -> tuple[dict[Path, Dataset], dict[str, str]]:
             skipped[str(f)] = e.reason
             continue
         if "Rows" not in ds or "Columns" not in ds:
-            sop = ds.get("SOPClassUID")
-            skipped[str(f)] = f"DICOM without an image ({sop.name if sop is not None else 'no SOP class'})"
+            sop = uid_name(ds.get("SOPClassUID"))
+            skipped[str(f)] = f"DICOM without an image ({sop or 'no SOP class'})"
             continue
         headers[f] = ds
     return headers, skipped
@@ -128,13 +131,15 @@ def _order(files: list[Path], headers: dict[Path, Dataset],
     normal = orientation_normal(first.get("ImageOrientationPatient") or [])
     positions = [headers[f].get("ImagePositionPatient") for f in files]
     if normal is not None and all(p is not None and len(p) == 3 for p in positions):
-        iop0 = np.asarray([float(x) for x in first.ImageOrientationPatient])
+        iop0 = np.asarray([header_float(x, "ImageOrientationPatient") for x in first.ImageOrientationPatient])
         for f in files:
-            iop = np.asarray([float(x) for x in headers[f].get("ImageOrientationPatient") or [0] * 6])
+            iop = np.asarray([header_float(x, "ImageOrientationPatient")
+                              for x in headers[f].get("ImageOrientationPatient") or [0] * 6])
             if not np.allclose(iop, iop0, atol=1e-4):
                 raise ReadError(f, f"ImageOrientationPatient {iop.tolist()} differs from {iop0.tolist()} "
                                    f"of {files[0].name}: the series is not one stack (a localizer?)")
-        proj = {f: float(np.dot([float(x) for x in headers[f].ImagePositionPatient], normal)) for f in files}
+        proj = {f: float(np.dot([header_float(x, "ImagePositionPatient") for x in headers[f].ImagePositionPatient],
+                                normal)) for f in files}
         ordered = sorted(files, key=lambda f: (proj[f], instance(f), f.name))
         for a, b in zip(ordered, ordered[1:]):
             if abs(proj[b] - proj[a]) < 1e-4:
@@ -193,6 +198,13 @@ def read_dicom_series(folder: str | Path, recursive: bool = False) -> ImageData:
     folder = Path(folder)
     if not folder.is_dir():
         raise ReadError(folder, "not a folder (read a single file with read_dicom)")
+    try:
+        return _read_series(folder, recursive)
+    except DamagedValue as e:
+        raise ReadError(folder, f"{e}: a DICOM header of the series is damaged") from None
+
+
+def _read_series(folder: Path, recursive: bool) -> ImageData:
     headers, skipped = _scan(_files(folder, recursive))
     if not headers:
         raise ReadError(folder, f"holds no DICOM image files ({len(skipped)} other files skipped)")
