@@ -1,0 +1,433 @@
+"""Jobs started from the app can be cancelled, and a workspace is closed only after every job on it has ended.
+
+Each job runs its real engine generator on a workspace of real CVC-ClinicDB frames; a ``Gate`` holds the
+engine after a few of its events (a half-made workspace, a half-written export are then on disk) so that the
+cancel lands while the job runs, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from _review_data import capture_errors, copy_cvc, open_dataset_widget
+
+from medseg.qc.findings import Finding
+from medseg.workspace import Workspace
+from napari_medseg._jobs import CANCELLED, JobFailed, Jobs, cancellable
+from napari_medseg._session import session_for
+
+pytestmark = pytest.mark.gui
+WAIT = 30000
+FRAMES = (1, 2, 3, 120, 121, 300)
+
+
+class Gate:
+    """An engine generator function that stops after its ``after``-th event until ``release`` is set.
+
+    ``log`` (shared with the test) gets "engine closed" when the engine generator has been closed, in the
+    worker thread."""
+
+    def __init__(self, real, log: list, after: int = 1):
+        self.real, self.log, self.after = real, log, after
+        self.reached, self.release = threading.Event(), threading.Event()
+        self.passed: list = []
+
+    def __call__(self, *args, **kwargs):
+        inner = self.real(*args, **kwargs)
+        try:
+            for n, event in enumerate(inner, 1):
+                self.passed.append(event)
+                yield event
+                if n == self.after:
+                    self.reached.set()
+                    self.release.wait(60)
+        finally:
+            inner.close()
+            self.log.append("engine closed")
+
+
+@pytest.fixture
+def gates(monkeypatch):
+    """``gate(module, name, after)`` puts a Gate in place of ``module.name``; every gate opens at teardown."""
+    made: list[Gate] = []
+    log: list[str] = []
+
+    def gate(module, name: str, after: int = 1) -> Gate:
+        g = Gate(getattr(module, name), log, after)
+        monkeypatch.setattr(module, name, g)
+        made.append(g)
+        return g
+
+    gate.log = log
+    yield gate
+    for g in made:
+        g.release.set()
+
+
+@pytest.fixture
+def cvc(cvc_dir, tmp_path) -> Path:
+    return copy_cvc(cvc_dir, tmp_path / "cvc", FRAMES)
+
+
+def _infos(monkeypatch) -> list[str]:
+    from napari.utils import notifications
+
+    shown: list[str] = []
+    monkeypatch.setattr(notifications, "show_info", shown.append)
+    return shown
+
+
+def _spy_close(monkeypatch, ws, session, log: list) -> None:
+    """Record when ``ws`` is closed and which jobs on it were still running then."""
+    real = ws.close
+
+    def close() -> None:
+        log.append("close")
+        log.append(("running at close", [j.name for j in session.jobs.running(ws)]))
+        real()
+
+    monkeypatch.setattr(ws, "close", close)
+
+
+# ------------------------------------------------------------------------------------------- registry
+def test_cancellable_stops_at_the_next_step_and_closes_the_engine():
+    closed, token = [], threading.Event()
+
+    def engine():
+        try:
+            for k in range(100):
+                yield k
+        finally:
+            closed.append(True)
+
+    relay = cancellable(engine(), token)
+    assert [next(relay), next(relay)] == [0, 1]
+    token.set()
+    with pytest.raises(StopIteration) as stop:
+        next(relay)
+    assert stop.value.value == CANCELLED and closed == [True]
+
+    # a result that arrives after the cancel is the job's outcome: the work is done and in place
+    token = threading.Event()
+
+    def finishing():
+        yield "progress"
+        token.set()  # the cancel comes while the engine puts its result in place
+        yield "RESULT"
+
+    relay = cancellable(finishing(), token, lambda e: e == "RESULT")
+    assert next(relay) == "progress"
+    with pytest.raises(StopIteration) as stop:
+        next(relay)
+    assert stop.value.value == "RESULT"
+
+
+def test_a_runtime_error_in_a_job_reaches_errored_and_finished(qtbot):
+    """superqt's GeneratorWorker takes a RuntimeError for a deleted worker: only a warning, no ``errored``,
+    no ``finished`` (a registry waiting on it would wait for ever). ``cancellable`` passes it on."""
+    from napari.qt.threading import create_worker
+
+    def engine():
+        yield 1
+        raise RuntimeError("shapes do not match")
+
+    def body():
+        return (yield from cancellable(engine(), threading.Event()))
+
+    jobs, errors = Jobs(), []
+    worker = create_worker(body, _start_thread=False, _ignore_errors=True)
+    worker.errored.connect(errors.append)
+    job = jobs.add(worker, "failing job", None, lambda: None)
+    worker.start()
+    qtbot.waitUntil(lambda: job.ended, timeout=WAIT)
+    assert len(errors) == 1 and isinstance(errors[0], JobFailed) and "shapes do not match" in str(errors[0])
+    assert jobs.running() == []
+
+
+def test_the_registry_waits_for_every_job_and_cancels_only_those_that_can_stop(qtbot):
+    from napari.qt.threading import create_worker
+
+    ws = object()
+    go = {name: threading.Event() for name in ("save", "export", "other")}
+
+    def body(name):
+        go[name].wait(30)
+        return name
+
+    jobs, stopped, closed = Jobs(), [], []
+    workers = {n: create_worker(body, n, _start_thread=False, _ignore_errors=True) for n in go}
+    save = jobs.add(workers["save"], "Saving a revision", ws)  # must run to its end
+    export = jobs.add(workers["export"], "Export", ws, lambda: (stopped.append("export"), go["export"].set()))
+    other = jobs.add(workers["other"], "Elsewhere", object(), go["other"].set)
+    for w in workers.values():
+        w.start()
+    assert jobs.cancel(ws) == [export] and stopped == ["export"] and not save.cancelled
+    assert not other.cancelled and set(jobs.running(ws)) == {save, export}
+    jobs.after(ws, lambda: closed.append(ws))
+    qtbot.waitUntil(lambda: export.ended, timeout=WAIT)
+    qtbot.wait(50)
+    assert closed == []  # the save still runs
+    go["save"].set()
+    qtbot.waitUntil(lambda: closed == [ws], timeout=WAIT)
+    assert jobs.running(ws) == [] and jobs.running() == [other]
+    go["other"].set()
+    qtbot.waitUntil(lambda: other.ended, timeout=WAIT)
+    jobs.after(ws, lambda: closed.append("now"))  # nothing runs on it: at once
+    assert closed == [ws, "now"]
+
+
+# ------------------------------------------------------------------------------------------- open / create
+def test_cancelled_create_leaves_no_workspace(make_napari_viewer, qtbot, cvc, gates, monkeypatch):
+    import medseg.workspace.create as create
+
+    errors = capture_errors(monkeypatch)
+    gate = gates(create, "iter_create", after=3)  # the index event, then two samples imported
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Dataset")
+    widget.set_folder(cvc)
+    target = Path(widget.workspace_path.text())
+    widget.open_button.click()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    assert (target / "workspace.sqlite").is_file()  # half made
+    assert widget.cancel_button.isEnabled() and not widget.open_button.isEnabled()
+    widget.cancel_button.click()
+    gate.release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
+    assert gates.log == ["engine closed"] and len(gate.passed) < len(FRAMES) + 2
+    assert not target.exists() and session_for(viewer).workspace is None
+    assert "cancelled" in widget.status.text() and errors == []
+    assert widget.open_button.isEnabled() and not widget.cancel_button.isEnabled()
+    assert sorted(p.name for p in (cvc / "masks").iterdir()) == sorted(f"{k}.png" for k in FRAMES)
+
+    # reopening an existing workspace: a cancel during the source check closes it as soon as it is open
+    Workspace.create(target, cvc).close()
+    real_open, opened, reached, release = Workspace.open, [], threading.Event(), threading.Event()
+
+    def slow_open(path, **kw):
+        reached.set()
+        release.wait(60)
+        ws = real_open(path, **kw)
+        opened.append(ws)
+        return ws
+
+    monkeypatch.setattr(Workspace, "open", slow_open)
+    widget.open_button.click()
+    qtbot.waitUntil(reached.is_set, timeout=WAIT)
+    widget.cancel()
+    release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
+    assert session_for(viewer).workspace is None and "no workspace was created or opened" in widget.status.text()
+    with pytest.raises(Exception, match="closed"):
+        opened[0].sample_ids()
+    assert errors == []
+
+
+# ------------------------------------------------------------------------------------------- QC
+def test_cancelled_qc_keeps_the_previous_findings(make_napari_viewer, qtbot, cvc, gates, monkeypatch):
+    import medseg.qc as qc
+
+    errors = capture_errors(monkeypatch)
+    viewer = make_napari_viewer()
+    widget, session = open_dataset_widget(viewer, qtbot, cvc)
+    ws = session.workspace
+    previous = Finding("1", "holes", "warning", "from the previous run")
+    ws.add_findings([previous], source="qc")
+    changed = []
+    session.findings_changed.connect(changed.append)
+    gate = gates(qc, "run_qc", after=3)
+    widget.qc_button.click()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    assert widget.cancel()
+    gate.release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
+    assert gates.log == ["engine closed"] and not any(type(e).__name__ == "QCReport" for e in gate.passed)
+    assert [(f.sample_id, f.check, f.message) for f in ws.findings(source="qc")] == \
+        [("1", "holes", "from the previous run")]
+    assert changed == [] and widget.status.text() == "QC cancelled: the previous findings are kept."
+    assert errors == [] and widget.qc_button.isEnabled()
+
+
+# ------------------------------------------------------------------------------------------- export
+def _export_widget(viewer, qtbot):
+    from napari_medseg._export_widget import ExportWidget
+
+    widget = ExportWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.form.statuses.value = ["unreviewed", "accepted", "corrected"]
+    return widget
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cancelled_export_leaves_the_previous_export(make_napari_viewer, qtbot, cvc, gates, monkeypatch, tmp_path):
+    import medseg.export as export
+
+    errors = capture_errors(monkeypatch)
+    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
+    viewer = make_napari_viewer()
+    session_for(viewer).set_workspace(ws)
+    widget = _export_widget(viewer, qtbot)
+    widget.form.out.value = tmp_path / "clean"
+    assert widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
+    before, around = _tree(tmp_path / "clean"), sorted(p.name for p in tmp_path.iterdir())
+    assert json.loads(before["manifest.json"])["counts"]["exported"] == len(FRAMES)
+
+    ws.set_status("1", "excluded", reason="blurred")  # a new export would differ
+    widget.form.overwrite.value = True
+    gate = gates(export, "iter_export", after=2)
+    assert widget.start()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    widget.cancel_button.click()
+    gate.release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
+    assert gates.log == ["engine closed"] and widget.result is None
+    assert "Export cancelled" in widget.status.text() and errors == []
+    assert _tree(tmp_path / "clean") == before  # the previous export, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == around  # no staging folder left
+    session_for(viewer).set_workspace(None)
+
+
+def test_switching_workspace_during_an_export_closes_it_after_the_export(make_napari_viewer, qtbot, cvc, gates,
+                                                                          monkeypatch, tmp_path):
+    import medseg.export as export
+
+    errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
+    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
+    other = Workspace.create(tmp_path / "other.medseg", copy_cvc(cvc, tmp_path / "o", (1,)))
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    session.set_workspace(ws)
+    widget = _export_widget(viewer, qtbot)
+    widget.form.out.value = tmp_path / "clean"
+    _spy_close(monkeypatch, ws, session, gates.log)
+    gate = gates(export, "iter_export", after=2)
+    assert widget.start()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    session.set_workspace(other)
+    assert session.workspace is other and "close" not in gates.log  # not under the running export
+    assert len(infos) == 1 and f"Export to {tmp_path / 'clean'}" in infos[0] and str(ws.root) in infos[0]
+    gate.release.set()
+    qtbot.waitUntil(lambda: "close" in gates.log, timeout=WAIT)
+    assert gates.log == ["engine closed", "close", ("running at close", [])]
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
+    assert errors == [] and "Export cancelled" in widget.status.text()
+    assert not (tmp_path / "clean").exists()
+    with pytest.raises(Exception, match="closed"):
+        ws.sample_ids()
+    session.set_workspace(None)
+
+
+# ------------------------------------------------------------------------------------------- re-score
+@pytest.fixture
+def scoring(make_napari_viewer, qtbot, cvc, tmp_path):
+    """A Fine-tune widget with a tiny PlainUNet as its checkpoint, on a CVC workspace with earlier scores."""
+    from _predict_data import tiny_unet
+
+    from napari_medseg._finetune_widget import FinetuneWidget
+
+    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
+    earlier = {sid: 0.25 for sid in ws.sample_ids()}
+    ws.set_scores("checkpoint", earlier)
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    session.set_workspace(ws)
+    widget = FinetuneWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.checkpoint = str(tiny_unet(tmp_path / "ckpt"))
+    widget._sync()
+    yield widget, session, ws, earlier
+    session.set_workspace(None)
+
+
+def test_cancelled_rescore_keeps_the_previous_scores(qtbot, scoring, gates, monkeypatch):
+    import medseg.qc.ranking as ranking
+
+    errors = capture_errors(monkeypatch)
+    widget, session, ws, earlier = scoring
+    gate = gates(ranking, "iter_score_checkpoint", after=2)
+    changed = []
+    session.scores_changed.connect(changed.append)
+    widget.rescore_button.click()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    assert widget.rescore_button.text() == "Cancel re-scoring" and widget.rescore_button.isEnabled()
+    widget.rescore_button.click()  # while it runs, the button cancels it
+    gate.release.set()
+    qtbot.waitUntil(lambda: widget.score_worker is None, timeout=WAIT)
+    assert gates.log == ["engine closed"] and len(gate.passed) < len(FRAMES)
+    assert ws.scores("checkpoint") == earlier and changed == [] and errors == []
+    assert "cancelled" in widget.status.text() and widget.rescore_button.text() == "Re-score the queue"
+
+    widget.rescore_button.click()  # not cancelled, it replaces them
+    gate.release.set()
+    qtbot.waitUntil(lambda: widget.score_worker is None, timeout=WAIT)
+    assert changed == ["checkpoint"] and set(ws.scores("checkpoint")) == set(earlier)
+    assert ws.scores("checkpoint") != earlier
+
+
+def test_switching_workspace_during_a_rescore_closes_it_after(qtbot, scoring, gates, monkeypatch):
+    import medseg.qc.ranking as ranking
+
+    errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
+    widget, session, ws, earlier = scoring
+    _spy_close(monkeypatch, ws, session, gates.log)
+    gate = gates(ranking, "iter_score_checkpoint", after=1)
+    assert widget.rescore()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    session.set_workspace(None)
+    assert len(infos) == 1 and "Re-scoring the queue with unet.medseg" in infos[0] and "Closing" in infos[0]
+    assert "close" not in gates.log
+    gate.release.set()
+    qtbot.waitUntil(lambda: "close" in gates.log, timeout=WAIT)
+    assert gates.log == ["engine closed", "close", ("running at close", [])]
+    qtbot.waitUntil(lambda: widget.score_worker is None, timeout=WAIT)
+    assert errors == [] and "cancelled" in widget.status.text()
+    with Workspace.open(ws.root) as again:
+        assert again.scores("checkpoint") == earlier
+
+
+# ------------------------------------------------------------------------------------------- predict
+def test_switching_workspace_cancels_the_prediction_of_its_sample(make_napari_viewer, qtbot, cvc, tmp_path,
+                                                                  monkeypatch):
+    from _predict_data import tiny_unet
+
+    import napari_medseg._predict_requests as requests
+    from napari_medseg._predict_widget import PredictWidget
+    from napari_medseg._session import PREDICTION_LAYER
+
+    errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
+    viewer = make_napari_viewer()
+    _, session = open_dataset_widget(viewer, qtbot, cvc)
+    log: list = []
+    gate = None
+    real_build = requests.build_predictor
+
+    def build(choice):
+        nonlocal gate
+        predictor = real_build(choice)
+        gate = Gate(predictor.iter_predict, log, after=1)
+        predictor.iter_predict = gate
+        return predictor
+
+    monkeypatch.setattr(requests, "build_predictor", build)
+    widget = PredictWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.tile.setValue(64)  # 288x384 in 64-pixel tiles: many tile batches
+    widget.set_checkpoints([tiny_unet(tmp_path / "ckpt")])
+    try:
+        assert widget.request(force=True)
+        qtbot.waitUntil(lambda: gate is not None and gate.reached.is_set(), timeout=WAIT)
+        session.set_workspace(None)
+        assert len(infos) == 1 and "Prediction of 'medseg image'" in infos[0]
+    finally:
+        if gate is not None:
+            gate.release.set()
+    qtbot.waitUntil(lambda: not widget.queue.busy, timeout=WAIT)
+    assert widget.queue.counts.cancelled == 1 and widget.queue.counts.shown == 0
+    assert PREDICTION_LAYER not in viewer.layers and errors == []
+    assert type(gate.passed[-1]).__name__ == "Cancelled"  # the Predictor stopped at its next tile batch
