@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,57 +313,74 @@ def test_missing_checkpoint_and_wrong_architecture(tmp_path):
         load_checkpoint(path)
 
 
-def test_the_payload_is_live(tmp_path):
-    """Control: the payloads below really run when unpickled the unsafe way."""
-    marker = tmp_path / "ran"
-    pickle.loads(pickle.dumps(Evil(marker)))
-    assert marker.exists()
-    marker.unlink()
-    torch.save({"w": Evil(marker)}, tmp_path / "evil.pt")
-    torch.load(tmp_path / "evil.pt", weights_only=False)
-    assert marker.exists()
+# Every way a pickle can reach the loader: each pickle protocol, torch.save's zip archive (its default since
+# torch 1.6) and its legacy format, under every weights name a config can give and every file name passed
+# directly. The refusal must come from medseg, not from torch: a loader falling back to
+# torch.load(weights_only=False) would run each of these payloads.
+PAYLOADS = ["pickle-0", "pickle-1", "pickle-2", "pickle-3", "pickle-4", "pickle-5", "torch-zip", "torch-legacy"]
+WEIGHT_NAMES = ["model.safetensors", "model.pt", "model.pth", "model.ckpt", "model.pkl", "model.pickle",
+                "model.bin", "model.tar", "weights", "model.npz"]
 
 
-@pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt", ".pkl"])
-def test_pickle_checkpoint_files_are_refused(tmp_path, suffix):
-    marker = tmp_path / "ran"
-    evil = tmp_path / f"model{suffix}"
-    torch.save({"state_dict": Evil(marker)}, evil)
-    with pytest.raises(CheckpointError, match="pickle-based checkpoints are refused: they can execute code") as e:
-        load_checkpoint(evil)
-    assert e.value.path == evil and "import_state_dict" in str(e.value)
-    assert not marker.exists()
-
-
-def test_pickle_without_suffix_is_refused(tmp_path):
-    marker = tmp_path / "ran"
-    evil = tmp_path / "weights"
-    evil.write_bytes(pickle.dumps(Evil(marker), protocol=4))
-    with pytest.raises(CheckpointError, match="is a pickle; pickle-based checkpoints are refused"):
-        load_checkpoint(evil)
-    assert not marker.exists()
-
-
-@pytest.mark.parametrize("kind", ["pickle", "pickle-protocol-0", "torch-zip"])
-def test_pickle_planted_as_weights_is_refused(tmp_path, kind):
-    """The attacker controls the whole folder: the recorded sha256 matches the planted file."""
-    path, _ = _save(tmp_path)
-    marker = tmp_path / "ran"
-    w = path / "model.safetensors"
-    if kind == "torch-zip":
-        torch.save({"conv.weight": Evil(marker)}, w)
+def _plant(path: Path, payload: str, marker: Path) -> None:
+    if payload == "torch-zip":
+        torch.save({"conv.weight": Evil(marker)}, path)
+        assert path.read_bytes()[:4] == b"PK\x03\x04"
+    elif payload == "torch-legacy":
+        torch.save({"conv.weight": Evil(marker)}, path, _use_new_zipfile_serialization=False)
     else:
-        w.write_bytes(pickle.dumps(Evil(marker), protocol=0 if kind.endswith("0") else 4))
-    cfg = json.loads((path / "config.json").read_text())
-    cfg["weights"]["sha256"] = hashlib.sha256(w.read_bytes()).hexdigest()
-    (path / "config.json").write_text(json.dumps(cfg))
-    expected = {"pickle": "is a pickle, not safetensors; refused",
-                "pickle-protocol-0": "not a valid safetensors file",
-                "torch-zip": "is a zip archive"}[kind]
-    with pytest.raises(CheckpointError, match=expected) as e:
+        path.write_bytes(pickle.dumps(Evil(marker), protocol=int(payload[-1])))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_the_payloads_are_live(tmp_path, payload):
+    """Control: each payload below really runs when loaded the unsafe way."""
+    marker = tmp_path / "ran"
+    _plant(tmp_path / "evil", payload, marker)
+    if payload.startswith("torch"):
+        torch.load(tmp_path / "evil", weights_only=False)
+    else:
+        pickle.loads((tmp_path / "evil").read_bytes())
+    assert marker.exists()
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory) -> Path:
+    path, _ = _save(tmp_path_factory.mktemp("ckpt"))
+    return path
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("name", WEIGHT_NAMES)
+def test_a_pickle_planted_as_the_weights_is_refused_under_any_name(saved_checkpoint, tmp_path, name, payload):
+    """The attacker controls the whole folder: config.json names the planted file and records its sha256."""
+    path = tmp_path / "net.medseg"
+    shutil.copytree(saved_checkpoint, path)
+    marker = tmp_path / "ran"
+    w = path / name
+    (path / "model.safetensors").unlink()
+    _plant(w, payload, marker)
+    _edit(path, weights={"file": name, "sha256": hashlib.sha256(w.read_bytes()).hexdigest(), "n_tensors": 1})
+    with pytest.raises(CheckpointError, match="refused") as e:
         load_checkpoint(path)
-    assert e.value.path == w
+    assert e.value.path == w and not marker.exists()
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("name", [f"model{s}" for s in ckmod.PICKLE_SUFFIXES] + ["weights", "model.safetensors",
+                                                                                  "model.medseg"])
+def test_a_pickle_file_given_directly_is_refused(tmp_path, name, payload):
+    marker = tmp_path / "ran"
+    evil = tmp_path / name
+    _plant(evil, payload, marker)
+    with pytest.raises(CheckpointError, match="refused|not a medseg checkpoint") as e:
+        load_checkpoint(evil)
     assert not marker.exists()
+    if name != "model.safetensors":  # that name is taken for the weights inside a folder beside it
+        assert e.value.path == evil
+    if ckmod.Path(name).suffix in ckmod.PICKLE_SUFFIXES:
+        assert "pickle-based checkpoints are refused: they can execute code" in str(e.value)
+        assert "import_state_dict" in str(e.value)
 
 
 def test_import_trusted_state_dict(tmp_path):
