@@ -165,19 +165,20 @@ def _patch_nifti(raw: bytes, **fields) -> bytes:
     """Rewrite NIfTI-1 header fields in raw (uncompressed) bytes: dim (8 int16), pixdim (8 float32), datatype,
     scl_slope, scl_inter, srow (12 float32)."""
     data = bytearray(raw)
+    e = "<" if struct.unpack_from("<i", data, 0)[0] == 348 else ">"  # nibabel's anatomical.nii is big-endian
     if "dim" in fields:
-        struct.pack_into("<8h", data, 40, *fields["dim"])
+        struct.pack_into(e + "8h", data, 40, *fields["dim"])
     if "datatype" in fields:
-        struct.pack_into("<h", data, 70, fields["datatype"])
+        struct.pack_into(e + "h", data, 70, fields["datatype"])
     if "pixdim" in fields:
-        struct.pack_into("<8f", data, 76, *fields["pixdim"])
+        struct.pack_into(e + "8f", data, 76, *fields["pixdim"])
     if "srow" in fields:  # sform rows x, y, z; the sform code set so that readers use them
-        struct.pack_into("<12f", data, 280, *fields["srow"])
-        struct.pack_into("<hh", data, 252, 0, 1)
+        struct.pack_into(e + "12f", data, 280, *fields["srow"])
+        struct.pack_into(e + "hh", data, 252, 0, 1)
     if "scl_slope" in fields:
-        struct.pack_into("<f", data, 112, fields["scl_slope"])
+        struct.pack_into(e + "f", data, 112, fields["scl_slope"])
     if "scl_inter" in fields:
-        struct.pack_into("<f", data, 116, fields["scl_inter"])
+        struct.pack_into(e + "f", data, 116, fields["scl_inter"])
     return bytes(data)
 
 

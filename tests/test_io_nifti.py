@@ -197,3 +197,46 @@ def test_2d_nifti_is_a_one_slice_volume(tmp_path):
     nib.save(nib.Nifti1Image(np.arange(6, dtype=np.uint8).reshape(2, 3), np.eye(4)), tmp_path / "two.nii")
     img = read_nifti(tmp_path / "two.nii")
     assert img.array.shape == (1, 3, 2) and len(img.spacing) == 3
+
+
+def _patched(path, offset: int, fmt: str, *values):
+    """Overwrite little-endian header fields of an uncompressed .nii written by nibabel."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    struct.pack_into(fmt, data, offset, *values)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_nan_voxel_sizes_and_nan_affine_are_unknown_spacing(tmp_path):
+    vol = _index_volume((4, 5, 6))
+    nan = float("nan")
+    p = _patched(_save(tmp_path, vol, _affine("RAS", (1, 1, 1)), "nanzoom.nii", zooms=(1, 1, 1)),
+                 76, "<8f", 1.0, nan, nan, nan, 1, 1, 1, 1)  # pixdim
+    img = read_nifti(p)
+    assert img.spacing == (1.0, 1.0, 1.0) and img.metadata["spacing_known"] is False
+    assert "voxel sizes [nan, nan, nan]" in img.metadata["spacing_notes"][0]
+    # sform rows of NaN: nibabel's orientation would fail with "SVD did not converge"
+    p = _save(tmp_path, vol, _affine("RAS", (2, 2, 2)), "nanaff.nii", zooms=(2, 2, 2))
+    _patched(p, 280, "<12f", *([nan] * 12))
+    img = read_nifti(_patched(p, 252, "<hh", 0, 1))
+    assert img.spacing == (2.0, 2.0, 2.0) and img.metadata["spacing_known"] is False
+    assert "affine holds NaN" in img.metadata["spacing_notes"][0]
+    assert img.array.shape == (6, 5, 4)
+
+
+def test_gzip_stream_with_flipped_bits_is_a_read_error(tmp_path):
+    import gzip
+
+    p = _save(tmp_path, _index_volume((8, 8, 8)), np.eye(4), "v.nii")
+    data = bytearray(gzip.compress(p.read_bytes(), mtime=0))
+    data[12] ^= 0xFF  # inside the deflate stream, before the NIfTI header is complete
+    bad = tmp_path / "flipped.nii.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match=r"flipped\.nii\.gz: gzip stream is truncated or corrupt"):
+        read_nifti(bad)
+    from medseg.io.masks import read_mask
+
+    with pytest.raises(ReadError, match=r"flipped\.nii\.gz: named \.nii\.gz but its content is not NIfTI"):
+        read_mask(bad)

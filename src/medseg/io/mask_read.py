@@ -9,6 +9,7 @@ through a class map's colour table, never by guessing.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Mapping
 
@@ -63,7 +64,7 @@ def _sniff(path: Path) -> str:
             with gzip.open(path, "rb") as g:
                 if _is_nifti(g.read(348)):
                     return "nifti"
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             pass
     elif _is_nifti(head):
         return "nifti"

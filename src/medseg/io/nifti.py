@@ -19,6 +19,7 @@ permutation only (no interpolation), so it also comes back as axial slices.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")  # at byte 344 of a 348-byte header
 NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")  # at byte 4 of a 540-byte header
 GZIP_MAGIC = b"\x1f\x8b"
 _UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3}
+_SENSIBLE_MM = (1e-6, 1e5)  # a voxel of a nanometre to 100 m: outside it a header value is garbage
 
 
 def is_nifti_header(head: bytes) -> bool:
@@ -96,16 +98,20 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     if not allow_nonfinite:
         reject_nonfinite(path, data)
 
+    notes: list[str] = []
+    zooms = np.asarray(header.get_zooms()[:3] if len(shape) >= 3 else (*header.get_zooms()[:2], 1.0), float)
+    space_unit = header.get_xyzt_units()[0]
+    zooms = np.asarray(_sane_zooms(zooms * _UNIT_MM.get(space_unit, 1.0), notes))
     affine = np.asarray(img.affine, dtype=float)
+    if not np.all(np.isfinite(affine)):
+        notes.append("the header's affine holds NaN or inf: ignored, voxel axes taken as they are")
+        affine = np.diag([*zooms, 1.0])
     ornt = io_orientation(affine)
     oriented = not np.isnan(ornt).any()
     if not oriented:  # degenerate affine: take the voxel axes as they are
         ornt = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
     canon = apply_orientation(data, ornt)
     canon_affine = affine @ inv_ornt_aff(ornt, data.shape)
-    zooms = np.asarray(header.get_zooms()[:3] if len(shape) >= 3 else (*header.get_zooms()[:2], 1.0), float)
-    space_unit = header.get_xyzt_units()[0]
-    zooms = zooms * _UNIT_MM.get(space_unit, 1.0)
     canon_zooms = np.empty(3)
     canon_zooms[ornt[:, 0].astype(int)] = zooms
 
@@ -118,15 +124,31 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
         "modality": None,
         "photometric": "MONOCHROME2",
         "dtype": str(stored.newbyteorder("=")),
-        "spacing_known": space_unit in _UNIT_MM or int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0,
+        "spacing_known": not notes and (space_unit in _UNIT_MM or int(header["sform_code"]) > 0
+                                         or int(header["qform_code"]) > 0),
         "orientation": "SPL",
         "original_orientation": "".join(aff2axcodes(affine)) if oriented else None,
         "affine": (canon_affine @ index_to_canon).tolist(),
     }
     if (slope, inter) != (1.0, 0.0):
         meta["rescale"] = {"slope": slope, "intercept": inter}
+    if notes:
+        meta["spacing_notes"] = notes
     spacing = (canon_zooms[2], canon_zooms[1], canon_zooms[0])
     return ImageData(array, spacing, meta, rgb=False)
+
+
+def _sane_zooms(zooms, notes: list[str]) -> list[float]:
+    """Voxel sizes in mm, with 1.0 (and a note) for any that is not finite or not within _SENSIBLE_MM."""
+    out = []
+    for z in (float(v) for v in zooms):
+        if np.isfinite(z) and _SENSIBLE_MM[0] <= z <= _SENSIBLE_MM[1]:
+            out.append(z)
+        else:
+            out.append(1.0)
+            if not any("voxel size" in n for n in notes):
+                notes.append(f"voxel sizes {[float(v) for v in zooms]} in the header are not sizes: 1.0 used")
+    return out
 
 
 def _open(path: Path):
@@ -157,7 +179,7 @@ def _check_header(path: Path) -> None:
         try:
             with gzip.open(path, "rb") as f:
                 head = f.read(540)
-        except (OSError, EOFError) as e:  # BadGzipFile is an OSError
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; a flipped bit is a zlib.error
             raise ReadError(path, f"gzip stream is truncated or corrupt before the NIfTI header ends: {e}") from e
     if is_nifti_header(head):
         return
