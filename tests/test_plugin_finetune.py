@@ -192,3 +192,30 @@ def test_plot_survives_a_diverged_loss(qtbot):
     assert lines == {"loss": [(1.0, 0.9), (2.0, 0.7), (5.0, 0.5)]}
     assert axis_range(lines) == (1.0, 5.0, 0.5, 0.9)
     assert _loss_panel_drawn(plot)
+
+
+def test_switching_the_workspace_cancels_its_run_and_keeps_a_checkpoint(make_napari_viewer, qtbot, data, tmp_path,
+                                                                         monkeypatch):
+    from napari.utils import notifications
+
+    from medseg.workspace import Workspace
+
+    errors, infos = capture_errors(monkeypatch), []
+    monkeypatch.setattr(notifications, "show_info", infos.append)
+    ws = Workspace.create(tmp_path / "data.medseg", data)
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    session.set_workspace(ws)
+    widget = _widget(viewer, qtbot, tmp_path / "runs", data=WORKSPACE, epochs=500)
+    at_close, real_close = [], ws.close
+    monkeypatch.setattr(ws, "close", lambda: (at_close.append((widget.proc, session.jobs.running(ws))),
+                                              real_close()))
+    assert widget.start()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=RUN)
+    proc = widget.proc
+    session.set_workspace(None)
+    assert len(infos) == 1 and f"Fine-tuning in {widget.run_dir}" in infos[0] and at_close == []
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
+    assert at_close == [(None, [])] and not proc.running()  # closed after the run ended, not under it
+    assert widget.outcome.kind == "cancelled", widget.status.text()
+    assert load_checkpoint(widget.checkpoint).spec.arch == "PlainUNet" and errors == []

@@ -431,3 +431,30 @@ def test_switching_workspace_cancels_the_prediction_of_its_sample(make_napari_vi
     assert widget.queue.counts.cancelled == 1 and widget.queue.counts.shown == 0
     assert PREDICTION_LAYER not in viewer.layers and errors == []
     assert type(gate.passed[-1]).__name__ == "Cancelled"  # the Predictor stopped at its next tile batch
+
+
+# ------------------------------------------------------------------------------------------- viewer close
+def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(make_napari_viewer, qtbot, cvc, gates,
+                                                                           monkeypatch):
+    from qtpy.QtGui import QCloseEvent
+
+    import medseg.qc as qc
+    from napari_medseg._review_autosave import _WATCHERS
+
+    errors = capture_errors(monkeypatch)
+    viewer = make_napari_viewer()
+    widget, session = open_dataset_widget(viewer, qtbot, cvc)
+    ws = session.workspace
+    _spy_close(monkeypatch, ws, session, gates.log)
+    gate = gates(qc, "run_qc", after=2)
+    widget.qc_button.click()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    # what Qt delivers to the window when the user closes napari
+    _WATCHERS[viewer].eventFilter(viewer.window._qt_window, QCloseEvent())
+    assert session.workspace is None and "close" not in gates.log
+    gate.release.set()
+    qtbot.waitUntil(lambda: "close" in gates.log, timeout=WAIT)
+    assert gates.log == ["engine closed", "close", ("running at close", [])]
+    with Workspace.open(ws.root) as again:
+        assert again.findings(source="qc") == []
+    assert errors == []
