@@ -178,7 +178,7 @@ class DatasetWidget(QWidget):
     def _start(self, worker: Any, token: Any, desc: str, done, failed: str, workspace: Any) -> None:
         """Run ``worker`` as this dock's job (on ``workspace``: None for opening, which makes one)."""
         self.worker = worker
-        self.job = job = self.session.jobs.add(worker, desc, workspace, token.set)
+        self.job = job = self.session.jobs.add(worker, desc, workspace, token.set, owner=self)
         self._progress = Bar(desc)
         worker.yielded.connect(self._on_progress)
         # closing the bar first makes any later progress event a no-op (napari's bar may run the queued

@@ -156,7 +156,7 @@ class ExportWidget(QWidget):
         worker.errored.connect(lambda e: self._failed(out, e))
         worker.finished.connect(self._done)
         self.worker = worker
-        self.job = self.session.jobs.add(worker, f"Export to {out}", ws, self._cancel.set)
+        self.job = self.session.jobs.add(worker, f"Export to {out}", ws, self._cancel.set, owner=self)
         self.status.setText(f"Exporting {fmt} into {out}...")
         self._sync()
         worker.start()

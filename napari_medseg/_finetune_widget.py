@@ -178,14 +178,14 @@ class FinetuneWidget(QWidget):
 
     def cancel(self) -> None:
         """Ask the training process to stop after its current step; it writes a checkpoint first."""
-        if self.job is not None:
-            self.job.cancel()
+        if self.job is not None and self.job.cancel():
+            self.status.setText("Cancelling: the trainer stops after this step and saves a checkpoint...")
 
     def _stop_training(self) -> None:
-        # before the worker has handed over the process, the cancel is applied when it arrives (_on_event)
+        # no widget is touched here: it also runs when the dock is being destroyed. Before the worker has
+        # handed over the process, the cancel is applied when it arrives (_on_event)
         if self.proc is not None and self.proc.running():
             self.proc.cancel()
-        self.status.setText("Cancelling: the trainer stops after this step and saves a checkpoint...")
 
     def _launch(self, run_dir: Path, config: Any, resume: Path | None, workspace: Any) -> None:
         self.run_dir, self.outcome, self.events = run_dir, None, []
@@ -199,7 +199,8 @@ class FinetuneWidget(QWidget):
             report_error(f"Fine-tuning in {run_dir} failed to run", e)))
         worker.finished.connect(self._on_finished)
         self.worker = worker
-        self.job = self.session.jobs.add(worker, f"Fine-tuning in {run_dir}", workspace, self._stop_training)
+        self.job = self.session.jobs.add(worker, f"Fine-tuning in {run_dir}", workspace, self._stop_training,
+                                         owner=self)
         self.status.setText(f"{'Resuming' if resume else 'Starting'} the training process in {run_dir}...")
         self._sync()
         worker.start()
@@ -310,7 +311,7 @@ class FinetuneWidget(QWidget):
         worker.finished.connect(done)
         self.score_worker = worker
         self.score_job = self.session.jobs.add(worker, f"Re-scoring the queue with {Path(checkpoint).name}", ws,
-                                               self.score_token.set)
+                                               self.score_token.set, owner=self)
         self._sync()
         self.status.setText(f"Re-scoring every sample with {Path(checkpoint).name}...")
         worker.start()

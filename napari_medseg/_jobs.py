@@ -103,11 +103,15 @@ class Jobs:
         self._jobs: list[Job] = []
         self._after: list[tuple[Any, Callable[[], Any]]] = []
 
-    def add(self, worker: Any, name: str, workspace: Any = None, cancel: Callable[[], Any] | None = None) -> Job:
-        """Register ``worker`` (not started yet) as a job; it is forgotten when its ``finished`` arrives."""
+    def add(self, worker: Any, name: str, workspace: Any = None, cancel: Callable[[], Any] | None = None,
+            owner: Any = None) -> Job:
+        """Register ``worker`` (not started yet) as a job; it is forgotten when its ``finished`` arrives.
+        ``owner``: the dock that started it; closing the dock cancels the job (nothing would show its end)."""
         job = Job(name, workspace, cancel)
         self._jobs.append(job)
         worker.finished.connect(lambda: self._ended(job))
+        if owner is not None and cancel is not None:
+            owner.destroyed.connect(lambda *_: job.cancel())
         self.changed.emit()
         return job
 

@@ -172,7 +172,7 @@ class PredictWidget(QWidget):
         # a prediction of the workspace sample on screen is a job on that workspace: switching stops it
         image = request.context[0]
         ws = self.session.workspace if image.name == IMAGE_LAYER and self.session.sample_id is not None else None
-        self.session.jobs.add(worker, f"Prediction of {image.name!r}", ws, request.token.set)
+        self.session.jobs.add(worker, f"Prediction of {image.name!r}", ws, request.token.set, owner=self)
 
     def _show(self, request, prediction) -> None:
         image, version, plane = request.context

@@ -458,3 +458,32 @@ def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(make_
     with Workspace.open(ws.root) as again:
         assert again.findings(source="qc") == []
     assert errors == []
+
+
+def test_closing_the_export_dock_cancels_its_export(make_napari_viewer, qtbot, cvc, gates, monkeypatch, tmp_path):
+    import medseg.export as export
+
+    errors = capture_errors(monkeypatch)
+    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    session.set_workspace(ws)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Export")
+    widget.form.statuses.value = ["unreviewed"]
+    widget.form.out.value = tmp_path / "clean"
+    gate = gates(export, "iter_export", after=2)
+    assert widget.start()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
+    [job] = session.jobs.running(ws)
+    destroyed = []
+    widget.destroyed.connect(lambda *_: destroyed.append(True))
+    viewer.window.remove_dock_widget(widget)
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: bool(destroyed), timeout=5000)
+    assert job.cancelled
+    gate.release.set()
+    qtbot.waitUntil(lambda: job.ended, timeout=WAIT)
+    qtbot.wait(50)
+    assert gates.log == ["engine closed"] and not (tmp_path / "clean").exists() and errors == []
+    assert ws.sample_ids() == [str(k) for k in FRAMES]  # the workspace stays open: only the dock went
+    session.set_workspace(None)
