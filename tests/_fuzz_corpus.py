@@ -124,7 +124,7 @@ def _tiff_bytes(array: np.ndarray, **kw) -> bytes:
     return buf.getvalue()
 
 
-def _tiff_claiming(width: int, height: int) -> bytes:
+def tiff_claiming(width: int, height: int) -> bytes:
     """A 16x16 uint8 TIFF whose ImageWidth / ImageLength tags are rewritten to claim ``width`` x ``height``."""
     import tifffile
 
@@ -138,7 +138,7 @@ def _tiff_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def _jpeg_claiming(jpeg: bytes, width: int, height: int) -> bytes:
+def jpeg_claiming(jpeg: bytes, width: int, height: int) -> bytes:
     """``jpeg`` with its SOF0/SOF2 frame header rewritten to claim ``width`` x ``height``."""
     data = bytearray(jpeg)
     for marker in (b"\xff\xc0", b"\xff\xc2"):
@@ -412,13 +412,13 @@ def _raster_specials(b: _Builder, pairs) -> None:
     b.add("huge", "png", "PNG header claims 0x0", png_bytes(None, size=(0, 0)), ".png", "image", msk_png)
     b.add("huge", "png", "PNG bomb 16384x16384 zeros", png_bomb(16384), ".png", "image", msk_png)
     jpeg = _pil_bytes(img, "JPEG", quality=80)
-    b.add("huge", "jpeg", "JPEG header claims 65500x65500", _jpeg_claiming(jpeg, 65500, 65500), ".jpg", "image",
+    b.add("huge", "jpeg", "JPEG header claims 65500x65500", jpeg_claiming(jpeg, 65500, 65500), ".jpg", "image",
           msk_png)
-    b.add("huge", "jpeg", "JPEG header claims 0x0", _jpeg_claiming(jpeg, 0, 0), ".jpg", "image", msk_png)
-    b.add("huge", "tiff", "TIFF tags claim 60000x60000", _tiff_claiming(60000, 60000), ".tif", "image", msk_png)
-    b.add("huge", "tiff", "TIFF mask tags claim 60000x60000", _tiff_claiming(60000, 60000), ".tif", "mask",
+    b.add("huge", "jpeg", "JPEG header claims 0x0", jpeg_claiming(jpeg, 0, 0), ".jpg", "image", msk_png)
+    b.add("huge", "tiff", "TIFF tags claim 60000x60000", tiff_claiming(60000, 60000), ".tif", "image", msk_png)
+    b.add("huge", "tiff", "TIFF mask tags claim 60000x60000", tiff_claiming(60000, 60000), ".tif", "mask",
           img_png)
-    b.add("huge", "tiff", "TIFF tags claim 0x16", _tiff_claiming(0, 16), ".tif", "image", msk_png)
+    b.add("huge", "tiff", "TIFF tags claim 0x16", tiff_claiming(0, 16), ".tif", "image", msk_png)
 
     # float masks and images with values a mask cannot hold
     fg = (msk > 0).astype(np.float32)

@@ -173,6 +173,63 @@ def test_every_problem_is_reported_and_the_rest_indexed(tmp_path):
     assert all(p.kind in PROBLEM_KINDS for p in d.problems)
 
 
+@pytest.mark.parametrize("case", ["NaN", "inf", "-inf", "all NaN"])
+def test_float_tiff_mask_with_nan_or_inf_is_named_by_index_qc_and_workspace(tmp_path, case):
+    # int(v) of every mask value while inferring the class map crashed index, qc and workspace create
+    import tifffile
+
+    from medseg.qc import qc
+    from medseg.workspace import Workspace
+
+    root = make_cvc(tmp_path / "data", n=3)
+    (root / "masks" / "3.png").unlink()
+    fg = disc(1).astype(np.float32)
+    bad = {"NaN": np.where(fg > 0, np.nan, 0), "inf": np.where(fg > 0, np.inf, 0),
+           "-inf": np.where(fg > 0, -np.inf, 0), "all NaN": np.full(fg.shape, np.nan)}[case]
+    tifffile.imwrite(root / "masks" / "3.tif", bad.astype(np.float32))
+    d = open_dataset(root)
+    assert [s.id for s in d] == ["1", "2", "3"] and d.classmap.task == "binary"
+    with pytest.raises(ReadError, match=r"3\.tif: mask holds NaN or infinite values"):
+        d.by_id("3").load_mask()
+    report = qc(d, workers=1)
+    assert any(f.check == "unreadable" and f.path.endswith("3.tif") for f in report.findings)
+    with Workspace.create(tmp_path / "ws", root) as ws:
+        assert ws.sample_ids() == ["1", "2"]
+        (finding,) = ws.findings(source="index")
+        assert finding.path.endswith("3.tif") and "NaN or infinite" in finding.message
+
+
+def test_fractional_float_masks_are_not_class_ids(tmp_path):
+    import tifffile
+
+    root = make_cvc(tmp_path, n=2)
+    for i, value in ((1, 0.5), (2, 2.5)):
+        (root / "masks" / f"{i}.png").unlink()
+        tifffile.imwrite(root / "masks" / f"{i}.tif", disc(1).astype(np.float32) * value)
+    assert open_dataset(root).classmap.task == "binary"
+
+
+def test_header_claiming_a_huge_image_is_a_problem_naming_size_and_limit(tmp_path):
+    # Pillow's DecompressionBombError escaped from indexing; the size is checked from the header instead
+    from _fuzz_corpus import png_bytes, tiff_claiming
+
+    from medseg.io.limits import MAX_PIXELS
+
+    root = make_cvc(tmp_path, n=3)
+    (root / "images" / "2.png").write_bytes(png_bytes(None, size=(20000, 20000)))
+    (root / "masks" / "3.png").write_bytes(png_bytes(None, size=(12000, 12000)))  # under Pillow's own limit
+    (root / "masks" / "1.png").unlink()
+    (root / "masks" / "1.tif").write_bytes(tiff_claiming(60000, 60000))
+    d = open_dataset(root)
+    assert len(d) == 0
+    by_name = {p.path.name: p for p in d.problems}
+    assert set(by_name) == {"2.png", "3.png", "1.tif"}
+    assert all(p.kind == ds.UNREADABLE for p in d.problems)
+    assert f"{MAX_PIXELS:,}" in by_name["3.png"].message and "12000 x 12000" in by_name["3.png"].message
+    assert "60000 x 60000" in by_name["1.tif"].message
+    assert "20000 x 20000" in by_name["2.png"].message and "decompression bomb" in by_name["2.png"].message
+
+
 def test_problem_kinds_are_checked():
     with pytest.raises(ValueError, match="unknown problem kind"):
         ds.Problem("x.png", "weird", "?")

@@ -500,3 +500,11 @@ def test_series_folder_without_dicom(tmp_path: Path) -> None:
     assert not is_dicom_series_folder(tmp_path)
     with pytest.raises(ReadError, match="no DICOM image files"):
         read_dicom_series(tmp_path)
+
+
+def test_header_claiming_a_huge_frame_is_refused_before_decoding(ct_small: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(ct_small)
+    ds.Rows = ds.Columns = 65535
+    out = _write_forced(ds, tmp_path / "huge.dcm")
+    with pytest.raises(ReadError, match=r"huge\.dcm: header claims 65535 x 65535 pixels .* more than the 134,217,728"):
+        read_dicom(out)

@@ -240,3 +240,17 @@ def test_gzip_stream_with_flipped_bits_is_a_read_error(tmp_path):
 
     with pytest.raises(ReadError, match=r"flipped\.nii\.gz: named \.nii\.gz but its content is not NIfTI"):
         read_mask(bad)
+
+
+def test_gzip_nifti_claiming_a_huge_volume_is_refused_before_decoding(tmp_path):
+    import gzip
+    import struct
+
+    p = _save(tmp_path, np.zeros((4, 4, 4), np.uint8), np.eye(4), "v.nii")
+    data = bytearray(p.read_bytes())
+    struct.pack_into("<8h", data, 40, 3, 30000, 4000, 30000, 1, 1, 1, 1)
+    bomb = tmp_path / "bomb.nii.gz"
+    bomb.write_bytes(gzip.compress(bytes(data), mtime=0))
+    with pytest.raises(ReadError, match=r"bomb\.nii\.gz: header claims 30000 x 4000 x 30000 = 3,600,000,000,000 "
+                                        r"voxels, more than the 1,073,741,824"):
+        read_nifti(bomb)

@@ -334,3 +334,40 @@ def test_noisy_mask_example_tiff_is_rgb_and_matches_png(noisy_mask_dir):
     np.testing.assert_array_equal(tif.array, read_raster(noisy_mask_dir / "1.png").array)
     mask = read_raster(noisy_mask_dir / "1_mask.tif")
     assert mask.array.shape == (288, 384) and not mask.rgb
+
+
+# ---------------------------------------------------------------- sizes over the limits
+
+def test_claimed_and_real_huge_sizes_are_refused_before_decoding(tmp_path, monkeypatch):
+    from _fuzz_corpus import jpeg_claiming, png_bomb, png_bytes, tiff_claiming
+
+    from medseg.io.masks import read_mask
+
+    files = {
+        "claims.png": (png_bytes(None, size=(20000, 20000)), "20000 x 20000 pixels"),
+        "claims.jpg": (jpeg_claiming(_jpeg_bytes(), 65500, 65500), "65500 x 65500 pixels"),
+        "claims.tif": (tiff_claiming(60000, 60000), "60000 x 60000 pixels"),
+        "claims16.png": (png_bytes(np.zeros((2, 2, 4), np.uint16), bit_depth=16, size=(30000, 30000)),
+                         "30000 x 30000 pixels"),
+    }
+    for name, (data, words) in files.items():
+        (tmp_path / name).write_bytes(data)
+        for read in (read_raster, read_mask):
+            with pytest.raises(ReadError, match=name.replace(".", r"\.")) as err:
+                read(tmp_path / name)
+            assert words in str(err.value), str(err.value)
+    # a real bomb: 1.6 MB of compressed zeros that would decode to 144 MB; refused from the header
+    monkeypatch.setenv("MEDSEG_MAX_PIXELS", str(4000 * 4000))
+    (tmp_path / "bomb.png").write_bytes(png_bomb(5000))
+    with pytest.raises(ReadError, match=r"bomb\.png: header claims 5000 x 5000 pixels .* more than the 16,000,000"):
+        read_raster(tmp_path / "bomb.png")
+    monkeypatch.setenv("MEDSEG_MAX_PIXELS", str(5000 * 5000))
+    assert read_raster(tmp_path / "bomb.png").array.shape == (5000, 5000)
+
+
+def _jpeg_bytes() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_rgb8()).save(buf, format="JPEG")
+    return buf.getvalue()

@@ -111,8 +111,7 @@ class Sample:
         return (mask, report) if return_report else mask
 
     def _decode_rle(self) -> np.ndarray:
-        from PIL import Image
-
+        from medseg.io.limits import open_image
         from medseg.io.rle import rle_decode_multilabel
 
         source = self.mask_paths.get("rle", self.image_path)
@@ -120,7 +119,7 @@ class Sample:
             raise MaskError(source, f"sample {self.id} has RLE masks but no class map")
         # The image header, not the file name, says how many columns the runs wrap at.
         try:
-            with Image.open(self.image_path) as im:
+            with open_image(self.image_path) as im:
                 width, height = im.size
         except OSError as e:
             raise ReadError(self.image_path, f"image header cannot be read ({e})") from None

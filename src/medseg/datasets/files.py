@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from medseg.errors import ReadError
+from medseg.io.limits import check_size, open_image
 
 # 2-D raster formats a dataset layout may hold (volumes and DICOM are not layouts).
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
@@ -66,9 +67,11 @@ def header_size(path: Path) -> tuple[int, int]:
     Raises ReadError naming the file when the header cannot be parsed.
     """
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:  # refuses a size over the limits before anything is decoded
             width, height = im.size
         return height, width
+    except ReadError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         pil_error = e
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -81,6 +84,7 @@ def header_size(path: Path) -> tuple[int, int]:
                 axes = tf.pages[0].axes
             rows = shape[axes.index("Y")] if "Y" in axes else shape[0]
             cols = shape[axes.index("X")] if "X" in axes else shape[1]
+            check_size(path, (rows, cols))
             return int(rows), int(cols)
         except (ValueError, OSError, IndexError, KeyError, struct.error) as e:  # tifffile on corrupt files
             raise ReadError(path, f"not a readable TIFF header ({type(e).__name__}: {e})") from None
@@ -92,7 +96,7 @@ def header_mode(path: Path) -> str | None:
     try:
         with Image.open(path) as im:
             return im.mode
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from medseg.datasets.files import numeric_key
 from medseg.errors import ReadError
+from medseg.io.limits import open_image
 
 _UW_CASE = re.compile(r"^(case\d+)", re.IGNORECASE)
 _MONTGOMERY = re.compile(r"^(.+?)_[01]$")
@@ -145,7 +146,7 @@ def _content_cuts(hist, grey, run_start, run_end, threshold, near_identical, win
 def _thumbnail(path: Path) -> np.ndarray | None:
     """Central crop of an RGB thumbnail (uint8), or None when the file cannot be decoded."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.draft("RGB", (_THUMB[0] * 2, _THUMB[1] * 2))  # JPEG decodes at 1/2..1/8 scale
             small = im.convert("RGB").resize(_THUMB, Image.BILINEAR, reducing_gap=2.0)
     except (OSError, ValueError, SyntaxError, ReadError):

@@ -25,6 +25,7 @@ from medseg.datasets.files import (
     mask_stem,
 )
 from medseg.errors import ReadError
+from medseg.io.limits import open_image
 
 IMAGE_DIR_NAMES = ("images", "image", "imgs", "img", "original")
 MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "ground truth", "groundtruth", "gt",
@@ -150,10 +151,11 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
     picks = [masks[int(i)] for i in np.unique(np.linspace(0, len(masks) - 1, CLASSMAP_SAMPLE).round())] \
         if masks else []
     values: set[int] = set()
+    fractional = False  # a float mask with values between integers is grey, never class ids
     colours: dict[int, tuple[int, int, int]] = {}
     for p in picks:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:  # a mask over the size limits is skipped (and reported by indexing)
                 if palette and im.mode == "P":
                     pal = im.getpalette() or []
                     a = np.asarray(im)
@@ -164,9 +166,14 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
                     a = np.asarray(im.convert("L"))
                 else:
                     a = np.asarray(im)
-        except (OSError, ValueError, SyntaxError):
+        except (OSError, ValueError, SyntaxError):  # ReadError included
             continue  # already reported, or reported when the mask is loaded
-        values.update(int(v) for v in np.unique(a))
+        found = np.unique(a)
+        if found.dtype.kind == "f":
+            # NaN and inf say nothing about classes (loading such a mask fails, naming it)
+            found = found[np.isfinite(found)]
+            fractional = fractional or bool(np.any(found != np.round(found)))
+        values.update(int(v) for v in found)
     ids = sorted(v for v in values if v > 0)
     if palette and ids == [1]:
         return ClassMap([LabelClass(1, "foreground", colours.get(1, (255, 255, 255)))], task="binary")
@@ -174,7 +181,7 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
         classes = [LabelClass(i, f"class_{i}", colours.get(i, (255, 255, 255))) for i in ids]
         return ClassMap(classes, task="multiclass", extra={"source": "palette indices",
                                                             "masks_inspected": len(picks)})
-    if len(ids) >= 2 and max(ids) <= _MAX_STORED_ID:
+    if len(ids) >= 2 and max(ids) <= _MAX_STORED_ID and not fractional:
         cm = ClassMap.from_names([f"class_{i}" for i in range(1, max(ids) + 1)], task="multiclass")
         cm.extra = {"source": "integer ids", "masks_inspected": len(picks)}
         return cm

@@ -20,10 +20,12 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from medseg.errors import ReadError
+from medseg.io.limits import check_size
 from medseg.io.dicom_header import (
     check_transfer_syntax,
     functional_value,
     header_float,
+    number_of_frames,
     transfer_syntax,
     uid_name,
 )
@@ -47,6 +49,16 @@ def _check_decodable(ds: Dataset, path: Path) -> None:
                               f"package decodes it; install one of: {needs}")
 
 
+def _check_claimed_size(ds: Dataset, path: Path) -> None:
+    """Rows x Columns x NumberOfFrames against the limits: a compressed stream decodes to what the header says."""
+    try:
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    except (TypeError, ValueError):
+        raise ReadError(path, f"Rows / Columns {ds.get('Rows')!r} / {ds.get('Columns')!r} are not numbers") from None
+    frames = number_of_frames(ds)
+    check_size(path, (frames, rows, cols) if frames > 1 else (rows, cols))
+
+
 def decode_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
     """Stored pixel values, (row, col[, sample]) or (frame, row, col[, sample]).
 
@@ -60,6 +72,7 @@ def decode_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
         raise ReadError(path, f"holds no pixel data{kind}: not an image, or the file is truncated")
     check_transfer_syntax(ds, path)
     _check_decodable(ds, path)
+    _check_claimed_size(ds, path)
     ts = transfer_syntax(ds)
     try:
         return ds.pixel_array

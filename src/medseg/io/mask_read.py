@@ -18,6 +18,8 @@ from PIL import Image, UnidentifiedImageError
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MaskError, ReadError, UnsupportedFormatError
+from medseg.io.limits import bomb_error, open_image
+from medseg.io.raster import check_tiff_size
 
 ColourTable = Mapping[int, tuple[int, int, int]]
 
@@ -79,7 +81,7 @@ def _sniff(path: Path) -> str:
 def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str]:
     """(array, kind) with kind 'ids' (palette indices), 'grey' or 'colour'."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # the size is checked before decoding
             img.load()
             mode = img.mode
             if mode == "P":
@@ -95,10 +97,12 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str]:
             if mode == "RGBA":
                 return np.array(img), "colour"
             return np.array(img.convert("RGB")), "colour"
+    except ReadError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ReadError(path, f"cannot be decoded as {fmt.upper()}: {e}") from None
-    except Image.DecompressionBombError as e:
-        raise ReadError(path, f"image too large to be a mask: {e}") from None
+    except Image.DecompressionBombError as e:  # a frame past the first claiming more than its header
+        raise bomb_error(path, e) from None
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
@@ -109,7 +113,10 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
             page = tf.pages[0]
             photometric = int(page.photometric)
             axes = tf.series[0].axes
+            check_tiff_size(path, tf.series[:1])
             arr = tf.asarray()
+    except ReadError:
+        raise
     except Exception as e:  # tifffile raises many types for damaged files
         raise ReadError(path, f"cannot be decoded as TIFF: {e}") from None
     PHOTO = tifffile.PHOTOMETRIC
@@ -325,9 +332,11 @@ def _open_palette(image: Image.Image | str | Path) -> tuple[np.ndarray, list[int
         if _sniff(path) not in ("png", "gif", "bmp", "tiff"):
             raise MaskError(path, "is not a palette image (palettes live in PNG, GIF, BMP or TIFF files)")
         try:
-            with Image.open(path) as f:
+            with open_image(path) as f:
                 f.load()
                 img = f.copy()
+        except ReadError:
+            raise
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise ReadError(path, f"cannot be decoded: {e}") from None
     if img.mode not in ("P", "PA"):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ReadError, UnsupportedFormatError
+from medseg.io.limits import check_size
 from medseg.io.raster import reject_nonfinite
 from medseg.io.types import ImageData
 
@@ -84,6 +85,7 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     if stored.fields is not None or stored.kind == "c":
         raise UnsupportedFormatError(path, f"NIfTI voxel type {stored} (colour or complex) is not supported")
     _check_complete(path, img, shape, stored)
+    check_size(path, shape[:3], "volume")  # a gzip stream decodes to whatever the header says
     # nibabel moves scl_slope / scl_inter from the loaded header to the array proxy
     slope = float(getattr(img.dataobj, "slope", 1.0))
     inter = float(getattr(img.dataobj, "inter", 0.0))

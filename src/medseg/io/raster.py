@@ -9,11 +9,13 @@ Palette images become RGB(A) here; masks are read by ``medseg.io.masks``.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from medseg.errors import ReadError, UnsupportedFormatError
+from medseg.io.limits import bomb_error, check_size, open_image
 from medseg.io.types import ImageData
 from medseg.io.uwmadison import parse_uw_slice_name
 
@@ -109,13 +111,13 @@ def _read_pillow(path: Path, fmt: str, head: bytes) -> ImageData:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:  # the size is checked before decoding
             im.load()
             mode = im.mode
             array, photometric = _pil_to_array(im)
             orientation = im.getexif().get(0x0112, 1) if fmt == "jpeg" else 1
-    except Image.DecompressionBombError as e:
-        raise ReadError(path, f"image is too large to decode safely ({e})") from e
+    except Image.DecompressionBombError as e:  # a frame past the first claiming more than its header
+        raise bomb_error(path, e) from None
     except ReadError:
         raise
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
@@ -165,6 +167,9 @@ def _read_png_colour16(path: Path) -> ImageData:
     except ImportError as e:
         raise ReadError(path, "is a 16-bit colour PNG; reading it without losing bits needs "
                               "opencv-python-headless (pip install opencv-python-headless)") from e
+    with open(path, "rb") as f:
+        width, height = struct.unpack(">II", f.read(24)[16:24])  # IHDR, checked: OpenCV decodes what it is told
+    check_size(path, (height, width))
     a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if a is None or a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ReadError(path, "cannot decode 16-bit colour PNG data (truncated or corrupt file)")
@@ -190,6 +195,7 @@ def _read_tiff(path: Path) -> ImageData:
             samples = int(page.samplesperpixel)
             colormap = page.colormap if photometric == 3 else None
             spacing_yx, spacing_z, unit_meta = _tiff_spacing(tif, page)
+            check_tiff_size(path, series)
             try:
                 array = _tiff_axes_to_standard(path, [s.asarray() for s in series], series[0].axes)
             except ValueError as e:
@@ -239,6 +245,15 @@ def _check_tiff_complete(path: Path, tif) -> None:
                                   f"but the file has {size} bytes")
 
 
+def check_tiff_size(path: Path, series: list) -> None:
+    """The pages' claimed size against the limits, before tifffile allocates and decodes them."""
+    axes, shape = series[0].axes, series[0].shape
+    rows = shape[axes.index("Y")] if "Y" in axes else 1
+    cols = shape[axes.index("X")] if "X" in axes else 1
+    frames = len(series) * int(np.prod([n for n, ax in zip(shape, axes) if ax not in "YXS"], dtype=np.int64))
+    check_size(path, (frames, rows, cols) if frames > 1 else (rows, cols))
+
+
 def _stackable_series(tif) -> list:
     """Series with the first one's shape and dtype (pages written one by one form one series each)."""
     first = tif.series[0]
@@ -251,7 +266,7 @@ def _pillow_tiff_frames(path: Path, why: Exception) -> tuple[np.ndarray, str]:
     from PIL import Image, ImageSequence
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             frames = [_pil_to_array(f) for f in ImageSequence.Iterator(im)]
     except Exception as e:
         raise ReadError(path, f"TIFF compression not readable: {why}; Pillow failed too: {e}") from e
