@@ -38,6 +38,15 @@ def test_binary_outputs_have_the_image_size_and_types():
     assert pred.meta["tiles"] > 1 and pred.meta["device"] == "cpu" and pred.meta["precision"] == "fp32"
 
 
+@pytest.mark.parametrize("shape", [(1, 300), (300, 1), (1, 1), (2, 700)])
+def test_one_pixel_wide_images_are_predicted_at_their_size(shape):
+    net = Pointwise()
+    pred = predictor(net, tile_size=32).predict(_rgb(*shape))
+    assert pred.labels.shape == shape and pred.probs.shape == (1, *shape)
+    expected = 1 / (1 + np.exp(-_expected_pointwise(net, np.moveaxis(_rgb(*shape), -1, 0) / 255.0)))
+    np.testing.assert_allclose(pred.probs, expected, atol=1e-5)
+
+
 def test_multiclass_argmax_maps_channels_to_class_ids():
     net = Pointwise(classes=3, seed=1)
     p = predictor(net, task="multiclass", n=2)

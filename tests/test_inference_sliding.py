@@ -66,7 +66,8 @@ def test_gaussian_blending_hides_tile_borders_better_than_constant():
     assert 0 < err["gaussian"] < err["constant"]
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (33, 200), (97, 131), (64, 64)])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (33, 200), (97, 131), (64, 64), (1, 50), (50, 1), (1, 700),
+                                   (700, 1)])
 def test_any_size_comes_back_with_its_size(shape):
     net = Pointwise().eval()
     x = _image(*shape)
@@ -102,6 +103,21 @@ def test_mirror_pad_matches_numpy_reflect_even_beyond_the_image(pads):
     t, b, l, r = pads
     got = mirror_pad(torch.from_numpy(a), t, b, l, r).numpy()
     np.testing.assert_array_equal(got, np.pad(a, ((0, 0), (0, 0), (t, b), (l, r)), mode="reflect"))
+
+
+@pytest.mark.parametrize("shape, pads", [((1, 6), (16, 16, 16, 16)), ((5, 1), (3, 4, 16, 16)),
+                                         ((1, 1), (2, 3, 4, 5))])
+def test_mirror_pad_of_a_single_row_or_column_pads_both_axes(shape, pads):
+    # a 1xN image padded on all sides: the single row was repeated but its columns never padded
+    # (the 1xN / Nx1 images crashed the Predictor's window concatenation)
+    a = np.arange(np.prod(shape), dtype=np.float32).reshape(1, 1, *shape)
+    t, b, l, r = pads
+    got = mirror_pad(torch.from_numpy(a), t, b, l, r).numpy()
+    assert got.shape == (1, 1, shape[0] + t + b, shape[1] + l + r)
+    mode = {0: "edge" if shape[0] == 1 else "reflect", 1: "edge" if shape[1] == 1 else "reflect"}
+    expected = np.pad(np.pad(a, ((0, 0), (0, 0), (t, b), (0, 0)), mode=mode[0]), ((0, 0), (0, 0), (0, 0), (l, r)),
+                      mode=mode[1])
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_blend_weights_shape_and_symmetry():

@@ -70,11 +70,11 @@ def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) ->
     while top or bottom or left or right:
         h, w = x.shape[-2:]
         t, b, l, r = min(top, h - 1), min(bottom, h - 1), min(left, w - 1), min(right, w - 1)
-        if h == 1 and (top or bottom):  # nothing to reflect: repeat the single row
-            t, b = top, bottom
+        if h == 1 and (top or bottom):  # nothing to reflect: repeat the single row (columns next round)
+            t, b, l, r = top, bottom, 0, 0
             x = F.pad(x, (0, 0, t, b), mode="replicate")
         elif w == 1 and (left or right):
-            l, r = left, right
+            t, b, l, r = 0, 0, left, right
             x = F.pad(x, (l, r, 0, 0), mode="replicate")
         else:
             x = F.pad(x, (l, r, t, b), mode="reflect")
