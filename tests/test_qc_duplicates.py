@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from medseg.datasets import open_dataset
 from medseg.qc import run_qc
-from medseg.qc.duplicates import hash_pairs, phash_and_thumb, popcount
+from medseg.qc import duplicates as dup_mod
+from medseg.qc.duplicates import _HASH_THUMB, CHECKS, Fingerprint, hash_pairs, phash_and_thumb, popcount
 from medseg.qc.run import qc
 from tests._qc_data import jpeg_roundtrip, natural, rect_mask, write_dataset
 
@@ -124,3 +127,90 @@ def test_run_qc_yields_progress_then_the_report(tmp_path):
     assert report.n_samples == len(ds) and report.checks == DUP_CHECKS.split(",")
     with pytest.raises(ValueError, match="did you mean 'near_duplicate'"):
         next(run_qc(ds, "near_duplicates"))
+
+
+@pytest.mark.parametrize("copies", [3, 5])
+def test_every_copy_of_an_exact_duplicate_group_names_all_the_others(tmp_path, copies):
+    astro, cat = natural("astronaut"), natural("camera")
+    extra = {f"astro_{k}": (astro.copy(), rect_mask(64)) for k in range(copies)}
+    extra.update({f"cat_{k}": (cat.copy(), rect_mask(64)) for k in range(copies + 1)})
+    report = qc(_dataset(tmp_path, extra), DUP_CHECKS, workers=1)
+    exact = _by(report, "exact_duplicate")
+    assert set(exact) == set(extra)
+    for group in ("astro", "cat"):
+        members = sorted(s for s in extra if s.startswith(group))
+        for sid in members:
+            others = [o for o in members if o != sid]
+            assert sorted(exact[sid].details["others"]) == others and exact[sid].value == len(others), sid
+    assert _by(report, "near_duplicate") == {} and _by(report, "duplicate_mask_disagreement") == {}
+
+
+def _unit(rng, n=_HASH_THUMB * _HASH_THUMB) -> np.ndarray:
+    v = rng.standard_normal(n)
+    return v / np.linalg.norm(v)
+
+
+def _partner(rng, thumb: np.ndarray, correlation: float) -> np.ndarray:
+    """A unit vector whose dot product with ``thumb`` is ``correlation``."""
+    u = _unit(rng)
+    u -= (u @ thumb) * thumb
+    return correlation * thumb + np.sqrt(1 - correlation**2) * u / np.linalg.norm(u)
+
+
+def test_near_duplicate_thresholds_are_inclusive_at_distance_8_and_correlation_0_95():
+    """Fingerprints built with a known hash distance and thumbnail correlation, judged with the check's defaults."""
+    rng = np.random.default_rng(3)
+    fps, expected = {}, {}
+    for name, flipped, corr, near in [("in", 8, 0.9505, True), ("far", 9, 0.999, False),
+                                      ("weak", 8, 0.9495, False), ("close", 1, 0.9495, False),
+                                      ("edge", 0, 0.9505, True)]:
+        base = int(rng.integers(0, 2**63))
+        bits = rng.choice(64, flipped, replace=False)
+        partner_hash = base ^ sum(1 << int(b) for b in bits)
+        thumb = _unit(rng)
+        fps[f"{name}_a"] = Fingerprint(f"{name}a", base, thumb.astype(np.float32), "m", {}, {})
+        fps[f"{name}_b"] = Fingerprint(f"{name}b", partner_hash, _partner(rng, thumb, corr).astype(np.float32),
+                                       "m", {}, {})
+        if near:
+            expected[f"{name}_a"], expected[f"{name}_b"] = {f"{name}_b"}, {f"{name}_a"}
+    check = next(c for c in CHECKS if c.name == "near_duplicate")
+    ctx = SimpleNamespace(sample_ids=list(fps), cache={}, groups={s: s for s in fps}, paths={})
+    found = check.decide({"fingerprint": fps}, ctx, dict(check.defaults))
+    assert {f.sample_id: {o["id"] for o in f.details["others"]} for f in found} == expected
+    distances = {f.sample_id: f.details["others"][0]["distance"] for f in found}
+    assert distances["in_a"] == 8 and distances["edge_a"] == 0
+
+
+def test_more_samples_than_one_block_of_the_distance_matrix_still_finds_every_near_duplicate(tmp_path):
+    """2,100 tiny frames: the pairwise hash distances are computed in blocks of 2,048 rows."""
+    assert dup_mod._BLOCK == 2048
+    rng = np.random.default_rng(0)
+    mask = rect_mask(16, (4, 10, 4, 10))
+    samples = {f"s{n:04d}": (rng.integers(0, 256, (16, 16), dtype=np.uint8), mask) for n in range(2100)}
+
+    def nudge(image):  # a re-encoded copy: a few pixels one grey level off
+        out = image.copy()
+        out[rng.integers(0, 16, 6), rng.integers(0, 16, 6)] ^= 1
+        return out
+
+    planted = {"s2095": "s0005", "s2090": "s2060"}  # across the two blocks, and both inside the second
+    for copy, original in planted.items():
+        samples[copy] = (nudge(samples[original][0]), mask)
+    samples["s2099"] = (samples["s0007"][0].copy(), mask)
+    report = qc(_open(write_dataset(tmp_path / "ds", samples)), "exact_duplicate,near_duplicate", workers=1)
+    near = {sid: {o["id"] for o in f.details["others"]} for sid, f in _by(report, "near_duplicate").items()}
+    assert near == {**{c: {o} for c, o in planted.items()}, **{o: {c} for c, o in planted.items()}}
+    assert {sid: f.details["others"] for sid, f in _by(report, "exact_duplicate").items()} == \
+        {"s0007": ["s2099"], "s2099": ["s0007"]}
+
+
+def test_hash_pairs_across_blocks_match_brute_force():
+    rng = np.random.default_rng(2)
+    hashes = rng.integers(0, 2**63, 2 * dup_mod._BLOCK + 300, dtype=np.uint64)
+    for a, b in [(3, 2100), (2050, 4200), (4100, 4300), (100, 200)]:  # within and across blocks of rows
+        hashes[b] = hashes[a] ^ np.uint64(0b1011)
+    i, j, d = hash_pairs(hashes, 8)
+    found = set(zip(i.tolist(), j.tolist(), d.tolist()))
+    assert {(3, 2100, 3), (2050, 4200, 3), (4100, 4300, 3), (100, 200, 3)} <= found
+    for a, b, dist in found:
+        assert a < b and (int(hashes[a]) ^ int(hashes[b])).bit_count() == dist <= 8
