@@ -97,7 +97,7 @@ def test_non_empty_target_and_source_folder_are_refused(make_napari_viewer, qtbo
 
     widget.form.out.value = edited.dataset_root / "export"
     _run(widget, qtbot)
-    assert "inside the source dataset folder" in errors[2]
+    assert "inside the source dataset" in errors[2] and str(edited.dataset_root) in errors[2]
     assert not (edited.dataset_root / "export").exists() and widget.result is None
 
 
