@@ -29,8 +29,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from psygnal import Signal
-
 _ALL = object()
 CANCELLED = "cancelled"  # what a job body returns (or yields last) when it stopped on its token
 
@@ -97,8 +95,6 @@ class Job:
 class Jobs:
     """The running jobs of one session (see the module docstring)."""
 
-    changed = Signal()  # a job was added or ended
-
     def __init__(self) -> None:
         self._jobs: list[Job] = []
         self._after: list[tuple[Any, Callable[[], Any]]] = []
@@ -112,7 +108,6 @@ class Jobs:
         worker.finished.connect(lambda: self._ended(job))
         if owner is not None and cancel is not None:
             owner.destroyed.connect(lambda *_: job.cancel())
-        self.changed.emit()
         return job
 
     def running(self, workspace: Any = _ALL) -> list[Job]:
@@ -140,7 +135,6 @@ class Jobs:
         self._after = keep
         for _, callback in due:
             callback()
-        self.changed.emit()
 
 
 def names(jobs: list[Job]) -> str:
