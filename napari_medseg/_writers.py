@@ -5,6 +5,12 @@ kept, spacing from the layer's scale, the folders export layout and its
 manifest). Here the layers become arrays: a dataset stack opened by this
 plugin (its metadata lists the sample ids) is split back into its samples and
 un-padded; multilabel planes (one per class) become per-class channels.
+
+Where the layers came from (their metadata's provenance: source file, dataset
+root, workspace) is never written into: :mod:`medseg.destinations` refuses it,
+and any dataset source folder or workspace above the chosen path. napari's save
+dialog has asked before replacing a file, so an existing file is replaced, but
+only one medseg wrote and nobody changed since (:mod:`medseg.ownership`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     ids = np.asarray(data)
     affine = (meta.get("metadata") or {}).get("affine")
     affine = affine if affine is not None and ids.ndim == 3 and np.shape(affine) == (4, 4) else None
-    written = write_label_file(path, ids, _spacing(meta, ids.ndim), affine=affine)
+    written = write_label_file(path, ids, _spacing(meta, ids.ndim), affine=affine, sources=layer_sources(meta),
+                               overwrite=True)
     return [str(written)]
 
 
@@ -30,8 +37,20 @@ def write_dataset(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[st
     from medseg.export.arrays import export_arrays
 
     samples, classmap = dataset_samples(layer_data)
-    result = export_arrays(path, samples, classmap)
+    sources = [s for _, meta, _ in layer_data for s in layer_sources(meta)]
+    result = export_arrays(path, samples, classmap, overwrite=True, sources=sources)
     return [str(result.out)]
+
+
+def layer_sources(meta: dict) -> list[str]:
+    """The files and folders a layer was read from, by its metadata: never to be written into."""
+    from pathlib import Path
+
+    md = meta.get("metadata") or {}
+    ours = md.get("medseg") or {}
+    found = [md.get("source"), ours.get("source"), ours.get("root"), ours.get("workspace")]
+    # "model prediction", "synthetic": provenance that names no place on disk
+    return list(dict.fromkeys(str(p) for p in found if isinstance(p, str) and p and Path(p).exists()))
 
 
 def dataset_samples(layer_data: list[tuple[Any, dict, str]]) -> tuple[list, Any]:

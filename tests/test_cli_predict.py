@@ -45,8 +45,8 @@ def test_files_and_folders_write_masks_probs_and_uncertainty(ckpt, tmp_path, cap
     _rgb(single, 33, 47, seed=2)
     out = tmp_path / "out"
     rc = main(["predict", str(ckpt), str(folder), str(single), "--out", str(out), "--probs", "--uncertainty",
-               "--tta", "hflip", "--device", "cpu"])
-    assert rc == 0
+               "--tta", "hflip", "--device", "cpu", "--keep-going"])
+    assert rc == 0  # notes.txt is skipped and listed; --keep-going makes that exit 0
     for stem, shape in (("a", (70, 90)), ("b", (50, 41)), ("c", (33, 47))):
         mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
         assert mask.shape == shape and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
@@ -58,7 +58,8 @@ def test_files_and_folders_write_masks_probs_and_uncertainty(ckpt, tmp_path, cap
         assert tifffile.imread(out / f"{stem}_variance.tif").shape == shape
     assert not list(out.glob("notes*"))
     captured = capsys.readouterr()
-    assert "a.png -> " in captured.out and "3 of 3 images predicted" in captured.err
+    assert "a.png -> " in captured.out and "3 of 4 inputs predicted" in captured.err
+    assert f"skipped {folder / 'notes.txt'}: not an image" in captured.err and "1 skipped" in captured.err
 
 
 def test_npy_probs_match_the_predictor_and_visible_masks_are_0_255(ckpt, tmp_path):
@@ -81,9 +82,9 @@ def test_bad_files_are_reported_and_the_rest_still_written(ckpt, tmp_path, capsy
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     rc = main(["predict", str(ckpt), str(tmp_path / "broken.png"), str(tmp_path / "good.png"),
                "--out", str(tmp_path / "out"), "--device", "cpu"])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
-    assert "error:" in err and "broken.png" in err and "1 failed" in err
+    assert "skipped " + str(tmp_path / "broken.png") in err and "1 skipped" in err
     assert (tmp_path / "out" / "good_mask.png").is_file()
 
 
@@ -96,7 +97,8 @@ def test_dataset_folder_predicts_samples_and_unlabelled_images(ckpt, tmp_path, c
         if i < 2:
             Image.fromarray(np.zeros((32, 40), np.uint8)).save(ds / "masks" / f"p{i}.png")
     assert main(["predict", str(ckpt), str(ds), "--out", str(tmp_path / "out"), "--json", "--quiet"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0_mask.png", "p1_mask.png", "p2_mask.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".medseg-outputs.jsonl", "p0_mask.png", "p1_mask.png", "p2_mask.png"]  # the ownership record and the masks
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3 and lines[0]["meta"]["device"] in ("cpu", "cuda:0", "mps")
 
@@ -116,14 +118,16 @@ def test_a_volume_gets_a_mask_stack(ckpt, anatomical_nii, tmp_path):
     assert stack.shape == (25, 41, 33) and stack.dtype == np.uint8
 
 
-def test_missing_checkpoint_or_input_exits_1_naming_it(ckpt, tmp_path, capsys):
+def test_missing_checkpoint_or_input_exits_2_naming_it(ckpt, tmp_path, capsys):
     _rgb(tmp_path / "a.png", 20, 20)
-    assert main(["predict", str(tmp_path / "none.medseg"), str(tmp_path / "a.png"), "--out", str(tmp_path)]) == 1
+    out = str(tmp_path / "out")
+    assert main(["predict", str(tmp_path / "none.medseg"), str(tmp_path / "a.png"), "--out", out]) == 2
     assert "none.medseg" in capsys.readouterr().err
-    assert main(["predict", str(ckpt), str(tmp_path / "missing.png"), "--out", str(tmp_path)]) == 1
+    assert main(["predict", str(ckpt), str(tmp_path / "missing.png"), "--out", out]) == 2
     assert "missing.png: does not exist" in capsys.readouterr().err
-    assert main(["predict", str(ckpt), str(tmp_path / "a.png"), "--out", str(tmp_path), "--device", "tpu"]) == 1
-    assert "unknown device 'tpu'" in capsys.readouterr().err
+    assert main(["predict", str(ckpt), str(tmp_path / "a.png"), "--out", out, "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'tpu'" in err and "Traceback" not in err
 
 
 def test_help_says_masks_hold_class_ids(capsys):

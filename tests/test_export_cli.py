@@ -29,7 +29,7 @@ def test_cli_exports_with_a_split_and_refuses_to_overwrite(ws_path, tmp_path, ca
     split = json.loads((out / "splits_final.json").read_text())
     assert len(split[0]["train"]) + len(split[0]["val"]) == 10 and "3" not in split[0]["train"] + split[0]["val"]
 
-    assert main(["export", str(ws_path), "--format", "folders", "--out", str(out), "--quiet"]) == 1
+    assert main(["export", str(ws_path), "--format", "folders", "--out", str(out), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err and (out / "dataset.json").exists()
 
     assert main(["export", str(ws_path), "--format", "folders", "--out", str(out), "--overwrite",
@@ -48,7 +48,7 @@ def test_cli_rejects_bad_options(ws_path, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["export", str(ws_path), "--format", "folders", "--out", str(tmp_path / "o"), "--split", "0.8,0.2",
               "--folds", "3"])
-    assert main(["export", str(ws_path), "--format", "folders", "--out", str(ws_path / "x"), "--quiet"]) == 1
+    assert main(["export", str(ws_path), "--format", "folders", "--out", str(ws_path / "x"), "--quiet"]) == 2
     assert "inside the workspace" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _export_data import make_frames
 
-from medseg.errors import ExportError
+from medseg.errors import DestinationError, ExportError
 from medseg.export import export_dataset, is_medseg_export, iter_export
 from medseg.export.mask_out import mask_problem
 from medseg.export.writers_folders import FoldersWriter
@@ -38,11 +38,11 @@ def tree_digest(folder) -> str:
 
 def test_refuses_the_dataset_and_the_workspace_and_their_parents(ws, tmp_path):
     before = tree_digest(tmp_path / "data")
-    for out, why in [(ws.dataset_root / "clean", "inside the source dataset"),
-                     (ws.dataset_root, "inside the source dataset"),
-                     (ws.root / "export", "inside the workspace"),
+    for out, why in [(ws.dataset_root / "clean", "is inside the source dataset"),
+                     (ws.dataset_root, "is the source dataset"),
+                     (ws.root / "export", "is inside the workspace"),
                      (tmp_path / "data", "contains the source dataset")]:
-        with pytest.raises(ExportError, match=why):
+        with pytest.raises(DestinationError, match=why):
             export_dataset(ws, out, "folders", overwrite=True)
     assert tree_digest(tmp_path / "data") == before
 

@@ -53,9 +53,9 @@ def test_filters_params_and_exit_codes(root, tmp_path, capsys):
     assert main(["qc", str(root), "--quiet", "--checks", "specks", "--set", "specks.min_pixels=3"]) == 0
     assert "0 warning" in capsys.readouterr().out  # at min_pixels 3 neither 5 px nor 9 px is a speck
     assert main(["qc", str(root), "--quiet", "--checks", "specks", "--fail-on", "warning"]) == 3
-    assert main(["qc", str(root), "--checks", "speck"]) == 1
+    assert main(["qc", str(root), "--checks", "speck"]) == 2
     assert "unknown QC check 'speck'" in capsys.readouterr().err
-    assert main(["qc", str(root), "--quiet", "--set", "specks.size=3"]) == 1
+    assert main(["qc", str(root), "--quiet", "--set", "specks.size=3"]) == 2
     assert "parameter of QC check 'specks'" in capsys.readouterr().err
 
 

@@ -181,7 +181,7 @@ def test_cli_rank_end_to_end(ranked, tmp_path, capsys):
     rows = json.loads((tmp_path / "q.json").read_text())
     assert len(rows) == 24 and rows[0]["method"] == "cli-k3" and rows[0]["reason"]
     assert (tmp_path / "q.csv").read_text().splitlines()[0].startswith("rank,sample_id")
-    assert main(["rank", str(tmp_path / "not-a-ws")]) == 1
+    assert main(["rank", str(tmp_path / "not-a-ws")]) == 2
     assert "error:" in capsys.readouterr().err
 
 

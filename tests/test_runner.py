@@ -90,7 +90,7 @@ STARTED = ('{"event": "started", "run_dir": "r", "n_train": 6, "n_val": 2, "devi
 def test_garbage_lines_are_skipped_and_a_silent_exit_becomes_failed(tmp_path):
     python = _fake_python(tmp_path, f"echo 'Loading weights...'\necho '{STARTED}'\necho '{{\"event\": \"bogus\"}}'\n"
                                     "echo 'something broke' >&2\nexit 3\n")
-    cfg = TrainConfig.from_dict(tiny_config(tmp_path, tmp_path / "run"))
+    cfg = TrainConfig.from_dict(tiny_config(tmp_path / "data", tmp_path / "run"))  # a run never inside its data
     with TrainingProcess(cfg, python=python) as proc:
         events = _collect(proc)
     assert [e.kind for e in events] == ["started", "failed"]

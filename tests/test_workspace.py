@@ -21,7 +21,7 @@ from _workspace_data import (
 )
 from PIL import Image
 
-from medseg.errors import ReadError, WorkspaceError
+from medseg.errors import DestinationError, ReadError, WorkspaceError
 from medseg.io.masks import read_mask_values
 from medseg.workspace import CreateProgress, SourceChange, Workspace
 from medseg.workspace.blobs import BlobStore, mask_sha256
@@ -226,7 +226,7 @@ def test_source_changes_are_reported_and_the_rest_works(binary_ds, tmp_path):
 def test_workspace_inside_the_dataset_is_refused(binary_ds, tmp_path):
     before = snapshot(binary_ds)
     for target in (binary_ds / "ws", binary_ds / "masks" / "ws", binary_ds):
-        with pytest.raises(WorkspaceError, match="cannot be inside the dataset"):
+        with pytest.raises(DestinationError, match="the dataset it reviews"):
             Workspace.create(target, binary_ds)
     assert snapshot(binary_ds) == before
     (tmp_path / "busy").mkdir()
@@ -368,7 +368,7 @@ def test_a_moved_dataset_is_re_attached(binary_ds, tmp_path):
         assert ws.sample("1").image_path == moved / "images" / "1.png" and ws.image("1").array.shape == (H, W, 3)
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.dataset_root == moved
-    with pytest.raises(WorkspaceError, match="cannot be inside the dataset"):
+    with pytest.raises(DestinationError, match="the dataset it reviews"):
         Workspace.open(tmp_path / "ws", dataset_root=tmp_path)
     with pytest.raises(WorkspaceError, match="valid: stat, hash, none"):
         Workspace.open(tmp_path / "ws", verify="fast")

@@ -19,7 +19,7 @@ def test_workspace_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 samples" in out and "unreviewed 3" in out and "imported 3" in out
 
-    assert main(["workspace", "status", str(ws), "2", "excluded"]) == 1
+    assert main(["workspace", "status", str(ws), "2", "excluded"]) == 2
     assert "needs a reason" in capsys.readouterr().err
     assert main(["workspace", "status", str(ws), "2", "excluded", "--reason", "blurred frame"]) == 0
     with Workspace.open(ws) as w:
@@ -47,5 +47,5 @@ def test_workspace_cli(tmp_path, capsys):
     BlobStore(ws / "masks").path(sha).write_bytes(b"garbage")
     assert main(["workspace", "verify", str(ws)]) == 2
     assert "damaged" in capsys.readouterr().out
-    assert main(["workspace", "info", str(tmp_path / "nowhere")]) == 1
+    assert main(["workspace", "info", str(tmp_path / "nowhere")]) == 2
     assert "not a workspace" in capsys.readouterr().err

@@ -7,8 +7,9 @@ SIGINT/SIGTERM ask the Trainer to stop after the current step and write its
 checkpoint; a second SIGINT aborts at once.
 
 Exit status: 0 finished, 130 cancelled (the checkpoint was written: the shell's
-"interrupted", so scripts can tell it from a failure), 1 failed, 2 invalid
-config or command line.
+"interrupted", so scripts can tell it from a failure), 2 invalid config, command
+line or data (the message names the file or option), 1 a bug in napari-medseg
+(the traceback is printed).
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ def build_config(args: argparse.Namespace):
     return config
 
 
+def check_run_folder(config) -> Path:
+    """The run folder a user chose, refused inside the training data's source files or a workspace."""
+    from medseg.destinations import check_destination
+
+    return check_destination(config.out_dir, sources=[config.data.root] if config.data.root else [],
+                             purpose="the training run")
+
+
 def resume_target(path: str | None) -> Path | None:
     """A run folder means its ``last.medseg`` (the resumable checkpoint); a checkpoint is taken as it is."""
     if path is None:
@@ -143,13 +152,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, emit, cancel: _CancelRequest, show: Progress) -> int:
-    from medseg.errors import MedsegError
+    from medseg.errors import DestinationError, MedsegError
     from medseg.training.config import ConfigError
     from medseg.training.events import Failed
 
     try:
         config = build_config(args)
-    except ConfigError as e:
+        check_run_folder(config)
+    except (ConfigError, DestinationError) as e:
         _fail(emit, Failed(error=str(e)), args)
         return EXIT_CONFIG
 
@@ -169,16 +179,20 @@ def _train(args: argparse.Namespace, emit, cancel: _CancelRequest, show: Progres
         _cleanup(ctx)
         return EXIT_CONFIG
     except Exception as e:  # noqa: BLE001 - whoever reads the stream gets an event, not a dead pipe
-        message = str(e) if isinstance(e, MedsegError) else f"{type(e).__name__}: {e}"
-        _fail(emit, Failed(error=message, traceback=traceback.format_exc()), args, ctx)
+        clean = isinstance(e, (MedsegError, OSError))
+        message = str(e) if clean else f"{type(e).__name__}: {e}"
+        _fail(emit, Failed(error=message, traceback=traceback.format_exc(), input_error=clean), args, ctx)
         _cleanup(ctx)
-        return EXIT_FAILED
+        return EXIT_CONFIG if clean else _bug(EXIT_FAILED, _tb_unless_shown(args, emit, traceback.format_exc()))
     main = ctx is None or ctx.is_main
     show.enabled = show.enabled and main
     code = EXIT_FAILED
     try:
         for event in trainer.run():
             code = _EXIT_BY_KIND.get(event.kind, code)
+            if event.kind == "failed":
+                code = EXIT_CONFIG if event.input_error else \
+                    _bug(EXIT_FAILED, _tb_unless_shown(args, emit, event.traceback))
             if emit is not None and main:
                 emit(event)
             elif main or event.kind == "failed":
@@ -191,6 +205,20 @@ def _train(args: argparse.Namespace, emit, cancel: _CancelRequest, show: Progres
 
 
 _EXIT_BY_KIND = {"finished": EXIT_FINISHED, "cancelled": EXIT_CANCELLED, "failed": EXIT_FAILED}
+
+
+def _tb_unless_shown(args, emit, tb: str) -> str:
+    return "" if args.verbose and emit is None else tb  # -v has printed it with the error already
+
+
+def _bug(code: int, tb: str = "") -> int:
+    """Print what a bug report needs (the traceback, where to send it); ``code``."""
+    from medseg.cli import BUG_LINE
+
+    if tb:
+        print(tb.rstrip(), file=sys.stderr)
+    print(f"error: {BUG_LINE}", file=sys.stderr)
+    return code
 
 
 def _fail(emit, event, args, ctx=None) -> None:

@@ -120,3 +120,17 @@ class WorkspaceError(MedsegError, ValueError):
 class RankingError(MedsegError, ValueError):
     """Label-quality ranking cannot run as asked: too few groups for the folds, a checkpoint whose class
     map does not fit the workspace, or a fold's training that failed (the message names which)."""
+
+
+class DestinationError(MedsegError, ValueError):
+    """A write was refused: the destination is inside (or is, or holds) a dataset's source files or a
+    workspace's internals, or would replace a file medseg did not write (or that changed since).
+
+    ``destination`` is where the write was asked to go, ``protected`` the path it would have harmed;
+    the message names both and says where to write instead.
+    """
+
+    def __init__(self, message: str, destination: str | Path, protected: str | Path | None = None):
+        self.destination = Path(destination)
+        self.protected = Path(protected) if protected is not None else None
+        super().__init__(message)

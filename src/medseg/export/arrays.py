@@ -30,9 +30,11 @@ from medseg.export.export import ExportResult
 from medseg.export.files import image_suffix, safe_stems, write_nifti, write_png
 from medseg.export.item import ExportItem
 from medseg.export.mask_out import mask_problem, spatial_shape
-from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging, is_medseg_export, recover_export
+from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging
+from medseg.export.target import check_target
 from medseg.export.writers_folders import FoldersWriter
 from medseg.io.types import ImageData
+from medseg.ownership import guarded_file
 
 LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".nii", ".nii.gz")
 # the largest id each format stores losslessly, by number of spatial axes
@@ -41,13 +43,16 @@ _MAX_ID = {(".png", 2): 0xFFFF, (".tif", 2): 0xFFFFFFFF, (".tif", 3): 0xFFFF,
 
 
 def write_label_file(path: str | Path, ids, spacing: Sequence[float] | None = None, *,
-                     affine=None) -> Path:
+                     affine=None, sources: Sequence = (), overwrite: bool = False) -> Path:
     """Write a 2-D or 3-D label image of class ids to ``path`` (.png, .tif/.tiff, .nii/.nii.gz).
 
     ``spacing``: mm per pixel along each axis (row, col) / (slice, row, col);
     None writes no physical size (TIFF) or 1 mm (NIfTI). ``affine``: a NIfTI
     (slice, row, col) -> RAS matrix to use instead of one made from the spacing.
-    A 2-D NIfTI is written as a one-slice volume.
+    A 2-D NIfTI is written as a one-slice volume. ``path`` is refused inside a
+    dataset's source files or a workspace (``sources``: where the labels came
+    from); an existing file is replaced only with ``overwrite`` and only when
+    medseg wrote it and it is unchanged (:mod:`medseg.ownership`).
     """
     path = Path(path)
     suffix = image_suffix(path)
@@ -67,13 +72,15 @@ def write_label_file(path: str | Path, ids, spacing: Sequence[float] | None = No
     a = a.astype(np.uint8 if top <= 0xFF else np.uint16 if top <= 0xFFFF else np.uint32, copy=False)
     if spacing is not None and len(spacing) != a.ndim:
         raise ExportError(f"{path}: spacing {tuple(spacing)} has {len(spacing)} entries for {a.ndim}-D labels")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder, path = guarded_file(path, purpose="a label file", sources=sources, overwrite=overwrite)
+    folder.mkdir()
     if kind == ".png":
         write_png(path, a)
     elif kind == ".tif":
         _write_tiff(path, a, spacing)
     else:
         _write_nifti(path, a, spacing, affine)
+    folder.record(path)
     return path
 
 
@@ -136,12 +143,14 @@ def infer_classmap(masks: Sequence[np.ndarray]) -> ClassMap:
 
 
 def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: ClassMap | None = None, *,
-                  overwrite: bool = False) -> ExportResult:
+                  overwrite: bool = False, sources: Sequence = ()) -> ExportResult:
     """Write ``samples`` as a plain-folders dataset at ``out`` (nothing appears there unless all of it is written).
 
     ``classmap`` defaults to :func:`infer_classmap`; a mask that does not fit
     it, or whose spatial shape differs from its image's, raises ExportError
-    naming the sample before anything is written.
+    naming the sample before anything is written. ``out`` is judged as a
+    workspace export's is (:func:`medseg.export.target.check_target`);
+    ``sources``: where the arrays were read from (never written into).
     """
     samples = list(samples)
     if not samples:
@@ -155,7 +164,7 @@ def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: Cla
             problem = f"labels of shape {shape} do not match the image's {image_shape}"
         if problem is not None:
             raise ExportError(f"sample {s.sample_id}: {problem}; nothing was written")
-    target = _check_out(out, overwrite)
+    target = check_target(out, overwrite=overwrite, sources=sources)
     stems = safe_stems([s.sample_id for s in samples])
     staging = Staging(target, overwrite)
     try:
@@ -183,19 +192,6 @@ def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: Cla
         staging.abort()
     text = f"{len(samples)} sample{'s' if len(samples) != 1 else ''} written as folders to {target}."
     return ExportResult(target, len(samples), target / MANIFEST_NAME, text)
-
-
-def _check_out(out: str | Path, overwrite: bool) -> Path:
-    target = Path(out).expanduser().resolve()
-    recover_export(target)
-    if target.exists() and not target.is_dir():
-        raise ExportError(f"refusing to export into {target}: it is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not (overwrite and is_medseg_export(target)):
-        raise ExportError(f"refusing to export into {target}: the folder is not empty"
-                              + ("" if overwrite else " (overwrite replaces only a previous medseg export)"))
-    if not target.parent.is_dir():
-        raise ExportError(f"cannot export into {target}: its parent folder {target.parent} does not exist")
-    return target
 
 
 __all__ = ["LABEL_SUFFIXES", "ArraySample", "export_arrays", "infer_classmap", "spl_affine", "write_label_file"]

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from medseg.errors import MedsegError
-
 
 def _split(text: str) -> tuple[float, float]:
     try:
@@ -69,11 +67,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             events.close()  # removes the staging folder; out is left as it was
         print("interrupted: nothing was written", file=sys.stderr)
         return 130
-    except MedsegError as e:
+    finally:  # a clean error (exit 2) or a bug (exit 1) is reported by medseg.cli.main
         _close(bar)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    _close(bar)
     if args.json:
         print(json.dumps({"out": str(result.out), "n_samples": result.n_samples,
                           "manifest": str(result.manifest_path), "summary": result.summary_text}))

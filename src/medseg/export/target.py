@@ -10,33 +10,27 @@ restored if the final swap fails or the process is killed during it.
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
-from medseg.errors import ExportError
+from medseg.errors import DestinationError, ExportError
 from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging, is_medseg_export, recover_export
 
 
-def _resolved(p: str | Path) -> Path:
-    return Path(os.path.abspath(Path(p).expanduser().resolve()))
+def check_target(out: str | Path, *, dataset_root: str | Path | None = None,
+                 workspace_root: str | Path | None = None, overwrite: bool, sources=()) -> Path:
+    """The resolved output folder, or an error saying why writing there is refused.
 
+    :func:`medseg.destinations.check_destination` refuses the source dataset, the
+    workspace, what ``sources`` names, and any dataset's source folders or workspace
+    found above ``out`` (DestinationError). A non-empty folder is replaced only with
+    ``overwrite`` and only when it is a previous medseg export that nobody changed:
+    every file in it listed in its manifest with the sha256 it still has.
+    """
+    from medseg.destinations import check_destination
 
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
-def check_target(out: str | Path, *, dataset_root: str | Path, workspace_root: str | Path,
-                 overwrite: bool) -> Path:
-    """The resolved output folder, or ExportError saying why writing there is refused."""
-    target = _resolved(out)
-    for what, root in (("source dataset", dataset_root), ("workspace", workspace_root)):
-        r = _resolved(root)
-        if _inside(target, r):
-            raise ExportError(f"refusing to export into {target}: it is inside the {what} folder {r}; "
-                              "choose a folder outside it")
-        if _inside(r, target):
-            raise ExportError(f"refusing to export into {target}: it contains the {what} folder {r}, "
-                              "which an export must never replace; choose another folder")
+    target = check_destination(out, sources=[(dataset_root, "the source dataset"), *sources],
+                               workspaces=[workspace_root], purpose="the export")
     recover_export(target)  # a previous export hidden by a killed swap is back before it is judged
     if target.exists() and not target.is_dir():
         raise ExportError(f"refusing to export into {target}: it is a file, not a folder")
@@ -47,9 +41,41 @@ def check_target(out: str | Path, *, dataset_root: str | Path, workspace_root: s
         if not is_medseg_export(target):
             raise ExportError(f"refusing to overwrite {target}: it is not empty and holds no medseg export "
                               f"{MANIFEST_NAME}, so it is not a previous export; only those are replaced")
+        changed = export_changes(target)
+        if changed:
+            path, why = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise DestinationError(f"refusing to overwrite the export {target}: {path} {why}{more}; "
+                                   "--overwrite replaces only a previous medseg export nobody changed since. "
+                                   "Move what you want to keep, or choose another folder", target, path)
     if not target.parent.is_dir():
         raise ExportError(f"cannot export into {target}: its parent folder {target.parent} does not exist")
     return target
+
+
+def export_changes(folder: Path) -> list[tuple[Path, str]]:
+    """Files of a previous export that its manifest does not vouch for, as (path, why): foreign or edited.
+
+    The manifest lists every exported file with its sha256; manifest.json itself
+    and CHANGES.md (its summary, written from it) are the export's own."""
+    from medseg.ownership import sha256_file
+
+    manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    entries = list(manifest.get("files") or [])
+    for sample in manifest.get("samples") or []:
+        exported = sample.get("exported") or {}
+        entries += list(exported.get("images") or []) + list(exported.get("masks") or [])
+    listed = {e["path"]: e.get("sha256") for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)}
+    problems = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if (p.is_dir() and not p.is_symlink()) or rel in (MANIFEST_NAME, "CHANGES.md"):
+            continue
+        if rel not in listed:
+            problems.append((p, "is not part of the export (its manifest does not list it)"))
+        elif p.is_symlink() or sha256_file(p) != listed[rel]:
+            problems.append((p, "changed since the export wrote it"))
+    return problems
 
 
 __all__ = ["MANIFEST_KIND", "MANIFEST_NAME", "Staging", "check_target", "is_medseg_export"]

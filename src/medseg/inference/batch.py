@@ -50,12 +50,25 @@ def _safe(name: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", name).strip("._") or "image"
 
 
-def collect_inputs(paths: list[str | Path]) -> list[InputItem]:
-    """The images the paths mean (see the module docstring); ReadError for a path that does not exist."""
+@dataclass(frozen=True)
+class Skipped:
+    """An input not predicted: the file and why (a dataset problem's kind and message, or the error)."""
+
+    path: Path
+    reason: str
+
+
+def collect_inputs(paths: list[str | Path], skipped: list[Skipped] | None = None) -> list[InputItem]:
+    """The images the paths mean (see the module docstring); ReadError for a path that does not exist.
+
+    Files that cannot be inputs (not an image, a dataset's unusable files) are appended to ``skipped``
+    with the reason, so that a caller can report each one.
+    """
     from medseg.datasets import is_dataset_folder, open_dataset
     from medseg.datasets.dataset import IMAGE_WITHOUT_MASK
     from medseg.io import can_load
 
+    skipped = [] if skipped is None else skipped
     items: list[tuple[Path, str]] = []
     for raw in paths:
         p = Path(raw)
@@ -66,13 +79,22 @@ def collect_inputs(paths: list[str | Path]) -> list[InputItem]:
         elif is_dataset_folder(p):
             ds = open_dataset(p)
             items.extend((s.image_path, str(s.id)) for s in ds.samples)
-            # unlabelled images are what a model is most often run on
-            items.extend((q.path, _stem(q.path)) for q in ds.problems if q.kind == IMAGE_WITHOUT_MASK)
+            for q in ds.problems:
+                if q.kind == IMAGE_WITHOUT_MASK:  # unlabelled images are what a model is most often run on
+                    items.append((q.path, _stem(q.path)))
+                else:
+                    skipped.append(Skipped(Path(q.path), f"{q.kind.replace('_', ' ')}: {q.message}"))
         else:
-            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and can_load(f))
+            files, refused = [], []
+            for f in sorted(p.iterdir()):
+                if not f.is_file() or f.name.startswith("."):
+                    continue  # hidden files are the system's or medseg's own records; folders are not searched
+                (files if can_load(f) else refused).append(f)
             if not files:
                 raise ReadError(p, "is a folder with no loadable images in it (folders are not searched recursively)")
             items.extend((f, _stem(f)) for f in files)
+            skipped.extend(Skipped(f, f"not an image medseg reads ({f.suffix or 'no suffix'}, unrecognised "
+                                      "content)") for f in refused)
     used: dict[str, int] = {}
     out = []
     for path, stem in items:
@@ -109,56 +131,80 @@ def _write_mask(path: Path, a: np.ndarray, volume: bool) -> None:
         Image.fromarray(np.ascontiguousarray(a)).save(path)
 
 
-def write_prediction(pred: Prediction | list[Prediction], out_dir: Path, stem: str, *,
+def prediction_names(classmap, stem: str, *, volume: bool = False, probs: bool = False,
+                     probs_format: str = "tif", uncertainty: bool = False, variance: bool = False) -> list[str]:
+    """The file names :func:`write_prediction` writes, in its order."""
+    ext = "tif" if volume else "png"
+    names = ([f"{stem}_mask_{_safe(c.name)}.{ext}" for c in classmap.classes] if classmap.task == "multilabel"
+             else [f"{stem}_mask.{ext}"])
+    if probs:
+        names.append(f"{stem}_probs.{'npy' if probs_format == 'npy' else 'tif'}")
+    if uncertainty:
+        names.append(f"{stem}_uncertainty.tif")
+        if variance:
+            names.append(f"{stem}_variance.tif")
+    return names
+
+
+def write_prediction(pred: Prediction | list[Prediction], out_dir, stem: str, *,
                      mask_format: str = "ids", probs: bool = False, probs_format: str = "tif",
-                     uncertainty: bool = False) -> list[Path]:
-    """Write a prediction (or one per slice of a volume) as the module docstring says; the paths written."""
+                     uncertainty: bool = False, overwrite: bool = False, sources=()) -> list[Path]:
+    """Write a prediction (or one per slice of a volume) as the module docstring says; the paths written.
+
+    ``out_dir``: a folder, or an :class:`medseg.ownership.OutputFolder` already guarded (many images into
+    one folder). A folder inside a dataset's source files or a workspace is refused (``sources``: what
+    was read); an existing file is replaced only with ``overwrite`` and only if medseg wrote it unchanged.
+    """
     import tifffile
+
+    from medseg.ownership import OutputFolder
 
     if mask_format not in MASK_FORMATS:
         raise ValueError(f"unknown mask format {mask_format!r}; valid: {', '.join(MASK_FORMATS)}")
     if probs_format not in PROBS_FORMATS:
         raise ValueError(f"unknown probability format {probs_format!r}; valid: {', '.join(PROBS_FORMATS)}")
+    folder = out_dir if isinstance(out_dir, OutputFolder) else \
+        OutputFolder(out_dir, purpose="predictions", sources=sources, overwrite=overwrite)
     preds = pred if isinstance(pred, list) else [pred]
     volume = isinstance(pred, list)
     first = preds[0]
     cm = first.classmap
     max_id = max([0] + cm.ids)
+    # every file is checked before the first is written: a refusal leaves nothing half done
+    targets = iter(folder.check(*prediction_names(cm, stem, volume=volume, probs=probs, probs_format=probs_format,
+                                                  uncertainty=uncertainty, variance=first.variance is not None)))
 
     def stack(a: list[np.ndarray]) -> np.ndarray:
         return np.stack(a) if volume else a[0]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder.mkdir()
     written: list[Path] = []
-    if cm.task == "multilabel":
-        for k, c in enumerate(cm.classes):
-            m = stack([p.labels[..., k].astype(np.uint8) for p in preds])
-            m = m * 255 if mask_format == "visible" else m
-            target = out_dir / f"{stem}_mask_{_safe(c.name)}.{'tif' if volume else 'png'}"
-            _write_mask(target, m, volume)
-            written.append(target)
-    else:
-        m = stack([p.labels for p in preds])
-        if mask_format == "visible":
-            m = _visible(m, max_id)
-        target = out_dir / f"{stem}_mask.{'tif' if volume else 'png'}"
-        _write_mask(target, m, volume)
-        written.append(target)
-    if probs:
-        pr = stack([p.probs for p in preds])
-        if probs_format == "npy":
-            target = out_dir / f"{stem}_probs.npy"
-            np.save(target, pr.astype(np.float32, copy=False))
+    try:
+        if cm.task == "multilabel":
+            for k, _c in enumerate(cm.classes):
+                m = stack([p.labels[..., k].astype(np.uint8) for p in preds])
+                m = m * 255 if mask_format == "visible" else m
+                written.append(next(targets))
+                _write_mask(written[-1], m, volume)
         else:
-            target = out_dir / f"{stem}_probs.tif"
-            tifffile.imwrite(target, np.round(np.clip(pr, 0, 1) * 65535).astype(np.uint16))
-        written.append(target)
-    if uncertainty:
-        target = out_dir / f"{stem}_uncertainty.tif"
-        tifffile.imwrite(target, stack([p.uncertainty for p in preds]).astype(np.float32, copy=False))
-        written.append(target)
-        if first.variance is not None:
-            target = out_dir / f"{stem}_variance.tif"
-            tifffile.imwrite(target, stack([p.variance for p in preds]).astype(np.float32, copy=False))
-            written.append(target)
+            m = stack([p.labels for p in preds])
+            if mask_format == "visible":
+                m = _visible(m, max_id)
+            written.append(next(targets))
+            _write_mask(written[-1], m, volume)
+        if probs:
+            pr = stack([p.probs for p in preds])
+            written.append(next(targets))
+            if probs_format == "npy":
+                np.save(written[-1], pr.astype(np.float32, copy=False))
+            else:
+                tifffile.imwrite(written[-1], np.round(np.clip(pr, 0, 1) * 65535).astype(np.uint16))
+        if uncertainty:
+            written.append(next(targets))
+            tifffile.imwrite(written[-1], stack([p.uncertainty for p in preds]).astype(np.float32, copy=False))
+            if first.variance is not None:
+                written.append(next(targets))
+                tifffile.imwrite(written[-1], stack([p.variance for p in preds]).astype(np.float32, copy=False))
+    finally:
+        folder.record(*(w for w in written if w.exists()))
     return written

@@ -28,7 +28,7 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medseg.datasets.classmap import ClassMap
-from medseg.errors import CheckpointError
+from medseg.destinations import check_destination
+from medseg.errors import CheckpointError, DestinationError
 from medseg.folder_swap import SwapNames, owner_tag, recover, swap_in
 from medseg.models.registry import create_model, resolve
 from medseg.models.spec import ModelSpec, Preprocessing
@@ -76,7 +77,8 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: ModelSpec,
                     classmap: ClassMap, preprocessing: Preprocessing,
                     provenance: dict[str, Any] | None = None,
-                    extra_files: dict[str, Callable[[Path], None]] | None = None) -> Path:
+                    extra_files: dict[str, Callable[[Path], None]] | None = None,
+                    sources: Sequence = ()) -> Path:
     """Write ``model`` and its descriptions to ``path`` (``.medseg`` added) and return the folder.
 
     ``provenance`` holds what the caller knows (``data``: dataset root / ids /
@@ -84,8 +86,12 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
     ``versions`` and ``host`` are filled in unless given. When ``data`` has
     ``ids`` but no ``hash``, the sha256 of the sorted ids is added so a
     checkpoint can be matched to the exact sample list it was trained on.
-    An existing checkpoint at ``path`` is replaced atomically; any other
-    existing file or folder there is left alone and a ``CheckpointError`` raised.
+    An existing checkpoint at ``path`` is replaced atomically, and only when its
+    weights still have the sha256 its config.json recorded (one edited or
+    replaced since is refused, as is any other file or folder there).
+    ``path`` is refused (DestinationError) inside a dataset's source files or
+    ``sources`` (the training data) or a workspace other than its job areas
+    (``runs/``: the ranking's fold models), see :mod:`medseg.destinations`.
     ``extra_files`` maps a file name to a function writing that file (given its
     path), called inside the temporary folder so the files are swapped in
     together with the weights (the trainer's resumable state uses this).
@@ -98,9 +104,14 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
         classmap = ClassMap.from_dict(classmap)
     _check_consistent(spec, classmap, preprocessing)
     target = checkpoint_path(path)
+    check_destination(target, sources=sources, purpose="a checkpoint", internal=True)
     recover_interrupted_save(target)
     if target.exists() and not _is_checkpoint_folder(target):
         raise CheckpointError(target, "exists and is not a medseg checkpoint; refusing to replace it")
+    if target.exists() and not _weights_unchanged(target):
+        raise DestinationError(f"refusing to replace the checkpoint {target}: its {WEIGHTS_FILE} changed since "
+                               f"medseg saved it (the sha256 in its {CONFIG_FILE} no longer matches); move it "
+                               "away or save under another name", target, target / WEIGHTS_FILE)
     target.parent.mkdir(parents=True, exist_ok=True)
 
     tag = owner_tag()  # names this process, so a later save tells its leftovers from a live save's
@@ -239,6 +250,14 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _weights_unchanged(p: Path) -> bool:
+    try:
+        recorded = json.loads((p / CONFIG_FILE).read_text("utf-8"))["weights"]["sha256"]
+        return _sha256(p / WEIGHTS_FILE) == recorded
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _is_checkpoint_folder(p: Path) -> bool:

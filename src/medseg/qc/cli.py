@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medseg.errors import MedsegError
+from medseg.ownership import guarded_file
 from medseg.qc.findings import SEVERITIES
 
 
@@ -18,6 +18,12 @@ def _param(text: str) -> tuple[str, str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--set takes CHECK.PARAM=NUMBER like specks.min_pixels=30, got {text!r}") from None
     return check.strip(), name.strip(), int(number) if number.is_integer() and "." not in value else number
+
+
+def _layouts() -> tuple[str, ...]:
+    from medseg.datasets import LAYOUTS
+
+    return LAYOUTS
 
 
 def add_parser(sub) -> None:
@@ -37,12 +43,14 @@ def add_parser(sub) -> None:
                    help="override a check's parameter, e.g. specks.min_pixels=30 (repeatable)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the findings as CSV")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace report files an earlier medseg run wrote (and nobody changed since)")
     p.add_argument("--min-severity", default="info", choices=SEVERITIES,
                    help="leave out findings below this severity from the table and the reports (default info)")
     p.add_argument("--worst", type=int, default=20, metavar="N", help="findings listed after the counts (20)")
     p.add_argument("--fail-on", default=None, choices=SEVERITIES,
                    help="exit 3 when a finding of this severity or worse is left (for CI)")
-    p.add_argument("--layout", default=None, help="force a dataset layout instead of detecting it")
+    p.add_argument("--layout", default=None, choices=_layouts(), help="force a dataset layout instead of detecting it")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: CPUs - 1, at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_qc)
@@ -79,6 +87,9 @@ def _cmd_qc(args: argparse.Namespace) -> int:
     for check, name, value in args.params:
         params.setdefault(check, {})[name] = value
     bar, report, events, source = None, None, None, None
+    # refused before hours of QC, not after: never into the dataset or the workspace, nor over a foreign file
+    outputs = {what: guarded_file(path, purpose=f"the QC {what}", sources=[args.path], overwrite=args.overwrite)
+               for what, path in (("report", args.json), ("findings table", args.csv)) if path}
     try:
         source = _open(Path(args.path), args.layout)
         events = run_qc(source, args.checks, params, workers=args.workers)
@@ -97,22 +108,18 @@ def _cmd_qc(args: argparse.Namespace) -> int:
             events.close()
         print("\ninterrupted: no findings were written", file=sys.stderr)
         return 130
-    except MedsegError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
+    finally:  # a clean error (exit 2) or a bug (exit 1) is reported by medseg.cli.main
         if bar is not None:
             bar.close()
         if source is not None and hasattr(source, "close"):
             source.close()
     shown = report.at_least(args.min_severity)
     print(shown.table(args.worst))
-    if args.json:
-        shown.to_json(args.json)
-        print(f"report: {args.json}", file=sys.stderr)
-    if args.csv:
-        shown.to_csv(args.csv)
-        print(f"findings: {args.csv}", file=sys.stderr)
+    for what, (folder, path) in outputs.items():
+        folder.mkdir()
+        shown.to_json(path) if what == "report" else shown.to_csv(path)
+        folder.record(path)
+        print(f"{'report' if what == 'report' else 'findings'}: {path}", file=sys.stderr)
     if args.fail_on and report.at_least(args.fail_on).findings:
         return 3
     return 0

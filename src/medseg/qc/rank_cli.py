@@ -7,7 +7,7 @@ very labels it judges). The first Ctrl-C (or SIGTERM) stops after the
 current training step or sample: the folds already scored stay stored; a
 second Ctrl-C aborts at once, which loses only the fold in progress.
 
-Exit status: 0 done, 130 interrupted (completed folds kept), 1 error.
+Exit status: 0 done, 130 interrupted (completed folds kept), 2 a wrong input or option, 1 a bug.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import csv
 import json
 import sys
 from pathlib import Path
-
-from medseg.errors import MedsegError
 
 # Small and CPU-affordable (about 9 s an epoch per fold for 490 CVC-ClinicDB frames on one busy core);
 # what benchmarks/bench_rank.py measured. On a GPU, raise image_size, width and epochs.
@@ -58,6 +56,8 @@ def add_parser(sub) -> None:
     p.add_argument("--top", type=int, default=20, metavar="N", help="queue rows printed (20)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the whole queue as JSON")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the whole queue as CSV")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace queue files an earlier medseg run wrote (and nobody changed since)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_rank)
 
@@ -157,24 +157,32 @@ class _Bar:
 def cmd_rank(args: argparse.Namespace) -> int:
     from medseg.workspace import Workspace
 
-    try:
-        ws = Workspace.open(args.workspace)
-    except MedsegError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    ws = Workspace.open(args.workspace)  # clean errors exit 2, bugs 1: medseg.cli.main reports them
     with ws:
+        args.outputs = _check_outputs(ws, args)
         bar = _Bar(args.quiet)
         try:
             end = _run(ws, args, bar)
         except KeyboardInterrupt:
             print("\naborted: the folds scored before this one are stored", file=sys.stderr)
             return 130
-        except MedsegError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
         finally:
             bar.close()
         return _report(ws, end, args)
+
+
+def _check_outputs(ws, args: argparse.Namespace) -> dict:
+    """Refuse, before any training, outputs inside the workspace or its dataset or over a foreign file.
+
+    ``--runs`` chosen by the user is refused anywhere in the workspace: only the default
+    (WORKSPACE/runs/METHOD) is medseg's own job area there."""
+    from medseg.destinations import check_destination
+    from medseg.ownership import guarded_file
+
+    if args.runs is not None:
+        check_destination(args.runs, workspaces=[ws.root], purpose="the ranking's fold runs")
+    return {kind: guarded_file(path, purpose="the review queue", workspaces=[ws.root], overwrite=args.overwrite)
+            for kind, path in (("json", args.json), ("csv", args.csv)) if path}
 
 
 def _run(ws, args: argparse.Namespace, bar: _Bar):
@@ -213,12 +221,14 @@ def _report(ws, end, args: argparse.Namespace) -> int:
             return 130
     queue = review_queue(ws, method=method)
     print(queue_table(queue, args.top, ws.score_details(method)))
-    if args.json:
-        Path(args.json).write_text(json.dumps([item_dict(i) for i in queue], indent=1))
-        print(f"queue: {args.json}", file=sys.stderr)
-    if args.csv:
-        write_csv(queue, Path(args.csv))
-        print(f"queue: {args.csv}", file=sys.stderr)
+    for kind, (folder, path) in getattr(args, "outputs", {}).items():
+        folder.mkdir()
+        if kind == "json":
+            path.write_text(json.dumps([item_dict(i) for i in queue], indent=1))
+        else:
+            write_csv(queue, path)
+        folder.record(path)
+        print(f"queue: {path}", file=sys.stderr)
     return 130 if isinstance(end, RankCancelled) else 0
 
 

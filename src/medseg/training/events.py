@@ -100,6 +100,7 @@ class Failed(Event):
     error: str
     traceback: str = ""
     last_checkpoint: str | None = None
+    input_error: bool = False  # a MedsegError (bad data or request: ``medseg train`` exits 2), else a bug (1)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -48,14 +48,19 @@ class TrainingProcess:
                  env: Mapping[str, str] | None = None, resume: str | Path | None = None,
                  args: Sequence[str] = (), cwd: str | Path | None = None):
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
+        from medseg.destinations import check_destination
+
         if isinstance(config, TrainConfig):
             self.run_dir = self._abs(config.out_dir)
+            check_destination(self.run_dir, sources=[self._abs(config.data.root)] if config.data.root else [],
+                              purpose="the training run")
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config_path = self.run_dir / LAUNCH_CONFIG
             self.config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         else:
             self.config_path = self._abs(config)
             self.run_dir = self._run_dir_of(self.config_path)
+            check_destination(self.run_dir, purpose="the training run")
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / STDERR_LOG
         cmd = [python, "-m", "medseg.cli", "train", str(self.config_path), "--events", "jsonl", *args]

@@ -33,6 +33,8 @@ from typing import Any
 import torch
 import yaml
 
+from medseg.destinations import check_destination
+from medseg.errors import MedsegError
 from medseg.inference.events import CancelToken
 from medseg.training import trainer_setup as setup
 from medseg.training.config import ConfigError, TrainConfig
@@ -183,6 +185,9 @@ class Trainer:
         """Train; yields events (see the module docstring). Never raises for training errors."""
         try:
             if self.is_main:
+                # the ranking's folds write into their workspace's runs/ (internal); nothing else may
+                check_destination(self.run_dir, sources=[self.config.data.root], purpose="the training run",
+                                  internal=True)
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
                 if hasattr(self.dataset, "record_run"):
@@ -200,7 +205,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - the contract: a failure is an event, not an exception
             last = str(self.last_path) if self.last_path.is_dir() else None
             yield self._emit(Failed(error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
-                                    last_checkpoint=last))
+                                    last_checkpoint=last, input_error=isinstance(e, MedsegError)))
 
     def _cancel_requested(self) -> bool:
         flag = self.cancel.is_set()

@@ -7,14 +7,18 @@ import functools
 import json
 import sys
 
-from medseg.errors import MedsegError
-
 _USAGE = """Examples:
   medseg workspace create data/cvc-clinicdb cvc-ws     index the dataset, import every mask
   medseg workspace info cvc-ws                          counts by status and finding, changed sources
   medseg workspace history cvc-ws 42                    revisions and status changes of sample 42
   medseg workspace status cvc-ws 42 excluded --reason "motion blur"
   medseg workspace verify cvc-ws                        database and mask-file integrity"""
+
+
+def _layouts() -> tuple[str, ...]:
+    from medseg.datasets import LAYOUTS
+
+    return LAYOUTS
 
 
 def add_parser(sub) -> None:
@@ -26,7 +30,7 @@ def add_parser(sub) -> None:
     c = ws_sub.add_parser("create", help="index a dataset and import its masks into a new workspace")
     c.add_argument("dataset", help="dataset folder")
     c.add_argument("workspace", help="new or empty folder, outside the dataset")
-    c.add_argument("--layout", default=None, help="force a layout instead of detecting it")
+    c.add_argument("--layout", default=None, choices=_layouts(), help="force a layout instead of detecting it")
     c.add_argument("--group-by", default="auto", help="auto, stem, frames")
     c.add_argument("--author", default=None, help="recorded on the imported revisions (default: user name)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -56,11 +60,8 @@ def add_parser(sub) -> None:
 
 
 def _run(fn, args) -> int:
-    try:
-        return fn(args)
-    except MedsegError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    # clean errors exit 2 and bugs 1: medseg.cli.main decides for every command
+    return fn(args)
 
 
 def _open(path, verify="none"):

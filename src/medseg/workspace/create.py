@@ -12,7 +12,10 @@ Samples whose files the indexer could not use, and samples whose mask cannot be
 decoded, are stored as findings with source "index" (they have no revision).
 
 The workspace is marked "creating" until the one final transaction marks it
-"ready"; an interrupted or failed create removes what it wrote.
+"ready"; an interrupted or failed create removes what it wrote. A killed one
+cannot: its folder keeps the "creating" state, and every message about it says
+the one thing to do, create it again (:func:`interrupted_message`); that create
+replaces the unfinished workspace (unless the process that made it still runs).
 """
 
 from __future__ import annotations
@@ -44,21 +47,64 @@ _PROBLEM_SEVERITY = {"unreadable": "error", "size_mismatch": "error", "missing_s
 _MAX_PENDING = 32  # blobs being written at once: bounds memory on big datasets
 
 
-def refuse_inside(ws: Path, dataset_root: Path) -> None:
-    ws, root = ws.resolve(), dataset_root.resolve()
-    if ws == root or root in ws.parents:
-        raise WorkspaceError(f"{ws}: a workspace cannot be inside the dataset it reviews ({root}); "
-                             "put it beside the dataset, e.g. " + str(root.parent / (root.name + "-workspace")))
+def refuse_inside(ws: Path, dataset_root: Path, *, discover: bool = True) -> None:
+    """DestinationError when ``ws`` is, is inside or holds the dataset it reviews, or (``discover``) lies in
+    another dataset's source folders or another workspace (:mod:`medseg.destinations`)."""
+    from medseg.destinations import check_destination
+
+    check_destination(ws, sources=[(dataset_root, "the dataset it reviews")], purpose="a workspace",
+                      discover=discover)
+
+
+def interrupted_message(root: Path, dataset_root: str | None) -> str:
+    """What every message about a workspace whose create was killed says: the one thing to do."""
+    return (f"{root}: creating this workspace was interrupted before it finished; create it again with "
+            f"`medseg workspace create {dataset_root or 'DATASET'} {root}` (Workspace.create in Python), "
+            "which replaces the unfinished workspace")
+
+
+def creating_elsewhere(meta: dict) -> bool:
+    """True when the create that marked this workspace "creating" still runs (in another process)."""
+    from medseg.folder_swap import owner_alive
+
+    tag = meta.get("create_owner")
+    return bool(tag) and owner_alive(tag) is True
+
+
+def _clear_interrupted(ws_root: Path) -> None:
+    """Remove what a killed create left (state "creating", its process gone) so that this create starts over."""
+    import sqlite3
+
+    db = ws_root / DB_NAME
+    if not db.is_file():
+        return
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # not a database we can read: "already a workspace" or the open names what is wrong
+    if meta.get("state") != "creating":
+        return
+    if creating_elsewhere(meta):
+        raise WorkspaceError(f"{ws_root}: another medseg process is creating this workspace right now; "
+                             "open it when that create has finished")
+    _remove_partial(ws_root, made_folder=False)
 
 
 def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None):
     from medseg.datasets import open_dataset
+    from medseg.folder_swap import owner_tag
     from medseg.workspace.workspace import Workspace, default_author
 
     ws_root, given = Path(path).absolute(), Path(dataset_root).absolute()
-    refuse_inside(ws_root, given)
+    _clear_interrupted(ws_root)
     if (ws_root / DB_NAME).exists():
-        raise WorkspaceError(f"{ws_root}: already a workspace; open it with Workspace.open")
+        raise WorkspaceError(f"{ws_root}: already a workspace; open it (medseg workspace info {ws_root}, "
+                             "Workspace.open)")
+    refuse_inside(ws_root, given)
     if ws_root.exists() and (not ws_root.is_dir() or any(ws_root.iterdir())):
         raise WorkspaceError(f"{ws_root}: exists and is not an empty folder; a workspace needs a new or empty one")
     yield CreateProgress("index", 0, 0, message=f"indexing {given}")
@@ -75,7 +121,7 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("state", "creating"), ("dataset_root", str(root)), ("layout", ds.layout),
                 ("group_by", group_by), ("classmap", ds.classmap.to_json()), ("created", now()),
-                ("created_by", author), ("medseg_version", medseg.__version__)])
+                ("created_by", author), ("medseg_version", medseg.__version__), ("create_owner", owner_tag())])
         samples, findings = [], [_problem_finding(p) for p in ds.problems]
         yield from _import(ds, root, BlobStore(ws_root / "masks"), samples, findings)
         yield CreateProgress("commit", len(samples), len(samples), message="writing the workspace database")

@@ -30,7 +30,7 @@ from medseg.errors import WorkspaceError
 from medseg.workspace import annotations as ann
 from medseg.workspace import overview
 from medseg.workspace.blobs import BlobStore, mask_sha256
-from medseg.workspace.create import refuse_inside
+from medseg.workspace.create import creating_elsewhere, interrupted_message, refuse_inside
 from medseg.workspace.masks import canonical_mask, changed_pixels
 from medseg.workspace.records import (
     ORIGINS,
@@ -80,8 +80,10 @@ class Workspace:
         if self.meta.get("state") != "ready":
             conn.close()
             self._conn = None
-            raise WorkspaceError(f"{self.root}: creating this workspace was interrupted; delete the folder "
-                                 "and create it again")
+            if creating_elsewhere(self.meta):
+                raise WorkspaceError(f"{self.root}: this workspace is still being created by another medseg "
+                                     "process; open it when that create has finished")
+            raise WorkspaceError(interrupted_message(self.root, self.meta.get("dataset_root")))
         self.dataset_root = Path(self.meta["dataset_root"])
         self.classmap = ClassMap.from_json(self.meta["classmap"])
         self.layout = self.meta["layout"]
@@ -120,7 +122,7 @@ class Workspace:
                 new_root = Path(dataset_root).absolute()
                 if not new_root.is_dir():
                     raise WorkspaceError(f"{new_root}: dataset folder does not exist")
-                refuse_inside(root, new_root)
+                refuse_inside(root, new_root, discover=False)  # the workspace stays where it is
                 with write(conn):
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'dataset_root'", (str(new_root),))
             ws = cls(root, conn)
