@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 
 import numpy as np
 import pytest
+from _killpoints import run_killed_at
 from _workspace_data import box, make_binary
 
 from medseg.errors import ReadError, WorkspaceError
@@ -86,30 +82,32 @@ def test_unsaveable_edits_are_kept_and_bad_input_refused(ws):
         read_draft(ws, "3")
 
 
+DRAFT_WRITER = """
+import sys, numpy as np
+from medseg.workspace import Workspace
+from medseg.workspace.drafts import write_draft
+ws = Workspace.open(sys.argv[1], verify="none")
+arm()
+write_draft(ws, "1", np.full((200, 300), 2, np.uint8), base_revision=1)
+finished()
+"""
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this platform")
-def test_killed_writer_leaves_a_whole_draft(ws, tmp_path):
-    """SIGKILL while drafts are being rewritten: the file read afterwards is always one whole draft."""
-    script = textwrap.dedent(f"""
-        import sys, numpy as np
-        from medseg.workspace import Workspace
-        from medseg.workspace.drafts import write_draft
-        ws = Workspace.open({str(ws.root)!r}, verify="none")
-        a = np.zeros((200, 300), np.uint8); b = np.ones((200, 300), np.uint8)
-        k = 0
-        while True:
-            write_draft(ws, "1", a if k % 2 else b, sync=False)
-            k += 1
-            if k == 3:
-                print("running", flush=True)
-    """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
-    try:
-        assert proc.stdout.readline().strip() == b"running"
-        time.sleep(0.3)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    draft = read_draft(ws, "1")
-    assert draft.mask.shape == (200, 300) and np.unique(draft.mask).size == 1
+def test_a_writer_killed_at_each_step_leaves_the_old_draft_or_the_new_one(ws):
+    """SIGKILL before each file-system step of replacing a draft in turn: the draft read after is always whole."""
+    old = np.ones((200, 300), np.uint8)
+    seen = set()
+    step = 0
+    while True:
+        step += 1
+        write_draft(ws, "1", old)
+        code, steps = run_killed_at(step, DRAFT_WRITER, ws.root)
+        draft = read_draft(ws, "1")  # a torn file raises ReadError here
+        assert draft.mask.shape == (200, 300) and np.unique(draft.mask).size == 1, f"step {step}"
+        seen.add(int(draft.mask[0, 0]))
+        assert draft_sample_ids(ws) == ["1"]  # a killed write's temporary file is no draft
+        if code == 0:
+            break
+    assert steps == step - 1 >= 4 and seen == {1, 2}, (steps, seen)
     np.testing.assert_array_equal(ws.current_mask("1"), box(5, 15, 5, 20))  # the workspace itself untouched

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _killpoints import run_killed_at
 from _workspace_data import H, W, make_binary
 
 from medseg.workspace import Workspace
@@ -133,3 +135,48 @@ def test_killing_a_writer_at_random_points_loses_nothing_it_saved(ws_path, tmp_p
         assert len(promised) > 0, f"the writer never got to save ({context}); the test proved nothing"
         ws.gc(min_age_s=0)  # temp files and blobs of interrupted saves go; every saved one stays
         assert ws.check_integrity() == [], context
+
+
+# argv: workspace, sample
+ONE_SAVE = _COMMON + """
+sample = sys.argv[2]
+k = level(ws.current_mask(sample))
+arm()
+ws.save_revision(sample, pattern(k + 1), origin="manual", author="writer")
+finished()
+"""
+
+
+def test_a_writer_killed_at_each_step_of_a_save_leaves_the_old_head_or_the_new_one(ws_path, tmp_path):
+    """SIGKILL before each file-system step of one save in turn (tests/_killpoints.py): never a torn store.
+
+    Every run starts from the same copy of the workspace, so each takes the same steps (a blob a killed
+    run left would otherwise be reused by the next, which then writes nothing).
+    """
+    pristine = tmp_path / "pristine"
+    shutil.copytree(ws_path, pristine)
+    outcomes = []
+    step = 0
+    while True:
+        step += 1
+        shutil.rmtree(ws_path)
+        shutil.copytree(pristine, ws_path)
+        code, steps = run_killed_at(step, ONE_SAVE, ws_path, "1")
+        with Workspace.open(ws_path, verify="hash") as ws:
+            assert ws.check_integrity() == [], f"step {step}"
+            level = _level(ws.current_mask("1"))
+            assert level in (0, 1), f"step {step}: head at {level}"
+            assert _level(ws.mask_at(ws.sample("1").head_revision)) == level
+            assert len(ws.revisions("1")) == 2 + level
+            # the same save again, as the user would after the crash: it must not reuse what the kill left
+            one = np.zeros(H * W, np.uint8)
+            one[0] = 1
+            ws.save_revision("1", one.reshape(H, W), origin="manual")
+        with Workspace.open(ws_path, verify="hash") as ws:
+            assert ws.check_integrity() == [] and _level(ws.current_mask("1")) == 1, f"step {step}"
+            ws.gc(min_age_s=0)  # what a killed save left goes; the saved revisions stay
+            assert ws.check_integrity() == [] and len(ws.revisions("1")) == 3, f"step {step}"  # an unchanged save adds none
+        outcomes.append(level)
+        if code == 0:
+            break
+    assert steps == step - 1 >= 4 and outcomes[-1] == 1, (steps, outcomes)
