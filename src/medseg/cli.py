@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli_train import add_train_parser
-from .errors import DestinationError, MedsegError
+from .errors import DestinationError, MedsegError, ReadError
 from .export.cli import add_parser as add_export_parser
 from .qc.cli import add_parser as add_qc_parser
 from .qc.rank_cli import add_parser as add_rank_parser
@@ -146,7 +146,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         except DestinationError:
             raise  # a refused output is the request's fault, the same for every image: stop
         except (MedsegError, OSError) as e:
-            skipped.append(Skipped(item.path, _one_line(e, item.path)))
+            same = isinstance(e, ReadError) and e.path == item.path  # the line names the file already
+            skipped.append(Skipped(item.path, e.reason if same else _one_line(e, item.path)))
             report(f"skipped {item.path}: {skipped[-1].reason}")
         else:
             done += 1
