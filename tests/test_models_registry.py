@@ -96,7 +96,10 @@ def test_every_architecture_trains_one_step(arch):
 @pytest.mark.parametrize("arch", ["Unet", "ResAttUNet"])
 def test_every_task_trains_one_step(arch, task):
     """One smp and one own architecture x every task, grey input, no aux head."""
-    _train_step(tiny_spec(arch, task, in_channels=1))
+    spec = tiny_spec(arch, task, in_channels=1)
+    model = _train_step(spec)
+    head = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.out_channels == spec.classes][-1]
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0  # the loss reaches the output layer
 
 
 def test_pspnet_aux_head_is_smp_classification_head():

@@ -68,5 +68,4 @@ def test_cvc_clinicdb_frames(cvc_dir):
     assert "275" in leak and "266" in leak["275"].details["cross_group"]
     blurred = {f.sample_id for f in report.findings if f.check == "blurred"}
     assert "152" in blurred and not {"10", "100"} & blurred
-    assert report.seconds < 60
     assert _hashes(cvc_dir / "masks") == before
