@@ -143,3 +143,62 @@ def test_decoded_samples_are_cached_within_the_budget(tmp_path):
     off = SegmentationData(d.samples, d.classmap, PREP, [32, 32], cache_mb=0)
     assert off.decoded(0) is not off.decoded(0)
     np.testing.assert_array_equal(off.decoded(0).image, first.image)
+
+
+def _strips(root, shapes):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, shape in enumerate(shapes):
+        Image.fromarray(rng.integers(0, 255, (*shape, 3), dtype=np.uint8)).save(root / "images" / f"s{i}.png")
+        m = np.zeros(shape, np.uint8)
+        m.flat[: max(1, m.size // 3)] = 255
+        Image.fromarray(m).save(root / "masks" / f"s{i}.png")
+    return root
+
+
+def test_own_size_samples_are_mirrored_up_to_the_stride_and_train(tmp_path):
+    # 1xN and Nx1 images at their own size reached the network unpadded: "Output size is too small"
+    shapes = [(1, 50), (50, 1), (1, 1), (37, 29), (8, 12)]
+    d = open_dataset(_strips(tmp_path / "data", shapes))
+    data = SegmentationData(d.samples, d.classmap, Preprocessing(channels=3, divisible_by=4), None)
+    for k, s in enumerate(d.samples):
+        item = data[(k, 0)]
+        rows, cols = shapes[int(s.id[1:])]
+        padded = (-(-rows // 4) * 4, -(-cols // 4) * 4)
+        padded = (4, 8) if padded == (4, 4) else padded  # one stride cell is widened to two
+        assert tuple(item["image"].shape) == (3, *padded) and tuple(item["target"].shape) == (1, *padded)
+        image, mask = s.load_image().array / 255.0, s.load_mask()
+        np.testing.assert_allclose(item["image"][:, :rows, :cols].numpy(), np.moveaxis(image, -1, 0), atol=1e-6)
+        assert np.array_equal(item["target"][0, :rows, :cols].numpy(), mask)
+        # the padding mirrors the sample: the first padded row repeats the last real one
+        if padded[0] > rows:
+            assert torch.equal(item["image"][:, rows, :cols], item["image"][:, rows - 1, :cols])
+
+    from _train_data import config
+
+    from medseg.training.config import TrainConfig
+    from medseg.training.trainer import Trainer
+
+    cfg = config(tmp_path / "data", tmp_path / "run", batch_size=1, data={"image_size": None, "val_fraction": 0.0,
+                                                                          "group_pattern": None})
+    cfg["model"]["kwargs"] = {"depth": 2, "base_channels": 4}
+    events = list(Trainer(TrainConfig.from_dict(cfg)).run())
+    assert events[-1].kind == "finished", getattr(events[-1], "error", "")
+    assert sum(e.kind == "step" for e in events) == len(shapes)
+
+
+def test_a_stack_is_refused_naming_its_file(tmp_path):
+    import tifffile
+
+    from medseg.errors import ReadError
+
+    root = make_disks(tmp_path, n=2)
+    (root / "images" / "p0_s0.png").unlink()
+    tifffile.imwrite(root / "images" / "p0_s0.tif", np.zeros((5, 32, 32), np.uint8))
+    d = open_dataset(root)
+    data = SegmentationData([d.by_id("p0_s0")], d.classmap, PREP, [32, 32])
+    with pytest.raises(ReadError, match=r"p0_s0\.tif: training takes 2-D images; this one has shape \(5, 32, 32\)"):
+        data[(0, 0)]

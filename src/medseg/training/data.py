@@ -13,7 +13,8 @@ Per sample (``SegmentationData``):
    to 128 px went from ~130 to ~14,000 samples/s once cached). This is the
    only resize: an augmentation preset's own Resize step (seed 004 resizes
    images with nearest neighbours) is left out, so every preset sees the same
-   cached image;
+   cached image. Without ``image_size`` a sample keeps its size, mirrored at
+   the bottom and right up to the model's stride (``pad_to_stride``);
 3. augment (albumentations, seeded per (run seed, epoch, sample) so the
    result does not depend on order, workers or resuming);
 4. standardise with the preprocessing's mean / std; the target in the loss's
@@ -42,7 +43,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
 from medseg.datasets.classmap import ClassMap
-from medseg.errors import MaskError
+from medseg.errors import MaskError, ReadError
 from medseg.inference.preprocess import model_input
 from medseg.io.resize import resize_image, resize_label
 from medseg.models.spec import Preprocessing
@@ -120,7 +121,7 @@ def decode_sample(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
     """Load, window and resize one ``medseg.datasets.Sample``."""
     image = sample.load_image()
     if getattr(image, "spatial_ndim", 2) != 2:
-        raise ValueError(f"{sample.image_path}: training takes 2-D images; this one has shape {image.array.shape}")
+        raise ReadError(sample.image_path, f"training takes 2-D images; this one has shape {image.array.shape}")
     x, spacing = decode_image(image, prep, None)
     if sample.extra.get("spacing"):  # e.g. UW-Madison's file names carry the pixel size a PNG cannot
         spacing = tuple(float(v) for v in sample.extra["spacing"])
@@ -146,9 +147,28 @@ def decode_sample(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
                             f"sample {sample.id} holds class ids {values} that the class map lacks "
                             f"(ids: {classmap.ids})")
         label = lut[ids].astype(np.uint8 if classmap.num_classes < 256 else np.int32)
+    if size is None:
+        x, label = pad_to_stride(x, label, int(prep.divisible_by or 1))
+        return Decoded(sample.id, x, label, spacing)
     old = x.shape[:2]
     x, label = resize_image(x, size), resize_label(label, size)
     return Decoded(sample.id, x, label, resized_spacing(spacing, old, x.shape[:2]))
+
+
+def pad_to_stride(image: np.ndarray, label: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """At its own size (``data.image_size: null``) a sample is mirrored at its bottom and right edges up to
+    a multiple of the model's stride, image and label alike, as the Predictor pads: a 1 x 300 strip cannot
+    be pooled. A sample padded to a single stride cell is widened to two: alone in a batch (samples of
+    different sizes are batched one by one), BatchNorm needs two values per channel at the deepest level."""
+    rows, cols = image.shape[:2]
+    pad = ((0, -rows % stride), (0, -cols % stride))
+    if not any(after for _, after in pad):
+        return image, label
+    if rows + pad[0][1] == stride and cols + pad[1][1] == stride:
+        pad = (pad[0], (0, pad[1][1] + stride))
+    extra = ((0, 0),) * (image.ndim - 2)
+    return (np.pad(image, pad + extra, mode="symmetric"),
+            np.pad(label, pad + ((0, 0),) * (label.ndim - 2), mode="symmetric"))
 
 
 class SegmentationData(torch.utils.data.Dataset):
