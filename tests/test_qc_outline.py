@@ -103,6 +103,19 @@ def test_nothing_to_judge_gives_no_value(scene):
     assert outline_measure(view(volume, np.zeros((4, 16, 16), np.uint8))) is None
 
 
+@pytest.mark.parametrize("shape", [(2, 700), (700, 2), (1, 300), (3, 3)])
+def test_strips_a_few_pixels_wide_are_measured_without_failing(shape):
+    # moving a 2-pixel-high region by 3 pixels overran the array ("could not broadcast (0,481) into (1,481)")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+    mask = np.zeros(shape, np.uint8)
+    mask.flat[: mask.size // 3] = 1
+    image[mask > 0] = 250
+    fit = outline_fit(image, [(1, mask.astype(bool))], channels_last=True)
+    assert fit.quality is None or np.isfinite(fit.quality)
+    outline_measure(view(mask, image))
+
+
 def test_multiclass_objects_are_judged_per_class(scene):
     image, obj = scene
     other = disk(obj.shape, 20, 90, 9)

@@ -144,6 +144,8 @@ def _outline_mean(edges: np.ndarray, region: np.ndarray) -> float:
 def _moved(region: np.ndarray, dy: int, dx: int) -> np.ndarray:
     out = np.zeros_like(region)
     h, w = region.shape
+    if abs(dy) >= h or abs(dx) >= w:  # moved off the image (a 2-pixel-high strip shifted by 3)
+        return out
     out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
         region[max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)]
     return out
