@@ -317,3 +317,15 @@ def test_workspace_create_is_guarded(ds, ws, tmp_path):
             Workspace.create(target, ds)
         assert str(target) in str(e.value) and str(protected) in str(e.value)
     assert not (ds / "masks" / "ws").exists() and not (ws.root / "inner").exists()
+
+
+def test_onnx_export_is_guarded(ds, ckpt, tmp_path):
+    pytest.importorskip("onnx")
+    from medseg.models.onnx_export import export_onnx
+
+    with pytest.raises(DestinationError, match="masks/ folder"):
+        export_onnx(ckpt, ds / "masks" / "model.onnx")
+    out = export_onnx(ckpt, tmp_path / "m" / "model.onnx")
+    with pytest.raises(DestinationError, match="the file exists"):
+        export_onnx(ckpt, out)
+    assert export_onnx(ckpt, out, overwrite=True) == out

@@ -240,9 +240,12 @@ def _cleanup(ctx) -> None:
 def _write_digest(trainer, folder: Path, ctx) -> None:
     from medseg.training.distributed import parameter_digest
 
+    from medseg.destinations import check_destination
+
     model = getattr(trainer, "model", None)
     if model is None:
         raise RuntimeError("--weights-digest: the Trainer exposes no .model to digest")
+    check_destination(folder, sources=[trainer.config.data.root], purpose="the weights digests")
     folder.mkdir(parents=True, exist_ok=True)
     rank = ctx.rank if ctx is not None else 0
     (folder / f"rank{rank}.sha256").write_text(parameter_digest(model) + "\n")

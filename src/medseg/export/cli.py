@@ -98,7 +98,8 @@ def add_parser(sub) -> None:
                    help="group-aware train/val split, e.g. 0.8,0.2 (no group on both sides)")
     split.add_argument("--folds", type=int, default=None, metavar="K", help="group-aware K-fold split instead")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (0)")
-    p.add_argument("--overwrite", action="store_true", help="replace DIR if it holds a previous medseg export")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DIR if it holds a previous medseg export that nobody changed since")
     p.add_argument("--mask-scale", type=int, default=1, choices=[1, 255],
                    help="folders only: 255 spreads class ids over 0..255 for viewing (never for training)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")

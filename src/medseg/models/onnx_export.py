@@ -31,6 +31,7 @@ import torch
 
 from medseg.errors import OnnxExportError
 from medseg.models.checkpoint import Checkpoint, load_checkpoint
+from medseg.ownership import guarded_file
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -51,7 +52,7 @@ def _require(module: str, purpose: str) -> Any:
 
 def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.PathLike,
                 opset: int = 17, dynamic_hw: bool = True,
-                input_hw: tuple[int, int] | None = None) -> Path:
+                input_hw: tuple[int, int] | None = None, overwrite: bool = False) -> Path:
     """Export the checkpoint's logits to ``out_path`` (ONNX) and return the path.
 
     ``checkpoint`` is a loaded ``Checkpoint`` or a path to one. ``input_hw``
@@ -62,7 +63,9 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
     2.14), exports in about a second and keeps PSPNet correct at other sizes.
     Adaptive pooling to fixed bins (PSPNet, UPerNet) only exports with
     ``dynamic_hw=False``; otherwise an ``OnnxExportError`` says what to do.
-    The file is written beside ``out_path`` and renamed into place.
+    The file is written beside ``out_path`` and renamed into place; ``out_path`` is refused inside a
+    dataset's source files or a workspace, and an existing file is replaced only with ``overwrite`` and
+    only when medseg wrote it and it is unchanged (:mod:`medseg.ownership`).
     """
     onnx = _require("onnx", "export ONNX models")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
@@ -73,8 +76,8 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
     example = torch.randn(1, ckpt.spec.in_channels, h, w, generator=torch.Generator().manual_seed(0))
     axes: dict[int, str] = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
 
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    folder, out = guarded_file(out_path, purpose="an ONNX model", overwrite=overwrite)
+    folder.mkdir()
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         with warnings.catch_warnings():
@@ -96,6 +99,7 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
                             "in metadata_props medseg.preprocessing / medseg.postprocessing")
         onnx.save(proto, str(tmp))
         os.replace(tmp, out)
+        folder.record(out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
