@@ -334,3 +334,23 @@ def test_check_ids_lists_unknown_ids(palette_png):
     check_ids(ids, ClassMap.from_colour_table(TISSUE_PALETTE))
     with pytest.raises(MaskError, match=r"tissue_mask\.png: ids not in the class map.*3 \("):
         check_ids(ids, ClassMap.from_names(["a", "b"]), path)
+
+
+def test_tiff_mask_with_an_unknown_photometric_code_names_it(tmp_path):
+    # a flipped bit gave PhotometricInterpretation 1025; naming it raised "1025 is not a valid PHOTOMETRIC"
+    import struct
+
+    import tifffile
+
+    from medseg.errors import MaskError
+    from medseg.io.masks import read_mask
+
+    p = tmp_path / "odd.tif"
+    tifffile.imwrite(p, np.zeros((8, 8), np.uint8), photometric="minisblack")
+    data = bytearray(p.read_bytes())
+    with tifffile.TiffFile(p) as tif:
+        tag = tif.pages.first.tags["PhotometricInterpretation"]
+        struct.pack_into("<H", data, tag.valueoffset, 1025)
+    p.write_bytes(bytes(data))
+    with pytest.raises(MaskError, match=r"odd\.tif: TIFF photometric 1025 is not a mask encoding"):
+        read_mask(p)

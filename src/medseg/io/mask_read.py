@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MaskError, ReadError, UnsupportedFormatError
 from medseg.io.limits import bomb_error, open_image
-from medseg.io.raster import check_tiff_size
+from medseg.io.raster import check_tiff_size, tiff_photometric_name
 
 ColourTable = Mapping[int, tuple[int, int, int]]
 
@@ -137,7 +137,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
             raise MaskError(path, f"MINISWHITE TIFF with {arr.dtype} pixels is not a mask encoding")
         arr = ~arr if arr.dtype == bool else np.iinfo(arr.dtype).max - arr
     elif photometric != PHOTO.MINISBLACK:
-        raise MaskError(path, f"TIFF photometric {PHOTO(photometric).name} is not a mask encoding")
+        raise MaskError(path, f"TIFF photometric {tiff_photometric_name(photometric)} is not a mask encoding")
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     return arr, "grey"

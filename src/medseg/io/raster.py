@@ -218,7 +218,7 @@ def _read_tiff(path: Path) -> ImageData:
     rgb = photometric_name in ("RGB", "RGBA")
     meta = _base_metadata(path, "tiff", photometric_name, array.dtype, bits)
     meta.update(unit_meta)
-    meta["original_photometric"] = _photometric_name(photometric)
+    meta["original_photometric"] = tiff_photometric_name(photometric)
     if inverted:  # as DICOM MONOCHROME1: returned with the usual dark-is-low look
         meta["inverted"] = True
     if array.dtype == bool:
@@ -320,11 +320,11 @@ def _tiff_colour(path: Path, a: np.ndarray, photometric: int, bits: int, spp: in
         if cmap.max() <= 255 or np.all(cmap % 257 == 0):  # 8-bit colours stored as v * 257
             cmap = (cmap // 257 if cmap.max() > 255 else cmap).astype(np.uint8)
         return np.moveaxis(cmap[:, a], 0, -1), "RGB", False
-    raise UnsupportedFormatError(path, f"TIFF photometric {_photometric_name(photometric)} with {spp} samples "
+    raise UnsupportedFormatError(path, f"TIFF photometric {tiff_photometric_name(photometric)} with {spp} samples "
                                        "per pixel is not supported (grey, RGB, RGBA or palette only)")
 
 
-def _photometric_name(code: int) -> str:
+def tiff_photometric_name(code: int) -> str:
     from tifffile import PHOTOMETRIC
 
     try:
