@@ -230,6 +230,23 @@ def test_header_claiming_a_huge_image_is_a_problem_naming_size_and_limit(tmp_pat
     assert "20000 x 20000" in by_name["2.png"].message and "decompression bomb" in by_name["2.png"].message
 
 
+def test_any_tifffile_failure_on_a_damaged_header_is_a_problem(tmp_path, monkeypatch):
+    # 16 flipped bits gave an ImageLength tifffile compares as a tuple: its TypeError escaped indexing
+    import tifffile
+
+    def damaged(*args, **kwargs):
+        raise TypeError("'<' not supported between instances of 'tuple' and 'int'")
+
+    root = make_cvc(tmp_path, n=2)
+    (root / "images" / "2.png").unlink()
+    (root / "images" / "2.tif").write_bytes(b"II*\x00" + bytes(range(60)))  # Pillow cannot open it either
+    monkeypatch.setattr(tifffile, "TiffFile", damaged)
+    d = open_dataset(root)
+    (problem,) = d.problems
+    assert problem.path.name == "2.tif" and problem.kind == ds.UNREADABLE
+    assert "not a readable TIFF header (TypeError" in problem.message
+
+
 def test_problem_kinds_are_checked():
     with pytest.raises(ValueError, match="unknown problem kind"):
         ds.Problem("x.png", "weird", "?")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import struct
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -86,7 +85,9 @@ def header_size(path: Path) -> tuple[int, int]:
             cols = shape[axes.index("X")] if "X" in axes else shape[1]
             check_size(path, (rows, cols))
             return int(rows), int(cols)
-        except (ValueError, OSError, IndexError, KeyError, struct.error) as e:  # tifffile on corrupt files
+        except ReadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - tifffile raises ValueError, struct.error, TypeError ... on damage
             raise ReadError(path, f"not a readable TIFF header ({type(e).__name__}: {e})") from None
     raise ReadError(path, f"not a readable image header ({_describe(path, pil_error)})")
 
