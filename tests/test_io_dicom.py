@@ -508,3 +508,15 @@ def test_header_claiming_a_huge_frame_is_refused_before_decoding(ct_small: Path,
     out = _write_forced(ds, tmp_path / "huge.dcm")
     with pytest.raises(ReadError, match=r"huge\.dcm: header claims 65535 x 65535 pixels .* more than the 134,217,728"):
         read_dicom(out)
+
+
+def test_element_with_an_unknown_vr_is_a_read_error(ct_small: Path, tmp_path: Path) -> None:
+    # a flipped bit turned Columns' VR 'US' into 'UQ': pydicom raises NotImplementedError when it is used
+    data = ct_small.read_bytes()
+    tag = b"\x28\x00\x11\x00US"
+    assert data.count(tag) == 1
+    out = tmp_path / "vr.dcm"
+    out.write_bytes(data.replace(tag, b"\x28\x00\x11\x00UQ"))
+    with pytest.raises(ReadError, match=r"vr\.dcm: a DICOM element is damaged \(NotImplementedError: Unknown Value "
+                                        r"Representation 'UQ' in tag \(0028,0011\)\)"):
+        read_dicom(out)

@@ -371,3 +371,44 @@ def _jpeg_bytes() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(_rgb8()).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def test_tiff_whose_strips_do_not_fill_the_declared_shape(tmp_path):
+    # a flipped bit in BitsPerSample's type: tifffile logs a failed reshape and returns an empty array
+    import struct
+
+    from medseg.io import load
+    from medseg.io.masks import read_mask
+
+    p = tmp_path / "bits.tif"
+    tifffile.imwrite(p, np.ones((12, 16), np.float32))
+    data = bytearray(p.read_bytes())
+    with tifffile.TiffFile(p) as tif:
+        struct.pack_into("<H", data, tif.pages.first.tags["BitsPerSample"].offset + 2, 515)
+    p.write_bytes(bytes(data))
+    for read in (read_raster, read_mask, load):
+        with pytest.raises(ReadError, match=r"bits\.tif: pixel data decodes to shape \(0, 12, 16\), not the "
+                                            r"\(12, 16\) the tags declare"):
+            read(p)
+
+
+def test_pillow_failing_with_other_errors_on_a_damaged_header(tmp_path, monkeypatch):
+    # Pillow's TIFF plugin raises TypeError('Missing dimensions') when counting frames of a damaged file
+    from PIL import Image
+
+    from medseg.datasets.files import header_size
+    from medseg.io.limits import open_image
+    from medseg.io.masks import read_mask
+
+    p = tmp_path / "odd.png"
+    Image.fromarray(_grey8()).save(p)
+
+    def damaged(*args, **kwargs):
+        raise TypeError("Missing dimensions")
+
+    monkeypatch.setattr(Image, "open", damaged)
+    with pytest.raises(OSError, match=r"Pillow cannot parse the header \(TypeError: Missing dimensions\)"):
+        open_image(p)
+    for read in (header_size, read_raster, read_mask):
+        with pytest.raises(ReadError, match=r"odd\.png: .*Missing dimensions"):
+            read(p)

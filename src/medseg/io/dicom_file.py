@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,19 @@ def read_dicom(path: str | Path) -> ImageData:
         return _read_dicom(path)
     except DamagedValue as e:
         raise ReadError(path, f"{e}: the DICOM header is damaged") from None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, NotImplementedError) as e:
+        # pydicom converts an element's bytes when the element is first used, so a damaged one (a VR of
+        # 'UQ' after a flipped bit) fails wherever that is; failures raised in our own code stay bugs
+        if isinstance(e, ReadError) or not _raised_in_pydicom(e):
+            raise
+        raise ReadError(path, f"a DICOM element is damaged ({type(e).__name__}: {e})") from None
+
+
+def _raised_in_pydicom(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}pydicom{os.sep}" in tb.tb_frame.f_code.co_filename
 
 
 def check_frame_shape(raw: np.ndarray, ds: Dataset, path: Path, n_frames: int) -> None:

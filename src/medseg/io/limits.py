@@ -112,19 +112,27 @@ def _jpeg_dims(data: bytes) -> tuple[int, int] | None:
 
 
 def open_image(path: str | Path):
-    """``PIL.Image.open`` with the size checked: ReadError for a header over the limits (or of 0 pixels);
-    Pillow's other errors (UnidentifiedImageError, OSError, ...) pass through for the caller to word."""
+    """``PIL.Image.open`` with the size checked: ReadError for a header over the limits (or of 0 pixels).
+    Pillow's errors on a damaged header come out as OSError (UnidentifiedImageError is one) for the caller
+    to word: its plugins also raise TypeError ('Missing dimensions'), KeyError, struct.error ..."""
     from PIL import Image
 
     try:
         im = Image.open(path)
     except Image.DecompressionBombError as e:
         raise bomb_error(path, e) from None
-    width, height = im.size
-    frames = int(getattr(im, "n_frames", 1) or 1)
+    except (OSError, ValueError, SyntaxError):
+        raise
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        raise OSError(f"Pillow cannot parse the header ({type(e).__name__}: {e})") from e
     try:
+        width, height = im.size
+        frames = int(getattr(im, "n_frames", 1) or 1)  # counting frames reads every frame's header
         check_size(path, (frames, height, width) if frames > 1 else (height, width))
     except ReadError:
         im.close()
         raise
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        im.close()
+        raise OSError(f"Pillow cannot parse the header ({type(e).__name__}: {e})") from e
     return im

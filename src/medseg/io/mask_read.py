@@ -99,10 +99,10 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str]:
             return np.array(img.convert("RGB")), "colour"
     except ReadError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ReadError(path, f"cannot be decoded as {fmt.upper()}: {e}") from None
     except Image.DecompressionBombError as e:  # a frame past the first claiming more than its header
         raise bomb_error(path, e) from None
+    except Exception as e:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, TypeError, struct.error ...
+        raise ReadError(path, f"cannot be decoded as {fmt.upper()}: {e}") from None
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
@@ -115,6 +115,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
             axes = tf.series[0].axes
             check_tiff_size(path, tf.series[:1])
             arr = tf.asarray()
+            expected = tuple(tf.series[0].shape)
+        if arr.shape != expected:  # tifffile logs a failed reshape of damaged strips and goes on
+            raise ReadError(path, f"pixel data decodes to shape {arr.shape}, not the {expected} the tags declare")
     except ReadError:
         raise
     except Exception as e:  # tifffile raises many types for damaged files

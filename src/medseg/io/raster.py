@@ -197,7 +197,7 @@ def _read_tiff(path: Path) -> ImageData:
             spacing_yx, spacing_z, unit_meta = _tiff_spacing(tif, page)
             check_tiff_size(path, series)
             try:
-                array = _tiff_axes_to_standard(path, [s.asarray() for s in series], series[0].axes)
+                array = _tiff_axes_to_standard(path, _tiff_arrays(path, series), series[0].axes)
             except ValueError as e:
                 if "imagecodecs" not in str(e):
                     raise
@@ -252,6 +252,18 @@ def check_tiff_size(path: Path, series: list) -> None:
     cols = shape[axes.index("X")] if "X" in axes else 1
     frames = len(series) * int(np.prod([n for n, ax in zip(shape, axes) if ax not in "YXS"], dtype=np.int64))
     check_size(path, (frames, rows, cols) if frames > 1 else (rows, cols))
+
+
+def _tiff_arrays(path: Path, series: list) -> list[np.ndarray]:
+    """Each series' pixels, which must have the shape the tags declare: tifffile only logs a failed
+    reshape of damaged strips and returns what it has (an empty array)."""
+    arrays = []
+    for s in series:
+        a = s.asarray()
+        if a.shape != tuple(s.shape):
+            raise ReadError(path, f"pixel data decodes to shape {a.shape}, not the {tuple(s.shape)} the tags declare")
+        arrays.append(a)
+    return arrays
 
 
 def _stackable_series(tif) -> list:
