@@ -411,6 +411,8 @@ def _raster_specials(b: _Builder, pairs) -> None:
           "mask", img_png)
     b.add("huge", "png", "PNG header claims 0x0", png_bytes(None, size=(0, 0)), ".png", "image", msk_png)
     b.add("huge", "png", "PNG bomb 16384x16384 zeros", png_bomb(16384), ".png", "image", msk_png)
+    # over this project's limit, under the size at which Pillow refuses by itself
+    b.add("huge", "png", "PNG bomb 12000x12000 zeros", png_bomb(12000), ".png", "image", msk_png)
     jpeg = _pil_bytes(img, "JPEG", quality=80)
     b.add("huge", "jpeg", "JPEG header claims 65500x65500", jpeg_claiming(jpeg, 65500, 65500), ".jpg", "image",
           msk_png)
@@ -514,6 +516,8 @@ def _dicoms(b: _Builder, rounds: int) -> None:
 
     variant("without pixel data", lambda ds: delattr(ds, "PixelData"))
     variant("without pixel data or SOP class", lambda ds: (delattr(ds, "PixelData"), delattr(ds, "SOPClassUID")))
+    variant("without pixel data, SOP class UID of two values",
+            lambda ds: (delattr(ds, "PixelData"), _set_raw(ds, "SOPClassUID", "1.2.840.10008.5.1.4.1.1.2\\1.2.3")))
     variant("unknown transfer syntax", meta("TransferSyntaxUID", "1.2.3.4.5.6.7"))
     variant("transfer syntax is a SOP class UID", meta("TransferSyntaxUID", "1.2.840.10008.5.1.4.1.1.2"))
     explicit_le = b"1.2.840.10008.1.2.1\x00"
