@@ -14,16 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.ownership import sha256_file
+
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_path(path: str | Path) -> str | None:

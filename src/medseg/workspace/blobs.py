@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ReadError
+from medseg.folder_swap import fsync_dir
 
 STORED_DTYPES = ("bool", "uint8", "uint16", "uint32")
 _MAGIC = b"medseg-mask-v1\0"
@@ -51,20 +52,6 @@ def _storable(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     return np.ascontiguousarray(arr)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
