@@ -104,7 +104,7 @@ def is_workspace_sample(viewer, session, labels: Labels) -> bool:
 def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: dict[str, Any]):
     """Worker body: the labels (layer form) as the sample's new head revision, origin "model";
     returns (sample id, revision, whether it is new: a mask equal to the head is not saved again)."""
-    from napari_medseg._sample_layers import labels_to_mask
+    from napari_medseg._layer_data import labels_to_mask
 
     mask = labels_to_mask(labels, workspace.classmap)
     note = f"copied the model prediction ({details.get('mode')})"

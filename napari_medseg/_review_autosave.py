@@ -127,7 +127,7 @@ class Autosave(QObject):
 
     def labels_mask(self) -> np.ndarray:
         """The labels on screen in the workspace's mask form."""
-        from napari_medseg._sample_layers import labels_to_mask
+        from napari_medseg._layer_data import labels_to_mask
 
         return labels_to_mask(self.layer.data, self.workspace.classmap)
 
@@ -230,7 +230,7 @@ class Autosave(QObject):
 
     def recover(self, draft: Any) -> Any:
         """Put a pending draft on screen and save it; the new revision."""
-        from napari_medseg._sample_layers import mask_to_labels
+        from napari_medseg._layer_data import mask_to_labels
 
         self.layer.data = mask_to_labels(draft.mask, self.workspace.classmap)
         self.edited = self._drafted = True  # the draft on disk goes with the save, even if it changes nothing

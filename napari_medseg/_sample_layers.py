@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_medseg._layer_data import mask_to_labels
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
 
 
@@ -64,26 +65,6 @@ def current_sample(viewer: Any) -> str | None:
     from napari_medseg._review_autosave import autosave_for
 
     return autosave_for(viewer).sample_id
-
-
-# ---------------------------------------------------------------- label forms
-def mask_to_labels(mask: np.ndarray, classmap: Any) -> np.ndarray:
-    """A workspace mask as Labels data: the ids themselves; multilabel (..., C) booleans as C planes of ids."""
-    mask = np.asarray(mask)
-    if classmap.task != "multilabel":
-        return mask.astype(np.uint8) if mask.dtype == bool else mask
-    ids = np.asarray(classmap.ids)
-    dtype = np.min_scalar_type(int(ids.max()))
-    planes = np.moveaxis(mask.astype(bool), -1, 0)
-    return planes.astype(dtype) * ids.astype(dtype).reshape((-1,) + (1,) * (planes.ndim - 1))
-
-
-def labels_to_mask(data: Any, classmap: Any) -> np.ndarray:
-    """Labels data back to the workspace's mask form (the inverse of :func:`mask_to_labels`)."""
-    data = np.asarray(data)
-    if classmap.task != "multilabel":
-        return data
-    return np.moveaxis(data != 0, 0, -1)
 
 
 def set_labels(layer: Any, new: np.ndarray) -> int:

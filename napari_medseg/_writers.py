@@ -73,7 +73,7 @@ def dataset_samples(layer_data: list[tuple[Any, dict, str]]) -> tuple[list, Any]
 def _pair(idata, imeta: dict, ldata, lmeta: dict, classmap) -> list:
     from medseg.export.arrays import ArraySample
     from medseg.io.types import ImageData
-    from napari_medseg._sample_layers import labels_to_mask
+    from napari_medseg._layer_data import labels_to_mask
 
     rgb = bool(imeta.get("rgb"))
     image = np.asarray(idata)

@@ -247,7 +247,7 @@ def test_overlapping_classes_predict_and_copy_as_class_planes(make_napari_viewer
     from _workspace_data import make_uw
 
     from medseg.workspace import Workspace
-    from napari_medseg._sample_layers import labels_to_mask, mask_to_labels
+    from napari_medseg._layer_data import labels_to_mask, mask_to_labels
 
     ws = Workspace.create(tmp_path / "uw.medseg", make_uw(tmp_path / "uw"))
     ckpt = bright_checkpoint(tmp_path, "bright3", ws.classmap)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli_train import add_train_parser
-from .errors import DestinationError, MedsegError, ReadError
+from .errors import BUG_LINE, DestinationError, MedsegError, ReadError
 from .export.cli import add_parser as add_export_parser
 from .qc.cli import add_parser as add_qc_parser
 from .qc.rank_cli import add_parser as add_rank_parser
@@ -218,8 +218,6 @@ the option); 3 qc --fail-on found what it was asked to fail on; 130 interrupted;
 (the traceback is printed: please report it with the traceback)"""
 
 EXIT_DONE, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-BUG_LINE = ("this is a bug in napari-medseg, not a problem with your data or command: please report it on the "
-            "project's issue tracker with the traceback above")
 
 
 def build_parser() -> argparse.ArgumentParser:

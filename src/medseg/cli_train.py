@@ -213,7 +213,7 @@ def _tb_unless_shown(args, emit, tb: str) -> str:
 
 def _bug(code: int, tb: str = "") -> int:
     """Print what a bug report needs (the traceback, where to send it); ``code``."""
-    from medseg.cli import BUG_LINE
+    from medseg.errors import BUG_LINE
 
     if tb:
         print(tb.rstrip(), file=sys.stderr)

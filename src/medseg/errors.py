@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+# what the CLI prints after the traceback of an unexpected exception (exit code 1)
+BUG_LINE = ("this is a bug in napari-medseg, not a problem with your data or command: please report it on the "
+            "project's issue tracker with the traceback above")
+
+
 class MedsegError(Exception):
     """Base class of every error the engine raises on purpose."""
 

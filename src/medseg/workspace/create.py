@@ -20,6 +20,7 @@ replaces the unfinished workspace (unless the process that made it still runs).
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 from collections import deque
@@ -94,10 +95,18 @@ def _clear_interrupted(ws_root: Path) -> None:
     _remove_partial(ws_root, made_folder=False)
 
 
-def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None):
+def default_author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "unknown"
+
+
+def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None, open_workspace):
+    """``Workspace.iter_create``'s body; ``open_workspace(root, verify=)`` opens the finished workspace
+    (passed in, so this module never imports the Workspace class that imports it)."""
     from medseg.datasets import open_dataset
     from medseg.folder_swap import owner_tag
-    from medseg.workspace.workspace import Workspace, default_author
 
     ws_root, given = Path(path).absolute(), Path(dataset_root).absolute()
     _clear_interrupted(ws_root)
@@ -128,7 +137,7 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
         _commit(conn, samples, finding_rows(findings, "index"), author)
         conn.close()
         conn = None
-        ws = Workspace.open(ws_root, verify="none")
+        ws = open_workspace(ws_root, verify="none")
     except BaseException:
         if conn is not None:
             conn.close()

@@ -16,7 +16,6 @@ threads (its calls are serialised).
 from __future__ import annotations
 
 import functools
-import getpass
 import json
 import threading
 from collections import Counter
@@ -30,7 +29,7 @@ from medseg.errors import WorkspaceError
 from medseg.workspace import annotations as ann
 from medseg.workspace import overview
 from medseg.workspace.blobs import BlobStore, mask_sha256
-from medseg.workspace.create import creating_elsewhere, interrupted_message, refuse_inside
+from medseg.workspace.create import creating_elsewhere, default_author, interrupted_message, refuse_inside
 from medseg.workspace.masks import canonical_mask, changed_pixels
 from medseg.workspace.records import (
     ORIGINS,
@@ -49,13 +48,6 @@ from medseg.workspace.store import (
     now,
     write,
 )
-
-
-def default_author() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "unknown"
 
 
 def _locked(method):
@@ -97,7 +89,8 @@ class Workspace:
         """Index ``dataset_root`` and import every sample's mask: progress events, then the Workspace."""
         from medseg.workspace.create import iter_create
 
-        return iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author)
+        return iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author,
+                           open_workspace=cls.open)
 
     @classmethod
     def create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None) -> Workspace:
