@@ -211,7 +211,7 @@ def test_fractional_float_masks_are_not_class_ids(tmp_path):
 
 def test_header_claiming_a_huge_image_is_a_problem_naming_size_and_limit(tmp_path):
     # Pillow's DecompressionBombError escaped from indexing; the size is checked from the header instead
-    from _fuzz_corpus import png_bytes, tiff_claiming
+    from _fuzz_bytes import png_bytes, tiff_claiming
 
     from medseg.io.limits import MAX_PIXELS
 

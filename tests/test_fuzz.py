@@ -7,20 +7,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from _fuzz_campaign import (
-    CLEAN,
-    CRASH,
-    DATASET_STAGES,
-    FILE_STAGES,
-    HANG,
-    OK,
-    Worker,
-    _classify,
-    problems,
-    run_campaign,
-    table,
-)
+from _fuzz_campaign import Worker, problems, run_campaign, table
 from _fuzz_corpus import build_corpus
+from _fuzz_stages import CLEAN, CRASH, DATASET_STAGES, FILE_STAGES, HANG, OK, _classify
 
 from medseg.errors import ReadError
 

@@ -339,7 +339,7 @@ def test_noisy_mask_example_tiff_is_rgb_and_matches_png(noisy_mask_dir):
 # ---------------------------------------------------------------- sizes over the limits
 
 def test_claimed_and_real_huge_sizes_are_refused_before_decoding(tmp_path, monkeypatch):
-    from _fuzz_corpus import jpeg_claiming, png_bomb, png_bytes, tiff_claiming
+    from _fuzz_bytes import jpeg_claiming, png_bomb, png_bytes, tiff_claiming
 
     from medseg.io.masks import read_mask
 
