@@ -39,8 +39,23 @@ class InferenceError(MedsegError, ValueError):
     """Inference cannot run as asked: unavailable device, bad tile size, ensemble members that disagree."""
 
 
-class PredictionCancelled(MedsegError):
-    """``Predictor.predict`` stopped because its ``CancelToken`` was set."""
+class Cancelled(MedsegError):
+    """A job stopped because its :class:`medseg.jobs.CancelToken` was set (exit code 130, like Ctrl-C).
+
+    The one cancellation outcome of every long job: a job raises it (``token.check(...)``) or yields it as
+    its last event; :func:`medseg.jobs.drive` turns a raised one into that last event. ``done``/``total``
+    say how far the job got; ``partial`` holds what the job kept (e.g. the scores of the folds that ran).
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str = "cancelled", done: int | None = None, total: int | None = None,
+                 partial: object = None):
+        super().__init__(message)
+        self.done, self.total, self.partial = done, total, partial
+
+
+PredictionCancelled = Cancelled  # the name Predictor.predict documented before the job protocol
 
 
 class CheckpointError(ReadError):

@@ -1,0 +1,232 @@
+"""The one job protocol: what every long job of the engine yields, and how it is stopped.
+
+A *job* is a generator (QC, ranking, training, prediction over a dataset, export, opening a dataset,
+creating a workspace). It takes a ``cancel: CancelToken | None`` argument and yields events of one
+vocabulary, lowest layer first so that nothing here imports torch or a GUI:
+
+* :class:`Started` -- once, first: what runs and how many steps it expects (``total`` may be None).
+* :class:`Progress` -- ``done`` of ``total`` steps of ``stage``; the one progress type (a job may yield a
+  subclass carrying more, e.g. training's ``Step``; consumers read ``done``/``total``/``stage``).
+* :class:`Message` -- a line for the user (``level`` "info" or "warning"): a skipped file, a fallback taken.
+* :class:`Result` -- last, when the job finished: ``value`` is what it made.
+* :class:`medseg.errors.Cancelled` -- last, when the token was set: the job raises it (``token.check()``)
+  or yields it; :func:`drive` turns a raised one into the last event, so consumers see one shape.
+* :class:`Failed` -- an error as data, only where an exception cannot travel (a training process streams
+  its events as JSON lines); in-process jobs simply raise their :class:`~medseg.errors.MedsegError`.
+
+Jobs may also yield events of their own domain (training's epoch metrics, a fold scored): subclasses of
+:class:`Event`, which consumers that do not know them ignore.
+
+Consumers never loop over a job by hand: scripts and tests call :func:`run` (the result, or ``Cancelled``
+raised), the CLI uses ``medseg.cli.progress.run_job`` (tqdm, Ctrl-C, exit codes) and the plugin
+``napari_medseg._jobs.start_job`` (a thread worker, napari progress, notifications, a cancel button).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from medseg.errors import Cancelled, MedsegError
+
+__all__ = ["CancelToken", "Cancelled", "Event", "Started", "Progress", "Message", "Result", "Failed",
+           "Job", "drive", "run", "event_from_dict", "register_event"]
+
+
+class CancelToken:
+    """Thread-safe stop flag: any thread calls :meth:`set`; the job stops at its next :meth:`check`."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    cancel = set
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self, done: int | None = None, total: int | None = None, what: str = "", partial: Any = None) -> None:
+        """Raise :class:`Cancelled` (with how far the job got) when the token is set."""
+        if self._event.is_set():
+            where = f" after {done} of {total}" if done is not None and total is not None else ""
+            raise Cancelled(f"{what or 'job'} cancelled{where}", done=done, total=total, partial=partial)
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self.cancelled})"
+
+
+def check(token: CancelToken | None, done: int | None = None, total: int | None = None, what: str = "",
+          partial: Any = None) -> None:
+    """:meth:`CancelToken.check` for an optional token (a job run without one cannot be stopped)."""
+    if token is not None:
+        token.check(done, total, what, partial)
+
+
+_KINDS: dict[str, type[Event]] = {}
+
+
+def register_event(cls: type[Event]) -> type[Event]:
+    """Class decorator: ``cls`` can be rebuilt from its JSON form by :func:`event_from_dict`."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every job event; ``kind`` names it in JSON (``{"event": kind, ...fields}``)."""
+
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str, allow_nan=True)
+
+
+@register_event
+@dataclass(frozen=True)
+class Started(Event):
+    kind: ClassVar[str] = "started"
+    job: str
+    total: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@register_event
+@dataclass(frozen=True)
+class Progress(Event):
+    """``done`` of ``total`` steps of ``stage`` (``total`` None: unknown); ``item`` names the step's subject."""
+
+    kind: ClassVar[str] = "progress"
+    done: int
+    total: int | None
+    stage: str = ""
+    item: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total else min(1.0, self.done / self.total)
+
+
+@register_event
+@dataclass(frozen=True)
+class Message(Event):
+    kind: ClassVar[str] = "message"
+    text: str
+    level: str = "info"  # "info" or "warning"
+
+
+@register_event
+@dataclass(frozen=True)
+class Result(Event):
+    """The job finished; ``value`` is its result (not serialised beyond ``str`` for JSON streams)."""
+
+    kind: ClassVar[str] = "result"
+    value: Any = None
+
+    def to_dict(self) -> dict[str, Any]:  # asdict would deep-copy an arbitrary value
+        return {"event": self.kind, "value": self.value}
+
+
+@register_event
+@dataclass(frozen=True)
+class Failed(Event):
+    """An error as data (see the module docstring); ``exit_code`` as the error class declares it."""
+
+    kind: ClassVar[str] = "error"
+    message: str
+    error_type: str = "Exception"
+    exit_code: int = 1
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, e: BaseException, traceback: str = "") -> Failed:
+        return cls(str(e) or type(e).__name__, type(e).__name__, exit_code_of(e), traceback)
+
+
+def exit_code_of(e: BaseException) -> int:
+    """The CLI exit code of an exception: its class's ``exit_code``; 130 for Ctrl-C; 1 (a bug) otherwise."""
+    if isinstance(e, KeyboardInterrupt):
+        return 130
+    code = getattr(type(e), "exit_code", None)
+    if isinstance(code, int):
+        return code
+    return 2 if isinstance(e, MedsegError) else 1
+
+
+def event_from_dict(d: dict[str, Any]) -> Event | Cancelled:
+    """Rebuild an event from :meth:`Event.to_dict` (unknown keys dropped, so newer writers stay readable)."""
+    kind = d.get("event")
+    if kind == "cancelled":
+        return Cancelled(d.get("message", "cancelled"), d.get("done"), d.get("total"), d.get("partial"))
+    cls = _KINDS.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown job event {kind!r}")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def cancelled_to_dict(c: Cancelled) -> dict[str, Any]:
+    return {"event": "cancelled", "message": str(c), "done": c.done, "total": c.total}
+
+
+Job = Generator[Any, None, Any]
+
+
+def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]:
+    """Relay ``job``'s events so that it always ends with one :class:`Result` or one :class:`Cancelled`.
+
+    A ``Cancelled`` the job raises becomes its last event; a job that ends by ``return value`` without a
+    ``Result`` gets ``Result(value)``. ``token``, when given, is also looked at between events, so a job
+    that forgot to check it still stops at its next ``yield``. The job is closed here (its ``finally``
+    blocks run in the calling thread) whether it finished, failed or was stopped. Other exceptions pass.
+    """
+    it = iter(job)
+    done = None
+    try:
+        while True:
+            if token is not None and token.is_set():
+                yield Cancelled("cancelled", done=done)
+                return
+            try:
+                event = next(it)
+            except StopIteration as stop:
+                yield Result(stop.value)
+                return
+            except Cancelled as c:
+                yield c
+                return
+            if isinstance(event, Progress):
+                done = event.done
+            yield event
+            if isinstance(event, (Result, Cancelled)):
+                return
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
+def run(job: Iterable[Any], token: CancelToken | None = None, on_event=None) -> Any:
+    """Run ``job`` to its end: its :class:`Result`'s value; raises :class:`Cancelled` when stopped.
+
+    ``on_event`` (optional) sees every event, the last included.
+    """
+    for event in drive(job, token):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Result):
+            return event.value
+        if isinstance(event, Cancelled):
+            raise event
+    raise AssertionError("drive() ends with a Result or Cancelled")  # pragma: no cover
