@@ -83,7 +83,7 @@ def corrupt_copy(src: Path, dst: Path, fraction: float, seed: int) -> dict[str, 
 
 
 def config(epochs: int, size: tuple[int, int]) -> dict:
-    from medseg.qc.rank_cli import DEFAULT_CONFIG
+    from medseg.cli.rank import DEFAULT_CONFIG
 
     cfg = {**DEFAULT_CONFIG, "epochs": epochs, "device": "cpu", "precision": "fp32"}
     cfg["data"] = {**DEFAULT_CONFIG["data"], "image_size": list(size), "num_workers": 0}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _guard_data import stem_mask_dataset, tiny_checkpoint
 
-import medseg.cli as cli
+import medseg.cli.index as cli
 from medseg.cli import main
 
 EXE = Path(sys.executable).with_name("medseg")
@@ -43,7 +43,7 @@ def test_interrupted_exits_130(monkeypatch, tmp_path, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_cmd_index", interrupted)
+    monkeypatch.setattr(cli, "cmd_index", interrupted)
     assert main(["index", str(tmp_path)]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
 
@@ -52,7 +52,7 @@ def test_a_bug_exits_1_with_the_traceback_and_where_to_report_it(monkeypatch, tm
     def broken(args):
         raise RuntimeError("an invariant we got wrong")
 
-    monkeypatch.setattr(cli, "_cmd_index", broken)
+    monkeypatch.setattr(cli, "cmd_index", broken)
     assert main(["index", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "RuntimeError: an invariant we got wrong" in err
@@ -60,7 +60,7 @@ def test_a_bug_exits_1_with_the_traceback_and_where_to_report_it(monkeypatch, tm
 
 
 def test_sub_commands_share_the_codes(monkeypatch, tmp_path, capsys):
-    import medseg.workspace.cli as ws_cli
+    import medseg.cli.workspace as ws_cli
 
     assert main(["workspace", "info", str(tmp_path / "nowhere")]) == 2
     assert "Traceback" not in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 from _train_run import make_dataset, tiny_config, write_config
 
 from medseg.cli import build_parser, main
-from medseg.cli_train import build_config
+from medseg.cli.train import build_config
 from medseg.training.config import ConfigError
 from medseg.training.events import event_from_dict
 

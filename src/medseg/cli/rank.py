@@ -68,7 +68,7 @@ def build_rank_config(args: argparse.Namespace):
 
     import yaml
 
-    from medseg.cli_train import _set_dotted
+    from medseg.cli.options import set_dotted
     from medseg.training.config import ConfigError, TrainConfig
 
     source = args.config or "medseg rank defaults"
@@ -87,11 +87,11 @@ def build_rank_config(args: argparse.Namespace):
         if not sep or not key.strip():
             problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001")
             continue
-        _set_dotted(d, key.strip(), yaml.safe_load(raw) if raw.strip() else None, problems, f"--set {key}")
+        set_dotted(d, key.strip(), yaml.safe_load(raw) if raw.strip() else None, problems, f"--set {key}")
     for attr, key in FLAG_KEYS.items():
         value = getattr(args, attr, None)
         if value is not None:
-            _set_dotted(d, key, list(value) if isinstance(value, (list, tuple)) else value, problems, f"--{attr}")
+            set_dotted(d, key, list(value) if isinstance(value, (list, tuple)) else value, problems, f"--{attr}")
     d.setdefault("data", {})["root"] = str(args.workspace)
     try:
         config = TrainConfig.from_dict(d, source=source)
@@ -187,7 +187,7 @@ def _check_outputs(ws, args: argparse.Namespace) -> dict:
 
 def _run(ws, args: argparse.Namespace, bar: _Bar):
     """Run the ranking to its last event (RankDone or RankCancelled); the first Ctrl-C cancels."""
-    from medseg.cli_train import _cancel_on_signals
+    from medseg.cli.train import _cancel_on_signals
     from medseg.inference.events import CancelToken
     from medseg.qc.oof import iter_rank_oof
     from medseg.qc.ranking import BIAS_NOTE, iter_score_checkpoint

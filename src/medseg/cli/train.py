@@ -23,7 +23,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from medseg.cli_train_output import Progress, event_output
+from medseg.cli.options import set_dotted
+from medseg.cli.train_output import Progress, event_output
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_CONFIG, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -91,11 +92,11 @@ def build_config(args: argparse.Namespace):
         except yaml.YAMLError as e:
             problems.append(f"--set {item!r}: VALUE is not valid YAML ({e})")
             continue
-        _set_dotted(d, key.strip(), value, problems, f"--set {key.strip()}")
+        set_dotted(d, key.strip(), value, problems, f"--set {key.strip()}")
     for attr, key in FLAG_KEYS.items():
         value = getattr(args, attr, None)
         if value is not None:
-            _set_dotted(d, key, value, problems, f"--{attr.replace('_', '-')}")
+            set_dotted(d, key, value, problems, f"--{attr.replace('_', '-')}")
     try:
         config = TrainConfig.from_dict(d, source=str(path))
     except ConfigError as e:
@@ -119,18 +120,6 @@ def resume_target(path: str | None) -> Path | None:
         return None
     p = Path(path)
     return p / "last.medseg" if (p / "last.medseg").is_dir() else p
-
-
-def _set_dotted(d: dict, key: str, value: Any, problems: list[str], what: str) -> None:
-    *parents, leaf = key.split(".")
-    node = d
-    for i, part in enumerate(parents):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            problems.append(f"{what}: {'.'.join(parents[:i + 1])} is {child!r} in the config, not a mapping")
-            return
-        node = child
-    node[leaf] = value
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -1,0 +1,41 @@
+"""``medseg index FOLDER``: detect a dataset layout, index it, list every problem."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from medseg.datasets import open_dataset
+
+    ds = open_dataset(Path(args.folder), layout=args.layout)
+    groups = Counter(s.group for s in ds.samples)
+    if args.json:
+        print(json.dumps({
+            "root": str(ds.root), "layout": ds.layout, "classmap": ds.classmap.to_dict(),
+            "samples": len(ds.samples), "groups": len(groups),
+            "problems": [{"path": str(p.path), "kind": p.kind, "message": p.message} for p in ds.problems],
+        }, indent=2))
+    else:
+        print(f"{ds.root}: layout {ds.layout}, {len(ds.samples)} samples in {len(groups)} groups, "
+              f"task {ds.classmap.task}, classes {', '.join(ds.classmap.names)}")
+        kinds = Counter(p.kind for p in ds.problems)
+        n = len(ds.problems)
+        print(f"{n} problem{'' if n == 1 else 's'}" + (": " + ", ".join(f"{c} {k}" for k, c in kinds.items()) if kinds else ""))
+        for p in ds.problems:
+            print(f"  [{p.kind}] {p.path}: {p.message}")
+    return 2 if (args.strict and ds.problems) else 0
+
+
+def add_parser(sub) -> None:
+    from medseg.datasets import LAYOUTS
+
+    p = sub.add_parser("index", help="detect a dataset layout, index the samples and list every problem")
+    p.add_argument("folder")
+    p.add_argument("--layout", default=None, choices=LAYOUTS, help="force a layout instead of detecting it")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--strict", action="store_true", help="exit 2 when any problem was found")
+    p.set_defaults(func=cmd_index)
