@@ -15,12 +15,11 @@ in a moment (a read); such a job is waited for, never stopped. The registry forg
 notification, and closes the old workspace in the ``finished`` handler of the last of them (:meth:`Jobs.after`);
 the GUI thread never waits for a worker.
 
-What it is not: a scheduler (each dock still starts its own workers, one job of a kind at a time), a progress
-or event protocol (each dock reads its engine's events), or a thread pool. The engine knows nothing of it: a
-job's body stops because a token it was handed is set. The next issue's job protocol (events, progress and
-cancellation shared by the engine and the plugin) can keep this contract -- register, cancel, forget at the
-end, run what waited for the end -- with the job's own token in place of ``cancel`` and its end event in
-place of ``finished``.
+How a dock runs a job: :func:`start_job` (the one worker wrapper) calls the engine's job generator in a
+thread worker through :func:`medseg.jobs.drive`, maps its ``Progress`` events to a napari progress bar, its
+end to ``on_result`` / ``on_cancelled``, an error to a notification, and registers it here with its token's
+``set`` as ``cancel``. What it is not: a scheduler (each dock still starts its own jobs, one of a kind at a
+time) or a thread pool. The engine knows nothing of it: a job stops because the token it was handed is set.
 """
 
 from __future__ import annotations
@@ -139,3 +138,110 @@ class Jobs:
 
 def names(jobs: list[Job]) -> str:
     return ", ".join(j.name for j in jobs)
+
+
+def job_body(make_job: Callable[[Any], Any], token: Any) -> Generator[Any, None, Any]:
+    """The worker's generator: ``make_job(token)`` is called in the worker thread (building a job may read
+    files or load a model), its events relayed through :func:`medseg.jobs.drive`; returns the end event
+    (a ``Result`` or a ``Cancelled``, in a 1-tuple) instead of yielding it, so ``returned`` says how the
+    job ended."""
+    from medseg.errors import Cancelled
+    from medseg.jobs import Result, drive
+
+    try:
+        for event in drive(make_job(token), token):
+            if isinstance(event, (Result, Cancelled)):
+                return (event,)  # in a tuple: superqt raises a returned exception instance (Cancelled is one)
+            yield event
+    except RuntimeError as e:
+        raise JobFailed(str(e)) from e
+    return None  # pragma: no cover - drive() always ends with one of the two
+
+
+class RunningJob:
+    """What :func:`start_job` started: the ``worker``, its registry entry ``job``, its ``token``, its bar."""
+
+    def __init__(self, worker: Any, job: Job, token: Any, bar: Any, handlers: dict[str, Any]):
+        self.worker, self.job, self.token, self.bar = worker, job, token, bar
+        self._on = handlers
+        self.end: Any = None  # the Result or Cancelled, once returned
+
+    def cancel(self) -> bool:
+        """Ask the job to stop at its next step; False when it cannot be stopped or has ended."""
+        return self.job.cancel()
+
+    @property
+    def running(self) -> bool:
+        return not self.job.ended
+
+    def _event(self, event: Any) -> None:
+        from medseg.jobs import Progress
+
+        if self.bar is not None and isinstance(event, Progress):
+            self.bar.to(event.done, event.total or 0, event.stage or None)
+        if self._on["event"] is not None:
+            self._on["event"](event)
+
+    def _close_bar(self) -> None:
+        # closed first: napari's bar may run queued events while it closes, and a late progress event must
+        # not overwrite what the end shows
+        if self.bar is not None:
+            self.bar.close()
+
+    def _returned(self, ended: tuple) -> None:
+        from medseg.errors import Cancelled
+
+        self._close_bar()
+        self.end = end = ended[0]
+        if isinstance(end, Cancelled):
+            if self._on["cancelled"] is not None:
+                self._on["cancelled"](end)
+        elif self._on["result"] is not None:
+            self._on["result"](end.value)
+
+    def _errored(self, exc: BaseException) -> None:
+        from napari_medseg._notify import report_error
+
+        self._close_bar()
+        if self._on["error"] is not None:
+            self._on["error"](exc)
+        else:
+            report_error(f"{self.job.name} failed", exc)
+
+    def _finished(self) -> None:
+        self._close_bar()
+        if self._on["finished"] is not None:
+            self._on["finished"]()
+
+
+def start_job(jobs: Jobs, make_job: Callable[[Any], Any], name: str, *, workspace: Any = None,
+              owner: Any = None, stoppable: bool = True, progress: bool = True,
+              on_event: Callable[[Any], Any] | None = None, on_result: Callable[[Any], Any] | None = None,
+              on_cancelled: Callable[[Any], Any] | None = None, on_error: Callable[[BaseException], Any] | None = None,
+              on_finished: Callable[[], Any] | None = None) -> RunningJob:
+    """Run the engine job ``make_job(token)`` in a thread worker: the plugin's one way to run a long job.
+
+    Its :class:`~medseg.jobs.Progress` events drive a napari progress bar named ``name`` (``progress``);
+    every event reaches ``on_event``; the end calls ``on_result(value)`` or ``on_cancelled(cancelled)``;
+    an error calls ``on_error(exc)`` or, without one, shows a napari notification "{name} failed: ...";
+    ``on_finished`` comes last in every case. All of them run on the main thread. The job is registered in
+    ``jobs`` (on ``workspace``, cancelled with the ``owner`` dock's end): ``stoppable=False`` for a job that
+    must run to its end (a revision save), which is then waited for, never stopped.
+    """
+    from napari.qt.threading import create_worker
+
+    from medseg.jobs import CancelToken
+    from napari_medseg._progress import Bar
+
+    token = CancelToken()
+    worker = create_worker(job_body, make_job, token, _start_thread=False, _ignore_errors=True)
+    job = jobs.add(worker, name, workspace, token.set if stoppable else None, owner=owner)
+    handle = RunningJob(worker, job, token, Bar(name) if progress else None,
+                        {"event": on_event, "result": on_result, "cancelled": on_cancelled, "error": on_error,
+                         "finished": on_finished})
+    worker.yielded.connect(handle._event)
+    worker.returned.connect(handle._returned)
+    worker.errored.connect(handle._errored)
+    worker.finished.connect(handle._finished)
+    worker.start()
+    return handle
