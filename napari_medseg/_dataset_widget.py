@@ -37,9 +37,10 @@ from napari_medseg._dataset_jobs import (  # noqa: F401 - callers import default
     run_qc_job,
 )
 from napari_medseg._progress import Bar
-from napari_medseg._review_autosave import report as _report
-from napari_medseg._review_queue import connect_until_destroyed
+from napari_medseg._notify import report_error
+from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
+from napari_medseg._viewer_access import when_viewer_closes
 
 if TYPE_CHECKING:
     import napari
@@ -51,8 +52,6 @@ class DatasetWidget(QWidget):
     """Open a dataset or workspace; counts, problems and the sample list."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
-        from napari_medseg._review_autosave import when_viewer_closes
-
         super().__init__(parent)
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
@@ -131,7 +130,7 @@ class DatasetWidget(QWidget):
 
         text = self.folder.text().strip()
         if not text:
-            _report("Cannot open", ValueError("choose a dataset or workspace folder first"))
+            report_error("Cannot open", ValueError("choose a dataset or workspace folder first"))
             return
         folder = Path(text).expanduser().absolute()
         workspace = Path(self.workspace_path.text().strip() or default_workspace(folder)).expanduser().absolute()
@@ -160,7 +159,7 @@ class DatasetWidget(QWidget):
 
         ws = self.session.workspace
         if ws is None:
-            _report("Cannot run QC", ValueError("no workspace is open"))
+            report_error("Cannot run QC", ValueError("no workspace is open"))
             return
         token = threading.Event()
         worker = create_worker(run_qc_job, ws, token, _ignore_errors=True)
@@ -202,7 +201,7 @@ class DatasetWidget(QWidget):
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.status.setText(f"{what}: {error}")
-        _report(what, error)
+        report_error(what, error)
 
     def _close_progress(self) -> None:
         if self._progress is not None:

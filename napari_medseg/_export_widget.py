@@ -38,8 +38,9 @@ from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
 from napari_medseg._jobs import CANCELLED, cancellable
 from napari_medseg._notify import report_error
 from napari_medseg._progress import Bar
-from napari_medseg._review_queue import connect_until_destroyed
+from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
+from napari_medseg._viewer_access import real_viewer
 
 if TYPE_CHECKING:
     import napari
@@ -68,7 +69,7 @@ class ExportWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
-        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)  # behind napari's plugin proxy
+        self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
         self.form = Container(widgets=[
             ComboBox(name="fmt", label="Format", choices=list(FORMATS), value="folders"),

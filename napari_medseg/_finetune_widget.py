@@ -36,9 +36,10 @@ from napari_medseg._jobs import CANCELLED, JobFailed, cancellable
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
-from napari_medseg._review_queue import connect_until_destroyed
+from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
 from napari_medseg._threads import child_thread_env
+from napari_medseg._viewer_access import real_viewer, when_viewer_closes
 
 if TYPE_CHECKING:
     import napari
@@ -79,7 +80,7 @@ class FinetuneWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
-        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)  # behind napari's plugin proxy
+        self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
         self.form = build_form()
         self.plot = TrainingPlot()
@@ -118,8 +119,6 @@ class FinetuneWidget(QWidget):
         self.form.start.changed.connect(self._sync)
         connect_until_destroyed(self, [(self.session.workspace_changed, self._sync),
                                        (self.session.checkpoints_changed, self._sync)])
-        from napari_medseg._review_autosave import when_viewer_closes
-
         proc_of = weakref.WeakMethod(self._running_process)
         # no training child outlives the viewer: it is asked to stop (and writes its checkpoint)
         when_viewer_closes(napari_viewer, lambda: _stop(proc_of()))

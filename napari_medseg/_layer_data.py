@@ -1,4 +1,5 @@
-"""Engine results -> napari layer-data tuples (scale from spacing, provenance in metadata, display window)."""
+"""Engine results as napari layer data: layer-data tuples (scale from spacing, provenance in metadata, display
+window), workspace masks <-> Labels data, and writing labels into a layer as one undoable edit."""
 
 from __future__ import annotations
 
@@ -116,3 +117,14 @@ def labels_to_mask(data: Any, classmap: Any) -> np.ndarray:
     if classmap.task != "multilabel":
         return data
     return np.moveaxis(data != 0, 0, -1)
+
+
+def set_labels(layer: Any, new: np.ndarray) -> int:
+    """Write ``new`` into a Labels layer as one undoable edit (only the pixels that differ); how many changed."""
+    old = np.asarray(layer.data)
+    if new.shape != old.shape:
+        raise ValueError(f"labels of shape {new.shape} do not fit layer {layer.name!r} of shape {old.shape}")
+    where = np.nonzero(old != new)
+    if where[0].size:
+        layer.data_setitem(where, new[where].astype(old.dtype, copy=False))
+    return int(where[0].size)

@@ -27,8 +27,9 @@ from napari_medseg._predict_form import ARCHITECTURE, CHECKPOINTS, build_control
 from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_image
 from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
-from napari_medseg._review_queue import connect_until_destroyed
+from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import IMAGE_LAYER, session_for
+from napari_medseg._viewer_access import real_viewer
 
 if TYPE_CHECKING:
     import napari
@@ -41,7 +42,7 @@ class PredictWidget(QWidget):
         super().__init__(parent)
         # napari hands plugins a proxy that wraps each layer anew on every access; layer identity
         # (which image is predicted, which outputs belong to it) needs the viewer behind it
-        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
+        self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
         self.outputs = Outputs(napari_viewer)
         self.queue = RequestQueue(self._show, self._failed, self._set_status, self._started)

@@ -66,8 +66,7 @@ def save_correction(viewer: Any) -> Any:
 def apply_helper(viewer: Any, name: str, *, only_label: int | None = None, **params) -> int:
     """Apply label edit ``name`` (:mod:`medseg.qc.edits`) to the Labels layer as one undoable edit; pixels changed."""
     from medseg.qc.edits import apply_edit
-    from napari_medseg._layer_data import mask_to_labels
-    from napari_medseg._sample_layers import set_labels
+    from napari_medseg._layer_data import mask_to_labels, set_labels
 
     autosave, ws, _ = _target(viewer)
     classes = None if only_label is None else [int(only_label)]

@@ -20,16 +20,17 @@ not a new revision (so an undo back to it saves nothing).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QObject, QTimer
 
+from napari_medseg._notify import report_error
 from napari_medseg._session import session_for
+from napari_medseg._viewer_access import per_viewer, when_viewer_closes
 
 DRAFT_DELAY_MS = 400  # after the last stroke; a stroke emits one event when the mouse is released
 _DRAFT_JOIN_S = 10.0
@@ -169,7 +170,7 @@ class Autosave(QObject):
 
             discard_draft(ws, sid)
         elif error is not None:
-            report(f"Could not write the draft of sample {sid} (the edits are still on screen)", error)
+            report_error(f"Could not write the draft of sample {sid} (the edits are still on screen)", error)
         if self._draft_again and not block:
             self._draft_again = False
             self.edited = True
@@ -222,8 +223,8 @@ class Autosave(QObject):
                 self._drafted = True
                 write_draft(self.workspace, self.sample_id, self.labels_mask(), base_revision=self.base_revision)
             except (MedsegError, ValueError, OSError) as e2:
-                report(f"Could not keep a draft of sample {self.sample_id} either", e2)
-            report(f"The edits of sample {self.sample_id} are not saved (kept on screen and in a draft); "
+                report_error(f"Could not keep a draft of sample {self.sample_id} either", e2)
+            report_error(f"The edits of sample {self.sample_id} are not saved (kept on screen and in a draft); "
                     "fix them, then move on again", e)
             return False
         return True
@@ -269,70 +270,15 @@ class Autosave(QObject):
             self._pool = None
 
 
-def report(what: str, error: BaseException) -> None:
-    """A napari error notification naming what failed and why (the traceback goes to the log)."""
-    from napari_medseg._notify import report_error
-
-    report_error(what, error)
-
-
-def real_viewer(viewer: Any) -> Any:
-    """The viewer behind napari's ``PublicOnlyProxy`` (each docked widget gets its own proxy)."""
-    return getattr(viewer, "__wrapped__", viewer)
-
-
-def per_viewer(registry: weakref.WeakKeyDictionary, viewer: Any, make: Callable[[Any], Any]) -> Any:
-    """``registry``'s object for the (real) viewer, made by ``make(viewer)`` on first use; dropped with it."""
-    viewer = real_viewer(viewer)
-    found = registry.get(viewer)
-    if found is None:
-        found = registry[viewer] = make(viewer)
-    return found
-
-
 _AUTOSAVES: weakref.WeakKeyDictionary[Any, Autosave] = weakref.WeakKeyDictionary()
 
 
 def autosave_for(viewer: Any) -> Autosave:
-    """The viewer's autosave, made on first use (its close hook with it)."""
-    _watcher_for(viewer)
-    return per_viewer(_AUTOSAVES, viewer, Autosave)
+    """The viewer's autosave, made on first use; it saves pending edits first when the viewer's window closes."""
 
+    def make(real: Any) -> Autosave:
+        autosave = Autosave(real)
+        when_viewer_closes(real, autosave.viewer_closing, first=True)
+        return autosave
 
-class _CloseWatcher(QObject):
-    """Runs on the viewer window's close: first the autosave, then the registered callbacks."""
-
-    def __init__(self, viewer: Any):
-        super().__init__()
-        self._viewer = weakref.ref(viewer)
-        self.callbacks: list[Callable[[], None]] = []
-        self.done = False
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Close and not self.done:
-            self.done = True
-            viewer = self._viewer()
-            autosave = _AUTOSAVES.get(viewer) if viewer is not None else None
-            if autosave is not None:
-                autosave.viewer_closing()
-            for callback in self.callbacks:
-                callback()
-        return False
-
-
-_WATCHERS: weakref.WeakKeyDictionary[Any, _CloseWatcher] = weakref.WeakKeyDictionary()
-
-
-def _watcher_for(viewer: Any) -> _CloseWatcher:
-    def make(real: Any) -> _CloseWatcher:
-        watcher = _CloseWatcher(real)
-        real.window._qt_window.installEventFilter(watcher)
-        return watcher
-
-    return per_viewer(_WATCHERS, viewer, make)
-
-
-def when_viewer_closes(viewer: Any, callback: Callable[[], None]) -> None:
-    """Call ``callback`` when the viewer's window closes, after pending label edits are saved."""
-    autosave_for(viewer)
-    _watcher_for(viewer).callbacks.append(callback)
+    return per_viewer(_AUTOSAVES, viewer, make)

@@ -18,12 +18,12 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_medseg._review_autosave import report
+from napari_medseg._notify import report_error
+from napari_medseg._qt_helpers import button, combo, refill
 
 NEXT_KEY, PREVIOUS_KEY = ".", ","
 ALL_STATUSES, ALL_CHECKS, AUTO_METHOD = "all statuses", "all findings", "auto"
@@ -145,7 +145,7 @@ class QueuePanel(QWidget):
         if request == self._request:
             self.pending = None
             self._fill(request, [])
-        report("Cannot build the review queue", exc)
+        report_error("Cannot build the review queue", exc)
 
     def item_of(self, sample_id: str | None):
         """The sample's queue item (also when the status filter hides it), or None before the queue is built."""
@@ -189,7 +189,7 @@ class QueuePanel(QWidget):
         try:
             show_sample(self.viewer, sample_id)
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
-            report(f"Cannot show sample {sample_id}", e)
+            report_error(f"Cannot show sample {sample_id}", e)
 
     def _on_item_activated(self, row: QListWidgetItem) -> None:
         sample_id = row.data(Qt.ItemDataRole.UserRole)
@@ -199,40 +199,3 @@ class QueuePanel(QWidget):
 
 def chosen(c: QComboBox) -> list[str] | None:
     return None if c.currentIndex() <= 0 else [c.currentText()]
-
-
-def combo(items) -> QComboBox:
-    c = QComboBox()
-    c.addItems(list(items))
-    return c
-
-
-def refill(c: QComboBox, items: list[str]) -> None:
-    current = c.currentText()
-    c.blockSignals(True)
-    c.clear()
-    c.addItems(items)
-    c.setCurrentIndex(items.index(current) if current in items else 0)
-    c.blockSignals(False)
-
-
-def button(text: str, slot, tip: str = "") -> QPushButton:
-    b = QPushButton(text)
-    b.clicked.connect(lambda *_: slot())
-    if tip:
-        b.setToolTip(tip)
-    return b
-
-
-def connect_until_destroyed(widget: QWidget, pairs) -> None:
-    """Connect (signal, slot) pairs of the session and drop them when the widget is destroyed, so a closed dock
-    is never called again."""
-    pairs = list(pairs)
-    for signal, slot in pairs:
-        signal.connect(slot)
-
-    def drop(*_: Any) -> None:
-        for signal, slot in pairs:
-            signal.disconnect(slot)
-
-    widget.destroyed.connect(drop)

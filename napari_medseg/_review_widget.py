@@ -27,18 +27,12 @@ from qtpy.QtWidgets import (
 )
 
 from napari_medseg import _review_actions as actions
+from napari_medseg._notify import report_error
+from napari_medseg._qt_helpers import button, combo, connect_until_destroyed
 from napari_medseg._review_autosave import autosave_for
-from napari_medseg._review_autosave import report as _report
+from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
 from napari_medseg._review_suspicion import SuspicionOverlay
-from napari_medseg._review_queue import (
-    NEXT_KEY,
-    PREVIOUS_KEY,
-    QueuePanel,
-    button,
-    combo,
-    connect_until_destroyed,
-)
 from napari_medseg._session import session_for
 
 if TYPE_CHECKING:
@@ -218,7 +212,7 @@ class ReviewWidget(QWidget):
     def _facts_failed(self, request: int, sample_id: str, exc: BaseException) -> None:
         if request == self._facts_request:
             self.sample_pending = None
-        _report(f"Reading sample {sample_id} from the workspace failed", exc)
+        report_error(f"Reading sample {sample_id} from the workspace failed", exc)
 
     def _update_suspicion(self) -> None:
         self.suspicion.update(self.session.workspace, self.autosave.sample_id, self.panel.method_name())
@@ -255,7 +249,7 @@ class ReviewWidget(QWidget):
             self.message.setText(str(e))
         except Exception as e:  # noqa: BLE001 - every failure reaches the user
             self.message.setText(f"{what} failed: {e}")
-            _report(f"{what} failed", e)
+            report_error(f"{what} failed", e)
         return _FAILED
 
     def accept(self) -> None:

@@ -23,7 +23,10 @@ from typing import Any
 import numpy as np
 
 from napari_medseg._layer_data import mask_to_labels
+from napari_medseg._notify import report_error
+from napari_medseg._review_autosave import autosave_for
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
+from napari_medseg._viewer_access import layer_named, per_viewer
 
 
 @dataclass
@@ -62,27 +65,12 @@ def reload_labels(viewer: Any) -> None:
 
 def current_sample(viewer: Any) -> str | None:
     """The sample whose labels are on screen (None while none is)."""
-    from napari_medseg._review_autosave import autosave_for
-
     return autosave_for(viewer).sample_id
-
-
-def set_labels(layer: Any, new: np.ndarray) -> int:
-    """Write ``new`` into a Labels layer as one undoable edit (only the pixels that differ); how many changed."""
-    old = np.asarray(layer.data)
-    if new.shape != old.shape:
-        raise ValueError(f"labels of shape {new.shape} do not fit layer {layer.name!r} of shape {old.shape}")
-    where = np.nonzero(old != new)
-    if where[0].size:
-        layer.data_setitem(where, new[where].astype(old.dtype, copy=False))
-    return int(where[0].size)
 
 
 # ---------------------------------------------------------------- per viewer
 class _SampleDisplay:
     def __init__(self, viewer: Any):
-        from napari_medseg._review_autosave import autosave_for
-
         self._viewer = weakref.ref(viewer)
         self.session = session_for(viewer)
         self.autosave = autosave_for(viewer)
@@ -92,7 +80,6 @@ class _SampleDisplay:
         from napari.qt.threading import create_worker
 
         from medseg.errors import WorkspaceError
-        from napari_medseg._review_autosave import report
 
         ws = self.session.workspace
         if ws is None:
@@ -102,17 +89,15 @@ class _SampleDisplay:
         worker = create_worker(load_sample, ws, str(sample_id), _ignore_errors=True)
         self.session.jobs.add(worker, f"Reading sample {sample_id}", ws)  # the workspace closes after it
         worker.returned.connect(lambda loaded: self._apply_reported(loaded, request))
-        worker.errored.connect(lambda e: report(f"Cannot show sample {sample_id}", e))
+        worker.errored.connect(lambda e: report_error(f"Cannot show sample {sample_id}", e))
         worker.start()
         return worker
 
     def _apply_reported(self, loaded: LoadedSample, request: int) -> None:
-        from napari_medseg._review_autosave import report
-
         try:
             self._apply(loaded, request)
         except Exception as e:  # noqa: BLE001 - a slot's error would only reach the console
-            report(f"Cannot show sample {loaded.sample_id}", e)
+            report_error(f"Cannot show sample {loaded.sample_id}", e)
 
     def _apply(self, loaded: LoadedSample, request: int) -> None:
         viewer = self._viewer()
@@ -145,24 +130,17 @@ _DISPLAYS: weakref.WeakKeyDictionary[Any, _SampleDisplay] = weakref.WeakKeyDicti
 
 
 def _display_for(viewer: Any) -> _SampleDisplay:
-    from napari_medseg._review_autosave import per_viewer
-
     return per_viewer(_DISPLAYS, viewer, _SampleDisplay)
 
 
 # ---------------------------------------------------------------- layers
-def _existing(viewer: Any, name: str, kind: type) -> Any:
-    layer = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401 - LayerList has no get
-    return layer if isinstance(layer, kind) else None
-
-
 def _put_image(viewer: Any, image: Any, ws: Any, sample_id: str) -> Any:
     from napari.layers import Image
 
     from napari_medseg._layer_data import image_layer
 
     data, kwargs, _ = image_layer(image, name=IMAGE_LAYER, sample_id=sample_id, workspace=str(ws.root))
-    layer = _existing(viewer, IMAGE_LAYER, Image)
+    layer = layer_named(viewer, IMAGE_LAYER, Image)
     if layer is not None and bool(layer.rgb) != bool(kwargs["rgb"]):
         # napari cannot switch a layer between grey and RGB: this one is replaced, at its place
         index = viewer.layers.index(layer)
@@ -208,7 +186,7 @@ def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: s
                                    sample_id=sample_id, workspace=str(ws.root), mask_task=cm.task,
                                    **({"class_axis": 0} if cm.task == "multilabel" else {}))
     features = {"index": [0, *cm.ids], "class": [cm.background, *cm.names]}
-    layer = _existing(viewer, LABELS_LAYER, Labels)
+    layer = layer_named(viewer, LABELS_LAYER, Labels)
     if layer is None:
         if LABELS_LAYER in viewer.layers:
             viewer.layers.remove(LABELS_LAYER)

@@ -17,6 +17,7 @@ from typing import Any
 from psygnal import Signal
 
 from napari_medseg._jobs import Jobs, names
+from napari_medseg._viewer_access import per_viewer
 
 # Layer names the widgets agree on: Review edits LABELS, Predict writes PREDICTION/PROBABILITY/UNCERTAINTY.
 IMAGE_LAYER = "medseg image"
@@ -81,8 +82,4 @@ def session_for(viewer: Any) -> Session:
     napari hands each docked widget its own ``PublicOnlyProxy`` of the viewer;
     the session is keyed by the viewer behind the proxy so all widgets share it.
     """
-    viewer = getattr(viewer, "__wrapped__", viewer)
-    session = _SESSIONS.get(viewer)
-    if session is None:
-        session = _SESSIONS[viewer] = Session()
-    return session
+    return per_viewer(_SESSIONS, viewer, lambda _: Session())

@@ -155,7 +155,7 @@ def test_multilabel_workspace_shows_one_plane_per_class(make_napari_viewer, qtbo
 def test_viewer_close_saves_edits_then_closes_workspace(make_napari_viewer, qtbot, tmp_path):
     from qtpy.QtGui import QCloseEvent
 
-    from napari_medseg._review_autosave import _WATCHERS
+    from napari_medseg._viewer_access import _WATCHERS
 
     data = make_review_set(tmp_path / "set")
     viewer = make_napari_viewer()

@@ -164,7 +164,7 @@ def test_plot_redraws_are_throttled(qtbot):
 def test_closing_the_viewer_stops_the_training_child(make_napari_viewer, qtbot, data, tmp_path):
     from qtpy.QtGui import QCloseEvent
 
-    from napari_medseg._review_autosave import _WATCHERS
+    from napari_medseg._viewer_access import _WATCHERS
 
     viewer = make_napari_viewer()
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=FOLDER, dataset=data, epochs=500)

@@ -439,7 +439,7 @@ def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(make_
     from qtpy.QtGui import QCloseEvent
 
     import medseg.qc as qc
-    from napari_medseg._review_autosave import _WATCHERS
+    from napari_medseg._viewer_access import _WATCHERS
 
     errors = capture_errors(monkeypatch)
     viewer = make_napari_viewer()
