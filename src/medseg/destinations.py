@@ -7,7 +7,8 @@ Never written, whatever the flags:
   folder, a workspace's ``dataset_root``. The destination may not be one, be inside
   one, or contain one. Other datasets are found from the destination itself, by
   walking up its ancestors with cheap checks (folder names and a few entries, no
-  indexing): the folders a known layout keeps its images and masks in
+  indexing): the folders a known layout keeps its images and masks in, as each
+  layout of :mod:`medseg.datasets.registry` declares them
   (``images/`` + ``masks/`` and the other names the pair layouts accept,
   ``Original/`` + ``Ground Truth/``, ``CXR_png/`` + ``ManualMask/``, ``imagesTr/``
   + ``labelsTr/`` + ``imagesTs/`` and ``dataset.json``, ``train/`` + ``train.csv``),
@@ -45,7 +46,6 @@ EXPORT_MANIFEST, EXPORT_KIND = "manifest.json", "medseg-export"  # medseg.export
 OWNERSHIP_NAME = ".medseg-outputs.jsonl"
 _PROBE = 64  # folder entries looked at per cheap check
 _RASTERS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-_DATA_SUFFIXES = (*_RASTERS, ".nii", ".nii.gz", ".nrrd", ".mha", ".mhd", ".dcm", ".ima")
 
 
 @dataclass(frozen=True)
@@ -210,38 +210,14 @@ def _layout_data(folder: Path) -> tuple[str, set[Path]] | None:
     """(layout, the folders and files it keeps source data in) when ``folder`` is a dataset root."""
     if not folder.is_dir():
         return None
-    from medseg.datasets.layout_generic import pair_dirs
-    from medseg.datasets.layout_montgomery import montgomery_dirs
-    from medseg.datasets.layout_nnunet import IMAGES, LABELS, META, is_nnunet
-    from medseg.datasets.layout_uwmadison import CSV_NAME, is_uw_csv
+    from medseg.datasets.registry import source_data
 
-    if (folder / CSV_NAME).is_file() and is_uw_csv(folder / CSV_NAME):
-        return "UW-Madison layout", {folder / "train", folder / CSV_NAME}
-    dirs = montgomery_dirs(folder)
-    if dirs is not None:
-        return "Montgomery layout", {dirs[0], dirs[1].parent}
-    if is_nnunet(folder):
-        return "nnU-Net layout", {folder / IMAGES, folder / LABELS, folder / "imagesTs", folder / META}
-    pair = pair_dirs(folder)
-    if pair is not None and (_holds_data(pair[0]) or _holds_data(pair[1])):
-        return f"{pair[0].name}/ + {pair[1].name}/ layout", {resolved(pair[0]), resolved(pair[1])}
-    return None
+    return source_data(folder)
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
     with os.scandir(folder) as it:
         return list(itertools.islice(it, _PROBE * 4))
-
-
-def _is_data_name(name: str) -> bool:
-    return name.lower().endswith(_DATA_SUFFIXES)
-
-
-def _holds_data(folder: Path) -> bool:
-    try:
-        return any(e.is_file() and _is_data_name(e.name) for e in _entries(folder)[:_PROBE])
-    except OSError:
-        return False
 
 
 def _loose_sources(folder: Path) -> str | None:

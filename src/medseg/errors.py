@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 # what the CLI prints after the traceback of an unexpected exception (exit code 1)
 BUG_LINE = ("this is a bug in napari-medseg, not a problem with your data or command: please report it on the "
             "project's issue tracker with the traceback above")
 
 
 class MedsegError(Exception):
-    """Base class of every error the engine raises on purpose."""
+    """Base class of every error the engine raises on purpose.
+
+    Its message is written for the user (it names the file, option or sample and
+    what is wrong); ``exit_code`` is the status the CLI exits with: 2 for every
+    error about the input or the request, unless a subclass says otherwise.
+    """
+
+    exit_code: int = 2
 
 
 class ReadError(MedsegError, ValueError):
@@ -140,6 +146,17 @@ class WorkspaceError(MedsegError, ValueError):
 class RankingError(MedsegError, ValueError):
     """Label-quality ranking cannot run as asked: too few groups for the folds, a checkpoint whose class
     map does not fit the workspace, or a fold's training that failed (the message names which)."""
+
+
+class DatasetError(MedsegError, ValueError):
+    """A dataset folder cannot be opened as asked: an unknown layout, grouping or group pattern."""
+
+
+class UnknownLayoutError(UnknownNameError, DatasetError):
+    """``layout=`` (``--layout``) names no registered dataset layout; the message lists the valid ones."""
+
+    def __init__(self, name: str, valid: list[str]):
+        super().__init__("layout", name, valid, hint="Leave the layout out to detect it from the folder.")
 
 
 class DestinationError(MedsegError, ValueError):

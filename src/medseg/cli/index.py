@@ -31,11 +31,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from medseg.datasets import LAYOUTS
+    from medseg.datasets import layout_names
 
     p = sub.add_parser("index", help="detect a dataset layout, index the samples and list every problem")
     p.add_argument("folder")
-    p.add_argument("--layout", default=None, choices=LAYOUTS, help="force a layout instead of detecting it")
+    p.add_argument("--layout", default=None, choices=layout_names(), help="force a layout instead of detecting it")
     p.add_argument("--json", action="store_true")
     p.add_argument("--strict", action="store_true", help="exit 2 when any problem was found")
     p.set_defaults(func=cmd_index)

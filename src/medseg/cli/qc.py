@@ -21,9 +21,9 @@ def _param(text: str) -> tuple[str, str, float]:
 
 
 def _layouts() -> tuple[str, ...]:
-    from medseg.datasets import LAYOUTS
+    from medseg.datasets import layout_names
 
-    return LAYOUTS
+    return layout_names()
 
 
 def add_parser(sub) -> None:

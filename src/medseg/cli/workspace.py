@@ -16,9 +16,9 @@ _USAGE = """Examples:
 
 
 def _layouts() -> tuple[str, ...]:
-    from medseg.datasets import LAYOUTS
+    from medseg.datasets import layout_names
 
-    return LAYOUTS
+    return layout_names()
 
 
 def add_parser(sub) -> None:

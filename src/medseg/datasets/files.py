@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +14,10 @@ from medseg.io.limits import check_size, open_image
 
 # 2-D raster formats a dataset layout may hold (volumes and DICOM are not layouts).
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+
+# Source data by file name, whatever reads it (volumes and DICOM too): what a dataset's folders are
+# protected for (medseg.destinations), a broader net than the rasters a layout indexes.
+SOURCE_DATA_SUFFIXES = (*sorted(RASTER_SUFFIXES), ".nii", ".nii.gz", ".nrrd", ".mha", ".mhd", ".dcm", ".ima")
 
 # Files that operating systems and archivers drop into folders; never a problem.
 _SYSTEM_JUNK = frozenset({"thumbs.db", "desktop.ini"})
@@ -47,6 +53,16 @@ def norm_name(name: str) -> str:
 def list_files(folder: Path) -> list[Path]:
     """Visible regular files of ``folder`` (not recursive), sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and not is_junk(p))
+
+
+def holds_data(folder: Path, probe: int = 64) -> bool:
+    """True when one of the first ``probe`` entries of ``folder`` is a source data file, by name only."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(itertools.islice(it, probe))
+        return any(e.is_file() and e.name.lower().endswith(SOURCE_DATA_SUFFIXES) for e in entries)
+    except OSError:
+        return False
 
 
 def is_raster(path: Path) -> bool:

@@ -8,11 +8,11 @@ suffix such as ``_mask``; folder names are matched case-insensitively.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from medseg.datasets import dataset as ds
 from medseg.datasets.classmap import ClassMap, LabelClass
@@ -20,10 +20,13 @@ from medseg.datasets.files import (
     child_dir,
     header_mode,
     header_size,
+    holds_data,
     is_raster,
     list_files,
     mask_stem,
+    norm_name,
 )
+from medseg.datasets.layout import Layout
 from medseg.errors import ReadError
 from medseg.io.limits import open_image
 
@@ -56,6 +59,26 @@ def has_rasters(folder: Path, limit: int = 50) -> bool:
     except OSError:
         return False
     return False
+
+
+def pair_kind(folder: Path) -> str | None:
+    """Which of this module's layouts ``folder`` is ("cvc_original", "palette", "images_masks"), or None."""
+    dirs = pair_dirs(folder)
+    if dirs is None or not has_rasters(dirs[0]):
+        return None
+    images, masks = dirs
+    if norm_name(images.name) == "original" and norm_name(masks.name) == "groundtruth":
+        return "cvc_original"
+    return "palette" if masks_are_palette(masks) else "images_masks"
+
+
+def pair_source_data(folder: Path) -> tuple[str, set[Path]] | None:
+    """The image and mask folders when either holds data files; the three pair layouts share this."""
+    pair = pair_dirs(folder)
+    if pair is not None and (holds_data(pair[0]) or holds_data(pair[1])):
+        real = {Path(os.path.realpath(p)) for p in pair}
+        return f"{pair[0].name}/ + {pair[1].name}/ layout", real
+    return None
 
 
 def masks_are_palette(mask_dir: Path, probe: int = 5) -> bool:
@@ -186,3 +209,13 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
         cm.extra = {"source": "integer ids", "masks_inspected": len(picks)}
         return cm
     return ClassMap.binary("foreground")
+
+
+def _pair_layout(name: str, description: str) -> Layout:
+    return Layout(name, description, detect=lambda folder: pair_kind(folder) == name,
+                  index=lambda root: index_pairs(root, name), source_data=pair_source_data)
+
+
+CVC_ORIGINAL = _pair_layout("cvc_original", "Original/ + Ground Truth/ TIFFs (CVC-ClinicDB as released)")
+PALETTE = _pair_layout("palette", "images/ + masks/ whose masks are palette ('P') PNGs holding class ids")
+IMAGES_MASKS = _pair_layout("images_masks", "images/ + masks/ paired by file stem (Kvasir-SEG, CVC-ClinicDB PNG)")

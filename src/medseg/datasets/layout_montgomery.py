@@ -12,6 +12,8 @@ from pathlib import Path
 from medseg.datasets import dataset as ds
 from medseg.datasets.classmap import ClassMap, LabelClass
 from medseg.datasets.files import child_dir, header_size
+from medseg.datasets.groups import montgomery_patient
+from medseg.datasets.layout import Layout
 from medseg.datasets.layout_generic import by_stem
 from medseg.errors import ReadError
 
@@ -30,6 +32,11 @@ def montgomery_dirs(root: Path) -> tuple[Path, Path, Path] | None:
     if left is None or right is None:
         return None
     return images, left, right
+
+
+def montgomery_source_data(root: Path) -> tuple[str, set[Path]] | None:
+    dirs = montgomery_dirs(root)
+    return None if dirs is None else ("Montgomery layout", {dirs[0], dirs[1].parent})
 
 
 def _stem(path: Path) -> str:
@@ -93,3 +100,9 @@ def _sizes_agree(image: Path, masks: dict[int, Path], classmap: ClassMap,
                                        f"(rows x cols) but image {image.name} is {size[0]}x{size[1]}"))
             ok = False
     return ok
+
+
+MONTGOMERY = Layout(
+    "montgomery", "CXR_png/ + ManualMask/leftMask/ + ManualMask/rightMask/ (Montgomery County chest X-rays)",
+    detect=lambda root: montgomery_dirs(root) is not None, index=index_montgomery,
+    source_data=montgomery_source_data, auto_group=montgomery_patient)

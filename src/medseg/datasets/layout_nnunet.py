@@ -21,15 +21,22 @@ from pathlib import Path
 
 from medseg.datasets import dataset as ds
 from medseg.datasets.classmap import ClassMap
+from medseg.datasets.layout import Layout
 from medseg.errors import ReadError
 
-IMAGES, LABELS, META = "imagesTr", "labelsTr", "dataset.json"
+IMAGES, LABELS, META, TEST_IMAGES = "imagesTr", "labelsTr", "dataset.json", "imagesTs"
 _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
 def is_nnunet(folder: Path) -> bool:
     return (folder / IMAGES).is_dir() and (folder / LABELS).is_dir()
+
+
+def nnunet_source_data(root: Path) -> tuple[str, set[Path]] | None:
+    if not is_nnunet(root):
+        return None
+    return "nnU-Net layout", {root / IMAGES, root / LABELS, root / TEST_IMAGES, root / META}
 
 
 def nnunet_classmap(root: Path) -> ClassMap | None:
@@ -69,7 +76,7 @@ def _suffix(p: Path) -> str:
     return next((s for s in _VOLUME_SUFFIXES if name.endswith(s)), p.suffix.lower())
 
 
-def index_nnunet(root: Path, layout: str) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
+def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
     from medseg.datasets.files import is_raster, list_files
     from medseg.datasets.layout_generic import infer_classmap, sizes_agree
 
@@ -114,3 +121,7 @@ def index_nnunet(root: Path, layout: str) -> tuple[list[ds.Sample], list[ds.Prob
     samples = [ds.Sample(case, image, {1: label}, group=case, classmap=classmap, mask_kind=kind)
                for case, image, label in pairs]
     return samples, problems, classmap
+
+
+NNUNET = Layout("nnunet", "imagesTr/<case>_0000.png + labelsTr/<case>.png + dataset.json (nnU-Net v2 raw, 2-D)",
+                detect=is_nnunet, index=index_nnunet, source_data=nnunet_source_data)

@@ -16,6 +16,7 @@ from medseg.datasets import dataset as ds
 from medseg.datasets.classmap import ClassMap
 from medseg.datasets.files import header_size, is_junk
 from medseg.datasets.groups import uw_case
+from medseg.datasets.layout import Layout
 from medseg.errors import ReadError
 from medseg.io.uwmadison import parse_uw_slice_name
 
@@ -35,6 +36,14 @@ def is_uw_csv(path: Path) -> bool:
     except OSError:
         return False
     return set(COLUMNS) <= {h.strip().lower() for h in header}
+
+
+def is_uwmadison(root: Path) -> bool:
+    return (root / CSV_NAME).is_file() and is_uw_csv(root / CSV_NAME)
+
+
+def uwmadison_source_data(root: Path) -> tuple[str, set[Path]] | None:
+    return ("UW-Madison layout", {root / "train", root / CSV_NAME}) if is_uwmadison(root) else None
 
 
 def index_uwmadison(root: Path, layout: str = "uwmadison"):
@@ -149,3 +158,8 @@ def _slice_files(root: Path, problems: list[ds.Problem]) -> tuple[dict[str, tupl
                                        f"{len(files)} files are slice {key}: {names}; "
                                        "none is used until one is removed"))
     return out, set(found) - set(out)
+
+
+UWMADISON = Layout(
+    "uwmadison", "train.csv (id, class, segmentation) + train/caseN/caseN_dayM/scans/ (UW-Madison GI Tract)",
+    detect=is_uwmadison, index=index_uwmadison, source_data=uwmadison_source_data, auto_group=uw_case)
