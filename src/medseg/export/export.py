@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from medseg.datasets.split import kfold_by_group, split_by_group
 from medseg.errors import ExportError
 from medseg.export.files import safe_stems, sha256_path
+from medseg.export.formats import FORMATS, get_writer
 from medseg.export.item import ExportItem, SplitPlan, Written
 from medseg.export.manifest import (
     build_manifest,
@@ -29,14 +30,10 @@ from medseg.export.manifest import (
 )
 from medseg.export.mask_out import mask_problem, spatial_shape
 from medseg.export.target import MANIFEST_NAME, Staging, check_target
-from medseg.export.writers_folders import FoldersWriter
-from medseg.export.writers_monai import MonaiWriter
-from medseg.export.writers_nnunet import NnUNetWriter
+from medseg.workspace.records import DEFAULT_EXPORT_STATUSES as DEFAULT_STATUSES
+from medseg.workspace.records import EXCLUDED, IMPORTED, STATUSES
 from medseg.workspace.split_groups import split_groups
 
-FORMATS = {"folders": FoldersWriter, "nnunet": NnUNetWriter, "monai": MonaiWriter}
-STATUSES = ("unreviewed", "accepted", "corrected", "excluded")
-DEFAULT_STATUSES = ("accepted", "corrected", "unreviewed")
 CHANGES_NAME = "CHANGES.md"
 
 
@@ -59,8 +56,7 @@ class ExportResult:
 
 
 def _check_options(fmt: str, statuses: Sequence[str], split) -> tuple[str, ...]:
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
+    get_writer(fmt)  # ExportError listing the formats
     statuses = (statuses,) if isinstance(statuses, str) else tuple(statuses)
     bad = [s for s in statuses if s not in STATUSES]
     if bad or not statuses:
@@ -103,7 +99,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
     """
     statuses = _check_options(fmt, statuses, split)
     target = check_target(out, dataset_root=ws.dataset_root, workspace_root=ws.root, overwrite=overwrite)
-    wanted = set(statuses) | ({"excluded"} if include_excluded else set())
+    wanted = set(statuses) | ({EXCLUDED} if include_excluded else set())
     classmap = ws.classmap
     ids = list(ws.sample_ids())
     records = {sid: ws.sample(sid) for sid in ids}
@@ -120,7 +116,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
                "mask_scale": mask_scale, "overwrite": overwrite}
     staging = Staging(target, overwrite)
     try:
-        writer = FORMATS[fmt](staging.path, classmap, mask_scale=mask_scale, name=target.name)
+        writer = get_writer(fmt)(staging.path, classmap, mask_scale=mask_scale, name=target.name)
         written: dict[str, Written] = {}
         pending: dict[str, dict] = {}
         problems: list[str] = []
@@ -134,7 +130,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
             # the records' head revisions are the snapshot exported, even if an editor saves meanwhile
             revs = [r for r in ws.revisions(sid) if rec.head_revision is None or r.id <= rec.head_revision]
             head = ws.mask_at(rec.head_revision) if rec.head_revision is not None else ws.current_mask(sid)
-            imported = next((r for r in revs if r.origin == "imported"), None)
+            imported = next((r for r in revs if r.origin == IMPORTED), None)
             imported_mask = ws.mask_at(imported.id) if imported is not None else None
             left_out, w = _left_out(rec, wanted, source), None
             if left_out is None:
@@ -167,16 +163,13 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
         samples = [sample_entry(root=staging.path, part=plan.part_of.get(p["stem"]) if plan and p["stem"] else None,
                                 **p) for p in pending.values()]
         manifest = build_manifest(fmt=fmt, ws=ws, classmap=classmap, options=options, samples=samples,
-                                  files=files, split=plan, extra=_format_extra(writer))
+                                  files=files, split=plan, extra=writer.manifest_extra())
         (staging.path / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (staging.path / CHANGES_NAME).write_text(changes_markdown(manifest), encoding="utf-8")
         staging.commit()
     finally:
         staging.abort()
-    text = summary_line(manifest) + f" Written to {target}."
-    if fmt == "nnunet":
-        text += " nnU-Net expects the folder at nnUNet_raw/DatasetXXX_Name" + (
-            "; copy splits_final.json to nnUNet_preprocessed/DatasetXXX_Name after planning." if plan else ".")
+    text = summary_line(manifest) + f" Written to {target}." + writer.result_note(plan)
     yield ExportResult(target, len(written), target / MANIFEST_NAME, text)
 
 
@@ -190,12 +183,6 @@ def _left_out(rec, wanted: set[str], source: dict) -> str | None:
     if then and now != then:
         return f"source image {rec.image_path} changed since the workspace imported it"
     return None
-
-
-def _format_extra(writer) -> dict:
-    if isinstance(writer, NnUNetWriter):
-        return {"nnunet_label_ids": {str(k): v for k, v in writer.label_of.items()}}
-    return {}
 
 
 def export_dataset(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence[str] = DEFAULT_STATUSES,

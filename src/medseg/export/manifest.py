@@ -24,6 +24,7 @@ from medseg.export.files import sha256_path
 from medseg.export.item import SplitPlan, Written
 from medseg.export.target import MANIFEST_KIND
 from medseg.workspace.masks import changed_pixels as workspace_changed_pixels
+from medseg.workspace.records import ACCEPTED, CORRECTED, EXCLUDED, IMPORTED, STATUSES, UNREVIEWED
 
 MANIFEST_VERSION = 1
 _LISTED = 40  # rows per section of CHANGES.md; the manifest has them all
@@ -44,7 +45,7 @@ def changed_pixels(before: np.ndarray | None, after: np.ndarray, classmap: Class
 def revision_summary(revisions: list, head_mask: np.ndarray, imported_mask: np.ndarray | None,
                      classmap: ClassMap) -> dict[str, Any]:
     changed = changed_pixels(imported_mask, head_mask, classmap)
-    imported = next((r for r in revisions if r.origin == "imported"), None)
+    imported = next((r for r in revisions if r.origin == IMPORTED), None)
     return {
         "count": len(revisions),
         "origins": dict(Counter(r.origin for r in revisions)),
@@ -115,10 +116,10 @@ def build_manifest(*, fmt: str, ws, classmap: ClassMap, options: dict, samples: 
         "counts": {
             "samples": len(samples),
             "exported": len(exported),
-            "by_status": {k: statuses.get(k, 0) for k in ("unreviewed", "accepted", "corrected", "excluded")},
+            "by_status": {k: statuses.get(k, 0) for k in STATUSES},
             "exported_by_status": dict(Counter(s["status"] for s in exported)),
             "excluded_reasons": dict(Counter(s["reason"] or "no reason" for s in samples
-                                             if s["status"] == "excluded")),
+                                             if s["status"] == EXCLUDED)),
             "left_out": len(samples) - len(exported),
         },
         "pixels_changed": {k: int(v) for k, v in pixels.items()},
@@ -134,9 +135,9 @@ def summary_line(m: dict) -> str:
     by = c["by_status"]
     px = ", ".join(f"{v:,} {k}" for k, v in m["pixels_changed"].items() if v)
     reasons = ", ".join(f"{n} {r}" for r, n in Counter(c["excluded_reasons"]).most_common())
-    parts = [f"{by['corrected']} corrected" + (f" ({px} pixels changed)" if px else ""),
-             f"{by['excluded']} excluded" + (f" ({reasons})" if reasons else ""),
-             f"{by['accepted']} accepted", f"{by['unreviewed']} unreviewed"]
+    parts = [f"{by[CORRECTED]} corrected" + (f" ({px} pixels changed)" if px else ""),
+             f"{by[EXCLUDED]} excluded" + (f" ({reasons})" if reasons else ""),
+             f"{by[ACCEPTED]} accepted", f"{by[UNREVIEWED]} unreviewed"]
     return f"{c['samples']} samples: {', '.join(parts)}; {c['exported']} exported as {m['format']}."
 
 

@@ -23,6 +23,7 @@ from medseg.export.mask_out import (
     write_channels,
     write_ids,
 )
+from medseg.export.writer import ExportWriter
 
 
 def write_json(path: Path, data: object) -> WrittenFile:
@@ -43,8 +44,9 @@ def mask_affine(item: ExportItem):
     return image_affine(item.image()) if item.volume else None
 
 
-class FoldersWriter:
+class FoldersWriter(ExportWriter):
     name = "folders"
+    description = "images/ (source files as they are), masks/ (class ids), classmap.json, splits.json"
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         # ``name`` is part of every writer's signature; plain folders have no metadata file to hold it

@@ -21,11 +21,13 @@ from medseg.export.files import safe_stems
 from medseg.export.images import WrittenFile
 from medseg.export.item import ExportItem, SplitPlan, Written
 from medseg.export.mask_out import id_dtype, is_multilabel, write_channels, write_ids
+from medseg.export.writer import ExportWriter
 from medseg.export.writers_folders import mask_affine, write_image, write_json
 
 
-class MonaiWriter:
+class MonaiWriter(ExportWriter):
     name = "monai"
+    description = "images/, labels/ and a Decathlon-style datalist.json (monai.data.load_decathlon_datalist)"
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         if mask_scale != 1:

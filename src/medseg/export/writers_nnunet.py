@@ -50,13 +50,15 @@ from medseg.export.mask_out import (
     spatial_shape,
     write_ids,
 )
+from medseg.export.writer import ExportWriter
 from medseg.export.writers_folders import write_json
 
 RGB_CHANNELS = {"0": "R", "1": "G", "2": "B"}
 
 
-class NnUNetWriter:
+class NnUNetWriter(ExportWriter):
     name = "nnunet"
+    description = "nnU-Net v2 raw: imagesTr/<case>_0000, labelsTr/<case>, dataset.json, splits_final.json"
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         if mask_scale != 1:
@@ -145,6 +147,13 @@ class NnUNetWriter:
             files.append(write_json(self.root / "splits_final.json",
                                     [{"train": tr, "val": va} for tr, va in split.folds]))
         return files
+
+    def manifest_extra(self) -> dict:
+        return {"nnunet_label_ids": {str(k): v for k, v in self.label_of.items()}}
+
+    def result_note(self, split: SplitPlan | None) -> str:
+        return " nnU-Net expects the folder at nnUNet_raw/DatasetXXX_Name" + (
+            "; copy splits_final.json to nnUNet_preprocessed/DatasetXXX_Name after planning." if split else ".")
 
 
 def _png_shape(path: Path) -> tuple[int, int]:

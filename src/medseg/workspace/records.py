@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The review states of a sample: the one spelling every layer imports (the schema's CHECK lists the same).
 STATUSES = ("unreviewed", "accepted", "corrected", "excluded")
+UNREVIEWED, ACCEPTED, CORRECTED, EXCLUDED = STATUSES
+# A model learns from every sample not excluded; an export writes the same ones unless told otherwise
+# (in this order, which its manifest records).
+TRAINABLE_STATUSES = (UNREVIEWED, ACCEPTED, CORRECTED)
+DEFAULT_EXPORT_STATUSES = (ACCEPTED, CORRECTED, UNREVIEWED)
+
+# How a revision was made: imported from the dataset, edited by hand, a QC auto-fix, a model's prediction
+# copied in, a revert to an earlier revision.
 ORIGINS = ("imported", "manual", "auto-fix", "model", "revert")
+IMPORTED, MANUAL, AUTO_FIX, MODEL, REVERT = ORIGINS
 CHANGE_KINDS = ("changed", "missing")
 
 
