@@ -1,7 +1,7 @@
 """Prediction requests for the Predict widget: one thread worker at a time, the newest request wins.
 
-A new request cancels the running one (its ``CancelToken``; the Predictor
-stops after the current tile batch) and replaces any request still waiting,
+A new request cancels the running one (its ``CancelToken``; the Predictor's
+job stops after the current tile batch) and replaces any request still waiting,
 which then never runs. A result that arrives for any but the newest request
 is dropped. The worker also builds the Predictor when the model choice
 changed; the built one is kept (even if its first request was cancelled) and
@@ -18,7 +18,8 @@ from typing import Any
 
 from napari.qt.threading import create_worker
 
-from medseg.inference import Cancelled, CancelToken, Done, ProgressEvent
+from medseg.errors import Cancelled
+from medseg.jobs import CancelToken, Progress, Result
 from napari_medseg._jobs import JobFailed
 from napari_medseg._predict_layers import ImageSnapshot
 from napari_medseg._predict_model import ModelChoice, build_predictor
@@ -55,7 +56,7 @@ def _run(request: Request, predictor):
             predictor = build_predictor(request.choice)
             yield ("model", request.choice, predictor)
         if request.token.is_set():
-            yield Cancelled(0, 0)
+            yield Cancelled("prediction cancelled before it started", 0, 0)
             return
         image = request.snapshot.image()
         yield from predictor.iter_predict(image, request.token)
@@ -142,18 +143,18 @@ class RequestQueue:
             loading[0] = False
             if not request.token.is_set():
                 self.on_status("Predicting...")
-        elif isinstance(event, ProgressEvent):
-            if request.id == self.latest and event.total > 1:
+        elif isinstance(event, Progress):
+            if request.id == self.latest and (event.total or 0) > 1:
                 self.on_status(f"Predicting... {event.done}/{event.total} tile batches")
         elif isinstance(event, Cancelled):
             self.counts.cancelled += 1
-        elif isinstance(event, Done):
+        elif isinstance(event, Result):
             if request.id != self.latest:
                 self.counts.stale += 1
                 return
             self.counts.shown += 1
             self.shown_key = request.key
-            self.on_result(request, event.prediction)
+            self.on_result(request, event.value)
 
     def _errored(self, request: Request, exc: BaseException, loading: bool) -> None:
         if loading:

@@ -7,8 +7,9 @@ import pytest
 import torch
 from _inference_nets import Pointwise, SymmetricBlur, predictor, task_classmap
 
-from medseg.errors import InferenceError, PredictionCancelled
-from medseg.inference import Cancelled, CancelToken, Done, Predictor, ProgressEvent
+from medseg.errors import Cancelled, InferenceError
+from medseg.inference import Predictor
+from medseg.jobs import CancelToken, Progress, Result, Started, drive
 from medseg.io.types import ImageData
 from medseg.models.spec import ModelSpec, Preprocessing
 
@@ -218,13 +219,14 @@ def test_bf16_on_cpu_only_when_asked_and_close_to_fp32():
     assert np.abs(bf16.probs - fp32.probs).max() < 2e-2
 
 
-def test_iter_predict_yields_progress_then_done():
-    events = list(predictor(Pointwise(), tile_size=32, batch_size=2).iter_predict(_rgb(90, 90)))
-    assert isinstance(events[-1], Done) and events[-1].prediction.probs.shape == (1, 90, 90)
-    progress = events[:-1]
-    assert all(isinstance(e, ProgressEvent) for e in progress) and len(progress) > 2
+def test_iter_predict_is_a_job_started_progress_then_the_result():
+    events = list(drive(predictor(Pointwise(), tile_size=32, batch_size=2).iter_predict(_rgb(90, 90))))
+    assert isinstance(events[0], Started) and events[0].job == "predict"
+    assert isinstance(events[-1], Result) and events[-1].value.probs.shape == (1, 90, 90)
+    progress = events[1:-1]
+    assert all(isinstance(e, Progress) and e.stage == "tiles" for e in progress) and len(progress) > 2
     assert [e.done for e in progress] == list(range(1, len(progress) + 1))
-    assert {e.total for e in progress} == {len(progress)}
+    assert {e.total for e in progress} == {len(progress)} == {events[0].total}
 
 
 def test_cancel_stops_within_one_batch():
@@ -239,11 +241,11 @@ def test_cancel_stops_within_one_batch():
 
     net = CancelsOnSecondCall()
     p = predictor(net, tile_size=32, batch_size=2)
-    events = list(p.iter_predict(_rgb(120, 120), cancel=token))
+    events = list(p.iter_predict(_rgb(120, 120), cancel=token))  # a cancel is yielded, never raised
     assert isinstance(events[-1], Cancelled) and events[-1].done == 2 and events[-1].total > 4
-    assert net.calls == 2 and not any(isinstance(e, Done) for e in events)
+    assert net.calls == 2 and not any(isinstance(e, Result) for e in events)
     net.calls = 0
-    with pytest.raises(PredictionCancelled, match="after 0 of"):
+    with pytest.raises(Cancelled, match="after 0 of"):
         p.predict(_rgb(120, 120), cancel=token)  # already set: nothing runs
     assert net.calls == 0
 

@@ -13,6 +13,17 @@ BUG_LINE = ("this is a bug in napari-medseg, not a problem with your data or com
             "project's issue tracker with the traceback above")
 
 
+def one_line(e: BaseException, path: Path | None = None) -> str:
+    """A clean error as one line naming its file: MedsegErrors name theirs; an OSError names its filename
+    (or ``path``). What the CLI prints after "error: " and what a job's skip message gives as the reason."""
+    if isinstance(e, OSError) and not isinstance(e, MedsegError):
+        where = e.filename or path
+        text = f"{where}: {e.strerror or e}" if where else str(e)
+    else:
+        text = str(e)
+    return " ".join(text.split()) if "\n" not in text.strip() else text.strip()
+
+
 class MedsegError(Exception):
     """Base class of every error the engine raises on purpose.
 

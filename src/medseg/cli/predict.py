@@ -6,25 +6,25 @@ import argparse
 import json
 import sys
 
-from medseg.cli.exits import EXIT_DONE, EXIT_INPUT, one_line
-from medseg.errors import DestinationError, MedsegError, ReadError
+from medseg.cli.exits import EXIT_DONE, EXIT_INPUT
+from medseg.cli.progress import Bar, run_job
+from medseg.jobs import Message, Progress
 
 
-def _progress(total: int, quiet: bool):
-    """tqdm on stderr when installed; else one line per file."""
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+class _Listed(Bar):
+    """The bar of ``medseg predict``: every skip is listed, --quiet too (the exit status depends on them)."""
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Message):
+            self.note(event.text)
+        else:
+            super().__call__(event)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from medseg.inference import Predictor
-    from medseg.inference.batch import Skipped, collect_inputs, predict_image, prediction_names, write_prediction
-    from medseg.io import load
+    from medseg.inference.batch import Skipped, collect_inputs
+    from medseg.inference.predict_files import Predicted, iter_predict_files
     from medseg.ownership import OutputFolder
 
     skipped: list[Skipped] = []
@@ -35,44 +35,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor([args.checkpoint, *args.ensemble], device=args.device, precision=args.precision,
                           tile_size=args.tile, overlap=args.overlap, blend=args.blend, tta=args.tta or (),
                           batch_size=args.batch_size, threshold=args.threshold)
-    variance = args.uncertainty and len(predictor.members) * len(predictor.tta) > 1
-    for item in items:  # refuse before predicting anything, not after hours of it
-        out.check(*prediction_names(predictor.classmap, item.stem, probs=args.probs, probs_format=args.probs_format,
-                                    uncertainty=args.uncertainty, variance=variance))
-    bar = _progress(len(items), args.quiet)
+    bar = _Listed("", "image", args.quiet)
 
-    def report(message: str) -> None:  # tqdm.write keeps the bar intact
-        (bar.write if bar is not None else print)(message, file=sys.stderr)
-
-    for s in skipped:
-        report(f"skipped {s.path}: {s.reason}")
-    done = 0
-    for i, item in enumerate(items, 1):
-        if bar is None and not args.quiet:
-            print(f"[{i}/{len(items)}] {item.path}", file=sys.stderr)
-        try:
-            pred = predict_image(predictor, load(item.path))
-            written = write_prediction(pred, out, item.stem, mask_format=args.mask_format, probs=args.probs,
-                                       probs_format=args.probs_format, uncertainty=args.uncertainty)
-        except DestinationError:
-            raise  # a refused output is the request's fault, the same for every image: stop
-        except (MedsegError, OSError) as e:
-            same = isinstance(e, ReadError) and e.path == item.path  # the line names the file already
-            skipped.append(Skipped(item.path, e.reason if same else one_line(e, item.path)))
-            report(f"skipped {item.path}: {skipped[-1].reason}")
-        else:
-            done += 1
-            meta = (pred[0] if isinstance(pred, list) else pred).meta
+    def show(event) -> None:
+        if isinstance(event, Predicted):
             if args.json:
-                print(json.dumps({"input": str(item.path), "outputs": [str(w) for w in written],
-                                  "meta": meta}, default=str))
+                print(json.dumps({"input": event.input, "outputs": event.outputs, "meta": event.meta}, default=str))
             else:
-                print(f"{item.path} -> {written[0]}")
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
+                print(f"{event.input} -> {event.outputs[0]}")
+        elif isinstance(event, Progress) and event.item and bar.bar is None and not args.quiet:
+            print(f"[{event.done + 1}/{event.total}] {event.item}", file=sys.stderr)  # no tqdm: a line each
+
+    try:
+        summary = run_job(lambda token: iter_predict_files(
+            predictor, items, out, skipped=skipped, mask_format=args.mask_format, probs=args.probs,
+            probs_format=args.probs_format, uncertainty=args.uncertainty, cancel=token), bar=bar, on_event=show)
+    finally:
         bar.close()
-    n = len(skipped)
+    done, n = summary.done, len(summary.skipped)
     if not args.quiet or n:
         print(f"{done} of {done + n} inputs predicted into {out.root}"
               + (f"; {n} skipped (listed above){'' if args.keep_going else '; --keep-going exits 0 with skips'}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,13 @@ import numpy as np
 import torch
 
 from medseg.datasets.classmap import ClassMap
-from medseg.errors import InferenceError, MedsegError, PredictionCancelled
+from medseg.errors import Cancelled, InferenceError, MedsegError
 from medseg.inference.device import (
     inference_context,
     prepare_model,
     resolve_device,
     resolve_precision,
 )
-from medseg.inference.events import Cancelled, CancelToken, Done, ProgressEvent
 from medseg.inference.optimise import fold_batchnorm
 from medseg.inference.outputs import Prediction, activation, labels_from_probs
 from medseg.inference.preprocess import as_2d, model_input
@@ -42,10 +41,10 @@ from medseg.inference.tta import parse_tta
 from medseg.inference.uncertainty import member_variance, predictive_entropy
 from medseg.io.resize import resize_image
 from medseg.io.types import ImageData
+from medseg.jobs import CancelToken, Job, Progress, Result, Started, run
 from medseg.models.spec import ModelSpec, Preprocessing
 
 DEFAULT_TILE = 512
-Event = ProgressEvent | Done | Cancelled
 
 
 @dataclass
@@ -229,12 +228,14 @@ class Predictor:
                 outs.append(t.inverse(activation(logits, task)))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
-    def iter_predict(self, image: ImageData | np.ndarray, cancel: CancelToken | None = None
-                     ) -> Generator[Event, None, None]:
-        """Yield ``ProgressEvent``s between tile batches, then one ``Done`` (or ``Cancelled``)."""
+    def iter_predict(self, image: ImageData | np.ndarray, cancel: CancelToken | None = None) -> Job:
+        """The prediction of one 2-D image as a job (:mod:`medseg.jobs`): ``Started``, a ``Progress`` (stage
+        "tiles") after every tile batch, then ``Result(prediction)``; when ``cancel`` is set it stops after
+        the current batch and yields ``Cancelled`` last (it never raises for a cancel, so a plain loop over
+        it, e.g. in a thread worker, sees how it ended)."""
         t_start = time.perf_counter()
         if cancel is not None and cancel.is_set():
-            yield Cancelled(0, 0)
+            yield _cancelled(0, 0)
             return
         original = as_2d(image)[0].shape[:2]
         x, windows = self._inputs(image)
@@ -248,27 +249,30 @@ class Predictor:
             return out
 
         h, w = x.shape[-2:]
+        plan = plan_tiles(h, w, self.tile, self.overlap, self.stride, self.pad_border)
+        total = 1 if plan.whole else -(-len(plan.windows) // self.batch_size)
+        yield Started("predict", total, {"shape": [int(h), int(w)], "tiles": len(plan.windows)})
         gen = iter_sliding_window(x, timed, self.tile, self.overlap, self.blend,
                                   self.batch_size, self.stride, self.pad_border)
-        done = total = 0
+        done = 0
         t_loop = time.perf_counter()
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                blended = stop.value
-                break
-            if cancel is not None and cancel.is_set():
-                gen.close()
-                yield Cancelled(done, total)
-                return
-            yield ProgressEvent(done, total)
-            if cancel is not None and cancel.is_set():
-                gen.close()
-                yield Cancelled(done, total)
-                return
+        try:
+            while True:
+                try:
+                    done, total = next(gen)
+                except StopIteration as stop:
+                    blended = stop.value
+                    break
+                if cancel is not None and cancel.is_set():
+                    yield _cancelled(done, total)
+                    return
+                yield Progress(done, total, "tiles")
+                if cancel is not None and cancel.is_set():
+                    yield _cancelled(done, total)
+                    return
+        finally:
+            gen.close()
         t_post0 = time.perf_counter()
-        plan = plan_tiles(h, w, self.tile, self.overlap, self.stride, self.pad_border)
         if self.resize is not None and tuple(original) != (h, w):
             blended = torch.nn.functional.interpolate(blended, size=tuple(original), mode="bilinear",
                                                       align_corners=False)
@@ -284,7 +288,7 @@ class Predictor:
         prediction = self._finish(blended[0], meta)
         meta["time_postprocess_s"] = time.perf_counter() - t_post0
         meta["time_s"] = time.perf_counter() - t_start
-        yield Done(prediction)
+        yield Result(prediction)
 
     def _finish(self, blended: torch.Tensor, meta: dict[str, Any]) -> Prediction:
         c = self.classmap.num_classes
@@ -301,11 +305,10 @@ class Predictor:
         )
 
     def predict(self, image: ImageData | np.ndarray, cancel: CancelToken | None = None) -> Prediction:
-        """The Prediction for one 2-D image; raises ``PredictionCancelled`` if ``cancel`` is set."""
+        """The Prediction for one 2-D image; raises :class:`~medseg.errors.Cancelled` if ``cancel`` is set."""
         as_2d(image)  # fail on a volume before any work
-        for event in self.iter_predict(image, cancel):
-            if isinstance(event, Done):
-                return event.prediction
-            if isinstance(event, Cancelled):
-                raise PredictionCancelled(f"prediction cancelled after {event.done} of {event.total} tile batches")
-        raise AssertionError("iter_predict ended without a result")
+        return run(self.iter_predict(image, cancel))
+
+
+def _cancelled(done: int, total: int) -> Cancelled:
+    return Cancelled(f"prediction cancelled after {done} of {total} tile batches", done=done, total=total)
