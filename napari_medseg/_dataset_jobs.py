@@ -1,9 +1,8 @@
-"""The Dataset dock's jobs: where a dataset's workspace lives, and the worker bodies that open (or create) it and
-run QC on it, each stopping on a cancel token at the engine's next step.
+"""The Dataset dock's jobs: where a dataset's workspace lives, and the worker body that opens (or creates) it,
+stopping on a cancel token at the engine's next step (QC is ``medseg.qc.run_qc`` itself, run by ``start_job``).
 
 A cancelled create leaves no half-made workspace (``iter_create`` removes what it wrote when it is closed
-before its end); a cancelled QC leaves the stored findings as they were (``run_qc`` stores them all in one
-transaction with its report). Reopening checks the source files in one engine call, which is not
+before its end). Reopening checks the source files in one engine call, which is not
 interrupted: a cancel during it closes the workspace as soon as it returns.
 """
 
@@ -50,12 +49,3 @@ def open_or_create(folder: Path, workspace: Path, cancel: Any) -> Generator[Any,
         raise JobFailed(f"creating the workspace {target} ended without a workspace")
     return result
 
-
-def run_qc_job(workspace: Any, cancel: Any) -> Generator[Any, None, Any]:
-    """Worker body: QC progress events, returning the report (findings stored in the workspace) or ``CANCELLED``."""
-    from medseg.qc import QCReport, run_qc
-
-    result = yield from cancellable(run_qc(workspace), cancel, lambda e: isinstance(e, QCReport))
-    if result is None:
-        raise JobFailed("QC ended without a report")
-    return result

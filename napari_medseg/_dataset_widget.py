@@ -4,7 +4,7 @@ The workspace of a dataset lives beside it (``<dataset>.medseg/`` by default,
 never inside it); choosing a workspace folder reopens it directly. Creating
 (indexing, hashing, importing every mask), reopening (checking the source
 files) and QC run in thread workers with a napari progress bar; Cancel stops
-them at the next sample (:mod:`napari_medseg._dataset_jobs` says what is left). Indexing
+them at the next sample (:mod:`medseg.workspace.open_job` and :func:`medseg.qc.run_qc` say what is left). Indexing
 problems and source files changed or gone since the import are listed, not
 fatal. Selecting a sample shows it through :func:`napari_medseg._sample_layers.show_sample`.
 The workspace is closed when the viewer closes, after pending edits are saved.
@@ -12,7 +12,6 @@ The workspace is closed when the viewer closes, after pending edits are saved.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_medseg._dataset_jobs import (  # noqa: F401 - callers import default_workspace from here
-    CANCELLED,
-    default_workspace,
-    open_or_create,
-    run_qc_job,
-)
-from napari_medseg._progress import Bar
+from napari_medseg._dataset_jobs import default_workspace  # noqa: F401 - callers import it from here
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
@@ -56,7 +49,6 @@ class DatasetWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = self.job = None
-        self._progress = None
         self._chosen = ""
 
         self.folder = QLineEdit()
@@ -126,7 +118,8 @@ class DatasetWidget(QWidget):
 
     def open_workspace(self) -> None:
         """Open (or create) the workspace of the chosen folder in a worker."""
-        from napari.qt.threading import create_worker
+        from medseg.workspace.open_job import iter_open_or_create
+        from napari_medseg._jobs import start_job
 
         text = self.folder.text().strip()
         if not text:
@@ -134,18 +127,33 @@ class DatasetWidget(QWidget):
             return
         folder = Path(text).expanduser().absolute()
         workspace = Path(self.workspace_path.text().strip() or default_workspace(folder)).expanduser().absolute()
-        token = threading.Event()
-        worker = create_worker(open_or_create, folder, workspace, token, _ignore_errors=True)
-        self._start(worker, token, f"Opening {folder.name}", self._opened, f"Cannot open the workspace of {folder}",
-                    None)
+        name = f"Opening {folder.name}"
+        running = start_job(self.session.jobs, lambda token: iter_open_or_create(folder, workspace, cancel=token),
+                            name, owner=self, on_event=self._on_open_event, on_result=self._opened,
+                            on_cancelled=self._open_cancelled,
+                            on_error=lambda e: self._failed(f"Cannot open the workspace of {folder}", e),
+                            on_finished=self._finished)
+        self.worker, self.job = running.worker, running.job
+        self._set_busy(True)
+        self.status.setText(f"{name}...")
 
-    def _opened(self, workspace: Any, job: Any) -> None:
-        if workspace is CANCELLED or job.cancelled:
-            if workspace is not CANCELLED:  # it was complete when the cancel came: never installed
-                workspace.close()
-            self.status.setText("Opening cancelled: no workspace was created or opened."
-                                if workspace is CANCELLED else
-                                f"Opening cancelled; the workspace {workspace.root} was complete by then (Open "
+    def _on_open_event(self, event: Any) -> None:
+        from medseg.jobs import Message, Progress
+
+        if self.job is None:
+            return
+        if isinstance(event, Message):
+            self.status.setText(event.text)
+        elif isinstance(event, Progress) and event.total:
+            self.status.setText(f"{event.stage}: {event.done} of {event.total}")
+
+    def _open_cancelled(self, cancelled: Any) -> None:
+        self.status.setText("Opening cancelled: no workspace was created or opened.")
+
+    def _opened(self, workspace: Any) -> None:
+        if self.job is not None and self.job.cancelled:  # it was complete when the cancel came: never installed
+            workspace.close()
+            self.status.setText(f"Opening cancelled; the workspace {workspace.root} was complete by then (Open "
                                 "reopens it).")
             return
         self.session.set_workspace(workspace)
@@ -155,61 +163,43 @@ class DatasetWidget(QWidget):
 
     # -------------------------------------------------------------------- QC
     def run_qc(self) -> None:
-        from napari.qt.threading import create_worker
+        import medseg.qc
+        from napari_medseg._jobs import start_job
 
         ws = self.session.workspace
         if ws is None:
-            report_error("Cannot run QC", ValueError("no workspace is open"))
+            _report("Cannot run QC", ValueError("no workspace is open"))
             return
-        token = threading.Event()
-        worker = create_worker(run_qc_job, ws, token, _ignore_errors=True)
-        self._start(worker, token, "QC", self._qc_done, f"QC of {ws.dataset_root} failed", ws)
+        engine = medseg.qc.run_qc
+        running = start_job(self.session.jobs, lambda token: engine(ws, cancel=token), "QC", workspace=ws,
+                            owner=self, on_event=self._on_qc_event, on_result=self._qc_done,
+                            on_cancelled=self._qc_cancelled,
+                            on_error=lambda e: self._failed(f"QC of {ws.dataset_root} failed", e),
+                            on_finished=self._finished)
+        self.worker, self.job = running.worker, running.job
+        self._set_busy(True)
+        self.status.setText("QC...")
 
-    def _qc_done(self, report: Any, job: Any) -> None:
-        if report is CANCELLED:
-            self.status.setText("QC cancelled: the previous findings are kept.")
-            return
+    def _on_qc_event(self, event: Any) -> None:
+        from medseg.jobs import Progress
+
+        if isinstance(event, Progress) and self.job is not None:
+            self.status.setText(f"QC {event.stage}: {event.done} of {event.total}")
+
+    def _qc_done(self, report: Any) -> None:
         self.status.setText(f"QC: {len(report.findings)} findings over {report.n_samples} samples "
                             f"in {report.seconds:.1f} s.")
         self.session.findings_changed.emit("qc")
 
+    def _qc_cancelled(self, cancelled: Any) -> None:
+        self.status.setText("QC cancelled: the previous findings are kept.")
+
     # ----------------------------------------------------------- worker glue
-    def _start(self, worker: Any, token: Any, desc: str, done, failed: str, workspace: Any) -> None:
-        """Run ``worker`` as this dock's job (on ``workspace``: None for opening, which makes one)."""
-        self.worker = worker
-        self.job = job = self.session.jobs.add(worker, desc, workspace, token.set, owner=self)
-        self._progress = Bar(desc)
-        worker.yielded.connect(self._on_progress)
-        # closing the bar first makes any later progress event a no-op (napari's bar may run the queued
-        # ``finished`` while it closes: ``done`` gets the job itself, not ``self.job``)
-        worker.returned.connect(lambda result: (self._close_progress(), done(result, job)))
-        worker.errored.connect(lambda e: (self._close_progress(), self._failed(failed, e)))
-        worker.finished.connect(self._finished)
-        self._set_busy(True)
-        self.status.setText(f"{desc}...")
-        worker.start()
-
-    def _on_progress(self, event: Any) -> None:
-        pbar = self._progress
-        if pbar is None:  # the job has ended: a late progress event must not overwrite its result
-            return
-        total = int(getattr(event, "total", 0) or 0)
-        done = int(getattr(event, "done", 0) or 0)
-        stage = getattr(event, "stage", None) or getattr(event, "check", "")
-        self.status.setText(getattr(event, "message", "") or f"{stage}: {done} of {total}")
-        pbar.to(done, total, f"{stage} {event.sample_id or ''}".strip())
-
     def _failed(self, what: str, error: BaseException) -> None:
         self.status.setText(f"{what}: {error}")
         report_error(what, error)
 
-    def _close_progress(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-
     def _finished(self) -> None:
-        self._close_progress()
         self.worker = self.job = None
         self._set_busy(False)
 

@@ -104,3 +104,22 @@ def test_the_protocol_imports_no_torch():
     code = "import sys, medseg.jobs; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_cancel_between_events_is_thrown_into_the_job_so_it_can_say_what_it_kept():
+    def job(kept):
+        try:
+            for i in range(10):
+                kept.append(i)
+                yield Progress(i + 1, 10)
+        except Cancelled as c:  # thrown in at the yield by drive()
+            raise Cancelled(f"stopped with {len(kept)} kept", c.done, 10, partial=list(kept)) from None
+
+    token, kept = CancelToken(), []
+    seen = []
+    for e in drive(job(kept), token):
+        seen.append(e)
+        if isinstance(e, Progress) and e.done == 2:
+            token.set()
+    assert isinstance(seen[-1], Cancelled) and seen[-1].partial == [0, 1] and seen[-1].done == 2
+    assert str(seen[-1]) == "stopped with 2 kept"

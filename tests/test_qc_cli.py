@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 
 import numpy as np
 import pytest
 
 from medseg.cli import main
 from medseg.qc.checks_registry import CHECKS
-from medseg.qc.report import QCProgress
+from medseg.errors import Cancelled
+from medseg.jobs import Progress
 from medseg.workspace import Workspace
 from tests._qc_data import natural, rect_mask, write_dataset
 
@@ -75,14 +77,19 @@ def test_ctrl_c_writes_nothing(root, tmp_path, monkeypatch, capsys):
     real = run.run_qc
 
     def interrupted(*args, **kwargs):
-        for event in real(*args, **kwargs):
-            if isinstance(event, QCProgress) and event.done == 2:
-                raise KeyboardInterrupt
-            yield event
+        inner = real(*args, **kwargs)
+        for event in inner:
+            if isinstance(event, Progress) and event.done == 2:
+                signal.raise_signal(signal.SIGINT)  # what Ctrl-C does: the handler sets the job's token
+            try:
+                yield event
+            except Cancelled as c:  # thrown in by the job runner: QC's own Cancelled comes back
+                inner.throw(c)
 
     monkeypatch.setattr(run, "run_qc", interrupted)
     assert main(["qc", str(tmp_path / "ws"), "--json", str(tmp_path / "r.json")]) == 130
-    assert "interrupted: no findings were written" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "SIGINT: stopping" in err and "QC cancelled after 2 of 3 samples: no findings were written" in err
     assert not (tmp_path / "r.json").exists()
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.findings(source="qc") == []

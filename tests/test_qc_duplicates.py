@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from medseg.datasets import open_dataset
+from medseg.jobs import Progress, Result, Started
 from medseg.qc import run_qc
 from medseg.qc import duplicates as dup_mod
 from medseg.qc.duplicates import _HASH_THUMB, CHECKS, Fingerprint, hash_pairs, phash_and_thumb, popcount
@@ -121,9 +122,15 @@ def test_phash_is_stable_under_resize_and_differs_between_photos():
 def test_run_qc_yields_progress_then_the_report(tmp_path):
     ds = _dataset(tmp_path, {})
     events = list(run_qc(ds, DUP_CHECKS, workers=1))
-    progress, report = events[:-1], events[-1]
-    assert [e.done for e in progress] == list(range(len(progress)))
-    assert progress[-1].done == progress[-1].total == len(ds) + 3
+    started, progress, end = events[0], events[1:-1], events[-1]
+    assert isinstance(started, Started) and started.total == len(ds)
+    assert all(isinstance(e, Progress) for e in progress) and isinstance(end, Result)
+    samples = [e for e in progress if e.stage == "samples"]
+    # each stage's total is what its done reaches: the samples, then one step per dataset-wide check
+    assert [e.done for e in samples] == list(range(len(ds) + 1)) and {e.total for e in samples} == {len(ds)}
+    assert [(e.stage, e.done, e.total) for e in progress[len(samples):]] == \
+        [(name, k, 3) for k, name in enumerate(DUP_CHECKS.split(","), 1)]
+    report = end.value
     assert report.n_samples == len(ds) and report.checks == DUP_CHECKS.split(",")
     with pytest.raises(ValueError, match="did you mean 'near_duplicate'"):
         next(run_qc(ds, "near_duplicates"))

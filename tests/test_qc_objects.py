@@ -10,6 +10,7 @@ from medseg.datasets import ClassMap, open_dataset
 from medseg.qc.checks_base import DatasetContext
 from medseg.qc.checks_objects import decide_object_count, object_counts
 from medseg.qc.checks_registry import CHECKS
+from medseg.jobs import Result
 from medseg.qc.run import run_qc
 
 PARAMS = CHECKS["object_count"].defaults
@@ -99,5 +100,5 @@ def test_real_cvc_frames_with_a_planted_extra_object(cvc_dir, tmp_path):
     Image.fromarray(((mask | far) * 255).astype(np.uint8)).save(root / "masks" / "7.png")
     report = None
     for ev in run_qc(open_dataset(root), ["object_count"]):
-        report = ev
+        report = ev.value if isinstance(ev, Result) else None
     assert [(f.sample_id, f.severity, f.value) for f in report.findings] == [("7", "warning", 2)]

@@ -196,7 +196,7 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
     try:
         while True:
             if token is not None and token.is_set():
-                yield Cancelled("cancelled", done=done)
+                yield _stop(it, done)
                 return
             try:
                 event = next(it)
@@ -215,6 +215,23 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
         close = getattr(it, "close", None)
         if close is not None:
             close()
+
+
+def _stop(it: Iterator[Any], done: int | None) -> Cancelled:
+    """The token was set between two events: ``Cancelled`` is thrown into a generator job at its ``yield``, so
+    the job can say what it kept (re-raise it with ``partial=``) before it is closed; any other end is the
+    ``Cancelled`` thrown."""
+    stop = Cancelled("cancelled", done=done)
+    throw = getattr(it, "throw", None)
+    if throw is None:
+        return stop
+    try:
+        throw(stop)
+    except Cancelled as c:
+        return c
+    except StopIteration:
+        pass
+    return stop
 
 
 def run(job: Iterable[Any], token: CancelToken | None = None, on_event=None) -> Any:

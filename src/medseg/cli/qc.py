@@ -69,49 +69,22 @@ def _open(path: Path, layout: str | None):
     return open_dataset(path, layout=layout)
 
 
-def _bar(quiet: bool):
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=0, unit="sample", file=sys.stderr, dynamic_ncols=True, desc="qc")
-
-
 def _cmd_qc(args: argparse.Namespace) -> int:
-    from medseg.qc.report import QCReport
+    from medseg.cli.progress import run_job
     from medseg.qc.run import run_qc
 
     params: dict[str, dict] = {}
     for check, name, value in args.params:
         params.setdefault(check, {})[name] = value
-    bar, report, events, source = None, None, None, None
     # refused before hours of QC, not after: never into the dataset or the workspace, nor over a foreign file
     outputs = {what: guarded_file(path, purpose=f"the QC {what}", sources=[args.path], overwrite=args.overwrite)
                for what, path in (("report", args.json), ("findings table", args.csv)) if path}
-    try:
-        source = _open(Path(args.path), args.layout)
-        events = run_qc(source, args.checks, params, workers=args.workers)
-        bar = _bar(args.quiet)
-        for event in events:
-            if isinstance(event, QCReport):
-                report = event
-            elif bar is not None:
-                bar.total = event.total
-                bar.n = event.done
-                bar.set_postfix_str(event.sample_id or event.check, refresh=True)
-            elif not args.quiet and (event.done % 100 == 0 or event.done == event.total):
-                print(f"qc: {event.done}/{event.total} {event.check}", file=sys.stderr)
-    except KeyboardInterrupt:
-        if events is not None:
-            events.close()
-        print("\ninterrupted: no findings were written", file=sys.stderr)
-        return 130
-    finally:  # a clean error (exit 2) or a bug (exit 1) is reported by medseg.cli.main
-        if bar is not None:
-            bar.close()
-        if source is not None and hasattr(source, "close"):
+    source = _open(Path(args.path), args.layout)
+    try:  # Ctrl-C: Cancelled (exit 130, nothing written), reported by medseg.cli.main like any error
+        report = run_job(lambda token: run_qc(source, args.checks, params, workers=args.workers, cancel=token),
+                         what="qc", unit="sample", quiet=args.quiet)
+    finally:
+        if hasattr(source, "close"):
             source.close()
     shown = report.at_least(args.min_severity)
     print(shown.table(args.worst))

@@ -16,17 +16,6 @@ from medseg.qc.findings import SEVERITIES, Finding, json_safe, severity_rank
 CSV_COLUMNS = ("sample_id", "check", "severity", "value", "message", "path", "fix", "details")
 
 
-@dataclass(frozen=True)
-class QCProgress:
-    """``done`` of ``total`` steps: one per sample while decoding (``check`` "samples"), then one per
-    dataset-wide check (``check`` its name)."""
-
-    done: int
-    total: int
-    check: str
-    sample_id: str | None = None
-
-
 @dataclass
 class QCReport:
     """Findings worst first (severity, then check, then dataset order); ``by_check`` counts them.

@@ -5,8 +5,13 @@ scipy release the GIL); every per-sample check runs on that decoded view, and
 dataset-wide checks keep only small measures (hashes, thumbnails, numbers)
 from it. Findings are collected in memory and, for a workspace, written in one
 transaction at the very end, so an interrupted run (Ctrl-C, closing the
-generator) leaves the workspace's findings as they were. QC never changes a
-mask: fixes are only offered (see :mod:`medseg.qc.fixes`).
+generator, setting its cancel token) leaves the workspace's findings as they
+were. QC never changes a mask: fixes are only offered (see :mod:`medseg.qc.fixes`).
+
+``run_qc`` is a job of :mod:`medseg.jobs`: ``Started``, ``Progress`` (stage
+"samples" while decoding, item the sample id; then one stage per dataset-wide
+check, named after it), and last ``Result(QCReport)``; a set token raises
+``Cancelled`` at the next sample or check.
 """
 
 from __future__ import annotations
@@ -16,29 +21,41 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from medseg.errors import MedsegError
+from medseg.errors import Cancelled, MedsegError
+from medseg.jobs import CancelToken, Progress, Result, Started, check
 from medseg.qc.checks_base import DatasetContext, SampleView
 from medseg.qc.checks_files import problem_finding
 from medseg.qc.checks_registry import CHECKS, FEATURES, resolve_checks, resolve_params
 from medseg.qc.findings import Finding, severity_rank
-from medseg.qc.report import QCProgress, QCReport
+from medseg.qc.report import QCReport
 from medseg.qc.sources import as_source
 
 _ORDER = {name: n for n, name in enumerate(CHECKS)}
 
 
 def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | None = None, *,
-           workers: int | None = None) -> Iterator[QCProgress | QCReport]:
-    """Check ``source`` (a ``Dataset`` or a ``Workspace``): yields ``QCProgress`` events, then the ``QCReport``.
+           workers: int | None = None, cancel: CancelToken | None = None) -> Iterator[Any]:
+    """Check ``source`` (a ``Dataset`` or a ``Workspace``): the job's events, last ``Result(QCReport)``.
 
     ``checks``: names (list or "a,b") from ``CHECKS``, default all;
     ``params``: {check: {parameter: value}} overriding the defaults;
-    ``workers``: decoding threads (default :func:`default_workers`).
+    ``workers``: decoding threads (default :func:`default_workers`);
+    ``cancel``: looked at after each sample and each dataset-wide check.
     A workspace gets the findings stored with source "qc" (replacing the
     previous findings of the checks that ran), and the scores of checks that
-    give them (``outline_fit``: method "outline-fit"), when the report is yielded.
+    give them (``outline_fit``: method "outline-fit"), when the report is yielded;
+    a cancelled run stores nothing.
     """
+    at = ["before the first sample"]  # where a cancel found the run, for its message
+    try:
+        return (yield from _run_qc(source, checks, params, workers, cancel, at))
+    except Cancelled as c:  # raised here, or thrown in at a yield by medseg.jobs.drive
+        raise Cancelled(f"QC cancelled {at[0]}: no findings were written", c.done, c.total) from None
+
+
+def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | None, at: list[str]):
     selected = resolve_checks(checks)
     p = resolve_params(selected, params)
     src = as_source(source)
@@ -51,7 +68,9 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
     dataset_wide = [c for c in selected if c.stage == "dataset"]
     features = sorted({f for c in dataset_wide for f in c.needs})
     decode = bool(per_sample or dataset_wide or names & {"unreadable", "size_mismatch"})
-    total = (len(ids) if decode else 0) + len(dataset_wide)
+    n = len(ids) if decode else 0
+    yield Started("qc", n, {"source": str(src.root), "checks": [c.name for c in selected],
+                            "samples": len(ids)})
 
     t = time.perf_counter()
     # findings the workspace already stores under "index" are reported, not stored again
@@ -62,27 +81,34 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
     table: dict[str, dict] = {f: {} for f in features}
     examine = _examiner(src, per_sample, features, p, names)
     if decode:
-        yield QCProgress(0, total, "samples")
+        yield Progress(0, n, "samples")
         n_workers = workers if workers is not None else default_workers()
-        for done, (sid, (found, measured, spent)) in enumerate(_ordered_map(examine, ids, n_workers), 1):
-            stored += found
-            for key, value in measured.items():
-                table[key][sid] = value
-            for key, sec in spent.items():
-                timings[key] += sec
-            yield QCProgress(done, total, "samples", sid)
+        decoded = _ordered_map(examine, ids, n_workers)
+        try:
+            for done, (sid, (found, measured, spent)) in enumerate(decoded, 1):
+                stored += found
+                for key, value in measured.items():
+                    table[key][sid] = value
+                for key, sec in spent.items():
+                    timings[key] += sec
+                at[0] = f"after {done} of {n} samples"
+                check(cancel, done, n)
+                yield Progress(done, n, "samples", sid)
+        finally:
+            decoded.close()  # the samples still in flight are dropped here, not when the generator is collected
 
     ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
-    base = len(ids) if decode else 0
     scores: dict[str, tuple[dict, dict]] = {}
     for k, c in enumerate(dataset_wide, 1):
+        at[0] = f"before the {c.name} check"
+        check(cancel, k - 1, len(dataset_wide))
         t = time.perf_counter()
         stored += c.decide(table, ctx, p[c.name])
         if c.scores is not None:
             method, make = c.scores
             scores[method] = make(table, ctx)
         timings[c.name] += time.perf_counter() - t
-        yield QCProgress(base + k, total, c.name)
+        yield Progress(k, len(dataset_wide), c.name)
 
     position = {sid: n for n, sid in enumerate(ids)}
     findings = sorted(known + stored, key=lambda f: (-severity_rank(f.severity), _ORDER.get(f.check, 99),
@@ -92,8 +118,10 @@ def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | Non
         by_check[f.check] += 1
     report = QCReport(findings, dict(by_check), len(ids), time.perf_counter() - started, dict(timings),
                       [c.name for c in selected], p, str(src.root), {m: v[0] for m, v in scores.items()})
+    at[0] = "before storing its findings"
+    check(cancel)
     src.save(stored, names, scores)
-    yield report
+    yield Result(report)
 
 
 def default_workers() -> int:
@@ -104,15 +132,15 @@ def default_workers() -> int:
 
 
 def qc(source, checks=None, params=None, *, workers: int | None = None,
-       progress: Callable[[QCProgress], None] | None = None) -> QCReport:
-    """``run_qc`` run to the end: the report (``progress`` is called with each event)."""
-    report = None
-    for event in run_qc(source, checks, params, workers=workers):
-        if isinstance(event, QCReport):
-            report = event
-        elif progress is not None:
+       progress: Callable[[Progress], None] | None = None) -> QCReport:
+    """``run_qc`` run to the end: the report (``progress`` is called with each ``Progress``)."""
+    from medseg.jobs import run
+
+    def relay(event: Any) -> None:
+        if progress is not None and isinstance(event, Progress):
             progress(event)
-    return report
+
+    return run(run_qc(source, checks, params, workers=workers), on_event=relay)
 
 
 def _examiner(src, per_sample, features, p, names) -> Callable[[str], tuple]:
