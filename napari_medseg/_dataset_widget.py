@@ -168,7 +168,7 @@ class DatasetWidget(QWidget):
 
         ws = self.session.workspace
         if ws is None:
-            _report("Cannot run QC", ValueError("no workspace is open"))
+            report_error("Cannot run QC", ValueError("no workspace is open"))
             return
         engine = medseg.qc.run_qc
         running = start_job(self.session.jobs, lambda token: engine(ws, cancel=token), "QC", workspace=ws,
