@@ -66,7 +66,7 @@ def read_mask_layer(path: str | Path) -> LayerDataTuple:
     class ids; anything else (0/255, grey noise) is binarised by the engine,
     whose report goes into the layer metadata.
     """
-    from medseg.datasets import ClassMap
+    from medseg.classmap import MAX_STORED_ID, ClassMap
     from medseg.datasets.files import header_mode
     from medseg.io.loader import suffix_of
     from medseg.io.masks import binarise, classmap_from_palette, read_mask
@@ -89,12 +89,6 @@ def read_mask_layer(path: str | Path) -> LayerDataTuple:
         extra["mask_encoding"] = "binarised"
         extra["binarise"] = report.to_dict()
     return labels_layer(ids, name=layer_name(path), source=path, scale=spacing, classmap=classmap, **extra)
-
-
-# Label maps store class ids as small integers; larger grey levels are the
-# intensities of a binary mask (0/255, anti-aliasing, JPEG noise). Same limit
-# as the engine's dataset class-map inference.
-MAX_STORED_ID = 31
 
 
 def load_spacing(path: Path) -> tuple[float, ...]:

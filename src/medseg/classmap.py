@@ -1,5 +1,8 @@
 """Class maps: which label ids mean what, in which colour, for which task.
 
+The lowest vocabulary module (no medseg import): readers, datasets, models and
+exports all speak it. ``medseg.datasets.classmap`` re-exports it.
+
 A ``ClassMap`` travels with datasets, checkpoints and exports as plain JSON
 (``to_dict`` / ``from_dict``), so a model never meets a mask whose ids it
 interprets differently.
@@ -15,10 +18,16 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 TASKS = ("binary", "multiclass", "multilabel")
+
+# Masks store class ids as small integers: a mask whose values go above this holds the grey levels of a
+# binary mask (0/255, anti-aliasing, JPEG noise), not ids. Inferring a class map from masks (dataset
+# indexing, the plugin's mask reader) draws the line here.
+MAX_STORED_ID = 31
 
 # Distinct, colour-blind-tolerant defaults (Okabe-Ito, then tab10-like).
 _DEFAULT_COLOURS = [
@@ -83,7 +92,7 @@ class ClassMap:
     # construction -----------------------------------------------------------
     @classmethod
     def from_names(cls, names: Iterable[str], task: str | None = None,
-                   colours: Iterable[tuple[int, int, int]] | None = None) -> "ClassMap":
+                   colours: Iterable[tuple[int, int, int]] | None = None) -> ClassMap:
         """Ids 1..N in the order given; ``task`` defaults to binary for one name."""
         names = list(names)
         colours = list(colours) if colours is not None else None
@@ -97,7 +106,7 @@ class ClassMap:
 
     @classmethod
     def from_colour_table(cls, table: dict[int, tuple[int, int, int]],
-                          names: dict[int, str] | None = None, task: str | None = None) -> "ClassMap":
+                          names: dict[int, str] | None = None, task: str | None = None) -> ClassMap:
         """Classes from {id: (r, g, b)} (id 0, if present, is background and dropped).
 
         ``names`` maps ids to names (default ``class_<id>``); ``task`` defaults to
@@ -111,7 +120,7 @@ class ClassMap:
         return cls(classes, task=task)
 
     @classmethod
-    def binary(cls, name: str = "foreground") -> "ClassMap":
+    def binary(cls, name: str = "foreground") -> ClassMap:
         return cls.from_names([name], task="binary")
 
     # queries ----------------------------------------------------------------
@@ -170,7 +179,7 @@ class ClassMap:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassMap":
+    def from_dict(cls, d: dict[str, Any]) -> ClassMap:
         if not isinstance(d, dict):
             raise ValueError(f"not a class map: expected a mapping, got {type(d).__name__}")
         try:
@@ -185,5 +194,5 @@ class ClassMap:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "ClassMap":
+    def from_json(cls, text: str) -> ClassMap:
         return cls.from_dict(json.loads(text))

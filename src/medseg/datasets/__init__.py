@@ -1,6 +1,6 @@
 """Dataset layouts, class maps and group-aware splits."""
 
-from medseg.datasets.classmap import ClassMap, LabelClass
+from medseg.classmap import ClassMap, LabelClass
 from medseg.datasets.dataset import PROBLEM_KINDS, Dataset, Problem, Sample
 from medseg.datasets.groups import fixed_blocks, frame_blocks, stem_groups
 from medseg.datasets.layout import Layout

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.errors import MaskError, ReadError
 
 # Problem kinds. A problem never stops indexing; the files it names are left

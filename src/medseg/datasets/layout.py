@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from medseg.datasets.classmap import ClassMap
+    from medseg.classmap import ClassMap
     from medseg.datasets.dataset import Problem, Sample
 
 IndexResult = tuple["list[Sample]", "list[Problem]", "ClassMap"]

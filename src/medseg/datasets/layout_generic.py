@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.classmap import MAX_STORED_ID, ClassMap, LabelClass
 from medseg.datasets import dataset as ds
-from medseg.datasets.classmap import ClassMap, LabelClass
 from medseg.datasets.files import (
     child_dir,
     header_mode,
@@ -37,9 +37,6 @@ MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "ground truth", "groundtru
 # Class maps are inferred from this many masks spread over the dataset, so that
 # opening a folder stays cheap; pass a ClassMap to open_dataset to override.
 CLASSMAP_SAMPLE = 16
-# Label maps store class ids as small integers; grey levels above this are
-# intensities of a binary mask (0/255, anti-aliasing, JPEG noise).
-_MAX_STORED_ID = 31
 
 
 def pair_dirs(root: Path) -> tuple[Path, Path] | None:
@@ -204,7 +201,7 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
         classes = [LabelClass(i, f"class_{i}", colours.get(i, (255, 255, 255))) for i in ids]
         return ClassMap(classes, task="multiclass", extra={"source": "palette indices",
                                                             "masks_inspected": len(picks)})
-    if len(ids) >= 2 and max(ids) <= _MAX_STORED_ID and not fractional:
+    if len(ids) >= 2 and max(ids) <= MAX_STORED_ID and not fractional:
         cm = ClassMap.from_names([f"class_{i}" for i in range(1, max(ids) + 1)], task="multiclass")
         cm.extra = {"source": "integer ids", "masks_inspected": len(picks)}
         return cm

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medseg.classmap import ClassMap, LabelClass
 from medseg.datasets import dataset as ds
-from medseg.datasets.classmap import ClassMap, LabelClass
 from medseg.datasets.files import child_dir, header_size
 from medseg.datasets.groups import montgomery_patient
 from medseg.datasets.layout import Layout

@@ -19,8 +19,8 @@ import json
 import re
 from pathlib import Path
 
+from medseg.classmap import ClassMap
 from medseg.datasets import dataset as ds
-from medseg.datasets.classmap import ClassMap
 from medseg.datasets.layout import Layout
 from medseg.errors import ReadError
 

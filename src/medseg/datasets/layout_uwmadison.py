@@ -12,8 +12,8 @@ import csv
 import re
 from pathlib import Path
 
+from medseg.classmap import ClassMap
 from medseg.datasets import dataset as ds
-from medseg.datasets.classmap import ClassMap
 from medseg.datasets.files import header_size, is_junk
 from medseg.datasets.groups import uw_case
 from medseg.datasets.layout import Layout

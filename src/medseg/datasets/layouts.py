@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medseg.classmap import ClassMap
 from medseg.datasets import groups as grp
 from medseg.datasets import registry
-from medseg.datasets.classmap import ClassMap
 from medseg.datasets.dataset import MASK_BINARY, MASK_IDS, Dataset
 from medseg.datasets.files import is_junk, numeric_key
 from medseg.datasets.layout import Layout

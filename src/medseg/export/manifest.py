@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medseg import __version__
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.export.files import sha256_path
 from medseg.export.item import SplitPlan, Written
 from medseg.export.target import MANIFEST_KIND

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from medseg.datasets.classmap import ClassMap
+    from medseg.classmap import ClassMap
     from medseg.export.images import WrittenFile
     from medseg.export.item import ExportItem, SplitPlan, Written
 

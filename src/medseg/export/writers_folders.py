@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.errors import ExportError
 from medseg.export.files import safe_stems, sha256_file
 from medseg.export.images import WrittenFile, copy_source, image_affine, write_converted

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medseg import __version__
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.errors import ExportError
 from medseg.export.files import safe_stems
 from medseg.export.images import WrittenFile

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg import __version__
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.errors import ExportError
 from medseg.export.files import nifti_affine
 from medseg.export.images import (

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.errors import MaskError
 from medseg.io.mask_read import _shrink, check_ids, read_mask
 

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 from medseg.errors import MaskError, ReadError, UnsupportedFormatError
 from medseg.io.limits import bomb_error, open_image
 from medseg.io.raster import check_tiff_size, tiff_photometric_name

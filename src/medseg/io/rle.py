@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from medseg.datasets.classmap import ClassMap
+from medseg.classmap import ClassMap
 
 _DIGITS = re.compile(r"[0-9]+")
 
