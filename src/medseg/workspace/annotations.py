@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from medseg.errors import WorkspaceError
+from medseg.findings import Finding, json_safe
 from medseg.workspace.records import ModelRun
 from medseg.workspace.store import now, write
 
@@ -27,14 +28,12 @@ def add_findings(conn: sqlite3.Connection, findings: Iterable, source: str, repl
 
 
 def finding_rows(findings: Iterable, source: str) -> list[tuple]:
-    from medseg.qc.findings import Finding  # lazy: medseg.qc may import the workspace
-
     if not source or not isinstance(source, str):
         raise WorkspaceError(f"a findings source must be a non-empty string, got {source!r}")
     rows = []
     for f in findings:
         if not isinstance(f, Finding):
-            raise WorkspaceError(f"add_findings takes medseg.qc.findings.Finding objects, got {type(f).__name__}")
+            raise WorkspaceError(f"add_findings takes medseg.findings.Finding objects, got {type(f).__name__}")
         d = f.to_dict()
         rows.append((d["sample_id"], source, d["check"], d["severity"], d["value"], d["message"],
                      d["path"], d["fix"], json.dumps(d["details"])))
@@ -49,8 +48,6 @@ def insert_findings(conn: sqlite3.Connection, rows: list[tuple]) -> None:
 
 def findings(conn: sqlite3.Connection, sample_id: str | None = None, source: str | None = None,
              check: str | None = None) -> list:
-    from medseg.qc.findings import Finding
-
     where, args = _filters(sample_id=sample_id, source=source, check=check)
     rows = conn.execute(f'SELECT * FROM findings {where} ORDER BY id', args).fetchall()
     return [Finding(sample_id=r["sample_id"], check=r["check"], severity=r["severity"], message=r["message"],
@@ -70,8 +67,6 @@ def _filters(**conditions) -> tuple[str, list]:
 def set_scores(conn: sqlite3.Connection, method: str, scores: dict[str, float],
                details: dict[str, dict] | None = None) -> None:
     """The scores of ``method`` become exactly ``scores`` (earlier ones of that method are dropped)."""
-    from medseg.qc.findings import json_safe
-
     if not method or not isinstance(method, str):
         raise WorkspaceError(f"a score method must be a non-empty string, got {method!r}")
     details = details or {}
