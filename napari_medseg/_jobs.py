@@ -239,6 +239,8 @@ def start_job(jobs: Jobs, make_job: Callable[[Any], Any], name: str, *, workspac
     handle = RunningJob(worker, job, token, Bar(name) if progress else None,
                         {"event": on_event, "result": on_result, "cancelled": on_cancelled, "error": on_error,
                          "finished": on_finished})
+    # Qt holds a bound method's object weakly: the worker keeps the handle, so a caller may drop it
+    worker.medseg_job = handle
     worker.yielded.connect(handle._event)
     worker.returned.connect(handle._returned)
     worker.errored.connect(handle._errored)
