@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from medseg.errors import WorkspaceError
+from medseg.workspace.records import ACCEPTED, CORRECTED, EXCLUDED
 from napari_medseg._review_autosave import autosave_for
 from napari_medseg._session import session_for
 
@@ -40,7 +41,7 @@ def accept(viewer: Any) -> str:
     revisions = {r.id: r for r in ws.revisions(sid)}  # oldest first: the first is the import
     head = revisions.get(ws.sample(sid).head_revision)
     changed = head is not None and head.mask_sha256 != next(iter(revisions.values())).mask_sha256
-    ws.set_status(sid, "corrected" if changed else "accepted")
+    ws.set_status(sid, CORRECTED if changed else ACCEPTED)
     status = ws.sample(sid).status
     session_for(viewer).status_changed.emit(sid, status)
     return status
@@ -52,8 +53,8 @@ def exclude(viewer: Any, reason: str) -> str:
     if not reason:
         raise WorkspaceError("excluding a sample needs a reason (e.g. 'image unusable: motion blur')")
     _, ws, sid = _flushed(viewer)
-    ws.set_status(sid, "excluded", reason)
-    session_for(viewer).status_changed.emit(sid, "excluded")
+    ws.set_status(sid, EXCLUDED, reason)
+    session_for(viewer).status_changed.emit(sid, EXCLUDED)
     return reason
 
 

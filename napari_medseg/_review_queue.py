@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from medseg.workspace.records import STATUSES
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, combo, refill
 
@@ -43,7 +44,7 @@ class QueuePanel(QWidget):
         self.pending: Any = None  # the worker building the queue, while one runs
         self._request = 0
         self._position = 0
-        self.status_filter = combo([ALL_STATUSES, "unreviewed", "accepted", "corrected", "excluded"])
+        self.status_filter = combo([ALL_STATUSES, *STATUSES])
         self.check_filter = combo([ALL_CHECKS])
         self.method = combo([AUTO_METHOD])
         self.method.setToolTip("Label-quality scores to rank by ('auto': out-of-fold scores when stored)")

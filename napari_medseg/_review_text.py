@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-STATUS_ORDER = ("unreviewed", "accepted", "corrected", "excluded")
+from medseg.workspace.records import STATUSES as STATUS_ORDER
 
 
 def summary_html(ws: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from medseg.workspace.records import UNREVIEWED
 from napari_medseg._session import session_for
 
 PLUGIN = "napari-medseg"
@@ -77,7 +78,7 @@ def overview_text(session: Any) -> str:
     else:
         counts = ws.summary()["by_status"]
         total = sum(counts.values())
-        done = total - counts.get("unreviewed", 0)
+        done = total - counts.get(UNREVIEWED, 0)
         lines = [f"Workspace {ws.root.name} over {ws.dataset_root}",
                  f"Reviewed {done} of {total}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n)]
         if session.sample_id is not None:

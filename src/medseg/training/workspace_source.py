@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from medseg.datasets.dataset import UNREADABLE, Problem
-
-TRAINABLE_STATUSES = ("unreviewed", "accepted", "corrected")
+from medseg.workspace.records import TRAINABLE_STATUSES
 
 
 def is_workspace(path: str | Path) -> bool:
