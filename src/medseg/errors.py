@@ -159,6 +159,24 @@ class RankingError(MedsegError, ValueError):
     map does not fit the workspace, or a fold's training that failed (the message names which)."""
 
 
+class FixError(MedsegError, ValueError):
+    """A QC fix cannot apply to this mask (wrong task, wrong shape, unknown parameter)."""
+
+
+class QCParamError(MedsegError, ValueError):
+    """A QC parameter has the wrong type or an impossible value."""
+
+
+class ConfigError(MedsegError, ValueError):
+    """An invalid training configuration; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list[str], source: str | None = None):
+        self.problems = problems
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}invalid training config ({len(problems)} problem"
+                         f"{'' if len(problems) == 1 else 's'}):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
 class DatasetError(MedsegError, ValueError):
     """A dataset folder cannot be opened as asked: an unknown layout, grouping or group pattern."""
 
@@ -182,3 +200,10 @@ class DestinationError(MedsegError, ValueError):
         self.destination = Path(destination)
         self.protected = Path(protected) if protected is not None else None
         super().__init__(message)
+
+
+class DamagedValue(ValueError):
+    """A DICOM header value that is not what its VR promises ('abc' as a decimal string).
+
+    Internal to the DICOM readers, which turn it into a ReadError naming the file; it never reaches
+    a caller, so it is no MedsegError."""

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medseg.errors import ReadError, UnsupportedFormatError
+from medseg.errors import DamagedValue, ReadError, UnsupportedFormatError
 
 _MAGIC_OFFSET = 128
 # A file written without the 128-byte preamble starts with its first element's
@@ -100,11 +100,6 @@ def _text(ds: Dataset, keyword: str) -> str | None:
 def transfer_syntax(ds: Dataset):
     meta = getattr(ds, "file_meta", None)
     return None if meta is None else meta.get("TransferSyntaxUID")
-
-
-class DamagedValue(ValueError):
-    """A header value that is not what its VR promises ('abc' as a decimal string); the readers turn it into
-    a ReadError naming the file."""
 
 
 def header_float(value, keyword: str) -> float:

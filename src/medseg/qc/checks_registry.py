@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from medseg.errors import MedsegError, UnknownNameError
+from medseg.errors import QCParamError, UnknownNameError
 from medseg.qc import checks_files, checks_images, checks_masks, checks_objects, checks_outline, duplicates
 from medseg.qc.checks_base import Check
 
@@ -19,10 +19,6 @@ FEATURES: dict[str, Callable] = {
     "objects": checks_objects.object_counts,
     "outline": checks_outline.outline_measure,
 }
-
-
-class QCParamError(MedsegError, ValueError):
-    """A QC parameter has the wrong type or an impossible value."""
 
 
 def resolve_checks(checks: str | Iterable[str] | None) -> list[Check]:

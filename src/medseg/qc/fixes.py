@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from medseg.datasets.classmap import ClassMap
-from medseg.errors import MedsegError, UnknownNameError
+from medseg.errors import FixError, UnknownNameError
 from medseg.qc.checks_masks import hole_table, speck_threshold
 
 SAFE_FIXES = frozenset({"binarise", "remove_specks", "fill_holes"})
@@ -28,10 +28,6 @@ FIXES = SAFE_FIXES | {"outline_correction"}
 # ids first: specks and holes are defined on class ids; the outline last, on the cleaned object
 ORDER = ("binarise", "remove_specks", "fill_holes", "outline_correction")
 _SPECK_DEFAULTS = {"min_pixels": 20, "min_fraction": 0.0005}
-
-
-class FixError(MedsegError, ValueError):
-    """A fix cannot apply to this mask (wrong task, wrong shape, unknown parameter)."""
 
 
 def apply_fix(name: str, mask: np.ndarray, classmap: ClassMap, **params) -> tuple[np.ndarray, dict]:

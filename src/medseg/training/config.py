@@ -13,17 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import MedsegError
-
-
-class ConfigError(MedsegError, ValueError):
-    """An invalid training configuration; ``problems`` lists every issue found."""
-
-    def __init__(self, problems: list[str], source: str | None = None):
-        self.problems = problems
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}invalid training config ({len(problems)} problem"
-                         f"{'' if len(problems) == 1 else 's'}):\n" + "\n".join(f"  - {p}" for p in problems))
+from medseg.errors import ConfigError
 
 
 @dataclass
