@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QTimer
 
+from medseg.workspace.records import MANUAL
 from napari_medseg._notify import report_error
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import per_viewer, when_viewer_closes
@@ -189,7 +190,7 @@ class Autosave(QObject):
         ws, sid = self.workspace, self.sample_id
         head = ws.sample(sid).head_revision
         on_screen = np.array(self.layer.data, copy=True)
-        rev = ws.save_revision(sid, self.labels_mask(), origin="manual", note=note)
+        rev = ws.save_revision(sid, self.labels_mask(), origin=MANUAL, note=note)
         self._saved, self._drafted = on_screen, False
         self.edited = False
         self._generation += 1  # a draft written from now on is older than this revision

@@ -22,6 +22,7 @@ import numpy as np
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import FixError, UnknownNameError
 from medseg.qc.checks_masks import hole_table, speck_threshold
+from medseg.workspace.records import AUTO_FIX, EXCLUDED
 
 SAFE_FIXES = frozenset({"binarise", "remove_specks", "fill_holes"})
 FIXES = SAFE_FIXES | {"outline_correction"}
@@ -231,14 +232,14 @@ def offer_fixes(ws, findings, names=None, author: str | None = None) -> list:
             todo.setdefault(f.sample_id, {})[f.fix] = dict((f.details or {}).get("fix_params") or {})
     saved = []
     for sid, fixes in todo.items():
-        if ws.sample(sid).status == "excluded":
+        if ws.sample(sid).status == EXCLUDED:
             continue
         for name in (n for n in ORDER if n in fixes):
             head = ws.sample(sid).head_revision
             new, summary = apply_fix(name, ws.current_mask(sid), ws.classmap, **fixes[name])
             if summary["n_changed"] == 0:
                 continue
-            rev = ws.save_revision(sid, new, origin="auto-fix", author=author, note=_note(summary))
+            rev = ws.save_revision(sid, new, origin=AUTO_FIX, author=author, note=_note(summary))
             if rev.id != head:
                 saved.append(rev)
     return saved
