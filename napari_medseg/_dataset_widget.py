@@ -3,10 +3,11 @@
 The workspace of a dataset lives beside it (``<dataset>.medseg/`` by default,
 never inside it); choosing a workspace folder reopens it directly. Creating
 (indexing, hashing, importing every mask), reopening (checking the source
-files) and QC run in thread workers with a napari progress bar; Cancel stops
-them at the next sample (:mod:`medseg.workspace.open_job` and :func:`medseg.qc.run_qc` say what is left). Indexing
-problems and source files changed or gone since the import are listed, not
-fatal. Selecting a sample shows it through :func:`napari_medseg._sample_layers.show_sample`.
+files) and QC are engine jobs run by ``start_job`` with a napari progress bar;
+Cancel stops them at the next sample (:mod:`medseg.workspace.open_job` and
+:func:`medseg.qc.run_qc` say what is left). Indexing problems and source files
+changed or gone since the import are listed, not fatal. Selecting a sample shows
+it through :func:`napari_medseg._sample_layers.show_sample`.
 The workspace is closed when the viewer closes, after pending edits are saved.
 """
 

@@ -241,6 +241,8 @@ def start_job(jobs: Jobs, make_job: Callable[[Any], Any], name: str, *, workspac
                          "finished": on_finished})
     # Qt holds a bound method's object weakly: the worker keeps the handle, so a caller may drop it
     worker.medseg_job = handle
+    if owner is not None:  # a closed dock's handlers would touch deleted widgets; an error is still notified
+        owner.destroyed.connect(lambda *_: handle._on.update(dict.fromkeys(handle._on)))
     worker.yielded.connect(handle._event)
     worker.returned.connect(handle._returned)
     worker.errored.connect(handle._errored)

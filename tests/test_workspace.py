@@ -23,7 +23,8 @@ from PIL import Image
 
 from medseg.errors import DestinationError, ReadError, WorkspaceError
 from medseg.io.masks import read_mask_values
-from medseg.workspace import CreateProgress, SourceChange, Workspace
+from medseg.jobs import Progress, Result, Started, drive
+from medseg.workspace import SourceChange, Workspace
 from medseg.workspace.blobs import BlobStore, mask_sha256
 
 
@@ -39,10 +40,11 @@ def ws(binary_ds, tmp_path):
 
 
 def test_create_imports_each_mask_as_the_layout_reads_it(binary_ds, tmp_path):
-    events = list(Workspace.iter_create(tmp_path / "ws", binary_ds, author="importer"))
-    ws = events[-1]
-    progress = events[:-1]
-    assert isinstance(ws, Workspace) and all(isinstance(e, CreateProgress) for e in progress)
+    events = list(drive(Workspace.iter_create(tmp_path / "ws", binary_ds, author="importer")))
+    assert isinstance(events[0], Started) and isinstance(events[-1], Result)
+    ws = events[-1].value
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert isinstance(ws, Workspace) and [e.stage for e in progress] == ["index"] + ["import"] * 4 + ["commit"]
     assert [e.done for e in progress if e.stage == "import"] == [1, 2, 3, 4]
     assert ws.sample_ids() == ["1", "2", "3", "4"] and ws.sample_ids("unreviewed") == ws.sample_ids()
     for sid in ws.sample_ids():
@@ -256,7 +258,7 @@ def test_two_workspace_objects_in_one_process_share_the_store(ws):
 def test_interrupted_create_leaves_nothing_behind(binary_ds, tmp_path):
     gen = Workspace.iter_create(tmp_path / "ws", binary_ds)
     for event in gen:
-        if event.stage == "import" and event.done == 2:
+        if isinstance(event, Progress) and event.stage == "import" and event.done == 2:
             break
     gen.close()
     assert not (tmp_path / "ws").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 
 _USAGE = """Examples:
   medseg workspace create data/cvc-clinicdb cvc-ws     index the dataset, import every mask
@@ -71,38 +70,15 @@ def _open(path, verify="none"):
 
 
 def _create(args) -> int:
-    from medseg.workspace import CreateProgress, Workspace
+    from medseg.cli.progress import run_job
+    from medseg.workspace import Workspace
 
-    bar = None
-    ws = None
-    for event in Workspace.iter_create(args.workspace, args.dataset, layout=args.layout,
-                                       group_by=args.group_by, author=args.author):
-        if not isinstance(event, CreateProgress):
-            ws = event
-            break
-        if args.quiet:
-            continue
-        if event.stage == "import" and bar is None:
-            bar = _bar(event.total)
-        if bar is not None and event.stage == "import":
-            bar.update(event.done - bar.n)
-            if event.message:
-                bar.write(event.message, file=sys.stderr)
-        elif event.message:
-            (bar.write if bar is not None else print)(event.message, file=sys.stderr)
-    if bar is not None:
-        bar.close()
+    ws = run_job(lambda token: Workspace.iter_create(args.workspace, args.dataset, layout=args.layout,
+                                                     group_by=args.group_by, author=args.author, cancel=token),
+                 what="workspace", unit="sample", quiet=args.quiet)
     with ws:
         _print_summary(ws.summary(), ws)
     return 0
-
-
-def _bar(total: int):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a dependency, but a bare progress line is enough without it
-        return None
-    return tqdm(total=total, unit="sample", file=sys.stderr, dynamic_ncols=True)
 
 
 def _info(args) -> int:

@@ -1,10 +1,10 @@
-"""The annotation store: samples, label revisions, review status, QC findings and scores (SQLite + content-addressed masks)."""
+"""The annotation store: samples, label revisions, review status, QC findings and scores
+(SQLite + content-addressed masks)."""
 
 from medseg.workspace.blobs import mask_sha256
 from medseg.workspace.records import (
     ORIGINS,
     STATUSES,
-    CreateProgress,
     ModelRun,
     Revision,
     SampleRecord,
@@ -14,6 +14,6 @@ from medseg.workspace.records import (
 from medseg.workspace.workspace import Workspace
 
 __all__ = [
-    "ORIGINS", "STATUSES", "CreateProgress", "ModelRun", "Revision", "SampleRecord", "SourceChange",
+    "ORIGINS", "STATUSES", "ModelRun", "Revision", "SampleRecord", "SourceChange",
     "StatusChange", "Workspace", "mask_sha256",
 ]

@@ -11,8 +11,11 @@ is what QC's grey-noise check looks at.
 Samples whose files the indexer could not use, and samples whose mask cannot be
 decoded, are stored as findings with source "index" (they have no revision).
 
-The workspace is marked "creating" until the one final transaction marks it
-"ready"; an interrupted or failed create removes what it wrote. A killed one
+``iter_create`` is a job of :mod:`medseg.jobs`: ``Progress`` of the stages "index",
+"import" (one per sample) and "commit", a ``Message`` per mask that cannot be
+imported, then ``Result(workspace)``. The workspace is marked "creating" until
+the one final transaction marks it "ready"; a create that is cancelled, closed
+early or fails removes what it wrote. A killed one
 cannot: its folder keeps the "creating" state, and every message about it says
 the one thing to do, create it again (:func:`interrupted_message`); that create
 replaces the unfinished workspace (unless the process that made it still runs).
@@ -28,11 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import medseg
+from medseg.datasets.dataset import PROBLEM_SEVERITY, UNREADABLE
 from medseg.errors import MedsegError, WorkspaceError
+from medseg.findings import ERROR, WARNING, Finding
+from medseg.jobs import CancelToken, Message, Progress, Result, Started, check
 from medseg.workspace.annotations import finding_rows, insert_findings
 from medseg.workspace.blobs import BlobStore, fsync_dir, mask_sha256
 from medseg.workspace.masks import canonical_mask
-from medseg.workspace.records import CreateProgress
+from medseg.workspace.records import IMPORTED, UNREVIEWED
 from medseg.workspace.sources import (
     HashCache,
     encode_mask_paths,
@@ -41,10 +47,6 @@ from medseg.workspace.sources import (
 )
 from medseg.workspace.store import DB_NAME, connect, now, write
 
-# Problems that make a sample unusable are errors; a file that is merely extra is a warning or info.
-_PROBLEM_SEVERITY = {"unreadable": "error", "size_mismatch": "error", "missing_slice": "error",
-                     "bad_row": "error", "image_without_mask": "warning", "mask_without_image": "warning",
-                     "duplicate_stem": "warning", "unsupported_file": "info"}
 _MAX_PENDING = 32  # blobs being written at once: bounds memory on big datasets
 
 
@@ -102,7 +104,8 @@ def default_author() -> str:
         return "unknown"
 
 
-def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None, open_workspace):
+def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None, open_workspace,
+                cancel: CancelToken | None = None):
     """``Workspace.iter_create``'s body; ``open_workspace(root, verify=)`` opens the finished workspace
     (passed in, so this module never imports the Workspace class that imports it)."""
     from medseg.datasets import open_dataset
@@ -116,7 +119,10 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
     refuse_inside(ws_root, given)
     if ws_root.exists() and (not ws_root.is_dir() or any(ws_root.iterdir())):
         raise WorkspaceError(f"{ws_root}: exists and is not an empty folder; a workspace needs a new or empty one")
-    yield CreateProgress("index", 0, 0, message=f"indexing {given}")
+    yield Started("workspace create", None, {"dataset": str(given), "workspace": str(ws_root)})
+    yield Message(f"indexing {given}")
+    yield Progress(0, None, "index", str(given))
+    check(cancel, what="workspace create")
     ds = open_dataset(given, layout, group_by=group_by)
     root = ds.root.absolute()
     refuse_inside(ws_root, root)
@@ -132,8 +138,10 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
                 ("group_by", group_by), ("classmap", ds.classmap.to_json()), ("created", now()),
                 ("created_by", author), ("medseg_version", medseg.__version__), ("create_owner", owner_tag())])
         samples, findings = [], [_problem_finding(p) for p in ds.problems]
-        yield from _import(ds, root, BlobStore(ws_root / "masks"), samples, findings)
-        yield CreateProgress("commit", len(samples), len(samples), message="writing the workspace database")
+        yield from _import(ds, root, BlobStore(ws_root / "masks"), samples, findings, cancel)
+        yield Message("writing the workspace database")
+        yield Progress(len(samples), len(samples), "commit")
+        check(cancel, len(samples), len(samples), "workspace create")
         _commit(conn, samples, finding_rows(findings, "index"), author)
         conn.close()
         conn = None
@@ -143,24 +151,24 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
             conn.close()
         _remove_partial(ws_root, made_folder)
         raise
-    yield ws
+    yield Result(ws)
 
 
-def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list):
-    from medseg.qc.findings import Finding
-
+def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, cancel: CancelToken | None):
     cache, written = HashCache(), []
     n = len(ds.samples)
     with ThreadPoolExecutor(max_workers=4) as pool:
         pending: deque = deque()
         for i, s in enumerate(ds.samples, 1):
+            check(cancel, i - 1, n, "workspace create")
             try:
                 mask, report = s.load_mask(return_report=True)
                 canon = canonical_mask(mask, ds.classmap, s.id)
             except (MedsegError, OSError, ValueError) as e:
-                findings.append(Finding(s.id, "unreadable", "error", f"mask cannot be imported: {e}",
+                findings.append(Finding(s.id, UNREADABLE, ERROR, f"mask cannot be imported: {e}",
                                         path=str(next(iter(s.mask_paths.values()), s.image_path))))
-                yield CreateProgress("import", i, n, s.id, message=f"skipped {s.id}: {e}")
+                yield Message(f"skipped {s.id}: {e}")
+                yield Progress(i, n, "import", s.id)
                 continue
             sha = mask_sha256(canon)
             pending.append(pool.submit(blobs.put, canon, sha, sync_dir=False))
@@ -177,7 +185,7 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list):
             written.append(sha)
             while len(pending) > _MAX_PENDING:
                 pending.popleft().result()
-            yield CreateProgress("import", i, n, s.id)
+            yield Progress(i, n, "import", s.id)
         for f in pending:
             f.result()  # a failed blob write fails the create
         folders = sorted({blobs.path(sha).parent for sha in written})
@@ -205,20 +213,19 @@ def _commit(conn, samples: list[dict], findings: list[tuple], author: str) -> No
                          (s["id"], s["image_path"], s["mask_paths"], s["mask_kind"], s["extra"], s["group"],
                           s["image_sha256"], s["mask_source_sha256"], s["source_stat"], pos))
             rev = conn.execute("INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, "
-                               "note, details) VALUES (?, NULL, ?, ?, ?, 'imported', ?, ?)",
-                               (s["id"], s["sha"], created, author, s["note"], json.dumps(s["details"]))).lastrowid
+                               "note, details) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+                               (s["id"], s["sha"], created, author, IMPORTED, s["note"],
+                                json.dumps(s["details"]))).lastrowid
             conn.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev, s["id"]))
             conn.execute("INSERT INTO status_log (sample_id, status, reason, time, author) "
-                         "VALUES (?, 'unreviewed', NULL, ?, ?)", (s["id"], created, author))
+                         "VALUES (?, ?, NULL, ?, ?)", (s["id"], UNREVIEWED, created, author))
         insert_findings(conn, findings)
         conn.execute("UPDATE meta SET value = 'ready' WHERE key = 'state'")
 
 
 def _problem_finding(problem):
-    from medseg.qc.findings import Finding
-
     return Finding(sample_id=Path(problem.path).stem, check=problem.kind,
-                   severity=_PROBLEM_SEVERITY.get(problem.kind, "warning"), message=problem.message,
+                   severity=PROBLEM_SEVERITY.get(problem.kind, WARNING), message=problem.message,
                    path=str(problem.path))
 
 

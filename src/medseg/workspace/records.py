@@ -106,13 +106,3 @@ class ModelRun:
     created: str
     revisions: dict[str, int]
 
-
-@dataclass(frozen=True)
-class CreateProgress:
-    """One step of ``iter_create``: ``stage`` is "index", "import" or "commit"."""
-
-    stage: str
-    done: int
-    total: int
-    sample_id: str | None = None
-    message: str = ""

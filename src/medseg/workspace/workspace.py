@@ -19,13 +19,13 @@ import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import WorkspaceError
+from medseg.jobs import CancelToken, Job, run
 from medseg.workspace import annotations as ann
 from medseg.workspace import overview
 from medseg.workspace.blobs import BlobStore, mask_sha256
@@ -33,7 +33,6 @@ from medseg.workspace.create import creating_elsewhere, default_author, interrup
 from medseg.workspace.masks import canonical_mask, changed_pixels
 from medseg.workspace.records import (
     ORIGINS,
-    CreateProgress,
     ModelRun,
     Revision,
     SampleRecord,
@@ -84,20 +83,19 @@ class Workspace:
 
     # opening and closing ------------------------------------------------------
     @classmethod
-    def iter_create(cls, path, dataset_root, *, layout=None, group_by="auto",
-                    author=None) -> Iterator[CreateProgress | Workspace]:
-        """Index ``dataset_root`` and import every sample's mask: progress events, then the Workspace."""
+    def iter_create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None,
+                    cancel: CancelToken | None = None) -> Job:
+        """Index ``dataset_root`` and import every sample's mask, as a job (:mod:`medseg.jobs`): progress of
+        the stages "index", "import" and "commit", then ``Result(workspace)``; a cancel (``cancel``) or an
+        early close leaves no workspace (:mod:`medseg.workspace.create`)."""
         from medseg.workspace.create import iter_create
 
         return iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author,
-                           open_workspace=cls.open)
+                           open_workspace=cls.open, cancel=cancel)
 
     @classmethod
     def create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None) -> Workspace:
-        result = None
-        for result in cls.iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author):
-            pass
-        return result
+        return run(cls.iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author))
 
     @classmethod
     def open(cls, path, *, dataset_root=None, verify: str = "stat") -> Workspace:
