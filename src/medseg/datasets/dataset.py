@@ -16,6 +16,7 @@ import numpy as np
 
 from medseg.classmap import ClassMap
 from medseg.errors import MaskError, ReadError
+from medseg.findings import ERROR, INFO, WARNING
 
 # Problem kinds. A problem never stops indexing; the files it names are left
 # out of ``Dataset.samples`` and everything else is indexed.
@@ -30,6 +31,11 @@ UNSUPPORTED_FILE = "unsupported_file"      # a non-image file inside an image or
 
 PROBLEM_KINDS = (UNREADABLE, IMAGE_WITHOUT_MASK, MASK_WITHOUT_IMAGE, SIZE_MISMATCH,
                  DUPLICATE_STEM, MISSING_SLICE, BAD_ROW, UNSUPPORTED_FILE)
+# The severity a workspace stores each problem with (as a finding of source "index"): problems that make a
+# sample unusable are errors; a file that is merely extra is a warning or info.
+PROBLEM_SEVERITY = {UNREADABLE: ERROR, SIZE_MISMATCH: ERROR, MISSING_SLICE: ERROR, BAD_ROW: ERROR,
+                    IMAGE_WITHOUT_MASK: WARNING, MASK_WITHOUT_IMAGE: WARNING, DUPLICATE_STEM: WARNING,
+                    UNSUPPORTED_FILE: INFO}
 
 # How a sample's mask is stored, which decides how ``load_mask`` decodes it.
 MASK_BINARY = "binary"      # one grey file; binarised with a report
