@@ -21,6 +21,8 @@ def _layouts() -> tuple[str, ...]:
 
 
 def add_parser(sub) -> None:
+    from medseg.workspace.records import STATUSES
+
     p = sub.add_parser("workspace", help="create and inspect review workspaces (labels, revisions, status)",
                        description="A workspace is a folder beside a dataset holding its review state; the "
                                    "dataset itself is never written.", epilog=_USAGE,
@@ -48,7 +50,7 @@ def add_parser(sub) -> None:
     s = ws_sub.add_parser("status", help="set a sample's review status")
     s.add_argument("workspace")
     s.add_argument("sample")
-    s.add_argument("status", choices=["unreviewed", "accepted", "corrected", "excluded"])
+    s.add_argument("status", choices=STATUSES)
     s.add_argument("--reason", default=None, help="why (required for excluded)")
     s.add_argument("--author", default=None)
     s.set_defaults(func=functools.partial(_run, _status))

@@ -32,7 +32,11 @@ from medseg.workspace.blobs import BlobStore, mask_sha256
 from medseg.workspace.create import creating_elsewhere, default_author, interrupted_message, refuse_inside
 from medseg.workspace.masks import canonical_mask, changed_pixels
 from medseg.workspace.records import (
+    CORRECTED,
+    EXCLUDED,
+    MANUAL,
     ORIGINS,
+    REVERT,
     ModelRun,
     Revision,
     SampleRecord,
@@ -254,8 +258,8 @@ class Workspace:
                  json.dumps(details or {})))
             rev_id = cur.lastrowid
             c.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev_id, sample_id))
-            if origin == "manual":
-                self._set_status(sample_id, "corrected", None, author)
+            if origin == MANUAL:
+                self._set_status(sample_id, CORRECTED, None, author)
         return Revision(rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed,
                         dict(details or {}))
 
@@ -267,7 +271,7 @@ class Workspace:
         if target.sample_id != str(sample_id):
             raise WorkspaceError(f"revision {revision_id} belongs to sample {target.sample_id!r}, "
                                  f"not to {sample_id!r}")
-        return self.save_revision(sample_id, self._blobs.get(target.mask_sha256), origin="revert", author=author,
+        return self.save_revision(sample_id, self._blobs.get(target.mask_sha256), origin=REVERT, author=author,
                                   note=note or f"revert to revision {revision_id}",
                                   details={"reverted_to": int(revision_id)})
 
@@ -277,7 +281,7 @@ class Workspace:
                    author: str | None = None) -> None:
         """Set the review status; "excluded" needs a reason. Every change is logged."""
         check_status(status)
-        if status == "excluded" and not (reason and str(reason).strip()):
+        if status == EXCLUDED and not (reason and str(reason).strip()):
             raise WorkspaceError(f"sample {sample_id}: excluding a sample needs a reason "
                                  "(e.g. 'image unusable: motion blur')")
         self._sample_row(sample_id)
