@@ -145,8 +145,13 @@ def test_io_reads_masks_without_the_datasets_layer(tmp_path):
 
 def test_problem_severities_and_qc_findings_share_one_vocabulary():
     from medseg.qc import findings as qc_findings
+    from medseg.qc.checks_files import CHECKS, KIND_TO_CHECK
 
     assert set(PROBLEM_SEVERITY) == set(PROBLEM_KINDS) and set(PROBLEM_SEVERITY.values()) <= set(SEVERITIES)
+    # QC turns every indexing problem into one of its file checks, at a known severity
+    assert set(PROBLEM_KINDS) <= set(KIND_TO_CHECK)
+    assert {check for check, _ in KIND_TO_CHECK.values()} <= {c.name for c in CHECKS}
+    assert {severity for _, severity in KIND_TO_CHECK.values()} <= set(SEVERITIES)
     assert qc_findings.Finding is Finding and qc_findings.SEVERITIES is SEVERITIES
     assert [severity_rank(s) for s in SEVERITIES] == [0, 1, 2]
     with pytest.raises(ValueError, match="valid: info, warning, error"):

@@ -20,20 +20,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medseg.datasets import dataset as ds
+from medseg.findings import ERROR, INFO, WARNING, Finding
 from medseg.qc.checks_base import Check
-from medseg.qc.findings import Finding
 
+# an indexing problem's kind (or a workspace source change) -> (QC check, severity)
 KIND_TO_CHECK = {
-    "unreadable": ("unreadable", "error"),
-    "bad_row": ("unreadable", "error"),
-    "image_without_mask": ("missing_pair", "warning"),
-    "mask_without_image": ("missing_pair", "warning"),
-    "missing_slice": ("missing_pair", "warning"),
-    "size_mismatch": ("size_mismatch", "error"),
-    "duplicate_stem": ("stray_file", "warning"),
-    "unsupported_file": ("stray_file", "info"),
-    "source_changed": ("source_changed", "warning"),
-    "source_missing": ("unreadable", "error"),
+    ds.UNREADABLE: ("unreadable", ERROR),
+    ds.BAD_ROW: ("unreadable", ERROR),
+    ds.IMAGE_WITHOUT_MASK: ("missing_pair", WARNING),
+    ds.MASK_WITHOUT_IMAGE: ("missing_pair", WARNING),
+    ds.MISSING_SLICE: ("missing_pair", WARNING),
+    ds.SIZE_MISMATCH: ("size_mismatch", ERROR),
+    ds.DUPLICATE_STEM: ("stray_file", WARNING),
+    ds.UNSUPPORTED_FILE: ("stray_file", INFO),
+    "source_changed": ("source_changed", WARNING),
+    "source_missing": ("unreadable", ERROR),
 }
 
 
