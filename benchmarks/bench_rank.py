@@ -176,7 +176,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from medseg.qc.oof import iter_rank_oof
-    from medseg.qc.ranking import FoldScored, FoldStarted, FoldTraining
+    from medseg.qc.ranking import FoldScored, FoldStarted
+    from medseg.training.events import EpochEnd
     from medseg.qc.run import run_qc
     from medseg.workspace import Workspace
 
@@ -204,8 +205,8 @@ def main(argv=None) -> int:
             if isinstance(event, FoldStarted):
                 print(f"fold {event.fold + 1}/{event.folds}: train {event.n_train}, score {event.n_score}",
                       flush=True)
-            elif isinstance(event, FoldTraining) and event.event.kind == "epoch":
-                e = event.event
+            elif isinstance(event, EpochEnd):
+                e = event
                 print(f"  epoch {e.epoch + 1}: loss {e.train_loss:.4f} ({e.seconds:.0f} s)", flush=True)
             elif isinstance(event, FoldScored):
                 print(f"  scored {event.n_scored} in fold {event.fold + 1} ({event.seconds:.0f} s)", flush=True)

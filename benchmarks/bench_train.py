@@ -127,8 +127,8 @@ class Timed:
                     after_step(event)
             elif event.kind == "epoch":
                 return event, step_s, dt
-            elif event.kind in ("failed", "cancelled", "finished"):
-                raise SystemExit(f"training ended early: {event.to_json()[:2000]}")
+            elif event.kind in ("cancelled", "result"):
+                raise SystemExit(f"training ended early: {event}"[:2000])
 
     def checkpoints(self) -> float:
         """Seconds spent writing the checkpoints that follow an EpochEnd."""
@@ -139,7 +139,7 @@ class Timed:
             except StopIteration:
                 return total
             if event.kind != "checkpoint":
-                self.pending = (event, dt)  # the next epoch's first step (or Finished)
+                self.pending = (event, dt)  # the next epoch's first step (or the Result)
                 return total
             total += dt
 

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         for event in Trainer(config).run():
             if event.kind == "epoch":
                 rows.append((event.epoch + 1, rss_bytes(), len(gc.get_objects()), time.perf_counter() - t0))
-            elif event.kind in ("failed", "cancelled"):
-                print(f"training ended with {event.kind}: {getattr(event, 'error', '')}", file=sys.stderr)
+            elif event.kind == "cancelled":
+                print(f"training ended with {event.kind}: {event}", file=sys.stderr)
                 return 2
     print(f"RSS before the Trainer: {start / 2**20:.1f} MiB; {args.arch}, {args.images} images of "
           f"{args.size}x{args.size}, batch {args.batch_size}, augmentation {args.augment}, torch threads {args.threads}")

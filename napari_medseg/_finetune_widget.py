@@ -32,7 +32,7 @@ from napari_medseg._finetune_config import (
     default_output,
     run_folder,
 )
-from napari_medseg._jobs import CANCELLED, JobFailed, cancellable
+from napari_medseg._jobs import JobFailed, start_job
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
@@ -44,7 +44,7 @@ from napari_medseg._viewer_access import real_viewer, when_viewer_closes
 if TYPE_CHECKING:
     import napari
 
-TERMINAL = ("finished", "cancelled", "failed")
+TERMINAL = ("result", "cancelled", "error")  # a run ends with a Result, a Cancelled or a Failed
 
 
 def follow_training(config: Any, resume: str | Path | None, env: dict[str, str]):
@@ -60,13 +60,12 @@ def follow_training(config: Any, resume: str | Path | None, env: dict[str, str])
 
 
 def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
-    """Worker body: the ranking engine's per-sample scores with one checkpoint, then ``RankDone``, or
-    ``CANCELLED`` (the stored scores are then as they were: they are written only once all are scored)."""
-    from medseg.qc.ranking import RankCancelled, RankDone, iter_score_checkpoint
+    """The re-score job, built in the worker thread: the ranking engine's per-sample scores with one
+    checkpoint, ending with ``Result(RankResult)``; a cancel leaves the stored scores as they were (they are
+    written only once all are scored)."""
+    from medseg.qc import ranking
 
-    result = yield from cancellable(iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel),
-                                    cancel, lambda e: isinstance(e, (RankDone, RankCancelled)))
-    yield CANCELLED if result is CANCELLED or isinstance(result, RankCancelled) else result
+    return ranking.iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
 
 
 def _stop(get_proc: Any) -> None:
@@ -139,7 +138,7 @@ class FinetuneWidget(QWidget):
         busy = self.running
         self.start_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
-        resumable = self.run_dir is not None and self.outcome is not None and self.outcome.kind != "finished"
+        resumable = self.run_dir is not None and self.outcome is not None and self.outcome.kind != "result"
         self.resume_button.setEnabled(not busy and resumable and self.checkpoint is not None)
         self.use_button.setEnabled(not busy and self.checkpoint is not None)
         scoring = self.score_worker is not None
@@ -214,9 +213,11 @@ class FinetuneWidget(QWidget):
         self.events.append(event)
         if kind == "started":
             self._close_bar()
-            self.pbar = Bar("Fine-tuning", event.epochs * event.steps_per_epoch)
-            self.status.setText(f"Training on {event.n_train} images ({event.n_val} for validation) on "
-                                f"{event.device}, {event.precision}" + (", resumed" if event.resumed_from else ""))
+            d = event.detail
+            self.pbar = Bar("Fine-tuning", event.total or 0)
+            self.status.setText(f"Training on {d.get('n_train')} images ({d.get('n_val')} for validation) on "
+                                f"{d.get('device')}, {d.get('precision')}"
+                                + (", resumed" if d.get("resumed_from") else ""))
         elif kind == "step":
             self.plot.add_step(event.global_step, event.loss)
             if self.pbar is not None and event.global_step > self.pbar.n:
@@ -237,19 +238,20 @@ class FinetuneWidget(QWidget):
 
     def _on_outcome(self, event: Any) -> None:
         self.outcome = event
-        if event.kind == "finished":
-            self.checkpoint = event.best_checkpoint or event.last_checkpoint or self.checkpoint
-            best = f" (best validation {event.best_metric:.3f})" if event.best_metric is not None else ""
-            text = f"Fine-tuning finished after {event.epochs_run} epoch(s){best}: {self.checkpoint}"
+        if event.kind == "result":
+            summary = event.value
+            self.checkpoint = summary.checkpoint or self.checkpoint
+            best = f" (best validation {summary.best_metric:.3f})" if summary.best_metric is not None else ""
+            text = f"Fine-tuning finished after {summary.epochs_run} epoch(s){best}: {self.checkpoint}"
             show_info(text)
         elif event.kind == "cancelled":
-            self.checkpoint = event.checkpoint or self.checkpoint
-            text = (f"Fine-tuning cancelled at epoch {event.epoch + 1}, step {event.global_step}; "
+            kept = event.partial if isinstance(event.partial, dict) else {}
+            self.checkpoint = kept.get("checkpoint") or self.checkpoint
+            text = (f"Fine-tuning cancelled at epoch {kept.get('epoch', 0) + 1}, step {event.done}; "
                     f"checkpoint kept: {self.checkpoint}. Resume continues from it.")
         else:
-            self.checkpoint = event.last_checkpoint or self.checkpoint
             kept = f" The last good checkpoint stays: {self.checkpoint}" if self.checkpoint else ""
-            text = report_error("Fine-tuning failed", f"{event.error}{kept}")
+            text = report_error("Fine-tuning failed", f"{event.message}{kept}")
         self.status.setText(text)
 
     def _on_finished(self) -> None:
@@ -276,44 +278,33 @@ class FinetuneWidget(QWidget):
 
     def rescore(self) -> bool:
         """Score every workspace sample's labels with the run's checkpoint, in a worker."""
-        from medseg.inference import CancelToken
         from napari_medseg._predict_model import DEVICES
 
         ws = self.session.workspace
         if ws is None or self.checkpoint is None or self.score_worker is not None:
             return False
-        self.score_token = CancelToken()
-        bar = Bar("Re-scoring the queue")
-        checkpoint = self.checkpoint
-        worker = create_worker(score_queue, ws, checkpoint, DEVICES[self.form.device.value], self.score_token,
-                               _start_thread=False, _ignore_errors=True)
+        checkpoint, device = self.checkpoint, DEVICES[self.form.device.value]
+        name = Path(checkpoint).name
 
-        def on_event(event: Any) -> None:
-            if event is CANCELLED:
-                self.status.setText(f"Re-scoring with {Path(checkpoint).name} cancelled: the queue keeps its "
-                                    "previous scores.")
-            elif hasattr(event, "total") and hasattr(event, "done"):
-                bar.to(event.done, event.total)
-            elif type(event).__name__ == "RankDone":
-                self.status.setText(f"Re-scored {len(event.scores)} samples with {Path(checkpoint).name} "
-                                    f"(method {event.method!r}); the review queue follows.")
-                self.session.scores_changed.emit(event.method)
+        def scored(result: Any) -> None:
+            self.status.setText(f"Re-scored {len(result.scores)} samples with {name} (method {result.method!r}); "
+                                "the review queue follows.")
+            self.session.scores_changed.emit(result.method)
 
         def done() -> None:
-            bar.close()
             self.score_worker = self.score_job = None
             self._sync()
 
-        worker.yielded.connect(on_event)
-        worker.errored.connect(lambda e: self.status.setText(
-            report_error(f"Re-scoring the queue with {Path(checkpoint).name} failed", e)))
-        worker.finished.connect(done)
-        self.score_worker = worker
-        self.score_job = self.session.jobs.add(worker, f"Re-scoring the queue with {Path(checkpoint).name}", ws,
-                                               self.score_token.set, owner=self)
+        running = start_job(
+            self.session.jobs, lambda token: score_queue(ws, checkpoint, device, token),
+            f"Re-scoring the queue with {name}", workspace=ws, owner=self, on_result=scored,
+            on_cancelled=lambda _: self.status.setText(f"Re-scoring with {name} cancelled: the queue keeps its "
+                                                       "previous scores."),
+            on_error=lambda e: self.status.setText(report_error(f"Re-scoring the queue with {name} failed", e)),
+            on_finished=done)
+        self.score_worker, self.score_job, self.score_token = running.worker, running.job, running.token
         self._sync()
-        self.status.setText(f"Re-scoring every sample with {Path(checkpoint).name}...")
-        worker.start()
+        self.status.setText(f"Re-scoring every sample with {name}...")
         return True
 
     def cancel_rescore(self) -> bool:

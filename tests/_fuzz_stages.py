@@ -285,17 +285,20 @@ def t_train(root: str, out_dir: str, corpus_names: list[str], image_size, sample
     cfg = tiny_config(Path(root), Path(out_dir), epochs=1, batch_size=batch_size, data__val_fraction=0.0,
                       data__image_size=image_size, data__sample_ids=sample_ids)
     last = None
-    with _captured():
-        for event in Trainer(TrainConfig.from_dict(cfg)).run():
-            last = event
-    if last is None or last.kind == "finished":
+    try:
+        with _captured():
+            for event in Trainer(TrainConfig.from_dict(cfg)).run():
+                last = event
+    except Exception as e:  # noqa: BLE001 - the run raised: a clean error must be a MedsegError naming a file
+        import traceback
+
+        error = f"{type(e).__name__}: {e}"
+        if type(e).__name__ in _medseg_error_names() and any(n in error for n in corpus_names):
+            return CLEAN, error
+        return CRASH, f"{error}\n{traceback.format_exc()[-1200:]}"
+    if last is None or last.kind == "result":
         return OK, "finished"
-    if last.kind != "failed":
-        return CRASH, f"ended with {last.kind}"
-    kind = last.error.split(":", 1)[0]
-    if kind in _medseg_error_names() and any(n in last.error for n in corpus_names):
-        return CLEAN, last.error
-    return CRASH, f"{last.error}\n{last.traceback[-1200:]}"
+    return CRASH, f"ended with {last.kind}"
 
 
 def t_sleep(seconds: float) -> str:

@@ -132,7 +132,7 @@ def test_torchrun_two_gloo_ranks_train_identical_weights_with_one_event_stream(t
     from _train_run import child_env, make_dataset, tiny_config, write_config
 
     from medseg.models import load_checkpoint
-    from medseg.training.events import event_from_dict
+    from medseg.training.events import read_event as event_from_dict
 
     data = make_dataset(tmp_path / "data", n=12)
     cfg = write_config(tmp_path / "c.yaml", tiny_config(data, tmp_path / "run", epochs=2))
@@ -144,10 +144,10 @@ def test_torchrun_two_gloo_ranks_train_identical_weights_with_one_event_stream(t
     assert run.returncode == 0, run.stderr[-4000:]
     events = [event_from_dict(json.loads(line)) for line in run.stdout.splitlines()]  # nothing but events
     kinds = [e.kind for e in events]
-    assert kinds.count("started") == 1 and kinds.count("finished") == 1 and kinds[-1] == "finished"
+    assert kinds.count("started") == 1 and kinds.count("result") == 1 and kinds[-1] == "result"
     steps = [e.global_step for e in events if e.kind == "step"]
     assert steps and len(steps) == len(set(steps))  # one rank reports; two would repeat every step
     rank0, rank1 = ((digests / f"rank{r}.sha256").read_text().strip() for r in (0, 1))
     assert rank0 == rank1
-    saved = load_checkpoint(events[-1].last_checkpoint).model
+    saved = load_checkpoint(events[-1].value.last_checkpoint).model
     assert parameter_digest(saved) == rank0  # the checkpoint rank 0 wrote is the replicas' final state

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from _inference_nets import ZeroPadConv, predictor
 from _train_run import make_dataset, tiny_config
+
 from medseg.errors import InferenceError
 from medseg.inference import Predictor
 from medseg.io.resize import resize_image
+from medseg.jobs import Result
 from medseg.models.checkpoint import load_checkpoint
 from medseg.models.spec import Preprocessing
 from medseg.training import Trainer
-from medseg.training.events import Finished
 
 
 def _image(h: int, w: int) -> np.ndarray:
@@ -49,6 +49,7 @@ def test_native_scale_model_is_not_resized():
 
 def test_ensemble_of_different_training_scales_is_refused():
     from _inference_nets import task_classmap
+
     from medseg.models.spec import ModelSpec
 
     cm = task_classmap("binary")
@@ -62,8 +63,8 @@ def test_ensemble_of_different_training_scales_is_refused():
 def test_trainer_records_resize_and_predictor_follows_it(tmp_path):
     data = make_dataset(tmp_path / "data", n=6, size=48)
     events = list(Trainer(tiny_config(data, tmp_path / "run", epochs=1)).run())
-    assert isinstance(events[-1], Finished)
-    ckpt = load_checkpoint(events[-1].last_checkpoint)
+    assert isinstance(events[-1], Result)
+    ckpt = load_checkpoint(events[-1].value.last_checkpoint)
     assert ckpt.preprocessing.resize and ckpt.preprocessing.input_size == [32, 32]
     pred = Predictor(ckpt, device="cpu").predict(_image(48, 48))
     assert pred.labels.shape == (48, 48) and pred.meta["resized_to"] == [32, 32]

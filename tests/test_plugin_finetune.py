@@ -54,13 +54,13 @@ def test_workspace_run_progress_plot_use_and_rescore(make_napari_viewer, qtbot, 
     assert widget.start()
     assert not widget.start_button.isEnabled() and widget.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: widget.outcome is not None and not widget.running, timeout=RUN)
-    assert widget.outcome.kind == "finished", widget.status.text()
+    assert widget.outcome.kind == "result", widget.status.text()
     kinds = [e.kind for e in widget.events]
-    assert kinds[0] == "started" and kinds[-1] == "finished" and "epoch" in kinds
+    assert kinds[0] == "started" and kinds[-1] == "result" and "epoch" in kinds
     steps = [e for e in widget.events if e.kind == "step"]
     assert [x for x, _ in widget.plot.losses] == [float(e.global_step) for e in steps]
     assert list(widget.plot.dice) == ["foreground"] and len(widget.plot.dice["foreground"]) == 1
-    assert widget.last_progress == (len(steps), widget.events[0].epochs * widget.events[0].steps_per_epoch)
+    assert widget.last_progress == (len(steps), widget.events[0].total)
     assert widget.checkpoint.endswith("best.medseg") and "finished" in widget.status.text()
     assert load_checkpoint(widget.checkpoint).spec.arch == "PlainUNet"
     assert [r.kind for r in ws.model_runs()] == ["train"]  # the run is recorded in the workspace
@@ -88,7 +88,7 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues(make_napari_viewer, qtbo
     widget.cancel_button.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
     assert widget.outcome.kind == "cancelled", widget.status.text()
-    first_steps = widget.outcome.global_step
+    first_steps = widget.outcome.done
     assert load_checkpoint(widget.checkpoint).spec.arch == "PlainUNet"
     assert "checkpoint kept" in widget.status.text() and widget.resume_button.isEnabled()
     run_dir = widget.run_dir
@@ -98,8 +98,8 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues(make_napari_viewer, qtbo
     widget.cancel()
     qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
     started = widget.events[0]
-    assert started.kind == "started" and started.resumed_from and widget.run_dir == run_dir
-    assert widget.outcome.kind == "cancelled" and widget.outcome.global_step > first_steps
+    assert started.kind == "started" and started.detail["resumed_from"] and widget.run_dir == run_dir
+    assert widget.outcome.kind == "cancelled" and widget.outcome.done > first_steps
     assert len(widget.plot.losses) > first_steps  # the plot continues the same run
 
 
@@ -123,7 +123,7 @@ def test_a_failing_run_is_a_notification(make_napari_viewer, qtbot, tmp_path, mo
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=FOLDER, dataset=missing)
     assert widget.start()
     qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
-    assert widget.outcome.kind == "failed"
+    assert widget.outcome.kind == "error"
     assert len(errors) == 1 and errors[0].startswith("Fine-tuning failed") and "no-such-dataset" in errors[0]
     assert not widget.use_button.isEnabled() and widget.start_button.isEnabled()
 

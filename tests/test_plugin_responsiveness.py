@@ -54,7 +54,7 @@ def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbo
     qtbot.waitUntil(lambda: not ft.running and not predict.queue.busy, timeout=240_000)
     ticks.stop()
 
-    assert ft.outcome.kind == "finished", ft.status.text()
+    assert ft.outcome.kind == "result", ft.status.text()
     assert pids and all(pid != os.getpid() for pid in pids)        # training ran in another process
     assert PREDICTION_LAYER in viewer.layers and predict.queue.counts.shown >= 1
     assert forward.other >= 1 and forward.main == 0                  # no forward pass on the GUI thread

@@ -10,7 +10,7 @@ import torch
 from _train_data import config, disk, make_disks, one_thread  # noqa: F401 - autouse fixture
 from PIL import Image
 
-from medseg.inference.events import CancelToken
+from medseg.jobs import CancelToken
 from medseg.training.config import PseudoLabelConfig
 from medseg.training.events import EpochEnd, Step
 from medseg.training.pseudo import PseudoLabeler, confident_fraction, hard_labels
@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
     truth = unlabelled(base / "u")
     cfg = config(root, base / "run", epochs=15, batch_size=4, loss={"terms": [{"name": "bce"}]})
     tr = Trainer(cfg)
-    assert list(tr.run())[-1].kind == "finished"
+    assert list(tr.run())[-1].kind == "result"
     return tr, base / "u", truth, root
 
 
@@ -86,13 +86,13 @@ def _pseudo_config(root, folder, out):
 def test_the_trainer_adds_pseudo_labels_from_the_start_epoch(trained, tmp_path):
     _, folder, _, root = trained
     events = list(Trainer(_pseudo_config(root, folder, tmp_path / "run")).run())
-    assert events[-1].kind == "finished"
+    assert events[-1].kind == "result"
     ends = [e for e in events if isinstance(e, EpochEnd)]
     assert [e.val["pseudo_added"] for e in ends] == [0, 4, 4]
     assert ends[1].val["pseudo_skipped"] == 1
     steps = [sum(1 for s in events if isinstance(s, Step) and s.epoch == k) for k in range(3)]
     start = events[0]
-    assert steps[0] == start.steps_per_epoch and steps[1] == steps[2] == (start.n_train + 4) // 2
+    assert steps[0] == start.detail["steps_per_epoch"] and steps[1] == steps[2] == (start.detail["n_train"] + 4) // 2
 
 
 def test_resume_mid_epoch_keeps_the_epochs_pseudo_labels(trained, tmp_path):
@@ -107,5 +107,5 @@ def test_resume_mid_epoch_keeps_the_epochs_pseudo_labels(trained, tmp_path):
     random.seed(99)
     c = list(Trainer(_pseudo_config(root, folder, tmp_path / "b"), resume=tmp_path / "b" / "last.medseg").run())
     resumed = {e.global_step: e.loss for e in c if isinstance(e, Step)}
-    assert resumed and c[-1].kind == "finished"
+    assert resumed and c[-1].kind == "result"
     assert resumed == {k: a[k] for k in resumed}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.qc.checks_registry import CHECKS
 from medseg.errors import Cancelled
 from medseg.jobs import Progress
+from medseg.qc.checks_registry import CHECKS
 from medseg.workspace import Workspace
 from tests._qc_data import natural, rect_mask, write_dataset
 

@@ -9,8 +9,8 @@ import pytest
 
 from medseg.datasets import open_dataset
 from medseg.jobs import Progress, Result, Started
-from medseg.qc import run_qc
 from medseg.qc import duplicates as dup_mod
+from medseg.qc import run_qc
 from medseg.qc.duplicates import _HASH_THUMB, CHECKS, Fingerprint, hash_pairs, phash_and_thumb, popcount
 from medseg.qc.run import qc
 from tests._qc_data import jpeg_roundtrip, natural, rect_mask, write_dataset

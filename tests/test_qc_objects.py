@@ -7,10 +7,10 @@ from _qc_data import view
 from PIL import Image
 
 from medseg.datasets import ClassMap, open_dataset
+from medseg.jobs import Result
 from medseg.qc.checks_base import DatasetContext
 from medseg.qc.checks_objects import decide_object_count, object_counts
 from medseg.qc.checks_registry import CHECKS
-from medseg.jobs import Result
 from medseg.qc.run import run_qc
 
 PARAMS = CHECKS["object_count"].defaults

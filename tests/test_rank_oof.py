@@ -13,21 +13,20 @@ import torch
 import yaml
 from _rank_data import make_planted, tiny_rank_config
 
-from medseg.errors import RankingError
-from medseg.inference.events import CancelToken
+from medseg.errors import Cancelled, RankingError
+from medseg.jobs import CancelToken, Result, drive
 from medseg.qc import review_queue
 from medseg.qc.oof import iter_rank_oof, make_folds
 from medseg.qc.ranking import (
     BIAS_NOTE,
     FoldScored,
     FoldStarted,
-    FoldTraining,
-    RankCancelled,
-    RankDone,
+    RankResult,
     SampleScored,
     iter_score_checkpoint,
 )
 from medseg.qc.suspicion import load_prediction, prediction_path, suspicion_map
+from medseg.training.events import Step
 from medseg.workspace import Workspace
 
 CONFIG = tiny_rank_config(epochs=10)
@@ -68,11 +67,13 @@ def test_planted_errors_rank_first(ranked):
 def test_events_scores_details_and_model_runs(ranked):
     ws, _, events = ranked
     kinds = [type(e) for e in events]
-    assert kinds.count(FoldStarted) == 3 and kinds.count(FoldScored) == 3 and kinds[-1] is RankDone
-    assert sum(isinstance(e, SampleScored) for e in events) == 24
-    steps = [e for e in events if isinstance(e, FoldTraining) and e.event.kind == "step"]
-    assert steps and {e.fold for e in steps} == {0, 1, 2}
-    done = events[-1]
+    assert kinds.count(FoldStarted) == 3 and kinds.count(FoldScored) == 3 and kinds[-1] is Result
+    scored = [e for e in events if isinstance(e, SampleScored)]
+    assert len(scored) == 24 and {e.stage for e in scored} == {f"fold {k}/3 score" for k in (1, 2, 3)}
+    steps = [e for e in events if isinstance(e, Step)]
+    assert steps and {e.stage for e in steps} == {f"fold {k}/3 train" for k in (1, 2, 3)}
+    done = events[-1].value
+    assert isinstance(done, RankResult) and done.folds_done == 3
     assert done.method == "oof-k3" and not done.biased and len(done.scores) == 24
     details = ws.score_details("oof-k3")
     assert ws.scores("oof-k3") == pytest.approx(done.scores)
@@ -115,7 +116,7 @@ def test_single_checkpoint_mode_marks_bias(ranked):
     ws, _, events = ranked
     checkpoint = next(e.checkpoint for e in events if isinstance(e, FoldScored))
     out = list(iter_score_checkpoint(ws, checkpoint, device="cpu", method="checkpoint"))
-    assert isinstance(out[-1], RankDone) and out[-1].biased and len(out[-1].scores) == 24
+    assert isinstance(out[-1], Result) and out[-1].value.biased and len(out[-1].value.scores) == 24
     details = ws.score_details("checkpoint")
     assert all(d["biased"] and d["bias"] == BIAS_NOTE and not d["out_of_fold"] for d in details.values())
     trained_on = next(r for r in ws.model_runs() if r.kind == "train" and "fold-0" in r.run_id).revisions
@@ -125,10 +126,11 @@ def test_single_checkpoint_mode_marks_bias(ranked):
     # a cancelled single-checkpoint pass leaves the stored scores as they were
     cancel = CancelToken()
     gen = iter_score_checkpoint(ws, checkpoint, device="cpu", method="checkpoint", cancel=cancel)
-    for e in gen:
-        if isinstance(e, SampleScored) and e.done == 3:
-            cancel.set()
-    assert isinstance(e, RankCancelled)
+    with pytest.raises(Cancelled, match="after 3 of 24 samples") as stopped:
+        for e in gen:
+            if isinstance(e, SampleScored) and e.done == 3:
+                cancel.set()
+    assert stopped.value.partial == RankResult("checkpoint", {}, biased=True)
     assert ws.score_details("checkpoint") == details
 
 
@@ -137,14 +139,14 @@ def test_cancel_keeps_completed_folds(tmp_path):
     cancel = CancelToken()
     events = []
     with ws:
-        for e in iter_rank_oof(ws, tiny_rank_config(epochs=2), folds=3, cancel=cancel):
+        for e in drive(iter_rank_oof(ws, tiny_rank_config(epochs=2), folds=3, cancel=cancel)):
             events.append(e)
-            if isinstance(e, FoldTraining) and e.fold == 1 and e.event.kind == "step":
+            if isinstance(e, Step) and e.stage == "fold 2/3 train":
                 cancel.set()  # mid-training of the second fold
         end = events[-1]
-        assert isinstance(end, RankCancelled) and end.folds_done == 1
+        assert isinstance(end, Cancelled) and end.partial.folds_done == 1 and "8 samples of 1 completed" in str(end)
         fold0 = {e.sample_id for e in events if isinstance(e, SampleScored) and e.fold == 0}
-        assert set(ws.scores("oof-k3")) == fold0 == set(end.scores) and len(fold0) == 8
+        assert set(ws.scores("oof-k3")) == fold0 == set(end.partial.scores) and len(fold0) == 8
         assert {d["fold"] for d in ws.score_details("oof-k3").values()} == {0}
 
 

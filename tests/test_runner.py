@@ -33,8 +33,8 @@ def test_events_arrive_in_order_and_end_with_finished(data, tmp_path):
     with TrainingProcess(cfg, env=child_env()) as proc:
         events = _collect(proc)
     kinds = [e.kind for e in events]
-    assert kinds[0] == "started" and kinds[-1] == "finished", proc.stderr_tail()
-    assert kinds.count("finished") == 1 and "failed" not in kinds
+    assert kinds[0] == "started" and kinds[-1] == "result", proc.stderr_tail()
+    assert kinds.count("result") == 1 and "error" not in kinds
     steps = [e.global_step for e in events if e.kind == "step"]
     assert steps and steps == sorted(steps) and len(set(steps)) == len(steps)
     epochs = [e.epoch for e in events if e.kind == "epoch"]
@@ -45,7 +45,7 @@ def test_events_arrive_in_order_and_end_with_finished(data, tmp_path):
     assert all(last_step_of[k] < summary_of[k] for k in summary_of)
     assert proc.returncode == 0
     assert (tmp_path / "run" / "launch_config.yaml").is_file() and (tmp_path / "run" / "train.log").is_file()
-    assert load_checkpoint(events[-1].last_checkpoint).spec.arch == "PlainUNet"
+    assert load_checkpoint(events[-1].value.last_checkpoint).spec.arch == "PlainUNet"
 
 
 def test_cancel_mid_run_yields_cancelled_and_a_loadable_checkpoint(data, tmp_path):
@@ -58,9 +58,9 @@ def test_cancel_mid_run_yields_cancelled_and_a_loadable_checkpoint(data, tmp_pat
     with TrainingProcess(cfg, env=child_env()) as proc:
         events = _collect(proc, cancel_after_two_steps)
     assert events[-1].kind == "cancelled", proc.stderr_tail()
-    assert events[-1].global_step >= 2 and events[-1].epoch < 500
+    assert events[-1].done >= 2 and events[-1].partial["epoch"] < 500
     assert proc.returncode == 130
-    ckpt = load_checkpoint(events[-1].checkpoint)
+    ckpt = load_checkpoint(events[-1].partial["checkpoint"])
     assert ckpt.spec.arch == "PlainUNet" and ckpt.classmap.task == "binary"
 
 
@@ -69,8 +69,8 @@ def test_config_error_yields_failed_with_the_message(data, tmp_path):
     cfg.epochs, cfg.optim.lr = 0, -1.0  # a dataclass does not validate on assignment; the child must
     with TrainingProcess(cfg, env=child_env()) as proc:
         events = _collect(proc)
-    assert [e.kind for e in events] == ["failed"]
-    assert "epochs: must be >= 1" in events[0].error and "optim.lr: must be > 0" in events[0].error
+    assert [e.kind for e in events] == ["error"]
+    assert "epochs: must be >= 1" in events[0].message and "optim.lr: must be > 0" in events[0].message
     assert proc.returncode == 2
 
 
@@ -82,8 +82,8 @@ def _fake_python(tmp_path: Path, body: str) -> str:
     return str(script)
 
 
-STARTED = ('{"event": "started", "run_dir": "r", "n_train": 6, "n_val": 2, "device": "cpu", '
-           '"precision": "fp32", "epochs": 1, "steps_per_epoch": 3}')
+STARTED = ('{"event": "started", "job": "train", "total": 3, "detail": {"run_dir": "r", "n_train": 6, "n_val": 2, '
+           '"device": "cpu", "precision": "fp32", "epochs": 1, "steps_per_epoch": 3}}')
 
 
 @pytest.mark.skipif(os.name == "nt", reason="a POSIX shell script stands in for the interpreter")
@@ -93,9 +93,9 @@ def test_garbage_lines_are_skipped_and_a_silent_exit_becomes_failed(tmp_path):
     cfg = TrainConfig.from_dict(tiny_config(tmp_path / "data", tmp_path / "run"))  # a run never inside its data
     with TrainingProcess(cfg, python=python) as proc:
         events = _collect(proc)
-    assert [e.kind for e in events] == ["started", "failed"]
-    assert events[0].n_train == 6
-    assert "exited with status 3" in events[1].error and "something broke" in events[1].traceback
+    assert [e.kind for e in events] == ["started", "error"]
+    assert events[0].detail["n_train"] == 6
+    assert "exited with status 3" in events[1].message and "something broke" in events[1].traceback
     assert proc.returncode == 3
 
 
@@ -109,6 +109,6 @@ def test_a_killed_child_yields_failed(data, tmp_path):
 
     with TrainingProcess(cfg, env=child_env()) as proc:
         events = _collect(proc, kill_after_first_step)
-    assert events[-1].kind == "failed" and "killed by SIGKILL" in events[-1].error
-    assert [e.kind for e in events].count("failed") == 1
+    assert events[-1].kind == "error" and "killed by SIGKILL" in events[-1].message
+    assert [e.kind for e in events].count("error") == 1
     assert proc.returncode == -9

@@ -13,7 +13,7 @@ from _train_run import make_dataset, tiny_config, write_config
 from medseg.cli import build_parser, main
 from medseg.cli.train import build_config
 from medseg.training.config import ConfigError
-from medseg.training.events import event_from_dict
+from medseg.training.events import read_event as event_from_dict
 
 
 def _args(*argv):
@@ -62,7 +62,8 @@ def test_jsonl_mode_reports_a_config_error_as_one_failed_event(tmp_path, capfd):
     lines = out.splitlines()
     assert len(lines) == 1
     event = event_from_dict(json.loads(lines[0]))
-    assert event.kind == "failed" and "optim.name: 'rmsprop' is not one of adam, adamw, sgd" in event.error
+    assert event.kind == "error" and "optim.name: 'rmsprop' is not one of adam, adamw, sgd" in event.message
+    assert event.exit_code == 2
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +94,14 @@ def test_jsonl_stdout_holds_only_events_and_ends_with_finished(data, tmp_path, c
     code = main(["train", str(cfg), "--events", "jsonl", "--epochs", "1", "--weights-digest", str(tmp_path / "d")])
     out, err = capfd.readouterr()
     events = [event_from_dict(json.loads(line)) for line in out.splitlines()]
-    assert code == 0 and events[0].kind == "started" and events[-1].kind == "finished"
-    assert [e.epoch for e in events if e.kind == "epoch"] == [0] and events[-1].epochs_run == 1  # --epochs 1
+    assert code == 0 and events[0].kind == "started" and events[-1].kind == "result"
+    assert [e.epoch for e in events if e.kind == "epoch"] == [0] and events[-1].value.epochs_run == 1  # --epochs 1
     assert "stray print" in err and "stray C-level" in err
     from medseg.models import load_checkpoint
     from medseg.training.distributed import parameter_digest
 
     digest = (tmp_path / "d" / "rank0.sha256").read_text().strip()
-    assert digest == parameter_digest(load_checkpoint(events[-1].last_checkpoint).model)
+    assert digest == parameter_digest(load_checkpoint(events[-1].value.last_checkpoint).model)
 
 
 def test_progress_mode_writes_nothing_on_stdout(data, tmp_path, capfd):
@@ -127,7 +128,7 @@ def test_sigint_cancels_after_the_step_and_exits_130(data, tmp_path, capfd, monk
     out, err = capfd.readouterr()
     events = [event_from_dict(json.loads(line)) for line in out.splitlines()]
     assert code == 130 and events[-1].kind == "cancelled", err[-2000:]
-    assert events[-1].epoch < 200 and Path(events[-1].checkpoint).is_dir()
+    assert events[-1].partial["epoch"] < 200 and Path(events[-1].partial["checkpoint"]).is_dir()
     assert "SIGINT: stopping after the current step" in err
     assert signal.getsignal(signal.SIGINT) is before  # the CLI leaves the process's handlers as it found them
 
@@ -135,7 +136,7 @@ def test_sigint_cancels_after_the_step_and_exits_130(data, tmp_path, capfd, monk
     code = main(["train", str(cfg), "--events", "jsonl", "--resume", str(tmp_path / "run"), "--epochs", "1"])
     out, err = capfd.readouterr()
     resumed = [event_from_dict(json.loads(line)) for line in out.splitlines()]
-    assert code == 0 and resumed[0].resumed_from == str(tmp_path / "run" / "last.medseg"), out[-3000:]
+    assert code == 0 and resumed[0].detail["resumed_from"] == str(tmp_path / "run" / "last.medseg"), out[-3000:]
     steps = [e.global_step for e in resumed if e.kind == "step"]
-    assert steps[0] == events[-1].global_step + 1  # continues after the cancelled step, not from scratch
-    assert resumed[-1].kind == "finished" and resumed[-1].epochs_run == 1
+    assert steps[0] == events[-1].done + 1  # continues after the cancelled step, not from scratch
+    assert resumed[-1].kind == "result" and resumed[-1].value.epochs_run == 1

@@ -186,7 +186,7 @@ def test_own_size_samples_are_mirrored_up_to_the_stride_and_train(tmp_path):
                                                                           "group_pattern": None})
     cfg["model"]["kwargs"] = {"depth": 2, "base_channels": 4}
     events = list(Trainer(TrainConfig.from_dict(cfg)).run())
-    assert events[-1].kind == "finished", getattr(events[-1], "error", "")
+    assert events[-1].kind == "result", events[-1]
     assert sum(e.kind == "step" for e in events) == len(shapes)
 
 

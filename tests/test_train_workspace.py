@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _train_run import make_dataset, tiny_config
+
+from medseg.jobs import Result
 from medseg.training import Trainer
 from medseg.training.config import ConfigError, TrainConfig
-from medseg.training.events import Finished
 from medseg.training.workspace_source import is_workspace, open_workspace_dataset
 from medseg.workspace import Workspace
 
@@ -61,9 +61,9 @@ def test_trainer_learns_from_workspace_and_records_the_run(workspace, tmp_path):
     cfg = tiny_config(workspace.root, tmp_path / "run", epochs=1)
     cfg["data"]["group_by"] = "auto"
     events = list(Trainer(cfg).run())
-    assert isinstance(events[-1], Finished), events[-1]
+    assert isinstance(events[-1], Result), events[-1]
     started = events[0]
-    assert started.n_train + started.n_val == 7
+    assert started.detail["n_train"] + started.detail["n_val"] == 7
 
     runs = workspace.model_runs()
     assert len(runs) == 1 and runs[0].kind == "train"

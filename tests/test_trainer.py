@@ -10,23 +10,23 @@ import torch
 from _train_data import config, kinds, make_disks, one_thread  # noqa: F401 - one_thread is an autouse fixture
 
 from medseg.inference import Predictor
-from medseg.inference.events import CancelToken
+from medseg.jobs import CancelToken
 from medseg.models import load_checkpoint
 from medseg.training.config import ConfigError, TrainConfig
 from medseg.training.events import (
     Cancelled,
     CheckpointSaved,
     EpochEnd,
-    Failed,
-    Finished,
     OOMRecovered,
+    Result,
     Started,
     Step,
-    event_from_dict,
+    TrainSummary,
+    read_event,
 )
 from medseg.training.trainer import Trainer
 
-TERMINAL = ("finished", "cancelled", "failed")
+TERMINAL = ("result", "cancelled", "error")
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,13 @@ def test_events_checkpoints_and_config_round_trip(disks, tmp_path):
     cfg = TrainConfig.from_dict(config(disks, tmp_path / "run", epochs=2, val_overlays=2, max_steps_per_epoch=2))
     events = list(Trainer(cfg).run())
     k = kinds(events)
-    assert isinstance(events[0], Started) and events[0].n_train + events[0].n_val == 12
-    assert sum(x in TERMINAL for x in k) == 1 and isinstance(events[-1], Finished), k
+    assert isinstance(events[0], Started) and events[0].detail["n_train"] + events[0].detail["n_val"] == 12
+    assert events[0].total == 4  # 2 epochs of 2 steps
+    assert sum(x in TERMINAL for x in k) == 1 and isinstance(events[-1], Result), k
     assert k.count("step") == 4 and k.count("epoch") == 2
     steps = [e for e in events if isinstance(e, Step)]
     assert [(s.epoch, s.step, s.global_step) for s in steps] == [(0, 0, 1), (0, 1, 2), (1, 0, 3), (1, 1, 4)]
+    assert {(s.total, s.stage) for s in steps} == {(4, "train")}
     assert all(np.isfinite(s.loss) and set(s.terms) == {"bce", "dice"} and s.images_per_s > 0 for s in steps)
     ends = [e for e in events if isinstance(e, EpochEnd)]
     assert {"dice", "iou", "loss", "dice/foreground"} <= set(ends[0].val)
@@ -51,13 +53,13 @@ def test_events_checkpoints_and_config_round_trip(disks, tmp_path):
     assert Image.open(ends[0].overlays[0]).size == (32, 32)
     saved = [e for e in events if isinstance(e, CheckpointSaved)]
     assert {e.tag for e in saved} == {"best", "last"}
-    fin = events[-1]
-    assert fin.epochs_run == 2 and not fin.stopped_early
+    fin = events[-1].value
+    assert isinstance(fin, TrainSummary) and fin.epochs_run == 2 and not fin.stopped_early
 
     # the log holds the same stream; events come back from JSON
     lines = (tmp_path / "run" / "events.jsonl").read_text().splitlines()
     assert [json.loads(x)["event"] for x in lines] == k
-    assert isinstance(event_from_dict(json.loads(lines[1])), Step)
+    assert read_event(json.loads(lines[1])) == steps[0] and read_event(json.loads(lines[-1])) == events[-1]
 
     for path in (fin.best_checkpoint, fin.last_checkpoint):
         ck = load_checkpoint(path)
@@ -111,16 +113,17 @@ def test_cancel_stops_after_the_step_and_writes_a_usable_checkpoint(disks, tmp_p
         if isinstance(e, Step) and e.global_step == 2:
             cancel.set()
     k = kinds(events)
-    assert k[-2:] == ["checkpoint", "cancelled"] and k.count("step") == 2 and "finished" not in k
+    assert k[-2:] == ["checkpoint", "cancelled"] and k.count("step") == 2 and "result" not in k
     c = events[-1]
-    assert isinstance(c, Cancelled) and c.global_step == 2 and c.epoch == 0
-    ck = load_checkpoint(c.checkpoint)
+    assert isinstance(c, Cancelled) and c.done == 2 and c.partial["global_step"] == 2 and c.partial["epoch"] == 0
+    assert "cancelled in epoch 1 after step 2" in str(c)
+    ck = load_checkpoint(c.partial["checkpoint"])
     assert ck.provenance["training"]["resumable"]
     out = ck.model(torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, 1, 32, 32) and torch.isfinite(out).all()
 
 
-def test_a_failing_step_yields_failed_and_keeps_the_last_checkpoint(disks, tmp_path, monkeypatch):
+def test_a_failing_step_raises_logs_failed_and_keeps_the_last_checkpoint(disks, tmp_path, monkeypatch):
     tr = Trainer(config(disks, tmp_path / "run", epochs=3))
     events = []
     run = tr.run()
@@ -135,11 +138,12 @@ def test_a_failing_step_yields_failed_and_keeps_the_last_checkpoint(disks, tmp_p
         raise RuntimeError("injected failure")
 
     monkeypatch.setattr(tr.model, "forward", broken)
-    events.extend(run)
-    assert isinstance(events[-1], Failed) and "injected failure" in events[-1].error
-    assert "RuntimeError" in events[-1].error and "Traceback" in events[-1].traceback
-    assert events[-1].last_checkpoint == str(last)
-    assert sum(x in TERMINAL for x in kinds(events)) == 1
+    with pytest.raises(RuntimeError, match="injected failure"):
+        events.extend(run)
+    assert sum(x in TERMINAL for x in kinds(events)) == 0
+    logged = read_event(json.loads((tmp_path / "run" / "events.jsonl").read_text().splitlines()[-1]))
+    assert logged.kind == "error" and logged.error_type == "RuntimeError" and logged.exit_code == 1
+    assert "injected failure" in logged.message and "Traceback" in logged.traceback
     assert {p.name: p.read_bytes() for p in last.iterdir()} == before
     load_checkpoint(last)
 
@@ -165,8 +169,8 @@ def test_a_crash_inside_the_save_leaves_the_previous_checkpoint(disks, tmp_path,
 
     real = ts.state_writers
     monkeypatch.setattr("medseg.training.trainer.state_writers", broken_writers)
-    events = list(run)
-    assert isinstance(events[-1], Failed) and "disk full" in events[-1].error
+    with pytest.raises(OSError, match="disk full"):
+        list(run)
     assert {p.name: p.read_bytes() for p in last.iterdir()} == before
     assert [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")] == []
 
@@ -185,7 +189,7 @@ def test_oom_halves_the_micro_batch_and_redoes_the_step(disks, tmp_path, monkeyp
     monkeypatch.setattr(tr.model, "forward", flaky)
     events = list(tr.run())
     k = kinds(events)
-    assert k[-1] == "finished" and k.index("oom") < k.index("step")
+    assert k[-1] == "result" and k.index("oom") < k.index("step")
     oom = next(e for e in events if isinstance(e, OOMRecovered))
     assert (oom.micro_batch, oom.accumulate) == (2, 2) and "out of memory" in oom.message
     # the failed forward of 4, then the step redone as 2 + 2, then the next step as 2 + 2
@@ -203,9 +207,11 @@ def test_an_error_that_is_not_oom_is_not_retried(disks, tmp_path, monkeypatch):
         raise RuntimeError("shape mismatch (injected)")
 
     monkeypatch.setattr(tr.model, "forward", bad)
-    events = list(tr.run())
-    assert kinds(events) == ["started", "failed"] and calls == [4]
-    assert events[-1].last_checkpoint is None
+    events = []
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        events.extend(tr.run())
+    assert kinds(events) == ["started"] and calls == [4]
+    assert not (tmp_path / "run" / "last.medseg").exists()
 
 
 def test_early_stopping_and_best_by_the_monitor(disks, tmp_path, monkeypatch):
@@ -217,8 +223,8 @@ def test_early_stopping_and_best_by_the_monitor(disks, tmp_path, monkeypatch):
     monkeypatch.setattr("medseg.training.trainer.validate", fake_validate)
     events = list(Trainer(config(disks, tmp_path, epochs=5, max_steps_per_epoch=1,
                                  early_stopping_patience=2)).run())
-    fin = events[-1]
-    assert isinstance(fin, Finished) and fin.stopped_early and fin.epochs_run == 4
+    fin = events[-1].value
+    assert isinstance(fin, TrainSummary) and fin.stopped_early and fin.epochs_run == 4
     assert fin.best_metric == 0.6
     assert [e.epoch for e in events if isinstance(e, CheckpointSaved) and e.tag == "best"] == [0, 1]
     assert load_checkpoint(fin.best_checkpoint).provenance["metrics"]["dice"] == 0.6

@@ -41,7 +41,7 @@ def test_accumulating_two_micro_batches_equals_one_batch(disks, tmp_path, monkey
     for name, batch, acc in (("one", 4, 1), ("two", 2, 2), ("four", 1, 4)):
         tr = Trainer(config(disks, tmp_path / name, batch_size=batch, accumulate=acc, **common))
         init = [p.detach().clone() for p in tr.model.parameters()]
-        assert list(tr.run())[-1].kind == "finished"
+        assert list(tr.run())[-1].kind == "result"
         params[name] = [p.detach() for p in tr.model.parameters()]
     moved = max(float((a - b).abs().max()) for a, b in zip(params["one"], init))
     assert moved > 1e-3  # the update is large against the tolerance below, so a wrong scale would show
@@ -71,7 +71,7 @@ def test_a_frozen_encoder_does_not_change(disks, tmp_path, model):
     rest = {n: p.detach().clone() for n, p in tr.model.named_parameters() if not n.startswith("encoder.")}
     ids = {id(p) for p in encoder_parameters(tr.model)}
     assert not ids & {id(p) for g in tr.optimizer.param_groups for p in g["params"]}
-    assert list(tr.run())[-1].kind == "finished"
+    assert list(tr.run())[-1].kind == "result"
     assert all(torch.equal(enc[k], v) for k, v in tr.model.encoder.state_dict().items())
     changed = [n for n, p in tr.model.named_parameters() if n in rest and not torch.equal(rest[n], p)]
     assert len(changed) > len(rest) // 2
@@ -79,7 +79,7 @@ def test_a_frozen_encoder_does_not_change(disks, tmp_path, model):
 
 def test_fine_tuning_starts_from_the_checkpoint(disks, tmp_path):
     first = list(Trainer(config(disks, tmp_path / "a", max_steps_per_epoch=2)).run())
-    best = first[-1].best_checkpoint
+    best = first[-1].value.best_checkpoint
     ck = medseg.models.load_checkpoint(best)
     tr = Trainer(config(disks, tmp_path / "b", model={"arch": "Unet", "init_checkpoint": best,
                                                       "freeze_encoder": True}))
@@ -88,8 +88,8 @@ def test_fine_tuning_starts_from_the_checkpoint(disks, tmp_path):
     assert tr.preprocessing.channels == ck.preprocessing.channels
     assert tr.model_source.startswith("fine-tuned from")
     events = list(tr.run())
-    assert events[-1].kind == "finished"
-    assert medseg.models.load_checkpoint(events[-1].last_checkpoint).provenance["training"]["model_source"] \
+    assert events[-1].kind == "result"
+    assert medseg.models.load_checkpoint(events[-1].value.last_checkpoint).provenance["training"]["model_source"] \
         .startswith("fine-tuned")
     palette = make_palette(tmp_path / "pal", n=4)
     with pytest.raises(ConfigError, match="same"):
@@ -122,7 +122,7 @@ def test_learnable_loss_weights_are_trained_without_weight_decay(disks, tmp_path
     assert len(tr.optimizer.param_groups) == 2 and tr.optimizer.param_groups[1]["weight_decay"] == 0.0
     start = tr.loss.log_vars.detach().clone()
     torch.testing.assert_close(start, torch.log(torch.tensor([2.0, 2.0])))
-    assert list(tr.run())[-1].kind == "finished"
+    assert list(tr.run())[-1].kind == "result"
     assert not torch.equal(start, tr.loss.log_vars.detach())
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from _train_data import config, make_disks, one_thread  # noqa: F401 - one_thread is an autouse fixture
 
-from medseg.inference.events import CancelToken
+from medseg.jobs import CancelToken
 from medseg.models import load_checkpoint
 from medseg.training.events import CheckpointSaved, EpochEnd, Started, Step
 from medseg.training.trainer import Trainer
@@ -45,7 +45,7 @@ def data(tmp_path_factory):
                                            ("Unet-resnet18", "mid-epoch")])
 def test_resume_equals_an_uninterrupted_run(data, tmp_path, model, stop):
     a = list(Trainer(settings(data, tmp_path / "a", model)).run())
-    assert a[-1].kind == "finished" and len(losses(a)) == 9
+    assert a[-1].kind == "result" and len(losses(a)) == 9
 
     cancel = CancelToken()
     b = []
@@ -64,8 +64,8 @@ def test_resume_equals_an_uninterrupted_run(data, tmp_path, model, stop):
     np.random.seed(12345)
     random.seed(12345)
     c = list(Trainer(settings(data, tmp_path / "b", model), resume=tmp_path / "b" / "last.medseg").run())
-    assert isinstance(c[0], Started) and c[0].resumed_from.endswith("last.medseg")
-    assert c[-1].kind == "finished"
+    assert isinstance(c[0], Started) and c[0].detail["resumed_from"].endswith("last.medseg")
+    assert c[-1].kind == "result"
     resumed = losses(c)
     assert min(resumed) == done + 1
     assert {s: losses(a)[s] for s in resumed} == resumed  # exact float equality, step by step
@@ -81,7 +81,7 @@ def test_resume_from_a_checkpoint_without_state_is_refused(data, tmp_path):
     from medseg.errors import CheckpointError
 
     events = list(Trainer(settings(data, tmp_path / "a", "PlainUNet")).run())
-    assert events[-1].kind == "finished"
+    assert events[-1].kind == "result"
     with pytest.raises(CheckpointError, match="no resumable training state"):
         Trainer(settings(data, tmp_path / "b", "PlainUNet"), resume=tmp_path / "a" / "best.medseg")
     # a tampered state file is caught by its checksum

@@ -22,7 +22,7 @@ def disks(tmp_path_factory):
 
 
 def _finished(events):
-    assert events[-1].kind == "finished", getattr(events[-1], "error", events[-1])
+    assert events[-1].kind == "result", events[-1]
     return events
 
 
@@ -31,7 +31,7 @@ def test_multiclass_palette_run(tmp_path):
     events = _finished(list(Trainer(config(root, tmp_path / "run", loss={"terms": [{"name": "ce"}, {"name": "dice"}]},
                                            epochs=2, val_overlays=1)).run()))
     end = [e for e in events if isinstance(e, EpochEnd)][-1]
-    ck = load_checkpoint(events[-1].last_checkpoint)
+    ck = load_checkpoint(events[-1].value.last_checkpoint)
     assert {f"dice/{n}" for n in ck.classmap.names} <= set(end.val) and "dice/background" not in end.val
     assert len(ck.classmap.names) == 2
     assert ck.spec.classes == 3 and ck.classmap.task == "multiclass"
@@ -45,10 +45,10 @@ def test_multilabel_uw_run_with_hd95(tmp_path):
                  loss="seed004_bce_tversky", epochs=1, val_hd95=True, monitor="hd95")
     events = _finished(list(Trainer(cfg).run()))
     start = events[0]
-    assert start.n_train + start.n_val == 8
+    assert start.detail["n_train"] + start.detail["n_val"] == 8
     end = next(e for e in events if isinstance(e, EpochEnd))
     assert {"dice/large_bowel", "dice/small_bowel", "dice/stomach", "hd95"} <= set(end.val)
-    ck = load_checkpoint(events[-1].last_checkpoint)
+    ck = load_checkpoint(events[-1].value.last_checkpoint)
     assert ck.spec.task == "multilabel" and ck.spec.classes == 3 and ck.preprocessing.channels == 1
     groups = {i.split("_")[0] for i in ck.provenance["data"]["ids"]}
     assert groups and not groups & {i.split("_")[0] for i in ck.provenance["data"]["val_ids"]}
@@ -126,5 +126,5 @@ def test_reduced_precision_runs_on_the_cpu(disks, tmp_path):
         tr = Trainer(config(disks, tmp_path / precision, precision=precision, max_steps_per_epoch=1))
         assert tr.scaler.is_enabled() == (precision == "fp16")
         events = _finished(list(tr.run()))
-        assert events[0].precision == precision
+        assert events[0].detail["precision"] == precision
         assert all(math.isfinite(e.loss) for e in events if isinstance(e, Step))

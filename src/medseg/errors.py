@@ -65,6 +65,7 @@ class Cancelled(MedsegError):
     """
 
     exit_code = 130
+    kind = "cancelled"  # its name among a job's events (medseg.jobs), like Event.kind
 
     def __init__(self, message: str = "cancelled", done: int | None = None, total: int | None = None,
                  partial: object = None):

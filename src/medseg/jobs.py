@@ -135,7 +135,8 @@ class Result(Event):
     value: Any = None
 
     def to_dict(self) -> dict[str, Any]:  # asdict would deep-copy an arbitrary value
-        return {"event": self.kind, "value": self.value}
+        value = self.value.to_dict() if callable(getattr(self.value, "to_dict", None)) else self.value
+        return {"event": self.kind, "value": value}
 
 
 @register_event
@@ -177,7 +178,11 @@ def event_from_dict(d: dict[str, Any]) -> Event | Cancelled:
 
 
 def cancelled_to_dict(c: Cancelled) -> dict[str, Any]:
-    return {"event": "cancelled", "message": str(c), "done": c.done, "total": c.total}
+    """``partial`` travels only as a mapping (a training run's checkpoint); anything else stays in-process."""
+    d = {"event": "cancelled", "message": str(c), "done": c.done, "total": c.total}
+    if isinstance(c.partial, dict):
+        d["partial"] = c.partial
+    return d
 
 
 Job = Generator[Any, None, Any]

@@ -16,3 +16,57 @@ def set_dotted(d: dict, key: str, value: Any, problems: list[str], what: str) ->
             return
         node = child
     node[leaf] = value
+
+
+def build_config(args: Any, flag_keys: dict[str, str], defaults: dict | None = None, *,
+                 data_root: str | None = None):
+    """The TrainConfig of ``medseg train`` and ``medseg rank``: the YAML ``args.config`` (or a copy of
+    ``defaults`` when none is given), then every ``--set KEY=VALUE``, then the named flags (``flag_keys``:
+    attribute -> dotted key), then ``data_root``; ConfigError lists every problem at once."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from medseg.training.config import ConfigError, TrainConfig
+
+    if args.config:
+        source = str(args.config)
+        try:
+            d = yaml.safe_load(Path(args.config).read_text())
+        except OSError as e:
+            raise ConfigError([f"cannot read the file: {e.strerror or e}"], source) from None
+        except yaml.YAMLError as e:
+            raise ConfigError([f"not valid YAML: {e}"], source) from None
+        if d is None:
+            d = {}
+        if not isinstance(d, dict):
+            raise ConfigError([f"the top level must be a mapping, got {type(d).__name__}"], source)
+    else:
+        source, d = f"medseg {getattr(args, 'command', '')} defaults", copy.deepcopy(defaults or {})
+    problems: list[str] = []
+    for item in args.overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            problems.append(f"--set {item!r}: VALUE is not valid YAML ({e})")
+            continue
+        set_dotted(d, key.strip(), value, problems, f"--set {key.strip()}")
+    for attr, key in flag_keys.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            set_dotted(d, key, list(value) if isinstance(value, tuple | list) else value, problems,
+                       f"--{attr.replace('_', '-')}")
+    if data_root is not None:
+        d.setdefault("data", {})["root"] = data_root
+    try:
+        config = TrainConfig.from_dict(d, source=source)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return config

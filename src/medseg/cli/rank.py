@@ -63,106 +63,30 @@ def add_parser(sub) -> None:
 
 
 def build_rank_config(args: argparse.Namespace):
-    """DEFAULT_CONFIG or the YAML, then ``--set``, then the flags; ConfigError lists every problem."""
-    import copy
+    """DEFAULT_CONFIG or the YAML, then ``--set``, then the flags, on the workspace; ConfigError lists every problem."""
+    from medseg.cli.options import build_config
 
-    import yaml
-
-    from medseg.cli.options import set_dotted
-    from medseg.training.config import ConfigError, TrainConfig
-
-    source = args.config or "medseg rank defaults"
-    if args.config:
-        try:
-            d = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError([f"cannot read the training config: {e}"], source) from None
-        if not isinstance(d, dict):
-            raise ConfigError([f"the top level must be a mapping, got {type(d).__name__}"], source)
-    else:
-        d = copy.deepcopy(DEFAULT_CONFIG)
-    problems: list[str] = []
-    for item in args.overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001")
-            continue
-        set_dotted(d, key.strip(), yaml.safe_load(raw) if raw.strip() else None, problems, f"--set {key}")
-    for attr, key in FLAG_KEYS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            set_dotted(d, key, list(value) if isinstance(value, (list, tuple)) else value, problems, f"--{attr}")
-    d.setdefault("data", {})["root"] = str(args.workspace)
-    try:
-        config = TrainConfig.from_dict(d, source=source)
-    except ConfigError as e:
-        problems.extend(e.problems)
-    if problems:
-        raise ConfigError(problems, source)
-    return config
-
-
-class _Bar:
-    """tqdm on stderr over the current fold's training steps, then over its samples."""
-
-    def __init__(self, quiet: bool):
-        self.bar = None
-        self.where = "model"
-        if not quiet:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
-            self.bar = tqdm(total=0, file=sys.stderr, dynamic_ncols=True, unit="step")
-
-    def note(self, message: str) -> None:
-        (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
-
-    def __call__(self, event) -> None:
-        from medseg.qc.ranking import (
-            FoldScored,
-            FoldStarted,
-            FoldTraining,
-            SampleScored,
-        )
-
-        b = self.bar
-        if isinstance(event, FoldStarted):
-            self.where = f"fold {event.fold + 1}/{event.folds}"
-            if b is None:
-                self.note(f"{self.where}: training on {event.n_train}, scoring {event.n_score}")
-        elif isinstance(event, FoldTraining) and b is not None:
-            e = event.event
-            if e.kind == "started":
-                b.reset(total=e.epochs * e.steps_per_epoch)
-                b.set_description(f"{self.where} train")
-            elif e.kind == "step":
-                b.update(1)
-                b.set_postfix_str(f"epoch {e.epoch + 1} loss {e.loss:.3f}", refresh=False)
-        elif isinstance(event, FoldTraining) and event.event.kind == "epoch":
-            self.note(f"{self.where}: epoch {event.event.epoch + 1} loss {event.event.train_loss:.4f}")
-        elif isinstance(event, SampleScored) and b is not None:
-            if event.done == 1:
-                b.reset(total=event.total)
-                b.set_description(f"{self.where} score")
-            b.update(1)
-        elif isinstance(event, FoldScored):
-            self.note(f"{self.where}: {event.n_scored} samples scored in {event.seconds:.0f} s")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    return build_config(args, FLAG_KEYS, DEFAULT_CONFIG, data_root=str(args.workspace))
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
+    from medseg.cli.progress import Bar
+    from medseg.errors import Cancelled
     from medseg.workspace import Workspace
 
     ws = Workspace.open(args.workspace)  # clean errors exit 2, bugs 1: medseg.cli.main reports them
     with ws:
         args.outputs = _check_outputs(ws, args)
-        bar = _Bar(args.quiet)
+        bar = Bar("rank", "step", args.quiet)
         try:
             end = _run(ws, args, bar)
+        except Cancelled as c:
+            if c.partial is None:
+                raise
+            bar.close()
+            print(f"interrupted: {len(c.partial.scores)} samples of {c.partial.folds_done} completed fold(s) are "
+                  f"stored under {c.partial.method!r}", file=sys.stderr)
+            return _report(ws, c.partial, args, cancelled=True)
         except KeyboardInterrupt:
             print("\naborted: the folds scored before this one are stored", file=sys.stderr)
             return 130
@@ -185,40 +109,53 @@ def _check_outputs(ws, args: argparse.Namespace) -> dict:
             for kind, path in (("json", args.json), ("csv", args.csv)) if path}
 
 
-def _run(ws, args: argparse.Namespace, bar: _Bar):
-    """Run the ranking to its last event (RankDone or RankCancelled); the first Ctrl-C cancels."""
-    from medseg.cli.train import _cancel_on_signals
-    from medseg.inference.events import CancelToken
+def _run(ws, args: argparse.Namespace, bar):
+    """Run the ranking to its end: its RankResult; the first Ctrl-C cancels (Cancelled, with the folds kept)."""
+    from medseg.cli.progress import run_job
     from medseg.qc.oof import iter_rank_oof
     from medseg.qc.ranking import BIAS_NOTE, iter_score_checkpoint
 
-    end = None
-    with _cancel_on_signals(bar) as request:
-        cancel = request.attach(CancelToken())
-        if args.checkpoint:
-            bar.note(f"warning: {BIAS_NOTE}; out-of-fold ranking (no --checkpoint) is unbiased")
-            events = iter_score_checkpoint(ws, args.checkpoint, device=args.device or "auto", cancel=cancel,
-                                           method=args.method or "checkpoint")
-        else:
-            events = iter_rank_oof(ws, build_rank_config(args), folds=args.folds, seed=args.fold_seed,
-                                   method=args.method, cancel=cancel, runs_dir=args.runs)
-        for event in events:
-            bar(event)
-            end = event
-    return end
+    if args.checkpoint:
+        bar.note(f"warning: {BIAS_NOTE}; out-of-fold ranking (no --checkpoint) is unbiased")
+
+        def job(token):
+            return iter_score_checkpoint(ws, args.checkpoint, device=args.device or "auto", cancel=token,
+                                         method=args.method or "checkpoint")
+    else:
+        config = build_rank_config(args)
+
+        def job(token):
+            return iter_rank_oof(ws, config, folds=args.folds, seed=args.fold_seed, method=args.method,
+                                 cancel=token, runs_dir=args.runs)
+    return run_job(job, bar=bar, on_event=_Lines(bar))
 
 
-def _report(ws, end, args: argparse.Namespace) -> int:
+class _Lines:
+    """The lines above the bar: each fold's start and end (and, without a bar, its epochs)."""
+
+    def __init__(self, bar):
+        self.bar, self.where = bar, "model"
+
+    def __call__(self, event) -> None:
+        from medseg.qc.ranking import FoldScored, FoldStarted
+        from medseg.training.events import EpochEnd
+
+        if isinstance(event, FoldStarted):
+            self.where = f"fold {event.fold + 1}/{event.folds}"
+            if self.bar.bar is None:
+                self.bar.note(f"{self.where}: training on {event.n_train}, scoring {event.n_score}")
+        elif isinstance(event, EpochEnd) and self.bar.bar is None:
+            self.bar.note(f"{self.where}: epoch {event.epoch + 1} loss {event.train_loss:.4f}")
+        elif isinstance(event, FoldScored):
+            self.bar.note(f"{self.where}: {event.n_scored} samples scored in {event.seconds:.0f} s")
+
+
+def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
     from medseg.qc.queue import review_queue
-    from medseg.qc.ranking import RankCancelled
 
     method = end.method
-    n = len(end.scores)
-    if isinstance(end, RankCancelled):
-        print(f"interrupted: {n} samples of {end.folds_done} completed fold(s) are stored under {method!r}",
-              file=sys.stderr)
-        if not n:
-            return 130
+    if cancelled and not end.scores:
+        return 130
     queue = review_queue(ws, method=method)
     print(queue_table(queue, args.top, ws.score_details(method)))
     for kind, (folder, path) in getattr(args, "outputs", {}).items():
@@ -229,7 +166,7 @@ def _report(ws, end, args: argparse.Namespace) -> int:
             write_csv(queue, path)
         folder.record(path)
         print(f"queue: {path}", file=sys.stderr)
-    return 130 if isinstance(end, RankCancelled) else 0
+    return 130 if cancelled else 0
 
 
 def item_dict(item) -> dict:

@@ -15,18 +15,15 @@ line or data (the message names the file or option), 1 a bug in napari-medseg
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
-from medseg.cli.options import set_dotted
-from medseg.cli.train_output import Progress, event_output
+from medseg.cli.exits import EXIT_BUG, EXIT_DONE, EXIT_INPUT, EXIT_INTERRUPTED
+from medseg.cli.progress import Bar, cancel_on_signals
+from medseg.cli.train_output import TrainLines, event_output
 
-EXIT_FINISHED, EXIT_FAILED, EXIT_CONFIG, EXIT_CANCELLED = 0, 1, 2, 130
+STOP_NOTE = "stopping after the current step and writing a checkpoint (Ctrl-C again to abort without one)"
 
 # flag -> dotted config key; applied after the YAML and after every --set
 FLAG_KEYS = {
@@ -66,44 +63,9 @@ def add_train_parser(sub) -> None:
 
 def build_config(args: argparse.Namespace):
     """The TrainConfig from the YAML, then ``--set`` overrides, then the named flags; ConfigError lists all problems."""
-    import yaml
+    from medseg.cli.options import build_config as build
 
-    from medseg.training.config import ConfigError, TrainConfig
-
-    path = Path(args.config)
-    try:
-        d = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigError([f"cannot read the file: {e.strerror or e}"], str(path)) from None
-    except yaml.YAMLError as e:
-        raise ConfigError([f"not valid YAML: {e}"], str(path)) from None
-    if d is None:
-        d = {}
-    if not isinstance(d, dict):
-        raise ConfigError([f"the top level must be a mapping, got {type(d).__name__}"], str(path))
-    problems: list[str] = []
-    for item in args.overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001")
-            continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            problems.append(f"--set {item!r}: VALUE is not valid YAML ({e})")
-            continue
-        set_dotted(d, key.strip(), value, problems, f"--set {key.strip()}")
-    for attr, key in FLAG_KEYS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            set_dotted(d, key, value, problems, f"--{attr.replace('_', '-')}")
-    try:
-        config = TrainConfig.from_dict(d, source=str(path))
-    except ConfigError as e:
-        problems.extend(e.problems)
-    if problems:
-        raise ConfigError(problems, str(path))
-    return config
+    return build(args, FLAG_KEYS)
 
 
 def check_run_folder(config) -> Path:
@@ -125,75 +87,90 @@ def resume_target(path: str | None) -> Path | None:
 def cmd_train(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     jsonl = args.events == "jsonl"
-    show = Progress(enabled=not jsonl)
-    # handlers first: a cancel that arrives while torch is still importing must not kill the process
-    with event_output(jsonl) as emit, _cancel_on_signals(show) as cancel:
+    bar = Bar("train", "step", quiet=jsonl)
+    # handlers first: a cancel that arrives while torch is still importing must not kill the process; the
+    # Trainer gets the token up front and looks at it after each step (on every rank at the same step)
+    with event_output(jsonl) as emit, cancel_on_signals(bar.note, STOP_NOTE) as token:
         try:
-            return _train(args, emit, cancel, show)
+            return _train(args, emit, token, bar)
         except KeyboardInterrupt:  # the second Ctrl-C: stop now, without the checkpoint of this step
-            from medseg.training.events import Failed
+            from medseg.jobs import Failed
 
-            _fail(emit, Failed(error="aborted by a second interrupt; the current step has no checkpoint "
-                                     "(the last one written at an epoch end or cancel is intact)"), args)
-            return EXIT_CANCELLED
+            _fail(emit, Failed("aborted by a second interrupt; the current step has no checkpoint (the last one "
+                               "written at an epoch end or cancel is intact)", "KeyboardInterrupt",
+                               EXIT_INTERRUPTED), args)
+            return EXIT_INTERRUPTED
         finally:
-            show.close()
+            bar.close()
 
 
-def _train(args: argparse.Namespace, emit, cancel: _CancelRequest, show: Progress) -> int:
-    from medseg.errors import DestinationError, MedsegError
+def _failed(e: BaseException, tb: str = "", during_training: bool = False):
+    """A ``Failed`` event for ``e``: exit 2 for a clean error (bad data, config or request), else 1 (a bug).
+    Before training an OSError is a file the user named; during training it is named with its type."""
+    from medseg.errors import MedsegError
+    from medseg.jobs import Failed
+
+    clean = isinstance(e, MedsegError) or (isinstance(e, OSError) and not during_training)
+    message = f"{type(e).__name__}: {e}" if during_training or not clean else str(e)
+    return Failed(message, type(e).__name__, EXIT_INPUT if clean else EXIT_BUG, tb)
+
+
+def _train(args: argparse.Namespace, emit, token, bar: Bar) -> int:
+    from medseg.errors import DestinationError
     from medseg.training.config import ConfigError
-    from medseg.training.events import Failed
 
     try:
         config = build_config(args)
         check_run_folder(config)
     except (ConfigError, DestinationError) as e:
-        _fail(emit, Failed(error=str(e)), args)
-        return EXIT_CONFIG
+        _fail(emit, _failed(e), args)
+        return EXIT_INPUT
 
     import traceback
 
-    from medseg.inference.events import CancelToken
+    from medseg.errors import Cancelled
+    from medseg.jobs import Result, drive
     from medseg.training.distributed import DistContext
     from medseg.training.trainer import Trainer
 
-    token = cancel.attach(CancelToken())
     ctx = None
     try:
         ctx = DistContext.from_env(config.device)
         trainer = Trainer(config, cancel=token, resume=resume_target(args.resume), dist=ctx)
-    except ConfigError as e:
-        _fail(emit, Failed(error=str(e)), args, ctx)
-        _cleanup(ctx)
-        return EXIT_CONFIG
     except Exception as e:  # noqa: BLE001 - whoever reads the stream gets an event, not a dead pipe
-        clean = isinstance(e, (MedsegError, OSError))
-        message = str(e) if clean else f"{type(e).__name__}: {e}"
-        _fail(emit, Failed(error=message, traceback=traceback.format_exc(), input_error=clean), args, ctx)
+        failed = _failed(e, traceback.format_exc())
+        _fail(emit, failed, args, ctx)
         _cleanup(ctx)
-        return EXIT_CONFIG if clean else _bug(EXIT_FAILED, _tb_unless_shown(args, emit, traceback.format_exc()))
+        return failed.exit_code if failed.exit_code == EXIT_INPUT else \
+            _bug(EXIT_BUG, _tb_unless_shown(args, emit, failed.traceback))
     main = ctx is None or ctx.is_main
-    show.enabled = show.enabled and main
-    code = EXIT_FAILED
+    if not main:
+        bar.close()
+    lines = TrainLines(bar)
+    code = EXIT_BUG
     try:
-        for event in trainer.run():
-            code = _EXIT_BY_KIND.get(event.kind, code)
-            if event.kind == "failed":
-                code = EXIT_CONFIG if event.input_error else \
-                    _bug(EXIT_FAILED, _tb_unless_shown(args, emit, event.traceback))
+        # drive() without the token: the Trainer looks at it itself, so every rank stops at the same step
+        for event in drive(trainer.run()):
+            if isinstance(event, Result):
+                code = EXIT_DONE
+            elif isinstance(event, Cancelled):
+                code = EXIT_INTERRUPTED
             if emit is not None and main:
                 emit(event)
-            elif main or event.kind == "failed":
-                show(event, args.verbose)
+            elif main:
+                bar(event)
+                lines(event)
         if args.weights_digest:
             _write_digest(trainer, Path(args.weights_digest), ctx)
+    except Exception as e:  # noqa: BLE001 - the Trainer logged it; the stream and the exit code say it
+        failed = _failed(e, traceback.format_exc(), during_training=True)
+        last = trainer.last_path if trainer.last_path.is_dir() else None
+        _fail(emit, failed, args, ctx, last)
+        code = EXIT_INPUT if failed.exit_code == EXIT_INPUT else \
+            _bug(EXIT_BUG, _tb_unless_shown(args, emit, failed.traceback))
     finally:
         _cleanup(ctx)
     return code
-
-
-_EXIT_BY_KIND = {"finished": EXIT_FINISHED, "cancelled": EXIT_CANCELLED, "failed": EXIT_FAILED}
 
 
 def _tb_unless_shown(args, emit, tb: str) -> str:
@@ -210,15 +187,17 @@ def _bug(code: int, tb: str = "") -> int:
     return code
 
 
-def _fail(emit, event, args, ctx=None) -> None:
+def _fail(emit, event, args, ctx=None, last_checkpoint: Path | None = None) -> None:
     if ctx is not None and not ctx.is_main:
-        print(f"rank {ctx.rank}: error: {event.error}", file=sys.stderr)
+        print(f"rank {ctx.rank}: error: {event.message}", file=sys.stderr)
     elif emit is not None:
         emit(event)
     else:
-        print(f"error: {event.error}", file=sys.stderr)
+        print(f"error: {event.message}", file=sys.stderr)
         if args.verbose and event.traceback:
             print(event.traceback, file=sys.stderr)
+        if last_checkpoint is not None:
+            print(f"last good checkpoint: {last_checkpoint}", file=sys.stderr)
 
 
 def _cleanup(ctx) -> None:
@@ -227,9 +206,8 @@ def _cleanup(ctx) -> None:
 
 
 def _write_digest(trainer, folder: Path, ctx) -> None:
-    from medseg.training.distributed import parameter_digest
-
     from medseg.destinations import check_destination
+    from medseg.training.distributed import parameter_digest
 
     model = getattr(trainer, "model", None)
     if model is None:
@@ -238,49 +216,3 @@ def _write_digest(trainer, folder: Path, ctx) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rank = ctx.rank if ctx is not None else 0
     (folder / f"rank{rank}.sha256").write_text(parameter_digest(model) + "\n")
-
-
-class _CancelRequest:
-    """What the signal handler sets before the Trainer's CancelToken exists, and the token once it does."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.token = None
-
-    def set(self) -> None:
-        self.requested = True
-        if self.token is not None:
-            self.token.set()
-
-    def attach(self, token):
-        self.token = token
-        if self.requested:
-            token.set()
-        return token
-
-
-@contextlib.contextmanager
-def _cancel_on_signals(show):
-    """First SIGINT/SIGTERM: cancel after the current step. A second SIGINT: KeyboardInterrupt."""
-    cancel = _CancelRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield cancel
-        return
-
-    def handler(signum, frame):
-        if cancel.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        cancel.set()
-        show.note(f"{signal.Signals(signum).name}: stopping after the current step and writing a checkpoint "
-                  "(Ctrl-C again to abort without one)")
-
-    previous = {}
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: what a Windows parent can send to a child
-        if hasattr(signal, name):
-            sig = getattr(signal, name)
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield cancel
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

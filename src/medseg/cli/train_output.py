@@ -1,10 +1,14 @@
-"""What ``medseg train`` shows: the JSON event stream on stdout, or a progress bar and summaries on stderr."""
+"""What ``medseg train`` shows: the JSON event stream on stdout, or summaries on stderr above the one bar
+(:class:`medseg.cli.progress.Bar`, moved by the Trainer's ``Step`` events)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from typing import Any
+
+from medseg.cli.progress import Bar
 
 
 @contextlib.contextmanager
@@ -13,6 +17,8 @@ def event_output(jsonl: bool):
     if not jsonl:
         yield None
         return
+    from medseg.training.events import to_json
+
     saved = sys.stdout
     try:
         saved.fileno()
@@ -23,7 +29,7 @@ def event_output(jsonl: bool):
     if not fd_level:
         sys.stdout = sys.stderr
         try:
-            yield lambda event: (saved.write(event.to_json() + "\n"), saved.flush())
+            yield lambda event: (saved.write(to_json(event) + "\n"), saved.flush())
         finally:
             sys.stdout = saved
         return
@@ -34,7 +40,7 @@ def event_output(jsonl: bool):
     sys.stdout = sys.stderr
 
     def emit(event) -> None:
-        stream.write(event.to_json() + "\n")
+        stream.write(to_json(event) + "\n")
         stream.flush()
 
     try:
@@ -46,66 +52,42 @@ def event_output(jsonl: bool):
         stream.close()
 
 
-class Progress:
-    """A tqdm bar over optimizer steps on stderr, epoch summaries above it; plain lines without tqdm."""
+class TrainLines:
+    """The lines above the bar: what runs where, each epoch's losses, an OOM recovery, how the run ended."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
+    def __init__(self, bar: Bar):
+        self.bar = bar
         self.epochs = 0
 
-    def note(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr, flush=True)
+    def __call__(self, event: Any) -> None:
+        from medseg.errors import Cancelled
+        from medseg.jobs import Result, Started
+        from medseg.training.events import EpochEnd, OOMRecovered, Step
 
-    def __call__(self, event, verbose: bool = False) -> None:
-        kind = event.kind
-        if kind == "failed":
-            self.note(f"error: {event.error}")
-            if verbose and event.traceback:
-                self.note(event.traceback)
-            if event.last_checkpoint:
-                self.note(f"last good checkpoint: {event.last_checkpoint}")
-            return
-        if not self.enabled:
-            return
-        if kind == "started":
-            self.note(f"training {event.n_train} images (validating on {event.n_val}) on {event.device} "
-                      f"({event.precision}) -> {event.run_dir}"
-                      + (f"; resumed from {event.resumed_from}" if event.resumed_from else ""))
-            self.epochs = event.epochs
-            self._open(event.epochs * event.steps_per_epoch)
-        elif kind == "step":
-            if self.bar is not None:
-                self.bar.update(max(0, event.global_step - self.bar.n))
-                self.bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
-                                     refresh=False)
-        elif kind == "epoch":
+        note = self.bar.note
+        if isinstance(event, Started):
+            d = event.detail
+            self.epochs = d.get("epochs", 0)
+            note(f"training {d.get('n_train')} images (validating on {d.get('n_val')}) on {d.get('device')} "
+                 f"({d.get('precision')}) -> {d.get('run_dir')}"
+                 + (f"; resumed from {d['resumed_from']}" if d.get("resumed_from") else ""))
+        elif isinstance(event, Step):
+            if self.bar.bar is not None:
+                self.bar.bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
+                                         refresh=False)
+        elif isinstance(event, EpochEnd):
             val = ", ".join(f"{k} {v:.4f}" for k, v in event.val.items() if isinstance(v, (int, float)))
             # events count from 0; people from 1
-            self.note(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f}" + (f", val {val}" if val else "")
-                      + f" ({event.seconds:.1f} s)")
-        elif kind == "oom":
-            self.note(f"out of memory: micro-batch {event.micro_batch}, accumulating {event.accumulate}")
-        elif kind == "finished":
-            best = f", best {event.best_metric:.4f}" if event.best_metric is not None else ""
-            self.close()
-            self.note(f"finished after {event.epochs_run} epoch(s){' (stopped early)' if event.stopped_early else ''}"
-                      f"{best}; best: {event.best_checkpoint}, last: {event.last_checkpoint}")
-        elif kind == "cancelled":
-            self.close()
-            self.note(f"cancelled in epoch {event.epoch + 1}, after step {event.global_step}; checkpoint: {event.checkpoint}")
-
-    def _open(self, total: int) -> None:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
+            note(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f}"
+                 + (f", val {val}" if val else "") + f" ({event.seconds:.1f} s)")
+        elif isinstance(event, OOMRecovered):
+            note(f"out of memory: micro-batch {event.micro_batch}, accumulating {event.accumulate}")
+        elif isinstance(event, Result):
+            s = event.value
+            best = f", best {s.best_metric:.4f}" if s.best_metric is not None else ""
             self.bar.close()
-            self.bar = None
+            note(f"finished after {s.epochs_run} epoch(s){' (stopped early)' if s.stopped_early else ''}"
+                 f"{best}; best: {s.best_checkpoint}, last: {s.last_checkpoint}")
+        elif isinstance(event, Cancelled):
+            self.bar.close()
+            note(str(event))

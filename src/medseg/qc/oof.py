@@ -11,11 +11,13 @@ with the :class:`~medseg.inference.Predictor`, scores them
 under ``method`` (default ``"oof-k<folds>"``) with details: Dice, IoU, HD95,
 cleanlab score, fold, the revision scored, the run id, ``out_of_fold: True``.
 
-Events: ``FoldStarted``, ``FoldTraining`` (each trainer event, forwarded),
-``SampleScored``, ``FoldScored``, then ``RankDone`` or ``RankCancelled``.
-A cancel (``cancel.set()``) stops the trainer after its current step or the
-scoring after its current sample; the folds already scored stay stored, the
-interrupted fold adds nothing. A fold whose training fails raises
+It is a job of :mod:`medseg.jobs`: ``Started``, per fold ``FoldStarted``, the
+trainer's ``Step`` progress relabelled with stage "fold k/K train" (and its
+``EpochEnd``), ``SampleScored`` (stage "fold k/K score"), ``FoldScored``; last
+``Result(RankResult)``. A cancel (``cancel.set()``) stops the trainer after its
+current step or the scoring after its current sample and raises ``Cancelled``
+whose ``partial`` is the ``RankResult`` of the folds already scored, which stay
+stored; the interrupted fold adds nothing. A fold whose training fails raises
 ``RankingError`` naming the fold and the trainer's error; earlier folds stay.
 
 The workspace records each fold's training run (which revisions it trained
@@ -31,14 +33,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import RankingError
-from medseg.inference.events import CancelToken
+from medseg.errors import Cancelled, RankingError
+from medseg.jobs import CancelToken, Result, Started, check
 from medseg.qc.ranking import (
     FoldScored,
     FoldStarted,
-    FoldTraining,
-    RankCancelled,
-    RankDone,
+    RankResult,
     check_classmap,
     open_workspace,
     run_id,
@@ -79,14 +79,12 @@ def iter_rank_oof(workspace, config: Any, *, folds: int = 5, seed: int = 0, meth
                   cancel: CancelToken | None = None, runs_dir: str | Path | None = None,
                   predictor_options: dict | None = None) -> Iterator[Any]:
     """See the module docstring; ``config`` is a TrainConfig or its dict (data.root is set here)."""
-    from medseg.inference import Predictor
-    from medseg.training import Trainer
-    from medseg.training.events import Cancelled, Failed, Finished
     from medseg.training.workspace_source import open_workspace_dataset
 
-    cancel = cancel or CancelToken()
+    cancel = cancel or CancelToken()  # the fold's Trainer stops on it after its current step
     method = method or f"oof-k{folds}"
     ws, opened = open_workspace(workspace)
+    scored: dict[str, tuple[float, dict]] = {}  # the stored scores of the completed folds
     try:
         dataset = open_workspace_dataset(ws.root)
         if not dataset.samples:
@@ -94,45 +92,67 @@ def iter_rank_oof(workspace, config: Any, *, folds: int = 5, seed: int = 0, meth
         pairs = make_folds(dataset.samples, folds, seed)
         runs = Path(runs_dir) if runs_dir is not None else ws.root / "runs" / method
         base = base_config(config, ws.root)
-        scored: dict[str, tuple[float, dict]] = {}
+        yield Started("rank", None, {"method": method, "folds": folds, "samples": len(dataset.samples),
+                                     "biased": False})
         for fold, (train, held) in enumerate(pairs):
-            t0 = time.perf_counter()
-            yield FoldStarted(fold, folds, len(train), len(held))
-            cfg = dataclasses.replace(base, out_dir=str(runs / f"fold-{fold}"))
-            subset = dataclasses.replace(dataset, samples=list(train))
-            trainer = Trainer(cfg, cancel=cancel, dataset=subset)
-            end = None
-            for event in trainer.run():
-                yield FoldTraining(fold, folds, event)
-                end = event
-            if isinstance(end, Cancelled):
-                yield RankCancelled(method, {s: v[0] for s, v in scored.items()}, fold)
-                return
-            if isinstance(end, Failed):
-                raise RankingError(f"fold {fold + 1} of {folds}: training failed: {end.error} "
-                                   f"(run folder {cfg.out_dir})")
-            if not isinstance(end, Finished) or not (end.best_checkpoint or end.last_checkpoint):
-                raise RankingError(f"fold {fold + 1} of {folds}: training ended without a checkpoint "
-                                   f"(run folder {cfg.out_dir})")
-            checkpoint = end.best_checkpoint or end.last_checkpoint
-            predictor = Predictor(checkpoint, device=cfg.device, **(predictor_options or {}))
-            check_classmap(predictor, ws, checkpoint)
-            run = run_id("rank", f"{method}:fold{fold}")
-            fold_scores: dict[str, tuple[float, dict]] = {}
-            yield from score_samples(predictor, list(held), ws, method, run, cancel, fold, fold_scores)
-            if len(fold_scores) < len(held):
-                yield RankCancelled(method, {s: v[0] for s, v in scored.items()}, fold)
-                return
-            for _, details in fold_scores.values():
-                details.update(out_of_fold=True, biased=False, folds=folds, checkpoint=str(checkpoint))
-            ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
-            scored.update(fold_scores)
-            store(ws, method, scored)
-            yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0)
-            if cancel.is_set():
-                yield RankCancelled(method, {s: v[0] for s, v in scored.items()}, fold + 1)
-                return
-        yield RankDone(method, {s: v[0] for s, v in scored.items()}, biased=False)
+            yield from _fold(ws, dataset, base, runs, method, fold, folds, train, held, cancel,
+                             predictor_options, scored)
+            check(cancel)
+        yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, biased=False, folds_done=folds))
+    except Cancelled as c:  # raised here, or thrown in at a yield by medseg.jobs.drive
+        kept = {s: v[0] for s, v in scored.items()}
+        done = len({v[1]["fold"] for v in scored.values()})
+        raise Cancelled(f"ranking cancelled: {len(kept)} samples of {done} completed fold(s) are stored under "
+                        f"{method!r}", done, folds, RankResult(method, kept, False, done)) from c
     finally:
         if opened:
             ws.close()
+
+
+def _fold(ws, dataset, base, runs: Path, method: str, fold: int, folds: int, train: list, held: list,
+          cancel: CancelToken, predictor_options: dict | None, scored: dict) -> Iterator[Any]:
+    """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too)."""
+    from medseg.inference import Predictor
+    from medseg.training import Trainer
+    from medseg.training.events import EpochEnd, Step
+
+    t0 = time.perf_counter()
+    where = f"fold {fold + 1}/{folds}"
+    yield FoldStarted(fold, folds, len(train), len(held))
+    cfg = dataclasses.replace(base, out_dir=str(runs / f"fold-{fold}"))
+    subset = dataclasses.replace(dataset, samples=list(train))
+    trainer = Trainer(cfg, cancel=cancel, dataset=subset)
+    summary = None
+    events = trainer.run()
+    try:
+        for event in events:
+            if isinstance(event, Cancelled):
+                raise event
+            if isinstance(event, Result):
+                summary = event.value
+            elif isinstance(event, Step):
+                yield dataclasses.replace(event, stage=f"{where} train")
+            elif isinstance(event, EpochEnd):
+                yield event
+    except Cancelled:
+        raise
+    except Exception as e:
+        raise RankingError(f"fold {fold + 1} of {folds}: training failed: {type(e).__name__}: {e} "
+                           f"(run folder {cfg.out_dir})") from e
+    finally:
+        events.close()
+    if summary is None or not summary.checkpoint:
+        raise RankingError(f"fold {fold + 1} of {folds}: training ended without a checkpoint "
+                           f"(run folder {cfg.out_dir})")
+    checkpoint = summary.checkpoint
+    predictor = Predictor(checkpoint, device=cfg.device, **(predictor_options or {}))
+    check_classmap(predictor, ws, checkpoint)
+    run = run_id("rank", f"{method}:fold{fold}")
+    fold_scores: dict[str, tuple[float, dict]] = {}
+    yield from score_samples(predictor, list(held), ws, method, run, cancel, fold, fold_scores, f"{where} score")
+    for _, details in fold_scores.values():
+        details.update(out_of_fold=True, biased=False, folds=folds, checkpoint=str(checkpoint))
+    ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
+    scored.update(fold_scores)
+    store(ws, method, scored)
+    yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0)

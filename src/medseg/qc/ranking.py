@@ -11,6 +11,11 @@ mode, out-of-fold, is :func:`medseg.qc.oof.iter_rank_oof`.
 Each scored sample's probabilities are stored for :func:`suspicion_map`;
 the scores are written in one transaction at the end (or, out-of-fold, after
 each fold), so a cancel keeps what was finished and never half a fold.
+
+Both are jobs of :mod:`medseg.jobs`: ``Started``, a :class:`SampleScored`
+(a ``Progress``: ``item`` the sample id) per sample, and last
+``Result(RankResult)``; a cancel raises ``Cancelled`` whose ``partial`` is the
+``RankResult`` of what is stored (out-of-fold: the completed folds; here: nothing).
 """
 
 from __future__ import annotations
@@ -19,49 +24,49 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from medseg.errors import RankingError
-from medseg.inference.events import CancelToken
+from medseg.errors import Cancelled, RankingError
+from medseg.jobs import CancelToken, Event, Progress, Result, Started, check, register_event
 from medseg.qc.label_scores import label_score
 from medseg.qc.suspicion import save_prediction, suspicion_map
 
 BIAS_NOTE = "scored by a model that may have seen these labels"
 
-__all__ = ["BIAS_NOTE", "FoldScored", "FoldStarted", "FoldTraining", "RankCancelled", "RankDone", "SampleScored",
-           "iter_score_checkpoint", "suspicion_map"]
+__all__ = ["BIAS_NOTE", "FoldScored", "FoldStarted", "RankResult", "SampleScored", "iter_score_checkpoint",
+           "suspicion_map"]
 
 
+@register_event
 @dataclass(frozen=True)
-class FoldStarted:
+class FoldStarted(Event):
+    kind: ClassVar[str] = "fold_started"
     fold: int
     folds: int
     n_train: int
     n_score: int
 
 
+@register_event
 @dataclass(frozen=True)
-class FoldTraining:
-    """A trainer event (``medseg.training.events``) of fold ``fold``, forwarded as it came."""
+class SampleScored(Progress):
+    """``done`` of ``total`` samples of ``stage`` scored; ``item`` is the sample, ``score`` its label's score."""
 
-    fold: int
-    folds: int
-    event: Any
+    kind: ClassVar[str] = "sample_scored"
+    fold: int = 0
+    score: float = 0.0
+
+    @property
+    def sample_id(self) -> str:
+        return self.item
 
 
+@register_event
 @dataclass(frozen=True)
-class SampleScored:
-    fold: int
-    done: int
-    total: int
-    sample_id: str
-    score: float
-
-
-@dataclass(frozen=True)
-class FoldScored:
+class FoldScored(Event):
     """Fold ``fold``'s held-out samples are predicted, scored and stored."""
 
+    kind: ClassVar[str] = "fold_scored"
     fold: int
     folds: int
     n_scored: int
@@ -70,18 +75,12 @@ class FoldScored:
 
 
 @dataclass(frozen=True)
-class RankDone:
+class RankResult:
+    """The scores stored under ``method`` (a cancelled out-of-fold run: those of ``folds_done`` folds)."""
+
     method: str
     scores: dict[str, float] = field(default_factory=dict)
     biased: bool = False
-
-
-@dataclass(frozen=True)
-class RankCancelled:
-    """Stopped on request; ``scores`` (of the completed folds) are stored under ``method``."""
-
-    method: str
-    scores: dict[str, float] = field(default_factory=dict)
     folds_done: int = 0
 
 
@@ -109,16 +108,15 @@ def check_classmap(predictor, workspace, checkpoint) -> None:
                            f"the workspace {workspace.root} holds a {mine.task} one with ids {mine.ids}")
 
 
-def score_samples(predictor, samples: list, workspace, method: str, run: str, cancel: CancelToken,
-                  fold: int = 0, extra: dict | None = None) -> Iterator[SampleScored]:
+def score_samples(predictor, samples: list, workspace, method: str, run: str, cancel: CancelToken | None,
+                  fold: int = 0, extra: dict | None = None, stage: str = "score") -> Iterator[SampleScored]:
     """Predict, score and store the prediction of each sample; ``extra`` collects {id: (score, details)}.
 
-    Stops quietly between samples when ``cancel`` is set (the caller decides what is kept).
+    Raises ``Cancelled`` between samples when ``cancel`` is set (the caller decides what is kept).
     """
     out = extra if extra is not None else {}
     for k, s in enumerate(samples):
-        if cancel.is_set():
-            return
+        check(cancel, k, len(samples), stage)
         pred = predictor.predict(s.load_image())
         mask = s.load_mask()
         if tuple(mask.shape[:2]) != tuple(pred.shape):
@@ -127,7 +125,7 @@ def score_samples(predictor, samples: list, workspace, method: str, run: str, ca
         result = label_score(pred.probs, mask, workspace.classmap, threshold=predictor.threshold)
         save_prediction(workspace.root, method, s.id, pred.probs, run)
         out[s.id] = (result.score, {**result.to_dict(), "fold": fold, "revision": s.revision, "run": run})
-        yield SampleScored(fold, k + 1, len(samples), s.id, result.score)
+        yield SampleScored(k + 1, len(samples), stage, s.id, fold=fold, score=result.score)
 
 
 def run_id(kind: str, method: str) -> str:
@@ -141,17 +139,15 @@ def store(workspace, method: str, scored: dict[str, tuple[float, dict]]) -> dict
 
 
 def iter_score_checkpoint(workspace, checkpoint, *, device: str = "auto", cancel: CancelToken | None = None,
-                          method: str = "checkpoint", predictor_options: dict | None = None
-                          ) -> Iterator[SampleScored | RankDone | RankCancelled]:
-    """Score every trainable sample with one model: ``SampleScored`` per sample, then ``RankDone``.
+                          method: str = "checkpoint", predictor_options: dict | None = None) -> Iterator[Any]:
+    """Score every trainable sample with one model: ``SampleScored`` per sample, then ``Result(RankResult)``.
 
     Scores are stored under ``method`` only when every sample is scored; a
-    cancel ends with ``RankCancelled`` and leaves the stored scores as they were.
+    cancel raises ``Cancelled`` and leaves the stored scores as they were.
     """
     from medseg.inference import Predictor
     from medseg.models.checkpoint import load_checkpoint
 
-    cancel = cancel or CancelToken()
     ws, opened = open_workspace(workspace)
     try:
         ckpt = load_checkpoint(checkpoint)
@@ -163,15 +159,19 @@ def iter_score_checkpoint(workspace, checkpoint, *, device: str = "auto", cancel
         seen = set((ckpt.provenance.get("data") or {}).get("ids") or ())
         run = run_id("score", method)
         scored: dict[str, tuple[float, dict]] = {}
-        yield from score_samples(predictor, samples, ws, method, run, cancel, extra=scored)
-        if len(scored) < len(samples):
-            yield RankCancelled(method, {}, 0)
-            return
+        yield Started("rank", len(samples), {"method": method, "checkpoint": str(checkpoint), "biased": True})
+        try:
+            yield from score_samples(predictor, samples, ws, method, run, cancel, extra=scored)
+            check(cancel, len(scored), len(samples))
+        except Cancelled as c:  # raised between samples, or thrown in at a yield by medseg.jobs.drive
+            raise Cancelled(f"scoring with {Path(checkpoint).name} cancelled after {len(scored)} of {len(samples)} "
+                            f"samples: the scores stored under {method!r} are as they were", len(scored),
+                            len(samples), RankResult(method, {}, biased=True)) from c
         for sid, (_, details) in scored.items():
             details.update(biased=True, bias=BIAS_NOTE, out_of_fold=False, checkpoint=str(Path(checkpoint)),
                            seen_in_training=sid in seen)
         ws.record_model_run(run, str(checkpoint), "score", {s.id: s.revision for s in samples})
-        yield RankDone(method, store(ws, method, scored), biased=True)
+        yield Result(RankResult(method, store(ws, method, scored), biased=True))
     finally:
         if opened:
             ws.close()

@@ -1,7 +1,17 @@
-"""Typed events the Trainer yields; each serialises to one JSON line.
+"""What the Trainer yields: the job protocol's events (:mod:`medseg.jobs`) and training's own.
 
-The GUI follows a training run through these events (read from the CLI's
-``--events jsonl`` stream in a subprocess); scripts simply iterate to the end.
+``Trainer.run()`` is a job: ``Started`` (``job`` "train", ``total`` every
+optimiser step of the run, ``detail`` run_dir, n_train, n_val, device,
+precision, epochs, steps_per_epoch, resumed_from, config), then per optimiser
+step a :class:`Step` (a ``Progress``: ``done`` the global step, stage "train"),
+per epoch :class:`EpochEnd` and :class:`CheckpointSaved`, :class:`OOMRecovered`
+when a step was redone smaller, and last ``Result(TrainSummary)`` or
+``Cancelled`` (``partial``: checkpoint, epoch, global_step). A failure raises;
+where it cannot travel (``medseg train --events jsonl``) it is a ``Failed`` line.
+
+Every event serialises to one JSON line and comes back through :func:`read_event`
+(the GUI follows a training process that way); scripts iterate to the end or call
+:func:`medseg.jobs.run`.
 """
 
 from __future__ import annotations
@@ -10,46 +20,36 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from medseg.errors import Cancelled
+from medseg.jobs import Event, Failed, Progress, Result, Started, cancelled_to_dict, event_from_dict, register_event
 
-@dataclass
-class Event:
-    kind: ClassVar[str] = "event"
+__all__ = ["Cancelled", "CheckpointSaved", "EpochEnd", "Event", "Failed", "OOMRecovered", "Progress", "Result",
+           "Started", "Step", "TrainSummary", "read_event", "to_json"]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"event": self.kind, **asdict(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=str, allow_nan=True)
+STAGE = "train"
 
 
-@dataclass
-class Started(Event):
-    kind: ClassVar[str] = "started"
-    run_dir: str
-    n_train: int
-    n_val: int
-    device: str
-    precision: str
-    epochs: int
-    steps_per_epoch: int
-    resumed_from: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
+@register_event
+@dataclass(frozen=True)
+class Step(Progress):
+    """One optimiser step: ``done`` of ``total`` steps of the run (``global_step``); ``step`` within ``epoch``."""
 
-
-@dataclass
-class Step(Event):
     kind: ClassVar[str] = "step"
-    epoch: int
-    step: int
-    global_step: int
-    loss: float
-    lr: float
+    epoch: int = 0
+    step: int = 0
+    loss: float = 0.0
+    lr: float = 0.0
     terms: dict[str, float] = field(default_factory=dict)
     images_per_s: float | None = None
     grad_norm: float | None = None  # before clipping; only computed when grad_clip is set
 
+    @property
+    def global_step(self) -> int:
+        return self.done
 
-@dataclass
+
+@register_event
+@dataclass(frozen=True)
 class EpochEnd(Event):
     kind: ClassVar[str] = "epoch"
     epoch: int
@@ -59,7 +59,8 @@ class EpochEnd(Event):
     seconds: float = 0.0
 
 
-@dataclass
+@register_event
+@dataclass(frozen=True)
 class CheckpointSaved(Event):
     kind: ClassVar[str] = "checkpoint"
     path: str
@@ -68,7 +69,8 @@ class CheckpointSaved(Event):
     metric: float | None = None
 
 
-@dataclass
+@register_event
+@dataclass(frozen=True)
 class OOMRecovered(Event):
     kind: ClassVar[str] = "oom"
     micro_batch: int
@@ -76,44 +78,41 @@ class OOMRecovered(Event):
     message: str = ""
 
 
-@dataclass
-class Finished(Event):
-    kind: ClassVar[str] = "finished"
+@dataclass(frozen=True)
+class TrainSummary:
+    """A finished run: the ``Result`` value of ``Trainer.run()``."""
+
     best_checkpoint: str | None
     last_checkpoint: str | None
     best_metric: float | None
     epochs_run: int
     stopped_early: bool = False
 
+    @property
+    def checkpoint(self) -> str | None:
+        """The model to use: the best one, else the last."""
+        return self.best_checkpoint or self.last_checkpoint
 
-@dataclass
-class Cancelled(Event):
-    kind: ClassVar[str] = "cancelled"
-    checkpoint: str | None
-    epoch: int
-    global_step: int
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-
-@dataclass
-class Failed(Event):
-    kind: ClassVar[str] = "failed"
-    error: str
-    traceback: str = ""
-    last_checkpoint: str | None = None
-    input_error: bool = False  # a MedsegError (bad data or request: ``medseg train`` exits 2), else a bug (1)
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainSummary:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    c.kind: c for c in (Started, Step, EpochEnd, CheckpointSaved, OOMRecovered, Finished, Cancelled, Failed)
-}
+def read_event(d: dict[str, Any]) -> Any:
+    """An event of a training stream from its JSON form: ``event_from_dict``, the result's summary rebuilt."""
+    event = event_from_dict(d)
+    if isinstance(event, Result) and isinstance(event.value, dict):
+        return Result(TrainSummary.from_dict(event.value))
+    return event
 
 
-def event_from_dict(d: dict[str, Any]) -> Event:
-    """Rebuild an event from its JSON form (the plugin reads the trainer's stream with this)."""
-    d = dict(d)
-    kind = d.pop("event", None)
-    if kind not in EVENT_TYPES:
-        raise ValueError(f"unknown event {kind!r}; known: {', '.join(EVENT_TYPES)}")
-    cls = EVENT_TYPES[kind]
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+
+def to_json(event: Any) -> str:
+    """One line of a training stream: any event, ``Cancelled`` included."""
+    if isinstance(event, Cancelled):
+        return json.dumps(cancelled_to_dict(event), default=str, allow_nan=True)
+    return event.to_json()

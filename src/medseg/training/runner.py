@@ -4,9 +4,10 @@ The GUI must not train in its own process: a crash, a CUDA OOM or a leaking
 loop would take the viewer with it, and cancelling must work even when the
 trainer is stuck in a long step. ``TrainingProcess`` starts
 ``python -m medseg.cli train CONFIG --events jsonl``, turns each stdout line
-back into an ``Event``, and always ends the stream with a terminal event: the
-child's own Finished/Cancelled/Failed, or a Failed built from the exit status
-and the tail of its stderr log when it died without one. No Qt here: the
+back into an event (:func:`medseg.training.events.read_event`), and always ends
+the stream with one terminal event: the child's own ``Result``/``Cancelled``/
+``Failed``, or a ``Failed`` built from the exit status and the tail of its
+stderr log when it died without one. No Qt here: the
 plugin iterates ``events()`` in a thread worker and calls ``cancel()``.
 """
 
@@ -21,15 +22,18 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from medseg.errors import Cancelled
+from medseg.jobs import Failed, Result
 from medseg.training.config import TrainConfig
-from medseg.training.events import Cancelled, Event, Failed, event_from_dict
+from medseg.training.events import CheckpointSaved, Step, read_event
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("finished", "cancelled", "failed")
+TERMINAL = (Result, Cancelled, Failed)
 LAUNCH_CONFIG = "launch_config.yaml"
 STDERR_LOG = "train.log"
 
@@ -82,7 +86,9 @@ class TrainingProcess:
         self._kill_timeout = 0.0
         self._killed_after_cancel = False
         self.cancel_requested = False
-        self.terminal: Event | None = None
+        self.terminal: Result | Cancelled | Failed | None = None
+        self.last_step: Step | None = None  # what a terminal event made up here reports
+        self.last_checkpoint: str | None = None
 
     @property
     def pid(self) -> int:
@@ -95,10 +101,9 @@ class TrainingProcess:
     def running(self) -> bool:
         return self._proc.poll() is None
 
-    def events(self) -> Iterator[Event]:
-        """The child's events in order, ending with exactly one Finished, Cancelled or Failed."""
+    def events(self) -> Iterator[Any]:
+        """The child's events in order, ending with exactly one ``Result``, ``Cancelled`` or ``Failed``."""
         assert self._proc.stdout is not None
-        progress = _Progress()
         for raw in self._proc.stdout:
             line = raw.decode("utf-8", errors="replace").strip()
             if not line:
@@ -106,17 +111,20 @@ class TrainingProcess:
             event = _parse(line)
             if event is None:
                 continue
-            if event.kind in TERMINAL:
+            if isinstance(event, TERMINAL):
                 if self.terminal is None:
                     self.terminal = event
                     yield event
                 continue
             if self.terminal is None:
-                progress.update(event)
+                if isinstance(event, Step):
+                    self.last_step = event
+                elif isinstance(event, CheckpointSaved):
+                    self.last_checkpoint = event.path
                 yield event
         code = self.wait()
         if self.terminal is None:
-            self.terminal = self._silent_end(code, progress)
+            self.terminal = self._silent_end(code)
             yield self.terminal
 
     def cancel(self, timeout: float = 60.0) -> None:
@@ -193,16 +201,19 @@ class TrainingProcess:
             out = None
         return self._abs(out if isinstance(out, str) and out else config_path.parent)
 
-    def _silent_end(self, code: int, progress: _Progress) -> Event:
+    def _silent_end(self, code: int) -> Cancelled | Failed:
+        checkpoint = self.last_checkpoint
         # SIGTERM before the child installed its handler (still importing torch) is a cancel, not a crash
         if self.cancel_requested and code == -signal.SIGTERM:
-            return Cancelled(checkpoint=progress.checkpoint, epoch=progress.epoch, global_step=progress.global_step)
+            step, epoch = (self.last_step.done, self.last_step.epoch) if self.last_step else (0, 0)
+            return Cancelled(f"training cancelled after step {step}; checkpoint: {checkpoint}", step,
+                             self.last_step.total if self.last_step else None,
+                             {"checkpoint": checkpoint, "epoch": epoch, "global_step": step})
         if self._killed_after_cancel:
-            return Failed(error=f"the training process did not stop within {self._kill_timeout:g} s of the cancel "
-                                f"request and was killed; the last checkpoint written: {progress.checkpoint}",
-                          traceback=self.stderr_tail(), last_checkpoint=progress.checkpoint)
-        return Failed(error=self._death_message(code), traceback=self.stderr_tail(),
-                      last_checkpoint=progress.checkpoint)
+            return Failed(f"the training process did not stop within {self._kill_timeout:g} s of the cancel "
+                          f"request and was killed; the last checkpoint written: {checkpoint}",
+                          traceback=self.stderr_tail())
+        return Failed(self._death_message(code), traceback=self.stderr_tail())
 
     def _death_message(self, code: int) -> str:
         if code < 0:
@@ -216,26 +227,9 @@ class TrainingProcess:
                 f"(the last checkpoint in {self.run_dir} may still be usable; log: {self.log_path})")
 
 
-def _parse(line: str) -> Event | None:
+def _parse(line: str) -> Any:
     try:
-        return event_from_dict(json.loads(line))
+        return read_event(json.loads(line))
     except (ValueError, TypeError) as e:  # JSONDecodeError is a ValueError; so is an unknown event kind
         log.warning("ignoring a line of the training process that is not an event (%s): %.200s", e, line)
         return None
-
-
-class _Progress:
-    """The last checkpoint, epoch and step seen: what a terminal event made up by the runner reports."""
-
-    def __init__(self) -> None:
-        self.checkpoint: str | None = None
-        self.epoch = 0
-        self.global_step = 0
-
-    def update(self, event: Event) -> None:
-        if event.kind == "checkpoint":
-            self.checkpoint = event.path
-        if event.kind in ("step", "epoch"):
-            self.epoch = event.epoch
-        if event.kind == "step":
-            self.global_step = event.global_step

@@ -36,8 +36,9 @@ VERSION = 1
 
 
 @dataclass
-class Progress:
-    """Where a run stands: ``position`` optimiser steps of ``epoch`` are done."""
+class RunState:
+    """Where a run stands: ``position`` optimiser steps of ``epoch`` are done (the counters a resume needs;
+    what a run reports as it goes is :class:`medseg.training.events.Step`)."""
 
     epoch: int = 0
     position: int = 0
@@ -106,7 +107,7 @@ def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
 
 
 # ---------------------------------------------------------------- files
-def state_writers(progress: Progress, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+def state_writers(progress: RunState, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
                   loss: torch.nn.Module | None = None, pseudo: list[Decoded] | None = None,
                   ) -> dict[str, Callable[[Path], None]]:
     """``extra_files`` for ``save_checkpoint``: the two state files, captured now."""
@@ -140,7 +141,7 @@ def state_writers(progress: Progress, optimizer: torch.optim.Optimizer, schedule
 
 @dataclass
 class LoadedState:
-    progress: Progress
+    progress: RunState
     tensors: dict[str, torch.Tensor]
     meta: dict[str, Any]
 
@@ -181,7 +182,7 @@ def load_state(folder: str | Path) -> LoadedState:
         raise CheckpointError(tpath, f"changed or corrupted: its sha256 differs from the one in {STATE_JSON}")
     try:
         tensors = load_file(str(tpath), device="cpu")
-        progress = Progress(**meta["progress"])
+        progress = RunState(**meta["progress"])
     except Exception as e:  # safetensors and dataclass errors alike mean a damaged file
         raise CheckpointError(tpath, f"cannot be read: {type(e).__name__}: {e}") from e
     return LoadedState(progress, tensors, meta)

@@ -3,12 +3,13 @@
 ``Trainer(config, cancel=, resume=, dist=, dataset=)`` checks everything it
 can before training (config, data, model, loss, augmentation, checkpoints to
 resume or fine-tune from): those errors raise from the constructor.
-``run()`` then yields ``Started``, per optimiser step ``Step`` (and
-``OOMRecovered`` when a step had to be redone smaller), per epoch
-``EpochEnd`` and ``CheckpointSaved``, and ends with exactly one of
-``Finished``, ``Cancelled`` or ``Failed``; an exception during training
-becomes ``Failed`` (message and traceback) and leaves the last checkpoint
-as it was, since checkpoints are only ever replaced atomically.
+``run()`` is a job of :mod:`medseg.jobs` (events: :mod:`medseg.training.events`):
+``Started``, per optimiser step ``Step`` (a ``Progress``; ``OOMRecovered``
+when a step had to be redone smaller), per epoch ``EpochEnd`` and
+``CheckpointSaved``, and last ``Result(TrainSummary)`` or ``Cancelled`` (after
+writing a resumable ``last.medseg`` at the step it stopped). An exception
+during training is logged as a ``Failed`` line and raised; it leaves the last
+checkpoint as it was, since checkpoints are only ever replaced atomically.
 
 Run folder (``config.out_dir``): ``config.yaml``, ``events.jsonl`` (one JSON
 event a line, appended across resumes), ``last.medseg/`` (model + resumable
@@ -34,8 +35,8 @@ import torch
 import yaml
 
 from medseg.destinations import check_destination
-from medseg.errors import MedsegError
-from medseg.inference.events import CancelToken
+from medseg.errors import Cancelled
+from medseg.jobs import CancelToken, Failed, Result, Started
 from medseg.training import trainer_setup as setup
 from medseg.training.config import ConfigError, TrainConfig
 from medseg.training.data import (
@@ -45,16 +46,7 @@ from medseg.training.data import (
     make_loader,
     sequential_batches,
 )
-from medseg.training.events import (
-    Cancelled,
-    CheckpointSaved,
-    EpochEnd,
-    Event,
-    Failed,
-    Finished,
-    Started,
-    Step,
-)
+from medseg.training.events import STAGE, CheckpointSaved, EpochEnd, Step, TrainSummary, to_json
 from medseg.training.optim import (
     build_optimizer,
     build_scheduler,
@@ -62,7 +54,7 @@ from medseg.training.optim import (
     keep_frozen_encoder_eval,
     refresh_lr,
 )
-from medseg.training.train_state import Progress, load_state, state_writers
+from medseg.training.train_state import RunState, load_state, state_writers
 from medseg.training.trainer_steps import StepRunner, Throughput
 from medseg.training.validation import improved, validate
 
@@ -106,7 +98,7 @@ class Trainer:
         self.scheduler, self.schedule = build_scheduler(self.optimizer, cfg.optim, cfg.epochs,
                                                         self.sampler.batches_in_epoch())
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.progress = Progress(micro_batch=cfg.batch_size)
+        self.progress = RunState(micro_batch=cfg.batch_size)
         self.resumed_from = None
         if resume is not None:
             state = load_state(self.model_checkpoint_folder(resume))
@@ -149,10 +141,10 @@ class Trainer:
     def best_path(self) -> Path:
         return self.run_dir / "best.medseg"
 
-    def _emit(self, event: Event) -> Event:
+    def _emit(self, event: Any) -> Any:
         if self.is_main:
             with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as f:
-                f.write(event.to_json() + "\n")
+                f.write(to_json(event) + "\n")
         return event
 
     def _data_provenance(self) -> dict[str, Any]:
@@ -181,8 +173,8 @@ class Trainer:
             self.dist.barrier()
 
     # ------------------------------------------------------------ running
-    def run(self) -> Iterator[Event]:
-        """Train; yields events (see the module docstring). Never raises for training errors."""
+    def run(self) -> Iterator[Any]:
+        """Train; yields events (see the module docstring). A failure is logged as ``Failed`` and raised."""
         try:
             if self.is_main:
                 # the ranking's folds write into their workspace's runs/ (internal); nothing else may
@@ -194,18 +186,46 @@ class Trainer:
                     # the workspace learns which label revisions this run trained on
                     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
                     self.dataset.record_run(f"train:{self.run_dir.resolve()}@{stamp}", self.best_path)
-            yield self._emit(Started(
-                run_dir=str(self.run_dir), n_train=len(self.train_samples), n_val=len(self.val_samples),
-                device=str(self.device), precision=self.precision, epochs=self.config.epochs,
-                steps_per_epoch=self.sampler.batches_in_epoch(), resumed_from=self.resumed_from,
-                config=self.config.to_dict()))
-            for event in self._epochs():
-                if self.is_main or isinstance(event, (Finished, Cancelled)):
+            steps = self.sampler.batches_in_epoch()
+            try:
+                yield self._emit(Started("train", self.config.epochs * steps, {
+                    "run_dir": str(self.run_dir), "n_train": len(self.train_samples),
+                    "n_val": len(self.val_samples), "device": str(self.device), "precision": self.precision,
+                    "epochs": self.config.epochs, "steps_per_epoch": steps, "resumed_from": self.resumed_from,
+                    "config": self.config.to_dict()}))
+            except Cancelled:
+                raise self._emit(Cancelled("training cancelled before its first step", self.progress.global_step,
+                                           self.config.epochs * steps)) from None
+            events = self._epochs()
+            for event in events:
+                if not (self.is_main or isinstance(event, (Result, Cancelled))):
+                    continue
+                try:
                     yield self._emit(event)
-        except Exception as e:  # noqa: BLE001 - the contract: a failure is an event, not an exception
-            last = str(self.last_path) if self.last_path.is_dir() else None
-            yield self._emit(Failed(error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
-                                    last_checkpoint=last, input_error=isinstance(e, MedsegError)))
+                except Cancelled:  # thrown in at this yield by medseg.jobs.drive
+                    raise self._emit(self._stop_at_next_check(events)) from None
+                if isinstance(event, (Result, Cancelled)):
+                    return
+        except Cancelled:
+            raise
+        except Exception as e:
+            if self.is_main:
+                self._emit(Failed.from_exception(e, traceback.format_exc()))
+            raise
+
+    def _stop_at_next_check(self, events: Iterator[Any]) -> Cancelled:
+        """A cancel that came between two events: the run goes on to its own check (after the current step),
+        which writes ``last.medseg``; those events are logged, not yielded. Its ``Cancelled``."""
+        self.cancel.set()
+        for event in events:
+            if isinstance(event, Cancelled):
+                return event
+            if self.is_main:
+                self._emit(event)
+        p = self.progress  # the run had finished: every checkpoint is written
+        return Cancelled(f"training cancelled as it finished (epoch {p.epoch}, step {p.global_step})",
+                         p.global_step, p.global_step, {"checkpoint": str(self.last_path), "epoch": p.epoch,
+                                                        "global_step": p.global_step})
 
     def _cancel_requested(self) -> bool:
         flag = self.cancel.is_set()
@@ -241,7 +261,7 @@ class Trainer:
         return torch.utils.data.DataLoader(self.val_data, batch_sampler=batches, collate_fn=collate,
                                            num_workers=self.config.data.num_workers)
 
-    def _epochs(self) -> Iterator[Event]:
+    def _epochs(self) -> Iterator[Any]:
         cfg, p = self.config, self.progress
         stopped_early = False
         throughput = Throughput()
@@ -273,9 +293,9 @@ class Trainer:
                 p.position += 1
                 p.global_step += 1
                 p.epoch_loss_sum += result.loss
-                yield Step(epoch=epoch, step=step_index, global_step=p.global_step, loss=result.loss, lr=result.lr,
-                           terms=result.terms, images_per_s=throughput.tick(result.images),
-                           grad_norm=result.grad_norm)
+                yield Step(p.global_step, cfg.epochs * n_steps, STAGE, epoch=epoch, step=step_index,
+                           loss=result.loss, lr=result.lr, terms=result.terms,
+                           images_per_s=throughput.tick(result.images), grad_norm=result.grad_norm)
                 del batch, result
                 if self._cancel_requested():
                     yield from self._stop_cancelled()
@@ -287,11 +307,11 @@ class Trainer:
             if self._cancel_requested():
                 yield from self._stop_cancelled()
                 return
-        yield Finished(best_checkpoint=str(self.best_path) if self.best_path.is_dir() else None,
-                       last_checkpoint=str(self.last_path) if self.last_path.is_dir() else None,
-                       best_metric=p.best_metric, epochs_run=p.epoch, stopped_early=stopped_early)
+        yield Result(TrainSummary(best_checkpoint=str(self.best_path) if self.best_path.is_dir() else None,
+                                  last_checkpoint=str(self.last_path) if self.last_path.is_dir() else None,
+                                  best_metric=p.best_metric, epochs_run=p.epoch, stopped_early=stopped_early))
 
-    def _end_epoch(self, epoch: int, pseudo_stats: dict[str, int], seconds_before: float) -> Iterator[Event]:
+    def _end_epoch(self, epoch: int, pseudo_stats: dict[str, int], seconds_before: float) -> Iterator[Any]:
         cfg, p = self.config, self.progress
         t0 = time.perf_counter()
         train_loss = p.epoch_loss_sum / max(1, p.position)
@@ -325,7 +345,7 @@ class Trainer:
                                   epoch=epoch, metric=None if value is None else float(value))
         self._barrier()
 
-    def _stop_cancelled(self) -> Iterator[Event]:
+    def _stop_cancelled(self) -> Iterator[Any]:
         """Write a usable, resumable last checkpoint at this exact step, then end with Cancelled."""
         p = self.progress
         path = None
@@ -334,5 +354,7 @@ class Trainer:
             path = self._save("last", p.epoch, metrics, resumable=True)
             yield CheckpointSaved(path=str(path), tag="last", epoch=p.epoch, metric=None)
         self._barrier()
-        yield Cancelled(checkpoint=str(path) if path else str(self.last_path), epoch=p.epoch,
-                        global_step=p.global_step)
+        checkpoint = str(path) if path else str(self.last_path)
+        yield Cancelled(f"training cancelled in epoch {p.epoch + 1} after step {p.global_step}; checkpoint: "
+                        f"{checkpoint}", p.global_step, self.config.epochs * self.sampler.batches_in_epoch(),
+                        {"checkpoint": checkpoint, "epoch": p.epoch, "global_step": p.global_step})
