@@ -73,9 +73,6 @@ class Cancelled(MedsegError):
         self.done, self.total, self.partial = done, total, partial
 
 
-PredictionCancelled = Cancelled  # the name Predictor.predict documented before the job protocol
-
-
 class CheckpointError(ReadError):
     """A checkpoint is missing, malformed, tampered with, or in an unsafe (pickle) format."""
 
