@@ -129,7 +129,9 @@ def main() -> int:
     import napari
     from _ticks import TickMonitor
 
-    import napari_medseg  # noqa: F401  (before torch: keeps triton out, see napari_medseg/__init__.py)
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()  # torch without triton, as the plugin loads it (see napari_medseg/_torch_guard.py)
     from medseg.datasets.classmap import ClassMap
     from medseg.datasets.demo import make_demo_dataset
     from medseg.models import create_model, save_checkpoint
@@ -173,6 +175,7 @@ def main() -> int:
 
     ft = tools["Fine-tune"]
     f = ft.form
+    pump(120, lambda: "resnet18" in f.encoder.choices)  # the model names are read in a worker
     f.arch.value, f.encoder.value, f.epochs.value, f.batch_size.value = "Unet", "resnet18", 1, 4
     f.image_size.value, f.augment.value, f.device.value, f.out.value = args.train_size, "none", "CPU", tmp / "runs"
     predict.live.setChecked(False)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Select,
@@ -36,6 +35,7 @@ from qtpy.QtWidgets import (
 
 from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
 from napari_medseg._jobs import CANCELLED, cancellable
+from napari_medseg._forms import form
 from napari_medseg._notify import report_error
 from napari_medseg._progress import Bar
 from napari_medseg._qt_helpers import connect_until_destroyed
@@ -71,7 +71,7 @@ class ExportWidget(QWidget):
         super().__init__(parent)
         self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
-        self.form = Container(widgets=[
+        self.form = form(
             ComboBox(name="fmt", label="Format", choices=list(FORMATS), value="folders"),
             FileEdit(name="out", label="Target folder", mode="d"),
             Select(name="statuses", label="Statuses", choices=list(STATUSES), value=list(DEFAULT_STATUSES)),
@@ -80,7 +80,7 @@ class ExportWidget(QWidget):
             SpinBox(name="folds", label="Folds", value=5, min=2, max=20),
             SpinBox(name="seed", label="Seed", value=0, min=0, max=2**31 - 1),
             CheckBox(name="overwrite", label="Replace a previous export in this folder", value=False),
-        ])
+        )
         self.form.statuses.native.setMaximumHeight(90)
         self.workspace_label = QLabel()
         self.workspace_label.setWordWrap(True)

@@ -1,4 +1,4 @@
-"""The Fine-tune form (magicgui) and how its values become a ``TrainConfig``.
+"""The Fine-tune form and how its values become a ``TrainConfig``.
 
 The form covers what a user changes between runs; anything else the trainer
 takes (model kwargs, steps per epoch, schedulers, mixup...) goes in the
@@ -11,40 +11,45 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     SpinBox,
     TextEdit,
 )
 
-from medseg.training.config import ConfigError, TrainConfig
+from medseg.choices import AUGMENT_PRESETS, LOSS_PRESETS
+from napari_medseg._forms import form, placeholder
+from napari_medseg._model_choices import DEFAULT_ARCH, DEFAULT_ENCODER, architectures, encoders
 from napari_medseg._predict_model import DEVICES
+
+if TYPE_CHECKING:
+    from magicgui.widgets import Container
+
+    from medseg.training.config import TrainConfig
 
 WORKSPACE, FOLDER = "workspace (corrected labels)", "dataset folder"
 NEW_MODEL, FROM_CHECKPOINT = "architecture", "current checkpoint"
 
 
 def build_form() -> Container:
-    from medseg.models import list_architectures, list_encoders
-    from medseg.training import AUGMENT_PRESETS, LOSS_PRESETS
-
+    """The training form (:mod:`napari_medseg._forms`); the architectures and encoders it offers arrive after
+    it is built (:mod:`napari_medseg._model_choices`)."""
     lr = FloatSpinBox(name="lr", label="Learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4)
     lr.native.setDecimals(6)
     extra = TextEdit(name="extra", label="More options (YAML)")
-    extra.native.setPlaceholderText("any TrainConfig field, e.g.\nmax_steps_per_epoch: 50\n"
-                                    "data: {statuses: [corrected, accepted]}\nmodel: {encoder_weights: /path/w.pth}")
-    return Container(widgets=[
+    placeholder(extra, "any TrainConfig field, e.g.\nmax_steps_per_epoch: 50\n"
+                       "data: {statuses: [corrected, accepted]}\nmodel: {encoder_weights: /path/w.pth}")
+    return form(
         ComboBox(name="data", label="Data", choices=[WORKSPACE, FOLDER], value=WORKSPACE),
         FileEdit(name="dataset", label="Dataset folder", mode="d"),
         ComboBox(name="start", label="Start from", choices=[NEW_MODEL, FROM_CHECKPOINT], value=NEW_MODEL),
-        ComboBox(name="arch", label="Architecture", choices=list_architectures(), value="Unet"),
-        ComboBox(name="encoder", label="Encoder", choices=list_encoders(), value="resnet34"),
+        ComboBox(name="arch", label="Architecture", choices=architectures, value=DEFAULT_ARCH),
+        ComboBox(name="encoder", label="Encoder", choices=encoders, value=DEFAULT_ENCODER),
         ComboBox(name="loss", label="Loss", choices=list(LOSS_PRESETS), value="seed004_bce_dice"),
         SpinBox(name="epochs", label="Epochs", value=10, min=1, max=10000),
         lr,
@@ -56,7 +61,7 @@ def build_form() -> Container:
         CheckBox(name="freeze_encoder", label="Freeze encoder", value=False),
         FileEdit(name="out", label="Output folder", mode="d"),
         extra,
-    ])
+    )
 
 
 def default_output(workspace: Any) -> Path:
@@ -86,8 +91,14 @@ def _merge(base: dict, over: dict) -> dict:
 
 def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: list[str], out_dir: Path
                      ) -> TrainConfig:
-    """The TrainConfig the form describes; ConfigError names every problem (form and YAML alike)."""
+    """The TrainConfig the form describes; ConfigError names every problem (form and YAML alike). Loads the
+    training package (torch): called when a run starts."""
     import yaml
+
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()
+    from medseg.training.config import ConfigError, TrainConfig
 
     problems = []
     if values["data"] == WORKSPACE:

@@ -23,8 +23,6 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from medseg.training.config import ConfigError
-from medseg.training.runner import LAUNCH_CONFIG
 from napari_medseg._finetune_config import (
     WORKSPACE,
     build_form,
@@ -32,7 +30,9 @@ from napari_medseg._finetune_config import (
     default_output,
     run_folder,
 )
+from napari_medseg._forms import refresh_choices
 from napari_medseg._jobs import JobFailed, start_job
+from napari_medseg._model_choices import ModelNames, with_model_names
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
@@ -49,6 +49,9 @@ TERMINAL = ("result", "cancelled", "error")  # a run ends with a Result, a Cance
 
 def follow_training(config: Any, resume: str | Path | None, env: dict[str, str]):
     """Worker body: start the child, hand its process object to the GUI, then relay its events."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()
     from medseg.training.runner import TrainingProcess
 
     with TrainingProcess(config, resume=resume, env=env) as proc:
@@ -63,6 +66,9 @@ def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
     """The re-score job, built in the worker thread: the ranking engine's per-sample scores with one
     checkpoint, ending with ``Result(RankResult)``; a cancel leaves the stored scores as they were (they are
     written only once all are scored)."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()
     from medseg.qc import ranking
 
     return ranking.iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
@@ -82,6 +88,7 @@ class FinetuneWidget(QWidget):
         self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
         self.form = build_form()
+        with_model_names(self._offer_model_names)
         self.plot = TrainingPlot()
         self.status = QLabel("Set up a run and press Start.")
         self.status.setWordWrap(True)
@@ -123,6 +130,10 @@ class FinetuneWidget(QWidget):
         when_viewer_closes(napari_viewer, lambda: _stop(proc_of()))
         self._sync()
 
+    def _offer_model_names(self, names: ModelNames) -> None:
+        refresh_choices(self.form.arch)
+        refresh_choices(self.form.encoder)
+
     @property
     def running(self) -> bool:
         return self.worker is not None
@@ -152,6 +163,11 @@ class FinetuneWidget(QWidget):
         """Start a new run from the form; False (with a notification) when the config is invalid."""
         if self.running:
             return False
+        from napari_medseg._torch_guard import load_torch
+
+        load_torch()  # the training config's package; the run itself is a child process
+        from medseg.training.config import ConfigError
+
         out = Path(str(self.form.out.value)).expanduser()
         run_dir = run_folder(out)
         try:
@@ -167,6 +183,8 @@ class FinetuneWidget(QWidget):
         """Continue the last (cancelled or failed) run from its last checkpoint."""
         if self.running or self.run_dir is None:
             return False
+        from medseg.training.runner import LAUNCH_CONFIG  # loaded by the run being resumed
+
         # the child reads the workspace by its path: the object the session holds may be closed meanwhile
         self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir, None)
         return True

@@ -15,7 +15,6 @@ import numpy as np
 from napari.layers import Labels, Shapes
 
 from medseg.errors import InferenceError
-from medseg.inference.merge import merge_prediction
 from napari_medseg._layer_data import labels_layer
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, PREDICTION_LAYER
 
@@ -64,6 +63,11 @@ def labels_target(viewer, prediction: Labels) -> Labels:
 def copy_prediction(viewer, mode: str, plane: tuple[int, ...], predicted: np.ndarray | None,
                     shapes: Shapes | None = None):
     """Merge the prediction layer into the labels layer; returns (labels layer, MergeResult)."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()  # medseg.inference (loaded by the prediction's worker already)
+    from medseg.inference.merge import merge_prediction
+
     if PREDICTION_LAYER not in viewer.layers:
         raise InferenceError("there is no prediction to copy yet: press Predict (or turn on Live) first")
     prediction = viewer.layers[PREDICTION_LAYER]

@@ -78,6 +78,9 @@ def _checkpoint(path: str):
 
 def build_predictor(choice: ModelChoice):
     """The Predictor of ``choice`` (slow: reads weights, folds BatchNorm); run it in a worker."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()
     from medseg.inference import Predictor
     from napari_medseg._threads import limit_torch_threads
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from napari.layers import Image, Shapes
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QCheckBox, QFileDialog, QLabel, QListWidget, QVBoxLayout, QWidget
 
 from medseg.errors import InferenceError, MedsegError
 from napari_medseg._notify import report_error
@@ -23,11 +23,21 @@ from napari_medseg._predict_copy import (
     is_workspace_sample,
     start_revision_save,
 )
-from napari_medseg._predict_form import ARCHITECTURE, CHECKPOINTS, build_controls
+from napari_medseg._forms import boxed, refresh_choices
+from napari_medseg._model_choices import ModelNames, with_model_names
+from napari_medseg._predict_form import (
+    ARCHITECTURE,
+    CHECKPOINTS,
+    UNTRAINED_NOTE,
+    architecture_form,
+    copy_form,
+    settings_form,
+    source_form,
+)
 from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_image
 from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
-from napari_medseg._qt_helpers import connect_until_destroyed
+from napari_medseg._qt_helpers import button, connect_until_destroyed, row
 from napari_medseg._session import IMAGE_LAYER, session_for
 from napari_medseg._viewer_access import real_viewer
 
@@ -51,21 +61,39 @@ class PredictWidget(QWidget):
         self.save_worker = None
         self.last_revision: Any = None
 
-        build_controls(self)
-
-        self.add_button.clicked.connect(self._browse_checkpoint)
-        self.remove_button.clicked.connect(self._remove_checkpoints)
-        self.predict_button.clicked.connect(lambda: self.request(force=True))
-        self.cancel_button.clicked.connect(self.queue.cancel)
-        self.copy_button.clicked.connect(self.copy_into_labels)
+        self.source_form, self.arch_form = source_form(), architecture_form()
+        self.settings, self.copy_form = settings_form(), copy_form(self._shape_layers)
+        self.checkpoint_list = QListWidget()
+        self.checkpoint_list.setMaximumHeight(70)
+        self.add_button = button("Add checkpoint...", self._browse_checkpoint)
+        self.remove_button = button("Remove", self._remove_checkpoints)
+        self.untrained_note = QLabel(UNTRAINED_NOTE)
+        self.untrained_note.setWordWrap(True)
+        self.predict_button = button("Predict", lambda: self.request(force=True))
+        self.cancel_button = button("Cancel", self.queue.cancel)
+        self.live = QCheckBox("Live: predict on every slice, sample or image change")
         self.live.toggled.connect(lambda on: on and self.request())
-        self.source.currentIndexChanged.connect(self._settings_changed)
-        for w in (self.arch, self.encoder, self.device, self.precision):
-            w.currentTextChanged.connect(self._settings_changed)
-        for w in (self.threshold, self.tile, self.overlap):
-            w.valueChanged.connect(self._settings_changed)
-        self.tta.toggled.connect(self._settings_changed)
-        self.weights.editingFinished.connect(self._settings_changed)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.copy_button = button("Copy prediction into labels", self.copy_into_labels)
+        layout = QVBoxLayout(self)
+        layout.addWidget(boxed("Model", self.source_form, self.checkpoint_list,
+                               row(self.add_button, self.remove_button), self.arch_form, self.untrained_note))
+        layout.addWidget(boxed("Settings", self.settings))
+        layout.addLayout(row(self.predict_button, self.cancel_button))
+        for w in (self.live, self.status):
+            layout.addWidget(w)
+        layout.addWidget(boxed("Into the labels", self.copy_form, self.copy_button))
+        layout.addStretch(1)
+
+        s, model = self.settings, self.arch_form  # the output layers shown are no model setting
+        for field in (self.source_form.source, model.arch, s.device, s.precision, s.threshold, s.tta, s.tile,
+                      s.overlap):
+            field.changed.connect(self._settings_changed)
+        # an encoder counts as it is typed (as one chosen from the list), a weights file once it is entered
+        model.encoder.native.currentTextChanged.connect(self._settings_changed)
+        model.weights.native.editingFinished.connect(self._settings_changed)
+        with_model_names(self._offer_model_names)
 
         s, layers = self.session, self.viewer.layers
         connect_until_destroyed(self, [
@@ -79,18 +107,25 @@ class PredictWidget(QWidget):
     # ----------------------------------------------------------------- model
     def choice(self) -> ModelChoice | None:
         """The model the current settings describe; None when no checkpoint is chosen in checkpoint mode."""
-        untrained = self.source.currentText() == ARCHITECTURE
+        untrained = self.source_form.source.value == ARCHITECTURE
         if not untrained and not self.session.checkpoints:
             return None
-        ws = self.session.workspace
+        ws, model, s = self.session.workspace, self.arch_form, self.settings
         return ModelChoice(
             checkpoints=() if untrained else tuple(self.session.checkpoints),
-            arch=self.arch.currentText(), encoder=self.encoder.currentText().strip(),
-            weights=self.weights.text().strip() or None,
+            arch=model.arch.value, encoder=model.encoder.native.currentText().strip(),
+            weights=model.weights.value.strip() or None,
             classmap_json=ws.classmap.to_json() if untrained and ws is not None else None,
-            device=DEVICES[self.device.currentText()], precision=self.precision.currentText(),
-            threshold=round(self.threshold.value(), 4), tta=self.tta.isChecked(),
-            tile=self.tile.value() or None, overlap=round(self.overlap.value(), 4))
+            device=DEVICES[s.device.value], precision=s.precision.value,
+            threshold=round(s.threshold.value, 4), tta=bool(s.tta.value),
+            tile=s.tile.value or None, overlap=round(s.overlap.value, 4))
+
+    def _offer_model_names(self, names: ModelNames) -> None:
+        refresh_choices(self.arch_form.arch)
+        encoder = self.arch_form.encoder.native.currentText()  # may be a typed name
+        refresh_choices(self.arch_form.encoder)
+        self.arch_form.encoder.native.setCurrentText(encoder)
+        self.settings.device.tooltip = "auto picks a GPU when there is one; devices here: " + ", ".join(names.devices)
 
     def set_checkpoints(self, paths: list) -> None:
         """Use these checkpoints (an ensemble if several); shared with the other widgets via the session."""
@@ -100,7 +135,7 @@ class PredictWidget(QWidget):
         self.checkpoint_list.clear()
         self.checkpoint_list.addItems([str(p) for p in paths])
         if paths:
-            self.source.setCurrentText(CHECKPOINTS)  # e.g. Fine-tune's "Use this model"
+            self.source_form.source.value = CHECKPOINTS  # e.g. Fine-tune's "Use this model"
         self._settings_changed()
 
     def _browse_checkpoint(self) -> None:
@@ -113,27 +148,22 @@ class PredictWidget(QWidget):
         self.set_checkpoints([p for p in self.session.checkpoints if p not in drop])
 
     def _settings_changed(self, *_: Any) -> None:
-        untrained = self.source.currentText() == ARCHITECTURE
-        for w in (self.arch, self.encoder, self.weights, self.untrained_note):
-            w.setVisible(untrained)
-            label = self.model_form.labelForField(w)
-            if label is not None:
-                label.setVisible(untrained)
+        untrained = self.source_form.source.value == ARCHITECTURE
+        self.arch_form.visible = untrained
+        self.untrained_note.setVisible(untrained)
         for w in (self.checkpoint_list, self.add_button, self.remove_button):
             w.setVisible(not untrained)
         self.queue.model_changed()
         self._live()
 
     # ---------------------------------------------------------------- image
+    def _shape_layers(self, *_: Any) -> list[str]:
+        return [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
+
     def _follow_image(self, *_: Any) -> None:
         image = target_image(self.viewer, self._image)
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
-        if names != [self.shapes.itemText(i) for i in range(self.shapes.count())]:
-            current = self.shapes.currentText()
-            self.shapes.clear()
-            self.shapes.addItems(names)
-            if current in names:
-                self.shapes.setCurrentText(current)
+        if self._shape_layers() != list(self.copy_form.shapes.choices):
+            refresh_choices(self.copy_form.shapes)
         if image is self._image:
             return
         if self._image is not None:
@@ -180,8 +210,8 @@ class PredictWidget(QWidget):
         if image not in self.viewer.layers or version != self._versions.get(id(image), 0):
             self._set_status(f"{image.name} changed while it was predicted: predict again.")
             return
-        self.outputs.show(image, version, plane, prediction, self.show_probability.isChecked(),
-                          self.show_uncertainty.isChecked())
+        self.outputs.show(image, version, plane, prediction, bool(self.settings.show_probability.value),
+                          bool(self.settings.show_uncertainty.value))
         where = f" slice {', '.join(map(str, plane))}" if plane else ""
         took = prediction.meta.get("time_s")
         self._set_status(f"{request.choice.describe()} on {image.name}{where}"
@@ -199,10 +229,11 @@ class PredictWidget(QWidget):
     # ----------------------------------------------------------------- copy
     def copy_into_labels(self) -> bool:
         """Merge the prediction into the labels layer as the copy mode says; a revision on a workspace sample."""
-        mode = COPY_MODES[self.copy_mode.currentText()]
+        mode_name = self.copy_form.copy_mode.value
+        mode = COPY_MODES[mode_name]
         image = target_image(self.viewer, self._image)
         plane = plane_of(image, self.viewer) if image is not None else ()
-        shapes = next((x for x in self.viewer.layers if x.name == self.shapes.currentText()), None)
+        shapes = next((x for x in self.viewer.layers if x.name == self.copy_form.shapes.value), None)
         try:
             if self.outputs.predicted is None:
                 raise InferenceError("there is no prediction of the image on screen to copy yet: press Predict "
@@ -211,7 +242,7 @@ class PredictWidget(QWidget):
         except MedsegError as e:
             self._set_status(report_error("Copy prediction into labels", e))
             return False
-        self._set_status(f"Copied the prediction ({self.copy_mode.currentText()}): {result.changed:,} pixels changed")
+        self._set_status(f"Copied the prediction ({mode_name}): {result.changed:,} pixels changed")
         if is_workspace_sample(self.viewer, self.session, labels):
             self._save_revision(result.labels, {"mode": mode, "changed": result.changed,
                                                 "checkpoints": list(self.session.checkpoints)})

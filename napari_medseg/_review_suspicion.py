@@ -41,6 +41,9 @@ def overlay_method(workspace: Any, chosen: str | None) -> str | None:
 
 def _read(workspace: Any, sample_id: str, chosen_method: str | None) -> tuple[str | None, np.ndarray | None]:
     """Worker body: (the method shown, its suspicion map or None); (None, None) without model scores."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()  # the label scores use the training package's metrics
     from medseg.qc.suspicion import suspicion_map
 
     method = overlay_method(workspace, chosen_method)

@@ -37,7 +37,6 @@ def main() -> int:
 
     import napari
 
-    import napari_medseg  # noqa: F401  (first: keeps triton out of the viewer process)
     from medseg.datasets.demo import make_demo_dataset
     from napari_medseg._review_suspicion import SUSPICION_LAYER
     from napari_medseg._session import LABELS_LAYER, PREDICTION_LAYER, session_for
@@ -69,6 +68,7 @@ def main() -> int:
     # 2. Fine-tune a small model on the workspace's labels, in a child process
     ft = tools["Fine-tune"]
     f = ft.form
+    pump(120, lambda: "resnet18" in f.encoder.choices)  # the model names are read in a worker
     f.arch.value, f.encoder.value, f.epochs.value, f.batch_size.value = "Unet", "resnet18", args.epochs, 4
     f.image_size.value, f.augment.value, f.device.value, f.out.value = 128, "light", "CPU", tmp / "runs"
     f.lr.value = 0.003

@@ -34,6 +34,8 @@ def _widget(viewer, qtbot, out: Path, **form) -> FinetuneWidget:
     widget = FinetuneWidget(viewer)
     qtbot.addWidget(widget)
     widget.child_env = child_env()
+    # the architectures and encoders are read in a worker after the dock is built (torch off the GUI thread)
+    qtbot.waitUntil(lambda: "PlainUNet" in widget.form.arch.choices, timeout=RUN)
     values = {"arch": "PlainUNet", "epochs": 1, "batch_size": 2, "image_size": 32, "augment": "none",
               "device": "CPU", "val_fraction": 0.25, "out": out, "extra": TINY, **form}
     for name, value in values.items():

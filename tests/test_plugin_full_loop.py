@@ -61,6 +61,7 @@ def test_open_predict_edit_finetune_use_export(area, qtbot, tmp_path):
     ft = tools["Fine-tune"]
     ft.child_env = {"OMP_NUM_THREADS": "1"}
     form = ft.form
+    qtbot.waitUntil(lambda: "resnet18" in form.encoder.choices, timeout=60_000)  # read in a worker
     form.arch.value, form.encoder.value = "Unet", "resnet18"
     form.epochs.value, form.batch_size.value, form.image_size.value = 1, 4, 32
     form.augment.value, form.device.value = "none", "CPU"

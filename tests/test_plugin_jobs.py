@@ -417,7 +417,7 @@ def test_switching_workspace_cancels_the_prediction_of_its_sample(make_napari_vi
     monkeypatch.setattr(requests, "build_predictor", build)
     widget = PredictWidget(viewer)
     qtbot.addWidget(widget)
-    widget.tile.setValue(64)  # 288x384 in 64-pixel tiles: many tile batches
+    widget.settings.tile.value = 64  # 288x384 in 64-pixel tiles: many tile batches
     widget.set_checkpoints([tiny_unet(tmp_path / "ckpt")])
     try:
         assert widget.request(force=True)

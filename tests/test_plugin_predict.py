@@ -64,8 +64,8 @@ def test_one_shot_prediction_makes_layers_on_the_image_grid(make_napari_viewer, 
     viewer.add_image(img, name="frame", scale=(0.5, 0.25), translate=(3.0, 4.0))
     widget = _widget(viewer, qtbot)
     widget.set_checkpoints([bright])
-    widget.show_probability.setChecked(True)
-    widget.show_uncertainty.setChecked(True)
+    widget.settings.show_probability.value = True
+    widget.settings.show_uncertainty.value = True
     assert widget.request(force=True)
     qtbot.waitUntil(lambda: PREDICTION_LAYER in viewer.layers, timeout=WAIT)
     _idle(widget, qtbot)
@@ -168,8 +168,8 @@ def test_copy_modes_into_labels(make_napari_viewer, qtbot, bright):
     shapes = viewer.add_shapes([np.array([[0, 25], [39, 25], [39, 40], [0, 40]])], shape_type="rectangle",
                                name="region")
     widget._follow_image()
-    widget.copy_mode.setCurrentText("inside drawn shapes")
-    widget.shapes.setCurrentText(shapes.name)
+    widget.copy_form.copy_mode.value = "inside drawn shapes"
+    widget.copy_form.shapes.value = shapes.name
     assert widget.copy_into_labels()
     got = labels.data == 1
     assert got[:, 41:].sum() == 0 and got.sum() > 0 and _iou(got[:, :40], mask[:, :40]) > 0.9
@@ -177,13 +177,13 @@ def test_copy_modes_into_labels(make_napari_viewer, qtbot, bright):
 
     # one class only: keeps class 2, takes the whole disk
     labels.selected_label = 1
-    widget.copy_mode.setCurrentText("selected label only")
+    widget.copy_form.copy_mode.value = "selected label only"
     assert widget.copy_into_labels()
     assert _iou(labels.data == 1, mask) > 0.95 and (labels.data[5:10, 5:15] == 2).all()
     labels.undo()  # the copy went through napari's history
     assert labels.data[:, 41:].max() == 0
 
-    widget.copy_mode.setCurrentText("whole image")
+    widget.copy_form.copy_mode.value = "whole image"
     assert widget.copy_into_labels()
     np.testing.assert_array_equal(labels.data, viewer.layers[PREDICTION_LAYER].data)
 
@@ -200,10 +200,10 @@ def test_copy_current_slice_of_a_stack(make_napari_viewer, qtbot, bright):
         viewer.dims.set_current_step(0, k)
         qtbot.waitUntil(lambda k=k: widget.outputs.predicted is not None and widget.outputs.predicted[k],
                         timeout=WAIT)
-    widget.copy_mode.setCurrentText("current slice")
+    widget.copy_form.copy_mode.value = "current slice"
     assert widget.copy_into_labels()
     assert labels.data[[0, 1]].max() == 0 and _iou(labels.data[2] == 1, masks[2]) > 0.9
-    widget.copy_mode.setCurrentText("whole image")  # every predicted slice, never the unseen one
+    widget.copy_form.copy_mode.value = "whole image"  # every predicted slice, never the unseen one
     assert widget.copy_into_labels()
     assert _iou(labels.data[0] == 1, masks[0]) > 0.9 and labels.data[1].max() == 0
 
@@ -230,7 +230,7 @@ def test_copy_on_a_workspace_sample_is_a_model_revision(make_napari_viewer, qtbo
     widget.set_checkpoints([bright])
     widget.request(force=True)
     qtbot.waitUntil(lambda: PREDICTION_LAYER in viewer.layers, timeout=WAIT)
-    widget.copy_mode.setCurrentText("whole image")
+    widget.copy_form.copy_mode.value = "whole image"
     assert widget.copy_into_labels()
     qtbot.waitUntil(lambda: bool(saved), timeout=WAIT)
     head = ws.revisions(sid)[-1]
@@ -267,7 +267,7 @@ def test_overlapping_classes_predict_and_copy_as_class_planes(make_napari_viewer
     pred = viewer.layers[PREDICTION_LAYER]
     assert pred.data.shape == (3, *image.array.shape) and tuple(pred.scale) == (1.0, *image.spacing)
     assert set(np.unique(pred.data[2])) <= {0, ws.classmap.ids[2]}
-    widget.copy_mode.setCurrentText("current slice")  # every class of the (only) image plane
+    widget.copy_form.copy_mode.value = "current slice"  # every class of the (only) image plane
     assert widget.copy_into_labels()
     np.testing.assert_array_equal(labels.data, pred.data)
     qtbot.waitUntil(lambda: widget.last_revision is not None, timeout=WAIT)
@@ -299,7 +299,7 @@ def test_checkpoints_follow_the_session_and_ensemble(make_napari_viewer, qtbot, 
     session_for(viewer).set_checkpoints(unets)  # e.g. Fine-tune's "Use this model"
     assert [widget.checkpoint_list.item(i).text() for i in range(2)] == [str(p) for p in unets]
     assert widget.choice().checkpoints == tuple(str(p) for p in unets)
-    widget.show_uncertainty.setChecked(True)
+    widget.settings.show_uncertainty.value = True
     widget.request(force=True)
     qtbot.waitUntil(lambda: PREDICTION_LAYER in viewer.layers, timeout=WAIT)
     assert "ensemble of 2" in widget.status.text()
@@ -311,8 +311,10 @@ def test_untrained_architecture_says_so(make_napari_viewer, qtbot):
     img, _ = disk_image()
     viewer.add_image(np.stack([img] * 3, -1), name="rgb", rgb=True)
     widget = _widget(viewer, qtbot)
-    widget.source.setCurrentText(ARCHITECTURE)
-    widget.arch.setCurrentText("PlainUNet")
+    widget.source_form.source.value = ARCHITECTURE
+    # the architectures are read in a worker after the dock is built (torch stays off the GUI thread)
+    qtbot.waitUntil(lambda: "PlainUNet" in widget.arch_form.arch.choices, timeout=WAIT)
+    widget.arch_form.arch.value = "PlainUNet"
     assert widget.untrained_note.isVisibleTo(widget) and "Untrained" in widget.untrained_note.text()
     widget.request(force=True)
     qtbot.waitUntil(lambda: PREDICTION_LAYER in viewer.layers, timeout=WAIT)
@@ -356,8 +358,8 @@ def test_real_cvc_frame(make_napari_viewer, qtbot, cvc_dir, tmp_path):
     viewer.add_image(image.array, name="cvc 1", rgb=True)
     widget = _widget(viewer, qtbot)
     widget.set_checkpoints([tiny_unet(tmp_path)])
-    widget.tile.setValue(128)
-    widget.show_probability.setChecked(True)
+    widget.settings.tile.value = 128
+    widget.settings.show_probability.value = True
     widget.request(force=True)
     qtbot.waitUntil(lambda: PROBABILITY_LAYER in viewer.layers, timeout=WAIT)
     assert viewer.layers[PREDICTION_LAYER].data.shape == image.array.shape[:2] == (288, 384)

@@ -33,6 +33,7 @@ def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbo
     ft = tools["Fine-tune"]
     ft.child_env = {"OMP_NUM_THREADS": "1"}
     f = ft.form
+    qtbot.waitUntil(lambda: "resnet18" in f.encoder.choices, timeout=60_000)  # read in a worker
     f.arch.value, f.encoder.value, f.epochs.value, f.batch_size.value = "Unet", "resnet18", 1, 2
     f.image_size.value, f.augment.value, f.device.value, f.out.value = 64, "none", "CPU", tmp_path / "runs"
 

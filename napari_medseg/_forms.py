@@ -1,0 +1,63 @@
+"""The one way a dock builds its form: a magicgui ``Container`` of named value widgets.
+
+A form is the labelled fields a dock's work reads (Predict's settings, a
+training config, export options, the folders to open). Each dock builds its
+forms with :func:`form` from magicgui's value widgets, in a builder function
+that *returns* the form (the dock keeps it, e.g. ``self.form``, and reads
+``form.<name>.value``); a builder never sets attributes on another widget.
+What is not a field -- buttons, lists, tables, plots, status lines -- stays
+plain Qt (:mod:`napari_medseg._qt_helpers`) and is laid out around
+``form.native``.
+
+Why magicgui rather than hand-built ``QFormLayout`` rows: it is napari's own
+form library, already behind the Fine-tune and Export forms; every field has a
+typed ``value`` and one ``changed`` signal whatever its kind; a label hides
+with its field (``field.visible``); ``FileEdit`` brings the folder chooser and
+``Select`` a multiple choice; scripts and tests set ``form.<name>.value``
+instead of reaching into Qt widgets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.widgets import Container
+from magicgui.widgets.bases import Widget
+from qtpy.QtWidgets import QGroupBox, QLayout, QVBoxLayout, QWidget
+
+
+def form(*fields: Widget) -> Container:
+    """Labelled fields, one per row, without margins of their own (the dock's layout spaces them)."""
+    container = Container(widgets=list(fields))
+    container.native.layout().setContentsMargins(0, 0, 0, 0)
+    return container
+
+
+def boxed(title: str, *parts: Container | QWidget | QLayout) -> QGroupBox:
+    """A titled group of forms and the Qt widgets or rows that belong with them, in order."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for part in parts:
+        if isinstance(part, Widget):
+            layout.addWidget(part.native)
+        elif isinstance(part, QLayout):
+            layout.addLayout(part)
+        else:
+            layout.addWidget(part)
+    return box
+
+
+def refresh_choices(field: Any) -> None:
+    """Ask a combo-box field's choices function again (magicgui also does when the field is re-parented),
+    keeping its value when it is still offered. Fields whose choices change are built with a function, never
+    a fixed list: magicgui would put the list back."""
+    value = field.value
+    field.reset_choices()
+    if value in field.choices:
+        field.value = value
+
+
+def placeholder(field: Any, text: str) -> None:
+    """Grey hint text in an empty text field (magicgui has no option for it)."""
+    native = field.line_edit.native if hasattr(field, "line_edit") else field.native  # FileEdit: its text field
+    native.setPlaceholderText(text)
