@@ -16,6 +16,8 @@ from napari.layers import Image, Shapes
 from qtpy.QtWidgets import QCheckBox, QFileDialog, QLabel, QListWidget, QVBoxLayout, QWidget
 
 from medseg.errors import InferenceError, MedsegError
+from napari_medseg._forms import boxed, refresh_choices
+from napari_medseg._model_choices import ModelNames, with_model_names
 from napari_medseg._notify import report_error
 from napari_medseg._predict_copy import (
     COPY_MODES,
@@ -23,8 +25,6 @@ from napari_medseg._predict_copy import (
     is_workspace_sample,
     start_revision_save,
 )
-from napari_medseg._forms import boxed, refresh_choices
-from napari_medseg._model_choices import ModelNames, with_model_names
 from napari_medseg._predict_form import (
     ARCHITECTURE,
     CHECKPOINTS,

@@ -39,8 +39,8 @@ def load_torch() -> None:
         if hide:
             sys.modules["triton"] = None  # type: ignore[assignment]  # import triton -> ImportError
         try:
-            import torch._dynamo  # noqa: F401  asks has_triton_package() once and keeps the answer
             import segmentation_models_pytorch  # noqa: F401  timm and torchvision with it
+            import torch._dynamo  # noqa: F401  asks has_triton_package() once and keeps the answer
         finally:
             if hide and "triton" in sys.modules and sys.modules["triton"] is None:
                 del sys.modules["triton"]

@@ -95,5 +95,6 @@ def test_startup_imports_no_training_module_and_no_torch_on_the_gui_thread():
 
 
 def test_the_job_protocol_imports_no_torch():
-    stdout = _run("import sys, medseg.jobs; print(sorted(m for m in ('torch', 'medseg.inference') if m in sys.modules))")
+    stdout = _run("import sys, medseg.jobs; "
+                  "print(sorted(m for m in ('torch', 'medseg.inference') if m in sys.modules))")
     assert stdout.strip() == "[]"
