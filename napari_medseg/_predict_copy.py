@@ -108,12 +108,13 @@ def is_workspace_sample(viewer, session, labels: Labels) -> bool:
 def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: dict[str, Any]):
     """Worker body: the labels (layer form) as the sample's new head revision, origin "model";
     returns (sample id, revision, whether it is new: a mask equal to the head is not saved again)."""
+    from medseg.workspace.records import MODEL
     from napari_medseg._layer_data import labels_to_mask
 
     mask = labels_to_mask(labels, workspace.classmap)
     note = f"copied the model prediction ({details.get('mode')})"
     head = workspace.sample(sample_id).head_revision
-    revision = workspace.save_revision(sample_id, mask, origin="model", note=note, details=details)
+    revision = workspace.save_revision(sample_id, mask, origin=MODEL, note=note, details=details)
     return sample_id, revision, revision.id != head
 
 
