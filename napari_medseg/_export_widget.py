@@ -1,7 +1,7 @@
 """Export dock widget: the workspace's cleaned dataset into a new folder, with its manifest and change summary.
 
-The engine (``medseg.export.iter_export``) runs in a thread worker with a
-napari progress bar; nothing appears in the target until the whole export is
+The engine's job (``medseg.export.iter_export``) runs through ``start_job``
+with a napari progress bar; nothing appears in the target until the whole export is
 written. A non-empty target is refused unless the user ticks "replace a
 previous export" (and even then only a previous medseg export is replaced);
 a target inside the dataset or the workspace is always refused.
@@ -9,7 +9,6 @@ a target inside the dataset or the workspace is always refused.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,6 @@ from magicgui.widgets import (
     Select,
     SpinBox,
 )
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -34,10 +32,9 @@ from qtpy.QtWidgets import (
 )
 
 from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
-from napari_medseg._jobs import CANCELLED, cancellable
 from napari_medseg._forms import form
+from napari_medseg._jobs import start_job
 from napari_medseg._notify import report_error
-from napari_medseg._progress import Bar
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import real_viewer
@@ -48,20 +45,20 @@ if TYPE_CHECKING:
 NO_SPLIT, TRAIN_VAL, KFOLD = "none", "train / validation by group", "k folds by group"
 
 
-def export_job(workspace: Any, out: Path, fmt: str, options: dict, cancel: threading.Event):
-    """Worker body: the engine's events, then the result paired with its CHANGES.md text, or ``CANCELLED``.
-    A cancel closes the engine's generator at its next sample, which removes its staging folder; a result
+def export_job(workspace: Any, out: Path, fmt: str, options: dict, cancel: Any = None):
+    """The dock's job: the engine's export, whose result comes paired with its CHANGES.md text (read here, in
+    the worker). A cancel stops the engine at its next sample, which removes its staging folder; a result
     already in place when the cancel came is kept and reported."""
-    from medseg.export import ExportResult, iter_export
+    import medseg.export
     from medseg.export.export import CHANGES_NAME
+    from medseg.jobs import Result
 
-    result = yield from cancellable(iter_export(workspace, out, fmt, **options), cancel,
-                                    lambda e: isinstance(e, ExportResult))
-    if result is CANCELLED:
-        yield CANCELLED
-    elif result is not None:
-        changes = result.out / CHANGES_NAME
-        yield result, changes.read_text(encoding="utf-8") if changes.is_file() else ""
+    for event in medseg.export.iter_export(workspace, out, fmt, **options, cancel=cancel):
+        if isinstance(event, Result):
+            changes = event.value.out / CHANGES_NAME
+            yield Result((event.value, changes.read_text(encoding="utf-8") if changes.is_file() else ""))
+            return
+        yield event
 
 
 class ExportWidget(QWidget):
@@ -91,8 +88,7 @@ class ExportWidget(QWidget):
         self.changes = QTextEdit()
         self.changes.setReadOnly(True)
         self.changes.setPlaceholderText("The export's change summary (CHANGES.md) appears here.")
-        self.worker = self.pbar = self.result = self.job = None
-        self._cancel = threading.Event()
+        self.worker = self.result = self.job = None
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.workspace_label)
@@ -149,18 +145,15 @@ class ExportWidget(QWidget):
         out = Path(str(self.form.out.value)).expanduser()
         fmt = self.form.fmt.value
         self.result = None
-        self._cancel.clear()
         self.changes.clear()
-        worker = create_worker(export_job, ws, out, fmt, self.options(), self._cancel, _start_thread=False,
-                               _ignore_errors=True)
-        worker.yielded.connect(self._on_event)
-        worker.errored.connect(lambda e: self._failed(out, e))
-        worker.finished.connect(self._done)
-        self.worker = worker
-        self.job = self.session.jobs.add(worker, f"Export to {out}", ws, self._cancel.set, owner=self)
+        options = self.options()  # read here: the job is built in the worker thread
+        running = start_job(self.session.jobs, lambda token: export_job(ws, out, fmt, options, cancel=token),
+                            f"Export to {out}", workspace=ws, owner=self, on_result=self._finished_export,
+                            on_cancelled=self._cancelled, on_error=lambda e: self._failed(out, e),
+                            on_finished=self._done)
+        self.worker, self.job = running.worker, running.job
         self.status.setText(f"Exporting {fmt} into {out}...")
         self._sync()
-        worker.start()
         return True
 
     def cancel(self) -> bool:
@@ -170,18 +163,14 @@ class ExportWidget(QWidget):
         self.status.setText("Cancelling the export...")
         return True
 
-    def _on_event(self, event: Any) -> None:
-        if event is CANCELLED:
-            self.status.setText("Export cancelled: the target folder is as it was.")
-        elif isinstance(event, tuple):
-            self.result, text = event
-            self.changes.setPlainText(text)
-            self.status.setText(f"{self.result.summary_text}<br>Folder: <b>{self.result.out}</b>")
-            show_info(f"Export finished: {self.result.out}\n{self.result.summary_text}")
-        else:
-            if self.pbar is None:
-                self.pbar = Bar("Exporting", event.total)
-            self.pbar.to(event.done, event.total, "Writing the manifest" if event.stage == "finishing" else None)
+    def _cancelled(self, cancelled: Any) -> None:
+        self.status.setText("Export cancelled: the target folder is as it was.")
+
+    def _finished_export(self, outcome: tuple) -> None:
+        self.result, text = outcome
+        self.changes.setPlainText(text)
+        self.status.setText(f"{self.result.summary_text}<br>Folder: <b>{self.result.out}</b>")
+        show_info(f"Export finished: {self.result.out}\n{self.result.summary_text}")
 
     def _failed(self, out: Path, exc: BaseException) -> None:
         from medseg.export import is_medseg_export
@@ -192,8 +181,5 @@ class ExportWidget(QWidget):
         self.status.setText(report_error(f"Export to {out} failed{hint}", exc))
 
     def _done(self) -> None:
-        if self.pbar is not None:
-            self.pbar.close()
-            self.pbar = None
         self.worker = self.job = None
         self._sync()

@@ -11,7 +11,8 @@ import pytest
 from _export_data import make_frames, read_png
 
 from medseg.errors import ExportError
-from medseg.export import ExportProgress, ExportResult, export_dataset, iter_export
+from medseg.export import ExportResult, export_dataset, iter_export
+from medseg.jobs import Progress, Result, Started, drive
 from medseg.workspace import Workspace
 
 
@@ -219,10 +220,12 @@ def test_statuses_choose_what_is_exported(ws, tmp_path):
 
 
 def test_iter_export_yields_progress_then_the_result(ws, tmp_path):
-    events = list(iter_export(ws, tmp_path / "out", "monai"))
-    progress = [e for e in events if isinstance(e, ExportProgress)]
+    events = list(drive(iter_export(ws, tmp_path / "out", "monai")))
+    progress = [e for e in events if isinstance(e, Progress)]
     n = len(ws.sample_ids())
+    assert isinstance(events[0], Started) and events[0].total == n
     assert [e.done for e in progress if e.stage == "sample"] == list(range(1, n + 1))
     assert progress[-1].stage == "finishing" and all(e.total == n for e in progress)
-    assert isinstance(events[-1], ExportResult) and events[-1].n_samples == n
-    assert events[-1].manifest_path == (tmp_path / "out" / "manifest.json").resolve()
+    assert isinstance(events[-1], Result) and isinstance(events[-1].value, ExportResult)
+    assert events[-1].value.n_samples == n
+    assert events[-1].value.manifest_path == (tmp_path / "out" / "manifest.json").resolve()

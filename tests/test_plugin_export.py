@@ -132,14 +132,14 @@ def test_without_a_workspace_nothing_to_export(make_napari_viewer, qtbot):
 
 
 def test_cancel_leaves_the_target_untouched(make_napari_viewer, qtbot, edited, tmp_path):
-    import threading
-
+    from medseg.errors import Cancelled
+    from medseg.jobs import CancelToken, drive
     from napari_medseg._export_widget import export_job
 
-    cancel = threading.Event()
+    cancel = CancelToken()
     cancel.set()  # pressed before the first sample was written
-    events = list(export_job(edited, tmp_path / "never", "folders", {}, cancel))
-    assert events == ["cancelled"] and not (tmp_path / "never").exists()
+    events = list(drive(export_job(edited, tmp_path / "never", "folders", {}, cancel=cancel)))
+    assert isinstance(events[-1], Cancelled) and not (tmp_path / "never").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]  # no staging folder left
 
     viewer = make_napari_viewer()

@@ -184,7 +184,7 @@ def test_cancelled_create_leaves_no_workspace(make_napari_viewer, qtbot, cvc, ga
     import medseg.workspace.create as create
 
     errors = capture_errors(monkeypatch)
-    gate = gates(create, "iter_create", after=3)  # the index event, then two samples imported
+    gate = gates(create, "iter_create", after=5)  # Started, the indexing line and event, two samples imported
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Dataset")
     widget.set_folder(cvc)
@@ -327,6 +327,9 @@ def test_switching_workspace_during_an_export_closes_it_after_the_export(make_na
 @pytest.fixture
 def scoring(make_napari_viewer, qtbot, cvc, tmp_path):
     """A Fine-tune widget with a tiny PlainUNet as its checkpoint, on a CVC workspace with earlier scores."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()  # earlier tests' viewers made a GL context: torch (and the model below) without triton
     from _predict_data import tiny_unet
 
     from napari_medseg._finetune_widget import FinetuneWidget

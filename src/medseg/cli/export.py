@@ -27,48 +27,22 @@ def _statuses(text: str) -> tuple[str, ...]:
     return parts
 
 
-def _bar(total: int, quiet: bool):
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="sample", file=sys.stderr, dynamic_ncols=True, desc="export")
-
-
-def _close(bar) -> None:
-    if bar is not None:
-        bar.close()
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
-    from medseg.export import ExportResult, iter_export
+    from medseg.cli.progress import run_job
+    from medseg.errors import Cancelled
+    from medseg.export import iter_export
     from medseg.workspace import Workspace
 
-    bar, result, events = None, None, None
     try:
         with Workspace.open(args.workspace) as ws:
-            events = iter_export(ws, args.out, args.format, statuses=args.statuses,
-                                 include_excluded=args.include_excluded, split=args.folds or args.split,
-                                 seed=args.seed, overwrite=args.overwrite, mask_scale=args.mask_scale)
-            for event in events:
-                if isinstance(event, ExportResult):
-                    result = event
-                    continue
-                if bar is None and not args.quiet:
-                    bar = _bar(event.total, args.quiet)
-                if bar is not None:
-                    bar.n = event.done
-                    bar.set_postfix_str(event.sample_id or event.stage, refresh=True)
-    except KeyboardInterrupt:
-        _close(bar)
-        if events is not None:
-            events.close()  # removes the staging folder; out is left as it was
+            result = run_job(lambda token: iter_export(
+                ws, args.out, args.format, statuses=args.statuses, include_excluded=args.include_excluded,
+                split=args.folds or args.split, seed=args.seed, overwrite=args.overwrite,
+                mask_scale=args.mask_scale, cancel=token), what="export", unit="sample", quiet=args.quiet)
+    except (KeyboardInterrupt, Cancelled):  # the job removed its staging folder: out is as it was
         print("interrupted: nothing was written", file=sys.stderr)
         return 130
-    finally:  # a clean error (exit 2) or a bug (exit 1) is reported by medseg.cli.main
-        _close(bar)
+    # a clean error (exit 2) or a bug (exit 1) is reported by medseg.cli.main
     if args.json:
         print(json.dumps({"out": str(result.out), "n_samples": result.n_samples,
                           "manifest": str(result.manifest_path), "summary": result.summary_text}))

@@ -4,7 +4,6 @@ from medseg.export.export import (
     DEFAULT_STATUSES,
     FORMATS,
     STATUSES,
-    ExportProgress,
     ExportResult,
     export_dataset,
     iter_export,
@@ -14,6 +13,6 @@ from medseg.export.formats import format_names, get_writer, register_format, unr
 from medseg.export.target import is_medseg_export
 from medseg.export.writer import ExportWriter
 
-__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportProgress", "ExportResult", "ExportWriter",
+__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportResult", "ExportWriter",
            "export_dataset", "format_names", "get_writer", "is_medseg_export", "iter_export", "make_split",
            "register_format", "unregister_format"]

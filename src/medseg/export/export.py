@@ -1,16 +1,17 @@
 """Export a workspace's cleaned dataset: the selected samples' head revisions, their source images, a manifest.
 
-``iter_export`` is a generator of ``ExportProgress`` events ending with one
-``ExportResult`` (a drop-in body for a napari worker); ``export_dataset``
-runs it to the end. Nothing appears at ``out`` until the whole export,
-manifest included, is written (:mod:`medseg.export.target`); closing the
+``iter_export`` is a job of :mod:`medseg.jobs`: ``Started``, a ``Progress``
+per workspace sample (stage "sample") and one while the manifest is written
+(stage "finishing"), then ``Result(ExportResult)``; ``export_dataset`` runs it
+to the end. Nothing appears at ``out`` until the whole export, manifest
+included, is written (:mod:`medseg.export.target`); a cancel, closing the
 generator early, an exception, or Ctrl-C leaves ``out`` as it was.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,21 +31,12 @@ from medseg.export.manifest import (
 )
 from medseg.export.mask_out import mask_problem, spatial_shape
 from medseg.export.target import MANIFEST_NAME, Staging, check_target
+from medseg.jobs import CancelToken, Job, Progress, Result, Started, check, run
 from medseg.workspace.records import DEFAULT_EXPORT_STATUSES as DEFAULT_STATUSES
 from medseg.workspace.records import EXCLUDED, IMPORTED, STATUSES
 from medseg.workspace.split_groups import split_groups
 
 CHANGES_NAME = "CHANGES.md"
-
-
-@dataclass(frozen=True)
-class ExportProgress:
-    """``done`` of ``total`` workspace samples handled; ``stage`` is "sample" or "finishing"."""
-
-    done: int
-    total: int
-    sample_id: str | None = None
-    stage: str = "sample"
 
 
 @dataclass(frozen=True)
@@ -89,8 +81,8 @@ def make_split(stems_groups: dict[str, str], split, seed: int) -> SplitPlan:
 
 def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence[str] = DEFAULT_STATUSES,
                 include_excluded: bool = False, split=None, seed: int = 0, overwrite: bool = False,
-                mask_scale: int = 1) -> Iterator[ExportProgress | ExportResult]:
-    """Write the cleaned dataset into ``out``; yields progress, then the result.
+                mask_scale: int = 1, cancel: CancelToken | None = None) -> Job:
+    """Write the cleaned dataset into ``out``: a job yielding progress, then ``Result(ExportResult)``.
 
     ``statuses`` says which review states are exported (``include_excluded``
     adds "excluded"); ``split`` is None, (train, val) fractions, or a number
@@ -114,6 +106,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
     options = {"statuses": list(statuses), "include_excluded": include_excluded, "seed": seed,
                "split": split if split is None or isinstance(split, int) else list(split),
                "mask_scale": mask_scale, "overwrite": overwrite}
+    yield Started("export", len(ids), {"out": str(target), "format": fmt})
     staging = Staging(target, overwrite)
     try:
         writer = get_writer(fmt)(staging.path, classmap, mask_scale=mask_scale, name=target.name)
@@ -122,6 +115,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
         problems: list[str] = []
         mask_hashes: dict[str, str | None] = {}
         for done, sid in enumerate(ids, 1):
+            check(cancel, done - 1, len(ids), "export")
             rec = records[sid]
             for p in (rec.mask_paths or {}).values():
                 if str(p) not in mask_hashes:  # one CSV may hold every sample's RLE masks
@@ -146,7 +140,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
                             "revisions": revision_summary(revs, head, imported_mask, classmap),
                             "findings": ws.findings(sample_id=sid), "left_out": left_out,
                             "status_log": ws.status_history(sid)}
-            yield ExportProgress(done, len(ids), sid)
+            yield Progress(done, len(ids), "sample", sid)
         if problems:
             raise ExportError(f"{len(problems)} mask(s) cannot be exported as the class map says (fix them, "
                               "e.g. with the QC auto-fixes, or exclude them); nothing was written:\n  "
@@ -154,7 +148,8 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
         if not written:
             raise ExportError("nothing to export: every selected sample was left out ("
                               + "; ".join(f"{k}: {v['left_out']}" for k, v in list(pending.items())[:5]) + ")")
-        yield ExportProgress(len(ids), len(ids), None, "finishing")
+        yield Progress(len(ids), len(ids), "finishing")
+        check(cancel, len(ids), len(ids), "export")
         plan = None
         if split is not None:
             plan = make_split({stems[sid]: groups[sid] for sid in pending if pending[sid]["written"] is not None},
@@ -170,7 +165,7 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
     finally:
         staging.abort()
     text = summary_line(manifest) + f" Written to {target}." + writer.result_note(plan)
-    yield ExportResult(target, len(written), target / MANIFEST_NAME, text)
+    yield Result(ExportResult(target, len(written), target / MANIFEST_NAME, text))
 
 
 def _left_out(rec, wanted: set[str], source: dict) -> str | None:
@@ -187,19 +182,15 @@ def _left_out(rec, wanted: set[str], source: dict) -> str | None:
 
 def export_dataset(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence[str] = DEFAULT_STATUSES,
                    include_excluded: bool = False, split=None, seed: int = 0, overwrite: bool = False,
-                   mask_scale: int = 1, progress: Callable[[ExportProgress], None] | None = None) -> ExportResult:
-    """Run :func:`iter_export` to the end; ``progress`` is called with every event."""
-    result = None
-    for event in iter_export(ws, out, fmt, statuses=statuses, include_excluded=include_excluded, split=split,
-                             seed=seed, overwrite=overwrite, mask_scale=mask_scale):
-        if isinstance(event, ExportResult):
-            result = event
-        elif progress is not None:
+                   mask_scale: int = 1, progress: Callable[[Progress], None] | None = None) -> ExportResult:
+    """Run :func:`iter_export` to the end; ``progress`` is called with every ``Progress``."""
+    def relay(event) -> None:
+        if progress is not None and isinstance(event, Progress):
             progress(event)
-    if result is None:  # iter_export always ends with a result or raises
-        raise RuntimeError("export ended without a result")
-    return result
+
+    return run(iter_export(ws, out, fmt, statuses=statuses, include_excluded=include_excluded, split=split,
+                           seed=seed, overwrite=overwrite, mask_scale=mask_scale), on_event=relay)
 
 
-__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportProgress", "ExportResult", "export_dataset",
+__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportResult", "export_dataset",
            "iter_export", "make_split"]
