@@ -12,7 +12,7 @@ if [ -d ../shared ] && [ -z "${MEDSEG_REQUIRE_DATA:-}" ]; then export MEDSEG_REQ
 
 echo "[test] npe2 validate napari-medseg"
 .venv/bin/npe2 validate napari-medseg || exit 1
-echo "[test] import contract: the engine imports no GUI package"
+echo "[test] import contracts: the layers of docs/ARCHITECTURE.md, no GUI package in the engine, no cycles"
 .venv/bin/lint-imports --config pyproject.toml || exit 1
 
 .venv/bin/python -m pytest -p xvfb "$@"
