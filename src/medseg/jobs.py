@@ -197,11 +197,11 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
     blocks run in the calling thread) whether it finished, failed or was stopped. Other exceptions pass.
     """
     it = iter(job)
-    done = None
+    last: Progress | None = None
     try:
         while True:
             if token is not None and token.is_set():
-                yield _stop(it, done)
+                yield _stop(it, last)
                 return
             try:
                 event = next(it)
@@ -212,7 +212,7 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
                 yield c
                 return
             if isinstance(event, Progress):
-                done = event.done
+                last = event
             yield event
             if isinstance(event, (Result, Cancelled)):
                 return
@@ -222,11 +222,15 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
             close()
 
 
-def _stop(it: Iterator[Any], done: int | None) -> Cancelled:
+def _stop(it: Iterator[Any], last: Progress | None) -> Cancelled:
     """The token was set between two events: ``Cancelled`` is thrown into a generator job at its ``yield``, so
     the job can say what it kept (re-raise it with ``partial=``) before it is closed; any other end is the
     ``Cancelled`` thrown."""
-    stop = Cancelled("cancelled", done=done)
+    if last is None:
+        stop = Cancelled("cancelled before the first step")
+    else:
+        of = f" of {last.total}" if last.total else ""
+        stop = Cancelled(f"{last.stage or 'job'} cancelled after {last.done}{of}", done=last.done, total=last.total)
     throw = getattr(it, "throw", None)
     if throw is None:
         return stop

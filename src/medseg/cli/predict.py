@@ -43,7 +43,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(json.dumps({"input": event.input, "outputs": event.outputs, "meta": event.meta}, default=str))
             else:
                 print(f"{event.input} -> {event.outputs[0]}")
-        elif isinstance(event, Progress) and event.item and bar.bar is None and not args.quiet:
+        elif isinstance(event, Progress) and event.item and not bar.enabled and not args.quiet:
             print(f"[{event.done + 1}/{event.total}] {event.item}", file=sys.stderr)  # no tqdm: a line each
 
     try:

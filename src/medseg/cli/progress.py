@@ -21,29 +21,41 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from medseg.errors import Cancelled
-from medseg.jobs import CancelToken, Message, Progress, Result, drive
+from medseg.jobs import CancelToken, Message, Progress, Result, Started, drive
 
 
 class Bar:
-    """tqdm on stderr when installed and not ``quiet``; otherwise nothing but the notes."""
+    """tqdm on stderr when installed and not ``quiet`` (``enabled``); otherwise nothing but the notes. The
+    tqdm bar itself (``bar``) appears with the job's first ``Started`` or ``Progress``, not as an empty one."""
 
     def __init__(self, what: str = "", unit: str = "it", quiet: bool = False):
         self.what, self.unit, self.quiet = what, unit, quiet
         self.bar = None
         self._key: tuple | None = None
+        self._tqdm = None
         if not quiet:
             try:
                 from tqdm import tqdm
             except ImportError:
                 return
-            self.bar = tqdm(total=0, unit=unit, file=sys.stderr, dynamic_ncols=True, desc=what or None)
+            self._tqdm = tqdm
+
+    @property
+    def enabled(self) -> bool:
+        return self._tqdm is not None
+
+    def _ensure(self, total: int | None) -> bool:
+        if self.bar is None and self._tqdm is not None:
+            self.bar = self._tqdm(total=total, unit=self.unit, file=sys.stderr, dynamic_ncols=True,
+                                  desc=self.what or None)
+        return self.bar is not None
 
     def note(self, message: str) -> None:
         """A line on stderr above the bar (tqdm.write keeps the bar intact)."""
         (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
 
     def progress(self, event: Progress) -> None:
-        if self.bar is None:
+        if not self._ensure(event.total):
             return
         key = (event.stage, event.total)
         if key != self._key:  # a new stage (fold 2's training after fold 1's scoring) starts a new bar
@@ -59,6 +71,8 @@ class Bar:
     def __call__(self, event: Any) -> None:
         if isinstance(event, Progress):
             self.progress(event)
+        elif isinstance(event, Started) and event.total and self._key is None and self._ensure(event.total):
+            self.bar.reset(total=event.total)  # the size is known before the first step ends
         elif isinstance(event, Message) and not (self.quiet and event.level == "info"):
             self.note(event.text if event.level == "info" else f"{event.level}: {event.text}")
 
@@ -66,6 +80,7 @@ class Bar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        self._tqdm = None  # closed for good: later notes are plain lines
 
 
 @contextlib.contextmanager

@@ -142,9 +142,9 @@ class _Lines:
 
         if isinstance(event, FoldStarted):
             self.where = f"fold {event.fold + 1}/{event.folds}"
-            if self.bar.bar is None:
+            if not self.bar.enabled:
                 self.bar.note(f"{self.where}: training on {event.n_train}, scoring {event.n_score}")
-        elif isinstance(event, EpochEnd) and self.bar.bar is None:
+        elif isinstance(event, EpochEnd) and not self.bar.enabled:
             self.bar.note(f"{self.where}: epoch {event.epoch + 1} loss {event.train_loss:.4f}")
         elif isinstance(event, FoldScored):
             self.bar.note(f"{self.where}: {event.n_scored} samples scored in {event.seconds:.0f} s")
