@@ -158,6 +158,14 @@ def job_body(make_job: Callable[[Any], Any], token: Any) -> Generator[Any, None,
     return None  # pragma: no cover - drive() always ends with one of the two
 
 
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
+    """``fn(*args, **kwargs)`` as a job of no events whose result is its return value: a short read of the
+    workspace (a sample, the review queue) runs through :func:`start_job` like any job, so the workspace
+    waits for it and an error reaches the dock the same way (``progress=False``: nothing to show)."""
+    return fn(*args, **kwargs)
+    yield  # a generator: fn runs when the worker steps it, in the worker thread
+
+
 class RunningJob:
     """What :func:`start_job` started: the ``worker``, its registry entry ``job``, its ``token``, its bar."""
 
@@ -214,8 +222,8 @@ class RunningJob:
             self._on["finished"]()
 
 
-def start_job(jobs: Jobs, make_job: Callable[[Any], Any], name: str, *, workspace: Any = None,
-              owner: Any = None, stoppable: bool = True, progress: bool = True,
+def start_job(jobs: Jobs | None, make_job: Callable[[Any], Any], name: str, *, workspace: Any = None,
+              owner: Any = None, stoppable: bool = True, progress: bool = True, token: Any = None,
               on_event: Callable[[Any], Any] | None = None, on_result: Callable[[Any], Any] | None = None,
               on_cancelled: Callable[[Any], Any] | None = None, on_error: Callable[[BaseException], Any] | None = None,
               on_finished: Callable[[], Any] | None = None) -> RunningJob:
@@ -226,14 +234,18 @@ def start_job(jobs: Jobs, make_job: Callable[[Any], Any], name: str, *, workspac
     an error calls ``on_error(exc)`` or, without one, shows a napari notification "{name} failed: ...";
     ``on_finished`` comes last in every case. All of them run on the main thread. The job is registered in
     ``jobs`` (on ``workspace``, cancelled with the ``owner`` dock's end): ``stoppable=False`` for a job that
-    must run to its end (a revision save), which is then waited for, never stopped.
+    must run to its end (a revision save), which is then waited for, never stopped. ``jobs`` None: a job of
+    no session (reading the model names when a dock is built), which no workspace waits for. ``token``: the
+    :class:`~medseg.jobs.CancelToken` to hand the job, for a caller that holds it before the job starts (a
+    prediction request carries its own); a new one otherwise.
     """
     from napari.qt.threading import create_worker
 
     from medseg.jobs import CancelToken
     from napari_medseg._progress import Bar
 
-    token = CancelToken()
+    jobs = Jobs() if jobs is None else jobs
+    token = CancelToken() if token is None else token
     worker = create_worker(job_body, make_job, token, _start_thread=False, _ignore_errors=True)
     job = jobs.add(worker, name, workspace, token.set if stoppable else None, owner=owner)
     handle = RunningJob(worker, job, token, Bar(name) if progress else None,

@@ -78,3 +78,35 @@ def test_a_job_that_must_finish_cannot_be_stopped(qtbot):
     assert not handle.cancel()
     qtbot.waitUntil(lambda: bool(calls["finished"]), timeout=10000)
     assert calls["result"] == [6]
+
+
+def test_a_caller_supplied_token_stops_the_job_and_the_job_without_a_session_runs(qtbot):
+    from medseg.jobs import CancelToken
+
+    token, gate = CancelToken(), threading.Event()
+    handle, calls = run(qtbot, None, lambda t: counting(50, t, gate), token=token, progress=False)
+    assert handle.token is token and handle.bar is None
+    qtbot.waitUntil(lambda: any(isinstance(e, Progress) for e in calls["event"]), timeout=10000)
+    token.set()  # the caller's own handle on it (a prediction request), not handle.cancel()
+    gate.set()
+    qtbot.waitUntil(lambda: bool(calls["finished"]), timeout=10000)
+    assert len(calls["cancelled"]) == 1 and calls["cancelled"][0].done == 1 and not calls["result"]
+
+
+def test_a_plain_function_runs_as_a_job_and_its_error_reaches_the_dock(qtbot):
+    from medseg.errors import WorkspaceError
+    from napari_medseg._jobs import call
+
+    def read(sid, scale=1):
+        if sid == "missing":
+            raise WorkspaceError(f"no sample {sid!r}")
+        return (threading.current_thread(), sid * scale)
+
+    jobs = Jobs()
+    handle, calls = run(qtbot, jobs, lambda token: call(read, "ab", scale=2), stoppable=False, progress=False)
+    qtbot.waitUntil(lambda: bool(calls["finished"]), timeout=10000)
+    [(thread, value)] = calls["result"]
+    assert value == "abab" and thread is not threading.main_thread() and calls["event"] == []
+    handle, calls = run(qtbot, jobs, lambda token: call(read, "missing"), stoppable=False, progress=False)
+    qtbot.waitUntil(lambda: bool(calls["finished"]), timeout=10000)
+    assert [str(e) for e in calls["error"]] == ["no sample 'missing'"] and not calls["result"]
