@@ -1,12 +1,14 @@
-"""Prediction requests for the Predict widget: one thread worker at a time, the newest request wins.
+"""Prediction requests for the Predict widget: one job at a time, the newest request wins.
 
 A new request cancels the running one (its ``CancelToken``; the Predictor's
 job stops after the current tile batch) and replaces any request still waiting,
 which then never runs. A result that arrives for any but the newest request
-is dropped. The worker also builds the Predictor when the model choice
-changed; the built one is kept (even if its first request was cancelled) and
-reused until the choice changes again. Everything here runs on the main
-thread except ``_run``.
+is dropped. The job also builds the Predictor when the model choice
+changed (a model load is too slow for the GUI thread); the built one is kept
+(even if its first request was cancelled) and reused until the choice changes
+again. Each request runs through :func:`napari_medseg._jobs.start_job` with the
+request's own token, so the session's registry stops it with the workspace of
+the sample it predicts. Everything here runs on the main thread except ``predict_job``.
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from napari.qt.threading import create_worker
-
-from medseg.errors import Cancelled
-from medseg.jobs import CancelToken, Progress, Result
-from napari_medseg._jobs import JobFailed
+from medseg.jobs import CancelToken, Event, Progress
+from napari_medseg._jobs import start_job
 from napari_medseg._predict_layers import ImageSnapshot
 from napari_medseg._predict_model import ModelChoice, build_predictor
 
@@ -50,29 +49,33 @@ class Counts:
         return self.cancelled + self.superseded + self.stale
 
 
-def _run(request: Request, predictor):
-    try:
-        if predictor is None:
-            predictor = build_predictor(request.choice)
-            yield ("model", request.choice, predictor)
-        if request.token.is_set():
-            yield Cancelled("prediction cancelled before it started", 0, 0)
-            return
-        image = request.snapshot.image()
-        yield from predictor.iter_predict(image, request.token)
-    except RuntimeError as e:  # torch's errors: superqt would drop them and never end the worker
-        raise JobFailed(str(e)) from e
+@dataclass(frozen=True)
+class ModelBuilt(Event):
+    """The job built the Predictor of ``choice``: the queue keeps it for the requests that follow."""
+
+    kind: ClassVar[str] = "model"
+    choice: ModelChoice
+    predictor: Any
+
+
+def predict_job(request: Request, predictor, cancel: CancelToken | None = None):
+    """The Predictor's job on the request's image, building the Predictor first when none is given (a
+    ``ModelBuilt`` event hands it over before anything can stop the job)."""
+    if predictor is None:
+        predictor = build_predictor(request.choice)
+        yield ModelBuilt(request.choice, predictor)
+    yield from predictor.iter_predict(request.snapshot.image(), cancel)
 
 
 class RequestQueue:
-    """See the module docstring. ``on_result(request, prediction)``, ``on_error(request, exc, loading)``,
-    ``on_status(text)`` and ``on_start(worker, request)`` (before the worker starts) are called on the main
-    thread."""
+    """See the module docstring. ``on_result(request, prediction)``, ``on_error(request, exc, loading)`` and
+    ``on_status(text)`` are called on the main thread. ``job_of(request)`` -> (name, workspace) says what
+    the registry ``jobs`` lists the request's job as; ``owner``: the dock whose end stops it."""
 
     def __init__(self, on_result: Callable, on_error: Callable, on_status: Callable[[str], None],
-                 on_start: Callable[[Any, Request], Any] | None = None):
+                 jobs: Any = None, job_of: Callable[[Request], tuple[str, Any]] | None = None, owner: Any = None):
         self.on_result, self.on_error, self.on_status = on_result, on_error, on_status
-        self.on_start = on_start
+        self.jobs, self.job_of, self.owner = jobs, job_of, owner
         self.counts = Counts()
         self.latest = 0
         self.running: Request | None = None
@@ -127,34 +130,38 @@ class RequestQueue:
         self.running = request
         predictor = self.predictor_for(request.choice)
         self.on_status(f"Loading {request.choice.describe()}..." if predictor is None else "Predicting...")
-        worker = create_worker(_run, request, predictor, _start_thread=False, _ignore_errors=True)
         loading = [predictor is None]
-        worker.yielded.connect(lambda event: self._event(request, event, loading))
-        worker.errored.connect(lambda exc: self._errored(request, exc, loading[0]))
-        worker.finished.connect(lambda: self._finished(request))
-        self.worker = worker
-        if self.on_start is not None:
-            self.on_start(worker, request)
-        worker.start()
+        name, workspace = self.job_of(request) if self.job_of is not None else ("Prediction", None)
+        # the queue reports its own errors (on_error), and a prediction has no progress bar: the status says
+        self.worker = start_job(
+            self.jobs, lambda token: predict_job(request, predictor, cancel=token), name, workspace=workspace,
+            owner=self.owner, progress=False, token=request.token,
+            on_event=lambda event: self._event(request, event, loading),
+            on_result=lambda prediction: self._result(request, prediction),
+            on_cancelled=lambda _: self._cancelled(),
+            on_error=lambda exc: self._errored(request, exc, loading[0]),
+            on_finished=lambda: self._finished(request)).worker
 
     def _event(self, request: Request, event, loading: list[bool]) -> None:
-        if isinstance(event, tuple) and event[0] == "model":
-            self.model = (event[1], event[2])
+        if isinstance(event, ModelBuilt):
+            self.model = (event.choice, event.predictor)
             loading[0] = False
             if not request.token.is_set():
                 self.on_status("Predicting...")
         elif isinstance(event, Progress):
             if request.id == self.latest and (event.total or 0) > 1:
                 self.on_status(f"Predicting... {event.done}/{event.total} tile batches")
-        elif isinstance(event, Cancelled):
-            self.counts.cancelled += 1
-        elif isinstance(event, Result):
-            if request.id != self.latest:
-                self.counts.stale += 1
-                return
-            self.counts.shown += 1
-            self.shown_key = request.key
-            self.on_result(request, event.value)
+
+    def _cancelled(self) -> None:
+        self.counts.cancelled += 1
+
+    def _result(self, request: Request, prediction) -> None:
+        if request.id != self.latest:
+            self.counts.stale += 1
+            return
+        self.counts.shown += 1
+        self.shown_key = request.key
+        self.on_result(request, prediction)
 
     def _errored(self, request: Request, exc: BaseException, loading: bool) -> None:
         if loading:

@@ -55,7 +55,8 @@ class PredictWidget(QWidget):
         self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
         self.outputs = Outputs(napari_viewer)
-        self.queue = RequestQueue(self._show, self._failed, self._set_status, self._started)
+        self.queue = RequestQueue(self._show, self._failed, self._set_status, self.session.jobs, self._job_of,
+                                  owner=self)
         self._image: Image | None = None
         self._versions: dict[int, int] = {}
         self.save_worker = None
@@ -199,11 +200,11 @@ class PredictWidget(QWidget):
         return self.queue.submit((id(image), version, plane, choice), choice, snapshot(image, plane),
                                  (image, version, plane), force=force)
 
-    def _started(self, worker, request) -> None:
+    def _job_of(self, request) -> tuple[str, Any]:
         # a prediction of the workspace sample on screen is a job on that workspace: switching stops it
         image = request.context[0]
         ws = self.session.workspace if image.name == IMAGE_LAYER and self.session.sample_id is not None else None
-        self.session.jobs.add(worker, f"Prediction of {image.name!r}", ws, request.token.set, owner=self)
+        return f"Prediction of {image.name!r}", ws
 
     def _show(self, request, prediction) -> None:
         image, version, plane = request.context
