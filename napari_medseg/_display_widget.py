@@ -4,16 +4,21 @@ Windows come from the engine: the file's DICOM windows (plus CT presets for
 CT), a 1-99 percentile window and the full range. CLAHE runs in a napari
 thread worker; its result is added on the main thread, and a failure reaches
 napari's notification manager through the worker's ``errored`` relay.
+The window menu is the dock's form (:mod:`napari_medseg._forms`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.widgets import ComboBox, Container
 from napari.layers import Image
 from napari.qt.threading import thread_worker
-from qtpy.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from napari_medseg._forms import form
 
 if TYPE_CHECKING:
     import napari
@@ -22,6 +27,12 @@ PLACEHOLDER = "choose a window..."
 PERCENTILE = "percentile 1-99"
 FULL_RANGE = "full range"
 CLAHE_CLIP_LIMIT = 0.01
+
+
+def window_form(windows: Callable[[Any], list[str]]) -> Container:
+    """``windows``: the menu for the active layer (asked again when the layer changes)."""
+    return form(ComboBox(name="window", label="Display window", choices=windows,
+                         tooltip="Sets the layer's contrast limits to center -/+ width/2"))
 
 
 class DisplayWidget(QWidget):
@@ -37,9 +48,8 @@ class DisplayWidget(QWidget):
 
         self.info = QLabel()
         self.info.setWordWrap(True)
-        self.presets = QComboBox()
-        self.presets.setToolTip("Sets the layer's contrast limits to center -/+ width/2")
-        self.presets.currentIndexChanged.connect(self._on_preset)
+        self.form = window_form(self._window_menu)
+        self.form.window.changed.connect(self._on_preset)
         self.clahe_button = QPushButton("CLAHE copy")
         self.clahe_button.setToolTip("Add a contrast-equalised (CLAHE) copy of the image as a new layer")
         self.clahe_button.clicked.connect(self.start_clahe)
@@ -47,7 +57,7 @@ class DisplayWidget(QWidget):
         self.status.setWordWrap(True)
 
         layout = QVBoxLayout(self)
-        for w in (self.info, QLabel("Display window"), self.presets, self.clahe_button, self.status):
+        for w in (self.info, self.form.native, self.clahe_button, self.status):
             layout.addWidget(w)
         layout.addStretch(1)
 
@@ -64,22 +74,25 @@ class DisplayWidget(QWidget):
             self._layer.events.contrast_limits.connect(self._on_limits_changed)
         self.info.setText(describe_layer(self._layer))
         self._presets = presets_for(self._layer) if self._layer is not None else {}
-        self.presets.blockSignals(True)
-        self.presets.clear()
-        self.presets.addItems([PLACEHOLDER, *self._presets, PERCENTILE, FULL_RANGE]
-                              if self._layer is not None else [])
-        self.presets.blockSignals(False)
-        self.presets.setEnabled(self._layer is not None)
+        window = self.form.window
+        with window.changed.blocked():
+            window.choices = ()  # magicgui keeps the items that stay where they were: the menu is the layer's
+            window.reset_choices()  # the first, PLACEHOLDER, is chosen
+        window.enabled = self._layer is not None
         self.clahe_button.setEnabled(self._layer is not None and self._worker is None)
+
+    def _window_menu(self, _field: Any = None) -> list[str]:
+        if self._layer is None:
+            return []
+        return list(dict.fromkeys([PLACEHOLDER, *self._presets, PERCENTILE, FULL_RANGE]))
 
     def preset_names(self) -> list[str]:
         """The windows offered for the active layer, in menu order."""
-        return [self.presets.itemText(i) for i in range(1, self.presets.count())]
+        return list(self.form.window.choices)[1:]
 
     # ------------------------------------------------------------- windows
-    def _on_preset(self, index: int) -> None:
-        name = self.presets.itemText(index)
-        if self._layer is None or index <= 0:
+    def _on_preset(self, name: str | None) -> None:
+        if self._layer is None or name in (None, PLACEHOLDER):
             return
         try:
             limits = self.window_limits(name)
@@ -111,10 +124,10 @@ class DisplayWidget(QWidget):
 
     def _on_limits_changed(self, event: Any = None) -> None:
         # the menu names a window only while the limits are that window's
-        if not self._applying and self.presets.currentIndex() != 0:
-            self.presets.blockSignals(True)
-            self.presets.setCurrentIndex(0)
-            self.presets.blockSignals(False)
+        window = self.form.window
+        if not self._applying and window.value not in (None, PLACEHOLDER):
+            with window.changed.blocked():
+                window.value = PLACEHOLDER
 
     # ---------------------------------------------------------------- CLAHE
     def start_clahe(self) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from medseg.io.dicom import CT_PRESETS
 from medseg.io.normalise import percentile_window
-from napari_medseg._display_widget import FULL_RANGE, PERCENTILE, DisplayWidget
+from napari_medseg._display_widget import FULL_RANGE, PERCENTILE, PLACEHOLDER, DisplayWidget
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-medseg"
@@ -30,18 +30,18 @@ def test_ct_presets_and_provenance(ct_viewer):
     text = widget.info.text()
     assert "CT_small.dcm" in text and "modality CT" in text and "0.6615 × 0.6615 mm" in text
 
-    widget.presets.setCurrentText("lung")
+    widget.form.window.value = "lung"
     assert tuple(layer.contrast_limits) == pytest.approx((-600 - 750, -600 + 750))
 
-    widget.presets.setCurrentText(PERCENTILE)
+    widget.form.window.value = PERCENTILE
     c, w = percentile_window(layer.data, 1, 99)
     assert tuple(layer.contrast_limits) == pytest.approx((c - w / 2, c + w / 2))
 
-    widget.presets.setCurrentText(FULL_RANGE)
+    widget.form.window.value = FULL_RANGE
     assert tuple(layer.contrast_limits) == pytest.approx((layer.data.min(), layer.data.max()))
 
     layer.contrast_limits = (0, 100)  # a manual change: the menu stops naming a window
-    assert widget.presets.currentIndex() == 0
+    assert widget.form.window.value == PLACEHOLDER
 
 
 def test_clahe_copy_adds_layer_from_thread(ct_viewer, qtbot):
@@ -87,9 +87,9 @@ def test_plain_layer_gets_generic_presets_only(make_napari_viewer, qtbot):
     assert widget.preset_names() == [PERCENTILE, FULL_RANGE]
     assert "No provenance" in widget.info.text()
     viewer.layers.selection.active = viewer.layers["CT_small"]
-    assert "lung" in widget.preset_names()
+    assert "lung" in widget.preset_names() and widget.preset_names()[-2:] == [PERCENTILE, FULL_RANGE]
     viewer.layers.selection.active = viewer.layers["plain"]
-    widget.presets.setCurrentText(FULL_RANGE)
+    widget.form.window.value = FULL_RANGE
     assert tuple(viewer.layers["plain"].contrast_limits) == (0, 399)
 
 
@@ -104,7 +104,7 @@ def test_lazy_stack_window_uses_displayed_frame(make_napari_viewer, qtbot):
     viewer.dims.set_current_step(0, 3)
     widget = DisplayWidget(viewer)
     qtbot.addWidget(widget)
-    widget.presets.setCurrentText(FULL_RANGE)
+    widget.form.window.value = FULL_RANGE
     assert tuple(viewer.layers["stack"].contrast_limits) == (30, 1000)
     widget.clahe_button.click()
     qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=20000)
