@@ -123,3 +123,56 @@ def test_a_cancel_between_events_is_thrown_into_the_job_so_it_can_say_what_it_ke
             token.set()
     assert isinstance(seen[-1], Cancelled) and seen[-1].partial == [0, 1] and seen[-1].done == 2
     assert str(seen[-1]) == "stopped with 2 kept"
+
+
+def test_a_job_that_winds_down_after_a_cancel_has_its_last_events_relayed():
+    """A job that cannot stop at once (a training child finishing its step) catches the thrown Cancelled,
+    goes on yielding, and ends with its own Cancelled: every event on the way is relayed, none dropped."""
+
+    def job(closed):
+        stopping = False
+        try:
+            for i in range(10):
+                try:
+                    yield Progress(i + 1, 10, "step")
+                except Cancelled:
+                    stopping = True  # e.g. ask the child to stop; it still reports its step and checkpoint
+                if stopping:
+                    yield Message(f"checkpoint after step {i + 1}")
+                    raise Cancelled("stopped", i + 1, 10, partial={"checkpoint": f"step{i + 1}"})
+        finally:
+            closed.append(True)
+
+    token, closed, seen = CancelToken(), [], []
+    for e in drive(job(closed), token):
+        seen.append(e)
+        if isinstance(e, Progress) and e.done == 3:
+            token.set()
+    assert [type(e).__name__ for e in seen] == ["Progress"] * 3 + ["Message", "Cancelled"]
+    assert seen[-2].text == "checkpoint after step 3" and seen[-1].partial == {"checkpoint": "step3"}
+    assert closed == [True]
+
+    def finishes_anyway():  # the work was done meanwhile: its result is the outcome
+        try:
+            yield Progress(1, 1)
+        except Cancelled:
+            yield Result("done")
+
+    token = CancelToken()
+    assert run(finishes_anyway(), token, on_event=lambda e: token.set()) == "done"
+    events = list(drive(finishes_anyway(), token))
+    assert len(events) == 1 and isinstance(events[0], Cancelled)  # set before it started: never ran
+
+
+def test_on_set_calls_back_once_in_the_setting_thread():
+    import threading
+
+    token, calls = CancelToken(), []
+    token.on_set(lambda: calls.append(threading.current_thread()))
+    thread = threading.Thread(target=token.set)
+    thread.start()
+    thread.join()
+    token.set()  # set again: no second call
+    assert calls == [thread]
+    token.on_set(lambda: calls.append("late"))  # already set: at once
+    assert calls == [thread, "late"] and token.cancelled

@@ -41,11 +41,29 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._on_set: list[Any] = []
 
     def set(self) -> None:
-        self._event.set()
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            calls, self._on_set = self._on_set, []
+        for call in calls:
+            call()
 
     cancel = set
+
+    def on_set(self, callback: Any) -> None:
+        """Call ``callback()`` once, in the thread that sets the token (now, if it is set already): for a job
+        that waits where no check can run, e.g. on a training child's output (the child is signalled at once,
+        not at its next event; the viewer may be gone by then)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._on_set.append(callback)
+                return
+        callback()
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -201,7 +219,7 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
     try:
         while True:
             if token is not None and token.is_set():
-                yield _stop(it, last)
+                yield from _stop(it, last)
                 return
             try:
                 event = next(it)
@@ -222,9 +240,11 @@ def drive(job: Iterable[Any], token: CancelToken | None = None) -> Iterator[Any]
             close()
 
 
-def _stop(it: Iterator[Any], last: Progress | None) -> Cancelled:
+def _stop(it: Iterator[Any], last: Progress | None) -> Iterator[Any]:
     """The token was set between two events: ``Cancelled`` is thrown into a generator job at its ``yield``, so
-    the job can say what it kept (re-raise it with ``partial=``) before it is closed; any other end is the
+    the job can say what it kept (re-raise it with ``partial=``) before it is closed. A job that must wind
+    down first (a training child asked to stop still writes its checkpoint) catches it and goes on yielding:
+    those events are relayed up to the job's own ``Result`` or ``Cancelled``. Any other end is the
     ``Cancelled`` thrown."""
     if last is None:
         stop = Cancelled("cancelled before the first step")
@@ -233,14 +253,18 @@ def _stop(it: Iterator[Any], last: Progress | None) -> Cancelled:
         stop = Cancelled(f"{last.stage or 'job'} cancelled after {last.done}{of}", done=last.done, total=last.total)
     throw = getattr(it, "throw", None)
     if throw is None:
-        return stop
+        yield stop
+        return
     try:
-        throw(stop)
+        event = throw(stop)
+        while not isinstance(event, (Result, Cancelled)):
+            yield event
+            event = next(it)
     except Cancelled as c:
-        return c
+        event = c
     except StopIteration:
-        pass
-    return stop
+        event = stop
+    yield event
 
 
 def run(job: Iterable[Any], token: CancelToken | None = None, on_event=None) -> Any:
