@@ -14,16 +14,18 @@ form library, already behind the Fine-tune and Export forms; every field has a
 typed ``value`` and one ``changed`` signal whatever its kind; a label hides
 with its field (``field.visible``); ``FileEdit`` brings the folder chooser and
 ``Select`` a multiple choice; scripts and tests set ``form.<name>.value``
-instead of reaching into Qt widgets.
+instead of reaching into Qt widgets. Two fields magicgui lacks are here:
+:class:`TypedChoice` (a choice or typed text) and :class:`FolderEdit` (a
+folder that may be left empty).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from magicgui.widgets import Container
+from magicgui.widgets import ComboBox, Container
 from magicgui.widgets.bases import Widget
-from qtpy.QtWidgets import QGroupBox, QLayout, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QGroupBox, QLayout, QVBoxLayout, QWidget
 
 
 def form(*fields: Widget) -> Container:
@@ -60,4 +62,44 @@ def refresh_choices(field: Any) -> None:
 def placeholder(field: Any, text: str) -> None:
     """Grey hint text in an empty text field (magicgui has no option for it)."""
     native = field.line_edit.native if hasattr(field, "line_edit") else field.native  # FileEdit: its text field
+    if isinstance(native, QComboBox):
+        native = native.lineEdit()  # an editable one (TypedChoice)
     native.setPlaceholderText(text)
+
+
+class TypedChoice(ComboBox):
+    """A combo box that also takes typed text: its value is the text shown, one of the choices or what was
+    typed (magicgui's ``ComboBox`` value is only ever one of its choices). ``changed`` follows the text."""
+
+    def __init__(self, value: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.native.setEditable(True)
+        self.native.currentTextChanged.connect(self.changed.emit)
+        if value is not None:
+            self.value = value  # after the choices: magicgui would replace a value that is not one of them
+
+    def _on_value_change(self, value: Any = None) -> None:
+        pass  # the text change reports it (once)
+
+    def reset_choices(self, *_: Any) -> None:
+        """New choices keep the text (magicgui would put the first choice in place of typed text)."""
+        if not self.native.isEditable():  # still being built
+            return super().reset_choices()
+        text = self.value
+        super().reset_choices()
+        with self.changed.blocked():
+            self.value = text
+
+    @property
+    def value(self) -> str:
+        return self.get_value()
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.set_value(value)
+
+    def get_value(self) -> str:
+        return self.native.currentText()
+
+    def set_value(self, value: Any) -> None:
+        self.native.setCurrentText("" if value is None else str(value))

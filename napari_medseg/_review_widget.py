@@ -6,7 +6,8 @@ Moving along it shows each sample through :func:`napari_medseg._sample_layers.sh
 edits on the Labels layer are autosaved as revisions when the user moves on or
 the viewer closes, and kept in a crash-safe draft meanwhile
 (:mod:`napari_medseg._review_autosave`). The buttons' work is in
-:mod:`napari_medseg._review_actions`.
+:mod:`napari_medseg._review_actions`; the exclusion reason and the speck size are its forms
+(:mod:`napari_medseg._forms`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from magicgui.widgets import Container, SpinBox
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -21,14 +23,14 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_medseg import _review_actions as actions
+from napari_medseg._forms import TypedChoice, form, placeholder
 from napari_medseg._notify import report_error
-from napari_medseg._qt_helpers import button, combo, connect_until_destroyed
+from napari_medseg._qt_helpers import button, connect_until_destroyed
 from napari_medseg._review_autosave import autosave_for
 from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
@@ -44,6 +46,20 @@ HELP = (f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_
         "'medseg labels' layer; edits are saved as a revision when you move on or close napari, and kept "
         "in a crash-safe draft meanwhile.")
 _FAILED = object()
+
+
+def verdict_form() -> Container:
+    """Why a sample is excluded: a common reason, or typed."""
+    reason = TypedChoice(name="reason", label="Reason", choices=EXCLUDE_REASONS,
+                         tooltip="Why the sample is excluded (required)")
+    placeholder(reason, "reason to exclude")
+    return form(reason)
+
+
+def helper_form() -> Container:
+    """The label helpers' setting: the size below which "Remove specks" removes a piece."""
+    # magicgui's spin box (superqt's large-int one) has no suffix: the unit is in the label
+    return form(SpinBox(name="speck_size", label="Speck size (px)", value=20, min=1, max=1_000_000))
 
 
 class ReviewWidget(QWidget):
@@ -76,23 +92,16 @@ class ReviewWidget(QWidget):
 
         self.accept_button = button("Accept", self.accept, "The label is right (pending edits are saved)")
         self.exclude_button = button("Exclude", self.exclude, "Leave the sample out of training and export")
-        self.reason = combo(EXCLUDE_REASONS)
-        self.reason.setEditable(True)
-        self.reason.lineEdit().setPlaceholderText("reason to exclude")
-        self.reason.setToolTip("Why the sample is excluded (required)")
+        self.verdict_form, self.helper_form = verdict_form(), helper_form()
         self.advance = QCheckBox("then go to the next sample")
         self.advance.setChecked(True)
         self.save_button = button("Save correction", self.save_correction,
                                   "Save the labels on screen as a new revision now")
 
         self.only_selected = QCheckBox("only the selected label")
-        self.speck_size = QSpinBox()
-        self.speck_size.setRange(1, 1_000_000)
-        self.speck_size.setValue(20)
-        self.speck_size.setSuffix(" px")
         self.fill_button = button("Fill holes", lambda: self.helper("fill_holes"))
         self.specks_button = button("Remove specks below", lambda: self.helper(
-            "remove_specks", min_pixels=self.speck_size.value()))
+            "remove_specks", min_pixels=self.helper_form.speck_size.value))
         self.smooth_button = button("Smooth", lambda: self.helper("smooth"), "Majority of each 3x3 neighbourhood")
         self.dilate_button = button("Dilate 1 px", lambda: self.helper("dilate"))
         self.erode_button = button("Erode 1 px", lambda: self.helper("erode"))
@@ -123,12 +132,12 @@ class ReviewWidget(QWidget):
         verdict = QGridLayout()
         verdict.addWidget(self.accept_button, 0, 0)
         verdict.addWidget(self.exclude_button, 0, 1)
-        verdict.addWidget(self.reason, 0, 2)
+        verdict.addWidget(self.verdict_form.native, 0, 2)
         verdict.addWidget(self.advance, 1, 0, 1, 2)
         verdict.addWidget(self.save_button, 1, 2)
         layout.addLayout(verdict)
         helpers = QGridLayout()
-        for k, w in enumerate((self.fill_button, self.specks_button, self.speck_size, self.smooth_button,
+        for k, w in enumerate((self.fill_button, self.specks_button, self.helper_form.native, self.smooth_button,
                                self.dilate_button, self.erode_button)):
             helpers.addWidget(w, k // 3, k % 3)
         helpers.addWidget(self.only_selected, 2, 0, 1, 2)
@@ -260,7 +269,7 @@ class ReviewWidget(QWidget):
 
     def exclude(self) -> None:
         sid = self.autosave.sample_id
-        reason = self._run("Exclude", actions.exclude, self.reason.currentText())
+        reason = self._run("Exclude", actions.exclude, self.verdict_form.reason.value)
         if reason is not _FAILED:
             self.message.setText(f"{sid}: excluded ({reason}).")
             self._after_verdict()

@@ -113,10 +113,10 @@ def test_accept_and_exclude_need_reason(review, qtbot, monkeypatch):
     assert ws.sample("4").status == "accepted"
     wait_for_sample(qtbot, session, "2")  # advanced to the next in the queue
 
-    widget.reason.setCurrentText("")
+    widget.verdict_form.reason.value = ""
     widget.exclude_button.click()
     assert len(errors) == 1 and "needs a reason" in errors[0] and ws.sample("2").status == "unreviewed"
-    widget.reason.setCurrentText("image unusable: motion blur")
+    widget.verdict_form.reason.value = "image unusable: motion blur"
     widget.exclude_button.click()
     rec = ws.sample("2")
     assert (rec.status, rec.reason) == ("excluded", "image unusable: motion blur")
@@ -162,7 +162,7 @@ def test_helpers_change_the_labels_as_their_engine_functions_say(review, qtbot):
 
     show_and_wait(widget, qtbot, session, "2")
     assert labels.data[SPECK].all()
-    widget.speck_size.setValue(5)
+    widget.helper_form.speck_size.value = 5
     widget.specks_button.click()
     assert labels.data[SPECK].sum() == 0 and labels.data.sum() == object_mask(2).sum()
     widget.save_button.click()
