@@ -1,10 +1,13 @@
 """Fine-tune dock widget: train on the workspace's corrected labels (or a dataset folder) in a child process.
 
 Start writes the form's TrainConfig into a new run folder and launches
-``medseg train --events jsonl`` (``TrainingProcess``); a thread worker reads
-its events, and the main thread moves a napari progress bar and the live plot
-while the user keeps reviewing. Cancel asks the child to stop after its
-step (it writes ``last.medseg``); Resume continues that run. A failed run is
+``medseg train --events jsonl`` (``TrainingProcess``); following it is a job
+like any other (:func:`follow_training` through ``start_job``), and the main
+thread moves a napari progress bar and the live plot while the user keeps
+reviewing. Cancel sets the job's token, which asks the child to stop after its
+step (it writes ``last.medseg``); the job relays the child's events until it
+ends, so the run's end is the child's own Cancelled naming that checkpoint.
+Resume continues that run. A failed run is
 a notification naming the error, and its last checkpoint stays. Afterwards
 "Use this model" puts the best checkpoint into the session (Predict follows)
 and "Re-score the queue" scores every sample with it (the button cancels it
@@ -19,10 +22,10 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from medseg.jobs import Result
 from napari_medseg._finetune_config import (
     WORKSPACE,
     build_form,
@@ -31,7 +34,7 @@ from napari_medseg._finetune_config import (
     run_folder,
 )
 from napari_medseg._forms import refresh_choices
-from napari_medseg._jobs import JobFailed, start_job
+from napari_medseg._jobs import start_job
 from napari_medseg._model_choices import ModelNames, with_model_names
 from napari_medseg._notify import report_error
 from napari_medseg._plot import TrainingPlot
@@ -44,22 +47,41 @@ from napari_medseg._viewer_access import real_viewer, when_viewer_closes
 if TYPE_CHECKING:
     import napari
 
-TERMINAL = ("result", "cancelled", "error")  # a run ends with a Result, a Cancelled or a Failed
 
+def follow_training(config: Any, resume: str | Path | None, env: dict[str, str], cancel: Any = None):
+    """The training job: start the child and relay its events; it ends as the child ended (a ``Result``
+    of its ``TrainSummary``, its ``Cancelled`` whose ``partial`` names the checkpoint it kept, or its
+    ``Failed`` raised as :class:`~medseg.errors.TrainingFailed`).
 
-def follow_training(config: Any, resume: str | Path | None, env: dict[str, str]):
-    """Worker body: start the child, hand its process object to the GUI, then relay its events."""
+    ``cancel`` asks the child to stop after its step the moment it is set (``on_set``: the worker may be
+    waiting for the child's next line, and the viewer may be closing); ``drive`` then throws ``Cancelled``
+    in at a ``yield``, which is caught here: the events go on until the child has written its checkpoint
+    and ended. The child's stream is read to its end (never killed after its last word)."""
     from napari_medseg._torch_guard import load_torch
 
     load_torch()
+    from medseg.errors import Cancelled, TrainingFailed
+    from medseg.jobs import Failed, Result
     from medseg.training.runner import TrainingProcess
 
+    end = None
     with TrainingProcess(config, resume=resume, env=env) as proc:
-        yield proc
-        try:
-            yield from proc.events()
-        except RuntimeError as e:
-            raise JobFailed(str(e)) from e
+        if cancel is not None:
+            cancel.on_set(proc.cancel)
+        for event in proc.events():
+            if isinstance(event, (Result, Cancelled, Failed)):
+                end = event
+                continue
+            try:
+                yield event
+            except Cancelled:
+                if not proc.cancel_requested:
+                    proc.cancel()
+    if isinstance(end, Failed):
+        raise TrainingFailed(end)
+    if isinstance(end, Cancelled):
+        raise end
+    yield end  # a Result, also when the child finished although it was asked to stop
 
 
 def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
@@ -72,12 +94,6 @@ def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
     from medseg.qc import ranking
 
     return ranking.iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
-
-
-def _stop(get_proc: Any) -> None:
-    proc = get_proc() if get_proc is not None else None
-    if proc is not None and proc.running():
-        proc.cancel()
 
 
 class FinetuneWidget(QWidget):
@@ -97,7 +113,7 @@ class FinetuneWidget(QWidget):
         self.use_button, self.rescore_button = QPushButton("Use this model"), QPushButton("Re-score the queue")
         # extra environment of the training process: by default it leaves one core to the viewer
         self.child_env: dict[str, str] = child_thread_env()
-        self.worker = self.score_worker = self.proc = self.pbar = None
+        self.worker = self.score_worker = self.pbar = None
         self.job = self.score_job = None
         self.run_dir: Path | None = None
         self.events: list = []          # this run's events, in order
@@ -125,9 +141,9 @@ class FinetuneWidget(QWidget):
         self.form.start.changed.connect(self._sync)
         connect_until_destroyed(self, [(self.session.workspace_changed, self._sync),
                                        (self.session.checkpoints_changed, self._sync)])
-        proc_of = weakref.WeakMethod(self._running_process)
+        me = weakref.ref(self)
         # no training child outlives the viewer: it is asked to stop (and writes its checkpoint)
-        when_viewer_closes(napari_viewer, lambda: _stop(proc_of()))
+        when_viewer_closes(napari_viewer, lambda: me() is not None and me().cancel_training())
         self._sync()
 
     def _offer_model_names(self, names: ModelNames) -> None:
@@ -189,45 +205,42 @@ class FinetuneWidget(QWidget):
         self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir, None)
         return True
 
-    def _running_process(self) -> Any:
-        return self.proc
-
     def cancel(self) -> None:
         """Ask the training process to stop after its current step; it writes a checkpoint first."""
-        if self.job is not None and self.job.cancel():
+        if self.cancel_training():
             self.status.setText("Cancelling: the trainer stops after this step and saves a checkpoint...")
 
-    def _stop_training(self) -> None:
-        # no widget is touched here: it also runs when the dock is being destroyed. Before the worker has
-        # handed over the process, the cancel is applied when it arrives (_on_event)
-        if self.proc is not None and self.proc.running():
-            self.proc.cancel()
+    def cancel_training(self) -> bool:
+        # no widget is touched here: it also runs when the viewer is closing
+        return self.job is not None and self.job.cancel()
 
     def _launch(self, run_dir: Path, config: Any, resume: Path | None, workspace: Any) -> None:
         self.run_dir, self.outcome, self.events = run_dir, None, []
         if resume is None:
             self.plot.clear()
             self.checkpoint = None
-        worker = create_worker(follow_training, config, resume, dict(self.child_env), _start_thread=False,
-                               _ignore_errors=True)
-        worker.yielded.connect(self._on_event)
-        worker.errored.connect(lambda e: self.status.setText(
-            report_error(f"Fine-tuning in {run_dir} failed to run", e)))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.job = self.session.jobs.add(worker, f"Fine-tuning in {run_dir}", workspace, self._stop_training,
-                                         owner=self)
+        env = dict(self.child_env)
+        # the bar is the dock's own: it follows the run's global step across a resume's new Started
+        running = start_job(
+            self.session.jobs, lambda token: follow_training(config, resume, env, cancel=token),
+            f"Fine-tuning in {run_dir}", workspace=workspace, owner=self, progress=False,
+            on_event=self._on_event, on_result=lambda summary: self._on_outcome(Result(summary)),
+            on_cancelled=self._on_outcome, on_error=lambda e: self._failed(run_dir, e),
+            on_finished=self._on_finished)
+        self.worker, self.job = running.worker, running.job
         self.status.setText(f"{'Resuming' if resume else 'Starting'} the training process in {run_dir}...")
         self._sync()
-        worker.start()
+
+    def _failed(self, run_dir: Path, e: BaseException) -> None:
+        from medseg.errors import TrainingFailed
+
+        if isinstance(e, TrainingFailed):
+            self._on_outcome(e.failed)
+        else:
+            self.status.setText(report_error(f"Fine-tuning in {run_dir} failed to run", e))
 
     def _on_event(self, event: Any) -> None:
-        kind = getattr(event, "kind", None)
-        if kind is None:  # the TrainingProcess itself
-            self.proc = event
-            if self.job is not None and self.job.cancelled:
-                self._stop_training()
-            return
+        kind = event.kind
         self.events.append(event)
         if kind == "started":
             self._close_bar()
@@ -251,10 +264,10 @@ class FinetuneWidget(QWidget):
         elif kind == "oom":
             show_warning(f"Fine-tuning: out of memory; continuing with micro-batch {event.micro_batch} x "
                          f"{event.accumulate}")
-        elif kind in TERMINAL:
-            self._on_outcome(event)
 
     def _on_outcome(self, event: Any) -> None:
+        """The run's end, as the child reported it: a Result, a Cancelled or a Failed."""
+        self.events.append(event)
         self.outcome = event
         if event.kind == "result":
             summary = event.value
@@ -274,7 +287,7 @@ class FinetuneWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._close_bar()
-        self.worker = self.proc = self.job = None
+        self.worker = self.job = None
         self._sync()
 
     def _close_bar(self) -> None:

@@ -163,16 +163,32 @@ def test_plot_redraws_are_throttled(qtbot):
     assert _loss_panel_drawn(plot)
 
 
-def test_closing_the_viewer_stops_the_training_child(make_napari_viewer, qtbot, data, tmp_path):
+def _children(monkeypatch) -> list:
+    """The training processes the jobs start from now on, for a test to watch."""
+    import medseg.training.runner as runner
+
+    started = []
+
+    class Seen(runner.TrainingProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(runner, "TrainingProcess", Seen)
+    return started
+
+
+def test_closing_the_viewer_stops_the_training_child(make_napari_viewer, qtbot, data, tmp_path, monkeypatch):
     from qtpy.QtGui import QCloseEvent
 
     from napari_medseg._viewer_access import _WATCHERS
 
+    started = _children(monkeypatch)
     viewer = make_napari_viewer()
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=FOLDER, dataset=data, epochs=500)
     assert widget.start()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=RUN)
-    proc = widget.proc
+    [proc] = started
     # what Qt delivers to the window when the user closes napari
     _WATCHERS[viewer].eventFilter(viewer.window._qt_window, QCloseEvent())
     qtbot.waitUntil(lambda: not proc.running(), timeout=RUN)
@@ -209,15 +225,16 @@ def test_switching_the_workspace_cancels_its_run_and_keeps_a_checkpoint(make_nap
     session = session_for(viewer)
     session.set_workspace(ws)
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=WORKSPACE, epochs=500)
+    started = _children(monkeypatch)
     at_close, real_close = [], ws.close
-    monkeypatch.setattr(ws, "close", lambda: (at_close.append((widget.proc, session.jobs.running(ws))),
+    monkeypatch.setattr(ws, "close", lambda: (at_close.append((started[0].running(), session.jobs.running(ws))),
                                               real_close()))
     assert widget.start()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=RUN)
-    proc = widget.proc
+    [proc] = started
     session.set_workspace(None)
     assert len(infos) == 1 and f"Fine-tuning in {widget.run_dir}" in infos[0] and at_close == []
     qtbot.waitUntil(lambda: not widget.running, timeout=RUN)
-    assert at_close == [(None, [])] and not proc.running()  # closed after the run ended, not under it
+    assert at_close == [(False, [])] and not proc.running()  # closed after the run ended, not under it
     assert widget.outcome.kind == "cancelled", widget.status.text()
     assert load_checkpoint(widget.checkpoint).spec.arch == "PlainUNet" and errors == []

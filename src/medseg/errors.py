@@ -7,6 +7,7 @@ can show it as it is without a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # what the CLI prints after the traceback of an unexpected exception (exit code 1)
 BUG_LINE = ("this is a bug in napari-medseg, not a problem with your data or command: please report it on the "
@@ -198,6 +199,16 @@ class DestinationError(MedsegError, ValueError):
         self.destination = Path(destination)
         self.protected = Path(protected) if protected is not None else None
         super().__init__(message)
+
+
+class TrainingFailed(MedsegError):
+    """A training child process ended with an error: its ``Failed`` event (``failed``: message, type,
+    exit code, the tail of its log) raised where the run is followed in-process, so a follower ends like
+    any job that failed. The run's last good checkpoint stays."""
+
+    def __init__(self, failed: Any):
+        self.failed = failed
+        super().__init__(failed.message)
 
 
 class DamagedValue(ValueError):
