@@ -21,10 +21,13 @@ folder that may be left empty).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container
+from magicgui.widgets import ComboBox, Container, FileEdit
 from magicgui.widgets.bases import Widget
+from psygnal import Signal
 from qtpy.QtWidgets import QComboBox, QGroupBox, QLayout, QVBoxLayout, QWidget
 
 
@@ -103,3 +106,39 @@ class TypedChoice(ComboBox):
 
     def set_value(self, value: Any) -> None:
         self.native.setCurrentText("" if value is None else str(value))
+
+
+class FolderEdit(FileEdit):
+    """A folder typed or chosen with "Browse...", whose empty text means no folder: its value is a ``Path``, or
+    None while the text is empty (magicgui's ``FileEdit`` reads empty text as ``Path("")``, the current
+    directory, and writes ``""`` as that directory's full path). ``changed`` follows every key;
+    ``committed`` (the value) comes once the user is done: Enter or leaving the field, or a folder picked."""
+
+    committed = Signal(object)
+
+    def __init__(self, value: Any = None, **kwargs: Any):
+        super().__init__(mode="d", nullable=True, **kwargs)
+        self.value = value
+        self.line_edit.native.editingFinished.connect(lambda: self.committed.emit(self.value))
+
+    @property
+    def _btn_text(self) -> str:
+        return "Browse..."
+
+    def get_value(self) -> Path | None:
+        text = self.line_edit.value.strip()
+        return Path(text) if text else None
+
+    def set_value(self, value: Any) -> None:
+        if value is None or not str(value).strip():
+            self.line_edit.value = ""
+        else:
+            super().set_value(str(value).strip())
+
+    def _on_choose_clicked(self) -> None:
+        start = self.value.expanduser().absolute() if self.value is not None else Path.home()
+        chosen = self._show_file_dialog(self.mode, caption="Choose a folder", start_path=os.fspath(start),
+                                        filter=self.filter)
+        if chosen:
+            self.value = chosen
+            self.committed.emit(self.value)
