@@ -55,8 +55,7 @@ def with_model_names(then: Callable[[ModelNames], Any]) -> Any:
     if _known is not None:
         then(_known)
         return None
-    from napari.qt.threading import create_worker
-
+    from napari_medseg._jobs import call, start_job
     from napari_medseg._notify import report_error
 
     def arrived(names: ModelNames) -> None:
@@ -67,8 +66,7 @@ def with_model_names(then: Callable[[ModelNames], Any]) -> Any:
         except RuntimeError:  # the dock was closed meanwhile: its Qt widgets are gone
             pass
 
-    worker = create_worker(read_model_names, _start_thread=False, _ignore_errors=True)
-    worker.returned.connect(arrived)
-    worker.errored.connect(lambda e: report_error("Cannot list the model architectures and encoders", e))
-    worker.start()
-    return worker
+    # a job of no session: no workspace waits for it
+    return start_job(None, lambda token: call(read_model_names), "Listing the model architectures",
+                     stoppable=False, progress=False, on_result=arrived,
+                     on_error=lambda e: report_error("Cannot list the model architectures and encoders", e)).worker

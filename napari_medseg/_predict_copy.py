@@ -15,6 +15,7 @@ import numpy as np
 from napari.layers import Labels, Shapes
 
 from medseg.errors import InferenceError
+from napari_medseg._jobs import call, start_job
 from napari_medseg._layer_data import labels_layer
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, PREDICTION_LAYER
 
@@ -121,15 +122,9 @@ def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: di
 def start_revision_save(session, sample_id: str, labels: np.ndarray, details: dict[str, Any],
                         on_saved, on_failed, on_finished):
     """Run ``save_revision_job`` into the session's workspace on a copy of ``labels`` in a thread worker;
-    returns the started worker. A job the workspace waits for before it closes: an edit is never dropped."""
-    from napari.qt.threading import create_worker
-
-    workspace = session.workspace
-    worker = create_worker(save_revision_job, workspace, sample_id, np.array(labels, copy=True), details,
-                           _start_thread=False, _ignore_errors=True)
-    session.jobs.add(worker, f"Saving the copied prediction of {sample_id}", workspace)
-    worker.returned.connect(on_saved)
-    worker.errored.connect(on_failed)
-    worker.finished.connect(on_finished)
-    worker.start()
-    return worker
+    returns the started worker. A job the workspace waits for before it closes, never stopped: an edit is
+    never dropped."""
+    workspace, labels = session.workspace, np.array(labels, copy=True)
+    return start_job(session.jobs, lambda token: call(save_revision_job, workspace, sample_id, labels, details),
+                     f"Saving the copied prediction of {sample_id}", workspace=workspace, stoppable=False,
+                     progress=False, on_result=on_saved, on_error=on_failed, on_finished=on_finished).worker

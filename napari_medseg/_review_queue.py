@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from medseg.workspace.records import STATUSES
+from napari_medseg._jobs import call, start_job
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, combo, refill
 
@@ -99,8 +100,6 @@ class QueuePanel(QWidget):
         """Rebuild the queue in a thread worker (it reads every score and finding: 40 ms for 612 samples,
         more for larger sets, too long for the GUI thread); the newest request wins and ``refreshed`` is
         emitted when its items are on screen."""
-        from napari.qt.threading import create_worker
-
         from medseg.qc.queue import review_queue
 
         self._request += 1
@@ -108,16 +107,15 @@ class QueuePanel(QWidget):
         if ws is None:
             self._fill(request, [])
             return
-        statuses = chosen(self.status_filter)
+        statuses, method, checks = chosen(self.status_filter), self.method_name(), chosen(self.check_filter)
         # all statuses are computed (the order does not depend on them) so that a sample filtered out
-        # still has its queue item for the details panel; the panel filters
-        worker = create_worker(review_queue, ws, method=self.method_name(), checks=chosen(self.check_filter),
-                               _start_thread=False, _ignore_errors=True)
-        self.session.jobs.add(worker, "Building the review queue", ws)  # the workspace closes after it
-        worker.returned.connect(lambda items: self._fill(request, items, statuses))
-        worker.errored.connect(lambda e: self._failed(request, e))
-        self.pending = worker
-        worker.start()
+        # still has its queue item for the details panel; the panel filters. A job on the workspace: it
+        # closes after it
+        self.pending = start_job(
+            self.session.jobs, lambda token: call(review_queue, ws, method=method, checks=checks),
+            "Building the review queue", workspace=ws, stoppable=False, progress=False,
+            on_result=lambda items: self._fill(request, items, statuses),
+            on_error=lambda e: self._failed(request, e)).worker
 
     @property
     def refreshing(self) -> bool:

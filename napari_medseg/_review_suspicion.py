@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_medseg._jobs import call, start_job
 from napari_medseg._notify import report_error
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
 
@@ -60,8 +61,6 @@ class SuspicionOverlay:
         self._request = 0
 
     def update(self, workspace: Any, sample_id: str | None, chosen_method: str | None) -> None:
-        from napari.qt.threading import create_worker
-
         self._request += 1
         if not self.enabled or sample_id is None or workspace is None:
             self._hide(None)
@@ -69,12 +68,10 @@ class SuspicionOverlay:
         request = self._request
         # the workspace is read in the worker: a query on the GUI thread waits for the interpreter lock
         # while a prediction runs (measured: 50-800 ms gaps per move in bench_gui_responsiveness.py)
-        worker = create_worker(_read, workspace, sample_id, chosen_method, _start_thread=False,
-                               _ignore_errors=True)
-        session_for(self.viewer).jobs.add(worker, f"Reading the label suspicion of {sample_id}", workspace)
-        worker.returned.connect(lambda result: self._arrived(request, sample_id, *result))
-        worker.errored.connect(lambda e: self._failed(request, sample_id, e))
-        worker.start()
+        start_job(session_for(self.viewer).jobs, lambda token: call(_read, workspace, sample_id, chosen_method),
+                  f"Reading the label suspicion of {sample_id}", workspace=workspace, stoppable=False,
+                  progress=False, on_result=lambda result: self._arrived(request, sample_id, *result),
+                  on_error=lambda e: self._failed(request, sample_id, e))
 
     def _arrived(self, request: int, sample_id: str, method: str | None, suspicion: np.ndarray | None) -> None:
         if request != self._request:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_medseg._jobs import call, start_job
 from napari_medseg._layer_data import mask_to_labels
 from napari_medseg._notify import report_error
 from napari_medseg._review_autosave import autosave_for
@@ -77,8 +78,6 @@ class _SampleDisplay:
         self._request = 0
 
     def show(self, sample_id: str):
-        from napari.qt.threading import create_worker
-
         from medseg.errors import WorkspaceError
 
         ws = self.session.workspace
@@ -86,12 +85,12 @@ class _SampleDisplay:
             raise WorkspaceError("no workspace is open: open a dataset or workspace in the Dataset widget first")
         self._request += 1
         request = self._request
-        worker = create_worker(load_sample, ws, str(sample_id), _ignore_errors=True)
-        self.session.jobs.add(worker, f"Reading sample {sample_id}", ws)  # the workspace closes after it
-        worker.returned.connect(lambda loaded: self._apply_reported(loaded, request))
-        worker.errored.connect(lambda e: report_error(f"Cannot show sample {sample_id}", e))
-        worker.start()
-        return worker
+        sid = str(sample_id)
+        return start_job(  # a job on the workspace: it closes after it
+            self.session.jobs, lambda token: call(load_sample, ws, sid), f"Reading sample {sample_id}",
+            workspace=ws, stoppable=False, progress=False,
+            on_result=lambda loaded: self._apply_reported(loaded, request),
+            on_error=lambda e: report_error(f"Cannot show sample {sample_id}", e)).worker
 
     def _apply_reported(self, loaded: LoadedSample, request: int) -> None:
         try:
