@@ -9,6 +9,7 @@ Cancel stops them at the next sample (:mod:`medseg.workspace.open_job` and
 changed or gone since the import are listed, not fatal. Selecting a sample shows
 it through :func:`napari_medseg._sample_layers.show_sample`.
 The workspace is closed when the viewer closes, after pending edits are saved.
+The two folders are the dock's form (:mod:`napari_medseg._forms`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magicgui.widgets import Container
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QPushButton,
     QTableWidget,
@@ -31,8 +30,10 @@ from qtpy.QtWidgets import (
 )
 
 from napari_medseg._dataset_jobs import default_workspace  # noqa: F401 - callers import it from here
+from napari_medseg._forms import FolderEdit, form, placeholder
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import connect_until_destroyed
+from napari_medseg._qt_helpers import row as buttons_row  # "row" names table rows here
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import when_viewer_closes
 
@@ -40,6 +41,16 @@ if TYPE_CHECKING:
     import napari
 
 COLUMNS = ("sample", "status", "group")
+
+
+def folders_form() -> Container:
+    """The folder to open and where its workspace is kept (either may be empty: no folder)."""
+    folder = FolderEdit(name="folder", label="Dataset or workspace")
+    placeholder(folder, "dataset folder (any layout) or workspace folder")
+    workspace = FolderEdit(name="workspace", label="Workspace folder",
+                           tooltip="Where the workspace (review state, label revisions) is kept: beside the "
+                                   "dataset, never inside it. Source files are only read.")
+    return form(folder, workspace)
 
 
 class DatasetWidget(QWidget):
@@ -50,14 +61,10 @@ class DatasetWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = self.job = None
-        self._chosen = ""
+        self._chosen: Path | None = None
 
-        self.folder = QLineEdit()
-        self.folder.setPlaceholderText("dataset folder (any layout) or workspace folder")
-        self.folder.editingFinished.connect(lambda: self.set_folder(self.folder.text()))
-        self.workspace_path = QLineEdit()
-        self.workspace_path.setToolTip("Where the workspace (review state, label revisions) is kept: beside the "
-                                       "dataset, never inside it. Source files are only read.")
+        self.form = folders_form()
+        self.form.folder.committed.connect(lambda folder: self.set_folder(folder or ""))
         self.open_button = QPushButton("Open")
         self.open_button.setToolTip("Reopen the workspace, or create it by indexing the dataset")
         self.open_button.clicked.connect(self.open_workspace)
@@ -86,11 +93,8 @@ class DatasetWidget(QWidget):
         self.samples.itemSelectionChanged.connect(self._on_row_selected)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Dataset or workspace"))
-        layout.addLayout(_row(self.folder, _browse(self, self.folder, self.set_folder)))
-        layout.addWidget(QLabel("Workspace folder"))
-        layout.addLayout(_row(self.workspace_path, _browse(self, self.workspace_path, None)))
-        layout.addLayout(_row(self.open_button, self.cancel_button))
+        layout.addWidget(self.form.native)
+        layout.addLayout(buttons_row(self.open_button, self.cancel_button))
         layout.addWidget(self.status)
         layout.addWidget(self.summary)
         layout.addWidget(self.qc_button)
@@ -111,23 +115,23 @@ class DatasetWidget(QWidget):
     # --------------------------------------------------------------- opening
     def set_folder(self, folder: str | Path) -> None:
         """Choose the dataset (or workspace) folder; the workspace folder follows unless the folder is unchanged."""
-        text = str(folder).strip()
-        self.folder.setText(text)
-        if text and text != self._chosen:
-            self.workspace_path.setText(str(default_workspace(text)))
-        self._chosen = text
+        self.form.folder.value = folder
+        chosen = self.form.folder.value
+        if chosen is not None and chosen != self._chosen:
+            self.form.workspace.value = default_workspace(chosen)
+        self._chosen = chosen
 
     def open_workspace(self) -> None:
         """Open (or create) the workspace of the chosen folder in a worker."""
         from medseg.workspace.open_job import iter_open_or_create
         from napari_medseg._jobs import start_job
 
-        text = self.folder.text().strip()
-        if not text:
+        folder = self.form.folder.value
+        if folder is None:
             report_error("Cannot open", ValueError("choose a dataset or workspace folder first"))
             return
-        folder = Path(text).expanduser().absolute()
-        workspace = Path(self.workspace_path.text().strip() or default_workspace(folder)).expanduser().absolute()
+        folder = folder.expanduser().absolute()
+        workspace = (self.form.workspace.value or default_workspace(folder)).expanduser().absolute()
         name = f"Opening {folder.name}"
         running = start_job(self.session.jobs, lambda token: iter_open_or_create(folder, workspace, cancel=token),
                             name, owner=self, on_event=self._on_open_event, on_result=self._opened,
@@ -289,24 +293,3 @@ def _exact():
     from qtpy.QtCore import Qt
 
     return Qt.MatchFlag.MatchExactly
-
-
-def _row(*widgets: QWidget) -> QHBoxLayout:
-    row = QHBoxLayout()
-    for w in widgets:
-        row.addWidget(w)
-    return row
-
-
-def _browse(parent: QWidget, field: QLineEdit, then) -> QPushButton:
-    button = QPushButton("Browse...")
-
-    def pick() -> None:
-        folder = QFileDialog.getExistingDirectory(parent, "Choose a folder", field.text() or str(Path.home()))
-        if folder:
-            field.setText(folder)
-            if then is not None:
-                then(folder)
-
-    button.clicked.connect(pick)
-    return button

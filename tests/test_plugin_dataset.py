@@ -65,7 +65,7 @@ def test_reopen_lists_vanished_sources_and_index_problems(make_napari_viewer, qt
 
     (data / "masks" / "5.png").unlink()  # the dataset changes while the workspace is closed
     widget.set_folder(first.root)  # choosing the workspace folder itself reopens it
-    assert widget.workspace_path.text() == str(first.root)
+    assert widget.form.workspace.value == first.root
     widget.open_button.click()
     qtbot.waitUntil(lambda: session.workspace is not first, timeout=15000)
     with pytest.raises(WorkspaceError, match="closed"):
@@ -81,6 +81,28 @@ def test_default_workspace_is_beside_the_dataset(tmp_path):
     assert default_workspace(tmp_path / "set.medseg") == tmp_path / "set.medseg.medseg"  # not a workspace yet
 
 
+def test_empty_folder_fields_mean_no_folder(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """An empty dataset field is refused (never the current directory); an empty workspace field is the
+    default one beside the dataset; the workspace field follows a folder typed and entered."""
+    data = make_review_set(tmp_path / "set")
+    errors = capture_errors(monkeypatch)
+    viewer = make_napari_viewer()
+    widget = DatasetWidget(viewer)
+    qtbot.addWidget(widget)
+    monkeypatch.chdir(data)
+    widget.open_button.click()
+    assert len(errors) == 1 and "choose a dataset or workspace folder first" in errors[0] and widget.worker is None
+
+    widget.form.folder.line_edit.native.setText(str(data))
+    widget.form.folder.line_edit.native.editingFinished.emit()  # Enter, or the field loses focus
+    assert widget.form.workspace.value == tmp_path / "set.medseg"
+    widget.form.workspace.value = ""
+    assert widget.form.workspace.value is None
+    widget.open_button.click()
+    qtbot.waitUntil(lambda: session_for(viewer).workspace is not None, timeout=15000)
+    assert session_for(viewer).workspace.root == tmp_path / "set.medseg"
+
+
 def test_workspace_inside_dataset_is_refused_with_a_notification(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     data = make_review_set(tmp_path / "set")
     errors = capture_errors(monkeypatch)
@@ -88,7 +110,7 @@ def test_workspace_inside_dataset_is_refused_with_a_notification(make_napari_vie
     widget = DatasetWidget(viewer)
     qtbot.addWidget(widget)
     widget.set_folder(data)
-    widget.workspace_path.setText(str(data / "ws"))
+    widget.form.workspace.value = data / "ws"
     widget.open_button.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=15000)
     assert session_for(viewer).workspace is None

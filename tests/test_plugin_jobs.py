@@ -188,7 +188,7 @@ def test_cancelled_create_leaves_no_workspace(make_napari_viewer, qtbot, cvc, ga
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Dataset")
     widget.set_folder(cvc)
-    target = Path(widget.workspace_path.text())
+    target = widget.form.workspace.value
     widget.open_button.click()
     qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
     assert (target / "workspace.sqlite").is_file()  # half made
