@@ -1,9 +1,10 @@
 """Display dock widget: where the selected image came from, display windows, and a CLAHE copy.
 
 Windows come from the engine: the file's DICOM windows (plus CT presets for
-CT), a 1-99 percentile window and the full range. CLAHE runs in a napari
-thread worker; its result is added on the main thread, and a failure reaches
-napari's notification manager through the worker's ``errored`` relay.
+CT), a 1-99 percentile window and the full range. CLAHE runs as a job
+(``start_job``, like every worker of the plugin: a napari progress bar while it
+runs); its result is added on the main thread, and a failure reaches napari's
+notification manager with its traceback.
 The window menu is the dock's form (:mod:`napari_medseg._forms`).
 """
 
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container
 from napari.layers import Image
-from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_medseg._forms import form
@@ -148,13 +148,15 @@ class DisplayWidget(QWidget):
             self.viewer.add_image(result, name=name, scale=spatial, translate=translate, rgb=layer.rgb,
                                   contrast_limits=(0.0, 1.0), metadata=meta)
 
-        self._worker = _clahe_job(values, layer.rgb)
-        self._worker.returned.connect(add)
-        self._worker.errored.connect(self._clahe_failed)
-        self._worker.finished.connect(self._clahe_done)
+        from napari_medseg._jobs import call, start_job
+
+        rgb = layer.rgb
+        # no workspace waits for it and it cannot stop half-way: a job of no session, waited for
+        self._worker = start_job(None, lambda token: call(_clahe, values, rgb), "CLAHE copy", owner=self,
+                                 stoppable=False, on_result=add, on_error=self._clahe_failed,
+                                 on_finished=self._clahe_done).worker
         self.clahe_button.setEnabled(False)
         self.status.setText(f"Computing CLAHE of {layer.name}...")
-        self._worker.start()
 
     def _clahe_failed(self, exc: Exception) -> None:
         from napari.utils.notifications import notification_manager
@@ -169,9 +171,7 @@ class DisplayWidget(QWidget):
             self.status.setText("")
 
 
-# ignore_errors: the widget routes the error to napari's notification manager itself (_clahe_failed)
-@thread_worker(progress={"desc": "CLAHE copy"}, ignore_errors=True)
-def _clahe_job(values: np.ndarray, rgb: bool) -> np.ndarray:
+def _clahe(values: np.ndarray, rgb: bool) -> np.ndarray:
     from medseg.io.normalise import clahe
 
     return clahe(values, clip_limit=CLAHE_CLIP_LIMIT, rgb=rgb)
