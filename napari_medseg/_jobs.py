@@ -1,70 +1,44 @@
 """The jobs the docks run in thread workers, per viewer session: what each is, which workspace it uses and how
 to stop it, so that a workspace is closed only after every job on it has ended.
 
-A dock registers each worker before starting it::
+:func:`start_job` registers each worker before starting it, as::
 
     job = session.jobs.add(worker, "Export to /data/clean", workspace, cancel=token.set)
 
-``cancel`` is how that job stops: set the token its body checks between the engine's steps
-(:func:`cancellable`, or an engine generator's own ``cancel=`` token), or ask a training process to stop.
-It is None for a job that must run to its end (a revision save: edits are never dropped) or ends by itself
-in a moment (a read); such a job is waited for, never stopped. The registry forgets a job when its worker's
-``finished`` signal arrives (on the main thread, after its ``returned``/``errored``).
+``cancel`` is how that job stops: set the token the engine job checks between its steps (a training job
+also signals its child process). It is None for a job that must run to its end (a revision save: edits are
+never dropped) or ends by itself in a moment (a read); such a job is waited for, never stopped. The
+registry forgets a job when its worker's ``finished`` signal arrives (on the main thread, after its
+``returned``/``errored``).
 
 ``Session.set_workspace`` is the user: it cancels the jobs on the old workspace, names them in a napari
 notification, and closes the old workspace in the ``finished`` handler of the last of them (:meth:`Jobs.after`);
 the GUI thread never waits for a worker.
 
-How a dock runs a job: :func:`start_job` (the one worker wrapper) calls the engine's job generator in a
-thread worker through :func:`medseg.jobs.drive`, maps its ``Progress`` events to a napari progress bar, its
-end to ``on_result`` / ``on_cancelled``, an error to a notification, and registers it here with its token's
-``set`` as ``cancel``. What it is not: a scheduler (each dock still starts its own jobs, one of a kind at a
-time) or a thread pool. The engine knows nothing of it: a job stops because the token it was handed is set.
+How a dock runs a job: :func:`start_job` is the plugin's only worker wrapper (no other module creates a
+thread worker; a test holds that), so every worker is registered, stoppable the same way, and its errors
+reported the same way. It calls the engine's job generator in a thread worker through
+:func:`medseg.jobs.drive`, maps its ``Progress`` events to a napari progress bar, its end to ``on_result`` /
+``on_cancelled``, an error to ``on_error`` or a notification, and registers it here with its token's ``set``
+as ``cancel``. A short read that is no generator runs through it too, wrapped by :func:`call`. What it is
+not: a scheduler (each dock still starts its own jobs, one of a kind at a time: the prediction requests'
+newest-wins queue is the Predict dock's) or a thread pool. The engine knows nothing of it: a job stops
+because the token it was handed is set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 _ALL = object()
-CANCELLED = "cancelled"  # what a job body returns (or yields last) when it stopped on its token
 
 
 class JobFailed(Exception):
     """A ``RuntimeError`` raised inside a generator worker, passed on as another type: superqt's
     ``GeneratorWorker`` takes a ``RuntimeError`` for a deleted worker, only warns, and emits neither
     ``errored`` nor ``finished`` (torch raises ``RuntimeError`` for most of its failures)."""
-
-
-def cancellable(events: Iterator[Any], token: Any, is_result: Callable[[Any], bool] = lambda e: False
-                ) -> Generator[Any, None, Any]:
-    """Relay an engine generator's events until ``token.is_set()``; returns its result, or ``CANCELLED``.
-
-    The token is looked at before each step of the engine, so the engine stops at its next ``yield``. The
-    engine generator is closed here, in the worker thread, so its own cleanup (a half-made workspace
-    removed, a staging folder deleted) is done before the worker's ``finished`` signal. An event
-    ``is_result`` accepts is returned even when the token was set meanwhile: the work is done and in place.
-    A generator that ends by ``return`` gives its return value.
-    """
-    try:
-        while True:
-            if token.is_set():
-                return CANCELLED
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                return stop.value
-            if is_result(event):
-                return event
-            yield event
-    except RuntimeError as e:
-        raise JobFailed(str(e)) from e
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
 
 
 @dataclass(eq=False)

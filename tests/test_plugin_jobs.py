@@ -16,7 +16,7 @@ from _review_data import capture_errors, copy_cvc, open_dataset_widget
 
 from medseg.qc.findings import Finding
 from medseg.workspace import Workspace
-from napari_medseg._jobs import CANCELLED, JobFailed, Jobs, cancellable
+from napari_medseg._jobs import JobFailed, Jobs, start_job
 from napari_medseg._session import session_for
 
 pytestmark = pytest.mark.gui
@@ -93,56 +93,17 @@ def _spy_close(monkeypatch, ws, session, log: list) -> None:
 
 
 # ------------------------------------------------------------------------------------------- registry
-def test_cancellable_stops_at_the_next_step_and_closes_the_engine():
-    closed, token = [], threading.Event()
-
-    def engine():
-        try:
-            for k in range(100):
-                yield k
-        finally:
-            closed.append(True)
-
-    relay = cancellable(engine(), token)
-    assert [next(relay), next(relay)] == [0, 1]
-    token.set()
-    with pytest.raises(StopIteration) as stop:
-        next(relay)
-    assert stop.value.value == CANCELLED and closed == [True]
-
-    # a result that arrives after the cancel is the job's outcome: the work is done and in place
-    token = threading.Event()
-
-    def finishing():
-        yield "progress"
-        token.set()  # the cancel comes while the engine puts its result in place
-        yield "RESULT"
-
-    relay = cancellable(finishing(), token, lambda e: e == "RESULT")
-    assert next(relay) == "progress"
-    with pytest.raises(StopIteration) as stop:
-        next(relay)
-    assert stop.value.value == "RESULT"
-
-
 def test_a_runtime_error_in_a_job_reaches_errored_and_finished(qtbot):
     """superqt's GeneratorWorker takes a RuntimeError for a deleted worker: only a warning, no ``errored``,
-    no ``finished`` (a registry waiting on it would wait for ever). ``cancellable`` passes it on."""
-    from napari.qt.threading import create_worker
+    no ``finished`` (a registry waiting on it would wait for ever). ``start_job`` passes it on as JobFailed."""
 
-    def engine():
+    def engine(token):
         yield 1
         raise RuntimeError("shapes do not match")
 
-    def body():
-        return (yield from cancellable(engine(), threading.Event()))
-
     jobs, errors = Jobs(), []
-    worker = create_worker(body, _start_thread=False, _ignore_errors=True)
-    worker.errored.connect(errors.append)
-    job = jobs.add(worker, "failing job", None, lambda: None)
-    worker.start()
-    qtbot.waitUntil(lambda: job.ended, timeout=WAIT)
+    handle = start_job(jobs, engine, "failing job", progress=False, on_error=errors.append)
+    qtbot.waitUntil(lambda: handle.job.ended, timeout=WAIT)
     assert len(errors) == 1 and isinstance(errors[0], JobFailed) and "shapes do not match" in str(errors[0])
     assert jobs.running() == []
 
