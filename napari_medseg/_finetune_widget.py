@@ -199,7 +199,10 @@ class FinetuneWidget(QWidget):
         """Continue the last (cancelled or failed) run from its last checkpoint."""
         if self.running or self.run_dir is None:
             return False
-        from medseg.training.runner import LAUNCH_CONFIG  # loaded by the run being resumed
+        from napari_medseg._torch_guard import load_torch
+
+        load_torch()  # done by the run being resumed; cheap again
+        from medseg.training.runner import LAUNCH_CONFIG
 
         # the child reads the workspace by its path: the object the session holds may be closed meanwhile
         self._launch(self.run_dir, self.run_dir / LAUNCH_CONFIG, self.run_dir, None)

@@ -57,6 +57,9 @@ _CACHE_SIZE = 4
 
 
 def _checkpoint(path: str):
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()  # done by build_predictor, its caller; cheap again
     from medseg.models import load_checkpoint
     from medseg.models.checkpoint import checkpoint_path
 

@@ -23,6 +23,9 @@ def compute_threads() -> int:
 
 def limit_torch_threads() -> None:
     """Apply ``compute_threads`` to this process's torch (called in the worker before predicting)."""
+    from napari_medseg._torch_guard import load_torch
+
+    load_torch()  # done by the caller that predicts; cheap again
     import torch
 
     n = compute_threads()

@@ -14,7 +14,8 @@ torch reads no setting that skips this.
 of the process, nothing is patched for longer than that import. Every plugin code path that reaches the
 torch side of the engine (``medseg.inference``, ``medseg.models``, ``medseg.training``,
 ``medseg.qc.ranking``, ``medseg.qc.suspicion``) calls it first; tests/test_plugin_triton_guard.py builds a
-model through the plugin after napari's GL context exists and checks triton stayed out.
+model through the plugin after napari's GL context exists and checks triton stayed out, and
+tests/test_plugin_torch_paths.py scans every plugin module for a torch-side import without the call before it.
 """
 
 from __future__ import annotations
