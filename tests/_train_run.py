@@ -71,3 +71,18 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def watch_training_children(monkeypatch) -> list:
+    """The ``TrainingProcess`` objects the plugin's training jobs start from now on (the dock holds none)."""
+    import medseg.training.runner as runner
+
+    started = []
+
+    class Watched(runner.TrainingProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(runner, "TrainingProcess", Watched)
+    return started

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from _review_data import capture_errors
-from _train_run import child_env, make_dataset
+from _train_run import child_env, make_dataset, watch_training_children
 
 from medseg.models import load_checkpoint
 from napari_medseg._finetune_config import FOLDER, FROM_CHECKPOINT, WORKSPACE
@@ -163,27 +163,12 @@ def test_plot_redraws_are_throttled(qtbot):
     assert _loss_panel_drawn(plot)
 
 
-def _children(monkeypatch) -> list:
-    """The training processes the jobs start from now on, for a test to watch."""
-    import medseg.training.runner as runner
-
-    started = []
-
-    class Seen(runner.TrainingProcess):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            started.append(self)
-
-    monkeypatch.setattr(runner, "TrainingProcess", Seen)
-    return started
-
-
 def test_closing_the_viewer_stops_the_training_child(make_napari_viewer, qtbot, data, tmp_path, monkeypatch):
     from qtpy.QtGui import QCloseEvent
 
     from napari_medseg._viewer_access import _WATCHERS
 
-    started = _children(monkeypatch)
+    started = watch_training_children(monkeypatch)
     viewer = make_napari_viewer()
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=FOLDER, dataset=data, epochs=500)
     assert widget.start()
@@ -225,7 +210,7 @@ def test_switching_the_workspace_cancels_its_run_and_keeps_a_checkpoint(make_nap
     session = session_for(viewer)
     session.set_workspace(ws)
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=WORKSPACE, epochs=500)
-    started = _children(monkeypatch)
+    started = watch_training_children(monkeypatch)
     at_close, real_close = [], ws.close
     monkeypatch.setattr(ws, "close", lambda: (at_close.append((started[0].running(), session.jobs.running(ws))),
                                               real_close()))

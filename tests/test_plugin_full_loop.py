@@ -69,7 +69,7 @@ def test_open_predict_edit_finetune_use_export(area, qtbot, tmp_path):
     assert ft.start()
     qtbot.waitUntil(lambda: not ft.running, timeout=240_000)
     assert ft.outcome is not None and ft.outcome.kind == "result", ft.status.text()
-    assert ft.proc is None and any(e.kind == "epoch" for e in ft.events)
+    assert ft.job is None and any(e.kind == "epoch" for e in ft.events)
     run = ws.model_runs()[-1]
     assert run.kind == "train" and run.revisions[sid] == head.id   # trained on the correction
 

@@ -10,6 +10,7 @@ import os
 
 from _predict_data import tiny_unet
 from _ticks import MainThreadCalls, TickMonitor
+from _train_run import watch_training_children
 
 from medseg.datasets.demo import make_demo_dataset
 from medseg.inference import Predictor
@@ -42,11 +43,10 @@ def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbo
     predict = tools["Predict"]
     predict.set_checkpoints([str(tiny_unet(tmp_path))])
     predict.live.setChecked(True)
+    children = watch_training_children(monkeypatch)
     assert ft.start()
-    pids = []
-    qtbot.waitUntil(lambda: ft.proc is not None or not ft.running, timeout=60_000)
-    if ft.proc is not None:
-        pids.append(ft.proc.pid)
+    qtbot.waitUntil(lambda: bool(children) or not ft.running, timeout=60_000)
+    pids = [proc.pid for proc in children]
     before = {name: calls.main for name, calls in reads.items()}
     for _ in range(4):  # the user keeps reviewing while both run: live predictions follow each move
         tools["Review"].next_sample()
