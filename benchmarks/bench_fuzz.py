@@ -42,11 +42,19 @@ def main(argv=None) -> int:
         base = args.keep or Path(tmp)
         t = time.perf_counter()
         corpus = build_corpus(base / "corpus", seed=args.seed, rounds=args.rounds)
-        print(f"corpus: {len(corpus.files)} files in {len(corpus.datasets)} datasets "
-              f"({time.perf_counter() - t:.1f} s); real inputs: {corpus.sources}", file=sys.stderr)
+        print(
+            f"corpus: {len(corpus.files)} files in {len(corpus.datasets)} datasets "
+            f"({time.perf_counter() - t:.1f} s); real inputs: {corpus.sources}",
+            file=sys.stderr,
+        )
         t = time.perf_counter()
-        outcomes = run_campaign(corpus, base / "work", timeout=args.timeout, mem_mb=args.mem_mb,
-                                log=lambda m: print(f"  {m} ({time.perf_counter() - t:.0f} s)", file=sys.stderr))
+        outcomes = run_campaign(
+            corpus,
+            base / "work",
+            timeout=args.timeout,
+            mem_mb=args.mem_mb,
+            log=lambda m: print(f"  {m} ({time.perf_counter() - t:.0f} s)", file=sys.stderr),
+        )
         print(f"campaign: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     print(table(outcomes))
     bad = problems(outcomes)

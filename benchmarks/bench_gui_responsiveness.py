@@ -82,8 +82,11 @@ def main_stack(thread_id: int) -> list[tuple[str, int, str]]:
 
 def where(raw: list[tuple[str, int, str]]) -> str:
     # the benchmark's own event pumping is the driver, not the product: it never counts as ours
-    stack = [traceback.FrameSummary(f, line, name, lookup_line=False) for f, line, name in raw
-             if not f.endswith("_headless.py")]
+    stack = [
+        traceback.FrameSummary(f, line, name, lookup_line=False)
+        for f, line, name in raw
+        if not f.endswith("_headless.py")
+    ]
     if not stack:
         return "Qt event loop (inside processEvents: drawing, or waiting for the GIL)"
     inner = stack[-1]
@@ -106,9 +109,16 @@ def phase_report(name: str, ticks, sampler, t0: float, t1: float) -> dict:
         inside = [w for t, w in sampler.samples if a <= t <= b]
         blamed[Counter(inside).most_common(1)[0][0] if inside else "(no sample)"] += 1
     p99 = statistics.quantiles(gaps, n=100)[98] if len(gaps) >= 100 else max(gaps, default=0)
-    return {"phase": name, "ticks": len(times), "max": max(gaps, default=0.0), "p99": p99,
-            "over50": len(long), "ours_over50": sum(n for w, n in blamed.items() if w.startswith("ours")),
-            "via_ours_over50": sum(n for w, n in blamed.items() if " called from ours" in w), "blamed": blamed}
+    return {
+        "phase": name,
+        "ticks": len(times),
+        "max": max(gaps, default=0.0),
+        "p99": p99,
+        "over50": len(long),
+        "ours_over50": sum(n for w, n in blamed.items() if w.startswith("ours")),
+        "via_ours_over50": sum(n for w, n in blamed.items() if " called from ours" in w),
+        "blamed": blamed,
+    }
 
 
 def main() -> int:
@@ -141,15 +151,19 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="medseg-gui-bench-"))
     demo = make_demo_dataset(tmp / "demo", sequences=4, frames=4, shape=tuple(args.size))
     spec = ModelSpec(arch=args.arch, encoder=args.encoder, classes=1, task="binary")
-    ckpt = save_checkpoint(tmp / "model", create_model(spec).eval(), spec, ClassMap.binary("polyp"),
-                           Preprocessing(channels=3, divisible_by=32))
+    ckpt = save_checkpoint(
+        tmp / "model",
+        create_model(spec).eval(),
+        spec,
+        ClassMap.binary("polyp"),
+        Preprocessing(channels=3, divisible_by=32),
+    )
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
     tools["Dataset"].set_folder(demo.root)
     tools["Dataset"].open_workspace()
-
 
     pump(120, lambda: session.sample_id is not None)
     ticks = TickMonitor().start()
@@ -188,15 +202,21 @@ def main() -> int:
     ticks.stop()
     sampler.running = False
 
-    print(f"napari-medseg GUI responsiveness: {args.arch}-{args.encoder} on {args.size[0]}x{args.size[1]} frames, "
-          f"{shown} predictions shown, {discarded} stale ones dropped; fine-tune outcome "
-          f"{ft.outcome.kind if ft.outcome else 'none'}")
+    print(
+        f"napari-medseg GUI responsiveness: {args.arch}-{args.encoder} on {args.size[0]}x{args.size[1]} frames, "
+        f"{shown} predictions shown, {discarded} stale ones dropped; fine-tune outcome "
+        f"{ft.outcome.kind if ft.outcome else 'none'}"
+    )
     idle = rows[0]
-    print(f"{'phase':<16} {'ticks':>6} {'max gap ms':>10} {'p99 ms':>7} {'>50 ms':>6} {'ours >50':>8} "
-          f"{'lib via ours':>12} {'max vs idle':>11}")
+    print(
+        f"{'phase':<16} {'ticks':>6} {'max gap ms':>10} {'p99 ms':>7} {'>50 ms':>6} {'ours >50':>8} "
+        f"{'lib via ours':>12} {'max vs idle':>11}"
+    )
     for r in rows:
-        print(f"{r['phase']:<16} {r['ticks']:>6} {r['max']:>10.1f} {r['p99']:>7.1f} {r['over50']:>6} "
-              f"{r['ours_over50']:>8} {r['via_ours_over50']:>12} {r['max'] / max(idle['max'], 1e-9):>10.2f}x")
+        print(
+            f"{r['phase']:<16} {r['ticks']:>6} {r['max']:>10.1f} {r['p99']:>7.1f} {r['over50']:>6} "
+            f"{r['ours_over50']:>8} {r['via_ours_over50']:>12} {r['max'] / max(idle['max'], 1e-9):>10.2f}x"
+        )
     for r in rows:
         blamed = r["blamed"].most_common()
         # every gap that involves our code, then the largest causes elsewhere

@@ -92,6 +92,7 @@ def _threads(n: int, fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tenso
             return fn()
         finally:
             torch.set_num_threads(old)
+
     return run
 
 
@@ -130,12 +131,14 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
         def run():
             with torch.inference_mode():
                 return torch.sigmoid(m(inp))
+
         return run
 
     def no_grad(m, inp):
         def run():
             with torch.no_grad():
                 return torch.sigmoid(m(inp))
+
         return run
 
     b.add("inference_mode", mode(naive, x))
@@ -146,8 +149,11 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
     if not gpu and not args.threads:
         cores = os.cpu_count() or 1
         for t in sorted({1, max(1, cores // 2), cores}):
-            b.add(f"torch.set_num_threads({t})", _threads(t, no_grad(naive, x)),
-                  "default" if t == torch.get_num_threads() else "")
+            b.add(
+                f"torch.set_num_threads({t})",
+                _threads(t, no_grad(naive, x)),
+                "default" if t == torch.get_num_threads() else "",
+            )
     try:
         with torch.no_grad():
             frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(naive), x))
@@ -165,13 +171,22 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
     if not args.no_onnx:
         _add_onnx(b, naive, spec, prep, x, gpu)
     if gpu or args.cpu_bf16:
+
         def bf16():
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
                 return torch.sigmoid(naive(x).float())
+
         b.add("bf16 autocast", bf16, "accuracy column shows its cost")
 
-    predictor = Predictor.from_model(copy.deepcopy(naive), spec, ClassMap.binary(), prep, device=device,
-                                     precision="bf16" if gpu else "fp32", batch_size=batch)
+    predictor = Predictor.from_model(
+        copy.deepcopy(naive),
+        spec,
+        ClassMap.binary(),
+        prep,
+        device=device,
+        precision="bf16" if gpu else "fp32",
+        batch_size=batch,
+    )
     # forward_tiles is the exact function the Predictor's sliding window calls
     b.add("Predictor forward (channels_last + BN folded + inference_mode)", lambda: predictor.forward_tiles(x))
     metas: list[dict] = []
@@ -185,12 +200,14 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
         b.add("Predictor.predict end to end (uint8 image in, Prediction out)", end_to_end)
     b.run(args.repeats)
 
-    peak = 2 * n ** 3 / b.median("fp32 matmul (peak reference)")
+    peak = 2 * n**3 / b.median("fp32 matmul (peak reference)")
     ref = b.outputs["naive smp eager fp32"]
     base = b.median("naive smp eager fp32")
-    print(f"\nUnet(resnet34) {batch}x3x512x512 on {_device_name(device)}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {flops / 1e9:.1f} GFLOP per forward (FlopCounterMode); "
-          f"fp32 matmul {n}x{n}: {peak / 1e9:.0f} GFLOP/s; median of {args.repeats}")
+    print(
+        f"\nUnet(resnet34) {batch}x3x512x512 on {_device_name(device)}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {flops / 1e9:.1f} GFLOP per forward (FlopCounterMode); "
+        f"fp32 matmul {n}x{n}: {peak / 1e9:.0f} GFLOP/s; median of {args.repeats}"
+    )
     print(f"{'variant':<64} {'ms':>8} {'speedup':>8} {'GFLOP/s':>8} {'% peak':>7} {'max|dp|':>9}  note")
     for name in b.fns:
         if name.startswith("fp32 matmul"):
@@ -198,8 +215,10 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
         t = b.median(name)
         out = b.outputs[name]
         diff = float((out - ref).abs().max()) if out.shape == ref.shape else float("nan")
-        print(f"{name:<64} {t * 1e3:8.1f} {base / t:8.2f} {flops / t / 1e9:8.1f} {100 * flops / t / peak:6.1f}% "
-              f"{diff:9.2e}  {b.notes.get(name, '')}")
+        print(
+            f"{name:<64} {t * 1e3:8.1f} {base / t:8.2f} {flops / t / 1e9:8.1f} {100 * flops / t / peak:6.1f}% "
+            f"{diff:9.2e}  {b.notes.get(name, '')}"
+        )
     for name, note in b.notes.items():
         if name not in b.fns:
             print(f"{name:<64} {'-':>8}  {note}")
@@ -208,12 +227,16 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
         e2e = b.median("Predictor.predict end to end (uint8 image in, Prediction out)")
         # within each predict() call (so unaffected by load changes between calls)
         within = statistics.median((m["time_s"] - m["time_forward_s"]) / m["time_forward_s"] for m in metas)
-        print(f"pre/post-processing (normalise, pad, blend, entropy, labels, copies), timed inside each "
-              f"predict(): median {100 * within:.1f}% of its forward; medians across calls: "
-              f"{100 * (e2e - fwd) / fwd:.1f}%")
+        print(
+            f"pre/post-processing (normalise, pad, blend, entropy, labels, copies), timed inside each "
+            f"predict(): median {100 * within:.1f}% of its forward; medians across calls: "
+            f"{100 * (e2e - fwd) / fwd:.1f}%"
+        )
     else:
-        print(f"throughput: {batch / b.median('Predictor forward (channels_last + BN folded + inference_mode)'):.0f}"
-              f" images/s (Predictor forward, bf16, batch {batch})")
+        print(
+            f"throughput: {batch / b.median('Predictor forward (channels_last + BN folded + inference_mode)'):.0f}"
+            f" images/s (Predictor forward, bf16, batch {batch})"
+        )
 
 
 def _add_onnx(b: Bench, model, spec, prep, x: torch.Tensor, gpu: bool) -> None:
@@ -234,8 +257,11 @@ def _add_onnx(b: Bench, model, spec, prep, x: torch.Tensor, gpu: bool) -> None:
     providers = ["CUDAExecutionProvider"] if gpu else ["CPUExecutionProvider"]
     sess = ort.InferenceSession(str(path), opts, providers=providers)
     feed = {sess.get_inputs()[0].name: x.cpu().numpy()}
-    b.add("onnxruntime (export_onnx, ORT_ENABLE_ALL)",
-          lambda: torch.sigmoid(torch.from_numpy(sess.run(None, feed)[0])), sess.get_providers()[0])
+    b.add(
+        "onnxruntime (export_onnx, ORT_ENABLE_ALL)",
+        lambda: torch.sigmoid(torch.from_numpy(sess.run(None, feed)[0])),
+        sess.get_providers()[0],
+    )
 
 
 def part2(args: argparse.Namespace, device: torch.device) -> None:
@@ -258,17 +284,23 @@ def part2(args: argparse.Namespace, device: torch.device) -> None:
 
     b = Bench(device)
     with torch.inference_mode():
-        b.add("medseg sliding_window_inference", lambda: sliding_window_inference(
-            x, net, tile=512, overlap=0.25, blend="gaussian", batch_size=4, stride=32, pad_border=False))
-        b.add("MONAI sliding_window_inference", lambda: monai_swi(
-            x, (512, 512), 4, net, overlap=0.25, mode="gaussian"))
+        b.add(
+            "medseg sliding_window_inference",
+            lambda: sliding_window_inference(
+                x, net, tile=512, overlap=0.25, blend="gaussian", batch_size=4, stride=32, pad_border=False
+            ),
+        )
+        b.add("MONAI sliding_window_inference", lambda: monai_swi(x, (512, 512), 4, net, overlap=0.25, mode="gaussian"))
         b.run(max(1, min(args.repeats, 3)))
     ours, theirs = b.median("medseg sliding_window_inference"), b.median("MONAI sliding_window_inference")
-    diff = float((b.outputs["medseg sliding_window_inference"] - b.outputs["MONAI sliding_window_inference"]
-                  ).abs().max())
-    print(f"\nsliding window 1x3x1024x1024, tile 512, overlap 0.25, gaussian, 4 tiles/batch, same eager network: "
-          f"medseg {ours:.2f} s, MONAI {theirs:.2f} s, time ratio medseg/MONAI {ours / theirs:.3f}, "
-          f"max |difference| {diff:.2e}")
+    diff = float(
+        (b.outputs["medseg sliding_window_inference"] - b.outputs["MONAI sliding_window_inference"]).abs().max()
+    )
+    print(
+        f"\nsliding window 1x3x1024x1024, tile 512, overlap 0.25, gaussian, 4 tiles/batch, same eager network: "
+        f"medseg {ours:.2f} s, MONAI {theirs:.2f} s, time ratio medseg/MONAI {ours / theirs:.3f}, "
+        f"max |difference| {diff:.2e}"
+    )
 
 
 def _device_name(device: torch.device) -> str:
@@ -287,11 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on CPU)")
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--no-monai", action="store_true")
-    ap.add_argument("--cpu-bf16", action="store_true",
-                    help="also time bf16 autocast on the CPU (very slow without AVX512-BF16/AMX)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch and onnxruntime threads for every variant (default: torch's choice); "
-                         "1 gives ratios that hold up when other processes share the cores")
+    ap.add_argument(
+        "--cpu-bf16", action="store_true", help="also time bf16 autocast on the CPU (very slow without AVX512-BF16/AMX)"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch and onnxruntime threads for every variant (default: torch's choice); "
+        "1 gives ratios that hold up when other processes share the cores",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -302,8 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     part1(args, device)
     if not args.no_monai:
         part2(args, device)
-    print(f"\n1-minute load average at start / end: {load} / {_load()} "
-          f"(other processes on the same cores slow multi-threaded variants most)")
+    print(
+        f"\n1-minute load average at start / end: {load} / {_load()} "
+        f"(other processes on the same cores slow multi-threaded variants most)"
+    )
     return 0
 
 

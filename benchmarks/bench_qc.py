@@ -37,8 +37,10 @@ def main(argv=None) -> int:
 
     t = time.perf_counter()
     ds = open_dataset(args.data)
-    print(f"index: {len(ds)} samples, {len(ds.groups)} groups in {time.perf_counter() - t:.2f} s "
-          f"(machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"index: {len(ds)} samples, {len(ds.groups)} groups in {time.perf_counter() - t:.2f} s "
+        f"(machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+    )
     report = None
     for workers in [int(w) for w in args.workers.split(",")]:
         runs = []
@@ -46,8 +48,10 @@ def main(argv=None) -> int:
             report = qc(ds, workers=workers)
             runs.append(report)
         wall = statistics.median(r.seconds for r in runs)
-        print(f"\nqc, {workers} worker(s): {wall:.2f} s for {report.n_samples} samples = "
-              f"{report.n_samples / wall:.1f} samples/s")
+        print(
+            f"\nqc, {workers} worker(s): {wall:.2f} s for {report.n_samples} samples = "
+            f"{report.n_samples / wall:.1f} samples/s"
+        )
         steps = sorted(report.timings.items(), key=lambda kv: -kv[1])
         for name, sec in steps:
             if sec >= 0.005:
@@ -56,14 +60,15 @@ def main(argv=None) -> int:
     print(report.table(worst=0))
     cross = [f for f in report.findings if f.check == "near_duplicate" and f.details.get("cross_group")]
     for f in cross:
-        print(f"cross-group near-duplicate: {f.sample_id} (group {ds.by_id(f.sample_id).group}) ~ "
-              f"{', '.join(f.details['cross_group'])}")
+        print(
+            f"cross-group near-duplicate: {f.sample_id} (group {ds.by_id(f.sample_id).group}) ~ "
+            f"{', '.join(f.details['cross_group'])}"
+        )
     near = [f for f in report.findings if f.check == "near_duplicate"]
     pairs = {tuple(sorted((f.sample_id, o["id"]))) for f in near for o in f.details["others"]}
     gaps = sorted(abs(int(a) - int(b)) for a, b in pairs)
     if gaps:
-        print(f"near-duplicate pairs: {len(pairs)}; frame-number gap median {statistics.median(gaps)}, "
-              f"max {gaps[-1]}")
+        print(f"near-duplicate pairs: {len(pairs)}; frame-number gap median {statistics.median(gaps)}, max {gaps[-1]}")
     blurred = sorted((f for f in report.findings if f.check == "blurred"), key=lambda f: f.value)
     print(f"blurred: {len(blurred)} frames, sharpest flagged {blurred[-1].value:.2f}x median" if blurred else "")
     return 0

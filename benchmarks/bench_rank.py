@@ -49,9 +49,9 @@ def auroc(scores_bad: np.ndarray, scores_good: np.ndarray) -> float:
         j = i
         while j + 1 < len(allv) and sorted_v[j + 1] == sorted_v[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
-    u = ranks[:len(bad)].sum() - len(bad) * (len(bad) + 1) / 2
+    u = ranks[: len(bad)].sum() - len(bad) * (len(bad) + 1) / 2
     return float(u / (len(bad) * len(good)))
 
 
@@ -106,8 +106,10 @@ def report(ws, method: str, planted: dict[str, str], elapsed: dict[str, float]) 
 
     print(f"\n== CVC-ClinicDB, {n} samples, {len(bad)} corrupted ({len(bad) / n:.0%}), method {method}")
     print(f"queue AUROC (corrupted before clean): {auc_of({s: -position[s] for s in position}):.3f}")
-    print(f"corrupted found in the first 20% of the queue: {len(top & set(bad))}/{len(bad)} "
-          f"= {len(top & set(bad)) / max(1, len(bad)):.3f}")
+    print(
+        f"corrupted found in the first 20% of the queue: {len(top & set(bad))}/{len(bad)} "
+        f"= {len(top & set(bad)) / max(1, len(bad)):.3f}"
+    )
     for name in ("score", "soft_dice", "separation", "dice", "cleanlab", "iou"):
         values = {s: -float(details[s][name]) for s in position if s in details}
         if len(values) == n:
@@ -120,10 +122,14 @@ def report(ws, method: str, planted: dict[str, str], elapsed: dict[str, float]) 
     outline = ws.scores(OUTLINE)
     if outline:
         # samples the outline cannot judge (empty labels) count as neutral here
-        print(f"  AUROC of {OUTLINE} alone: {auc_of({s: -outline.get(s, 0.5) for s in position}):.3f} "
-              f"({len(outline)} of {n} judged)")
-        per_kind = {k: auroc([-outline.get(s, 0.5) for s in bad if planted[s] == k],
-                             [-outline.get(s, 0.5) for s in good]) for k in sorted(set(planted.values()))}
+        print(
+            f"  AUROC of {OUTLINE} alone: {auc_of({s: -outline.get(s, 0.5) for s in position}):.3f} "
+            f"({len(outline)} of {n} judged)"
+        )
+        per_kind = {
+            k: auroc([-outline.get(s, 0.5) for s in bad if planted[s] == k], [-outline.get(s, 0.5) for s in good])
+            for k in sorted(set(planted.values()))
+        }
         print("    per kind: " + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()))
         model_only = {s: -v for s, v in ws.scores(method).items() if v is not None}
         findings = {}
@@ -138,10 +144,10 @@ def report(ws, method: str, planted: dict[str, str], elapsed: dict[str, float]) 
         members = [s for s in bad if planted[s] == kind]
         a = auroc([-position[s] for s in members], [-position[s] for s in good])
         found = len(top & set(members))
-        print(f"{kind:<12} {count:>3} {a:>6.3f} {found / count:>7.2f} {int(np.median([position[s] for s in members])):>12}")
+        median_position = int(np.median([position[s] for s in members]))
+        print(f"{kind:<12} {count:>3} {a:>6.3f} {found / count:>7.2f} {median_position:>12}")
     clean_dice = [details[s]["dice"] for s in good if s in details]
-    print(f"\nclean samples: median out-of-fold Dice {np.median(clean_dice):.3f}, "
-          f"mean {np.mean(clean_dice):.3f}")
+    print(f"\nclean samples: median out-of-fold Dice {np.median(clean_dice):.3f}, mean {np.mean(clean_dice):.3f}")
     if elapsed:
         print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()))
 
@@ -177,8 +183,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from medseg.qc.oof import iter_rank_oof
     from medseg.qc.ranking import FoldScored, FoldStarted
-    from medseg.training.events import EpochEnd
     from medseg.qc.run import run_qc
+    from medseg.training.events import EpochEnd
     from medseg.workspace import Workspace
 
     data = Path(os.environ.get("MEDSEG_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -203,8 +209,7 @@ def main(argv=None) -> int:
         method = f"oof-k{args.folds}"
         for event in iter_rank_oof(ws, config(args.epochs, tuple(args.size)), folds=args.folds, method=method):
             if isinstance(event, FoldStarted):
-                print(f"fold {event.fold + 1}/{event.folds}: train {event.n_train}, score {event.n_score}",
-                      flush=True)
+                print(f"fold {event.fold + 1}/{event.folds}: train {event.n_train}, score {event.n_score}", flush=True)
             elif isinstance(event, EpochEnd):
                 e = event
                 print(f"  epoch {e.epoch + 1}: loss {e.train_loss:.4f} ({e.seconds:.0f} s)", flush=True)

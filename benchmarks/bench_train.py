@@ -59,9 +59,13 @@ DEFAULT_DATA = Path(os.environ.get("MEDSEG_DATA_DIR", REPO.parent / "shared" / "
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help="the CVC-ClinicDB folder (images/ + masks/); default $MEDSEG_DATA_DIR/cvc-clinicdb, "
-                         "else ../shared/data/cvc-clinicdb")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="the CVC-ClinicDB folder (images/ + masks/); default $MEDSEG_DATA_DIR/cvc-clinicdb, "
+        "else ../shared/data/cvc-clinicdb",
+    )
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--size", type=int, nargs=2, default=[128, 160], metavar=("H", "W"))
     ap.add_argument("--batch-size", type=int, default=8)
@@ -74,8 +78,13 @@ def parse_args(argv):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--train-limit", type=int, default=None, metavar="N",
-                    help="train on N batches per epoch only (a shorter run; validation stays whole)")
+    ap.add_argument(
+        "--train-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on N batches per epoch only (a shorter run; validation stays whole)",
+    )
     ap.add_argument("--no-bare", action="store_true", help="skip the bare-loop comparison")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     return ap.parse_args(argv)
@@ -83,14 +92,26 @@ def parse_args(argv):
 
 def config_dict(args, out_dir: str) -> dict:
     return {
-        "data": {"root": str(args.data), "group_by": "frames", "val_fraction": 0.2, "split_seed": 0,
-                 "image_size": list(args.size)},
+        "data": {
+            "root": str(args.data),
+            "group_by": "frames",
+            "val_fraction": 0.2,
+            "split_seed": 0,
+            "image_size": list(args.size),
+        },
         "model": {"arch": args.arch, "encoder": args.encoder, "encoder_weights": args.weights},
-        "loss": args.loss, "augment": args.augment,
+        "loss": args.loss,
+        "augment": args.augment,
         "optim": {"name": "adamw", "lr": args.lr, "weight_decay": 1e-4, "scheduler": "cosine"},
-        "epochs": args.epochs, "batch_size": args.batch_size, "device": args.device,
-        "precision": args.precision, "seed": 0, "deterministic": False, "out_dir": out_dir,
-        "val_overlays": 0, "max_steps_per_epoch": args.train_limit,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "precision": args.precision,
+        "seed": 0,
+        "deterministic": False,
+        "out_dir": out_dir,
+        "val_overlays": 0,
+        "max_steps_per_epoch": args.train_limit,
     }
 
 
@@ -170,7 +191,7 @@ class BareLoop:
 
         if self.order is None or (self.position + 1) * self.batch > len(self.order):
             self.order, self.position = torch.randperm(len(self.images), generator=self.generator), 0
-        idx = self.order[self.position * self.batch:(self.position + 1) * self.batch]
+        idx = self.order[self.position * self.batch : (self.position + 1) * self.batch]
         self.position += 1
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -190,8 +211,11 @@ class BareLoop:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (args.data / "images").is_dir() or not (args.data / "masks").is_dir():
-        print(f"CVC-ClinicDB not found at {args.data} (expected images/ and masks/ inside): pass --data DIR "
-              "or set MEDSEG_DATA_DIR to the folder holding cvc-clinicdb/", file=sys.stderr)
+        print(
+            f"CVC-ClinicDB not found at {args.data} (expected images/ and masks/ inside): pass --data DIR "
+            "or set MEDSEG_DATA_DIR to the folder holding cvc-clinicdb/",
+            file=sys.stderr,
+        )
         return 2
     import torch
 
@@ -207,12 +231,16 @@ def main(argv: list[str] | None = None) -> int:
         t_setup = time.perf_counter()
         trainer = Trainer(config)
         groups = len({s.group for s in trainer.train_samples}), len({s.group for s in trainer.val_samples})
-        print(f"{args.data}: {len(trainer.train_samples)} training images in {groups[0]} frame blocks, "
-              f"{len(trainer.val_samples)} validation images in {groups[1]} (no block on both sides)")
-        print(f"{args.arch}({args.encoder}, {'weights ' + args.weights if args.weights else 'random init'}) "
-              f"at {args.size[0]}x{args.size[1]}, batch {args.batch_size}, AdamW lr {args.lr:g} cosine, "
-              f"loss {args.loss}, augmentation {args.augment}, {trainer.device} {trainer.precision}, "
-              f"torch threads {torch.get_num_threads()}")
+        print(
+            f"{args.data}: {len(trainer.train_samples)} training images in {groups[0]} frame blocks, "
+            f"{len(trainer.val_samples)} validation images in {groups[1]} (no block on both sides)"
+        )
+        print(
+            f"{args.arch}({args.encoder}, {'weights ' + args.weights if args.weights else 'random init'}) "
+            f"at {args.size[0]}x{args.size[1]}, batch {args.batch_size}, AdamW lr {args.lr:g} cosine, "
+            f"loss {args.loss}, augmentation {args.augment}, {trainer.device} {trainer.precision}, "
+            f"torch threads {torch.get_num_threads()}"
+        )
 
         bare = None
         if not args.no_bare:
@@ -226,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         timed = Timed(iter(trainer.run()))
         next(timed.events)  # Started
         rows = []
-        print(f"{'epoch':>5} {'trainer img/s':>13} {'bare img/s':>10} {'ratio':>6} {'val Dice':>8} {'val IoU':>7} "
-              f"{'val loss':>8} {'train loss':>10} {'val s':>6} {'ckpt s':>6}", flush=True)
+        print(
+            f"{'epoch':>5} {'trainer img/s':>13} {'bare img/s':>10} {'ratio':>6} {'val Dice':>8} {'val IoU':>7} "
+            f"{'val loss':>8} {'train loss':>10} {'val s':>6} {'ckpt s':>6}",
+            flush=True,
+        )
         for epoch in range(config.epochs):
             done = len(bare.seconds) if bare else 0
             event, step_s, val_s = timed.until_epoch_end(None if bare is None else lambda e: bare.step(e.lr))
@@ -236,21 +267,30 @@ def main(argv: list[str] | None = None) -> int:
             b_ips = len(step_s) * args.batch_size / sum(bare.seconds[done:]) if bare else None
             v = event.val
             rows.append((step_s, event.train_loss, v))
-            print(f"{epoch + 1:>5} {t_ips:>13.2f} {_f(b_ips, 10, 2)} {_f(b_ips and t_ips / b_ips, 6, 3)} "
-                  f"{_f(v.get('dice'), 8, 4)} {_f(v.get('iou'), 7, 4)} {_f(v.get('loss'), 8, 4)} "
-                  f"{event.train_loss:>10.4f} {val_s:>6.1f} {ckpt_s:>6.1f}", flush=True)
+            print(
+                f"{epoch + 1:>5} {t_ips:>13.2f} {_f(b_ips, 10, 2)} {_f(b_ips and t_ips / b_ips, 6, 3)} "
+                f"{_f(v.get('dice'), 8, 4)} {_f(v.get('iou'), 7, 4)} {_f(v.get('loss'), 8, 4)} "
+                f"{event.train_loss:>10.4f} {val_s:>6.1f} {ckpt_s:>6.1f}",
+                flush=True,
+            )
         trainer_s = [t for r in rows for t in r[0]]
         n_images = len(trainer_s) * args.batch_size
-        print(f"trainer: {n_images} images in {sum(trainer_s):.1f} s of training steps = "
-              f"{n_images / sum(trainer_s):.2f} img/s")
+        print(
+            f"trainer: {n_images} images in {sum(trainer_s):.1f} s of training steps = "
+            f"{n_images / sum(trainer_s):.2f} img/s"
+        )
         if bare is not None:
             import statistics
 
             ratio = sum(bare.seconds) / sum(trainer_s)
             per_step = statistics.median(b / t for b, t in zip(bare.seconds, trainer_s))
-            print(f"bare loop: {n_images} images in {sum(bare.seconds):.1f} s = {n_images / sum(bare.seconds):.2f} img/s")
-            print(f"trainer / bare loop = {ratio:.3f} overall, {per_step:.3f} median of step pairs "
-                  f"(target >= 0.9): {'met' if ratio >= 0.9 else 'MISSED'}")
+            print(
+                f"bare loop: {n_images} images in {sum(bare.seconds):.1f} s = {n_images / sum(bare.seconds):.2f} img/s"
+            )
+            print(
+                f"trainer / bare loop = {ratio:.3f} overall, {per_step:.3f} median of step pairs "
+                f"(target >= 0.9): {'met' if ratio >= 0.9 else 'MISSED'}"
+            )
         dice = [r[2].get("dice") for r in rows if r[2].get("dice") is not None]
         print(f"best validation Dice {max(dice):.4f}" if dice else "no validation Dice")
     return 0

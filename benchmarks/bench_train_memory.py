@@ -86,13 +86,25 @@ def main(argv: list[str] | None = None) -> int:
             model["kwargs"] = {"depth": 3, "base_channels": 8}
         else:
             model.update(encoder=args.encoder, kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
-        config = TrainConfig.from_dict({
-            "data": {"root": str(data), "group_by": "stem", "val_fraction": 0.25,
-                     "image_size": [args.size, args.size]},
-            "model": model, "augment": args.augment, "loss": "seed004_bce_dice",
-            "epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "precision": "fp32",
-            "out_dir": str(Path(tmp) / "run"), "val_overlays": 2,
-        })
+        config = TrainConfig.from_dict(
+            {
+                "data": {
+                    "root": str(data),
+                    "group_by": "stem",
+                    "val_fraction": 0.25,
+                    "image_size": [args.size, args.size],
+                },
+                "model": model,
+                "augment": args.augment,
+                "loss": "seed004_bce_dice",
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "device": "cpu",
+                "precision": "fp32",
+                "out_dir": str(Path(tmp) / "run"),
+                "val_overlays": 2,
+            }
+        )
         rows = []
         start = rss_bytes()
         t0 = time.perf_counter()
@@ -102,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             elif event.kind == "cancelled":
                 print(f"training ended with {event.kind}: {event}", file=sys.stderr)
                 return 2
-    print(f"RSS before the Trainer: {start / 2**20:.1f} MiB; {args.arch}, {args.images} images of "
-          f"{args.size}x{args.size}, batch {args.batch_size}, augmentation {args.augment}, torch threads {args.threads}")
+    print(
+        f"RSS before the Trainer: {start / 2**20:.1f} MiB; {args.arch}, {args.images} images of "
+        f"{args.size}x{args.size}, batch {args.batch_size}, augmentation {args.augment}, torch threads {args.threads}"
+    )
     print(f"{'epoch':>5} {'RSS MiB':>9} {'vs epoch 2':>10} {'py objects':>11} {'elapsed s':>9}")
     ref = rows[1][1]
     for epoch, rss, objects, elapsed in rows:
@@ -111,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     growth = 100 * (rows[-1][1] - ref) / ref
     ok = growth < args.target
     grown = (rows[-1][1] - ref) / 2**20
-    print(f"growth from epoch {rows[1][0]} to epoch {rows[-1][0]}: {growth:+.2f} % ({grown:+.1f} MiB, "
-          f"{grown / (len(rows) - 2):+.2f} MiB per epoch) (target < {args.target:g} %): {'met' if ok else 'MISSED'}")
+    print(
+        f"growth from epoch {rows[1][0]} to epoch {rows[-1][0]}: {growth:+.2f} % ({grown:+.1f} MiB, "
+        f"{grown / (len(rows) - 2):+.2f} MiB per epoch) (target < {args.target:g} %): {'met' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 

@@ -36,8 +36,11 @@ def first_sample_key() -> str:
 
     if get_testdata_file("RG1_UNCI.dcm", download=False) is not None:
         return "chest_xray"
-    print("note: pydicom-data is not installed (pip install pydicom-data), so the chest X-ray sample "
-          "is missing; showing the CT_small sample instead.", file=sys.stderr)
+    print(
+        "note: pydicom-data is not installed (pip install pydicom-data), so the chest X-ray sample "
+        "is missing; showing the CT_small sample instead.",
+        file=sys.stderr,
+    )
     return "ct"
 
 
@@ -65,10 +68,15 @@ def open_work_area(viewer, folder: Path):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_medseg", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, metavar="FOLDER", help="a dataset or workspace folder to open")
-    parser.add_argument("--display-sample", action="store_true",
-                        help="show the chest X-ray sample with the Display widget instead")
-    parser.add_argument("--screenshot", type=Path, metavar="PATH",
-                        help="save a screenshot of the window (canvas and widgets) to PATH and exit")
+    parser.add_argument(
+        "--display-sample", action="store_true", help="show the chest X-ray sample with the Display widget instead"
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PATH",
+        help="save a screenshot of the window (canvas and widgets) to PATH and exit",
+    )
     args = parser.parse_args(argv)
 
     import napari

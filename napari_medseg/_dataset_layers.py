@@ -24,9 +24,20 @@ from napari_medseg._layer_data import (
 
 # Pillow modes -> what a decoded frame holds: colour or not, and its dtype
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "RGBX", "LAB", "HSV"})
-_MODE_DTYPES = {"1": np.uint8, "L": np.uint8, "LA": np.uint8, "P": np.uint8, "PA": np.uint8,
-                "RGB": np.uint8, "RGBA": np.uint8, "I;16": np.uint16, "I;16B": np.uint16,
-                "I;16L": np.uint16, "I": np.int32, "F": np.float32}
+_MODE_DTYPES = {
+    "1": np.uint8,
+    "L": np.uint8,
+    "LA": np.uint8,
+    "P": np.uint8,
+    "PA": np.uint8,
+    "RGB": np.uint8,
+    "RGBA": np.uint8,
+    "I;16": np.uint16,
+    "I;16B": np.uint16,
+    "I;16L": np.uint16,
+    "I": np.int32,
+    "F": np.float32,
+}
 
 
 def dataset_layers(folder: str | Path) -> list[LayerDataTuple]:
@@ -50,9 +61,9 @@ def dataset_layers(folder: str | Path) -> list[LayerDataTuple]:
     frame_shape = (rows, cols, 3) if rgb else (rows, cols)
     padded = len(set(sizes)) > 1
 
-    images = da.stack([
-        da.from_delayed(_delayed_image(s, frame_shape, dtype), shape=frame_shape, dtype=dtype)
-        for s in ds.samples])
+    images = da.stack(
+        [da.from_delayed(_delayed_image(s, frame_shape, dtype), shape=frame_shape, dtype=dtype) for s in ds.samples]
+    )
     spacing = (1.0, *first.spacing[-2:])
     common = {
         "layout": ds.layout,
@@ -65,8 +76,12 @@ def dataset_layers(folder: str | Path) -> list[LayerDataTuple]:
         "sample_shapes": [list(rc) for rc in sizes] if padded else None,
     }
     name = ds.root.name
-    image_meta = {"format": "dataset", "source": str(ds.root), "modality": first.metadata.get("modality"),
-                  "spacing_known": bool(first.metadata.get("spacing_known", False))}
+    image_meta = {
+        "format": "dataset",
+        "source": str(ds.root),
+        "modality": first.metadata.get("modality"),
+        "spacing_known": bool(first.metadata.get("spacing_known", False)),
+    }
     image_meta["medseg"] = provenance("dataset images", ds.root, spacing, **common)
     kwargs: dict[str, Any] = {"name": f"{name} images", "scale": spacing, "rgb": rgb, "metadata": image_meta}
     if not rgb:
@@ -87,20 +102,29 @@ def _mask_layers(ds, frame: tuple[int, int], spacing, common: dict) -> list[Laye
     multilabel = cm.task == "multilabel"
     shape = (*frame, len(cm.classes)) if multilabel else frame
     dtype = np.dtype(bool) if multilabel else np.min_scalar_type(max(cm.ids))
-    masks = da.stack([da.from_delayed(_delayed_mask(s, shape, dtype, reports), shape=shape, dtype=dtype)
-                      for s in ds.samples])
+    masks = da.stack(
+        [da.from_delayed(_delayed_mask(s, shape, dtype, reports), shape=shape, dtype=dtype) for s in ds.samples]
+    )
     extra = {**common, "binarise_reports": reports} if cm.task == "binary" else common
     name = f"{ds.root.name} masks"
     if not multilabel:
-        return [labels_layer(masks, name=name, source=ds.root, scale=spacing, classmap=cm,
-                             mask_task=cm.task, **extra)]
+        return [labels_layer(masks, name=name, source=ds.root, scale=spacing, classmap=cm, mask_task=cm.task, **extra)]
     from medseg.datasets import ClassMap, LabelClass
 
     # overlapping classes cannot share one label image: one Labels layer per class
-    return [labels_layer(masks[..., k].astype(np.uint8), name=f"{name} {c.name}", source=ds.root,
-                         scale=spacing, classmap=ClassMap([LabelClass(1, c.name, c.colour)], task="binary"),
-                         mask_task="multilabel", class_id=c.id, **extra)
-            for k, c in enumerate(cm.classes)]
+    return [
+        labels_layer(
+            masks[..., k].astype(np.uint8),
+            name=f"{name} {c.name}",
+            source=ds.root,
+            scale=spacing,
+            classmap=ClassMap([LabelClass(1, c.name, c.colour)], task="binary"),
+            mask_task="multilabel",
+            class_id=c.id,
+            **extra,
+        )
+        for k, c in enumerate(cm.classes)
+    ]
 
 
 def _delayed_image(sample, shape: tuple[int, ...], dtype):
@@ -112,8 +136,9 @@ def _delayed_image(sample, shape: tuple[int, ...], dtype):
 def _delayed_mask(sample, shape: tuple[int, ...], dtype, reports: dict):
     from dask import delayed
 
-    return delayed(_load_mask, pure=True)(sample, shape, dtype, reports,
-                                          dask_key_name=f"medseg-mask-{sample.image_path}")
+    return delayed(_load_mask, pure=True)(
+        sample, shape, dtype, reports, dask_key_name=f"medseg-mask-{sample.image_path}"
+    )
 
 
 def _load_image(sample, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -140,8 +165,9 @@ def _pad(a: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
     if a.shape == shape:
         return a
     if a.ndim != len(shape) or any(n > m for n, m in zip(a.shape, shape)):
-        raise ReadError(path, f"decoded shape {a.shape} does not fit the dataset stack frame {shape} "
-                              "(its header said otherwise)")
+        raise ReadError(
+            path, f"decoded shape {a.shape} does not fit the dataset stack frame {shape} (its header said otherwise)"
+        )
     out = np.zeros(shape, dtype=a.dtype)
     out[tuple(slice(0, n) for n in a.shape)] = a
     return out

@@ -47,9 +47,12 @@ def folders_form() -> Container:
     """The folder to open and where its workspace is kept (either may be empty: no folder)."""
     folder = FolderEdit(name="folder", label="Dataset or workspace")
     placeholder(folder, "dataset folder (any layout) or workspace folder")
-    workspace = FolderEdit(name="workspace", label="Workspace folder",
-                           tooltip="Where the workspace (review state, label revisions) is kept: beside the "
-                                   "dataset, never inside it. Source files are only read.")
+    workspace = FolderEdit(
+        name="workspace",
+        label="Workspace folder",
+        tooltip="Where the workspace (review state, label revisions) is kept: beside the "
+        "dataset, never inside it. Source files are only read.",
+    )
     return form(folder, workspace)
 
 
@@ -69,21 +72,26 @@ class DatasetWidget(QWidget):
         self.open_button.setToolTip("Reopen the workspace, or create it by indexing the dataset")
         self.open_button.clicked.connect(self.open_workspace)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop opening or QC at the next sample: a workspace being created is "
-                                      "removed, QC keeps the previous findings")
+        self.cancel_button.setToolTip(
+            "Stop opening or QC at the next sample: a workspace being created is "
+            "removed, QC keeps the previous findings"
+        )
         self.cancel_button.clicked.connect(self.cancel)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.summary = QLabel("<i>No workspace open.</i>")
         self.summary.setWordWrap(True)
         self.qc_button = QPushButton("Run QC")
-        self.qc_button.setToolTip("Check every sample (mask values, specks, holes, duplicates, image quality); "
-                                  "the findings rank the Review queue")
+        self.qc_button.setToolTip(
+            "Check every sample (mask values, specks, holes, duplicates, image quality); "
+            "the findings rank the Review queue"
+        )
         self.qc_button.clicked.connect(self.run_qc)
         self.problems = QListWidget()
         self.problems.setMaximumHeight(90)
-        self.problems.setToolTip("Files the dataset index could not use, and source files changed or gone "
-                                 "since the workspace imported them")
+        self.problems.setToolTip(
+            "Files the dataset index could not use, and source files changed or gone since the workspace imported them"
+        )
         self.samples = QTableWidget(0, len(COLUMNS))
         self.samples.setHorizontalHeaderLabels(list(COLUMNS))
         self.samples.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -105,9 +113,15 @@ class DatasetWidget(QWidget):
         self._set_busy(False)
 
         s = self.session
-        connect_until_destroyed(self, [
-            (s.workspace_changed, self.refresh), (s.sample_changed, self._on_sample_changed),
-            (s.status_changed, self._on_status_changed), (s.findings_changed, self.refresh)])
+        connect_until_destroyed(
+            self,
+            [
+                (s.workspace_changed, self.refresh),
+                (s.sample_changed, self._on_sample_changed),
+                (s.status_changed, self._on_status_changed),
+                (s.findings_changed, self.refresh),
+            ],
+        )
         when_viewer_closes(napari_viewer, self._on_viewer_closed)
         if self.session.workspace is not None:
             self.refresh()
@@ -133,11 +147,17 @@ class DatasetWidget(QWidget):
         folder = folder.expanduser().absolute()
         workspace = (self.form.workspace.value or default_workspace(folder)).expanduser().absolute()
         name = f"Opening {folder.name}"
-        running = start_job(self.session.jobs, lambda token: iter_open_or_create(folder, workspace, cancel=token),
-                            name, owner=self, on_event=self._on_open_event, on_result=self._opened,
-                            on_cancelled=self._open_cancelled,
-                            on_error=lambda e: self._failed(f"Cannot open the workspace of {folder}", e),
-                            on_finished=self._finished)
+        running = start_job(
+            self.session.jobs,
+            lambda token: iter_open_or_create(folder, workspace, cancel=token),
+            name,
+            owner=self,
+            on_event=self._on_open_event,
+            on_result=self._opened,
+            on_cancelled=self._open_cancelled,
+            on_error=lambda e: self._failed(f"Cannot open the workspace of {folder}", e),
+            on_finished=self._finished,
+        )
         self.worker, self.job = running.worker, running.job
         self._set_busy(True)
         self.status.setText(f"{name}...")
@@ -158,8 +178,9 @@ class DatasetWidget(QWidget):
     def _opened(self, workspace: Any) -> None:
         if self.job is not None and self.job.cancelled:  # it was complete when the cancel came: never installed
             workspace.close()
-            self.status.setText(f"Opening cancelled; the workspace {workspace.root} was complete by then (Open "
-                                "reopens it).")
+            self.status.setText(
+                f"Opening cancelled; the workspace {workspace.root} was complete by then (Open reopens it)."
+            )
             return
         self.session.set_workspace(workspace)
         self.status.setText(f"Workspace {workspace.root} ({workspace.layout}, {workspace.classmap.task}).")
@@ -176,11 +197,18 @@ class DatasetWidget(QWidget):
             report_error("Cannot run QC", ValueError("no workspace is open"))
             return
         engine = medseg.qc.run_qc
-        running = start_job(self.session.jobs, lambda token: engine(ws, cancel=token), "QC", workspace=ws,
-                            owner=self, on_event=self._on_qc_event, on_result=self._qc_done,
-                            on_cancelled=self._qc_cancelled,
-                            on_error=lambda e: self._failed(f"QC of {ws.dataset_root} failed", e),
-                            on_finished=self._finished)
+        running = start_job(
+            self.session.jobs,
+            lambda token: engine(ws, cancel=token),
+            "QC",
+            workspace=ws,
+            owner=self,
+            on_event=self._on_qc_event,
+            on_result=self._qc_done,
+            on_cancelled=self._qc_cancelled,
+            on_error=lambda e: self._failed(f"QC of {ws.dataset_root} failed", e),
+            on_finished=self._finished,
+        )
         self.worker, self.job = running.worker, running.job
         self._set_busy(True)
         self.status.setText("QC...")
@@ -192,8 +220,9 @@ class DatasetWidget(QWidget):
             self.status.setText(f"QC {event.stage}: {event.done} of {event.total}")
 
     def _qc_done(self, report: Any) -> None:
-        self.status.setText(f"QC: {len(report.findings)} findings over {report.n_samples} samples "
-                            f"in {report.seconds:.1f} s.")
+        self.status.setText(
+            f"QC: {len(report.findings)} findings over {report.n_samples} samples in {report.seconds:.1f} s."
+        )
         self.session.findings_changed.emit("qc")
 
     def _qc_cancelled(self, cancelled: Any) -> None:

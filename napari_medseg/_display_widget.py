@@ -31,8 +31,14 @@ CLAHE_CLIP_LIMIT = 0.01
 
 def window_form(windows: Callable[[Any], list[str]]) -> Container:
     """``windows``: the menu for the active layer (asked again when the layer changes)."""
-    return form(ComboBox(name="window", label="Display window", choices=windows,
-                         tooltip="Sets the layer's contrast limits to center -/+ width/2"))
+    return form(
+        ComboBox(
+            name="window",
+            label="Display window",
+            choices=windows,
+            tooltip="Sets the layer's contrast limits to center -/+ width/2",
+        )
+    )
 
 
 class DisplayWidget(QWidget):
@@ -139,22 +145,43 @@ class DisplayWidget(QWidget):
         ndim = values.ndim - (1 if layer.rgb else 0)
         spatial = list(layer.scale[-ndim:])
         translate = list(layer.translate[-ndim:])
-        meta = {"medseg": {"kind": "derived", "operation": "clahe", "clip_limit": CLAHE_CLIP_LIMIT,
-                           "derived_from": layer.name, "source": layer.metadata.get("source"),
-                           "plane": list(plane) if plane else None}}
+        meta = {
+            "medseg": {
+                "kind": "derived",
+                "operation": "clahe",
+                "clip_limit": CLAHE_CLIP_LIMIT,
+                "derived_from": layer.name,
+                "source": layer.metadata.get("source"),
+                "plane": list(plane) if plane else None,
+            }
+        }
         name = f"{layer.name} CLAHE" + (f" (plane {', '.join(map(str, plane))})" if plane else "")
 
         def add(result: np.ndarray) -> None:
-            self.viewer.add_image(result, name=name, scale=spatial, translate=translate, rgb=layer.rgb,
-                                  contrast_limits=(0.0, 1.0), metadata=meta)
+            self.viewer.add_image(
+                result,
+                name=name,
+                scale=spatial,
+                translate=translate,
+                rgb=layer.rgb,
+                contrast_limits=(0.0, 1.0),
+                metadata=meta,
+            )
 
         from napari_medseg._jobs import call, start_job
 
         rgb = layer.rgb
         # no workspace waits for it and it cannot stop half-way: a job of no session, waited for
-        self._worker = start_job(None, lambda token: call(_clahe, values, rgb), "CLAHE copy", owner=self,
-                                 stoppable=False, on_result=add, on_error=self._clahe_failed,
-                                 on_finished=self._clahe_done).worker
+        self._worker = start_job(
+            None,
+            lambda token: call(_clahe, values, rgb),
+            "CLAHE copy",
+            owner=self,
+            stoppable=False,
+            on_result=add,
+            on_error=self._clahe_failed,
+            on_finished=self._clahe_done,
+        ).worker
         self.clahe_button.setEnabled(False)
         self.status.setText(f"Computing CLAHE of {layer.name}...")
 
@@ -211,8 +238,10 @@ def describe_layer(layer: Image | None) -> str:
     ours = meta.get("medseg") or {}
     source = str(meta.get("source") or ours.get("source") or "")
     if not source:
-        return (f"<b>{layer.name}</b><br>No provenance: not opened by napari-medseg.<br>"
-                f"Scale: {_fmt_spacing(layer.scale)} per pixel")
+        return (
+            f"<b>{layer.name}</b><br>No provenance: not opened by napari-medseg.<br>"
+            f"Scale: {_fmt_spacing(layer.scale)} per pixel"
+        )
     lines = [f"<b>{layer.name}</b>", f"Source: {source}"]
     if ours.get("kind") == "derived":
         lines.append(f"{str(ours.get('operation')).upper()} copy of layer {ours.get('derived_from')!r}")
@@ -222,17 +251,21 @@ def describe_layer(layer: Image | None) -> str:
     if meta.get("synthetic"):
         lines.append("Synthetic image, generated: not patient data")
     if meta.get("inverted"):
-        lines.append(f"Stored {meta.get('original_photometric', 'MONOCHROME1')}: "
-                     "grey scale inverted so bone is bright")
+        lines.append(f"Stored {meta.get('original_photometric', 'MONOCHROME1')}: grey scale inverted so bone is bright")
     spacing = ours.get("spacing") or list(layer.scale)
     known = ours.get("spacing_known", meta.get("spacing_known"))
-    lines.append(f"Spacing: {_fmt_spacing(spacing)} mm" if known
-                 else f"Spacing: unknown (pixels shown at {_fmt_spacing(spacing)})")
+    lines.append(
+        f"Spacing: {_fmt_spacing(spacing)} mm"
+        if known
+        else f"Spacing: unknown (pixels shown at {_fmt_spacing(spacing)})"
+    )
     if ours.get("sample_ids") is not None:
         n_prob = len(ours.get("problems") or [])
-        lines.append(f"Dataset ({ours.get('layout')}): {len(ours['sample_ids'])} samples, "
-                     f"{n_prob} problem{'s' if n_prob != 1 else ''}"
-                     + (", frames zero-padded to the largest size" if ours.get("padded") else ""))
+        lines.append(
+            f"Dataset ({ours.get('layout')}): {len(ours['sample_ids'])} samples, "
+            f"{n_prob} problem{'s' if n_prob != 1 else ''}"
+            + (", frames zero-padded to the largest size" if ours.get("padded") else "")
+        )
     return "<br>".join(lines)
 
 

@@ -103,8 +103,14 @@ class ExportWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.form.split.changed.connect(self._sync)
         s = self.session
-        connect_until_destroyed(self, [(s.workspace_changed, self._on_workspace),
-                                       (s.status_changed, self._describe), (s.revision_saved, self._describe)])
+        connect_until_destroyed(
+            self,
+            [
+                (s.workspace_changed, self._on_workspace),
+                (s.status_changed, self._describe),
+                (s.revision_saved, self._describe),
+            ],
+        )
         self._on_workspace(self.session.workspace)
 
     def _on_workspace(self, workspace: Any) -> None:
@@ -132,10 +138,17 @@ class ExportWidget(QWidget):
 
     def options(self) -> dict:
         """The keyword arguments of ``iter_export`` the form describes."""
-        split = {NO_SPLIT: None, KFOLD: int(self.form.folds.value),
-                 TRAIN_VAL: (1.0 - float(self.form.val_fraction.value), float(self.form.val_fraction.value))}
-        return {"statuses": tuple(self.form.statuses.value), "split": split[self.form.split.value],
-                "seed": int(self.form.seed.value), "overwrite": bool(self.form.overwrite.value)}
+        split = {
+            NO_SPLIT: None,
+            KFOLD: int(self.form.folds.value),
+            TRAIN_VAL: (1.0 - float(self.form.val_fraction.value), float(self.form.val_fraction.value)),
+        }
+        return {
+            "statuses": tuple(self.form.statuses.value),
+            "split": split[self.form.split.value],
+            "seed": int(self.form.seed.value),
+            "overwrite": bool(self.form.overwrite.value),
+        }
 
     def start(self) -> bool:
         """Run the export in a worker; False when there is no workspace or an export runs already."""
@@ -147,10 +160,17 @@ class ExportWidget(QWidget):
         self.result = None
         self.changes.clear()
         options = self.options()  # read here: the job is built in the worker thread
-        running = start_job(self.session.jobs, lambda token: export_job(ws, out, fmt, options, cancel=token),
-                            f"Export to {out}", workspace=ws, owner=self, on_result=self._finished_export,
-                            on_cancelled=self._cancelled, on_error=lambda e: self._failed(out, e),
-                            on_finished=self._done)
+        running = start_job(
+            self.session.jobs,
+            lambda token: export_job(ws, out, fmt, options, cancel=token),
+            f"Export to {out}",
+            workspace=ws,
+            owner=self,
+            on_result=self._finished_export,
+            on_cancelled=self._cancelled,
+            on_error=lambda e: self._failed(out, e),
+            on_finished=self._done,
+        )
         self.worker, self.job = running.worker, running.job
         self.status.setText(f"Exporting {fmt} into {out}...")
         self._sync()

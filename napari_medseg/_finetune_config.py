@@ -42,8 +42,11 @@ def build_form() -> Container:
     lr = FloatSpinBox(name="lr", label="Learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4)
     lr.native.setDecimals(6)
     extra = TextEdit(name="extra", label="More options (YAML)")
-    placeholder(extra, "any TrainConfig field, e.g.\nmax_steps_per_epoch: 50\n"
-                       "data: {statuses: [corrected, accepted]}\nmodel: {encoder_weights: /path/w.pth}")
+    placeholder(
+        extra,
+        "any TrainConfig field, e.g.\nmax_steps_per_epoch: 50\n"
+        "data: {statuses: [corrected, accepted]}\nmodel: {encoder_weights: /path/w.pth}",
+    )
     return form(
         ComboBox(name="data", label="Data", choices=[WORKSPACE, FOLDER], value=WORKSPACE),
         FileEdit(name="dataset", label="Dataset folder", mode="d"),
@@ -89,8 +92,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: list[str], out_dir: Path
-                     ) -> TrainConfig:
+def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: list[str], out_dir: Path) -> TrainConfig:
     """The TrainConfig the form describes; ConfigError names every problem (form and YAML alike). Loads the
     training package (torch): called when a run starts."""
     import yaml
@@ -104,8 +106,7 @@ def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: lis
     if values["data"] == WORKSPACE:
         root = str(workspace.root) if workspace is not None else ""
         if workspace is None:
-            problems.append("data: no workspace is open (open one in the Dataset widget, or train on a "
-                            "dataset folder)")
+            problems.append("data: no workspace is open (open one in the Dataset widget, or train on a dataset folder)")
     else:
         root = str(values["dataset"] or "")
         if not root or root == ".":
@@ -113,18 +114,28 @@ def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: lis
     init = None
     if values["start"] == FROM_CHECKPOINT:
         if not checkpoints:
-            problems.append("model.init_checkpoint: there is no current checkpoint (choose one in Predict, or "
-                            "start from an architecture)")
+            problems.append(
+                "model.init_checkpoint: there is no current checkpoint (choose one in Predict, or "
+                "start from an architecture)"
+            )
         else:
             init = str(checkpoints[0])
     size = int(values["image_size"])
     d = {
         "data": {"root": root, "val_fraction": float(values["val_fraction"]), "image_size": [size, size]},
-        "model": {"arch": values["arch"], "encoder": values["encoder"], "init_checkpoint": init,
-                  "freeze_encoder": bool(values["freeze_encoder"])},
-        "loss": values["loss"], "augment": values["augment"], "epochs": int(values["epochs"]),
-        "batch_size": int(values["batch_size"]), "optim": {"lr": float(values["lr"])},
-        "device": DEVICES[values["device"]], "out_dir": str(out_dir),
+        "model": {
+            "arch": values["arch"],
+            "encoder": values["encoder"],
+            "init_checkpoint": init,
+            "freeze_encoder": bool(values["freeze_encoder"]),
+        },
+        "loss": values["loss"],
+        "augment": values["augment"],
+        "epochs": int(values["epochs"]),
+        "batch_size": int(values["batch_size"]),
+        "optim": {"lr": float(values["lr"])},
+        "device": DEVICES[values["device"]],
+        "out_dir": str(out_dir),
     }
     text = (values.get("extra") or "").strip()
     if text:

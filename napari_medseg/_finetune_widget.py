@@ -116,16 +116,18 @@ class FinetuneWidget(QWidget):
         self.worker = self.score_worker = self.pbar = None
         self.job = self.score_job = None
         self.run_dir: Path | None = None
-        self.events: list = []          # this run's events, in order
-        self.outcome: Any = None        # the run's Finished / Cancelled / Failed event
+        self.events: list = []  # this run's events, in order
+        self.outcome: Any = None  # the run's Finished / Cancelled / Failed event
         self.checkpoint: str | None = None  # the model to use: best of a finished run, else the last written
         self.score_token = None
         self._last_bar: Bar | None = None
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
-        for row in ((self.start_button, self.cancel_button, self.resume_button),
-                    (self.use_button, self.rescore_button)):
+        for row in (
+            (self.start_button, self.cancel_button, self.resume_button),
+            (self.use_button, self.rescore_button),
+        ):
             line = QHBoxLayout()
             for b in row:
                 line.addWidget(b)
@@ -139,8 +141,9 @@ class FinetuneWidget(QWidget):
         self.rescore_button.clicked.connect(lambda: self.cancel_rescore() or self.rescore())
         self.form.data.changed.connect(self._sync)
         self.form.start.changed.connect(self._sync)
-        connect_until_destroyed(self, [(self.session.workspace_changed, self._sync),
-                                       (self.session.checkpoints_changed, self._sync)])
+        connect_until_destroyed(
+            self, [(self.session.workspace_changed, self._sync), (self.session.checkpoints_changed, self._sync)]
+        )
         me = weakref.ref(self)
         # no training child outlives the viewer: it is asked to stop (and writes its checkpoint)
         when_viewer_closes(napari_viewer, lambda: me() is not None and me().cancel_training())
@@ -171,8 +174,9 @@ class FinetuneWidget(QWidget):
         scoring = self.score_worker is not None
         # while a re-score runs its button cancels it
         self.rescore_button.setText("Cancel re-scoring" if scoring else "Re-score the queue")
-        self.rescore_button.setEnabled(scoring or (not busy and self.checkpoint is not None
-                                                   and self.session.workspace is not None))
+        self.rescore_button.setEnabled(
+            scoring or (not busy and self.checkpoint is not None and self.session.workspace is not None)
+        )
 
     # ------------------------------------------------------------------ runs
     def start(self) -> bool:
@@ -187,8 +191,12 @@ class FinetuneWidget(QWidget):
         out = Path(str(self.form.out.value)).expanduser()
         run_dir = run_folder(out)
         try:
-            config = config_from_form(self.form.asdict(), workspace=self.session.workspace,
-                                      checkpoints=self.session.checkpoints, out_dir=run_dir)
+            config = config_from_form(
+                self.form.asdict(),
+                workspace=self.session.workspace,
+                checkpoints=self.session.checkpoints,
+                out_dir=run_dir,
+            )
         except ConfigError as e:
             self.status.setText(report_error("Fine-tuning not started", e))
             return False
@@ -225,11 +233,18 @@ class FinetuneWidget(QWidget):
         env = dict(self.child_env)
         # the bar is the dock's own: it follows the run's global step across a resume's new Started
         running = start_job(
-            self.session.jobs, lambda token: follow_training(config, resume, env, cancel=token),
-            f"Fine-tuning in {run_dir}", workspace=workspace, owner=self, progress=False,
-            on_event=self._on_event, on_result=lambda summary: self._on_outcome(Result(summary)),
-            on_cancelled=self._on_outcome, on_error=lambda e: self._failed(run_dir, e),
-            on_finished=self._on_finished)
+            self.session.jobs,
+            lambda token: follow_training(config, resume, env, cancel=token),
+            f"Fine-tuning in {run_dir}",
+            workspace=workspace,
+            owner=self,
+            progress=False,
+            on_event=self._on_event,
+            on_result=lambda summary: self._on_outcome(Result(summary)),
+            on_cancelled=self._on_outcome,
+            on_error=lambda e: self._failed(run_dir, e),
+            on_finished=self._on_finished,
+        )
         self.worker, self.job = running.worker, running.job
         self.status.setText(f"{'Resuming' if resume else 'Starting'} the training process in {run_dir}...")
         self._sync()
@@ -249,9 +264,10 @@ class FinetuneWidget(QWidget):
             self._close_bar()
             d = event.detail
             self.pbar = Bar("Fine-tuning", event.total or 0)
-            self.status.setText(f"Training on {d.get('n_train')} images ({d.get('n_val')} for validation) on "
-                                f"{d.get('device')}, {d.get('precision')}"
-                                + (", resumed" if d.get("resumed_from") else ""))
+            self.status.setText(
+                f"Training on {d.get('n_train')} images ({d.get('n_val')} for validation) on "
+                f"{d.get('device')}, {d.get('precision')}" + (", resumed" if d.get("resumed_from") else "")
+            )
         elif kind == "step":
             self.plot.add_step(event.global_step, event.loss)
             if self.pbar is not None and event.global_step > self.pbar.n:
@@ -259,14 +275,17 @@ class FinetuneWidget(QWidget):
         elif kind == "epoch":
             self.plot.add_epoch(event.epoch, event.val)
             dice = event.val.get("dice")
-            self.status.setText(f"Epoch {event.epoch + 1}: train loss {event.train_loss:.4g}"
-                                + (f", validation Dice {dice:.3f}" if dice is not None else ""))
+            self.status.setText(
+                f"Epoch {event.epoch + 1}: train loss {event.train_loss:.4g}"
+                + (f", validation Dice {dice:.3f}" if dice is not None else "")
+            )
         elif kind == "checkpoint":
             if event.tag == "last" or self.checkpoint is None:
                 self.checkpoint = event.path
         elif kind == "oom":
-            show_warning(f"Fine-tuning: out of memory; continuing with micro-batch {event.micro_batch} x "
-                         f"{event.accumulate}")
+            show_warning(
+                f"Fine-tuning: out of memory; continuing with micro-batch {event.micro_batch} x {event.accumulate}"
+            )
 
     def _on_outcome(self, event: Any) -> None:
         """The run's end, as the child reported it: a Result, a Cancelled or a Failed."""
@@ -281,8 +300,10 @@ class FinetuneWidget(QWidget):
         elif event.kind == "cancelled":
             kept = event.partial if isinstance(event.partial, dict) else {}
             self.checkpoint = kept.get("checkpoint") or self.checkpoint
-            text = (f"Fine-tuning cancelled at epoch {kept.get('epoch', 0) + 1}, step {event.done}; "
-                    f"checkpoint kept: {self.checkpoint}. Resume continues from it.")
+            text = (
+                f"Fine-tuning cancelled at epoch {kept.get('epoch', 0) + 1}, step {event.done}; "
+                f"checkpoint kept: {self.checkpoint}. Resume continues from it."
+            )
         else:
             kept = f" The last good checkpoint stays: {self.checkpoint}" if self.checkpoint else ""
             text = report_error("Fine-tuning failed", f"{event.message}{kept}")
@@ -321,8 +342,10 @@ class FinetuneWidget(QWidget):
         name = Path(checkpoint).name
 
         def scored(result: Any) -> None:
-            self.status.setText(f"Re-scored {len(result.scores)} samples with {name} (method {result.method!r}); "
-                                "the review queue follows.")
+            self.status.setText(
+                f"Re-scored {len(result.scores)} samples with {name} (method {result.method!r}); "
+                "the review queue follows."
+            )
             self.session.scores_changed.emit(result.method)
 
         def done() -> None:
@@ -330,12 +353,18 @@ class FinetuneWidget(QWidget):
             self._sync()
 
         running = start_job(
-            self.session.jobs, lambda token: score_queue(ws, checkpoint, device, token),
-            f"Re-scoring the queue with {name}", workspace=ws, owner=self, on_result=scored,
-            on_cancelled=lambda _: self.status.setText(f"Re-scoring with {name} cancelled: the queue keeps its "
-                                                       "previous scores."),
+            self.session.jobs,
+            lambda token: score_queue(ws, checkpoint, device, token),
+            f"Re-scoring the queue with {name}",
+            workspace=ws,
+            owner=self,
+            on_result=scored,
+            on_cancelled=lambda _: self.status.setText(
+                f"Re-scoring with {name} cancelled: the queue keeps its previous scores."
+            ),
             on_error=lambda e: self.status.setText(report_error(f"Re-scoring the queue with {name} failed", e)),
-            on_finished=done)
+            on_finished=done,
+        )
         self.score_worker, self.score_job, self.score_token = running.worker, running.job, running.token
         self._sync()
         self.status.setText(f"Re-scoring every sample with {name}...")

@@ -137,8 +137,9 @@ class FolderEdit(FileEdit):
 
     def _on_choose_clicked(self) -> None:
         start = self.value.expanduser().absolute() if self.value is not None else Path.home()
-        chosen = self._show_file_dialog(self.mode, caption="Choose a folder", start_path=os.fspath(start),
-                                        filter=self.filter)
+        chosen = self._show_file_dialog(
+            self.mode, caption="Choose a folder", start_path=os.fspath(start), filter=self.filter
+        )
         if chosen:
             self.value = chosen
             self.committed.emit(self.value)

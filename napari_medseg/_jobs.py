@@ -72,8 +72,9 @@ class Jobs:
         self._jobs: list[Job] = []
         self._after: list[tuple[Any, Callable[[], Any]]] = []
 
-    def add(self, worker: Any, name: str, workspace: Any = None, cancel: Callable[[], Any] | None = None,
-            owner: Any = None) -> Job:
+    def add(
+        self, worker: Any, name: str, workspace: Any = None, cancel: Callable[[], Any] | None = None, owner: Any = None
+    ) -> Job:
         """Register ``worker`` (not started yet) as a job; it is forgotten when its ``finished`` arrives.
         ``owner``: the dock that started it; closing the dock cancels the job (nothing would show its end)."""
         job = Job(name, workspace, cancel)
@@ -196,11 +197,22 @@ class RunningJob:
             self._on["finished"]()
 
 
-def start_job(jobs: Jobs | None, make_job: Callable[[Any], Any], name: str, *, workspace: Any = None,
-              owner: Any = None, stoppable: bool = True, progress: bool = True, token: Any = None,
-              on_event: Callable[[Any], Any] | None = None, on_result: Callable[[Any], Any] | None = None,
-              on_cancelled: Callable[[Any], Any] | None = None, on_error: Callable[[BaseException], Any] | None = None,
-              on_finished: Callable[[], Any] | None = None) -> RunningJob:
+def start_job(
+    jobs: Jobs | None,
+    make_job: Callable[[Any], Any],
+    name: str,
+    *,
+    workspace: Any = None,
+    owner: Any = None,
+    stoppable: bool = True,
+    progress: bool = True,
+    token: Any = None,
+    on_event: Callable[[Any], Any] | None = None,
+    on_result: Callable[[Any], Any] | None = None,
+    on_cancelled: Callable[[Any], Any] | None = None,
+    on_error: Callable[[BaseException], Any] | None = None,
+    on_finished: Callable[[], Any] | None = None,
+) -> RunningJob:
     """Run the engine job ``make_job(token)`` in a thread worker: the plugin's one way to run a long job.
 
     Its :class:`~medseg.jobs.Progress` events drive a napari progress bar named ``name`` (``progress``);
@@ -222,9 +234,13 @@ def start_job(jobs: Jobs | None, make_job: Callable[[Any], Any], name: str, *, w
     token = CancelToken() if token is None else token
     worker = create_worker(job_body, make_job, token, _start_thread=False, _ignore_errors=True)
     job = jobs.add(worker, name, workspace, token.set if stoppable else None, owner=owner)
-    handle = RunningJob(worker, job, token, Bar(name) if progress else None,
-                        {"event": on_event, "result": on_result, "cancelled": on_cancelled, "error": on_error,
-                         "finished": on_finished})
+    handle = RunningJob(
+        worker,
+        job,
+        token,
+        Bar(name) if progress else None,
+        {"event": on_event, "result": on_result, "cancelled": on_cancelled, "error": on_error, "finished": on_finished},
+    )
     # Qt holds a bound method's object weakly: the worker keeps the handle, so a caller may drop it
     worker.medseg_job = handle
     if owner is not None:  # a closed dock's handlers would touch deleted widgets; an error is still notified

@@ -61,8 +61,9 @@ def image_layer(image: ImageData, name: str | None = None, **extra: Any) -> Laye
     """One Image layer tuple of an engine image."""
     source = image.source
     meta = dict(image.metadata)
-    meta["medseg"] = provenance("image", source, image.spacing,
-                                spacing_known=bool(image.metadata.get("spacing_known", False)), **extra)
+    meta["medseg"] = provenance(
+        "image", source, image.spacing, spacing_known=bool(image.metadata.get("spacing_known", False)), **extra
+    )
     kwargs: dict[str, Any] = {
         "name": name or layer_name(source),
         "scale": tuple(image.spacing),
@@ -85,8 +86,15 @@ def label_colours(classmap: ClassMap | None) -> dict[Any, Any] | None:
     return colours
 
 
-def labels_layer(ids, name: str, source: str | Path, scale, classmap: ClassMap | None = None,
-                 metadata: dict[str, Any] | None = None, **extra: Any) -> LayerDataTuple:
+def labels_layer(
+    ids,
+    name: str,
+    source: str | Path,
+    scale,
+    classmap: ClassMap | None = None,
+    metadata: dict[str, Any] | None = None,
+    **extra: Any,
+) -> LayerDataTuple:
     """One Labels layer tuple; the class map travels in metadata and sets the colours."""
     meta = dict(metadata or {})
     meta["medseg"] = provenance("labels", source, scale, **extra)

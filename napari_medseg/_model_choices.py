@@ -67,6 +67,12 @@ def with_model_names(then: Callable[[ModelNames], Any]) -> Any:
             pass
 
     # a job of no session: no workspace waits for it
-    return start_job(None, lambda token: call(read_model_names), "Listing the model architectures",
-                     stoppable=False, progress=False, on_result=arrived,
-                     on_error=lambda e: report_error("Cannot list the model architectures and encoders", e)).worker
+    return start_job(
+        None,
+        lambda token: call(read_model_names),
+        "Listing the model architectures",
+        stoppable=False,
+        progress=False,
+        on_result=arrived,
+        on_error=lambda e: report_error("Cannot list the model architectures and encoders", e),
+    ).worker

@@ -79,11 +79,16 @@ class TrainingPlot(QWidget):
             top = QRectF(52, 16, w - 62, h / 2 - 34)
             bottom = QRectF(52, h / 2 + 16, w - 62, h / 2 - 34)
             last = self.losses[-1][1] if self.losses else None
-            self._panel(p, top, "training loss" + (f" ({last:.4g})" if last is not None else ""),
-                        {"loss": self.losses}, None, {"loss": LOSS_COLOUR})
+            self._panel(
+                p,
+                top,
+                "training loss" + (f" ({last:.4g})" if last is not None else ""),
+                {"loss": self.losses},
+                None,
+                {"loss": LOSS_COLOUR},
+            )
             colours = {name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, name in enumerate(self.dice)}
-            title = "validation Dice: " + (", ".join(f"{n} {v[-1][1]:.3f}" for n, v in self.dice.items())
-                                           or "none yet")
+            title = "validation Dice: " + (", ".join(f"{n} {v[-1][1]:.3f}" for n, v in self.dice.items()) or "none yet")
             self._panel(p, bottom, title, self.dice, (0.0, 1.0), colours)
         finally:
             # a painter left active (an exception above) makes Qt crash when the widget goes away
@@ -101,8 +106,9 @@ class TrainingPlot(QWidget):
         p.drawText(QRectF(0, rect.bottom() - 8, 48, 14), Qt.AlignmentFlag.AlignRight, f"{y0:.3g}")
 
         def at(x: float, y: float) -> QPointF:
-            return QPointF(rect.left() + (x - x0) / (x1 - x0) * rect.width(),
-                           rect.bottom() - (y - y0) / (y1 - y0) * rect.height())
+            return QPointF(
+                rect.left() + (x - x0) / (x1 - x0) * rect.width(), rect.bottom() - (y - y0) / (y1 - y0) * rect.height()
+            )
 
         for name, pts in lines.items():
             if not pts:

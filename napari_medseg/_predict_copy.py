@@ -19,8 +19,12 @@ from napari_medseg._jobs import call, start_job
 from napari_medseg._layer_data import labels_layer
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, PREDICTION_LAYER
 
-COPY_MODES = {"whole image": "whole", "current slice": "slice", "selected label only": "label",
-              "inside drawn shapes": "region"}
+COPY_MODES = {
+    "whole image": "whole",
+    "current slice": "slice",
+    "selected label only": "label",
+    "inside drawn shapes": "region",
+}
 
 
 def _in_labels_grid(v: np.ndarray, shapes: Shapes, labels: Labels) -> np.ndarray:
@@ -37,13 +41,15 @@ def region_mask(shapes: Shapes, labels: Labels, plane: tuple[int, ...]) -> np.nd
     for v, kind in zip(shapes.data, shapes.shape_type):
         grid = _in_labels_grid(np.asarray(v, float), shapes, labels)
         n = min(grid.shape[1] - 2, len(plane))  # a class-plane axis of the labels is not a slice
-        if n and tuple(round(x) for x in grid[0, -2 - n:-2]) != tuple(plane[-n:]):
+        if n and tuple(round(x) for x in grid[0, -2 - n : -2]) != tuple(plane[-n:]):
             continue  # drawn on another slice
         vertices.append(grid[:, -2:])
         types.append(kind)
     if not vertices:
-        raise InferenceError(f"the Shapes layer {shapes.name!r} has no shape on this slice: draw a polygon "
-                             "or rectangle around the region to copy")
+        raise InferenceError(
+            f"the Shapes layer {shapes.name!r} has no shape on this slice: draw a polygon "
+            "or rectangle around the region to copy"
+        )
     masks = Shapes(vertices, shape_type=types).to_masks(mask_shape=labels.data.shape[-2:])
     return np.asarray(masks).any(0)
 
@@ -56,13 +62,19 @@ def labels_target(viewer, prediction: Labels) -> Labels:
     from medseg.datasets.classmap import ClassMap
 
     classmap = ClassMap.from_dict(meta["classmap"]) if meta.get("classmap") else None
-    data, kwargs, _ = labels_layer(np.zeros(prediction.data.shape, prediction.data.dtype), LABELS_LAYER,
-                                   "copied from the model prediction", tuple(prediction.scale), classmap)
+    data, kwargs, _ = labels_layer(
+        np.zeros(prediction.data.shape, prediction.data.dtype),
+        LABELS_LAYER,
+        "copied from the model prediction",
+        tuple(prediction.scale),
+        classmap,
+    )
     return viewer.add_labels(data, translate=tuple(prediction.translate), **kwargs)
 
 
-def copy_prediction(viewer, mode: str, plane: tuple[int, ...], predicted: np.ndarray | None,
-                    shapes: Shapes | None = None):
+def copy_prediction(
+    viewer, mode: str, plane: tuple[int, ...], predicted: np.ndarray | None, shapes: Shapes | None = None
+):
     """Merge the prediction layer into the labels layer; returns (labels layer, MergeResult)."""
     from napari_medseg._torch_guard import load_torch
 
@@ -75,8 +87,10 @@ def copy_prediction(viewer, mode: str, plane: tuple[int, ...], predicted: np.nda
     labels = labels_target(viewer, prediction)
     current = np.asarray(labels.data)
     if current.shape != prediction.data.shape:
-        raise InferenceError(f"the labels layer {labels.name!r} has shape {current.shape} but the prediction "
-                             f"has {prediction.data.shape}: they belong to different images")
+        raise InferenceError(
+            f"the labels layer {labels.name!r} has shape {current.shape} but the prediction "
+            f"has {prediction.data.shape}: they belong to different images"
+        )
     region = None
     if mode == "region":
         if shapes is None:
@@ -90,8 +104,15 @@ def copy_prediction(viewer, mode: str, plane: tuple[int, ...], predicted: np.nda
         only[(slice(None),) * (len(lead) - len(plane)) + tuple(plane)] = True
         scope, where = scope & (only if mode != "whole" else True), None
         mode = "whole" if mode == "slice" else mode
-    result = merge_prediction(current, np.asarray(prediction.data), mode, plane=where, predicted=scope,
-                              label=labels.selected_label if mode == "label" else None, region=region)
+    result = merge_prediction(
+        current,
+        np.asarray(prediction.data),
+        mode,
+        plane=where,
+        predicted=scope,
+        label=labels.selected_label if mode == "label" else None,
+        region=region,
+    )
     if isinstance(labels.data, np.ndarray) and result.labels.dtype == labels.data.dtype:
         indices = np.nonzero(result.labels != current)
         labels.data_setitem(indices, result.labels[indices])  # undoable with Ctrl+Z
@@ -102,8 +123,12 @@ def copy_prediction(viewer, mode: str, plane: tuple[int, ...], predicted: np.nda
 
 def is_workspace_sample(viewer, session, labels: Labels) -> bool:
     """True when the labels on screen are the session's workspace sample (so a copy is a revision)."""
-    return (session.workspace is not None and session.sample_id is not None and labels.name == LABELS_LAYER
-            and IMAGE_LAYER in viewer.layers)
+    return (
+        session.workspace is not None
+        and session.sample_id is not None
+        and labels.name == LABELS_LAYER
+        and IMAGE_LAYER in viewer.layers
+    )
 
 
 def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: dict[str, Any]):
@@ -119,12 +144,21 @@ def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: di
     return sample_id, revision, revision.id != head
 
 
-def start_revision_save(session, sample_id: str, labels: np.ndarray, details: dict[str, Any],
-                        on_saved, on_failed, on_finished):
+def start_revision_save(
+    session, sample_id: str, labels: np.ndarray, details: dict[str, Any], on_saved, on_failed, on_finished
+):
     """Run ``save_revision_job`` into the session's workspace on a copy of ``labels`` in a thread worker;
     returns the started worker. A job the workspace waits for before it closes, never stopped: an edit is
     never dropped."""
     workspace, labels = session.workspace, np.array(labels, copy=True)
-    return start_job(session.jobs, lambda token: call(save_revision_job, workspace, sample_id, labels, details),
-                     f"Saving the copied prediction of {sample_id}", workspace=workspace, stoppable=False,
-                     progress=False, on_result=on_saved, on_error=on_failed, on_finished=on_finished).worker
+    return start_job(
+        session.jobs,
+        lambda token: call(save_revision_job, workspace, sample_id, labels, details),
+        f"Saving the copied prediction of {sample_id}",
+        workspace=workspace,
+        stoppable=False,
+        progress=False,
+        on_result=on_saved,
+        on_error=on_failed,
+        on_finished=on_finished,
+    ).worker

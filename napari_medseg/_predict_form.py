@@ -16,8 +16,10 @@ from napari_medseg._predict_copy import COPY_MODES
 from napari_medseg._predict_model import DEVICES
 
 CHECKPOINTS, ARCHITECTURE = "checkpoint(s)", "architecture (untrained)"
-UNTRAINED_NOTE = ("<span style='color:#e0a030'><b>Untrained model</b>: random decoder weights, so its "
-                  "predictions mean nothing until it is fine-tuned. Use it to try the workflow.</span>")
+UNTRAINED_NOTE = (
+    "<span style='color:#e0a030'><b>Untrained model</b>: random decoder weights, so its "
+    "predictions mean nothing until it is fine-tuned. Use it to try the workflow.</span>"
+)
 
 
 def source_form() -> Container:
@@ -32,16 +34,22 @@ def architecture_form() -> Container:
     encoder.native.setEditable(True)
     weights = LineEdit(name="weights", label="Weights")
     placeholder(weights, "optional local encoder weights file")
-    return form(ComboBox(name="arch", label="Architecture", choices=architectures, value=DEFAULT_ARCH),
-                encoder, weights)
+    return form(
+        ComboBox(name="arch", label="Architecture", choices=architectures, value=DEFAULT_ARCH), encoder, weights
+    )
 
 
 def settings_form() -> Container:
     tile = SpinBox(name="tile", label="Tile size", value=0, min=0, max=4096, step=32)
     tile.native.setSpecialValueText("auto")
     return form(
-        ComboBox(name="device", label="Device", choices=list(DEVICES), value="auto",
-                 tooltip="auto picks a GPU when there is one"),
+        ComboBox(
+            name="device",
+            label="Device",
+            choices=list(DEVICES),
+            value="auto",
+            tooltip="auto picks a GPU when there is one",
+        ),
         ComboBox(name="precision", label="Precision", choices=list(PRECISIONS), value="auto"),
         FloatSpinBox(name="threshold", label="Threshold", value=0.5, min=0.01, max=0.99, step=0.05),
         CheckBox(name="tta", text="TTA: average with horizontal + vertical flips"),
@@ -57,6 +65,10 @@ def copy_form(shape_layers: Callable[[Any], list[str]]) -> Container:
     layers change)."""
     return form(
         ComboBox(name="copy_mode", label="Copy", choices=list(COPY_MODES), value=next(iter(COPY_MODES))),
-        ComboBox(name="shapes", label="Region", choices=shape_layers,
-                 tooltip="Shapes layer whose polygons / rectangles mark the region to copy"),
+        ComboBox(
+            name="shapes",
+            label="Region",
+            choices=shape_layers,
+            tooltip="Shapes layer whose polygons / rectangles mark the region to copy",
+        ),
     )

@@ -112,8 +112,9 @@ class Outputs:
         self.predicted: np.ndarray | None = None
         self.classmap = None
 
-    def show(self, image: Image, version: int, plane: tuple[int, ...], prediction,
-             probability: bool, uncertainty: bool) -> None:
+    def show(
+        self, image: Image, version: int, plane: tuple[int, ...], prediction, probability: bool, uncertainty: bool
+    ) -> None:
         shape = spatial_shape(image)
         if self.source != (id(image), version) or self.predicted is None or self.predicted.shape != shape[:-2]:
             self.invalidate()
@@ -122,13 +123,29 @@ class Outputs:
         self._write(PREDICTION_LAYER, image, shape, plane, label_values(prediction), self._labels_kwargs)
         self.predicted[plane] = True
         if probability:
-            self._write(PROBABILITY_LAYER, image, shape, plane, foreground_probability(prediction),
-                        lambda: {"colormap": "magma", "contrast_limits": (0.0, 1.0), "opacity": 0.5,
-                                 "blending": "additive"})
+            self._write(
+                PROBABILITY_LAYER,
+                image,
+                shape,
+                plane,
+                foreground_probability(prediction),
+                lambda: {"colormap": "magma", "contrast_limits": (0.0, 1.0), "opacity": 0.5, "blending": "additive"},
+            )
         if uncertainty:
-            self._write(UNCERTAINTY_LAYER, image, shape, plane, prediction.uncertainty,
-                        lambda: {"colormap": "viridis", "contrast_limits": (0.0, 1.0), "opacity": 0.5,
-                                 "blending": "additive", "visible": False})
+            self._write(
+                UNCERTAINTY_LAYER,
+                image,
+                shape,
+                plane,
+                prediction.uncertainty,
+                lambda: {
+                    "colormap": "viridis",
+                    "contrast_limits": (0.0, 1.0),
+                    "opacity": 0.5,
+                    "blending": "additive",
+                    "visible": False,
+                },
+            )
 
     def invalidate(self) -> None:
         """The image changed: blank the outputs (they belong to the old pixels) until a new prediction."""
@@ -150,8 +167,10 @@ class Outputs:
         full_shape, index = classes + tuple(shape), (slice(None),) * len(classes) + tuple(plane)
         dtype = values.dtype if is_labels else np.float32
         n = len(shape)
-        geometry = {"scale": (1.0,) * len(classes) + tuple(image.scale[-n:]),
-                    "translate": (0.0,) * len(classes) + tuple(image.translate[-n:])}
+        geometry = {
+            "scale": (1.0,) * len(classes) + tuple(image.scale[-n:]),
+            "translate": (0.0,) * len(classes) + tuple(image.translate[-n:]),
+        }
         layer = next((x for x in layers if x.name == name), None)
         if layer is not None and not isinstance(layer, Labels if is_labels else Image):
             layers.remove(layer)  # a user's layer of the wrong type under our name

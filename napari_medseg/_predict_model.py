@@ -47,8 +47,14 @@ class ModelChoice:
         return f"UNTRAINED {self.arch} / {self.encoder} ({weights})"
 
     def options(self) -> dict[str, Any]:
-        return {"device": self.device, "precision": self.precision, "threshold": self.threshold,
-                "tta": TTA_FLIPS if self.tta else (), "tile_size": self.tile, "overlap": self.overlap}
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "threshold": self.threshold,
+            "tta": TTA_FLIPS if self.tta else (),
+            "tile_size": self.tile,
+            "overlap": self.overlap,
+        }
 
 
 _CACHE_LOCK = threading.Lock()
@@ -97,8 +103,14 @@ def build_predictor(choice: ModelChoice):
     from medseg.models.spec import ModelSpec, Preprocessing
 
     classmap = ClassMap.from_json(choice.classmap_json) if choice.classmap_json else ClassMap.binary()
-    spec = ModelSpec(arch=choice.arch, encoder=choice.encoder, in_channels=3, classes=classmap.num_classes,
-                     task=classmap.task, encoder_weights=choice.weights or None)
+    spec = ModelSpec(
+        arch=choice.arch,
+        encoder=choice.encoder,
+        in_channels=3,
+        classes=classmap.num_classes,
+        task=classmap.task,
+        encoder_weights=choice.weights or None,
+    )
     model = create_model(spec).eval()
     stats = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)} if choice.weights else {}
     prep = Preprocessing(channels=3, divisible_by=model_stride(spec), **stats)

@@ -39,9 +39,9 @@ class Request:
 @dataclass
 class Counts:
     requested: int = 0
-    cancelled: int = 0      # stopped while running
-    superseded: int = 0     # replaced before they started
-    stale: int = 0          # finished, but a newer request existed: result dropped
+    cancelled: int = 0  # stopped while running
+    superseded: int = 0  # replaced before they started
+    stale: int = 0  # finished, but a newer request existed: result dropped
     shown: int = 0
 
     @property
@@ -72,8 +72,15 @@ class RequestQueue:
     ``on_status(text)`` are called on the main thread. ``job_of(request)`` -> (name, workspace) says what
     the registry ``jobs`` lists the request's job as; ``owner``: the dock whose end stops it."""
 
-    def __init__(self, on_result: Callable, on_error: Callable, on_status: Callable[[str], None],
-                 jobs: Any = None, job_of: Callable[[Request], tuple[str, Any]] | None = None, owner: Any = None):
+    def __init__(
+        self,
+        on_result: Callable,
+        on_error: Callable,
+        on_status: Callable[[str], None],
+        jobs: Any = None,
+        job_of: Callable[[Request], tuple[str, Any]] | None = None,
+        owner: Any = None,
+    ):
         self.on_result, self.on_error, self.on_status = on_result, on_error, on_status
         self.jobs, self.job_of, self.owner = jobs, job_of, owner
         self.counts = Counts()
@@ -92,8 +99,9 @@ class RequestQueue:
     def predictor_for(self, choice: ModelChoice):
         return self.model[1] if self.model is not None and self.model[0] == choice else None
 
-    def submit(self, key: tuple, choice: ModelChoice, snapshot: ImageSnapshot, context: Any = None,
-               force: bool = False) -> bool:
+    def submit(
+        self, key: tuple, choice: ModelChoice, snapshot: ImageSnapshot, context: Any = None, force: bool = False
+    ) -> bool:
         """Queue a request; False (nothing queued) when ``key`` is what is shown or already on its way,
         or when ``choice`` failed to load (unless ``force``: an explicit Predict always runs)."""
         if not force:
@@ -134,13 +142,19 @@ class RequestQueue:
         name, workspace = self.job_of(request) if self.job_of is not None else ("Prediction", None)
         # the queue reports its own errors (on_error), and a prediction has no progress bar: the status says
         self.worker = start_job(
-            self.jobs, lambda token: predict_job(request, predictor, cancel=token), name, workspace=workspace,
-            owner=self.owner, progress=False, token=request.token,
+            self.jobs,
+            lambda token: predict_job(request, predictor, cancel=token),
+            name,
+            workspace=workspace,
+            owner=self.owner,
+            progress=False,
+            token=request.token,
             on_event=lambda event: self._event(request, event, loading),
             on_result=lambda prediction: self._result(request, prediction),
             on_cancelled=lambda _: self._cancelled(),
             on_error=lambda exc: self._errored(request, exc, loading[0]),
-            on_finished=lambda: self._finished(request)).worker
+            on_finished=lambda: self._finished(request),
+        ).worker
 
     def _event(self, request: Request, event, loading: list[bool]) -> None:
         if isinstance(event, ModelBuilt):

@@ -55,8 +55,9 @@ class PredictWidget(QWidget):
         self.viewer = real_viewer(napari_viewer)
         self.session = session_for(napari_viewer)
         self.outputs = Outputs(napari_viewer)
-        self.queue = RequestQueue(self._show, self._failed, self._set_status, self.session.jobs, self._job_of,
-                                  owner=self)
+        self.queue = RequestQueue(
+            self._show, self._failed, self._set_status, self.session.jobs, self._job_of, owner=self
+        )
         self._image: Image | None = None
         self._versions: dict[int, int] = {}
         self.save_worker = None
@@ -78,8 +79,16 @@ class PredictWidget(QWidget):
         self.status.setWordWrap(True)
         self.copy_button = button("Copy prediction into labels", self.copy_into_labels)
         layout = QVBoxLayout(self)
-        layout.addWidget(boxed("Model", self.source_form, self.checkpoint_list,
-                               row(self.add_button, self.remove_button), self.arch_form, self.untrained_note))
+        layout.addWidget(
+            boxed(
+                "Model",
+                self.source_form,
+                self.checkpoint_list,
+                row(self.add_button, self.remove_button),
+                self.arch_form,
+                self.untrained_note,
+            )
+        )
         layout.addWidget(boxed("Settings", self.settings))
         layout.addLayout(row(self.predict_button, self.cancel_button))
         for w in (self.live, self.status):
@@ -88,8 +97,16 @@ class PredictWidget(QWidget):
         layout.addStretch(1)
 
         s, model = self.settings, self.arch_form  # the output layers shown are no model setting
-        for field in (self.source_form.source, model.arch, s.device, s.precision, s.threshold, s.tta, s.tile,
-                      s.overlap):
+        for field in (
+            self.source_form.source,
+            model.arch,
+            s.device,
+            s.precision,
+            s.threshold,
+            s.tta,
+            s.tile,
+            s.overlap,
+        ):
             field.changed.connect(self._settings_changed)
         # an encoder counts as it is typed (as one chosen from the list), a weights file once it is entered
         model.encoder.native.currentTextChanged.connect(self._settings_changed)
@@ -97,11 +114,18 @@ class PredictWidget(QWidget):
         with_model_names(self._offer_model_names)
 
         s, layers = self.session, self.viewer.layers
-        connect_until_destroyed(self, [
-            (s.checkpoints_changed, self._on_checkpoints), (s.sample_changed, self._live),
-            (s.workspace_changed, self._settings_changed), (self.viewer.dims.events.current_step, self._live),
-            (layers.events.inserted, self._follow_image), (layers.events.removed, self._follow_image),
-            (layers.selection.events.active, self._follow_image)])
+        connect_until_destroyed(
+            self,
+            [
+                (s.checkpoints_changed, self._on_checkpoints),
+                (s.sample_changed, self._live),
+                (s.workspace_changed, self._settings_changed),
+                (self.viewer.dims.events.current_step, self._live),
+                (layers.events.inserted, self._follow_image),
+                (layers.events.removed, self._follow_image),
+                (layers.selection.events.active, self._follow_image),
+            ],
+        )
         self._on_checkpoints(self.session.checkpoints)
         self._follow_image()
 
@@ -114,12 +138,17 @@ class PredictWidget(QWidget):
         ws, model, s = self.session.workspace, self.arch_form, self.settings
         return ModelChoice(
             checkpoints=() if untrained else tuple(self.session.checkpoints),
-            arch=model.arch.value, encoder=model.encoder.native.currentText().strip(),
+            arch=model.arch.value,
+            encoder=model.encoder.native.currentText().strip(),
             weights=model.weights.value.strip() or None,
             classmap_json=ws.classmap.to_json() if untrained and ws is not None else None,
-            device=DEVICES[s.device.value], precision=s.precision.value,
-            threshold=round(s.threshold.value, 4), tta=bool(s.tta.value),
-            tile=s.tile.value or None, overlap=round(s.overlap.value, 4))
+            device=DEVICES[s.device.value],
+            precision=s.precision.value,
+            threshold=round(s.threshold.value, 4),
+            tta=bool(s.tta.value),
+            tile=s.tile.value or None,
+            overlap=round(s.overlap.value, 4),
+        )
 
     def _offer_model_names(self, names: ModelNames) -> None:
         refresh_choices(self.arch_form.arch)
@@ -192,13 +221,17 @@ class PredictWidget(QWidget):
         image = self._image = target_image(self.viewer, self._image)
         choice = self.choice()
         if image is None or choice is None:
-            self._set_status("Select an image layer." if image is None else
-                             "Add a checkpoint, or choose an architecture to try an untrained model.")
+            self._set_status(
+                "Select an image layer."
+                if image is None
+                else "Add a checkpoint, or choose an architecture to try an untrained model."
+            )
             return False
         plane = plane_of(image, self.viewer)
         version = self._versions.get(id(image), 0)
-        return self.queue.submit((id(image), version, plane, choice), choice, snapshot(image, plane),
-                                 (image, version, plane), force=force)
+        return self.queue.submit(
+            (id(image), version, plane, choice), choice, snapshot(image, plane), (image, version, plane), force=force
+        )
 
     def _job_of(self, request) -> tuple[str, Any]:
         # a prediction of the workspace sample on screen is a job on that workspace: switching stops it
@@ -211,17 +244,28 @@ class PredictWidget(QWidget):
         if image not in self.viewer.layers or version != self._versions.get(id(image), 0):
             self._set_status(f"{image.name} changed while it was predicted: predict again.")
             return
-        self.outputs.show(image, version, plane, prediction, bool(self.settings.show_probability.value),
-                          bool(self.settings.show_uncertainty.value))
+        self.outputs.show(
+            image,
+            version,
+            plane,
+            prediction,
+            bool(self.settings.show_probability.value),
+            bool(self.settings.show_uncertainty.value),
+        )
         where = f" slice {', '.join(map(str, plane))}" if plane else ""
         took = prediction.meta.get("time_s")
-        self._set_status(f"{request.choice.describe()} on {image.name}{where}"
-                         + (f": {took:.2f} s on {prediction.meta.get('device')}" if took is not None else ""))
+        self._set_status(
+            f"{request.choice.describe()} on {image.name}{where}"
+            + (f": {took:.2f} s on {prediction.meta.get('device')}" if took is not None else "")
+        )
 
     def _failed(self, request, exc: BaseException, loading: bool) -> None:
         image = request.context[0]
-        what = (f"Loading the model ({request.choice.describe()}) failed" if loading
-                else f"Prediction on {image.name!r} failed")
+        what = (
+            f"Loading the model ({request.choice.describe()}) failed"
+            if loading
+            else f"Prediction on {image.name!r} failed"
+        )
         self._set_status(report_error(what, exc))
 
     def _set_status(self, text: str) -> None:
@@ -237,33 +281,41 @@ class PredictWidget(QWidget):
         shapes = next((x for x in self.viewer.layers if x.name == self.copy_form.shapes.value), None)
         try:
             if self.outputs.predicted is None:
-                raise InferenceError("there is no prediction of the image on screen to copy yet: press Predict "
-                                     "(or turn on Live) first")
+                raise InferenceError(
+                    "there is no prediction of the image on screen to copy yet: press Predict (or turn on Live) first"
+                )
             labels, result = copy_prediction(self.viewer, mode, plane, self.outputs.predicted, shapes)
         except MedsegError as e:
             self._set_status(report_error("Copy prediction into labels", e))
             return False
         self._set_status(f"Copied the prediction ({mode_name}): {result.changed:,} pixels changed")
         if is_workspace_sample(self.viewer, self.session, labels):
-            self._save_revision(result.labels, {"mode": mode, "changed": result.changed,
-                                                "checkpoints": list(self.session.checkpoints)})
+            self._save_revision(
+                result.labels, {"mode": mode, "changed": result.changed, "checkpoints": list(self.session.checkpoints)}
+            )
         return True
 
     def _save_revision(self, labels, details: dict) -> None:
         sample_id = self.session.sample_id
         self.save_worker = start_revision_save(
-            self.session, sample_id, labels, details, self._revision_saved,
-            lambda e: self._set_status(report_error(f"Saving the copied prediction as a revision of {sample_id} "
-                                                    "failed", e)),
-            lambda: setattr(self, "save_worker", None))
+            self.session,
+            sample_id,
+            labels,
+            details,
+            self._revision_saved,
+            lambda e: self._set_status(
+                report_error(f"Saving the copied prediction as a revision of {sample_id} failed", e)
+            ),
+            lambda: setattr(self, "save_worker", None),
+        )
 
     def _revision_saved(self, result) -> None:
         sample_id, revision, new = result
         self.last_revision = revision
         if not new:
-            self._set_status(self.status.text() + f"; the labels equal revision {revision.id} of {sample_id}: "
-                             "nothing new to save")
+            self._set_status(
+                self.status.text() + f"; the labels equal revision {revision.id} of {sample_id}: nothing new to save"
+            )
             return
         self._set_status(self.status.text() + f"; saved as revision {revision.id} of {sample_id} (origin model)")
         self.session.revision_saved.emit(sample_id, revision.id)
-

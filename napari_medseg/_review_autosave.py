@@ -211,8 +211,7 @@ class Autosave(QObject):
 
         if self.sample_id is None or self.layer is None:
             return True
-        if not self._drafted and self._saved is not None and np.array_equal(np.asarray(self.layer.data),
-                                                                              self._saved):
+        if not self._drafted and self._saved is not None and np.array_equal(np.asarray(self.layer.data), self._saved):
             # the labels are what was loaded or last saved and no draft waits to be discarded: nothing to
             # ask the workspace (a query on the GUI thread at every move waits for the interpreter lock
             # while a prediction runs)
@@ -225,8 +224,11 @@ class Autosave(QObject):
                 write_draft(self.workspace, self.sample_id, self.labels_mask(), base_revision=self.base_revision)
             except (MedsegError, ValueError, OSError) as e2:
                 report_error(f"Could not keep a draft of sample {self.sample_id} either", e2)
-            report_error(f"The edits of sample {self.sample_id} are not saved (kept on screen and in a draft); "
-                    "fix them, then move on again", e)
+            report_error(
+                f"The edits of sample {self.sample_id} are not saved (kept on screen and in a draft); "
+                "fix them, then move on again",
+                e,
+            )
             return False
         return True
 
@@ -240,8 +242,10 @@ class Autosave(QObject):
             return None
         from napari.utils.notifications import show_info
 
-        self.last_message = (f"Recovered unsaved edits of {self.sample_id} from a draft written "
-                             f"{draft.saved[:19].replace('T', ' ')} UTC; saved as a revision (Revert undoes it).")
+        self.last_message = (
+            f"Recovered unsaved edits of {self.sample_id} from a draft written "
+            f"{draft.saved[:19].replace('T', ' ')} UTC; saved as a revision (Revert undoes it)."
+        )
         show_info(self.last_message)
         return self.workspace.sample(self.sample_id).head_revision
 

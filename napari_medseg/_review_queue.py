@@ -78,6 +78,7 @@ class QueuePanel(QWidget):
                 panel = ref()
                 if panel is not None:
                     panel.step(delta)
+
             return bound
 
         viewer = self.viewer
@@ -112,10 +113,15 @@ class QueuePanel(QWidget):
         # still has its queue item for the details panel; the panel filters. A job on the workspace: it
         # closes after it
         self.pending = start_job(
-            self.session.jobs, lambda token: call(review_queue, ws, method=method, checks=checks),
-            "Building the review queue", workspace=ws, stoppable=False, progress=False,
+            self.session.jobs,
+            lambda token: call(review_queue, ws, method=method, checks=checks),
+            "Building the review queue",
+            workspace=ws,
+            stoppable=False,
+            progress=False,
             on_result=lambda items: self._fill(request, items, statuses),
-            on_error=lambda e: self._failed(request, e)).worker
+            on_error=lambda e: self._failed(request, e),
+        ).worker
 
     @property
     def refreshing(self) -> bool:

@@ -26,8 +26,10 @@ from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
 
 SUSPICION_LAYER = "label suspicion"
 CONTRAST = (0.5, 1.0)  # dark until the model's answer differs from the label (module doc)
-TIP = ("Show where the ranking model disagrees with the label: 1 - the probability it gave the label's "
-       "class at each pixel (bright = confident disagreement), from the predictions `medseg rank` stored")
+TIP = (
+    "Show where the ranking model disagrees with the label: 1 - the probability it gave the label's "
+    "class at each pixel (bright = confident disagreement), from the predictions `medseg rank` stored"
+)
 
 
 def overlay_method(workspace: Any, chosen: str | None) -> str | None:
@@ -68,10 +70,16 @@ class SuspicionOverlay:
         request = self._request
         # the workspace is read in the worker: a query on the GUI thread waits for the interpreter lock
         # while a prediction runs (measured: 50-800 ms gaps per move in bench_gui_responsiveness.py)
-        start_job(session_for(self.viewer).jobs, lambda token: call(_read, workspace, sample_id, chosen_method),
-                  f"Reading the label suspicion of {sample_id}", workspace=workspace, stoppable=False,
-                  progress=False, on_result=lambda result: self._arrived(request, sample_id, *result),
-                  on_error=lambda e: self._failed(request, sample_id, e))
+        start_job(
+            session_for(self.viewer).jobs,
+            lambda token: call(_read, workspace, sample_id, chosen_method),
+            f"Reading the label suspicion of {sample_id}",
+            workspace=workspace,
+            stoppable=False,
+            progress=False,
+            on_result=lambda result: self._arrived(request, sample_id, *result),
+            on_error=lambda e: self._failed(request, sample_id, e),
+        )
 
     def _arrived(self, request: int, sample_id: str, method: str | None, suspicion: np.ndarray | None) -> None:
         if request != self._request:
@@ -80,13 +88,14 @@ class SuspicionOverlay:
             self._hide("no model scores to show")
             return
         if suspicion is None:
-            self._hide(f"no stored {method} prediction for {sample_id} (rank again to see where the model "
-                       "disagrees)")
+            self._hide(f"no stored {method} prediction for {sample_id} (rank again to see where the model disagrees)")
             return
         self._put(suspicion)
         self.shown = (sample_id, method)
-        self.said(f"'{SUSPICION_LAYER}': where the {method} model disagrees with the saved label "
-                  f"(max {float(suspicion.max()):.2f})")
+        self.said(
+            f"'{SUSPICION_LAYER}': where the {method} model disagrees with the saved label "
+            f"(max {float(suspicion.max()):.2f})"
+        )
 
     def _failed(self, request: int, sample_id: str, exc: BaseException) -> None:
         if request == self._request:
@@ -107,9 +116,15 @@ class SuspicionOverlay:
             layers.remove(layer)  # a user's layer of another kind under our name
             layer = None
         if layer is None:
-            layer = self.viewer.add_image(suspicion, name=SUSPICION_LAYER, colormap="inferno",
-                                          contrast_limits=CONTRAST, blending="additive", opacity=0.6,
-                                          **geometry)
+            layer = self.viewer.add_image(
+                suspicion,
+                name=SUSPICION_LAYER,
+                colormap="inferno",
+                contrast_limits=CONTRAST,
+                blending="additive",
+                opacity=0.6,
+                **geometry,
+            )
             anchor = LABELS_LAYER if LABELS_LAYER in layers else IMAGE_LAYER if IMAGE_LAYER in layers else None
             if anchor is not None:  # above the image, below the labels being edited
                 layers.move(layers.index(layer), layers.index(anchor))

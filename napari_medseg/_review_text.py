@@ -12,8 +12,10 @@ def summary_html(ws: Any) -> str:
     """Counts by review status and by QC finding (rich text)."""
     s = ws.summary()
     by_status = ", ".join(f"{s['by_status'].get(k, 0)} {k}" for k in STATUS_ORDER)
-    head = (f"<b>{s['n_samples']} samples</b> ({escape(s['layout'])}, {escape(s['task'])}: "
-            f"{escape(', '.join(s['classes']))})")
+    head = (
+        f"<b>{s['n_samples']} samples</b> ({escape(s['layout'])}, {escape(s['task'])}: "
+        f"{escape(', '.join(s['classes']))})"
+    )
     lines = [head, f"Status: {by_status}"]
     checks = s.get("by_check") or {}
     if checks:
@@ -29,8 +31,10 @@ def summary_html(ws: Any) -> str:
 
 def problem_lines(ws: Any) -> list[str]:
     """Indexing problems and changed or vanished source files, one line each."""
-    lines = [f"{f.check.replace('_', ' ')}: {f.message}" + (f" ({f.path})" if f.path else "")
-             for f in ws.findings(source="index")]
+    lines = [
+        f"{f.check.replace('_', ' ')}: {f.message}" + (f" ({f.path})" if f.path else "")
+        for f in ws.findings(source="index")
+    ]
     lines += [f"source {ch.kind}: {ch.path} (sample {ch.sample_id})" for ch in ws.source_changes]
     return lines
 
@@ -50,8 +54,11 @@ def item_html(item: Any, record: Any) -> str:
     """The current sample's status, score, place in the queue and findings (rich text)."""
     status = escape(record.status) + (f" ({escape(record.reason)})" if record.reason else "")
     score = "not scored" if item is None or item.score is None else f"{item.score:.2f} ({escape(item.method or '')})"
-    lines = [f"<b>{escape(record.id)}</b> · group {escape(str(record.group))}", f"Status: {status}",
-             f"Label quality: {score}"]
+    lines = [
+        f"<b>{escape(record.id)}</b> · group {escape(str(record.group))}",
+        f"Status: {status}",
+        f"Label quality: {score}",
+    ]
     if item is not None:
         lines.append(f"Why here: {escape(item.reason)}")
         for f in item.findings:

@@ -41,17 +41,20 @@ if TYPE_CHECKING:
     import napari
 
 EXCLUDE_REASONS = ("", "image unusable", "label ambiguous", "duplicate of another sample", "wrong class map")
-HELP = (f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
-        f"'{PREVIOUS_KEY}' previous sample. Edit with napari's brush, fill and eraser on the "
-        "'medseg labels' layer; edits are saved as a revision when you move on or close napari, and kept "
-        "in a crash-safe draft meanwhile.")
+HELP = (
+    f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
+    f"'{PREVIOUS_KEY}' previous sample. Edit with napari's brush, fill and eraser on the "
+    "'medseg labels' layer; edits are saved as a revision when you move on or close napari, and kept "
+    "in a crash-safe draft meanwhile."
+)
 _FAILED = object()
 
 
 def verdict_form() -> Container:
     """Why a sample is excluded: a common reason, or typed."""
-    reason = TypedChoice(name="reason", label="Reason", choices=EXCLUDE_REASONS,
-                         tooltip="Why the sample is excluded (required)")
+    reason = TypedChoice(
+        name="reason", label="Reason", choices=EXCLUDE_REASONS, tooltip="Why the sample is excluded (required)"
+    )
     placeholder(reason, "reason to exclude")
     return form(reason)
 
@@ -95,21 +98,25 @@ class ReviewWidget(QWidget):
         self.verdict_form, self.helper_form = verdict_form(), helper_form()
         self.advance = QCheckBox("then go to the next sample")
         self.advance.setChecked(True)
-        self.save_button = button("Save correction", self.save_correction,
-                                  "Save the labels on screen as a new revision now")
+        self.save_button = button(
+            "Save correction", self.save_correction, "Save the labels on screen as a new revision now"
+        )
 
         self.only_selected = QCheckBox("only the selected label")
         self.fill_button = button("Fill holes", lambda: self.helper("fill_holes"))
-        self.specks_button = button("Remove specks below", lambda: self.helper(
-            "remove_specks", min_pixels=self.helper_form.speck_size.value))
+        self.specks_button = button(
+            "Remove specks below", lambda: self.helper("remove_specks", min_pixels=self.helper_form.speck_size.value)
+        )
         self.smooth_button = button("Smooth", lambda: self.helper("smooth"), "Majority of each 3x3 neighbourhood")
         self.dilate_button = button("Dilate 1 px", lambda: self.helper("dilate"))
         self.erode_button = button("Erode 1 px", lambda: self.helper("erode"))
-        self.autofix_button = button("Apply auto-fix", self.apply_autofix,
-                                     "Save the fixes QC offers for this sample as 'auto-fix' revisions")
+        self.autofix_button = button(
+            "Apply auto-fix", self.apply_autofix, "Save the fixes QC offers for this sample as 'auto-fix' revisions"
+        )
         self.history = QListWidget()
-        self.revert_button = button("Revert to selected", self.revert,
-                                    "A new revision with the selected revision's labels")
+        self.revert_button = button(
+            "Revert to selected", self.revert, "A new revision with the selected revision's labels"
+        )
         self.message = QLabel()
         self.message.setWordWrap(True)
         self._layout()
@@ -117,10 +124,17 @@ class ReviewWidget(QWidget):
         self.panel.said.connect(self.message.setText)
         self.panel.refreshed.connect(self._on_queue_refreshed)
         s = self.session
-        connect_until_destroyed(self, [
-            (s.workspace_changed, self.refresh_all), (s.sample_changed, self._on_sample_changed),
-            (s.status_changed, self._on_status_changed), (s.scores_changed, self.refresh_all),
-            (s.findings_changed, self.refresh_all), (s.revision_saved, self._on_revision_saved)])
+        connect_until_destroyed(
+            self,
+            [
+                (s.workspace_changed, self.refresh_all),
+                (s.sample_changed, self._on_sample_changed),
+                (s.status_changed, self._on_status_changed),
+                (s.scores_changed, self.refresh_all),
+                (s.findings_changed, self.refresh_all),
+                (s.revision_saved, self._on_revision_saved),
+            ],
+        )
         self.refresh_all()
 
     def _layout(self) -> None:
@@ -137,8 +151,16 @@ class ReviewWidget(QWidget):
         verdict.addWidget(self.save_button, 1, 2)
         layout.addLayout(verdict)
         helpers = QGridLayout()
-        for k, w in enumerate((self.fill_button, self.specks_button, self.helper_form.native, self.smooth_button,
-                               self.dilate_button, self.erode_button)):
+        for k, w in enumerate(
+            (
+                self.fill_button,
+                self.specks_button,
+                self.helper_form.native,
+                self.smooth_button,
+                self.dilate_button,
+                self.erode_button,
+            )
+        ):
             helpers.addWidget(w, k // 3, k % 3)
         helpers.addWidget(self.only_selected, 2, 0, 1, 2)
         helpers.addWidget(self.autofix_button, 2, 2)
@@ -195,9 +217,15 @@ class ReviewWidget(QWidget):
             self.history.clear()
         request = self._facts_request
         self.sample_pending = start_job(  # a job on the workspace: it closes after it
-            self.session.jobs, lambda token: call(_sample_facts, ws, sid), f"Reading sample {sid}", workspace=ws,
-            stoppable=False, progress=False, on_result=lambda facts: self._show_facts(request, facts),
-            on_error=lambda e: self._facts_failed(request, sid, e)).worker
+            self.session.jobs,
+            lambda token: call(_sample_facts, ws, sid),
+            f"Reading sample {sid}",
+            workspace=ws,
+            stoppable=False,
+            progress=False,
+            on_result=lambda facts: self._show_facts(request, facts),
+            on_error=lambda e: self._facts_failed(request, sid, e),
+        ).worker
 
     def _show_facts(self, request: int, facts: tuple) -> None:
         from napari_medseg._review_text import item_html, revision_line
@@ -230,9 +258,18 @@ class ReviewWidget(QWidget):
         self._update_suspicion()
 
     def _enable(self, on: bool) -> None:
-        for b in (self.accept_button, self.exclude_button, self.save_button, self.fill_button,
-                  self.specks_button, self.smooth_button, self.dilate_button, self.erode_button,
-                  self.revert_button, self.autofix_button):
+        for b in (
+            self.accept_button,
+            self.exclude_button,
+            self.save_button,
+            self.fill_button,
+            self.specks_button,
+            self.smooth_button,
+            self.dilate_button,
+            self.erode_button,
+            self.revert_button,
+            self.autofix_button,
+        ):
             b.setEnabled(on)
 
     def _on_sample_changed(self, sample_id: str | None) -> None:
@@ -309,5 +346,8 @@ class ReviewWidget(QWidget):
 
 def _sample_facts(ws: Any, sample_id: str) -> tuple:
     """Worker body: (record, revisions, names of the offered fixes) of the sample on screen."""
-    return (ws.sample(sample_id), ws.revisions(sample_id),
-            sorted({f.fix for f in ws.findings(sample_id=sample_id) if f.fix}))
+    return (
+        ws.sample(sample_id),
+        ws.revisions(sample_id),
+        sorted({f.fix for f in ws.findings(sample_id=sample_id) if f.fix}),
+    )

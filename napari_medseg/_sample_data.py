@@ -15,8 +15,7 @@ def _pydicom_file(name: str, package: str) -> Path:
 
     path = get_testdata_file(name, download=False)  # never reach the network from a menu item
     if path is None:
-        raise FileNotFoundError(f"{name} is not installed: it ships with the {package} package "
-                                f"(pip install {package})")
+        raise FileNotFoundError(f"{name} is not installed: it ships with the {package} package (pip install {package})")
     return Path(path)
 
 
@@ -52,10 +51,26 @@ def endoscopy_synthetic(seed: int = 0) -> list[LayerDataTuple]:
 
     frame, mask = synthetic_endoscopy_frame(seed=seed)
     source = f"synthetic:endoscopy(seed={seed})"
-    meta = {"source": source, "format": "synthetic", "modality": "ES", "photometric": "RGB",
-            "dtype": "uint8", "spacing_known": False, "synthetic": True,
-            "description": "generated colonoscopy-like frame with one polyp; not patient data"}
+    meta = {
+        "source": source,
+        "format": "synthetic",
+        "modality": "ES",
+        "photometric": "RGB",
+        "dtype": "uint8",
+        "spacing_known": False,
+        "synthetic": True,
+        "description": "generated colonoscopy-like frame with one polyp; not patient data",
+    }
     image = ImageData(frame, (1.0, 1.0), meta, rgb=True)
-    return [image_layer(image, name="synthetic endoscopy frame", synthetic=True),
-            labels_layer(mask, name="synthetic polyp mask", source=source, scale=(1.0, 1.0),
-                         classmap=ClassMap.binary("polyp"), metadata={"synthetic": True}, synthetic=True)]
+    return [
+        image_layer(image, name="synthetic endoscopy frame", synthetic=True),
+        labels_layer(
+            mask,
+            name="synthetic polyp mask",
+            source=source,
+            scale=(1.0, 1.0),
+            classmap=ClassMap.binary("polyp"),
+            metadata={"synthetic": True},
+            synthetic=True,
+        ),
+    ]

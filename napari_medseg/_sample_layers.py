@@ -87,10 +87,15 @@ class _SampleDisplay:
         request = self._request
         sid = str(sample_id)
         return start_job(  # a job on the workspace: it closes after it
-            self.session.jobs, lambda token: call(load_sample, ws, sid), f"Reading sample {sample_id}",
-            workspace=ws, stoppable=False, progress=False,
+            self.session.jobs,
+            lambda token: call(load_sample, ws, sid),
+            f"Reading sample {sample_id}",
+            workspace=ws,
+            stoppable=False,
+            progress=False,
             on_result=lambda loaded: self._apply_reported(loaded, request),
-            on_error=lambda e: report_error(f"Cannot show sample {sample_id}", e)).worker
+            on_error=lambda e: report_error(f"Cannot show sample {sample_id}", e),
+        ).worker
 
     def _apply_reported(self, loaded: LoadedSample, request: int) -> None:
         try:
@@ -181,9 +186,17 @@ def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: s
     cm = ws.classmap
     ids = mask_to_labels(mask, cm)
     scale = (1.0, *image.spacing) if cm.task == "multilabel" else tuple(image.spacing)
-    data, kwargs, _ = labels_layer(ids, name=LABELS_LAYER, source=ws.root, scale=scale, classmap=cm,
-                                   sample_id=sample_id, workspace=str(ws.root), mask_task=cm.task,
-                                   **({"class_axis": 0} if cm.task == "multilabel" else {}))
+    data, kwargs, _ = labels_layer(
+        ids,
+        name=LABELS_LAYER,
+        source=ws.root,
+        scale=scale,
+        classmap=cm,
+        sample_id=sample_id,
+        workspace=str(ws.root),
+        mask_task=cm.task,
+        **({"class_axis": 0} if cm.task == "multilabel" else {}),
+    )
     features = {"index": [0, *cm.ids], "class": [cm.background, *cm.names]}
     layer = layer_named(viewer, LABELS_LAYER, Labels)
     if layer is None:

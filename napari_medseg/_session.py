@@ -30,13 +30,13 @@ UNCERTAINTY_LAYER = "medseg uncertainty"
 class Session:
     """Shared state of the napari-medseg widgets of one viewer."""
 
-    workspace_changed = Signal(object)          # Workspace | None
-    sample_changed = Signal(object)             # sample id | None, after its layers are on screen
-    checkpoints_changed = Signal(object)        # list[str] of checkpoint paths (an ensemble if > 1)
-    revision_saved = Signal(str, int)           # sample id, revision id
-    status_changed = Signal(str, str)           # sample id, new status
-    scores_changed = Signal(str)                # score method name
-    findings_changed = Signal(str)              # findings source ("qc", ...) whose findings were replaced
+    workspace_changed = Signal(object)  # Workspace | None
+    sample_changed = Signal(object)  # sample id | None, after its layers are on screen
+    checkpoints_changed = Signal(object)  # list[str] of checkpoint paths (an ensemble if > 1)
+    revision_saved = Signal(str, int)  # sample id, revision id
+    status_changed = Signal(str, str)  # sample id, new status
+    scores_changed = Signal(str)  # score method name
+    findings_changed = Signal(str)  # findings source ("qc", ...) whose findings were replaced
 
     def __init__(self) -> None:
         self.workspace: Any = None
@@ -60,8 +60,7 @@ class Session:
             from napari.utils.notifications import show_info
 
             what = "Closing" if workspace is None else "Switching from"
-            show_info(f"{what} the workspace {old.root} cancelled: {names(stopped)}. It closes once they have "
-                      "stopped.")
+            show_info(f"{what} the workspace {old.root} cancelled: {names(stopped)}. It closes once they have stopped.")
         self.jobs.after(old, lambda: old.close() if old is not self.workspace else None)
 
     def set_sample(self, sample_id: str | None) -> None:

@@ -49,16 +49,28 @@ class WorkArea(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
         s = self.session
-        for signal in (s.workspace_changed, s.sample_changed, s.checkpoints_changed, s.revision_saved,
-                       s.status_changed, s.scores_changed):
+        for signal in (
+            s.workspace_changed,
+            s.sample_changed,
+            s.checkpoints_changed,
+            s.revision_saved,
+            s.status_changed,
+            s.scores_changed,
+        ):
             signal.connect(self.refresh)
         self.destroyed.connect(lambda *_: self._disconnect())
         self.refresh()
 
     def _disconnect(self) -> None:
         s = self.session
-        for signal in (s.workspace_changed, s.sample_changed, s.checkpoints_changed, s.revision_saved,
-                       s.status_changed, s.scores_changed):
+        for signal in (
+            s.workspace_changed,
+            s.sample_changed,
+            s.checkpoints_changed,
+            s.revision_saved,
+            s.status_changed,
+            s.scores_changed,
+        ):
             signal.disconnect(self.refresh)
 
     def show_tool(self, name: str) -> None:
@@ -79,8 +91,10 @@ def overview_text(session: Any) -> str:
         counts = ws.summary()["by_status"]
         total = sum(counts.values())
         done = total - counts.get(UNREVIEWED, 0)
-        lines = [f"Workspace {ws.root.name} over {ws.dataset_root}",
-                 f"Reviewed {done} of {total}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n)]
+        lines = [
+            f"Workspace {ws.root.name} over {ws.dataset_root}",
+            f"Reviewed {done} of {total}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n),
+        ]
         if session.sample_id is not None:
             lines.append(f"On screen: {session.sample_id}")
     models = session.checkpoints

@@ -27,8 +27,9 @@ def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     ids = np.asarray(data)
     affine = (meta.get("metadata") or {}).get("affine")
     affine = affine if affine is not None and ids.ndim == 3 and np.shape(affine) == (4, 4) else None
-    written = write_label_file(path, ids, _spacing(meta, ids.ndim), affine=affine, sources=layer_sources(meta),
-                               overwrite=True)
+    written = write_label_file(
+        path, ids, _spacing(meta, ids.ndim), affine=affine, sources=layer_sources(meta), overwrite=True
+    )
     return [str(written)]
 
 
@@ -61,8 +62,10 @@ def dataset_samples(layer_data: list[tuple[Any, dict, str]]) -> tuple[list, Any]
     labels = [(d, m) for d, m, kind in layer_data if kind == "labels"]
     if not images or len(images) != len(labels):
         names = ", ".join(f"{m.get('name')!r} ({kind})" for _, m, kind in layer_data)
-        raise ExportError(f"a dataset is written from Image layers and as many Labels layers, paired in order; "
-                          f"got {len(images)} image and {len(labels)} labels layer(s): {names}")
+        raise ExportError(
+            f"a dataset is written from Image layers and as many Labels layers, paired in order; "
+            f"got {len(images)} image and {len(labels)} labels layer(s): {names}"
+        )
     classmap = next((cm for cm in (_classmap(m) for _, m in labels) if cm is not None), None)
     samples = []
     for (idata, imeta), (ldata, lmeta) in zip(images, labels):

@@ -48,7 +48,6 @@ def main() -> int:
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
 
-
     def shot(name: str, tool: str | None = None) -> None:
         if tool:
             work.show_tool(tool)

@@ -14,6 +14,9 @@ echo "[test] npe2 validate napari-medseg"
 .venv/bin/npe2 validate napari-medseg || exit 1
 echo "[test] import contracts: the layers of docs/ARCHITECTURE.md, no GUI package in the engine, no cycles"
 .venv/bin/lint-imports --config pyproject.toml || exit 1
+echo "[test] ruff: lint and formatting (pyproject.toml [tool.ruff])"
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || { echo "[test] run: .venv/bin/ruff format ." >&2; exit 1; }
 
 .venv/bin/python -m pytest -p xvfb "$@"
 rc=$?

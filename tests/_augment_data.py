@@ -22,9 +22,9 @@ def id_mask(h: int = 64, w: int = 80) -> np.ndarray:
     """ids 0..3: an off-centre rectangle, a disc, a bar: nothing symmetric under a flip."""
     yy, xx = np.mgrid[:h, :w]
     m = np.zeros((h, w), np.int64)
-    m[h // 8: h // 2, w // 10: w // 2] = 1
+    m[h // 8 : h // 2, w // 10 : w // 2] = 1
     m[(yy - 0.65 * h) ** 2 + (xx - 0.7 * w) ** 2 < (0.2 * h) ** 2] = 2
-    m[int(0.75 * h): int(0.9 * h), w // 8: int(0.45 * w)] = 3
+    m[int(0.75 * h) : int(0.9 * h), w // 8 : int(0.45 * w)] = 3
     return m
 
 
@@ -60,7 +60,7 @@ def misaligned_fraction(image: np.ndarray, mask: np.ndarray, step: int = STEP) -
     decoded = np.rint(code.astype(np.float64) / step)
     flat = image if image.ndim == 2 else image[..., :3]
     filled = (flat == 0) if flat.ndim == 2 else (flat == 0).all(axis=-1)
-    interior = (ndimage.maximum_filter(mask, size=3) == ndimage.minimum_filter(mask, size=3))
+    interior = ndimage.maximum_filter(mask, size=3) == ndimage.minimum_filter(mask, size=3)
     valid = interior & ~filled
     assert valid.sum() > 0.3 * mask.size, "too few pixels left to compare"
     return float(np.mean(decoded[valid] != mask[valid]))

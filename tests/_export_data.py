@@ -63,8 +63,11 @@ UW_MASKS = {
     "case1_day1_slice_0001": {"large_bowel": box(2, 12, 3, 20), "stomach": box(8, 20, 10, 30)},
     "case1_day1_slice_0002": {},
     "case2_day3_slice_0001": {"small_bowel": box(20, 30, 5, 35), "stomach": box(18, 26, 0, 12)},
-    "case3_day0_slice_0004": {"stomach": box(0, 5, 0, 40), "large_bowel": box(0, 10, 0, 10),
-                              "small_bowel": box(3, 8, 2, 6)},
+    "case3_day0_slice_0004": {
+        "stomach": box(0, 5, 0, 40),
+        "large_bowel": box(0, 10, 0, 10),
+        "small_bowel": box(3, 8, 2, 6),
+    },
 }
 
 

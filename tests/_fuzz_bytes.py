@@ -1,7 +1,6 @@
 """Bytes of image files made to order for the fuzz corpus: PNGs with any header, headers that claim
 enormous sizes, TIFF/JPEG/NIfTI/DICOM bytes from arrays and datasets, NIfTI header fields patched."""
 
-
 from __future__ import annotations
 
 import gzip
@@ -15,9 +14,15 @@ import numpy as np
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
-def png_bytes(array: np.ndarray | None, *, bit_depth: int = 8, colour_type: int | None = None,
-              palette: list[tuple[int, int, int]] | None = None, size: tuple[int, int] | None = None,
-              idat: bytes | None = None) -> bytes:
+def png_bytes(
+    array: np.ndarray | None,
+    *,
+    bit_depth: int = 8,
+    colour_type: int | None = None,
+    palette: list[tuple[int, int, int]] | None = None,
+    size: tuple[int, int] | None = None,
+    idat: bytes | None = None,
+) -> bytes:
     """A PNG written chunk by chunk, so the header may say what the pixels do not.
 
     ``array`` (H, W[, C]) gives the pixels; ``size`` (width, height) overrides what the
@@ -104,7 +109,7 @@ def _nifti_bytes(array: np.ndarray, affine=None, zooms=None, gz: bool = False, *
 
     img = nib.Nifti1Image(array, np.eye(4) if affine is None else affine)
     if zooms is not None:
-        img.header["pixdim"][1:1 + len(zooms)] = zooms
+        img.header["pixdim"][1 : 1 + len(zooms)] = zooms
     for key, value in header.items():
         img.header[key] = value
     raw = img.to_bytes()
@@ -142,8 +147,9 @@ def _dicom_bytes(ds) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the encoding is forced so that a transfer syntax UID that is no transfer syntax can be written
-        pydicom.dcmwrite(buf, ds, implicit_vr=implicit, little_endian=little, enforce_file_format=False,
-                         force_encoding=True)
+        pydicom.dcmwrite(
+            buf, ds, implicit_vr=implicit, little_endian=little, enforce_file_format=False, force_encoding=True
+        )
     return buf.getvalue()
 
 

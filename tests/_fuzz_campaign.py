@@ -51,7 +51,7 @@ def _serve(conn, mem_mb: int) -> None:
     torch.set_num_threads(1)
     with open("/proc/self/status") as f:
         vm = next(int(line.split()[1]) for line in f if line.startswith("VmSize:")) * 1024
-    limit = vm + mem_mb * 2 ** 20
+    limit = vm + mem_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     tasks = {name: fn for name, fn in vars(_fuzz_stages).items() if name.startswith("t_")}
     while True:
@@ -66,13 +66,19 @@ def _serve(conn, mem_mb: int) -> None:
         try:
             result = tasks[name](*args)
         except BaseException as e:  # noqa: BLE001 - whatever it is, the parent decides
-            conn.send(("exc", f"{type(e).__name__}: {e}\n{''.join(traceback.format_exception(e)[-4:])}",
-                       time.perf_counter() - t))
+            conn.send(
+                (
+                    "exc",
+                    f"{type(e).__name__}: {e}\n{''.join(traceback.format_exception(e)[-4:])}",
+                    time.perf_counter() - t,
+                )
+            )
         else:
             conn.send(("ok", result, time.perf_counter() - t))
 
 
 # ================================================================== parent side
+
 
 class Worker:
     """One spawned worker at a time; a call past its time bound kills it and the next call starts a new one."""
@@ -130,8 +136,9 @@ def _file_dict(f) -> dict:
     return {"path": str(f.path), "partner": str(f.partner) if f.partner else None}
 
 
-def run_campaign(corpus, work: Path, *, timeout: float = 60.0, mem_mb: int = 3072, stages=STAGES,
-                 log=None) -> list[Outcome]:
+def run_campaign(
+    corpus, work: Path, *, timeout: float = 60.0, mem_mb: int = 3072, stages=STAGES, log=None
+) -> list[Outcome]:
     """Every corpus file through ``stages``; ``work`` (created) holds workspaces, predictions and runs."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -141,8 +148,9 @@ def run_campaign(corpus, work: Path, *, timeout: float = 60.0, mem_mb: int = 307
 
     def record(stage: str, path: str, result: str, seconds: float, message: str) -> None:
         f = info.get(path)
-        outcomes.append(Outcome(stage, path, f.kind if f else "dataset", f.case if f else Path(path).name,
-                                result, seconds, message))
+        outcomes.append(
+            Outcome(stage, path, f.kind if f else "dataset", f.case if f else Path(path).name, result, seconds, message)
+        )
 
     def reply_result(status: str, value, seconds: float) -> tuple[str, str]:
         if status == "ok":
@@ -209,11 +217,12 @@ def _dataset_stage(worker, stage, root: Path, dicts, work, checkpoint, timeout, 
     for d in dicts:
         mini = _mini_dataset(root, d, work / "bisect" / stage)
         md = {"path": str(mini[0]), "partner": str(mini[1]) if mini[1] else None}
-        task, args = _stage_call(stage, str(mini[0].parent.parent), [md], work, checkpoint,
-                                 f"{root.name}-{mini[0].stem}")
+        task, args = _stage_call(
+            stage, str(mini[0].parent.parent), [md], work, checkpoint, f"{root.name}-{mini[0].stem}"
+        )
         status, value, seconds = worker.call(task, args, timeout)
         if status == "ok":
-            (_, result, message), = value
+            ((_, result, message),) = value
         else:
             result, message = (HANG if status == "hang" else CRASH), f"{value} [{whole[:300]}]"
         record(stage, d["path"], result, seconds, message)
@@ -242,8 +251,14 @@ def _train_stage(worker, root: Path, files, outcomes, work, timeout, record) -> 
     """Per dataset: a run over every sample (fails cleanly on the first bad one, or finishes), a run over the
     samples the training pipeline took (must finish), and at their own size for the shape and bit-depth sets."""
     names = [f.path.name for f in files]
-    good = {Path(o.file).name for o in outcomes if o.stage == "train-data" and o.result == OK
-            and o.message != "not a sample (reported by index)" and Path(o.file).parent.parent == root}
+    good = {
+        Path(o.file).name
+        for o in outcomes
+        if o.stage == "train-data"
+        and o.result == OK
+        and o.message != "not a sample (reported by index)"
+        and Path(o.file).parent.parent == root
+    }
     ids = sorted({n.rsplit(".", 1)[0] for n in good if not n.startswith("anchor")} | {"anchor1", "anchor2"})
     runs = [("all samples", [32, 32], None, 2), ("samples that decode", [32, 32], ids, 2)]
     if root.name in ("shapes", "bit-depths"):
@@ -251,8 +266,9 @@ def _train_stage(worker, root: Path, files, outcomes, work, timeout, record) -> 
     for label, size, sample_ids, batch in runs:
         out = work / "train" / f"{root.name}-{label.replace(' ', '-')}"
         shutil.rmtree(out, ignore_errors=True)
-        status, value, seconds = worker.call("t_train", (str(root), str(out), names, size, sample_ids, batch),
-                                             timeout + 2.0 * len(files))
+        status, value, seconds = worker.call(
+            "t_train", (str(root), str(out), names, size, sample_ids, batch), timeout + 2.0 * len(files)
+        )
         result, message = value if status == "ok" else ((HANG if status == "hang" else CRASH), str(value))
         if label != "all samples" and result == CLEAN:
             result, message = CRASH, f"a run over samples that decode failed: {message}"
@@ -260,6 +276,7 @@ def _train_stage(worker, root: Path, files, outcomes, work, timeout, record) -> 
 
 
 # ================================================================== the table
+
 
 def table(outcomes: list[Outcome]) -> str:
     """Rows per stage and file kind: files, ok, clean errors, crashes, hangs, slowest (name, seconds)."""
@@ -279,8 +296,10 @@ def table(outcomes: list[Outcome]) -> str:
         where = Path(slow.file).name if slow.kind != "dataset" else "/".join(Path(slow.file).parts[-2:])
         if slow.stage in DATASET_STAGES:  # timed per dataset run
             where = f"{slow.stage} of {Path(slow.file).parent.parent.name}/"
-        lines.append(f"{stage:<11}{kind:<8}{len(group):>6}{count[OK]:>6}{count[CLEAN]:>7}{count[CRASH]:>7}"
-                     f"{count[HANG]:>6}  {where} {slow.seconds:.2f} s")
+        lines.append(
+            f"{stage:<11}{kind:<8}{len(group):>6}{count[OK]:>6}{count[CLEAN]:>7}{count[CRASH]:>7}"
+            f"{count[HANG]:>6}  {where} {slow.seconds:.2f} s"
+        )
         if kind == "all":
             lines.append("")
     return "\n".join(lines)

@@ -4,7 +4,6 @@ Each ``t_<task>`` is called in the worker (see :mod:`_fuzz_campaign`) and return
 tuples; the outcome vocabulary and the stage names are here too.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +23,7 @@ STAGES = (*FILE_STAGES, *DATASET_STAGES, "train")
 @dataclass
 class Outcome:
     stage: str
-    file: str      # the corpus file (or the dataset, for "train")
+    file: str  # the corpus file (or the dataset, for "train")
     kind: str
     case: str
     result: str
@@ -33,6 +32,7 @@ class Outcome:
 
 
 # ================================================================== worker side
+
 
 def _names(path: str | Path, text: str) -> bool:
     return Path(path).name in text
@@ -207,8 +207,9 @@ def t_checkpoint(folder: str) -> str:
 
 def t_predict(checkpoint: str, files: list[dict], out_dir: str) -> list[tuple]:
     paths = [f["path"] for f in files]
-    rc, out, err = _cli(["predict", checkpoint, *paths, "--out", out_dir, "--json", "--quiet",
-                         "--device", "cpu", "--tile", "64"])
+    rc, out, err = _cli(
+        ["predict", checkpoint, *paths, "--out", out_dir, "--json", "--quiet", "--device", "cpu", "--tile", "64"]
+    )
     if (why := _cli_failed(rc, err)) is not None:
         raise RuntimeError(why)
     done = {json.loads(line)["input"] for line in out.splitlines() if line.startswith("{")}
@@ -274,16 +275,24 @@ def _medseg_error_names() -> set[str]:
     return names
 
 
-def t_train(root: str, out_dir: str, corpus_names: list[str], image_size, sample_ids=None,
-            batch_size: int = 2) -> tuple[str, str]:
+def t_train(
+    root: str, out_dir: str, corpus_names: list[str], image_size, sample_ids=None, batch_size: int = 2
+) -> tuple[str, str]:
     """A tiny Trainer run (PlainUNet depth 2, 1 epoch); a failure must be a MedsegError naming a corpus file."""
     from _train_run import tiny_config
 
     from medseg.training.config import TrainConfig
     from medseg.training.trainer import Trainer
 
-    cfg = tiny_config(Path(root), Path(out_dir), epochs=1, batch_size=batch_size, data__val_fraction=0.0,
-                      data__image_size=image_size, data__sample_ids=sample_ids)
+    cfg = tiny_config(
+        Path(root),
+        Path(out_dir),
+        epochs=1,
+        batch_size=batch_size,
+        data__val_fraction=0.0,
+        data__image_size=image_size,
+        data__sample_ids=sample_ids,
+    )
     last = None
     try:
         with _captured():
@@ -309,4 +318,4 @@ def t_sleep(seconds: float) -> str:
 
 def t_allocate(mb: int) -> int:
     """For the campaign's own test: the address-space cap turns a runaway allocation into an error."""
-    return len(bytearray(mb * 2 ** 20))
+    return len(bytearray(mb * 2**20))

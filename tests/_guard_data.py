@@ -31,8 +31,11 @@ def stem_mask_dataset(cvc_dir: Path, root: Path, frames=FRAMES) -> Path:
 
 def tree_hashes(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under ``folder``: byte-identical means equal dicts."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def tiny_checkpoint(folder: Path) -> Path:

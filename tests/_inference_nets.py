@@ -53,9 +53,13 @@ class ZeroPadConv(nn.Module):
     def __init__(self, in_channels: int = 3, classes: int = 1):
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(8, 8, 3, padding=2, dilation=2), nn.ReLU(),
-                                 nn.Conv2d(8, classes, 3, padding=1))
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=2, dilation=2),
+            nn.ReLU(),
+            nn.Conv2d(8, classes, 3, padding=1),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -67,10 +71,12 @@ def task_classmap(task: str, n: int = 1) -> ClassMap:
     return ClassMap.from_names([f"c{i}" for i in range(1, n + 1)], task=task)
 
 
-def predictor(model: nn.Module, task: str = "binary", n: int = 1, prep: Preprocessing | None = None,
-              **options) -> Predictor:
+def predictor(
+    model: nn.Module, task: str = "binary", n: int = 1, prep: Preprocessing | None = None, **options
+) -> Predictor:
     cm = task_classmap(task, n)
-    spec = ModelSpec(arch="test", encoder="none", in_channels=(prep.channels if prep else 3),
-                     classes=cm.num_classes, task=task)
+    spec = ModelSpec(
+        arch="test", encoder="none", in_channels=(prep.channels if prep else 3), classes=cm.num_classes, task=task
+    )
     options.setdefault("device", "cpu")
     return Predictor.from_model(model, spec, cm, prep or Preprocessing(divisible_by=16), **options)

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 
-KILLPOINTS = r'''
+KILLPOINTS = r"""
 import builtins, io, os, shutil, signal
 _at, _n = int(os.environ.get("KILL_AT_STEP", "0")), 0
 
@@ -52,7 +52,7 @@ def arm():
 
 def finished():
     print("steps", _n, flush=True)
-'''
+"""
 
 
 def run_killed_at(step: int, script: str, *args, timeout: float = 120) -> tuple[int, int | None]:
@@ -61,8 +61,13 @@ def run_killed_at(step: int, script: str, *args, timeout: float = 120) -> tuple[
     The script must call ``arm()`` before the write under test and ``finished()`` after it.
     """
     env = {**os.environ, "KILL_AT_STEP": str(step), "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", KILLPOINTS + script, *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLPOINTS + script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode == -signal.SIGKILL:
         return proc.returncode, None
     assert proc.returncode == 0, f"the writer failed at kill step {step}:\n{proc.stderr[-3000:]}"

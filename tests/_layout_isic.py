@@ -45,8 +45,9 @@ def index_isic(root: Path):
         elif sizes_agree(image, masks[stem], problems):
             pairs.append((stem, image, masks[stem]))
     classmap = infer_classmap([m for _, _, m in pairs], palette=False)
-    samples = [ds.Sample(stem, image, {1: mask}, classmap=classmap, mask_kind=ds.MASK_BINARY)
-               for stem, image, mask in pairs]
+    samples = [
+        ds.Sample(stem, image, {1: mask}, classmap=classmap, mask_kind=ds.MASK_BINARY) for stem, image, mask in pairs
+    ]
     return samples, problems, classmap
 
 
@@ -57,5 +58,10 @@ def isic_source_data(root: Path):
     return "ISIC 2018 layout", {Path(os.path.realpath(d)) for d in dirs}
 
 
-ISIC = Layout("isic", f"{INPUT}/ + {TRUTH}/ (ISIC 2018 skin lesions)",
-              detect=lambda root: isic_dirs(root) is not None, index=index_isic, source_data=isic_source_data)
+ISIC = Layout(
+    "isic",
+    f"{INPUT}/ + {TRUTH}/ (ISIC 2018 skin lesions)",
+    detect=lambda root: isic_dirs(root) is not None,
+    index=index_isic,
+    source_data=isic_source_data,
+)

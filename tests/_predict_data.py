@@ -37,8 +37,7 @@ class BrightNet(nn.Module):
 
 
 def register_bright() -> None:
-    register(Architecture(BRIGHT, lambda spec, load_weights: BrightNet(spec.in_channels, spec.classes),
-                          lambda spec: 1))
+    register(Architecture(BRIGHT, lambda spec, load_weights: BrightNet(spec.in_channels, spec.classes), lambda spec: 1))
 
 
 def unregister_bright() -> None:
@@ -48,15 +47,21 @@ def unregister_bright() -> None:
 def bright_checkpoint(folder: Path, name: str = "bright", classmap: ClassMap | None = None) -> Path:
     classmap = classmap or ClassMap.binary("polyp")
     spec = ModelSpec(arch=BRIGHT, encoder="none", classes=classmap.num_classes, task=classmap.task)
-    return save_checkpoint(folder / name, create_model(spec).eval(), spec, classmap,
-                           Preprocessing(channels=3, divisible_by=1))
+    return save_checkpoint(
+        folder / name, create_model(spec).eval(), spec, classmap, Preprocessing(channels=3, divisible_by=1)
+    )
 
 
 def tiny_unet(folder: Path, name: str = "unet", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     spec = ModelSpec(arch="PlainUNet", classes=1, task="binary", kwargs={"depth": 2, "base_channels": 4})
-    return save_checkpoint(folder / name, create_model(spec).eval(), spec, ClassMap.binary("polyp"),
-                           Preprocessing(channels=3, input_size=[32, 32], divisible_by=4))
+    return save_checkpoint(
+        folder / name,
+        create_model(spec).eval(),
+        spec,
+        ClassMap.binary("polyp"),
+        Preprocessing(channels=3, input_size=[32, 32], divisible_by=4),
+    )
 
 
 def disk_mask(shape: tuple[int, int], cy: int, cx: int, r: int) -> np.ndarray:

@@ -52,8 +52,9 @@ def write_dataset(root: Path, samples: dict[str, tuple[np.ndarray, np.ndarray | 
     return root
 
 
-def view(mask: np.ndarray, image: np.ndarray | None = None, classmap: ClassMap = BINARY, sid: str = "s",
-         **kw) -> SampleView:
+def view(
+    mask: np.ndarray, image: np.ndarray | None = None, classmap: ClassMap = BINARY, sid: str = "s", **kw
+) -> SampleView:
     rgb = image is not None and image.ndim == 3 and image.shape[-1] in (3, 4)
     return SampleView(sid, np.asarray(mask), classmap, image=image, rgb=rgb, **kw)
 

@@ -13,7 +13,7 @@ PLANTED = {"s03": "shifted", "s08": "wrong_object", "s14": "empty", "s19": "othe
 
 
 def ellipse(shape: tuple[int, int], cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
 
 
@@ -63,8 +63,14 @@ def tiny_rank_config(**over) -> dict:
     """_train_run's tiny config at 64x64 with 8 channels and no validation split: about a second per epoch.
 
     ``data.root`` and ``out_dir`` are left out: the ranking sets them per fold."""
-    mine = {"data__val_fraction": 0.0, "data__image_size": [64, 64], "data__cache_mb": 64,
-            "model__kwargs__base_channels": 8, "epochs": 6, "batch_size": 4}
+    mine = {
+        "data__val_fraction": 0.0,
+        "data__image_size": [64, 64],
+        "data__cache_mb": 64,
+        "model__kwargs__base_channels": 8,
+        "epochs": 6,
+        "batch_size": 4,
+    }
     cfg = tiny_config(Path("."), Path("."), **{**mine, **over})
     del cfg["out_dir"], cfg["data"]["root"], cfg["data"]["group_by"]
     return cfg

@@ -17,7 +17,7 @@ CVC_FRAMES = (1, 2, 3, 120, 121, 300)
 def object_mask(i: int) -> np.ndarray:
     """Sample ``i``'s object: a box whose place depends on i (0/1)."""
     m = np.zeros((H, W), np.uint8)
-    m[6 + i: 22 + i, 8 + i: 28 + i] = 1
+    m[6 + i : 22 + i, 8 + i : 28 + i] = 1
     return m
 
 

@@ -60,11 +60,12 @@ def make_palette(root: Path, n: int = 8, size: int = SIZE, seed: int = 0) -> Pat
     for i in range(n):
         ids = np.zeros((size, size), np.uint8)
         r0 = int(rng.integers(0, size - 8))
-        ids[r0:r0 + 6] = 2
+        ids[r0 : r0 + 6] = 2
         ids[disk(rng, size)] = 1
         rgba = np.full((size, size, 4), 255, np.uint8)
-        rgba[..., :3] = (rng.normal(50, 10, (size, size, 3)) + 80 * (ids == 1)[..., None]
-                         + 160 * (ids == 2)[..., None]).clip(0, 255)
+        rgba[..., :3] = (
+            rng.normal(50, 10, (size, size, 3)) + 80 * (ids == 1)[..., None] + 160 * (ids == 2)[..., None]
+        ).clip(0, 255)
         stem = f"p{i // 2}_s{i % 2}"
         Image.fromarray(rgba, mode="RGBA").save(root / "images" / f"{stem}.png")
         im = Image.fromarray(ids, mode="P")
@@ -98,12 +99,23 @@ def make_uw(root: Path, n_cases: int = 4, slices: int = 2, size: int = SIZE, see
 def config(root: Path, out: Path, **over: Any) -> dict[str, Any]:
     """A tiny CPU run: PlainUNet width 8 depth 3 at 32x32, deterministic, no overlays unless asked."""
     d: dict[str, Any] = {
-        "data": {"root": str(root), "image_size": [SIZE, SIZE], "group_pattern": GROUP_PATTERN,
-                 "val_fraction": 0.25, "split_seed": 0},
+        "data": {
+            "root": str(root),
+            "image_size": [SIZE, SIZE],
+            "group_pattern": GROUP_PATTERN,
+            "val_fraction": 0.25,
+            "split_seed": 0,
+        },
         "model": {"arch": "PlainUNet", "kwargs": {"depth": 3, "base_channels": 8}},
-        "loss": "seed004_bce_dice", "augment": "none", "epochs": 1, "batch_size": 2,
+        "loss": "seed004_bce_dice",
+        "augment": "none",
+        "epochs": 1,
+        "batch_size": 2,
         "optim": {"name": "adam", "lr": 1e-2, "scheduler": "constant"},
-        "device": "cpu", "out_dir": str(out), "val_overlays": 0, "seed": 0,
+        "device": "cpu",
+        "out_dir": str(out),
+        "val_overlays": 0,
+        "seed": 0,
     }
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(d.get(key), dict):

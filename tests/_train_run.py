@@ -34,12 +34,17 @@ def tiny_config(data: Path, out: Path, **over) -> dict:
     """A PlainUNet (width 4, depth 2) on 32x32 images, CPU, fp32, no augmentation: seconds per epoch."""
     cfg = {
         "data": {"root": str(data), "group_by": "stem", "val_fraction": 0.25, "image_size": [32, 32]},
-        "model": {"arch": "PlainUNet",
-                  "kwargs": {"depth": 2, "base_channels": 4, "dropout": 0.0}},
-        "loss": "seed004_bce_dice", "augment": "none",
+        "model": {"arch": "PlainUNet", "kwargs": {"depth": 2, "base_channels": 4, "dropout": 0.0}},
+        "loss": "seed004_bce_dice",
+        "augment": "none",
         "optim": {"name": "adam", "lr": 0.01, "scheduler": "constant"},
-        "epochs": 2, "batch_size": 2, "device": "cpu", "precision": "fp32", "seed": 0,
-        "out_dir": str(out), "val_overlays": 0,
+        "epochs": 2,
+        "batch_size": 2,
+        "device": "cpu",
+        "precision": "fp32",
+        "seed": 0,
+        "out_dir": str(out),
+        "val_overlays": 0,
     }
     for key, value in over.items():
         node = cfg
@@ -63,8 +68,11 @@ def free_port() -> int:
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child ``python -m medseg.cli``: offline, one thread, no torchrun leftovers."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env

@@ -36,8 +36,9 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         absent = [d for f in DATA_FIXTURES if f in getattr(item, "fixturenames", ()) and (d := _missing(f))]
         if absent:
-            item.add_marker(pytest.mark.skipif(True, reason=f"real data {absent[0]} is absent "
-                                                            "(set MEDSEG_DATA_DIR to use it)"))
+            item.add_marker(
+                pytest.mark.skipif(True, reason=f"real data {absent[0]} is absent (set MEDSEG_DATA_DIR to use it)")
+            )
 
 
 def _data_fixture(name: str) -> Path:
@@ -65,12 +66,14 @@ def noisy_mask_dir(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def ct_small() -> Path:
     from pydicom.data import get_testdata_file
+
     return Path(get_testdata_file("CT_small.dcm"))
 
 
 @pytest.fixture(scope="session")
 def mr_small() -> Path:
     from pydicom.data import get_testdata_file
+
     return Path(get_testdata_file("MR_small.dcm"))
 
 
@@ -78,6 +81,7 @@ def mr_small() -> Path:
 def chest_xray() -> Path:
     """pydicom-data's RG1_UNCI.dcm: real PA chest X-ray, CR, MONOCHROME1 (a test dependency)."""
     from pydicom.data import get_testdata_file
+
     p = get_testdata_file("RG1_UNCI.dcm")
     assert p is not None, "pydicom-data is a test dependency and must provide RG1_UNCI.dcm"
     return Path(p)
@@ -86,6 +90,7 @@ def chest_xray() -> Path:
 @pytest.fixture(scope="session")
 def anatomical_nii() -> Path:
     import nibabel
+
     p = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
     assert p.is_file(), f"nibabel no longer ships {p}"
     return p

@@ -28,12 +28,23 @@ from medseg.training.augment_config import (
 EXAMPLE = [
     {"name": "HorizontalFlip", "p": 0.5},
     {"name": "Affine", "rotate": [-10, 10], "scale": [0.9, 1.1], "border_mode": "reflect_101", "p": 0.8},
-    {"name": "OneOf", "p": 0.3, "transforms": [
-        {"name": "GridDistortion", "num_steps": 5, "distort_limit": 0.05},
-        {"name": "ElasticTransform", "alpha": 1, "sigma": 50},
-    ]},
-    {"name": "CoarseDropout", "num_holes_range": [2, 4], "hole_height_range": [0.05, 0.1],
-     "hole_width_range": [0.05, 0.1], "fill": 0, "fill_mask": 0, "p": 0.5},
+    {
+        "name": "OneOf",
+        "p": 0.3,
+        "transforms": [
+            {"name": "GridDistortion", "num_steps": 5, "distort_limit": 0.05},
+            {"name": "ElasticTransform", "alpha": 1, "sigma": 50},
+        ],
+    },
+    {
+        "name": "CoarseDropout",
+        "num_holes_range": [2, 4],
+        "hole_height_range": [0.05, 0.1],
+        "hole_width_range": [0.05, 0.1],
+        "fill": 0,
+        "fill_mask": 0,
+        "p": 0.5,
+    },
     {"name": "RandomBrightnessContrast", "p": 0.3},
 ]
 
@@ -42,8 +53,15 @@ def test_config_list_builds_a_working_pipeline():
     pipe = build_augmentation(EXAMPLE, size=(48, 56))
     assert isinstance(pipe, A.Compose) and pipe.mask_interpolation == cv2.INTER_NEAREST
     names = [type(t).__name__ for t in leaves(pipe)]
-    assert names == ["Resize", "HorizontalFlip", "Affine", "GridDistortion", "ElasticTransform",
-                     "CoarseDropout", "RandomBrightnessContrast"]
+    assert names == [
+        "Resize",
+        "HorizontalFlip",
+        "Affine",
+        "GridDistortion",
+        "ElasticTransform",
+        "CoarseDropout",
+        "RandomBrightnessContrast",
+    ]
     affine = pipe.transforms[2]
     assert affine.border_mode == cv2.BORDER_REFLECT_101 and affine.mask_interpolation == cv2.INTER_NEAREST
     assert tuple(affine.rotate) == (-10, 10) and affine.p == 0.8
@@ -78,13 +96,27 @@ def test_transforms_that_do_not_fit_are_not_offered(name):
 
 def test_offered_transforms_all_move_masks():
     offered = set(available_transforms())
-    assert {"HorizontalFlip", "Affine", "ElasticTransform", "GridDistortion", "CoarseDropout", "CLAHE",
-            "Equalize", "OneOf", "SomeOf", "Resize", "RandomResizedCrop"} <= offered
+    assert {
+        "HorizontalFlip",
+        "Affine",
+        "ElasticTransform",
+        "GridDistortion",
+        "CoarseDropout",
+        "CLAHE",
+        "Equalize",
+        "OneOf",
+        "SomeOf",
+        "Resize",
+        "RandomResizedCrop",
+    } <= offered
 
 
 def test_unknown_argument_names_transform_argument_and_new_name():
-    with pytest.raises(AugmentationError, match=r"step \[1\] CoarseDropout: unknown argument 'max_holes' "
-                                                r"\(use num_holes_range\); valid: num_holes_range"):
+    with pytest.raises(
+        AugmentationError,
+        match=r"step \[1\] CoarseDropout: unknown argument 'max_holes' "
+        r"\(use num_holes_range\); valid: num_holes_range",
+    ):
         build_augmentation([{"name": "HorizontalFlip"}, {"name": "CoarseDropout", "max_holes": 8}])
     with pytest.raises(AugmentationError, match=r"ElasticTransform: unknown argument 'alpha_affine'.*Affine step"):
         build_augmentation([{"name": "ElasticTransform", "alpha": 1, "sigma": 50, "alpha_affine": 50}])
@@ -102,10 +134,19 @@ def test_bad_value_names_the_argument():
 
 
 def test_nested_errors_say_where():
-    with pytest.raises(AugmentationError, match=r"step \[0\] OneOf\.transforms\[1\] Affine: mask_interpolation "
-                                                r"must be nearest"):
-        build_augmentation([{"name": "OneOf", "transforms": [
-            {"name": "HorizontalFlip"}, {"name": "Affine", "mask_interpolation": "linear"}]}])
+    with pytest.raises(
+        AugmentationError,
+        match=r"step \[0\] OneOf\.transforms\[1\] Affine: mask_interpolation "
+        r"must be nearest",
+    ):
+        build_augmentation(
+            [
+                {
+                    "name": "OneOf",
+                    "transforms": [{"name": "HorizontalFlip"}, {"name": "Affine", "mask_interpolation": "linear"}],
+                }
+            ]
+        )
     with pytest.raises(AugmentationError, match=r"OneOf: needs 'transforms'"):
         build_augmentation([{"name": "OneOf", "p": 0.5}])
     with pytest.raises(AugmentationError, match="a dict with a 'name'"):
@@ -115,8 +156,9 @@ def test_nested_errors_say_where():
 
 
 def test_presets_by_name_and_options():
-    assert [type(t).__name__ for t in build_augmentation("seed004", 64).transforms] == \
-        [type(t).__name__ for t in get_preset("seed004", 64).transforms]
+    assert [type(t).__name__ for t in build_augmentation("seed004", 64).transforms] == [
+        type(t).__name__ for t in get_preset("seed004", 64).transforms
+    ]
     clahe = build_augmentation({"preset": "seed001_clahe", "p": 1.0})
     assert clahe.transforms[0].p == 1.0
     assert [type(t).__name__ for t in build_augmentation(None, 32).transforms] == ["Resize"]

@@ -104,7 +104,8 @@ def test_alignment_check_catches_an_image_only_flip():
 def test_integrity_check_catches_interpolated_masks():
     _, mask = rgb_sample()
     blended = A.Affine(scale=1.3, rotate=7, mask_interpolation=cv2.INTER_LINEAR, p=1.0)(
-        image=np.zeros(mask.shape, np.uint8), mask=mask.astype(np.float32))["mask"]
+        image=np.zeros(mask.shape, np.uint8), mask=mask.astype(np.float32)
+    )["mask"]
     with pytest.raises(AssertionError, match="mask became float32"):
         assert_mask_integrity(mask, blended)
     with pytest.raises(AssertionError, match="not in the original"):

@@ -20,9 +20,9 @@ def _batch(b: int = 4, h: int = 24, w: int = 32):
     """Images whose every pixel is unique to its sample, and targets of every task."""
     ids = torch.stack([torch.from_numpy(np.roll(id_mask(h, w), 3 * i, axis=1)) for i in range(b)])  # (B,H,W) long
     images = torch.arange(b * 3 * h * w, dtype=torch.float32).reshape(b, 3, h, w) / (b * 3 * h * w)
-    binary = (ids > 0).float()[:, None]                                             # (B,1,H,W)
+    binary = (ids > 0).float()[:, None]  # (B,1,H,W)
     multilabel = torch.from_numpy(np.stack([multilabel_of(m.numpy()) for m in ids])).permute(0, 3, 1, 2)
-    dist = torch.randn(b, 3, h, w, generator=_gen(9))                               # (B,C,H,W) float
+    dist = torch.randn(b, 3, h, w, generator=_gen(9))  # (B,C,H,W) float
     return images, {"ids": ids, "binary": binary, "multilabel": multilabel, "dist": dist}
 
 
@@ -63,7 +63,9 @@ def test_mixed_loss_is_the_seed_formula():
     images, t = _batch()
     res = mixup(images, t["ids"], 1.0, _gen(2))
     logits = torch.randn(4, 4, 24, 32, generator=_gen(3))
-    expected = res.lam * F.cross_entropy(logits, t["ids"]) + (1 - res.lam) * F.cross_entropy(logits, t["ids"][res.index])
+    expected = res.lam * F.cross_entropy(logits, t["ids"]) + (1 - res.lam) * F.cross_entropy(
+        logits, t["ids"][res.index]
+    )
     torch.testing.assert_close(mixed_loss(F.cross_entropy, logits, res.targets_a, res.targets_b, res.lam), expected)
     # by hand, without the library: lam * CE_a + (1 - lam) * CE_b from log-softmax
     logp = torch.log_softmax(logits, 1)
@@ -84,10 +86,13 @@ def test_mixed_boundary_loss_equals_loss_of_mixed_distance_maps():
         return (pred * dist).mean()
 
     lam, a, b = res.lam, res.targets_a, res.targets_b
-    torch.testing.assert_close(mixed_loss(boundary, probs, {"dist": a["dist"]}, {"dist": b["dist"]}, lam),
-                               boundary(probs, lam * a["dist"] + (1 - lam) * b["dist"]))
-    expected = lam * bce_plus_boundary(probs, a["target"], a["dist"]) + \
-        (1 - lam) * bce_plus_boundary(probs, b["target"], b["dist"])
+    torch.testing.assert_close(
+        mixed_loss(boundary, probs, {"dist": a["dist"]}, {"dist": b["dist"]}, lam),
+        boundary(probs, lam * a["dist"] + (1 - lam) * b["dist"]),
+    )
+    expected = lam * bce_plus_boundary(probs, a["target"], a["dist"]) + (1 - lam) * bce_plus_boundary(
+        probs, b["target"], b["dist"]
+    )
     torch.testing.assert_close(mixed_loss(bce_plus_boundary, probs, a, b, lam), expected)
 
 

@@ -35,8 +35,9 @@ def test_real_noisy_mask_report_and_agreement_with_cleaned(noisy_mask_dir):
     assert rep.n_to_background == rep.n_ambiguous and rep.n_to_foreground == 0
     assert rep.n_differs_from_nonzero == rep.n_ambiguous
     assert rep.levels_to_foreground == [] and rep.levels_to_background == rep.grey_levels
-    assert rep.summary().startswith(f"42 grey levels (8..112) in {rep.n_ambiguous:,} pixels: "
-                                    f"{rep.n_ambiguous:,} set to background, 0 to foreground")
+    assert rep.summary().startswith(
+        f"42 grey levels (8..112) in {rep.n_ambiguous:,} pixels: {rep.n_ambiguous:,} set to background, 0 to foreground"
+    )
     d = rep.to_dict()
     assert json.loads(json.dumps(d))["grey_levels"] == rep.grey_levels
 
@@ -138,15 +139,18 @@ def test_otsu_on_a_single_value_falls_back_and_says_so():
     assert out.all() and "Otsu is undefined" in rep.note
 
 
-@pytest.mark.parametrize("mask, kwargs, message", [
-    (np.array([[0, 255]], np.uint8), dict(rule="mean"), "unknown binarise rule"),
-    (np.array([[0, 255]], np.uint8), dict(rule=0), r"must be in \(0, 255\]"),
-    (np.array([[0, 255]], np.uint8), dict(rule=300), r"must be in \(0, 255\]"),
-    (np.array([[0, -1]], np.int16), {}, "negative"),
-    (np.array([[0.0, np.nan]]), {}, "NaN"),
-    (np.array([[0, 300]], np.uint16), dict(nominal_max=255), ">= the mask's max"),
-    (np.array([["a"]]), {}, "cannot binarise"),
-])
+@pytest.mark.parametrize(
+    "mask, kwargs, message",
+    [
+        (np.array([[0, 255]], np.uint8), dict(rule="mean"), "unknown binarise rule"),
+        (np.array([[0, 255]], np.uint8), dict(rule=0), r"must be in \(0, 255\]"),
+        (np.array([[0, 255]], np.uint8), dict(rule=300), r"must be in \(0, 255\]"),
+        (np.array([[0, -1]], np.int16), {}, "negative"),
+        (np.array([[0.0, np.nan]]), {}, "NaN"),
+        (np.array([[0, 300]], np.uint16), dict(nominal_max=255), ">= the mask's max"),
+        (np.array([["a"]]), {}, "cannot binarise"),
+    ],
+)
 def test_bad_input(mask, kwargs, message):
     with pytest.raises(ValueError, match=message):
         binarise(mask, **kwargs)

@@ -30,16 +30,27 @@ from medseg.models import (
 )
 from medseg.models.spec import ModelSpec, Preprocessing
 
-UNET = ModelSpec("Unet", "resnet18", in_channels=3, classes=3, task="multiclass",
-                 kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
-PLAIN = ModelSpec("PlainUNet", "none", in_channels=1, classes=1, task="binary",
-                  kwargs={"depth": 2, "base_channels": 8})
+UNET = ModelSpec(
+    "Unet",
+    "resnet18",
+    in_channels=3,
+    classes=3,
+    task="multiclass",
+    kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+)
+PLAIN = ModelSpec("PlainUNet", "none", in_channels=1, classes=1, task="binary", kwargs={"depth": 2, "base_channels": 8})
 CLASSMAPS = {"multiclass": ClassMap.from_names(["polyp", "tool"]), "binary": ClassMap.binary("lung")}
 
 
 def _pre(spec: ModelSpec) -> Preprocessing:
-    return Preprocessing(channels=spec.in_channels, window="percentile", mean=[0.5] * spec.in_channels,
-                         std=[0.25] * spec.in_channels, input_size=[64, 64], divisible_by=8)
+    return Preprocessing(
+        channels=spec.in_channels,
+        window="percentile",
+        mean=[0.5] * spec.in_channels,
+        std=[0.25] * spec.in_channels,
+        input_size=[64, 64],
+        divisible_by=8,
+    )
 
 
 _MODELS: dict[tuple[str, int], torch.nn.Module] = {}
@@ -108,8 +119,11 @@ def test_round_trip_is_bit_identical(tmp_path, spec):
 
 def test_folder_layout_config_and_provenance(tmp_path):
     model = _trained_model(UNET)
-    prov = {"data": {"root": "/data/cvc", "ids": ["b", "a"]}, "metrics": {"dice": torch.tensor(0.5)},
-            "config": {"epochs": 3, "out": tmp_path}}
+    prov = {
+        "data": {"root": "/data/cvc", "ids": ["b", "a"]},
+        "metrics": {"dice": torch.tensor(0.5)},
+        "config": {"epochs": 3, "out": tmp_path},
+    }
     path = save_checkpoint(tmp_path / "run1", model, UNET, CLASSMAPS["multiclass"], _pre(UNET), prov)
     assert path == tmp_path / "run1.medseg" and path.is_dir()
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
@@ -224,8 +238,12 @@ def test_a_save_in_progress_elsewhere_is_left_alone(tmp_path):
 
 
 def _tag_of_a_finished_process() -> str:
-    out = subprocess.run([sys.executable, "-c", "from medseg.folder_swap import owner_tag; print(owner_tag())"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "from medseg.folder_swap import owner_tag; print(owner_tag())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -281,15 +299,19 @@ def test_sha_mismatch_is_refused(tmp_path):
     assert e.value.path == w
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda p: (p / "config.json").unlink(), "missing config.json"),
-    (lambda p: (p / "config.json").write_text("{not json"), "invalid JSON"),
-    (lambda p: _edit(p, format_version=99), "unknown format_version 99"),
-    (lambda p: _edit(p, format="other"), "not a medseg checkpoint config"),
-    (lambda p: _edit(p, spec={"arch": "Unet", "colour": 1}), "malformed checkpoint config"),
-    (lambda p: _edit(p, weights={"file": "../elsewhere.safetensors", "sha256": "0"}), "plain file name"),
-    (lambda p: _edit(p, spec={**PLAIN.to_dict(), "arch": "PlainUNett"}), "cannot build the model it describes"),
-], ids=["missing", "not-json", "version", "format", "bad-spec", "traversal", "unknown-arch"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: (p / "config.json").unlink(), "missing config.json"),
+        (lambda p: (p / "config.json").write_text("{not json"), "invalid JSON"),
+        (lambda p: _edit(p, format_version=99), "unknown format_version 99"),
+        (lambda p: _edit(p, format="other"), "not a medseg checkpoint config"),
+        (lambda p: _edit(p, spec={"arch": "Unet", "colour": 1}), "malformed checkpoint config"),
+        (lambda p: _edit(p, weights={"file": "../elsewhere.safetensors", "sha256": "0"}), "plain file name"),
+        (lambda p: _edit(p, spec={**PLAIN.to_dict(), "arch": "PlainUNett"}), "cannot build the model it describes"),
+    ],
+    ids=["missing", "not-json", "version", "format", "bad-spec", "traversal", "unknown-arch"],
+)
 def test_bad_config_is_refused_naming_it(tmp_path, change, message):
     path, _ = _save(tmp_path)
     change(path)
@@ -318,8 +340,18 @@ def test_missing_checkpoint_and_wrong_architecture(tmp_path):
 # directly. The refusal must come from medseg, not from torch: a loader falling back to
 # torch.load(weights_only=False) would run each of these payloads.
 PAYLOADS = ["pickle-0", "pickle-1", "pickle-2", "pickle-3", "pickle-4", "pickle-5", "torch-zip", "torch-legacy"]
-WEIGHT_NAMES = ["model.safetensors", "model.pt", "model.pth", "model.ckpt", "model.pkl", "model.pickle",
-                "model.bin", "model.tar", "weights", "model.npz"]
+WEIGHT_NAMES = [
+    "model.safetensors",
+    "model.pt",
+    "model.pth",
+    "model.ckpt",
+    "model.pkl",
+    "model.pickle",
+    "model.bin",
+    "model.tar",
+    "weights",
+    "model.npz",
+]
 
 
 def _plant(path: Path, payload: str, marker: Path) -> None:
@@ -367,8 +399,9 @@ def test_a_pickle_planted_as_the_weights_is_refused_under_any_name(saved_checkpo
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-@pytest.mark.parametrize("name", [f"model{s}" for s in ckmod.PICKLE_SUFFIXES] + ["weights", "model.safetensors",
-                                                                                  "model.medseg"])
+@pytest.mark.parametrize(
+    "name", [f"model{s}" for s in ckmod.PICKLE_SUFFIXES] + ["weights", "model.safetensors", "model.medseg"]
+)
 def test_a_pickle_file_given_directly_is_refused(tmp_path, name, payload):
     marker = tmp_path / "ran"
     evil = tmp_path / name

@@ -28,21 +28,26 @@ def test_classes_sorted_by_id():
     assert cm.ids == [1, 3] and cm.names == ["a", "c"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(classes=[LabelClass(1, "a", (1, 1, 1))], task="segmentation"), "unknown task"),
-    (dict(classes=[LabelClass(1, "a", (1, 1, 1)), LabelClass(1, "b", (2, 2, 2))]), "duplicate class ids"),
-    (dict(classes=[LabelClass(1, "a", (1, 1, 1)), LabelClass(2, "a", (2, 2, 2))]), "duplicate class names"),
-    (dict(classes=[LabelClass(0, "a", (1, 1, 1))]), "0 is background"),
-    (dict(classes=[LabelClass(-2, "a", (1, 1, 1))]), "0 is background"),
-    (dict(classes=[LabelClass(2, "a", (1, 1, 1))], task="binary"), "binary class map"),
-    (dict(classes=[LabelClass(1, "a", (1, 1, 1)), LabelClass(2, "b", (2, 2, 2))], task="binary"),
-     "binary class map"),
-    (dict(classes=[LabelClass(1, "background", (1, 1, 1))]), "background"),
-    (dict(classes=[LabelClass(1, "", (1, 1, 1))]), "non-empty name"),
-    (dict(classes=[LabelClass(1.5, "a", (1, 1, 1))]), "integer"),
-    (dict(classes=[LabelClass(1, "a", (300, 0, 0))]), "0..255"),
-    (dict(classes=[LabelClass(1, "a", (1, 2))]), "3 integers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(classes=[LabelClass(1, "a", (1, 1, 1))], task="segmentation"), "unknown task"),
+        (dict(classes=[LabelClass(1, "a", (1, 1, 1)), LabelClass(1, "b", (2, 2, 2))]), "duplicate class ids"),
+        (dict(classes=[LabelClass(1, "a", (1, 1, 1)), LabelClass(2, "a", (2, 2, 2))]), "duplicate class names"),
+        (dict(classes=[LabelClass(0, "a", (1, 1, 1))]), "0 is background"),
+        (dict(classes=[LabelClass(-2, "a", (1, 1, 1))]), "0 is background"),
+        (dict(classes=[LabelClass(2, "a", (1, 1, 1))], task="binary"), "binary class map"),
+        (
+            dict(classes=[LabelClass(1, "a", (1, 1, 1)), LabelClass(2, "b", (2, 2, 2))], task="binary"),
+            "binary class map",
+        ),
+        (dict(classes=[LabelClass(1, "background", (1, 1, 1))]), "background"),
+        (dict(classes=[LabelClass(1, "", (1, 1, 1))]), "non-empty name"),
+        (dict(classes=[LabelClass(1.5, "a", (1, 1, 1))]), "integer"),
+        (dict(classes=[LabelClass(1, "a", (300, 0, 0))]), "0..255"),
+        (dict(classes=[LabelClass(1, "a", (1, 2))]), "3 integers"),
+    ],
+)
 def test_validation_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ClassMap(**kwargs)
@@ -57,12 +62,19 @@ def test_lookup_errors_list_what_exists():
         cm.id_of("heart")
 
 
-@pytest.mark.parametrize("cm", [
-    ClassMap.binary("polyp"),
-    ClassMap.from_names(["left lung", "right lung"], colours=[(255, 0, 0), (0, 0, 255)]),
-    ClassMap(ClassMap.from_names(["large_bowel", "small_bowel", "stomach"]).classes,
-             task="multilabel", background="other", extra={"source": "uw-madison", "spacing": [1.5, 1.5]}),
-])
+@pytest.mark.parametrize(
+    "cm",
+    [
+        ClassMap.binary("polyp"),
+        ClassMap.from_names(["left lung", "right lung"], colours=[(255, 0, 0), (0, 0, 255)]),
+        ClassMap(
+            ClassMap.from_names(["large_bowel", "small_bowel", "stomach"]).classes,
+            task="multilabel",
+            background="other",
+            extra={"source": "uw-madison", "spacing": [1.5, 1.5]},
+        ),
+    ],
+)
 def test_dict_and_json_round_trip(cm):
     d = cm.to_dict()
     assert json.loads(json.dumps(d)) == d  # plain JSON types only
@@ -70,12 +82,15 @@ def test_dict_and_json_round_trip(cm):
     assert ClassMap.from_json(cm.to_json()) == cm
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([1, 2], "expected a mapping"),
-    ({"task": "binary"}, "classes"),
-    ({"classes": [{"id": 1, "name": "a"}]}, "colour"),
-    ({"classes": [{"id": 1, "name": "a", "colour": [1, 2, 3]}], "task": "x"}, "unknown task"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([1, 2], "expected a mapping"),
+        ({"task": "binary"}, "classes"),
+        ({"classes": [{"id": 1, "name": "a"}]}, "colour"),
+        ({"classes": [{"id": 1, "name": "a", "colour": [1, 2, 3]}], "task": "x"}, "unknown task"),
+    ],
+)
 def test_from_dict_rejects_non_class_maps(bad, message):
     with pytest.raises(ValueError, match=message):
         ClassMap.from_dict(bad)

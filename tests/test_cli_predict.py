@@ -22,13 +22,20 @@ def ckpt(tmp_path_factory):
 
     from medseg.models import save_checkpoint
 
-    spec = ModelSpec(arch="Unet", encoder="resnet18", classes=1,
-                     kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 8]})
+    spec = ModelSpec(
+        arch="Unet", encoder="resnet18", classes=1, kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+    )
     torch.manual_seed(1)
-    model = smp.create_model("Unet", encoder_name="resnet18", encoder_weights=None, classes=1,
-                             encoder_depth=3, decoder_channels=[16, 8, 8])
-    return save_checkpoint(tmp_path_factory.mktemp("c") / "tiny", model, spec, ClassMap.binary(),
-                           Preprocessing(input_size=[64, 64], divisible_by=8))
+    model = smp.create_model(
+        "Unet", encoder_name="resnet18", encoder_weights=None, classes=1, encoder_depth=3, decoder_channels=[16, 8, 8]
+    )
+    return save_checkpoint(
+        tmp_path_factory.mktemp("c") / "tiny",
+        model,
+        spec,
+        ClassMap.binary(),
+        Preprocessing(input_size=[64, 64], divisible_by=8),
+    )
 
 
 def _rgb(path, h, w, seed=0):
@@ -44,8 +51,23 @@ def test_files_and_folders_write_masks_probs_and_uncertainty(ckpt, tmp_path, cap
     single = tmp_path / "c.jpg"
     _rgb(single, 33, 47, seed=2)
     out = tmp_path / "out"
-    rc = main(["predict", str(ckpt), str(folder), str(single), "--out", str(out), "--probs", "--uncertainty",
-               "--tta", "hflip", "--device", "cpu", "--keep-going"])
+    rc = main(
+        [
+            "predict",
+            str(ckpt),
+            str(folder),
+            str(single),
+            "--out",
+            str(out),
+            "--probs",
+            "--uncertainty",
+            "--tta",
+            "hflip",
+            "--device",
+            "cpu",
+            "--keep-going",
+        ]
+    )
     assert rc == 0  # notes.txt is skipped and listed; --keep-going makes that exit 0
     for stem, shape in (("a", (70, 90)), ("b", (50, 41)), ("c", (33, 47))):
         mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
@@ -65,11 +87,35 @@ def test_files_and_folders_write_masks_probs_and_uncertainty(ckpt, tmp_path, cap
 def test_npy_probs_match_the_predictor_and_visible_masks_are_0_255(ckpt, tmp_path):
     _rgb(tmp_path / "x.png", 80, 100, seed=3)
     out = tmp_path / "out"
-    assert main(["predict", str(ckpt), str(tmp_path / "x.png"), "--out", str(out), "--probs",
-                 "--probs-format", "npy", "--mask-format", "visible", "--tile", "32", "--overlap", "0.5",
-                 "--threshold", "0.4", "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(ckpt),
+                str(tmp_path / "x.png"),
+                "--out",
+                str(out),
+                "--probs",
+                "--probs-format",
+                "npy",
+                "--mask-format",
+                "visible",
+                "--tile",
+                "32",
+                "--overlap",
+                "0.5",
+                "--threshold",
+                "0.4",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     expected = Predictor(str(ckpt), device="cpu", tile_size=32, overlap=0.5).predict(
-        np.asarray(Image.open(tmp_path / "x.png")))
+        np.asarray(Image.open(tmp_path / "x.png"))
+    )
     probs = np.load(out / "x_probs.npy")
     assert probs.dtype == np.float32
     np.testing.assert_allclose(probs, expected.probs, atol=1e-6)
@@ -80,8 +126,18 @@ def test_npy_probs_match_the_predictor_and_visible_masks_are_0_255(ckpt, tmp_pat
 def test_bad_files_are_reported_and_the_rest_still_written(ckpt, tmp_path, capsys):
     _rgb(tmp_path / "good.png", 40, 40)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
-    rc = main(["predict", str(ckpt), str(tmp_path / "broken.png"), str(tmp_path / "good.png"),
-               "--out", str(tmp_path / "out"), "--device", "cpu"])
+    rc = main(
+        [
+            "predict",
+            str(ckpt),
+            str(tmp_path / "broken.png"),
+            str(tmp_path / "good.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "skipped " + str(tmp_path / "broken.png") in err and "1 skipped" in err
@@ -98,7 +154,11 @@ def test_dataset_folder_predicts_samples_and_unlabelled_images(ckpt, tmp_path, c
             Image.fromarray(np.zeros((32, 40), np.uint8)).save(ds / "masks" / f"p{i}.png")
     assert main(["predict", str(ckpt), str(ds), "--out", str(tmp_path / "out"), "--json", "--quiet"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        ".medseg-outputs.jsonl", "p0_mask.png", "p1_mask.png", "p2_mask.png"]  # the ownership record and the masks
+        ".medseg-outputs.jsonl",
+        "p0_mask.png",
+        "p1_mask.png",
+        "p2_mask.png",
+    ]  # the ownership record and the masks
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3 and lines[0]["meta"]["device"] in ("cpu", "cuda:0", "mps")
 
@@ -107,8 +167,20 @@ def test_same_stem_in_two_folders_gets_a_suffix(ckpt, tmp_path):
     for d in ("one", "two"):
         (tmp_path / d).mkdir()
         _rgb(tmp_path / d / "img.png", 24, 24)
-    assert main(["predict", str(ckpt), str(tmp_path / "one"), str(tmp_path / "two"),
-                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(ckpt),
+                str(tmp_path / "one"),
+                str(tmp_path / "two"),
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "out" / "img_mask.png").is_file() and (tmp_path / "out" / "img_2_mask.png").is_file()
 
 

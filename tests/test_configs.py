@@ -19,8 +19,14 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 
 def test_recipes_exist():
     names = {p.stem for p in CONFIGS}
-    assert {"seed004_unet_effb1", "seed004_unetpp_effb1", "seed001_pspnet_lungs", "seed000_resattunet",
-            "seed003_plain_unet", "cpu_quick"} <= names
+    assert {
+        "seed004_unet_effb1",
+        "seed004_unetpp_effb1",
+        "seed001_pspnet_lungs",
+        "seed000_resattunet",
+        "seed003_plain_unet",
+        "cpu_quick",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -41,8 +47,9 @@ def test_recipe_builds_and_runs_one_step(path):
         target = (torch.rand(2, 1, 64, 64) > 0.5).float()
     dist = None
     if loss.needs_dist_maps:  # the data pipeline computes them per sample; here by hand
-        dist = torch.from_numpy(np.stack([class_distance_maps(t.numpy(), classmap.num_classes, task=classmap.task)
-                                          for t in target]))
+        dist = torch.from_numpy(
+            np.stack([class_distance_maps(t.numpy(), classmap.num_classes, task=classmap.task) for t in target])
+        )
     aux = out[1] if isinstance(out, (tuple, list)) else getattr(model, "last_aux", None)
     total, parts = loss(logits, target, dist_maps=dist, aux_logits=aux)
     assert ("aux" in parts) == cfg.model.aux

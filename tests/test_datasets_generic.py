@@ -32,8 +32,8 @@ def frame(seed: int) -> np.ndarray:
 
 
 def disc(value: int = 255, shape=(H, W), centre=(16, 20), radius=8) -> np.ndarray:
-    y, x = np.mgrid[0:shape[0], 0:shape[1]]
-    return (((y - centre[0]) ** 2 + (x - centre[1]) ** 2) <= radius ** 2).astype(np.uint8) * value
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (((y - centre[0]) ** 2 + (x - centre[1]) ** 2) <= radius**2).astype(np.uint8) * value
 
 
 def save(path: Path, array: np.ndarray, **kw) -> Path:
@@ -42,8 +42,7 @@ def save(path: Path, array: np.ndarray, **kw) -> Path:
     return path
 
 
-def make_cvc(root: Path, n: int = 6, image_dir="images", mask_dir="masks", suffix=".png",
-             mask_name="{}") -> Path:
+def make_cvc(root: Path, n: int = 6, image_dir="images", mask_dir="masks", suffix=".png", mask_name="{}") -> Path:
     for i in range(1, n + 1):
         save(root / image_dir / f"{i}{suffix}", frame(i))
         save(root / mask_dir / (mask_name.format(i) + suffix), disc(centre=(10 + i, 20)))
@@ -87,11 +86,14 @@ def test_kvasir_style_jpeg_masks_are_binary_and_their_noise_is_reported(tmp_path
     assert abs(int(mask.sum()) - int((disc() > 0).sum())) < 20
 
 
-@pytest.mark.parametrize("image_dir, mask_dir, mask_name", [
-    ("Image", "Labels", "{}_seg"),
-    ("IMGS", "GroundTruth", "{}_mask"),
-    ("images", "mask", "{}-label"),
-])
+@pytest.mark.parametrize(
+    "image_dir, mask_dir, mask_name",
+    [
+        ("Image", "Labels", "{}_seg"),
+        ("IMGS", "GroundTruth", "{}_mask"),
+        ("images", "mask", "{}-label"),
+    ],
+)
 def test_folder_name_and_mask_suffix_variants(tmp_path, image_dir, mask_dir, mask_name):
     root = make_cvc(tmp_path, n=3, image_dir=image_dir, mask_dir=mask_dir, mask_name=mask_name)
     assert detect_layout(root) == "images_masks"
@@ -140,15 +142,15 @@ def test_every_problem_is_reported_and_the_rest_indexed(tmp_path):
     root = make_cvc(tmp_path, n=6)
     (root / "images" / "7.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)  # corrupt header
     save(root / "masks" / "7.png", disc())
-    save(root / "images" / "8.png", frame(8))                                     # no mask
-    save(root / "masks" / "9.png", disc())                                        # no image
+    save(root / "images" / "8.png", frame(8))  # no mask
+    save(root / "masks" / "9.png", disc())  # no image
     save(root / "images" / "10.png", frame(10))
-    save(root / "masks" / "10.png", disc(shape=(H - 2, W)))                       # size mismatch
+    save(root / "masks" / "10.png", disc(shape=(H - 2, W)))  # size mismatch
     save(root / "images" / "11.png", frame(11))
-    save(root / "images" / "11.jpg", frame(11))                                   # duplicate stem
+    save(root / "images" / "11.jpg", frame(11))  # duplicate stem
     save(root / "masks" / "11.png", disc())
-    (root / "images" / "notes.txt").write_text("not an image")                    # unsupported
-    (root / "masks" / ".DS_Store").write_bytes(b"\0")                             # ignored junk
+    (root / "images" / "notes.txt").write_text("not an image")  # unsupported
+    (root / "masks" / ".DS_Store").write_bytes(b"\0")  # ignored junk
 
     d = open_dataset(root)
     assert [s.id for s in d] == ["1", "2", "3", "4", "5", "6"]
@@ -184,8 +186,12 @@ def test_float_tiff_mask_with_nan_or_inf_is_named_by_index_qc_and_workspace(tmp_
     root = make_cvc(tmp_path / "data", n=3)
     (root / "masks" / "3.png").unlink()
     fg = disc(1).astype(np.float32)
-    bad = {"NaN": np.where(fg > 0, np.nan, 0), "inf": np.where(fg > 0, np.inf, 0),
-           "-inf": np.where(fg > 0, -np.inf, 0), "all NaN": np.full(fg.shape, np.nan)}[case]
+    bad = {
+        "NaN": np.where(fg > 0, np.nan, 0),
+        "inf": np.where(fg > 0, np.inf, 0),
+        "-inf": np.where(fg > 0, -np.inf, 0),
+        "all NaN": np.full(fg.shape, np.nan),
+    }[case]
     tifffile.imwrite(root / "masks" / "3.tif", bad.astype(np.float32))
     d = open_dataset(root)
     assert [s.id for s in d] == ["1", "2", "3"] and d.classmap.task == "binary"

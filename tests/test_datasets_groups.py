@@ -43,7 +43,7 @@ def write_video(folder: Path, first: int, n: int, colour, seed: int, flash: int 
     big = scene(colour, seed)
     for k in range(n):
         number = first + k
-        rgb = vignette(big[k:k + H, k:k + W])
+        rgb = vignette(big[k : k + H, k : k + W])
         if number == flash:
             rgb = glare(rgb)
         Image.fromarray(rgb).save(folder / f"{number}.png")
@@ -68,8 +68,7 @@ def test_frame_blocks_on_grey_frames(tmp_path):
     for first, n, level, seed in ((1, 6, (90, 90, 90), 4), (7, 6, (250, 250, 250), 5)):
         big = scene(level, seed)
         for k in range(n):
-            Image.fromarray(big[k:k + H, k:k + W].mean(axis=2).astype(np.uint8)).save(
-                tmp_path / f"{first + k}.png")
+            Image.fromarray(big[k : k + H, k : k + W].mean(axis=2).astype(np.uint8)).save(tmp_path / f"{first + k}.png")
     groups = frame_blocks(sorted(tmp_path.glob("*.png")))
     assert len(set(groups)) == 2 and set(groups) == {"1-6", "7-12"}
 
@@ -99,8 +98,7 @@ def test_frame_blocks_need_integer_stems(tmp_path):
 def test_fixed_blocks_in_numeric_order():
     stems = ["10", "2", "1", "3", "11", "4", "12"]
     groups = dict(zip(stems, fixed_blocks(stems, 3)))
-    assert groups == {"1": "1-3", "2": "1-3", "3": "1-3", "4": "4-11", "10": "4-11", "11": "4-11",
-                      "12": "12-12"}
+    assert groups == {"1": "1-3", "2": "1-3", "3": "1-3", "4": "4-11", "10": "4-11", "11": "4-11", "12": "12-12"}
     with pytest.raises(ValueError):
         fixed_blocks(stems, 0)
 

@@ -67,12 +67,15 @@ def test_class_names_come_from_dataset_json_and_problems_are_listed(tmp_path):
     assert said["c_0000.png"] == "no label c.* in labelsTr/"
 
 
-@pytest.mark.parametrize(("labels", "words"), [
-    ({"background": 0, "liver": [1, 2]}, "region-based labels"),
-    ({"background": 0, "a": 1, "b": 3}, "background 0 and classes 1..N"),
-    ({"a": 1}, "background 0 and classes 1..N"),
-    ({"background": 0, "a": "one"}, "must be integers"),
-])
+@pytest.mark.parametrize(
+    ("labels", "words"),
+    [
+        ({"background": 0, "liver": [1, 2]}, "region-based labels"),
+        ({"background": 0, "a": 1, "b": 3}, "background 0 and classes 1..N"),
+        ({"a": 1}, "background 0 and classes 1..N"),
+        ({"background": 0, "a": "one"}, "must be integers"),
+    ],
+)
 def test_a_dataset_json_it_cannot_use_is_an_error_naming_it(tmp_path, labels, words):
     root = _nn(tmp_path / "d", labels)
     with pytest.raises(ReadError, match=words) as e:

@@ -25,7 +25,7 @@ def label(classes: tuple[int, ...]) -> np.ndarray:
     """Vertical bands of the given palette indices."""
     ids = np.zeros((H, W), np.uint8)
     for k, c in enumerate(classes):
-        ids[:, k * (W // len(classes)):(k + 1) * (W // len(classes))] = c
+        ids[:, k * (W // len(classes)) : (k + 1) * (W // len(classes))] = c
     return ids
 
 
@@ -74,8 +74,12 @@ def test_non_integer_stems_group_by_stem_unless_a_pattern_is_given(tmp_path):
     assert [s.group for s in open_dataset(root)] == ["other", "pA_s1", "pA_s2", "pB_s1"]
     d = open_dataset(root, group_pattern=r"^(p[A-Z])_")  # a pattern implies group_by="pattern"
     assert [s.group for s in d] == ["other", "pA", "pA", "pB"]  # no match: the stem is its group
-    assert [s.group for s in open_dataset(root, group_by="pattern", group_pattern=r"s\d")] == \
-        ["other", "s1", "s2", "s1"]
+    assert [s.group for s in open_dataset(root, group_by="pattern", group_pattern=r"s\d")] == [
+        "other",
+        "s1",
+        "s2",
+        "s1",
+    ]
 
 
 def test_two_index_palette_masks_are_binary(tmp_path):

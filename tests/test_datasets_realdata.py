@@ -49,8 +49,11 @@ def _grey_thumb(path) -> np.ndarray:
 def test_group_splits_never_separate_near_identical_neighbours(cvc):
     thumbs = [_grey_thumb(s.image_path) for s in cvc]
     # judged independently of frame_blocks' own measure: whole-frame mean absolute grey difference
-    near = [(cvc.samples[k].id, cvc.samples[k + 1].id) for k in range(len(thumbs) - 1)
-            if np.abs(thumbs[k] - thumbs[k + 1]).mean() < 10]
+    near = [
+        (cvc.samples[k].id, cvc.samples[k + 1].id)
+        for k in range(len(thumbs) - 1)
+        if np.abs(thumbs[k] - thumbs[k + 1]).mean() < 10
+    ]
     assert len(near) > 50  # the set really has many near-duplicate neighbours
     for seed in range(20):
         train, val = split_by_group(cvc.samples, (0.8, 0.2), seed=seed)

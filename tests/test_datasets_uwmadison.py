@@ -94,21 +94,25 @@ def test_days_of_one_case_never_split(tmp_path):
 
 
 def test_uw_problems(tmp_path):
-    root, _ = make_uw(tmp_path, rows=[
-        ("case123_day20_slice_0009", "stomach", "5 3"),      # slice file absent
-        ("case123_day20_slice_0009", "large_bowel", ""),
-        ("not-an-id", "stomach", ""),                        # bad id
-        ("case7_day0_slice_0003", "stomach", "1 2"),          # second row for the same class
-        ("case7_day0_slice_0004", "stomach", "1 x"),          # malformed RLE
-    ])
-    orphan = write_slice(root, 123, 20, 5)                    # slice without rows
+    root, _ = make_uw(
+        tmp_path,
+        rows=[
+            ("case123_day20_slice_0009", "stomach", "5 3"),  # slice file absent
+            ("case123_day20_slice_0009", "large_bowel", ""),
+            ("not-an-id", "stomach", ""),  # bad id
+            ("case7_day0_slice_0003", "stomach", "1 2"),  # second row for the same class
+            ("case7_day0_slice_0004", "stomach", "1 x"),  # malformed RLE
+        ],
+    )
+    orphan = write_slice(root, 123, 20, 5)  # slice without rows
     scans = orphan.parent
     (scans / "notes.txt").write_text("?")
     d = open_dataset(root)
     assert len(d) == 4
     kinds = sorted(p.kind for p in d.problems)
-    assert kinds == sorted([ds.MISSING_SLICE, ds.BAD_ROW, ds.BAD_ROW, ds.BAD_ROW,
-                            ds.IMAGE_WITHOUT_MASK, ds.UNSUPPORTED_FILE])
+    assert kinds == sorted(
+        [ds.MISSING_SLICE, ds.BAD_ROW, ds.BAD_ROW, ds.BAD_ROW, ds.IMAGE_WITHOUT_MASK, ds.UNSUPPORTED_FILE]
+    )
     missing = next(p for p in d.problems if p.kind == ds.MISSING_SLICE)
     assert "case123_day20_slice_0009" in missing.message  # reported once for its two rows
     bad = [p.message for p in d.problems if p.kind == ds.BAD_ROW]

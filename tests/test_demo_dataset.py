@@ -14,7 +14,7 @@ def test_demo_dataset_indexes_as_sequences_with_planted_errors(tmp_path):
     demo = make_demo_dataset(tmp_path / "demo")
     ds = open_dataset(demo.root)
     assert len(ds.samples) == demo.n_frames == 24 and not ds.problems
-    assert len(ds.groups) == demo.sequences == 4          # one group per video: no leak across a split
+    assert len(ds.groups) == demo.sequences == 4  # one group per video: no leak across a split
     assert sorted(demo.planted.values()) == sorted(PLANTED_KINDS)
 
     clean = make_demo_dataset(tmp_path / "clean", planted=0)
@@ -27,8 +27,10 @@ def test_demo_dataset_indexes_as_sequences_with_planted_errors(tmp_path):
         if kind == "grey_noise":
             assert len(np.unique(bad)) > 10
     untouched = next(str(i) for i in range(1, 25) if str(i) not in demo.planted)
-    np.testing.assert_array_equal(np.asarray(Image.open(demo.root / "masks" / f"{untouched}.png")),
-                                  np.asarray(Image.open(clean.root / "masks" / f"{untouched}.png")))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(demo.root / "masks" / f"{untouched}.png")),
+        np.asarray(Image.open(clean.root / "masks" / f"{untouched}.png")),
+    )
 
 
 def test_demo_dataset_never_writes_into_a_used_folder(tmp_path):

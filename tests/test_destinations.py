@@ -58,8 +58,12 @@ def test_predict_into_the_datasets_own_masks_folder_is_refused_and_the_masks_sta
     before = tree_hashes(ds)
     exe = Path(sys.executable).with_name("medseg")
     for extra in ([], ["--overwrite"]):
-        run = subprocess.run([str(exe), "predict", str(ckpt), str(ds), "--out", str(ds / "masks"), "--device", "cpu",
-                              *extra], capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [str(exe), "predict", str(ckpt), str(ds), "--out", str(ds / "masks"), "--device", "cpu", *extra],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 2, run.stderr
         assert str(ds / "masks") in run.stderr and "Traceback" not in run.stderr
         assert run.stderr.count("\n") == 1  # one line
@@ -186,7 +190,9 @@ def test_overwrite_replaces_own_unchanged_predictions_only(ds, ckpt, tmp_path, c
     record = [json.loads(line) for line in (out / OWNERSHIP_NAME).read_text().splitlines()]
     assert {r["path"] for r in record} == {"1_mask.png", "2_mask.png", "3_mask.png", "4_mask.png"}
     assert main(args) == 2  # without --overwrite nothing is replaced
-    assert f"{out / '1_mask.png'}: the file exists" in capsys.readouterr().err.replace("refusing to write predictions to ", "")
+    assert f"{out / '1_mask.png'}: the file exists" in capsys.readouterr().err.replace(
+        "refusing to write predictions to ", ""
+    )
     assert main([*args, "--overwrite"]) == 0
     capsys.readouterr()
 
@@ -258,8 +264,11 @@ def test_save_checkpoint_is_guarded_and_replaces_only_an_unchanged_checkpoint(ds
     def save(path, **kw):
         return save_checkpoint(path, model, spec, ClassMap.binary("polyp"), Preprocessing(channels=3), **kw)
 
-    for dest, protected in ((ds / "masks" / "m", ds / "masks"), (ws.root / "m", ws.root),
-                            (ws.root / "masks" / "m", ws.root)):
+    for dest, protected in (
+        (ds / "masks" / "m", ds / "masks"),
+        (ws.root / "m", ws.root),
+        (ws.root / "masks" / "m", ws.root),
+    ):
         with pytest.raises(DestinationError) as e:
             save(dest)
         assert f"{dest}.medseg" in str(e.value) and str(protected) in str(e.value)

@@ -34,8 +34,12 @@ def _refused(capsys, args, dest, protected) -> str:
 def test_workspace_create(ds, ws_path, capsys):
     before = tree_hashes(ds)
     _refused(capsys, ["workspace", "create", str(ds), str(ds / "masks" / "ws"), "--quiet"], ds / "masks" / "ws", ds)
-    _refused(capsys, ["workspace", "create", str(ds), str(ws_path / "masks" / "w2"), "--quiet"],
-             ws_path / "masks" / "w2", ws_path)
+    _refused(
+        capsys,
+        ["workspace", "create", str(ds), str(ws_path / "masks" / "w2"), "--quiet"],
+        ws_path / "masks" / "w2",
+        ws_path,
+    )
     assert tree_hashes(ds) == before
 
 
@@ -44,8 +48,12 @@ def test_qc_reports(ds, ws_path, tmp_path, capsys):
     _refused(capsys, ["qc", str(ds), "--json", str(ds / "masks" / "qc.json"), "--quiet"], ds / "masks" / "qc.json", ds)
     _refused(capsys, ["qc", str(ds), "--csv", str(ds / "qc.csv"), "--quiet"], ds / "qc.csv", ds)
     _refused(capsys, ["qc", str(ws_path), "--json", str(ws_path / "qc.json"), "--quiet"], ws_path / "qc.json", ws_path)
-    _refused(capsys, ["qc", str(ws_path), "--csv", str(ds / "images" / "f.csv"), "--quiet"], ds / "images" / "f.csv",
-             ds / "images")  # the workspace's dataset, found from the workspace
+    _refused(
+        capsys,
+        ["qc", str(ws_path), "--csv", str(ds / "images" / "f.csv"), "--quiet"],
+        ds / "images" / "f.csv",
+        ds / "images",
+    )  # the workspace's dataset, found from the workspace
     assert tree_hashes(ds) == before and tree_hashes(ws_path / "masks") == ws_before
     report = tmp_path / "reports" / "qc.json"
     args = ["qc", str(ds), "--json", str(report), "--csv", str(tmp_path / "reports" / "qc.csv"), "--quiet"]
@@ -58,12 +66,21 @@ def test_qc_reports(ds, ws_path, tmp_path, capsys):
 
 
 def test_rank_outputs_and_runs(ws_path, ds, tmp_path, capsys):
-    _refused(capsys, ["rank", str(ws_path), "--json", str(ws_path / "queue.json"), "--quiet"],
-             ws_path / "queue.json", ws_path)
-    _refused(capsys, ["rank", str(ws_path), "--csv", str(ds / "masks" / "q.csv"), "--quiet"],
-             ds / "masks" / "q.csv", ds)
-    err = _refused(capsys, ["rank", str(ws_path), "--runs", str(ws_path / "runs" / "mine"), "--quiet"],
-                   ws_path / "runs" / "mine", ws_path)
+    _refused(
+        capsys,
+        ["rank", str(ws_path), "--json", str(ws_path / "queue.json"), "--quiet"],
+        ws_path / "queue.json",
+        ws_path,
+    )
+    _refused(
+        capsys, ["rank", str(ws_path), "--csv", str(ds / "masks" / "q.csv"), "--quiet"], ds / "masks" / "q.csv", ds
+    )
+    err = _refused(
+        capsys,
+        ["rank", str(ws_path), "--runs", str(ws_path / "runs" / "mine"), "--quiet"],
+        ws_path / "runs" / "mine",
+        ws_path,
+    )
     assert "written only by medseg's own jobs" in err
     assert not (ws_path / "runs").exists()
 
@@ -89,8 +106,13 @@ def test_training_process_refuses_before_starting_a_child(ds, tmp_path):
 
 def test_export(ds, ws_path, capsys):
     before = tree_hashes(ds)
-    _refused(capsys, ["export", str(ws_path), "--format", "folders", "--out", str(ds / "clean"), "--quiet"],
-             ds / "clean", ds)
-    _refused(capsys, ["export", str(ws_path), "--format", "nnunet", "--out", str(ws_path / "runs" / "e"), "--quiet"],
-             ws_path / "runs" / "e", ws_path)
+    _refused(
+        capsys, ["export", str(ws_path), "--format", "folders", "--out", str(ds / "clean"), "--quiet"], ds / "clean", ds
+    )
+    _refused(
+        capsys,
+        ["export", str(ws_path), "--format", "nnunet", "--out", str(ws_path / "runs" / "e"), "--quiet"],
+        ws_path / "runs" / "e",
+        ws_path,
+    )
     assert tree_hashes(ds) == before

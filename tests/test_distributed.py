@@ -88,8 +88,13 @@ def test_parameter_digest_sees_every_parameter_but_not_buffers():
 
 def _collectives_worker(rank: int, port: int, queue) -> None:
     torch.set_num_threads(1)
-    env = {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env = {
+        "RANK": str(rank),
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": str(rank),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
     os.environ.update(env)
     ctx = DistContext.from_env("cpu")
     try:
@@ -117,7 +122,7 @@ def test_collectives_on_a_real_two_process_gloo_group():
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
-    for rank, mean, anyflag, noflag, obj in results:
+    for _rank, mean, anyflag, noflag, obj in results:
         assert mean == [0.5, 5.0]
         assert anyflag is True and noflag is False
         assert obj == {"stop": True, "from": 0}
@@ -137,9 +142,27 @@ def test_torchrun_two_gloo_ranks_train_identical_weights_with_one_event_stream(t
     data = make_dataset(tmp_path / "data", n=12)
     cfg = write_config(tmp_path / "c.yaml", tiny_config(data, tmp_path / "run", epochs=2))
     digests = tmp_path / "digests"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           "-m", "medseg.cli", "train", str(cfg), "--events", "jsonl", "--weights-digest", str(digests)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "medseg.cli",
+        "train",
+        str(cfg),
+        "--events",
+        "jsonl",
+        "--weights-digest",
+        str(digests),
+    ]
     run = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240, env=child_env())
     assert run.returncode == 0, run.stderr[-4000:]
     events = [event_from_dict(json.loads(line)) for line in run.stdout.splitlines()]  # nothing but events

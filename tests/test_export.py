@@ -109,8 +109,11 @@ def test_manifest_records_statuses_revisions_and_changes(ws, tmp_path):
     assert r["head_mask_sha256"] == ws.revisions("2")[-1].mask_sha256
     assert [c["status"] for c in two["status_log"]][-1] == "corrected"
     src = ws.sample("2")
-    assert two["source"]["image"] == {"path": str(src.image_path), "sha256": src.image_sha256,
-                                      "sha256_at_import": src.image_sha256}
+    assert two["source"]["image"] == {
+        "path": str(src.image_path),
+        "sha256": src.image_sha256,
+        "sha256_at_import": src.image_sha256,
+    }
     assert two["source"]["masks"][0]["sha256"] == sha(src.mask_paths[1])
     three = by_id["3"]
     assert three["exported"] is None and three["reason"] == "blurred" and "excluded" in three["left_out"]
@@ -128,8 +131,9 @@ def test_findings_are_in_the_manifest(ws, tmp_path):
     ws.add_findings([Finding("10", "specks", "warning", "2 specks below 20 px", value=2.0)], source="qc")
     export_dataset(ws, tmp_path / "clean", "folders")
     by_id = {s["id"]: s for s in load_manifest(tmp_path / "clean")["samples"]}
-    assert by_id["10"]["findings"] == [{"check": "specks", "severity": "warning",
-                                        "message": "2 specks below 20 px", "value": 2.0}]
+    assert by_id["10"]["findings"] == [
+        {"check": "specks", "severity": "warning", "message": "2 specks below 20 px", "value": 2.0}
+    ]
     assert by_id["11"]["findings"] == []
 
 

@@ -20,8 +20,10 @@ def ws_path(tmp_path):
 
 def test_cli_exports_with_a_split_and_refuses_to_overwrite(ws_path, tmp_path, capsys):
     out = tmp_path / "Dataset502_Frames"
-    assert main(["export", str(ws_path), "--format", "nnunet", "--out", str(out), "--split", "0.5,0.5",
-                 "--seed", "2"]) == 0
+    assert (
+        main(["export", str(ws_path), "--format", "nnunet", "--out", str(out), "--split", "0.5,0.5", "--seed", "2"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "11 samples:" in captured.out and "10 exported as nnunet" in captured.out
     assert "export" in captured.err  # the progress bar
@@ -32,8 +34,25 @@ def test_cli_exports_with_a_split_and_refuses_to_overwrite(ws_path, tmp_path, ca
     assert main(["export", str(ws_path), "--format", "folders", "--out", str(out), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err and (out / "dataset.json").exists()
 
-    assert main(["export", str(ws_path), "--format", "folders", "--out", str(out), "--overwrite",
-                 "--include-excluded", "--statuses", "unreviewed", "--quiet", "--json"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(ws_path),
+                "--format",
+                "folders",
+                "--out",
+                str(out),
+                "--overwrite",
+                "--include-excluded",
+                "--statuses",
+                "unreviewed",
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["n_samples"] == 11 and result["manifest"] == str(out.resolve() / "manifest.json")
     assert (out / "masks" / "3.png").exists() and not (out / "dataset.json").exists()
@@ -46,8 +65,20 @@ def test_cli_rejects_bad_options(ws_path, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["export", str(ws_path), "--format", "folders", "--out", str(tmp_path / "o"), "--split", "0.8"])
     with pytest.raises(SystemExit):
-        main(["export", str(ws_path), "--format", "folders", "--out", str(tmp_path / "o"), "--split", "0.8,0.2",
-              "--folds", "3"])
+        main(
+            [
+                "export",
+                str(ws_path),
+                "--format",
+                "folders",
+                "--out",
+                str(tmp_path / "o"),
+                "--split",
+                "0.8,0.2",
+                "--folds",
+                "3",
+            ]
+        )
     assert main(["export", str(ws_path), "--format", "folders", "--out", str(ws_path / "x"), "--quiet"]) == 2
     assert "inside the workspace" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

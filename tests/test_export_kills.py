@@ -135,8 +135,12 @@ def test_the_next_export_restores_a_hidden_export_and_sweeps_killed_runs(two_exp
 
 
 def _dead_tag() -> str:
-    proc = subprocess.run([sys.executable, "-c", "from medseg.folder_swap import owner_tag; print(owner_tag())"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from medseg.folder_swap import owner_tag; print(owner_tag())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc.stdout.strip()
 
 
@@ -145,11 +149,11 @@ def test_an_export_running_in_another_process_is_left_alone(two_exports):
     dead = NAMES.new_path(out, _dead_tag())
     dead.mkdir()
     (dead / "image.png").write_bytes(b"\x89PNG half")
-    assert owner_alive(dead.name.split("medseg-export-")[1][:-len(".partial")]) is False
+    assert owner_alive(dead.name.split("medseg-export-")[1][: -len(".partial")]) is False
     live = Staging(out, overwrite=True)  # this process's export, still writing
     (live.path / "image.png").write_bytes(b"\x89PNG being written")
     try:
-        assert owner_alive(live.path.name.split("medseg-export-")[1][:-len(".partial")]) is True
+        assert owner_alive(live.path.name.split("medseg-export-")[1][: -len(".partial")]) is True
         with Workspace.open(ws_path) as ws:
             export_dataset(ws, out, "folders", overwrite=True)
         assert not dead.exists() and live.path.is_dir() and leftovers(out.parent) == [live.path.name]

@@ -40,8 +40,10 @@ def test_cvc_clinicdb_frames_export_to_nnunet(cvc_dir, tmp_path):
     assert not (out / "imagesTr" / "7_0000.png").exists()
     for sid, head in heads.items():
         image = out / "imagesTr" / f"{sid}_0000.png"
-        assert hashlib.sha256(image.read_bytes()).hexdigest() == \
-            hashlib.sha256((cvc_dir / "images" / f"{sid}.png").read_bytes()).hexdigest()
+        assert (
+            hashlib.sha256(image.read_bytes()).hexdigest()
+            == hashlib.sha256((cvc_dir / "images" / f"{sid}.png").read_bytes()).hexdigest()
+        )
         with Image.open(out / "labelsTr" / f"{sid}.png") as im:
             labels = np.array(im)
         np.testing.assert_array_equal(labels, head)
@@ -52,5 +54,7 @@ def test_cvc_clinicdb_frames_export_to_nnunet(cvc_dir, tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert m["counts"]["by_status"] == {"unreviewed": N - 2, "accepted": 0, "corrected": 1, "excluded": 1}
     assert m["pixels_changed"] == {"foreground": 400}
-    assert "30 samples: 1 corrected (400 foreground pixels changed), 1 excluded (1 blurred)" in \
-        (out / "CHANGES.md").read_text()
+    assert (
+        "30 samples: 1 corrected (400 foreground pixels changed), 1 excluded (1 blurred)"
+        in (out / "CHANGES.md").read_text()
+    )

@@ -38,10 +38,12 @@ def tree_digest(folder) -> str:
 
 def test_refuses_the_dataset_and_the_workspace_and_their_parents(ws, tmp_path):
     before = tree_digest(tmp_path / "data")
-    for out, why in [(ws.dataset_root / "clean", "is inside the source dataset"),
-                     (ws.dataset_root, "is the source dataset"),
-                     (ws.root / "export", "is inside the workspace"),
-                     (tmp_path / "data", "contains the source dataset")]:
+    for out, why in [
+        (ws.dataset_root / "clean", "is inside the source dataset"),
+        (ws.dataset_root, "is the source dataset"),
+        (ws.root / "export", "is inside the workspace"),
+        (tmp_path / "data", "contains the source dataset"),
+    ]:
         with pytest.raises(DestinationError, match=why):
             export_dataset(ws, out, "folders", overwrite=True)
     assert tree_digest(tmp_path / "data") == before
@@ -55,7 +57,9 @@ def test_refuses_a_non_empty_folder_and_never_wipes_a_foreign_one(ws, tmp_path):
         export_dataset(ws, out, "folders")
     with pytest.raises(ExportError, match="not a previous export"):
         export_dataset(ws, out, "folders", overwrite=True)
-    assert (out / "thesis.tex").read_text() == "years of work" and sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+    assert (out / "thesis.tex").read_text() == "years of work" and sorted(p.name for p in out.iterdir()) == [
+        "thesis.tex"
+    ]
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ExportError, match="is a file"):
         export_dataset(ws, tmp_path / "afile", "folders")
@@ -72,8 +76,13 @@ def test_an_empty_folder_is_used_and_a_previous_export_replaced_only_with_overwr
     with pytest.raises(ExportError, match="not empty"):
         export_dataset(ws, out, "nnunet")
     export_dataset(ws, out, "nnunet", overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["CHANGES.md", "dataset.json", "imagesTr", "labelsTr",
-                                                     "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "CHANGES.md",
+        "dataset.json",
+        "imagesTr",
+        "labelsTr",
+        "manifest.json",
+    ]
     assert json.loads((out / "manifest.json").read_text())["format"] == "nnunet"
     assert leftovers(tmp_path) == []
 
@@ -91,6 +100,7 @@ def failing_after(n: int, exc: type[BaseException] = Boom):
         if calls["n"] > n:
             raise exc("disk full (injected)")
         return real(self, item)
+
     return write
 
 
@@ -124,8 +134,9 @@ def test_a_source_image_changed_since_import_is_left_out_and_said_so(ws, tmp_pat
     changed.write_bytes(changed.read_bytes() + b"\0")
     export_dataset(ws, tmp_path / "clean", "folders")
     assert not (tmp_path / "clean" / "images" / "10.png").exists()
-    entry = next(s for s in json.loads((tmp_path / "clean" / "manifest.json").read_text())["samples"]
-                 if s["id"] == "10")
+    entry = next(
+        s for s in json.loads((tmp_path / "clean" / "manifest.json").read_text())["samples"] if s["id"] == "10"
+    )
     assert entry["exported"] is None and "changed since the workspace imported it" in entry["left_out"]
     assert "- 10: source image" in (tmp_path / "clean" / "CHANGES.md").read_text()
 

@@ -85,6 +85,6 @@ def test_the_campaign_tells_crashes_and_hangs_apart():
         assert status == HANG and "killed" in text
         status, text, _ = worker.call("t_allocate", (1024,), 30)  # past the worker's address-space cap
         assert status == "exc" and "MemoryError" in text
-        assert worker.call("t_allocate", (16,), 30)[:2] == ("ok", 16 * 2 ** 20)
+        assert worker.call("t_allocate", (16,), 30)[:2] == ("ok", 16 * 2**20)
     finally:
         worker.stop()

@@ -16,16 +16,27 @@ IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
 def tiny_spec(task: str = "binary", classes: int = 1) -> ModelSpec:
-    return ModelSpec(arch="Unet", encoder="resnet18", classes=classes, task=task,
-                     kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
+    return ModelSpec(
+        arch="Unet",
+        encoder="resnet18",
+        classes=classes,
+        task=task,
+        kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+    )
 
 
 def build(spec: ModelSpec) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     torch.manual_seed(0)
-    return smp.create_model(spec.arch, encoder_name=spec.encoder, encoder_weights=None,
-                            in_channels=spec.in_channels, classes=spec.classes, **spec.kwargs).eval()
+    return smp.create_model(
+        spec.arch,
+        encoder_name=spec.encoder,
+        encoder_weights=None,
+        in_channels=spec.in_channels,
+        classes=spec.classes,
+        **spec.kwargs,
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +70,14 @@ def test_checkpoint_on_a_real_cvc_frame(saved, cvc_dir):
     assert pred.meta["tiles"] > 1 and not pred.meta["whole_image"]
     # whole-image inference of the in-memory model agrees away from the image border
     # (a network with zero padding sees different context at tile edges, so not exact)
-    whole = Predictor.from_model(model, tiny_spec(), ClassMap.binary("polyp"),
-                                 Preprocessing(channels=3, divisible_by=8, **IMAGENET),
-                                 device="cpu", tile_size=(-(-h // 8) * 8, -(-w // 8) * 8)).predict(image)
+    whole = Predictor.from_model(
+        model,
+        tiny_spec(),
+        ClassMap.binary("polyp"),
+        Preprocessing(channels=3, divisible_by=8, **IMAGENET),
+        device="cpu",
+        tile_size=(-(-h // 8) * 8, -(-w // 8) * 8),
+    ).predict(image)
     assert whole.meta["whole_image"]
     # (measured: median 0.006 here, while a flipped or constant output is off by 0.03-0.06)
     assert np.median(np.abs(whole.probs - pred.probs)) < 0.015

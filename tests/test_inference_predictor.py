@@ -9,8 +9,8 @@ from _inference_nets import Pointwise, SymmetricBlur, predictor, task_classmap
 
 from medseg.errors import Cancelled, InferenceError
 from medseg.inference import Predictor
-from medseg.jobs import CancelToken, Progress, Result, Started, drive
 from medseg.io.types import ImageData
+from medseg.jobs import CancelToken, Progress, Result, Started, drive
 from medseg.models.spec import ModelSpec, Preprocessing
 
 
@@ -66,8 +66,9 @@ def test_multiclass_with_sparse_ids_returns_the_ids():
 
     cm = ClassMap([LabelClass(3, "a", (1, 2, 3)), LabelClass(300, "b", (4, 5, 6))], task="multiclass")
     net = Pointwise(classes=3, seed=2)
-    p = Predictor.from_model(net, ModelSpec(arch="t", classes=3, task="multiclass"), cm,
-                             Preprocessing(divisible_by=16), device="cpu")
+    p = Predictor.from_model(
+        net, ModelSpec(arch="t", classes=3, task="multiclass"), cm, Preprocessing(divisible_by=16), device="cpu"
+    )
     pred = p.predict(_rgb(20, 30))
     assert pred.labels.dtype == np.uint16
     np.testing.assert_array_equal(pred.labels, np.array([0, 3, 300])[pred.probs.argmax(0)])
@@ -139,8 +140,13 @@ def test_ensemble_averages_probabilities_and_variance_is_their_spread():
 def test_ensemble_members_with_other_classes_are_refused():
     spec1, spec3 = ModelSpec(arch="t", classes=1), ModelSpec(arch="t", classes=3, task="multiclass")
     with pytest.raises(InferenceError, match="must share task and classes"):
-        Predictor([(Pointwise(), spec1, task_classmap("binary"), Preprocessing()),
-                   (Pointwise(classes=3), spec3, task_classmap("multiclass", 2), Preprocessing())], device="cpu")
+        Predictor(
+            [
+                (Pointwise(), spec1, task_classmap("binary"), Preprocessing()),
+                (Pointwise(classes=3), spec3, task_classmap("multiclass", 2), Preprocessing()),
+            ],
+            device="cpu",
+        )
 
 
 def test_members_with_different_preprocessing_each_get_their_own_input():
@@ -150,10 +156,13 @@ def test_members_with_different_preprocessing_each_get_their_own_input():
     p1 = Preprocessing(channels=1, divisible_by=16)
     p3 = Preprocessing(channels=3, mean=[0.5] * 3, std=[0.25] * 3, divisible_by=32)
     colour = Pointwise(seed=14)
-    both = Predictor([(grey, ModelSpec(arch="t", in_channels=1), cm, p1),
-                      (colour, ModelSpec(arch="t"), cm, p3)], device="cpu").predict(img)
-    alone = [Predictor.from_model(m, ModelSpec(arch="t", in_channels=c), cm, p, device="cpu").predict(img).probs
-             for m, c, p in ((grey, 1, p1), (colour, 3, p3))]
+    both = Predictor(
+        [(grey, ModelSpec(arch="t", in_channels=1), cm, p1), (colour, ModelSpec(arch="t"), cm, p3)], device="cpu"
+    ).predict(img)
+    alone = [
+        Predictor.from_model(m, ModelSpec(arch="t", in_channels=c), cm, p, device="cpu").predict(img).probs
+        for m, c, p in ((grey, 1, p1), (colour, 3, p3))
+    ]
     np.testing.assert_allclose(both.probs, (alone[0] + alone[1]) / 2, atol=1e-6)
 
 
@@ -201,8 +210,10 @@ def test_dicom_window_uses_the_files_first_preset(ct_small):
     np.testing.assert_allclose(pred.probs, expected, atol=1e-5)
     assert pred.meta["window"].startswith(f"dicom {name}")
     plain = ImageData(image.array, image.spacing, {"source": "x"})
-    assert "percentile" in predictor(net, prep=Preprocessing(channels=1, window="dicom", divisible_by=16)
-                                     ).predict(plain).meta["window"]
+    assert (
+        "percentile"
+        in predictor(net, prep=Preprocessing(channels=1, window="dicom", divisible_by=16)).predict(plain).meta["window"]
+    )
 
 
 def test_a_volume_is_refused_with_its_shape():

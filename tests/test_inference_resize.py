@@ -20,7 +20,7 @@ from medseg.training import Trainer
 def _image(h: int, w: int) -> np.ndarray:
     rng = np.random.default_rng(3)
     img = rng.integers(0, 80, (h, w, 3)).astype(np.uint8)
-    img[h // 4: h // 2, w // 3: w // 2] = 220
+    img[h // 4 : h // 2, w // 3 : w // 2] = 220
     return img
 
 
@@ -36,8 +36,9 @@ def test_resized_model_sees_the_training_scale_and_returns_native_size():
     x = resize_image(image.astype(np.float32) / 255, (32, 32))
     with torch.no_grad():
         logits = ZeroPadConv()(torch.from_numpy(np.moveaxis(x, -1, 0))[None])
-    expected = torch.nn.functional.interpolate(torch.sigmoid(logits), size=(48, 80), mode="bilinear",
-                                               align_corners=False)[0].numpy()
+    expected = torch.nn.functional.interpolate(
+        torch.sigmoid(logits), size=(48, 80), mode="bilinear", align_corners=False
+    )[0].numpy()
     np.testing.assert_allclose(pred.probs, expected, atol=1e-5)
 
 

@@ -60,14 +60,20 @@ def test_gaussian_blending_hides_tile_borders_better_than_constant():
     x = torch.from_numpy(np.stack([np.sin(6 * yy) * np.cos(5 * xx)] * 3)[None].astype(np.float32))
     with torch.inference_mode():
         whole = net(x)
-        err = {b: float((sliding_window_inference(x, net, tile=48, overlap=0.5, blend=b, stride=16,
-                                                  pad_border=False) - whole).abs().mean())
-               for b in ("gaussian", "constant")}
+        err = {
+            b: float(
+                (sliding_window_inference(x, net, tile=48, overlap=0.5, blend=b, stride=16, pad_border=False) - whole)
+                .abs()
+                .mean()
+            )
+            for b in ("gaussian", "constant")
+        }
     assert 0 < err["gaussian"] < err["constant"]
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (33, 200), (97, 131), (64, 64), (1, 50), (50, 1), (1, 700),
-                                   (700, 1)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (5, 7), (33, 200), (97, 131), (64, 64), (1, 50), (50, 1), (1, 700), (700, 1)]
+)
 def test_any_size_comes_back_with_its_size(shape):
     net = Pointwise().eval()
     x = _image(*shape)
@@ -105,8 +111,7 @@ def test_mirror_pad_matches_numpy_reflect_even_beyond_the_image(pads):
     np.testing.assert_array_equal(got, np.pad(a, ((0, 0), (0, 0), (t, b), (l, r)), mode="reflect"))
 
 
-@pytest.mark.parametrize("shape, pads", [((1, 6), (16, 16, 16, 16)), ((5, 1), (3, 4, 16, 16)),
-                                         ((1, 1), (2, 3, 4, 5))])
+@pytest.mark.parametrize("shape, pads", [((1, 6), (16, 16, 16, 16)), ((5, 1), (3, 4, 16, 16)), ((1, 1), (2, 3, 4, 5))])
 def test_mirror_pad_of_a_single_row_or_column_pads_both_axes(shape, pads):
     # a 1xN image padded on all sides: the single row was repeated but its columns never padded
     # (the 1xN / Nx1 images crashed the Predictor's window concatenation)
@@ -115,8 +120,9 @@ def test_mirror_pad_of_a_single_row_or_column_pads_both_axes(shape, pads):
     got = mirror_pad(torch.from_numpy(a), t, b, l, r).numpy()
     assert got.shape == (1, 1, shape[0] + t + b, shape[1] + l + r)
     mode = {0: "edge" if shape[0] == 1 else "reflect", 1: "edge" if shape[1] == 1 else "reflect"}
-    expected = np.pad(np.pad(a, ((0, 0), (0, 0), (t, b), (0, 0)), mode=mode[0]), ((0, 0), (0, 0), (0, 0), (l, r)),
-                      mode=mode[1])
+    expected = np.pad(
+        np.pad(a, ((0, 0), (0, 0), (t, b), (0, 0)), mode=mode[0]), ((0, 0), (0, 0), (0, 0), (l, r)), mode=mode[1]
+    )
     np.testing.assert_array_equal(got, expected)
 
 
@@ -129,8 +135,7 @@ def test_blend_weights_shape_and_symmetry():
     row = blend_weights((1, 64), "gaussian")[0]
     centre = (64 - 1) / 2
     x = np.arange(64) - centre
-    np.testing.assert_allclose(row.numpy(), np.maximum(np.exp(-x ** 2 / (2 * 8.0 ** 2)), row.min().item()),
-                               rtol=1e-5)
+    np.testing.assert_allclose(row.numpy(), np.maximum(np.exp(-(x**2) / (2 * 8.0**2)), row.min().item()), rtol=1e-5)
     lin = blend_weights((1, 8), "linear")[0]
     assert lin[0] < lin[1] < lin[2] < lin[3] and lin[3] == lin[4] and float(lin[0]) == pytest.approx(1 / 8)
     assert torch.all(blend_weights((16, 16), "constant") == 1)
@@ -170,7 +175,8 @@ def test_matches_monai_sliding_window_inference():
     net = ZeroPadConv().eval()
     x = _image(200, 170)
     with torch.inference_mode():
-        ours = sliding_window_inference(x, net, tile=64, overlap=0.25, blend="gaussian", batch_size=4,
-                                        stride=16, pad_border=False)
+        ours = sliding_window_inference(
+            x, net, tile=64, overlap=0.25, blend="gaussian", batch_size=4, stride=16, pad_border=False
+        )
         theirs = monai_inferers.sliding_window_inference(x, (64, 64), 4, net, overlap=0.25, mode="gaussian")
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)

@@ -39,6 +39,7 @@ def chest(chest_xray: Path) -> tuple[ImageData, pydicom.Dataset]:
 
 # ---------------------------------------------------------------- single files
 
+
 def test_ct_small_in_hounsfield_units(ct_small: Path) -> None:
     ds = pydicom.dcmread(ct_small)
     img = read_dicom(ct_small)
@@ -117,7 +118,7 @@ def test_chest_xray_looks_conventional_after_inversion(chest) -> None:
     h, w = a.shape
 
     def mean(r0, r1, c0, c1):
-        return a[int(r0 * h):int(r1 * h), int(c0 * w):int(c1 * w)].mean()
+        return a[int(r0 * h) : int(r1 * h), int(c0 * w) : int(c1 * w)].mean()
 
     right_lung, left_lung = mean(0.15, 0.4, 0.2, 0.35), mean(0.15, 0.4, 0.62, 0.78)
     spine = mean(0.15, 0.4, 0.46, 0.54)
@@ -163,8 +164,7 @@ def test_enhanced_ct_uses_functional_groups() -> None:
     img = read_dicom(path)
     shared = ds.SharedFunctionalGroupsSequence[0]
     pix = [float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing]
-    z = [float(f.PlanePositionSequence[0].ImagePositionPatient[2])
-         for f in ds.PerFrameFunctionalGroupsSequence]
+    z = [float(f.PlanePositionSequence[0].ImagePositionPatient[2]) for f in ds.PerFrameFunctionalGroupsSequence]
     assert img.array.shape == (2, 512, 512)
     assert img.spacing == pytest.approx((abs(z[1] - z[0]), *pix))
     assert img.metadata["slice_spacing_source"].endswith("ImagePositionPatient")
@@ -211,18 +211,22 @@ def test_reading_never_modifies_the_source(ct_small: Path) -> None:
 
 # ---------------------------------------------------------------- compression
 
+
 def test_rle_decodes_to_the_uncompressed_pixels(mr_small: Path) -> None:
     rle = read_dicom(_testfile("MR_small_RLE.dcm"))
     assert rle.metadata["transfer_syntax"] == "RLE Lossless"
     np.testing.assert_array_equal(rle.array, read_dicom(mr_small).array)
 
 
-@pytest.mark.parametrize("name, reference", [
-    ("MR_small_jp2klossless.dcm", "MR_small.dcm"),
-    ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),
-    ("JPEG-LL.dcm", None),
-    ("emri_small_jpeg_2k_lossless.dcm", "emri_small.dcm"),
-])
+@pytest.mark.parametrize(
+    "name, reference",
+    [
+        ("MR_small_jp2klossless.dcm", "MR_small.dcm"),
+        ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),
+        ("JPEG-LL.dcm", None),
+        ("emri_small_jpeg_2k_lossless.dcm", "emri_small.dcm"),
+    ],
+)
 def test_jpeg_family_decodes_or_names_the_missing_package(name: str, reference: str | None) -> None:
     path = _testfile(name)
     ts = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
@@ -244,10 +248,11 @@ def test_jpeg_family_decodes_or_names_the_missing_package(name: str, reference: 
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_truncated_pixel_data(ct_small: Path, tmp_path: Path) -> None:
     data = ct_small.read_bytes()
     half = tmp_path / "half.dcm"
-    half.write_bytes(data[:len(data) // 2])
+    half.write_bytes(data[: len(data) // 2])
     with pytest.raises(ReadError) as err:
         read_dicom(half)
     assert "half.dcm" in str(err.value) and "pixel data" in str(err.value)
@@ -314,7 +319,9 @@ def test_multi_valued_sop_class_without_pixels_names_the_file(ct_small: Path, tm
     del ds.PixelData
     _set_text(ds, "SOPClassUID", "1.2.840.10008.5.1.4.1.1.2\\1.2.3")
     out = _write_forced(ds, tmp_path / "twouids.dcm")
-    with pytest.raises(ReadError, match=r"twouids\.dcm: holds no pixel data \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\\1\.2\.3\)"):
+    with pytest.raises(
+        ReadError, match=r"twouids\.dcm: holds no pixel data \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\\1\.2\.3\)"
+    ):
         read_dicom(out)
 
 
@@ -325,15 +332,19 @@ def test_transfer_syntax_uid_that_is_no_transfer_syntax(ct_small: Path, tmp_path
     out = _write_forced(ds, tmp_path / "badts.dcm")
     with pytest.raises(ReadError) as err:
         read_dicom(out)
-    assert str(err.value) == (f"{out}: TransferSyntaxUID '{uid}'{named} is not a transfer syntax: the file meta is "
-                              "damaged, so the pixel encoding is unknown")
+    assert str(err.value) == (
+        f"{out}: TransferSyntaxUID '{uid}'{named} is not a transfer syntax: the file meta is "
+        "damaged, so the pixel encoding is unknown"
+    )
 
 
 def test_damaged_rescale_is_a_read_error_and_damaged_orientation_a_note(ct_small: Path, tmp_path: Path) -> None:
     ds = pydicom.dcmread(ct_small)
     _set_text(ds, "RescaleSlope", "0.p")
     out = _write_forced(ds, tmp_path / "slope.dcm")
-    with pytest.raises(ReadError, match=r"slope\.dcm: RescaleSlope '0\.p' is not a number: the DICOM header is damaged"):
+    with pytest.raises(
+        ReadError, match=r"slope\.dcm: RescaleSlope '0\.p' is not a number: the DICOM header is damaged"
+    ):
         read_dicom(out)
     ds = pydicom.dcmread(ct_small)
     _set_text(ds, "ImageOrientationPatient", "1\\0\\0\\0.p\\1\\0")
@@ -347,8 +358,11 @@ def test_pixel_data_holding_more_frames_than_the_header_says(ct_small: Path, tmp
     ds = pydicom.dcmread(ct_small)
     ds.Columns = 1  # the 128 x 128 pixels now read as 128 frames of 128 x 1
     out = _write_forced(ds, tmp_path / "cols.dcm")
-    with pytest.raises(ReadError, match=r"cols\.dcm: pixel data decodes to shape \(128, 128, 1\) but the header "
-                                        r"says 1 frame\(s\) of 128 x 1 pixels"):
+    with pytest.raises(
+        ReadError,
+        match=r"cols\.dcm: pixel data decodes to shape \(128, 128, 1\) but the header "
+        r"says 1 frame\(s\) of 128 x 1 pixels",
+    ):
         read_dicom(out)
 
 
@@ -365,6 +379,7 @@ def test_detectors_never_raise(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- windows
 
+
 def test_multi_valued_windows_with_and_without_names(ct_small: Path) -> None:
     ds = pydicom.dcmread(ct_small, stop_before_pixels=True)
     ds.WindowCenter, ds.WindowWidth = [40, -500], [350, 1400]
@@ -380,8 +395,15 @@ def test_multi_valued_windows_with_and_without_names(ct_small: Path) -> None:
 
 # ---------------------------------------------------------------- series
 
-def _write_series(folder: Path, ct_small: Path, z: list[float], shuffle_seed: int = 3,
-                  series_uid: str | None = None, prefix: str = "img") -> list[Path]:
+
+def _write_series(
+    folder: Path,
+    ct_small: Path,
+    z: list[float],
+    shuffle_seed: int = 3,
+    series_uid: str | None = None,
+    prefix: str = "img",
+) -> list[Path]:
     """One file per z from CT_small; slice k's stored pixels are CT_small's + 10*k."""
     base = pydicom.dcmread(ct_small)
     series_uid = series_uid or generate_uid()
@@ -517,6 +539,9 @@ def test_element_with_an_unknown_vr_is_a_read_error(ct_small: Path, tmp_path: Pa
     assert data.count(tag) == 1
     out = tmp_path / "vr.dcm"
     out.write_bytes(data.replace(tag, b"\x28\x00\x11\x00UQ"))
-    with pytest.raises(ReadError, match=r"vr\.dcm: a DICOM element is damaged \(NotImplementedError: Unknown Value "
-                                        r"Representation 'UQ' in tag \(0028,0011\)\)"):
+    with pytest.raises(
+        ReadError,
+        match=r"vr\.dcm: a DICOM element is damaged \(NotImplementedError: Unknown Value "
+        r"Representation 'UQ' in tag \(0028,0011\)\)",
+    ):
         read_dicom(out)

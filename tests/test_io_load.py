@@ -45,8 +45,14 @@ def _write_all(tmp_path):
 
 def test_load_picks_the_right_reader_for_each_format(tmp_path):
     grey, vol, files = _write_all(tmp_path)
-    expected_format = {".png": "png", ".bmp": "bmp", ".tif": "tiff", ".jpg": "jpeg", ".nii": "nifti",
-                       ".nii.gz": "nifti"}
+    expected_format = {
+        ".png": "png",
+        ".bmp": "bmp",
+        ".tif": "tiff",
+        ".jpg": "jpeg",
+        ".nii": "nifti",
+        ".nii.gz": "nifti",
+    }
     for suffix, path in files.items():
         img = load(path)
         assert img.metadata["format"] == expected_format[suffix], suffix

@@ -68,8 +68,9 @@ def test_every_orientation_lands_in_radiological_axial_display(tmp_path, codes, 
     assert np.all(np.diff(y, axis=1) < 0) and np.all(np.diff(y, axis=0) == 0) and np.all(np.diff(y, axis=2) == 0)
     assert np.all(np.diff(x, axis=2) < 0) and np.all(np.diff(x, axis=0) == 0) and np.all(np.diff(x, axis=1) == 0)
     # spacing is the step between neighbours along each output axis
-    assert img.spacing == pytest.approx((np.diff(z, axis=0)[0, 0, 0], -np.diff(y, axis=1)[0, 0, 0],
-                                         -np.diff(x, axis=2)[0, 0, 0]))
+    assert img.spacing == pytest.approx(
+        (np.diff(z, axis=0)[0, 0, 0], -np.diff(y, axis=1)[0, 0, 0], -np.diff(x, axis=2)[0, 0, 0])
+    )
     # the stored affine maps an output index to the same world point
     out_aff = np.array(img.metadata["affine"])
     s, r, c = np.indices(out.shape)
@@ -82,9 +83,9 @@ def test_every_orientation_lands_in_radiological_axial_display(tmp_path, codes, 
 def test_lps_corner_voxels_by_hand(tmp_path):
     """LPS storage: voxel (0,0,0) is the most right, anterior, inferior one -> output (0,0,0)."""
     data = np.zeros((4, 5, 6), np.uint8)
-    data[0, 0, 0] = 1          # right, anterior, inferior
-    data[3, 0, 5] = 2          # left, anterior, superior
-    data[0, 4, 0] = 3          # right, posterior, inferior
+    data[0, 0, 0] = 1  # right, anterior, inferior
+    data[3, 0, 5] = 2  # left, anterior, superior
+    data[0, 4, 0] = 3  # right, posterior, inferior
     img = read_nifti(_save(tmp_path, data, _affine("LPS", (1, 1, 1))))
     assert img.array.shape == (6, 5, 4)
     assert img.array[0, 0, 0] == 1
@@ -212,8 +213,19 @@ def _patched(path, offset: int, fmt: str, *values):
 def test_nan_voxel_sizes_and_nan_affine_are_unknown_spacing(tmp_path):
     vol = _index_volume((4, 5, 6))
     nan = float("nan")
-    p = _patched(_save(tmp_path, vol, _affine("RAS", (1, 1, 1)), "nanzoom.nii", zooms=(1, 1, 1)),
-                 76, "<8f", 1.0, nan, nan, nan, 1, 1, 1, 1)  # pixdim
+    p = _patched(
+        _save(tmp_path, vol, _affine("RAS", (1, 1, 1)), "nanzoom.nii", zooms=(1, 1, 1)),
+        76,
+        "<8f",
+        1.0,
+        nan,
+        nan,
+        nan,
+        1,
+        1,
+        1,
+        1,
+    )  # pixdim
     img = read_nifti(p)
     assert img.spacing == (1.0, 1.0, 1.0) and img.metadata["spacing_known"] is False
     assert "voxel sizes [nan, nan, nan]" in img.metadata["spacing_notes"][0]
@@ -251,6 +263,9 @@ def test_gzip_nifti_claiming_a_huge_volume_is_refused_before_decoding(tmp_path):
     struct.pack_into("<8h", data, 40, 3, 30000, 4000, 30000, 1, 1, 1, 1)
     bomb = tmp_path / "bomb.nii.gz"
     bomb.write_bytes(gzip.compress(bytes(data), mtime=0))
-    with pytest.raises(ReadError, match=r"bomb\.nii\.gz: header claims 30000 x 4000 x 30000 = 3,600,000,000,000 "
-                                        r"voxels, more than the 1,073,741,824"):
+    with pytest.raises(
+        ReadError,
+        match=r"bomb\.nii\.gz: header claims 30000 x 4000 x 30000 = 3,600,000,000,000 "
+        r"voxels, more than the 1,073,741,824",
+    ):
         read_nifti(bomb)

@@ -28,6 +28,7 @@ def _rgb8(h=24, w=32, c=3):
 
 # ---------------------------------------------------------------- PNG / BMP (lossless)
 
+
 @pytest.mark.parametrize(
     "name, make, photometric, bits",
     [
@@ -154,6 +155,7 @@ def test_raster_format_sniff():
 
 # ---------------------------------------------------------------- TIFF
 
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.float32, np.float64])
 def test_tiff_grey_dtypes_round_trip(tmp_path, dtype):
     a = (RNG.random((20, 30)) * 1000 - (500 if np.dtype(dtype).kind in "if" else 0)).astype(dtype)
@@ -204,8 +206,13 @@ def test_pages_written_one_by_one_are_stacked(tmp_path):
 
 def test_imagej_stack_spacing_in_mm(tmp_path):
     a = RNG.integers(0, 255, (4, 10, 12), dtype=np.uint8)
-    tifffile.imwrite(tmp_path / "ij.tif", a, imagej=True, resolution=(1 / 0.25, 1 / 0.5),
-                     metadata={"spacing": 3.0, "unit": "um", "axes": "ZYX"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        a,
+        imagej=True,
+        resolution=(1 / 0.25, 1 / 0.5),
+        metadata={"spacing": 3.0, "unit": "um", "axes": "ZYX"},
+    )
     img = read_raster(tmp_path / "ij.tif")
     np.testing.assert_array_equal(img.array, a)
     assert img.spacing == pytest.approx((0.003, 0.0005, 0.00025))
@@ -286,13 +293,19 @@ def test_multichannel_tiff_is_refused_clearly(tmp_path):
 
 # ---------------------------------------------------------------- UW-Madison slice names
 
+
 def test_parse_uw_slice_name():
     assert parse_uw_slice_name("slice_0001_266_266_1.50_1.50.png") == UWSliceName(1, 266, 266, 1.5, 1.5)
     # width comes before height in these names
     uw = parse_uw_slice_name("/data/case123/case123_day20/scans/slice_0144_360_310_1.50_1.63.png")
     assert (uw.slice, uw.width, uw.height, uw.spacing_col, uw.spacing_row) == (144, 360, 310, 1.5, 1.63)
-    for not_uw in ("slice_0001_266_266_1.50.png", "1.png", "slice_0001_266_266_1.50_1.50.jpg",
-                   "slice_0001_0_266_1.50_1.50.png", "xslice_0001_266_266_1.50_1.50.png"):
+    for not_uw in (
+        "slice_0001_266_266_1.50.png",
+        "1.png",
+        "slice_0001_266_266_1.50_1.50.jpg",
+        "slice_0001_0_266_1.50_1.50.png",
+        "xslice_0001_266_266_1.50_1.50.png",
+    ):
         assert parse_uw_slice_name(not_uw) is None
 
 
@@ -316,6 +329,7 @@ def test_uw_name_size_mismatch_names_the_file(tmp_path):
 
 # ---------------------------------------------------------------- real data
 
+
 @pytest.mark.realdata
 def test_cvc_clinicdb_frames(cvc_dir):
     for name in ("1.png", "300.png", "612.png"):
@@ -338,6 +352,7 @@ def test_noisy_mask_example_tiff_is_rgb_and_matches_png(noisy_mask_dir):
 
 # ---------------------------------------------------------------- sizes over the limits
 
+
 def test_claimed_and_real_huge_sizes_are_refused_before_decoding(tmp_path, monkeypatch):
     from _fuzz_bytes import jpeg_claiming, png_bomb, png_bytes, tiff_claiming
 
@@ -347,8 +362,10 @@ def test_claimed_and_real_huge_sizes_are_refused_before_decoding(tmp_path, monke
         "claims.png": (png_bytes(None, size=(20000, 20000)), "20000 x 20000 pixels"),
         "claims.jpg": (jpeg_claiming(_jpeg_bytes(), 65500, 65500), "65500 x 65500 pixels"),
         "claims.tif": (tiff_claiming(60000, 60000), "60000 x 60000 pixels"),
-        "claims16.png": (png_bytes(np.zeros((2, 2, 4), np.uint16), bit_depth=16, size=(30000, 30000)),
-                         "30000 x 30000 pixels"),
+        "claims16.png": (
+            png_bytes(np.zeros((2, 2, 4), np.uint16), bit_depth=16, size=(30000, 30000)),
+            "30000 x 30000 pixels",
+        ),
     }
     for name, (data, words) in files.items():
         (tmp_path / name).write_bytes(data)
@@ -387,8 +404,11 @@ def test_tiff_whose_strips_do_not_fill_the_declared_shape(tmp_path):
         struct.pack_into("<H", data, tif.pages.first.tags["BitsPerSample"].offset + 2, 515)
     p.write_bytes(bytes(data))
     for read in (read_raster, read_mask, load):
-        with pytest.raises(ReadError, match=r"bits\.tif: pixel data decodes to shape \(0, 12, 16\), not the "
-                                            r"\(12, 16\) the tags declare"):
+        with pytest.raises(
+            ReadError,
+            match=r"bits\.tif: pixel data decodes to shape \(0, 12, 16\), not the "
+            r"\(12, 16\) the tags declare",
+        ):
             read(p)
 
 

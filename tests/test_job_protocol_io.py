@@ -82,16 +82,21 @@ def test_predicting_files_lists_each_skip_and_a_cancel_leaves_only_whole_predict
 
     events = list(drive(iter_predict_files(predictor, items, out("all"), skipped=skipped, probs=True)))
     assert isinstance(events[0], Started) and events[0].total == len(items) == 4
-    assert [e.text for e in events if isinstance(e, Message)] == \
-        [f"skipped {images / 'notes.txt'}: {skipped[0].reason}"] and "not an image" in skipped[0].reason
-    assert [(e.done, e.item) for e in events if isinstance(e, Progress)] == \
-        [(i, str(item.path)) for i, item in enumerate(items)] + [(4, None)]
+    assert [e.text for e in events if isinstance(e, Message)] == [
+        f"skipped {images / 'notes.txt'}: {skipped[0].reason}"
+    ] and "not an image" in skipped[0].reason
+    assert [(e.done, e.item) for e in events if isinstance(e, Progress)] == [
+        (i, str(item.path)) for i, item in enumerate(items)
+    ] + [(4, None)]
     predicted = [e for e in events if isinstance(e, Predicted)]
     assert [e.input for e in predicted] == [str(i.path) for i in items]
     assert all(os.path.isfile(p) for e in predicted for p in e.outputs) and len(predicted[0].outputs) == 2
     summary = events[-1].value
-    assert isinstance(summary, PredictSummary) and summary.done == 4 and [s.path for s in summary.skipped] == \
-        [images / "notes.txt"]
+    assert (
+        isinstance(summary, PredictSummary)
+        and summary.done == 4
+        and [s.path for s in summary.skipped] == [images / "notes.txt"]
+    )
     batches = predicted[0].meta["batches"]
 
     # cancelled after the first Progress: nothing was predicted, nothing written
@@ -162,8 +167,9 @@ def test_opening_a_dataset_reopens_or_creates_its_workspace_and_a_cancel_keeps_t
     assert isinstance(events[-1], Cancelled) and tree_hashes(ws_path) == before
 
     token, other = CancelToken(), tmp_path / "other.medseg"
-    events = cancelled_at(iter_open_or_create(cvc, other, cancel=token), token,
-                          lambda e: isinstance(e, Progress) and e.stage == "import")
+    events = cancelled_at(
+        iter_open_or_create(cvc, other, cancel=token), token, lambda e: isinstance(e, Progress) and e.stage == "import"
+    )
     assert isinstance(events[-1], Cancelled) and not other.exists()
 
 

@@ -35,9 +35,18 @@ def _drive(job, token=None, stop_after_first_progress=False):
 
 def _shape(events) -> list[str]:
     """The protocol's order: Started first, then Progress (and domain events), one end event last."""
-    kinds = ["started" if isinstance(e, Started) else "progress" if isinstance(e, Progress) else
-             "result" if isinstance(e, Result) else "cancelled" if isinstance(e, Cancelled) else "other"
-             for e in events]
+    kinds = [
+        "started"
+        if isinstance(e, Started)
+        else "progress"
+        if isinstance(e, Progress)
+        else "result"
+        if isinstance(e, Result)
+        else "cancelled"
+        if isinstance(e, Cancelled)
+        else "other"
+        for e in events
+    ]
     assert kinds[0] == "started" and kinds[-1] in ("result", "cancelled")
     assert kinds.count("started") == 1 and kinds.count("result") + kinds.count("cancelled") == 1
     return kinds
@@ -48,8 +57,13 @@ def _shape(events) -> list[str]:
 def qc_workspace(tmp_path):
     speckled = rect_mask(64, (10, 40, 10, 40))
     speckled[50, 50:55] = 255
-    root = write_dataset(tmp_path / "ds", {f"s{k}": (natural(name), speckled if k % 2 else rect_mask(64))
-                                           for k, name in enumerate(["astronaut", "coffee", "chelsea", "camera"])})
+    root = write_dataset(
+        tmp_path / "ds",
+        {
+            f"s{k}": (natural(name), speckled if k % 2 else rect_mask(64))
+            for k, name in enumerate(["astronaut", "coffee", "chelsea", "camera"])
+        },
+    )
     with Workspace.create(tmp_path / "ws", root) as ws:
         yield ws
 
@@ -62,7 +76,7 @@ def test_qc_runs_to_its_report_and_a_cancel_stores_nothing(qc_workspace):
     progress = [e for e in events if isinstance(e, Progress)]
     samples = [e for e in progress if e.stage == "samples"]
     assert samples[-1].done == samples[-1].total == 4 and [e.item for e in samples[1:]] == ["s0", "s1", "s2", "s3"]
-    assert [(e.stage, e.done, e.total) for e in progress[len(samples):]] == [("exact_duplicate", 1, 1)]
+    assert [(e.stage, e.done, e.total) for e in progress[len(samples) :]] == [("exact_duplicate", 1, 1)]
     report = events[-1].value
     assert isinstance(report, QCReport) and report.n_samples == 4
     stored = {(f.sample_id, f.check) for f in ws.findings(source="qc")}
@@ -165,6 +179,9 @@ def test_a_cancelled_training_leaves_its_last_good_checkpoint(disks, tmp_path):
     assert '"event": "checkpoint"' in log[-2] and '"event": "cancelled"' in log[-1]
     assert not any(isinstance(e, CheckpointSaved) for e in events)  # logged, not yielded after the cancel
 
-    resumed = _drive(Trainer(config(disks, tmp_path / "run", epochs=1, max_steps_per_epoch=3),
-                             resume=tmp_path / "run" / "last.medseg").run())
+    resumed = _drive(
+        Trainer(
+            config(disks, tmp_path / "run", epochs=1, max_steps_per_epoch=3), resume=tmp_path / "run" / "last.medseg"
+        ).run()
+    )
     assert [e.done for e in resumed if isinstance(e, Step)] == [2, 3]  # continues after the cancelled step

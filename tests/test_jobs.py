@@ -8,8 +8,18 @@ import sys
 import pytest
 
 from medseg.errors import Cancelled, MedsegError, ReadError
-from medseg.jobs import (CancelToken, Failed, Message, Progress, Result, Started, drive, event_from_dict,
-                         exit_code_of, run)
+from medseg.jobs import (
+    CancelToken,
+    Failed,
+    Message,
+    Progress,
+    Result,
+    Started,
+    drive,
+    event_from_dict,
+    exit_code_of,
+    run,
+)
 
 
 def counting(n, cancel=None, closed=None):
@@ -91,8 +101,12 @@ def test_exit_codes():
 
 
 def test_events_round_trip_through_json():
-    for e in (Started("train", 5, {"lr": 0.1}), Progress(2, None, "decode", "a.png"), Message("skip", "warning"),
-              Failed.from_exception(ReadError("a.png", "bad"))):
+    for e in (
+        Started("train", 5, {"lr": 0.1}),
+        Progress(2, None, "decode", "a.png"),
+        Message("skip", "warning"),
+        Failed.from_exception(ReadError("a.png", "bad")),
+    ):
         back = event_from_dict(json.loads(e.to_json()))
         assert back == e
     assert Failed.from_exception(ReadError("a.png", "bad")).exit_code == 2

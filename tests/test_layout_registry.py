@@ -57,9 +57,16 @@ def make_nnunet(root: Path, cvc_dir: Path) -> Path:
     for k, image, mask in _cvc_pairs(cvc_dir):
         image.save(root / "imagesTr" / f"cvc_{k:03d}_0000.png")
         Image.fromarray((np.asarray(mask) > 127).astype(np.uint8)).save(root / "labelsTr" / f"cvc_{k:03d}.png")
-    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "R", "1": "G", "2": "B"},
-                                                   "labels": {"background": 0, "polyp": 1},
-                                                   "numTraining": len(FRAMES), "file_ending": ".png"}))
+    (root / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "R", "1": "G", "2": "B"},
+                "labels": {"background": 0, "polyp": 1},
+                "numTraining": len(FRAMES),
+                "file_ending": ".png",
+            }
+        )
+    )
     return root
 
 
@@ -70,7 +77,8 @@ def make_montgomery(root: Path, cvc_dir: Path) -> Path:
     y, x = np.mgrid[0:48, 0:40]
     for k, stem in enumerate(("MCUCXR_0001_0", "MCUCXR_0002_1")):
         Image.fromarray(np.random.default_rng(k).integers(0, 255, (48, 40), dtype=np.uint8)).save(
-            root / "CXR_png" / f"{stem}.png")
+            root / "CXR_png" / f"{stem}.png"
+        )
         for side, cx in (("leftMask", 29), ("rightMask", 11)):
             lung = (((y - 24) / 16) ** 2 + ((x - cx) / 7) ** 2 <= 1).astype(np.uint8) * 255
             Image.fromarray(lung).save(root / "ManualMask" / side / f"{stem}.png")
@@ -203,8 +211,13 @@ def test_registering_is_checked(isic):
         Layout("two words", "x", detect=bool, index=bool, source_data=bool)
     with pytest.raises(ValueError, match="callable"):
         Layout("nothing", "x", detect=None, index=bool, source_data=bool)
-    early = Layout("early", "a layout detected before nnU-Net", detect=lambda root: False, index=ISIC.index,
-                   source_data=lambda root: None)
+    early = Layout(
+        "early",
+        "a layout detected before nnU-Net",
+        detect=lambda root: False,
+        index=ISIC.index,
+        source_data=lambda root: None,
+    )
     register_layout(early, before="nnunet")
     try:
         names = layout_names()

@@ -11,8 +11,13 @@ from torch import nn
 from medseg.errors import UnknownNameError
 from medseg.training.losses import build_loss, list_losses
 
-SMP = {"dice": smp_losses.DiceLoss, "jaccard": smp_losses.JaccardLoss, "tversky": smp_losses.TverskyLoss,
-       "focal": smp_losses.FocalLoss, "lovasz": smp_losses.LovaszLoss}
+SMP = {
+    "dice": smp_losses.DiceLoss,
+    "jaccard": smp_losses.JaccardLoss,
+    "tversky": smp_losses.TverskyLoss,
+    "focal": smp_losses.FocalLoss,
+    "lovasz": smp_losses.LovaszLoss,
+}
 CHANNELS = {"binary": 1, "multiclass": 3, "multilabel": 3}
 
 
@@ -52,15 +57,15 @@ def test_bce_binary_and_multilabel_match_torch():
     for mode in ("binary", "multilabel"):
         logits, target = _batch(mode, seed=2)
         full = target if mode == "multilabel" else target[:, None]
-        assert torch.allclose(build_loss("bce", mode)(logits, target),
-                              F.binary_cross_entropy_with_logits(logits, full))
+        assert torch.allclose(build_loss("bce", mode)(logits, target), F.binary_cross_entropy_with_logits(logits, full))
 
 
 def test_bce_multiclass_scores_each_class_channel_one_hot():
     logits, target = _batch("multiclass", seed=3)
     onehot = torch.stack([(target == c).float() for c in range(3)], dim=1)
-    assert torch.allclose(build_loss("bce", "multiclass")(logits, target),
-                          F.binary_cross_entropy_with_logits(logits, onehot))
+    assert torch.allclose(
+        build_loss("bce", "multiclass")(logits, target), F.binary_cross_entropy_with_logits(logits, onehot)
+    )
 
 
 def test_bce_pos_weight_per_class_broadcasts_over_channels():

@@ -27,8 +27,7 @@ def _multiclass(seed: int = 0, classes: int = 3, size: int = 16):
     ids = torch.zeros(2, size, size, dtype=torch.long)
     ids[0, 2:9, 3:10], ids[0, 10:14, 1:6], ids[1, 4:12, 4:12] = 1, 2, 2
     logits = torch.randn(2, classes, size, size, generator=g)
-    maps = torch.from_numpy(np.stack([class_distance_maps(t.numpy(), classes, (1.0, 1.5), "multiclass")
-                                      for t in ids]))
+    maps = torch.from_numpy(np.stack([class_distance_maps(t.numpy(), classes, (1.0, 1.5), "multiclass") for t in ids]))
     return logits, ids, maps
 
 
@@ -48,17 +47,21 @@ def test_combined_is_the_weighted_sum_with_parts():
     assert total.requires_grad and not parts["bce"].requires_grad  # parts are for logging only
 
 
-@pytest.mark.parametrize("preset,weights,kw", [
-    ("seed004_bce_tversky", (0.5, 0.5), {"alpha": 0.5, "beta": 0.5}),
-    ("seed004_bce_dice", (0.6, 0.4), {}),
-])
+@pytest.mark.parametrize(
+    "preset,weights,kw",
+    [
+        ("seed004_bce_tversky", (0.5, 0.5), {"alpha": 0.5, "beta": 0.5}),
+        ("seed004_bce_dice", (0.6, 0.4), {}),
+    ],
+)
 def test_seed004_presets(preset, weights, kw):
     logits, target = _multilabel(1)
     second = "tversky" if "tversky" in preset else "dice"
     loss = build_loss_from_config(preset, "multilabel")
     total, parts = loss(logits, target)
-    expected = weights[0] * F.binary_cross_entropy_with_logits(logits, target) + \
-        weights[1] * build_loss(second, "multilabel", **kw)(logits, target)
+    expected = weights[0] * F.binary_cross_entropy_with_logits(logits, target) + weights[1] * build_loss(
+        second, "multilabel", **kw
+    )(logits, target)
     assert torch.allclose(total, expected)
     assert list(parts) == ["bce", second]
 
@@ -69,9 +72,11 @@ def test_seed001_preset_dice_boundary_aux():
     loss = build_loss_from_config({"preset": "seed001_dice_boundary"}, "multiclass")
     total, parts = loss(logits, ids, dist_maps=maps, aux_logits=aux)
     presence = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
-    expected = 0.01 * build_loss("dice", "multiclass")(logits, ids) \
-        + 0.99 * BoundaryLoss("multiclass")(logits, ids, dist_maps=maps) \
+    expected = (
+        0.01 * build_loss("dice", "multiclass")(logits, ids)
+        + 0.99 * BoundaryLoss("multiclass")(logits, ids, dist_maps=maps)
         + 0.3 * F.binary_cross_entropy_with_logits(aux, presence)
+    )
     assert torch.allclose(total, expected)
     assert set(parts) == {"dice", "boundary", "aux"} and loss.needs_dist_maps
     with pytest.raises(MissingDistanceMapsError, match="'boundary'"):
@@ -82,8 +87,15 @@ def test_seed001_preset_dice_boundary_aux():
 
 def test_seed001_trains_a_pspnet_with_its_aux_head():
     torch.manual_seed(0)
-    spec = ModelSpec("PSPNet", "resnet18", in_channels=1, classes=3, task="multiclass", aux=True,
-                     kwargs={"encoder_depth": 3, "psp_out_channels": 16})
+    spec = ModelSpec(
+        "PSPNet",
+        "resnet18",
+        in_channels=1,
+        classes=3,
+        task="multiclass",
+        aux=True,
+        kwargs={"encoder_depth": 3, "psp_out_channels": 16},
+    )
     model = create_model(spec)
     _, ids, maps = _multiclass(size=32)
     loss = build_loss_from_config("seed001_dice_boundary", "multiclass")
@@ -96,9 +108,14 @@ def test_seed001_trains_a_pspnet_with_its_aux_head():
 
 def test_schedule_moves_weight_from_dice_to_boundary():
     logits, ids, maps = _multiclass(2)
-    loss = build_loss_from_config({"preset": "seed001_dice_boundary", "aux_weight": 0.0,
-                                   "schedule": {"region": "dice", "boundary": "boundary", "floor": 0.2,
-                                                "step": 0.1}}, "multiclass")
+    loss = build_loss_from_config(
+        {
+            "preset": "seed001_dice_boundary",
+            "aux_weight": 0.0,
+            "schedule": {"region": "dice", "boundary": "boundary", "floor": 0.2, "step": 0.1},
+        },
+        "multiclass",
+    )
     dice = build_loss("dice", "multiclass")(logits, ids)
     bnd = BoundaryLoss("multiclass")(logits, ids, dist_maps=maps)
     for epoch, alpha in [(0, 1.0), (3, 0.7), (8, 0.2), (50, 0.2)]:
@@ -112,8 +129,9 @@ def test_schedule_moves_weight_from_dice_to_boundary():
 
 def test_learnable_uncertainty_weights():
     logits, ids, maps = _multiclass(3)
-    loss = build_loss_from_config({"preset": "seed001_dice_boundary", "aux_weight": 0.0, "learnable": True},
-                                  "multiclass")
+    loss = build_loss_from_config(
+        {"preset": "seed001_dice_boundary", "aux_weight": 0.0, "learnable": True}, "multiclass"
+    )
     (s,) = loss.loss_parameters()
     assert isinstance(s, torch.nn.Parameter) and s.requires_grad
     assert loss.current_weights() == pytest.approx({"dice": 0.01, "boundary": 0.99})  # starts as configured
@@ -139,9 +157,14 @@ def test_no_learnable_parameters_by_default():
 
 def test_config_errors_are_listed_together():
     with pytest.raises(ValueError) as e:
-        build_loss_from_config({"terms": [{"name": "dice", "weight": -1}, {"name": "bce", "weight": 0.5,
-                                                                          "smooth": 3}],
-                                "aux_weight": "lots", "shedule": {}}, "binary")
+        build_loss_from_config(
+            {
+                "terms": [{"name": "dice", "weight": -1}, {"name": "bce", "weight": 0.5, "smooth": 3}],
+                "aux_weight": "lots",
+                "shedule": {},
+            },
+            "binary",
+        )
     msg = str(e.value)
     for part in ("'shedule'", "terms[0] (dice): weight", "terms[1] (bce)", "aux_weight"):
         assert part in msg

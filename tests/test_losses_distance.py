@@ -85,8 +85,9 @@ def test_class_maps_per_task():
     np.testing.assert_array_equal(binary, class_distance_maps((ids == 1)[None].astype(float), 1, None, "binary"))
     stack = np.stack([ids == 1, ids >= 1])  # overlapping labels
     first = class_distance_maps(stack, 2, None, "multilabel")
-    np.testing.assert_array_equal(first, class_distance_maps(np.moveaxis(stack, 0, -1), 2, None, "multilabel",
-                                                             channel_last=True))
+    np.testing.assert_array_equal(
+        first, class_distance_maps(np.moveaxis(stack, 0, -1), 2, None, "multilabel", channel_last=True)
+    )
     np.testing.assert_array_equal(first[1], signed_distance_map(ids >= 1))
     with pytest.raises(ValueError, match=r"3 channels .*\(2, 6, 7\)"):
         class_distance_maps(stack, 3, None, "multilabel")
@@ -111,6 +112,7 @@ def test_resized_spacing():
 
 
 # --- boundary loss -------------------------------------------------------------------------------
+
 
 def _strip_batch():
     g = torch.from_numpy(_strip()).float()[None, None]
@@ -164,6 +166,7 @@ def test_boundary_loss_needs_maps_of_the_logits_shape():
 
 # --- Hausdorff distance-transform loss -----------------------------------------------------------
 
+
 def _squares():
     g = torch.zeros(1, 1, 5, 5)
     g[0, 0, 1:3, 1:3] = 1
@@ -185,8 +188,9 @@ def test_hd_dt_shifted_square_by_hand():
     assert HausdorffDTLoss("binary", from_logits=False)(p, g).item() == pytest.approx(8 / 25)
     assert HausdorffDTLoss("binary", from_logits=False, spacing=(1.0, 2.0))(p, g).item() == pytest.approx(20 / 25)
     assert HausdorffDTLoss("binary", from_logits=False, alpha=1.0)(p, g).item() == pytest.approx(8 / 25)
-    assert HausdorffDTLoss("binary", from_logits=False, alpha=1.0, spacing=(1.0, 2.0))(p, g).item() == \
-        pytest.approx(12 / 25)
+    assert HausdorffDTLoss("binary", from_logits=False, alpha=1.0, spacing=(1.0, 2.0))(p, g).item() == pytest.approx(
+        12 / 25
+    )
 
 
 def test_hd_dt_gradient_flows_through_probabilities_only():

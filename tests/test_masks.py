@@ -76,7 +76,8 @@ def test_classmap_from_palette_and_colour_round_trip(palette_png, tmp_path):
     cm = classmap_from_palette(path, names=["tumour", "stroma", "necrosis"])
     assert cm.task == "multiclass" and cm.ids == [1, 2, 3]
     assert cm.names == ["tumour", "stroma", "necrosis"] and cm.colour_table() == {
-        i: c for i, c in TISSUE_PALETTE.items() if i}
+        i: c for i, c in TISSUE_PALETTE.items() if i
+    }
     assert classmap_from_palette(path).names == ["class_1", "class_2", "class_3"]
     assert classmap_from_palette(path, names={1: "a", 2: "b", 3: "c"}).id_of("c") == 3
     with pytest.raises(ValueError, match="2 names for 3"):
@@ -214,14 +215,17 @@ def test_nifti_label_volume_matches_image_orientation(tmp_path):
     assert np.bincount(got.ravel()).tolist() == np.bincount(vol.ravel()).tolist()
 
 
-@pytest.mark.parametrize("content, suffix, error, message", [
-    (None, ".png", ReadError, "no such file"),
-    (b"", ".png", ReadError, r"empty \(0 bytes\)"),
-    (b"not an image at all, just text", ".png", ReadError, "named .png but its content is not PNG"),
-    (b"not an image at all, just text", ".txt", UnsupportedFormatError, "not a mask format"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, ".png", ReadError, "cannot be decoded as PNG"),
-    (b"II*\x00" + b"\x00" * 40, ".tif", ReadError, "cannot be decoded as TIFF"),
-])
+@pytest.mark.parametrize(
+    "content, suffix, error, message",
+    [
+        (None, ".png", ReadError, "no such file"),
+        (b"", ".png", ReadError, r"empty \(0 bytes\)"),
+        (b"not an image at all, just text", ".png", ReadError, "named .png but its content is not PNG"),
+        (b"not an image at all, just text", ".txt", UnsupportedFormatError, "not a mask format"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, ".png", ReadError, "cannot be decoded as PNG"),
+        (b"II*\x00" + b"\x00" * 40, ".tif", ReadError, "cannot be decoded as TIFF"),
+    ],
+)
 def test_bad_files_name_the_file_and_the_problem(tmp_path, content, suffix, error, message):
     path = tmp_path / f"bad{suffix}"
     if content is not None:
@@ -282,8 +286,11 @@ def test_merge_overlap_policies(montgomery, tmp_path):
 def test_merge_size_mismatch_and_grey_masks(montgomery, tmp_path):
     paths, left, _ = montgomery
     Image.fromarray(np.zeros((100, 80), np.uint8)).save(tmp_path / "small.png")
-    with pytest.raises(MaskError, match=r"leftMask.*shape \(490, 402\) but .*small\.png \(class 2\) "
-                                        r"has shape \(100, 80\)"):
+    with pytest.raises(
+        MaskError,
+        match=r"leftMask.*shape \(490, 402\) but .*small\.png \(class 2\) "
+        r"has shape \(100, 80\)",
+    ):
         merge_class_masks({1: paths["leftMask"], 2: tmp_path / "small.png"})
     noisy = left.astype(np.uint8) * 255
     noisy[0, :3] = (8, 9, 10)

@@ -39,8 +39,8 @@ def test_label_mode_moves_only_that_class(pair):
     labels, pred = pair
     pred[30:, :] = 2  # the model also predicts class 2 at the bottom: not copied in label-1 mode
     r = merge_prediction(labels, pred, "label", label=1)
-    assert np.array_equal(r.labels == 1, pred == 1)          # class 1 is now where the model puts it
-    assert np.array_equal(r.labels == 2, labels == 2)        # class 2 untouched (top band kept, bottom not added)
+    assert np.array_equal(r.labels == 1, pred == 1)  # class 1 is now where the model puts it
+    assert np.array_equal(r.labels == 2, labels == 2)  # class 2 untouched (top band kept, bottom not added)
     assert r.changed == int(np.count_nonzero((labels == 1) != (pred == 1)))
 
 

@@ -20,7 +20,7 @@ from medseg.training.surface_metrics import (
 
 def _square(top: int, left: int, size: int = 10, shape=(32, 32)) -> np.ndarray:
     m = np.zeros(shape, bool)
-    m[top:top + size, left:left + size] = True
+    m[top : top + size, left : left + size] = True
     return m
 
 
@@ -74,8 +74,9 @@ def test_empty_cases():
 def test_to_masks_reads_logits_and_labels():
     logits = torch.tensor([[[[2.0, -1.0]], [[0.0, 3.0]]]])  # (1, 2, 1, 2): argmax 0, 1
     np.testing.assert_array_equal(to_masks(logits, "multiclass", 2), [[[[True, False]], [[False, True]]]])
-    np.testing.assert_array_equal(to_masks(torch.tensor([[[0, 1]]]), "multiclass", 2),
-                                  to_masks(logits, "multiclass", 2))
+    np.testing.assert_array_equal(
+        to_masks(torch.tensor([[[0, 1]]]), "multiclass", 2), to_masks(logits, "multiclass", 2)
+    )
     binary_logits = torch.tensor([[[[0.5, -0.5]]]], dtype=torch.bfloat16)
     np.testing.assert_array_equal(to_masks(binary_logits, "binary", 1), [[[[True, False]]]])
     np.testing.assert_array_equal(to_masks(np.array([[[1, 0]]]), "binary", 1), [[[[True, False]]]])

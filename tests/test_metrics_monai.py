@@ -32,14 +32,20 @@ def _cases() -> list[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]]:
     out = []
     for i in range(5):
         shape = (40, 48)
-        out.append((f"blobs{i}", _blobs(rng, shape), _blobs(rng, shape),
-                    (float(rng.uniform(0.3, 2.0)), float(rng.uniform(0.3, 2.0)))))
+        out.append(
+            (
+                f"blobs{i}",
+                _blobs(rng, shape),
+                _blobs(rng, shape),
+                (float(rng.uniform(0.3, 2.0)), float(rng.uniform(0.3, 2.0))),
+            )
+        )
     sq = np.zeros((32, 32), bool)
     sq[8:18, 8:18] = True
     out.append(("squares offset 3", sq, np.roll(sq, 3, axis=1), (0.8, 1.7)))
     yy, xx = np.mgrid[:40, :40]
-    disk = (yy - 20) ** 2 + (xx - 20) ** 2 <= 12 ** 2
-    ring = disk & ((yy - 20) ** 2 + (xx - 20) ** 2 >= 6 ** 2)
+    disk = (yy - 20) ** 2 + (xx - 20) ** 2 <= 12**2
+    ring = disk & ((yy - 20) ** 2 + (xx - 20) ** 2 >= 6**2)
     out.append(("ring vs disk", ring, disk, (1.0, 1.0)))
     edge = np.zeros((24, 30), bool)
     edge[:, :9] = True
@@ -63,10 +69,12 @@ def _t(m: np.ndarray) -> torch.Tensor:
 def test_matches_monai(name, pred, gt, spacing):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m_hd = mm.compute_hausdorff_distance(_t(pred), _t(gt), include_background=True, percentile=95,
-                                             spacing=spacing).item()
-        m_assd = mm.compute_average_surface_distance(_t(pred), _t(gt), include_background=True, symmetric=True,
-                                                     spacing=spacing).item()
+        m_hd = mm.compute_hausdorff_distance(
+            _t(pred), _t(gt), include_background=True, percentile=95, spacing=spacing
+        ).item()
+        m_assd = mm.compute_average_surface_distance(
+            _t(pred), _t(gt), include_background=True, symmetric=True, spacing=spacing
+        ).item()
         m_dice = mm.compute_dice(_t(pred), _t(gt), include_background=True, ignore_empty=False).item()
         m_iou = mm.compute_iou(_t(pred), _t(gt), include_background=True, ignore_empty=False).item()
     dice, iou = dice_iou(pred[None, None], gt[None, None])
@@ -103,10 +111,12 @@ def test_accumulator_matches_monai_on_a_multiclass_batch():
         warnings.simplefilter("ignore")
         theirs = {
             "dice": mm.compute_dice(onehot(ids_p), onehot(ids_t), include_background=False, ignore_empty=False),
-            "hd95": mm.compute_hausdorff_distance(onehot(ids_p), onehot(ids_t), include_background=False,
-                                                  percentile=95, spacing=spacing),
-            "assd": mm.compute_average_surface_distance(onehot(ids_p), onehot(ids_t), include_background=False,
-                                                        symmetric=True, spacing=spacing),
+            "hd95": mm.compute_hausdorff_distance(
+                onehot(ids_p), onehot(ids_t), include_background=False, percentile=95, spacing=spacing
+            ),
+            "assd": mm.compute_average_surface_distance(
+                onehot(ids_p), onehot(ids_t), include_background=False, symmetric=True, spacing=spacing
+            ),
         }
     for k, v in theirs.items():
         np.testing.assert_allclose(ours[k], v.numpy(), rtol=TOL, atol=TOL, err_msg=k)

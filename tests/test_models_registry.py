@@ -14,15 +14,33 @@ from medseg.models.aux_head import presence_targets
 from medseg.models.spec import ModelSpec
 
 OWN = ("ResAttUNet", "DilatedUNet", "PlainUNet")
-SMP_NAMES = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN",
-             "UPerNet", "Segformer", "DPT")
+SMP_NAMES = (
+    "Unet",
+    "UnetPlusPlus",
+    "FPN",
+    "PSPNet",
+    "DeepLabV3",
+    "DeepLabV3Plus",
+    "Linknet",
+    "MAnet",
+    "PAN",
+    "UPerNet",
+    "Segformer",
+    "DPT",
+)
 TASK_CLASSES = {"binary": 1, "multiclass": 3, "multilabel": 2}
 # narrow decoders keep the sweep fast on a shared CPU; every part of each decoder is still there
-NARROW = {"UnetPlusPlus": {"decoder_channels": [16, 8, 8]}, "MAnet": {"decoder_pab_channels": 8},
-          "FPN": {"decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32},
-          "PSPNet": {"psp_out_channels": 32}, "DeepLabV3": {"decoder_channels": 32},
-          "DeepLabV3Plus": {"decoder_channels": 32}, "PAN": {"decoder_channels": 16},
-          "UPerNet": {"decoder_channels": 32}, "Segformer": {"decoder_segmentation_channels": 32}}
+NARROW = {
+    "UnetPlusPlus": {"decoder_channels": [16, 8, 8]},
+    "MAnet": {"decoder_pab_channels": 8},
+    "FPN": {"decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32},
+    "PSPNet": {"psp_out_channels": 32},
+    "DeepLabV3": {"decoder_channels": 32},
+    "DeepLabV3Plus": {"decoder_channels": 32},
+    "PAN": {"decoder_channels": 16},
+    "UPerNet": {"decoder_channels": 32},
+    "Segformer": {"decoder_segmentation_channels": 32},
+}
 
 
 def tiny_spec(arch: str, task: str = "multiclass", in_channels: int = 3, aux: bool = False) -> ModelSpec:
@@ -30,12 +48,15 @@ def tiny_spec(arch: str, task: str = "multiclass", in_channels: int = 3, aux: bo
     if arch in OWN:
         encoder, kwargs = "none", {"depth": 3, "base_channels": 8}
     elif arch == "DPT":  # DPT needs a timm ViT; timm's test_vit is tiny
-        encoder, kwargs = "tu-test_vit", {"decoder_intermediate_channels": [8, 16, 32, 32],
-                                          "decoder_fusion_channels": 16}
+        encoder, kwargs = (
+            "tu-test_vit",
+            {"decoder_intermediate_channels": [8, 16, 32, 32], "decoder_fusion_channels": 16},
+        )
     else:
         encoder, kwargs = "resnet18", {"encoder_depth": 3, **NARROW.get(arch, {})}
-    return ModelSpec(arch, encoder, in_channels=in_channels, classes=TASK_CLASSES[task], task=task, aux=aux,
-                     kwargs=kwargs)
+    return ModelSpec(
+        arch, encoder, in_channels=in_channels, classes=TASK_CLASSES[task], task=task, aux=aux, kwargs=kwargs
+    )
 
 
 def _targets(task: str, classes: int, shape: tuple[int, int], gen: torch.Generator) -> torch.Tensor:
@@ -68,7 +89,8 @@ def _train_step(spec: ModelSpec, size: tuple[int, int] = (64, 64)) -> nn.Module:
     if spec.aux:
         assert model.last_aux is not None and model.last_aux.shape == (2, spec.classes)
         loss = loss + 0.3 * F.binary_cross_entropy_with_logits(
-            model.last_aux, presence_targets(target, spec.task, spec.classes))
+            model.last_aux, presence_targets(target, spec.task, spec.classes)
+        )
     else:
         assert model.last_aux is None
     loss.backward()
@@ -103,8 +125,9 @@ def test_every_task_trains_one_step(arch, task):
 
 
 def test_pspnet_aux_head_is_smp_classification_head():
-    spec = ModelSpec("PSPNet", "resnet18", classes=2, task="multilabel", aux=True,
-                     kwargs={"encoder_depth": 3, "aux_dropout": 0.3})
+    spec = ModelSpec(
+        "PSPNet", "resnet18", classes=2, task="multilabel", aux=True, kwargs={"encoder_depth": 3, "aux_dropout": 0.3}
+    )
     model = _train_step(spec)
     assert isinstance(model, smp.PSPNet)
     assert model.classification_head is not None
@@ -138,21 +161,23 @@ def test_names_are_case_insensitive():
     model = create_model(ModelSpec("deeplabv3PLUS", "resnet18", kwargs={"encoder_depth": 3}))
     assert isinstance(model, smp.DeepLabV3Plus)
     assert model.spec.arch == "DeepLabV3Plus"
-    assert isinstance(create_model(ModelSpec("plainunet", "none", kwargs={"depth": 2, "base_channels": 4})),
-                      nn.Module)
+    assert isinstance(create_model(ModelSpec("plainunet", "none", kwargs={"depth": 2, "base_channels": 4})), nn.Module)
 
 
-@pytest.mark.parametrize("spec,stride", [
-    (ModelSpec("Unet", "resnet18"), 32),
-    (ModelSpec("Unet", "resnet18", kwargs={"encoder_depth": 3}), 8),
-    (ModelSpec("PSPNet", "resnet18"), 8),
-    (ModelSpec("DeepLabV3Plus", "resnet18"), 16),
-    (ModelSpec("FPN", "resnet18", kwargs={"encoder_depth": 4}), 16),
-    (tiny_spec("DPT"), 32),
-    (ModelSpec("PlainUNet", "none", kwargs={"depth": 2, "base_channels": 4}), 4),
-    (ModelSpec("ResAttUNet", "none", kwargs={"depth": 3, "base_channels": 4}), 8),
-    (ModelSpec("DilatedUNet", "none", kwargs={"base_channels": 4}), 16),
-])
+@pytest.mark.parametrize(
+    "spec,stride",
+    [
+        (ModelSpec("Unet", "resnet18"), 32),
+        (ModelSpec("Unet", "resnet18", kwargs={"encoder_depth": 3}), 8),
+        (ModelSpec("PSPNet", "resnet18"), 8),
+        (ModelSpec("DeepLabV3Plus", "resnet18"), 16),
+        (ModelSpec("FPN", "resnet18", kwargs={"encoder_depth": 4}), 16),
+        (tiny_spec("DPT"), 32),
+        (ModelSpec("PlainUNet", "none", kwargs={"depth": 2, "base_channels": 4}), 4),
+        (ModelSpec("ResAttUNet", "none", kwargs={"depth": 3, "base_channels": 4}), 8),
+        (ModelSpec("DilatedUNet", "none", kwargs={"base_channels": 4}), 16),
+    ],
+)
 def test_model_stride_inputs_work(spec, stride):
     assert model_stride(spec) == stride
     model = create_model(spec).eval()
@@ -174,8 +199,15 @@ def test_unknown_architecture_lists_close_matches_first():
         assert name in msg
 
 
-@pytest.mark.parametrize("encoder,close", [("resnet35", "resnet34"), ("densenet122", "densenet121"),
-                                            ("tu-resnt18", "tu-resnet18"), ("tu-resnet18.nope", "tu-resnet18.")])
+@pytest.mark.parametrize(
+    "encoder,close",
+    [
+        ("resnet35", "resnet34"),
+        ("densenet122", "densenet121"),
+        ("tu-resnt18", "tu-resnet18"),
+        ("tu-resnet18.nope", "tu-resnet18."),
+    ],
+)
 def test_unknown_encoder_names_valid_ones(encoder, close):
     with pytest.raises(UnknownNameError) as info:
         create_model(ModelSpec("Unet", encoder))
@@ -207,8 +239,8 @@ def test_presence_targets():
     y = torch.zeros(2, 4, 4, dtype=torch.long)
     y[0, 0, 0] = 2
     y[1] = 255  # an ignore index counts for nothing
-    torch.testing.assert_close(presence_targets(y, "multiclass", 3), torch.tensor([[1., 0., 1.], [0., 0., 0.]]))
-    torch.testing.assert_close(presence_targets((y == 2).float()[:, None], "binary", 1), torch.tensor([[1.], [0.]]))
+    torch.testing.assert_close(presence_targets(y, "multiclass", 3), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(presence_targets((y == 2).float()[:, None], "binary", 1), torch.tensor([[1.0], [0.0]]))
     ml = torch.zeros(2, 2, 4, 4)
     ml[1, :, 1, 1] = 1  # overlapping classes
-    torch.testing.assert_close(presence_targets(ml, "multilabel", 2), torch.tensor([[0., 0.], [1., 1.]]))
+    torch.testing.assert_close(presence_targets(ml, "multilabel", 2), torch.tensor([[0.0, 0.0], [1.0, 1.0]]))

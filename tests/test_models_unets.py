@@ -13,8 +13,15 @@ from medseg.models.unets import DilatedUNet, PlainUNet, ResAttUNet
 
 
 def _spec(arch: str, **kwargs) -> ModelSpec:
-    return ModelSpec(arch, "none", in_channels=kwargs.pop("in_channels", 3), classes=kwargs.pop("classes", 2),
-                     task="multiclass", aux=kwargs.pop("aux", False), kwargs={"base_channels": 4, **kwargs})
+    return ModelSpec(
+        arch,
+        "none",
+        in_channels=kwargs.pop("in_channels", 3),
+        classes=kwargs.pop("classes", 2),
+        task="multiclass",
+        aux=kwargs.pop("aux", False),
+        kwargs={"base_channels": 4, **kwargs},
+    )
 
 
 def _count(model: nn.Module, kind: type) -> int:
@@ -27,7 +34,7 @@ def test_shapes_for_any_multiple_of_the_stride(arch, depth):
     spec = _spec(arch, depth=depth, in_channels=1, classes=3)
     stride = model_stride(spec)
     model = create_model(spec).eval()
-    assert stride == 2 ** depth == model.stride
+    assert stride == 2**depth == model.stride
     for h, w in [(stride, 3 * stride), (5 * stride, 2 * stride)]:
         with torch.no_grad():
             assert model(torch.randn(1, 1, h, w)).shape == (1, 3, h, w)
@@ -54,11 +61,12 @@ def test_res_att_unet_has_every_part():
     aspp = next(m for m in model.modules() if isinstance(m, ASPP))
     rates = [m.dilation[0] for m in aspp.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     assert rates == [6, 12, 18]
-    assert next(m for m in model.encoder[-1].modules() if isinstance(m, nn.Conv2d)).out_channels == 4 * 2 ** depth
+    assert next(m for m in model.encoder[-1].modules() if isinstance(m, nn.Conv2d)).out_channels == 4 * 2**depth
 
 
-@pytest.mark.parametrize("switch,kind", [("cbam", CBAM), ("aspp", ASPP), ("attention_gates", AttentionGate),
-                                         ("residual", ResidualBlock)])
+@pytest.mark.parametrize(
+    "switch,kind", [("cbam", CBAM), ("aspp", ASPP), ("attention_gates", AttentionGate), ("residual", ResidualBlock)]
+)
 def test_res_att_unet_ablations(switch, kind):
     spec = _spec("ResAttUNet", depth=2, **{switch: False})
     model = create_model(spec)
@@ -83,8 +91,7 @@ def test_dilated_unet_keeps_resolution_in_its_dilated_stage():
     depth = 3
     model = DilatedUNet(3, 1, depth=depth, base_channels=4, dilations=(2, 4)).eval()
     sizes = []
-    hooks = [stage.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
-             for stage in model.encoder]
+    hooks = [stage.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:]))) for stage in model.encoder]
     with torch.no_grad():
         model(torch.randn(1, 3, 64, 64))
     for h in hooks:

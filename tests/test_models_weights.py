@@ -29,7 +29,7 @@ def _source(seed: int = 1, **over) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = create_model(_spec(**over))
     with torch.no_grad():  # BatchNorm buffers too, so that they are checked as well
-        for name, buf in model.encoder.named_buffers():
+        for _name, buf in model.encoder.named_buffers():
             if buf.dtype.is_floating_point:
                 buf.uniform_(0.5, 1.5)
     return model
@@ -206,9 +206,14 @@ def test_no_network_fails_clearly(empty_cache, monkeypatch, endpoint):
 def test_offline_uses_the_local_hub_cache(empty_cache, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from huggingface_hub.file_download import repo_folder_name
+
     settings = smp.encoders.encoders["resnet18"]["pretrained_settings"]["imagenet"]
-    snap = empty_cache / repo_folder_name(repo_id=settings["repo_id"], repo_type="model") / "snapshots" / \
-        settings["revision"]
+    snap = (
+        empty_cache
+        / repo_folder_name(repo_id=settings["repo_id"], repo_type="model")
+        / "snapshots"
+        / settings["revision"]
+    )
     snap.mkdir(parents=True)
     src = _source(seed=7)
     save_file(_contiguous(src.encoder.state_dict()), str(snap / "model.safetensors"))

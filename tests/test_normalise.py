@@ -73,12 +73,15 @@ def test_percentile_window_ignores_nan_and_handles_constant():
         percentile_window(np.array([np.nan, np.nan]))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: skdata.camera(),
-    lambda: skdata.camera().astype(np.uint16) * 16,  # 12-bit range in uint16
-    lambda: _synthetic_ct().astype(np.float32),  # HU, negative values
-    lambda: skdata.immunohistochemistry(),  # RGB tissue
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: skdata.camera(),
+        lambda: skdata.camera().astype(np.uint16) * 16,  # 12-bit range in uint16
+        lambda: _synthetic_ct().astype(np.float32),  # HU, negative values
+        lambda: skdata.immunohistochemistry(),  # RGB tissue
+    ],
+)
 def test_clahe_outputs_unit_float_and_raises_local_contrast(make):
     a = make()
     out = clahe(a)

@@ -14,10 +14,15 @@ from medseg.models import create_model, export_onnx, load_checkpoint, save_check
 from medseg.models.onnx_export import onnx_session, read_onnx_metadata
 from medseg.models.spec import ModelSpec, Preprocessing
 
-UNET = ModelSpec("Unet", "resnet18", in_channels=3, classes=3, task="multiclass",
-                 kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
-PLAIN = ModelSpec("PlainUNet", "none", in_channels=1, classes=1, task="binary",
-                  kwargs={"depth": 2, "base_channels": 8})
+UNET = ModelSpec(
+    "Unet",
+    "resnet18",
+    in_channels=3,
+    classes=3,
+    task="multiclass",
+    kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+)
+PLAIN = ModelSpec("PlainUNet", "none", in_channels=1, classes=1, task="binary", kwargs={"depth": 2, "base_channels": 8})
 CLASSMAPS = {"multiclass": ClassMap.from_names(["polyp", "tool"]), "binary": ClassMap.binary("lung")}
 
 
@@ -26,10 +31,14 @@ def _checkpoint(tmp_path_factory, spec: ModelSpec):
     model = create_model(spec).train()
     with torch.no_grad():  # move the BatchNorm statistics away from their defaults
         model(torch.randn(2, spec.in_channels, 32, 32) * 2 + 1)
-    pre = Preprocessing(channels=spec.in_channels, window=[40, 400], mean=[0.5] * spec.in_channels,
-                        std=[0.2] * spec.in_channels, divisible_by=32)
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / spec.arch, model.eval(), spec,
-                           CLASSMAPS[spec.task], pre)
+    pre = Preprocessing(
+        channels=spec.in_channels,
+        window=[40, 400],
+        mean=[0.5] * spec.in_channels,
+        std=[0.2] * spec.in_channels,
+        divisible_by=32,
+    )
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / spec.arch, model.eval(), spec, CLASSMAPS[spec.task], pre)
 
 
 @pytest.fixture(scope="module")

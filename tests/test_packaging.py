@@ -22,8 +22,11 @@ def test_manifest_symlink_points_at_root_file():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out), str(REPO)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
     (whl,) = out.glob("napari_medseg-*.whl")
     return whl
 
@@ -43,8 +46,11 @@ def test_wheel_holds_engine_plugin_and_manifest(wheel):
 
 def test_wheel_install_imports_and_npe2_finds_manifest(wheel, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     code = (
         "import medseg, napari_medseg, npe2\n"
         f"assert medseg.__file__.startswith({str(target)!r}), medseg.__file__\n"
@@ -52,7 +58,12 @@ def test_wheel_install_imports_and_npe2_finds_manifest(wheel, tmp_path):
         "m = npe2.PluginManifest.from_distribution('napari-medseg')\n"
         "print(m.name)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "napari-medseg"

@@ -63,8 +63,10 @@ def test_export_with_split_and_read_back(make_napari_viewer, qtbot, edited, tmp_
     edit = by_id[ids[0]]
     assert edit["status"] == "corrected" and edit["revisions"]["origins"] == {"imported": 1, "manual": 1}
     assert edit["revisions"]["n_changed_vs_imported"] == 25
-    assert manifest["split"] is not None and {s["split"] for s in manifest["samples"] if s["exported"]} == \
-        {"train", "val"}
+    assert manifest["split"] is not None and {s["split"] for s in manifest["samples"] if s["exported"]} == {
+        "train",
+        "val",
+    }
     groups = {}
     for s in manifest["samples"]:
         if s["exported"]:

@@ -36,8 +36,18 @@ def _widget(viewer, qtbot, out: Path, **form) -> FinetuneWidget:
     widget.child_env = child_env()
     # the architectures and encoders are read in a worker after the dock is built (torch off the GUI thread)
     qtbot.waitUntil(lambda: "PlainUNet" in widget.form.arch.choices, timeout=RUN)
-    values = {"arch": "PlainUNet", "epochs": 1, "batch_size": 2, "image_size": 32, "augment": "none",
-              "device": "CPU", "val_fraction": 0.25, "out": out, "extra": TINY, **form}
+    values = {
+        "arch": "PlainUNet",
+        "epochs": 1,
+        "batch_size": 2,
+        "image_size": 32,
+        "augment": "none",
+        "device": "CPU",
+        "val_fraction": 0.25,
+        "out": out,
+        "extra": TINY,
+        **form,
+    }
     for name, value in values.items():
         getattr(widget.form, name).value = value
     return widget
@@ -197,8 +207,9 @@ def test_plot_survives_a_diverged_loss(qtbot):
     assert _loss_panel_drawn(plot)
 
 
-def test_switching_the_workspace_cancels_its_run_and_keeps_a_checkpoint(make_napari_viewer, qtbot, data, tmp_path,
-                                                                         monkeypatch):
+def test_switching_the_workspace_cancels_its_run_and_keeps_a_checkpoint(
+    make_napari_viewer, qtbot, data, tmp_path, monkeypatch
+):
     from napari.utils import notifications
 
     from medseg.workspace import Workspace
@@ -212,8 +223,9 @@ def test_switching_the_workspace_cancels_its_run_and_keeps_a_checkpoint(make_nap
     widget = _widget(viewer, qtbot, tmp_path / "runs", data=WORKSPACE, epochs=500)
     started = watch_training_children(monkeypatch)
     at_close, real_close = [], ws.close
-    monkeypatch.setattr(ws, "close", lambda: (at_close.append((started[0].running(), session.jobs.running(ws))),
-                                              real_close()))
+    monkeypatch.setattr(
+        ws, "close", lambda: (at_close.append((started[0].running(), session.jobs.running(ws))), real_close())
+    )
     assert widget.start()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=RUN)
     [proc] = started

@@ -71,13 +71,13 @@ def test_open_predict_edit_finetune_use_export(area, qtbot, tmp_path):
     assert ft.outcome is not None and ft.outcome.kind == "result", ft.status.text()
     assert ft.job is None and any(e.kind == "epoch" for e in ft.events)
     run = ws.model_runs()[-1]
-    assert run.kind == "train" and run.revisions[sid] == head.id   # trained on the correction
+    assert run.kind == "train" and run.revisions[sid] == head.id  # trained on the correction
 
     # use the new model: Predict follows the session and predicts with it
     ft.use_model()
     assert session.checkpoints == [ft.checkpoint] and os.path.isdir(ft.checkpoint)
     queue = tools["Predict"].queue
-    qtbot.waitUntil(lambda: not queue.busy, timeout=60_000)   # a live request the model swap may have made
+    qtbot.waitUntil(lambda: not queue.busy, timeout=60_000)  # a live request the model swap may have made
     shown = queue.counts.shown
     assert tools["Predict"].request(force=True)
     qtbot.waitUntil(lambda: not queue.busy and queue.counts.shown > shown, timeout=60_000)
@@ -95,4 +95,4 @@ def test_open_predict_edit_finetune_use_export(area, qtbot, tmp_path):
     assert entry["revisions"]["origins"].get("manual") == 1
     assert entry["revisions"]["n_changed_vs_imported"] == head.n_changed
     assert "corrected" in (tmp_path / "export" / "CHANGES.md").read_text().lower()
-    assert not (demo.root / "manifest.json").exists()   # the source dataset is never written
+    assert not (demo.root / "manifest.json").exists()  # the source dataset is never written

@@ -205,8 +205,9 @@ def test_cancelled_qc_keeps_the_previous_findings(make_napari_viewer, qtbot, cvc
     gate.release.set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
     assert gates.log == ["engine closed"] and not any(type(e).__name__ == "QCReport" for e in gate.passed)
-    assert [(f.sample_id, f.check, f.message) for f in ws.findings(source="qc")] == \
-        [("1", "holes", "from the previous run")]
+    assert [(f.sample_id, f.check, f.message) for f in ws.findings(source="qc")] == [
+        ("1", "holes", "from the previous run")
+    ]
     assert changed == [] and widget.status.text() == "QC cancelled: the previous findings are kept."
     assert errors == [] and widget.qc_button.isEnabled()
 
@@ -254,8 +255,9 @@ def test_cancelled_export_leaves_the_previous_export(make_napari_viewer, qtbot, 
     session_for(viewer).set_workspace(None)
 
 
-def test_switching_workspace_during_an_export_closes_it_after_the_export(make_napari_viewer, qtbot, cvc, gates,
-                                                                          monkeypatch, tmp_path):
+def test_switching_workspace_during_an_export_closes_it_after_the_export(
+    make_napari_viewer, qtbot, cvc, gates, monkeypatch, tmp_path
+):
     import medseg.export as export
 
     errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
@@ -356,8 +358,9 @@ def test_switching_workspace_during_a_rescore_closes_it_after(qtbot, scoring, ga
 
 
 # ------------------------------------------------------------------------------------------- predict
-def test_switching_workspace_cancels_the_prediction_of_its_sample(make_napari_viewer, qtbot, cvc, tmp_path,
-                                                                  monkeypatch):
+def test_switching_workspace_cancels_the_prediction_of_its_sample(
+    make_napari_viewer, qtbot, cvc, tmp_path, monkeypatch
+):
     from _predict_data import tiny_unet
 
     import napari_medseg._predict_requests as requests
@@ -398,8 +401,9 @@ def test_switching_workspace_cancels_the_prediction_of_its_sample(make_napari_vi
 
 
 # ------------------------------------------------------------------------------------------- viewer close
-def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(make_napari_viewer, qtbot, cvc, gates,
-                                                                           monkeypatch):
+def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(
+    make_napari_viewer, qtbot, cvc, gates, monkeypatch
+):
     from qtpy.QtGui import QCloseEvent
 
     import medseg.qc as qc

@@ -121,16 +121,18 @@ def test_burst_of_requests_shows_only_the_newest(make_napari_viewer, qtbot, brig
     _idle(widget, qtbot)
     before = widget.queue.counts.requested, widget.queue.counts.shown
     shown: list[tuple] = []
-    widget.queue.on_result = lambda request, prediction: (shown.append(request.context[2]),
-                                                          widget._show(request, prediction))
+    widget.queue.on_result = lambda request, prediction: (
+        shown.append(request.context[2]),
+        widget._show(request, prediction),
+    )
     for k in range(1, 6):  # five slice changes faster than one prediction
         viewer.dims.set_current_step(0, k)
     _idle(widget, qtbot)
     counts = widget.queue.counts
     assert counts.requested - before[0] == 5
     assert shown == [(5,)] and counts.shown - before[1] == 1
-    assert counts.superseded == 3                    # 2, 3 and 4 never ran
-    assert counts.cancelled + counts.stale == 1      # 1 was stopped (or its late result dropped)
+    assert counts.superseded == 3  # 2, 3 and 4 never ran
+    assert counts.cancelled + counts.stale == 1  # 1 was stopped (or its late result dropped)
     assert widget.outputs.predicted.tolist() == [True, False, False, False, False, True]
     assert _iou(viewer.layers[PREDICTION_LAYER].data[5] == 1, masks[5]) > 0.9
 
@@ -165,8 +167,9 @@ def test_copy_modes_into_labels(make_napari_viewer, qtbot, bright):
     qtbot.waitUntil(lambda: PREDICTION_LAYER in viewer.layers, timeout=WAIT)
 
     # inside a drawn rectangle only: the left half of the disk
-    shapes = viewer.add_shapes([np.array([[0, 25], [39, 25], [39, 40], [0, 40]])], shape_type="rectangle",
-                               name="region")
+    shapes = viewer.add_shapes(
+        [np.array([[0, 25], [39, 25], [39, 40], [0, 40]])], shape_type="rectangle", name="region"
+    )
     widget._follow_image()
     widget.copy_form.copy_mode.value = "inside drawn shapes"
     widget.copy_form.shapes.value = shapes.name
@@ -198,8 +201,7 @@ def test_copy_current_slice_of_a_stack(make_napari_viewer, qtbot, bright):
     widget.live.setChecked(True)
     for k in (0, 2):
         viewer.dims.set_current_step(0, k)
-        qtbot.waitUntil(lambda k=k: widget.outputs.predicted is not None and widget.outputs.predicted[k],
-                        timeout=WAIT)
+        qtbot.waitUntil(lambda k=k: widget.outputs.predicted is not None and widget.outputs.predicted[k], timeout=WAIT)
     widget.copy_form.copy_mode.value = "current slice"
     assert widget.copy_into_labels()
     assert labels.data[[0, 1]].max() == 0 and _iou(labels.data[2] == 1, masks[2]) > 0.9
@@ -257,8 +259,9 @@ def test_overlapping_classes_predict_and_copy_as_class_planes(make_napari_viewer
     sid = ws.sample_ids()[0]
     image = ws.image(sid)
     viewer.add_image(image.array, name=IMAGE_LAYER, scale=image.spacing)
-    labels = viewer.add_labels(mask_to_labels(ws.current_mask(sid), ws.classmap), name=LABELS_LAYER,
-                               scale=(1.0, *image.spacing))
+    labels = viewer.add_labels(
+        mask_to_labels(ws.current_mask(sid), ws.classmap), name=LABELS_LAYER, scale=(1.0, *image.spacing)
+    )
     session.set_sample(sid)
     widget = _widget(viewer, qtbot)
     widget.set_checkpoints([ckpt])

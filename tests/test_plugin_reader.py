@@ -219,7 +219,8 @@ def test_multilabel_dataset_gives_one_labels_layer_per_class(tmp_path):
     rng = np.random.default_rng(5)
     for n in (1, 2):
         Image.fromarray(rng.integers(0, 4000, (32, 40)).astype(np.uint16)).save(
-            scans / f"slice_{n:04d}_40_32_1.50_1.50.png")
+            scans / f"slice_{n:04d}_40_32_1.50_1.50.png"
+        )
     stomach, bowel = np.zeros((32, 40), np.uint8), np.zeros((32, 40), np.uint8)
     stomach[2:12, 3:20], bowel[8:20, 10:30] = 1, 1  # they overlap
     with open(tmp_path / "train.csv", "w", newline="") as f:
@@ -252,8 +253,7 @@ def test_nifti_and_ground_truth_masks(tmp_path):
     nibabel.save(nibabel.Nifti1Image(ids, affine), tmp_path / "case1_seg.nii.gz")
     nibabel.save(nibabel.Nifti1Image(ids.astype(np.int16) * 100, affine), tmp_path / "case1.nii.gz")
     ((image, ikw, ikind),) = napari_get_reader(str(tmp_path / "case1.nii.gz"))(str(tmp_path / "case1.nii.gz"))
-    ((labels, lkw, lkind),) = napari_get_reader(str(tmp_path / "case1_seg.nii.gz"))(
-        str(tmp_path / "case1_seg.nii.gz"))
+    ((labels, lkw, lkind),) = napari_get_reader(str(tmp_path / "case1_seg.nii.gz"))(str(tmp_path / "case1_seg.nii.gz"))
     assert (ikind, lkind) == ("image", "labels")
     assert lkw["name"] == "case1_seg" and lkw["scale"] == pytest.approx(ikw["scale"])
     np.testing.assert_array_equal(labels, image // 100)

@@ -20,9 +20,19 @@ from napari_medseg._session import PREDICTION_LAYER, session_for
 
 def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     forward = MainThreadCalls(monkeypatch, Predictor, "forward_tiles")
-    reads = {name: MainThreadCalls(monkeypatch, Workspace, name)
-             for name in ("sample", "samples", "revisions", "findings", "score_methods", "score_details",
-                          "scores", "current_mask")}
+    reads = {
+        name: MainThreadCalls(monkeypatch, Workspace, name)
+        for name in (
+            "sample",
+            "samples",
+            "revisions",
+            "findings",
+            "score_methods",
+            "score_details",
+            "scores",
+            "current_mask",
+        )
+    }
     viewer = make_napari_viewer()
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
@@ -56,12 +66,14 @@ def test_prediction_and_finetune_run_off_the_gui_thread(make_napari_viewer, qtbo
     ticks.stop()
 
     assert ft.outcome.kind == "result", ft.status.text()
-    assert pids and all(pid != os.getpid() for pid in pids)        # training ran in another process
+    assert pids and all(pid != os.getpid() for pid in pids)  # training ran in another process
     assert PREDICTION_LAYER in viewer.layers and predict.queue.counts.shown >= 1
-    assert forward.other >= 1 and forward.main == 0                  # no forward pass on the GUI thread
+    assert forward.other >= 1 and forward.main == 0  # no forward pass on the GUI thread
     # moving on reads the workspace in workers only: a query on the GUI thread waits for the interpreter
     # lock while the prediction worker runs (50-800 ms gaps measured when Review read it there)
     assert on_gui == {}, on_gui
-    assert len(ticks.times) - ticks_before_work > 10                 # the event loop ran throughout
-    print(f"\nlargest gaps between 10 ms ticks while predicting and fine-tuning: "
-          f"{', '.join(f'{g:.0f}' for g in ticks.worst())} ms over {len(ticks.times)} ticks")
+    assert len(ticks.times) - ticks_before_work > 10  # the event loop ran throughout
+    print(
+        f"\nlargest gaps between 10 ms ticks while predicting and fine-tuning: "
+        f"{', '.join(f'{g:.0f}' for g in ticks.worst())} ms over {len(ticks.times)} ticks"
+    )

@@ -233,8 +233,7 @@ def test_draft_survives_a_killed_napari_and_is_restored(make_napari_viewer, qtbo
     labels.paint((30, 10), 1)
     painted = np.asarray(labels.data).copy()
     qtbot.waitUntil(lambda: draft_path(ws, "1").exists(), timeout=3000)
-    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted),
-                    timeout=3000)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted), timeout=3000)
     assert len(ws.revisions("1")) == 1  # not saved yet: only the draft holds the edit
 
     # "killed": nothing more of that viewer runs; a new napari opens the same workspace folder
@@ -278,14 +277,12 @@ def test_an_undo_reaches_the_draft(make_napari_viewer, qtbot, tmp_path):
     labels.brush_size = 3
     labels.paint((30, 10), 1)
     painted = np.asarray(labels.data).copy()
-    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted),
-                    timeout=3000)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted), timeout=3000)
     labels.undo()  # what Ctrl+Z does
     assert np.array_equal(labels.data, before)
     qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is None or np.array_equal(d.mask, before), timeout=3000)
     labels.redo()
-    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted),
-                    timeout=3000)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, "1")) is not None and np.array_equal(d.mask, painted), timeout=3000)
 
 
 def test_closed_review_dock_is_not_called_again(review, qtbot):

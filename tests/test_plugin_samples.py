@@ -11,12 +11,15 @@ pytestmark = pytest.mark.gui
 PLUGIN = "napari-medseg"
 
 
-@pytest.mark.parametrize("key, modality, ndim, shape", [
-    ("ct", "CT", 2, (128, 128)),
-    ("mr", "MR", 2, (64, 64)),
-    ("chest_xray", "CR", 2, (1955, 1841)),
-    ("brain_mri", None, 3, None),
-])
+@pytest.mark.parametrize(
+    "key, modality, ndim, shape",
+    [
+        ("ct", "CT", 2, (128, 128)),
+        ("mr", "MR", 2, (64, 64)),
+        ("chest_xray", "CR", 2, (1955, 1841)),
+        ("brain_mri", None, 3, None),
+    ],
+)
 def test_real_samples(make_napari_viewer, key, modality, ndim, shape):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, key)
@@ -48,8 +51,8 @@ def test_chest_xray_is_bone_bright(make_napari_viewer):
     assert layer.metadata["inverted"] is True
     a = np.asarray(layer.data, dtype=np.float64)
     h, w = a.shape
-    spine = a[h // 3: 2 * h // 3, w // 2 - 60: w // 2 + 60].mean()
-    right_lung = a[h // 3: 2 * h // 3, w // 4 - 100: w // 4 + 100].mean()
+    spine = a[h // 3 : 2 * h // 3, w // 2 - 60 : w // 2 + 60].mean()
+    right_lung = a[h // 3 : 2 * h // 3, w // 4 - 100 : w // 4 + 100].mean()
     assert spine > right_lung
 
 

@@ -27,9 +27,17 @@ def counting(n, token, gate=None, seen_threads=None):
 
 def run(qtbot, jobs, make, **handlers):
     calls = {k: [] for k in ("event", "result", "cancelled", "error", "finished")}
-    handle = start_job(jobs, make, "Counting", on_event=calls["event"].append, on_result=calls["result"].append,
-                       on_cancelled=calls["cancelled"].append, on_error=calls["error"].append,
-                       on_finished=lambda: calls["finished"].append(True), **handlers)
+    handle = start_job(
+        jobs,
+        make,
+        "Counting",
+        on_event=calls["event"].append,
+        on_result=calls["result"].append,
+        on_cancelled=calls["cancelled"].append,
+        on_error=calls["error"].append,
+        on_finished=lambda: calls["finished"].append(True),
+        **handlers,
+    )
     return handle, calls
 
 
@@ -64,8 +72,10 @@ def test_an_engine_error_reaches_on_error_and_a_runtime_error_is_not_swallowed(q
         raise exc
 
     # a RuntimeError (torch's failures) arrives as JobFailed: superqt would take it for a deleted worker
-    for exc, kind in ((ReadError("/data/a.png", "truncated"), ReadError),
-                      (RuntimeError("CUDA out of memory"), JobFailed)):
+    for exc, kind in (
+        (ReadError("/data/a.png", "truncated"), ReadError),
+        (RuntimeError("CUDA out of memory"), JobFailed),
+    ):
         jobs = Jobs()
         handle, calls = run(qtbot, jobs, lambda token, exc=exc: failing(token, exc))
         qtbot.waitUntil(lambda calls=calls: bool(calls["finished"]), timeout=10000)
@@ -151,9 +161,15 @@ def test_start_job_is_the_plugins_only_worker_wrapper():
         if path.name == "_jobs.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.ImportFrom)
-                     else [node.attr] if isinstance(node, ast.Attribute)
-                     else [node.id] if isinstance(node, ast.Name) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.ImportFrom)
+                else [node.attr]
+                if isinstance(node, ast.Attribute)
+                else [node.id]
+                if isinstance(node, ast.Name)
+                else []
+            )
             found += [f"{path.name}:{node.lineno} {n}" for n in names if n in banned]
     assert found == []
     assert "create_worker" in (Path(napari_medseg.__file__).parent / "_jobs.py").read_text()  # the scan looks

@@ -80,7 +80,7 @@ def test_startup_imports_no_training_module_and_no_torch_on_the_gui_thread():
     imports = {}
     for line in stdout.splitlines():
         if line.startswith("IMPORT "):
-            w, main, chain = json.loads(line[len("IMPORT "):])
+            w, main, chain = json.loads(line[len("IMPORT ") :])
             imports[(w, main)] = chain
 
     def chain(key) -> str:
@@ -88,13 +88,16 @@ def test_startup_imports_no_training_module_and_no_torch_on_the_gui_thread():
 
     loaded = [(w, main) for (w, main) in imports if w in TRAINING]
     assert not loaded, "startup loaded training modules:\n" + "\n".join(
-        f"  {w} ({'GUI thread' if main else 'worker'}) from\n    {chain((w, main))}" for w, main in loaded)
+        f"  {w} ({'GUI thread' if main else 'worker'}) from\n    {chain((w, main))}" for w, main in loaded
+    )
     on_gui = [w for w in TORCH if (w, True) in imports]
     assert not on_gui, "startup imported on the GUI thread:\n" + "\n".join(
-        f"  {w} from\n    {chain((w, True))}" for w in on_gui)
+        f"  {w} from\n    {chain((w, True))}" for w in on_gui
+    )
 
 
 def test_the_job_protocol_imports_no_torch():
-    stdout = _run("import sys, medseg.jobs; "
-                  "print(sorted(m for m in ('torch', 'medseg.inference') if m in sys.modules))")
+    stdout = _run(
+        "import sys, medseg.jobs; print(sorted(m for m in ('torch', 'medseg.inference') if m in sys.modules))"
+    )
     assert stdout.strip() == "[]"

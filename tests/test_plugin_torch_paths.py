@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"medseg": ROOT / "src" / "medseg", "napari_medseg": ROOT / "napari_medseg"}
 
 TORCH_PACKAGES = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "triton")
-TORCH_ENGINE = ("medseg.inference", "medseg.models", "medseg.training", "medseg.qc.ranking", "medseg.qc.oof",
-                "medseg.qc.suspicion")
+TORCH_ENGINE = (
+    "medseg.inference",
+    "medseg.models",
+    "medseg.training",
+    "medseg.qc.ranking",
+    "medseg.qc.oof",
+    "medseg.qc.suspicion",
+)
 GUARD = "load_torch"
 
 # "module:function" -> why it may import the torch side without load_torch(). Only code that never runs in
@@ -51,8 +57,13 @@ def imported(node: ast.AST, module: str, is_package: bool) -> list[str]:
             anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
             base = ".".join([*anchor, *([base] if base else [])])
         return [base, *(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")]
-    if (isinstance(node, ast.Call) and _called(node) == "import_module" and node.args
-            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+    if (
+        isinstance(node, ast.Call)
+        and _called(node) == "import_module"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
         return [node.args[0].value]
     return []
 
@@ -66,7 +77,8 @@ def _is_type_checking(node: ast.AST) -> bool:
     test = getattr(node, "test", None)
     return isinstance(node, ast.If) and (
         (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
 
 
 def import_time_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
@@ -169,23 +181,33 @@ def parse_sources() -> dict[str, tuple[ast.Module, bool]]:
 
 def plugin_offenders(trees: dict[str, tuple[ast.Module, bool]]) -> list[str]:
     side = torch_side(trees)
-    return [line for name, (tree, is_package) in sorted(trees.items()) if name.split(".")[0] == "napari_medseg"
-            for line in unguarded(tree, name, is_package, side)]
+    return [
+        line
+        for name, (tree, is_package) in sorted(trees.items())
+        if name.split(".")[0] == "napari_medseg"
+        for line in unguarded(tree, name, is_package, side)
+    ]
 
 
 # ------------------------------------------------------------------------------------------- the tests
 def test_every_plugin_path_into_the_torch_side_loads_torch_first():
     trees = parse_sources()
     offenders = plugin_offenders(trees)
-    assert not offenders, "call load_torch() before these imports (or list them in ALLOWED, with why):\n" + \
-        "\n".join(offenders)
+    assert not offenders, "call load_torch() before these imports (or list them in ALLOWED, with why):\n" + "\n".join(
+        offenders
+    )
     assert all(where.split(":")[0] in trees for where in ALLOWED)  # no stale entries
 
 
 def test_the_torch_side_is_what_the_engine_imports_say():
     side = torch_side(parse_sources())
-    assert {"medseg.inference.predictor", "medseg.models", "medseg.training.runner", "medseg.qc.ranking",
-            "medseg.qc.suspicion"} <= side
+    assert {
+        "medseg.inference.predictor",
+        "medseg.models",
+        "medseg.training.runner",
+        "medseg.qc.ranking",
+        "medseg.qc.suspicion",
+    } <= side
     # the viewer's own light engine modules stay outside (the startup test keeps torch out of them)
     assert not {"medseg.jobs", "medseg.errors", "medseg.workspace", "medseg.io", "medseg.choices"} & side
 
@@ -196,13 +218,18 @@ def test_light_engine_modules_load_no_torch_later():
     (a terminal's, or the Fine-tune dock's training child), never in the viewer's."""
     trees = parse_sources()
     side = torch_side(trees)
-    light = [name for name in trees if name.split(".")[0] == "medseg" and name not in side
-             and not (name == "medseg.cli" or name.startswith("medseg.cli."))]
+    light = [
+        name
+        for name in trees
+        if name.split(".")[0] == "medseg"
+        and name not in side
+        and not (name == "medseg.cli" or name.startswith("medseg.cli."))
+    ]
     lazy = [line for name in sorted(light) for line in unguarded(trees[name][0], name, trees[name][1], side)]
     assert not lazy, "a light engine module imports the torch side when called:\n" + "\n".join(lazy)
 
 
-PLANTED = '''
+PLANTED = """
 from typing import TYPE_CHECKING
 
 from medseg.jobs import Result  # light: fine anywhere
@@ -252,23 +279,25 @@ class Dock:
     def score(self):
         from medseg.qc.ranking import iter_score_checkpoint
         return iter_score_checkpoint
-'''
+"""
 
 
 def test_planted_offenders_are_reported_with_their_place():
-    trees = {"medseg.qc.heavy": (ast.parse("import torch\n"), False),
-             "medseg.qc": (ast.parse("from medseg.qc.findings import Finding\n"), True)}
+    trees = {
+        "medseg.qc.heavy": (ast.parse("import torch\n"), False),
+        "medseg.qc": (ast.parse("from medseg.qc.findings import Finding\n"), True),
+    }
     side = torch_side(trees)
     assert side == {"medseg.qc.heavy"}
     found = unguarded(ast.parse(PLANTED), "napari_medseg._planted", False, side)
     assert found == [
         "napari_medseg._planted:too_late:18: imports medseg.training.runner without load_torch() first",
         "napari_medseg._planted:only_in_a_branch:26: imports segmentation_models_pytorch without load_torch() first",
-        "napari_medseg._planted:through_a_light_looking_module:31: imports medseg.qc.heavy without load_torch() "
-        "first",
+        "napari_medseg._planted:through_a_light_looking_module:31: imports medseg.qc.heavy without load_torch() first",
         "napari_medseg._planted:by_name:36: imports medseg.inference without load_torch() first",
         "napari_medseg._planted:Dock.score:49: imports medseg.qc.ranking without load_torch() first",
     ], found
-    relative = unguarded(ast.parse("def f():\n    from .x import y\n"), "napari_medseg._planted", False,
-                         {"napari_medseg.x"})
+    relative = unguarded(
+        ast.parse("def f():\n    from .x import y\n"), "napari_medseg._planted", False, {"napari_medseg.x"}
+    )
     assert relative == ["napari_medseg._planted:f:2: imports napari_medseg.x without load_torch() first"]

@@ -33,8 +33,10 @@ def test_labels_are_never_written_into_their_source(ds, tmp_path):
             write_labels(str(dest), frame, {**meta, "scale": meta.get("scale", (1, 1, 1))[-2:]})
         assert str(dest) in str(e.value) and str(ds) in str(e.value)
     with pytest.raises(DestinationError, match="is inside the source folder " + str(ds)):
-        write_dataset(str(ds / "masks" / "out"), [(np.asarray(image[0][:1]), image[1], "image"),
-                                                   (np.asarray(data[:1]), meta, "labels")])
+        write_dataset(
+            str(ds / "masks" / "out"),
+            [(np.asarray(image[0][:1]), image[1], "image"), (np.asarray(data[:1]), meta, "labels")],
+        )
     assert tree_hashes(ds) == before
 
 

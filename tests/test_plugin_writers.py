@@ -81,7 +81,7 @@ def test_image_and_labels_layers_saved_as_dataset_folder(make_napari_viewer, tmp
     assert manifest["kind"] == "medseg-export" and manifest["counts"]["exported"] == 1
     assert manifest["samples"][0]["source"] == {"image_layer": "frame 7", "labels_layer": "frame 7 labels"}
     ds, samples = _read_dataset(out)
-    (img, mask), = samples.values()
+    ((img, mask),) = samples.values()
     np.testing.assert_array_equal(img, image.data)
     np.testing.assert_array_equal(mask, _ids(top=2))
     assert ds.classmap.task == "multiclass" and json.loads((out / "classmap.json").read_text())["task"] == "multiclass"

@@ -67,20 +67,43 @@ def test_confident_predictions_become_labels(trained):
         gt = truth[d.id]
         dice = 2 * (d.label.astype(bool) & gt).sum() / (d.label.astype(bool).sum() + gt.sum())
         assert dice > 0.8 and d.image.shape == (32, 32, 3)
-    strict = PseudoLabeler(PseudoLabelConfig(enabled=True, unlabelled_dir=str(folder), prob_threshold=1.0,
-                                             min_confident_fraction=1.0),
-                           tr.spec, tr.classmap, tr.preprocessing, [32, 32], tr.device)
+    strict = PseudoLabeler(
+        PseudoLabelConfig(enabled=True, unlabelled_dir=str(folder), prob_threshold=1.0, min_confident_fraction=1.0),
+        tr.spec,
+        tr.classmap,
+        tr.preprocessing,
+        [32, 32],
+        tr.device,
+    )
     assert strict.label(tr.model)[0] == []
-    capped = PseudoLabeler(PseudoLabelConfig(enabled=True, unlabelled_dir=str(folder), prob_threshold=0.5,
-                                             min_confident_fraction=0.0, max_samples=2),
-                           tr.spec, tr.classmap, tr.preprocessing, [32, 32], tr.device)
+    capped = PseudoLabeler(
+        PseudoLabelConfig(
+            enabled=True, unlabelled_dir=str(folder), prob_threshold=0.5, min_confident_fraction=0.0, max_samples=2
+        ),
+        tr.spec,
+        tr.classmap,
+        tr.preprocessing,
+        [32, 32],
+        tr.device,
+    )
     assert len(capped.label(tr.model)[0]) == 2
 
 
 def _pseudo_config(root, folder, out):
-    return config(root, out, epochs=3, batch_size=2, augment="light",
-                  pseudo={"enabled": True, "unlabelled_dir": str(folder), "start_epoch": 1,
-                          "prob_threshold": 0.5, "min_confident_fraction": 0.0})
+    return config(
+        root,
+        out,
+        epochs=3,
+        batch_size=2,
+        augment="light",
+        pseudo={
+            "enabled": True,
+            "unlabelled_dir": str(folder),
+            "start_epoch": 1,
+            "prob_threshold": 0.5,
+            "min_confident_fraction": 0.0,
+        },
+    )
 
 
 def test_the_trainer_adds_pseudo_labels_from_the_start_epoch(trained, tmp_path):
@@ -97,8 +120,11 @@ def test_the_trainer_adds_pseudo_labels_from_the_start_epoch(trained, tmp_path):
 
 def test_resume_mid_epoch_keeps_the_epochs_pseudo_labels(trained, tmp_path):
     _, folder, _, root = trained
-    a = {e.global_step: e.loss for e in Trainer(_pseudo_config(root, folder, tmp_path / "a")).run()
-         if isinstance(e, Step)}
+    a = {
+        e.global_step: e.loss
+        for e in Trainer(_pseudo_config(root, folder, tmp_path / "a")).run()
+        if isinstance(e, Step)
+    }
     cancel = CancelToken()
     for e in Trainer(_pseudo_config(root, folder, tmp_path / "b"), cancel=cancel).run():
         if isinstance(e, Step) and (e.epoch, e.step) == (1, 2):

@@ -22,17 +22,23 @@ def root(tmp_path):
     speckled = rect_mask(64, (10, 40, 10, 40))
     speckled[50, 50:55] = 255  # a speck beside an object: warning
     tiny = np.zeros((64, 64), np.uint8)
-    tiny[30:33, 30:33] = 255   # a lone tiny object: info
-    return write_dataset(tmp_path / "ds", {"a": (natural("astronaut"), speckled),
-                                           "b": (natural("coffee"), tiny),
-                                           "c": (natural("chelsea"), rect_mask(64))})
+    tiny[30:33, 30:33] = 255  # a lone tiny object: info
+    return write_dataset(
+        tmp_path / "ds",
+        {
+            "a": (natural("astronaut"), speckled),
+            "b": (natural("coffee"), tiny),
+            "c": (natural("chelsea"), rect_mask(64)),
+        },
+    )
 
 
 def test_table_json_and_csv(root, tmp_path, capsys):
     # rectangles drawn on unrelated photographs: outline_fit has its say too; here every other check's
     checks = ",".join(c for c in CHECKS if c != "outline_fit")
-    rc = main(["qc", str(root), "--checks", checks, "--json", str(tmp_path / "r.json"), "--csv",
-               str(tmp_path / "r.csv")])
+    rc = main(
+        ["qc", str(root), "--checks", checks, "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "3 samples" in out and "WARNING specks" in out and "INFO    specks" in out
@@ -42,14 +48,27 @@ def test_table_json_and_csv(root, tmp_path, capsys):
     assert data["n_samples"] == 3 and data["by_check"] == {"specks": 2}
     assert {f["sample_id"] for f in data["findings"]} == {"a", "b"}
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
-    assert [(r["sample_id"], r["severity"], r["fix"]) for r in rows] == [("a", "warning", "remove_specks"),
-                                                                          ("b", "info", "")]
+    assert [(r["sample_id"], r["severity"], r["fix"]) for r in rows] == [
+        ("a", "warning", "remove_specks"),
+        ("b", "info", ""),
+    ]
     assert json.loads(rows[0]["details"])["threshold"] == 20
 
 
 def test_filters_params_and_exit_codes(root, tmp_path, capsys):
-    rc = main(["qc", str(root), "--quiet", "--checks", "specks,holes", "--min-severity", "warning",
-               "--json", str(tmp_path / "w.json")])
+    rc = main(
+        [
+            "qc",
+            str(root),
+            "--quiet",
+            "--checks",
+            "specks,holes",
+            "--min-severity",
+            "warning",
+            "--json",
+            str(tmp_path / "w.json"),
+        ]
+    )
     assert rc == 0
     assert [f["sample_id"] for f in json.loads((tmp_path / "w.json").read_text())["findings"]] == ["a"]
     assert main(["qc", str(root), "--quiet", "--checks", "specks", "--set", "specks.min_pixels=3"]) == 0

@@ -35,8 +35,13 @@ def _dataset(tmp_path, extra):
 
 def test_identical_image_under_two_names_with_disagreeing_masks_is_an_error(tmp_path):
     astro = natural("astronaut")
-    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64, (10, 30, 10, 30))),
-                             "copy_b": (astro.copy(), rect_mask(64, (36, 60, 36, 60)))})
+    ds = _dataset(
+        tmp_path,
+        {
+            "astro_a": (astro, rect_mask(64, (10, 30, 10, 30))),
+            "copy_b": (astro.copy(), rect_mask(64, (36, 60, 36, 60))),
+        },
+    )
     report = qc(ds, DUP_CHECKS, workers=1)
     exact = _by(report, "exact_duplicate")
     assert set(exact) == {"astro_a", "copy_b"}
@@ -61,8 +66,9 @@ def test_jpeg_resave_and_brightness_change_are_near_duplicates_other_images_are_
     astro = natural("astronaut")
     bright = np.clip(astro.astype(float) * 1.1 + 5, 0, 255).astype(np.uint8)
     m = rect_mask(64)
-    ds = _dataset(tmp_path, {"astro_a": (astro, m), "astro_jpeg": (jpeg_roundtrip(astro), m),
-                             "astro_bright": (bright, m)})
+    ds = _dataset(
+        tmp_path, {"astro_a": (astro, m), "astro_jpeg": (jpeg_roundtrip(astro), m), "astro_bright": (bright, m)}
+    )
     report = qc(ds, DUP_CHECKS, workers=2)
     near = _by(report, "near_duplicate")
     assert set(near) == {"astro_a", "astro_jpeg", "astro_bright"}
@@ -74,8 +80,10 @@ def test_jpeg_resave_and_brightness_change_are_near_duplicates_other_images_are_
 
 def test_same_picture_resaved_with_a_lost_mask_is_an_error(tmp_path):
     astro = natural("astronaut")
-    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64)),
-                             "astro_jpeg": (jpeg_roundtrip(astro), np.zeros((64, 64), np.uint8))})
+    ds = _dataset(
+        tmp_path,
+        {"astro_a": (astro, rect_mask(64)), "astro_jpeg": (jpeg_roundtrip(astro), np.zeros((64, 64), np.uint8))},
+    )
     bad = _by(qc(ds, DUP_CHECKS, workers=1), "duplicate_mask_disagreement")
     assert set(bad) == {"astro_a", "astro_jpeg"} and bad["astro_jpeg"].severity == "error"
     assert bad["astro_jpeg"].value == 0.0
@@ -83,8 +91,10 @@ def test_same_picture_resaved_with_a_lost_mask_is_an_error(tmp_path):
 
 def test_loose_near_duplicates_only_warn_about_a_missing_class(tmp_path):
     astro = natural("astronaut")
-    ds = _dataset(tmp_path, {"astro_a": (astro, rect_mask(64)),
-                             "astro_jpeg": (jpeg_roundtrip(astro), np.zeros((64, 64), np.uint8))})
+    ds = _dataset(
+        tmp_path,
+        {"astro_a": (astro, rect_mask(64)), "astro_jpeg": (jpeg_roundtrip(astro), np.zeros((64, 64), np.uint8))},
+    )
     # as if the JPEG copy were a neighbouring video frame: only identical pixels count as the same picture
     params = {"duplicate_mask_disagreement": {"same_min_correlation": 1.0}}
     bad = _by(qc(ds, DUP_CHECKS, params, workers=1), "duplicate_mask_disagreement")
@@ -98,8 +108,9 @@ def test_hash_pairs_match_brute_force_and_popcount_fallback(monkeypatch):
     flips = np.uint64(1) << rng.integers(0, 64, 50).astype(np.uint64)
     hashes = np.concatenate([base, base ^ flips])  # each base hash has a partner one bit away
     i, j, _ = hash_pairs(hashes, 3)
-    brute = {(a, b) for a in range(100) for b in range(a + 1, 100)
-             if (int(hashes[a]) ^ int(hashes[b])).bit_count() <= 3}
+    brute = {
+        (a, b) for a in range(100) for b in range(a + 1, 100) if (int(hashes[a]) ^ int(hashes[b])).bit_count() <= 3
+    }
     assert set(zip(i.tolist(), j.tolist())) == brute and len(brute) >= 50
     expected = popcount(hashes)
     monkeypatch.delattr(np, "bitwise_count", raising=False)
@@ -128,8 +139,9 @@ def test_run_qc_yields_progress_then_the_report(tmp_path):
     samples = [e for e in progress if e.stage == "samples"]
     # each stage's total is what its done reaches: the samples, then one step per dataset-wide check
     assert [e.done for e in samples] == list(range(len(ds) + 1)) and {e.total for e in samples} == {len(ds)}
-    assert [(e.stage, e.done, e.total) for e in progress[len(samples):]] == \
-        [(name, k, 3) for k, name in enumerate(DUP_CHECKS.split(","), 1)]
+    assert [(e.stage, e.done, e.total) for e in progress[len(samples) :]] == [
+        (name, k, 3) for k, name in enumerate(DUP_CHECKS.split(","), 1)
+    ]
     report = end.value
     assert report.n_samples == len(ds) and report.checks == DUP_CHECKS.split(",")
     with pytest.raises(ValueError, match="did you mean 'near_duplicate'"):
@@ -168,16 +180,21 @@ def test_near_duplicate_thresholds_are_inclusive_at_distance_8_and_correlation_0
     """Fingerprints built with a known hash distance and thumbnail correlation, judged with the check's defaults."""
     rng = np.random.default_rng(3)
     fps, expected = {}, {}
-    for name, flipped, corr, near in [("in", 8, 0.9505, True), ("far", 9, 0.999, False),
-                                      ("weak", 8, 0.9495, False), ("close", 1, 0.9495, False),
-                                      ("edge", 0, 0.9505, True)]:
+    for name, flipped, corr, near in [
+        ("in", 8, 0.9505, True),
+        ("far", 9, 0.999, False),
+        ("weak", 8, 0.9495, False),
+        ("close", 1, 0.9495, False),
+        ("edge", 0, 0.9505, True),
+    ]:
         base = int(rng.integers(0, 2**63))
         bits = rng.choice(64, flipped, replace=False)
         partner_hash = base ^ sum(1 << int(b) for b in bits)
         thumb = _unit(rng)
         fps[f"{name}_a"] = Fingerprint(f"{name}a", base, thumb.astype(np.float32), "m", {}, {})
-        fps[f"{name}_b"] = Fingerprint(f"{name}b", partner_hash, _partner(rng, thumb, corr).astype(np.float32),
-                                       "m", {}, {})
+        fps[f"{name}_b"] = Fingerprint(
+            f"{name}b", partner_hash, _partner(rng, thumb, corr).astype(np.float32), "m", {}, {}
+        )
         if near:
             expected[f"{name}_a"], expected[f"{name}_b"] = {f"{name}_b"}, {f"{name}_a"}
     check = next(c for c in CHECKS if c.name == "near_duplicate")
@@ -207,8 +224,10 @@ def test_more_samples_than_one_block_of_the_distance_matrix_still_finds_every_ne
     report = qc(_open(write_dataset(tmp_path / "ds", samples)), "exact_duplicate,near_duplicate", workers=1)
     near = {sid: {o["id"] for o in f.details["others"]} for sid, f in _by(report, "near_duplicate").items()}
     assert near == {**{c: {o} for c, o in planted.items()}, **{o: {c} for c, o in planted.items()}}
-    assert {sid: f.details["others"] for sid, f in _by(report, "exact_duplicate").items()} == \
-        {"s0007": ["s2099"], "s2099": ["s0007"]}
+    assert {sid: f.details["others"] for sid, f in _by(report, "exact_duplicate").items()} == {
+        "s0007": ["s2099"],
+        "s2099": ["s0007"],
+    }
 
 
 def test_hash_pairs_across_blocks_match_brute_force():

@@ -115,7 +115,9 @@ def test_volumes_use_face_neighbours_in_3d():
 def test_apply_edit_summary_and_unknown_name():
     m = boxes()
     new, summary = apply_edit("dilate", m, THREE)
-    assert summary == {"edit": "dilate", "params": {}, "n_changed": int((new != m).sum())} and summary["n_changed"] == 70
+    assert (
+        summary == {"edit": "dilate", "params": {}, "n_changed": int((new != m).sum())} and summary["n_changed"] == 70
+    )
     assert set(EDITS) == {"fill_holes", "remove_specks", "smooth", "dilate", "erode"}
     with pytest.raises(UnknownNameError, match="unknown label edit 'blur'"):
         apply_edit("blur", m, THREE)

@@ -23,7 +23,7 @@ EMPTY = np.zeros((64, 64), np.uint8)
 def _disk_frame(inside: float, radius: int = 16, size: int = 64, surround_level: int = 5) -> np.ndarray:
     """An endoscope-like frame: a lit disk of brightness ``inside`` in a near-black surround."""
     yy, xx = np.mgrid[:size, :size]
-    disk = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < radius ** 2
+    disk = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < radius**2
     img = np.full((size, size, 3), surround_level, np.uint8)
     img[disk] = int(inside * 255)
     return img

@@ -39,8 +39,12 @@ def test_specks_flags_a_5px_component_beside_a_500px_object():
     m[50:51, 50:55] = 1  # 5 px speck
     (f,) = check_specks(view(m), SPECKS)
     assert f.severity == "warning" and f.value == 1 and f.fix == "remove_specks"
-    assert f.details["threshold"] == 20 and f.details["per_class"]["1"] == {"n": 1, "pixels": 5, "sizes": [5],
-                                                                          "objects": 2}
+    assert f.details["threshold"] == 20 and f.details["per_class"]["1"] == {
+        "n": 1,
+        "pixels": 5,
+        "sizes": [5],
+        "objects": 2,
+    }
     assert f.details["locations"] == [[50, 52]]
 
 

@@ -48,8 +48,10 @@ def test_an_extra_object_in_one_frame_of_a_video_is_a_warning():
     assert set(found) == {"v1_3", "v2_5"}  # v2's frames with 2 objects are normal there
     f = found["v1_3"]
     assert f.severity == "warning" and f.value == 2
-    assert f.message == ("2 objects where 7 of the other 7 labelled samples of its group (v1) have 1 object: "
-                         "an object drawn where there is none, or a stray outline?")
+    assert f.message == (
+        "2 objects where 7 of the other 7 labelled samples of its group (v1) have 1 object: "
+        "an object drawn where there is none, or a stray outline?"
+    )
     assert f.details["usual"] == {"1": 1}
     assert found["v2_5"].message.endswith("an object left out?")
 
@@ -80,8 +82,10 @@ def test_wrong_class_is_named():
     mc["s6"] = {1: 2}
     (f,) = decide(mc, dict.fromkeys(mc, "scan"))
     assert f.sample_id == "s6"
-    assert f.message.startswith("2 objects (class 1: 2) where 6 of the other 6 labelled samples of its group "
-                                "(scan) have 2 objects (class 1: 1, class 2: 1): objects given the wrong class?")
+    assert f.message.startswith(
+        "2 objects (class 1: 2) where 6 of the other 6 labelled samples of its group "
+        "(scan) have 2 objects (class 1: 1, class 2: 1): objects given the wrong class?"
+    )
 
 
 def test_real_cvc_frames_with_a_planted_extra_object(cvc_dir, tmp_path):

@@ -12,14 +12,14 @@ from scipy import ndimage as ndi
 from medseg.datasets import open_dataset
 from medseg.qc import qc, review_queue
 from medseg.qc.checks_outline import outline_measure
-from medseg.qc.queue import model_weight
 from medseg.qc.outline_fit import METHOD, dataset_scores, edge_strength, outline_fit
+from medseg.qc.queue import model_weight
 from medseg.workspace import Workspace
 from tests._qc_data import BINARY, view
 
 
 def disk(shape, cy, cx, r):
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
 
 
@@ -47,12 +47,15 @@ def test_a_true_outline_is_the_best_edge_around(scene):
     assert o.advice() == "its outline is on the strongest edge around"
 
 
-@pytest.mark.parametrize("wrong,better", [
-    (lambda m: np.roll(m, 8, axis=0), "moved 8 px up"),        # drawn 8 px too low: the far move fixes it
-    (lambda m: np.roll(m, -8, axis=1), "moved 8 px right"),    # drawn 8 px too far left
-    (lambda m: ndi.binary_dilation(m, iterations=6), "shrunk by"),
-    (lambda m: ndi.binary_erosion(m, iterations=4), "grown by"),
-])
+@pytest.mark.parametrize(
+    "wrong,better",
+    [
+        (lambda m: np.roll(m, 8, axis=0), "moved 8 px up"),  # drawn 8 px too low: the far move fixes it
+        (lambda m: np.roll(m, -8, axis=1), "moved 8 px right"),  # drawn 8 px too far left
+        (lambda m: ndi.binary_dilation(m, iterations=6), "shrunk by"),
+        (lambda m: ndi.binary_erosion(m, iterations=4), "grown by"),
+    ],
+)
 def test_a_wrong_outline_scores_lower_and_says_which_way_to_go(scene, wrong, better):
     image, obj = scene
     right, bad = measure(image, obj), measure(image, wrong(obj))
@@ -130,8 +133,13 @@ def test_the_model_weighs_as_much_as_its_median_dice():
 
 
 def test_dataset_scores_are_percentiles_worst_first():
-    summaries = {"a": {"quality": 2.0, "fit": 1.1}, "b": {"quality": 0.5, "fit": 0.6},
-                 "c": {"quality": 2.0, "fit": 1.0}, "d": None, "e": {"quality": 1.0, "fit": 0.9}}
+    summaries = {
+        "a": {"quality": 2.0, "fit": 1.1},
+        "b": {"quality": 0.5, "fit": 0.6},
+        "c": {"quality": 2.0, "fit": 1.0},
+        "d": None,
+        "e": {"quality": 1.0, "fit": 0.9},
+    }
     scores, details = dataset_scores(summaries)
     assert scores == {"a": pytest.approx(5 / 6), "b": 0.0, "c": pytest.approx(5 / 6), "e": pytest.approx(1 / 3)}
     assert "d" not in details and details["b"]["percentile"] == 0.0 and details["b"]["fit"] == 0.6
@@ -224,16 +232,25 @@ def test_the_suggested_correction_puts_the_outline_back(scene):
     ids = low.astype(np.uint8) * 2  # class id 2 of a multiclass map
     ids[5:10, 5:10] = 1  # another class elsewhere stays as it is
     cm = ClassMap.from_names(["a", "b"], task="multiclass")
-    fixed, summary = apply_fix("outline_correction", ids, cm, class_id=2, centre=list(o.centre),
-                               correction=list(o.correction))
+    fixed, summary = apply_fix(
+        "outline_correction", ids, cm, class_id=2, centre=list(o.centre), correction=list(o.correction)
+    )
     assert np.array_equal(fixed == 2, obj) and (fixed[5:10, 5:10] == 1).all()
     assert summary["moved"] == int(obj.sum()) and summary["changed"][2] == 2 * int((low & ~obj).sum())
-    for wrong, name in ((ndi.binary_dilation(obj, iterations=4), "shrink"),
-                        (ndi.binary_erosion(obj, iterations=4), "grow")):
+    for wrong, name in (
+        (ndi.binary_dilation(obj, iterations=4), "shrink"),
+        (ndi.binary_erosion(obj, iterations=4), "grow"),
+    ):
         o = measure(image, wrong).objects[0]
         assert o.correction[0] == name
-        fixed, _ = apply_fix("outline_correction", wrong.astype(np.uint8), BINARY, class_id=1,
-                             centre=list(o.centre), correction=list(o.correction))
+        fixed, _ = apply_fix(
+            "outline_correction",
+            wrong.astype(np.uint8),
+            BINARY,
+            class_id=1,
+            centre=list(o.centre),
+            correction=list(o.correction),
+        )
         iou = (fixed.astype(bool) & obj).sum() / (fixed.astype(bool) | obj).sum()
         before = (wrong & obj).sum() / (wrong | obj).sum()
         assert iou > before + 0.1  # one step of a quarter or half radius: closer, not always exact
@@ -245,8 +262,13 @@ def test_a_malformed_correction_in_a_hand_edited_finding_is_a_clear_fix_error(sc
     _, obj = scene
     mask = obj.astype(np.uint8)
     good = {"class_id": 1, "centre": [32, 32]}
-    for bad, words in ((["move", 3], "must be"), (["twist", 2], "must be"), (["grow", -1], "k > 0"),
-                       (["shrink", "2"], "must be"), ("grow", "must be")):
+    for bad, words in (
+        (["move", 3], "must be"),
+        (["twist", 2], "must be"),
+        (["grow", -1], "k > 0"),
+        (["shrink", "2"], "must be"),
+        ("grow", "must be"),
+    ):
         with pytest.raises(FixError, match=words):
             apply_fix("outline_correction", mask, BINARY, **good, correction=bad)
     with pytest.raises(FixError, match="class 3 is not in the class map"):
@@ -254,8 +276,9 @@ def test_a_malformed_correction_in_a_hand_edited_finding_is_a_clear_fix_error(sc
     with pytest.raises(FixError, match="centre"):
         apply_fix("outline_correction", mask, BINARY, class_id=1, centre=None, correction=["grow", 2])
     # a centre outside the image takes the nearest object instead of failing
-    fixed, summary = apply_fix("outline_correction", mask, BINARY, class_id=1, centre=[-50, 900],
-                               correction=["grow", 2])
+    fixed, summary = apply_fix(
+        "outline_correction", mask, BINARY, class_id=1, centre=[-50, 900], correction=["grow", 2]
+    )
     assert summary["moved"] == int(obj.sum()) and fixed.sum() > mask.sum()
 
 

@@ -42,7 +42,8 @@ def test_noisy_mask_example_grey_levels_and_binarise_fix(noisy_mask_dir, tmp_pat
     differ = (fixed * 255) != cleaned
     assert int(differ.sum()) == 12  # the pixels the cleaner edited by hand; all else is the same
     assert _hashes(noisy_mask_dir) == before and _hashes(root / "masks") == {
-        "1.tif": hashlib.sha256((noisy_mask_dir / "1_mask.tif").read_bytes()).hexdigest()}
+        "1.tif": hashlib.sha256((noisy_mask_dir / "1_mask.tif").read_bytes()).hexdigest()
+    }
 
 
 def _frames(ds: Dataset, ranges) -> Dataset:

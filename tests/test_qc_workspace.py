@@ -16,13 +16,19 @@ from tests._qc_data import file_bytes, natural, rect_mask, write_dataset
 @pytest.fixture
 def dataset_root(tmp_path):
     speckled = rect_mask(64, (10, 40, 10, 40))
-    speckled[50, 50:55] = 255   # 5 px speck
+    speckled[50, 50:55] = 255  # 5 px speck
     speckled[20:23, 20:23] = 0  # 9 px hole
     grey = rect_mask(64)
-    grey[55:60, :10] = 40       # 50 px of faint grey noise
-    return write_dataset(tmp_path / "ds", {
-        "a": (natural("astronaut"), speckled), "b": (natural("coffee"), grey),
-        "c": (natural("chelsea"), rect_mask(64)), "d": (natural("rocket"), None)})
+    grey[55:60, :10] = 40  # 50 px of faint grey noise
+    return write_dataset(
+        tmp_path / "ds",
+        {
+            "a": (natural("astronaut"), speckled),
+            "b": (natural("coffee"), grey),
+            "c": (natural("chelsea"), rect_mask(64)),
+            "d": (natural("rocket"), None),
+        },
+    )
 
 
 @pytest.fixture
@@ -66,7 +72,9 @@ def test_offer_fixes_saves_auto_fix_revisions_only_when_called(ws):
     speckled = ws.current_mask("a")
     revisions = offer_fixes(ws, report.findings, author="qc-bot")
     assert [(r.sample_id, r.origin, r.changed, r.author) for r in revisions] == [
-        ("a", "auto-fix", {1: 5}, "qc-bot"), ("a", "auto-fix", {1: 9}, "qc-bot")]
+        ("a", "auto-fix", {1: 5}, "qc-bot"),
+        ("a", "auto-fix", {1: 9}, "qc-bot"),
+    ]
     fixed = ws.current_mask("a")
     assert fixed[50, 50:55].sum() == 0 and fixed[20:23, 20:23].all()
     assert int(np.sum(fixed != speckled)) == 14

@@ -58,7 +58,7 @@ def ranked(tmp_path_factory):
 def test_planted_errors_rank_first(ranked):
     ws, planted, _ = ranked
     queue = review_queue(ws, method="oof-k3")
-    assert {i.sample_id for i in queue[:len(planted)]} == set(planted), [(i.sample_id, i.score) for i in queue[:6]]
+    assert {i.sample_id for i in queue[: len(planted)]} == set(planted), [(i.sample_id, i.score) for i in queue[:6]]
     clean = [i.score for i in queue if i.sample_id not in planted]
     assert max(i.score for i in queue if i.sample_id in planted) < min(clean)
     assert "out-of-fold prediction" in queue[0].reason
@@ -171,8 +171,25 @@ def test_cli_rank_end_to_end(ranked, tmp_path, capsys):
     ws, planted, _ = ranked
     cfg = tmp_path / "train.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
-    code = main(["rank", str(ws.root), "--folds", "3", "--config", str(cfg), "--method", "cli-k3", "--top", "5",
-                 "--json", str(tmp_path / "q.json"), "--csv", str(tmp_path / "q.csv"), "--quiet"])
+    code = main(
+        [
+            "rank",
+            str(ws.root),
+            "--folds",
+            "3",
+            "--config",
+            str(cfg),
+            "--method",
+            "cli-k3",
+            "--top",
+            "5",
+            "--json",
+            str(tmp_path / "q.json"),
+            "--csv",
+            str(tmp_path / "q.csv"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
@@ -194,9 +211,24 @@ def test_cli_ctrl_c_keeps_completed_folds(tmp_path):
     cfg = tmp_path / "train.yaml"
     cfg.write_text(yaml.safe_dump(tiny_rank_config(epochs=8)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "medseg.cli", "rank", str(tmp_path / "ws"), "--folds", "3",
-                             "--config", str(cfg), "--quiet"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "medseg.cli",
+            "rank",
+            str(tmp_path / "ws"),
+            "--folds",
+            "3",
+            "--config",
+            str(cfg),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     seen = []
     try:
         for line in proc.stderr:

@@ -23,19 +23,21 @@ def ids(queue):
 
 
 def test_unscored_queue_orders_by_worst_finding_then_count_then_id(ws):
-    ws.add_findings([
-        Finding("s05", "specks", "warning", "3 specks", value=3),
-        Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.31),
-        Finding("s07", "holes", "info", "a hole", value=1),
-        Finding("s06", "specks", "warning", "2 specks", value=2),
-        Finding("s06", "holes", "info", "a hole", value=1),
-    ], source="qc")
+    ws.add_findings(
+        [
+            Finding("s05", "specks", "warning", "3 specks", value=3),
+            Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.31),
+            Finding("s07", "holes", "info", "a hole", value=1),
+            Finding("s06", "specks", "warning", "2 specks", value=2),
+            Finding("s06", "holes", "info", "a hole", value=1),
+        ],
+        source="qc",
+    )
     queue = review_queue(ws)
     assert all(isinstance(i, QueueItem) for i in queue)
     assert ids(queue) == ["s02", "s06", "s05", "s07", "s00", "s01", "s03", "s04"]
     assert all(i.score is None and i.method is None for i in queue)
-    assert queue[0].reason == ("not scored by a model yet; 1 QC finding: duplicate image's mask disagrees "
-                               "(IoU 0.31)")
+    assert queue[0].reason == ("not scored by a model yet; 1 QC finding: duplicate image's mask disagrees (IoU 0.31)")
     assert queue[-1].reason == "not scored by a model yet; no QC findings"
 
 
@@ -43,12 +45,15 @@ def test_scored_queue_is_worst_first_with_findings_folded_in(ws):
     scores = {"s00": 0.9, "s01": 0.31, "s02": 0.95, "s03": 0.6, "s04": 0.8, "s05": 0.85, "s06": 0.7}
     details = {s: {"dice": v, "hd95": 3.0, "out_of_fold": True} for s, v in scores.items()}
     ws.set_scores("oof-k3", scores, details)
-    ws.add_findings([
-        Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.2),  # 0.95 - 1.0
-        Finding("s05", "mask_values", "warning", "grey noise", value=42),  # 0.85 - 0.75 = 0.10
-        Finding("s05", "specks", "info", "1 speck", value=1),  # info: no penalty
-        Finding("s04", "blurred", "warning", "blurred image"),  # image quality: no penalty
-    ], source="qc")
+    ws.add_findings(
+        [
+            Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.2),  # 0.95 - 1.0
+            Finding("s05", "mask_values", "warning", "grey noise", value=42),  # 0.85 - 0.75 = 0.10
+            Finding("s05", "specks", "info", "1 speck", value=1),  # info: no penalty
+            Finding("s04", "blurred", "warning", "blurred image"),  # image quality: no penalty
+        ],
+        source="qc",
+    )
     queue = review_queue(ws)  # the only method is the default
     assert ids(queue) == ["s02", "s05", "s01", "s03", "s06", "s04", "s00", "s07"]
     by_id = {i.sample_id: i for i in queue}
@@ -56,8 +61,10 @@ def test_scored_queue_is_worst_first_with_findings_folded_in(ws):
     assert by_id["s05"].priority == pytest.approx(0.10)
     assert by_id["s07"].score is None and by_id["s07"].reason.startswith("no oof-k3 score")
     assert by_id["s01"].method == "oof-k3"
-    assert by_id["s05"].reason == ("Dice 0.85 between out-of-fold prediction and label, HD95 3.0 px "
-                                   "(label quality 0.85); 2 QC findings: grey noise (42 levels), 1 speck")
+    assert by_id["s05"].reason == (
+        "Dice 0.85 between out-of-fold prediction and label, HD95 3.0 px "
+        "(label quality 0.85); 2 QC findings: grey noise (42 levels), 1 speck"
+    )
     # findings of other checks left out on request: s02 and s05 fall back to their scores
     only = review_queue(ws, checks=["specks"])
     assert ids(only)[:3] == ["s01", "s03", "s06"]
@@ -129,8 +136,9 @@ def test_a_score_of_an_earlier_revision_does_not_rank_the_corrected_label(ws):
     assert ids(queue)[0] == "s01" and ids(queue)[-1] == "s00"  # now unscored: after every scored sample
     stale = queue[-1]
     assert stale.score is None and stale.method is None
-    assert stale.reason.startswith(f"oof-k5 scored an earlier label (revision {heads['s00']}; now {rev.id}): "
-                                   "not ranked until scored again")
+    assert stale.reason.startswith(
+        f"oof-k5 scored an earlier label (revision {heads['s00']}; now {rev.id}): not ranked until scored again"
+    )
     ws.revert("s00", heads["s00"])  # a revert makes a new revision: still not the one scored
     assert ids(review_queue(ws))[-1] == "s00"
 

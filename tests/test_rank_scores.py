@@ -13,7 +13,7 @@ BINARY = ClassMap.binary("polyp")
 
 
 def disk(shape=(48, 48), cy=24, cx=24, r=10) -> np.ndarray:
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
 
 
@@ -49,8 +49,9 @@ def test_perfect_label_scores_high_and_each_error_lower():
     eroded = label_score(probs, disk(r=6).astype(np.uint8), BINARY)
     assert eroded.separation > 0.9 and eroded.soft_dice < 0.6
     # the worse the shift, the lower the score
-    scores = [label_score(probs, np.roll(obj, (d, 0), axis=(0, 1)).astype(np.uint8), BINARY).score
-              for d in (0, 2, 5, 10, 20)]
+    scores = [
+        label_score(probs, np.roll(obj, (d, 0), axis=(0, 1)).astype(np.uint8), BINARY).score for d in (0, 2, 5, 10, 20)
+    ]
     assert scores == sorted(scores, reverse=True)
 
 

@@ -28,16 +28,19 @@ def mask_with(shape, flat_indices):
 
 
 # ---------------------------------------------------------------- known answers
-@pytest.mark.parametrize("flat, expected", [
-    ([0, 1, 5], "1 2 6 1"),          # brief's example
-    ([4], "5 1"),                    # (row 1, col 0): row-major index 4 (column-major would say 2)
-    (range(0, 5), "1 5"),            # a run crosses the end of row 0 into row 1
-    (range(12), "1 12"),             # full mask
-    ([0], "1 1"),                    # first pixel
-    ([11], "12 1"),                  # last pixel
-    ([3, 4, 7, 8, 11], "4 2 8 2 12 1"),  # runs touching row ends
-    ([], ""),
-])
+@pytest.mark.parametrize(
+    "flat, expected",
+    [
+        ([0, 1, 5], "1 2 6 1"),  # brief's example
+        ([4], "5 1"),  # (row 1, col 0): row-major index 4 (column-major would say 2)
+        (range(0, 5), "1 5"),  # a run crosses the end of row 0 into row 1
+        (range(12), "1 12"),  # full mask
+        ([0], "1 1"),  # first pixel
+        ([11], "12 1"),  # last pixel
+        ([3, 4, 7, 8, 11], "4 2 8 2 12 1"),  # runs touching row ends
+        ([], ""),
+    ],
+)
 def test_encode_known_answers(flat, expected):
     m = mask_with((3, 4), flat)
     assert rle_encode(m) == expected
@@ -91,17 +94,20 @@ def test_round_trip_uw_madison_sized_slice():
 
 
 # ---------------------------------------------------------------- malformed
-@pytest.mark.parametrize("rle, message", [
-    ("1 2 3", "even count"),
-    ("1 two", "not non-negative integers"),
-    ("1.5 2", "not non-negative integers"),
-    ("-1 2", "not non-negative integers"),
-    ("0 2", "1-indexed"),
-    ("3 0", "length 0"),
-    ("6 2 1 2", "not sorted"),
-    ("1 3 2 1", "overlap"),
-    ("11 3", "past the mask's 12 pixels"),
-])
+@pytest.mark.parametrize(
+    "rle, message",
+    [
+        ("1 2 3", "even count"),
+        ("1 two", "not non-negative integers"),
+        ("1.5 2", "not non-negative integers"),
+        ("-1 2", "not non-negative integers"),
+        ("0 2", "1-indexed"),
+        ("3 0", "length 0"),
+        ("6 2 1 2", "not sorted"),
+        ("1 3 2 1", "overlap"),
+        ("11 3", "past the mask's 12 pixels"),
+    ],
+)
 def test_malformed_rle_says_what_is_wrong(rle, message):
     with pytest.raises(ValueError, match=message):
         rle_decode(rle, (3, 4))
@@ -142,8 +148,11 @@ def test_multilabel_overlap_survives_round_trip(gi_classmap):
     small_bowel[ellipse(140, 130, 50, 40, shape=shape)] = True
     overlap = stomach & small_bowel
     assert overlap.sum() > 100
-    rows = {"stomach": rle_encode(stomach), "small_bowel": rle_encode(small_bowel),
-            "large_bowel": float("nan")}  # pandas reads an empty train.csv cell as NaN
+    rows = {
+        "stomach": rle_encode(stomach),
+        "small_bowel": rle_encode(small_bowel),
+        "large_bowel": float("nan"),
+    }  # pandas reads an empty train.csv cell as NaN
     ch = rle_decode_multilabel(rows, shape, gi_classmap)
     assert ch.shape == (266, 266, 3) and ch.dtype == bool
     assert np.array_equal(ch[..., gi_classmap.names.index("stomach")], stomach)

@@ -82,14 +82,19 @@ def _fake_python(tmp_path: Path, body: str) -> str:
     return str(script)
 
 
-STARTED = ('{"event": "started", "job": "train", "total": 3, "detail": {"run_dir": "r", "n_train": 6, "n_val": 2, '
-           '"device": "cpu", "precision": "fp32", "epochs": 1, "steps_per_epoch": 3}}')
+STARTED = (
+    '{"event": "started", "job": "train", "total": 3, "detail": {"run_dir": "r", "n_train": 6, "n_val": 2, '
+    '"device": "cpu", "precision": "fp32", "epochs": 1, "steps_per_epoch": 3}}'
+)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="a POSIX shell script stands in for the interpreter")
 def test_garbage_lines_are_skipped_and_a_silent_exit_becomes_failed(tmp_path):
-    python = _fake_python(tmp_path, f"echo 'Loading weights...'\necho '{STARTED}'\necho '{{\"event\": \"bogus\"}}'\n"
-                                    "echo 'something broke' >&2\nexit 3\n")
+    python = _fake_python(
+        tmp_path,
+        f"echo 'Loading weights...'\necho '{STARTED}'\necho '{{\"event\": \"bogus\"}}'\n"
+        "echo 'something broke' >&2\nexit 3\n",
+    )
     cfg = TrainConfig.from_dict(tiny_config(tmp_path / "data", tmp_path / "run"))  # a run never inside its data
     with TrainingProcess(cfg, python=python) as proc:
         events = _collect(proc)

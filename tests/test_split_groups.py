@@ -34,13 +34,26 @@ def _workspace(tmp_path) -> Workspace:
         m[4:10, 4:10] = 255
         Image.fromarray(m).save(root / "masks" / f"f{k:02d}.png")
     ws = Workspace.create(tmp_path / "ws", root, group_by="stem")
-    ws.add_findings([
-        Finding("f01", "near_duplicate", "warning", "near copy of f07 in another group",
-                details={"others": [{"id": "f07"}], "cross_group": ["f07"]}),
-        Finding("f07", "exact_duplicate", "warning", "same pixels as f10",
-                details={"others": ["f10"], "cross_group": ["f10"]}),
-        Finding("f02", "near_duplicate", "info", "near copy of f03, same group", details={"cross_group": []}),
-    ], source="qc")
+    ws.add_findings(
+        [
+            Finding(
+                "f01",
+                "near_duplicate",
+                "warning",
+                "near copy of f07 in another group",
+                details={"others": [{"id": "f07"}], "cross_group": ["f07"]},
+            ),
+            Finding(
+                "f07",
+                "exact_duplicate",
+                "warning",
+                "same pixels as f10",
+                details={"others": ["f10"], "cross_group": ["f10"]},
+            ),
+            Finding("f02", "near_duplicate", "info", "near copy of f03, same group", details={"cross_group": []}),
+        ],
+        source="qc",
+    )
     return ws
 
 
@@ -59,4 +72,3 @@ def test_training_ranking_and_export_splits_keep_linked_duplicates_together(tmp_
         manifest = json.loads(result.manifest_path.read_text())
         part = {e["id"]: e["split"] for e in manifest["samples"]}
         assert part["f01"] == part["f07"] == part["f10"]
-

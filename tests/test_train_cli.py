@@ -22,11 +22,41 @@ def _args(*argv):
 
 def test_flags_and_set_override_the_yaml(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path / "data", tmp_path / "run"))
-    c = build_config(_args(str(cfg), "--epochs", "5", "--lr", "0.5", "--batch-size", "3", "--arch", "Unet",
-                           "--encoder", "resnet18", "--root", "/elsewhere", "--out", "/runs/x", "--seed", "9",
-                           "--precision", "bf16", "--device", "cuda:1",
-                           "--set", "optim.name=sgd", "--set", "data.image_size=[64, 96]",
-                           "--set", "model.kwargs.depth=3", "--set", "epochs=99", "--set", "grad_clip=null"))
+    c = build_config(
+        _args(
+            str(cfg),
+            "--epochs",
+            "5",
+            "--lr",
+            "0.5",
+            "--batch-size",
+            "3",
+            "--arch",
+            "Unet",
+            "--encoder",
+            "resnet18",
+            "--root",
+            "/elsewhere",
+            "--out",
+            "/runs/x",
+            "--seed",
+            "9",
+            "--precision",
+            "bf16",
+            "--device",
+            "cuda:1",
+            "--set",
+            "optim.name=sgd",
+            "--set",
+            "data.image_size=[64, 96]",
+            "--set",
+            "model.kwargs.depth=3",
+            "--set",
+            "epochs=99",
+            "--set",
+            "grad_clip=null",
+        )
+    )
     assert (c.epochs, c.optim.lr, c.batch_size, c.model.arch, c.model.encoder) == (5, 0.5, 3, "Unet", "resnet18")
     assert (c.data.root, c.out_dir, c.seed, c.precision, c.device) == ("/elsewhere", "/runs/x", 9, "bf16", "cuda:1")
     assert c.optim.name == "sgd" and c.data.image_size == [64, 96] and c.grad_clip is None

@@ -116,7 +116,7 @@ class _Shard:
         self.rank, self.world = rank, world
 
     def shard(self, indices, epoch, seed):
-        return epoch_order(len(indices), seed, epoch)[self.rank::self.world]
+        return epoch_order(len(indices), seed, epoch)[self.rank :: self.world]
 
 
 def test_ddp_shards_come_from_the_dist_context():
@@ -182,8 +182,12 @@ def test_own_size_samples_are_mirrored_up_to_the_stride_and_train(tmp_path):
     from medseg.training.config import TrainConfig
     from medseg.training.trainer import Trainer
 
-    cfg = config(tmp_path / "data", tmp_path / "run", batch_size=1, data={"image_size": None, "val_fraction": 0.0,
-                                                                          "group_pattern": None})
+    cfg = config(
+        tmp_path / "data",
+        tmp_path / "run",
+        batch_size=1,
+        data={"image_size": None, "val_fraction": 0.0, "group_pattern": None},
+    )
     cfg["model"]["kwargs"] = {"depth": 2, "base_channels": 4}
     events = list(Trainer(TrainConfig.from_dict(cfg)).run())
     assert events[-1].kind == "result", events[-1]

@@ -50,6 +50,7 @@ def test_events_checkpoints_and_config_round_trip(disks, tmp_path):
     assert {"dice", "iou", "loss", "dice/foreground"} <= set(ends[0].val)
     assert len(ends[0].overlays) == 2 and all(p.endswith(".png") for p in ends[0].overlays)
     from PIL import Image
+
     assert Image.open(ends[0].overlays[0]).size == (32, 32)
     saved = [e for e in events if isinstance(e, CheckpointSaved)]
     assert {e.tag for e in saved} == {"best", "last"}
@@ -85,8 +86,7 @@ def test_validation_split_keeps_groups_apart(disks, tmp_path):
 
 def test_a_short_run_learns_the_bright_disk(tmp_path):
     root = make_disks(tmp_path / "d", n=12, seed=1)
-    cfg = config(root, tmp_path / "run", epochs=15, batch_size=4, loss={"terms": [{"name": "bce"}]},
-                 optim={"lr": 1e-2})
+    cfg = config(root, tmp_path / "run", epochs=15, batch_size=4, loss={"terms": [{"name": "bce"}]}, optim={"lr": 1e-2})
     ends = [e for e in Trainer(cfg).run() if isinstance(e, EpochEnd)]
     first, last = ends[0], ends[-1]
     # measured: train loss 0.57 -> 0.10, validation loss 0.64 -> 0.11, Dice 0 -> 0.94
@@ -221,8 +221,7 @@ def test_early_stopping_and_best_by_the_monitor(disks, tmp_path, monkeypatch):
         return {"dice": next(dice), "loss": 1.0}, []
 
     monkeypatch.setattr("medseg.training.trainer.validate", fake_validate)
-    events = list(Trainer(config(disks, tmp_path, epochs=5, max_steps_per_epoch=1,
-                                 early_stopping_patience=2)).run())
+    events = list(Trainer(config(disks, tmp_path, epochs=5, max_steps_per_epoch=1, early_stopping_patience=2)).run())
     fin = events[-1].value
     assert isinstance(fin, TrainSummary) and fin.stopped_early and fin.epochs_run == 4
     assert fin.best_metric == 0.6

@@ -34,9 +34,13 @@ def test_accumulating_two_micro_batches_equals_one_batch(disks, tmp_path, monkey
     # BatchNorm normalises per micro-batch, so equality needs a model without it
     real = medseg.models.create_model
     monkeypatch.setattr(medseg.models, "create_model", lambda spec, **kw: _without_batchnorm(real(spec, **kw)))
-    common = {"model": {"kwargs": {"depth": 3, "base_channels": 8, "dropout": 0.0}},
-              "loss": {"terms": [{"name": "bce"}]}, "max_steps_per_epoch": 1, "epochs": 1,
-              "optim": {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0}}
+    common = {
+        "model": {"kwargs": {"depth": 3, "base_channels": 8, "dropout": 0.0}},
+        "loss": {"terms": [{"name": "bce"}]},
+        "max_steps_per_epoch": 1,
+        "epochs": 1,
+        "optim": {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0},
+    }
     params = {}
     for name, batch, acc in (("one", 4, 1), ("two", 2, 2), ("four", 1, 4)):
         tr = Trainer(config(disks, tmp_path / name, batch_size=batch, accumulate=acc, **common))
@@ -51,8 +55,9 @@ def test_accumulating_two_micro_batches_equals_one_batch(disks, tmp_path, monkey
 
 
 def test_clipping_bounds_the_gradient_norm(disks, tmp_path):
-    tr = Trainer(config(disks, tmp_path / "c", grad_clip=0.05, max_steps_per_epoch=2,
-                        optim={"name": "sgd", "lr": 1e-3}))
+    tr = Trainer(
+        config(disks, tmp_path / "c", grad_clip=0.05, max_steps_per_epoch=2, optim={"name": "sgd", "lr": 1e-3})
+    )
     steps = [e for e in tr.run() if isinstance(e, Step)]
     assert all(s.grad_norm > 0.05 for s in steps)  # the raw norm was above the bound: clipping acted
     clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in tr.model.parameters()]))
@@ -61,11 +66,19 @@ def test_clipping_bounds_the_gradient_norm(disks, tmp_path):
     assert free[0].grad_norm is None
 
 
-@pytest.mark.parametrize("model", [{"arch": "PlainUNet"}, {"arch": "Unet", "encoder": "resnet18",
-                                                           "kwargs": {"encoder_depth": 3}}])
+@pytest.mark.parametrize(
+    "model", [{"arch": "PlainUNet"}, {"arch": "Unet", "encoder": "resnet18", "kwargs": {"encoder_depth": 3}}]
+)
 def test_a_frozen_encoder_does_not_change(disks, tmp_path, model):
-    tr = Trainer(config(disks, tmp_path, model={**model, "freeze_encoder": True}, max_steps_per_epoch=2,
-                        optim={"name": "adamw", "lr": 1e-2}))
+    tr = Trainer(
+        config(
+            disks,
+            tmp_path,
+            model={**model, "freeze_encoder": True},
+            max_steps_per_epoch=2,
+            optim={"name": "adamw", "lr": 1e-2},
+        )
+    )
     enc = dict(tr.model.encoder.state_dict())  # parameters and BatchNorm statistics
     enc = {k: v.clone() for k, v in enc.items()}
     rest = {n: p.detach().clone() for n, p in tr.model.named_parameters() if not n.startswith("encoder.")}
@@ -81,16 +94,18 @@ def test_fine_tuning_starts_from_the_checkpoint(disks, tmp_path):
     first = list(Trainer(config(disks, tmp_path / "a", max_steps_per_epoch=2)).run())
     best = first[-1].value.best_checkpoint
     ck = medseg.models.load_checkpoint(best)
-    tr = Trainer(config(disks, tmp_path / "b", model={"arch": "Unet", "init_checkpoint": best,
-                                                      "freeze_encoder": True}))
+    tr = Trainer(config(disks, tmp_path / "b", model={"arch": "Unet", "init_checkpoint": best, "freeze_encoder": True}))
     assert tr.spec.arch == "PlainUNet"  # the checkpoint's model, not the config's arch
     assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in ck.model.state_dict().items())
     assert tr.preprocessing.channels == ck.preprocessing.channels
     assert tr.model_source.startswith("fine-tuned from")
     events = list(tr.run())
     assert events[-1].kind == "result"
-    assert medseg.models.load_checkpoint(events[-1].value.last_checkpoint).provenance["training"]["model_source"] \
+    assert (
+        medseg.models.load_checkpoint(events[-1].value.last_checkpoint)
+        .provenance["training"]["model_source"]
         .startswith("fine-tuned")
+    )
     palette = make_palette(tmp_path / "pal", n=4)
     with pytest.raises(ConfigError, match="same"):
         Trainer(config(palette, tmp_path / "c", model={"init_checkpoint": best}))
@@ -108,16 +123,25 @@ def test_warmup_then_cosine_by_fractional_epoch():
 
 
 def test_lr_in_the_step_events_follows_the_schedule(disks, tmp_path):
-    cfg = config(disks, tmp_path, epochs=2, max_steps_per_epoch=2,
-                 optim={"name": "adamw", "lr": 0.01, "min_lr": 0.0001, "scheduler": "cosine", "warmup_epochs": 1})
+    cfg = config(
+        disks,
+        tmp_path,
+        epochs=2,
+        max_steps_per_epoch=2,
+        optim={"name": "adamw", "lr": 0.01, "min_lr": 0.0001, "scheduler": "cosine", "warmup_epochs": 1},
+    )
     lrs = [e.lr for e in Trainer(cfg).run() if isinstance(e, Step)]
     assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.0001 + (0.01 - 0.0001) * 0.5])
 
 
 def test_learnable_loss_weights_are_trained_without_weight_decay(disks, tmp_path):
-    cfg = config(disks, tmp_path, max_steps_per_epoch=2, epochs=2,
-                 loss={"terms": [{"name": "bce", "weight": 0.5}, {"name": "dice", "weight": 0.5}],
-                       "learnable": True})
+    cfg = config(
+        disks,
+        tmp_path,
+        max_steps_per_epoch=2,
+        epochs=2,
+        loss={"terms": [{"name": "bce", "weight": 0.5}, {"name": "dice", "weight": 0.5}], "learnable": True},
+    )
     tr = Trainer(cfg)
     assert len(tr.optimizer.param_groups) == 2 and tr.optimizer.param_groups[1]["weight_decay"] == 0.0
     start = tr.loss.log_vars.detach().clone()

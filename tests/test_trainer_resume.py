@@ -22,10 +22,18 @@ MODELS = {
 
 def settings(root, out, model):
     # augmentation, dropout, mixup, warm-up + cosine and Adam state all have to come back exactly
-    return config(root, out, model=MODELS[model], epochs=3, batch_size=2, max_steps_per_epoch=3,
-                  augment="light", mix={"mixup_alpha": 0.4, "p": 0.5},
-                  optim={"name": "adamw", "lr": 3e-3, "scheduler": "cosine", "warmup_epochs": 0.5},
-                  deterministic=True)
+    return config(
+        root,
+        out,
+        model=MODELS[model],
+        epochs=3,
+        batch_size=2,
+        max_steps_per_epoch=3,
+        augment="light",
+        mix={"mixup_alpha": 0.4, "p": 0.5},
+        optim={"name": "adamw", "lr": 3e-3, "scheduler": "cosine", "warmup_epochs": 0.5},
+        deterministic=True,
+    )
 
 
 def losses(events):
@@ -41,8 +49,9 @@ def data(tmp_path_factory):
     return make_disks(tmp_path_factory.mktemp("resume"), n=12)
 
 
-@pytest.mark.parametrize(("model", "stop"), [("PlainUNet", "mid-epoch"), ("PlainUNet", "epoch-end"),
-                                           ("Unet-resnet18", "mid-epoch")])
+@pytest.mark.parametrize(
+    ("model", "stop"), [("PlainUNet", "mid-epoch"), ("PlainUNet", "epoch-end"), ("Unet-resnet18", "mid-epoch")]
+)
 def test_resume_equals_an_uninterrupted_run(data, tmp_path, model, stop):
     a = list(Trainer(settings(data, tmp_path / "a", model)).run())
     assert a[-1].kind == "result" and len(losses(a)) == 9

@@ -28,8 +28,15 @@ def _finished(events):
 
 def test_multiclass_palette_run(tmp_path):
     root = make_palette(tmp_path / "pal", n=8)
-    events = _finished(list(Trainer(config(root, tmp_path / "run", loss={"terms": [{"name": "ce"}, {"name": "dice"}]},
-                                           epochs=2, val_overlays=1)).run()))
+    events = _finished(
+        list(
+            Trainer(
+                config(
+                    root, tmp_path / "run", loss={"terms": [{"name": "ce"}, {"name": "dice"}]}, epochs=2, val_overlays=1
+                )
+            ).run()
+        )
+    )
     end = [e for e in events if isinstance(e, EpochEnd)][-1]
     ck = load_checkpoint(events[-1].value.last_checkpoint)
     assert {f"dice/{n}" for n in ck.classmap.names} <= set(end.val) and "dice/background" not in end.val
@@ -41,8 +48,15 @@ def test_multiclass_palette_run(tmp_path):
 
 def test_multilabel_uw_run_with_hd95(tmp_path):
     root = make_uw(tmp_path / "uw", n_cases=4, slices=2)
-    cfg = config(root, tmp_path / "run", data={"group_pattern": None, "channels": 1},
-                 loss="seed004_bce_tversky", epochs=1, val_hd95=True, monitor="hd95")
+    cfg = config(
+        root,
+        tmp_path / "run",
+        data={"group_pattern": None, "channels": 1},
+        loss="seed004_bce_tversky",
+        epochs=1,
+        val_hd95=True,
+        monitor="hd95",
+    )
     events = _finished(list(Trainer(cfg).run()))
     start = events[0]
     assert start.detail["n_train"] + start.detail["n_val"] == 8
@@ -54,8 +68,14 @@ def test_multilabel_uw_run_with_hd95(tmp_path):
     assert groups and not groups & {i.split("_")[0] for i in ck.provenance["data"]["val_ids"]}
 
 
-@pytest.mark.parametrize("mix", [{"mixup_alpha": 0.4, "p": 1.0}, {"cutmix_alpha": 1.0, "p": 1.0},
-                                 {"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "p": 1.0}])
+@pytest.mark.parametrize(
+    "mix",
+    [
+        {"mixup_alpha": 0.4, "p": 1.0},
+        {"cutmix_alpha": 1.0, "p": 1.0},
+        {"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "p": 1.0},
+    ],
+)
 def test_mixup_and_cutmix_run_and_change_the_loss(disks, tmp_path, monkeypatch, mix):
     used = []
     real_mix = trainer_steps.StepRunner._mix
@@ -67,8 +87,9 @@ def test_mixup_and_cutmix_run_and_change_the_loss(disks, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(trainer_steps.StepRunner, "_mix", spy)
     base = [e.loss for e in Trainer(config(disks, tmp_path / "a", max_steps_per_epoch=2)).run() if isinstance(e, Step)]
-    mixed = [e for e in Trainer(config(disks, tmp_path / "b", max_steps_per_epoch=2, mix=mix)).run()
-             if isinstance(e, Step)]
+    mixed = [
+        e for e in Trainer(config(disks, tmp_path / "b", max_steps_per_epoch=2, mix=mix)).run() if isinstance(e, Step)
+    ]
     assert len(mixed) == 2 and all(math.isfinite(e.loss) for e in mixed)
     kinds_used = set(used[2:])
     expected = {k for k in ("mixup", "cutmix") if mix.get(f"{k}_alpha", 0) > 0}
@@ -88,16 +109,30 @@ def test_mixing_is_a_function_of_the_step():
     assert not torch.equal(runner._mix(x, t, 8)[0], a[0])
 
 
-@pytest.mark.parametrize("loss", [
-    "seed001_dice_boundary",
-    {"terms": [{"name": "dice"}, {"name": "hausdorff_dt", "weight": 0.1}]},
-    {"terms": [{"name": "dice"}, {"name": "boundary"}],
-     "schedule": {"region": "dice", "boundary": "boundary", "start": 1.0, "floor": 0.5, "step": 0.25}},
-])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "seed001_dice_boundary",
+        {"terms": [{"name": "dice"}, {"name": "hausdorff_dt", "weight": 0.1}]},
+        {
+            "terms": [{"name": "dice"}, {"name": "boundary"}],
+            "schedule": {"region": "dice", "boundary": "boundary", "start": 1.0, "floor": 0.5, "step": 0.25},
+        },
+    ],
+)
 def test_distance_losses_get_maps_from_the_data_pipeline(disks, tmp_path, monkeypatch, loss):
     aux = isinstance(loss, str)
-    tr = Trainer(config(disks, tmp_path, loss=loss, epochs=2, max_steps_per_epoch=2, model={"aux": aux},
-                        mix={"cutmix_alpha": 1.0, "p": 0.5}))
+    tr = Trainer(
+        config(
+            disks,
+            tmp_path,
+            loss=loss,
+            epochs=2,
+            max_steps_per_epoch=2,
+            model={"aux": aux},
+            mix={"cutmix_alpha": 1.0, "p": 0.5},
+        )
+    )
     # the boundary loss takes its maps from the batch; the HD loss computes its fields in the step
     # (it needs the prediction's distance field there anyway), so it asks for none
     assert tr.train_data.dist_maps == tr.val_data.dist_maps == tr.loss.needs_dist_maps

@@ -123,8 +123,14 @@ def test_the_workspace_stores_findings_without_qc(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     found, qc_modules = out.strip().splitlines()
-    assert found == str(sorted([("image_without_mask", PROBLEM_SEVERITY["image_without_mask"]),
-                                ("unsupported_file", PROBLEM_SEVERITY["unsupported_file"])]))
+    assert found == str(
+        sorted(
+            [
+                ("image_without_mask", PROBLEM_SEVERITY["image_without_mask"]),
+                ("unsupported_file", PROBLEM_SEVERITY["unsupported_file"]),
+            ]
+        )
+    )
     assert qc_modules == "[]"
 
 

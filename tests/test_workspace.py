@@ -50,7 +50,13 @@ def test_create_imports_each_mask_as_the_layout_reads_it(binary_ds, tmp_path):
     for sid in ws.sample_ids():
         rec = ws.sample(sid)
         (rev,) = ws.revisions(sid)
-        assert (rev.origin, rev.parent_id, rev.author, rev.changed, rev.n_changed) == ("imported", None, "importer", {}, 0)
+        assert (rev.origin, rev.parent_id, rev.author, rev.changed, rev.n_changed) == (
+            "imported",
+            None,
+            "importer",
+            {},
+            0,
+        )
         assert rec.head_revision == rev.id and rec.status == "unreviewed" and rec.reason is None
         assert rec.image_sha256 == hashlib.sha256(rec.image_path.read_bytes()).hexdigest()
         assert rec.mask_source_sha256 == {"1": hashlib.sha256(rec.mask_paths[1].read_bytes()).hexdigest()}
@@ -97,8 +103,8 @@ def test_changed_pixels_per_class_hand_checked(tmp_path):
     head = ws.current_mask("t0")
     assert head.dtype == np.uint8 and set(np.unique(head).tolist()) == {0, 1, 2, 3}
     new = head.copy()
-    new[2:4, 2:5] = 2      # 6 pixels leave class 1 and join class 2
-    new[0, 30:34] = 3      # 4 background pixels join class 3
+    new[2:4, 2:5] = 2  # 6 pixels leave class 1 and join class 2
+    new[0, 30:34] = 3  # 4 background pixels join class 3
     rev = ws.save_revision("t0", new.astype(np.int64), origin="manual", author="ann", note="fix")
     assert (rev.n_changed, rev.changed) == (10, {1: 6, 2: 6, 3: 4})
     assert rev.parent_id == ws.revisions("t0")[0].id and rev.author == "ann" and rev.note == "fix"
@@ -141,8 +147,11 @@ def test_status_changes_are_checked_and_logged(ws):
     ws.set_status("1", "accepted")
     ws.set_status("3", "accepted", author="rev")
     log = ws.status_history("1")
-    assert [(s.status, s.reason) for s in log] == [("unreviewed", None), ("excluded", "motion blur"),
-                                                   ("accepted", None)]
+    assert [(s.status, s.reason) for s in log] == [
+        ("unreviewed", None),
+        ("excluded", "motion blur"),
+        ("accepted", None),
+    ]
     assert log[1].author == "rev" and log[0].time < log[1].time < log[2].time
     assert ws.sample_ids("accepted") == ["1", "3"] and [s.id for s in ws.samples("unreviewed")] == ["2", "4"]
     assert ws.summary()["by_status"]["accepted"] == 2
@@ -171,9 +180,9 @@ def test_multilabel_masks_round_trip_with_per_class_changes(tmp_path):
     assert head.dtype == bool and head.shape == (H, W, 3)
     np.testing.assert_array_equal(head, expected.astype(bool))
     new = head.copy()
-    new[0, 0:5, 0] = True        # large_bowel gains 5 pixels
-    new[8, 10:13, 2] = False     # stomach loses 3, one of them also large_bowel's
-    new[8, 10, 0] = False        # large_bowel loses that one too: 1 pixel, 2 channels
+    new[0, 0:5, 0] = True  # large_bowel gains 5 pixels
+    new[8, 10:13, 2] = False  # stomach loses 3, one of them also large_bowel's
+    new[8, 10, 0] = False  # large_bowel loses that one too: 1 pixel, 2 channels
     rev = ws.save_revision(sid, new, origin="manual")
     assert rev.changed == {1: 6, 3: 3} and rev.n_changed == 5 + 3
     back = ws.mask_at(rev.id)
@@ -210,8 +219,10 @@ def test_source_changes_are_reported_and_the_rest_works(binary_ds, tmp_path):
     (binary_ds / "images" / "3.png").unlink()
     os.utime(binary_ds / "images" / "4.png")  # touched, same content: not a change
     with Workspace.open(tmp_path / "ws") as ws:
-        assert ws.source_changes == [SourceChange("2", binary_ds / "masks" / "2.png", "changed"),
-                                     SourceChange("3", binary_ds / "images" / "3.png", "missing")]
+        assert ws.source_changes == [
+            SourceChange("2", binary_ds / "masks" / "2.png", "changed"),
+            SourceChange("3", binary_ds / "images" / "3.png", "missing"),
+        ]
         assert ws.summary()["source_changes"] == {"changed": 1, "missing": 1}
         np.testing.assert_array_equal(ws.current_mask("3"), box(7, 17, 5, 20))
         with pytest.raises(ReadError) as e:
@@ -305,8 +316,10 @@ def test_index_problems_are_findings(binary_ds, tmp_path):
 def test_findings_scores_and_model_runs(ws):
     from medseg.qc.findings import Finding
 
-    qc = [Finding("1", "specks", "warning", "3 specks", value=3, fix="remove_specks", details={"sizes": [1, 2, 4]}),
-          Finding("2", "grey_noise", "error", "grey levels", value=42.0, path="masks/2.png")]
+    qc = [
+        Finding("1", "specks", "warning", "3 specks", value=3, fix="remove_specks", details={"sizes": [1, 2, 4]}),
+        Finding("2", "grey_noise", "error", "grey levels", value=42.0, path="masks/2.png"),
+    ]
     assert ws.add_findings(qc, "qc") == 2
     assert ws.findings(source="qc") == qc and ws.findings("2") == [qc[1]]
     ws.add_findings([Finding("3", "empty_mask", "info", "empty")], "qc", replace=False)

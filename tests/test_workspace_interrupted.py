@@ -28,8 +28,9 @@ KILL_AFTER_IMPORTS = textwrap.dedent("""
 def killed(cvc_dir, tmp_path):
     ds = stem_mask_dataset(cvc_dir, tmp_path / "cvc")
     ws = tmp_path / "ws"
-    run = subprocess.run([sys.executable, "-c", KILL_AFTER_IMPORTS, str(ws), str(ds)], capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_IMPORTS, str(ws), str(ds)], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 9, run.stderr
     with sqlite3.connect(ws / "workspace.sqlite") as c:
         assert c.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()[0] == "creating"
@@ -46,8 +47,12 @@ def test_every_message_gives_the_same_one_instruction(killed, capsys):
     with pytest.raises(WorkspaceError) as e:
         Workspace.open(ws)
     messages.append(str(e.value))
-    for args in (["workspace", "info", str(ws)], ["workspace", "history", str(ws), "1"],
-                 ["qc", str(ws), "--quiet"], ["export", str(ws), "--format", "folders", "--out", str(ws.parent / "e")]):
+    for args in (
+        ["workspace", "info", str(ws)],
+        ["workspace", "history", str(ws), "1"],
+        ["qc", str(ws), "--quiet"],
+        ["export", str(ws), "--format", "folders", "--out", str(ws.parent / "e")],
+    ):
         assert main(args) == 2
         messages.append(capsys.readouterr().err)
     for m in messages:

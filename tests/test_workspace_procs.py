@@ -39,7 +39,9 @@ ws = Workspace.open(sys.argv[1], verify="none")
 """
 
 # argv: workspace, sample, confirm file, number of saves (0: until killed)
-WRITER = _COMMON + """
+WRITER = (
+    _COMMON
+    + """
 sample, confirm, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 k = level(ws.current_mask(sample))
 print("ready", flush=True)
@@ -51,9 +53,12 @@ with open(confirm, "a") as log:
         log.flush()
 print("done", flush=True)
 """
+)
 
 # argv: workspace, sample, seconds
-READER = _COMMON + """
+READER = (
+    _COMMON
+    + """
 import time
 sample, until = sys.argv[2], time.monotonic() + float(sys.argv[3])
 reads, last = 0, -1
@@ -65,11 +70,13 @@ while time.monotonic() < until:
     last, reads = k, reads + 1
 print(reads, last, flush=True)
 """
+)
 
 
 def _spawn(script: str, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _level(mask: np.ndarray) -> int:
@@ -138,13 +145,16 @@ def test_killing_a_writer_at_random_points_loses_nothing_it_saved(ws_path, tmp_p
 
 
 # argv: workspace, sample
-ONE_SAVE = _COMMON + """
+ONE_SAVE = (
+    _COMMON
+    + """
 sample = sys.argv[2]
 k = level(ws.current_mask(sample))
 arm()
 ws.save_revision(sample, pattern(k + 1), origin="manual", author="writer")
 finished()
 """
+)
 
 
 def test_a_writer_killed_at_each_step_of_a_save_leaves_the_old_head_or_the_new_one(ws_path, tmp_path):

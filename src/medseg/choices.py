@@ -9,6 +9,5 @@ checks that these names are theirs, in their order.
 from __future__ import annotations
 
 LOSS_PRESETS = ("seed004_bce_tversky", "seed004_bce_dice", "seed001_dice_boundary")
-AUGMENT_PRESETS = ("none", "light", "seed004", "seed001_mirror", "seed001_cutout", "seed001_clahe",
-                   "seed001_histeq")
+AUGMENT_PRESETS = ("none", "light", "seed004", "seed001_mirror", "seed001_cutout", "seed001_clahe", "seed001_histeq")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

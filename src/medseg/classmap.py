@@ -31,9 +31,18 @@ MAX_STORED_ID = 31
 
 # Distinct, colour-blind-tolerant defaults (Okabe-Ito, then tab10-like).
 _DEFAULT_COLOURS = [
-    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66),
-    (0, 114, 178), (213, 94, 0), (204, 121, 167), (148, 103, 189),
-    (140, 86, 75), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 158, 115),
+    (240, 228, 66),
+    (0, 114, 178),
+    (213, 94, 0),
+    (204, 121, 167),
+    (148, 103, 189),
+    (140, 86, 75),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
 ]
 
 
@@ -91,8 +100,9 @@ class ClassMap:
 
     # construction -----------------------------------------------------------
     @classmethod
-    def from_names(cls, names: Iterable[str], task: str | None = None,
-                   colours: Iterable[tuple[int, int, int]] | None = None) -> ClassMap:
+    def from_names(
+        cls, names: Iterable[str], task: str | None = None, colours: Iterable[tuple[int, int, int]] | None = None
+    ) -> ClassMap:
         """Ids 1..N in the order given; ``task`` defaults to binary for one name."""
         names = list(names)
         colours = list(colours) if colours is not None else None
@@ -105,8 +115,9 @@ class ClassMap:
         return cls(classes, task=task)
 
     @classmethod
-    def from_colour_table(cls, table: dict[int, tuple[int, int, int]],
-                          names: dict[int, str] | None = None, task: str | None = None) -> ClassMap:
+    def from_colour_table(
+        cls, table: dict[int, tuple[int, int, int]], names: dict[int, str] | None = None, task: str | None = None
+    ) -> ClassMap:
         """Classes from {id: (r, g, b)} (id 0, if present, is background and dropped).
 
         ``names`` maps ids to names (default ``class_<id>``); ``task`` defaults to
@@ -163,8 +174,7 @@ class ClassMap:
 
         Background 0 and ``None`` (napari's default for ids not listed) are transparent.
         """
-        out: dict[int | None, tuple[float, float, float, float]] = {
-            None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+        out: dict[int | None, tuple[float, float, float, float]] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
         for c in self.classes:
             out[c.id] = (c.colour[0] / 255, c.colour[1] / 255, c.colour[2] / 255, 1.0)
         return out
@@ -183,10 +193,15 @@ class ClassMap:
         if not isinstance(d, dict):
             raise ValueError(f"not a class map: expected a mapping, got {type(d).__name__}")
         try:
-            classes = [LabelClass(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["colour"]))
-                       for c in d["classes"]]
-            return cls(classes, task=d.get("task", "multiclass"),
-                       background=d.get("background", "background"), extra=dict(d.get("extra", {})))
+            classes = [
+                LabelClass(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["colour"])) for c in d["classes"]
+            ]
+            return cls(
+                classes,
+                task=d.get("task", "multiclass"),
+                background=d.get("background", "background"),
+                extra=dict(d.get("extra", {})),
+            )
         except (KeyError, TypeError) as e:
             raise ValueError(f"not a class map: missing or malformed field {e}") from e
 

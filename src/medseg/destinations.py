@@ -66,9 +66,16 @@ def resolved(p: str | os.PathLike) -> Path:
     return Path(os.path.realpath(os.path.expanduser(os.fspath(p))))
 
 
-def check_destination(dest: str | os.PathLike, *, sources: Iterable = (), workspaces: Iterable = (),
-                      purpose: str = "output", internal: bool = False, file: bool = False,
-                      discover: bool = True) -> Path:
+def check_destination(
+    dest: str | os.PathLike,
+    *,
+    sources: Iterable = (),
+    workspaces: Iterable = (),
+    purpose: str = "output",
+    internal: bool = False,
+    file: bool = False,
+    discover: bool = True,
+) -> Path:
     """The resolved destination, or DestinationError naming it and the path it would harm.
 
     ``sources``: paths the command reads (files mean the folder holding them),
@@ -103,7 +110,7 @@ def suggestion(home: Path, purpose: str) -> Path:
     """A folder beside ``home`` named for what is written (``cvc-predictions`` beside ``cvc``)."""
     slug = "".join(c if c.isalnum() else "-" for c in purpose.lower()).strip("-")
     for article in ("a-", "an-", "the-"):
-        slug = slug[len(article):] if slug.startswith(article) else slug
+        slug = slug[len(article) :] if slug.startswith(article) else slug
     return home.parent / f"{home.name}-{slug or 'output'}"
 
 
@@ -176,8 +183,9 @@ def _discovered(node: Path, target: Path, into: Path) -> Protected | None:
         parent_layout = _layout_data(node.parent) if node.parent != node else None
         if parent_layout is not None and node in parent_layout[1]:
             name = node.name + ("/ folder" if node.is_dir() or not node.suffix else " file")
-            return Protected(node, f"the {name}", node.parent, detail=f"of the dataset {node.parent}, "
-                                                                      f"{parent_layout[0]}")
+            return Protected(
+                node, f"the {name}", node.parent, detail=f"of the dataset {node.parent}, {parent_layout[0]}"
+            )
         if not node.is_dir():
             return None
         if (node / WORKSPACE_DB).is_file():
@@ -233,7 +241,7 @@ def _loose_sources(folder: Path) -> str | None:
     stems = {os.path.splitext(e.name)[0].lower() for e in files if e.name.lower().endswith(_RASTERS)}
     for stem in stems:
         m = MASK_SUFFIX.search(stem)
-        if m and m.start() > 0 and stem[:m.start()] in stems:
+        if m and m.start() > 0 and stem[: m.start()] in stems:
             return "the folder of images and their masks"
     return None
 
@@ -256,5 +264,9 @@ def _refusal(target: Path, prot: Protected, relation: str, purpose: str, interna
         never = "a workspace holds only its database, its mask revisions and medseg's own job outputs"
     else:
         never = "that folder is written only by medseg's own jobs"
-    return DestinationError(f"refusing to write {purpose} to {target}: {why}; {never}. Choose a folder outside "
-                            f"it, e.g. {suggestion(prot.home, purpose)}", target, prot.path)
+    return DestinationError(
+        f"refusing to write {purpose} to {target}: {why}; {never}. Choose a folder outside "
+        f"it, e.g. {suggestion(prot.home, purpose)}",
+        target,
+        prot.path,
+    )

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 # what the CLI prints after the traceback of an unexpected exception (exit code 1)
-BUG_LINE = ("this is a bug in napari-medseg, not a problem with your data or command: please report it on the "
-            "project's issue tracker with the traceback above")
+BUG_LINE = (
+    "this is a bug in napari-medseg, not a problem with your data or command: please report it on the "
+    "project's issue tracker with the traceback above"
+)
 
 
 def one_line(e: BaseException, path: Path | None = None) -> str:
@@ -68,8 +70,9 @@ class Cancelled(MedsegError):
     exit_code = 130
     kind = "cancelled"  # its name among a job's events (medseg.jobs), like Event.kind
 
-    def __init__(self, message: str = "cancelled", done: int | None = None, total: int | None = None,
-                 partial: object = None):
+    def __init__(
+        self, message: str = "cancelled", done: int | None = None, total: int | None = None, partial: object = None
+    ):
         super().__init__(message)
         self.done, self.total, self.partial = done, total, partial
 
@@ -116,10 +119,11 @@ class WeightsUnavailableError(MedsegError):
         self.encoder, self.weights, self.reason = encoder, weights, reason
         super().__init__(
             f"pretrained weights {weights!r} for encoder {encoder!r} are not available: {reason}. "
-            f"Give a local file instead: ModelSpec(encoder_weights=\"/path/to/{encoder}.safetensors\") "
+            f'Give a local file instead: ModelSpec(encoder_weights="/path/to/{encoder}.safetensors") '
             "(a .safetensors file, a .pth/.pt state dict, or a folder holding one), download them once "
             "on a machine with internet access (huggingface_hub caches them), "
-            "or use encoder_weights=None to start from random weights.")
+            "or use encoder_weights=None to start from random weights."
+        )
 
 
 class AugmentationError(MedsegError, ValueError):
@@ -172,8 +176,10 @@ class ConfigError(MedsegError, ValueError):
     def __init__(self, problems: list[str], source: str | None = None):
         self.problems = problems
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}invalid training config ({len(problems)} problem"
-                         f"{'' if len(problems) == 1 else 's'}):\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(
+            f"{where}invalid training config ({len(problems)} problem"
+            f"{'' if len(problems) == 1 else 's'}):\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 class DatasetError(MedsegError, ValueError):

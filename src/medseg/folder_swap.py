@@ -33,7 +33,7 @@ def _start_ticks(pid: int) -> str | None:
     """When process ``pid`` started (clock ticks since boot, Linux /proc); None where it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2:].split()[19]  # field 22, counted after the command name
+        return stat[stat.rindex(")") + 2 :].split()[19]  # field 22, counted after the command name
     except (OSError, ValueError, IndexError):
         return None
 
@@ -86,8 +86,11 @@ class SwapNames:
             entries = list(os.scandir(target.parent))
         except OSError:
             return []
-        return [(Path(e.path), e.name[len(head):len(e.name) - len(tail)]) for e in entries
-                if e.name.startswith(head) and e.name.endswith(tail) and len(e.name) > len(head) + len(tail)]
+        return [
+            (Path(e.path), e.name[len(head) : len(e.name) - len(tail)])
+            for e in entries
+            if e.name.startswith(head) and e.name.endswith(tail) and len(e.name) > len(head) + len(tail)
+        ]
 
 
 def fsync_dir(folder: Path) -> None:

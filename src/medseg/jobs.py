@@ -32,8 +32,21 @@ from typing import Any, ClassVar
 
 from medseg.errors import Cancelled, MedsegError
 
-__all__ = ["CancelToken", "Cancelled", "Event", "Started", "Progress", "Message", "Result", "Failed",
-           "Job", "drive", "run", "event_from_dict", "register_event"]
+__all__ = [
+    "CancelToken",
+    "Cancelled",
+    "Event",
+    "Started",
+    "Progress",
+    "Message",
+    "Result",
+    "Failed",
+    "Job",
+    "drive",
+    "run",
+    "event_from_dict",
+    "register_event",
+]
 
 
 class CancelToken:
@@ -82,8 +95,9 @@ class CancelToken:
         return f"CancelToken(cancelled={self.cancelled})"
 
 
-def check(token: CancelToken | None, done: int | None = None, total: int | None = None, what: str = "",
-          partial: Any = None) -> None:
+def check(
+    token: CancelToken | None, done: int | None = None, total: int | None = None, what: str = "", partial: Any = None
+) -> None:
     """:meth:`CancelToken.check` for an optional token (a job run without one cannot be stopped)."""
     if token is not None:
         token.check(done, total, what, partial)

@@ -74,23 +74,37 @@ class OutputFolder:
     ``purpose`` names what is written, for messages and the record's ``tool``.
     """
 
-    def __init__(self, folder: str | os.PathLike, *, purpose: str, sources: Iterable = (),
-                 workspaces: Iterable = (), overwrite: bool = False, internal: bool = False,
-                 single_file: str | None = None):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        purpose: str,
+        sources: Iterable = (),
+        workspaces: Iterable = (),
+        overwrite: bool = False,
+        internal: bool = False,
+        single_file: str | None = None,
+    ):
         if single_file is None:
-            self.root = check_destination(folder, sources=sources, workspaces=workspaces, purpose=purpose,
-                                          internal=internal)
+            self.root = check_destination(
+                folder, sources=sources, workspaces=workspaces, purpose=purpose, internal=internal
+            )
         else:  # one file a user named: judged as a file (a report beside a dataset's folders is fine)
-            self.root = check_destination(Path(folder) / single_file, sources=sources, workspaces=workspaces,
-                                          purpose=purpose, internal=internal, file=True).parent
+            self.root = check_destination(
+                Path(folder) / single_file,
+                sources=sources,
+                workspaces=workspaces,
+                purpose=purpose,
+                internal=internal,
+                file=True,
+            ).parent
         self.purpose, self.overwrite = purpose, overwrite
         self._record: dict[str, dict] | None = None
 
     def _rel(self, path: Path) -> str:
         p = resolved(path if Path(path).is_absolute() else self.root / path)
         if self.root not in p.parents:
-            raise DestinationError(f"refusing to write {p}: it is outside the output folder {self.root}", p,
-                                   self.root)
+            raise DestinationError(f"refusing to write {p}: it is outside the output folder {self.root}", p, self.root)
         return p.relative_to(self.root).as_posix()
 
     def check(self, *names: str | os.PathLike) -> list[Path]:
@@ -101,20 +115,32 @@ class OutputFolder:
             path = self.root / rel
             if path.exists() or path.is_symlink():
                 if path.is_dir() or path.is_symlink():
-                    raise DestinationError(f"refusing to write {self.purpose} to {path}: a "
-                                           f"{'folder' if path.is_dir() else 'link'} is there; "
-                                           "move it away or choose another folder", path, path)
+                    raise DestinationError(
+                        f"refusing to write {self.purpose} to {path}: a "
+                        f"{'folder' if path.is_dir() else 'link'} is there; "
+                        "move it away or choose another folder",
+                        path,
+                        path,
+                    )
                 if not self.overwrite:
-                    raise DestinationError(f"refusing to write {self.purpose} to {path}: the file exists; pass "
-                                           "--overwrite (overwrite=True) to replace files medseg wrote earlier, "
-                                           "or choose another folder", path, path)
+                    raise DestinationError(
+                        f"refusing to write {self.purpose} to {path}: the file exists; pass "
+                        "--overwrite (overwrite=True) to replace files medseg wrote earlier, "
+                        "or choose another folder",
+                        path,
+                        path,
+                    )
                 if self._record is None:
                     self._record = read_record(self.root)
                 problem = replace_problem(path, self._record, rel)
                 if problem is not None:
-                    raise DestinationError(f"refusing to overwrite {path} with {self.purpose}: {problem}; "
-                                           f"--overwrite replaces only files medseg wrote and nobody changed "
-                                           f"since. Move it away or choose another folder", path, path)
+                    raise DestinationError(
+                        f"refusing to overwrite {path} with {self.purpose}: {problem}; "
+                        f"--overwrite replaces only files medseg wrote and nobody changed "
+                        f"since. Move it away or choose another folder",
+                        path,
+                        path,
+                    )
             out.append(path)
         return out
 
@@ -131,8 +157,14 @@ class OutputFolder:
         for p in paths:
             rel = self._rel(Path(p))
             path = self.root / rel
-            entry = {"path": rel, "sha256": sha256_file(path), "size": path.stat().st_size, "time": now,
-                     "tool": f"medseg ({self.purpose})", "version": __version__}
+            entry = {
+                "path": rel,
+                "sha256": sha256_file(path),
+                "size": path.stat().st_size,
+                "time": now,
+                "tool": f"medseg ({self.purpose})",
+                "version": __version__,
+            }
             lines.append(json.dumps(entry))
             if self._record is not None:
                 self._record[rel] = entry
@@ -141,10 +173,12 @@ class OutputFolder:
                 f.write("\n".join(lines) + "\n")
 
 
-def guarded_file(path: str | os.PathLike, *, purpose: str, sources: Iterable = (), workspaces: Iterable = (),
-                 overwrite: bool = False) -> tuple[OutputFolder, Path]:
+def guarded_file(
+    path: str | os.PathLike, *, purpose: str, sources: Iterable = (), workspaces: Iterable = (), overwrite: bool = False
+) -> tuple[OutputFolder, Path]:
     """The folder and checked path for one file a user named (a report, a label file); record it after writing."""
     p = Path(os.path.expanduser(os.fspath(path)))
-    folder = OutputFolder(p.parent, purpose=purpose, sources=sources, workspaces=workspaces, overwrite=overwrite,
-                          single_file=p.name)
+    folder = OutputFolder(
+        p.parent, purpose=purpose, sources=sources, workspaces=workspaces, overwrite=overwrite, single_file=p.name
+    )
     return folder, folder.check(p.name)[0]

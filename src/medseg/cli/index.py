@@ -14,17 +14,30 @@ def cmd_index(args: argparse.Namespace) -> int:
     ds = open_dataset(Path(args.folder), layout=args.layout)
     groups = Counter(s.group for s in ds.samples)
     if args.json:
-        print(json.dumps({
-            "root": str(ds.root), "layout": ds.layout, "classmap": ds.classmap.to_dict(),
-            "samples": len(ds.samples), "groups": len(groups),
-            "problems": [{"path": str(p.path), "kind": p.kind, "message": p.message} for p in ds.problems],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "root": str(ds.root),
+                    "layout": ds.layout,
+                    "classmap": ds.classmap.to_dict(),
+                    "samples": len(ds.samples),
+                    "groups": len(groups),
+                    "problems": [{"path": str(p.path), "kind": p.kind, "message": p.message} for p in ds.problems],
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"{ds.root}: layout {ds.layout}, {len(ds.samples)} samples in {len(groups)} groups, "
-              f"task {ds.classmap.task}, classes {', '.join(ds.classmap.names)}")
+        print(
+            f"{ds.root}: layout {ds.layout}, {len(ds.samples)} samples in {len(groups)} groups, "
+            f"task {ds.classmap.task}, classes {', '.join(ds.classmap.names)}"
+        )
         kinds = Counter(p.kind for p in ds.problems)
         n = len(ds.problems)
-        print(f"{n} problem{'' if n == 1 else 's'}" + (": " + ", ".join(f"{c} {k}" for k, c in kinds.items()) if kinds else ""))
+        print(
+            f"{n} problem{'' if n == 1 else 's'}"
+            + (": " + ", ".join(f"{c} {k}" for k, c in kinds.items()) if kinds else "")
+        )
         for p in ds.problems:
             print(f"  [{p.kind}] {p.path}: {p.message}")
     return 2 if (args.strict and ds.problems) else 0

@@ -45,9 +45,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             sp = " x ".join(f"{s:g}" for s in d["spacing"])
             unit = "mm" if d["metadata"].get("spacing_known") else "px (no spacing in file)"
-            print(f"{d['path']}: {d['metadata'].get('format')} {d['metadata'].get('modality') or ''} "
-                  f"shape {tuple(d['shape'])} {d['dtype']}{' RGB' if d['rgb'] else ''}, "
-                  f"spacing {sp} {unit}, range {d['range']}")
+            print(
+                f"{d['path']}: {d['metadata'].get('format')} {d['metadata'].get('modality') or ''} "
+                f"shape {tuple(d['shape'])} {d['dtype']}{' RGB' if d['rgb'] else ''}, "
+                f"spacing {sp} {unit}, range {d['range']}"
+            )
     return EXIT_INPUT if failed else EXIT_DONE
 
 

@@ -38,7 +38,6 @@ from medseg.cli.workspace import add_parser as add_workspace
 from medseg.errors import BUG_LINE, Cancelled, MedsegError
 from medseg.jobs import exit_code_of
 
-
 _EXIT_CODES = """exit status: 0 done; 2 the input or the request is wrong (a one-line message names the file or
 the option); 3 qc --fail-on found what it was asked to fail on; 130 interrupted; 1 a bug in napari-medseg
 (the traceback is printed: please report it with the traceback)"""

@@ -12,14 +12,13 @@ def set_dotted(d: dict, key: str, value: Any, problems: list[str], what: str) ->
     for i, part in enumerate(parents):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            problems.append(f"{what}: {'.'.join(parents[:i + 1])} is {child!r} in the config, not a mapping")
+            problems.append(f"{what}: {'.'.join(parents[: i + 1])} is {child!r} in the config, not a mapping")
             return
         node = child
     node[leaf] = value
 
 
-def build_config(args: Any, flag_keys: dict[str, str], defaults: dict | None = None, *,
-                 data_root: str | None = None):
+def build_config(args: Any, flag_keys: dict[str, str], defaults: dict | None = None, *, data_root: str | None = None):
     """The TrainConfig of ``medseg train`` and ``medseg rank``: the YAML ``args.config`` (or a copy of
     ``defaults`` when none is given), then every ``--set KEY=VALUE``, then the named flags (``flag_keys``:
     attribute -> dotted key), then ``data_root``; ConfigError lists every problem at once."""
@@ -59,8 +58,13 @@ def build_config(args: Any, flag_keys: dict[str, str], defaults: dict | None = N
     for attr, key in flag_keys.items():
         value = getattr(args, attr, None)
         if value is not None:
-            set_dotted(d, key, list(value) if isinstance(value, tuple | list) else value, problems,
-                       f"--{attr.replace('_', '-')}")
+            set_dotted(
+                d,
+                key,
+                list(value) if isinstance(value, tuple | list) else value,
+                problems,
+                f"--{attr.replace('_', '-')}",
+            )
     if data_root is not None:
         d.setdefault("data", {})["root"] = data_root
     try:

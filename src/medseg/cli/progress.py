@@ -46,8 +46,9 @@ class Bar:
 
     def _ensure(self, total: int | None) -> bool:
         if self.bar is None and self._tqdm is not None:
-            self.bar = self._tqdm(total=total, unit=self.unit, file=sys.stderr, dynamic_ncols=True,
-                                  desc=self.what or None)
+            self.bar = self._tqdm(
+                total=total, unit=self.unit, file=sys.stderr, dynamic_ncols=True, desc=self.what or None
+            )
         return self.bar is not None
 
     def note(self, message: str) -> None:
@@ -84,9 +85,9 @@ class Bar:
 
 
 @contextlib.contextmanager
-def cancel_on_signals(note: Callable[[str], Any],
-                      message: str = "stopping after the current step (Ctrl-C again to abort at once)"
-                      ) -> Iterator[CancelToken]:
+def cancel_on_signals(
+    note: Callable[[str], Any], message: str = "stopping after the current step (Ctrl-C again to abort at once)"
+) -> Iterator[CancelToken]:
     """A token the first SIGINT/SIGTERM sets; a second SIGINT raises KeyboardInterrupt. Off the main thread
     (where signal handlers cannot be set) the token is only the caller's to set."""
     token = CancelToken()
@@ -112,9 +113,14 @@ def cancel_on_signals(note: Callable[[str], Any],
             signal.signal(sig, old)
 
 
-def run_job(make_job: Callable[[CancelToken], Iterable[Any]], what: str = "", unit: str = "it",
-            quiet: bool = False, on_event: Callable[[Any], Any] | None = None,
-            bar: Bar | None = None) -> Any:
+def run_job(
+    make_job: Callable[[CancelToken], Iterable[Any]],
+    what: str = "",
+    unit: str = "it",
+    quiet: bool = False,
+    on_event: Callable[[Any], Any] | None = None,
+    bar: Bar | None = None,
+) -> Any:
     """Run the job ``make_job(token)`` to its end with a bar and Ctrl-C handling; returns its result.
 
     ``on_event`` sees every event (the command's own lines, e.g. one per predicted file); ``bar`` lets the

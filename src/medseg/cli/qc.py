@@ -16,7 +16,9 @@ def _param(text: str) -> tuple[str, str, float]:
         check, name = key.split(".", 1)
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--set takes CHECK.PARAM=NUMBER like specks.min_pixels=30, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--set takes CHECK.PARAM=NUMBER like specks.min_pixels=30, got {text!r}"
+        ) from None
     return check.strip(), name.strip(), int(number) if number.is_integer() and "." not in value else number
 
 
@@ -31,27 +33,49 @@ def add_parser(sub) -> None:
 
     listing = "; ".join(f"{c.name}: {c.summary}" for c in CHECKS.values())
     p = sub.add_parser(
-        "qc", help="rule-based QC of a dataset folder or a workspace: findings table, JSON/CSV report",
+        "qc",
+        help="rule-based QC of a dataset folder or a workspace: findings table, JSON/CSV report",
         description="Checks every sample (grey noise, specks, holes, empty/full/border-only masks, unreadable or "
-                    "unpaired files, size mismatches, exact and near duplicates and their disagreeing masks, "
-                    "dark, over-exposed and blurred images) and prints counts per check, then the worst "
-                    "findings. A workspace gets the findings stored (source 'qc'); a dataset folder is only "
-                    "read. No mask is changed: fixes are offered, never applied. Checks: " + listing)
+        "unpaired files, size mismatches, exact and near duplicates and their disagreeing masks, "
+        "dark, over-exposed and blurred images) and prints counts per check, then the worst "
+        "findings. A workspace gets the findings stored (source 'qc'); a dataset folder is only "
+        "read. No mask is changed: fixes are offered, never applied. Checks: " + listing,
+    )
     p.add_argument("path", metavar="DATASET|WORKSPACE", help="a dataset folder or a workspace folder")
     p.add_argument("--checks", default=None, metavar="A,B", help="only these checks (default: all)")
-    p.add_argument("--set", dest="params", action="append", default=[], type=_param, metavar="CHECK.PARAM=N",
-                   help="override a check's parameter, e.g. specks.min_pixels=30 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        type=_param,
+        metavar="CHECK.PARAM=N",
+        help="override a check's parameter, e.g. specks.min_pixels=30 (repeatable)",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the findings as CSV")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace report files an earlier medseg run wrote (and nobody changed since)")
-    p.add_argument("--min-severity", default="info", choices=SEVERITIES,
-                   help="leave out findings below this severity from the table and the reports (default info)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace report files an earlier medseg run wrote (and nobody changed since)",
+    )
+    p.add_argument(
+        "--min-severity",
+        default="info",
+        choices=SEVERITIES,
+        help="leave out findings below this severity from the table and the reports (default info)",
+    )
     p.add_argument("--worst", type=int, default=20, metavar="N", help="findings listed after the counts (20)")
-    p.add_argument("--fail-on", default=None, choices=SEVERITIES,
-                   help="exit 3 when a finding of this severity or worse is left (for CI)")
+    p.add_argument(
+        "--fail-on",
+        default=None,
+        choices=SEVERITIES,
+        help="exit 3 when a finding of this severity or worse is left (for CI)",
+    )
     p.add_argument("--layout", default=None, choices=_layouts(), help="force a dataset layout instead of detecting it")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: CPUs - 1, at most 4)")
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="decoding threads (default: CPUs - 1, at most 4)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_qc)
 
@@ -77,12 +101,19 @@ def _cmd_qc(args: argparse.Namespace) -> int:
     for check, name, value in args.params:
         params.setdefault(check, {})[name] = value
     # refused before hours of QC, not after: never into the dataset or the workspace, nor over a foreign file
-    outputs = {what: guarded_file(path, purpose=f"the QC {what}", sources=[args.path], overwrite=args.overwrite)
-               for what, path in (("report", args.json), ("findings table", args.csv)) if path}
+    outputs = {
+        what: guarded_file(path, purpose=f"the QC {what}", sources=[args.path], overwrite=args.overwrite)
+        for what, path in (("report", args.json), ("findings table", args.csv))
+        if path
+    }
     source = _open(Path(args.path), args.layout)
     try:  # Ctrl-C: Cancelled (exit 130, nothing written), reported by medseg.cli.main like any error
-        report = run_job(lambda token: run_qc(source, args.checks, params, workers=args.workers, cancel=token),
-                         what="qc", unit="sample", quiet=args.quiet)
+        report = run_job(
+            lambda token: run_qc(source, args.checks, params, workers=args.workers, cancel=token),
+            what="qc",
+            unit="sample",
+            quiet=args.quiet,
+        )
     finally:
         if hasattr(source, "close"):
             source.close()

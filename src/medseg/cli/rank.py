@@ -23,25 +23,54 @@ from pathlib import Path
 DEFAULT_CONFIG = {
     "data": {"val_fraction": 0.0, "image_size": [64, 96], "cache_mb": 512},
     "model": {"arch": "PlainUNet", "kwargs": {"depth": 4, "base_channels": 8, "dropout": 0.0}},
-    "loss": "seed004_bce_dice", "augment": "light",
+    "loss": "seed004_bce_dice",
+    "augment": "light",
     "optim": {"name": "adam", "lr": 0.003, "scheduler": "cosine"},
-    "epochs": 25, "batch_size": 8, "precision": "auto", "val_overlays": 0,
+    "epochs": 25,
+    "batch_size": 8,
+    "precision": "auto",
+    "val_overlays": 0,
 }
-FLAG_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "optim.lr", "arch": "model.arch",
-             "encoder": "model.encoder", "device": "device", "seed": "seed", "image_size": "data.image_size"}
+FLAG_KEYS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "optim.lr",
+    "arch": "model.arch",
+    "encoder": "model.encoder",
+    "device": "device",
+    "seed": "seed",
+    "image_size": "data.image_size",
+}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("rank", help="rank a workspace's labels by model agreement (out-of-fold) and print the "
-                                    "review queue", description=__doc__.split("\n\n", 1)[1])
+    p = sub.add_parser(
+        "rank",
+        help="rank a workspace's labels by model agreement (out-of-fold) and print the review queue",
+        description=__doc__.split("\n\n", 1)[1],
+    )
     p.add_argument("workspace", metavar="WORKSPACE", help="a workspace folder (medseg workspace create)")
     p.add_argument("--folds", type=int, default=5, metavar="K", help="out-of-fold folds, split by group (5)")
-    p.add_argument("--checkpoint", default=None, metavar="CKPT",
-                   help="score with this one model instead (biased: it may have seen these labels)")
-    p.add_argument("--config", default=None, metavar="YAML",
-                   help="training config for the fold models (default: a small PlainUNet at 64x96, 25 epochs)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any training config field, e.g. --set augment=none (VALUE is YAML)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="CKPT",
+        help="score with this one model instead (biased: it may have seen these labels)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="YAML",
+        help="training config for the fold models (default: a small PlainUNet at 64x96, 25 epochs)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any training config field, e.g. --set augment=none (VALUE is YAML)",
+    )
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--lr", type=float, metavar="F")
@@ -56,8 +85,11 @@ def add_parser(sub) -> None:
     p.add_argument("--top", type=int, default=20, metavar="N", help="queue rows printed (20)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the whole queue as JSON")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the whole queue as CSV")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace queue files an earlier medseg run wrote (and nobody changed since)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace queue files an earlier medseg run wrote (and nobody changed since)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_rank)
 
@@ -84,8 +116,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
             if c.partial is None:
                 raise
             bar.close()
-            print(f"interrupted: {len(c.partial.scores)} samples of {c.partial.folds_done} completed fold(s) are "
-                  f"stored under {c.partial.method!r}", file=sys.stderr)
+            print(
+                f"interrupted: {len(c.partial.scores)} samples of {c.partial.folds_done} completed fold(s) are "
+                f"stored under {c.partial.method!r}",
+                file=sys.stderr,
+            )
             return _report(ws, c.partial, args, cancelled=True)
         except KeyboardInterrupt:
             print("\naborted: the folds scored before this one are stored", file=sys.stderr)
@@ -105,8 +140,11 @@ def _check_outputs(ws, args: argparse.Namespace) -> dict:
 
     if args.runs is not None:
         check_destination(args.runs, workspaces=[ws.root], purpose="the ranking's fold runs")
-    return {kind: guarded_file(path, purpose="the review queue", workspaces=[ws.root], overwrite=args.overwrite)
-            for kind, path in (("json", args.json), ("csv", args.csv)) if path}
+    return {
+        kind: guarded_file(path, purpose="the review queue", workspaces=[ws.root], overwrite=args.overwrite)
+        for kind, path in (("json", args.json), ("csv", args.csv))
+        if path
+    }
 
 
 def _run(ws, args: argparse.Namespace, bar):
@@ -119,14 +157,17 @@ def _run(ws, args: argparse.Namespace, bar):
         bar.note(f"warning: {BIAS_NOTE}; out-of-fold ranking (no --checkpoint) is unbiased")
 
         def job(token):
-            return iter_score_checkpoint(ws, args.checkpoint, device=args.device or "auto", cancel=token,
-                                         method=args.method or "checkpoint")
+            return iter_score_checkpoint(
+                ws, args.checkpoint, device=args.device or "auto", cancel=token, method=args.method or "checkpoint"
+            )
     else:
         config = build_rank_config(args)
 
         def job(token):
-            return iter_rank_oof(ws, config, folds=args.folds, seed=args.fold_seed, method=args.method,
-                                 cancel=token, runs_dir=args.runs)
+            return iter_rank_oof(
+                ws, config, folds=args.folds, seed=args.fold_seed, method=args.method, cancel=token, runs_dir=args.runs
+            )
+
     return run_job(job, bar=bar, on_event=_Lines(bar))
 
 
@@ -170,8 +211,15 @@ def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
 
 
 def item_dict(item) -> dict:
-    return {"sample_id": item.sample_id, "status": item.status, "score": item.score, "method": item.method,
-            "priority": item.priority, "reason": item.reason, "findings": [f.to_dict() for f in item.findings]}
+    return {
+        "sample_id": item.sample_id,
+        "status": item.status,
+        "score": item.score,
+        "method": item.method,
+        "priority": item.priority,
+        "reason": item.reason,
+        "findings": [f.to_dict() for f in item.findings],
+    }
 
 
 def write_csv(queue, path: Path) -> None:
@@ -179,8 +227,17 @@ def write_csv(queue, path: Path) -> None:
         w = csv.writer(f)
         w.writerow(["rank", "sample_id", "status", "score", "method", "n_findings", "reason"])
         for k, i in enumerate(queue, 1):
-            w.writerow([k, i.sample_id, i.status, "" if i.score is None else f"{i.score:.4f}", i.method or "",
-                        len(i.findings), i.reason])
+            w.writerow(
+                [
+                    k,
+                    i.sample_id,
+                    i.status,
+                    "" if i.score is None else f"{i.score:.4f}",
+                    i.method or "",
+                    len(i.findings),
+                    i.reason,
+                ]
+            )
 
 
 def _num(v) -> str:
@@ -191,8 +248,10 @@ def queue_table(queue, top: int, details: dict) -> str:
     rows = [f"{'#':>4}  {'sample':<16} {'status':<11} {'score':>6} {'dice':>5} {'clean':>6}  reason"]
     for k, item in enumerate(queue[:top], 1):
         d = details.get(item.sample_id, {})
-        rows.append(f"{k:>4}  {item.sample_id:<16.16} {item.status:<11} {_num(item.score):>6} "
-                    f"{_num(d.get('dice')):>5} {_num(d.get('cleanlab')):>6}  {item.reason}")
+        rows.append(
+            f"{k:>4}  {item.sample_id:<16.16} {item.status:<11} {_num(item.score):>6} "
+            f"{_num(d.get('dice')):>5} {_num(d.get('cleanlab')):>6}  {item.reason}"
+        )
     rest = len(queue) - min(top, len(queue))
     if rest > 0:
         rows.append(f"... {rest} more (--top N, --json FILE)")

@@ -27,16 +27,25 @@ STOP_NOTE = "stopping after the current step and writing a checkpoint (Ctrl-C ag
 
 # flag -> dotted config key; applied after the YAML and after every --set
 FLAG_KEYS = {
-    "root": "data.root", "epochs": "epochs", "batch_size": "batch_size", "lr": "optim.lr",
-    "arch": "model.arch", "encoder": "model.encoder", "device": "device", "precision": "precision",
-    "out": "out_dir", "seed": "seed",
+    "root": "data.root",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "optim.lr",
+    "arch": "model.arch",
+    "encoder": "model.encoder",
+    "device": "device",
+    "precision": "precision",
+    "out": "out_dir",
+    "seed": "seed",
 }
 
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a model from a YAML config (also under torchrun --nproc_per_node N)",
-        description=__doc__.split("\n\n", 1)[1])
+        "train",
+        help="train a model from a YAML config (also under torchrun --nproc_per_node N)",
+        description=__doc__.split("\n\n", 1)[1],
+    )
     p.add_argument("config", help="training config (YAML); flags below override its fields")
     p.add_argument("--root", metavar="DIR", help="data.root: the dataset folder")
     p.add_argument("--epochs", type=int, metavar="N")
@@ -49,14 +58,27 @@ def add_train_parser(sub) -> None:
     p.add_argument("--seed", type=int, metavar="N")
     p.add_argument("--out", metavar="DIR", help="out_dir: the run folder (checkpoints, config copy, event log)")
     p.add_argument("--resume", metavar="RUN_OR_CKPT", help="continue a run folder or a last.medseg checkpoint")
-    p.add_argument("--events", choices=["none", "jsonl"], default="none",
-                   help="jsonl: one JSON event per line on stdout and nothing else (default: progress bar)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any field, e.g. --set data.image_size=[128,160] --set optim.name=sgd "
-                        "(VALUE is read as YAML; repeatable)")
-    p.add_argument("--weights-digest", metavar="DIR",
-                   help="after training write DIR/rank<N>.sha256, a digest of this rank's parameters "
-                        "(to check that data-parallel replicas agree)")
+    p.add_argument(
+        "--events",
+        choices=["none", "jsonl"],
+        default="none",
+        help="jsonl: one JSON event per line on stdout and nothing else (default: progress bar)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, e.g. --set data.image_size=[128,160] --set optim.name=sgd "
+        "(VALUE is read as YAML; repeatable)",
+    )
+    p.add_argument(
+        "--weights-digest",
+        metavar="DIR",
+        help="after training write DIR/rank<N>.sha256, a digest of this rank's parameters "
+        "(to check that data-parallel replicas agree)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print the traceback of a failure")
     p.set_defaults(func=cmd_train)
 
@@ -72,8 +94,9 @@ def check_run_folder(config) -> Path:
     """The run folder a user chose, refused inside the training data's source files or a workspace."""
     from medseg.destinations import check_destination
 
-    return check_destination(config.out_dir, sources=[config.data.root] if config.data.root else [],
-                             purpose="the training run")
+    return check_destination(
+        config.out_dir, sources=[config.data.root] if config.data.root else [], purpose="the training run"
+    )
 
 
 def resume_target(path: str | None) -> Path | None:
@@ -96,9 +119,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # the second Ctrl-C: stop now, without the checkpoint of this step
             from medseg.jobs import Failed
 
-            _fail(emit, Failed("aborted by a second interrupt; the current step has no checkpoint (the last one "
-                               "written at an epoch end or cancel is intact)", "KeyboardInterrupt",
-                               EXIT_INTERRUPTED), args)
+            _fail(
+                emit,
+                Failed(
+                    "aborted by a second interrupt; the current step has no checkpoint (the last one "
+                    "written at an epoch end or cancel is intact)",
+                    "KeyboardInterrupt",
+                    EXIT_INTERRUPTED,
+                ),
+                args,
+            )
             return EXIT_INTERRUPTED
         finally:
             bar.close()
@@ -141,8 +171,11 @@ def _train(args: argparse.Namespace, emit, token, bar: Bar) -> int:
         failed = _failed(e, traceback.format_exc())
         _fail(emit, failed, args, ctx)
         _cleanup(ctx)
-        return failed.exit_code if failed.exit_code == EXIT_INPUT else \
-            _bug(EXIT_BUG, _tb_unless_shown(args, emit, failed.traceback))
+        return (
+            failed.exit_code
+            if failed.exit_code == EXIT_INPUT
+            else _bug(EXIT_BUG, _tb_unless_shown(args, emit, failed.traceback))
+        )
     main = ctx is None or ctx.is_main
     if not main:
         bar.close()
@@ -166,8 +199,11 @@ def _train(args: argparse.Namespace, emit, token, bar: Bar) -> int:
         failed = _failed(e, traceback.format_exc(), during_training=True)
         last = trainer.last_path if trainer.last_path.is_dir() else None
         _fail(emit, failed, args, ctx, last)
-        code = EXIT_INPUT if failed.exit_code == EXIT_INPUT else \
-            _bug(EXIT_BUG, _tb_unless_shown(args, emit, failed.traceback))
+        code = (
+            EXIT_INPUT
+            if failed.exit_code == EXIT_INPUT
+            else _bug(EXIT_BUG, _tb_unless_shown(args, emit, failed.traceback))
+        )
     finally:
         _cleanup(ctx)
     return code

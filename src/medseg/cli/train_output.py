@@ -68,26 +68,34 @@ class TrainLines:
         if isinstance(event, Started):
             d = event.detail
             self.epochs = d.get("epochs", 0)
-            note(f"training {d.get('n_train')} images (validating on {d.get('n_val')}) on {d.get('device')} "
-                 f"({d.get('precision')}) -> {d.get('run_dir')}"
-                 + (f"; resumed from {d['resumed_from']}" if d.get("resumed_from") else ""))
+            note(
+                f"training {d.get('n_train')} images (validating on {d.get('n_val')}) on {d.get('device')} "
+                f"({d.get('precision')}) -> {d.get('run_dir')}"
+                + (f"; resumed from {d['resumed_from']}" if d.get("resumed_from") else "")
+            )
         elif isinstance(event, Step):
             if self.bar.bar is not None:
-                self.bar.bar.set_postfix(epoch=event.epoch + 1, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
-                                         refresh=False)
+                self.bar.bar.set_postfix(
+                    epoch=event.epoch + 1, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}", refresh=False
+                )
         elif isinstance(event, EpochEnd):
             val = ", ".join(f"{k} {v:.4f}" for k, v in event.val.items() if isinstance(v, (int, float)))
             # events count from 0; people from 1
-            note(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f}"
-                 + (f", val {val}" if val else "") + f" ({event.seconds:.1f} s)")
+            note(
+                f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f}"
+                + (f", val {val}" if val else "")
+                + f" ({event.seconds:.1f} s)"
+            )
         elif isinstance(event, OOMRecovered):
             note(f"out of memory: micro-batch {event.micro_batch}, accumulating {event.accumulate}")
         elif isinstance(event, Result):
             s = event.value
             best = f", best {s.best_metric:.4f}" if s.best_metric is not None else ""
             self.bar.close()
-            note(f"finished after {s.epochs_run} epoch(s){' (stopped early)' if s.stopped_early else ''}"
-                 f"{best}; best: {s.best_checkpoint}, last: {s.last_checkpoint}")
+            note(
+                f"finished after {s.epochs_run} epoch(s){' (stopped early)' if s.stopped_early else ''}"
+                f"{best}; best: {s.best_checkpoint}, last: {s.last_checkpoint}"
+            )
         elif isinstance(event, Cancelled):
             self.bar.close()
             note(str(event))

@@ -23,10 +23,14 @@ def _layouts() -> tuple[str, ...]:
 def add_parser(sub) -> None:
     from medseg.workspace.records import STATUSES
 
-    p = sub.add_parser("workspace", help="create and inspect review workspaces (labels, revisions, status)",
-                       description="A workspace is a folder beside a dataset holding its review state; the "
-                                   "dataset itself is never written.", epilog=_USAGE,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "workspace",
+        help="create and inspect review workspaces (labels, revisions, status)",
+        description="A workspace is a folder beside a dataset holding its review state; the "
+        "dataset itself is never written.",
+        epilog=_USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ws_sub = p.add_subparsers(dest="ws_command", required=True)
     c = ws_sub.add_parser("create", help="index a dataset and import its masks into a new workspace")
     c.add_argument("dataset", help="dataset folder")
@@ -38,8 +42,12 @@ def add_parser(sub) -> None:
     c.set_defaults(func=functools.partial(_run, _create))
     i = ws_sub.add_parser("info", help="summary: samples by status, revisions, findings, changed sources")
     i.add_argument("workspace")
-    i.add_argument("--verify", default="stat", choices=["stat", "hash", "none"],
-                   help="how to detect changed source files: stat (size/mtime, then hash), hash (all), none")
+    i.add_argument(
+        "--verify",
+        default="stat",
+        choices=["stat", "hash", "none"],
+        help="how to detect changed source files: stat (size/mtime, then hash), hash (all), none",
+    )
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=functools.partial(_run, _info))
     h = ws_sub.add_parser("history", help="revisions and status changes of one sample")
@@ -75,9 +83,14 @@ def _create(args) -> int:
     from medseg.cli.progress import run_job
     from medseg.workspace import Workspace
 
-    ws = run_job(lambda token: Workspace.iter_create(args.workspace, args.dataset, layout=args.layout,
-                                                     group_by=args.group_by, author=args.author, cancel=token),
-                 what="workspace", unit="sample", quiet=args.quiet)
+    ws = run_job(
+        lambda token: Workspace.iter_create(
+            args.workspace, args.dataset, layout=args.layout, group_by=args.group_by, author=args.author, cancel=token
+        ),
+        what="workspace",
+        unit="sample",
+        quiet=args.quiet,
+    )
     with ws:
         _print_summary(ws.summary(), ws)
     return 0
@@ -87,8 +100,9 @@ def _info(args) -> int:
     with _open(args.workspace, args.verify) as ws:
         summary = ws.summary()
         if args.json:
-            summary["source_change_list"] = [{"sample_id": c.sample_id, "path": str(c.path), "kind": c.kind}
-                                             for c in ws.source_changes]
+            summary["source_change_list"] = [
+                {"sample_id": c.sample_id, "path": str(c.path), "kind": c.kind} for c in ws.source_changes
+            ]
             print(json.dumps(summary, indent=2))
         else:
             _print_summary(summary, ws)
@@ -96,11 +110,12 @@ def _info(args) -> int:
 
 
 def _print_summary(s: dict, ws) -> None:
-    print(f"{s['root']}: {s['n_samples']} samples of {s['dataset_root']} (layout {s['layout']}, "
-          f"task {s['task']}, classes {', '.join(s['classes'])})")
+    print(
+        f"{s['root']}: {s['n_samples']} samples of {s['dataset_root']} (layout {s['layout']}, "
+        f"task {s['task']}, classes {', '.join(s['classes'])})"
+    )
     print("status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
-    print(f"revisions: {s['n_revisions']} (" + ", ".join(f"{k} {v}" for k, v in s["revisions_by_origin"].items())
-          + ")")
+    print(f"revisions: {s['n_revisions']} (" + ", ".join(f"{k} {v}" for k, v in s["revisions_by_origin"].items()) + ")")
     if s["by_check"]:
         print("findings: " + ", ".join(f"{k} {v}" for k, v in sorted(s["by_check"].items())))
     if s["score_methods"]:
@@ -118,19 +133,36 @@ def _history(args) -> int:
         rec = ws.sample(args.sample)
         revisions, statuses = ws.revisions(rec.id), ws.status_history(rec.id)
         if args.json:
-            print(json.dumps({"sample": rec.id, "status": rec.status, "reason": rec.reason,
-                              "head_revision": rec.head_revision,
-                              "revisions": [r.__dict__ for r in revisions],
-                              "statuses": [s.__dict__ for s in statuses]}, indent=2, default=str))
+            print(
+                json.dumps(
+                    {
+                        "sample": rec.id,
+                        "status": rec.status,
+                        "reason": rec.reason,
+                        "head_revision": rec.head_revision,
+                        "revisions": [r.__dict__ for r in revisions],
+                        "statuses": [s.__dict__ for s in statuses],
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
             return 0
-        print(f"sample {rec.id}: {rec.status}" + (f" ({rec.reason})" if rec.reason else "")
-              + f", image {rec.image_path}")
+        print(
+            f"sample {rec.id}: {rec.status}" + (f" ({rec.reason})" if rec.reason else "") + f", image {rec.image_path}"
+        )
         for r in revisions:
             head = " (head)" if r.id == rec.head_revision else ""
             per = ", ".join(f"{ws.classmap.name_of(c)} {n}" for c, n in sorted(r.changed.items()))
-            print(f"  revision {r.id}{head}: {r.origin} by {r.author} at {r.created}"
-                  + (f", parent {r.parent_id}, {r.n_changed} px changed" + (f" ({per})" if per else "")
-                     if r.parent_id else "") + (f"\n    {r.note}" if r.note else ""))
+            print(
+                f"  revision {r.id}{head}: {r.origin} by {r.author} at {r.created}"
+                + (
+                    f", parent {r.parent_id}, {r.n_changed} px changed" + (f" ({per})" if per else "")
+                    if r.parent_id
+                    else ""
+                )
+                + (f"\n    {r.note}" if r.note else "")
+            )
         for s in statuses:
             print(f"  status {s.status} by {s.author} at {s.time}" + (f": {s.reason}" if s.reason else ""))
     return 0

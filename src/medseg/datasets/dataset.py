@@ -20,28 +20,43 @@ from medseg.findings import ERROR, INFO, WARNING
 
 # Problem kinds. A problem never stops indexing; the files it names are left
 # out of ``Dataset.samples`` and everything else is indexed.
-UNREADABLE = "unreadable"                  # header cannot be parsed (corrupt, truncated, empty)
+UNREADABLE = "unreadable"  # header cannot be parsed (corrupt, truncated, empty)
 IMAGE_WITHOUT_MASK = "image_without_mask"  # no mask file / no RLE rows for an image
 MASK_WITHOUT_IMAGE = "mask_without_image"  # a mask whose image is absent
-SIZE_MISMATCH = "size_mismatch"            # image and mask headers disagree on rows x cols
-DUPLICATE_STEM = "duplicate_stem"          # two files claim one sample id (e.g. 1.png and 1.jpg)
-MISSING_SLICE = "missing_slice"            # a CSV row names a slice file that is not on disk
-BAD_ROW = "bad_row"                        # a CSV row that cannot be understood
-UNSUPPORTED_FILE = "unsupported_file"      # a non-image file inside an image or mask folder
+SIZE_MISMATCH = "size_mismatch"  # image and mask headers disagree on rows x cols
+DUPLICATE_STEM = "duplicate_stem"  # two files claim one sample id (e.g. 1.png and 1.jpg)
+MISSING_SLICE = "missing_slice"  # a CSV row names a slice file that is not on disk
+BAD_ROW = "bad_row"  # a CSV row that cannot be understood
+UNSUPPORTED_FILE = "unsupported_file"  # a non-image file inside an image or mask folder
 
-PROBLEM_KINDS = (UNREADABLE, IMAGE_WITHOUT_MASK, MASK_WITHOUT_IMAGE, SIZE_MISMATCH,
-                 DUPLICATE_STEM, MISSING_SLICE, BAD_ROW, UNSUPPORTED_FILE)
+PROBLEM_KINDS = (
+    UNREADABLE,
+    IMAGE_WITHOUT_MASK,
+    MASK_WITHOUT_IMAGE,
+    SIZE_MISMATCH,
+    DUPLICATE_STEM,
+    MISSING_SLICE,
+    BAD_ROW,
+    UNSUPPORTED_FILE,
+)
 # The severity a workspace stores each problem with (as a finding of source "index"): problems that make a
 # sample unusable are errors; a file that is merely extra is a warning or info.
-PROBLEM_SEVERITY = {UNREADABLE: ERROR, SIZE_MISMATCH: ERROR, MISSING_SLICE: ERROR, BAD_ROW: ERROR,
-                    IMAGE_WITHOUT_MASK: WARNING, MASK_WITHOUT_IMAGE: WARNING, DUPLICATE_STEM: WARNING,
-                    UNSUPPORTED_FILE: INFO}
+PROBLEM_SEVERITY = {
+    UNREADABLE: ERROR,
+    SIZE_MISMATCH: ERROR,
+    MISSING_SLICE: ERROR,
+    BAD_ROW: ERROR,
+    IMAGE_WITHOUT_MASK: WARNING,
+    MASK_WITHOUT_IMAGE: WARNING,
+    DUPLICATE_STEM: WARNING,
+    UNSUPPORTED_FILE: INFO,
+}
 
 # How a sample's mask is stored, which decides how ``load_mask`` decodes it.
-MASK_BINARY = "binary"      # one grey file; binarised with a report
-MASK_IDS = "ids"            # one file of class ids (palette indices or small integers)
-MASK_MERGE = "merge"        # one binary file per class, merged into ids
-MASK_RLE = "rle"            # run-length strings per class, decoded to (H, W, C) channels
+MASK_BINARY = "binary"  # one grey file; binarised with a report
+MASK_IDS = "ids"  # one file of class ids (palette indices or small integers)
+MASK_MERGE = "merge"  # one binary file per class, merged into ids
+MASK_RLE = "rle"  # run-length strings per class, decoded to (H, W, C) channels
 
 
 @dataclass(frozen=True)
@@ -189,8 +204,7 @@ class Dataset:
             "classmap": self.classmap.to_dict(),
             "n_samples": len(self.samples),
             "n_groups": len(sizes),
-            "group_size": ({"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]}
-                           if sizes else None),
+            "group_size": ({"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]} if sizes else None),
             "problems_by_kind": self.problems_by_kind(),
             "problems": [p.to_dict() for p in self.problems],
         }

@@ -26,11 +26,17 @@ class DemoDataset:
     root: Path
     n_frames: int
     sequences: int
-    planted: dict[str, str]   # sample id -> kind of planted label error
+    planted: dict[str, str]  # sample id -> kind of planted label error
 
 
-def make_demo_dataset(root: str | Path, sequences: int = 4, frames: int = 6, shape: tuple[int, int] = (144, 192),
-                      seed: int = 0, planted: int = 5) -> DemoDataset:
+def make_demo_dataset(
+    root: str | Path,
+    sequences: int = 4,
+    frames: int = 6,
+    shape: tuple[int, int] = (144, 192),
+    seed: int = 0,
+    planted: int = 5,
+) -> DemoDataset:
     """Write ``images/N.png`` and ``masks/N.png`` (0/255) into ``root`` (created; must be empty or absent).
 
     ``planted`` masks (spread over the sequences) get a realistic error: moved by
@@ -47,13 +53,14 @@ def make_demo_dataset(root: str | Path, sequences: int = 4, frames: int = 6, sha
     margin = max(h, w) // 8
     frames_out: list[tuple[np.ndarray, np.ndarray]] = []
     for s in range(sequences):
-        big, big_mask = synthetic_endoscopy_frame((h + 2 * margin, w + 2 * margin), seed=seed * 100 + s,
-                                                  tint=_TINTS[s % len(_TINTS)])
+        big, big_mask = synthetic_endoscopy_frame(
+            (h + 2 * margin, w + 2 * margin), seed=seed * 100 + s, tint=_TINTS[s % len(_TINTS)]
+        )
         start = rng.integers(0, margin, 2)
         step = rng.normal(0, margin / (2 * frames), 2)
         for f in range(frames):
             y, x = np.clip(np.round(start + step * f), 0, 2 * margin).astype(int)
-            frames_out.append((big[y:y + h, x:x + w], big_mask[y:y + h, x:x + w]))
+            frames_out.append((big[y : y + h, x : x + w], big_mask[y : y + h, x : x + w]))
     n = len(frames_out)
     victims = sorted(rng.choice(n, size=min(planted, n), replace=False).tolist())
     kinds = {i: PLANTED_KINDS[k % len(PLANTED_KINDS)] for k, i in enumerate(victims)}
@@ -86,8 +93,9 @@ def _plant(mask: np.ndarray, kind: str, other: np.ndarray, rng: np.random.Genera
     return noisy
 
 
-def synthetic_endoscopy_frame(shape: tuple[int, int] = (288, 384), seed: int = 0,
-                              tint: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_endoscopy_frame(
+    shape: tuple[int, int] = (288, 384), seed: int = 0, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 RGB frame, uint8 0/1 polyp mask): mucosa with folds, a dark lumen, vessels,
     a raised polyp lit from the camera, specular highlights and the black corners of the optics."""
     from scipy.ndimage import gaussian_filter
@@ -95,23 +103,23 @@ def synthetic_endoscopy_frame(shape: tuple[int, int] = (288, 384), seed: int = 0
     rng = np.random.default_rng(seed)
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ly, lx = h * rng.uniform(0.3, 0.45), w * rng.uniform(0.55, 0.7)          # lumen centre
+    ly, lx = h * rng.uniform(0.3, 0.45), w * rng.uniform(0.55, 0.7)  # lumen centre
     r_lumen = np.hypot(yy - ly, xx - lx) / max(h, w)
     angle = np.arctan2(yy - ly, xx - lx)
     folds = 0.5 + 0.5 * np.sin(r_lumen * 38 + 0.6 * np.sin(3 * angle + rng.uniform(0, 6)))
-    light = np.clip(r_lumen * 2.2, 0.08, 1.0) ** 0.7                          # far wall (lumen) is dark
+    light = np.clip(r_lumen * 2.2, 0.08, 1.0) ** 0.7  # far wall (lumen) is dark
     texture = gaussian_filter(rng.standard_normal(shape), 6)
     texture /= np.abs(texture).max()
     vessels = np.abs(gaussian_filter(rng.standard_normal(shape), 5))
-    vessels = np.clip(1 - vessels / (0.08 * vessels.max()), 0, 1) ** 4       # thin dark ridges
+    vessels = np.clip(1 - vessels / (0.08 * vessels.max()), 0, 1) ** 4  # thin dark ridges
 
-    py, px = h * rng.uniform(0.55, 0.7), w * rng.uniform(0.25, 0.4)           # polyp centre
+    py, px = h * rng.uniform(0.55, 0.7), w * rng.uniform(0.25, 0.4)  # polyp centre
     ry, rx = h * rng.uniform(0.12, 0.16), w * rng.uniform(0.1, 0.13)
     theta = np.arctan2(yy - py, xx - px)
     wobble = 1 + sum(0.05 * np.sin(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
     rho = np.hypot((yy - py) / ry, (xx - px) / rx) / wobble
     mask = (rho < 1).astype(np.uint8)
-    dome = np.sqrt(np.clip(1 - rho ** 2, 0, 1))                               # raised, lit from the camera
+    dome = np.sqrt(np.clip(1 - rho**2, 0, 1))  # raised, lit from the camera
 
     mucosa = np.array([225, 130, 90], np.float32) * np.asarray(tint, np.float32)
     polyp = np.array([215, 120, 100], np.float32)
@@ -121,7 +129,7 @@ def synthetic_endoscopy_frame(shape: tuple[int, int] = (288, 384), seed: int = 0
     polyp_rgb = polyp * ((0.55 + 0.6 * dome) * (1 + 0.08 * texture))[..., None]
     rgb = rgb * (1 - blend) + polyp_rgb * blend
     spec = np.zeros(shape, np.float32)
-    for _ in range(6):                                                        # wet-surface glints
+    for _ in range(6):  # wet-surface glints
         cy, cx = (py, px) if rng.random() < 0.5 else (ly, lx)
         sy, sx = cy + rng.normal(0, ry * 0.5), cx + rng.normal(0, rx * 0.8)
         spec += np.exp(-(((yy - sy) / rng.uniform(1.5, 3)) ** 2 + ((xx - sx) / rng.uniform(2, 5)) ** 2))

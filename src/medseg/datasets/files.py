@@ -23,8 +23,7 @@ SOURCE_DATA_SUFFIXES = (*sorted(RASTER_SUFFIXES), ".nii", ".nii.gz", ".nrrd", ".
 _SYSTEM_JUNK = frozenset({"thumbs.db", "desktop.ini"})
 
 # ``1_mask.png``, ``1-seg.png``, ``1_label.png`` all belong to image ``1``.
-MASK_SUFFIX = re.compile(r"[_\-. ](mask|masks|seg|segmentation|label|labels|gt|groundtruth)$",
-                         re.IGNORECASE)
+MASK_SUFFIX = re.compile(r"[_\-. ](mask|masks|seg|segmentation|label|labels|gt|groundtruth)$", re.IGNORECASE)
 
 
 def is_junk(path: Path) -> bool:

@@ -73,15 +73,20 @@ def fixed_blocks(stems: Sequence[str], size: int) -> list[str]:
     order = sorted(range(len(stems)), key=lambda i: numeric_key(stems[i]))
     out = [""] * len(stems)
     for start in range(0, len(order), size):
-        block = order[start:start + size]
+        block = order[start : start + size]
         name = f"{stems[block[0]]}-{stems[block[-1]]}"
         for i in block:
             out[i] = name
     return out
 
 
-def frame_blocks(paths: Sequence[str | Path], threshold: float = 0.85,
-                 near_identical: float = 0.9, window: int = 2, ids: Sequence[str] | None = None) -> list[str]:
+def frame_blocks(
+    paths: Sequence[str | Path],
+    threshold: float = 0.85,
+    near_identical: float = 0.9,
+    window: int = 2,
+    ids: Sequence[str] | None = None,
+) -> list[str]:
     """Group video frames (integer stems) into contiguous blocks; one id per path, in order.
 
     Frames are sorted by number and a block is cut before frame ``b`` when
@@ -134,8 +139,8 @@ def _content_cuts(hist, grey, run_start, run_end, threshold, near_identical, win
         if hist[b] is None or hist[b - 1] is None:
             cuts.append(b)
             continue
-        before = [h for h in hist[max(run_start, b - window):b] if h is not None]
-        after = [h for h in hist[b:min(run_end, b + window)] if h is not None]
+        before = [h for h in hist[max(run_start, b - window) : b] if h is not None]
+        after = [h for h in hist[b : min(run_end, b + window)] if h is not None]
         colour = max(float(np.dot(x, y)) for x in before for y in after)
         structure = float(np.dot(grey[b - 1], grey[b]))
         if colour < threshold and structure < near_identical:
@@ -153,7 +158,7 @@ def _thumbnail(path: Path) -> np.ndarray | None:
         return None
     a = np.asarray(small)
     dy, dx = int(a.shape[0] * _CROP), int(a.shape[1] * _CROP)
-    return a[dy:a.shape[0] - dy, dx:a.shape[1] - dx]
+    return a[dy : a.shape[0] - dy, dx : a.shape[1] - dx]
 
 
 def _descriptors(thumbs: list[np.ndarray | None]):
@@ -169,8 +174,9 @@ def _descriptors(thumbs: list[np.ndarray | None]):
             continue
         h = hsv[id(t)]
         if colourful:
-            counts, _, _ = np.histogram2d(h[..., 0].ravel(), h[..., 1].ravel(),
-                                          bins=(_HUE_BINS, _SAT_BINS), range=((0, 256), (0, 256)))
+            counts, _, _ = np.histogram2d(
+                h[..., 0].ravel(), h[..., 1].ravel(), bins=(_HUE_BINS, _SAT_BINS), range=((0, 256), (0, 256))
+            )
         else:
             counts, _ = np.histogram(h[..., 2], bins=_GREY_BINS, range=(0, 256))
         counts = counts.ravel()

@@ -31,8 +31,7 @@ from medseg.errors import ReadError
 from medseg.io.limits import open_image
 
 IMAGE_DIR_NAMES = ("images", "image", "imgs", "img", "original")
-MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "ground truth", "groundtruth", "gt",
-                  "annotations")
+MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "ground truth", "groundtruth", "gt", "annotations")
 
 # Class maps are inferred from this many masks spread over the dataset, so that
 # opening a folder stays cheap; pass a ClassMap to open_dataset to override.
@@ -95,8 +94,11 @@ def index_pairs(root: Path, layout: str):
     """(samples, problems, classmap) for an image folder and a mask folder."""
     dirs = pair_dirs(root)
     if dirs is None:
-        raise ReadError(root, "has no image folder and mask folder pair "
-                              f"(images: {'|'.join(IMAGE_DIR_NAMES)}; masks: {'|'.join(MASK_DIR_NAMES)})")
+        raise ReadError(
+            root,
+            "has no image folder and mask folder pair "
+            f"(images: {'|'.join(IMAGE_DIR_NAMES)}; masks: {'|'.join(MASK_DIR_NAMES)})",
+        )
     image_dir, mask_dir = dirs
     problems: list[ds.Problem] = []
     images, ambiguous = by_stem(image_dir, lambda p: p.stem, problems)
@@ -106,20 +108,19 @@ def index_pairs(root: Path, layout: str):
     for stem, image in images.items():
         mask = masks.get(stem)
         if mask is None and stem not in ambiguous_masks:
-            problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK,
-                                       f"no mask named {stem}.* in {mask_dir.name}/"))
+            problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK, f"no mask named {stem}.* in {mask_dir.name}/"))
             continue
         if mask is not None and sizes_agree(image, mask, problems):
             pairs.append((stem, image, mask))
     for stem, mask in masks.items():
         if stem not in images and stem not in ambiguous:
-            problems.append(ds.Problem(mask, ds.MASK_WITHOUT_IMAGE,
-                                       f"no image named {stem}.* in {image_dir.name}/"))
+            problems.append(ds.Problem(mask, ds.MASK_WITHOUT_IMAGE, f"no image named {stem}.* in {image_dir.name}/"))
 
     classmap = infer_classmap([m for _, _, m in pairs], palette=layout == "palette")
     kind = ds.MASK_BINARY if classmap.task == "binary" else ds.MASK_IDS
-    samples = [ds.Sample(stem, image, {1: mask}, group=stem, classmap=classmap, mask_kind=kind)
-               for stem, image, mask in pairs]
+    samples = [
+        ds.Sample(stem, image, {1: mask}, group=stem, classmap=classmap, mask_kind=kind) for stem, image, mask in pairs
+    ]
     return samples, problems, classmap
 
 
@@ -133,8 +134,9 @@ def by_stem(folder: Path, stem_of, problems: list[ds.Problem]) -> tuple[dict[str
         if is_raster(p):
             found[stem_of(p)].append(p)
         else:
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE,
-                                       f"not an image file ({p.suffix or 'no suffix'}) in {folder.name}/"))
+            problems.append(
+                ds.Problem(p, ds.UNSUPPORTED_FILE, f"not an image file ({p.suffix or 'no suffix'}) in {folder.name}/")
+            )
     out, ambiguous = {}, set()
     for stem, paths in found.items():
         if len(paths) == 1:
@@ -143,9 +145,14 @@ def by_stem(folder: Path, stem_of, problems: list[ds.Problem]) -> tuple[dict[str
         ambiguous.add(stem)
         names = ", ".join(p.name for p in paths)
         for p in paths:
-            problems.append(ds.Problem(p, ds.DUPLICATE_STEM,
-                                       f"{len(paths)} files in {folder.name}/ claim sample {stem!r} "
-                                       f"({names}); none is used until one is removed"))
+            problems.append(
+                ds.Problem(
+                    p,
+                    ds.DUPLICATE_STEM,
+                    f"{len(paths)} files in {folder.name}/ claim sample {stem!r} "
+                    f"({names}); none is used until one is removed",
+                )
+            )
     return out, ambiguous
 
 
@@ -160,16 +167,16 @@ def sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:
         return False
     if sizes[image] != sizes[mask]:
         (ih, iw), (mh, mw) = sizes[image], sizes[mask]
-        problems.append(ds.Problem(mask, ds.SIZE_MISMATCH,
-                                   f"mask is {mh}x{mw} (rows x cols) but image {image.name} is {ih}x{iw}"))
+        problems.append(
+            ds.Problem(mask, ds.SIZE_MISMATCH, f"mask is {mh}x{mw} (rows x cols) but image {image.name} is {ih}x{iw}")
+        )
         return False
     return True
 
 
 def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
     """Binary unless the sampled masks hold several small integer ids or palette indices."""
-    picks = [masks[int(i)] for i in np.unique(np.linspace(0, len(masks) - 1, CLASSMAP_SAMPLE).round())] \
-        if masks else []
+    picks = [masks[int(i)] for i in np.unique(np.linspace(0, len(masks) - 1, CLASSMAP_SAMPLE).round())] if masks else []
     values: set[int] = set()
     fractional = False  # a float mask with values between integers is grey, never class ids
     colours: dict[int, tuple[int, int, int]] = {}
@@ -181,7 +188,7 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
                     a = np.asarray(im)
                     for i in np.unique(a).tolist():
                         if 3 * i + 2 < len(pal):
-                            colours.setdefault(i, tuple(pal[3 * i:3 * i + 3]))
+                            colours.setdefault(i, tuple(pal[3 * i : 3 * i + 3]))
                 elif im.mode in ("RGB", "RGBA", "LA", "YCbCr", "CMYK"):
                     a = np.asarray(im.convert("L"))
                 else:
@@ -199,8 +206,7 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
         return ClassMap([LabelClass(1, "foreground", colours.get(1, (255, 255, 255)))], task="binary")
     if palette and ids:
         classes = [LabelClass(i, f"class_{i}", colours.get(i, (255, 255, 255))) for i in ids]
-        return ClassMap(classes, task="multiclass", extra={"source": "palette indices",
-                                                            "masks_inspected": len(picks)})
+        return ClassMap(classes, task="multiclass", extra={"source": "palette indices", "masks_inspected": len(picks)})
     if len(ids) >= 2 and max(ids) <= MAX_STORED_ID and not fractional:
         cm = ClassMap.from_names([f"class_{i}" for i in range(1, max(ids) + 1)], task="multiclass")
         cm.extra = {"source": "integer ids", "masks_inspected": len(picks)}
@@ -209,8 +215,13 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
 
 
 def _pair_layout(name: str, description: str) -> Layout:
-    return Layout(name, description, detect=lambda folder: pair_kind(folder) == name,
-                  index=lambda root: index_pairs(root, name), source_data=pair_source_data)
+    return Layout(
+        name,
+        description,
+        detect=lambda folder: pair_kind(folder) == name,
+        index=lambda root: index_pairs(root, name),
+        source_data=pair_source_data,
+    )
 
 
 CVC_ORIGINAL = _pair_layout("cvc_original", "Original/ + Ground Truth/ TIFFs (CVC-ClinicDB as released)")

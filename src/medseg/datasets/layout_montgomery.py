@@ -19,8 +19,9 @@ from medseg.errors import ReadError
 
 
 def montgomery_classmap() -> ClassMap:
-    return ClassMap([LabelClass(1, "left_lung", (0, 114, 178)),
-                     LabelClass(2, "right_lung", (230, 159, 0))], task="multiclass")
+    return ClassMap(
+        [LabelClass(1, "left_lung", (0, 114, 178)), LabelClass(2, "right_lung", (230, 159, 0))], task="multiclass"
+    )
 
 
 def montgomery_dirs(root: Path) -> tuple[Path, Path, Path] | None:
@@ -46,8 +47,9 @@ def _stem(path: Path) -> str:
 def index_montgomery(root: Path, layout: str = "montgomery"):
     dirs = montgomery_dirs(root)
     if dirs is None:
-        raise ReadError(root, "is not a Montgomery folder: expected CXR_png/ and "
-                              "ManualMask/leftMask/ + ManualMask/rightMask/")
+        raise ReadError(
+            root, "is not a Montgomery folder: expected CXR_png/ and ManualMask/leftMask/ + ManualMask/rightMask/"
+        )
     image_dir, left_dir, right_dir = dirs
     classmap = montgomery_classmap()
     problems: list[ds.Problem] = []
@@ -64,23 +66,30 @@ def index_montgomery(root: Path, layout: str = "montgomery"):
             continue
         if len(masks) < 2:
             missing = [classmap.name_of(cid) for cid in sides if cid not in masks]
-            problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK,
-                                       f"no {' or '.join(missing)} mask named {image.name}"))
+            problems.append(
+                ds.Problem(image, ds.IMAGE_WITHOUT_MASK, f"no {' or '.join(missing)} mask named {image.name}")
+            )
             continue
         if _sizes_agree(image, masks, classmap, problems):
-            samples.append(ds.Sample(stem, image, masks, group=stem, classmap=classmap,
-                                     mask_kind=ds.MASK_MERGE,
-                                     extra={"abnormal": stem.endswith("_1")}))
+            samples.append(
+                ds.Sample(
+                    stem,
+                    image,
+                    masks,
+                    group=stem,
+                    classmap=classmap,
+                    mask_kind=ds.MASK_MERGE,
+                    extra={"abnormal": stem.endswith("_1")},
+                )
+            )
     for files in sides.values():
         for stem, mask in files.items():
             if stem not in images and stem not in ambiguous:
-                problems.append(ds.Problem(mask, ds.MASK_WITHOUT_IMAGE,
-                                           f"no image {mask.name} in {image_dir.name}/"))
+                problems.append(ds.Problem(mask, ds.MASK_WITHOUT_IMAGE, f"no image {mask.name} in {image_dir.name}/"))
     return samples, problems, classmap
 
 
-def _sizes_agree(image: Path, masks: dict[int, Path], classmap: ClassMap,
-                 problems: list[ds.Problem]) -> bool:
+def _sizes_agree(image: Path, masks: dict[int, Path], classmap: ClassMap, problems: list[ds.Problem]) -> bool:
     try:
         size = header_size(image)
     except ReadError as e:
@@ -95,14 +104,23 @@ def _sizes_agree(image: Path, masks: dict[int, Path], classmap: ClassMap,
             ok = False
             continue
         if msize != size:
-            problems.append(ds.Problem(mask, ds.SIZE_MISMATCH,
-                                       f"{classmap.name_of(cid)} mask is {msize[0]}x{msize[1]} "
-                                       f"(rows x cols) but image {image.name} is {size[0]}x{size[1]}"))
+            problems.append(
+                ds.Problem(
+                    mask,
+                    ds.SIZE_MISMATCH,
+                    f"{classmap.name_of(cid)} mask is {msize[0]}x{msize[1]} "
+                    f"(rows x cols) but image {image.name} is {size[0]}x{size[1]}",
+                )
+            )
             ok = False
     return ok
 
 
 MONTGOMERY = Layout(
-    "montgomery", "CXR_png/ + ManualMask/leftMask/ + ManualMask/rightMask/ (Montgomery County chest X-rays)",
-    detect=lambda root: montgomery_dirs(root) is not None, index=index_montgomery,
-    source_data=montgomery_source_data, auto_group=montgomery_patient)
+    "montgomery",
+    "CXR_png/ + ManualMask/leftMask/ + ManualMask/rightMask/ (Montgomery County chest X-rays)",
+    detect=lambda root: montgomery_dirs(root) is not None,
+    index=index_montgomery,
+    source_data=montgomery_source_data,
+    auto_group=montgomery_patient,
+)

@@ -50,10 +50,11 @@ def nnunet_classmap(root: Path) -> ClassMap | None:
         raise ReadError(path, f"is not readable JSON ({e})") from None
     labels = meta.get("labels") if isinstance(meta, dict) else None
     if not isinstance(labels, dict) or not labels:
-        raise ReadError(path, "has no 'labels' mapping ({\"background\": 0, \"<class>\": 1, ...})")
+        raise ReadError(path, 'has no \'labels\' mapping ({"background": 0, "<class>": 1, ...})')
     if any(isinstance(v, list) for v in labels.values()):
-        raise ReadError(path, "declares region-based labels (lists of values); open the per-class export "
-                              "(--format folders) instead")
+        raise ReadError(
+            path, "declares region-based labels (lists of values); open the per-class export (--format folders) instead"
+        )
     try:
         by_value = {int(v): str(k) for k, v in labels.items()}
     except (TypeError, ValueError):
@@ -65,8 +66,12 @@ def nnunet_classmap(root: Path) -> ClassMap | None:
         raise ReadError(path, "'labels' declares no class besides the background")
     names = [by_value[v] for v in classes]
     try:
-        return ClassMap(ClassMap.from_names(names).classes, task="binary" if len(names) == 1 else "multiclass",
-                        background=by_value[0], extra={"source": META})
+        return ClassMap(
+            ClassMap.from_names(names).classes,
+            task="binary" if len(names) == 1 else "multiclass",
+            background=by_value[0],
+            extra={"source": META},
+        )
     except ValueError as e:
         raise ReadError(path, f"'labels' cannot be a class map: {e}") from None
 
@@ -86,17 +91,29 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
         suffix = _suffix(p)
         m = _CHANNEL.match(p.name[: -len(suffix)] if suffix else p.name)
         if suffix in _VOLUME_SUFFIXES:
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"a volume in {IMAGES}/: this index holds 2-D "
-                                                                "images (open volumes in napari with the reader)"))
+            problems.append(
+                ds.Problem(
+                    p,
+                    ds.UNSUPPORTED_FILE,
+                    f"a volume in {IMAGES}/: this index holds 2-D images (open volumes in napari with the reader)",
+                )
+            )
         elif not is_raster(p):
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"not an image file ({p.suffix or 'no suffix'}) "
-                                                                f"in {IMAGES}/"))
+            problems.append(
+                ds.Problem(p, ds.UNSUPPORTED_FILE, f"not an image file ({p.suffix or 'no suffix'}) in {IMAGES}/")
+            )
         elif m is None:
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"no channel suffix (<case>_0000{p.suffix}) in "
-                                                                f"{IMAGES}/"))
+            problems.append(
+                ds.Problem(p, ds.UNSUPPORTED_FILE, f"no channel suffix (<case>_0000{p.suffix}) in {IMAGES}/")
+            )
         elif m["channel"] != "0000":
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"channel {int(m['channel'])} of case {m['case']}: "
-                                                                "only a case's first file (_0000) is indexed"))
+            problems.append(
+                ds.Problem(
+                    p,
+                    ds.UNSUPPORTED_FILE,
+                    f"channel {int(m['channel'])} of case {m['case']}: only a case's first file (_0000) is indexed",
+                )
+            )
         else:
             images[m["case"]] = p
     labels: dict[str, Path] = {}
@@ -104,8 +121,9 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
         if is_raster(p):
             labels[p.stem] = p
         else:
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"not a 2-D label image ({_suffix(p) or 'no suffix'}) "
-                                                                f"in {LABELS}/"))
+            problems.append(
+                ds.Problem(p, ds.UNSUPPORTED_FILE, f"not a 2-D label image ({_suffix(p) or 'no suffix'}) in {LABELS}/")
+            )
     pairs = []
     for case, image in sorted(images.items()):
         label = labels.get(case)
@@ -118,10 +136,17 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
             problems.append(ds.Problem(label, ds.MASK_WITHOUT_IMAGE, f"no image {case}_0000.* in {IMAGES}/"))
     classmap = nnunet_classmap(root) or infer_classmap([m for _, _, m in pairs], palette=False)
     kind = ds.MASK_BINARY if classmap.task == "binary" else ds.MASK_IDS
-    samples = [ds.Sample(case, image, {1: label}, group=case, classmap=classmap, mask_kind=kind)
-               for case, image, label in pairs]
+    samples = [
+        ds.Sample(case, image, {1: label}, group=case, classmap=classmap, mask_kind=kind)
+        for case, image, label in pairs
+    ]
     return samples, problems, classmap
 
 
-NNUNET = Layout("nnunet", "imagesTr/<case>_0000.png + labelsTr/<case>.png + dataset.json (nnU-Net v2 raw, 2-D)",
-                detect=is_nnunet, index=index_nnunet, source_data=nnunet_source_data)
+NNUNET = Layout(
+    "nnunet",
+    "imagesTr/<case>_0000.png + labelsTr/<case>.png + dataset.json (nnU-Net v2 raw, 2-D)",
+    detect=is_nnunet,
+    index=index_nnunet,
+    source_data=nnunet_source_data,
+)

@@ -63,9 +63,13 @@ def index_uwmadison(root: Path, layout: str = "uwmadison"):
         if found is None:
             case, day, number = _ID.match(sample_id).groups()
             where = root / "train" / case / f"{case}_{day}" / "scans"
-            problems.append(ds.Problem(where / f"slice_{number}_*.png", ds.MISSING_SLICE,
-                                       f"{CSV_NAME} has rows for {sample_id} but no such slice file "
-                                       f"is in {where.relative_to(root)}"))
+            problems.append(
+                ds.Problem(
+                    where / f"slice_{number}_*.png",
+                    ds.MISSING_SLICE,
+                    f"{CSV_NAME} has rows for {sample_id} but no such slice file is in {where.relative_to(root)}",
+                )
+            )
             continue
         path, name = found
         try:
@@ -74,20 +78,34 @@ def index_uwmadison(root: Path, layout: str = "uwmadison"):
             problems.append(ds.Problem(path, ds.UNREADABLE, e.reason))
             continue
         if (rows, cols) != (name.height, name.width):
-            problems.append(ds.Problem(path, ds.SIZE_MISMATCH,
-                                       f"file name says {name.height}x{name.width} (rows x cols) "
-                                       f"but the image is {rows}x{cols}"))
+            problems.append(
+                ds.Problem(
+                    path,
+                    ds.SIZE_MISMATCH,
+                    f"file name says {name.height}x{name.width} (rows x cols) but the image is {rows}x{cols}",
+                )
+            )
             continue
         case, day, _ = _ID.match(sample_id).groups()
-        samples.append(ds.Sample(
-            sample_id, path, {"rle": csv_path}, group=uw_case(sample_id), classmap=classmap,
-            mask_kind=ds.MASK_RLE,
-            extra={"case": case, "day": day, "slice": name.slice,
-                   "spacing": (name.spacing_row, name.spacing_col),
-                   "rle": {c: per_class.get(c, "") for c in class_names}}))
+        samples.append(
+            ds.Sample(
+                sample_id,
+                path,
+                {"rle": csv_path},
+                group=uw_case(sample_id),
+                classmap=classmap,
+                mask_kind=ds.MASK_RLE,
+                extra={
+                    "case": case,
+                    "day": day,
+                    "slice": name.slice,
+                    "spacing": (name.spacing_row, name.spacing_col),
+                    "rle": {c: per_class.get(c, "") for c in class_names},
+                },
+            )
+        )
     for path, _ in slices.values():
-        problems.append(ds.Problem(path, ds.IMAGE_WITHOUT_MASK,
-                                   f"slice has no rows in {CSV_NAME}"))
+        problems.append(ds.Problem(path, ds.IMAGE_WITHOUT_MASK, f"slice has no rows in {CSV_NAME}"))
     return samples, problems, classmap
 
 
@@ -142,8 +160,7 @@ def _slice_files(root: Path, problems: list[ds.Problem]) -> tuple[dict[str, tupl
                     continue
                 name = parse_uw_slice_name(p.name)
                 if name is None:
-                    problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE,
-                                               "not a slice_XXXX_W_H_SX_SY.png file name"))
+                    problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, "not a slice_XXXX_W_H_SX_SY.png file name"))
                     continue
                 key = f"{day_dir.name}_slice_{name.slice:04d}".lower()
                 found.setdefault(key, []).append((p, name))
@@ -154,12 +171,21 @@ def _slice_files(root: Path, problems: list[ds.Problem]) -> tuple[dict[str, tupl
             continue
         names = ", ".join(p.name for p, _ in files)
         for p, _ in files:
-            problems.append(ds.Problem(p, ds.DUPLICATE_STEM,
-                                       f"{len(files)} files are slice {key}: {names}; "
-                                       "none is used until one is removed"))
+            problems.append(
+                ds.Problem(
+                    p,
+                    ds.DUPLICATE_STEM,
+                    f"{len(files)} files are slice {key}: {names}; none is used until one is removed",
+                )
+            )
     return out, set(found) - set(out)
 
 
 UWMADISON = Layout(
-    "uwmadison", "train.csv (id, class, segmentation) + train/caseN/caseN_dayM/scans/ (UW-Madison GI Tract)",
-    detect=is_uwmadison, index=index_uwmadison, source_data=uwmadison_source_data, auto_group=uw_case)
+    "uwmadison",
+    "train.csv (id, class, segmentation) + train/caseN/caseN_dayM/scans/ (UW-Madison GI Tract)",
+    detect=is_uwmadison,
+    index=index_uwmadison,
+    source_data=uwmadison_source_data,
+    auto_group=uw_case,
+)

@@ -39,8 +39,14 @@ def is_dataset_folder(folder: str | Path) -> bool:
     return detect_layout(folder) is not None
 
 
-def open_dataset(folder: str | Path, layout: str | None = None, *, group_by: str = "auto",
-                 group_pattern: str | None = None, classmap: ClassMap | None = None) -> Dataset:
+def open_dataset(
+    folder: str | Path,
+    layout: str | None = None,
+    *,
+    group_by: str = "auto",
+    group_pattern: str | None = None,
+    classmap: ClassMap | None = None,
+) -> Dataset:
     """Index a dataset folder: samples, class map, groups and problems; no pixels are decoded.
 
     ``layout``: one of ``registry.layout_names()`` (UnknownLayoutError, a

@@ -17,8 +17,7 @@ import numpy as np
 T = TypeVar("T")
 
 
-def split_by_group(samples: Sequence[T], fractions: Sequence[float] = (0.8, 0.2),
-                   seed: int = 0) -> list[list[T]]:
+def split_by_group(samples: Sequence[T], fractions: Sequence[float] = (0.8, 0.2), seed: int = 0) -> list[list[T]]:
     """Split ``samples`` (anything with a ``.group``) into ``len(fractions)`` parts.
 
     Every part with a positive fraction receives at least one group; raises

@@ -13,6 +13,18 @@ from medseg.export.formats import format_names, get_writer, register_format, unr
 from medseg.export.target import is_medseg_export
 from medseg.export.writer import ExportWriter
 
-__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportResult", "ExportWriter",
-           "export_dataset", "format_names", "get_writer", "is_medseg_export", "iter_export", "make_split",
-           "register_format", "unregister_format"]
+__all__ = [
+    "DEFAULT_STATUSES",
+    "FORMATS",
+    "STATUSES",
+    "ExportResult",
+    "ExportWriter",
+    "export_dataset",
+    "format_names",
+    "get_writer",
+    "is_medseg_export",
+    "iter_export",
+    "make_split",
+    "register_format",
+    "unregister_format",
+]

@@ -38,12 +38,24 @@ from medseg.ownership import guarded_file
 
 LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".nii", ".nii.gz")
 # the largest id each format stores losslessly, by number of spatial axes
-_MAX_ID = {(".png", 2): 0xFFFF, (".tif", 2): 0xFFFFFFFF, (".tif", 3): 0xFFFF,
-           (".nii", 2): 0xFFFFFFFF, (".nii", 3): 0xFFFFFFFF}
+_MAX_ID = {
+    (".png", 2): 0xFFFF,
+    (".tif", 2): 0xFFFFFFFF,
+    (".tif", 3): 0xFFFF,
+    (".nii", 2): 0xFFFFFFFF,
+    (".nii", 3): 0xFFFFFFFF,
+}
 
 
-def write_label_file(path: str | Path, ids, spacing: Sequence[float] | None = None, *,
-                     affine=None, sources: Sequence = (), overwrite: bool = False) -> Path:
+def write_label_file(
+    path: str | Path,
+    ids,
+    spacing: Sequence[float] | None = None,
+    *,
+    affine=None,
+    sources: Sequence = (),
+    overwrite: bool = False,
+) -> Path:
     """Write a 2-D or 3-D label image of class ids to ``path`` (.png, .tif/.tiff, .nii/.nii.gz).
 
     ``spacing``: mm per pixel along each axis (row, col) / (slice, row, col);
@@ -62,13 +74,18 @@ def write_label_file(path: str | Path, ids, spacing: Sequence[float] | None = No
     a = _id_array(path, ids)
     limit = _MAX_ID.get((kind, a.ndim))
     if limit is None:
-        what = "PNG holds one 2-D plane; write (slice, row, col) labels as .tif or .nii.gz" if kind == ".png" \
+        what = (
+            "PNG holds one 2-D plane; write (slice, row, col) labels as .tif or .nii.gz"
+            if kind == ".png"
             else f"{suffix} labels are 2-D or 3-D"
+        )
         raise ExportError(f"{path}: cannot write labels of shape {a.shape}: {what}")
     top = int(a.max()) if a.size else 0
     if top > limit:
-        raise ExportError(f"{path}: class id {top} does not fit a {suffix} label file (ids up to {limit} "
-                          f"for {a.ndim}-D); use {'.nii.gz' if kind != '.nii' else 'fewer ids'}")
+        raise ExportError(
+            f"{path}: class id {top} does not fit a {suffix} label file (ids up to {limit} "
+            f"for {a.ndim}-D); use {'.nii.gz' if kind != '.nii' else 'fewer ids'}"
+        )
     a = a.astype(np.uint8 if top <= 0xFF else np.uint16 if top <= 0xFFFF else np.uint32, copy=False)
     if spacing is not None and len(spacing) != a.ndim:
         raise ExportError(f"{path}: spacing {tuple(spacing)} has {len(spacing)} entries for {a.ndim}-D labels")
@@ -99,8 +116,14 @@ def _write_tiff(path: Path, a: np.ndarray, spacing) -> None:
     import tifffile
 
     if a.ndim == 3:  # ImageJ hyperstack: the only widely read place for a slice spacing
-        kw = {} if spacing is None else {"resolution": (1 / spacing[2], 1 / spacing[1]),
-                                         "metadata": {"spacing": float(spacing[0]), "unit": "mm", "axes": "ZYX"}}
+        kw = (
+            {}
+            if spacing is None
+            else {
+                "resolution": (1 / spacing[2], 1 / spacing[1]),
+                "metadata": {"spacing": float(spacing[0]), "unit": "mm", "axes": "ZYX"},
+            }
+        )
         tifffile.imwrite(path, a, imagej=True, **kw)
         return
     kw = {} if spacing is None else {"resolution": (10 / spacing[1], 10 / spacing[0]), "resolutionunit": "CENTIMETER"}
@@ -142,8 +165,14 @@ def infer_classmap(masks: Sequence[np.ndarray]) -> ClassMap:
     return ClassMap.from_names([f"class_{i}" for i in range(1, top + 1)], task="multiclass")
 
 
-def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: ClassMap | None = None, *,
-                  overwrite: bool = False, sources: Sequence = ()) -> ExportResult:
+def export_arrays(
+    out: str | Path,
+    samples: Sequence[ArraySample],
+    classmap: ClassMap | None = None,
+    *,
+    overwrite: bool = False,
+    sources: Sequence = (),
+) -> ExportResult:
     """Write ``samples`` as a plain-folders dataset at ``out`` (nothing appears there unless all of it is written).
 
     ``classmap`` defaults to :func:`infer_classmap`; a mask that does not fit
@@ -159,7 +188,7 @@ def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: Cla
     for s in samples:
         problem = mask_problem(np.asarray(s.mask), classmap)
         shape = spatial_shape(np.asarray(s.mask), classmap)
-        image_shape = s.image.array.shape[:s.image.spatial_ndim]
+        image_shape = s.image.array.shape[: s.image.spatial_ndim]
         if problem is None and shape != image_shape:
             problem = f"labels of shape {shape} do not match the image's {image_shape}"
         if problem is not None:
@@ -173,19 +202,43 @@ def export_arrays(out: str | Path, samples: Sequence[ArraySample], classmap: Cla
         for s in samples:
             mask = np.asarray(s.mask)
             # no source file: the image is written from the array (lossless PNG, else NIfTI)
-            item = ExportItem(s.sample_id, stems[s.sample_id], SimpleNamespace(image_path=Path()), mask,
-                              lambda s=s: s.image, volume=len(spatial_shape(mask, classmap)) == 3)
+            item = ExportItem(
+                s.sample_id,
+                stems[s.sample_id],
+                SimpleNamespace(image_path=Path()),
+                mask,
+                lambda s=s: s.image,
+                volume=len(spatial_shape(mask, classmap)) == 3,
+            )
             w = written[item.stem] = writer.write(item)
-            entries.append({"id": s.sample_id, "export_id": item.stem, "source": s.source,
-                            "spacing": list(s.image.spacing), "shape": list(mask.shape),
-                            "exported": {"images": [f.to_dict(staging.path) for f in w.images],
-                                         "masks": [f.to_dict(staging.path) for f in w.masks]}})
+            entries.append(
+                {
+                    "id": s.sample_id,
+                    "export_id": item.stem,
+                    "source": s.source,
+                    "spacing": list(s.image.spacing),
+                    "shape": list(mask.shape),
+                    "exported": {
+                        "images": [f.to_dict(staging.path) for f in w.images],
+                        "masks": [f.to_dict(staging.path) for f in w.masks],
+                    },
+                }
+            )
         files = [f.to_dict(staging.path) for f in writer.finish(written, None, {})]
-        manifest = {"kind": MANIFEST_KIND, "manifest_version": 1, "medseg_version": __version__,
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "format": "folders",
-                    "workspace": None, "dataset_root": None, "source": "arrays", "classmap": classmap.to_dict(),
-                    "counts": {"samples": len(samples), "exported": len(samples)}, "files": files,
-                    "samples": entries}
+        manifest = {
+            "kind": MANIFEST_KIND,
+            "manifest_version": 1,
+            "medseg_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "format": "folders",
+            "workspace": None,
+            "dataset_root": None,
+            "source": "arrays",
+            "classmap": classmap.to_dict(),
+            "counts": {"samples": len(samples), "exported": len(samples)},
+            "files": files,
+            "samples": entries,
+        }
         (staging.path / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         staging.commit()
     finally:

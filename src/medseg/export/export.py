@@ -79,9 +79,19 @@ def make_split(stems_groups: dict[str, str], split, seed: int) -> SplitPlan:
     return SplitPlan("split_by_group", seed, folds, part_of, fractions=fractions)
 
 
-def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence[str] = DEFAULT_STATUSES,
-                include_excluded: bool = False, split=None, seed: int = 0, overwrite: bool = False,
-                mask_scale: int = 1, cancel: CancelToken | None = None) -> Job:
+def iter_export(
+    ws,
+    out: str | Path,
+    fmt: str = "folders",
+    *,
+    statuses: Sequence[str] = DEFAULT_STATUSES,
+    include_excluded: bool = False,
+    split=None,
+    seed: int = 0,
+    overwrite: bool = False,
+    mask_scale: int = 1,
+    cancel: CancelToken | None = None,
+) -> Job:
     """Write the cleaned dataset into ``out``: a job yielding progress, then ``Result(ExportResult)``.
 
     ``statuses`` says which review states are exported (``include_excluded``
@@ -97,15 +107,21 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
     records = {sid: ws.sample(sid) for sid in ids}
     selected = [sid for sid in ids if records[sid].status in wanted]
     if not selected:
-        raise ExportError(f"nothing to export: none of the workspace's {len(ids)} samples has status "
-                          f"{' or '.join(sorted(wanted))}")
+        raise ExportError(
+            f"nothing to export: none of the workspace's {len(ids)} samples has status {' or '.join(sorted(wanted))}"
+        )
     stems = safe_stems(selected)
     groups = split_groups(ws)  # duplicates across groups found by QC join their groups
     if split is not None:  # fail before writing anything when the groups cannot be split so
         make_split({stems[sid]: groups[sid] for sid in selected}, split, seed)
-    options = {"statuses": list(statuses), "include_excluded": include_excluded, "seed": seed,
-               "split": split if split is None or isinstance(split, int) else list(split),
-               "mask_scale": mask_scale, "overwrite": overwrite}
+    options = {
+        "statuses": list(statuses),
+        "include_excluded": include_excluded,
+        "seed": seed,
+        "split": split if split is None or isinstance(split, int) else list(split),
+        "mask_scale": mask_scale,
+        "overwrite": overwrite,
+    }
     yield Started("export", len(ids), {"out": str(target), "format": fmt})
     staging = Staging(target, overwrite)
     try:
@@ -133,32 +149,61 @@ def iter_export(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence
                     problems.append(f"{sid}: {problem}")
                     left_out = problem
                 else:
-                    item = ExportItem(sid, stems[sid], rec, head, lambda sid=sid: ws.image(sid),
-                                      volume=len(spatial_shape(head, classmap)) == 3)
+                    item = ExportItem(
+                        sid,
+                        stems[sid],
+                        rec,
+                        head,
+                        lambda sid=sid: ws.image(sid),
+                        volume=len(spatial_shape(head, classmap)) == 3,
+                    )
                     w = written[stems[sid]] = writer.write(item)
-            pending[sid] = {"record": rec, "stem": stems[sid] if w else None, "written": w, "source": source,
-                            "revisions": revision_summary(revs, head, imported_mask, classmap),
-                            "findings": ws.findings(sample_id=sid), "left_out": left_out,
-                            "status_log": ws.status_history(sid)}
+            pending[sid] = {
+                "record": rec,
+                "stem": stems[sid] if w else None,
+                "written": w,
+                "source": source,
+                "revisions": revision_summary(revs, head, imported_mask, classmap),
+                "findings": ws.findings(sample_id=sid),
+                "left_out": left_out,
+                "status_log": ws.status_history(sid),
+            }
             yield Progress(done, len(ids), "sample", sid)
         if problems:
-            raise ExportError(f"{len(problems)} mask(s) cannot be exported as the class map says (fix them, "
-                              "e.g. with the QC auto-fixes, or exclude them); nothing was written:\n  "
-                              + "\n  ".join(problems[:20]) + ("\n  ..." if len(problems) > 20 else ""))
+            raise ExportError(
+                f"{len(problems)} mask(s) cannot be exported as the class map says (fix them, "
+                "e.g. with the QC auto-fixes, or exclude them); nothing was written:\n  "
+                + "\n  ".join(problems[:20])
+                + ("\n  ..." if len(problems) > 20 else "")
+            )
         if not written:
-            raise ExportError("nothing to export: every selected sample was left out ("
-                              + "; ".join(f"{k}: {v['left_out']}" for k, v in list(pending.items())[:5]) + ")")
+            raise ExportError(
+                "nothing to export: every selected sample was left out ("
+                + "; ".join(f"{k}: {v['left_out']}" for k, v in list(pending.items())[:5])
+                + ")"
+            )
         yield Progress(len(ids), len(ids), "finishing")
         check(cancel, len(ids), len(ids), "export")
         plan = None
         if split is not None:
-            plan = make_split({stems[sid]: groups[sid] for sid in pending if pending[sid]["written"] is not None},
-                              split, seed)
+            plan = make_split(
+                {stems[sid]: groups[sid] for sid in pending if pending[sid]["written"] is not None}, split, seed
+            )
         files = [f.to_dict(staging.path) for f in writer.finish(written, plan, options)]
-        samples = [sample_entry(root=staging.path, part=plan.part_of.get(p["stem"]) if plan and p["stem"] else None,
-                                **p) for p in pending.values()]
-        manifest = build_manifest(fmt=fmt, ws=ws, classmap=classmap, options=options, samples=samples,
-                                  files=files, split=plan, extra=writer.manifest_extra())
+        samples = [
+            sample_entry(root=staging.path, part=plan.part_of.get(p["stem"]) if plan and p["stem"] else None, **p)
+            for p in pending.values()
+        ]
+        manifest = build_manifest(
+            fmt=fmt,
+            ws=ws,
+            classmap=classmap,
+            options=options,
+            samples=samples,
+            files=files,
+            split=plan,
+            extra=writer.manifest_extra(),
+        )
         (staging.path / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (staging.path / CHANGES_NAME).write_text(changes_markdown(manifest), encoding="utf-8")
         staging.commit()
@@ -180,17 +225,39 @@ def _left_out(rec, wanted: set[str], source: dict) -> str | None:
     return None
 
 
-def export_dataset(ws, out: str | Path, fmt: str = "folders", *, statuses: Sequence[str] = DEFAULT_STATUSES,
-                   include_excluded: bool = False, split=None, seed: int = 0, overwrite: bool = False,
-                   mask_scale: int = 1, progress: Callable[[Progress], None] | None = None) -> ExportResult:
+def export_dataset(
+    ws,
+    out: str | Path,
+    fmt: str = "folders",
+    *,
+    statuses: Sequence[str] = DEFAULT_STATUSES,
+    include_excluded: bool = False,
+    split=None,
+    seed: int = 0,
+    overwrite: bool = False,
+    mask_scale: int = 1,
+    progress: Callable[[Progress], None] | None = None,
+) -> ExportResult:
     """Run :func:`iter_export` to the end; ``progress`` is called with every ``Progress``."""
+
     def relay(event) -> None:
         if progress is not None and isinstance(event, Progress):
             progress(event)
 
-    return run(iter_export(ws, out, fmt, statuses=statuses, include_excluded=include_excluded, split=split,
-                           seed=seed, overwrite=overwrite, mask_scale=mask_scale), on_event=relay)
+    return run(
+        iter_export(
+            ws,
+            out,
+            fmt,
+            statuses=statuses,
+            include_excluded=include_excluded,
+            split=split,
+            seed=seed,
+            overwrite=overwrite,
+            mask_scale=mask_scale,
+        ),
+        on_event=relay,
+    )
 
 
-__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportResult", "export_dataset",
-           "iter_export", "make_split"]
+__all__ = ["DEFAULT_STATUSES", "FORMATS", "STATUSES", "ExportResult", "export_dataset", "iter_export", "make_split"]

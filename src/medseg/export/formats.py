@@ -42,8 +42,9 @@ def register_format(writer: type[ExportWriter]) -> type[ExportWriter]:
     name = getattr(writer, "name", None)
     if not isinstance(writer, type) or not isinstance(name, str) or not name.isidentifier():
         raise TypeError(f"register_format takes a writer class with a plain ``name``, got {writer!r}")
-    missing = [m for m in ("write", "finish", "manifest_extra", "result_note")
-               if not callable(getattr(writer, m, None))]
+    missing = [
+        m for m in ("write", "finish", "manifest_extra", "result_note") if not callable(getattr(writer, m, None))
+    ]
     if missing:
         raise TypeError(f"export writer {name!r} lacks {', '.join(missing)} (see medseg.export.writer)")
     if name in FORMATS:

@@ -41,7 +41,7 @@ class WrittenFile:
 
 
 def png_layout(path: Path) -> str | None:
-    """"rgb" or "grey" for a PNG whose stored pixels are 8-bit RGB or 8/16-bit grey, else None."""
+    """ "rgb" or "grey" for a PNG whose stored pixels are 8-bit RGB or 8/16-bit grey, else None."""
     from PIL import Image
 
     if not path.is_file() or image_suffix(path) != ".png":
@@ -81,8 +81,9 @@ def copy_source(src: Path, dst_stem: Path) -> WrittenFile:
     return WrittenFile(dst, copy_hashed(src, dst), COPIED)
 
 
-def write_converted(img: ImageData, dst_stem: Path, *, prefer_png: bool = True,
-                    volume_axis: bool = False) -> WrittenFile:
+def write_converted(
+    img: ImageData, dst_stem: Path, *, prefer_png: bool = True, volume_axis: bool = False
+) -> WrittenFile:
     """PNG when the pixels fit one (and ``prefer_png``), else .nii.gz.
 
     ``volume_axis`` writes a 2-D image as a one-slice volume (nnU-Net's NIfTI
@@ -93,8 +94,10 @@ def write_converted(img: ImageData, dst_stem: Path, *, prefer_png: bool = True,
         dst = dst_stem.with_name(dst_stem.name + ".png")
         return WrittenFile(dst, write_png(dst, pixels), CONVERTED)
     if img.rgb:
-        raise ExportError(f"{img.source}: colour {img.array.dtype} image of shape {img.array.shape} "
-                         "fits neither an 8-bit RGB PNG nor a single-channel NIfTI")
+        raise ExportError(
+            f"{img.source}: colour {img.array.dtype} image of shape {img.array.shape} "
+            "fits neither an 8-bit RGB PNG nor a single-channel NIfTI"
+        )
     a = img.array
     affine = image_affine(img)
     if volume_axis and a.ndim == 2:

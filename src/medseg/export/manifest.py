@@ -42,8 +42,9 @@ def changed_pixels(before: np.ndarray | None, after: np.ndarray, classmap: Class
     return {c.name: int(per_id.get(c.id, 0)) for c in classmap.classes}
 
 
-def revision_summary(revisions: list, head_mask: np.ndarray, imported_mask: np.ndarray | None,
-                     classmap: ClassMap) -> dict[str, Any]:
+def revision_summary(
+    revisions: list, head_mask: np.ndarray, imported_mask: np.ndarray | None, classmap: ClassMap
+) -> dict[str, Any]:
     changed = changed_pixels(imported_mask, head_mask, classmap)
     imported = next((r for r in revisions if r.origin == IMPORTED), None)
     return {
@@ -55,26 +56,54 @@ def revision_summary(revisions: list, head_mask: np.ndarray, imported_mask: np.n
         "head_mask_sha256": revisions[-1].mask_sha256 if revisions else None,
         "changed_vs_imported": changed,
         "n_changed_vs_imported": None if changed is None else sum(changed.values()),
-        "history": [{"id": r.id, "parent": r.parent_id, "origin": r.origin, "author": r.author,
-                     "created": _iso(r.created), "note": r.note, "n_changed": r.n_changed}
-                    for r in revisions],
+        "history": [
+            {
+                "id": r.id,
+                "parent": r.parent_id,
+                "origin": r.origin,
+                "author": r.author,
+                "created": _iso(r.created),
+                "note": r.note,
+                "n_changed": r.n_changed,
+            }
+            for r in revisions
+        ],
     }
 
 
 def source_entry(record, mask_hashes: dict[str, str | None]) -> dict[str, Any]:
     image = Path(record.image_path)
     return {
-        "image": {"path": str(image), "sha256": sha256_path(image),
-                  "sha256_at_import": getattr(record, "image_sha256", None)},
-        "masks": [{"key": str(k), "path": str(p), "sha256": mask_hashes.get(str(p)),
-                   "sha256_at_import": (getattr(record, "mask_source_sha256", None) or {}).get(str(k))}
-                  for k, p in (record.mask_paths or {}).items()],
+        "image": {
+            "path": str(image),
+            "sha256": sha256_path(image),
+            "sha256_at_import": getattr(record, "image_sha256", None),
+        },
+        "masks": [
+            {
+                "key": str(k),
+                "path": str(p),
+                "sha256": mask_hashes.get(str(p)),
+                "sha256_at_import": (getattr(record, "mask_source_sha256", None) or {}).get(str(k)),
+            }
+            for k, p in (record.mask_paths or {}).items()
+        ],
     }
 
 
-def sample_entry(record, *, stem: str | None, written: Written | None, root: Path, source: dict,
-                 revisions: dict, findings: Iterable, left_out: str | None, part: str | None,
-                 status_log: Iterable = ()) -> dict[str, Any]:
+def sample_entry(
+    record,
+    *,
+    stem: str | None,
+    written: Written | None,
+    root: Path,
+    source: dict,
+    revisions: dict,
+    findings: Iterable,
+    left_out: str | None,
+    part: str | None,
+    status_log: Iterable = (),
+) -> dict[str, Any]:
     return {
         "id": record.id,
         "export_id": stem,
@@ -82,22 +111,35 @@ def sample_entry(record, *, stem: str | None, written: Written | None, root: Pat
         "reason": record.reason,
         "group": record.group,
         "split": part,
-        "exported": None if written is None else {
+        "exported": None
+        if written is None
+        else {
             "images": [f.to_dict(root) for f in written.images],
             "masks": [f.to_dict(root) for f in written.masks],
         },
         "left_out": left_out,
         "source": source,
         "revisions": revisions,
-        "status_log": [{"status": c.status, "reason": c.reason, "time": _iso(c.time), "author": c.author}
-                       for c in status_log],
-        "findings": [{"check": f.check, "severity": f.severity, "message": f.message, "value": f.value}
-                     for f in findings],
+        "status_log": [
+            {"status": c.status, "reason": c.reason, "time": _iso(c.time), "author": c.author} for c in status_log
+        ],
+        "findings": [
+            {"check": f.check, "severity": f.severity, "message": f.message, "value": f.value} for f in findings
+        ],
     }
 
 
-def build_manifest(*, fmt: str, ws, classmap: ClassMap, options: dict, samples: list[dict],
-                   files: list[dict], split: SplitPlan | None, extra: dict | None = None) -> dict[str, Any]:
+def build_manifest(
+    *,
+    fmt: str,
+    ws,
+    classmap: ClassMap,
+    options: dict,
+    samples: list[dict],
+    files: list[dict],
+    split: SplitPlan | None,
+    extra: dict | None = None,
+) -> dict[str, Any]:
     statuses = Counter(s["status"] for s in samples)
     exported = [s for s in samples if s["exported"] is not None]
     pixels: Counter = Counter()
@@ -118,8 +160,7 @@ def build_manifest(*, fmt: str, ws, classmap: ClassMap, options: dict, samples: 
             "exported": len(exported),
             "by_status": {k: statuses.get(k, 0) for k in STATUSES},
             "exported_by_status": dict(Counter(s["status"] for s in exported)),
-            "excluded_reasons": dict(Counter(s["reason"] or "no reason" for s in samples
-                                             if s["status"] == EXCLUDED)),
+            "excluded_reasons": dict(Counter(s["reason"] or "no reason" for s in samples if s["status"] == EXCLUDED)),
             "left_out": len(samples) - len(exported),
         },
         "pixels_changed": {k: int(v) for k, v in pixels.items()},
@@ -135,28 +176,44 @@ def summary_line(m: dict) -> str:
     by = c["by_status"]
     px = ", ".join(f"{v:,} {k}" for k, v in m["pixels_changed"].items() if v)
     reasons = ", ".join(f"{n} {r}" for r, n in Counter(c["excluded_reasons"]).most_common())
-    parts = [f"{by[CORRECTED]} corrected" + (f" ({px} pixels changed)" if px else ""),
-             f"{by[EXCLUDED]} excluded" + (f" ({reasons})" if reasons else ""),
-             f"{by[ACCEPTED]} accepted", f"{by[UNREVIEWED]} unreviewed"]
+    parts = [
+        f"{by[CORRECTED]} corrected" + (f" ({px} pixels changed)" if px else ""),
+        f"{by[EXCLUDED]} excluded" + (f" ({reasons})" if reasons else ""),
+        f"{by[ACCEPTED]} accepted",
+        f"{by[UNREVIEWED]} unreviewed",
+    ]
     return f"{c['samples']} samples: {', '.join(parts)}; {c['exported']} exported as {m['format']}."
 
 
 def changes_markdown(m: dict) -> str:
-    lines = [f"# Changes in this export ({m['format']})", "",
-             (f"Exported by medseg {m['medseg_version']} on {m['created']} from workspace `{m['workspace']}` "
-              f"(dataset `{m['dataset_root']}`)."), "", summary_line(m), ""]
+    lines = [
+        f"# Changes in this export ({m['format']})",
+        "",
+        (
+            f"Exported by medseg {m['medseg_version']} on {m['created']} from workspace `{m['workspace']}` "
+            f"(dataset `{m['dataset_root']}`)."
+        ),
+        "",
+        summary_line(m),
+        "",
+    ]
     if m["split"]:
         lines += [_split_line(m["split"]), ""]
     corrected = [s for s in m["samples"] if s["exported"] and (s["revisions"]["n_changed_vs_imported"] or 0) > 0]
     if corrected:
-        lines += ["## Masks changed since import", "", "| sample | status | revisions | pixels changed | by |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Masks changed since import",
+            "",
+            "| sample | status | revisions | pixels changed | by |",
+            "|---|---|---|---|---|",
+        ]
         for s in corrected[:_LISTED]:
             r = s["revisions"]
             px = ", ".join(f"{k} {v:,}" for k, v in (r["changed_vs_imported"] or {}).items() if v)
             origins = ", ".join(f"{k} {v}" for k, v in r["origins"].items())
-            lines.append(f"| {s['id']} | {s['status']} | {r['count']} ({origins}) | {px} | "
-                         f"{', '.join(r['authors']) or '-'} |")
+            lines.append(
+                f"| {s['id']} | {s['status']} | {r['count']} ({origins}) | {px} | {', '.join(r['authors']) or '-'} |"
+            )
         lines += _more(len(corrected)) + [""]
     left = [s for s in m["samples"] if s["exported"] is None]
     if left:
@@ -170,8 +227,10 @@ def _split_line(split: dict) -> str:
     if "folds" in split:
         sizes = " / ".join(str(len(f["val"])) for f in split["folds"])
         return f"Split: {split['k']} group-aware folds (seed {split['seed']}), validation sizes {sizes}."
-    return (f"Split: group-aware (seed {split['seed']}), {len(split['train'])} train / {len(split['val'])} val; "
-            "no group is on both sides.")
+    return (
+        f"Split: group-aware (seed {split['seed']}), {len(split['train'])} train / {len(split['val'])} val; "
+        "no group is on both sides."
+    )
 
 
 def _more(n: int) -> list[str]:

@@ -56,8 +56,10 @@ def mask_problem(mask: np.ndarray, classmap: ClassMap) -> str | None:
     bad = values[~np.isin(values, [0, *classmap.ids])]
     if bad.size:
         shown = ", ".join(str(v) for v in bad[:8].tolist()) + (" ..." if bad.size > 8 else "")
-        return (f"mask holds {bad.size} value(s) outside the class map ({shown}; valid: 0, "
-                f"{', '.join(map(str, classmap.ids))})")
+        return (
+            f"mask holds {bad.size} value(s) outside the class map ({shown}; valid: 0, "
+            f"{', '.join(map(str, classmap.ids))})"
+        )
     return None
 
 
@@ -72,8 +74,9 @@ def view_scaled(ids: np.ndarray, classmap: ClassMap, scale: int) -> np.ndarray:
     return (ids.astype(np.uint16) * step).astype(np.uint8)
 
 
-def write_ids(dst_stem: Path, ids: np.ndarray, dtype: np.dtype, *, affine: np.ndarray | None = None,
-              volume_axis: bool = False) -> WrittenFile:
+def write_ids(
+    dst_stem: Path, ids: np.ndarray, dtype: np.dtype, *, affine: np.ndarray | None = None, volume_axis: bool = False
+) -> WrittenFile:
     """``dst_stem``.png for 2-D ids (unless ``volume_axis``), else ``dst_stem``.nii.gz."""
     a = np.asarray(ids).astype(dtype, copy=False)
     if a.ndim == 2 and not volume_axis:
@@ -85,8 +88,14 @@ def write_ids(dst_stem: Path, ids: np.ndarray, dtype: np.dtype, *, affine: np.nd
     return WrittenFile(dst, write_nifti(dst, a, affine if affine is not None else np.eye(4)))
 
 
-def write_channels(channels: np.ndarray, classmap: ClassMap, stem_for: Callable[[LabelClass], Path], *,
-                   scale: int = 1, affine: np.ndarray | None = None) -> list[WrittenFile]:
+def write_channels(
+    channels: np.ndarray,
+    classmap: ClassMap,
+    stem_for: Callable[[LabelClass], Path],
+    *,
+    scale: int = 1,
+    affine: np.ndarray | None = None,
+) -> list[WrittenFile]:
     """One 0/1 (or 0/255) file per class of the class map, in its order."""
     out = []
     for k, cls in enumerate(classmap.classes):
@@ -115,12 +124,14 @@ def region_encode(channels: np.ndarray) -> np.ndarray:
     """(..., C) booleans -> one uint8 map, bit k set where class k is present."""
     c = channels.shape[-1]
     if c > MAX_REGION_CLASSES:
-        raise ExportError(f"nnU-Net export of {c} overlapping classes is not supported: their "
-                          f"{2 ** c - 1} combinations exceed uint8 label maps (at most "
-                          f"{MAX_REGION_CLASSES} classes); use the folders or monai format")
+        raise ExportError(
+            f"nnU-Net export of {c} overlapping classes is not supported: their "
+            f"{2**c - 1} combinations exceed uint8 label maps (at most "
+            f"{MAX_REGION_CLASSES} classes); use the folders or monai format"
+        )
     out = np.zeros(channels.shape[:-1], dtype=np.uint8)
     for k in range(c):
-        out |= (channels[..., k].astype(bool).astype(np.uint8) << k)
+        out |= channels[..., k].astype(bool).astype(np.uint8) << k
     return out
 
 
@@ -134,5 +145,5 @@ def region_labels(classmap: ClassMap) -> tuple[dict[str, object], list[int]]:
     n = len(classmap.classes)
     labels: dict[str, object] = {classmap.background: 0}
     for k, cls in enumerate(classmap.classes):
-        labels[cls.name] = [v for v in range(1, 2 ** n) if v >> k & 1]
+        labels[cls.name] = [v for v in range(1, 2**n) if v >> k & 1]
     return labels, [1 << k for k in range(n)]

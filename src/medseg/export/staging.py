@@ -58,8 +58,7 @@ class Staging:
                 self.target.rmdir()
             elif not (self.overwrite and is_medseg_export(self.target)):
                 # something else appeared there while the export ran: never replace it
-                raise ExportError(f"{self.target} was filled by something else during the export; "
-                                  "nothing was replaced")
+                raise ExportError(f"{self.target} was filled by something else during the export; nothing was replaced")
         swap_in(self.path, self.target, self._old)
         self.done = True
 

@@ -17,8 +17,14 @@ from medseg.errors import DestinationError, ExportError
 from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging, is_medseg_export, recover_export
 
 
-def check_target(out: str | Path, *, dataset_root: str | Path | None = None,
-                 workspace_root: str | Path | None = None, overwrite: bool, sources=()) -> Path:
+def check_target(
+    out: str | Path,
+    *,
+    dataset_root: str | Path | None = None,
+    workspace_root: str | Path | None = None,
+    overwrite: bool,
+    sources=(),
+) -> Path:
     """The resolved output folder, or an error saying why writing there is refused.
 
     :func:`medseg.destinations.check_destination` refuses the source dataset, the
@@ -29,25 +35,34 @@ def check_target(out: str | Path, *, dataset_root: str | Path | None = None,
     """
     from medseg.destinations import check_destination
 
-    target = check_destination(out, sources=[(dataset_root, "the source dataset"), *sources],
-                               workspaces=[workspace_root], purpose="the export")
+    target = check_destination(
+        out, sources=[(dataset_root, "the source dataset"), *sources], workspaces=[workspace_root], purpose="the export"
+    )
     recover_export(target)  # a previous export hidden by a killed swap is back before it is judged
     if target.exists() and not target.is_dir():
         raise ExportError(f"refusing to export into {target}: it is a file, not a folder")
     if target.is_dir() and any(target.iterdir()):
         if not overwrite:
-            raise ExportError(f"refusing to export into {target}: the folder is not empty "
-                              "(pass overwrite=True / --overwrite to replace a previous medseg export)")
+            raise ExportError(
+                f"refusing to export into {target}: the folder is not empty "
+                "(pass overwrite=True / --overwrite to replace a previous medseg export)"
+            )
         if not is_medseg_export(target):
-            raise ExportError(f"refusing to overwrite {target}: it is not empty and holds no medseg export "
-                              f"{MANIFEST_NAME}, so it is not a previous export; only those are replaced")
+            raise ExportError(
+                f"refusing to overwrite {target}: it is not empty and holds no medseg export "
+                f"{MANIFEST_NAME}, so it is not a previous export; only those are replaced"
+            )
         changed = export_changes(target)
         if changed:
             path, why = changed[0]
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-            raise DestinationError(f"refusing to overwrite the export {target}: {path} {why}{more}; "
-                                   "--overwrite replaces only a previous medseg export nobody changed since. "
-                                   "Move what you want to keep, or choose another folder", target, path)
+            raise DestinationError(
+                f"refusing to overwrite the export {target}: {path} {why}{more}; "
+                "--overwrite replaces only a previous medseg export nobody changed since. "
+                "Move what you want to keep, or choose another folder",
+                target,
+                path,
+            )
     if not target.parent.is_dir():
         raise ExportError(f"cannot export into {target}: its parent folder {target.parent} does not exist")
     return target

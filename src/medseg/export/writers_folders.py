@@ -59,13 +59,23 @@ class FoldersWriter(ExportWriter):
         image = write_image(item, self.root / "images" / item.stem)
         affine = mask_affine(item)
         if is_multilabel(self.classmap):
-            masks = write_channels(item.mask, self.classmap,
-                                   lambda c: self.root / "masks" / self.class_dirs[c.name] / item.stem,
-                                   scale=self.mask_scale, affine=affine)
+            masks = write_channels(
+                item.mask,
+                self.classmap,
+                lambda c: self.root / "masks" / self.class_dirs[c.name] / item.stem,
+                scale=self.mask_scale,
+                affine=affine,
+            )
         else:
             ids = view_scaled(item.mask, self.classmap, self.mask_scale)
-            masks = [write_ids(self.root / "masks" / item.stem, ids,
-                               id_dtype(self.classmap) if self.mask_scale == 1 else ids.dtype, affine=affine)]
+            masks = [
+                write_ids(
+                    self.root / "masks" / item.stem,
+                    ids,
+                    id_dtype(self.classmap) if self.mask_scale == 1 else ids.dtype,
+                    affine=affine,
+                )
+            ]
         return Written([image], masks)
 
     def finish(self, written: dict[str, Written], split: SplitPlan | None, meta: dict) -> list[WrittenFile]:

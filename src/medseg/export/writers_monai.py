@@ -31,8 +31,9 @@ class MonaiWriter(ExportWriter):
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         if mask_scale != 1:
-            raise ExportError("MONAI trains on class ids: mask scaling for viewing is only offered "
-                              "by the folders format")
+            raise ExportError(
+                "MONAI trains on class ids: mask scaling for viewing is only offered by the folders format"
+            )
         self.dataset_name = name or root.name
         self.root, self.classmap = root, classmap
         self.class_dirs = safe_stems(classmap.names)
@@ -41,18 +42,22 @@ class MonaiWriter(ExportWriter):
         image = write_image(item, self.root / "images" / item.stem)
         affine = mask_affine(item)
         if is_multilabel(self.classmap):
-            masks = write_channels(item.mask, self.classmap,
-                                   lambda c: self.root / "labels" / self.class_dirs[c.name] / item.stem,
-                                   affine=affine)
+            masks = write_channels(
+                item.mask,
+                self.classmap,
+                lambda c: self.root / "labels" / self.class_dirs[c.name] / item.stem,
+                affine=affine,
+            )
         else:
-            masks = [write_ids(self.root / "labels" / item.stem, item.mask, id_dtype(self.classmap),
-                               affine=affine)]
+            masks = [write_ids(self.root / "labels" / item.stem, item.mask, id_dtype(self.classmap), affine=affine)]
         return Written([image], masks)
 
     def _entry(self, w: Written) -> dict:
         labels = [m.path.relative_to(self.root).as_posix() for m in w.masks]
-        return {"image": w.images[0].path.relative_to(self.root).as_posix(),
-                "label": labels if is_multilabel(self.classmap) else labels[0]}
+        return {
+            "image": w.images[0].path.relative_to(self.root).as_posix(),
+            "label": labels if is_multilabel(self.classmap) else labels[0],
+        }
 
     def finish(self, written: dict[str, Written], split: SplitPlan | None, meta: dict) -> list[WrittenFile]:
         cm = self.classmap
@@ -72,5 +77,4 @@ class MonaiWriter(ExportWriter):
         else:
             fold_of = {s: k for k, (_, val) in enumerate(split.folds) for s in val}
             data["training"] = [{**self._entry(w), "fold": fold_of[s]} for s, w in written.items()]
-        return [write_json(self.root / "datalist.json", data),
-                write_json(self.root / "classmap.json", cm.to_dict())]
+        return [write_json(self.root / "datalist.json", data), write_json(self.root / "classmap.json", cm.to_dict())]

@@ -62,8 +62,9 @@ class NnUNetWriter(ExportWriter):
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         if mask_scale != 1:
-            raise ExportError("nnU-Net trains on class ids: mask scaling for viewing is only offered "
-                              "by the folders format")
+            raise ExportError(
+                "nnU-Net trains on class ids: mask scaling for viewing is only offered by the folders format"
+            )
         if is_multilabel(classmap):
             region_encode(np.zeros((1, len(classmap.classes)), bool))  # refuses too many classes up front
         self.dataset_name = name or root.name
@@ -96,7 +97,8 @@ class NnUNetWriter(ExportWriter):
                 f"nnU-Net needs one file type and the same channels for every case: sample "
                 f"{self.layout_from} is {self.layout[1]} {self.layout[0]} but sample {item.sample_id} "
                 f"({item.image_path}) is {channels} {ending}; export it in the folders or monai format, "
-                "or exclude the odd samples")
+                "or exclude the odd samples"
+            )
         stem = self.root / "imagesTr" / f"{item.stem}_0000"
         affine = None
         if copy:
@@ -107,19 +109,22 @@ class NnUNetWriter(ExportWriter):
             if self.modality is None:
                 self.modality = img.metadata.get("modality")
             image = write_converted(img, stem, prefer_png=ending == ".png", volume_axis=True)
-            shape = img.array.shape[:img.spatial_ndim]
+            shape = img.array.shape[: img.spatial_ndim]
             if ending == ".nii.gz":
                 affine = image_affine(img) if item.volume else nifti_affine((1.0, *img.spacing))
         if tuple(shape) != spatial_shape(item.mask, self.classmap):
-            raise ExportError(f"sample {item.sample_id}: image {item.image_path} is {tuple(shape)} but its mask "
-                              f"is {spatial_shape(item.mask, self.classmap)}; nnU-Net needs equal geometry")
+            raise ExportError(
+                f"sample {item.sample_id}: image {item.image_path} is {tuple(shape)} but its mask "
+                f"is {spatial_shape(item.mask, self.classmap)}; nnU-Net needs equal geometry"
+            )
         if is_multilabel(self.classmap):
             labels, dtype = region_encode(item.mask), np.dtype(np.uint8)
         else:
             labels = renumber(item.mask, self.label_of)
             dtype = np.dtype(np.uint8) if len(self.label_of) <= 255 else np.dtype(np.uint16)
-        mask = write_ids(self.root / "labelsTr" / item.stem, labels, dtype, affine=affine,
-                         volume_axis=ending == ".nii.gz")
+        mask = write_ids(
+            self.root / "labelsTr" / item.stem, labels, dtype, affine=affine, volume_axis=ending == ".nii.gz"
+        )
         return Written([image], [mask])
 
     def dataset_json(self, n_training: int) -> dict:
@@ -133,10 +138,18 @@ class NnUNetWriter(ExportWriter):
             data["labels"], order = region_labels(self.classmap)
             data["regions_class_order"] = order
         else:
-            data["labels"] = {self.classmap.background: 0,
-                              **{c.name: self.label_of[c.id] for c in self.classmap.classes}}
-        data.update({"numTraining": n_training, "file_ending": ending, "name": self.dataset_name,
-                     "description": f"exported by medseg {__version__}; see manifest.json and CHANGES.md"})
+            data["labels"] = {
+                self.classmap.background: 0,
+                **{c.name: self.label_of[c.id] for c in self.classmap.classes},
+            }
+        data.update(
+            {
+                "numTraining": n_training,
+                "file_ending": ending,
+                "name": self.dataset_name,
+                "description": f"exported by medseg {__version__}; see manifest.json and CHANGES.md",
+            }
+        )
         if any(k != v for k, v in self.label_of.items()) and not is_multilabel(self.classmap):
             data["medseg_label_ids"] = {str(v): k for k, v in self.label_of.items()}
         return data
@@ -144,8 +157,9 @@ class NnUNetWriter(ExportWriter):
     def finish(self, written: dict[str, Written], split: SplitPlan | None, meta: dict) -> list[WrittenFile]:
         files = [write_json(self.root / "dataset.json", self.dataset_json(len(written)))]
         if split is not None:
-            files.append(write_json(self.root / "splits_final.json",
-                                    [{"train": tr, "val": va} for tr, va in split.folds]))
+            files.append(
+                write_json(self.root / "splits_final.json", [{"train": tr, "val": va} for tr, va in split.folds])
+            )
         return files
 
     def manifest_extra(self) -> dict:
@@ -153,7 +167,8 @@ class NnUNetWriter(ExportWriter):
 
     def result_note(self, split: SplitPlan | None) -> str:
         return " nnU-Net expects the folder at nnUNet_raw/DatasetXXX_Name" + (
-            "; copy splits_final.json to nnUNet_preprocessed/DatasetXXX_Name after planning." if split else ".")
+            "; copy splits_final.json to nnUNet_preprocessed/DatasetXXX_Name after planning." if split else "."
+        )
 
 
 def _png_shape(path: Path) -> tuple[int, int]:

@@ -93,8 +93,10 @@ def collect_inputs(paths: list[str | Path], skipped: list[Skipped] | None = None
             if not files:
                 raise ReadError(p, "is a folder with no loadable images in it (folders are not searched recursively)")
             items.extend((f, _stem(f)) for f in files)
-            skipped.extend(Skipped(f, f"not an image medseg reads ({f.suffix or 'no suffix'}, unrecognised "
-                                      "content)") for f in refused)
+            skipped.extend(
+                Skipped(f, f"not an image medseg reads ({f.suffix or 'no suffix'}, unrecognised content)")
+                for f in refused
+            )
     used: dict[str, int] = {}
     out = []
     for path, stem in items:
@@ -114,10 +116,13 @@ def predict_image(predictor, image: ImageData, cancel=None) -> Prediction | list
     if image.spatial_ndim == 2:
         return predictor.predict(image, cancel)
     if image.spatial_ndim != 3:
-        raise InferenceError(f"{image.source or 'image'}: cannot predict an image with {image.spatial_ndim} "
-                             f"spatial axes (shape {image.array.shape})")
-    return [predictor.predict(ImageData(s, image.spacing[1:], dict(image.metadata), image.rgb), cancel)
-            for s in image.array]
+        raise InferenceError(
+            f"{image.source or 'image'}: cannot predict an image with {image.spatial_ndim} "
+            f"spatial axes (shape {image.array.shape})"
+        )
+    return [
+        predictor.predict(ImageData(s, image.spacing[1:], dict(image.metadata), image.rgb), cancel) for s in image.array
+    ]
 
 
 def _write_mask(path: Path, a: np.ndarray, volume: bool) -> None:
@@ -131,12 +136,23 @@ def _write_mask(path: Path, a: np.ndarray, volume: bool) -> None:
         Image.fromarray(np.ascontiguousarray(a)).save(path)
 
 
-def prediction_names(classmap, stem: str, *, volume: bool = False, probs: bool = False,
-                     probs_format: str = "tif", uncertainty: bool = False, variance: bool = False) -> list[str]:
+def prediction_names(
+    classmap,
+    stem: str,
+    *,
+    volume: bool = False,
+    probs: bool = False,
+    probs_format: str = "tif",
+    uncertainty: bool = False,
+    variance: bool = False,
+) -> list[str]:
     """The file names :func:`write_prediction` writes, in its order."""
     ext = "tif" if volume else "png"
-    names = ([f"{stem}_mask_{_safe(c.name)}.{ext}" for c in classmap.classes] if classmap.task == "multilabel"
-             else [f"{stem}_mask.{ext}"])
+    names = (
+        [f"{stem}_mask_{_safe(c.name)}.{ext}" for c in classmap.classes]
+        if classmap.task == "multilabel"
+        else [f"{stem}_mask.{ext}"]
+    )
     if probs:
         names.append(f"{stem}_probs.{'npy' if probs_format == 'npy' else 'tif'}")
     if uncertainty:
@@ -146,9 +162,18 @@ def prediction_names(classmap, stem: str, *, volume: bool = False, probs: bool =
     return names
 
 
-def write_prediction(pred: Prediction | list[Prediction], out_dir, stem: str, *,
-                     mask_format: str = "ids", probs: bool = False, probs_format: str = "tif",
-                     uncertainty: bool = False, overwrite: bool = False, sources=()) -> list[Path]:
+def write_prediction(
+    pred: Prediction | list[Prediction],
+    out_dir,
+    stem: str,
+    *,
+    mask_format: str = "ids",
+    probs: bool = False,
+    probs_format: str = "tif",
+    uncertainty: bool = False,
+    overwrite: bool = False,
+    sources=(),
+) -> list[Path]:
     """Write a prediction (or one per slice of a volume) as the module docstring says; the paths written.
 
     ``out_dir``: a folder, or an :class:`medseg.ownership.OutputFolder` already guarded (many images into
@@ -163,16 +188,30 @@ def write_prediction(pred: Prediction | list[Prediction], out_dir, stem: str, *,
         raise ValueError(f"unknown mask format {mask_format!r}; valid: {', '.join(MASK_FORMATS)}")
     if probs_format not in PROBS_FORMATS:
         raise ValueError(f"unknown probability format {probs_format!r}; valid: {', '.join(PROBS_FORMATS)}")
-    folder = out_dir if isinstance(out_dir, OutputFolder) else \
-        OutputFolder(out_dir, purpose="predictions", sources=sources, overwrite=overwrite)
+    folder = (
+        out_dir
+        if isinstance(out_dir, OutputFolder)
+        else OutputFolder(out_dir, purpose="predictions", sources=sources, overwrite=overwrite)
+    )
     preds = pred if isinstance(pred, list) else [pred]
     volume = isinstance(pred, list)
     first = preds[0]
     cm = first.classmap
     max_id = max([0] + cm.ids)
     # every file is checked before the first is written: a refusal leaves nothing half done
-    targets = iter(folder.check(*prediction_names(cm, stem, volume=volume, probs=probs, probs_format=probs_format,
-                                                  uncertainty=uncertainty, variance=first.variance is not None)))
+    targets = iter(
+        folder.check(
+            *prediction_names(
+                cm,
+                stem,
+                volume=volume,
+                probs=probs,
+                probs_format=probs_format,
+                uncertainty=uncertainty,
+                variance=first.variance is not None,
+            )
+        )
+    )
 
     def stack(a: list[np.ndarray]) -> np.ndarray:
         return np.stack(a) if volume else a[0]

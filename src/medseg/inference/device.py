@@ -50,22 +50,29 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except (RuntimeError, ValueError) as e:
         raise InferenceError(
             f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N, mps "
-            f"(available here: {', '.join(available_devices())})") from e
+            f"(available here: {', '.join(available_devices())})"
+        ) from e
     if dev.type == "cpu":
         return dev
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise InferenceError(f"device {device!r} asked for but CUDA is not available "
-                                 f"(available here: {', '.join(available_devices())})")
+            raise InferenceError(
+                f"device {device!r} asked for but CUDA is not available "
+                f"(available here: {', '.join(available_devices())})"
+            )
         index = torch.cuda.current_device() if dev.index is None else dev.index
         if index >= torch.cuda.device_count():
-            raise InferenceError(f"device {device!r} asked for but only {torch.cuda.device_count()} CUDA "
-                                 f"device(s) exist (available here: {', '.join(available_devices())})")
+            raise InferenceError(
+                f"device {device!r} asked for but only {torch.cuda.device_count()} CUDA "
+                f"device(s) exist (available here: {', '.join(available_devices())})"
+            )
         return torch.device("cuda", index)
     if dev.type == "mps":
         if not _mps_available():
-            raise InferenceError(f"device {device!r} asked for but Apple MPS is not available "
-                                 f"(available here: {', '.join(available_devices())})")
+            raise InferenceError(
+                f"device {device!r} asked for but Apple MPS is not available "
+                f"(available here: {', '.join(available_devices())})"
+            )
         return dev
     raise InferenceError(f"unsupported device type {dev.type!r} in {device!r}; valid: auto, cpu, cuda, cuda:N, mps")
 
@@ -77,8 +84,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise InferenceError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if p != "auto":
         if p == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise InferenceError(f"bf16 asked for but {torch.cuda.get_device_name(device)} does not support it; "
-                                 "use fp16 or fp32")
+            raise InferenceError(
+                f"bf16 asked for but {torch.cuda.get_device_name(device)} does not support it; use fp16 or fp32"
+            )
         return p
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -104,8 +112,7 @@ def inference_context(device: torch.device, precision: str) -> Iterator[None]:
                 yield
 
 
-def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: bool | None = None
-                  ) -> torch.nn.Module:
+def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: bool | None = None) -> torch.nn.Module:
     """The model in eval mode on ``device``; channels_last on GPUs (and on the CPU when asked)."""
     model.eval()
     model.to(device)

@@ -53,16 +53,25 @@ def plane_scope(lead: tuple[int, ...], predicted: np.ndarray | None, plane: Sequ
     return scope
 
 
-def merge_prediction(labels: np.ndarray, prediction: np.ndarray, mode: str = "whole", *,
-                     plane: Sequence[int] | None = None, predicted: np.ndarray | None = None,
-                     label: int | None = None, region: np.ndarray | None = None) -> MergeResult:
+def merge_prediction(
+    labels: np.ndarray,
+    prediction: np.ndarray,
+    mode: str = "whole",
+    *,
+    plane: Sequence[int] | None = None,
+    predicted: np.ndarray | None = None,
+    label: int | None = None,
+    region: np.ndarray | None = None,
+) -> MergeResult:
     """The label map with (part of) the prediction copied in; see the module docstring."""
     labels, prediction = np.asarray(labels), np.asarray(prediction)
     if mode not in MODES:
         raise InferenceError(f"unknown copy mode {mode!r}; valid: {', '.join(MODES)}")
     if labels.ndim < 2 or labels.shape != prediction.shape:
-        raise InferenceError(f"cannot copy a prediction of shape {prediction.shape} into labels of shape "
-                             f"{labels.shape}: they must be the same (H, W) or (..., H, W) class-id maps")
+        raise InferenceError(
+            f"cannot copy a prediction of shape {prediction.shape} into labels of shape "
+            f"{labels.shape}: they must be the same (H, W) or (..., H, W) class-id maps"
+        )
     for what, a in (("labels", labels), ("prediction", prediction)):
         if a.dtype.kind not in "biu":
             raise InferenceError(f"the {what} must hold integer class ids, not {a.dtype}")
@@ -89,8 +98,9 @@ def merge_prediction(labels: np.ndarray, prediction: np.ndarray, mode: str = "wh
             raise InferenceError("copying a region needs a region mask (draw shapes first)")
         region = np.asarray(region, bool)
         if region.shape not in (labels.shape, labels.shape[-2:]):
-            raise InferenceError(f"the region mask has shape {region.shape}; expected {labels.shape[-2:]} "
-                                 f"or {labels.shape}")
+            raise InferenceError(
+                f"the region mask has shape {region.shape}; expected {labels.shape[-2:]} or {labels.shape}"
+            )
         where = where & np.broadcast_to(region, labels.shape)
         if not where.any():
             raise InferenceError("the drawn region covers no predicted pixel of the labels")

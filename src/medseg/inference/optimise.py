@@ -17,8 +17,9 @@ from torch import nn
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def fold_batchnorm(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-3, atol: float = 1e-4
-                   ) -> tuple[nn.Module, bool]:
+def fold_batchnorm(
+    model: nn.Module, probe: torch.Tensor, rtol: float = 1e-3, atol: float = 1e-4
+) -> tuple[nn.Module, bool]:
     """(a copy of ``model`` with conv+BN folded, True), or (``model``, False) when folding does not apply.
 
     ``probe``: an input the model takes; the copy must match the original on it

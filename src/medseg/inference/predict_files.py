@@ -41,9 +41,18 @@ class PredictSummary:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def iter_predict_files(predictor, items: list[InputItem], out, *, skipped: list[Skipped] = (),
-                       mask_format: str = "ids", probs: bool = False, probs_format: str = "tif",
-                       uncertainty: bool = False, cancel: CancelToken | None = None) -> Job:
+def iter_predict_files(
+    predictor,
+    items: list[InputItem],
+    out,
+    *,
+    skipped: list[Skipped] = (),
+    mask_format: str = "ids",
+    probs: bool = False,
+    probs_format: str = "tif",
+    uncertainty: bool = False,
+    cancel: CancelToken | None = None,
+) -> Job:
     """Predict ``items`` (:func:`medseg.inference.batch.collect_inputs`) with ``predictor`` into ``out`` (an
     :class:`medseg.ownership.OutputFolder`); see the module docstring. Every output name is checked before the
     first input is predicted: a refusal comes before hours of work, not after them."""
@@ -51,8 +60,16 @@ def iter_predict_files(predictor, items: list[InputItem], out, *, skipped: list[
 
     variance = uncertainty and len(predictor.members) * len(predictor.tta) > 1
     for item in items:
-        out.check(*prediction_names(predictor.classmap, item.stem, probs=probs, probs_format=probs_format,
-                                    uncertainty=uncertainty, variance=variance))
+        out.check(
+            *prediction_names(
+                predictor.classmap,
+                item.stem,
+                probs=probs,
+                probs_format=probs_format,
+                uncertainty=uncertainty,
+                variance=variance,
+            )
+        )
     summary = PredictSummary(Path(out.root), 0, list(skipped))
     n = len(items)
     yield Started("predict", n, {"out": str(out.root)})
@@ -63,8 +80,15 @@ def iter_predict_files(predictor, items: list[InputItem], out, *, skipped: list[
         yield Progress(i, n, "predict", str(item.path))
         try:
             pred = predict_image(predictor, load(item.path), cancel)
-            written = write_prediction(pred, out, item.stem, mask_format=mask_format, probs=probs,
-                                       probs_format=probs_format, uncertainty=uncertainty)
+            written = write_prediction(
+                pred,
+                out,
+                item.stem,
+                mask_format=mask_format,
+                probs=probs,
+                probs_format=probs_format,
+                uncertainty=uncertainty,
+            )
         except Cancelled:
             _check(cancel, i, n, summary)
             raise
@@ -84,5 +108,9 @@ def iter_predict_files(predictor, items: list[InputItem], out, *, skipped: list[
 
 def _check(cancel: CancelToken | None, i: int, n: int, summary: PredictSummary) -> None:
     if cancel is not None and cancel.is_set():
-        raise Cancelled(f"prediction cancelled after {i} of {n} inputs ({summary.done} predicted into "
-                        f"{summary.out})", done=i, total=n, partial=summary)
+        raise Cancelled(
+            f"prediction cancelled after {i} of {n} inputs ({summary.done} predicted into {summary.out})",
+            done=i,
+            total=n,
+            partial=summary,
+        )

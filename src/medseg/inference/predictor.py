@@ -68,10 +68,17 @@ def _as_member(source: Any) -> Member:
     if isinstance(source, tuple) and len(source) == 4 and isinstance(source[0], torch.nn.Module):
         return Member(*source)
     if all(hasattr(source, a) for a in ("model", "spec", "classmap", "preprocessing")):
-        return Member(source.model, source.spec, source.classmap, source.preprocessing or Preprocessing(),
-                      str(getattr(source, "path", "") or ""))
-    raise InferenceError(f"cannot predict with {type(source).__name__}: give a Checkpoint, a checkpoint path "
-                         "or a (model, spec, classmap, preprocessing) tuple")
+        return Member(
+            source.model,
+            source.spec,
+            source.classmap,
+            source.preprocessing or Preprocessing(),
+            str(getattr(source, "path", "") or ""),
+        )
+    raise InferenceError(
+        f"cannot predict with {type(source).__name__}: give a Checkpoint, a checkpoint path "
+        "or a (model, spec, classmap, preprocessing) tuple"
+    )
 
 
 def _stride(m: Member) -> int:
@@ -91,27 +98,36 @@ def _check_compatible(members: Sequence[Member]) -> ClassMap:
     key = (first.classmap.task, first.classmap.ids, first.classmap.names)
     for m in members:
         if m.spec.task != m.classmap.task:
-            raise InferenceError(f"model {m.name or m.spec.arch}: spec task {m.spec.task!r} differs from "
-                                 f"its class map's task {m.classmap.task!r}")
+            raise InferenceError(
+                f"model {m.name or m.spec.arch}: spec task {m.spec.task!r} differs from "
+                f"its class map's task {m.classmap.task!r}"
+            )
         if m.spec.classes != m.classmap.num_classes:
-            raise InferenceError(f"model {m.name or m.spec.arch}: {m.spec.classes} output channels but its "
-                                 f"class map needs {m.classmap.num_classes}")
+            raise InferenceError(
+                f"model {m.name or m.spec.arch}: {m.spec.classes} output channels but its "
+                f"class map needs {m.classmap.num_classes}"
+            )
         other = (m.classmap.task, m.classmap.ids, m.classmap.names)
         if other != key:
             raise InferenceError(
                 "ensemble members must share task and classes: "
                 f"{first.name or 'member 1'} has {key[0]} {dict(zip(key[1], key[2]))}, "
-                f"{m.name or 'another member'} has {other[0]} {dict(zip(other[1], other[2]))}")
+                f"{m.name or 'another member'} has {other[0]} {dict(zip(other[1], other[2]))}"
+            )
     return first.classmap
 
 
 def _resize_size(members: Sequence[Member]) -> tuple[int, int] | None:
     """The one size every member was trained at on resized whole images, or None (tile at native scale)."""
-    sizes = {tuple(m.preprocessing.input_size) if m.preprocessing.resize and m.preprocessing.input_size else None
-             for m in members}
+    sizes = {
+        tuple(m.preprocessing.input_size) if m.preprocessing.resize and m.preprocessing.input_size else None
+        for m in members
+    }
     if len(sizes) > 1:
-        raise InferenceError("the ensemble mixes models trained on images resized to different sizes "
-                             f"({', '.join(str(s) for s in sizes)}); predict with them separately")
+        raise InferenceError(
+            "the ensemble mixes models trained on images resized to different sizes "
+            f"({', '.join(str(s) for s in sizes)}); predict with them separately"
+        )
     size = sizes.pop()
     return None if size is None else (int(size[0]), int(size[1]))
 
@@ -161,8 +177,10 @@ class Predictor:
             net, folded = m.model.eval(), False
             if fold_bn:  # folded where the model is, so only the copy goes to the device
                 where = next((t.device for t in m.model.parameters()), torch.device("cpu"))
-                probe = torch.rand((1, m.preprocessing.channels, 2 * self.stride, 2 * self.stride),
-                                   generator=torch.Generator().manual_seed(0)).to(where)
+                probe = torch.rand(
+                    (1, m.preprocessing.channels, 2 * self.stride, 2 * self.stride),
+                    generator=torch.Generator().manual_seed(0),
+                ).to(where)
                 net, folded = fold_batchnorm(net, probe)
             self._nets.append(prepare_model(net, self.device, self.channels_last))
             self.folded.append(folded)
@@ -178,8 +196,14 @@ class Predictor:
         self._slices = [slice(int(bounds[i]), int(bounds[i + 1])) for i in self._input_of]
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module, spec: ModelSpec, classmap: ClassMap,
-                   preprocessing: Preprocessing | None = None, **options: Any) -> Predictor:
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        spec: ModelSpec,
+        classmap: ClassMap,
+        preprocessing: Preprocessing | None = None,
+        **options: Any,
+    ) -> Predictor:
         """A Predictor for an in-memory model (no checkpoint file needed)."""
         return cls(Member(model, spec, classmap, preprocessing or Preprocessing()), **options)
 
@@ -223,8 +247,10 @@ class Predictor:
                 if isinstance(logits, (tuple, list)):  # (mask, aux) from models built with an aux head
                     logits = logits[0]
                 if logits.ndim != 4 or logits.shape[1] != classes:
-                    raise InferenceError(f"model {member.name or member.spec.arch} returned shape "
-                                         f"{tuple(logits.shape)}; expected (N, {classes}, H, W)")
+                    raise InferenceError(
+                        f"model {member.name or member.spec.arch} returned shape "
+                        f"{tuple(logits.shape)}; expected (N, {classes}, H, W)"
+                    )
                 outs.append(t.inverse(activation(logits, task)))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
@@ -252,8 +278,9 @@ class Predictor:
         plan = plan_tiles(h, w, self.tile, self.overlap, self.stride, self.pad_border)
         total = 1 if plan.whole else -(-len(plan.windows) // self.batch_size)
         yield Started("predict", total, {"shape": [int(h), int(w)], "tiles": len(plan.windows)})
-        gen = iter_sliding_window(x, timed, self.tile, self.overlap, self.blend,
-                                  self.batch_size, self.stride, self.pad_border)
+        gen = iter_sliding_window(
+            x, timed, self.tile, self.overlap, self.blend, self.batch_size, self.stride, self.pad_border
+        )
         done = 0
         t_loop = time.perf_counter()
         try:
@@ -274,17 +301,30 @@ class Predictor:
             gen.close()
         t_post0 = time.perf_counter()
         if self.resize is not None and tuple(original) != (h, w):
-            blended = torch.nn.functional.interpolate(blended, size=tuple(original), mode="bilinear",
-                                                      align_corners=False)
-        meta = {"device": str(self.device), "precision": self.precision, "tile": list(self.tile),
-                "tiles": len(plan.windows), "whole_image": plan.whole, "batches": total,
-                "resized_to": list(self.resize) if self.resize is not None else None,
-                "tta": [t.name for t in self.tta[1:]], "models": len(self.members),
-                "members": len(self.members) * len(self.tta), "window": windows[0] if len(windows) == 1 else windows,
-                "blend": self.blend, "overlap": self.overlap, "threshold": self.threshold,
-                "channels_last": self.channels_last, "bn_folded": self.folded,
-                "time_preprocess_s": t_prep, "time_forward_s": timer[0],
-                "time_blend_s": t_post0 - t_loop - timer[0]}
+            blended = torch.nn.functional.interpolate(
+                blended, size=tuple(original), mode="bilinear", align_corners=False
+            )
+        meta = {
+            "device": str(self.device),
+            "precision": self.precision,
+            "tile": list(self.tile),
+            "tiles": len(plan.windows),
+            "whole_image": plan.whole,
+            "batches": total,
+            "resized_to": list(self.resize) if self.resize is not None else None,
+            "tta": [t.name for t in self.tta[1:]],
+            "models": len(self.members),
+            "members": len(self.members) * len(self.tta),
+            "window": windows[0] if len(windows) == 1 else windows,
+            "blend": self.blend,
+            "overlap": self.overlap,
+            "threshold": self.threshold,
+            "channels_last": self.channels_last,
+            "bn_folded": self.folded,
+            "time_preprocess_s": t_prep,
+            "time_forward_s": timer[0],
+            "time_blend_s": t_post0 - t_loop - timer[0],
+        }
         prediction = self._finish(blended[0], meta)
         meta["time_postprocess_s"] = time.perf_counter() - t_post0
         meta["time_s"] = time.perf_counter() - t_start

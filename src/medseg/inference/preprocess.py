@@ -25,8 +25,10 @@ def as_2d(image: ImageData | np.ndarray) -> tuple[np.ndarray, bool | None, dict[
     """(pixels, rgb flag, metadata) of one 2-D image; a volume raises naming its shape."""
     if isinstance(image, ImageData):
         if image.spatial_ndim != 2:
-            raise InferenceError(f"the Predictor takes one 2-D image; {image.source or 'this image'} has "
-                                 f"{image.spatial_ndim} spatial axes (shape {image.array.shape}): pass one slice")
+            raise InferenceError(
+                f"the Predictor takes one 2-D image; {image.source or 'this image'} has "
+                f"{image.spatial_ndim} spatial axes (shape {image.array.shape}): pass one slice"
+            )
         return image.array, image.rgb, image.metadata
     a = np.asarray(image)
     if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4)):
@@ -40,8 +42,9 @@ def resolve_window(window: Any, metadata: dict[str, Any]) -> tuple[Any, str]:
         return window, str(window)
     if isinstance(window, str):
         if window != "dicom":
-            raise InferenceError(f"unknown preprocessing window {window!r}; "
-                                 'valid: None, "percentile", "dicom" or [center, width]')
+            raise InferenceError(
+                f'unknown preprocessing window {window!r}; valid: None, "percentile", "dicom" or [center, width]'
+            )
         presets = metadata.get("window_presets") or {}
         if not presets:
             return "percentile", "dicom (file has no window preset: percentile)"
@@ -50,8 +53,9 @@ def resolve_window(window: Any, metadata: dict[str, Any]) -> tuple[Any, str]:
     try:
         center, width = (float(v) for v in window)
     except (TypeError, ValueError) as e:
-        raise InferenceError(f"preprocessing window must be None, \"percentile\", \"dicom\" or [center, width], "
-                             f"got {window!r}") from e
+        raise InferenceError(
+            f'preprocessing window must be None, "percentile", "dicom" or [center, width], got {window!r}'
+        ) from e
     return (center, width), f"[{center:g}, {width:g}]"
 
 

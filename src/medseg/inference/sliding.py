@@ -31,8 +31,9 @@ BLENDS = ("gaussian", "linear", "constant")
 MIN_WEIGHT = 1e-3
 
 
-def blend_weights(tile: tuple[int, int], mode: str = "gaussian", sigma_scale: float = 0.125,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
+def blend_weights(
+    tile: tuple[int, int], mode: str = "gaussian", sigma_scale: float = 0.125, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """(th, tw) float32 weights, about 1 in the middle, symmetric under flips.
 
     As MONAI's ``compute_importance_map``: not rescaled, floored at ``MIN_WEIGHT``
@@ -44,7 +45,7 @@ def blend_weights(tile: tuple[int, int], mode: str = "gaussian", sigma_scale: fl
     for n in tile:
         x = torch.arange(n, dtype=torch.float32, device=device) - (n - 1) / 2.0
         if mode == "gaussian":
-            axes.append(torch.exp(x ** 2 / (-2 * (n * sigma_scale) ** 2)))
+            axes.append(torch.exp(x**2 / (-2 * (n * sigma_scale) ** 2)))
         elif mode == "linear":
             axes.append(1.0 - x.abs() / (n / 2.0))  # a tent: 1 at the centre, 1/n at the edges
         else:
@@ -84,10 +85,10 @@ def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) ->
 
 @dataclass(frozen=True)
 class AxisPlan:
-    size: int        # the image's length on this axis
-    tile: int        # window length
-    before: int      # mirror padding added in front
-    after: int       # and behind
+    size: int  # the image's length on this axis
+    tile: int  # window length
+    before: int  # mirror padding added in front
+    after: int  # and behind
     starts: tuple[int, ...]  # window starts in padded coordinates
 
 
@@ -123,8 +124,14 @@ def _plan_axis(size: int, tile: int, overlap: float, stride: int, pad_border: bo
     return AxisPlan(size, tile, before, after, tuple(window_starts(size + before + after, tile, step)))
 
 
-def plan_tiles(height: int, width: int, tile: int | tuple[int, int] | None, overlap: float = 0.25,
-               stride: int = 32, pad_border: bool = True) -> TilePlan:
+def plan_tiles(
+    height: int,
+    width: int,
+    tile: int | tuple[int, int] | None,
+    overlap: float = 0.25,
+    stride: int = 32,
+    pad_border: bool = True,
+) -> TilePlan:
     """Where the windows go for an image of ``height`` x ``width``; ``tile=None`` means whole image."""
     if height < 1 or width < 1:
         raise InferenceError(f"image size must be positive, got {height} x {width}")
@@ -172,31 +179,33 @@ def iter_sliding_window(
     if plan.whole:
         out = _checked(fn(padded), padded.shape[0], r.tile, c.tile).float()
         yield 1, 1
-        return out[..., r.before:r.before + h, c.before:c.before + w]
+        return out[..., r.before : r.before + h, c.before : c.before + w]
 
     weight = blend_weights((r.tile, c.tile), blend, device=x.device)
     acc: torch.Tensor | None = None
     norm = torch.zeros(padded.shape[-2:], dtype=torch.float32, device=x.device)
     for i in range(total):
-        chunk = windows[i * batch_size:(i + 1) * batch_size]
-        tiles = torch.cat([padded[..., y:y + r.tile, xx:xx + c.tile] for y, xx in chunk])
+        chunk = windows[i * batch_size : (i + 1) * batch_size]
+        tiles = torch.cat([padded[..., y : y + r.tile, xx : xx + c.tile] for y, xx in chunk])
         out = _checked(fn(tiles), tiles.shape[0], r.tile, c.tile)
         if acc is None:
             acc = torch.zeros((b, out.shape[1], *padded.shape[-2:]), dtype=torch.float32, device=x.device)
         for j, (y, xx) in enumerate(chunk):
-            acc[..., y:y + r.tile, xx:xx + c.tile] += out[j * b:(j + 1) * b].float() * weight
-            norm[y:y + r.tile, xx:xx + c.tile] += weight
+            acc[..., y : y + r.tile, xx : xx + c.tile] += out[j * b : (j + 1) * b].float() * weight
+            norm[y : y + r.tile, xx : xx + c.tile] += weight
         yield i + 1, total
     assert acc is not None
-    acc = acc[..., r.before:r.before + h, c.before:c.before + w]
-    return acc.div_(norm[r.before:r.before + h, c.before:c.before + w])
+    acc = acc[..., r.before : r.before + h, c.before : c.before + w]
+    return acc.div_(norm[r.before : r.before + h, c.before : c.before + w])
 
 
 def _checked(out: torch.Tensor, n: int, th: int, tw: int) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[0] != n or tuple(out.shape[-2:]) != (th, tw):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise InferenceError(f"the model returned {got} for a ({n}, C, {th}, {tw}) input; "
-                             f"expected ({n}, K, {th}, {tw}): it must keep the spatial size")
+        raise InferenceError(
+            f"the model returned {got} for a ({n}, C, {th}, {tw}) input; "
+            f"expected ({n}, K, {th}, {tw}): it must keep the spatial size"
+        )
     return out
 
 

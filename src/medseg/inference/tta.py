@@ -29,7 +29,8 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 
 TRANSFORMS: dict[str, TTATransform] = {
-    t.name: t for t in (
+    t.name: t
+    for t in (
         TTATransform("hflip", lambda x: x.flip(-1), lambda y: y.flip(-1)),
         TTATransform("vflip", lambda x: x.flip(-2), lambda y: y.flip(-2)),
         TTATransform("hvflip", lambda x: x.flip(-2, -1), lambda y: y.flip(-2, -1)),

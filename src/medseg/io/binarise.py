@@ -77,9 +77,11 @@ class BinariseReport:
         lo, hi = _fmt(self.grey_levels[0]), _fmt(self.grey_levels[-1])
         span = f"{lo}" if lo == hi else f"{lo}..{hi}"
         n = len(self.grey_levels)
-        return (f"{n} grey level{'s' if n != 1 else ''} ({span}) in {self.n_ambiguous:,} pixels: "
-                f"{self.n_to_background:,} set to background, {self.n_to_foreground:,} to foreground "
-                f"({rule})")
+        return (
+            f"{n} grey level{'s' if n != 1 else ''} ({span}) in {self.n_ambiguous:,} pixels: "
+            f"{self.n_to_background:,} set to background, {self.n_to_foreground:,} to foreground "
+            f"({rule})"
+        )
 
 
 def _fmt(v: float) -> str:
@@ -101,8 +103,9 @@ def _as_values(mask: Any) -> tuple[np.ndarray, str | None]:
     return arr, None
 
 
-def binarise(mask: np.ndarray | str | Path, rule: str | float = "half",
-             nominal_max: float | None = None) -> tuple[np.ndarray, BinariseReport]:
+def binarise(
+    mask: np.ndarray | str | Path, rule: str | float = "half", nominal_max: float | None = None
+) -> tuple[np.ndarray, BinariseReport]:
     """Binarise a single-class mask (array or file) to uint8 0/1, with a report.
 
     Foreground iff ``value >= threshold``. Rules:
@@ -149,14 +152,17 @@ def binarise(mask: np.ndarray | str | Path, rule: str | float = "half",
             note = "fewer than two distinct values: Otsu is undefined, used half of nominal_max"
         else:
             from skimage.filters import threshold_otsu
+
             t = float(threshold_otsu(hist=(counts, values)))
             # skimage's rule is value > t; express it as value >= threshold
             threshold = float(math.floor(t) + 1) if is_int else float(np.nextafter(t, np.inf))
     elif isinstance(rule, (int, float, np.integer, np.floating)) and not isinstance(rule, bool):
         threshold = float(rule)
         if not 0 < threshold <= nominal:
-            raise ValueError(f"threshold {rule} must be in (0, {_fmt(nominal)}]: outside it clean "
-                             "background or foreground pixels would flip")
+            raise ValueError(
+                f"threshold {rule} must be in (0, {_fmt(nominal)}]: outside it clean "
+                "background or foreground pixels would flip"
+            )
         rule = "threshold"
     else:
         raise ValueError(f"unknown binarise rule {rule!r}; use 'half', 'otsu' or a number")
@@ -164,7 +170,8 @@ def binarise(mask: np.ndarray | str | Path, rule: str | float = "half",
     if is_int and nominal > 1 and 0 < observed <= 16 and observed < threshold:
         note += ("; " if note else "") + (
             f"no pixel reaches the threshold and the largest value is {_fmt(observed)}: "
-            "if these are class ids, binarising erases them; read the mask as ids instead")
+            "if these are class ids, binarising erases them; read the mask as ids instead"
+        )
     if is_int and threshold.is_integer() and nominal.is_integer():
         threshold, nominal = int(threshold), int(nominal)  # reports read 128, not 128.0
     out = (arr >= threshold).astype(np.uint8)
@@ -173,9 +180,19 @@ def binarise(mask: np.ndarray | str | Path, rule: str | float = "half",
     to_fg = int(grey_counts[grey_values >= threshold].sum())
     to_bg = int(grey_counts[grey_values < threshold].sum())
     report = BinariseReport(
-        rule=str(rule), threshold=threshold, nominal_max=nominal,
-        grey_levels=[v.item() for v in grey_values], grey_level_counts=[int(c) for c in grey_counts],
-        n_pixels=int(arr.size), n_foreground=int(out.sum()),
-        n_ambiguous=int(grey_counts.sum()), n_to_background=to_bg, n_to_foreground=to_fg,
-        n_changed=to_bg + to_fg, n_differs_from_nonzero=to_bg, source=source, note=note)
+        rule=str(rule),
+        threshold=threshold,
+        nominal_max=nominal,
+        grey_levels=[v.item() for v in grey_values],
+        grey_level_counts=[int(c) for c in grey_counts],
+        n_pixels=int(arr.size),
+        n_foreground=int(out.sum()),
+        n_ambiguous=int(grey_counts.sum()),
+        n_to_background=to_bg,
+        n_to_foreground=to_fg,
+        n_changed=to_bg + to_fg,
+        n_differs_from_nonzero=to_bg,
+        source=source,
+        note=note,
+    )
     return out, report

@@ -12,8 +12,8 @@ from pydicom.dataset import Dataset
 from medseg.errors import ReadError
 from medseg.io.dicom_header import (
     DamagedValue,
-    functional_value,
     base_metadata,
+    functional_value,
     header_float,
     number_of_frames,
     orientation_normal,
@@ -43,10 +43,10 @@ def frame_spacing(ds: Dataset, n_frames: int) -> tuple[float | None, str | None,
     """
     extra: dict[str, Any] = {}
     iop = ds.get("ImageOrientationPatient") or functional_value(
-        ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0)
+        ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0
+    )
     normal = orientation_normal(iop) if iop is not None else None
-    positions = [functional_value(ds, "PlanePositionSequence", "ImagePositionPatient", i)
-                 for i in range(n_frames)]
+    positions = [functional_value(ds, "PlanePositionSequence", "ImagePositionPatient", i) for i in range(n_frames)]
     if normal is not None and all(p is not None for p in positions) and n_frames > 1:
         proj = [float(np.dot([header_float(x, "ImagePositionPatient") for x in p], normal)) for p in positions]
         steps = np.diff(proj)
@@ -58,11 +58,12 @@ def frame_spacing(ds: Dataset, n_frames: int) -> tuple[float | None, str | None,
         return None, None, extra
     for name, value in (
         ("SpacingBetweenSlices", ds.get("SpacingBetweenSlices")),
-        ("PixelMeasuresSequence.SpacingBetweenSlices",
-         functional_value(ds, "PixelMeasuresSequence", "SpacingBetweenSlices", 0)),
+        (
+            "PixelMeasuresSequence.SpacingBetweenSlices",
+            functional_value(ds, "PixelMeasuresSequence", "SpacingBetweenSlices", 0),
+        ),
         ("SliceThickness", ds.get("SliceThickness")),
-        ("PixelMeasuresSequence.SliceThickness",
-         functional_value(ds, "PixelMeasuresSequence", "SliceThickness", 0)),
+        ("PixelMeasuresSequence.SliceThickness", functional_value(ds, "PixelMeasuresSequence", "SliceThickness", 0)),
     ):
         if _positive(value) is not None:
             return _positive(value), name, extra
@@ -75,8 +76,7 @@ def frame_spacing(ds: Dataset, n_frames: int) -> tuple[float | None, str | None,
     return None, None, extra
 
 
-def pixels_to_values(raw: np.ndarray, ds: Dataset, path: Path,
-                     multiframe: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def pixels_to_values(raw: np.ndarray, ds: Dataset, path: Path, multiframe: bool) -> tuple[np.ndarray, dict[str, Any]]:
     """Stored pixels -> display-ready values plus the metadata that describes what was done."""
     meta: dict[str, Any] = {"dtype": str(raw.dtype)}
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
@@ -124,9 +124,12 @@ def check_frame_shape(raw: np.ndarray, ds: Dataset, path: Path, n_frames: int) -
     samples = int(ds.get("SamplesPerPixel") or 1)
     expected = (*((n_frames,) if n_frames > 1 else ()), rows, cols, *((samples,) if samples > 1 else ()))
     if tuple(raw.shape) != expected:
-        raise ReadError(path, f"pixel data decodes to shape {tuple(raw.shape)} but the header says {n_frames} "
-                              f"frame(s) of {rows} x {cols} pixels with {samples} sample(s): Rows, Columns, "
-                              "NumberOfFrames or SamplesPerPixel is wrong")
+        raise ReadError(
+            path,
+            f"pixel data decodes to shape {tuple(raw.shape)} but the header says {n_frames} "
+            f"frame(s) of {rows} x {cols} pixels with {samples} sample(s): Rows, Columns, "
+            "NumberOfFrames or SamplesPerPixel is wrong",
+        )
 
 
 def _read_dicom(path: Path) -> ImageData:

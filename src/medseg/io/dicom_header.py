@@ -25,7 +25,7 @@ _IMAGE_EVIDENCE = ("SOPClassUID", "SOPInstanceUID", "Modality")
 
 
 def _has_magic(head: bytes) -> bool:
-    return len(head) >= _MAGIC_OFFSET + 4 and head[_MAGIC_OFFSET:_MAGIC_OFFSET + 4] == b"DICM"
+    return len(head) >= _MAGIC_OFFSET + 4 and head[_MAGIC_OFFSET : _MAGIC_OFFSET + 4] == b"DICM"
 
 
 def _probe_bare(path: Path) -> bool:
@@ -61,8 +61,7 @@ def _set_transfer_syntax(ds: Dataset) -> None:
     implicit, little = ds.original_encoding
     if implicit is None or little is None:
         return
-    uid = ImplicitVRLittleEndian if implicit else (
-        ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    uid = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     if meta is None:
         ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = uid
@@ -79,15 +78,16 @@ def read_header(path: str | Path, pixels: bool = True) -> Dataset:
     if size == 0:
         raise ReadError(p, "empty file (0 bytes), not a DICOM image")
     if not is_dicom_file(p):
-        raise UnsupportedFormatError(
-            p, "not a DICOM file: no 'DICM' marker at byte 128 and no parseable DICOM header")
+        raise UnsupportedFormatError(p, "not a DICOM file: no 'DICM' marker at byte 128 and no parseable DICOM header")
     with open(p, "rb") as f:
         bare = not _has_magic(f.read(_MAGIC_OFFSET + 4))
     try:
         ds = pydicom.dcmread(p, force=bare, stop_before_pixels=not pixels)
     except Exception as e:  # noqa: BLE001 - pydicom raises many types for damaged files
-        raise ReadError(p, f"cannot parse the DICOM header ({type(e).__name__}: {e}); "
-                           f"the file is damaged or truncated ({size} bytes)") from e
+        raise ReadError(
+            p,
+            f"cannot parse the DICOM header ({type(e).__name__}: {e}); the file is damaged or truncated ({size} bytes)",
+        ) from e
     _set_transfer_syntax(ds)
     return ds
 
@@ -133,8 +133,11 @@ def check_transfer_syntax(ds: Dataset, path: str | Path) -> None:
         ts.is_compressed  # noqa: B018 - raises ValueError for a UID that is no transfer syntax
     except ValueError:
         named = f" ({ts.name})" if ts.name != str(ts) else ""
-        raise ReadError(path, f"TransferSyntaxUID {str(ts)!r}{named} is not a transfer syntax: "
-                              "the file meta is damaged, so the pixel encoding is unknown") from None
+        raise ReadError(
+            path,
+            f"TransferSyntaxUID {str(ts)!r}{named} is not a transfer syntax: "
+            "the file meta is damaged, so the pixel encoding is unknown",
+        ) from None
 
 
 def base_metadata(ds: Dataset, path: str | Path) -> dict[str, Any]:
@@ -197,8 +200,7 @@ def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None, 
     notes = []
     candidates = [
         ("PixelSpacing", ds.get("PixelSpacing")),
-        ("PixelMeasuresSequence.PixelSpacing",
-         functional_value(ds, "PixelMeasuresSequence", "PixelSpacing", 0)),
+        ("PixelMeasuresSequence.PixelSpacing", functional_value(ds, "PixelMeasuresSequence", "PixelSpacing", 0)),
         ("ImagerPixelSpacing", ds.get("ImagerPixelSpacing")),
     ]
     for name, value in candidates:

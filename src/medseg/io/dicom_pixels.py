@@ -20,7 +20,6 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from medseg.errors import ReadError
-from medseg.io.limits import check_size
 from medseg.io.dicom_header import (
     check_transfer_syntax,
     functional_value,
@@ -29,6 +28,7 @@ from medseg.io.dicom_header import (
     transfer_syntax,
     uid_name,
 )
+from medseg.io.limits import check_size
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -41,12 +41,16 @@ def _check_decodable(ds: Dataset, path: Path) -> None:
     try:
         decoder = get_decoder(ts)
     except NotImplementedError:
-        raise ReadError(path, f"pixel data is compressed as '{ts.name}' ({ts}), "
-                              "which pydicom has no decoder for") from None
+        raise ReadError(
+            path, f"pixel data is compressed as '{ts.name}' ({ts}), which pydicom has no decoder for"
+        ) from None
     if not decoder.is_available:
         needs = "; ".join(decoder.missing_dependencies) or "an image codec plugin"
-        raise ReadError(path, f"pixel data is compressed as '{ts.name}' ({ts}) and no installed "
-                              f"package decodes it; install one of: {needs}")
+        raise ReadError(
+            path,
+            f"pixel data is compressed as '{ts.name}' ({ts}) and no installed "
+            f"package decodes it; install one of: {needs}",
+        )
 
 
 def _check_claimed_size(ds: Dataset, path: Path) -> None:
@@ -170,7 +174,7 @@ def stored_range(ds: Dataset) -> tuple[float, float]:
     if int(ds.get("PixelRepresentation") or 0) == 1:
         lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     else:
-        lo, hi = 0, 2 ** bits - 1
+        lo, hi = 0, 2**bits - 1
     r = rescale_of(ds, 0)
     if ds.get("ModalityLUTSequence"):
         ends = apply_modality_lut(np.array([lo, hi], dtype=np.int64), ds)
@@ -198,7 +202,7 @@ def invert_monochrome1(a: np.ndarray, ds: Dataset) -> tuple[np.ndarray, tuple[fl
 
 
 def _fit_int(a: np.ndarray, preferred: np.dtype) -> np.ndarray:
-    """``a`` as ``preferred`` when every value fits (a narrowed int16 may not after inversion), else int32 (or int64)."""
+    """``a`` as ``preferred`` when every value fits (a narrowed int16 may not after inversion), else int32/int64."""
     lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
     for dtype in (np.dtype(preferred), np.dtype(np.int32)):
         info = np.iinfo(dtype)

@@ -40,11 +40,11 @@ from medseg.io.dicom_header import (
     uid_name,
 )
 from medseg.io.dicom_pixels import (
-    rescale_of,
     decode_pixels,
     modality_lut,
     narrow_int,
     output_dtype,
+    rescale_of,
     to_rgb,
 )
 from medseg.io.dicom_window import grey_for_display
@@ -100,27 +100,34 @@ def _describe(uid: str, files: list[Path], headers: dict[Path, Dataset]) -> dict
 
 
 def _check_shapes(files: list[Path], headers: dict[Path, Dataset], folder: Path) -> None:
-    shape = {f: (int(headers[f].Rows), int(headers[f].Columns), int(headers[f].get("SamplesPerPixel") or 1))
-             for f in files}
+    shape = {
+        f: (int(headers[f].Rows), int(headers[f].Columns), int(headers[f].get("SamplesPerPixel") or 1)) for f in files
+    }
     common, n_common = Counter(shape.values()).most_common(1)[0]
     odd = [f for f in files if shape[f] != common]
     if odd:
         r, c, s = shape[odd[0]]
         more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
-        raise ReadError(odd[0], f"slice is {r}x{c} with {s} sample(s) per pixel, but {n_common} other "
-                                f"slices of the series in {folder} are {common[0]}x{common[1]} with "
-                                f"{common[2]}{more}")
+        raise ReadError(
+            odd[0],
+            f"slice is {r}x{c} with {s} sample(s) per pixel, but {n_common} other "
+            f"slices of the series in {folder} are {common[0]}x{common[1]} with "
+            f"{common[2]}{more}",
+        )
     photometric = {f: str(headers[f].get("PhotometricInterpretation", "")) for f in files}
     first = photometric[files[0]]
     for f in files:
         if photometric[f] != first:
-            raise ReadError(f, f"photometric interpretation {photometric[f]} differs from "
-                               f"{first} of {files[0].name} in the same series")
+            raise ReadError(
+                f,
+                f"photometric interpretation {photometric[f]} differs from "
+                f"{first} of {files[0].name} in the same series",
+            )
 
 
-def _order(files: list[Path], headers: dict[Path, Dataset],
-           folder: Path) -> tuple[list[Path], dict[str, Any]]:
+def _order(files: list[Path], headers: dict[Path, Dataset], folder: Path) -> tuple[list[Path], dict[str, Any]]:
     """Files in slice order, plus slice spacing metadata (spacing None when unknown)."""
+
     def instance(f: Path) -> int:
         try:
             return int(headers[f].get("InstanceNumber"))
@@ -133,29 +140,50 @@ def _order(files: list[Path], headers: dict[Path, Dataset],
     if normal is not None and all(p is not None and len(p) == 3 for p in positions):
         iop0 = np.asarray([header_float(x, "ImageOrientationPatient") for x in first.ImageOrientationPatient])
         for f in files:
-            iop = np.asarray([header_float(x, "ImageOrientationPatient")
-                              for x in headers[f].get("ImageOrientationPatient") or [0] * 6])
+            iop = np.asarray(
+                [
+                    header_float(x, "ImageOrientationPatient")
+                    for x in headers[f].get("ImageOrientationPatient") or [0] * 6
+                ]
+            )
             if not np.allclose(iop, iop0, atol=1e-4):
-                raise ReadError(f, f"ImageOrientationPatient {iop.tolist()} differs from {iop0.tolist()} "
-                                   f"of {files[0].name}: the series is not one stack (a localizer?)")
-        proj = {f: float(np.dot([header_float(x, "ImagePositionPatient") for x in headers[f].ImagePositionPatient],
-                                normal)) for f in files}
+                raise ReadError(
+                    f,
+                    f"ImageOrientationPatient {iop.tolist()} differs from {iop0.tolist()} "
+                    f"of {files[0].name}: the series is not one stack (a localizer?)",
+                )
+        proj = {
+            f: float(np.dot([header_float(x, "ImagePositionPatient") for x in headers[f].ImagePositionPatient], normal))
+            for f in files
+        }
         ordered = sorted(files, key=lambda f: (proj[f], instance(f), f.name))
         for a, b in zip(ordered, ordered[1:]):
             if abs(proj[b] - proj[a]) < 1e-4:
-                raise ReadError(folder, f"{a.name} and {b.name} lie at the same position: the series holds "
-                                        "several images per slice (time points or echoes?)")
+                raise ReadError(
+                    folder,
+                    f"{a.name} and {b.name} lie at the same position: the series holds "
+                    "several images per slice (time points or echoes?)",
+                )
         step, uniform, _ = spacing_along([proj[f] for f in ordered])
-        return ordered, {"slice_order": "ImagePositionPatient", "slice_spacing": step,
-                         "slice_spacing_source": "ImagePositionPatient", "slice_spacing_uniform": uniform,
-                         "slice_positions": [proj[f] for f in ordered]}
+        return ordered, {
+            "slice_order": "ImagePositionPatient",
+            "slice_spacing": step,
+            "slice_spacing_source": "ImagePositionPatient",
+            "slice_spacing_uniform": uniform,
+            "slice_positions": [proj[f] for f in ordered],
+        }
     if all(headers[f].get("InstanceNumber") not in (None, "") for f in files):
         ordered, how = sorted(files, key=lambda f: (instance(f), f.name)), "InstanceNumber"
     else:
         ordered, how = sorted(files, key=lambda f: f.name), "file name"
     step, source, extra = frame_spacing(headers[ordered[0]], 1)
-    return ordered, {"slice_order": how, "slice_spacing": step, "slice_spacing_source": source,
-                     "slice_spacing_uniform": None, **extra}
+    return ordered, {
+        "slice_order": how,
+        "slice_spacing": step,
+        "slice_spacing_source": source,
+        "slice_spacing_uniform": None,
+        **extra,
+    }
 
 
 def _stack(ordered: list[Path], headers: dict[Path, Dataset]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -177,8 +205,7 @@ def _stack(ordered: list[Path], headers: dict[Path, Dataset]) -> tuple[np.ndarra
         if volume is None:
             meta["dtype"] = str(raw.dtype)
             # RGB slices keep their dtype; grey ones get the series-wide rescale dtype
-            dtype = values.dtype if values.ndim == 3 else (output_dtype(raw.dtype, rescales, has_lut)
-                                                            or values.dtype)
+            dtype = values.dtype if values.ndim == 3 else (output_dtype(raw.dtype, rescales, has_lut) or values.dtype)
             volume = np.empty((len(ordered),) + values.shape, dtype=dtype)
         if values.shape != volume.shape[1:]:
             raise ReadError(f, f"decoded slice is {values.shape}, the series is {volume.shape[1:]}")
@@ -224,8 +251,11 @@ def _read_series(folder: Path, recursive: bool) -> ImageData:
         return image
     multi = [f for f in files if number_of_frames(headers[f]) > 1]
     if multi:
-        raise ReadError(folder, f"series {uid} holds {len(multi)} multi-frame files ({multi[0].name}, ...); "
-                                "read them one at a time with read_dicom")
+        raise ReadError(
+            folder,
+            f"series {uid} holds {len(multi)} multi-frame files ({multi[0].name}, ...); "
+            "read them one at a time with read_dicom",
+        )
     _check_shapes(files, headers, folder)
     ordered, order_meta = _order(files, headers, folder)
     volume, pixel_meta = _stack(ordered, headers)

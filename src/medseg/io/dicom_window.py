@@ -53,8 +53,11 @@ def file_windows(ds: Dataset) -> dict[str, tuple[float, float]]:
             continue
         if width <= 0:
             continue
-        name = str(explanations[i]).strip() if i < len(explanations) and str(explanations[i]).strip() else (
-            "file" if len(pairs) == 1 else f"file_{i + 1}")
+        name = (
+            str(explanations[i]).strip()
+            if i < len(explanations) and str(explanations[i]).strip()
+            else ("file" if len(pairs) == 1 else f"file_{i + 1}")
+        )
         out[name] = (center, width)
     return out
 
@@ -100,8 +103,12 @@ def grey_for_display(values, ds: Dataset, meta: dict):
     inversion = None
     if is_monochrome1(ds):
         values, inversion = invert_monochrome1(values, ds)
-        meta.update(photometric="MONOCHROME2", original_photometric="MONOCHROME1", inverted=True,
-                    inversion_range=list(inversion))
+        meta.update(
+            photometric="MONOCHROME2",
+            original_photometric="MONOCHROME1",
+            inverted=True,
+            inversion_range=list(inversion),
+        )
     else:
         meta["inverted"] = False
     meta["window_presets"] = {k: [c, w] for k, (c, w) in presets_for(ds, inversion).items()}

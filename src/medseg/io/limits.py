@@ -23,8 +23,8 @@ from pathlib import Path
 
 from medseg.errors import ReadError
 
-MAX_PIXELS = 2 ** 27
-MAX_VOXELS = 2 ** 30
+MAX_PIXELS = 2**27
+MAX_VOXELS = 2**30
 
 
 def _limit(env: str, default: int) -> int:
@@ -47,17 +47,26 @@ def check_size(path: str | Path, shape, what: str = "image") -> None:
     stack: ``(frames, rows, cols)``) is at least 1 and the plane and the whole are within the limits."""
     dims = [int(n) for n in shape]
     if not dims or min(dims) < 1:
-        raise ReadError(path, f"header says the {what} is {' x '.join(map(str, dims)) or 'empty'} pixels: "
-                              "an image needs at least one row and one column")
+        raise ReadError(
+            path,
+            f"header says the {what} is {' x '.join(map(str, dims)) or 'empty'} pixels: "
+            "an image needs at least one row and one column",
+        )
     plane, total = math.prod(dims[-2:]), math.prod(dims)
     if plane > max_pixels():
-        raise ReadError(path, f"header claims {dims[-1]} x {dims[-2]} pixels (width x height, {plane:,} in all), "
-                              f"more than the {max_pixels():,} allowed per image or slice; a damaged header or a "
-                              "decompression bomb (set MEDSEG_MAX_PIXELS to allow larger images)")
+        raise ReadError(
+            path,
+            f"header claims {dims[-1]} x {dims[-2]} pixels (width x height, {plane:,} in all), "
+            f"more than the {max_pixels():,} allowed per image or slice; a damaged header or a "
+            "decompression bomb (set MEDSEG_MAX_PIXELS to allow larger images)",
+        )
     if total > max_voxels():
-        raise ReadError(path, f"header claims {' x '.join(map(str, dims))} = {total:,} voxels, more than the "
-                              f"{max_voxels():,} a volume may have here; a damaged header or a decompression bomb "
-                              "(set MEDSEG_MAX_VOXELS to allow larger volumes)")
+        raise ReadError(
+            path,
+            f"header claims {' x '.join(map(str, dims))} = {total:,} voxels, more than the "
+            f"{max_voxels():,} a volume may have here; a damaged header or a decompression bomb "
+            "(set MEDSEG_MAX_VOXELS to allow larger volumes)",
+        )
 
 
 def bomb_error(path: str | Path, e: Exception) -> ReadError:
@@ -68,8 +77,11 @@ def bomb_error(path: str | Path, e: Exception) -> ReadError:
             check_size(path, dims)
         except ReadError as ours:
             return ours
-    return ReadError(path, f"header claims more pixels than Pillow will decode ({e}); the limit here is "
-                           f"{max_pixels():,} pixels: a damaged header or a decompression bomb")
+    return ReadError(
+        path,
+        f"header claims more pixels than Pillow will decode ({e}); the limit here is "
+        f"{max_pixels():,} pixels: a damaged header or a decompression bomb",
+    )
 
 
 def claimed_dims(path: str | Path) -> tuple[int, int] | None:
@@ -103,9 +115,9 @@ def _jpeg_dims(data: bytes) -> tuple[int, int] | None:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             at += 2
             continue
-        length = struct.unpack(">H", data[at + 2:at + 4])[0]
+        length = struct.unpack(">H", data[at + 2 : at + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[at + 5:at + 9])
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
             return height, width
         at += 2 + length
     return None

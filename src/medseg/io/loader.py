@@ -73,9 +73,14 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(s for r in READERS for s in r.suffixe
 
 # Formats we recognise only to name them in an error message
 _OTHER_MAGIC = (
-    (b"GIF8", "a GIF image"), (b"\x89HDF", "an HDF5 file"), (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive"), (b"\x93NUMPY", "a NumPy .npy array"), (b"NRRD", "an NRRD file"),
-    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"), (b"\x1f\x8b", "a gzip file that is not NIfTI"),
+    (b"GIF8", "a GIF image"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"NRRD", "an NRRD file"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"\x1f\x8b", "a gzip file that is not NIfTI"),
 )
 
 

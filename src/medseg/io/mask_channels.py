@@ -7,8 +7,8 @@ class map's order, never squashed into ids.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -39,8 +39,11 @@ def _foreground(src: object, key: object) -> np.ndarray:
     nonzero = values[values != 0]
     if len(nonzero) > 1:
         shown = ", ".join(str(v) for v in nonzero[:6].tolist()) + (" ..." if len(nonzero) > 6 else "")
-        _fail(f"mask of class {key} is not binary: besides 0 it holds {len(nonzero)} values ({shown}); "
-              "binarise it first (medseg.io.masks.binarise) and pass the result", src)
+        _fail(
+            f"mask of class {key} is not binary: besides 0 it holds {len(nonzero)} values ({shown}); "
+            "binarise it first (medseg.io.masks.binarise) and pass the result",
+            src,
+        )
     return arr != 0
 
 
@@ -52,13 +55,12 @@ def _foregrounds(masks: Mapping[object, object]) -> list[tuple[object, object, n
         fg = _foreground(src, key)
         if out and fg.shape != out[0][2].shape:
             k0, s0, f0 = out[0]
-            _fail(f"{_name(s0, k0)} has shape {f0.shape} but {_name(src, key)} has shape {fg.shape}",
-                  src, s0)
+            _fail(f"{_name(s0, k0)} has shape {f0.shape} but {_name(src, key)} has shape {fg.shape}", src, s0)
         out.append((key, src, fg))
     return out
 
 
-def merge_class_masks(masks: Mapping[int, "str | Path | np.ndarray"], overlap: str = "error") -> np.ndarray:
+def merge_class_masks(masks: Mapping[int, str | Path | np.ndarray], overlap: str = "error") -> np.ndarray:
     """One id map from single-class masks, e.g. {1: leftMask.png, 2: rightMask.png}.
 
     Each mask is 0 plus one foreground value (0/255, 0/1 or bool); masks with
@@ -80,17 +82,20 @@ def merge_class_masks(masks: Mapping[int, "str | Path | np.ndarray"], overlap: s
                 for k0, s0, f0 in fgs[:i]:
                     n = int((f0 & fg).sum())
                     if n:
-                        _fail(f"{_name(s0, k0)} and {_name(src, key)} overlap in {n:,} pixels; "
-                              "pass overlap='first' or 'last' to choose, or use stack_class_masks "
-                              "for a multilabel task", s0, src)
+                        _fail(
+                            f"{_name(s0, k0)} and {_name(src, key)} overlap in {n:,} pixels; "
+                            "pass overlap='first' or 'last' to choose, or use stack_class_masks "
+                            "for a multilabel task",
+                            s0,
+                            src,
+                        )
             if overlap == "first":
                 fg = fg & ~clash
         ids[fg] = int(key)
     return _shrink(ids)
 
 
-def stack_class_masks(masks: Mapping["int | str", "str | Path | np.ndarray"],
-                      classmap: ClassMap) -> np.ndarray:
+def stack_class_masks(masks: Mapping[int | str, str | Path | np.ndarray], classmap: ClassMap) -> np.ndarray:
     """(..., C) bool channels in ``classmap`` order from {class id or name: mask}; overlaps kept.
 
     Classes without a mask get an empty channel.
@@ -125,8 +130,9 @@ def channels_to_ids(channels: np.ndarray, classmap: ClassMap) -> np.ndarray:
     """Inverse of :func:`ids_to_channels`; overlapping channels raise ValueError (keep them as channels)."""
     ch = np.asarray(channels)
     if ch.ndim < 1 or ch.shape[-1] != len(classmap.classes):
-        raise ValueError(f"expected (..., {len(classmap.classes)}) channels for classes {classmap.names}, "
-                         f"got shape {ch.shape}")
+        raise ValueError(
+            f"expected (..., {len(classmap.classes)}) channels for classes {classmap.names}, got shape {ch.shape}"
+        )
     if ch.dtype != bool:
         if not np.isin(ch, (0, 1)).all():
             raise ValueError("channels must be boolean or 0/1")
@@ -139,8 +145,10 @@ def channels_to_ids(channels: np.ndarray, classmap: ClassMap) -> np.ndarray:
                 n = int((ch[..., a] & ch[..., b]).sum())
                 if n:
                     pairs.append(f"{classmap.names[a]} & {classmap.names[b]}: {n:,} px")
-        raise ValueError(f"channels overlap in {int((n_on > 1).sum()):,} pixels ({'; '.join(pairs)}): "
-                         "one id per pixel cannot hold them; keep multilabel masks as channels")
+        raise ValueError(
+            f"channels overlap in {int((n_on > 1).sum()):,} pixels ({'; '.join(pairs)}): "
+            "one id per pixel cannot hold them; keep multilabel masks as channels"
+        )
     ids = np.zeros(ch.shape[:-1], dtype=np.int64)
     for k, cid in enumerate(classmap.ids):
         ids[ch[..., k]] = cid

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -27,8 +27,17 @@ ColourTable = Mapping[int, tuple[int, int, int]]
 # this spread between channels the pixels really are coloured.
 _JPEG_GREY_SPREAD = 32
 _TOP_COLOURS = 5
-_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-             ".bmp": "BMP", ".gif": "GIF", ".nii": "NIfTI", ".nii.gz": "NIfTI"}
+_SUFFIXES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".nii": "NIfTI",
+    ".nii.gz": "NIfTI",
+}
 
 
 # ----------------------------------------------------------------- formats
@@ -72,10 +81,10 @@ def _sniff(path: Path) -> str:
         return "nifti"
     suffix = "".join(path.suffixes[-2:]).lower() if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
     if suffix in _SUFFIXES:
-        raise ReadError(path, f"named {suffix} but its content is not {_SUFFIXES[suffix]} "
-                              "(damaged, truncated or mislabelled file)")
-    raise UnsupportedFormatError(
-        path, "not a mask format this reader knows (PNG, JPEG, TIFF, BMP, GIF, NIfTI)")
+        raise ReadError(
+            path, f"named {suffix} but its content is not {_SUFFIXES[suffix]} (damaged, truncated or mislabelled file)"
+        )
+    raise UnsupportedFormatError(path, "not a mask format this reader knows (PNG, JPEG, TIFF, BMP, GIF, NIfTI)")
 
 
 def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str]:
@@ -187,8 +196,7 @@ def _table(colour_table: ColourTable | ClassMap) -> dict[int, tuple[int, int, in
     return out
 
 
-def colour_to_ids(rgb: np.ndarray, colour_table: ColourTable | ClassMap,
-                  path: str | Path | None = None) -> np.ndarray:
+def colour_to_ids(rgb: np.ndarray, colour_table: ColourTable | ClassMap, path: str | Path | None = None) -> np.ndarray:
     """Map an (..., 3|4) colour mask to class ids by exact colour.
 
     ``colour_table`` is {id: (r, g, b)} or a ClassMap; black means background
@@ -220,7 +228,7 @@ def colour_to_ids(rgb: np.ndarray, colour_table: ColourTable | ClassMap,
         idx = np.array(unknown)
         listing = _describe_colours(uniq[idx], counts[idx])
         names = ", ".join(f"{cid}={c}" for cid, c in sorted(table.items()))
-        reason = (f"{len(unknown)} colour(s) are not in the colour table ({names}): {listing}")
+        reason = f"{len(unknown)} colour(s) are not in the colour table ({names}): {listing}"
         if path is not None:
             raise MaskError(path, reason)
         raise ValueError(reason)
@@ -244,15 +252,20 @@ def _colour_mask(arr: np.ndarray, path: Path, fmt: str, classmap: ClassMap | Non
         with Image.open(path) as img:
             return np.array(img.convert("L"))
     keys, counts = np.unique(_pack(opaque).ravel(), return_counts=True)
-    hint = ("; so many colours look like a photo, not a mask" if len(keys) > 256 else
-            "; pass a ClassMap whose colours say which class each colour is")
+    hint = (
+        "; so many colours look like a photo, not a mask"
+        if len(keys) > 256
+        else "; pass a ClassMap whose colours say which class each colour is"
+    )
     raise MaskError(path, f"colour-coded mask with {len(keys)} colours ({_describe_colours(keys, counts)}){hint}")
 
 
 def _is_grey(rgb: np.ndarray, spread: int) -> bool:
     c = rgb[..., :3].astype(np.int16)
-    return bool(np.abs(c[..., 0] - c[..., 1]).max(initial=0) <= spread
-                and np.abs(c[..., 1] - c[..., 2]).max(initial=0) <= spread)
+    return bool(
+        np.abs(c[..., 0] - c[..., 1]).max(initial=0) <= spread
+        and np.abs(c[..., 1] - c[..., 2]).max(initial=0) <= spread
+    )
 
 
 # ----------------------------------------------------------------- reading
@@ -262,8 +275,9 @@ def _shrink(ids: np.ndarray, path: Path | None = None) -> np.ndarray:
     for dt in (np.uint8, np.uint16, np.int32):
         if lo >= 0 and hi <= np.iinfo(dt).max:
             return ids.astype(dt, copy=False)
-    reason = (f"holds negative values (min {lo}); class ids are >= 0" if lo < 0
-              else f"class id {hi} does not fit in int32")
+    reason = (
+        f"holds negative values (min {lo}); class ids are >= 0" if lo < 0 else f"class id {hi} does not fit in int32"
+    )
     if path is not None:
         raise MaskError(path, reason)
     raise ValueError(reason)
@@ -307,9 +321,13 @@ def read_mask(path: str | Path, classmap: ClassMap | None = None) -> np.ndarray:
             raise MaskError(path, "holds NaN or infinite values")
         if not np.array_equal(arr, np.round(arr)):
             frac = arr[arr != np.round(arr)]
-            raise MaskError(path, (
-                f"holds {frac.size:,} non-integer values (e.g. {float(frac.flat[0]):g}): a soft mask "
-                "or probability map; binarise it explicitly with medseg.io.masks.binarise"))
+            raise MaskError(
+                path,
+                (
+                    f"holds {frac.size:,} non-integer values (e.g. {float(frac.flat[0]):g}): a soft mask "
+                    "or probability map; binarise it explicitly with medseg.io.masks.binarise"
+                ),
+            )
     return _shrink(arr, path)
 
 
@@ -362,14 +380,14 @@ def palette_colours(image: Image.Image | str | Path) -> dict[int, tuple[int, int
     ids, pal, _ = _open_palette(image)
     out = {}
     for i in np.unique(ids).tolist():
-        rgb = pal[3 * i:3 * i + 3]
+        rgb = pal[3 * i : 3 * i + 3]
         out[i] = tuple(rgb) if len(rgb) == 3 else (0, 0, 0)
     return out
 
 
-def classmap_from_palette(path: Image.Image | str | Path,
-                          names: Mapping[int, str] | list[str] | None = None,
-                          task: str | None = None) -> ClassMap:
+def classmap_from_palette(
+    path: Image.Image | str | Path, names: Mapping[int, str] | list[str] | None = None, task: str | None = None
+) -> ClassMap:
     """A ClassMap from the palette indices used in a 'P' mask (index 0 = background).
 
     ``names``: {index: name}, or a list naming the used non-zero indices in

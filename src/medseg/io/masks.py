@@ -24,8 +24,18 @@ from medseg.io.mask_read import (
 )
 
 __all__ = [
-    "BinariseReport", "binarise",
-    "OVERLAP_POLICIES", "channels_to_ids", "ids_to_channels", "merge_class_masks", "stack_class_masks",
-    "check_ids", "classmap_from_palette", "colour_to_ids", "palette_colours", "palette_to_ids",
-    "read_mask", "read_mask_values",
+    "BinariseReport",
+    "binarise",
+    "OVERLAP_POLICIES",
+    "channels_to_ids",
+    "ids_to_channels",
+    "merge_class_masks",
+    "stack_class_masks",
+    "check_ids",
+    "classmap_from_palette",
+    "colour_to_ids",
+    "palette_colours",
+    "palette_to_ids",
+    "read_mask",
+    "read_mask_values",
 ]

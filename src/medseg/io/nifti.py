@@ -77,8 +77,10 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     except Exception as e:  # nibabel raises ImageFileError, HeaderDataError, EOFError, OSError ...
         raise ReadError(path, f"cannot read NIfTI header (truncated or corrupt file): {e}") from e
     if len(shape) == 4 and shape[3] != 1:
-        raise UnsupportedFormatError(path, f"4-D NIfTI with {shape[3]} volumes is not supported yet "
-                                           f"(shape {shape}); only 3-D volumes can be opened")
+        raise UnsupportedFormatError(
+            path,
+            f"4-D NIfTI with {shape[3]} volumes is not supported yet (shape {shape}); only 3-D volumes can be opened",
+        )
     if not 2 <= len(shape) <= 4:
         raise UnsupportedFormatError(path, f"{len(shape)}-D NIfTI of shape {shape} is not supported")
     stored = header.get_data_dtype()
@@ -126,8 +128,8 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
         "modality": None,
         "photometric": "MONOCHROME2",
         "dtype": str(stored.newbyteorder("=")),
-        "spacing_known": not notes and (space_unit in _UNIT_MM or int(header["sform_code"]) > 0
-                                         or int(header["qform_code"]) > 0),
+        "spacing_known": not notes
+        and (space_unit in _UNIT_MM or int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0),
         "orientation": "SPL",
         "original_orientation": "".join(aff2axcodes(affine)) if oriented else None,
         "affine": (canon_affine @ index_to_canon).tolist(),
@@ -190,8 +192,9 @@ def _check_header(path: Path) -> None:
     if sizes & {348, 540} and len(head) < 348:
         raise ReadError(path, f"is truncated: {len(head)} bytes where a NIfTI header needs 348")
     where = "is gzip-compressed but holds" if gzipped else "has"
-    raise UnsupportedFormatError(path, f"{where} no NIfTI header (no 'n+1' magic at byte 344); "
-                                       f"the data starts with {head[:16]!r}")
+    raise UnsupportedFormatError(
+        path, f"{where} no NIfTI header (no 'n+1' magic at byte 344); the data starts with {head[:16]!r}"
+    )
 
 
 def _check_complete(path: Path, img, shape: tuple[int, ...], stored: np.dtype) -> None:
@@ -207,5 +210,6 @@ def _check_complete(path: Path, img, shape: tuple[int, ...], stored: np.dtype) -
     need = int(offset) + int(np.prod(shape)) * stored.itemsize
     size = image_file.stat().st_size
     if size < need:
-        raise ReadError(path, f"is truncated: the header promises voxel data up to byte {need} "
-                              f"but the file has {size} bytes")
+        raise ReadError(
+            path, f"is truncated: the header promises voxel data up to byte {need} but the file has {size} bytes"
+        )

@@ -45,8 +45,9 @@ def apply_window(a: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def clahe(a: np.ndarray, clip_limit: float = 0.01, kernel_size: int | Sequence[int] | None = None,
-          rgb: bool | None = None) -> np.ndarray:
+def clahe(
+    a: np.ndarray, clip_limit: float = 0.01, kernel_size: int | Sequence[int] | None = None, rgb: bool | None = None
+) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation (skimage), float32 in [0, 1].
 
     Takes any integer or float grey image (uint16 and HU included) or an RGB(A)
@@ -60,8 +61,9 @@ def clahe(a: np.ndarray, clip_limit: float = 0.01, kernel_size: int | Sequence[i
     if x.ndim == (3 if is_rgb else 2):  # skimage spots RGB by its last axis and works on its value
         return equalize_adapthist(x, kernel_size=kernel_size, clip_limit=clip_limit).astype(np.float32)
     # a stack: slice by slice, as the slices are viewed
-    return np.stack([equalize_adapthist(s, kernel_size=kernel_size, clip_limit=clip_limit) for s in x]
-                    ).astype(np.float32)
+    return np.stack([equalize_adapthist(s, kernel_size=kernel_size, clip_limit=clip_limit) for s in x]).astype(
+        np.float32
+    )
 
 
 def equalize_hist(a: np.ndarray, nbins: int = 256, rgb: bool | None = None) -> np.ndarray:

@@ -26,22 +26,53 @@ _BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 
 _PIL_FORMATS = {"png", "jpeg", "bmp"}
 _SUFFIX_FORMAT = {
-    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg",
-    ".bmp": "bmp", ".tif": "tiff", ".tiff": "tiff",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".jpe": "jpeg",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
 }
-_MODE_BITS = {"1": 1, "L": 8, "P": 8, "LA": 8, "PA": 8, "RGB": 8, "RGBA": 8,
-              "I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16, "I": 32, "F": 32}
+_MODE_BITS = {
+    "1": 1,
+    "L": 8,
+    "P": 8,
+    "LA": 8,
+    "PA": 8,
+    "RGB": 8,
+    "RGBA": 8,
+    "I;16": 16,
+    "I;16L": 16,
+    "I;16B": 16,
+    "I;16N": 16,
+    "I": 32,
+    "F": 32,
+}
 # mm per unit of ImageJ's "unit" field
-_UNIT_MM = {"nm": 1e-6, "nanometer": 1e-6, "um": 1e-3, "µm": 1e-3, "\\u00b5m": 1e-3,
-            "micron": 1e-3, "micrometer": 1e-3, "mm": 1.0, "millimeter": 1.0,
-            "cm": 10.0, "centimeter": 10.0, "m": 1000.0, "meter": 1000.0, "inch": 25.4}
+_UNIT_MM = {
+    "nm": 1e-6,
+    "nanometer": 1e-6,
+    "um": 1e-3,
+    "µm": 1e-3,
+    "\\u00b5m": 1e-3,
+    "micron": 1e-3,
+    "micrometer": 1e-3,
+    "mm": 1.0,
+    "millimeter": 1.0,
+    "cm": 10.0,
+    "centimeter": 10.0,
+    "m": 1000.0,
+    "meter": 1000.0,
+    "inch": 25.4,
+}
 # Editors write these resolutions whatever was imaged: they say nothing physical.
 _DEFAULT_DPI = {72.0, 96.0}
 _SENSIBLE_MM = (1e-6, 100.0)
 
 
 def raster_format(head: bytes) -> str | None:
-    """"png", "jpeg", "bmp" or "tiff" from a file's first bytes (at least 32), else None."""
+    """ "png", "jpeg", "bmp" or "tiff" from a file's first bytes (at least 32), else None."""
     if head.startswith(PNG_MAGIC):
         return "png"
     if head.startswith(JPEG_MAGIC):
@@ -60,8 +91,11 @@ def reject_nonfinite(path: str | Path, array: np.ndarray) -> None:
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if bad:
         n_nan = int(np.count_nonzero(np.isnan(array)))
-        raise ReadError(path, f"contains {bad} NaN/inf pixels ({n_nan} NaN, {bad - n_nan} inf) "
-                              f"of {array.size}; pass allow_nonfinite=True to load it anyway")
+        raise ReadError(
+            path,
+            f"contains {bad} NaN/inf pixels ({n_nan} NaN, {bad - n_nan} inf) "
+            f"of {array.size}; pass allow_nonfinite=True to load it anyway",
+        )
 
 
 def read_raster(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
@@ -99,11 +133,19 @@ def _head(path: Path, n: int = 64) -> bytes:
 
 
 def _base_metadata(path: Path, fmt: str, photometric: str, dtype: np.dtype, bits: int | None) -> dict:
-    return {"source": str(path), "format": fmt, "modality": None, "photometric": photometric,
-            "dtype": str(np.dtype(dtype)), "bit_depth": bits, "spacing_known": False}
+    return {
+        "source": str(path),
+        "format": fmt,
+        "modality": None,
+        "photometric": photometric,
+        "dtype": str(np.dtype(dtype)),
+        "bit_depth": bits,
+        "spacing_known": False,
+    }
 
 
 # ---------------------------------------------------------------- Pillow formats
+
 
 def _read_pillow(path: Path, fmt: str, head: bytes) -> ImageData:
     if fmt == "png" and len(head) >= 26 and head[24] == 16 and head[25] in (2, 4, 6):
@@ -165,8 +207,11 @@ def _read_png_colour16(path: Path) -> ImageData:
     try:
         import cv2
     except ImportError as e:
-        raise ReadError(path, "is a 16-bit colour PNG; reading it without losing bits needs "
-                              "opencv-python-headless (pip install opencv-python-headless)") from e
+        raise ReadError(
+            path,
+            "is a 16-bit colour PNG; reading it without losing bits needs "
+            "opencv-python-headless (pip install opencv-python-headless)",
+        ) from e
     with open(path, "rb") as f:
         width, height = struct.unpack(">II", f.read(24)[16:24])  # IHDR, checked: OpenCV decodes what it is told
     check_size(path, (height, width))
@@ -180,6 +225,7 @@ def _read_png_colour16(path: Path) -> ImageData:
 
 
 # ---------------------------------------------------------------- TIFF
+
 
 def _read_tiff(path: Path) -> ImageData:
     import tifffile
@@ -213,8 +259,11 @@ def _read_tiff(path: Path) -> ImageData:
         array, photometric_name = decoded_by_pillow
         inverted = photometric == 0
         if bits > array.dtype.itemsize * 8 and array.dtype != bool:  # Pillow reduces 16-bit RGB to 8
-            raise ReadError(path, f"{bits}-bit TIFF with this compression would lose bits without the "
-                                  "imagecodecs package (pip install imagecodecs)")
+            raise ReadError(
+                path,
+                f"{bits}-bit TIFF with this compression would lose bits without the "
+                "imagecodecs package (pip install imagecodecs)",
+            )
     rgb = photometric_name in ("RGB", "RGBA")
     meta = _base_metadata(path, "tiff", photometric_name, array.dtype, bits)
     meta.update(unit_meta)
@@ -241,8 +290,7 @@ def _check_tiff_complete(path: Path, tif) -> None:
     for page in tif.pages:
         ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True) if n]
         if ends and max(ends) > size:
-            raise ReadError(path, f"is truncated: pixel data runs to byte {max(ends)} "
-                                  f"but the file has {size} bytes")
+            raise ReadError(path, f"is truncated: pixel data runs to byte {max(ends)} but the file has {size} bytes")
 
 
 def check_tiff_size(path: Path, series: list) -> None:
@@ -275,7 +323,7 @@ def _stackable_series(tif) -> list:
 
 def _pillow_tiff_frames(path: Path, why: Exception) -> tuple[np.ndarray, str]:
     """Pixels and photometric name of every page, for compressions tifffile cannot decode alone."""
-    from PIL import Image, ImageSequence
+    from PIL import ImageSequence
 
     try:
         with open_image(path) as im:
@@ -301,15 +349,19 @@ def _tiff_axes_to_standard(path: Path, arrays: list[np.ndarray], axes: str) -> n
         axes = axes.replace("S", "") + "S"
     stack = [ax for ax in axes if ax not in "YXS"]
     if len(stack) > 1 or "C" in stack:
-        raise UnsupportedFormatError(path, f"TIFF with axes {axes} (shape {a.shape}) is not supported: "
-                                           "only one stack axis of grey or RGB(A) images can be read")
+        raise UnsupportedFormatError(
+            path,
+            f"TIFF with axes {axes} (shape {a.shape}) is not supported: "
+            "only one stack axis of grey or RGB(A) images can be read",
+        )
     if stack:
         a = np.moveaxis(a, axes.index(stack[0]), 0)
     return a
 
 
-def _tiff_colour(path: Path, a: np.ndarray, photometric: int, bits: int, spp: int,
-                 colormap: np.ndarray | None) -> tuple[np.ndarray, str, bool]:
+def _tiff_colour(
+    path: Path, a: np.ndarray, photometric: int, bits: int, spp: int, colormap: np.ndarray | None
+) -> tuple[np.ndarray, str, bool]:
     """Photometric interpretation -> (pixels, photometric name, inverted)."""
     from tifffile import PHOTOMETRIC as P
 
@@ -318,7 +370,7 @@ def _tiff_colour(path: Path, a: np.ndarray, photometric: int, bits: int, spp: in
         if photometric == P.MINISWHITE:
             if a.dtype == bool:
                 return ~a, "MONOCHROME2", True
-            top = 2 ** bits - 1 if a.dtype.kind == "u" else a.min() + a.max()
+            top = 2**bits - 1 if a.dtype.kind == "u" else a.min() + a.max()
             return (top - a).astype(a.dtype), "MONOCHROME2", True
         return a, "MONOCHROME2", False
     if photometric in (P.MINISBLACK, P.MINISWHITE) and samples == 2:  # grey + alpha
@@ -332,8 +384,11 @@ def _tiff_colour(path: Path, a: np.ndarray, photometric: int, bits: int, spp: in
         if cmap.max() <= 255 or np.all(cmap % 257 == 0):  # 8-bit colours stored as v * 257
             cmap = (cmap // 257 if cmap.max() > 255 else cmap).astype(np.uint8)
         return np.moveaxis(cmap[:, a], 0, -1), "RGB", False
-    raise UnsupportedFormatError(path, f"TIFF photometric {tiff_photometric_name(photometric)} with {spp} samples "
-                                       "per pixel is not supported (grey, RGB, RGBA or palette only)")
+    raise UnsupportedFormatError(
+        path,
+        f"TIFF photometric {tiff_photometric_name(photometric)} with {spp} samples "
+        "per pixel is not supported (grey, RGB, RGBA or palette only)",
+    )
 
 
 def tiff_photometric_name(code: int) -> str:
@@ -376,11 +431,12 @@ def _ratio(tag) -> float | None:
     if tag is None:
         return None
     v = tag.value
-    num, den = (v if isinstance(v, tuple) and len(v) == 2 else (v, 1))
+    num, den = v if isinstance(v, tuple) and len(v) == 2 else (v, 1)
     return float(num) / float(den) if den and num else None
 
 
 # ---------------------------------------------------------------- UW-Madison names
+
 
 def _apply_uw_name(path: Path, image: ImageData) -> ImageData:
     uw = parse_uw_slice_name(path.name)
@@ -388,8 +444,9 @@ def _apply_uw_name(path: Path, image: ImageData) -> ImageData:
         return image
     rows, cols = image.array.shape[:2]
     if (rows, cols) != (uw.height, uw.width):
-        raise ReadError(path, f"file name says {uw.width}x{uw.height} pixels (width x height) "
-                              f"but the image is {cols}x{rows}")
+        raise ReadError(
+            path, f"file name says {uw.width}x{uw.height} pixels (width x height) but the image is {cols}x{rows}"
+        )
     image.spacing = (uw.spacing_row, uw.spacing_col)
     image.metadata["spacing_known"] = True
     image.metadata["uw_slice"] = uw.to_dict()

@@ -33,5 +33,3 @@ def resize_label(label: np.ndarray, size: Sequence[int] | None) -> np.ndarray:
     if label.ndim == 3 and out.ndim == 2:
         out = out[..., None]
     return out.astype(label.dtype, copy=False)
-
-

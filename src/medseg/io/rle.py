@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -24,8 +24,10 @@ def rle_encode(mask: np.ndarray) -> str:
     if m.dtype != bool:
         if not np.isin(m, (0, 1)).all():
             vals = np.unique(m)
-            raise ValueError(f"rle_encode needs a boolean or 0/1 mask, got values {vals[:6].tolist()}"
-                             f"{' ...' if len(vals) > 6 else ''}; binarise it first")
+            raise ValueError(
+                f"rle_encode needs a boolean or 0/1 mask, got values {vals[:6].tolist()}"
+                f"{' ...' if len(vals) > 6 else ''}; binarise it first"
+            )
         m = m.astype(bool)
     flat = np.concatenate([[False], m.ravel(order="C"), [False]])
     edges = np.flatnonzero(flat[1:] != flat[:-1])  # 0-based flat index of each run start / end
@@ -71,11 +73,14 @@ def _parse(rle: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         clash = np.flatnonzero(starts[1:] <= ends[:-1])
         if clash.size:
             i = int(clash[0])
-            raise ValueError(f"RLE runs overlap: run at {starts[i]} (length {lengths[i]}) reaches "
-                             f"{ends[i]}, next run starts at {starts[i + 1]}")
+            raise ValueError(
+                f"RLE runs overlap: run at {starts[i]} (length {lengths[i]}) reaches "
+                f"{ends[i]}, next run starts at {starts[i + 1]}"
+            )
     if len(ends) and ends[-1] > size:
-        raise ValueError(f"RLE run at {starts[-1]} (length {lengths[-1]}) ends at pixel {ends[-1]}, "
-                         f"past the mask's {size} pixels")
+        raise ValueError(
+            f"RLE run at {starts[-1]} (length {lengths[-1]}) ends at pixel {ends[-1]}, past the mask's {size} pixels"
+        )
     return starts - 1, lengths
 
 
@@ -100,8 +105,9 @@ def rle_decode(rle: str | float | None, shape: tuple[int, ...]) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def rle_decode_multilabel(rows: Mapping[str, str | float | None], shape: tuple[int, int],
-                          classmap: ClassMap) -> np.ndarray:
+def rle_decode_multilabel(
+    rows: Mapping[str, str | float | None], shape: tuple[int, int], classmap: ClassMap
+) -> np.ndarray:
     """(rows, cols, C) bool in ``classmap`` order from {class name: RLE}; overlaps kept.
 
     Classes without a row (or with an empty RLE) give empty channels.
@@ -122,6 +128,7 @@ def rle_encode_multilabel(channels: np.ndarray, classmap: ClassMap) -> dict[str,
     """{class name: RLE} for (rows, cols, C) channels in ``classmap`` order (empty class -> "")."""
     ch = np.asarray(channels)
     if ch.ndim != 3 or ch.shape[-1] != len(classmap.classes):
-        raise ValueError(f"expected (rows, cols, {len(classmap.classes)}) channels for {classmap.names}, "
-                         f"got shape {ch.shape}")
+        raise ValueError(
+            f"expected (rows, cols, {len(classmap.classes)}) channels for {classmap.names}, got shape {ch.shape}"
+        )
     return {name: rle_encode(ch[..., k]) for k, name in enumerate(classmap.names)}

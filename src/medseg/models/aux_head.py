@@ -27,8 +27,7 @@ class PooledClassifier(nn.Sequential):
     """Global average pooling, dropout, linear: logits (B, classes) from (B, C, h, w) features."""
 
     def __init__(self, in_channels: int, classes: int, dropout: float = 0.2):
-        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout),
-                         nn.Linear(in_channels, classes))
+        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout), nn.Linear(in_channels, classes))
 
 
 def presence_targets(target: torch.Tensor, task: str, classes: int) -> torch.Tensor:

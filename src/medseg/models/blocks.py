@@ -21,11 +21,16 @@ from torch import nn
 class ConvBNAct(nn.Sequential):
     """``k x k`` convolution (``same`` padding, optional dilation), BatchNorm, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
-                 act: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1, act: bool = True):
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
-                      dilation=dilation, bias=False),
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                padding=dilation * (kernel_size // 2),
+                dilation=dilation,
+                bias=False,
+            ),
             nn.BatchNorm2d(out_channels),
         ]
         if act:
@@ -37,8 +42,10 @@ class DoubleConv(nn.Sequential):
     """Two conv-BN-ReLU layers: the block of the original U-Net (Ronneberger et al. 2015, arXiv 1505.04597)."""
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int = 1):
-        super().__init__(ConvBNAct(in_channels, out_channels, dilation=dilation),
-                         ConvBNAct(out_channels, out_channels, dilation=dilation))
+        super().__init__(
+            ConvBNAct(in_channels, out_channels, dilation=dilation),
+            ConvBNAct(out_channels, out_channels, dilation=dilation),
+        )
 
 
 class ResidualBlock(nn.Module):
@@ -53,8 +60,11 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvBNAct(in_channels, out_channels, dilation=dilation)
         self.conv2 = ConvBNAct(out_channels, out_channels, dilation=dilation, act=False)
-        self.shortcut: nn.Module = nn.Identity() if in_channels == out_channels else \
-            ConvBNAct(in_channels, out_channels, kernel_size=1, act=False)
+        self.shortcut: nn.Module = (
+            nn.Identity()
+            if in_channels == out_channels
+            else ConvBNAct(in_channels, out_channels, kernel_size=1, act=False)
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,18 +82,24 @@ class ASPP(nn.Module):
     CPU often uses.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, rates: Sequence[int] = (1, 6, 12, 18),
-                 dropout: float = 0.1):
+    def __init__(
+        self, in_channels: int, out_channels: int, rates: Sequence[int] = (1, 6, 12, 18), dropout: float = 0.1
+    ):
         super().__init__()
         if not rates or any(int(r) < 1 for r in rates):
             raise ValueError(f"ASPP rates must be positive integers, got {list(rates)}")
         self.branches = nn.ModuleList(
-            ConvBNAct(in_channels, out_channels, kernel_size=1) if r == 1
-            else ConvBNAct(in_channels, out_channels, dilation=int(r)) for r in rates)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1),
-                                  nn.ReLU(inplace=True))
-        self.project = nn.Sequential(ConvBNAct(out_channels * (len(rates) + 1), out_channels, kernel_size=1),
-                                     nn.Dropout2d(dropout))
+            ConvBNAct(in_channels, out_channels, kernel_size=1)
+            if r == 1
+            else ConvBNAct(in_channels, out_channels, dilation=int(r))
+            for r in rates
+        )
+        self.pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True)
+        )
+        self.project = nn.Sequential(
+            ConvBNAct(out_channels * (len(rates) + 1), out_channels, kernel_size=1), nn.Dropout2d(dropout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(x).expand(-1, -1, x.shape[-2], x.shape[-1])

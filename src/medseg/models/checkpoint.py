@@ -50,8 +50,10 @@ SUFFIX = ".medseg"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
-_CONVERT_HINT = ("convert a file you trust with medseg.models.import_state_dict "
-                 "(reads it with torch.load(weights_only=True)) and load the resulting .medseg folder")
+_CONVERT_HINT = (
+    "convert a file you trust with medseg.models.import_state_dict "
+    "(reads it with torch.load(weights_only=True)) and load the resulting .medseg folder"
+)
 
 
 @dataclass
@@ -74,11 +76,16 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------- saving
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: ModelSpec,
-                    classmap: ClassMap, preprocessing: Preprocessing,
-                    provenance: dict[str, Any] | None = None,
-                    extra_files: dict[str, Callable[[Path], None]] | None = None,
-                    sources: Sequence = ()) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    classmap: ClassMap,
+    preprocessing: Preprocessing,
+    provenance: dict[str, Any] | None = None,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+    sources: Sequence = (),
+) -> Path:
     """Write ``model`` and its descriptions to ``path`` (``.medseg`` added) and return the folder.
 
     ``provenance`` holds what the caller knows (``data``: dataset root / ids /
@@ -98,8 +105,10 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
     """
     for name in extra_files or {}:
         if Path(name).name != name or name in ("", ".", "..", CONFIG_FILE, WEIGHTS_FILE):
-            raise ValueError(f"extra checkpoint file name must be a plain file name other than "
-                             f"{CONFIG_FILE} and {WEIGHTS_FILE}, got {name!r}")
+            raise ValueError(
+                f"extra checkpoint file name must be a plain file name other than "
+                f"{CONFIG_FILE} and {WEIGHTS_FILE}, got {name!r}"
+            )
     if isinstance(classmap, dict):
         classmap = ClassMap.from_dict(classmap)
     _check_consistent(spec, classmap, preprocessing)
@@ -109,9 +118,13 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
     if target.exists() and not _is_checkpoint_folder(target):
         raise CheckpointError(target, "exists and is not a medseg checkpoint; refusing to replace it")
     if target.exists() and not _weights_unchanged(target):
-        raise DestinationError(f"refusing to replace the checkpoint {target}: its {WEIGHTS_FILE} changed since "
-                               f"medseg saved it (the sha256 in its {CONFIG_FILE} no longer matches); move it "
-                               "away or save under another name", target, target / WEIGHTS_FILE)
+        raise DestinationError(
+            f"refusing to replace the checkpoint {target}: its {WEIGHTS_FILE} changed since "
+            f"medseg saved it (the sha256 in its {CONFIG_FILE} no longer matches); move it "
+            "away or save under another name",
+            target,
+            target / WEIGHTS_FILE,
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
 
     tag = owner_tag()  # names this process, so a later save tells its leftovers from a live save's
@@ -149,11 +162,14 @@ def _check_consistent(spec: ModelSpec, classmap: ClassMap, pre: Preprocessing) -
     if spec.task != classmap.task:
         raise ValueError(f"model task {spec.task!r} differs from the class map's task {classmap.task!r}")
     if spec.classes != classmap.num_classes:
-        raise ValueError(f"model has {spec.classes} output channels but the {classmap.task} class map "
-                         f"needs {classmap.num_classes} ({', '.join(classmap.names)})")
+        raise ValueError(
+            f"model has {spec.classes} output channels but the {classmap.task} class map "
+            f"needs {classmap.num_classes} ({', '.join(classmap.names)})"
+        )
     if pre.channels != spec.in_channels:
-        raise ValueError(f"preprocessing makes {pre.channels}-channel input but the model takes "
-                         f"{spec.in_channels} channels")
+        raise ValueError(
+            f"preprocessing makes {pre.channels}-channel input but the model takes {spec.in_channels} channels"
+        )
 
 
 def _tensors_for_safetensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -168,8 +184,7 @@ def _tensors_for_safetensors(state: dict[str, torch.Tensor]) -> dict[str, torch.
     for name, t in state.items():
         t = t.detach().to("cpu")
         storage = t.untyped_storage()
-        whole = t.is_contiguous() and t.storage_offset() == 0 and \
-            t.numel() * t.element_size() == storage.nbytes()
+        whole = t.is_contiguous() and t.storage_offset() == 0 and t.numel() * t.element_size() == storage.nbytes()
         if storage.data_ptr() in seen or not whole:
             t = t.contiguous().clone()
         seen.add(t.untyped_storage().data_ptr())
@@ -189,9 +204,16 @@ def _provenance(model: torch.nn.Module, given: dict[str, Any] | None) -> dict[st
         host["device_name"] = torch.cuda.get_device_name(device)
     prov: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "data": None, "config": None, "metrics": None,
-        "versions": {"medseg": medseg.__version__, "torch": torch.__version__, "smp": smp.__version__,
-                     "safetensors": safetensors.__version__, "python": platform.python_version()},
+        "data": None,
+        "config": None,
+        "metrics": None,
+        "versions": {
+            "medseg": medseg.__version__,
+            "torch": torch.__version__,
+            "smp": smp.__version__,
+            "safetensors": safetensors.__version__,
+            "python": platform.python_version(),
+        },
         "host": host,
     }
     prov.update(given or {})
@@ -268,8 +290,7 @@ def _is_checkpoint_folder(p: Path) -> bool:
 
 
 # ---------------------------------------------------------------- loading
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
-                    strict: bool = True) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", strict: bool = True) -> Checkpoint:
     """Open a ``.medseg`` checkpoint (suffix optional) with safetensors only.
 
     The weights' sha256 must match config.json; the model is rebuilt with
@@ -301,24 +322,28 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     except RuntimeError as e:
         raise CheckpointError(weights, f"weights do not fit the {_describe(spec)} model: {str(e)[:600]}") from e
     model.to(device).eval()
-    return Checkpoint(model, spec, classmap, preprocessing, dict(config.get("provenance") or {}),
-                      folder, config)
+    return Checkpoint(model, spec, classmap, preprocessing, dict(config.get("provenance") or {}), folder, config)
 
 
 def _resolve(p: Path) -> Path:
     if p.suffix.lower() in PICKLE_SUFFIXES:
-        raise CheckpointError(p, "pickle-based checkpoints are refused: they can execute code when "
-                                 f"loaded; {_CONVERT_HINT}")
+        raise CheckpointError(
+            p, f"pickle-based checkpoints are refused: they can execute code when loaded; {_CONVERT_HINT}"
+        )
     if p.is_file():
         if p.name in (CONFIG_FILE, WEIGHTS_FILE):
             return p.parent
         kind = _sniff(p)
         why = {"pickle": "is a pickle", "zip": "is a zip archive (torch.save's format, a pickle inside)"}
         if kind in why:
-            raise CheckpointError(p, f"{why[kind]}; pickle-based checkpoints are refused: they can "
-                                     f"execute code when loaded; {_CONVERT_HINT}")
-        raise CheckpointError(p, f"not a medseg checkpoint: expected a NAME{SUFFIX} folder holding "
-                                 f"{CONFIG_FILE} and {WEIGHTS_FILE}")
+            raise CheckpointError(
+                p,
+                f"{why[kind]}; pickle-based checkpoints are refused: they can "
+                f"execute code when loaded; {_CONVERT_HINT}",
+            )
+        raise CheckpointError(
+            p, f"not a medseg checkpoint: expected a NAME{SUFFIX} folder holding {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
     if p.is_dir():
         return p
     with_suffix = checkpoint_path(p)
@@ -331,8 +356,9 @@ def _resolve(p: Path) -> Path:
 
 def _read_config(config_path: Path) -> dict[str, Any]:
     if not config_path.is_file():
-        raise CheckpointError(config_path, f"missing {CONFIG_FILE}: {config_path.parent} is not a "
-                                           "medseg checkpoint folder")
+        raise CheckpointError(
+            config_path, f"missing {CONFIG_FILE}: {config_path.parent} is not a medseg checkpoint folder"
+        )
     try:
         config = json.loads(config_path.read_text("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -342,8 +368,11 @@ def _read_config(config_path: Path) -> dict[str, Any]:
         raise CheckpointError(config_path, f"not a medseg checkpoint config (format {got!r}, expected {FORMAT!r})")
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
-        raise CheckpointError(config_path, f"unknown format_version {version!r}: this medseg reads "
-                                           f"versions 1..{FORMAT_VERSION}; a newer medseg may read it")
+        raise CheckpointError(
+            config_path,
+            f"unknown format_version {version!r}: this medseg reads "
+            f"versions 1..{FORMAT_VERSION}; a newer medseg may read it",
+        )
     return config
 
 
@@ -353,11 +382,13 @@ def _read_weights(weights: Path, sha256: str) -> dict[str, torch.Tensor]:
     kind = _sniff(weights)
     if kind in ("pickle", "zip"):
         what = "a pickle" if kind == "pickle" else "a zip archive (torch.save's format, a pickle inside)"
-        raise CheckpointError(weights, f"is {what}, not safetensors; refused: pickles can execute code "
-                                       f"when loaded; {_CONVERT_HINT}")
+        raise CheckpointError(
+            weights, f"is {what}, not safetensors; refused: pickles can execute code when loaded; {_CONVERT_HINT}"
+        )
     if _sha256(weights) != sha256:
-        raise CheckpointError(weights, f"weights file changed or corrupted: its sha256 differs from "
-                                       f"the one recorded in {CONFIG_FILE}")
+        raise CheckpointError(
+            weights, f"weights file changed or corrupted: its sha256 differs from the one recorded in {CONFIG_FILE}"
+        )
     try:
         return load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
@@ -365,15 +396,14 @@ def _read_weights(weights: Path, sha256: str) -> dict[str, torch.Tensor]:
 
 
 def _sniff(path: Path) -> str:
-    """"pickle", "zip", "safetensors" or "unknown", from the first bytes."""
+    """ "pickle", "zip", "safetensors" or "unknown", from the first bytes."""
     with open(path, "rb") as f:
         head = f.read(9)
     if head[:4] == b"PK\x03\x04":
         return "zip"
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return "pickle"
-    if len(head) == 9 and head[8:9] == b"{" and \
-            int.from_bytes(head[:8], "little") < path.stat().st_size:
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
         return "safetensors"
     return "unknown"
 

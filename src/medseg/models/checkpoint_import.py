@@ -22,9 +22,14 @@ from medseg.models.spec import ModelSpec, Preprocessing
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")
 
 
-def import_state_dict(pth: str | os.PathLike, spec: ModelSpec, classmap: ClassMap,
-                      preprocessing: Preprocessing, out: str | os.PathLike,
-                      provenance: dict[str, Any] | None = None) -> Path:
+def import_state_dict(
+    pth: str | os.PathLike,
+    spec: ModelSpec,
+    classmap: ClassMap,
+    preprocessing: Preprocessing,
+    out: str | os.PathLike,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """Convert a TRUSTED ``.pt``/``.pth``/``.ckpt`` state dict for ``spec`` into ``out`` (``.medseg``).
 
     Accepts a bare state dict or one nested under ``state_dict`` /
@@ -37,8 +42,7 @@ def import_state_dict(pth: str | os.PathLike, spec: ModelSpec, classmap: ClassMa
     try:
         obj = torch.load(pth, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError, OSError, ... depending on the damage
-        raise CheckpointError(pth, "cannot read it as a weights-only PyTorch state dict: "
-                                   f"{str(e)[:400]}") from e
+        raise CheckpointError(pth, f"cannot read it as a weights-only PyTorch state dict: {str(e)[:400]}") from e
     for key in _NESTED_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -47,7 +51,7 @@ def import_state_dict(pth: str | os.PathLike, spec: ModelSpec, classmap: ClassMa
         raise CheckpointError(pth, "does not hold a state dict (a mapping of names to tensors)")
     for prefix in ("module.", "model."):  # DataParallel / a LightningModule holding self.model
         if all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
     model = _create_model(spec)
     try:
         model.load_state_dict(obj, strict=True)

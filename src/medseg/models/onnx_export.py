@@ -46,13 +46,17 @@ def _require(module: str, purpose: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{module} is needed to {purpose} but is not installed: "
-                          f"pip install {module}") from e
+        raise ImportError(f"{module} is needed to {purpose} but is not installed: pip install {module}") from e
 
 
-def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.PathLike,
-                opset: int = 17, dynamic_hw: bool = True,
-                input_hw: tuple[int, int] | None = None, overwrite: bool = False) -> Path:
+def export_onnx(
+    checkpoint: Checkpoint | str | os.PathLike,
+    out_path: str | os.PathLike,
+    opset: int = 17,
+    dynamic_hw: bool = True,
+    input_hw: tuple[int, int] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Export the checkpoint's logits to ``out_path`` (ONNX) and return the path.
 
     ``checkpoint`` is a loaded ``Checkpoint`` or a path to one. ``input_hw``
@@ -83,20 +87,30 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
         with warnings.catch_warnings():
             # The legacy exporter is chosen on purpose (no onnxscript dependency); its
             # deprecation notice is not actionable for the user.
-            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export",
-                                    category=DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+            )
             try:
-                torch.onnx.export(model, (example,), str(tmp), opset_version=opset, dynamo=False,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-                                  do_constant_folding=True)
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(tmp),
+                    opset_version=opset,
+                    dynamo=False,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                    do_constant_folding=True,
+                )
             except torch.onnx.errors.OnnxExporterError as e:
                 raise _export_error(ckpt, dynamic_hw, (h, w), e) from e
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
         onnx.helper.set_model_props(proto, _metadata(ckpt, dynamic_hw, (h, w)))
-        proto.doc_string = (f"medseg {ckpt.spec.arch}({ckpt.spec.encoder}) logits; pre/post-processing "
-                            "in metadata_props medseg.preprocessing / medseg.postprocessing")
+        proto.doc_string = (
+            f"medseg {ckpt.spec.arch}({ckpt.spec.encoder}) logits; pre/post-processing "
+            "in metadata_props medseg.preprocessing / medseg.postprocessing"
+        )
         onnx.save(proto, str(tmp))
         os.replace(tmp, out)
         folder.record(out)
@@ -108,9 +122,12 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
 def _export_error(ckpt: Checkpoint, dynamic_hw: bool, hw: tuple[int, int], e: Exception) -> OnnxExportError:
     # torch's message carries the whole traced graph: keep its first line
     why = str(e).strip().splitlines()[0][:300]
-    how = ("export with dynamic_hw=False and a fixed input_hw" if dynamic_hw else
-           "adaptive pooling needs a feature map that is a multiple of its bins: try an input_hw that is "
-           "a multiple of 6 x the model's stride (PSPNet, UPerNet)")
+    how = (
+        "export with dynamic_hw=False and a fixed input_hw"
+        if dynamic_hw
+        else "adaptive pooling needs a feature map that is a multiple of its bins: try an input_hw that is "
+        "a multiple of 6 x the model's stride (PSPNet, UPerNet)"
+    )
     size = "with dynamic height/width" if dynamic_hw else f"at {hw[0]}x{hw[1]}"
     return OnnxExportError(f"{ckpt.spec.arch} ({ckpt.path}) cannot be exported to ONNX {size}: {why}; {how}")
 
@@ -138,8 +155,14 @@ def _metadata(ckpt: Checkpoint, dynamic_hw: bool, hw: tuple[int, int]) -> dict[s
         "classmap": ckpt.classmap.to_dict(),
         "preprocessing": ckpt.preprocessing.to_dict(),
         "postprocessing": {"task": ckpt.spec.task, **_POST[ckpt.spec.task]},
-        "io": {"input": INPUT_NAME, "output": OUTPUT_NAME, "layout": "NCHW", "dtype": "float32",
-               "dynamic_hw": dynamic_hw, "example_hw": list(hw)},
+        "io": {
+            "input": INPUT_NAME,
+            "output": OUTPUT_NAME,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "dynamic_hw": dynamic_hw,
+            "example_hw": list(hw),
+        },
         "weights_sha256": ckpt.config.get("weights", {}).get("sha256"),
     }
     return {f"medseg.{k}": json.dumps(v) for k, v in values.items()}
@@ -152,7 +175,7 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for prop in proto.metadata_props:
         if prop.key.startswith("medseg."):
-            out[prop.key[len("medseg."):]] = json.loads(prop.value)
+            out[prop.key[len("medseg.") :]] = json.loads(prop.value)
     return out
 
 

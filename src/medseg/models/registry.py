@@ -58,8 +58,9 @@ def _build_own(cls: type[nn.Module], spec: ModelSpec, load_weights: bool) -> nn.
     weights = spec.encoder_weights if load_weights else None
     if weights is not None:
         if not wts.is_local(weights):
-            raise WeightsUnavailableError(cls.__name__, weights, f"{cls.__name__} has no published pretrained "
-                                                                 "weights (only smp encoders do)")
+            raise WeightsUnavailableError(
+                cls.__name__, weights, f"{cls.__name__} has no published pretrained weights (only smp encoders do)"
+            )
         model.encoder_weights_report = wts.load_encoder_weights(model.encoder, weights)
     return model
 
@@ -73,11 +74,15 @@ def _own_stride(cls: type[nn.Module], spec: ModelSpec) -> int:
 
 
 for _cls in smp_models.SMP_ARCHITECTURES.values():
-    register(Architecture(_cls.__name__, functools.partial(smp_models.build_smp, _cls),
-                          functools.partial(smp_models.smp_stride, _cls)))
+    register(
+        Architecture(
+            _cls.__name__, functools.partial(smp_models.build_smp, _cls), functools.partial(smp_models.smp_stride, _cls)
+        )
+    )
 for _cls in (ResAttUNet, DilatedUNet, PlainUNet):
-    register(Architecture(_cls.__name__, functools.partial(_build_own, _cls),
-                          functools.partial(_own_stride, _cls), own=True))
+    register(
+        Architecture(_cls.__name__, functools.partial(_build_own, _cls), functools.partial(_own_stride, _cls), own=True)
+    )
 
 
 def resolve(name: str) -> Architecture:

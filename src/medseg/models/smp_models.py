@@ -62,32 +62,38 @@ def validate_encoder(encoder: str) -> None:
     if encoder.startswith("tu-"):
         base, _, tag = encoder[3:].partition(".")
         if base not in _timm_names():
-            raise UnknownNameError("timm encoder", encoder, ["tu-" + n for n in sorted(_timm_names())],
-                                   hint="Any name of timm.list_models() prefixed with 'tu-' works.")
+            raise UnknownNameError(
+                "timm encoder",
+                encoder,
+                ["tu-" + n for n in sorted(_timm_names())],
+                hint="Any name of timm.list_models() prefixed with 'tu-' works.",
+            )
         if tag:
             tags = timm.list_pretrained(f"{base}.*")
             if encoder[3:] not in tags:
-                raise UnknownNameError("timm pretrained tag", encoder,
-                                       ["tu-" + t for t in tags] or ["tu-" + base])
+                raise UnknownNameError("timm pretrained tag", encoder, ["tu-" + t for t in tags] or ["tu-" + base])
         return
     names = smp_encoder_names()
     if encoder not in names:
-        raise UnknownNameError("encoder", encoder, names,
-                               hint="timm backbones work as 'tu-<name>' (e.g. 'tu-convnext_tiny').")
+        raise UnknownNameError(
+            "encoder", encoder, names, hint="timm backbones work as 'tu-<name>' (e.g. 'tu-convnext_tiny')."
+        )
 
 
 def _smp_kwargs(spec: ModelSpec, cls: type[nn.Module]) -> dict[str, Any]:
     kw = dict(spec.kwargs)
     if kw.pop("activation", None) is not None:
-        raise ValueError(f"{cls.__name__}: models output logits; the task ({spec.task}) applies "
-                         "sigmoid/softmax downstream, so leave 'activation' out of kwargs")
+        raise ValueError(
+            f"{cls.__name__}: models output logits; the task ({spec.task}) applies "
+            "sigmoid/softmax downstream, so leave 'activation' out of kwargs"
+        )
     aux_pooling, aux_dropout = kw.pop("aux_pooling", "avg"), kw.pop("aux_dropout", None)
     if spec.aux:
         kw["aux_params"] = {"classes": spec.classes, "pooling": aux_pooling, "dropout": aux_dropout}
     name = cls.__name__
     depth = kw.get("encoder_depth")
     if name in ("Unet", "UnetPlusPlus", "MAnet") and depth is not None and "decoder_channels" not in kw:
-        kw["decoder_channels"] = _DECODER_CHANNELS[-int(depth):]  # smp wants one width per encoder stage
+        kw["decoder_channels"] = _DECODER_CHANNELS[-int(depth) :]  # smp wants one width per encoder stage
     # smp's FPN/PSPNet final upsampling assume their default depth; keep the output at input size
     if name == "FPN" and depth is not None and "upsampling" not in kw:
         kw["upsampling"] = 2 ** (int(depth) - 3)
@@ -100,13 +106,20 @@ def _smp_kwargs(spec: ModelSpec, cls: type[nn.Module]) -> dict[str, Any]:
 
 def _build(cls: type[nn.Module], spec: ModelSpec, encoder_weights: Any, kw: dict[str, Any]) -> nn.Module:
     try:
-        return _logits_class(cls)(encoder_name=spec.encoder, encoder_weights=encoder_weights,
-                                  in_channels=spec.in_channels, classes=spec.classes, **kw)
+        return _logits_class(cls)(
+            encoder_name=spec.encoder,
+            encoder_weights=encoder_weights,
+            in_channels=spec.in_channels,
+            classes=spec.classes,
+            **kw,
+        )
     except WeightsUnavailableError:
         raise
     except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as e:
-        raise ValueError(f"cannot build {cls.__name__}(encoder={spec.encoder!r}, kwargs={spec.kwargs}): "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise ValueError(
+            f"cannot build {cls.__name__}(encoder={spec.encoder!r}, kwargs={spec.kwargs}): "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
 
 
 def _timm_hub_check(encoder: str, weights: str) -> None:
@@ -114,14 +127,16 @@ def _timm_hub_check(encoder: str, weights: str) -> None:
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
         variants = ", ".join(timm.list_pretrained(name + "*")[:10]) or "none"
-        raise WeightsUnavailableError(encoder, weights, f"timm has no pretrained weights for {name!r} "
-                                                        f"(pretrained variants: {variants})")
+        raise WeightsUnavailableError(
+            encoder, weights, f"timm has no pretrained weights for {name!r} (pretrained variants: {variants})"
+        )
     if cfg.hf_hub_id and any(wts.cached_hub_file(cfg.hf_hub_id, f) for f in ("model.safetensors", "pytorch_model.bin")):
         return
     reason = wts.hub_offline_reason()
     if reason:
-        raise WeightsUnavailableError(encoder, weights, f"{reason} and timm's {cfg.hf_hub_id or cfg.url} "
-                                                        "is not in the local cache")
+        raise WeightsUnavailableError(
+            encoder, weights, f"{reason} and timm's {cfg.hf_hub_id or cfg.url} is not in the local cache"
+        )
 
 
 def build_smp(cls: type[nn.Module], spec: ModelSpec, load_weights: bool = True) -> nn.Module:
@@ -146,10 +161,16 @@ def build_smp(cls: type[nn.Module], spec: ModelSpec, load_weights: bool = True) 
             raise WeightsUnavailableError(spec.encoder, weights, f"timm could not load them ({detail})") from None
     settings = smp.encoders.encoders[spec.encoder]["pretrained_settings"]
     if weights not in settings:
-        raise UnknownNameError(f"{spec.encoder} weights name", weights, list(settings),
-                               hint="Or give a local file or folder path.")
-    file = wts.fetch_hub_file(settings[weights]["repo_id"], "model.safetensors", settings[weights]["revision"],
-                              encoder=spec.encoder, weights=weights)
+        raise UnknownNameError(
+            f"{spec.encoder} weights name", weights, list(settings), hint="Or give a local file or folder path."
+        )
+    file = wts.fetch_hub_file(
+        settings[weights]["repo_id"],
+        "model.safetensors",
+        settings[weights]["revision"],
+        encoder=spec.encoder,
+        weights=weights,
+    )
     model = _build(cls, spec, None, kw)
     model.encoder_weights_report = wts.load_encoder_weights(model.encoder, file)
     return model

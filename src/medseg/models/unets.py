@@ -23,7 +23,7 @@ from medseg.models.blocks import ASPP, CBAM, AttentionGate, ConvBNAct, DoubleCon
 def _widths(base_channels: int, depth: int) -> list[int]:
     if int(depth) < 1 or int(base_channels) < 1:
         raise ValueError(f"depth and base_channels must be >= 1, got depth={depth}, base_channels={base_channels}")
-    return [int(base_channels) * 2 ** i for i in range(int(depth) + 1)]
+    return [int(base_channels) * 2**i for i in range(int(depth) + 1)]
 
 
 def _to_size(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -55,12 +55,22 @@ class PlainUNet(_OwnUNet):
     A 1x1 convolution gives the logits.
     """
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, depth: int = 4, base_channels: int = 64,
-                 dropout: float = 0.2, aux: bool = False, aux_dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 1,
+        depth: int = 4,
+        base_channels: int = 64,
+        dropout: float = 0.2,
+        aux: bool = False,
+        aux_dropout: float = 0.2,
+    ):
         w = _widths(base_channels, depth)
         super().__init__(depth, w[-1], classes, aux, aux_dropout)
-        self.encoder = nn.ModuleList([DoubleConv(in_channels if i == 0 else w[i - 1], w[i]) for i in range(depth)]
-                                     + [DoubleConv(w[depth - 1], w[depth])])
+        self.encoder = nn.ModuleList(
+            [DoubleConv(in_channels if i == 0 else w[i - 1], w[i]) for i in range(depth)]
+            + [DoubleConv(w[depth - 1], w[depth])]
+        )
         self.pool = nn.MaxPool2d(2)
         self.dropout = nn.Dropout(dropout)
         self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in reversed(range(depth)))
@@ -94,10 +104,21 @@ class ResAttUNet(_OwnUNet):
     ``cbam=False``, ``aspp=False``, ``attention_gates=False`` (plain skips).
     """
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, depth: int = 4, base_channels: int = 32,
-                 residual: bool = True, cbam: bool = True, aspp: bool = True, attention_gates: bool = True,
-                 aspp_rates: Sequence[int] = (1, 6, 12, 18), aspp_dropout: float = 0.1,
-                 aux: bool = False, aux_dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 1,
+        depth: int = 4,
+        base_channels: int = 32,
+        residual: bool = True,
+        cbam: bool = True,
+        aspp: bool = True,
+        attention_gates: bool = True,
+        aspp_rates: Sequence[int] = (1, 6, 12, 18),
+        aspp_dropout: float = 0.1,
+        aux: bool = False,
+        aux_dropout: float = 0.2,
+    ):
         w = _widths(base_channels, depth)
         super().__init__(depth, w[-1], classes, aux, aux_dropout)
         block = ResidualBlock if residual else DoubleConv
@@ -105,10 +126,12 @@ class ResAttUNet(_OwnUNet):
         def stage(cin: int, cout: int) -> nn.Module:
             return nn.Sequential(block(cin, cout), CBAM(cout)) if cbam else block(cin, cout)
 
-        bridge = [block(w[depth - 1], w[depth])] + ([ASPP(w[depth], w[depth], aspp_rates, aspp_dropout)]
-                                                    if aspp else [])
-        self.encoder = nn.ModuleList([stage(in_channels if i == 0 else w[i - 1], w[i]) for i in range(depth)]
-                                     + [nn.Sequential(*bridge)])
+        bridge = [block(w[depth - 1], w[depth])] + (
+            [ASPP(w[depth], w[depth], aspp_rates, aspp_dropout)] if aspp else []
+        )
+        self.encoder = nn.ModuleList(
+            [stage(in_channels if i == 0 else w[i - 1], w[i]) for i in range(depth)] + [nn.Sequential(*bridge)]
+        )
         self.pool = nn.MaxPool2d(2)
         levels = list(reversed(range(depth)))
         self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in levels)
@@ -151,21 +174,29 @@ class DilatedUNet(_OwnUNet):
     two 3x3 conv-BN-ReLU layers and a 1x1 convolution.
     """
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, depth: int = 4, base_channels: int = 32,
-                 dilations: Sequence[int] = (2, 4), decoder_channels: int = 16,
-                 aux: bool = False, aux_dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 1,
+        depth: int = 4,
+        base_channels: int = 32,
+        dilations: Sequence[int] = (2, 4),
+        decoder_channels: int = 16,
+        aux: bool = False,
+        aux_dropout: float = 0.2,
+    ):
         w = _widths(base_channels, depth)
         if not dilations or any(int(d) < 1 for d in dilations):
             raise ValueError(f"dilations must be positive integers, got {list(dilations)}")
         super().__init__(depth, w[-1], classes, aux, aux_dropout)
         self.encoder = nn.ModuleList(
             [ResidualBlock(in_channels if i == 0 else w[i - 1], w[i]) for i in range(depth + 1)]
-            + [nn.Sequential(*(ResidualBlock(w[depth], w[depth], dilation=int(d)) for d in dilations))])
+            + [nn.Sequential(*(ResidualBlock(w[depth], w[depth], dilation=int(d)) for d in dilations))]
+        )
         self.pool = nn.MaxPool2d(2)
         self.lateral = nn.ModuleList(ConvBNAct(c, decoder_channels, kernel_size=1) for c in w + [w[depth]])
         fused = 2 * decoder_channels
-        self.fuse = nn.Sequential(ConvBNAct(decoder_channels * len(self.lateral), fused),
-                                  ConvBNAct(fused, fused))
+        self.fuse = nn.Sequential(ConvBNAct(decoder_channels * len(self.lateral), fused), ConvBNAct(fused, fused))
         self.head = nn.Conv2d(fused, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,6 +206,8 @@ class DilatedUNet(_OwnUNet):
             x = stage(self.pool(x) if 1 <= i < len(self.encoder) - 1 else x)
             feats.append(x)
         self._store_aux(x)
-        ups = [F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False) if f.shape[-2:] != size
-               else lat(f) for lat, f in zip(self.lateral, feats)]
+        ups = [
+            F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False) if f.shape[-2:] != size else lat(f)
+            for lat, f in zip(self.lateral, feats)
+        ]
         return self.head(self.fuse(torch.cat(ups, dim=1)))

@@ -46,15 +46,22 @@ class WeightsReport:
     adapted: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.source}: {len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
-                f"{len(self.unexpected)} unexpected, {len(self.mismatched)} with another shape"
-                + (f", input conv adapted: {', '.join(self.adapted)}" if self.adapted else ""))
+        return (
+            f"{self.source}: {len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
+            f"{len(self.unexpected)} unexpected, {len(self.mismatched)} with another shape"
+            + (f", input conv adapted: {', '.join(self.adapted)}" if self.adapted else "")
+        )
 
 
 def is_local(weights: str) -> bool:
     """Whether ``encoder_weights`` names a file or folder rather than hub weights."""
-    return (os.sep in weights or "/" in weights or weights.startswith(("~", "."))
-            or weights.lower().endswith(WEIGHT_SUFFIXES) or Path(weights).exists())
+    return (
+        os.sep in weights
+        or "/" in weights
+        or weights.startswith(("~", "."))
+        or weights.lower().endswith(WEIGHT_SUFFIXES)
+        or Path(weights).exists()
+    )
 
 
 def find_weights_file(path: str | os.PathLike) -> Path:
@@ -63,8 +70,11 @@ def find_weights_file(path: str | os.PathLike) -> Path:
     if p.is_file():
         return p
     if not p.exists():
-        raise ReadError(p, "no such file or folder (given as encoder_weights); give a .safetensors or "
-                           ".pth/.pt state dict, or a folder holding one")
+        raise ReadError(
+            p,
+            "no such file or folder (given as encoder_weights); give a .safetensors or "
+            ".pth/.pt state dict, or a folder holding one",
+        )
     found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in WEIGHT_SUFFIXES)
     safe = [f for f in found if f.suffix.lower() == ".safetensors"]
     for group in (safe, found):
@@ -72,8 +82,11 @@ def find_weights_file(path: str | os.PathLike) -> Path:
         if named or len(group) == 1:
             return (named or group)[0]
         if group:
-            raise ReadError(p, f"holds several weights files ({', '.join(f.name for f in group)}); "
-                               "give the file itself as encoder_weights")
+            raise ReadError(
+                p,
+                f"holds several weights files ({', '.join(f.name for f in group)}); "
+                "give the file itself as encoder_weights",
+            )
     raise ReadError(p, f"holds no weights file (looked for {', '.join(WEIGHT_SUFFIXES)})")
 
 
@@ -89,6 +102,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
@@ -96,9 +110,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - UnpicklingError for code, RuntimeError/EOFError for damage
-        raise ReadError(path, "refused or unreadable as a weights-only state dict (torch.load weights_only=True: "
-                              f"{str(e).splitlines()[0][:300]}); save the weights as .safetensors or as a "
-                              "plain state dict") from None
+        raise ReadError(
+            path,
+            "refused or unreadable as a weights-only state dict (torch.load weights_only=True: "
+            f"{str(e).splitlines()[0][:300]}); save the weights as .safetensors or as a "
+            "plain state dict",
+        ) from None
     for key in _NESTED:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -115,7 +132,7 @@ def _norm(key: str) -> str:
         changed = False
         for p in _PREFIXES:
             if key.startswith(p):
-                key, changed = key[len(p):], True
+                key, changed = key[len(p) :], True
     return key
 
 
@@ -162,9 +179,12 @@ def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> Weights
         new_state[tkey] = value.to(want.dtype)
         report.loaded.append(tkey)
     if not report.loaded:
-        raise ReadError(file, f"none of its {len(source)} tensors fits the encoder (file keys start "
-                              f"{sorted(source)[:3]}, the encoder's {sorted(target)[:3]}); is it the "
-                              "same encoder?")
+        raise ReadError(
+            file,
+            f"none of its {len(source)} tensors fits the encoder (file keys start "
+            f"{sorted(source)[:3]}, the encoder's {sorted(target)[:3]}); is it the "
+            "same encoder?",
+        )
     report.missing = [k for k in target if k not in new_state]
     encoder.load_state_dict(new_state, strict=False)
     if len(report.missing) > len(report.loaded):
@@ -215,6 +235,7 @@ def hub_cache_dir() -> str | None:
 def cached_hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path | None:
     """The file from the local hub cache, or None; never touches the network."""
     from huggingface_hub import try_to_load_from_cache
+
     found = try_to_load_from_cache(repo_id, filename, revision=revision, cache_dir=hub_cache_dir())
     return Path(found) if isinstance(found, str) else None
 
@@ -228,6 +249,7 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None, *, encoder
     if reason:
         raise WeightsUnavailableError(encoder, weights, f"{reason} and {repo_id} is not in the local cache")
     from huggingface_hub import hf_hub_download
+
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=hub_cache_dir()))
     except Exception as e:  # noqa: BLE001 - every client failure (HTTP, SSL, timeouts, disk) needs the same advice

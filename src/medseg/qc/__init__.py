@@ -12,5 +12,16 @@ from medseg.qc.queue import QueueItem, review_queue
 from medseg.qc.report import QCReport
 from medseg.qc.run import qc, run_qc
 
-__all__ = ["CHECKS", "FIXES", "SEVERITIES", "Finding", "QCReport", "QueueItem", "apply_fix",
-           "offer_fixes", "qc", "review_queue", "run_qc"]
+__all__ = [
+    "CHECKS",
+    "FIXES",
+    "SEVERITIES",
+    "Finding",
+    "QCReport",
+    "QueueItem",
+    "apply_fix",
+    "offer_fixes",
+    "qc",
+    "review_queue",
+    "run_qc",
+]

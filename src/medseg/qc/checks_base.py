@@ -102,15 +102,20 @@ class SampleView:
 
     def class_masks(self) -> list[tuple[int, np.ndarray]]:
         """(class id, bool mask) for every class with at least one pixel."""
+
         def make():
             if self.multilabel:
                 return [(cid, self.mask[..., i]) for i, cid in enumerate(self.classmap.ids) if self.mask[..., i].any()]
-            present = np.flatnonzero(np.bincount(self.mask.ravel())) if self.mask.dtype.kind in "ub" else np.unique(self.mask)
+            present = (
+                np.flatnonzero(np.bincount(self.mask.ravel())) if self.mask.dtype.kind in "ub" else np.unique(self.mask)
+            )
             return [(int(c), self.mask == c) for c in present if int(c) != 0]
+
         return self.cached("class_masks", make)
 
     def components(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
         """(labels, sizes) of class ``cid``'s 8-connected components (sizes[k] is label k+1's size)."""
+
         def make():
             from scipy import ndimage as ndi
 
@@ -119,6 +124,7 @@ class SampleView:
                 return np.zeros(self.spatial_shape, np.int32), np.zeros(0, np.int64)
             labels, n = ndi.label(m, structure=np.ones((3,) * m.ndim, bool))
             return labels, np.bincount(labels.ravel(), minlength=n + 1)[1:]
+
         return self.cached(f"components:{cid}", make)
 
     def where(self) -> str | None:

@@ -57,6 +57,7 @@ def problem_finding(kind: str, path: str | Path | None, message: str, sample_id:
 def _from_index(check_name: str):
     def decide(items: list[Finding], ctx, p: dict) -> list[Finding]:
         return [f for f in items if f.check == check_name]
+
     return decide
 
 

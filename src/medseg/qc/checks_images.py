@@ -43,6 +43,7 @@ _SHARPNESS_SIDE = 512
 
 def grey(v: SampleView) -> tuple[np.ndarray, bool] | None:
     """(grey 0..1 float32, is_8bit), or None without an image."""
+
     def make():
         a = v.image
         if a is None or a.size == 0:
@@ -61,9 +62,10 @@ def grey(v: SampleView) -> tuple[np.ndarray, bool] | None:
             g = g / (1.0 if a.dtype == np.bool_ else 255.0)
         else:
             finite = g[np.isfinite(g)]
-            lo, hi = (np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0))
+            lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
             g = np.clip((np.nan_to_num(g, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
         return g, eight_bit
+
     return v.cached("grey", make)
 
 
@@ -91,6 +93,7 @@ def field_of_view(v: SampleView) -> np.ndarray | None:
     def make():
         gb = grey(v)
         return None if gb is None else ~surround(gb[0])
+
     return v.cached("fov", make)
 
 
@@ -110,8 +113,9 @@ def check_too_dark(v: SampleView, p: dict) -> list[Finding]:
         return []
     mean = e[0]
     blank = mean < p["blank_mean"]
-    msg = (f"mean brightness {mean:.3f} of 1 in the field of view (limit {p['max_mean']:g})"
-           + (": nearly black, a blank or failed frame" if blank else ": underexposed, detail is hard to see"))
+    msg = f"mean brightness {mean:.3f} of 1 in the field of view (limit {p['max_mean']:g})" + (
+        ": nearly black, a blank or failed frame" if blank else ": underexposed, detail is hard to see"
+    )
     return [Finding(v.id, "too_dark", "error" if blank else "warning", msg, value=mean, path=v.image_path)]
 
 
@@ -123,10 +127,21 @@ def check_over_exposed(v: SampleView, p: dict) -> list[Finding]:
     if saturated <= p["max_saturated"] and mean <= p["max_mean"]:
         return []
     blank = mean > p["blank_mean"]
-    msg = (f"{saturated:.1%} of the field of view is saturated (>= {p['saturated_level']:g}) and the mean "
-           f"brightness is {mean:.3f} of 1" + (": a blank white frame" if blank else ": overexposed, detail lost"))
-    return [Finding(v.id, "over_exposed", "error" if blank else "warning", msg, value=saturated,
-                    path=v.image_path, details={"mean": mean})]
+    msg = (
+        f"{saturated:.1%} of the field of view is saturated (>= {p['saturated_level']:g}) and the mean "
+        f"brightness is {mean:.3f} of 1" + (": a blank white frame" if blank else ": overexposed, detail lost")
+    )
+    return [
+        Finding(
+            v.id,
+            "over_exposed",
+            "error" if blank else "warning",
+            msg,
+            value=saturated,
+            path=v.image_path,
+            details={"mean": mean},
+        )
+    ]
 
 
 def sharpness(v: SampleView) -> float | None:
@@ -162,20 +177,42 @@ def decide_blurred(table: dict, ctx, p: dict) -> list[Finding]:
             continue
         ratio = values[sid] / median
         if ratio < p["max_ratio"]:
-            out.append(Finding(
-                sid, "blurred", "warning",
-                f"edge sharpness (variance of the Laplacian {values[sid]:.3g}) is {ratio:.2f}x the dataset median "
-                f"{median:.3g} (limit {p['max_ratio']:g}x): motion blur or out of focus",
-                value=ratio, path=ctx.paths.get(sid), details={"sharpness": values[sid], "median": median}))
+            out.append(
+                Finding(
+                    sid,
+                    "blurred",
+                    "warning",
+                    f"edge sharpness (variance of the Laplacian {values[sid]:.3g}) is {ratio:.2f}x the dataset median "
+                    f"{median:.3g} (limit {p['max_ratio']:g}x): motion blur or out of focus",
+                    value=ratio,
+                    path=ctx.paths.get(sid),
+                    details={"sharpness": values[sid], "median": median},
+                )
+            )
     return out
 
 
 CHECKS = (
-    Check("too_dark", "sample", "images whose field of view is too dark (8-bit images)",
-          {"max_mean": 0.15, "blank_mean": 0.03}, run=check_too_dark),
-    Check("over_exposed", "sample", "images with a saturated or too bright field of view (8-bit images)",
-          {"saturated_level": 0.98, "max_saturated": 0.2, "max_mean": 0.85, "blank_mean": 0.97},
-          run=check_over_exposed),
-    Check("blurred", "dataset", "images much less sharp than the dataset's median",
-          {"max_ratio": 0.25, "min_samples": 5}, needs=("sharpness",), decide=decide_blurred),
+    Check(
+        "too_dark",
+        "sample",
+        "images whose field of view is too dark (8-bit images)",
+        {"max_mean": 0.15, "blank_mean": 0.03},
+        run=check_too_dark,
+    ),
+    Check(
+        "over_exposed",
+        "sample",
+        "images with a saturated or too bright field of view (8-bit images)",
+        {"saturated_level": 0.98, "max_saturated": 0.2, "max_mean": 0.85, "blank_mean": 0.97},
+        run=check_over_exposed,
+    ),
+    Check(
+        "blurred",
+        "dataset",
+        "images much less sharp than the dataset's median",
+        {"max_ratio": 0.25, "min_samples": 5},
+        needs=("sharpness",),
+        decide=decide_blurred,
+    ),
 )

@@ -83,10 +83,18 @@ def check_mask_values(v: SampleView, p: dict) -> list[Finding]:
     if v.raw_bad_ids:
         listing = ", ".join(f"{i} ({c:,} px)" for i, c in v.raw_bad_ids[:8])
         valid = ", ".join(str(i) for i in [0, *v.classmap.ids])
-        out.append(Finding(v.id, "mask_values", "error",
-                           f"mask holds ids not in the class map ({valid}): {listing}; no safe fix, "
-                           "the class map or the mask is wrong", value=len(v.raw_bad_ids), path=v.mask_path,
-                           details={"ids": [i for i, _ in v.raw_bad_ids], "pixels": [c for _, c in v.raw_bad_ids]}))
+        out.append(
+            Finding(
+                v.id,
+                "mask_values",
+                "error",
+                f"mask holds ids not in the class map ({valid}): {listing}; no safe fix, "
+                "the class map or the mask is wrong",
+                value=len(v.raw_bad_ids),
+                path=v.mask_path,
+                details={"ids": [i for i, _ in v.raw_bad_ids], "pixels": [c for _, c in v.raw_bad_ids]},
+            )
+        )
     reports = v.raw_reports or ({None: v.raw_report} if v.raw_report is not None else {})
     for cid, rep in reports.items():
         if rep is None or not rep.grey_levels:
@@ -101,14 +109,26 @@ def _grey_finding(v: SampleView, cid, rep, tolerance: float) -> Finding:
     jpeg_like = all(x <= tolerance or x >= nominal - tolerance for x in levels)
     where = f"class {cid} file" if cid is not None else "mask"
     n_nominal = f"{{0, {int(nominal) if float(nominal).is_integer() else nominal}}}"
-    cause = ("JPEG compression ringing along edges, which binarising snaps back unambiguously" if jpeg_like
-             else "looks like compression or annotation-tool noise")
-    msg = (f"{where} holds {plural(len(levels), 'grey level')} ({span(levels)}) in {rep.n_ambiguous:,} pixels "
-           f"outside the class map {n_nominal}: {cause}; binarising (foreground iff value >= "
-           f"{rep.threshold:g}) sends {rep.n_to_background:,} to background and {rep.n_to_foreground:,} to foreground")
-    details = {"levels": levels[:64], "level_counts": rep.grey_level_counts[:64], "n_pixels": rep.n_ambiguous,
-               "to_background": rep.n_to_background, "to_foreground": rep.n_to_foreground,
-               "threshold": rep.threshold, "nominal_max": nominal, "class": cid}
+    cause = (
+        "JPEG compression ringing along edges, which binarising snaps back unambiguously"
+        if jpeg_like
+        else "looks like compression or annotation-tool noise"
+    )
+    msg = (
+        f"{where} holds {plural(len(levels), 'grey level')} ({span(levels)}) in {rep.n_ambiguous:,} pixels "
+        f"outside the class map {n_nominal}: {cause}; binarising (foreground iff value >= "
+        f"{rep.threshold:g}) sends {rep.n_to_background:,} to background and {rep.n_to_foreground:,} to foreground"
+    )
+    details = {
+        "levels": levels[:64],
+        "level_counts": rep.grey_level_counts[:64],
+        "n_pixels": rep.n_ambiguous,
+        "to_background": rep.n_to_background,
+        "to_foreground": rep.n_to_foreground,
+        "threshold": rep.threshold,
+        "nominal_max": nominal,
+        "class": cid,
+    }
     fix = "binarise"
     if v.in_workspace:
         # The workspace imported the mask already binarised by this rule: re-binarising the head changes nothing.
@@ -119,8 +139,16 @@ def _grey_finding(v: SampleView, cid, rep, tolerance: float) -> Finding:
     if v.raw is not None:
         rows = np.nonzero((v.raw != 0) & (v.raw != nominal))
         details["bbox"] = [[int(a.min()), int(a.max())] for a in rows] if rows[0].size else []
-    return Finding(v.id, "mask_values", "info" if jpeg_like else "warning", msg, value=len(levels),
-                   path=v.mask_path, fix=fix, details=details)
+    return Finding(
+        v.id,
+        "mask_values",
+        "info" if jpeg_like else "warning",
+        msg,
+        value=len(levels),
+        path=v.mask_path,
+        fix=fix,
+        details=details,
+    )
 
 
 # -------------------------------------------------------------- specks
@@ -135,22 +163,44 @@ def check_specks(v: SampleView, p: dict) -> list[Finding]:
         n_total += small.size
         if small.size < sizes.size:
             beside.append(cid)
-        per_class[cid] = {"n": int(small.size), "pixels": int(sizes[small - 1].sum()),
-                          "sizes": sorted(int(s) for s in sizes[small - 1])[:20],
-                          "objects": int(sizes.size)}
+        per_class[cid] = {
+            "n": int(small.size),
+            "pixels": int(sizes[small - 1].sum()),
+            "sizes": sorted(int(s) for s in sizes[small - 1])[:20],
+            "objects": int(sizes.size),
+        }
         locations += centroids(labels, small.tolist(), 20 - len(locations))
     if not n_total:
         return []
-    parts = "; ".join(f"{_cname(v, c)}: {plural(d['n'], 'component')} of {d['pixels']:,} px "
-                      f"(of {d['objects']} objects)" for c, d in per_class.items())
-    why = ("beside larger objects: annotation specks" if beside
-           else "and no larger object of that class: a real tiny lesion or stray clicks")
+    parts = "; ".join(
+        f"{_cname(v, c)}: {plural(d['n'], 'component')} of {d['pixels']:,} px (of {d['objects']} objects)"
+        for c, d in per_class.items()
+    )
+    why = (
+        "beside larger objects: annotation specks"
+        if beside
+        else "and no larger object of that class: a real tiny lesion or stray clicks"
+    )
     msg = f"{plural(n_total, 'connected component')} smaller than {limit} px {why} ({parts})"
     # Removing is safe only beside a larger object of the same class: a lone tiny object may be the lesion.
     fix = "remove_specks" if beside else None
-    return [Finding(v.id, "specks", "warning" if beside else "info", msg, value=n_total, path=v.where(), fix=fix,
-                    details={"threshold": limit, "per_class": per_class, "locations": locations,
-                             "fix_params": {"max_pixels": limit - 1, "classes": beside} if beside else {}})]
+    return [
+        Finding(
+            v.id,
+            "specks",
+            "warning" if beside else "info",
+            msg,
+            value=n_total,
+            path=v.where(),
+            fix=fix,
+            details={
+                "threshold": limit,
+                "per_class": per_class,
+                "locations": locations,
+                "fix_params": {"max_pixels": limit - 1, "classes": beside} if beside else {},
+            },
+        )
+    ]
 
 
 # -------------------------------------------------------------- holes
@@ -171,13 +221,30 @@ def check_holes(v: SampleView, p: dict) -> list[Finding]:
         return []
     n = len(sizes_all)
     severity = "warning" if small else "info"
-    why = (f"{small} of them under {p['max_fraction']:.0%} of their object: unlabelled gaps inside it" if small
-           else f"each over {p['max_fraction']:.0%} of its object: possibly a real ring-shaped structure")
+    why = (
+        f"{small} of them under {p['max_fraction']:.0%} of their object: unlabelled gaps inside it"
+        if small
+        else f"each over {p['max_fraction']:.0%} of its object: possibly a real ring-shaped structure"
+    )
     msg = f"{plural(n, 'hole')} ({sum(sizes_all):,} px) enclosed by foreground; {why}"
     # Filling is safe only for the small holes; large ones may be real (a ring), so none is offered for them.
-    return [Finding(v.id, "holes", severity, msg, value=n, path=v.where(), fix="fill_holes" if small else None,
-                    details={"sizes": sorted(sizes_all)[:20], "n_small": int(small), "locations": locations,
-                             "fix_params": {"max_fraction": p["max_fraction"]} if small else {}})]
+    return [
+        Finding(
+            v.id,
+            "holes",
+            severity,
+            msg,
+            value=n,
+            path=v.where(),
+            fix="fill_holes" if small else None,
+            details={
+                "sizes": sorted(sizes_all)[:20],
+                "n_small": int(small),
+                "locations": locations,
+                "fix_params": {"max_fraction": p["max_fraction"]} if small else {},
+            },
+        )
+    ]
 
 
 # -------------------------------------------------------------- full / border / empty
@@ -186,11 +253,27 @@ def check_full(v: SampleView, p: dict) -> list[Finding]:
     if frac < p["min_fraction"]:
         return []
     if frac >= 1.0:
-        return [Finding(v.id, "full_mask", "error", "every pixel is foreground: an inverted or blank-white mask",
-                        value=frac, path=v.where())]
-    return [Finding(v.id, "full_mask", "warning",
-                    f"{frac:.1%} of the pixels are foreground (limit {p['min_fraction']:.0%}): "
-                    "an inverted mask or a region drawn around the whole image?", value=frac, path=v.where())]
+        return [
+            Finding(
+                v.id,
+                "full_mask",
+                "error",
+                "every pixel is foreground: an inverted or blank-white mask",
+                value=frac,
+                path=v.where(),
+            )
+        ]
+    return [
+        Finding(
+            v.id,
+            "full_mask",
+            "warning",
+            f"{frac:.1%} of the pixels are foreground (limit {p['min_fraction']:.0%}): "
+            "an inverted mask or a region drawn around the whole image?",
+            value=frac,
+            path=v.where(),
+        )
+    ]
 
 
 def check_border_only(v: SampleView, p: dict) -> list[Finding]:
@@ -207,13 +290,26 @@ def check_border_only(v: SampleView, p: dict) -> list[Finding]:
     inner[tuple(slice(band, -band) for _ in fg.shape)] = True
     in_band = not (fg & inner).any()
     if in_band:
-        msg = (f"all foreground lies within {band} px of the image border: a frame or line drawn by the "
-               "annotation tool, not an object")
+        msg = (
+            f"all foreground lies within {band} px of the image border: a frame or line drawn by the "
+            "annotation tool, not an object"
+        )
     else:
-        msg = (f"every one of the {plural(n, 'object')} touches the image border: objects cut by the field of "
-               "view, or a shifted or padded mask")
-    return [Finding(v.id, "border_only", "warning" if in_band else "info", msg, value=n, path=v.where(),
-                    details={"band": band, "in_band": in_band})]
+        msg = (
+            f"every one of the {plural(n, 'object')} touches the image border: objects cut by the field of "
+            "view, or a shifted or padded mask"
+        )
+    return [
+        Finding(
+            v.id,
+            "border_only",
+            "warning" if in_band else "info",
+            msg,
+            value=n,
+            path=v.where(),
+            details={"band": band, "in_band": in_band},
+        )
+    ]
 
 
 def foreground_pixels(v: SampleView) -> dict:
@@ -236,12 +332,16 @@ def decide_empty(table: dict, ctx, p: dict) -> list[Finding]:
     if common:
         severity, why = "info", f"{len(empty)} of {len(fg)} masks are empty ({frac:.0%}): common here, likely intended"
     elif rare:
-        severity, why = "error", (f"only {len(empty)} of {len(fg)} masks are empty ({frac:.1%}): almost surely "
-                                  "a missing annotation")
+        severity, why = (
+            "error",
+            (f"only {len(empty)} of {len(fg)} masks are empty ({frac:.1%}): almost surely a missing annotation"),
+        )
     else:
         severity, why = "warning", f"only {len(empty)} of {len(fg)} masks are empty: a missing annotation?"
-    return [Finding(sid, "empty_mask", severity, f"mask has no foreground pixel; {why}",
-                    value=0, path=ctx.paths.get(sid)) for sid in empty]
+    return [
+        Finding(sid, "empty_mask", severity, f"mask has no foreground pixel; {why}", value=0, path=ctx.paths.get(sid))
+        for sid in empty
+    ]
 
 
 def _cname(v: SampleView, cid) -> str:
@@ -252,16 +352,44 @@ def _cname(v: SampleView, cid) -> str:
 
 
 CHECKS = (
-    Check("mask_values", "sample", "mask values outside the class map (grey noise, unknown ids)",
-          {"jpeg_tolerance": 16}, fix="binarise", run=check_mask_values),
-    Check("specks", "sample", "connected components below a size, per class",
-          {"min_pixels": 20, "min_fraction": 0.0005}, fix="remove_specks", run=check_specks),
-    Check("holes", "sample", "background regions fully enclosed by foreground",
-          {"max_fraction": 0.25}, fix="fill_holes", run=check_holes),
-    Check("empty_mask", "dataset", "masks without any foreground pixel",
-          {"common_fraction": 0.2, "rare_fraction": 0.05, "min_samples": 20}, needs=("foreground",),
-          decide=decide_empty),
+    Check(
+        "mask_values",
+        "sample",
+        "mask values outside the class map (grey noise, unknown ids)",
+        {"jpeg_tolerance": 16},
+        fix="binarise",
+        run=check_mask_values,
+    ),
+    Check(
+        "specks",
+        "sample",
+        "connected components below a size, per class",
+        {"min_pixels": 20, "min_fraction": 0.0005},
+        fix="remove_specks",
+        run=check_specks,
+    ),
+    Check(
+        "holes",
+        "sample",
+        "background regions fully enclosed by foreground",
+        {"max_fraction": 0.25},
+        fix="fill_holes",
+        run=check_holes,
+    ),
+    Check(
+        "empty_mask",
+        "dataset",
+        "masks without any foreground pixel",
+        {"common_fraction": 0.2, "rare_fraction": 0.05, "min_samples": 20},
+        needs=("foreground",),
+        decide=decide_empty,
+    ),
     Check("full_mask", "sample", "masks that are (almost) all foreground", {"min_fraction": 0.95}, run=check_full),
-    Check("border_only", "sample", "masks whose every object touches the image border",
-          {"band_fraction": 0.02}, run=check_border_only),
+    Check(
+        "border_only",
+        "sample",
+        "masks whose every object touches the image border",
+        {"band_fraction": 0.02},
+        run=check_border_only,
+    ),
 )

@@ -77,20 +77,40 @@ def decide_object_count(table: dict, ctx, p: dict) -> list[Finding]:
                 continue
             own, theirs = sum(n for _, n in sigs[sid]), sum(n for _, n in usual)
             per_class = len({c for c, _ in sigs[sid] + usual}) > 1
-            guess = ("an object drawn where there is none, or a stray outline?" if own > theirs
-                     else "an object left out?" if own < theirs else "objects given the wrong class?")
-            findings.append(Finding(
-                sid, "object_count", "warning",
-                f"{_describe(sigs[sid], per_class)} where {n_usual} of the other {n_others} labelled samples "
-                f"of its group ({group}) have {_describe(usual, per_class)}: {guess}",
-                value=own, path=ctx.paths.get(sid),
-                details={"group": group, "objects": dict(sigs[sid]), "usual": dict(usual),
-                         "usual_share": round(n_usual / n_others, 3)}))
+            guess = (
+                "an object drawn where there is none, or a stray outline?"
+                if own > theirs
+                else "an object left out?"
+                if own < theirs
+                else "objects given the wrong class?"
+            )
+            findings.append(
+                Finding(
+                    sid,
+                    "object_count",
+                    "warning",
+                    f"{_describe(sigs[sid], per_class)} where {n_usual} of the other {n_others} labelled samples "
+                    f"of its group ({group}) have {_describe(usual, per_class)}: {guess}",
+                    value=own,
+                    path=ctx.paths.get(sid),
+                    details={
+                        "group": group,
+                        "objects": dict(sigs[sid]),
+                        "usual": dict(usual),
+                        "usual_share": round(n_usual / n_others, 3),
+                    },
+                )
+            )
     return findings
 
 
 CHECKS = (
-    Check("object_count", "dataset", "labels with more or fewer objects than the rest of their group "
-          "(frames of a video, slices of a scan)",
-          {"min_group": 5, "dominant": 0.8}, needs=("objects",), decide=decide_object_count),
+    Check(
+        "object_count",
+        "dataset",
+        "labels with more or fewer objects than the rest of their group (frames of a video, slices of a scan)",
+        {"min_group": 5, "dominant": 0.8},
+        needs=("objects",),
+        decide=decide_object_count,
+    ),
 )

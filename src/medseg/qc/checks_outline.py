@@ -28,8 +28,7 @@ def outline_measure(v: SampleView) -> dict | None:
         # dark and textured: a dark scene (an object on a black background), not a device's flat frame,
         # and its edges are the picture's own
         field = None
-    summary = outline_fit(v.image, v.class_masks(), channels_last=v.rgb or v.image.ndim == 3,
-                          field=field).summary()
+    summary = outline_fit(v.image, v.class_masks(), channels_last=v.rgb or v.image.ndim == 3, field=field).summary()
     if summary is not None and v.revision is not None:
         summary["revision"] = int(v.revision)  # the queue drops the score once the label changes
     return summary
@@ -44,13 +43,22 @@ def decide_outline_fit(table: dict, ctx, p: dict) -> list[Finding]:
             continue
         y, x = d["centre"]
         advice = advice_phrase(d).replace("the image's edges", "them")
-        out.append(Finding(
-            sid, "outline_fit", "info",
-            f"the outline of the class {d['class_id']} object at row {y}, column {x} does not follow the "
-            f"image's edges: {advice} ({standing_phrase(d)})",
-            value=d["best_ratio"], path=ctx.paths.get(sid), fix="outline_correction",
-            details={**d, "fix_params": {"class_id": d["class_id"], "centre": d["centre"],
-                                         "correction": d["correction"]}}))
+        out.append(
+            Finding(
+                sid,
+                "outline_fit",
+                "info",
+                f"the outline of the class {d['class_id']} object at row {y}, column {x} does not follow the "
+                f"image's edges: {advice} ({standing_phrase(d)})",
+                value=d["best_ratio"],
+                path=ctx.paths.get(sid),
+                fix="outline_correction",
+                details={
+                    **d,
+                    "fix_params": {"class_id": d["class_id"], "centre": d["centre"], "correction": d["correction"]},
+                },
+            )
+        )
     return out
 
 
@@ -62,8 +70,14 @@ def outline_scores(table: dict, ctx) -> tuple[dict[str, float], dict[str, dict]]
 
 
 CHECKS = (
-    Check("outline_fit", "dataset", "label outlines that do not follow the image's edges (a score for the "
-          "review queue, and a note where a moved, grown or shrunk outline fits much better)",
-          {"ratio_below": 0.6}, needs=("outline",), decide=decide_outline_fit,
-          scores=(METHOD, outline_scores)),
+    Check(
+        "outline_fit",
+        "dataset",
+        "label outlines that do not follow the image's edges (a score for the "
+        "review queue, and a note where a moved, grown or shrunk outline fits much better)",
+        {"ratio_below": 0.6},
+        needs=("outline",),
+        decide=decide_outline_fit,
+        scores=(METHOD, outline_scores),
+    ),
 )

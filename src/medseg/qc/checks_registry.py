@@ -49,8 +49,9 @@ def resolve_params(selected: list[Check], params: dict | None) -> dict[str, dict
                 raise UnknownNameError(f"parameter of QC check {c.name!r}", key, list(c.defaults) or ["(none)"])
             default = c.defaults[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise QCParamError(f"QC check {c.name!r}: parameter {key!r} must be a number "
-                                   f"(default {default!r}), got {value!r}")
+                raise QCParamError(
+                    f"QC check {c.name!r}: parameter {key!r} must be a number (default {default!r}), got {value!r}"
+                )
             if value < 0:
                 raise QCParamError(f"QC check {c.name!r}: parameter {key!r} must be >= 0, got {value!r}")
             given[key] = int(value) if isinstance(default, int) and float(value).is_integer() else value

@@ -40,7 +40,7 @@ def shift(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _disk(r: int) -> np.ndarray:
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return yy * yy + xx * xx <= r * r
 
 
@@ -71,7 +71,7 @@ def extra(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ry, rx = r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2)
     far = ndi.distance_transform_edt(~mask) > 1.5 * r if mask.any() else np.ones_like(mask, dtype=bool)
     inner = np.zeros_like(far)
-    inner[int(ry) + 1:h - int(ry) - 1, int(rx) + 1:w - int(rx) - 1] = True
+    inner[int(ry) + 1 : h - int(ry) - 1, int(rx) + 1 : w - int(rx) - 1] = True
     candidates = np.argwhere(far & inner)
     if len(candidates) == 0:
         candidates = np.argwhere(inner)
@@ -85,17 +85,23 @@ def grey_noise(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = mask.shape
     bh, bw = max(4, h // 6), max(4, w // 6)
     free = ndi.distance_transform_edt(~mask) > max(bh, bw) if mask.any() else np.ones_like(mask, dtype=bool)
-    spots = np.argwhere(free[:h - bh, :w - bw]) if free[:h - bh, :w - bw].any() else np.array([[0, 0]])
+    spots = np.argwhere(free[: h - bh, : w - bw]) if free[: h - bh, : w - bw].any() else np.array([[0, 0]])
     y, x = spots[rng.integers(len(spots))]
-    block = out[y:y + bh, x:x + bw]
+    block = out[y : y + bh, x : x + bw]
     block[block == 0] = rng.integers(8, 113, size=int(np.count_nonzero(block == 0)), dtype=np.uint8)
     edge = mask & ~ndi.binary_erosion(mask)
     out[edge] = rng.integers(130, 250, size=int(np.count_nonzero(edge)), dtype=np.uint8)
     return out
 
 
-_FUNCS = {"shift": shift, "dilate": dilate, "erode": erode, "missing": missing, "extra": extra,
-          "grey_noise": grey_noise}
+_FUNCS = {
+    "shift": shift,
+    "dilate": dilate,
+    "erode": erode,
+    "missing": missing,
+    "extra": extra,
+    "grey_noise": grey_noise,
+}
 
 
 def corrupt(kind: str, mask: np.ndarray, rng: np.random.Generator, other: np.ndarray | None = None) -> np.ndarray:

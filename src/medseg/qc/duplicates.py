@@ -69,7 +69,7 @@ def phash_and_thumb(g: np.ndarray) -> tuple[int, np.ndarray | None]:
 
     h, w = g.shape
     dy, dx = int(h * _CROP), int(w * _CROP)
-    centre = g[dy:h - dy or None, dx:w - dx or None]
+    centre = g[dy : h - dy or None, dx : w - dx or None]
     t = _resize(centre, _HASH_THUMB).astype(np.float64)
     low = fft.dctn(t, norm="ortho")[:8, :8].ravel()
     bits = low > np.median(low)
@@ -109,7 +109,7 @@ def hash_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
     hashes = np.asarray(hashes, np.uint64)
     out_i, out_j, out_d = [], [], []
     for a in range(0, len(hashes), _BLOCK):
-        d = popcount(hashes[a:a + _BLOCK, None] ^ hashes[None, :])
+        d = popcount(hashes[a : a + _BLOCK, None] ^ hashes[None, :])
         i, j = np.nonzero(d <= max_distance)
         keep = j > i + a
         out_i.append(i[keep] + a)
@@ -165,7 +165,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[P
         for sid in ids:
             by_sha[fps[sid].pixels_sha256].append(sid)
         for members in by_sha.values():
-            found += [Pair(x, y, True, 0, 1.0) for n, x in enumerate(members) for y in members[n + 1:]]
+            found += [Pair(x, y, True, 0, 1.0) for n, x in enumerate(members) for y in members[n + 1 :]]
     ctx.cache[key] = found
     return found
 
@@ -195,9 +195,17 @@ def decide_exact(table: dict, ctx, p: dict) -> list[Finding]:
         others = sorted((o for o, _ in partners), key=_position(ctx).__getitem__)
         cross = [o for o in others if ctx.groups.get(o) != ctx.groups.get(sid)]
         leak = f"; {_others(cross)} in another group, so a group split would leak" if cross else ""
-        out.append(Finding(sid, "exact_duplicate", "warning",
-                           f"image pixels identical to sample {_others(others)}{leak}", value=len(others),
-                           path=ctx.paths.get(sid), details={"others": others, "cross_group": cross}))
+        out.append(
+            Finding(
+                sid,
+                "exact_duplicate",
+                "warning",
+                f"image pixels identical to sample {_others(others)}{leak}",
+                value=len(others),
+                path=ctx.paths.get(sid),
+                details={"others": others, "cross_group": cross},
+            )
+        )
     return out
 
 
@@ -206,18 +214,32 @@ def decide_near(table: dict, ctx, p: dict) -> list[Finding]:
     out = []
     for sid, partners in _per_sample(found).items():
         partners.sort(key=lambda t: (t[1].distance, -t[1].correlation))
-        others = [{"id": o, "distance": x.distance, "correlation": round(x.correlation, 4),
-                   "group": ctx.groups.get(o, "")} for o, x in partners]
+        others = [
+            {"id": o, "distance": x.distance, "correlation": round(x.correlation, 4), "group": ctx.groups.get(o, "")}
+            for o, x in partners
+        ]
         cross = [o["id"] for o in others if o["group"] != ctx.groups.get(sid)]
-        listing = _others([f"{o['id']} (hash distance {o['distance']}, correlation {o['correlation']:.2f})"
-                           for o in others], 4)
+        listing = _others(
+            [f"{o['id']} (hash distance {o['distance']}, correlation {o['correlation']:.2f})" for o in others], 4
+        )
         if cross:
-            msg = (f"near-duplicate of {listing}; {_others(cross)} in another group "
-                   f"(this: {ctx.groups.get(sid)!r}), so a group split would leak")
+            msg = (
+                f"near-duplicate of {listing}; {_others(cross)} in another group "
+                f"(this: {ctx.groups.get(sid)!r}), so a group split would leak"
+            )
         else:
             msg = f"near-duplicate of {listing}, all in the same group"
-        out.append(Finding(sid, "near_duplicate", "warning" if cross else "info", msg, value=len(others),
-                           path=ctx.paths.get(sid), details={"others": others, "cross_group": cross}))
+        out.append(
+            Finding(
+                sid,
+                "near_duplicate",
+                "warning" if cross else "info",
+                msg,
+                value=len(others),
+                path=ctx.paths.get(sid),
+                details={"others": others, "cross_group": cross},
+            )
+        )
     return out
 
 
@@ -228,22 +250,25 @@ def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
     for x in found:
         fa, fb = fps[x.a], fps[x.b]
         same = x.exact or (x.distance <= p["same_max_distance"] and x.correlation >= p["same_min_correlation"])
-        how = ("identical pixels" if x.exact else
-               f"hash distance {x.distance}, correlation {x.correlation:.3f}")
+        how = "identical pixels" if x.exact else f"hash distance {x.distance}, correlation {x.correlation:.3f}"
         if same:
             iou = mask_iou(fa, fb)
             if iou < p["min_iou"]:
                 for me, other in ((x.a, x.b), (x.b, x.a)):
-                    msg = (f"the same picture as sample {other} ({how}) but the masks overlap only "
-                           f"IoU {iou:.2f} (< {p['min_iou']:g}): one of the two is a label error")
+                    msg = (
+                        f"the same picture as sample {other} ({how}) but the masks overlap only "
+                        f"IoU {iou:.2f} (< {p['min_iou']:g}): one of the two is a label error"
+                    )
                     issues[me].append(("error", iou, other, msg))
             continue
         for me, other, fm, fo in ((x.a, x.b, fa, fb), (x.b, x.a, fb, fa)):
             missing = sorted(set(fo.classes) - set(fm.classes))
             if missing:
                 names = ", ".join(f"class {c} ({fo.classes[c]:,} px)" for c in missing)
-                msg = (f"near-duplicate of sample {other} ({how}) which labels {names} that this "
-                       "mask lacks: a missing annotation?")
+                msg = (
+                    f"near-duplicate of sample {other} ({how}) which labels {names} that this "
+                    "mask lacks: a missing annotation?"
+                )
                 issues[me].append(("warning", mask_iou(fa, fb), other, msg))
     out = []
     for sid in ctx.sample_ids:
@@ -251,19 +276,52 @@ def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
             continue
         items = sorted(issues[sid], key=lambda t: (t[0] != "error", t[1]))
         severity, iou = items[0][0], items[0][1]
-        msg = items[0][3] + (f" (and {len(items) - 1} more pair{'s' if len(items) > 2 else ''})" if len(items) > 1 else "")
-        out.append(Finding(sid, "duplicate_mask_disagreement", severity, msg, value=iou, path=ctx.paths.get(sid),
-                           details={"others": [{"id": t[2], "iou": round(t[1], 4), "severity": t[0]} for t in items]}))
+        msg = items[0][3] + (
+            f" (and {len(items) - 1} more pair{'s' if len(items) > 2 else ''})" if len(items) > 1 else ""
+        )
+        out.append(
+            Finding(
+                sid,
+                "duplicate_mask_disagreement",
+                severity,
+                msg,
+                value=iou,
+                path=ctx.paths.get(sid),
+                details={"others": [{"id": t[2], "iou": round(t[1], 4), "severity": t[0]} for t in items]},
+            )
+        )
     return out
 
 
 CHECKS = (
-    Check("exact_duplicate", "dataset", "images with identical decoded pixels",
-          {}, needs=("fingerprint",), decide=decide_exact),
-    Check("near_duplicate", "dataset", "near-identical images (perceptual hash + thumbnail correlation)",
-          {"max_distance": 8, "min_correlation": 0.95}, needs=("fingerprint",), decide=decide_near),
-    Check("duplicate_mask_disagreement", "dataset", "duplicate images whose masks disagree",
-          {"min_iou": 0.5, "same_max_distance": 4, "same_min_correlation": 0.99,
-           "near_max_distance": 8, "near_min_correlation": 0.95},
-          needs=("fingerprint",), decide=decide_disagreement),
+    Check(
+        "exact_duplicate",
+        "dataset",
+        "images with identical decoded pixels",
+        {},
+        needs=("fingerprint",),
+        decide=decide_exact,
+    ),
+    Check(
+        "near_duplicate",
+        "dataset",
+        "near-identical images (perceptual hash + thumbnail correlation)",
+        {"max_distance": 8, "min_correlation": 0.95},
+        needs=("fingerprint",),
+        decide=decide_near,
+    ),
+    Check(
+        "duplicate_mask_disagreement",
+        "dataset",
+        "duplicate images whose masks disagree",
+        {
+            "min_iou": 0.5,
+            "same_max_distance": 4,
+            "same_min_correlation": 0.99,
+            "near_max_distance": 8,
+            "near_min_correlation": 0.95,
+        },
+        needs=("fingerprint",),
+        decide=decide_disagreement,
+    ),
 )

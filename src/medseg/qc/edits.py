@@ -33,8 +33,9 @@ def fill_holes(mask: np.ndarray, classmap: ClassMap, classes: Iterable[int] | No
     return _only(mask, new, classmap, classes)
 
 
-def remove_specks(mask: np.ndarray, classmap: ClassMap, min_pixels: int = 20,
-                  classes: Iterable[int] | None = None) -> np.ndarray:
+def remove_specks(
+    mask: np.ndarray, classmap: ClassMap, min_pixels: int = 20, classes: Iterable[int] | None = None
+) -> np.ndarray:
     """Connected components (8-connected) of fewer than ``min_pixels`` pixels take their surroundings' label."""
     if int(min_pixels) < 1:
         raise FixError(f"remove_specks: min_pixels must be >= 1, got {min_pixels!r}")
@@ -56,8 +57,7 @@ def dilate(mask: np.ndarray, classmap: ClassMap, classes: Iterable[int] | None =
     from scipy import ndimage as ndi
 
     if classmap.task == "multilabel":
-        return _per_channel(mask, classmap, classes,
-                            lambda m: ndi.binary_dilation(m, structure=_cross(m.ndim)))
+        return _per_channel(mask, classmap, classes, lambda m: ndi.binary_dilation(m, structure=_cross(m.ndim)))
     mask = np.asarray(mask)
     chosen = _chosen_ids(mask, classes)
     if not chosen:
@@ -75,8 +75,9 @@ def erode(mask: np.ndarray, classmap: ClassMap, classes: Iterable[int] | None = 
     from scipy import ndimage as ndi
 
     if classmap.task == "multilabel":
-        return _per_channel(mask, classmap, classes,
-                            lambda m: ndi.binary_erosion(m, structure=_cross(m.ndim), border_value=1))
+        return _per_channel(
+            mask, classmap, classes, lambda m: ndi.binary_erosion(m, structure=_cross(m.ndim), border_value=1)
+        )
     mask = np.asarray(mask)
     new = mask.copy()
     for c in _chosen_ids(mask, classes):
@@ -87,7 +88,12 @@ def erode(mask: np.ndarray, classmap: ClassMap, classes: Iterable[int] | None = 
 
 
 EDITS: dict[str, Callable[..., np.ndarray]] = {
-    "fill_holes": fill_holes, "remove_specks": remove_specks, "smooth": smooth, "dilate": dilate, "erode": erode}
+    "fill_holes": fill_holes,
+    "remove_specks": remove_specks,
+    "smooth": smooth,
+    "dilate": dilate,
+    "erode": erode,
+}
 
 
 def apply_edit(name: str, mask: np.ndarray, classmap: ClassMap, **params) -> tuple[np.ndarray, dict]:
@@ -142,8 +148,9 @@ def _only(old: np.ndarray, new: np.ndarray, classmap: ClassMap, classes: Iterabl
     return np.where(touched, new, old)
 
 
-def _per_channel(mask: np.ndarray, classmap: ClassMap, classes: Iterable[int] | None,
-                 fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _per_channel(
+    mask: np.ndarray, classmap: ClassMap, classes: Iterable[int] | None, fn: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     wanted = None if classes is None else {int(c) for c in classes}
     new = mask.copy()

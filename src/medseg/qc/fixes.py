@@ -51,8 +51,12 @@ def apply_fix(name: str, mask: np.ndarray, classmap: ClassMap, **params) -> tupl
     if name not in FIXES:
         raise UnknownNameError("fix", name, sorted(FIXES))
     mask = np.asarray(mask)
-    fn = {"binarise": _binarise, "remove_specks": _remove_specks, "fill_holes": _fill_holes,
-          "outline_correction": _outline_correction}[name]
+    fn = {
+        "binarise": _binarise,
+        "remove_specks": _remove_specks,
+        "fill_holes": _fill_holes,
+        "outline_correction": _outline_correction,
+    }[name]
     try:
         new, extra = fn(mask, classmap, **params)
     except TypeError as e:
@@ -66,8 +70,10 @@ def _binarise(mask, classmap, rule="half", nominal_max=None):
     from medseg.io.masks import binarise
 
     if classmap.task != "binary":
-        raise FixError(f"binarise applies to binary class maps; this one is {classmap.task} "
-                       f"({', '.join(classmap.names)}): ids outside it have no safe fix")
+        raise FixError(
+            f"binarise applies to binary class maps; this one is {classmap.task} "
+            f"({', '.join(classmap.names)}): ids outside it have no safe fix"
+        )
     new, report = binarise(mask, rule=rule, nominal_max=nominal_max)
     return new, {"report": report.to_dict()}
 
@@ -125,11 +131,14 @@ def _check_correction(correction) -> tuple:
     if ok:
         args = correction[1:]
         ok = len(args) == shapes[correction[0]] and all(
-            isinstance(a, (int, float)) and not isinstance(a, bool) and np.isfinite(a) for a in args)
+            isinstance(a, (int, float)) and not isinstance(a, bool) and np.isfinite(a) for a in args
+        )
         ok = ok and (correction[0] == "move" or args[0] > 0)
     if not ok:
-        raise FixError(f"outline_correction: correction must be [\"move\", dy, dx], [\"grow\", k] or "
-                       f"[\"shrink\", k] with k > 0, got {correction!r}")
+        raise FixError(
+            f'outline_correction: correction must be ["move", dy, dx], ["grow", k] or '
+            f'["shrink", k] with k > 0, got {correction!r}'
+        )
     return tuple(correction)
 
 
@@ -145,8 +154,9 @@ def _outline_correction(mask, classmap, class_id, centre, correction):
         cid = int(class_id)
         y, x = (int(round(float(c))) for c in centre)
     except (TypeError, ValueError):
-        raise FixError(f"outline_correction: class_id must be a class id and centre (y, x), got "
-                       f"{class_id!r} and {centre!r}") from None
+        raise FixError(
+            f"outline_correction: class_id must be a class id and centre (y, x), got {class_id!r} and {centre!r}"
+        ) from None
     if cid not in classmap.ids:
         raise FixError(f"outline_correction: class {cid} is not in the class map (ids {list(classmap.ids)})")
     if classmap.task == "multilabel":
@@ -200,16 +210,24 @@ def _diff(old: np.ndarray, new: np.ndarray, classmap: ClassMap, raw_nominal: flo
         lost = {cid: int((old[..., i] & ~new[..., i]).sum()) for i, cid in enumerate(classmap.ids)}
         gained = {cid: int((new[..., i] & ~old[..., i]).sum()) for i, cid in enumerate(classmap.ids)}
         n = int((old != new).any(axis=-1).sum())
-        return {"n_changed": n, "gained": gained, "lost": lost,
-                "changed": {c: gained[c] + lost[c] for c in classmap.ids}}
+        return {
+            "n_changed": n,
+            "gained": gained,
+            "lost": lost,
+            "changed": {c: gained[c] + lost[c] for c in classmap.ids},
+        }
     if raw_nominal is not None:
         # a raw 0/255 mask: 0 is background, the nominal maximum is class 1, anything else no class yet
         old = np.where(old == 0, 0, np.where(old == raw_nominal, 1, -1))
     classes = [0, *classmap.ids]
     gained = {c: int(((new == c) & (old != c)).sum()) for c in classes}
     lost = {c: int(((old == c) & (new != c)).sum()) for c in classes}
-    return {"n_changed": int((old != new).sum()), "gained": gained, "lost": lost,
-            "changed": {c: gained[c] + lost[c] for c in classmap.ids}}
+    return {
+        "n_changed": int((old != new).sum()),
+        "gained": gained,
+        "lost": lost,
+        "changed": {c: gained[c] + lost[c] for c in classmap.ids},
+    }
 
 
 def offer_fixes(ws, findings, names=None, author: str | None = None) -> list:
@@ -246,10 +264,12 @@ def offer_fixes(ws, findings, names=None, author: str | None = None) -> list:
 
 
 def _note(summary: dict) -> str:
-    parts = {"remove_specks": lambda s: f"removed {s['n_components']} speck(s) of <= {s['max_pixels']} px",
-             "fill_holes": lambda s: f"filled {s['n_holes']} hole(s)",
-             "binarise": lambda s: "binarised grey values",
-             "outline_correction": lambda s: f"outline {_correction_words(s['correction'])}"}
+    parts = {
+        "remove_specks": lambda s: f"removed {s['n_components']} speck(s) of <= {s['max_pixels']} px",
+        "fill_holes": lambda s: f"filled {s['n_holes']} hole(s)",
+        "binarise": lambda s: "binarised grey values",
+        "outline_correction": lambda s: f"outline {_correction_words(s['correction'])}",
+    }
     return f"auto-fix {summary['fix']}: {parts[summary['fix']](summary)}, {summary['n_changed']:,} pixels changed"
 
 

@@ -184,8 +184,15 @@ def _agreement(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return soft, pixel_auroc(p, y)
 
 
-def label_score(probs: np.ndarray, mask: np.ndarray, classmap: ClassMap, *, threshold: float = 0.5,
-                spacing=None, temperature: float = SOFTMIN_TEMPERATURE) -> LabelScore:
+def label_score(
+    probs: np.ndarray,
+    mask: np.ndarray,
+    classmap: ClassMap,
+    *,
+    threshold: float = 0.5,
+    spacing=None,
+    temperature: float = SOFTMIN_TEMPERATURE,
+) -> LabelScore:
     """Scores of one label against one prediction (see the module docstring).
 
     Multi-class Dice / IoU average the classes present in the label or the
@@ -204,6 +211,14 @@ def label_score(probs: np.ndarray, mask: np.ndarray, classmap: ClassMap, *, thre
     fg = foreground_probs(probs, classmap)
     pairs = [_agreement(fg[c], target[c]) for c in (present or range(fg.shape[0]))]
     soft, sep = (float(np.mean(v)) for v in zip(*pairs))
-    return LabelScore(score=float(np.clip((soft + sep) / 2.0, 0.0, 1.0)), dice=d, iou=j,
-                      hd95=float(max(dists)) if dists else 0.0, cleanlab=clean, soft_dice=soft, separation=sep,
-                      label_pixels=int(target.any(0).sum()), predicted_pixels=int(pred.any(0).sum()))
+    return LabelScore(
+        score=float(np.clip((soft + sep) / 2.0, 0.0, 1.0)),
+        dice=d,
+        iou=j,
+        hd95=float(max(dists)) if dists else 0.0,
+        cleanlab=clean,
+        soft_dice=soft,
+        separation=sep,
+        label_pixels=int(target.any(0).sum()),
+        predicted_pixels=int(pred.any(0).sum()),
+    )

@@ -55,9 +55,11 @@ def make_folds(samples: list, folds: int, seed: int = 0) -> list[tuple[list, lis
         raise RankingError(f"out-of-fold ranking needs at least 2 folds, got {folds}")
     groups = sorted({str(s.group) for s in samples})
     if len(groups) < folds:
-        raise RankingError(f"{folds} folds need at least {folds} groups; the workspace's {len(samples)} trainable "
-                           f"samples form {len(groups)} ({', '.join(groups[:5])}): use fewer folds or "
-                           "re-create the workspace with another group_by")
+        raise RankingError(
+            f"{folds} folds need at least {folds} groups; the workspace's {len(samples)} trainable "
+            f"samples form {len(groups)} ({', '.join(groups[:5])}): use fewer folds or "
+            "re-create the workspace with another group_by"
+        )
     return kfold_by_group(samples, folds, seed)
 
 
@@ -71,13 +73,20 @@ def base_config(config: Any, workspace_root: Path):
         d = copy.deepcopy(dict(config or {}))
         d["data"] = {**(d.get("data") or {}), "root": str(workspace_root)}
         config = TrainConfig.from_dict(d)
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(workspace_root),
-                                                                 sample_ids=None))
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(workspace_root), sample_ids=None))
 
 
-def iter_rank_oof(workspace, config: Any, *, folds: int = 5, seed: int = 0, method: str | None = None,
-                  cancel: CancelToken | None = None, runs_dir: str | Path | None = None,
-                  predictor_options: dict | None = None) -> Iterator[Any]:
+def iter_rank_oof(
+    workspace,
+    config: Any,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    method: str | None = None,
+    cancel: CancelToken | None = None,
+    runs_dir: str | Path | None = None,
+    predictor_options: dict | None = None,
+) -> Iterator[Any]:
     """See the module docstring; ``config`` is a TrainConfig or its dict (data.root is set here)."""
     from medseg.training.workspace_source import open_workspace_dataset
 
@@ -92,25 +101,43 @@ def iter_rank_oof(workspace, config: Any, *, folds: int = 5, seed: int = 0, meth
         pairs = make_folds(dataset.samples, folds, seed)
         runs = Path(runs_dir) if runs_dir is not None else ws.root / "runs" / method
         base = base_config(config, ws.root)
-        yield Started("rank", None, {"method": method, "folds": folds, "samples": len(dataset.samples),
-                                     "biased": False})
+        yield Started(
+            "rank", None, {"method": method, "folds": folds, "samples": len(dataset.samples), "biased": False}
+        )
         for fold, (train, held) in enumerate(pairs):
-            yield from _fold(ws, dataset, base, runs, method, fold, folds, train, held, cancel,
-                             predictor_options, scored)
+            yield from _fold(
+                ws, dataset, base, runs, method, fold, folds, train, held, cancel, predictor_options, scored
+            )
             check(cancel)
         yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, biased=False, folds_done=folds))
     except Cancelled as c:  # raised here, or thrown in at a yield by medseg.jobs.drive
         kept = {s: v[0] for s, v in scored.items()}
         done = len({v[1]["fold"] for v in scored.values()})
-        raise Cancelled(f"ranking cancelled: {len(kept)} samples of {done} completed fold(s) are stored under "
-                        f"{method!r}", done, folds, RankResult(method, kept, False, done)) from c
+        raise Cancelled(
+            f"ranking cancelled: {len(kept)} samples of {done} completed fold(s) are stored under {method!r}",
+            done,
+            folds,
+            RankResult(method, kept, False, done),
+        ) from c
     finally:
         if opened:
             ws.close()
 
 
-def _fold(ws, dataset, base, runs: Path, method: str, fold: int, folds: int, train: list, held: list,
-          cancel: CancelToken, predictor_options: dict | None, scored: dict) -> Iterator[Any]:
+def _fold(
+    ws,
+    dataset,
+    base,
+    runs: Path,
+    method: str,
+    fold: int,
+    folds: int,
+    train: list,
+    held: list,
+    cancel: CancelToken,
+    predictor_options: dict | None,
+    scored: dict,
+) -> Iterator[Any]:
     """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too)."""
     from medseg.inference import Predictor
     from medseg.training import Trainer
@@ -137,13 +164,15 @@ def _fold(ws, dataset, base, runs: Path, method: str, fold: int, folds: int, tra
     except Cancelled:
         raise
     except Exception as e:
-        raise RankingError(f"fold {fold + 1} of {folds}: training failed: {type(e).__name__}: {e} "
-                           f"(run folder {cfg.out_dir})") from e
+        raise RankingError(
+            f"fold {fold + 1} of {folds}: training failed: {type(e).__name__}: {e} (run folder {cfg.out_dir})"
+        ) from e
     finally:
         events.close()
     if summary is None or not summary.checkpoint:
-        raise RankingError(f"fold {fold + 1} of {folds}: training ended without a checkpoint "
-                           f"(run folder {cfg.out_dir})")
+        raise RankingError(
+            f"fold {fold + 1} of {folds}: training ended without a checkpoint (run folder {cfg.out_dir})"
+        )
     checkpoint = summary.checkpoint
     predictor = Predictor(checkpoint, device=cfg.device, **(predictor_options or {}))
     check_classmap(predictor, ws, checkpoint)

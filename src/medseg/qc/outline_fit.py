@@ -58,8 +58,16 @@ import numpy as np
 METHOD = "outline-fit"
 
 # (dy, dx) unit moves, named as a person would say which way the outline should go
-_MOVES = {(-1, 0): "up", (1, 0): "down", (0, -1): "left", (0, 1): "right",
-          (-1, -1): "up-left", (-1, 1): "up-right", (1, -1): "down-left", (1, 1): "down-right"}
+_MOVES = {
+    (-1, 0): "up",
+    (1, 0): "down",
+    (0, -1): "left",
+    (0, 1): "right",
+    (-1, -1): "up-left",
+    (-1, 1): "up-right",
+    (1, -1): "down-left",
+    (1, 1): "down-right",
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,10 @@ class ObjectFit:
     correction: tuple = ()  # ("move", dy, dx) | ("grow", k) | ("shrink", k): ``better`` as data
 
     def advice(self) -> str:
-        return (advice_phrase({"best_ratio": self.best_ratio, "better": self.better})
-                or "its outline is on the strongest edge around")
+        return (
+            advice_phrase({"best_ratio": self.best_ratio, "better": self.better})
+            or "its outline is on the strongest edge around"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,19 @@ class OutlineFit:
         w = self.worst
         if w is None:
             return None
-        return {"quality": w.quality, "fit": w.fit, "contrast": w.contrast, "distinct": w.distinct,
-                "class_id": w.class_id, "centre": list(w.centre), "pixels": w.pixels, "better": w.better,
-                "best_ratio": w.best_ratio, "correction": list(w.correction), "objects": len(self.objects)}
+        return {
+            "quality": w.quality,
+            "fit": w.fit,
+            "contrast": w.contrast,
+            "distinct": w.distinct,
+            "class_id": w.class_id,
+            "centre": list(w.centre),
+            "pixels": w.pixels,
+            "better": w.better,
+            "best_ratio": w.best_ratio,
+            "correction": list(w.correction),
+            "objects": len(self.objects),
+        }
 
 
 def edge_strength(image: np.ndarray, channels_last: bool, field: np.ndarray | None = None) -> np.ndarray:
@@ -146,13 +166,20 @@ def _moved(region: np.ndarray, dy: int, dx: int) -> np.ndarray:
     h, w = region.shape
     if abs(dy) >= h or abs(dx) >= w:  # moved off the image (a 2-pixel-high strip shifted by 3)
         return out
-    out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
-        region[max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)]
+    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = region[
+        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+    ]
     return out
 
 
-def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_id: int = 1,
-               image: np.ndarray | None = None, field: np.ndarray | None = None) -> ObjectFit | None:
+def object_fit(
+    edges: np.ndarray,
+    component: np.ndarray,
+    typical: float,
+    class_id: int = 1,
+    image: np.ndarray | None = None,
+    field: np.ndarray | None = None,
+) -> ObjectFit | None:
     """The measures of one object (bool mask of the image's size); None when it has no outline to judge.
 
     ``image`` (H, W[, C]) and ``field`` give ``distinct``; without an image it is 1 (no say).
@@ -164,8 +191,10 @@ def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_i
     near, far = (max(2, round(f * radius)) for f in (0.25, 0.5))
     ys, xs = np.nonzero(component)
     pad = 2 * far + 3  # room for the moved and grown outlines
-    window = (slice(max(0, ys.min() - pad), min(component.shape[0], ys.max() + pad + 1)),
-              slice(max(0, xs.min() - pad), min(component.shape[1], xs.max() + pad + 1)))
+    window = (
+        slice(max(0, ys.min() - pad), min(component.shape[0], ys.max() + pad + 1)),
+        slice(max(0, xs.min() - pad), min(component.shape[1], xs.max() + pad + 1)),
+    )
     region, e = component[window], edges[window]
     s0 = _outline_mean(e, region)
     if not np.isfinite(s0) or typical <= 0:
@@ -195,13 +224,23 @@ def object_fit(edges: np.ndarray, component: np.ndarray, typical: float, class_i
             ring &= field[window]
         distinct = _distinctness(np.asarray(image)[window], region, ring)
     contrast = s0 / typical
-    return ObjectFit(int(class_id), (int(round(ys.mean())), int(round(xs.mean()))), pixels, float(fit),
-                     float(contrast), float(distinct), float(fit * np.sqrt(contrast) * np.sqrt(distinct)),
-                     better, float(best_ratio), correction)
+    return ObjectFit(
+        int(class_id),
+        (int(round(ys.mean())), int(round(xs.mean()))),
+        pixels,
+        float(fit),
+        float(contrast),
+        float(distinct),
+        float(fit * np.sqrt(contrast) * np.sqrt(distinct)),
+        better,
+        float(best_ratio),
+        correction,
+    )
 
 
-def corrected(region: np.ndarray, correction, outside: np.ndarray | None = None,
-              inside: np.ndarray | None = None) -> np.ndarray:
+def corrected(
+    region: np.ndarray, correction, outside: np.ndarray | None = None, inside: np.ndarray | None = None
+) -> np.ndarray:
     """``region`` (bool) moved, grown or shrunk as ``correction`` says (see :class:`ObjectFit`).
 
     ``outside`` / ``inside``: the region's distance maps when the caller has them already.
@@ -229,8 +268,14 @@ def _distinctness(image: np.ndarray, region: np.ndarray, ring: np.ndarray) -> fl
     return float(np.linalg.norm(inner.mean(0) - outer.mean(0)) / spread) if spread > 0 else 1.0
 
 
-def outline_fit(image: np.ndarray | None, class_masks: list[tuple[int, np.ndarray]], *, channels_last: bool,
-                field: np.ndarray | None = None, min_pixels: int = 30) -> OutlineFit:
+def outline_fit(
+    image: np.ndarray | None,
+    class_masks: list[tuple[int, np.ndarray]],
+    *,
+    channels_last: bool,
+    field: np.ndarray | None = None,
+    min_pixels: int = 30,
+) -> OutlineFit:
     """Measures of every object of every class (``class_masks``: [(class id, bool (H, W) mask)]).
 
     ``field``: the image's field of view (see :func:`edge_strength`), None for the whole image.
@@ -274,8 +319,10 @@ def dataset_scores(qualities: dict[str, dict | None]) -> tuple[dict[str, float],
     ranks = average_ranks(values)
     pct = ranks / (len(ids) - 1) if len(ids) > 1 else np.full(len(ids), 0.5)
     scores = {sid: float(p) for sid, p in zip(ids, pct)}
-    details = {sid: {**judged[sid], "percentile": scores[sid], "rank": int(r) + 1, "judged": len(ids)}
-               for sid, r in zip(ids, np.floor(ranks))}
+    details = {
+        sid: {**judged[sid], "percentile": scores[sid], "rank": int(r) + 1, "judged": len(ids)}
+        for sid, r in zip(ids, np.floor(ranks))
+    }
     return scores, details
 
 

@@ -123,8 +123,9 @@ def finding_penalty(f: Finding) -> float:
     return FINDING_PENALTY[f.severity]
 
 
-def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str] | None = None,
-                 checks: Iterable[str] | None = None) -> list[QueueItem]:
+def review_queue(
+    workspace, *, method: str | None = None, statuses: Iterable[str] | None = None, checks: Iterable[str] | None = None
+) -> list[QueueItem]:
     """The workspace's samples, worst first (the rule is in this module's docstring).
 
     ``method``: the score method to rank by (default: :func:`default_method`
@@ -138,8 +139,12 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
     if method is None:
         method = default_method(stored)
     elif method not in stored:
-        raise UnknownNameError("score method", method, stored or ["(none stored yet: run medseg rank)"],
-                               hint=f"(in workspace {workspace.root})")
+        raise UnknownNameError(
+            "score method",
+            method,
+            stored or ["(none stored yet: run medseg rank)"],
+            hint=f"(in workspace {workspace.root})",
+        )
     if statuses is not None:
         statuses = {str(s) for s in ([statuses] if isinstance(statuses, str) else statuses)}
         for s in statuses:
@@ -165,8 +170,7 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
     groups = {rec.id: rec.group for rec in records}
     heads = {rec.id: rec.head_revision for rec in records}
     # an outline judged on an earlier revision says nothing about the current label
-    outline = {s: v for s, v in outline.items()
-               if outline_details.get(s, {}).get("revision") in (None, heads.get(s))}
+    outline = {s: v for s, v in outline.items() if outline_details.get(s, {}).get("revision") in (None, heads.get(s))}
     standing = _standing(scores, details, outline if method != OUTLINE_METHOD else {}, groups)
 
     items = []
@@ -178,20 +182,29 @@ def review_queue(workspace, *, method: str | None = None, statuses: Iterable[str
         if score is not None and not math.isfinite(score):
             score = None
         scored = details.get(rec.id, {}).get("revision")
-        stale = (score is not None and scored is not None and rec.head_revision is not None
-                 and int(scored) != int(rec.head_revision))
+        stale = (
+            score is not None
+            and scored is not None
+            and rec.head_revision is not None
+            and int(scored) != int(rec.head_revision)
+        )
         if stale:  # the score is about a label that is no longer the current one
             score = None
         penalty = sum(finding_penalty(f) for f in found)
         priority = (1.0 if score is None else standing.get(rec.id, float(score))) - penalty
         fit = outline.get(rec.id)
         fit = float(fit) if fit is not None and math.isfinite(fit) else None
-        reason = _reason(score, details.get(rec.id, {}), method, found,
-                         outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None
-                         and fit is not None else None,
-                         (int(scored), int(rec.head_revision)) if stale else None)
-        items.append(QueueItem(rec.id, rec.status, score, method if score is not None else None, found,
-                               reason, priority, fit))
+        reason = _reason(
+            score,
+            details.get(rec.id, {}),
+            method,
+            found,
+            outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None and fit is not None else None,
+            (int(scored), int(rec.head_revision)) if stale else None,
+        )
+        items.append(
+            QueueItem(rec.id, rec.status, score, method if score is not None else None, found, reason, priority, fit)
+        )
 
     def key(pair):
         pos, item = pair
@@ -246,16 +259,23 @@ def _standing(scores: dict, details: dict, outline: dict, groups: dict[str, str]
     return {s: p if s not in fits else (w * p + fits[s]) / (w + 1.0) for s, p in pct.items()}
 
 
-def _reason(score: float | None, details: dict, method: str | None, found: tuple[Finding, ...],
-            outline: dict | None = None, stale: tuple[int, int] | None = None) -> str:
+def _reason(
+    score: float | None,
+    details: dict,
+    method: str | None,
+    found: tuple[Finding, ...],
+    outline: dict | None = None,
+    stale: tuple[int, int] | None = None,
+) -> str:
     parts = []
     if score is not None:
         parts.append(score_phrase(score, details, method))
         if outline:
             parts.append(outline_phrase(outline))
     elif stale:
-        parts.append(f"{method} scored an earlier label (revision {stale[0]}; now {stale[1]}): not ranked "
-                     "until scored again")
+        parts.append(
+            f"{method} scored an earlier label (revision {stale[0]}; now {stale[1]}): not ranked until scored again"
+        )
     elif method:
         parts.append(f"no {method} score")
     else:
@@ -291,17 +311,24 @@ def score_phrase(score: float, details: dict, method: str | None) -> str:
 
 
 _PHRASES = {
-    "mask_values": lambda f: (f"grey noise ({f.value:g} levels)" if f.severity != "error"
-                              else "mask ids outside the class map"),
+    "mask_values": lambda f: (
+        f"grey noise ({f.value:g} levels)" if f.severity != "error" else "mask ids outside the class map"
+    ),
     "specks": lambda f: f"{f.value:g} speck{'s' if f.value != 1 else ''}" if f.value else "specks",
     "holes": lambda f: f"{f.value:g} hole{'s' if f.value != 1 else ''}" if f.value else "holes",
     "empty_mask": lambda f: "empty mask",
     "full_mask": lambda f: "all-foreground mask",
-    "object_count": lambda f: (f"{f.value:g} object{'s' if f.value != 1 else ''}, unlike the rest of its group"
-                               if f.value is not None else "object count unlike the rest of its group"),
+    "object_count": lambda f: (
+        f"{f.value:g} object{'s' if f.value != 1 else ''}, unlike the rest of its group"
+        if f.value is not None
+        else "object count unlike the rest of its group"
+    ),
     "border_only": lambda f: "objects only at the border",
-    "duplicate_mask_disagreement": lambda f: (f"duplicate image's mask disagrees (IoU {f.value:.2f})"
-                                              if f.value is not None else "duplicate image's mask disagrees"),
+    "duplicate_mask_disagreement": lambda f: (
+        f"duplicate image's mask disagrees (IoU {f.value:.2f})"
+        if f.value is not None
+        else "duplicate image's mask disagrees"
+    ),
     "missing_pair": lambda f: "missing image or mask",
     "size_mismatch": lambda f: "image/mask size mismatch",
     "too_dark": lambda f: "image too dark",

@@ -33,8 +33,15 @@ from medseg.qc.suspicion import save_prediction, suspicion_map
 
 BIAS_NOTE = "scored by a model that may have seen these labels"
 
-__all__ = ["BIAS_NOTE", "FoldScored", "FoldStarted", "RankResult", "SampleScored", "iter_score_checkpoint",
-           "suspicion_map"]
+__all__ = [
+    "BIAS_NOTE",
+    "FoldScored",
+    "FoldStarted",
+    "RankResult",
+    "SampleScored",
+    "iter_score_checkpoint",
+    "suspicion_map",
+]
 
 
 @register_event
@@ -104,12 +111,23 @@ def trainable_samples(workspace) -> tuple[list, list]:
 def check_classmap(predictor, workspace, checkpoint) -> None:
     mine, theirs = workspace.classmap, predictor.classmap
     if mine.task != theirs.task or mine.ids != theirs.ids:
-        raise RankingError(f"{checkpoint}: the model predicts a {theirs.task} class map with ids {theirs.ids}, "
-                           f"the workspace {workspace.root} holds a {mine.task} one with ids {mine.ids}")
+        raise RankingError(
+            f"{checkpoint}: the model predicts a {theirs.task} class map with ids {theirs.ids}, "
+            f"the workspace {workspace.root} holds a {mine.task} one with ids {mine.ids}"
+        )
 
 
-def score_samples(predictor, samples: list, workspace, method: str, run: str, cancel: CancelToken | None,
-                  fold: int = 0, extra: dict | None = None, stage: str = "score") -> Iterator[SampleScored]:
+def score_samples(
+    predictor,
+    samples: list,
+    workspace,
+    method: str,
+    run: str,
+    cancel: CancelToken | None,
+    fold: int = 0,
+    extra: dict | None = None,
+    stage: str = "score",
+) -> Iterator[SampleScored]:
     """Predict, score and store the prediction of each sample; ``extra`` collects {id: (score, details)}.
 
     Raises ``Cancelled`` between samples when ``cancel`` is set (the caller decides what is kept).
@@ -120,8 +138,9 @@ def score_samples(predictor, samples: list, workspace, method: str, run: str, ca
         pred = predictor.predict(s.load_image())
         mask = s.load_mask()
         if tuple(mask.shape[:2]) != tuple(pred.shape):
-            raise RankingError(f"sample {s.id}: label {mask.shape[:2]} and image {pred.shape} differ in size "
-                               f"({s.image_path})")
+            raise RankingError(
+                f"sample {s.id}: label {mask.shape[:2]} and image {pred.shape} differ in size ({s.image_path})"
+            )
         result = label_score(pred.probs, mask, workspace.classmap, threshold=predictor.threshold)
         save_prediction(workspace.root, method, s.id, pred.probs, run)
         out[s.id] = (result.score, {**result.to_dict(), "fold": fold, "revision": s.revision, "run": run})
@@ -138,8 +157,15 @@ def store(workspace, method: str, scored: dict[str, tuple[float, dict]]) -> dict
     return scores
 
 
-def iter_score_checkpoint(workspace, checkpoint, *, device: str = "auto", cancel: CancelToken | None = None,
-                          method: str = "checkpoint", predictor_options: dict | None = None) -> Iterator[Any]:
+def iter_score_checkpoint(
+    workspace,
+    checkpoint,
+    *,
+    device: str = "auto",
+    cancel: CancelToken | None = None,
+    method: str = "checkpoint",
+    predictor_options: dict | None = None,
+) -> Iterator[Any]:
     """Score every trainable sample with one model: ``SampleScored`` per sample, then ``Result(RankResult)``.
 
     Scores are stored under ``method`` only when every sample is scored; a
@@ -164,12 +190,21 @@ def iter_score_checkpoint(workspace, checkpoint, *, device: str = "auto", cancel
             yield from score_samples(predictor, samples, ws, method, run, cancel, extra=scored)
             check(cancel, len(scored), len(samples))
         except Cancelled as c:  # raised between samples, or thrown in at a yield by medseg.jobs.drive
-            raise Cancelled(f"scoring with {Path(checkpoint).name} cancelled after {len(scored)} of {len(samples)} "
-                            f"samples: the scores stored under {method!r} are as they were", len(scored),
-                            len(samples), RankResult(method, {}, biased=True)) from c
+            raise Cancelled(
+                f"scoring with {Path(checkpoint).name} cancelled after {len(scored)} of {len(samples)} "
+                f"samples: the scores stored under {method!r} are as they were",
+                len(scored),
+                len(samples),
+                RankResult(method, {}, biased=True),
+            ) from c
         for sid, (_, details) in scored.items():
-            details.update(biased=True, bias=BIAS_NOTE, out_of_fold=False, checkpoint=str(Path(checkpoint)),
-                           seen_in_training=sid in seen)
+            details.update(
+                biased=True,
+                bias=BIAS_NOTE,
+                out_of_fold=False,
+                checkpoint=str(Path(checkpoint)),
+                seen_in_training=sid in seen,
+            )
         ws.record_model_run(run, str(checkpoint), "score", {s.id: s.revision for s in samples})
         yield Result(RankResult(method, store(ws, method, scored), biased=True))
     finally:

@@ -50,14 +50,27 @@ class QCReport:
         """The same report keeping only findings of ``min_severity`` or worse."""
         floor = severity_rank(min_severity)
         kept = [f for f in self.findings if severity_rank(f.severity) >= floor]
-        return QCReport(kept, dict(Counter(f.check for f in kept)), self.n_samples, self.seconds,
-                        dict(self.timings), list(self.checks), dict(self.params), self.source)
+        return QCReport(
+            kept,
+            dict(Counter(f.check for f in kept)),
+            self.n_samples,
+            self.seconds,
+            dict(self.timings),
+            list(self.checks),
+            dict(self.params),
+            self.source,
+        )
 
     def to_dict(self) -> dict:
         return {
-            "source": self.source, "n_samples": self.n_samples, "seconds": round(self.seconds, 3),
-            "checks": self.checks, "params": json_safe(self.params), "by_check": self.by_check,
-            "by_severity": self.by_severity(), "counts": self.counts(),
+            "source": self.source,
+            "n_samples": self.n_samples,
+            "seconds": round(self.seconds, 3),
+            "checks": self.checks,
+            "params": json_safe(self.params),
+            "by_check": self.by_check,
+            "by_severity": self.by_severity(),
+            "counts": self.counts(),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "findings": [f.to_dict() for f in self.findings],
             "scores": json_safe(self.scores),
@@ -83,9 +96,11 @@ class QCReport:
 
     def table(self, worst: int = 20) -> str:
         """Counts per check, then the ``worst`` most severe findings with their messages."""
-        head = (f"QC of {self.source or 'dataset'}: {self.n_samples:,} samples in {self.seconds:.1f} s, "
-                f"{len(self.findings):,} findings "
-                f"({', '.join(f'{n} {s}' for s, n in self.by_severity().items())})")
+        head = (
+            f"QC of {self.source or 'dataset'}: {self.n_samples:,} samples in {self.seconds:.1f} s, "
+            f"{len(self.findings):,} findings "
+            f"({', '.join(f'{n} {s}' for s, n in self.by_severity().items())})"
+        )
         lines = [head, ""]
         counts = self.counts()
         width = max([len(c) for c in counts] + [5])

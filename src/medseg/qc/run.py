@@ -35,8 +35,14 @@ from medseg.qc.sources import as_source
 _ORDER = {name: n for n, name in enumerate(CHECKS)}
 
 
-def run_qc(source, checks: str | Iterable[str] | None = None, params: dict | None = None, *,
-           workers: int | None = None, cancel: CancelToken | None = None) -> Iterator[Any]:
+def run_qc(
+    source,
+    checks: str | Iterable[str] | None = None,
+    params: dict | None = None,
+    *,
+    workers: int | None = None,
+    cancel: CancelToken | None = None,
+) -> Iterator[Any]:
     """Check ``source`` (a ``Dataset`` or a ``Workspace``): the job's events, last ``Result(QCReport)``.
 
     ``checks``: names (list or "a,b") from ``CHECKS``, default all;
@@ -69,8 +75,7 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
     features = sorted({f for c in dataset_wide for f in c.needs})
     decode = bool(per_sample or dataset_wide or names & {"unreadable", "size_mismatch"})
     n = len(ids) if decode else 0
-    yield Started("qc", n, {"source": str(src.root), "checks": [c.name for c in selected],
-                            "samples": len(ids)})
+    yield Started("qc", n, {"source": str(src.root), "checks": [c.name for c in selected], "samples": len(ids)})
 
     t = time.perf_counter()
     # findings the workspace already stores under "index" are reported, not stored again
@@ -111,13 +116,29 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
         yield Progress(k, len(dataset_wide), c.name)
 
     position = {sid: n for n, sid in enumerate(ids)}
-    findings = sorted(known + stored, key=lambda f: (-severity_rank(f.severity), _ORDER.get(f.check, 99),
-                                                     position.get(f.sample_id, len(position)), f.sample_id))
+    findings = sorted(
+        known + stored,
+        key=lambda f: (
+            -severity_rank(f.severity),
+            _ORDER.get(f.check, 99),
+            position.get(f.sample_id, len(position)),
+            f.sample_id,
+        ),
+    )
     by_check = defaultdict(int)
     for f in findings:
         by_check[f.check] += 1
-    report = QCReport(findings, dict(by_check), len(ids), time.perf_counter() - started, dict(timings),
-                      [c.name for c in selected], p, str(src.root), {m: v[0] for m, v in scores.items()})
+    report = QCReport(
+        findings,
+        dict(by_check),
+        len(ids),
+        time.perf_counter() - started,
+        dict(timings),
+        [c.name for c in selected],
+        p,
+        str(src.root),
+        {m: v[0] for m, v in scores.items()},
+    )
     at[0] = "before storing its findings"
     check(cancel)
     src.save(stored, names, scores)
@@ -131,8 +152,9 @@ def default_workers() -> int:
     return min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
-def qc(source, checks=None, params=None, *, workers: int | None = None,
-       progress: Callable[[Progress], None] | None = None) -> QCReport:
+def qc(
+    source, checks=None, params=None, *, workers: int | None = None, progress: Callable[[Progress], None] | None = None
+) -> QCReport:
     """``run_qc`` run to the end: the report (``progress`` is called with each ``Progress``)."""
     from medseg.jobs import run
 
@@ -182,8 +204,14 @@ def _guarded(check, view: SampleView, params: dict) -> list[Finding]:
 
 
 def _failed(name: str, view: SampleView, e: BaseException) -> Finding:
-    return Finding(view.id, name, "error", f"check could not run on this sample: {type(e).__name__}: {e}",
-                   path=view.where(), details={"failed": True})
+    return Finding(
+        view.id,
+        name,
+        "error",
+        f"check could not run on this sample: {type(e).__name__}: {e}",
+        path=view.where(),
+        details={"failed": True},
+    )
 
 
 def _size_mismatch(view: SampleView) -> list[Finding]:
@@ -192,10 +220,17 @@ def _size_mismatch(view: SampleView) -> list[Finding]:
     shape = view.image.shape[:-1] if view.rgb else view.image.shape
     if tuple(shape) == tuple(view.spatial_shape):
         return []
-    return [Finding(view.id, "size_mismatch", "error",
-                    f"image is {'x'.join(map(str, shape))} but its mask is "
-                    f"{'x'.join(map(str, view.spatial_shape))}: mask checks ran on the mask alone",
-                    path=view.where(), details={"image_shape": list(shape), "mask_shape": list(view.spatial_shape)})]
+    return [
+        Finding(
+            view.id,
+            "size_mismatch",
+            "error",
+            f"image is {'x'.join(map(str, shape))} but its mask is "
+            f"{'x'.join(map(str, view.spatial_shape))}: mask checks ran on the mask alone",
+            path=view.where(),
+            details={"image_shape": list(shape), "mask_shape": list(view.spatial_shape)},
+        )
+    ]
 
 
 def _ordered_map(fn: Callable, items: list, workers: int) -> Iterator[tuple]:

@@ -95,8 +95,16 @@ class DatasetSource:
         s = self._by_id[sid]
         parts = read_raw(s, self.classmap)
         array, rgb, _ = _image(s.load_image())
-        return SampleView(sid, parts.pop("mask"), self.classmap, image=array, rgb=rgb, group=s.group,
-                          image_path=str(s.image_path), **parts)
+        return SampleView(
+            sid,
+            parts.pop("mask"),
+            self.classmap,
+            image=array,
+            rgb=rgb,
+            group=s.group,
+            image_path=str(s.image_path),
+            **parts,
+        )
 
     def save(self, findings: list[Finding], ran: set[str], scores: dict | None = None) -> None:
         """A bare dataset stores nothing: QC never writes next to the source files."""
@@ -113,8 +121,13 @@ class WorkspaceSource:
         changes = list(getattr(ws, "source_changes", None) or [])
         self._changes = changes
         self._changed = {c.sample_id for c in changes}
-        self._missing = {c.sample_id for c in changes if c.kind == "missing" and c.sample_id in self._records
-                         and Path(c.path) == Path(self._records[c.sample_id].image_path)}
+        self._missing = {
+            c.sample_id
+            for c in changes
+            if c.kind == "missing"
+            and c.sample_id in self._records
+            and Path(c.path) == Path(self._records[c.sample_id].image_path)
+        }
 
     def sample_ids(self) -> list[str]:
         return list(self._records)
@@ -130,8 +143,18 @@ class WorkspaceSource:
         out = []
         for f in self.ws.findings(source="index"):
             check, severity = KIND_TO_CHECK.get(f.check, (f.check, f.severity))
-            out.append(Finding(f.sample_id, check, severity, f.message, f.value, f.path, f.fix,
-                               {**f.details, "kind": f.check, "stored_as": "index"}))
+            out.append(
+                Finding(
+                    f.sample_id,
+                    check,
+                    severity,
+                    f.message,
+                    f.value,
+                    f.path,
+                    f.fix,
+                    {**f.details, "kind": f.check, "stored_as": "index"},
+                )
+            )
         return out
 
     def change_findings(self) -> list[Finding]:
@@ -141,8 +164,10 @@ class WorkspaceSource:
                 msg = f"source file {c.path} vanished since the workspace was made; its revisions are kept"
                 out.append(problem_finding("source_missing", c.path, msg, c.sample_id))
             else:
-                msg = (f"source file {c.path} changed since the workspace imported it; the workspace keeps "
-                       "the imported revision (re-import to take the new file)")
+                msg = (
+                    f"source file {c.path} changed since the workspace imported it; the workspace keeps "
+                    "the imported revision (re-import to take the new file)"
+                )
                 out.append(problem_finding("source_changed", c.path, msg, c.sample_id))
         return out
 
@@ -158,8 +183,18 @@ class WorkspaceSource:
         if want_raw and sid not in self._changed:
             parts = read_raw(self.ws.source_sample(sid), self.classmap)
             parts.pop("mask")
-        return SampleView(sid, mask, self.classmap, image=array, rgb=rgb, group=rec.group,
-                          image_path=str(rec.image_path), in_workspace=True, revision=rec.head_revision, **parts)
+        return SampleView(
+            sid,
+            mask,
+            self.classmap,
+            image=array,
+            rgb=rgb,
+            group=rec.group,
+            image_path=str(rec.image_path),
+            in_workspace=True,
+            revision=rec.head_revision,
+            **parts,
+        )
 
     def save(self, findings: list[Finding], ran: set[str], scores: dict | None = None) -> None:
         """This run's findings replace the previous run's for the checks that ran (one transaction;
@@ -178,5 +213,7 @@ def as_source(source):
         return DatasetSource(source)
     if hasattr(source, "current_mask") and hasattr(source, "add_findings"):
         return WorkspaceSource(source)
-    raise TypeError(f"run_qc takes a medseg.datasets.Dataset or a medseg.workspace.Workspace, "
-                    f"got {type(source).__name__}; open a folder with open_dataset(path) or Workspace.open(path)")
+    raise TypeError(
+        f"run_qc takes a medseg.datasets.Dataset or a medseg.workspace.Workspace, "
+        f"got {type(source).__name__}; open a folder with open_dataset(path) or Workspace.open(path)"
+    )

@@ -89,29 +89,62 @@ def preset_none(size: SizeLike = None) -> A.Compose:
 
 
 def preset_light(size: SizeLike = None) -> A.Compose:
-    return compose(resize_steps(size) + [
-        A.HorizontalFlip(p=0.5),
-        A.Affine(scale=(0.95, 1.05), keep_ratio=True, translate_percent=(-0.05, 0.05), rotate=(-10, 10),
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, mask_interpolation=NEAREST, p=0.5),
-    ])
+    return compose(
+        resize_steps(size)
+        + [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                scale=(0.95, 1.05),
+                keep_ratio=True,
+                translate_percent=(-0.05, 0.05),
+                rotate=(-10, 10),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=0,
+                mask_interpolation=NEAREST,
+                p=0.5,
+            ),
+        ]
+    )
 
 
 def preset_seed004(size: SizeLike = None) -> A.Compose:
     reflect = cv2.BORDER_REFLECT_101
     shift = (-0.0625, 0.0625)
-    return compose(resize_steps(size, interpolation=NEAREST) + [
-        A.HorizontalFlip(p=0.5),
-        A.Affine(scale=(0.95, 1.05), keep_ratio=True, translate_percent={"x": shift, "y": shift},
-                 rotate=(-10, 10), shear=0, border_mode=reflect, mask_interpolation=NEAREST, p=0.5),
-        A.OneOf([
-            A.GridDistortion(num_steps=5, distort_limit=0.05, border_mode=reflect,
-                             mask_interpolation=NEAREST, p=1.0),
-            A.ElasticTransform(alpha=1, sigma=50, border_mode=reflect, mask_interpolation=NEAREST, p=1.0),
-        ], p=0.25),
-        # fractions of the (resized) side: 0.05 is the seed's img_size // 20
-        A.CoarseDropout(num_holes_range=(5, 8), hole_height_range=(0.05, 0.05), hole_width_range=(0.05, 0.05),
-                        fill=0, fill_mask=0, p=0.5),
-    ])
+    return compose(
+        resize_steps(size, interpolation=NEAREST)
+        + [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                scale=(0.95, 1.05),
+                keep_ratio=True,
+                translate_percent={"x": shift, "y": shift},
+                rotate=(-10, 10),
+                shear=0,
+                border_mode=reflect,
+                mask_interpolation=NEAREST,
+                p=0.5,
+            ),
+            A.OneOf(
+                [
+                    A.GridDistortion(
+                        num_steps=5, distort_limit=0.05, border_mode=reflect, mask_interpolation=NEAREST, p=1.0
+                    ),
+                    A.ElasticTransform(alpha=1, sigma=50, border_mode=reflect, mask_interpolation=NEAREST, p=1.0),
+                ],
+                p=0.25,
+            ),
+            # fractions of the (resized) side: 0.05 is the seed's img_size // 20
+            A.CoarseDropout(
+                num_holes_range=(5, 8),
+                hole_height_range=(0.05, 0.05),
+                hole_width_range=(0.05, 0.05),
+                fill=0,
+                fill_mask=0,
+                p=0.5,
+            ),
+        ]
+    )
 
 
 def preset_seed001_mirror(size: SizeLike = None) -> A.Compose:
@@ -119,10 +152,19 @@ def preset_seed001_mirror(size: SizeLike = None) -> A.Compose:
 
 
 def preset_seed001_cutout(size: SizeLike = None, fill_mask: float | None = None) -> A.Compose:
-    return compose(resize_steps(size) + [
-        A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25),
-                        fill=0, fill_mask=fill_mask, p=0.5),
-    ])
+    return compose(
+        resize_steps(size)
+        + [
+            A.CoarseDropout(
+                num_holes_range=(1, 3),
+                hole_height_range=(0.1, 0.25),
+                hole_width_range=(0.1, 0.25),
+                fill=0,
+                fill_mask=fill_mask,
+                p=0.5,
+            ),
+        ]
+    )
 
 
 def preset_seed001_clahe(size: SizeLike = None, p: float = 0.5) -> A.Compose:
@@ -174,10 +216,16 @@ def sample_seed(base_seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([int(base_seed), int(epoch), int(index)]).generate_state(1)[0])
 
 
-def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = None,
-            multilabel: np.ndarray | None = None, *, seed: int | None = None,
-            distance_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-            mirror_swap: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def augment(
+    pipeline: A.Compose,
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    multilabel: np.ndarray | None = None,
+    *,
+    seed: int | None = None,
+    distance_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    mirror_swap: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Run ``pipeline`` on one sample; returns ``image`` and whichever of ``mask``, ``multilabel``, ``distance``.
 
     ``image``: (H, W) or (H, W, C), any real dtype. ``mask``: (H, W) integer or
@@ -198,8 +246,10 @@ def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = No
     if mask is not None:
         mask = np.asarray(mask)
         if mask.ndim != 2:
-            raise AugmentationError(f"mask must be (H, W) class ids, got shape {mask.shape}; "
-                                    "pass (H, W, C) multilabel channels as multilabel=")
+            raise AugmentationError(
+                f"mask must be (H, W) class ids, got shape {mask.shape}; "
+                "pass (H, W, C) multilabel channels as multilabel="
+            )
         _check_hw("mask", mask, hw)
         data["mask"] = _mask_for_cv(mask)
     if multilabel is not None:
@@ -208,8 +258,9 @@ def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = No
             raise AugmentationError(f"multilabel must be (H, W, C) channels, got shape {multilabel.shape}")
         _check_hw("multilabel", multilabel, hw)
         if multilabel.dtype != bool and not np.isin(multilabel, (0, 1)).all():
-            raise AugmentationError("multilabel channels must be bool or 0/1, "
-                                    f"got values {np.unique(multilabel)[:8].tolist()}")
+            raise AugmentationError(
+                f"multilabel channels must be bool or 0/1, got values {np.unique(multilabel)[:8].tolist()}"
+            )
         data["masks"] = np.ascontiguousarray(np.moveaxis(multilabel.astype(np.uint8), -1, 0))
     if seed is not None:
         reseed(pipeline, seed)
@@ -219,8 +270,10 @@ def augment(pipeline: A.Compose, image: np.ndarray, mask: np.ndarray | None = No
         out = pipeline(**data)
     except (cv2.error, TypeError, ValueError) as e:
         names = ", ".join(type(t).__name__ for t in leaves(pipeline))
-        raise AugmentationError(f"augmentation [{names}] failed on an image of shape {image.shape}, "
-                                f"dtype {src_dtype}: {str(e).strip().splitlines()[-1]}") from e
+        raise AugmentationError(
+            f"augmentation [{names}] failed on an image of shape {image.shape}, "
+            f"dtype {src_dtype}: {str(e).strip().splitlines()[-1]}"
+        ) from e
     result = {"image": _restore_image(out["image"], src_dtype)}
     if mask is not None:
         result["mask"] = out["mask"].astype(mask.dtype, copy=False)
@@ -263,8 +316,10 @@ def assert_mask_integrity(mask_before_values: np.ndarray | list, mask_after: np.
     before = np.unique(np.asarray(mask_before_values))
     new = np.setdiff1d(np.unique(after), before)
     if new.size:
-        raise AssertionError(f"mask holds values {new[:10].tolist()} that were not in the original "
-                             f"{before[:10].tolist()}: it was interpolated or filled with a new id")
+        raise AssertionError(
+            f"mask holds values {new[:10].tolist()} that were not in the original "
+            f"{before[:10].tolist()}: it was interpolated or filled with a new id"
+        )
 
 
 def _check_hw(what: str, a: np.ndarray, hw: tuple[int, ...]) -> None:
@@ -288,7 +343,8 @@ def _image_for_cv(image: np.ndarray, pipeline: BaseCompose) -> np.ndarray:
                 f"{', '.join(intensity)} take uint8 images or floats in [0, 1], got {image.dtype} with range "
                 f"{image.min()}..{image.max()} (albumentations would clip it silently). Window it first "
                 "(medseg.io.normalise.apply_window) or convert to uint8; for full-depth CLAHE use "
-                "medseg.io.normalise.clahe as preprocessing.")
+                "medseg.io.normalise.clahe as preprocessing."
+            )
     # float32 holds every uint16 / int16 value exactly
     return image.astype(np.float32, copy=False)
 
@@ -296,7 +352,7 @@ def _image_for_cv(image: np.ndarray, pipeline: BaseCompose) -> np.ndarray:
 def _restore_image(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if image.dtype == dtype:
         return image
-    if dtype == bool:
+    if dtype.kind == "b":
         return image >= 0.5
     if dtype.kind in "iu":
         info = np.iinfo(dtype)

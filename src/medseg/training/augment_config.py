@@ -48,32 +48,66 @@ from medseg.training.augment import (
 
 _NOT_OFFERED = {
     # need bounding boxes, keypoints, reference images or metadata we never pass
-    "AtLeastOneBBoxRandomCrop", "BBoxSafeRandomCrop", "RandomSizedBBoxSafeCrop", "RandomCropNearBBox",
-    "Mosaic", "OverlayElements", "TextImage", "FDA", "HistogramMatching", "PixelDistributionAdaptation",
+    "AtLeastOneBBoxRandomCrop",
+    "BBoxSafeRandomCrop",
+    "RandomSizedBBoxSafeCrop",
+    "RandomCropNearBBox",
+    "Mosaic",
+    "OverlayElements",
+    "TextImage",
+    "FDA",
+    "HistogramMatching",
+    "PixelDistributionAdaptation",
     # not serialisable, or tensor conversion
-    "Lambda", "ReplayCompose", "ToTensorV2", "ToTensor3D",
+    "Lambda",
+    "ReplayCompose",
+    "ToTensorV2",
+    "ToTensor3D",
     # normalisation is the model's Preprocessing (medseg.io.normalise.to_model_input)
-    "Normalize", "ToFloat", "FromFloat",
+    "Normalize",
+    "ToFloat",
+    "FromFloat",
     # abstract bases
-    "BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D", "BaseCompose",
+    "BasicTransform",
+    "DualTransform",
+    "ImageOnlyTransform",
+    "Transform3D",
+    "BaseCompose",
 }
 
 _RENAMED = {  # albumentations 1.x argument -> what 2.x takes instead
-    "max_holes": "num_holes_range", "min_holes": "num_holes_range",
-    "max_height": "hole_height_range", "min_height": "hole_height_range",
-    "max_width": "hole_width_range", "min_width": "hole_width_range",
-    "fill_value": "fill", "mask_fill_value": "fill_mask", "value": "fill", "mask_value": "fill_mask",
-    "cval": "fill", "cval_mask": "fill_mask", "mode": "border_mode",
+    "max_holes": "num_holes_range",
+    "min_holes": "num_holes_range",
+    "max_height": "hole_height_range",
+    "min_height": "hole_height_range",
+    "max_width": "hole_width_range",
+    "min_width": "hole_width_range",
+    "fill_value": "fill",
+    "mask_fill_value": "fill_mask",
+    "value": "fill",
+    "mask_value": "fill_mask",
+    "cval": "fill",
+    "cval_mask": "fill_mask",
+    "mode": "border_mode",
     "alpha_affine": "nothing: it was removed in albumentations 2; add an Affine step for the affine part",
     "always_apply": "p=1",
 }
 
 _FLAGS = {
-    "interpolation": {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC,
-                      "area": cv2.INTER_AREA, "lanczos4": cv2.INTER_LANCZOS4},
-    "border_mode": {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
-                    "reflect": cv2.BORDER_REFLECT, "reflect_101": cv2.BORDER_REFLECT_101,
-                    "wrap": cv2.BORDER_WRAP},
+    "interpolation": {
+        "nearest": cv2.INTER_NEAREST,
+        "linear": cv2.INTER_LINEAR,
+        "cubic": cv2.INTER_CUBIC,
+        "area": cv2.INTER_AREA,
+        "lanczos4": cv2.INTER_LANCZOS4,
+    },
+    "border_mode": {
+        "constant": cv2.BORDER_CONSTANT,
+        "replicate": cv2.BORDER_REPLICATE,
+        "reflect": cv2.BORDER_REFLECT,
+        "reflect_101": cv2.BORDER_REFLECT_101,
+        "wrap": cv2.BORDER_WRAP,
+    },
 }
 _FLAGS["mask_interpolation"] = _FLAGS["interpolation"]
 
@@ -95,8 +129,9 @@ def _moves_masks(cls: type) -> bool:
     return issubclass(cls, ImageOnlyTransform) or Targets.MASK in getattr(cls, "_targets", ())
 
 
-def build_augmentation(spec: str | Sequence[Mapping[str, Any]] | Mapping[str, Any] | None,
-                       size: SizeLike = None) -> A.Compose:
+def build_augmentation(
+    spec: str | Sequence[Mapping[str, Any]] | Mapping[str, Any] | None, size: SizeLike = None
+) -> A.Compose:
     """A pipeline from a preset name, a list of steps, or a dict saved by :func:`pipeline_to_dict`.
 
     ``size`` adds a Resize (nearest for masks) before the steps of a list or preset.
@@ -111,8 +146,10 @@ def build_augmentation(spec: str | Sequence[Mapping[str, Any]] | Mapping[str, An
         if "preset" in spec:
             options = {k: v for k, v in spec.items() if k != "preset"}
             return get_preset(spec["preset"], size, **options)
-        raise AugmentationError("an augmentation dict needs 'preset' (a name) or 'transform' "
-                                f"(a pipeline_to_dict result), got keys {sorted(spec)}")
+        raise AugmentationError(
+            "an augmentation dict needs 'preset' (a name) or 'transform' "
+            f"(a pipeline_to_dict result), got keys {sorted(spec)}"
+        )
     if not isinstance(spec, Sequence):
         raise AugmentationError(f"augmentation must be a preset name or a list of steps, got {type(spec).__name__}")
     return compose(resize_steps(size) + [_build_step(step, f"augmentation step [{i}]") for i, step in enumerate(spec)])
@@ -124,19 +161,22 @@ def _build_step(step: Any, where: str) -> BasicTransform | BaseCompose:
     name = step["name"]
     valid = available_transforms()
     if name not in valid:
-        hint = "It needs inputs a segmentation sample does not have, or is not augmentation." \
-            if hasattr(A, name) else ""
+        hint = (
+            "It needs inputs a segmentation sample does not have, or is not augmentation." if hasattr(A, name) else ""
+        )
         raise UnknownNameError("augmentation transform", name, list(valid), hint=f"({where}) {hint}".strip())
     cls = getattr(A, name)
     where = f"{where} {name}"
     kwargs = {k: v for k, v in step.items() if k != "name"}
-    params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items()
-              if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    params = {
+        n: p
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
     for arg in kwargs:
         if arg not in params:
             hint = f" (use {_RENAMED[arg]})" if arg in _RENAMED else ""
-            raise AugmentationError(f"{where}: unknown argument {arg!r}{hint}; "
-                                    f"valid: {', '.join(params)}")
+            raise AugmentationError(f"{where}: unknown argument {arg!r}{hint}; valid: {', '.join(params)}")
     for arg, table in _FLAGS.items():
         if isinstance(kwargs.get(arg), str):
             key = kwargs[arg].lower().removeprefix("cv2.").removeprefix("inter_").removeprefix("border_")
@@ -144,8 +184,10 @@ def _build_step(step: Any, where: str) -> BasicTransform | BaseCompose:
                 raise AugmentationError(f"{where}: {arg}={kwargs[arg]!r} is not one of {', '.join(table)}")
             kwargs[arg] = table[key]
     if "mask_interpolation" in params and kwargs.setdefault("mask_interpolation", NEAREST) != NEAREST:
-        raise AugmentationError(f"{where}: mask_interpolation must be nearest (cv2.INTER_NEAREST = 0): "
-                                "any other mode blends class ids into values that are no class")
+        raise AugmentationError(
+            f"{where}: mask_interpolation must be nearest (cv2.INTER_NEAREST = 0): "
+            "any other mode blends class ids into values that are no class"
+        )
     if issubclass(cls, BaseCompose):
         children = kwargs.get("transforms")
         if not isinstance(children, Sequence) or isinstance(children, str) or not children:
@@ -189,7 +231,8 @@ def pipeline_from_dict(data: Mapping[str, Any]) -> A.Compose:
         if type(t).__name__ not in valid:
             raise AugmentationError(f"saved augmentation holds {type(t).__name__}, which is not offered")
         if getattr(t, "mask_interpolation", NEAREST) != NEAREST:
-            raise AugmentationError(f"saved augmentation: {type(t).__name__} has a mask_interpolation "
-                                    "other than nearest")
+            raise AugmentationError(
+                f"saved augmentation: {type(t).__name__} has a mask_interpolation other than nearest"
+            )
     pipeline.set_mask_interpolation(NEAREST)
     return pipeline

@@ -59,8 +59,9 @@ def sample_lambda(alpha: float, generator: torch.Generator | None = None) -> flo
     return float(np.random.default_rng(seed).beta(alpha, alpha))
 
 
-def mixup(images: torch.Tensor, targets: Targets, alpha: float = 1.0,
-          generator: torch.Generator | None = None) -> MixupResult:
+def mixup(
+    images: torch.Tensor, targets: Targets, alpha: float = 1.0, generator: torch.Generator | None = None
+) -> MixupResult:
     """Blend each image with a partner from the same batch (seed 004's mixup)."""
     _check_images(images)
     _map(lambda t: _check_batch(t, images.shape[0], "target"), targets)
@@ -70,8 +71,9 @@ def mixup(images: torch.Tensor, targets: Targets, alpha: float = 1.0,
     return MixupResult(mixed, targets, _map(lambda t: t[index], targets), lam, index)
 
 
-def mixed_loss(loss_fn: Callable[..., torch.Tensor], pred: Any, targets_a: Targets, targets_b: Targets,
-               lam: float) -> torch.Tensor:
+def mixed_loss(
+    loss_fn: Callable[..., torch.Tensor], pred: Any, targets_a: Targets, targets_b: Targets, lam: float
+) -> torch.Tensor:
     """``lam * loss_fn(pred, a) + (1 - lam) * loss_fn(pred, b)``.
 
     A tuple / list of targets is passed as further positional arguments, a
@@ -80,8 +82,9 @@ def mixed_loss(loss_fn: Callable[..., torch.Tensor], pred: Any, targets_a: Targe
     return lam * _call(loss_fn, pred, targets_a) + (1.0 - lam) * _call(loss_fn, pred, targets_b)
 
 
-def cutmix(images: torch.Tensor, targets: Targets, alpha: float = 1.0,
-           generator: torch.Generator | None = None) -> CutmixResult:
+def cutmix(
+    images: torch.Tensor, targets: Targets, alpha: float = 1.0, generator: torch.Generator | None = None
+) -> CutmixResult:
     """Paste one random box of the partner images and targets into each sample (Yun et al., 2019).
 
     The box covers about ``1 - lambda`` of the image, lambda ~ Beta(alpha, alpha);
@@ -121,15 +124,19 @@ def _permutation(images: torch.Tensor, generator: torch.Generator | None) -> tor
 
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError("images must be a floating (B, C, H, W) tensor, got "
-                         f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))} "
-                         f"{getattr(images, 'dtype', '')}")
+        raise ValueError(
+            "images must be a floating (B, C, H, W) tensor, got "
+            f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))} "
+            f"{getattr(images, 'dtype', '')}"
+        )
 
 
 def _check_batch(t: torch.Tensor, b: int, what: str) -> None:
     if not isinstance(t, torch.Tensor) or t.ndim < 1 or t.shape[0] != b:
-        raise ValueError(f"{what} must be a tensor with the batch ({b}) first, got "
-                         f"{type(t).__name__} {tuple(getattr(t, 'shape', ()))}")
+        raise ValueError(
+            f"{what} must be a tensor with the batch ({b}) first, got "
+            f"{type(t).__name__} {tuple(getattr(t, 'shape', ()))}"
+        )
 
 
 def _map(fn: Callable[[torch.Tensor], Any], targets: Targets) -> Any:

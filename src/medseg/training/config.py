@@ -30,8 +30,8 @@ class DataConfig:
     num_workers: int = 0
     group_pattern: str | None = None
     cache_mb: float = 1024.0
-    statuses: list[str] | None = None   # workspace roots only: which review statuses train (default: not excluded)
-    mirror_swap: dict[str, str] | None = None   # class names exchanged when a flip mirrors the image (left/right)
+    statuses: list[str] | None = None  # workspace roots only: which review statuses train (default: not excluded)
+    mirror_swap: dict[str, str] | None = None  # class names exchanged when a flip mirrors the image (left/right)
 
 
 @dataclass
@@ -196,8 +196,10 @@ def _build(cls: type, d: Any, prefix: str, problems: list[str]):
     for key, value in d.items():
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            problems.append(f"{prefix}{key}: unknown field" + (f" (did you mean {close[0]!r}?)" if close else
-                            f"; valid: {', '.join(names)}"))
+            problems.append(
+                f"{prefix}{key}: unknown field"
+                + (f" (did you mean {close[0]!r}?)" if close else f"; valid: {', '.join(names)}")
+            )
             continue
         hint = hints[key]
         if dataclasses.is_dataclass(hint):

@@ -127,12 +127,17 @@ def decode_sample(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
         spacing = tuple(float(v) for v in sample.extra["spacing"])
     mask = np.asarray(sample.load_mask())
     if mask.shape[:2] != x.shape[:2]:
-        raise MaskError(next(iter(sample.mask_paths.values()), sample.image_path),
-                        f"mask of sample {sample.id} is {mask.shape[:2]}, its image {x.shape[:2]}")
+        raise MaskError(
+            next(iter(sample.mask_paths.values()), sample.image_path),
+            f"mask of sample {sample.id} is {mask.shape[:2]}, its image {x.shape[:2]}",
+        )
     if classmap.task == "multilabel":
         if mask.ndim != 3 or mask.shape[2] != classmap.num_classes:
-            raise MaskError(sample.image_path, f"sample {sample.id}: a multilabel mask has {classmap.num_classes} "
-                                               f"channels (H, W, C), got shape {mask.shape}")
+            raise MaskError(
+                sample.image_path,
+                f"sample {sample.id}: a multilabel mask has {classmap.num_classes} "
+                f"channels (H, W, C), got shape {mask.shape}",
+            )
         label = mask.astype(bool)
     else:
         if mask.ndim != 2:
@@ -143,9 +148,10 @@ def decode_sample(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
         bad[~bad] = lut[ids[~bad]] < 0
         if bad.any():
             values = np.unique(mask[bad])[:10].tolist()
-            raise MaskError(next(iter(sample.mask_paths.values()), sample.image_path),
-                            f"sample {sample.id} holds class ids {values} that the class map lacks "
-                            f"(ids: {classmap.ids})")
+            raise MaskError(
+                next(iter(sample.mask_paths.values()), sample.image_path),
+                f"sample {sample.id} holds class ids {values} that the class map lacks (ids: {classmap.ids})",
+            )
         label = lut[ids].astype(np.uint8 if classmap.num_classes < 256 else np.int32)
     if size is None:
         x, label = pad_to_stride(x, label, int(prep.divisible_by or 1))
@@ -167,8 +173,10 @@ def pad_to_stride(image: np.ndarray, label: np.ndarray, stride: int) -> tuple[np
     if rows + pad[0][1] == stride and cols + pad[1][1] == stride:
         pad = (pad[0], (0, pad[1][1] + stride))
     extra = ((0, 0),) * (image.ndim - 2)
-    return (np.pad(image, pad + extra, mode="symmetric"),
-            np.pad(label, pad + ((0, 0),) * (label.ndim - 2), mode="symmetric"))
+    return (
+        np.pad(image, pad + extra, mode="symmetric"),
+        np.pad(label, pad + ((0, 0),) * (label.ndim - 2), mode="symmetric"),
+    )
 
 
 class SegmentationData(torch.utils.data.Dataset):
@@ -180,17 +188,26 @@ class SegmentationData(torch.utils.data.Dataset):
     (C, H, W) float32 when ``dist_maps`` is True.
     """
 
-    def __init__(self, samples: Sequence[Any], classmap: ClassMap, preprocessing: Preprocessing,
-                 image_size: Sequence[int] | None, augmentation: Any = None, seed: int = 0,
-                 dist_maps: bool = False, cache_mb: float = 1024, extras: Sequence[Decoded] = (),
-                 mirror_swap: dict[str, str] | None = None):
+    def __init__(
+        self,
+        samples: Sequence[Any],
+        classmap: ClassMap,
+        preprocessing: Preprocessing,
+        image_size: Sequence[int] | None,
+        augmentation: Any = None,
+        seed: int = 0,
+        dist_maps: bool = False,
+        cache_mb: float = 1024,
+        extras: Sequence[Decoded] = (),
+        mirror_swap: dict[str, str] | None = None,
+    ):
         self.samples, self.extras = list(samples), list(extras)
         self.mirror_swap = mirror_permutation(classmap, mirror_swap) if mirror_swap else None
         self.classmap, self.preprocessing = classmap, preprocessing
         self.task, self.classes = classmap.task, classmap.num_classes
         self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self.augmentation, self.seed, self.dist_maps = augmentation, int(seed), bool(dist_maps)
-        self.cache_bytes = int(cache_mb * 2 ** 20)
+        self.cache_bytes = int(cache_mb * 2**20)
         self._cache: dict[int, Decoded] = {}
         self._cached_bytes = 0
 
@@ -218,15 +235,21 @@ class SegmentationData(torch.utils.data.Dataset):
         image, label = d.image, d.label
         if self.augmentation is not None:
             kw = {"multilabel": label} if self.task == "multilabel" else {"mask": label}
-            out = augment(self.augmentation, image, seed=sample_seed(self.seed, epoch, index),
-                          mirror_swap=self.mirror_swap, **kw)
+            out = augment(
+                self.augmentation, image, seed=sample_seed(self.seed, epoch, index), mirror_swap=self.mirror_swap, **kw
+            )
             image = out["image"]
             label = out["multilabel"] if self.task == "multilabel" else out["mask"]
-        item = {"image": torch.from_numpy(standardise(image, self.preprocessing)), "target": self._target(label),
-                "spacing": torch.tensor(d.spacing, dtype=torch.float64), "index": int(index)}
+        item = {
+            "image": torch.from_numpy(standardise(image, self.preprocessing)),
+            "target": self._target(label),
+            "spacing": torch.tensor(d.spacing, dtype=torch.float64),
+            "index": int(index),
+        }
         if self.dist_maps:
             item["dist_maps"] = torch.from_numpy(
-                class_distance_maps(item["target"].numpy(), self.classes, d.spacing, self.task))
+                class_distance_maps(item["target"].numpy(), self.classes, d.spacing, self.task)
+            )
         return item
 
     def _target(self, label: np.ndarray) -> torch.Tensor:
@@ -281,7 +304,7 @@ class EpochBatches(Sampler[list[Key]]):
         if self.max_batches is not None:
             total = min(total, self.max_batches)
         for b in range(self.start, total):
-            yield [(i, self.epoch) for i in order[b * self.batch:(b + 1) * self.batch]]
+            yield [(i, self.epoch) for i in order[b * self.batch : (b + 1) * self.batch]]
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -289,23 +312,32 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         return default_collate(items)
     except RuntimeError as e:
         shapes = sorted({tuple(i["image"].shape) for i in items})
-        raise ValueError(f"cannot batch images of different sizes {shapes[:4]}: set data.image_size "
-                         "so that every image is resized to one size") from e
+        raise ValueError(
+            f"cannot batch images of different sizes {shapes[:4]}: set data.image_size "
+            "so that every image is resized to one size"
+        ) from e
 
 
 def seed_worker(worker_id: int) -> None:
     """numpy / random in a loader worker seeded from torch's per-worker seed (itself from the loader's generator)."""
-    s = torch.initial_seed() % 2 ** 32
+    s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
 
 
-def make_loader(data: SegmentationData, sampler: Sampler, num_workers: int = 0, seed: int = 0,
-                pin_memory: bool = False) -> DataLoader:
-    return DataLoader(data, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                      worker_init_fn=seed_worker if num_workers else None,
-                      generator=torch.Generator().manual_seed(int(seed)), pin_memory=pin_memory,
-                      persistent_workers=num_workers > 0)
+def make_loader(
+    data: SegmentationData, sampler: Sampler, num_workers: int = 0, seed: int = 0, pin_memory: bool = False
+) -> DataLoader:
+    return DataLoader(
+        data,
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        worker_init_fn=seed_worker if num_workers else None,
+        generator=torch.Generator().manual_seed(int(seed)),
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
 
 
 def sequential_batches(n: int, batch: int) -> list[list[Key]]:

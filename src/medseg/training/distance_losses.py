@@ -58,23 +58,26 @@ class BoundaryLoss(nn.Module):
 
     needs_dist_maps = True
 
-    def __init__(self, mode: str, classes: Sequence[int] | None = None, from_logits: bool = True,
-                 nonnegative: bool = False):
+    def __init__(
+        self, mode: str, classes: Sequence[int] | None = None, from_logits: bool = True, nonnegative: bool = False
+    ):
         super().__init__()
         _check(mode)
         self.mode, self.classes, self.from_logits, self.nonnegative = mode, classes, from_logits, nonnegative
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor | None = None,
-                dist_maps: Any = None) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor | None = None, dist_maps: Any = None) -> torch.Tensor:
         if dist_maps is None:
             raise MissingDistanceMapsError(
                 "the boundary loss needs the batch's signed distance maps (dist_maps=...); add "
-                "medseg.training.distance_maps.DistanceMaps to the data pipeline")
+                "medseg.training.distance_maps.DistanceMaps to the data pipeline"
+            )
         # float32 whatever the autocast dtype: a mean over many pixels in fp16 loses the small terms
         phi = torch.as_tensor(dist_maps, device=logits.device, dtype=torch.float32)
         if phi.shape != logits.shape:
-            raise ValueError(f"distance maps of shape {tuple(phi.shape)} do not fit logits of shape "
-                             f"{tuple(logits.shape)} (one map per logit channel)")
+            raise ValueError(
+                f"distance maps of shape {tuple(phi.shape)} do not fit logits of shape "
+                f"{tuple(logits.shape)} (one map per logit channel)"
+            )
         idc = _channels(self.mode, logits.shape[1], self.classes)
         probs = _probabilities(logits.float(), self.mode, self.from_logits)[:, idc]
         phi = phi[:, idc]
@@ -116,8 +119,14 @@ class HausdorffDTLoss(nn.Module):
     ``(p - g)^2`` only. Costs two EDTs per image and channel each step.
     """
 
-    def __init__(self, mode: str, classes: Sequence[int] | None = None, alpha: float = 2.0,
-                 from_logits: bool = True, spacing: float | Sequence[float] | None = None):
+    def __init__(
+        self,
+        mode: str,
+        classes: Sequence[int] | None = None,
+        alpha: float = 2.0,
+        from_logits: bool = True,
+        spacing: float | Sequence[float] | None = None,
+    ):
         super().__init__()
         _check(mode)
         self.mode, self.classes, self.alpha = mode, classes, float(alpha)
@@ -131,8 +140,9 @@ class HausdorffDTLoss(nn.Module):
         if self.mode == "binary" and target.ndim == like.ndim - 1:
             target = target.unsqueeze(1)
         if target.shape != like.shape:
-            raise ValueError(f"{self.mode} target of shape {tuple(target.shape)} does not fit logits of "
-                             f"shape {tuple(like.shape)}")
+            raise ValueError(
+                f"{self.mode} target of shape {tuple(target.shape)} does not fit logits of shape {tuple(like.shape)}"
+            )
         return (target > 0.5).to(like.dtype)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, dist_maps: Any = None) -> torch.Tensor:
@@ -148,7 +158,7 @@ class HausdorffDTLoss(nn.Module):
         d_p = _fields(hard[:, idc], sp).to(probs.dtype)
         d_g = _fields(g[:, idc] > 0.5, sp).to(probs.dtype)
         err = (probs[:, idc] - g[:, idc]) ** 2
-        return (err * (d_p ** self.alpha + d_g ** self.alpha)).mean()
+        return (err * (d_p**self.alpha + d_g**self.alpha)).mean()
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, classes={self.classes}, alpha={self.alpha}"

@@ -82,14 +82,21 @@ def class_masks(target: Any, classes: int, task: str, channel_last: bool = False
         if channel_last:
             t = np.moveaxis(t, -1, 0)
         if t.shape[0] != classes:
-            raise ValueError(f"a multilabel target has {classes} channels (channel "
-                             f"{'last' if channel_last else 'first'}), got shape {t.shape}")
+            raise ValueError(
+                f"a multilabel target has {classes} channels (channel "
+                f"{'last' if channel_last else 'first'}), got shape {t.shape}"
+            )
         return t > 0.5
     raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
 
 
-def class_distance_maps(target: Any, classes: int, spacing: float | Sequence[float] | None = None,
-                        task: str = "multiclass", channel_last: bool = False) -> np.ndarray:
+def class_distance_maps(
+    target: Any,
+    classes: int,
+    spacing: float | Sequence[float] | None = None,
+    task: str = "multiclass",
+    channel_last: bool = False,
+) -> np.ndarray:
     """Signed distance maps (C, *spatial) float32, one per class channel of ``target``.
 
     Channels follow the model's logits: 1 for binary, ``classes`` (with
@@ -103,8 +110,10 @@ def class_distance_maps(target: Any, classes: int, spacing: float | Sequence[flo
 def resized_spacing(spacing: Sequence[float], old_shape: Sequence[int], new_shape: Sequence[int]) -> tuple[float, ...]:
     """Physical pixel size after resizing an image of ``old_shape`` (spatial) to ``new_shape``."""
     if not len(spacing) == len(old_shape) == len(new_shape):
-        raise ValueError(f"spacing {tuple(spacing)}, old shape {tuple(old_shape)} and new shape "
-                         f"{tuple(new_shape)} need one entry per spatial axis")
+        raise ValueError(
+            f"spacing {tuple(spacing)}, old shape {tuple(old_shape)} and new shape "
+            f"{tuple(new_shape)} need one entry per spatial axis"
+        )
     return tuple(float(s) * o / n for s, o, n in zip(spacing, old_shape, new_shape))
 
 
@@ -118,8 +127,14 @@ class DistanceMaps:
     now, e.g. ``resized_spacing`` after a resize).
     """
 
-    def __init__(self, classes: int, task: str, spacing: float | Sequence[float] | None = None,
-                 channel_last: bool = False, key: str = "dist_maps"):
+    def __init__(
+        self,
+        classes: int,
+        task: str,
+        spacing: float | Sequence[float] | None = None,
+        channel_last: bool = False,
+        key: str = "dist_maps",
+    ):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
         self.classes, self.task, self.spacing = classes, task, spacing
@@ -133,5 +148,7 @@ class DistanceMaps:
         return sample
 
     def __repr__(self) -> str:
-        return (f"DistanceMaps(classes={self.classes}, task={self.task!r}, spacing={self.spacing!r}, "
-                f"channel_last={self.channel_last})")
+        return (
+            f"DistanceMaps(classes={self.classes}, task={self.task!r}, spacing={self.spacing!r}, "
+            f"channel_last={self.channel_last})"
+        )

@@ -34,8 +34,9 @@ class DistContext:
     device: str
 
     @classmethod
-    def from_env(cls, device: str = "auto", env: Mapping[str, str] | None = None,
-                 init: bool = True) -> DistContext | None:
+    def from_env(
+        cls, device: str = "auto", env: Mapping[str, str] | None = None, init: bool = True
+    ) -> DistContext | None:
         """The context torchrun describes in ``env`` (default ``os.environ``), or None outside torchrun.
 
         ``device``: "auto" takes ``cuda:LOCAL_RANK`` when CUDA is available, else
@@ -53,14 +54,17 @@ class DistContext:
             rank = int(env.get("RANK", "0"))
             local_rank = int(env.get("LOCAL_RANK", "0"))
         except ValueError as e:
-            raise ValueError(f"torchrun environment is malformed ({e}); "
-                             f"expected integers in RANK, WORLD_SIZE, LOCAL_RANK") from None
+            raise ValueError(
+                f"torchrun environment is malformed ({e}); expected integers in RANK, WORLD_SIZE, LOCAL_RANK"
+            ) from None
         if world_size <= 1:
             return None
         if missing:
-            raise ValueError(f"WORLD_SIZE={world_size} is set but {', '.join(missing)} "
-                             f"{'is' if len(missing) == 1 else 'are'} not: start the run with "
-                             f"`torchrun --nproc_per_node N -m medseg.cli train CONFIG.yaml`")
+            raise ValueError(
+                f"WORLD_SIZE={world_size} is set but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not: start the run with "
+                f"`torchrun --nproc_per_node N -m medseg.cli train CONFIG.yaml`"
+            )
         if not 0 <= rank < world_size:
             raise ValueError(f"RANK={rank} is outside 0..{world_size - 1} (WORLD_SIZE={world_size})")
         dev = _rank_device(device, local_rank)
@@ -77,8 +81,7 @@ class DistContext:
         if self.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(self.device))
         # env:// reads MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE exactly as torchrun set them
-        dist.init_process_group(backend=self.backend, init_method="env://",
-                                rank=self.rank, world_size=self.world_size)
+        dist.init_process_group(backend=self.backend, init_method="env://", rank=self.rank, world_size=self.world_size)
 
     @property
     def is_main(self) -> bool:
@@ -141,8 +144,9 @@ class DistContext:
         return torch.device(self.device) if self.backend == "nccl" else torch.device("cpu")
 
 
-def shard_indices(indices: Sequence[int], rank: int, world_size: int, epoch: int, seed: int,
-                  shuffle: bool = True) -> list[int]:
+def shard_indices(
+    indices: Sequence[int], rank: int, world_size: int, epoch: int, seed: int, shuffle: bool = True
+) -> list[int]:
     """See ``DistContext.shard``; a function so it can be checked without a process group."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
@@ -167,8 +171,9 @@ def _rank_device(device: str, local_rank: int) -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device 'cpu' "
-                             "(gloo) or 'auto'")
+            raise ValueError(
+                f"device {device!r} was asked for but CUDA is not available; use device 'cpu' (gloo) or 'auto'"
+            )
         # torchrun gives each local rank its own GPU; a fixed index would put every rank on one card
         return f"cuda:{local_rank}"
     raise ValueError(f"device {device!r} cannot be used for distributed training; valid: auto, cpu, cuda")

@@ -23,8 +23,21 @@ from typing import Any, ClassVar
 from medseg.errors import Cancelled
 from medseg.jobs import Event, Failed, Progress, Result, Started, cancelled_to_dict, event_from_dict, register_event
 
-__all__ = ["Cancelled", "CheckpointSaved", "EpochEnd", "Event", "Failed", "OOMRecovered", "Progress", "Result",
-           "Started", "Step", "TrainSummary", "read_event", "to_json"]
+__all__ = [
+    "Cancelled",
+    "CheckpointSaved",
+    "EpochEnd",
+    "Event",
+    "Failed",
+    "OOMRecovered",
+    "Progress",
+    "Result",
+    "Started",
+    "Step",
+    "TrainSummary",
+    "read_event",
+    "to_json",
+]
 
 STAGE = "train"
 
@@ -108,7 +121,6 @@ def read_event(d: dict[str, Any]) -> Any:
     if isinstance(event, Result) and isinstance(event.value, dict):
         return Result(TrainSummary.from_dict(event.value))
     return event
-
 
 
 def to_json(event: Any) -> str:

@@ -47,11 +47,14 @@ DISTANCE_LOSSES: dict[str, Callable[..., nn.Module]] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "seed004_bce_tversky": {"terms": [{"name": "bce", "weight": 0.5},
-                                      {"name": "tversky", "weight": 0.5, "alpha": 0.5, "beta": 0.5}]},
+    "seed004_bce_tversky": {
+        "terms": [{"name": "bce", "weight": 0.5}, {"name": "tversky", "weight": 0.5, "alpha": 0.5, "beta": 0.5}]
+    },
     "seed004_bce_dice": {"terms": [{"name": "bce", "weight": 0.6}, {"name": "dice", "weight": 0.4}]},
-    "seed001_dice_boundary": {"terms": [{"name": "dice", "weight": 0.01}, {"name": "boundary", "weight": 0.99}],
-                              "aux_weight": 0.3},
+    "seed001_dice_boundary": {
+        "terms": [{"name": "dice", "weight": 0.01}, {"name": "boundary", "weight": 0.99}],
+        "aux_weight": 0.3,
+    },
 }
 
 CONFIG_KEYS = ("terms", "aux_weight", "schedule", "learnable", "preset")
@@ -76,7 +79,8 @@ def build_term(name: str, mode: str, **kwargs: Any) -> nn.Module:
 def presence_bce(aux_logits: torch.Tensor, target: torch.Tensor, mode: str) -> torch.Tensor:
     """BCE of the aux logits (B, classes) against per-class presence of ``target``."""
     return F.binary_cross_entropy_with_logits(
-        aux_logits, presence_targets(target, mode, aux_logits.shape[1]).to(aux_logits))
+        aux_logits, presence_targets(target, mode, aux_logits.shape[1]).to(aux_logits)
+    )
 
 
 @dataclass
@@ -91,8 +95,9 @@ class RebalanceSchedule:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.floor <= self.start <= 1.0 or self.step < 0:
-            raise ValueError(f"schedule needs 0 <= floor ({self.floor}) <= start ({self.start}) <= 1 "
-                             f"and step ({self.step}) >= 0")
+            raise ValueError(
+                f"schedule needs 0 <= floor ({self.floor}) <= start ({self.start}) <= 1 and step ({self.step}) >= 0"
+            )
 
     def alpha(self, epoch: int) -> float:
         return max(self.floor, self.start - self.step * epoch)
@@ -103,8 +108,10 @@ class RebalanceSchedule:
         epochs = d.pop("epochs", None)
         unknown = set(d) - {"region", "boundary", "start", "floor", "step"}
         if unknown:
-            raise ValueError(f"unknown schedule keys {sorted(unknown)}; valid: region, boundary, start, "
-                             "floor, step, epochs (epochs to reach the floor, instead of step)")
+            raise ValueError(
+                f"unknown schedule keys {sorted(unknown)}; valid: region, boundary, start, "
+                "floor, step, epochs (epochs to reach the floor, instead of step)"
+            )
         if epochs is not None:
             if "step" in d:
                 raise ValueError("give the schedule either 'step' or 'epochs', not both")
@@ -117,10 +124,16 @@ class RebalanceSchedule:
 class CombinedLoss(nn.Module):
     """``sum w_i * L_i + aux_weight * aux_loss(aux_logits, target)``; see the module docstring."""
 
-    def __init__(self, terms: Sequence[tuple[float, nn.Module]], aux_weight: float = 0.0,
-                 aux_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 names: Sequence[str] | None = None, mode: str | None = None,
-                 schedule: RebalanceSchedule | None = None, learnable: bool = False):
+    def __init__(
+        self,
+        terms: Sequence[tuple[float, nn.Module]],
+        aux_weight: float = 0.0,
+        aux_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        names: Sequence[str] | None = None,
+        mode: str | None = None,
+        schedule: RebalanceSchedule | None = None,
+        learnable: bool = False,
+    ):
         super().__init__()
         if not terms:
             raise ValueError("a combined loss needs at least one (weight, loss) term")
@@ -172,8 +185,14 @@ class CombinedLoss(nn.Module):
             return dict(zip(self.names, torch.exp(-self.log_vars.detach()).tolist()))
         return dict(zip(self.names, self.weights))
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, *, dist_maps: Any = None,
-                aux_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        dist_maps: Any = None,
+        aux_logits: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=logits.device)
         for i, (name, loss) in enumerate(zip(self.names, self.losses)):
@@ -181,7 +200,8 @@ class CombinedLoss(nn.Module):
                 if dist_maps is None:
                     raise MissingDistanceMapsError(
                         f"loss term {name!r} needs the batch's signed distance maps (dist_maps=...), and the "
-                        "batch has none: add medseg.training.distance_maps.DistanceMaps to the data pipeline")
+                        "batch has none: add medseg.training.distance_maps.DistanceMaps to the data pipeline"
+                    )
                 value = loss(logits, target, dist_maps=dist_maps)
             else:
                 value = loss(logits, target)
@@ -193,10 +213,15 @@ class CombinedLoss(nn.Module):
                 total = total + self.weights[i] * value
         if self.aux_weight > 0:
             if aux_logits is None:
-                raise ValueError("the loss has an aux term (aux_weight > 0) but no aux logits were given: build "
-                                 "the model with aux=True and pass aux_logits=model.last_aux")
-            value = (self.aux_loss(aux_logits, target) if self.aux_loss is not None
-                     else presence_bce(aux_logits, target, self.mode))  # type: ignore[arg-type]
+                raise ValueError(
+                    "the loss has an aux term (aux_weight > 0) but no aux logits were given: build "
+                    "the model with aux=True and pass aux_logits=model.last_aux"
+                )
+            value = (
+                self.aux_loss(aux_logits, target)
+                if self.aux_loss is not None
+                else presence_bce(aux_logits, target, self.mode)
+            )  # type: ignore[arg-type]
             parts["aux"] = value.detach()
             total = total + self.aux_weight * value
         return total, parts
@@ -256,8 +281,9 @@ def build_loss_from_config(config: dict[str, Any] | str, mode: str) -> CombinedL
             continue
         if name == "boundary" and learnable:
             if kw.get("nonnegative") is False:
-                problems.append(f"terms[{i}]: learnable weights need the boundary term shifted to >= 0 "
-                                "(nonnegative=True)")
+                problems.append(
+                    f"terms[{i}]: learnable weights need the boundary term shifted to >= 0 (nonnegative=True)"
+                )
             kw["nonnegative"] = True
         try:
             terms.append((float(weight), build_term(name, mode, **kw)))
@@ -279,7 +305,8 @@ def build_loss_from_config(config: dict[str, Any] | str, mode: str) -> CombinedL
     if problems:
         raise ValueError("invalid loss config: " + "; ".join(problems))
     try:
-        return CombinedLoss(terms, aux_weight=aux_weight, names=names, mode=mode, schedule=schedule,
-                            learnable=learnable)
+        return CombinedLoss(
+            terms, aux_weight=aux_weight, names=names, mode=mode, schedule=schedule, learnable=learnable
+        )
     except ValueError as e:
         raise ValueError(f"invalid loss config: {e}") from e

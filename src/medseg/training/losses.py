@@ -71,8 +71,10 @@ def bce_target(logits: torch.Tensor, target: torch.Tensor, mode: str) -> torch.T
     if mode == "binary" and target.ndim == logits.ndim - 1:
         target = target.unsqueeze(1)
     if target.shape != logits.shape:
-        raise ValueError(f"{mode} target of shape {tuple(target.shape)} does not fit logits of shape "
-                         f"{tuple(logits.shape)}; see medseg.training.losses for the layouts")
+        raise ValueError(
+            f"{mode} target of shape {tuple(target.shape)} does not fit logits of shape "
+            f"{tuple(logits.shape)}; see medseg.training.losses for the layouts"
+        )
     return target.to(logits.dtype)
 
 
@@ -99,8 +101,10 @@ class _ModeLoss(nn.Module):
         if self.mode == "multiclass":
             target = ce_target(target)
         elif target.shape[0] != logits.shape[0] or target.numel() != logits.numel():
-            raise ValueError(f"{self.mode} target of shape {tuple(target.shape)} does not fit logits of "
-                             f"shape {tuple(logits.shape)}; see medseg.training.losses for the layouts")
+            raise ValueError(
+                f"{self.mode} target of shape {tuple(target.shape)} does not fit logits of "
+                f"shape {tuple(logits.shape)}; see medseg.training.losses for the layouts"
+            )
         return self.loss(logits, target)
 
 
@@ -115,9 +119,12 @@ def _bce(cls: type) -> Callable[..., nn.Module]:
 def _ce(cls: type) -> Callable[..., nn.Module]:
     def make(mode: str, **kw: Any) -> nn.Module:
         if mode != "multiclass":
-            raise ValueError(f"a cross-entropy loss needs mode 'multiclass' (softmax over classes), got "
-                             f"{mode!r}; use 'bce' or 'soft_bce' for binary and multilabel tasks")
+            raise ValueError(
+                f"a cross-entropy loss needs mode 'multiclass' (softmax over classes), got "
+                f"{mode!r}; use 'bce' or 'soft_bce' for binary and multilabel tasks"
+            )
         return _TargetAdapter(cls(**kw), mode, "ce")
+
     return make
 
 

@@ -52,8 +52,10 @@ def to_masks(x: Any, mode: str, num_classes: int, spatial_dims: int = 2, is_targ
     logits = not is_target and np.issubdtype(a.dtype, np.floating)
     with_channel = a.ndim == spatial_dims + 2
     if not with_channel and a.ndim != spatial_dims + 1:
-        raise ValueError(f"a {mode} {'target' if is_target else 'prediction'} with {spatial_dims} spatial axes "
-                         f"is (B, {'C, ' if mode == 'multilabel' else ''}*S), got shape {a.shape}")
+        raise ValueError(
+            f"a {mode} {'target' if is_target else 'prediction'} with {spatial_dims} spatial axes "
+            f"is (B, {'C, ' if mode == 'multilabel' else ''}*S), got shape {a.shape}"
+        )
     if mode == "multiclass":
         if logits:
             if not with_channel or a.shape[1] != num_classes:
@@ -93,8 +95,10 @@ def _spacings(spacing: Any, batch: int, spatial_dims: int) -> list[Any]:
     if arr.ndim == 1:
         return [tuple(arr)] * batch
     if arr.shape != (batch, spatial_dims):
-        raise ValueError(f"spacing is one value, {spatial_dims} values, or ({batch}, {spatial_dims}) per image; "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"spacing is one value, {spatial_dims} values, or ({batch}, {spatial_dims}) per image; "
+            f"got shape {arr.shape}"
+        )
     return [tuple(r) for r in arr]
 
 
@@ -107,9 +111,16 @@ class MetricAccumulator:
     costly part: two EDTs per image and class on the CPU).
     """
 
-    def __init__(self, mode: str, num_classes: int, class_names: Sequence[str] | None = None,
-                 include_background: bool = False, spatial_dims: int = 2, surface: bool = True,
-                 empty_distance: float | str | None = None):
+    def __init__(
+        self,
+        mode: str,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        include_background: bool = False,
+        spatial_dims: int = 2,
+        surface: bool = True,
+        empty_distance: float | str | None = None,
+    ):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
         if mode == "binary" and num_classes != 1:

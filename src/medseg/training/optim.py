@@ -27,8 +27,11 @@ from medseg.training.config import ConfigError, OptimConfig
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a DistributedDataParallel / DataParallel wrapper (or the model itself)."""
     inner = getattr(model, "module", None)
-    return inner if isinstance(inner, nn.Module) and type(model).__name__ in (
-        "DistributedDataParallel", "DataParallel") else model
+    return (
+        inner
+        if isinstance(inner, nn.Module) and type(model).__name__ in ("DistributedDataParallel", "DataParallel")
+        else model
+    )
 
 
 def encoder_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -57,8 +60,9 @@ def keep_frozen_encoder_eval(model: nn.Module) -> None:
     unwrap(model).encoder.eval()
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, loss_parameters: Iterable[nn.Parameter] = ()
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, loss_parameters: Iterable[nn.Parameter] = ()
+) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD over the trainable model parameters, plus the loss's learnable weights.
 
     The loss weights (uncertainty weighting) get their own group without
@@ -111,8 +115,9 @@ class EpochSchedule:
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: int, steps_per_epoch: int
-                    ) -> tuple[torch.optim.lr_scheduler.LambdaLR, EpochSchedule]:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: int, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LambdaLR, EpochSchedule]:
     schedule = EpochSchedule(cfg.scheduler.lower(), epochs, cfg.warmup_epochs, cfg.min_lr / cfg.lr, steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), schedule
 
@@ -137,7 +142,13 @@ def load_init_checkpoint(path: str | Path, classmap: ClassMap):
     mine = (ck.classmap.task, ck.classmap.ids, ck.classmap.names)
     theirs = (classmap.task, classmap.ids, classmap.names)
     if mine != theirs:
-        raise ConfigError([(f"model.init_checkpoint: {ck.path} predicts {describe_classes(ck.classmap)} but the "
-                            f"dataset has {describe_classes(classmap)}; fine-tuning keeps the checkpoint's output "
-                            "layer, so the classes (task, ids and names) must be the same")])
+        raise ConfigError(
+            [
+                (
+                    f"model.init_checkpoint: {ck.path} predicts {describe_classes(ck.classmap)} but the "
+                    f"dataset has {describe_classes(classmap)}; fine-tuning keeps the checkpoint's output "
+                    "layer, so the classes (task, ids and names) must be the same"
+                )
+            ]
+        )
     return ck

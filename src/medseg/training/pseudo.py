@@ -37,8 +37,11 @@ def unlabelled_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise MedsegError(f"pseudo.unlabelled_dir {folder} is not a folder")
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not is_junk(p)
-             and any(p.name.lower().endswith(s) for s in IMAGE_SUFFIXES)]
+    files = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not is_junk(p) and any(p.name.lower().endswith(s) for s in IMAGE_SUFFIXES)
+    ]
     return files
 
 
@@ -96,7 +99,7 @@ class PseudoLabeler:
             out = decode_image(image, self.preprocessing, self.image_size)
         except (MedsegError, ValueError, OSError):
             return None  # "every loadable image": the rest is counted as skipped
-        if self._cached_bytes + out[0].nbytes <= self.cache_mb * 2 ** 20:
+        if self._cached_bytes + out[0].nbytes <= self.cache_mb * 2**20:
             self._cache[i] = out
             self._cached_bytes += out[0].nbytes
         return out
@@ -105,20 +108,30 @@ class PseudoLabeler:
         """(pseudo-labelled samples, counts). Leaves ``model`` in eval mode: the caller trains it again."""
         from medseg.inference.predictor import Predictor
 
-        predictor = Predictor.from_model(model, self.spec, self.classmap, self.preprocessing, device=self.device,
-                                         precision=self.precision, fold_bn=False, channels_last=False,
-                                         batch_size=self.batch_size)
+        predictor = Predictor.from_model(
+            model,
+            self.spec,
+            self.classmap,
+            self.preprocessing,
+            device=self.device,
+            precision=self.precision,
+            fold_bn=False,
+            channels_last=False,
+            batch_size=self.batch_size,
+        )
         scored: list[tuple[float, Decoded]] = []
         skipped = 0
         loaded = [(i, self._decoded(i)) for i in range(len(self.paths))]
         skipped = sum(d is None for _, d in loaded)
         loaded = [(i, d) for i, d in loaded if d is not None]
         for start in range(0, len(loaded), self.batch_size):
-            chunk = loaded[start:start + self.batch_size]
+            chunk = loaded[start : start + self.batch_size]
             shapes = {d[0].shape for _, d in chunk}
             groups = [chunk] if len(shapes) == 1 else [[c] for c in chunk]  # native sizes may differ
             for group in groups:
-                x = torch.from_numpy(np.stack([standardise(d[0], self.preprocessing) for _, d in group])).to(self.device)
+                x = torch.from_numpy(np.stack([standardise(d[0], self.preprocessing) for _, d in group])).to(
+                    self.device
+                )
                 probs = predictor.forward_tiles(x).float()
                 fractions = confident_fraction(probs, self.classmap.task, self.config.prob_threshold).tolist()
                 labels = hard_labels(probs, self.classmap.task)
@@ -127,6 +140,6 @@ class PseudoLabeler:
                         scored.append((frac, Decoded(f"pseudo:{self.paths[i].name}", image, lab, tuple(spacing))))
         scored.sort(key=lambda t: -t[0])
         if self.config.max_samples is not None:
-            scored = scored[:self.config.max_samples]
+            scored = scored[: self.config.max_samples]
         kept = [d for _, d in scored]
         return kept, {"pseudo_added": len(kept), "pseudo_candidates": len(loaded), "pseudo_skipped": skipped}

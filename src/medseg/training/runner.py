@@ -48,16 +48,25 @@ class TrainingProcess:
     ``log_path`` (``<out_dir>/train.log``). The child starts on construction.
     """
 
-    def __init__(self, config: TrainConfig | str | Path, python: str = sys.executable,
-                 env: Mapping[str, str] | None = None, resume: str | Path | None = None,
-                 args: Sequence[str] = (), cwd: str | Path | None = None):
+    def __init__(
+        self,
+        config: TrainConfig | str | Path,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+        resume: str | Path | None = None,
+        args: Sequence[str] = (),
+        cwd: str | Path | None = None,
+    ):
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
         from medseg.destinations import check_destination
 
         if isinstance(config, TrainConfig):
             self.run_dir = self._abs(config.out_dir)
-            check_destination(self.run_dir, sources=[self._abs(config.data.root)] if config.data.root else [],
-                              purpose="the training run")
+            check_destination(
+                self.run_dir,
+                sources=[self._abs(config.data.root)] if config.data.root else [],
+                purpose="the training run",
+            )
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config_path = self.run_dir / LAUNCH_CONFIG
             self.config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -77,8 +86,15 @@ class TrainingProcess:
         if os.name == "nt":  # CTRL_BREAK_EVENT reaches only a child that leads its own process group
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
-                                          env=child_env, cwd=self.cwd, **kwargs)
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                env=child_env,
+                cwd=self.cwd,
+                **kwargs,
+            )
         except OSError:
             self._log.close()
             raise
@@ -156,8 +172,9 @@ class TrainingProcess:
 
     def _kill_late(self) -> None:
         if self.running():
-            log.warning("training process %d did not stop in %g s after SIGTERM; killing it",
-                        self.pid, self._kill_timeout)
+            log.warning(
+                "training process %d did not stop in %g s after SIGTERM; killing it", self.pid, self._kill_timeout
+            )
             self._killed_after_cancel = True
             self._proc.kill()
 
@@ -206,13 +223,18 @@ class TrainingProcess:
         # SIGTERM before the child installed its handler (still importing torch) is a cancel, not a crash
         if self.cancel_requested and code == -signal.SIGTERM:
             step, epoch = (self.last_step.done, self.last_step.epoch) if self.last_step else (0, 0)
-            return Cancelled(f"training cancelled after step {step}; checkpoint: {checkpoint}", step,
-                             self.last_step.total if self.last_step else None,
-                             {"checkpoint": checkpoint, "epoch": epoch, "global_step": step})
+            return Cancelled(
+                f"training cancelled after step {step}; checkpoint: {checkpoint}",
+                step,
+                self.last_step.total if self.last_step else None,
+                {"checkpoint": checkpoint, "epoch": epoch, "global_step": step},
+            )
         if self._killed_after_cancel:
-            return Failed(f"the training process did not stop within {self._kill_timeout:g} s of the cancel "
-                          f"request and was killed; the last checkpoint written: {checkpoint}",
-                          traceback=self.stderr_tail())
+            return Failed(
+                f"the training process did not stop within {self._kill_timeout:g} s of the cancel "
+                f"request and was killed; the last checkpoint written: {checkpoint}",
+                traceback=self.stderr_tail(),
+            )
         return Failed(self._death_message(code), traceback=self.stderr_tail())
 
     def _death_message(self, code: int) -> str:
@@ -223,8 +245,10 @@ class TrainingProcess:
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with status {code}"
-        return (f"the training process {how} without reporting an outcome "
-                f"(the last checkpoint in {self.run_dir} may still be usable; log: {self.log_path})")
+        return (
+            f"the training process {how} without reporting an outcome "
+            f"(the last checkpoint in {self.run_dir} may still be usable; log: {self.log_path})"
+        )
 
 
 def _parse(line: str) -> Any:

@@ -64,8 +64,9 @@ def _crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[sl], b[sl]
 
 
-def surface_distances(a: np.ndarray, b: np.ndarray, spacing: float | Sequence[float] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def surface_distances(
+    a: np.ndarray, b: np.ndarray, spacing: float | Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Directed surface distances (A -> B, B -> A) of two non-empty masks of the same shape."""
     a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     if a.shape != b.shape:
@@ -89,8 +90,13 @@ def _empty_case(a: np.ndarray, b: np.ndarray, empty_value: float) -> float | Non
     return None
 
 
-def hausdorff_distance(pred: np.ndarray, target: np.ndarray, spacing: float | Sequence[float] | None = None,
-                       percentile: float = 95.0, empty_value: float = float("nan")) -> float:
+def hausdorff_distance(
+    pred: np.ndarray,
+    target: np.ndarray,
+    spacing: float | Sequence[float] | None = None,
+    percentile: float = 95.0,
+    empty_value: float = float("nan"),
+) -> float:
     """Symmetric percentile Hausdorff distance (HD95 by default; 100 = maximum) in physical units."""
     if not 0 <= percentile <= 100:
         raise ValueError(f"percentile must be in [0, 100], got {percentile}")
@@ -101,13 +107,21 @@ def hausdorff_distance(pred: np.ndarray, target: np.ndarray, spacing: float | Se
     return float(max(np.percentile(d_ab, percentile), np.percentile(d_ba, percentile)))
 
 
-def hd95(pred: np.ndarray, target: np.ndarray, spacing: float | Sequence[float] | None = None,
-         empty_value: float = float("nan")) -> float:
+def hd95(
+    pred: np.ndarray,
+    target: np.ndarray,
+    spacing: float | Sequence[float] | None = None,
+    empty_value: float = float("nan"),
+) -> float:
     return hausdorff_distance(pred, target, spacing, 95.0, empty_value)
 
 
-def assd(pred: np.ndarray, target: np.ndarray, spacing: float | Sequence[float] | None = None,
-         empty_value: float = float("nan")) -> float:
+def assd(
+    pred: np.ndarray,
+    target: np.ndarray,
+    spacing: float | Sequence[float] | None = None,
+    empty_value: float = float("nan"),
+) -> float:
     """Average symmetric surface distance (pooled over both directions) in physical units."""
     special = _empty_case(pred, target, empty_value)
     if special is not None:

@@ -66,10 +66,12 @@ def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     torch.set_rng_state(tensors["rng/torch_cpu"])
-    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng/cuda/")),
-                                       key=lambda k: int(k.rsplit("/", 1)[1]))]
+    cuda = [
+        tensors[k]
+        for k in sorted((k for k in tensors if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    ]
     if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
     np_state = dict(meta["numpy"])
     np_state["state"] = {**np_state["state"], "key": np.asarray(np_state["state"]["key"], dtype=np.uint32)}
     np.random.set_state(np_state)
@@ -97,7 +99,7 @@ def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         if k.startswith("optim/"):
-            pid, name = k[len("optim/"):].split("/", 1)
+            pid, name = k[len("optim/") :].split("/", 1)
             state.setdefault(int(pid), {})[name] = v
     for k, v in meta["scalars"].items():
         pid, name = k.split("/", 1)
@@ -107,9 +109,14 @@ def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
 
 
 # ---------------------------------------------------------------- files
-def state_writers(progress: RunState, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
-                  loss: torch.nn.Module | None = None, pseudo: list[Decoded] | None = None,
-                  ) -> dict[str, Callable[[Path], None]]:
+def state_writers(
+    progress: RunState,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    loss: torch.nn.Module | None = None,
+    pseudo: list[Decoded] | None = None,
+) -> dict[str, Callable[[Path], None]]:
     """``extra_files`` for ``save_checkpoint``: the two state files, captured now."""
     tensors, optim_meta = _optimizer_split(optimizer)
     rng_tensors, rng_meta = rng_state()
@@ -122,10 +129,14 @@ def state_writers(progress: RunState, optimizer: torch.optim.Optimizer, schedule
         tensors[f"pseudo/{i}/label"] = torch.from_numpy(np.ascontiguousarray(d.label))
         pseudo_meta.append({"id": d.id, "spacing": list(d.spacing)})
     meta = {
-        "format": FORMAT, "version": VERSION, "progress": asdict(progress), "optimizer": optim_meta,
+        "format": FORMAT,
+        "version": VERSION,
+        "progress": asdict(progress),
+        "optimizer": optim_meta,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": rng_meta, "pseudo": pseudo_meta,
+        "rng": rng_meta,
+        "pseudo": pseudo_meta,
     }
     text = json.dumps(meta, allow_nan=True)  # fail here, before any file is written, if not JSON
 
@@ -146,11 +157,19 @@ class LoadedState:
     meta: dict[str, Any]
 
     def pseudo(self) -> list[Decoded]:
-        return [Decoded(p["id"], self.tensors[f"pseudo/{i}/image"].numpy(), self.tensors[f"pseudo/{i}/label"].numpy(),
-                        tuple(p["spacing"])) for i, p in enumerate(self.meta.get("pseudo", []))]
+        return [
+            Decoded(
+                p["id"],
+                self.tensors[f"pseudo/{i}/image"].numpy(),
+                self.tensors[f"pseudo/{i}/label"].numpy(),
+                tuple(p["spacing"]),
+            )
+            for i, p in enumerate(self.meta.get("pseudo", []))
+        ]
 
-    def restore(self, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
-                loss: torch.nn.Module | None = None) -> None:
+    def restore(
+        self, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, loss: torch.nn.Module | None = None
+    ) -> None:
         """Load optimiser, scheduler, scaler, loss weights and RNG states (call after building all of them)."""
         optimizer.load_state_dict(_optimizer_join(self.tensors, self.meta["optimizer"]))
         if scheduler is not None and self.meta.get("scheduler") is not None:
@@ -158,7 +177,7 @@ class LoadedState:
         if scaler is not None and self.meta.get("scaler"):
             scaler.load_state_dict(self.meta["scaler"])
         if loss is not None:
-            own = {k[len("loss/"):]: v for k, v in self.tensors.items() if k.startswith("loss/")}
+            own = {k[len("loss/") :]: v for k, v in self.tensors.items() if k.startswith("loss/")}
             if own:
                 loss.load_state_dict(own)
         set_rng_state(self.tensors, self.meta["rng"])
@@ -170,8 +189,11 @@ def load_state(folder: str | Path) -> LoadedState:
     jpath, tpath = folder / STATE_JSON, folder / STATE_TENSORS
     for p in (jpath, tpath):
         if not p.is_file():
-            raise CheckpointError(p, "missing: this checkpoint holds no resumable training state (only "
-                                     "last.medseg from a training run does; best.medseg does not)")
+            raise CheckpointError(
+                p,
+                "missing: this checkpoint holds no resumable training state (only "
+                "last.medseg from a training run does; best.medseg does not)",
+            )
     try:
         meta = json.loads(jpath.read_text("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:

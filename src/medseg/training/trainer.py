@@ -62,8 +62,15 @@ from medseg.training.validation import improved, validate
 class Trainer:
     """See the module docstring."""
 
-    def __init__(self, config: TrainConfig | dict[str, Any], *, cancel: CancelToken | None = None,
-                 resume: str | Path | None = None, dist: Any = None, dataset: Any = None):
+    def __init__(
+        self,
+        config: TrainConfig | dict[str, Any],
+        *,
+        cancel: CancelToken | None = None,
+        resume: str | Path | None = None,
+        dist: Any = None,
+        dataset: Any = None,
+    ):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         cfg = self.config
         self.cancel, self.dist = cancel or CancelToken(), dist
@@ -83,20 +90,31 @@ class Trainer:
         size = cfg.data.image_size
         dist_maps = self.loss.needs_dist_maps
         try:
-            self.train_data = SegmentationData(self.train_samples, self.classmap, self.preprocessing, size,
-                                               augmentation, cfg.seed, dist_maps, cfg.data.cache_mb,
-                                               mirror_swap=cfg.data.mirror_swap)
+            self.train_data = SegmentationData(
+                self.train_samples,
+                self.classmap,
+                self.preprocessing,
+                size,
+                augmentation,
+                cfg.seed,
+                dist_maps,
+                cfg.data.cache_mb,
+                mirror_swap=cfg.data.mirror_swap,
+            )
         except ValueError as e:
             raise ConfigError([str(e)]) from e
-        self.val_data = SegmentationData(self.val_samples, self.classmap, self.preprocessing, size, None,
-                                         cfg.seed, dist_maps, cfg.data.cache_mb)
-        self.sampler = EpochBatches(len(self.train_data), cfg.batch_size * cfg.accumulate, cfg.seed, dist,
-                                    cfg.max_steps_per_epoch)
+        self.val_data = SegmentationData(
+            self.val_samples, self.classmap, self.preprocessing, size, None, cfg.seed, dist_maps, cfg.data.cache_mb
+        )
+        self.sampler = EpochBatches(
+            len(self.train_data), cfg.batch_size * cfg.accumulate, cfg.seed, dist, cfg.max_steps_per_epoch
+        )
         self._loader = None
         self.net = self._wrap(self.model)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.loss.loss_parameters())
-        self.scheduler, self.schedule = build_scheduler(self.optimizer, cfg.optim, cfg.epochs,
-                                                        self.sampler.batches_in_epoch())
+        self.scheduler, self.schedule = build_scheduler(
+            self.optimizer, cfg.optim, cfg.epochs, self.sampler.batches_in_epoch()
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.progress = RunState(micro_batch=cfg.batch_size)
         self.resumed_from = None
@@ -107,15 +125,34 @@ class Trainer:
             if self.progress.position > 0:
                 self.train_data.extras = state.pseudo()
             self.resumed_from = str(resume)
-        self.steps = StepRunner(self.net, self.loss, self.optimizer, self.scheduler, self.scaler, self.device,
-                                setup.AMP_DTYPES[self.precision], cfg.grad_clip, cfg.mix, cfg.seed,
-                                self.progress.micro_batch, dist)
+        self.steps = StepRunner(
+            self.net,
+            self.loss,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.device,
+            setup.AMP_DTYPES[self.precision],
+            cfg.grad_clip,
+            cfg.mix,
+            cfg.seed,
+            self.progress.micro_batch,
+            dist,
+        )
         self.pseudo = None
         if cfg.pseudo.enabled:
             from medseg.training.pseudo import PseudoLabeler
 
-            self.pseudo = PseudoLabeler(cfg.pseudo, self.spec, self.classmap, self.preprocessing, size,
-                                        self.device, self.precision, cfg.batch_size)
+            self.pseudo = PseudoLabeler(
+                cfg.pseudo,
+                self.spec,
+                self.classmap,
+                self.preprocessing,
+                size,
+                self.device,
+                self.precision,
+                cfg.batch_size,
+            )
 
     @staticmethod
     def model_checkpoint_folder(path: str | Path) -> Path:
@@ -149,9 +186,15 @@ class Trainer:
 
     def _data_provenance(self) -> dict[str, Any]:
         d = self.config.data
-        return {"root": str(getattr(self.dataset, "root", d.root)), "layout": getattr(self.dataset, "layout", d.layout),
-                "ids": [s.id for s in self.train_samples], "val_ids": [s.id for s in self.val_samples],
-                "val_fraction": d.val_fraction, "split_seed": d.split_seed, "image_size": d.image_size}
+        return {
+            "root": str(getattr(self.dataset, "root", d.root)),
+            "layout": getattr(self.dataset, "layout", d.layout),
+            "ids": [s.id for s in self.train_samples],
+            "val_ids": [s.id for s in self.val_samples],
+            "val_fraction": d.val_fraction,
+            "split_seed": d.split_seed,
+            "image_size": d.image_size,
+        }
 
     def _save(self, tag: str, epoch: int, metrics: dict[str, Any], resumable: bool) -> Path:
         from medseg.models.checkpoint import save_checkpoint
@@ -159,14 +202,37 @@ class Trainer:
         extra = None
         if resumable:
             self.progress.micro_batch = self.steps.micro_batch
-            extra = state_writers(self.progress, self.optimizer, self.scheduler, self.scaler, self.loss,
-                                  self.train_data.extras if self.progress.position > 0 else [])
-        provenance = {"config": self.config.to_dict(), "metrics": metrics, "data": self._data_provenance(),
-                      "training": {"tag": tag, "epoch": epoch, "global_step": self.progress.global_step,
-                                   "resumable": resumable, "model_source": self.model_source,
-                                   "device": str(self.device), "precision": self.precision}}
-        return save_checkpoint(self.run_dir / f"{tag}.medseg", self.model, self.spec, self.classmap,
-                               self.preprocessing, provenance, extra_files=extra)
+            extra = state_writers(
+                self.progress,
+                self.optimizer,
+                self.scheduler,
+                self.scaler,
+                self.loss,
+                self.train_data.extras if self.progress.position > 0 else [],
+            )
+        provenance = {
+            "config": self.config.to_dict(),
+            "metrics": metrics,
+            "data": self._data_provenance(),
+            "training": {
+                "tag": tag,
+                "epoch": epoch,
+                "global_step": self.progress.global_step,
+                "resumable": resumable,
+                "model_source": self.model_source,
+                "device": str(self.device),
+                "precision": self.precision,
+            },
+        }
+        return save_checkpoint(
+            self.run_dir / f"{tag}.medseg",
+            self.model,
+            self.spec,
+            self.classmap,
+            self.preprocessing,
+            provenance,
+            extra_files=extra,
+        )
 
     def _barrier(self) -> None:
         if self.dist is not None:
@@ -178,8 +244,9 @@ class Trainer:
         try:
             if self.is_main:
                 # the ranking's folds write into their workspace's runs/ (internal); nothing else may
-                check_destination(self.run_dir, sources=[self.config.data.root], purpose="the training run",
-                                  internal=True)
+                check_destination(
+                    self.run_dir, sources=[self.config.data.root], purpose="the training run", internal=True
+                )
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
                 if hasattr(self.dataset, "record_run"):
@@ -188,14 +255,31 @@ class Trainer:
                     self.dataset.record_run(f"train:{self.run_dir.resolve()}@{stamp}", self.best_path)
             steps = self.sampler.batches_in_epoch()
             try:
-                yield self._emit(Started("train", self.config.epochs * steps, {
-                    "run_dir": str(self.run_dir), "n_train": len(self.train_samples),
-                    "n_val": len(self.val_samples), "device": str(self.device), "precision": self.precision,
-                    "epochs": self.config.epochs, "steps_per_epoch": steps, "resumed_from": self.resumed_from,
-                    "config": self.config.to_dict()}))
+                yield self._emit(
+                    Started(
+                        "train",
+                        self.config.epochs * steps,
+                        {
+                            "run_dir": str(self.run_dir),
+                            "n_train": len(self.train_samples),
+                            "n_val": len(self.val_samples),
+                            "device": str(self.device),
+                            "precision": self.precision,
+                            "epochs": self.config.epochs,
+                            "steps_per_epoch": steps,
+                            "resumed_from": self.resumed_from,
+                            "config": self.config.to_dict(),
+                        },
+                    )
+                )
             except Cancelled:
-                raise self._emit(Cancelled("training cancelled before its first step", self.progress.global_step,
-                                           self.config.epochs * steps)) from None
+                raise self._emit(
+                    Cancelled(
+                        "training cancelled before its first step",
+                        self.progress.global_step,
+                        self.config.epochs * steps,
+                    )
+                ) from None
             events = self._epochs()
             for event in events:
                 if not (self.is_main or isinstance(event, (Result, Cancelled))):
@@ -223,9 +307,12 @@ class Trainer:
             if self.is_main:
                 self._emit(event)
         p = self.progress  # the run had finished: every checkpoint is written
-        return Cancelled(f"training cancelled as it finished (epoch {p.epoch}, step {p.global_step})",
-                         p.global_step, p.global_step, {"checkpoint": str(self.last_path), "epoch": p.epoch,
-                                                        "global_step": p.global_step})
+        return Cancelled(
+            f"training cancelled as it finished (epoch {p.epoch}, step {p.global_step})",
+            p.global_step,
+            p.global_step,
+            {"checkpoint": str(self.last_path), "epoch": p.epoch, "global_step": p.global_step},
+        )
 
     def _cancel_requested(self) -> bool:
         flag = self.cancel.is_set()
@@ -250,16 +337,22 @@ class Trainer:
     def _loader_for_epoch(self, extras_changed: bool):
         if self._loader is None or extras_changed:
             self.sampler.n = len(self.train_data)
-            self._loader = make_loader(self.train_data, self.sampler, self.config.data.num_workers, self.config.seed,
-                                       pin_memory=self.device.type == "cuda")
+            self._loader = make_loader(
+                self.train_data,
+                self.sampler,
+                self.config.data.num_workers,
+                self.config.seed,
+                pin_memory=self.device.type == "cuda",
+            )
         return self._loader
 
     def _val_loader(self):
         if not len(self.val_data):
             return []
         batches = sequential_batches(len(self.val_data), self.steps.micro_batch)
-        return torch.utils.data.DataLoader(self.val_data, batch_sampler=batches, collate_fn=collate,
-                                           num_workers=self.config.data.num_workers)
+        return torch.utils.data.DataLoader(
+            self.val_data, batch_sampler=batches, collate_fn=collate, num_workers=self.config.data.num_workers
+        )
 
     def _epochs(self) -> Iterator[Any]:
         cfg, p = self.config, self.progress
@@ -293,9 +386,18 @@ class Trainer:
                 p.position += 1
                 p.global_step += 1
                 p.epoch_loss_sum += result.loss
-                yield Step(p.global_step, cfg.epochs * n_steps, STAGE, epoch=epoch, step=step_index,
-                           loss=result.loss, lr=result.lr, terms=result.terms,
-                           images_per_s=throughput.tick(result.images), grad_norm=result.grad_norm)
+                yield Step(
+                    p.global_step,
+                    cfg.epochs * n_steps,
+                    STAGE,
+                    epoch=epoch,
+                    step=step_index,
+                    loss=result.loss,
+                    lr=result.lr,
+                    terms=result.terms,
+                    images_per_s=throughput.tick(result.images),
+                    grad_norm=result.grad_norm,
+                )
                 del batch, result
                 if self._cancel_requested():
                     yield from self._stop_cancelled()
@@ -307,9 +409,15 @@ class Trainer:
             if self._cancel_requested():
                 yield from self._stop_cancelled()
                 return
-        yield Result(TrainSummary(best_checkpoint=str(self.best_path) if self.best_path.is_dir() else None,
-                                  last_checkpoint=str(self.last_path) if self.last_path.is_dir() else None,
-                                  best_metric=p.best_metric, epochs_run=p.epoch, stopped_early=stopped_early))
+        yield Result(
+            TrainSummary(
+                best_checkpoint=str(self.best_path) if self.best_path.is_dir() else None,
+                last_checkpoint=str(self.last_path) if self.last_path.is_dir() else None,
+                best_metric=p.best_metric,
+                epochs_run=p.epoch,
+                stopped_early=stopped_early,
+            )
+        )
 
     def _end_epoch(self, epoch: int, pseudo_stats: dict[str, int], seconds_before: float) -> Iterator[Any]:
         cfg, p = self.config, self.progress
@@ -317,9 +425,20 @@ class Trainer:
         train_loss = p.epoch_loss_sum / max(1, p.position)
         overlay_dir = self.run_dir / "overlays" if self.is_main and cfg.val_overlays else None
         self._sync_buffers()
-        val, overlays = validate(self.model, self.loss, self._val_loader(), self.val_data.ids(), self.classmap,
-                                 self.preprocessing, self.device, self.steps.autocast, surface=cfg.val_hd95,
-                                 overlay_dir=overlay_dir, overlays=cfg.val_overlays, epoch=epoch)
+        val, overlays = validate(
+            self.model,
+            self.loss,
+            self._val_loader(),
+            self.val_data.ids(),
+            self.classmap,
+            self.preprocessing,
+            self.device,
+            self.steps.autocast,
+            surface=cfg.val_hd95,
+            overlay_dir=overlay_dir,
+            overlays=cfg.val_overlays,
+            epoch=epoch,
+        )
         self._train_mode()
         val.update(pseudo_stats)
         val.setdefault("pseudo_added", len(self.train_data.extras))
@@ -335,14 +454,27 @@ class Trainer:
             p.bad_epochs += 1
         p.epoch, p.position = epoch + 1, 0
         p.epoch_first_step, p.epoch_loss_sum = p.global_step, 0.0
-        yield EpochEnd(epoch=epoch, train_loss=train_loss, val=val, overlays=overlays,
-                       seconds=seconds_before + time.perf_counter() - t0)
+        yield EpochEnd(
+            epoch=epoch,
+            train_loss=train_loss,
+            val=val,
+            overlays=overlays,
+            seconds=seconds_before + time.perf_counter() - t0,
+        )
         if self.is_main:
             if better:
-                yield CheckpointSaved(path=str(self._save("best", epoch, metrics, resumable=False)), tag="best",
-                                      epoch=epoch, metric=p.best_metric)
-            yield CheckpointSaved(path=str(self._save("last", epoch, metrics, resumable=True)), tag="last",
-                                  epoch=epoch, metric=None if value is None else float(value))
+                yield CheckpointSaved(
+                    path=str(self._save("best", epoch, metrics, resumable=False)),
+                    tag="best",
+                    epoch=epoch,
+                    metric=p.best_metric,
+                )
+            yield CheckpointSaved(
+                path=str(self._save("last", epoch, metrics, resumable=True)),
+                tag="last",
+                epoch=epoch,
+                metric=None if value is None else float(value),
+            )
         self._barrier()
 
     def _stop_cancelled(self) -> Iterator[Any]:
@@ -355,6 +487,9 @@ class Trainer:
             yield CheckpointSaved(path=str(path), tag="last", epoch=p.epoch, metric=None)
         self._barrier()
         checkpoint = str(path) if path else str(self.last_path)
-        yield Cancelled(f"training cancelled in epoch {p.epoch + 1} after step {p.global_step}; checkpoint: "
-                        f"{checkpoint}", p.global_step, self.config.epochs * self.sampler.batches_in_epoch(),
-                        {"checkpoint": checkpoint, "epoch": p.epoch, "global_step": p.global_step})
+        yield Cancelled(
+            f"training cancelled in epoch {p.epoch + 1} after step {p.global_step}; checkpoint: {checkpoint}",
+            p.global_step,
+            self.config.epochs * self.sampler.batches_in_epoch(),
+            {"checkpoint": checkpoint, "epoch": p.epoch, "global_step": p.global_step},
+        )

@@ -30,8 +30,11 @@ def resolve_device_precision(config: TrainConfig, dist: Any = None) -> tuple[tor
     from medseg.inference.device import resolve_device, resolve_precision
 
     try:
-        device = torch.device(dist.device) if dist is not None and getattr(dist, "device", None) is not None \
+        device = (
+            torch.device(dist.device)
+            if dist is not None and getattr(dist, "device", None) is not None
             else resolve_device(config.device)
+        )
         return device, resolve_precision(config.precision, device)
     except MedsegError as e:
         raise ConfigError([f"device / precision: {e}"]) from e
@@ -47,7 +50,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         # cuBLAS needs this before its first use to be deterministic (CUDA >= 10.2)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
@@ -76,8 +79,9 @@ def open_samples(config: TrainConfig, dataset: Any = None) -> tuple[list[Any], C
         samples = [known[i] for i in dict.fromkeys(d.sample_ids)]
     if not samples:
         kinds = dataset.problems_by_kind() if hasattr(dataset, "problems_by_kind") else {}
-        raise ConfigError([(f"data.root: {dataset.root} has no usable samples"
-                            + (f" (problems: {kinds})" if kinds else ""))])
+        raise ConfigError(
+            [(f"data.root: {dataset.root} has no usable samples" + (f" (problems: {kinds})" if kinds else ""))]
+        )
     return samples, dataset.classmap, dataset
 
 
@@ -87,9 +91,15 @@ def split(samples: list[Any], val_fraction: float, seed: int) -> tuple[list[Any]
         return list(samples), []
     groups = sorted({str(s.group) for s in samples})
     if len(groups) < 2:
-        raise ConfigError([(f"data.val_fraction: a validation split needs at least 2 groups, the data has "
-                            f"{len(groups)} ({groups[0] if groups else 'none'}); set data.group_by / "
-                            "data.group_pattern, or data.val_fraction: 0")])
+        raise ConfigError(
+            [
+                (
+                    f"data.val_fraction: a validation split needs at least 2 groups, the data has "
+                    f"{len(groups)} ({groups[0] if groups else 'none'}); set data.group_by / "
+                    "data.group_pattern, or data.val_fraction: 0"
+                )
+            ]
+        )
     train, val = split_by_group(samples, (1.0 - val_fraction, val_fraction), seed=seed)
     shared = {s.group for s in train} & {s.group for s in val}
     if shared:  # split_by_group promises this never happens; a leak would inflate every metric silently
@@ -107,16 +117,24 @@ def default_preprocessing(config: TrainConfig, spec: ModelSpec, stride: int) -> 
         if config.data.channels == 1:
             mean, std = [float(np.mean(mean))], [float(np.mean(std))]
     size = list(config.data.image_size) if config.data.image_size else None
-    return Preprocessing(channels=config.data.channels, window=config.data.window, mean=mean, std=std,
-                         input_size=size, divisible_by=stride, resize=size is not None)
+    return Preprocessing(
+        channels=config.data.channels,
+        window=config.data.window,
+        mean=mean,
+        std=std,
+        input_size=size,
+        divisible_by=stride,
+        resize=size is not None,
+    )
 
 
 def check_size(config: TrainConfig, stride: int) -> None:
     size = config.data.image_size
     if size is not None and any(int(s) % stride for s in size):
         fixed = [max(stride, round(int(s) / stride) * stride) for s in size]
-        raise ConfigError([(f"data.image_size: {list(size)} must be multiples of {stride} (the model's stride), "
-                            f"e.g. {fixed}")])
+        raise ConfigError(
+            [(f"data.image_size: {list(size)} must be multiples of {stride} (the model's stride), e.g. {fixed}")]
+        )
 
 
 def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None):
@@ -128,20 +146,36 @@ def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None):
     if resume is not None:
         ck = load_checkpoint(resume)
         if (ck.classmap.task, ck.classmap.ids, ck.classmap.names) != (classmap.task, classmap.ids, classmap.names):
-            raise ConfigError([(f"resume: {ck.path} predicts {describe_classes(ck.classmap)}, the dataset has "
-                                f"{describe_classes(classmap)}")])
+            raise ConfigError(
+                [
+                    (
+                        f"resume: {ck.path} predicts {describe_classes(ck.classmap)}, the dataset has "
+                        f"{describe_classes(classmap)}"
+                    )
+                ]
+            )
         check_size(config, model_stride(ck.spec))
         return ck.model, ck.spec, ck.preprocessing, f"resumed from {ck.path}"
     if m.init_checkpoint:
         ck = load_init_checkpoint(m.init_checkpoint, classmap)
         check_size(config, model_stride(ck.spec))
-        return (ck.model, dataclasses.replace(ck.spec, encoder_weights=None),
-                dataclasses.replace(ck.preprocessing, input_size=size, resize=size is not None),
-                f"fine-tuned from {ck.path}")
+        return (
+            ck.model,
+            dataclasses.replace(ck.spec, encoder_weights=None),
+            dataclasses.replace(ck.preprocessing, input_size=size, resize=size is not None),
+            f"fine-tuned from {ck.path}",
+        )
     try:
-        spec = ModelSpec(arch=m.arch, encoder=m.encoder, in_channels=config.data.channels,
-                         classes=classmap.num_classes, task=classmap.task, encoder_weights=m.encoder_weights,
-                         aux=m.aux, kwargs=dict(m.kwargs))
+        spec = ModelSpec(
+            arch=m.arch,
+            encoder=m.encoder,
+            in_channels=config.data.channels,
+            classes=classmap.num_classes,
+            task=classmap.task,
+            encoder_weights=m.encoder_weights,
+            aux=m.aux,
+            kwargs=dict(m.kwargs),
+        )
         stride = model_stride(spec)
     except ValueError as e:  # UnknownNameError included
         raise ConfigError([f"model: {e}"]) from e
@@ -157,8 +191,14 @@ def build_loss(config: TrainConfig, task: str, spec: ModelSpec):
     except ValueError as e:
         raise ConfigError([f"loss: {e}"]) from e
     if loss.aux_weight > 0 and not spec.aux:
-        raise ConfigError([(f"loss: has an aux term (aux_weight {loss.aux_weight}) but the model has no aux head; "
-                            "set model.aux: true")])
+        raise ConfigError(
+            [
+                (
+                    f"loss: has an aux term (aux_weight {loss.aux_weight}) but the model has no aux head; "
+                    "set model.aux: true"
+                )
+            ]
+        )
     return loss
 
 

@@ -37,7 +37,7 @@ from medseg.training.config import MixConfig
 from medseg.training.events import OOMRecovered
 from medseg.training.optim import unwrap
 
-MIX_STREAM = 2 ** 31 - 1  # SeedSequence "epoch" slot of the mixing draws, apart from any real epoch
+MIX_STREAM = 2**31 - 1  # SeedSequence "epoch" slot of the mixing draws, apart from any real epoch
 
 
 def is_oom(e: BaseException) -> bool:
@@ -58,9 +58,21 @@ class StepResult:
 class StepRunner:
     """Runs optimiser steps for a Trainer; holds the current micro-batch size."""
 
-    def __init__(self, net: torch.nn.Module, loss: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, scaler: Any, device: torch.device, amp_dtype: torch.dtype | None,
-                 grad_clip: float | None, mix: MixConfig, seed: int, micro_batch: int, dist: Any = None):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        loss: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        scaler: Any,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        grad_clip: float | None,
+        mix: MixConfig,
+        seed: int,
+        micro_batch: int,
+        dist: Any = None,
+    ):
         self.net, self.model, self.loss = net, unwrap(net), loss
         self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
         self.device, self.amp_dtype, self.grad_clip = device, amp_dtype, grad_clip
@@ -85,8 +97,9 @@ class StepRunner:
         return r.images, r.targets, None, 1.0, kind
 
     # ------------------------------------------------------------ loss
-    def compute_loss(self, logits: torch.Tensor, ta: dict[str, torch.Tensor], tb: dict[str, torch.Tensor] | None,
-                     lam: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def compute_loss(
+        self, logits: torch.Tensor, ta: dict[str, torch.Tensor], tb: dict[str, torch.Tensor] | None, lam: float
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         aux = getattr(self.model, "last_aux", None)
         aux = aux.float() if aux is not None else None
         logits = logits.float()  # losses in fp32 whatever the autocast dtype
@@ -129,8 +142,9 @@ class StepRunner:
             self.micro_batch = max(1, self.micro_batch // 2)
             events.append(OOMRecovered(self.micro_batch, math.ceil(images.shape[0] / self.micro_batch), message))
         grad_norm = self._finish_step()
-        return StepResult(float(total), {k: float(v) for k, v in parts.items()}, lr, int(images.shape[0]),
-                          grad_norm, events, kind)
+        return StepResult(
+            float(total), {k: float(v) for k, v in parts.items()}, lr, int(images.shape[0]), grad_norm, events, kind
+        )
 
     def _accumulate(self, images, ta, tb, lam) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self.optimizer.zero_grad(set_to_none=True)
@@ -145,8 +159,12 @@ class StepRunner:
             with contextlib.nullcontext() if sync else self.net.no_sync():
                 with self.autocast():
                     logits = self.net(images[sl])
-                loss, p = self.compute_loss(logits, {t: v[sl] for t, v in ta.items()},
-                                            None if tb is None else {t: v[sl] for t, v in tb.items()}, lam)
+                loss, p = self.compute_loss(
+                    logits,
+                    {t: v[sl] for t, v in ta.items()},
+                    None if tb is None else {t: v[sl] for t, v in tb.items()},
+                    lam,
+                )
                 self.scaler.scale(loss * weight).backward()
             total += loss.detach() * weight
             for name, v in p.items():

@@ -70,9 +70,21 @@ def safe_name(sample_id: str) -> str:
 
 
 @torch.inference_mode()
-def validate(model: torch.nn.Module, loss: torch.nn.Module, loader: Any, ids: list[str], classmap: ClassMap,
-             preprocessing: Preprocessing, device: torch.device, autocast: Any, *, surface: bool = False,
-             overlay_dir: Path | None = None, overlays: int = 0, epoch: int = 0) -> tuple[dict[str, float], list[str]]:
+def validate(
+    model: torch.nn.Module,
+    loss: torch.nn.Module,
+    loader: Any,
+    ids: list[str],
+    classmap: ClassMap,
+    preprocessing: Preprocessing,
+    device: torch.device,
+    autocast: Any,
+    *,
+    surface: bool = False,
+    overlay_dir: Path | None = None,
+    overlays: int = 0,
+    epoch: int = 0,
+) -> tuple[dict[str, float], list[str]]:
     """(metrics, overlay paths) of ``model`` over ``loader``; ``autocast`` is a context factory."""
     task, classes = classmap.task, classmap.num_classes
     acc = MetricAccumulator(task, classes, class_names=channel_names(classmap), surface=surface)
@@ -98,9 +110,12 @@ def validate(model: torch.nn.Module, loss: torch.nn.Module, loader: Any, ids: li
                 overlay_dir.mkdir(parents=True, exist_ok=True)
                 for j in range(min(b, overlays - len(written))):
                     sid = ids[int(batch["index"][j])]
-                    picture = overlay(unstandardise(images[j].float().cpu().numpy(), preprocessing),
-                                      foreground_masks(target[j], task, classes, logits=False),
-                                      foreground_masks(logits[j], task, classes, logits=True), colours)
+                    picture = overlay(
+                        unstandardise(images[j].float().cpu().numpy(), preprocessing),
+                        foreground_masks(target[j], task, classes, logits=False),
+                        foreground_masks(logits[j], task, classes, logits=True),
+                        colours,
+                    )
                     path = overlay_dir / f"epoch_{epoch:03d}_{safe_name(sid)}.png"
                     Image.fromarray(picture).save(path)
                     written.append(str(path))

@@ -100,10 +100,24 @@ def open_workspace_dataset(path: str | Path, statuses: list[str] | tuple[str, ..
             change = changed.get(rec.id)
             if change is not None and Path(change.path) == rec.image_path:
                 # its labels were drawn on an image that is no longer there as it was
-                problems.append(Problem(rec.image_path, UNREADABLE,
-                                        f"sample {rec.id}: source image {change.kind} since the workspace imported it"))
+                problems.append(
+                    Problem(
+                        rec.image_path,
+                        UNREADABLE,
+                        f"sample {rec.id}: source image {change.kind} since the workspace imported it",
+                    )
+                )
                 continue
             revision = ws.revision(rec.head_revision)
-            samples.append(WorkspaceSample(rec.id, rec.image_path, groups[rec.id], revision.id, revision.mask_sha256,
-                                           ws.root / "masks", rec.mask_kind))
+            samples.append(
+                WorkspaceSample(
+                    rec.id,
+                    rec.image_path,
+                    groups[rec.id],
+                    revision.id,
+                    revision.mask_sha256,
+                    ws.root / "masks",
+                    rec.mask_kind,
+                )
+            )
         return WorkspaceDataset(ws.root, ws.dataset_root, ws.classmap, samples, problems, wanted)

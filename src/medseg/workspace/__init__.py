@@ -14,6 +14,13 @@ from medseg.workspace.records import (
 from medseg.workspace.workspace import Workspace
 
 __all__ = [
-    "ORIGINS", "STATUSES", "ModelRun", "Revision", "SampleRecord", "SourceChange",
-    "StatusChange", "Workspace", "mask_sha256",
+    "ORIGINS",
+    "STATUSES",
+    "ModelRun",
+    "Revision",
+    "SampleRecord",
+    "SourceChange",
+    "StatusChange",
+    "Workspace",
+    "mask_sha256",
 ]

@@ -35,24 +35,49 @@ def finding_rows(findings: Iterable, source: str) -> list[tuple]:
         if not isinstance(f, Finding):
             raise WorkspaceError(f"add_findings takes medseg.findings.Finding objects, got {type(f).__name__}")
         d = f.to_dict()
-        rows.append((d["sample_id"], source, d["check"], d["severity"], d["value"], d["message"],
-                     d["path"], d["fix"], json.dumps(d["details"])))
+        rows.append(
+            (
+                d["sample_id"],
+                source,
+                d["check"],
+                d["severity"],
+                d["value"],
+                d["message"],
+                d["path"],
+                d["fix"],
+                json.dumps(d["details"]),
+            )
+        )
     return rows
 
 
 def insert_findings(conn: sqlite3.Connection, rows: list[tuple]) -> None:
     """Insert ``finding_rows`` inside the caller's transaction."""
-    conn.executemany('INSERT INTO findings (sample_id, source, "check", severity, value, message, '
-                     "path, fix, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        'INSERT INTO findings (sample_id, source, "check", severity, value, message, '
+        "path, fix, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
-def findings(conn: sqlite3.Connection, sample_id: str | None = None, source: str | None = None,
-             check: str | None = None) -> list:
+def findings(
+    conn: sqlite3.Connection, sample_id: str | None = None, source: str | None = None, check: str | None = None
+) -> list:
     where, args = _filters(sample_id=sample_id, source=source, check=check)
-    rows = conn.execute(f'SELECT * FROM findings {where} ORDER BY id', args).fetchall()
-    return [Finding(sample_id=r["sample_id"], check=r["check"], severity=r["severity"], message=r["message"],
-                    value=r["value"], path=r["path"], fix=r["fix"], details=json.loads(r["details"]))
-            for r in rows]
+    rows = conn.execute(f"SELECT * FROM findings {where} ORDER BY id", args).fetchall()
+    return [
+        Finding(
+            sample_id=r["sample_id"],
+            check=r["check"],
+            severity=r["severity"],
+            message=r["message"],
+            value=r["value"],
+            path=r["path"],
+            fix=r["fix"],
+            details=json.loads(r["details"]),
+        )
+        for r in rows
+    ]
 
 
 def _filters(**conditions) -> tuple[str, list]:
@@ -64,8 +89,9 @@ def _filters(**conditions) -> tuple[str, list]:
     return ("WHERE " + " AND ".join(parts)) if parts else "", args
 
 
-def set_scores(conn: sqlite3.Connection, method: str, scores: dict[str, float],
-               details: dict[str, dict] | None = None) -> None:
+def set_scores(
+    conn: sqlite3.Connection, method: str, scores: dict[str, float], details: dict[str, dict] | None = None
+) -> None:
     """The scores of ``method`` become exactly ``scores`` (earlier ones of that method are dropped)."""
     if not method or not isinstance(method, str):
         raise WorkspaceError(f"a score method must be a non-empty string, got {method!r}")
@@ -76,11 +102,14 @@ def set_scores(conn: sqlite3.Connection, method: str, scores: dict[str, float],
     known = {r[0] for r in conn.execute("SELECT id FROM samples")}
     missing = sorted(str(s) for s in scores if str(s) not in known)
     if missing:
-        raise WorkspaceError(f"scores for samples the workspace does not hold: {', '.join(missing[:5])}"
-                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        raise WorkspaceError(
+            f"scores for samples the workspace does not hold: {', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
     created = now()
-    rows = [(method, str(s), _score(v, s), json.dumps(json_safe(details.get(s, {}))), created)
-            for s, v in scores.items()]
+    rows = [
+        (method, str(s), _score(v, s), json.dumps(json_safe(details.get(s, {}))), created) for s, v in scores.items()
+    ]
     with write(conn):
         conn.execute("DELETE FROM scores WHERE method = ?", (method,))
         conn.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
@@ -110,8 +139,9 @@ def score_methods(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT method FROM scores ORDER BY method")]
 
 
-def record_model_run(conn: sqlite3.Connection, run_id: str, checkpoint_path, kind: str,
-                     revisions: dict[str, int]) -> ModelRun:
+def record_model_run(
+    conn: sqlite3.Connection, run_id: str, checkpoint_path, kind: str, revisions: dict[str, int]
+) -> ModelRun:
     """Record that run ``run_id`` (training, prediction, ranking: ``kind``) used these revisions."""
     if not run_id or not kind:
         raise WorkspaceError("a model run needs a run_id and a kind")
@@ -123,8 +153,9 @@ def record_model_run(conn: sqlite3.Connection, run_id: str, checkpoint_path, kin
         for sample_id, revision_id in revisions.items():
             row = conn.execute("SELECT sample_id FROM revisions WHERE id = ?", (int(revision_id),)).fetchone()
             if row is None or row[0] != str(sample_id):
-                raise WorkspaceError(f"model run {run_id!r}: revision {revision_id} is not a revision of "
-                                     f"sample {sample_id!r}")
+                raise WorkspaceError(
+                    f"model run {run_id!r}: revision {revision_id} is not a revision of sample {sample_id!r}"
+                )
             conn.execute("INSERT INTO run_revisions VALUES (?, ?, ?)", (run_id, str(sample_id), int(revision_id)))
     return ModelRun(run_id, str(checkpoint_path), kind, created, {str(k): int(v) for k, v in revisions.items()})
 
@@ -135,5 +166,8 @@ def model_runs(conn: sqlite3.Connection, sample_id: str | None = None) -> list[M
     used: dict[str, dict[str, int]] = {r["run_id"]: {} for r in runs}
     for r in conn.execute("SELECT run_id, sample_id, revision_id FROM run_revisions ORDER BY rowid"):
         used[r[0]][r[1]] = r[2]
-    return [ModelRun(r["run_id"], r["checkpoint"], r["kind"], r["created"], used[r["run_id"]])
-            for r in runs if sample_id is None or sample_id in used[r["run_id"]]]
+    return [
+        ModelRun(r["run_id"], r["checkpoint"], r["kind"], r["created"], used[r["run_id"]])
+        for r in runs
+        if sample_id is None or sample_id in used[r["run_id"]]
+    ]

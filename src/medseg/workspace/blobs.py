@@ -84,8 +84,10 @@ class BlobStore:
         tmp = final.parent / f"{_TMP_PREFIX}{sha[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with open(tmp, "xb") as f:
-                with (zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
-                      zf.open("mask.npy", "w", force_zip64=True) as entry):
+                with (
+                    zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+                    zf.open("mask.npy", "w", force_zip64=True) as entry,
+                ):
                     np.lib.format.write_array(entry, arr, allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
@@ -117,8 +119,11 @@ class BlobStore:
         except ValueError as e:
             raise ReadError(path, f"mask blob holds an unexpected array: {e}") from None
         if actual != sha:
-            raise ReadError(path, f"mask blob is corrupt: its content hashes to {actual[:12]}..., "
-                                  f"not to the {sha[:12]}... its name and the database promise")
+            raise ReadError(
+                path,
+                f"mask blob is corrupt: its content hashes to {actual[:12]}..., "
+                f"not to the {sha[:12]}... its name and the database promise",
+            )
         return arr
 
     def verify(self, sha: str) -> str | None:

@@ -55,15 +55,16 @@ def refuse_inside(ws: Path, dataset_root: Path, *, discover: bool = True) -> Non
     another dataset's source folders or another workspace (:mod:`medseg.destinations`)."""
     from medseg.destinations import check_destination
 
-    check_destination(ws, sources=[(dataset_root, "the dataset it reviews")], purpose="a workspace",
-                      discover=discover)
+    check_destination(ws, sources=[(dataset_root, "the dataset it reviews")], purpose="a workspace", discover=discover)
 
 
 def interrupted_message(root: Path, dataset_root: str | None) -> str:
     """What every message about a workspace whose create was killed says: the one thing to do."""
-    return (f"{root}: creating this workspace was interrupted before it finished; create it again with "
-            f"`medseg workspace create {dataset_root or 'DATASET'} {root}` (Workspace.create in Python), "
-            "which replaces the unfinished workspace")
+    return (
+        f"{root}: creating this workspace was interrupted before it finished; create it again with "
+        f"`medseg workspace create {dataset_root or 'DATASET'} {root}` (Workspace.create in Python), "
+        "which replaces the unfinished workspace"
+    )
 
 
 def creating_elsewhere(meta: dict) -> bool:
@@ -92,8 +93,10 @@ def _clear_interrupted(ws_root: Path) -> None:
     if meta.get("state") != "creating":
         return
     if creating_elsewhere(meta):
-        raise WorkspaceError(f"{ws_root}: another medseg process is creating this workspace right now; "
-                             "open it when that create has finished")
+        raise WorkspaceError(
+            f"{ws_root}: another medseg process is creating this workspace right now; "
+            "open it when that create has finished"
+        )
     _remove_partial(ws_root, made_folder=False)
 
 
@@ -104,8 +107,9 @@ def default_author() -> str:
         return "unknown"
 
 
-def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None, open_workspace,
-                cancel: CancelToken | None = None):
+def iter_create(
+    path, dataset_root, *, layout=None, group_by="auto", author=None, open_workspace, cancel: CancelToken | None = None
+):
     """``Workspace.iter_create``'s body; ``open_workspace(root, verify=)`` opens the finished workspace
     (passed in, so this module never imports the Workspace class that imports it)."""
     from medseg.datasets import open_dataset
@@ -114,8 +118,9 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
     ws_root, given = Path(path).absolute(), Path(dataset_root).absolute()
     _clear_interrupted(ws_root)
     if (ws_root / DB_NAME).exists():
-        raise WorkspaceError(f"{ws_root}: already a workspace; open it (medseg workspace info {ws_root}, "
-                             "Workspace.open)")
+        raise WorkspaceError(
+            f"{ws_root}: already a workspace; open it (medseg workspace info {ws_root}, Workspace.open)"
+        )
     refuse_inside(ws_root, given)
     if ws_root.exists() and (not ws_root.is_dir() or any(ws_root.iterdir())):
         raise WorkspaceError(f"{ws_root}: exists and is not an empty folder; a workspace needs a new or empty one")
@@ -133,10 +138,20 @@ def iter_create(path, dataset_root, *, layout=None, group_by="auto", author=None
     try:
         conn = connect(ws_root / DB_NAME, create=True)
         with write(conn):
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                ("state", "creating"), ("dataset_root", str(root)), ("layout", ds.layout),
-                ("group_by", group_by), ("classmap", ds.classmap.to_json()), ("created", now()),
-                ("created_by", author), ("medseg_version", medseg.__version__), ("create_owner", owner_tag())])
+            conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [
+                    ("state", "creating"),
+                    ("dataset_root", str(root)),
+                    ("layout", ds.layout),
+                    ("group_by", group_by),
+                    ("classmap", ds.classmap.to_json()),
+                    ("created", now()),
+                    ("created_by", author),
+                    ("medseg_version", medseg.__version__),
+                    ("create_owner", owner_tag()),
+                ],
+            )
         samples, findings = [], [_problem_finding(p) for p in ds.problems]
         yield from _import(ds, root, BlobStore(ws_root / "masks"), samples, findings, cancel)
         yield Message("writing the workspace database")
@@ -165,8 +180,15 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, can
                 mask, report = s.load_mask(return_report=True)
                 canon = canonical_mask(mask, ds.classmap, s.id)
             except (MedsegError, OSError, ValueError) as e:
-                findings.append(Finding(s.id, UNREADABLE, ERROR, f"mask cannot be imported: {e}",
-                                        path=str(next(iter(s.mask_paths.values()), s.image_path))))
+                findings.append(
+                    Finding(
+                        s.id,
+                        UNREADABLE,
+                        ERROR,
+                        f"mask cannot be imported: {e}",
+                        path=str(next(iter(s.mask_paths.values()), s.image_path)),
+                    )
+                )
                 yield Message(f"skipped {s.id}: {e}")
                 yield Progress(i, n, "import", s.id)
                 continue
@@ -174,14 +196,21 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, can
             pending.append(pool.submit(blobs.put, canon, sha, sync_dir=False))
             files = sample_files(s.image_path, s.mask_paths)
             hashes = {role: cache.sha256(p) for role, p in files.items()}
-            samples.append({
-                "id": s.id, "image_path": relative(s.image_path, root),
-                "mask_paths": encode_mask_paths(s.mask_paths, root), "mask_kind": s.mask_kind,
-                "extra": json.dumps(s.extra, default=str), "group": s.group,
-                "image_sha256": hashes.pop("image"),
-                "mask_source_sha256": json.dumps({k.split(":", 1)[1]: v for k, v in hashes.items()}),
-                "source_stat": json.dumps({relative(p, root): cache.stat(p) for p in files.values()}),
-                "sha": sha, **_import_note(s, report)})
+            samples.append(
+                {
+                    "id": s.id,
+                    "image_path": relative(s.image_path, root),
+                    "mask_paths": encode_mask_paths(s.mask_paths, root),
+                    "mask_kind": s.mask_kind,
+                    "extra": json.dumps(s.extra, default=str),
+                    "group": s.group,
+                    "image_sha256": hashes.pop("image"),
+                    "mask_source_sha256": json.dumps({k.split(":", 1)[1]: v for k, v in hashes.items()}),
+                    "source_stat": json.dumps({relative(p, root): cache.stat(p) for p in files.values()}),
+                    "sha": sha,
+                    **_import_note(s, report),
+                }
+            )
             written.append(sha)
             while len(pending) > _MAX_PENDING:
                 pending.popleft().result()
@@ -208,25 +237,44 @@ def _commit(conn, samples: list[dict], findings: list[tuple], author: str) -> No
     created = now()
     with write(conn):
         for pos, s in enumerate(samples):
-            conn.execute('INSERT INTO samples (id, image_path, mask_paths, mask_kind, extra, "group", image_sha256, '
-                         "mask_source_sha256, source_stat, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (s["id"], s["image_path"], s["mask_paths"], s["mask_kind"], s["extra"], s["group"],
-                          s["image_sha256"], s["mask_source_sha256"], s["source_stat"], pos))
-            rev = conn.execute("INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, "
-                               "note, details) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
-                               (s["id"], s["sha"], created, author, IMPORTED, s["note"],
-                                json.dumps(s["details"]))).lastrowid
+            conn.execute(
+                'INSERT INTO samples (id, image_path, mask_paths, mask_kind, extra, "group", image_sha256, '
+                "mask_source_sha256, source_stat, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s["id"],
+                    s["image_path"],
+                    s["mask_paths"],
+                    s["mask_kind"],
+                    s["extra"],
+                    s["group"],
+                    s["image_sha256"],
+                    s["mask_source_sha256"],
+                    s["source_stat"],
+                    pos,
+                ),
+            )
+            rev = conn.execute(
+                "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, "
+                "note, details) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+                (s["id"], s["sha"], created, author, IMPORTED, s["note"], json.dumps(s["details"])),
+            ).lastrowid
             conn.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev, s["id"]))
-            conn.execute("INSERT INTO status_log (sample_id, status, reason, time, author) "
-                         "VALUES (?, ?, NULL, ?, ?)", (s["id"], UNREVIEWED, created, author))
+            conn.execute(
+                "INSERT INTO status_log (sample_id, status, reason, time, author) VALUES (?, ?, NULL, ?, ?)",
+                (s["id"], UNREVIEWED, created, author),
+            )
         insert_findings(conn, findings)
         conn.execute("UPDATE meta SET value = 'ready' WHERE key = 'state'")
 
 
 def _problem_finding(problem):
-    return Finding(sample_id=Path(problem.path).stem, check=problem.kind,
-                   severity=PROBLEM_SEVERITY.get(problem.kind, WARNING), message=problem.message,
-                   path=str(problem.path))
+    return Finding(
+        sample_id=Path(problem.path).stem,
+        check=problem.kind,
+        severity=PROBLEM_SEVERITY.get(problem.kind, WARNING),
+        message=problem.message,
+        path=str(problem.path),
+    )
 
 
 def _remove_partial(ws_root: Path, made_folder: bool) -> None:

@@ -59,8 +59,9 @@ def draft_path(ws, sample_id: str) -> Path:
     return Path(ws.root) / DRAFTS_DIR / f"{stem}-{digest}.npz"
 
 
-def write_draft(ws, sample_id: str, mask, *, base_revision: int | None = None, saved: str | None = None,
-                sync: bool = True) -> Path:
+def write_draft(
+    ws, sample_id: str, mask, *, base_revision: int | None = None, saved: str | None = None, sync: bool = True
+) -> Path:
     """Atomically write (or replace) the draft of ``sample_id``; returns its path.
 
     ``base_revision`` is the revision the edits were made on; ``saved`` the
@@ -71,10 +72,15 @@ def write_draft(ws, sample_id: str, mask, *, base_revision: int | None = None, s
     ws.sample(sid)  # WorkspaceError naming the workspace for an unknown sample
     arr = np.asarray(mask)
     if arr.ndim < 2 or arr.dtype.kind not in "biu":
-        raise WorkspaceError(f"sample {sid}: a draft holds an integer or boolean mask of >= 2 dimensions, "
-                             f"got {arr.dtype} of shape {arr.shape}")
-    meta = {"sample_id": sid, "base_revision": None if base_revision is None else int(base_revision),
-            "saved": saved or datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+        raise WorkspaceError(
+            f"sample {sid}: a draft holds an integer or boolean mask of >= 2 dimensions, "
+            f"got {arr.dtype} of shape {arr.shape}"
+        )
+    meta = {
+        "sample_id": sid,
+        "base_revision": None if base_revision is None else int(base_revision),
+        "saved": saved or datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+    }
     final = draft_path(ws, sid)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f"{_TMP_PREFIX}{final.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -103,8 +109,9 @@ def read_draft(ws, sample_id: str) -> Draft | None:
             mask = npz["mask"]
             meta = json.loads(str(npz["meta"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise ReadError(path, f"draft of sample {sample_id!r} cannot be read, the file is damaged "
-                              f"({type(e).__name__}: {e})") from None
+        raise ReadError(
+            path, f"draft of sample {sample_id!r} cannot be read, the file is damaged ({type(e).__name__}: {e})"
+        ) from None
     if meta.get("sample_id") != str(sample_id):
         raise ReadError(path, f"draft belongs to sample {meta.get('sample_id')!r}, not to {sample_id!r}")
     return Draft(str(sample_id), mask, meta.get("base_revision"), str(meta.get("saved", "")), path)

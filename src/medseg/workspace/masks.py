@@ -40,21 +40,26 @@ def canonical_mask(mask: np.ndarray, classmap: ClassMap, sample_id: str = "") ->
     bad = sorted(int(v) for v in present if int(v) not in valid)
     if bad:
         hint = " (a 0/255 mask must be binarised to 0/1 first)" if classmap.task == "binary" and 255 in bad else ""
-        raise WorkspaceError(f"{who}mask values {_short(bad)} are not in the class map "
-                             f"(valid: 0 = {classmap.background}, {_valid(classmap)}){hint}")
+        raise WorkspaceError(
+            f"{who}mask values {_short(bad)} are not in the class map "
+            f"(valid: 0 = {classmap.background}, {_valid(classmap)}){hint}"
+        )
     return ids
 
 
 def _multilabel(arr: np.ndarray, classmap: ClassMap, who: str) -> np.ndarray:
     n = len(classmap.classes)
     if arr.ndim < 3 or arr.shape[-1] != n:
-        raise WorkspaceError(f"{who}a multilabel mask is (..., C) with C = {n} classes "
-                             f"({', '.join(classmap.names)}), got shape {arr.shape}")
+        raise WorkspaceError(
+            f"{who}a multilabel mask is (..., C) with C = {n} classes "
+            f"({', '.join(classmap.names)}), got shape {arr.shape}"
+        )
     if arr.dtype.kind != "b":
         values = np.unique(arr)
         if not set(values.tolist()) <= {0, 1}:
-            raise WorkspaceError(f"{who}a multilabel mask holds 0/1 or booleans per class, got values "
-                                 f"{_short(values.tolist())}")
+            raise WorkspaceError(
+                f"{who}a multilabel mask holds 0/1 or booleans per class, got values {_short(values.tolist())}"
+            )
     return np.ascontiguousarray(arr, dtype=bool)
 
 
@@ -86,6 +91,5 @@ def changed_pixels(old: np.ndarray, new: np.ndarray, classmap: ClassMap) -> tupl
     if not n:
         return {}, 0
     size = int(max(old.max(), new.max())) + 1
-    counts = (np.bincount(old[differ].ravel(), minlength=size)
-              + np.bincount(new[differ].ravel(), minlength=size))
+    counts = np.bincount(old[differ].ravel(), minlength=size) + np.bincount(new[differ].ravel(), minlength=size)
     return {int(c): int(counts[c]) for c in np.nonzero(counts)[0] if c != 0}, n

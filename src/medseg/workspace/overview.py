@@ -17,8 +17,10 @@ def counts(conn: sqlite3.Connection) -> dict:
         origins = dict(c.execute("SELECT origin, COUNT(*) FROM revisions GROUP BY origin").fetchall())
         return {
             "schema_version": schema_version(c),
-            "n_samples": sum(by_status.values()), "by_status": by_status,
-            "n_revisions": sum(origins.values()), "revisions_by_origin": origins,
+            "n_samples": sum(by_status.values()),
+            "by_status": by_status,
+            "n_revisions": sum(origins.values()),
+            "revisions_by_origin": origins,
             "by_check": dict(c.execute('SELECT "check", COUNT(*) FROM findings GROUP BY "check"').fetchall()),
             "by_severity": dict(c.execute("SELECT severity, COUNT(*) FROM findings GROUP BY severity").fetchall()),
             "findings_by_source": dict(c.execute("SELECT source, COUNT(*) FROM findings GROUP BY source").fetchall()),
@@ -32,8 +34,10 @@ def integrity(conn: sqlite3.Connection, blobs: BlobStore | None) -> list[str]:
     and (with ``blobs``) every revision's mask file reading back with the hash its row names."""
     problems = integrity_problems(conn)
     with read(conn) as c:
-        stale = c.execute("SELECT s.id FROM samples s WHERE s.head_revision IS NOT "
-                          "(SELECT MAX(id) FROM revisions r WHERE r.sample_id = s.id)").fetchall()
+        stale = c.execute(
+            "SELECT s.id FROM samples s WHERE s.head_revision IS NOT "
+            "(SELECT MAX(id) FROM revisions r WHERE r.sample_id = s.id)"
+        ).fetchall()
         shas = [r[0] for r in c.execute("SELECT DISTINCT mask_sha256 FROM revisions")]
     problems += [f"sample {r[0]}: head is not its newest revision" for r in stale]
     if blobs is not None:

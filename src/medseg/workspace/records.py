@@ -72,10 +72,19 @@ class Revision:
     @classmethod
     def from_row(cls, r) -> Revision:
         """From a ``revisions`` table row."""
-        return cls(id=r["id"], sample_id=r["sample_id"], parent_id=r["parent_id"], mask_sha256=r["mask_sha256"],
-                   created=r["created"], author=r["author"], origin=r["origin"], note=r["note"],
-                   changed={int(k): v for k, v in json.loads(r["changed"]).items()}, n_changed=r["n_changed"],
-                   details=json.loads(r["details"]))
+        return cls(
+            id=r["id"],
+            sample_id=r["sample_id"],
+            parent_id=r["parent_id"],
+            mask_sha256=r["mask_sha256"],
+            created=r["created"],
+            author=r["author"],
+            origin=r["origin"],
+            note=r["note"],
+            changed={int(k): v for k, v in json.loads(r["changed"]).items()},
+            n_changed=r["n_changed"],
+            details=json.loads(r["details"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -105,4 +114,3 @@ class ModelRun:
     kind: str
     created: str
     revisions: dict[str, int]
-

@@ -101,8 +101,10 @@ def find_changes(rows: list[dict], root: Path, verify: str = "stat") -> tuple[li
     for row in rows:
         image = root / row["image_path"]
         masks = decode_mask_paths(row["mask_paths"], root)
-        expected = {"image": row["image_sha256"],
-                    **{f"mask:{k}": v for k, v in json.loads(row["mask_source_sha256"]).items()}}
+        expected = {
+            "image": row["image_sha256"],
+            **{f"mask:{k}": v for k, v in json.loads(row["mask_source_sha256"]).items()},
+        }
         stats = json.loads(row["source_stat"])
         new_stats = dict(stats)
         for role, path in sample_files(image, masks).items():
@@ -126,11 +128,17 @@ def check_sources(conn, root: Path, verify: str = "stat") -> list[SourceChange]:
     """``find_changes`` over every sample of an open workspace; keeps the refreshed stats."""
     from medseg.workspace.store import write
 
-    rows = [dict(r) for r in conn.execute("SELECT id, image_path, mask_paths, image_sha256, "
-                                          "mask_source_sha256, source_stat FROM samples ORDER BY position")]
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT id, image_path, mask_paths, image_sha256, "
+            "mask_source_sha256, source_stat FROM samples ORDER BY position"
+        )
+    ]
     changes, restat = find_changes(rows, root, verify)
     if restat:
         with write(conn):
-            conn.executemany("UPDATE samples SET source_stat = ? WHERE id = ?",
-                             [(json.dumps(v), k) for k, v in restat.items()])
+            conn.executemany(
+                "UPDATE samples SET source_stat = ? WHERE id = ?", [(json.dumps(v), k) for k, v in restat.items()]
+            )
     return changes

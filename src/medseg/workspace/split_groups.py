@@ -44,6 +44,10 @@ def merged_groups(groups: dict[str, str], links: Iterable[tuple[str, str]]) -> d
 def split_groups(workspace) -> dict[str, str]:
     """{sample id: group for splitting} of a workspace: its groups merged across QC's duplicate links."""
     groups = {rec.id: str(rec.group or "") for rec in workspace.samples()}
-    links = [(f.sample_id, str(other)) for check in LINKING_CHECKS for f in workspace.findings(check=check)
-             for other in (f.details or {}).get("cross_group", ())]
+    links = [
+        (f.sample_id, str(other))
+        for check in LINKING_CHECKS
+        for f in workspace.findings(check=check)
+        for other in (f.details or {}).get("cross_group", ())
+    ]
     return merged_groups(groups, links)

@@ -127,14 +127,15 @@ def connect(db_path: Path, *, create: bool = False) -> sqlite3.Connection:
     try:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), never implicit.
         # check_same_thread=False: a GUI worker thread may use the workspace; Workspace serialises calls.
-        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
-            raise WorkspaceError(f"{db_path}: cannot use write-ahead logging (journal mode stays {mode!r}); "
-                                 "is the workspace on a network file system?")
+            raise WorkspaceError(
+                f"{db_path}: cannot use write-ahead logging (journal mode stays {mode!r}); "
+                "is the workspace on a network file system?"
+            )
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn, db_path)
@@ -175,8 +176,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, db_path: Path) -> None:
     current = schema_version(conn)
     if current > SCHEMA_VERSION:
-        raise WorkspaceError(f"{db_path}: workspace schema version {current} is newer than this medseg "
-                             f"understands ({SCHEMA_VERSION}); update medseg to open it")
+        raise WorkspaceError(
+            f"{db_path}: workspace schema version {current} is newer than this medseg "
+            f"understands ({SCHEMA_VERSION}); update medseg to open it"
+        )
     if current == SCHEMA_VERSION:
         return
     with write(conn):

@@ -60,6 +60,7 @@ def _locked(method):
             if self._conn is None:
                 raise WorkspaceError(f"{self.root}: workspace is closed")
             return method(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -76,8 +77,10 @@ class Workspace:
             conn.close()
             self._conn = None
             if creating_elsewhere(self.meta):
-                raise WorkspaceError(f"{self.root}: this workspace is still being created by another medseg "
-                                     "process; open it when that create has finished")
+                raise WorkspaceError(
+                    f"{self.root}: this workspace is still being created by another medseg "
+                    "process; open it when that create has finished"
+                )
             raise WorkspaceError(interrupted_message(self.root, self.meta.get("dataset_root")))
         self.dataset_root = Path(self.meta["dataset_root"])
         self.classmap = ClassMap.from_json(self.meta["classmap"])
@@ -87,15 +90,17 @@ class Workspace:
 
     # opening and closing ------------------------------------------------------
     @classmethod
-    def iter_create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None,
-                    cancel: CancelToken | None = None) -> Job:
+    def iter_create(
+        cls, path, dataset_root, *, layout=None, group_by="auto", author=None, cancel: CancelToken | None = None
+    ) -> Job:
         """Index ``dataset_root`` and import every sample's mask, as a job (:mod:`medseg.jobs`): progress of
         the stages "index", "import" and "commit", then ``Result(workspace)``; a cancel (``cancel``) or an
         early close leaves no workspace (:mod:`medseg.workspace.create`)."""
         from medseg.workspace.create import iter_create
 
-        return iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author,
-                           open_workspace=cls.open, cancel=cancel)
+        return iter_create(
+            path, dataset_root, layout=layout, group_by=group_by, author=author, open_workspace=cls.open, cancel=cancel
+        )
 
     @classmethod
     def create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None) -> Workspace:
@@ -161,8 +166,9 @@ class Workspace:
     def samples(self, status: str | None = None) -> list[SampleRecord]:
         if status is not None:
             check_status(status)
-        rows = self._conn.execute("SELECT * FROM samples WHERE ? IS NULL OR status = ? ORDER BY position",
-                                  (status, status))
+        rows = self._conn.execute(
+            "SELECT * FROM samples WHERE ? IS NULL OR status = ? ORDER BY position", (status, status)
+        )
         return [self._record(r) for r in rows]
 
     def _sample_row(self, sample_id: str):
@@ -174,11 +180,17 @@ class Workspace:
 
     def _record(self, r) -> SampleRecord:
         return SampleRecord(
-            id=r["id"], image_path=self.dataset_root / r["image_path"],
-            mask_paths=decode_mask_paths(r["mask_paths"], self.dataset_root), group=r["group"],
-            image_sha256=r["image_sha256"], status=r["status"], reason=r["reason"],
-            head_revision=r["head_revision"], mask_source_sha256=json.loads(r["mask_source_sha256"]),
-            mask_kind=r["mask_kind"])
+            id=r["id"],
+            image_path=self.dataset_root / r["image_path"],
+            mask_paths=decode_mask_paths(r["mask_paths"], self.dataset_root),
+            group=r["group"],
+            image_sha256=r["image_sha256"],
+            status=r["status"],
+            reason=r["reason"],
+            head_revision=r["head_revision"],
+            mask_source_sha256=json.loads(r["mask_source_sha256"]),
+            mask_kind=r["mask_kind"],
+        )
 
     @_locked
     def source_sample(self, sample_id: str):
@@ -188,8 +200,15 @@ class Workspace:
 
         r = self._sample_row(sample_id)
         rec = self._record(r)
-        return Sample(rec.id, rec.image_path, rec.mask_paths, rec.group, json.loads(r["extra"]),
-                      classmap=self.classmap, mask_kind=rec.mask_kind)
+        return Sample(
+            rec.id,
+            rec.image_path,
+            rec.mask_paths,
+            rec.group,
+            json.loads(r["extra"]),
+            classmap=self.classmap,
+            mask_kind=rec.mask_kind,
+        )
 
     def image(self, sample_id: str):
         """The source image (:class:`medseg.io.types.ImageData`); ReadError naming the file if it is gone."""
@@ -224,8 +243,16 @@ class Workspace:
         return [Revision.from_row(r) for r in rows]
 
     @_locked
-    def save_revision(self, sample_id: str, mask, *, origin: str, author: str | None = None,
-                      note: str | None = None, details: dict | None = None) -> Revision:
+    def save_revision(
+        self,
+        sample_id: str,
+        mask,
+        *,
+        origin: str,
+        author: str | None = None,
+        note: str | None = None,
+        details: dict | None = None,
+    ) -> Revision:
         """Save ``mask`` as the sample's new head revision (atomic, durable when it returns).
 
         A mask identical to the head is not a new revision: the head is
@@ -247,43 +274,62 @@ class Workspace:
                     return head
                 parent = self._blobs.get(head.mask_sha256)
                 if parent.shape != canon.shape:
-                    raise WorkspaceError(f"sample {sample_id}: mask shape {canon.shape} differs from the "
-                                         f"current revision's {parent.shape}")
+                    raise WorkspaceError(
+                        f"sample {sample_id}: mask shape {canon.shape} differs from the "
+                        f"current revision's {parent.shape}"
+                    )
                 changed, n_changed = changed_pixels(parent, canon, self.classmap)
             created = now()
             cur = c.execute(
                 "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, note, "
                 "changed, n_changed, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (sample_id, head_id, sha, created, author, origin, note, json.dumps(changed), n_changed,
-                 json.dumps(details or {})))
+                (
+                    sample_id,
+                    head_id,
+                    sha,
+                    created,
+                    author,
+                    origin,
+                    note,
+                    json.dumps(changed),
+                    n_changed,
+                    json.dumps(details or {}),
+                ),
+            )
             rev_id = cur.lastrowid
             c.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev_id, sample_id))
             if origin == MANUAL:
                 self._set_status(sample_id, CORRECTED, None, author)
-        return Revision(rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed,
-                        dict(details or {}))
+        return Revision(
+            rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed, dict(details or {})
+        )
 
     @_locked
-    def revert(self, sample_id: str, revision_id: int, *, author: str | None = None,
-               note: str | None = None) -> Revision:
+    def revert(
+        self, sample_id: str, revision_id: int, *, author: str | None = None, note: str | None = None
+    ) -> Revision:
         """A new head revision (origin "revert") with the content of ``revision_id``."""
         target = self.revision(revision_id)
         if target.sample_id != str(sample_id):
-            raise WorkspaceError(f"revision {revision_id} belongs to sample {target.sample_id!r}, "
-                                 f"not to {sample_id!r}")
-        return self.save_revision(sample_id, self._blobs.get(target.mask_sha256), origin=REVERT, author=author,
-                                  note=note or f"revert to revision {revision_id}",
-                                  details={"reverted_to": int(revision_id)})
+            raise WorkspaceError(f"revision {revision_id} belongs to sample {target.sample_id!r}, not to {sample_id!r}")
+        return self.save_revision(
+            sample_id,
+            self._blobs.get(target.mask_sha256),
+            origin=REVERT,
+            author=author,
+            note=note or f"revert to revision {revision_id}",
+            details={"reverted_to": int(revision_id)},
+        )
 
     # review status ------------------------------------------------------------------
     @_locked
-    def set_status(self, sample_id: str, status: str, reason: str | None = None, *,
-                   author: str | None = None) -> None:
+    def set_status(self, sample_id: str, status: str, reason: str | None = None, *, author: str | None = None) -> None:
         """Set the review status; "excluded" needs a reason. Every change is logged."""
         check_status(status)
         if status == EXCLUDED and not (reason and str(reason).strip()):
-            raise WorkspaceError(f"sample {sample_id}: excluding a sample needs a reason "
-                                 "(e.g. 'image unusable: motion blur')")
+            raise WorkspaceError(
+                f"sample {sample_id}: excluding a sample needs a reason (e.g. 'image unusable: motion blur')"
+            )
         self._sample_row(sample_id)
         with write(self._conn):
             self._set_status(str(sample_id), status, reason, author or default_author())
@@ -293,8 +339,10 @@ class Workspace:
         if (row["status"], row["reason"]) == (status, reason):
             return
         self._conn.execute("UPDATE samples SET status = ?, reason = ? WHERE id = ?", (status, reason, sample_id))
-        self._conn.execute("INSERT INTO status_log (sample_id, status, reason, time, author) VALUES (?, ?, ?, ?, ?)",
-                           (sample_id, status, reason, now(), author))
+        self._conn.execute(
+            "INSERT INTO status_log (sample_id, status, reason, time, author) VALUES (?, ?, ?, ?, ?)",
+            (sample_id, status, reason, now(), author),
+        )
 
     @_locked
     def status_history(self, sample_id: str) -> list[StatusChange]:
@@ -341,9 +389,13 @@ class Workspace:
     def summary(self) -> dict:
         """Counts by status, revision origin, finding check/severity/source; changed sources; provenance."""
         return {
-            "root": str(self.root), "dataset_root": str(self.dataset_root), "layout": self.layout,
-            "task": self.classmap.task, "classes": self.classmap.names,
-            "created": self.meta.get("created"), "medseg_version": self.meta.get("medseg_version"),
+            "root": str(self.root),
+            "dataset_root": str(self.dataset_root),
+            "layout": self.layout,
+            "task": self.classmap.task,
+            "classes": self.classmap.names,
+            "created": self.meta.get("created"),
+            "medseg_version": self.meta.get("medseg_version"),
             **overview.counts(self._conn),
             "source_changes": dict(Counter(ch.kind for ch in self.source_changes)),
         }
