@@ -117,7 +117,7 @@ class FinetuneWidget(QWidget):
         self.job = self.score_job = None
         self.run_dir: Path | None = None
         self.events: list = []  # this run's events, in order
-        self.outcome: Any = None  # the run's Finished / Cancelled / Failed event
+        self.outcome: Any = None  # how the run ended: its Result, Cancelled or Failed event
         self.checkpoint: str | None = None  # the model to use: best of a finished run, else the last written
         self.score_token = None
         self._last_bar: Bar | None = None

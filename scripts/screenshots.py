@@ -74,7 +74,7 @@ def main() -> int:
     ft.start()
     pump(600, lambda: not ft.running)
     shot("02-finetune.png", "Fine-tune")
-    if ft.outcome is None or ft.outcome.kind != "finished":
+    if ft.outcome is None or ft.outcome.kind != "result":
         print(f"fine-tuning did not finish: {ft.status.text()}", file=sys.stderr)
         return 1
     ft.use_model()
