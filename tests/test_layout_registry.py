@@ -196,6 +196,7 @@ def test_an_unknown_layout_name_is_a_dataset_error_listing_the_names(samples, is
     message = str(err)
     assert "unknown layout 'nnuent'" in message and "did you mean 'nnunet'" in message
     assert all(name in message for name in layout_names())  # isic included: the list is the registry's
+    assert "Other valid names: " in message  # not "Valid:", which would read as if 'nnunet' were not
     with pytest.raises(UnknownLayoutError):
         get_layout("coco")
     with pytest.raises(DatasetError, match="group_by"):

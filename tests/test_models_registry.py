@@ -194,7 +194,7 @@ def test_unknown_architecture_lists_close_matches_first():
     assert err.suggestions[0] == "UnetPlusPlus"
     msg = str(err)
     assert "'UnetPlusPluss'" in msg
-    assert msg.index("UnetPlusPlus'") < msg.index("Valid:")
+    assert msg.index("UnetPlusPlus'") < msg.index("Other valid names:")
     for name in ("Segformer", "PlainUNet", "DPT"):
         assert name in msg
 

@@ -102,7 +102,8 @@ class UnknownNameError(MedsegError, ValueError):
         rest = [v for v in self.valid if v not in self.suggestions]
         shown = ", ".join(rest[:max_listed])
         more = f", ... ({len(rest) - max_listed} more)" if len(rest) > max_listed else ""
-        msg += f" Valid: {shown}{more}."
+        # after suggestions, "Valid:" alone would read as if the suggestion were not valid
+        msg += f" {'Other valid names' if self.suggestions else 'Valid'}: {shown}{more}."
         if hint:
             msg += f" {hint}"
         super().__init__(msg)
