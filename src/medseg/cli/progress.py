@@ -61,9 +61,9 @@ class Bar:
         key = (event.stage, event.total)
         if key != self._key:  # a new stage (fold 2's training after fold 1's scoring) starts a new bar
             self._key = key
-            self.bar.reset(total=event.total)
             label = " ".join(t for t in (self.what, event.stage) if t and t != self.what) or self.what
-            self.bar.set_description(label or None, refresh=False)
+            self.bar.set_description_str(label or None, refresh=False)  # tqdm adds the ": " itself
+            self.bar.reset(total=event.total)
         self.bar.n = event.done
         if event.item:
             self.bar.set_postfix_str(str(event.item)[-40:], refresh=False)

@@ -131,6 +131,8 @@ def iter_create(
     ds = open_dataset(given, layout, group_by=group_by)
     root = ds.root.absolute()
     refuse_inside(ws_root, root)
+    if not ds.samples:
+        raise _nothing_to_review(ds)
     author = author or default_author()
     made_folder = not ws_root.exists()
     ws_root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,15 @@ def iter_create(
         _remove_partial(ws_root, made_folder)
         raise
     yield Result(ws)
+
+
+def _nothing_to_review(ds) -> WorkspaceError:
+    """A workspace of no samples would be created without a word and reviewed in vain: refused, nothing
+    written, the dataset's problems named (e.g. volumes in a 2-D layout)."""
+    shown = "; ".join(f"{p.path}: {p.message}" for p in ds.problems[:5])
+    more = f" (and {len(ds.problems) - 5} more problems: medseg index {ds.root})" if len(ds.problems) > 5 else ""
+    why = f": {shown}{more}" if shown else ": no image was found"
+    return WorkspaceError(f"{ds.root}: no sample to review in this {ds.layout} dataset, no workspace created{why}")
 
 
 def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, cancel: CancelToken | None):
