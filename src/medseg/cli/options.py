@@ -4,6 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+# the training flags train and rank share: attribute -> (dotted config key, add_argument keywords)
+TRAINING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "epochs": ("epochs", {"type": int, "metavar": "N"}),
+    "batch_size": ("batch_size", {"type": int, "metavar": "N"}),
+    "lr": ("optim.lr", {"type": float, "metavar": "F", "help": "optim.lr"}),
+    "arch": ("model.arch", {"metavar": "A", "help": "model.arch, e.g. Unet, UnetPlusPlus, PlainUNet"}),
+    "encoder": ("model.encoder", {"metavar": "E", "help": "model.encoder, e.g. resnet34, efficientnet-b1"}),
+    "device": ("device", {"metavar": "D", "help": "auto, cpu, cuda, cuda:N, mps"}),
+    "seed": ("seed", {"type": int, "metavar": "N"}),
+}
+
+
+TRAINING_FLAG_KEYS = {attr: key for attr, (key, _) in TRAINING_FLAGS.items()}
+
+
+def add_training_flags(p: Any, helps: dict[str, str] | None = None) -> None:
+    """Add :data:`TRAINING_FLAGS` to the parser ``p``; ``helps`` replaces a flag's help."""
+    for attr, (_, kwargs) in TRAINING_FLAGS.items():
+        extra = {"help": helps[attr]} if helps and attr in helps else {}
+        p.add_argument("--" + attr.replace("_", "-"), **{**kwargs, **extra})
+
 
 def set_dotted(d: dict, key: str, value: Any, problems: list[str], what: str) -> None:
     """Set ``a.b.c`` in a nested config dict; a non-mapping on the way is a problem, not a crash."""

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from medseg.cli.options import TRAINING_FLAG_KEYS, add_training_flags
+
 # Small and CPU-affordable (about 9 s an epoch per fold for 490 CVC-ClinicDB frames on one busy core);
 # what benchmarks/bench_rank.py measured. On a GPU, raise image_size, width and epochs.
 DEFAULT_CONFIG = {
@@ -31,16 +33,7 @@ DEFAULT_CONFIG = {
     "precision": "auto",
     "val_overlays": 0,
 }
-FLAG_KEYS = {
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "optim.lr",
-    "arch": "model.arch",
-    "encoder": "model.encoder",
-    "device": "device",
-    "seed": "seed",
-    "image_size": "data.image_size",
-}
+FLAG_KEYS = {**TRAINING_FLAG_KEYS, "image_size": "data.image_size"}
 
 
 def add_parser(sub) -> None:
@@ -71,14 +64,9 @@ def add_parser(sub) -> None:
         metavar="KEY=VALUE",
         help="override any training config field, e.g. --set augment=none (VALUE is YAML)",
     )
-    p.add_argument("--epochs", type=int, metavar="N")
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--lr", type=float, metavar="F")
-    p.add_argument("--arch", metavar="A", help="model.arch, e.g. Unet, PlainUNet")
-    p.add_argument("--encoder", metavar="E", help="model.encoder, e.g. resnet18")
+    helps = {"seed": "training seed (the fold split uses 0 unless --fold-seed)"}
+    add_training_flags(p, helps)
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="training size (default 64 96)")
-    p.add_argument("--device", default=None, metavar="D", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument("--seed", type=int, metavar="N", help="training seed (the fold split uses 0 unless --fold-seed)")
     p.add_argument("--fold-seed", type=int, default=0, metavar="N", help="seed of the group K-fold split (0)")
     p.add_argument("--method", default=None, help="score method name (default oof-kK, or checkpoint)")
     p.add_argument("--runs", default=None, metavar="DIR", help="fold run folders (default WORKSPACE/runs/METHOD)")

@@ -20,24 +20,14 @@ import sys
 from pathlib import Path
 
 from medseg.cli.exits import EXIT_BUG, EXIT_DONE, EXIT_INPUT, EXIT_INTERRUPTED
+from medseg.cli.options import TRAINING_FLAG_KEYS, add_training_flags
 from medseg.cli.progress import Bar, cancel_on_signals
 from medseg.cli.train_output import TrainLines, event_output
 
 STOP_NOTE = "stopping after the current step and writing a checkpoint (Ctrl-C again to abort without one)"
 
 # flag -> dotted config key; applied after the YAML and after every --set
-FLAG_KEYS = {
-    "root": "data.root",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "optim.lr",
-    "arch": "model.arch",
-    "encoder": "model.encoder",
-    "device": "device",
-    "precision": "precision",
-    "out": "out_dir",
-    "seed": "seed",
-}
+FLAG_KEYS = {"root": "data.root", **TRAINING_FLAG_KEYS, "precision": "precision", "out": "out_dir"}
 
 
 def add_train_parser(sub) -> None:
@@ -48,14 +38,8 @@ def add_train_parser(sub) -> None:
     )
     p.add_argument("config", help="training config (YAML); flags below override its fields")
     p.add_argument("--root", metavar="DIR", help="data.root: the dataset folder")
-    p.add_argument("--epochs", type=int, metavar="N")
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--lr", type=float, metavar="F", help="optim.lr")
-    p.add_argument("--arch", metavar="A", help="model.arch, e.g. Unet, UnetPlusPlus, PlainUNet")
-    p.add_argument("--encoder", metavar="E", help="model.encoder, e.g. resnet34, efficientnet-b1")
-    p.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N, mps")
+    add_training_flags(p)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--seed", type=int, metavar="N")
     p.add_argument("--out", metavar="DIR", help="out_dir: the run folder (checkpoints, config copy, event log)")
     p.add_argument("--resume", metavar="RUN_OR_CKPT", help="continue a run folder or a last.medseg checkpoint")
     p.add_argument(
