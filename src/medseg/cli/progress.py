@@ -20,8 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from medseg.errors import Cancelled
-from medseg.jobs import CancelToken, Message, Progress, Result, Started, drive
+from medseg.jobs import CancelToken, Message, Progress, Started, run
 
 
 class Bar:
@@ -130,15 +129,13 @@ def run_job(
     bar = bar if bar is not None else Bar(what, unit, quiet)
     try:
         with cancel_on_signals(bar.note) as token:
-            for event in drive(make_job(token), token):
+
+            def show(event: Any) -> None:
                 bar(event)
                 if on_event is not None:
                     on_event(event)
-                if isinstance(event, Result):
-                    return event.value
-                if isinstance(event, Cancelled):
-                    raise event
+
+            return run(make_job(token), token, show)
     finally:
         if own:
             bar.close()
-    raise AssertionError("drive() ends with a Result or Cancelled")  # pragma: no cover
