@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from medseg.classmap import ClassMap
 from medseg.errors import MaskError, ReadError, UnsupportedFormatError
 from medseg.io.limits import bomb_error, open_image
-from medseg.io.raster import check_tiff_size, tiff_photometric_name
+from medseg.io.tiff import check_tiff_size, tiff_photometric_name
 
 ColourTable = Mapping[int, tuple[int, int, int]]
 
