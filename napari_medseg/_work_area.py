@@ -13,6 +13,7 @@ from typing import Any
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from medseg.workspace.records import UNREVIEWED
+from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
 
 PLUGIN = "napari-medseg"
@@ -49,29 +50,16 @@ class WorkArea(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
         s = self.session
-        for signal in (
+        signals = (
             s.workspace_changed,
             s.sample_changed,
             s.checkpoints_changed,
             s.revision_saved,
             s.status_changed,
             s.scores_changed,
-        ):
-            signal.connect(self.refresh)
-        self.destroyed.connect(lambda *_: self._disconnect())
+        )
+        connect_until_destroyed(self, ((signal, self.refresh) for signal in signals))
         self.refresh()
-
-    def _disconnect(self) -> None:
-        s = self.session
-        for signal in (
-            s.workspace_changed,
-            s.sample_changed,
-            s.checkpoints_changed,
-            s.revision_saved,
-            s.status_changed,
-            s.scores_changed,
-        ):
-            signal.disconnect(self.refresh)
 
     def show_tool(self, name: str) -> None:
         dock, _ = self.viewer.window.add_plugin_dock_widget(PLUGIN, name)
