@@ -28,6 +28,7 @@ DUPLICATE_STEM = "duplicate_stem"  # two files claim one sample id (e.g. 1.png a
 MISSING_SLICE = "missing_slice"  # a CSV row names a slice file that is not on disk
 BAD_ROW = "bad_row"  # a CSV row that cannot be understood
 UNSUPPORTED_FILE = "unsupported_file"  # a non-image file inside an image or mask folder
+GRID_MISMATCH = "grid_mismatch"  # an image volume and its label volume lie on different voxel grids
 
 PROBLEM_KINDS = (
     UNREADABLE,
@@ -38,6 +39,7 @@ PROBLEM_KINDS = (
     MISSING_SLICE,
     BAD_ROW,
     UNSUPPORTED_FILE,
+    GRID_MISMATCH,
 )
 # The severity a workspace stores each problem with (as a finding of source "index"): problems that make a
 # sample unusable are errors; a file that is merely extra is a warning or info.
@@ -46,6 +48,7 @@ PROBLEM_SEVERITY = {
     SIZE_MISMATCH: ERROR,
     MISSING_SLICE: ERROR,
     BAD_ROW: ERROR,
+    GRID_MISMATCH: ERROR,
     IMAGE_WITHOUT_MASK: WARNING,
     MASK_WITHOUT_IMAGE: WARNING,
     DUPLICATE_STEM: WARNING,
@@ -57,6 +60,7 @@ MASK_BINARY = "binary"  # one grey file; binarised with a report
 MASK_IDS = "ids"  # one file of class ids (palette indices or small integers)
 MASK_MERGE = "merge"  # one binary file per class, merged into ids
 MASK_RLE = "rle"  # run-length strings per class, decoded to (H, W, C) channels
+MASK_VOLUME = "volume"  # one label volume (NIfTI) of class ids on the image volume's grid
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,13 @@ class Sample:
     Montgomery), ``{1: path}`` for a single mask file holding every class, or
     ``{"rle": csv}`` for masks stored as run-length strings (the strings
     themselves are kept in ``extra["rle"]`` as ``{class name: rle}``).
+
+    A volume sample (``mask_kind == MASK_VOLUME``) is one case: ``image_path``
+    is a NIfTI file or a DICOM series folder, ``mask_paths`` is ``{1: label
+    volume}``, and ``extra["geometry"]`` holds the image's grid
+    (:class:`medseg.io.volume_geometry.Geometry` as a dict: display-order shape
+    (slice, row, col), spacing in mm, affine to RAS+), read from headers when
+    the dataset was indexed. Its slices are addressed by index along axis 0.
     """
 
     id: str
@@ -127,9 +138,36 @@ class Sample:
             mask = masks.merge_class_masks(binary)
         elif self.mask_kind == MASK_RLE:
             mask = self._decode_rle()
+        elif self.mask_kind == MASK_VOLUME:
+            mask = self._volume_labels()
         else:
             raise ValueError(f"sample {self.id}: unknown mask kind {self.mask_kind!r}")
         return (mask, report) if return_report else mask
+
+    @property
+    def is_volume(self) -> bool:
+        return self.mask_kind == MASK_VOLUME
+
+    @property
+    def geometry(self):
+        """The image volume's grid (:class:`medseg.io.volume_geometry.Geometry`), None for a 2-D sample."""
+        from medseg.io.volume_geometry import Geometry
+
+        g = self.extra.get("geometry")
+        return Geometry.from_dict(g) if g else None
+
+    def _volume_labels(self) -> np.ndarray:
+        """Class ids (slice, row, col); MaskError naming the label file when it is off the image's grid."""
+        from medseg.io.volume_labels import read_label_volume
+
+        (path,) = self.mask_paths.values()
+        ids, grid = read_label_volume(path)
+        image_grid = self.geometry
+        if image_grid is not None:
+            why = image_grid.mismatch(grid)
+            if why is not None:
+                raise MaskError(path, f"label volume is not on the grid of its image {self.image_path.name}: {why}")
+        return ids
 
     def _decode_rle(self) -> np.ndarray:
         from medseg.io.limits import open_image
