@@ -80,6 +80,10 @@ class SampleView:
     raw_bad_ids: list[tuple[int, int]] | None = None
     in_workspace: bool = False
     revision: int | None = None  # the workspace revision ``mask`` is (None outside a workspace)
+    # volumes (a (slice, row, col) label of one case): the image's grid, and the label file's own grid when
+    # it was read from a file that has one (a workspace's head revision lies on the image's grid by design)
+    geometry: Any = None
+    label_geometry: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
@@ -91,6 +95,18 @@ class SampleView:
     @property
     def multilabel(self) -> bool:
         return self.classmap.task == "multilabel"
+
+    @property
+    def volume(self) -> bool:
+        """A volume sample: ``mask`` is (slice, row, col) and the volume checks judge it slice by slice."""
+        return self.geometry is not None
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Voxel size in mm, (slice, row, col) for volumes; 1 per axis where unknown."""
+        if self.geometry is not None:
+            return tuple(float(s) for s in self.geometry.spacing)
+        return (1.0,) * len(self.spatial_shape)
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:

@@ -10,6 +10,9 @@ checks (the problem's kind is kept in ``details["kind"]``):
 * ``missing_pair`` (warning): an image without its mask, a mask without its
   image, a CSV row naming a slice that is not on disk; the sample is left out;
 * ``size_mismatch`` (error): image and mask disagree on rows x columns;
+* ``grid_mismatch`` (error): an image volume and its label volume lie on
+  different voxel grids (shape, or the affine beyond a micrometre at a
+  corner); from indexing, and checked again when QC decodes the pair;
 * ``stray_file``: two files claiming one sample id (warning), a non-image
   file inside an image or mask folder (info);
 * ``source_changed`` (warning, workspaces): a source file differs from the
@@ -32,6 +35,7 @@ KIND_TO_CHECK = {
     ds.MASK_WITHOUT_IMAGE: ("missing_pair", WARNING),
     ds.MISSING_SLICE: ("missing_pair", WARNING),
     ds.SIZE_MISMATCH: ("size_mismatch", ERROR),
+    ds.GRID_MISMATCH: ("grid_mismatch", ERROR),
     ds.DUPLICATE_STEM: ("stray_file", WARNING),
     ds.UNSUPPORTED_FILE: ("stray_file", INFO),
     "source_changed": ("source_changed", WARNING),
@@ -67,6 +71,7 @@ CHECKS = tuple(
         ("unreadable", "files that cannot be read or decoded"),
         ("missing_pair", "images without masks, masks without images"),
         ("size_mismatch", "image and mask of different sizes"),
+        ("grid_mismatch", "image and label volume on different voxel grids (shape, spacing, origin, direction)"),
         ("stray_file", "files claiming a taken sample id, non-image files in image folders"),
         ("source_changed", "workspace source files changed since import"),
     )

@@ -6,9 +6,11 @@ Rules (each threshold is a parameter; see ``CHECKS``):
   foreground value (255 for 8-bit) are grey noise. Warning, or info when every
   level lies within ``jpeg_tolerance`` of 0 or of the maximum (JPEG ringing,
   which binarising snaps back unambiguously). Id masks: ids the class map
-  lacks are an error (no safe fix). Read from the source file as stored.
+  lacks are an error (no safe fix). Read from the source file as stored;
+  for volumes from the label itself, naming the slices that hold them.
 * ``specks``: 8-connected components of a class smaller than
-  ``max(min_pixels, min_fraction * image area)``. Warning when the class also
+  ``max(min_pixels, min_fraction * image area)``; volumes are ``stray_island``'s
+  (sizes in mm^3, :mod:`medseg.qc.checks_volume`). Warning when the class also
   has a larger component (specks beside a real object are noise; fix offered
   for those classes); info without a fix when all of the class's objects are
   that small (possibly a real tiny lesion).
@@ -80,6 +82,11 @@ def hole_table(foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 # -------------------------------------------------------------- mask_values
 def check_mask_values(v: SampleView, p: dict) -> list[Finding]:
     out = []
+    if v.volume and v.raw_bad_ids is None:
+        from medseg.qc.checks_volume import bad_ids_finding
+
+        found = bad_ids_finding(v)
+        return [found] if found is not None else []
     if v.raw_bad_ids:
         listing = ", ".join(f"{i} ({c:,} px)" for i, c in v.raw_bad_ids[:8])
         valid = ", ".join(str(i) for i in [0, *v.classmap.ids])
@@ -153,6 +160,8 @@ def _grey_finding(v: SampleView, cid, rep, tolerance: float) -> Finding:
 
 # -------------------------------------------------------------- specks
 def check_specks(v: SampleView, p: dict) -> list[Finding]:
+    if v.volume:
+        return []  # a fraction of a whole volume's voxels is no speck size: stray_island judges volumes in mm^3
     limit = speck_threshold(v.spatial_shape, p["min_pixels"], p["min_fraction"])
     per_class, locations, beside, n_total = {}, [], [], 0
     for cid, _ in v.class_masks():
@@ -209,11 +218,13 @@ def check_holes(v: SampleView, p: dict) -> list[Finding]:
         masks = [m for _, m in v.class_masks()]
     else:
         masks = [v.foreground()] if v.class_masks() else []
-    sizes_all, small, locations = [], 0, []
+    sizes_all, small, locations, zs = [], 0, [], set()
     for fg in masks:
         labels, ids, sizes, hosts = hole_table(fg)
         if ids.size == 0:
             continue
+        if v.volume:  # the slices to open
+            zs.update(np.flatnonzero(np.isin(labels, ids).any(axis=(1, 2))).tolist())
         small += int((sizes < p["max_fraction"] * hosts).sum())
         sizes_all += [int(s) for s in sizes]
         locations += centroids(labels, ids.tolist(), 20 - len(locations))
@@ -242,6 +253,7 @@ def check_holes(v: SampleView, p: dict) -> list[Finding]:
                 "n_small": int(small),
                 "locations": locations,
                 "fix_params": {"max_fraction": p["max_fraction"]} if small else {},
+                **({"slices": sorted(zs), "z": locations[0][0]} if v.volume and locations else {}),
             },
         )
     ]

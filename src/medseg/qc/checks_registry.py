@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from medseg.errors import QCParamError, UnknownNameError
-from medseg.qc import checks_files, checks_images, checks_masks, checks_objects, checks_outline, duplicates
+from medseg.qc import (
+    checks_files,
+    checks_images,
+    checks_masks,
+    checks_objects,
+    checks_outline,
+    checks_volume,
+    duplicates,
+)
 from medseg.qc.checks_base import Check
 
-_MODULES = (checks_files, checks_masks, checks_objects, checks_images, duplicates, checks_outline)
+_MODULES = (checks_files, checks_masks, checks_volume, checks_objects, checks_images, duplicates, checks_outline)
 CHECKS: dict[str, Check] = {c.name: c for mod in _MODULES for c in mod.CHECKS}
 
 # Measures taken from each decoded sample for dataset-stage checks (kept small: no images, no masks).

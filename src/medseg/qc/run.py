@@ -178,6 +178,8 @@ def _examiner(src, per_sample, features, p, names) -> Callable[[str], tuple]:
             return [f for f in found if f.check in names], {}, {"decode": time.perf_counter() - t}
         spent["decode"] = time.perf_counter() - t
         found = _size_mismatch(view) if "size_mismatch" in names else []
+        if "grid_mismatch" in names:
+            found += _grid_mismatch(view)
         for c in per_sample:
             t = time.perf_counter()
             found += _guarded(c, view, p[c.name])
@@ -229,6 +231,25 @@ def _size_mismatch(view: SampleView) -> list[Finding]:
             f"{'x'.join(map(str, view.spatial_shape))}: mask checks ran on the mask alone",
             path=view.where(),
             details={"image_shape": list(shape), "mask_shape": list(view.spatial_shape)},
+        )
+    ]
+
+
+def _grid_mismatch(view: SampleView) -> list[Finding]:
+    if view.geometry is None or view.label_geometry is None:
+        return []
+    why = view.geometry.mismatch(view.label_geometry)
+    if why is None:
+        return []
+    return [
+        Finding(
+            view.id,
+            "grid_mismatch",
+            "error",
+            f"label volume {view.mask_path} is not on the grid of its image {view.image_path}: {why}; "
+            "volume checks ran on the label alone",
+            path=view.mask_path,
+            details={"image": view.geometry.to_dict(), "label": view.label_geometry.to_dict()},
         )
     ]
 

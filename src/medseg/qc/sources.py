@@ -67,6 +67,32 @@ def _image(loaded) -> tuple[np.ndarray, bool, str]:
     return loaded.array, bool(loaded.rgb), loaded.source
 
 
+def read_volume(sample) -> dict:
+    """A volume sample's label as its file holds it, with the file's own grid and the decoded image's.
+
+    The label is read without the sample's grid check (``Sample.load_mask`` refuses a label off its
+    image's grid): QC reports the mismatch as ``grid_mismatch`` and still checks the label alone.
+    """
+    from medseg.io.volume_geometry import Geometry
+    from medseg.io.volume_labels import read_label_volume
+
+    (path,) = sample.mask_paths.values()
+    ids, label_grid = read_label_volume(path)
+    image = sample.load_image()
+    try:
+        geometry = Geometry.from_image(image)
+    except ValueError:  # an image that is no volume: the grid indexing read from its header
+        geometry = sample.geometry
+    return {
+        "mask": ids,
+        "image": image.array,
+        "rgb": bool(image.rgb),
+        "geometry": geometry or label_grid,
+        "label_geometry": label_grid,
+        "mask_path": str(path),
+    }
+
+
 class DatasetSource:
     in_workspace = False
 
@@ -93,6 +119,11 @@ class DatasetSource:
 
     def load(self, sid: str, want_raw: bool) -> SampleView:
         s = self._by_id[sid]
+        if getattr(s, "is_volume", False):
+            parts = read_volume(s)
+            return SampleView(
+                sid, parts.pop("mask"), self.classmap, group=s.group, image_path=str(s.image_path), **parts
+            )
         parts = read_raw(s, self.classmap)
         array, rgb, _ = _image(s.load_image())
         return SampleView(
@@ -171,9 +202,28 @@ class WorkspaceSource:
                 out.append(problem_finding("source_changed", c.path, msg, c.sample_id))
         return out
 
+    def is_volume(self, sid: str) -> bool:
+        probe = getattr(self.ws, "is_volume", None)
+        return bool(probe(sid)) if probe is not None else False
+
     def load(self, sid: str, want_raw: bool) -> SampleView:
         rec = self._records[sid]
         mask = self.ws.current_mask(sid)
+        if self.is_volume(sid):
+            # the head revision is stored on the image's grid; a source label off it was a finding at import
+            array = None if sid in self._missing else self.ws.image(sid).array
+            return SampleView(
+                sid,
+                mask,
+                self.classmap,
+                image=array,
+                group=rec.group,
+                image_path=str(rec.image_path),
+                mask_path=str(next(iter(rec.mask_paths.values()), rec.image_path)),
+                in_workspace=True,
+                revision=rec.head_revision,
+                geometry=self.ws.geometry(sid),
+            )
         # A vanished image leaves the head mask to check; a changed source is not the one imported,
         # so its raw values say nothing about the head (source_changed reports it).
         array, rgb = None, False
