@@ -1,7 +1,10 @@
-"""Display dock widget: where the selected image came from, display windows, and a CLAHE copy.
+"""Display dock widget: where the selected image came from, display windows, a CLAHE copy, and the classes.
 
 Windows come from the engine: the file's DICOM windows (plus CT presets for
-CT), a 1-99 percentile window and the full range. CLAHE runs as a job
+CT: soft tissue 40/400, lung -600/1500, bone 400/1800, ...), a 1-99 percentile
+window and the full range. For a volume both are taken from the few slices read
+when it opened (:mod:`napari_medseg._volume_layers`), never the whole volume.
+The labels' classes are listed below (:class:`napari_medseg._class_list.ClassList`). CLAHE runs as a job
 (``start_job``, like every worker of the plugin: a napari progress bar while it
 runs); its result is added on the main thread, and a failure reaches napari's
 notification manager with its traceback.
@@ -18,7 +21,8 @@ from magicgui.widgets import ComboBox, Container
 from napari.layers import Image
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from napari_medseg._forms import form
+from napari_medseg._class_list import ClassList
+from napari_medseg._forms import boxed, form
 
 if TYPE_CHECKING:
     import napari
@@ -61,11 +65,12 @@ class DisplayWidget(QWidget):
         self.clahe_button.clicked.connect(self.start_clahe)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.classes = ClassList(napari_viewer)
 
         layout = QVBoxLayout(self)
         for w in (self.info, self.form.native, self.clahe_button, self.status):
             layout.addWidget(w)
-        layout.addStretch(1)
+        layout.addWidget(boxed("Classes", self.classes), 1)
 
         self.viewer.layers.selection.events.active.connect(self._on_active)
         self._on_active()
@@ -120,6 +125,13 @@ class DisplayWidget(QWidget):
 
         if name in self._presets:
             return window_limits(*self._presets[name])
+        stats = ((self._layer.metadata or {}).get("medseg") or {}).get("stats")
+        if stats and name in (PERCENTILE, FULL_RANGE):  # a volume: the slices read when it opened
+            from napari_medseg._volume_layers import percentile_limits
+
+            return (
+                percentile_limits(stats) if name == PERCENTILE else (stats["min"], max(stats["max"], stats["min"] + 1))
+            )
         values = displayed_values(self._layer, self.viewer)
         if name == PERCENTILE:
             return window_limits(*percentile_window(values, 1, 99))
@@ -247,7 +259,11 @@ def describe_layer(layer: Image | None) -> str:
         lines.append(f"{str(ours.get('operation')).upper()} copy of layer {ours.get('derived_from')!r}")
     fmt = str(meta.get("format") or "").upper()
     modality = meta.get("modality")
-    lines.append(f"Format: {fmt or 'unknown'}" + (f", modality {modality}" if modality else ""))
+    guessed = " (guessed: air at -1000 HU)" if meta.get("modality_guessed") else ""
+    lines.append(f"Format: {fmt or 'unknown'}" + (f", modality {modality}{guessed}" if modality else ""))
+    if ours.get("volume"):
+        shape = " × ".join(str(n) for n in layer.data.shape)
+        lines.append(f"Volume: {shape} (slice, row, col)" + (", read slice by slice" if ours.get("lazy") else ""))
     if meta.get("synthetic"):
         lines.append("Synthetic image, generated: not patient data")
     if meta.get("inverted"):

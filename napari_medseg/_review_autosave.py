@@ -15,6 +15,11 @@ workspace sample:
 
 Saving compares content, not events: a mask equal to the current revision is
 not a new revision (so an undo back to it saves nothing).
+
+A volume sample is saved slice by slice: only the slices its strokes touched
+(:mod:`napari_medseg._volume_edits`) go to ``Workspace.save_slices``, which stores those
+that differ from the current revision; no copy of the volume is kept to compare.
+Its draft holds the whole label volume, as a 2-D draft holds the whole mask.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class Autosave(QObject):
         self._saved: np.ndarray | None = None  # the labels as loaded or last saved (flush compares)
         self._drafted = False  # a draft was written since then (save discards it)
         self.last_message = ""
+        self.volume = False  # the sample is a volume: saved slice by slice (self.slices)
+        self.slices: Any = None  # _volume_edits.SliceEdits of a volume
         self._loading = False
         self._generation = 0
         self._timer = QTimer(self)
@@ -78,7 +85,9 @@ class Autosave(QObject):
         finally:
             self._loading = False
 
-    def attach(self, layer: Any, workspace: Any, sample_id: str, head_revision: int | None) -> None:
+    def attach(
+        self, layer: Any, workspace: Any, sample_id: str, head_revision: int | None, volume: bool = False
+    ) -> None:
         if layer is not self.layer:
             self._disconnect()
             layer.events.paint.connect(self._on_edit)
@@ -87,14 +96,21 @@ class Autosave(QObject):
             self.layer = layer
         self.workspace, self.sample_id, self.base_revision = workspace, str(sample_id), head_revision
         self.edited = False
-        self._saved = np.array(layer.data, copy=True)
+        self.volume = bool(volume)
+        if self.volume:
+            from napari_medseg._volume_edits import SliceEdits
+
+            self._saved, self.slices = None, SliceEdits(layer.data.shape[0])
+        else:
+            self._saved, self.slices = np.array(layer.data, copy=True), None
         self._drafted = False
         self._generation += 1
         self._timer.stop()
 
     def detach(self) -> None:
         self.sample_id = self.workspace = self.base_revision = None
-        self._saved = None
+        self._saved = self.slices = None
+        self.volume = False
         self.edited = False
         self._generation += 1
         self._timer.stop()
@@ -110,20 +126,25 @@ class Autosave(QObject):
     def _watch_history(self, layer: Any) -> None:
         """Undo and redo write straight into the layer's data with no paint or data event: without this,
         a stroke undone after its draft was written would come back from the draft after a crash."""
-        for name in ("undo", "redo"):
+        for name, history in (("undo", "_undo_history"), ("redo", "_redo_history")):
             replay = getattr(type(layer), name, None)
             if replay is None:
                 continue
 
-            def edited(_replay=replay, _layer=layer) -> None:
+            def edited(_replay=replay, _layer=layer, _history=history) -> None:
+                items = getattr(_layer, _history, None)
+                item = items[-1] if items else None  # the item replayed: its slices for a volume
                 _replay(_layer)
-                self._on_edit()
+                self._on_edit(item=item)
 
             layer.__dict__[name] = edited
 
-    def _on_edit(self, event: Any = None) -> None:
+    def _on_edit(self, event: Any = None, item: Any = None) -> None:
         if self._loading or self.sample_id is None:
             return
+        if self.slices is not None:
+            paint = event is not None and getattr(event, "type", None) == "paint"
+            self.slices.note(event.value if paint else item)
         self.edited = True
         self._timer.start()
 
@@ -189,9 +210,14 @@ class Autosave(QObject):
         self._check_draft(block=True)
         ws, sid = self.workspace, self.sample_id
         head = ws.sample(sid).head_revision
-        on_screen = np.array(self.layer.data, copy=True)
-        rev = ws.save_revision(sid, self.labels_mask(), origin=MANUAL, note=note)
-        self._saved, self._drafted = on_screen, False
+        if self.volume:
+            rev = ws.save_slices(sid, self.slices.slices(self.layer.data), origin=MANUAL, note=note)
+            self.slices.clear()
+            self._drafted = False
+        else:
+            on_screen = np.array(self.layer.data, copy=True)
+            rev = ws.save_revision(sid, self.labels_mask(), origin=MANUAL, note=note)
+            self._saved, self._drafted = on_screen, False
         self.edited = False
         self._generation += 1  # a draft written from now on is older than this revision
         discard_draft(ws, sid)
@@ -200,7 +226,7 @@ class Autosave(QObject):
             return None
         self.session.revision_saved.emit(sid, rev.id)
         self.session.status_changed.emit(sid, ws.sample(sid).status)
-        self.last_message = f"Saved the edits of {sid} as revision {rev.id} ({rev.n_changed:,} pixels changed)."
+        self.last_message = f"Saved the edits of {sid} as revision {rev.id} ({changed_text(rev)})."
         return rev
 
     def flush(self, note: str = "autosaved edits") -> bool:
@@ -211,6 +237,8 @@ class Autosave(QObject):
 
         if self.sample_id is None or self.layer is None:
             return True
+        if self.volume and not self._drafted and not self.slices.dirty:
+            return True  # no slice touched since the load or the last save
         if not self._drafted and self._saved is not None and np.array_equal(np.asarray(self.layer.data), self._saved):
             # the labels are what was loaded or last saved and no draft waits to be discarded: nothing to
             # ask the workspace (a query on the GUI thread at every move waits for the interpreter lock
@@ -273,6 +301,16 @@ class Autosave(QObject):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def changed_text(rev: Any) -> str:
+    """What a revision changed, in words: slices of a volume, else pixels."""
+    slices = (rev.details or {}).get("slices")
+    if slices is not None:
+        return f"{len(slices)} slice{'s' if len(slices) != 1 else ''} changed: {', '.join(map(str, slices[:8]))}" + (
+            ", ..." if len(slices) > 8 else ""
+        )
+    return f"{rev.n_changed:,} pixels changed"
 
 
 _AUTOSAVES: weakref.WeakKeyDictionary[Any, Autosave] = weakref.WeakKeyDictionary()

@@ -70,6 +70,13 @@ def item_html(item: Any, record: Any) -> str:
 def revision_line(rev: Any) -> str:
     """One row of the history list: id, origin, time, author, pixels changed, note."""
     when = str(rev.created)[:19].replace("T", " ")
-    changed = "first revision" if rev.parent_id is None else f"{rev.n_changed:,} px changed"
+    slices = (rev.details or {}).get("slices")
+    if rev.parent_id is None:
+        changed = "first revision"
+    elif slices is not None:  # a volume's revision names the slices it changed
+        shown = ", ".join(map(str, slices[:6])) + (", ..." if len(slices) > 6 else "")
+        changed = f"{len(slices)} slice{'s' if len(slices) != 1 else ''} changed ({shown})"
+    else:
+        changed = f"{rev.n_changed:,} px changed"
     note = f" — {rev.note}" if rev.note else ""
     return f"#{rev.id} {rev.origin} · {when} · {rev.author} · {changed}{note}"

@@ -31,7 +31,7 @@ from napari_medseg import _review_actions as actions
 from napari_medseg._forms import TypedChoice, form, placeholder
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, connect_until_destroyed
-from napari_medseg._review_autosave import autosave_for
+from napari_medseg._review_autosave import autosave_for, changed_text
 from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
 from napari_medseg._review_suspicion import SuspicionOverlay
@@ -320,7 +320,7 @@ class ReviewWidget(QWidget):
         if rev is None:
             self.message.setText(f"{sid}: no changes to save.")
         elif rev is not _FAILED:
-            self.message.setText(f"{sid}: saved revision {rev.id} ({rev.n_changed:,} pixels changed); corrected.")
+            self.message.setText(f"{sid}: saved revision {rev.id} ({changed_text(rev)}); corrected.")
 
     def helper(self, name: str, **params) -> None:
         layer = self.autosave.layer

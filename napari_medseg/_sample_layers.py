@@ -47,9 +47,27 @@ def load_sample(workspace: Any, sample_id: str) -> LoadedSample:
     from medseg.workspace.drafts import pending_draft
 
     record = workspace.sample(sample_id)
-    image = workspace.image(sample_id)
+    if is_volume_record(record):
+        from napari_medseg._volume_layers import open_volume_view
+
+        image = open_volume_view(record.image_path, modality=_dataset_modality(workspace, record.id))
+    else:
+        image = workspace.image(sample_id)
     mask = workspace.mask_at(record.head_revision)
     return LoadedSample(workspace, record.id, image, mask, record.head_revision, pending_draft(workspace, record.id))
+
+
+def is_volume_record(record: Any) -> bool:
+    from medseg.datasets.dataset import MASK_VOLUME
+
+    return record.mask_kind == MASK_VOLUME
+
+
+def _dataset_modality(workspace: Any, sample_id: str) -> str | None:
+    """The modality the dataset names for the sample (e.g. nnU-Net's channel name "CT"), when it names one."""
+    extra = workspace.source_sample(sample_id).extra or {}
+    value = extra.get("modality")
+    return str(value) if value else None
 
 
 def show_sample(viewer: Any, sample_id: str):
@@ -110,9 +128,22 @@ class _SampleDisplay:
         if not self.autosave.flush():
             return
         ws = loaded.workspace
-        _put_image(viewer, loaded.image, ws, loaded.sample_id)
+        volume = is_volume_view(loaded.image)
+        if volume:
+            from napari_medseg._volume_layers import put_volume_image
+
+            _move_below_labels(
+                viewer,
+                put_volume_image(viewer, loaded.image, IMAGE_LAYER, sample_id=loaded.sample_id, workspace=str(ws.root)),
+            )
+        else:
+            _put_image(viewer, loaded.image, ws, loaded.sample_id)
         layer = _put_labels(viewer, loaded.mask, loaded.image, ws, loaded.sample_id, self.autosave)
-        self.autosave.attach(layer, ws, loaded.sample_id, loaded.head_revision)
+        self.autosave.attach(layer, ws, loaded.sample_id, loaded.head_revision, volume=volume)
+        if volume:
+            from napari_medseg._volume_layers import go_to_slice
+
+            go_to_slice(viewer, loaded.mask.shape[0] // 2)
         self.autosave.last_message = ""
         if loaded.draft is not None:
             self.autosave.recover(loaded.draft)
@@ -127,7 +158,7 @@ class _SampleDisplay:
         with autosave.loading():
             autosave.layer.data = mask_to_labels(ws.mask_at(record.head_revision), ws.classmap)
             _reset_undo(autosave.layer)
-        autosave.attach(autosave.layer, ws, sid, record.head_revision)
+        autosave.attach(autosave.layer, ws, sid, record.head_revision, volume=autosave.volume)
 
 
 _DISPLAYS: weakref.WeakKeyDictionary[Any, _SampleDisplay] = weakref.WeakKeyDictionary()
@@ -138,6 +169,12 @@ def _display_for(viewer: Any) -> _SampleDisplay:
 
 
 # ---------------------------------------------------------------- layers
+def is_volume_view(image: Any) -> bool:
+    from napari_medseg._volume_layers import VolumeView
+
+    return isinstance(image, VolumeView)
+
+
 def _put_image(viewer: Any, image: Any, ws: Any, sample_id: str) -> Any:
     from napari.layers import Image
 
@@ -145,8 +182,8 @@ def _put_image(viewer: Any, image: Any, ws: Any, sample_id: str) -> Any:
 
     data, kwargs, _ = image_layer(image, name=IMAGE_LAYER, sample_id=sample_id, workspace=str(ws.root))
     layer = layer_named(viewer, IMAGE_LAYER, Image)
-    if layer is not None and bool(layer.rgb) != bool(kwargs["rgb"]):
-        # napari cannot switch a layer between grey and RGB: this one is replaced, at its place
+    if layer is not None and (bool(layer.rgb) != bool(kwargs["rgb"]) or layer.ndim != image.spatial_ndim):
+        # napari cannot switch a layer between grey and RGB or 2-D and 3-D: this one is replaced, at its place
         index = viewer.layers.index(layer)
         viewer.layers.remove(layer)
         layer = viewer.add_image(data, **kwargs)
@@ -179,26 +216,35 @@ def _set_if_changed(layer: Any, name: str, value: tuple) -> None:
 
 
 def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: str, autosave: Any) -> Any:
+    return put_labels(viewer, mask, image.spacing, ws.classmap, ws.root, sample_id, autosave)
+
+
+def put_labels(viewer: Any, mask: np.ndarray, spacing, cm: Any, root: Any, sample_id: str | None, autosave: Any) -> Any:
+    """Show a mask (2-D, or a label volume) as ``LABELS_LAYER``: the class map's colours, names as features
+    (napari's status bar names the label under the cursor), an edit history of its own."""
     from napari.layers import Labels
 
     from napari_medseg._layer_data import labels_layer
 
-    cm = ws.classmap
     ids = mask_to_labels(mask, cm)
-    scale = (1.0, *image.spacing) if cm.task == "multilabel" else tuple(image.spacing)
+    scale = (1.0, *spacing) if cm.task == "multilabel" else tuple(spacing)
     data, kwargs, _ = labels_layer(
         ids,
         name=LABELS_LAYER,
-        source=ws.root,
+        source=root,
         scale=scale,
         classmap=cm,
         sample_id=sample_id,
-        workspace=str(ws.root),
+        workspace=str(root),
         mask_task=cm.task,
         **({"class_axis": 0} if cm.task == "multilabel" else {}),
     )
     features = {"index": [0, *cm.ids], "class": [cm.background, *cm.names]}
     layer = layer_named(viewer, LABELS_LAYER, Labels)
+    if layer is not None and layer.ndim != np.ndim(data):
+        with autosave.loading():
+            viewer.layers.remove(layer)  # a 2-D layer cannot hold a volume (its edits were saved before)
+        layer = None
     if layer is None:
         if LABELS_LAYER in viewer.layers:
             viewer.layers.remove(LABELS_LAYER)
