@@ -106,3 +106,112 @@ def real_nnunet3d(root: Path, modality: str = "ct") -> Path:
     shutil.copy(CT_MR / f"{stem}_labels.nii.gz", root / "labelsTr" / f"{modality}_000.nii.gz")
     shutil.copy(CT_MR / f"{stem}_labels.json", root / "labelsTr" / "labels.json")
     return root
+
+
+# --- DICOM series -----------------------------------------------------------------------------------------
+
+
+def oblique_display_affine(
+    spacing=(2.5, 0.8, 0.7), angles_deg=(14.0, -9.0), origin=(-131.25, 97.5, -402.0)
+) -> np.ndarray:
+    """A (slice, row, col) -> RAS mm matrix in display order (SPL) tilted about z then x: an oblique stack
+    whose closest axis-aligned frame is still SPL, so a reader returns it as stored."""
+    az, ax = np.deg2rad(angles_deg)
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    spl = np.array([[0.0, 0, -1], [0, -1, 0], [1, 0, 0]])  # columns: superior, posterior, left in RAS
+    m = np.eye(4)
+    m[:3, :3] = rz @ rx @ spl @ np.diag(spacing)
+    m[:3, 3] = origin
+    return m
+
+
+def write_dicom_series(
+    folder: Path,
+    volume_zyx: np.ndarray,
+    affine_or_geometry,
+    *,
+    modality: str = "CT",
+    intercept: float = -1024.0,
+    series_uid: str | None = None,
+    shuffle_seed: int = 0,
+    drop_tags: tuple[str, ...] = (),
+    prefix: str = "IM",
+) -> list[Path]:
+    """A single-slice-per-file DICOM series of ``volume_zyx`` (stored slice, row, col) placed by ``affine``
+    ((slice, row, col, 1) -> RAS+ mm, or a Geometry): ImagePositionPatient, ImageOrientationPatient and
+    PixelSpacing are written from it (RAS -> LPS). Values are stored as value - ``intercept`` (12 bits when
+    they fit, else signed 16) with RescaleIntercept ``intercept``. File names and InstanceNumbers are
+    shuffled, so only the positions give the order. ``drop_tags`` are left out of every file. Returns the
+    files in slice order."""
+    import random
+
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    affine = np.asarray(getattr(affine_or_geometry, "matrix", affine_or_geometry), dtype=float)
+    volume = np.asarray(volume_zyx)
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    col_step, row_step = lps[:3, 2], lps[:3, 1]  # along a row (column index), down a column (row index)
+    if abs(np.dot(col_step, row_step)) > 1e-6 * np.linalg.norm(col_step) * np.linalg.norm(row_step):
+        raise ValueError("a DICOM slice's row and column directions are orthogonal; this affine's are not")
+    stored = np.rint(volume - intercept).astype(np.int64)
+    twelve = stored.min() >= 0 and stored.max() < 4096
+    dtype = np.uint16 if twelve else np.int16
+    if not twelve and (stored.min() < -32768 or stored.max() > 32767):
+        raise ValueError("values do not fit 16 bits after the intercept")
+    folder.mkdir(parents=True, exist_ok=True)
+    n = volume.shape[0]
+    names = list(range(n))
+    random.Random(shuffle_seed).shuffle(names)
+    instances = list(range(1, n + 1))
+    random.Random(shuffle_seed + 1).shuffle(instances)
+    series_uid, study_uid, frame_uid = series_uid or generate_uid(), generate_uid(), generate_uid()
+    sop_class = CTImageStorage if modality == "CT" else MRImageStorage
+    paths = []
+    for k in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = sop_class
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = folder / f"{prefix}{names[k]:04d}.dcm"
+        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+        ds.Modality, ds.PatientName, ds.PatientID = modality, "Anonymous", "0"
+        ds.SeriesNumber, ds.InstanceNumber = 1, instances[k]
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in lps[:3, :3] @ [k, 0, 0] + lps[:3, 3]]
+        ds.ImageOrientationPatient = [
+            f"{v:.8f}" for v in (*col_step / np.linalg.norm(col_step), *row_step / np.linalg.norm(row_step))
+        ]
+        ds.PixelSpacing = [f"{np.linalg.norm(row_step):.8f}", f"{np.linalg.norm(col_step):.8f}"]
+        ds.SliceThickness = f"{np.linalg.norm(lps[:3, 0]):.6f}"
+        ds.Rows, ds.Columns = volume.shape[1:3]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12 if twelve else 16, 11 if twelve else 15
+        ds.PixelRepresentation = 0 if twelve else 1
+        ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:g}", "1"
+        if modality == "CT":
+            ds.WindowCenter, ds.WindowWidth = "40", "400"
+        ds.PixelData = np.ascontiguousarray(stored[k].astype(dtype)).tobytes()
+        for tag in drop_tags:
+            if tag in ds:
+                delattr(ds, tag)
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def make_dicom_series_dataset(root: Path, n_cases: int = 2, shape=(10, 36, 40)) -> Path:
+    """images/<case>/*.dcm (a CT series per case, oblique, shuffled names) + labels/<case>.nii.gz on the
+    series' grid + labels/labels.json ({value: name})."""
+    for c in range(n_cases):
+        image, labels = synthetic_case(shape[::-1], seed=c)
+        volume, ids = image.transpose(2, 1, 0), labels.transpose(2, 1, 0)  # (i, j, k) -> (slice, row, col)
+        affine = oblique_display_affine(angles_deg=(10.0 + 4 * c, -6.0))
+        write_dicom_series(root / "images" / f"case{c}", volume, affine, shuffle_seed=c)
+        save_nifti(root / "labels" / f"case{c}.nii.gz", ids, affine)
+    (root / "labels" / "labels.json").write_text(
+        json.dumps({"0": "background", **{str(k): v for k, v in NAMES.items()}})
+    )
+    return root

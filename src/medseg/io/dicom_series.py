@@ -13,12 +13,25 @@ Rules:
   * slice spacing is the median step between positions; ``slice_spacing_uniform``
     is False when a step differs from it by more than 1 % (or 0.01 mm);
   * a slice whose size, orientation or photometric interpretation differs from the
-    rest, or two slices at one position, is a ReadError naming the file(s).
+    rest, two slices at one position, or a slice without a position among slices
+    with one, is a ReadError naming the file;
+  * with positions, orientation and PixelSpacing known and the slices evenly
+    spaced, ``metadata['affine']`` maps (slice, row, col, 1) to RAS+ mm (see
+    :mod:`medseg.io.dicom_geometry`) and the volume is turned to the display
+    order NIfTI volumes have (``orientation`` "SPL", :mod:`medseg.io.volume_orient`),
+    so a NIfTI label of the series lies on the same display grid. An axial
+    series in the usual orientation comes back as stored; ``files`` (and
+    ``sop_uids``, ``slice_positions``) stay in stored order, ``stored_spacing``
+    is (slice step, row, col) before the turn;
+  * ``strict=True`` (a dataset index) also refuses, naming a file, a folder of
+    several series, a lone slice, a series without PixelSpacing or positions,
+    and unevenly spaced slices (a slice missing).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +39,15 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from medseg.errors import ReadError
-from medseg.io.dicom_file import frame_spacing, read_dicom
+from medseg.io.dicom_file import read_dicom
+from medseg.io.dicom_geometry import order_slices, require_spacing, series_grid
 from medseg.io.dicom_header import (
     DamagedValue,
     base_metadata,
-    header_float,
     is_dicom_file,
     number_of_frames,
-    orientation_normal,
     pixel_spacing,
     read_header,
-    spacing_along,
     uid_name,
 )
 from medseg.io.dicom_pixels import (
@@ -49,6 +60,7 @@ from medseg.io.dicom_pixels import (
 )
 from medseg.io.dicom_window import grey_for_display
 from medseg.io.types import ImageData
+from medseg.io.volume_orient import ORIENTATION, DisplayGrid
 
 
 def _files(folder: Path, recursive: bool) -> list[Path]:
@@ -125,67 +137,6 @@ def _check_shapes(files: list[Path], headers: dict[Path, Dataset], folder: Path)
             )
 
 
-def _order(files: list[Path], headers: dict[Path, Dataset], folder: Path) -> tuple[list[Path], dict[str, Any]]:
-    """Files in slice order, plus slice spacing metadata (spacing None when unknown)."""
-
-    def instance(f: Path) -> int:
-        try:
-            return int(headers[f].get("InstanceNumber"))
-        except (TypeError, ValueError):
-            return 0
-
-    first = headers[files[0]]
-    normal = orientation_normal(first.get("ImageOrientationPatient") or [])
-    positions = [headers[f].get("ImagePositionPatient") for f in files]
-    if normal is not None and all(p is not None and len(p) == 3 for p in positions):
-        iop0 = np.asarray([header_float(x, "ImageOrientationPatient") for x in first.ImageOrientationPatient])
-        for f in files:
-            iop = np.asarray(
-                [
-                    header_float(x, "ImageOrientationPatient")
-                    for x in headers[f].get("ImageOrientationPatient") or [0] * 6
-                ]
-            )
-            if not np.allclose(iop, iop0, atol=1e-4):
-                raise ReadError(
-                    f,
-                    f"ImageOrientationPatient {iop.tolist()} differs from {iop0.tolist()} "
-                    f"of {files[0].name}: the series is not one stack (a localizer?)",
-                )
-        proj = {
-            f: float(np.dot([header_float(x, "ImagePositionPatient") for x in headers[f].ImagePositionPatient], normal))
-            for f in files
-        }
-        ordered = sorted(files, key=lambda f: (proj[f], instance(f), f.name))
-        for a, b in zip(ordered, ordered[1:]):
-            if abs(proj[b] - proj[a]) < 1e-4:
-                raise ReadError(
-                    folder,
-                    f"{a.name} and {b.name} lie at the same position: the series holds "
-                    "several images per slice (time points or echoes?)",
-                )
-        step, uniform, _ = spacing_along([proj[f] for f in ordered])
-        return ordered, {
-            "slice_order": "ImagePositionPatient",
-            "slice_spacing": step,
-            "slice_spacing_source": "ImagePositionPatient",
-            "slice_spacing_uniform": uniform,
-            "slice_positions": [proj[f] for f in ordered],
-        }
-    if all(headers[f].get("InstanceNumber") not in (None, "") for f in files):
-        ordered, how = sorted(files, key=lambda f: (instance(f), f.name)), "InstanceNumber"
-    else:
-        ordered, how = sorted(files, key=lambda f: f.name), "file name"
-    step, source, extra = frame_spacing(headers[ordered[0]], 1)
-    return ordered, {
-        "slice_order": how,
-        "slice_spacing": step,
-        "slice_spacing_source": source,
-        "slice_spacing_uniform": None,
-        **extra,
-    }
-
-
 def _stack(ordered: list[Path], headers: dict[Path, Dataset]) -> tuple[np.ndarray, dict[str, Any]]:
     """Decoded, rescaled slices in one array, plus rescale metadata."""
     rescales = [rescale_of(headers[f], None) for f in ordered]
@@ -220,18 +171,56 @@ def _stack(ordered: list[Path], headers: dict[Path, Dataset]) -> tuple[np.ndarra
     return narrow_int(volume), meta
 
 
-def read_dicom_series(folder: str | Path, recursive: bool = False) -> ImageData:
-    """Read the largest DICOM series in ``folder`` as (slice, row, col[, 3]); see the module docstring."""
+@dataclass
+class SeriesScan:
+    """A series found by its headers alone: its files in slice order and what the headers say.
+
+    ``headers`` holds every DICOM image header of the folder (all series);
+    ``files`` only the chosen series', in stored slice order.
+    """
+
+    folder: Path
+    uid: str
+    files: list[Path]
+    headers: dict[Path, Dataset]
+    order_meta: dict[str, Any] = field(default_factory=dict)
+    series_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_cols(self) -> tuple[int, int]:
+        ds = self.headers[self.files[0]]
+        return int(ds.Rows), int(ds.Columns)
+
+    @property
+    def is_colour(self) -> bool:
+        ds = self.headers[self.files[0]]
+        photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        return photometric == "PALETTE COLOR" or int(ds.get("SamplesPerPixel") or 1) > 1
+
+    def grid(self) -> DisplayGrid | None:
+        """The display grid of the stack (None when positions, orientation or spacing are unknown)."""
+        if len(self.files) < 2 and not self.order_meta:
+            return None
+        return series_grid(self.files, self.headers, self.order_meta, self.rows_cols)
+
+
+def scan_series(folder: str | Path, recursive: bool = False, *, strict: bool = False) -> SeriesScan:
+    """Read the headers of the largest series in ``folder`` and order its slices; no pixel is decoded.
+
+    ``strict`` (a dataset index) refuses, naming a file, what the loop cannot use:
+    a folder holding more than one series, a single slice, no PixelSpacing, no
+    positions or orientation, unevenly spaced slices (a missing slice).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ReadError(folder, "not a folder (read a single file with read_dicom)")
     try:
-        return _read_series(folder, recursive)
+        return _scan_series(folder, recursive, strict)
     except DamagedValue as e:
         raise ReadError(folder, f"{e}: a DICOM header of the series is damaged") from None
 
 
-def _read_series(folder: Path, recursive: bool) -> ImageData:
+def _scan_series(folder: Path, recursive: bool, strict: bool) -> SeriesScan:
     headers, skipped = _scan(_files(folder, recursive))
     if not headers:
         raise ReadError(folder, f"holds no DICOM image files ({len(skipped)} other files skipped)")
@@ -240,15 +229,29 @@ def _read_series(folder: Path, recursive: bool) -> ImageData:
         groups[str(headers[f].get("SeriesInstanceUID", ""))].append(f)
     ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
     uid, files = ranked[0]
-    series_meta: dict[str, Any] = {
-        "skipped_files": sorted(skipped),
-        "skipped_reasons": skipped,
-        "other_series": [_describe(u, fs, headers) for u, fs in ranked[1:]],
-    }
+    if strict and len(ranked) > 1:
+        other_uid, other = ranked[1]
+        raise ReadError(
+            other[0],
+            f"belongs to series {other_uid or '(no SeriesInstanceUID)'} ({len(other)} files) while {len(files)} "
+            f"files of {folder}, e.g. {files[0].name}, belong to series {uid or '(no SeriesInstanceUID)'}: "
+            "one folder holds one series (move the others to folders of their own)",
+        )
+    scan = SeriesScan(
+        folder,
+        uid,
+        files,
+        headers,
+        series_meta={
+            "skipped_files": sorted(skipped),
+            "skipped_reasons": skipped,
+            "other_series": [_describe(u, fs, headers) for u, fs in ranked[1:]],
+        },
+    )
     if len(files) == 1:
-        image = read_dicom(files[0])
-        image.metadata.update(series_meta, source=str(folder), files=[str(files[0])])
-        return image
+        if strict:
+            raise ReadError(files[0], f"is the only slice of the series in {folder}: a volume needs two or more")
+        return scan
     multi = [f for f in files if number_of_frames(headers[f]) > 1]
     if multi:
         raise ReadError(
@@ -257,24 +260,22 @@ def _read_series(folder: Path, recursive: bool) -> ImageData:
             "read them one at a time with read_dicom",
         )
     _check_shapes(files, headers, folder)
-    ordered, order_meta = _order(files, headers, folder)
-    volume, pixel_meta = _stack(ordered, headers)
+    scan.files, scan.order_meta = order_slices(files, headers, folder, strict)
+    if strict:
+        require_spacing(scan.files, headers, folder)
+    return scan
 
+
+def series_metadata(scan: SeriesScan) -> dict[str, Any]:
+    """The header part of a series' metadata (what ``read_dicom_series`` returns, less the pixel part)."""
+    ordered, headers = scan.files, scan.headers
     mid = headers[ordered[len(ordered) // 2]]
-    meta = base_metadata(mid, folder)
-    meta.update(pixel_meta)
-    rgb = volume.ndim == 4
-    if rgb:
-        photometric = str(mid.get("PhotometricInterpretation", ""))
-        meta["photometric"] = "RGB"
-        if photometric != "RGB":
-            meta["original_photometric"] = photometric
-    else:
-        volume = grey_for_display(volume, mid, meta)
-    in_plane, in_plane_source, notes = pixel_spacing(headers[ordered[0]])
+    meta = base_metadata(mid, scan.folder)
+    order_meta = dict(scan.order_meta)
     step = order_meta.pop("slice_spacing")
+    in_plane, in_plane_source, notes = pixel_spacing(headers[ordered[0]])
     meta.update(order_meta)
-    meta.update(series_meta)
+    meta.update(scan.series_meta)
     meta.update(
         sop_uids=[str(headers[f].get("SOPInstanceUID", "")) or None for f in ordered],
         files=[str(f) for f in ordered],
@@ -287,5 +288,48 @@ def _read_series(folder: Path, recursive: bool) -> ImageData:
         meta["image_orientation_patient"] = [float(x) for x in iop]
     if notes:
         meta["spacing_notes"] = notes
-    spacing = (step or 1.0, *(in_plane or (1.0, 1.0)))
-    return ImageData(volume, spacing, meta, rgb=rgb)
+    meta["stored_spacing"] = [step or 1.0, *(in_plane or (1.0, 1.0))]
+    grid = scan.grid()
+    if grid is not None:
+        meta.update(
+            affine=grid.geometry.matrix.tolist(),
+            orientation=ORIENTATION,
+            original_orientation=grid.original_orientation,
+        )
+    elif meta["slice_order"] == "ImagePositionPatient" and not meta["slice_spacing_uniform"]:
+        meta.setdefault("spacing_notes", []).append(
+            "slice positions are not evenly spaced: no affine (the volume is shown as stored)"
+        )
+    return meta
+
+
+def read_dicom_series(folder: str | Path, recursive: bool = False, *, strict: bool = False) -> ImageData:
+    """Read the largest DICOM series in ``folder`` as (slice, row, col[, 3]); see the module docstring."""
+    scan = scan_series(folder, recursive, strict=strict)
+    try:
+        return _read_series(scan)
+    except DamagedValue as e:
+        raise ReadError(scan.folder, f"{e}: a DICOM header of the series is damaged") from None
+
+
+def _read_series(scan: SeriesScan) -> ImageData:
+    if len(scan.files) == 1:
+        image = read_dicom(scan.files[0])
+        image.metadata.update(scan.series_meta, source=str(scan.folder), files=[str(scan.files[0])])
+        return image
+    volume, pixel_meta = _stack(scan.files, scan.headers)
+    meta = series_metadata(scan)
+    meta.update(pixel_meta)
+    mid = scan.headers[scan.files[len(scan.files) // 2]]
+    rgb = volume.ndim == 4
+    if rgb:
+        photometric = str(mid.get("PhotometricInterpretation", ""))
+        meta["photometric"] = "RGB"
+        if photometric != "RGB":
+            meta["original_photometric"] = photometric
+    else:
+        volume = grey_for_display(volume, mid, meta)
+    grid = scan.grid()
+    if grid is None:
+        return ImageData(volume, tuple(meta["stored_spacing"]), meta, rgb=rgb)
+    return ImageData(grid.to_display(volume), grid.geometry.spacing, meta, rgb=rgb)
