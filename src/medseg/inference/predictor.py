@@ -17,119 +17,34 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
 from medseg.datasets.classmap import ClassMap
-from medseg.errors import Cancelled, InferenceError, MedsegError
+from medseg.errors import Cancelled, InferenceError
 from medseg.inference.device import (
     inference_context,
     prepare_model,
     resolve_device,
     resolve_precision,
 )
+from medseg.inference.members import Member, as_member, check_compatible, member_stride, resize_size
 from medseg.inference.optimise import fold_batchnorm
 from medseg.inference.outputs import Prediction, activation, labels_from_probs
 from medseg.inference.preprocess import as_2d, model_input
 from medseg.inference.sliding import BLENDS, iter_sliding_window, plan_tiles
 from medseg.inference.tta import parse_tta
 from medseg.inference.uncertainty import member_variance, predictive_entropy
+from medseg.inference.volume_input import VolumeInput
 from medseg.io.resize import resize_image
 from medseg.io.types import ImageData
 from medseg.jobs import CancelToken, Job, Progress, Result, Started, run
 from medseg.models.spec import ModelSpec, Preprocessing
 
 DEFAULT_TILE = 512
-
-
-@dataclass
-class Member:
-    """One model with what it needs to be run: a Checkpoint without the file."""
-
-    model: torch.nn.Module
-    spec: ModelSpec
-    classmap: ClassMap
-    preprocessing: Preprocessing
-    name: str = ""
-
-
-def _as_member(source: Any) -> Member:
-    if isinstance(source, Member):
-        return source
-    if isinstance(source, (str, Path)):
-        from medseg.models.checkpoint import load_checkpoint
-
-        source = load_checkpoint(source)
-    if isinstance(source, tuple) and len(source) == 4 and isinstance(source[0], torch.nn.Module):
-        return Member(*source)
-    if all(hasattr(source, a) for a in ("model", "spec", "classmap", "preprocessing")):
-        return Member(
-            source.model,
-            source.spec,
-            source.classmap,
-            source.preprocessing or Preprocessing(),
-            str(getattr(source, "path", "") or ""),
-        )
-    raise InferenceError(
-        f"cannot predict with {type(source).__name__}: give a Checkpoint, a checkpoint path "
-        "or a (model, spec, classmap, preprocessing) tuple"
-    )
-
-
-def _stride(m: Member) -> int:
-    """The input-size multiple the member needs: its preprocessing's, and its architecture's when registered."""
-    stride = int(m.preprocessing.divisible_by or 1)
-    try:
-        from medseg.models import model_stride
-
-        stride = math.lcm(stride, int(model_stride(m.spec)))
-    except (MedsegError, ImportError, ValueError, KeyError, TypeError):
-        pass  # a hand-made model outside the registry: its preprocessing says it all
-    return stride
-
-
-def _check_compatible(members: Sequence[Member]) -> ClassMap:
-    first = members[0]
-    key = (first.classmap.task, first.classmap.ids, first.classmap.names)
-    for m in members:
-        if m.spec.task != m.classmap.task:
-            raise InferenceError(
-                f"model {m.name or m.spec.arch}: spec task {m.spec.task!r} differs from "
-                f"its class map's task {m.classmap.task!r}"
-            )
-        if m.spec.classes != m.classmap.num_classes:
-            raise InferenceError(
-                f"model {m.name or m.spec.arch}: {m.spec.classes} output channels but its "
-                f"class map needs {m.classmap.num_classes}"
-            )
-        other = (m.classmap.task, m.classmap.ids, m.classmap.names)
-        if other != key:
-            raise InferenceError(
-                "ensemble members must share task and classes: "
-                f"{first.name or 'member 1'} has {key[0]} {dict(zip(key[1], key[2]))}, "
-                f"{m.name or 'another member'} has {other[0]} {dict(zip(other[1], other[2]))}"
-            )
-    return first.classmap
-
-
-def _resize_size(members: Sequence[Member]) -> tuple[int, int] | None:
-    """The one size every member was trained at on resized whole images, or None (tile at native scale)."""
-    sizes = {
-        tuple(m.preprocessing.input_size) if m.preprocessing.resize and m.preprocessing.input_size else None
-        for m in members
-    }
-    if len(sizes) > 1:
-        raise InferenceError(
-            "the ensemble mixes models trained on images resized to different sizes "
-            f"({', '.join(str(s) for s in sizes)}); predict with them separately"
-        )
-    size = sizes.pop()
-    return None if size is None else (int(size[0]), int(size[1]))
 
 
 class Predictor:
@@ -153,8 +68,8 @@ class Predictor:
         sources = checkpoints if isinstance(checkpoints, list) else [checkpoints]
         if not sources:
             raise InferenceError("the Predictor needs at least one checkpoint")
-        self.members = [_as_member(s) for s in sources]
-        self.classmap = _check_compatible(self.members)
+        self.members = [as_member(s) for s in sources]
+        self.classmap = check_compatible(self.members)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.channels_last = bool(channels_last)
@@ -166,10 +81,10 @@ class Predictor:
             raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 < threshold < 1:
             raise InferenceError(f"threshold must be in (0, 1), got {threshold}")
-        self.blend, self.overlap, self.batch_size, self.threshold = blend, overlap, batch_size, threshold
+        self.blend_mode, self.overlap, self.batch_size, self.threshold = blend, overlap, batch_size, threshold
         self.pad_border = pad_border
         self.tta = parse_tta(tta)
-        self.stride = math.lcm(*(_stride(m) for m in self.members))
+        self.stride = math.lcm(*(member_stride(m) for m in self.members))
         self.tile = self._tile(tile_size)
         self._nets: list[torch.nn.Module] = []
         self.folded: list[bool] = []
@@ -191,7 +106,7 @@ class Predictor:
             if m.preprocessing not in self._preps:
                 self._preps.append(m.preprocessing)
             self._input_of.append(self._preps.index(m.preprocessing))
-        self.resize = _resize_size(self.members)
+        self.resize = resize_size(self.members)
         bounds = np.cumsum([0] + [p.channels for p in self._preps])
         self._slices = [slice(int(bounds[i]), int(bounds[i + 1])) for i in self._input_of]
 
@@ -221,17 +136,50 @@ class Predictor:
         return tuple(-(-int(s) // self.stride) * self.stride for s in size)
 
     # ------------------------------------------------------------------ running
+    @property
+    def volume_model(self) -> bool:
+        """True when a member was trained on volume slices (2.5-D neighbours or one window per scan)."""
+        return any(p.slices > 1 or p.scope == "volume" for p in self._preps)
+
     def _inputs(self, image: ImageData | np.ndarray) -> tuple[torch.Tensor, list[str]]:
         """(1, sum of the distinct preprocessings' channels, H, W) on the device, and the windows used."""
+        if self.volume_model:  # a 2-D image given to a model of volume slices is a volume of one slice
+            a, _, meta = as_2d(image)
+            vol = VolumeInput(ImageData(a[None], (1.0, *getattr(image, "spacing", (1.0, 1.0))), meta), self._preps)
+            return self.device_batch(vol.batch([0])), vol.described()
         arrays, windows = [], []
         for prep in self._preps:
             x, window = model_input(image, prep)
             arrays.append(x)
             windows.append(window)
         x = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        return self.device_batch(x[None]), windows
+
+    def device_batch(self, x: np.ndarray) -> torch.Tensor:
+        """Prepared inputs (B, C, H, W) resized to the training size where the models want it, on the device."""
         if self.resize is not None:
-            x = np.ascontiguousarray(np.moveaxis(resize_image(np.moveaxis(x, 0, -1), self.resize), -1, 0))
-        return torch.from_numpy(x)[None].to(self.device), windows
+            x = np.stack([np.moveaxis(resize_image(np.moveaxis(b, 0, -1), self.resize), -1, 0) for b in x])
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+    def blend(self, x: torch.Tensor, original: tuple[int, int], timer: list[float]):
+        """The sliding window over prepared inputs ``x`` (B, C, h, w) as a generator of (batches done, of all);
+        returns every member's probabilities (B, members * K, H, W) at the ``original`` size. ``timer[0]``
+        gathers the forward time."""
+
+        def timed(tiles: torch.Tensor) -> torch.Tensor:
+            t0 = time.perf_counter()
+            out = self.forward_tiles(tiles)
+            timer[0] += time.perf_counter() - t0
+            return out
+
+        blended = yield from iter_sliding_window(
+            x, timed, self.tile, self.overlap, self.blend_mode, self.batch_size, self.stride, self.pad_border
+        )
+        if self.resize is not None and tuple(original) != tuple(x.shape[-2:]):
+            blended = torch.nn.functional.interpolate(
+                blended, size=tuple(original), mode="bilinear", align_corners=False
+            )
+        return blended
 
     def forward_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
         """Probabilities of every member, (N, members * C, h, w) float32, for a batch of prepared tiles
@@ -265,22 +213,19 @@ class Predictor:
             return
         original = as_2d(image)[0].shape[:2]
         x, windows = self._inputs(image)
+        yield from self._iter_blended(x, original, windows, t_start, cancel)
+
+    def _iter_blended(
+        self, x: torch.Tensor, original: tuple[int, int], windows: list[str], t_start: float, cancel
+    ) -> Job:
+        """The job of one prepared input ``x`` (1, C, h, w): see :meth:`iter_predict`."""
         t_prep = time.perf_counter() - t_start
         timer = [0.0]
-
-        def timed(tiles: torch.Tensor) -> torch.Tensor:
-            t0 = time.perf_counter()
-            out = self.forward_tiles(tiles)
-            timer[0] += time.perf_counter() - t0
-            return out
-
         h, w = x.shape[-2:]
         plan = plan_tiles(h, w, self.tile, self.overlap, self.stride, self.pad_border)
         total = 1 if plan.whole else -(-len(plan.windows) // self.batch_size)
         yield Started("predict", total, {"shape": [int(h), int(w)], "tiles": len(plan.windows)})
-        gen = iter_sliding_window(
-            x, timed, self.tile, self.overlap, self.blend, self.batch_size, self.stride, self.pad_border
-        )
+        gen = self.blend(x, original, timer)
         done = 0
         t_loop = time.perf_counter()
         try:
@@ -300,10 +245,6 @@ class Predictor:
         finally:
             gen.close()
         t_post0 = time.perf_counter()
-        if self.resize is not None and tuple(original) != (h, w):
-            blended = torch.nn.functional.interpolate(
-                blended, size=tuple(original), mode="bilinear", align_corners=False
-            )
         meta = {
             "device": str(self.device),
             "precision": self.precision,
@@ -316,21 +257,22 @@ class Predictor:
             "models": len(self.members),
             "members": len(self.members) * len(self.tta),
             "window": windows[0] if len(windows) == 1 else windows,
-            "blend": self.blend,
+            "blend": self.blend_mode,
             "overlap": self.overlap,
             "threshold": self.threshold,
             "channels_last": self.channels_last,
             "bn_folded": self.folded,
             "time_preprocess_s": t_prep,
             "time_forward_s": timer[0],
-            "time_blend_s": t_post0 - t_loop - timer[0],
+            "time_blend_s": t_post0 - t_loop - timer[0],  # the resize back included
         }
-        prediction = self._finish(blended[0], meta)
+        prediction = self.finish(blended[0], meta)
         meta["time_postprocess_s"] = time.perf_counter() - t_post0
         meta["time_s"] = time.perf_counter() - t_start
         yield Result(prediction)
 
-    def _finish(self, blended: torch.Tensor, meta: dict[str, Any]) -> Prediction:
+    def finish(self, blended: torch.Tensor, meta: dict[str, Any]) -> Prediction:
+        """The Prediction of one input's blended member probabilities (members * K, H, W)."""
         c = self.classmap.num_classes
         members = blended.view(-1, c, *blended.shape[-2:])
         probs = members[0] if members.shape[0] == 1 else members.mean(0)
@@ -348,6 +290,28 @@ class Predictor:
         """The Prediction for one 2-D image; raises :class:`~medseg.errors.Cancelled` if ``cancel`` is set."""
         as_2d(image)  # fail on a volume before any work
         return run(self.iter_predict(image, cancel))
+
+    def iter_predict_slice(self, volume: Any, z: int, cancel: CancelToken | None = None) -> Job:
+        """:meth:`iter_predict` for slice ``z`` of a volume (Z, Y, X): an array, a 3-D ImageData, a lazy
+        VolumeSource, or a ``VolumeInput`` from :meth:`volume_input` (reused, its windows are not read again:
+        live prediction as the slice changes). A 2.5-D model sees the slice with its neighbours."""
+        t_start = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            yield _cancelled(0, 0)
+            return
+        vol = self.volume_input(volume)
+        x = self.device_batch(vol.batch([z]))
+        yield from self._iter_blended(x, vol.shape[1:], vol.described(), t_start, cancel)
+
+    def predict_slice(self, volume: Any, z: int, cancel: CancelToken | None = None) -> Prediction:
+        """The Prediction of slice ``z`` of a volume (see :meth:`iter_predict_slice`)."""
+        return run(self.iter_predict_slice(volume, z, cancel))
+
+    def volume_input(self, volume: Any) -> VolumeInput:
+        """``volume`` prepared for this predictor's members (windows read once per volume)."""
+        if isinstance(volume, VolumeInput) and volume.preps == self._preps:
+            return volume
+        return VolumeInput(volume.reader if isinstance(volume, VolumeInput) else volume, self._preps)
 
 
 def _cancelled(done: int, total: int) -> Cancelled:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 TASKS = ("binary", "multiclass", "multilabel")
+SCOPES = ("image", "volume")
 
 
 @dataclass
@@ -64,6 +65,12 @@ class Preprocessing:
     ``resize``: the model was trained on whole images resized to
     ``input_size``, so inference resizes each image to it and the
     probabilities back (else it tiles at the image's own scale).
+    ``slices``: 2.5-D when > 1 (odd): a volume's slice and its neighbours,
+    ``slices`` of them centred on it, are the input channels (``channels``
+    equals it). ``scope``: where "percentile" / None window statistics come
+    from: "image" (each 2-D input on its own) or "volume" (the whole scan, so
+    every slice of one volume gets one mapping; see
+    ``medseg.inference.volume_input``).
     """
 
     channels: int = 3
@@ -73,6 +80,18 @@ class Preprocessing:
     input_size: list[int] | None = None
     divisible_by: int = 32
     resize: bool = False
+    slices: int = 1
+    scope: str = "image"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"preprocessing scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        if not isinstance(self.slices, int) or self.slices < 1 or self.slices % 2 == 0:
+            raise ValueError(f"preprocessing slices must be an odd number >= 1 (centred on a slice), got {self.slices}")
+        if self.slices > 1 and self.channels != self.slices:
+            raise ValueError(
+                f"{self.slices} neighbouring slices make {self.slices} input channels, not {self.channels}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,6 +32,7 @@ class DataConfig:
     cache_mb: float = 1024.0
     statuses: list[str] | None = None  # workspace roots only: which review statuses train (default: not excluded)
     mirror_swap: dict[str, str] | None = None  # class names exchanged when a flip mirrors the image (left/right)
+    slices: int = 1  # volumes: 2.5-D with this many neighbouring slices (odd) as the input channels
 
 
 @dataclass
@@ -146,6 +147,8 @@ def _check_values(c: TrainConfig) -> list[str]:
         bad = [x for x in c.data.statuses if x not in STATUSES]
         if bad or not c.data.statuses:
             p.append(f"data.statuses: must be a non-empty list of {', '.join(STATUSES)}, got {c.data.statuses}")
+    if c.data.slices < 1 or c.data.slices % 2 == 0:
+        p.append(f"data.slices: must be an odd number >= 1 (slices centred on the one predicted), got {c.data.slices}")
     if c.data.channels not in (1, 3):
         p.append(f"data.channels: must be 1 or 3, got {c.data.channels}")
     if c.optim.name.lower() not in OPTIMISERS:

@@ -131,6 +131,19 @@ def decode_sample(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
             next(iter(sample.mask_paths.values()), sample.image_path),
             f"mask of sample {sample.id} is {mask.shape[:2]}, its image {x.shape[:2]}",
         )
+    label = label_channels(mask, classmap, sample)
+    if size is None:
+        x, label = pad_to_stride(x, label, int(prep.divisible_by or 1))
+        return Decoded(sample.id, x, label, spacing)
+    old = x.shape[:2]
+    x, label = resize_image(x, size), resize_label(label, size)
+    return Decoded(sample.id, x, label, resized_spacing(spacing, old, x.shape[:2]))
+
+
+def label_channels(mask: np.ndarray, classmap: ClassMap, sample: Any) -> np.ndarray:
+    """A sample's mask as the loss reads it: (..., H, W) channel indices (binary / multiclass: class id -> its
+    logit channel) or (H, W, C) bool (multilabel); MaskError naming the file for ids the class map lacks."""
+    mask_path = next(iter((getattr(sample, "mask_paths", None) or {}).values()), sample.image_path)
     if classmap.task == "multilabel":
         if mask.ndim != 3 or mask.shape[2] != classmap.num_classes:
             raise MaskError(
@@ -138,27 +151,21 @@ def decode_sample(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
                 f"sample {sample.id}: a multilabel mask has {classmap.num_classes} "
                 f"channels (H, W, C), got shape {mask.shape}",
             )
-        label = mask.astype(bool)
-    else:
-        if mask.ndim != 2:
-            raise MaskError(sample.image_path, f"sample {sample.id}: expected (H, W) class ids, got {mask.shape}")
-        lut = channel_lut(classmap)
-        ids = mask.astype(np.int64)
-        bad = (ids < 0) | (ids >= len(lut))
-        bad[~bad] = lut[ids[~bad]] < 0
-        if bad.any():
-            values = np.unique(mask[bad])[:10].tolist()
-            raise MaskError(
-                next(iter(sample.mask_paths.values()), sample.image_path),
-                f"sample {sample.id} holds class ids {values} that the class map lacks (ids: {classmap.ids})",
-            )
-        label = lut[ids].astype(np.uint8 if classmap.num_classes < 256 else np.int32)
-    if size is None:
-        x, label = pad_to_stride(x, label, int(prep.divisible_by or 1))
-        return Decoded(sample.id, x, label, spacing)
-    old = x.shape[:2]
-    x, label = resize_image(x, size), resize_label(label, size)
-    return Decoded(sample.id, x, label, resized_spacing(spacing, old, x.shape[:2]))
+        return mask.astype(bool)
+    expected = 3 if getattr(sample, "is_volume", False) else 2
+    if mask.ndim != expected:
+        shape = "(Z, Y, X)" if expected == 3 else "(H, W)"
+        raise MaskError(mask_path, f"sample {sample.id}: expected {shape} class ids, got {mask.shape}")
+    lut = channel_lut(classmap)
+    ids = mask.astype(np.int64)
+    bad = (ids < 0) | (ids >= len(lut))
+    bad[~bad] = lut[ids[~bad]] < 0
+    if bad.any():
+        values = np.unique(mask[bad])[:10].tolist()
+        raise MaskError(
+            mask_path, f"sample {sample.id} holds class ids {values} that the class map lacks (ids: {classmap.ids})"
+        )
+    return lut[ids].astype(np.uint8 if classmap.num_classes < 256 else np.int32)
 
 
 def pad_to_stride(image: np.ndarray, label: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:

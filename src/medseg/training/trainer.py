@@ -41,7 +41,6 @@ from medseg.training import trainer_setup as setup
 from medseg.training.config import ConfigError, TrainConfig
 from medseg.training.data import (
     EpochBatches,
-    SegmentationData,
     collate,
     make_loader,
     sequential_batches,
@@ -54,6 +53,7 @@ from medseg.training.optim import (
     keep_frozen_encoder_eval,
     refresh_lr,
 )
+from medseg.training.slices import SliceData, is_volume_sample, slice_dataset
 from medseg.training.train_state import RunState, load_state, state_writers
 from medseg.training.trainer_steps import StepRunner, Throughput
 from medseg.training.validation import improved, validate
@@ -81,7 +81,10 @@ class Trainer:
 
         samples, self.classmap, self.dataset = setup.open_samples(cfg, dataset)
         self.train_samples, self.val_samples = setup.split(samples, cfg.data.val_fraction, cfg.data.split_seed)
-        self.model, self.spec, self.preprocessing, self.model_source = setup.build_model(cfg, self.classmap, resume)
+        volumes = any(is_volume_sample(s) for s in samples)
+        self.model, self.spec, self.preprocessing, self.model_source = setup.build_model(
+            cfg, self.classmap, resume, volumes
+        )
         self.model.to(self.device).train()
         self.frozen = freeze_encoder(self.model) if cfg.model.freeze_encoder else 0
         self.loss = setup.build_loss(cfg, self.classmap.task, self.spec).to(self.device)
@@ -89,22 +92,31 @@ class Trainer:
 
         size = cfg.data.image_size
         dist_maps = self.loss.needs_dist_maps
-        try:
-            self.train_data = SegmentationData(
+        try:  # the slices of volume samples, or 2-D samples
+            self.train_data = slice_dataset(
                 self.train_samples,
                 self.classmap,
                 self.preprocessing,
                 size,
-                augmentation,
-                cfg.seed,
-                dist_maps,
-                cfg.data.cache_mb,
+                augmentation=augmentation,
+                seed=cfg.seed,
+                dist_maps=dist_maps,
+                cache_mb=cfg.data.cache_mb,
                 mirror_swap=cfg.data.mirror_swap,
             )
         except ValueError as e:
             raise ConfigError([str(e)]) from e
-        self.val_data = SegmentationData(
-            self.val_samples, self.classmap, self.preprocessing, size, None, cfg.seed, dist_maps, cfg.data.cache_mb
+        self.volumes = isinstance(self.train_data, SliceData)
+        if self.volumes and cfg.pseudo.enabled:
+            raise ConfigError(["pseudo.enabled: pseudo-labels are made for 2-D images; the data are volumes"])
+        self.val_data = slice_dataset(
+            self.val_samples,
+            self.classmap,
+            self.preprocessing,
+            size,
+            seed=cfg.seed,
+            dist_maps=dist_maps,
+            cache_mb=cfg.data.cache_mb,
         )
         self.sampler = EpochBatches(
             len(self.train_data), cfg.batch_size * cfg.accumulate, cfg.seed, dist, cfg.max_steps_per_epoch
@@ -194,6 +206,8 @@ class Trainer:
             "val_fraction": d.val_fraction,
             "split_seed": d.split_seed,
             "image_size": d.image_size,
+            "volumes": self.volumes,
+            "slices": self.preprocessing.slices,
         }
 
     def _save(self, tag: str, epoch: int, metrics: dict[str, Any], resumable: bool) -> Path:
@@ -263,6 +277,8 @@ class Trainer:
                             "run_dir": str(self.run_dir),
                             "n_train": len(self.train_samples),
                             "n_val": len(self.val_samples),
+                            "n_train_items": len(self.train_data),  # slices, for volumes
+                            "n_val_items": len(self.val_data),
                             "device": str(self.device),
                             "precision": self.precision,
                             "epochs": self.config.epochs,

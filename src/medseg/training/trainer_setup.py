@@ -107,24 +107,34 @@ def split(samples: list[Any], val_fraction: float, seed: int) -> tuple[list[Any]
     return train, val
 
 
-def default_preprocessing(config: TrainConfig, spec: ModelSpec, stride: int) -> Preprocessing:
-    """[0, 1] input, plus ImageNet mean / std when a pretrained smp encoder expects them."""
+def input_channels(config: TrainConfig) -> int:
+    """The model's input channels: ``data.slices`` neighbouring slices for 2.5-D, else ``data.channels``."""
+    return config.data.slices if config.data.slices > 1 else config.data.channels
+
+
+def default_preprocessing(config: TrainConfig, spec: ModelSpec, stride: int, volumes: bool = False) -> Preprocessing:
+    """[0, 1] input, plus ImageNet mean / std when a pretrained smp encoder expects them. On volumes the
+    window's statistics are the whole scan's (``scope`` "volume"), and ``data.slices`` neighbours are the
+    channels (2.5-D)."""
     from medseg.models.registry import resolve
 
+    channels = input_channels(config)
     mean = std = None
     if spec.encoder_weights is not None and not resolve(spec.arch).own:
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-        if config.data.channels == 1:
-            mean, std = [float(np.mean(mean))], [float(np.mean(std))]
+        if channels != 3:  # grey or stacked slices: the grey level's mean / std on every channel
+            mean, std = [float(np.mean(mean))] * channels, [float(np.mean(std))] * channels
     size = list(config.data.image_size) if config.data.image_size else None
     return Preprocessing(
-        channels=config.data.channels,
+        channels=channels,
         window=config.data.window,
         mean=mean,
         std=std,
         input_size=size,
         divisible_by=stride,
         resize=size is not None,
+        slices=config.data.slices,
+        scope="volume" if volumes else "image",
     )
 
 
@@ -137,8 +147,9 @@ def check_size(config: TrainConfig, stride: int) -> None:
         )
 
 
-def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None):
-    """(model, spec, preprocessing, source): resumed, fine-tuned from ``model.init_checkpoint``, or new."""
+def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None, volumes: bool = False):
+    """(model, spec, preprocessing, source): resumed, fine-tuned from ``model.init_checkpoint``, or new. A
+    checkpoint keeps its own preprocessing (window, slices, scope): the model learnt that input."""
     from medseg.models import create_model, load_checkpoint, model_stride
 
     m = config.model
@@ -169,7 +180,7 @@ def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None):
         spec = ModelSpec(
             arch=m.arch,
             encoder=m.encoder,
-            in_channels=config.data.channels,
+            in_channels=input_channels(config),
             classes=classmap.num_classes,
             task=classmap.task,
             encoder_weights=m.encoder_weights,
@@ -180,7 +191,7 @@ def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None):
     except ValueError as e:  # UnknownNameError included
         raise ConfigError([f"model: {e}"]) from e
     check_size(config, stride)
-    return create_model(spec), spec, default_preprocessing(config, spec, stride), "new"
+    return create_model(spec), spec, default_preprocessing(config, spec, stride, volumes), "new"
 
 
 def build_loss(config: TrainConfig, task: str, spec: ModelSpec):

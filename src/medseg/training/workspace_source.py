@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.datasets.dataset import UNREADABLE, Problem
+from medseg.datasets.dataset import MASK_VOLUME, UNREADABLE, Problem
 from medseg.workspace.records import TRAINABLE_STATUSES
 
 
@@ -46,10 +46,31 @@ class WorkspaceSample:
 
         return load(self.image_path)
 
+    @property
+    def is_volume(self) -> bool:
+        return self.mask_kind == MASK_VOLUME
+
+    @property
+    def geometry(self):
+        """The image volume's grid, None for a 2-D sample."""
+        from medseg.io.volume_geometry import Geometry
+
+        g = self.extra.get("geometry")
+        return Geometry.from_dict(g) if g else None
+
     def load_mask(self) -> np.ndarray:
+        if self.is_volume:  # stored slice by slice: the workspace assembles the pinned revision's volume
+            from medseg.workspace import Workspace
+
+            with Workspace.open(self.workspace_root, verify="none") as ws:
+                return ws.mask_at(self.revision)
         from medseg.workspace.blobs import BlobStore
 
         return BlobStore(self.blob_root).get(self.mask_sha256)
+
+    @property
+    def workspace_root(self) -> Path:
+        return self.blob_root.parent
 
 
 @dataclass
@@ -118,6 +139,7 @@ def open_workspace_dataset(path: str | Path, statuses: list[str] | tuple[str, ..
                     revision.mask_sha256,
                     ws.root / "masks",
                     rec.mask_kind,
+                    {"geometry": rec.geometry} if getattr(rec, "geometry", None) else {},
                 )
             )
         return WorkspaceDataset(ws.root, ws.dataset_root, ws.classmap, samples, problems, wanted)
