@@ -52,30 +52,17 @@ def test_workspace_cli(tmp_path, capsys):
 
 
 def test_create_refuses_a_dataset_with_no_sample_and_writes_nothing(tmp_path, capsys):
-    """A dataset whose every image is a problem (here: a volume in a 2-D nnU-Net layout) made an empty
-    workspace with exit 0; now it is refused with the problems named, and no folder appears."""
-    import json
-
-    import nibabel as nib
+    """A dataset whose every image is a problem (here: no image has its mask) made an empty workspace with
+    exit 0 (issue 15 measured it on volumes, which are samples now); it is refused with the problems named,
+    and no folder appears."""
     import numpy as np
 
-    root = tmp_path / "Dataset001_CT"
-    (root / "imagesTr").mkdir(parents=True)
-    (root / "labelsTr").mkdir()
-    affine = np.diag([0.8, 0.8, 2.5, 1.0])
-    nib.save(nib.Nifti1Image(np.zeros((16, 16, 6), np.int16), affine), root / "imagesTr" / "case_000_0000.nii.gz")
-    nib.save(nib.Nifti1Image(np.zeros((16, 16, 6), np.uint8), affine), root / "labelsTr" / "case_000.nii.gz")
-    (root / "dataset.json").write_text(
-        json.dumps(
-            {
-                "channel_names": {"0": "CT"},
-                "labels": {"background": 0, "liver": 1},
-                "numTraining": 1,
-                "file_ending": ".nii.gz",
-            }
-        )
-    )
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "images" / "case_000.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "masks" / "case_001.png")
     assert main(["workspace", "create", str(root), str(tmp_path / "ws")]) == 2
     err = capsys.readouterr().err
-    assert "no sample to review" in err and "case_000_0000.nii.gz" in err and "no workspace created" in err
+    assert "no sample to review" in err and "case_000.png" in err and "no workspace created" in err
     assert not (tmp_path / "ws").exists()

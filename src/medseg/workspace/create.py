@@ -11,6 +11,10 @@ is what QC's grey-noise check looks at.
 Samples whose files the indexer could not use, and samples whose mask cannot be
 decoded, are stored as findings with source "index" (they have no revision).
 
+A volume sample (CT, MRI) imports its label volume slice by slice, one blob per
+distinct slice (:mod:`medseg.workspace.volumes`); a label off its image's grid is a
+``grid_mismatch`` finding (:mod:`medseg.workspace.volume_import`).
+
 ``iter_create`` is a job of :mod:`medseg.jobs`: ``Progress`` of the stages "index",
 "import" (one per sample) and "commit", a ``Message`` per mask that cannot be
 imported, then ``Result(workspace)``. The workspace is marked "creating" until
@@ -28,13 +32,15 @@ import json
 import shutil
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import medseg
-from medseg.datasets.dataset import PROBLEM_SEVERITY, UNREADABLE
+from medseg.datasets.dataset import MASK_VOLUME, PROBLEM_SEVERITY, UNREADABLE
 from medseg.errors import MedsegError, WorkspaceError
 from medseg.findings import ERROR, WARNING, Finding
 from medseg.jobs import CancelToken, Message, Progress, Result, Started, check
+from medseg.workspace import volume_import
 from medseg.workspace.annotations import finding_rows, insert_findings
 from medseg.workspace.blobs import BlobStore, fsync_dir, mask_sha256
 from medseg.workspace.masks import canonical_mask
@@ -46,6 +52,7 @@ from medseg.workspace.sources import (
     sample_files,
 )
 from medseg.workspace.store import DB_NAME, connect, now, write
+from medseg.workspace.volumes import insert_slices
 
 _MAX_PENDING = 32  # blobs being written at once: bounds memory on big datasets
 
@@ -187,6 +194,17 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, can
         pending: deque = deque()
         for i, s in enumerate(ds.samples, 1):
             check(cancel, i - 1, n, "workspace create")
+            if s.mask_kind == MASK_VOLUME:
+                stored = _queue_volume(
+                    s, ds.classmap, blobs, pool, pending, written, partial(check, cancel, i - 1, n, "workspace create")
+                )
+                if isinstance(stored, Finding):
+                    findings.append(stored)
+                    yield Message(f"skipped {s.id}: {stored.message}")
+                else:
+                    samples.append({**_sample_row(s, root, cache), **stored})
+                yield Progress(i, n, "import", s.id)
+                continue
             try:
                 mask, report = s.load_mask(return_report=True)
                 canon = canonical_mask(mask, ds.classmap, s.id)
@@ -205,23 +223,7 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, can
                 continue
             sha = mask_sha256(canon)
             pending.append(pool.submit(blobs.put, canon, sha, sync_dir=False))
-            files = sample_files(s.image_path, s.mask_paths)
-            hashes = {role: cache.sha256(p) for role, p in files.items()}
-            samples.append(
-                {
-                    "id": s.id,
-                    "image_path": relative(s.image_path, root),
-                    "mask_paths": encode_mask_paths(s.mask_paths, root),
-                    "mask_kind": s.mask_kind,
-                    "extra": json.dumps(s.extra, default=str),
-                    "group": s.group,
-                    "image_sha256": hashes.pop("image"),
-                    "mask_source_sha256": json.dumps({k.split(":", 1)[1]: v for k, v in hashes.items()}),
-                    "source_stat": json.dumps({relative(p, root): cache.stat(p) for p in files.values()}),
-                    "sha": sha,
-                    **_import_note(s, report),
-                }
-            )
+            samples.append({**_sample_row(s, root, cache), "sha": sha, **_import_note(s, report)})
             written.append(sha)
             while len(pending) > _MAX_PENDING:
                 pending.popleft().result()
@@ -230,6 +232,42 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, can
             f.result()  # a failed blob write fails the create
         folders = sorted({blobs.path(sha).parent for sha in written})
         list(pool.map(fsync_dir, folders))  # concurrent fsyncs share journal commits
+
+
+def _queue_volume(s, classmap, blobs: BlobStore, pool, pending: deque, written: list, check_cancel) -> dict | Finding:
+    """Queue the blob writes of a volume sample's distinct slices; its revision's columns, or a finding."""
+    volume = volume_import.read_label(s, classmap)
+    if isinstance(volume, Finding):
+        return volume
+    stored = volume_import.entry(volume)
+    first_z: dict[str, int] = {}
+    for z, sha in enumerate(stored["slices"]):
+        first_z.setdefault(sha, z)  # equal slices (the empty ones) are one blob
+    for sha, z in first_z.items():
+        pending.append(pool.submit(blobs.put, volume[z], sha, sync_dir=False))
+        written.append(sha)
+        while len(pending) > _MAX_PENDING:
+            pending.popleft().result()
+        check_cancel()
+    files = ", ".join(Path(p).name for p in s.mask_paths.values())
+    return {**stored, "note": f"imported from {files}", "details": {}}
+
+
+def _sample_row(s, root: Path, cache: HashCache) -> dict:
+    """The sample's columns: where its files are (relative to the dataset) and their hashes and stats."""
+    files = sample_files(s.image_path, s.mask_paths)
+    hashes = {role: cache.sha256(p) for role, p in files.items()}
+    return {
+        "id": s.id,
+        "image_path": relative(s.image_path, root),
+        "mask_paths": encode_mask_paths(s.mask_paths, root),
+        "mask_kind": s.mask_kind,
+        "extra": json.dumps(s.extra, default=str),
+        "group": s.group,
+        "image_sha256": hashes.pop("image"),
+        "mask_source_sha256": json.dumps({k.split(":", 1)[1]: v for k, v in hashes.items()}),
+        "source_stat": json.dumps({relative(p, root): cache.stat(p) for p in files.values()}),
+    }
 
 
 def _import_note(sample, report) -> dict:
@@ -266,9 +304,11 @@ def _commit(conn, samples: list[dict], findings: list[tuple], author: str) -> No
             )
             rev = conn.execute(
                 "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, "
-                "note, details) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
-                (s["id"], s["sha"], created, author, IMPORTED, s["note"], json.dumps(s["details"])),
+                "note, details, volume) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)",
+                (s["id"], s["sha"], created, author, IMPORTED, s["note"], json.dumps(s["details"]), s.get("volume")),
             ).lastrowid
+            if "slices" in s:  # a volume's first revision names every slice
+                insert_slices(conn, rev, dict(enumerate(s["slices"])))
             conn.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev, s["id"]))
             conn.execute(
                 "INSERT INTO status_log (sample_id, status, reason, time, author) VALUES (?, ?, NULL, ?, ?)",

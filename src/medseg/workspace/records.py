@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medseg.datasets.dataset import MASK_VOLUME
+
 # The review states of a sample: the one spelling every layer imports (the schema's CHECK lists the same).
 STATUSES = ("unreviewed", "accepted", "corrected", "excluded")
 UNREVIEWED, ACCEPTED, CORRECTED, EXCLUDED = STATUSES
@@ -43,6 +45,12 @@ class SampleRecord:
     head_revision: int | None
     mask_source_sha256: dict[str, str] = field(default_factory=dict)
     mask_kind: str = "binary"
+    # A volume sample's image grid (medseg.io.volume_geometry.Geometry.to_dict()); None for a 2-D sample.
+    geometry: dict | None = None
+
+    @property
+    def is_volume(self) -> bool:
+        return self.mask_kind == MASK_VOLUME
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,12 @@ VERIFY_MODES = ("stat", "hash", "none")
 
 
 def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file; of a folder (a DICOM series), of each file's relative name and content in order."""
+    if Path(path).is_dir():
+        h = hashlib.sha256(b"folder\0")
+        for f in _folder_files(Path(path)):
+            h.update(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\0".encode())
+        return h.hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -29,8 +35,16 @@ def file_sha256(path: str | Path) -> str:
 
 
 def file_stat(path: str | Path) -> list[int]:
+    """[size, mtime] of a file; [total size, newest mtime, number of files] of a folder."""
+    if Path(path).is_dir():
+        stats = [os.stat(f) for f in _folder_files(Path(path))]
+        return [sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0), len(stats)]
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns]
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def relative(path: str | Path, root: Path) -> str:

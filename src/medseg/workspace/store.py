@@ -109,8 +109,22 @@ CREATE TABLE status_log (
 CREATE INDEX status_log_sample ON status_log(sample_id, id);
 """
 
+# Volume labels (CT, MRI): a revision of a volume sample names its grid in ``revisions.volume`` (JSON shape and
+# voxel type; NULL for a 2-D mask) and stores one content-addressed blob per slice; ``volume_slices`` holds a
+# row only for the slices that differ from the parent revision (the first revision holds every slice), so a
+# corrected slice costs one blob and one row, not the volume. See medseg.workspace.volumes.
+_V2 = """
+ALTER TABLE revisions ADD COLUMN volume TEXT;
+CREATE TABLE volume_slices (
+    revision_id INTEGER NOT NULL REFERENCES revisions(id),
+    z INTEGER NOT NULL CHECK (z >= 0),
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (revision_id, z)
+) WITHOUT ROWID;
+"""
+
 # version -> SQL script. Append new versions; never edit a released one.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

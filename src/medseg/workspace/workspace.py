@@ -2,6 +2,8 @@
 
 A workspace folder holds ``workspace.sqlite`` (see :mod:`medseg.workspace.store`)
 and ``masks/`` (see :mod:`medseg.workspace.blobs`). Source files are only read.
+Volume samples (CT, MRI) store their labels slice by slice, a revision holding only
+the slices it changed (:mod:`medseg.workspace.volumes`).
 
 Saving a label is: canonicalise the mask, write its blob durably, then in one
 transaction insert the revision and move the sample's head to it. A kill at
@@ -15,7 +17,6 @@ threads (its calls are serialised).
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections import Counter
@@ -28,14 +29,15 @@ from medseg.errors import WorkspaceError
 from medseg.jobs import CancelToken, Job, run
 from medseg.workspace import annotations as ann
 from medseg.workspace import overview
+from medseg.workspace import volumes as vol
 from medseg.workspace.blobs import BlobStore, mask_sha256
 from medseg.workspace.create import creating_elsewhere, default_author, interrupted_message, refuse_inside
+from medseg.workspace.locking import locked
 from medseg.workspace.masks import canonical_mask, changed_pixels
 from medseg.workspace.records import (
     CORRECTED,
     EXCLUDED,
     MANUAL,
-    ORIGINS,
     REVERT,
     ModelRun,
     Revision,
@@ -51,20 +53,10 @@ from medseg.workspace.store import (
     now,
     write,
 )
+from medseg.workspace.volume_methods import VolumeMethods, check_origin
 
 
-def _locked(method):
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            if self._conn is None:
-                raise WorkspaceError(f"{self.root}: workspace is closed")
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
-class Workspace:
+class Workspace(VolumeMethods):
     """Open with :meth:`open`, make with :meth:`create` / :meth:`iter_create`; use as a context manager."""
 
     def __init__(self, root: Path, conn, *, source_changes: list[SourceChange] | None = None):
@@ -149,7 +141,7 @@ class Workspace:
         return f"Workspace({str(self.root)!r}, dataset={str(self.dataset_root)!r})"
 
     # samples --------------------------------------------------------------------
-    @_locked
+    @locked
     def sample_ids(self, status: str | None = None) -> list[str]:
         if status is not None:
             check_status(status)
@@ -158,11 +150,11 @@ class Workspace:
             rows = self._conn.execute("SELECT id FROM samples ORDER BY position")
         return [r[0] for r in rows]
 
-    @_locked
+    @locked
     def sample(self, sample_id: str) -> SampleRecord:
         return self._record(self._sample_row(sample_id))
 
-    @_locked
+    @locked
     def samples(self, status: str | None = None) -> list[SampleRecord]:
         if status is not None:
             check_status(status)
@@ -179,6 +171,7 @@ class Workspace:
         return row
 
     def _record(self, r) -> SampleRecord:
+        extra = json.loads(r["extra"]) if r["mask_kind"] == vol.VOLUME else {}
         return SampleRecord(
             id=r["id"],
             image_path=self.dataset_root / r["image_path"],
@@ -190,9 +183,10 @@ class Workspace:
             head_revision=r["head_revision"],
             mask_source_sha256=json.loads(r["mask_source_sha256"]),
             mask_kind=r["mask_kind"],
+            geometry=extra.get("geometry"),
         )
 
-    @_locked
+    @locked
     def source_sample(self, sample_id: str):
         """The sample as a :class:`medseg.datasets.Sample`, to read its source files through the layout
         (e.g. QC looking at the raw grey values the imported revision binarised)."""
@@ -217,32 +211,33 @@ class Workspace:
         return load(self.sample(sample_id).image_path)
 
     # masks and revisions ------------------------------------------------------------
-    @_locked
+    @locked
     def current_mask(self, sample_id: str) -> np.ndarray:
-        head = self._sample_row(sample_id)["head_revision"]
-        if head is None:
-            raise WorkspaceError(f"{self.root}: sample {sample_id!r} has no revision")
-        return self.mask_at(head)
+        """The label of the sample's head revision (see :meth:`mask_at`)."""
+        return self.mask_at(self._head_of(sample_id))
 
-    @_locked
+    @locked
     def mask_at(self, revision_id: int) -> np.ndarray:
-        return self._blobs.get(self.revision(revision_id).mask_sha256)
+        """The label of a revision: (H, W) or (H, W, C) for 2-D samples, (Z, Y, X) class ids for volumes."""
+        rev = self.revision(revision_id)
+        info = vol.info_of(self._conn, rev.id)
+        return self._blobs.get(rev.mask_sha256) if info is None else self._read_volume(rev.id, info)
 
-    @_locked
+    @locked
     def revision(self, revision_id: int) -> Revision:
         row = self._conn.execute("SELECT * FROM revisions WHERE id = ?", (int(revision_id),)).fetchone()
         if row is None:
             raise WorkspaceError(f"{self.root}: no revision {revision_id}")
         return Revision.from_row(row)
 
-    @_locked
+    @locked
     def revisions(self, sample_id: str) -> list[Revision]:
         """Every revision of the sample, oldest first."""
         self._sample_row(sample_id)
         rows = self._conn.execute("SELECT * FROM revisions WHERE sample_id = ? ORDER BY id", (str(sample_id),))
         return [Revision.from_row(r) for r in rows]
 
-    @_locked
+    @locked
     def save_revision(
         self,
         sample_id: str,
@@ -256,12 +251,15 @@ class Workspace:
         """Save ``mask`` as the sample's new head revision (atomic, durable when it returns).
 
         A mask identical to the head is not a new revision: the head is
-        returned. A "manual" save marks the sample "corrected".
+        returned. A "manual" save marks the sample "corrected". For a volume
+        sample ``mask`` is (Z, Y, X) and only the slices that differ from the
+        head are written (``details["slices"]`` lists them).
         """
-        if origin not in ORIGINS:
-            raise WorkspaceError(f"unknown revision origin {origin!r}; valid: {', '.join(ORIGINS)}")
+        check_origin(origin)
         sample_id = str(sample_id)
-        self._sample_row(sample_id)
+        row = self._sample_row(sample_id)
+        if row["mask_kind"] == vol.VOLUME:
+            return self._save_volume(row, mask, origin, author, note, details)
         canon = canonical_mask(mask, self.classmap, sample_id)
         sha = self._blobs.put(canon, mask_sha256(canon))  # durable before any row names it
         author = author or default_author()
@@ -304,7 +302,7 @@ class Workspace:
             rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed, dict(details or {})
         )
 
-    @_locked
+    @locked
     def revert(
         self, sample_id: str, revision_id: int, *, author: str | None = None, note: str | None = None
     ) -> Revision:
@@ -312,6 +310,9 @@ class Workspace:
         target = self.revision(revision_id)
         if target.sample_id != str(sample_id):
             raise WorkspaceError(f"revision {revision_id} belongs to sample {target.sample_id!r}, not to {sample_id!r}")
+        info = vol.info_of(self._conn, target.id)
+        if info is not None:
+            return self._revert_volume(str(sample_id), target, info, author, note)
         return self.save_revision(
             sample_id,
             self._blobs.get(target.mask_sha256),
@@ -322,7 +323,7 @@ class Workspace:
         )
 
     # review status ------------------------------------------------------------------
-    @_locked
+    @locked
     def set_status(self, sample_id: str, status: str, reason: str | None = None, *, author: str | None = None) -> None:
         """Set the review status; "excluded" needs a reason. Every change is logged."""
         check_status(status)
@@ -344,7 +345,7 @@ class Workspace:
             (sample_id, status, reason, now(), author),
         )
 
-    @_locked
+    @locked
     def status_history(self, sample_id: str) -> list[StatusChange]:
         """Every status the sample had, oldest first (the import's "unreviewed" included)."""
         self._sample_row(sample_id)
@@ -352,40 +353,40 @@ class Workspace:
         return [StatusChange(r["sample_id"], r["status"], r["reason"], r["time"], r["author"]) for r in rows]
 
     # findings, scores, model runs -----------------------------------------------------
-    @_locked
+    @locked
     def add_findings(self, findings, source: str, replace: bool = True) -> int:
         return ann.add_findings(self._conn, findings, source, replace)
 
-    @_locked
+    @locked
     def findings(self, sample_id: str | None = None, source: str | None = None, check: str | None = None) -> list:
         return ann.findings(self._conn, sample_id, source, check)
 
-    @_locked
+    @locked
     def set_scores(self, method: str, scores: dict[str, float], details: dict[str, dict] | None = None) -> None:
         ann.set_scores(self._conn, method, scores, details)
 
-    @_locked
+    @locked
     def scores(self, method: str) -> dict[str, float | None]:
         return ann.scores(self._conn, method)
 
-    @_locked
+    @locked
     def score_details(self, method: str) -> dict[str, dict]:
         return ann.score_details(self._conn, method)
 
-    @_locked
+    @locked
     def score_methods(self) -> list[str]:
         return ann.score_methods(self._conn)
 
-    @_locked
+    @locked
     def record_model_run(self, run_id: str, checkpoint_path, kind: str, revisions: dict[str, int]) -> ModelRun:
         return ann.record_model_run(self._conn, run_id, checkpoint_path, kind, revisions)
 
-    @_locked
+    @locked
     def model_runs(self, sample_id: str | None = None) -> list[ModelRun]:
         return ann.model_runs(self._conn, sample_id)
 
     # overview and upkeep ----------------------------------------------------------------
-    @_locked
+    @locked
     def summary(self) -> dict:
         """Counts by status, revision origin, finding check/severity/source; changed sources; provenance."""
         return {
@@ -400,17 +401,16 @@ class Workspace:
             "source_changes": dict(Counter(ch.kind for ch in self.source_changes)),
         }
 
-    @_locked
+    @locked
     def check_integrity(self, blobs: bool = True) -> list[str]:
         """Problems found, empty when sound: SQLite's own checks, heads, and (``blobs``) every mask file."""
         return overview.integrity(self._conn, self._blobs if blobs else None)
 
-    @_locked
+    @locked
     def gc(self, min_age_s: float = 600.0) -> tuple[int, int]:
         """Remove mask blobs no revision names and leftover temp files; (files, bytes) removed.
 
         Files younger than ``min_age_s`` are kept: another process may have just
         written one and not yet committed the revision naming it.
         """
-        referenced = {r[0] for r in self._conn.execute("SELECT DISTINCT mask_sha256 FROM revisions")}
-        return self._blobs.gc(referenced, min_age_s)
+        return self._blobs.gc(vol.referenced(self._conn), min_age_s)
