@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 from _review_data import copy_cvc
@@ -52,7 +53,7 @@ def _nn(root, labels=None, cases=("a", "b")):
 def test_class_names_come_from_dataset_json_and_problems_are_listed(tmp_path):
     root = _nn(tmp_path / "d", {"bg": 0, "adenoma": 1, "hyperplastic": 2}, cases=("a", "b", "c"))
     Image.fromarray(np.zeros((8, 10), np.uint8)).save(root / "imagesTr" / "a_0001.png")  # a second modality
-    (root / "imagesTr" / "vol_0000.nii.gz").write_bytes(b"not really")
+    nib.save(nib.Nifti1Image(np.zeros((10, 8, 4), np.int16), np.eye(4)), root / "imagesTr" / "vol_0000.nii.gz")
     Image.fromarray(np.zeros((8, 10), np.uint8)).save(root / "labelsTr" / "orphan.png")
     (root / "labelsTr" / "c.png").unlink()
     ds = open_dataset(root)
@@ -62,7 +63,7 @@ def test_class_names_come_from_dataset_json_and_problems_are_listed(tmp_path):
     assert ds.samples[1].load_mask().max() == 2
     said = {p.path.name: p.message for p in ds.problems}
     assert said["a_0001.png"] == "channel 1 of case a: only a case's first file (_0000) is indexed"
-    assert said["vol_0000.nii.gz"].startswith("a volume in imagesTr/")
+    assert said["vol_0000.nii.gz"].startswith("a volume in imagesTr/: vol_0000.nii.gz is a volume of 4 slices")
     assert said["orphan.png"] == "no image orphan_0000.* in imagesTr/"
     assert said["c_0000.png"] == "no label c.* in labelsTr/"
 

@@ -11,6 +11,8 @@ import pytest
 from _export_data import make_palette, make_uw
 from _layout_isic import INPUT, ISIC, TRUTH
 from _review_data import copy_cvc
+from _volume_data import make_nnunet3d, make_volume_folders
+from _volume_layouts import make_msd
 from PIL import Image
 
 from medseg.datasets import (
@@ -102,6 +104,9 @@ BUILTIN_SAMPLES = {
     "nnunet": make_nnunet,
     "montgomery": make_montgomery,
     "uwmadison": lambda root, cvc_dir: make_uw(root),
+    "msd": lambda root, cvc_dir: make_msd(root),
+    "nnunet3d": lambda root, cvc_dir: make_nnunet3d(root),
+    "volume_folders": lambda root, cvc_dir: make_volume_folders(root),
 }
 
 

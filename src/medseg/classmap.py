@@ -16,9 +16,10 @@ Tasks:
 
 from __future__ import annotations
 
+import colorsys
 import json
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,30 @@ _DEFAULT_COLOURS = [
     (188, 189, 34),
     (23, 190, 207),
 ]
+# Past the defaults: hues a golden angle apart, cycling through tones, each kept only when it stands far
+# enough (RGB distance) from every colour before it; the bar is lowered only when no hue clears it.
+_GOLDEN = 0.6180339887498949
+_TONES = ((0.85, 0.95), (0.55, 0.8), (0.95, 0.6), (0.35, 1.0))
+_MIN_DISTANCE = 60.0
+
+
+def distinct_colours(n: int) -> list[tuple[int, int, int]]:
+    """``n`` distinct RGB colours, always the same for the same ``n`` and each a prefix of the next.
+
+    The first twelve are the colour-blind-tolerant defaults; 41 classes (a
+    TotalSegmentator CT) stay at least 60 apart in RGB.
+    """
+    out = list(_DEFAULT_COLOURS[:n])
+    bar, k = _MIN_DISTANCE, 0
+    while len(out) < n:
+        s, v = _TONES[k % len(_TONES)]
+        colour = tuple(int(round(255 * x)) for x in colorsys.hsv_to_rgb((k * _GOLDEN) % 1.0, s, v))
+        k += 1
+        if all(sum((a - b) ** 2 for a, b in zip(colour, o)) >= bar * bar for o in out):
+            out.append(colour)
+        if k % 400 == 0:
+            bar *= 0.8
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,11 +133,31 @@ class ClassMap:
         colours = list(colours) if colours is not None else None
         if task is None:
             task = "binary" if len(names) == 1 else "multiclass"
-        classes = [
-            LabelClass(i + 1, n, tuple(colours[i]) if colours else _DEFAULT_COLOURS[i % len(_DEFAULT_COLOURS)])
-            for i, n in enumerate(names)
-        ]
+        colours = colours or distinct_colours(len(names))
+        classes = [LabelClass(i + 1, n, tuple(colours[i])) for i, n in enumerate(names)]
         return cls(classes, task=task)
+
+    @classmethod
+    def from_id_names(
+        cls,
+        names: Mapping[int, str],
+        task: str | None = None,
+        background: str = "background",
+        extra: dict[str, Any] | None = None,
+    ) -> ClassMap:
+        """Classes from {id: name}, ids as given (sparse ids such as TotalSegmentator's 117 stay), each in
+        its own colour (:func:`distinct_colours`, in id order); id 0, if present, names the background.
+
+        ``task`` defaults to binary when the only id is 1, else multiclass.
+        """
+        by_id = {int(i): str(n) for i, n in names.items()}
+        background = by_id.pop(0, background)
+        ids = sorted(by_id)
+        colours = distinct_colours(len(ids))
+        classes = [LabelClass(i, by_id[i], colours[k]) for k, i in enumerate(ids)]
+        if task is None:
+            task = "binary" if ids == [1] else "multiclass"
+        return cls(classes, task=task, background=background, extra=dict(extra or {}))
 
     @classmethod
     def from_colour_table(

@@ -51,6 +51,10 @@ class UnsupportedFormatError(ReadError):
     """No reader takes this file (unknown suffix and unrecognised content)."""
 
 
+class NotASliceError(UnsupportedFormatError):
+    """A volume (several slices or frames) where a 2-D image was expected, e.g. in a 2-D dataset layout."""
+
+
 class MaskError(ReadError):
     """A mask file is readable but does not fit (size, values, class map)."""
 

@@ -29,6 +29,7 @@ MISSING_SLICE = "missing_slice"  # a CSV row names a slice file that is not on d
 BAD_ROW = "bad_row"  # a CSV row that cannot be understood
 UNSUPPORTED_FILE = "unsupported_file"  # a non-image file inside an image or mask folder
 GRID_MISMATCH = "grid_mismatch"  # an image volume and its label volume lie on different voxel grids
+UNSUPPORTED_VOLUME = "unsupported_volume"  # a volume medseg cannot use as it is (4-D, a voxel size of 0 ...)
 
 PROBLEM_KINDS = (
     UNREADABLE,
@@ -40,6 +41,7 @@ PROBLEM_KINDS = (
     BAD_ROW,
     UNSUPPORTED_FILE,
     GRID_MISMATCH,
+    UNSUPPORTED_VOLUME,
 )
 # The severity a workspace stores each problem with (as a finding of source "index"): problems that make a
 # sample unusable are errors; a file that is merely extra is a warning or info.
@@ -49,6 +51,7 @@ PROBLEM_SEVERITY = {
     MISSING_SLICE: ERROR,
     BAD_ROW: ERROR,
     GRID_MISMATCH: ERROR,
+    UNSUPPORTED_VOLUME: ERROR,
     IMAGE_WITHOUT_MASK: WARNING,
     MASK_WITHOUT_IMAGE: WARNING,
     DUPLICATE_STEM: WARNING,
@@ -107,10 +110,17 @@ class Sample:
     mask_kind: str = MASK_BINARY
 
     def load_image(self):
-        """Decoded pixels with spacing and provenance (:class:`medseg.io.types.ImageData`)."""
+        """Decoded pixels with spacing and provenance (:class:`medseg.io.types.ImageData`).
+
+        A 2-D sample read from a one-slice NIfTI file comes back 2-D (row, col),
+        like its PNG twin; a volume sample is (slice, row, col).
+        """
         from medseg.io import load
 
-        return load(self.image_path)
+        image = load(self.image_path)
+        if not self.is_volume:
+            image = _flat_image(image)
+        return image
 
     def load_mask(self, return_report: bool = False):
         """Class ids (H, W) for binary / multiclass masks, (H, W, C) bool for multilabel ones.
@@ -142,6 +152,8 @@ class Sample:
             mask = self._volume_labels()
         else:
             raise ValueError(f"sample {self.id}: unknown mask kind {self.mask_kind!r}")
+        if not self.is_volume and any(_is_nifti(p) for p in self.mask_paths.values()):
+            mask = _flat(mask)
         return (mask, report) if return_report else mask
 
     @property
@@ -186,6 +198,31 @@ class Sample:
             return rle_decode_multilabel(self.extra.get("rle", {}), (height, width), self.classmap)
         except ValueError as e:
             raise MaskError(source, f"sample {self.id}: {e}") from None
+
+
+def _is_nifti(path) -> bool:
+    return isinstance(path, Path) and path.name.lower().endswith((".nii", ".nii.gz"))
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
+    """A one-slice (slice, row, col) NIfTI array as (row, col); anything else as it is."""
+    from medseg.datasets.slice_files import flat_axis
+
+    axis = flat_axis(array.shape)
+    return array if axis is None else np.squeeze(array, axis=axis)
+
+
+def _flat_image(image):
+    from medseg.datasets.slice_files import flat_axis
+    from medseg.io.types import ImageData
+
+    if image.rgb or image.metadata.get("format") != "nifti":
+        return image
+    axis = flat_axis(image.array.shape)
+    if axis is None:
+        return image
+    spacing = tuple(s for k, s in enumerate(image.spacing) if k != axis)
+    return ImageData(np.squeeze(image.array, axis=axis), spacing, image.metadata, rgb=False)
 
 
 def _binarise(path: Path):

@@ -78,8 +78,14 @@ def mask_stem(path: Path) -> str:
 def header_size(path: Path) -> tuple[int, int]:
     """(rows, cols) from the file header, without decoding pixels.
 
-    Raises ReadError naming the file when the header cannot be parsed.
+    Raises ReadError naming the file when the header cannot be parsed; a 2-D
+    DICOM or one-slice NIfTI file gives its slice's size, a volume raises
+    NotASliceError (:func:`medseg.datasets.slice_files.slice_size`).
     """
+    from medseg.datasets.slice_files import is_slice_file, slice_size
+
+    if not is_raster(path) and is_slice_file(path):
+        return slice_size(path)
     try:
         with open_image(path) as im:  # refuses a size over the limits before anything is decoded
             width, height = im.size

@@ -3,7 +3,10 @@
 Covers Kvasir-SEG (``images/`` + ``masks/``, JPEG), CVC-ClinicDB (PNG, or the
 original ``Original/`` + ``Ground Truth/`` TIFFs) and palette-mask sets (mode
 'P' PNG masks whose palette indices are the class ids). Mask stems may carry a
-suffix such as ``_mask``; folder names are matched case-insensitively.
+suffix such as ``_mask``; folder names are matched case-insensitively. Images
+may be 2-D DICOM files or one-slice NIfTI files, masks one-slice NIfTI files
+(:mod:`medseg.datasets.slice_files`); a folder of NIfTI volumes is the
+``volume_folders`` layout.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from medseg.datasets.files import (
     norm_name,
 )
 from medseg.datasets.layout import Layout
-from medseg.errors import ReadError
+from medseg.datasets.slice_files import SLICE_SUFFIXES, file_stem, is_nifti_name, is_slice_file
+from medseg.errors import NotASliceError, ReadError
 from medseg.io.limits import open_image
 
 IMAGE_DIR_NAMES = ("images", "image", "imgs", "img", "original")
@@ -46,9 +50,10 @@ def pair_dirs(root: Path) -> tuple[Path, Path] | None:
 
 
 def has_rasters(folder: Path, limit: int = 50) -> bool:
+    """True when one of the first ``limit`` entries is a 2-D image file by name (rasters, DICOM, NIfTI)."""
     try:
         for k, p in enumerate(folder.iterdir()):
-            if p.is_file() and is_raster(p):
+            if p.is_file() and (is_raster(p) or p.name.lower().endswith(SLICE_SUFFIXES)):
                 return True
             if k >= limit:
                 break
@@ -59,9 +64,11 @@ def has_rasters(folder: Path, limit: int = 50) -> bool:
 
 def pair_kind(folder: Path) -> str | None:
     """Which of this module's layouts ``folder`` is ("cvc_original", "palette", "images_masks"), or None."""
+    from medseg.datasets.volumes import volume_folder
+
     dirs = pair_dirs(folder)
-    if dirs is None or not has_rasters(dirs[0]):
-        return None
+    if dirs is None or not has_rasters(dirs[0]) or volume_folder(dirs[0]):
+        return None  # a folder of volumes is the volume_folders layout
     images, masks = dirs
     if norm_name(images.name) == "original" and norm_name(masks.name) == "groundtruth":
         return "cvc_original"
@@ -101,8 +108,8 @@ def index_pairs(root: Path, layout: str):
         )
     image_dir, mask_dir = dirs
     problems: list[ds.Problem] = []
-    images, ambiguous = by_stem(image_dir, lambda p: p.stem, problems)
-    masks, ambiguous_masks = by_stem(mask_dir, mask_stem, problems)
+    images, ambiguous = by_stem(image_dir, file_stem, problems, is_image_file)
+    masks, ambiguous_masks = by_stem(mask_dir, slice_mask_stem, problems, is_mask_file)
 
     pairs = []
     for stem, image in images.items():
@@ -124,14 +131,31 @@ def index_pairs(root: Path, layout: str):
     return samples, problems, classmap
 
 
-def by_stem(folder: Path, stem_of, problems: list[ds.Problem]) -> tuple[dict[str, Path], set[str]]:
-    """Raster files keyed by stem, and the stems claimed by several files.
+def is_image_file(p: Path) -> bool:
+    return is_raster(p) or is_slice_file(p)
 
-    Non-rasters and every file of an ambiguous stem become problems.
+
+def is_mask_file(p: Path) -> bool:
+    return is_raster(p) or is_nifti_name(p)
+
+
+def slice_mask_stem(p: Path) -> str:
+    """``mask_stem`` with ``.nii.gz`` as one suffix."""
+    return mask_stem(p.with_name(file_stem(p) + ".x")) if is_nifti_name(p) else mask_stem(p)
+
+
+def by_stem(
+    folder: Path, stem_of, problems: list[ds.Problem], accept=is_raster, ignore=None
+) -> tuple[dict[str, Path], set[str]]:
+    """Files ``accept`` takes, keyed by stem, and the stems claimed by several files.
+
+    Other files (but those ``ignore`` names) and every file of an ambiguous stem become problems.
     """
     found: dict[str, list[Path]] = defaultdict(list)
     for p in list_files(folder):
-        if is_raster(p):
+        if ignore is not None and ignore(p):
+            continue
+        if accept(p):
             found[stem_of(p)].append(p)
         else:
             problems.append(
@@ -161,6 +185,8 @@ def sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:
     for p in (image, mask):
         try:
             sizes[p] = header_size(p)
+        except NotASliceError as e:  # a volume or multi-frame file among 2-D ones
+            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, e.reason))
         except ReadError as e:
             problems.append(ds.Problem(p, ds.UNREADABLE, e.reason))
     if len(sizes) < 2:
@@ -181,6 +207,13 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
     fractional = False  # a float mask with values between integers is grey, never class ids
     colours: dict[int, tuple[int, int, int]] = {}
     for p in picks:
+        if is_nifti_name(p):
+            a = _nifti_mask(p)
+            if a is None:
+                continue
+            values.update(int(v) for v in np.unique(a) if np.isfinite(v))
+            fractional = fractional or bool(np.any(a != np.round(a)))
+            continue
         try:
             with open_image(p) as im:  # a mask over the size limits is skipped (and reported by indexing)
                 if palette and im.mode == "P":
@@ -212,6 +245,16 @@ def infer_classmap(masks: list[Path], palette: bool) -> ClassMap:
         cm.extra = {"source": "integer ids", "masks_inspected": len(picks)}
         return cm
     return ClassMap.binary("foreground")
+
+
+def _nifti_mask(path: Path) -> np.ndarray | None:
+    from medseg.io.mask_read import read_mask_values
+
+    try:
+        a = np.asarray(read_mask_values(path))
+    except (OSError, ValueError):  # ReadError included: reported when the mask is loaded
+        return None
+    return a[np.isfinite(a)] if a.dtype.kind == "f" else a
 
 
 def _pair_layout(name: str, description: str) -> Layout:

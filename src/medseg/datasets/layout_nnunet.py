@@ -3,10 +3,11 @@
 The layout nnU-Net trains from, and the one ``medseg export --format nnunet``
 writes, so an exported dataset can be opened again to go on cleaning it.
 Image files carry a four-digit channel suffix; a case is indexed from its
-``_0000`` file (an RGB PNG is one file holding its three channels). Further
-channel files (``_0001``, ...: other modalities) are listed as problems, as
-are volumes (``.nii.gz``: this index holds 2-D images; napari opens volumes
-with the plugin's reader). Labels are the class ids nnU-Net requires
+``_0000`` file (an RGB PNG is one file holding its three channels). Images may
+also be 2-D DICOM files or NIfTI files of one slice (nnU-Net's 2-D NIfTI sets
+store ``(x, y, 1)``), labels PNG or one-slice NIfTI. Further channel files
+(``_0001``, ...: other modalities) are listed as problems, as are volumes in a
+folder of 2-D images (a folder of volumes is the ``nnunet3d`` layout). Labels are the class ids nnU-Net requires
 (background 0, classes 1..N); their names come from ``dataset.json``
 ``labels`` ({"background": 0, "polyp": 1}). Region-based labels (lists of
 values) are refused with a clear error. ``imagesTs`` (no labels) is not
@@ -25,7 +26,7 @@ from medseg.datasets.layout import Layout
 from medseg.errors import ReadError
 
 IMAGES, LABELS, META, TEST_IMAGES = "imagesTr", "labelsTr", "dataset.json", "imagesTs"
-_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
@@ -84,13 +85,16 @@ def _suffix(p: Path) -> str:
 def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
     from medseg.datasets.files import is_raster, list_files
     from medseg.datasets.layout_generic import infer_classmap, sizes_agree
+    from medseg.datasets.slice_files import file_stem, is_nifti_name, is_slice_file
 
     problems: list[ds.Problem] = []
     images: dict[str, Path] = {}
     for p in list_files(root / IMAGES):
         suffix = _suffix(p)
-        m = _CHANNEL.match(p.name[: -len(suffix)] if suffix else p.name)
-        if suffix in _VOLUME_SUFFIXES:
+        m = CHANNEL.match(p.name[: -len(suffix)] if suffix else p.name)
+        if is_slice_file(p) and not _one_slice(p, problems):
+            continue
+        if suffix in _VOLUME_SUFFIXES and not is_nifti_name(p):
             problems.append(
                 ds.Problem(
                     p,
@@ -98,7 +102,7 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
                     f"a volume in {IMAGES}/: this index holds 2-D images (open volumes in napari with the reader)",
                 )
             )
-        elif not is_raster(p):
+        elif not (is_raster(p) or is_slice_file(p)):
             problems.append(
                 ds.Problem(p, ds.UNSUPPORTED_FILE, f"not an image file ({p.suffix or 'no suffix'}) in {IMAGES}/")
             )
@@ -118,8 +122,10 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
             images[m["case"]] = p
     labels: dict[str, Path] = {}
     for p in list_files(root / LABELS):
-        if is_raster(p):
-            labels[p.stem] = p
+        if is_raster(p) or (is_nifti_name(p) and _one_slice(p, problems)):
+            labels[file_stem(p)] = p
+        elif is_nifti_name(p):
+            continue  # a volume, reported by _one_slice
         else:
             problems.append(
                 ds.Problem(p, ds.UNSUPPORTED_FILE, f"not a 2-D label image ({_suffix(p) or 'no suffix'}) in {LABELS}/")
@@ -143,10 +149,41 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
     return samples, problems, classmap
 
 
+def _one_slice(path: Path, problems: list[ds.Problem]) -> bool:
+    """True for a 2-D DICOM or one-slice NIfTI; a volume or an unreadable header is a problem."""
+    from medseg.datasets.slice_files import slice_size
+    from medseg.errors import NotASliceError
+
+    try:
+        slice_size(path)
+    except NotASliceError as e:
+        problems.append(
+            ds.Problem(
+                path,
+                ds.UNSUPPORTED_FILE,
+                f"a volume in {path.parent.name}/: {path.name} {e.reason} (a folder of volumes opens as the "
+                "nnunet3d layout)",
+            )
+        )
+        return False
+    except ReadError as e:
+        problems.append(ds.Problem(path, ds.UNREADABLE, e.reason))
+        return False
+    return True
+
+
+def is_nnunet2d(folder: Path) -> bool:
+    """nnU-Net's folders holding 2-D images: not a folder of volumes (nnunet3d), not a Decathlon task."""
+    from medseg.datasets.layout_msd import is_msd
+    from medseg.datasets.volumes import volume_folder
+
+    return is_nnunet(folder) and not is_msd(folder) and not volume_folder(folder / IMAGES)
+
+
 NNUNET = Layout(
     "nnunet",
     "imagesTr/<case>_0000.png + labelsTr/<case>.png + dataset.json (nnU-Net v2 raw, 2-D)",
-    detect=is_nnunet,
+    detect=is_nnunet2d,
     index=index_nnunet,
     source_data=nnunet_source_data,
 )

@@ -13,16 +13,24 @@ from pathlib import Path
 from medseg.datasets.layout import Layout, SourceData
 from medseg.datasets.layout_generic import CVC_ORIGINAL, IMAGES_MASKS, PALETTE
 from medseg.datasets.layout_montgomery import MONTGOMERY
+from medseg.datasets.layout_msd import MSD
 from medseg.datasets.layout_nnunet import NNUNET
+from medseg.datasets.layout_nnunet3d import NNUNET3D
 from medseg.datasets.layout_uwmadison import UWMADISON
+from medseg.datasets.layout_volume_folders import VOLUME_FOLDERS
 from medseg.errors import UnknownLayoutError
 
 # The first layout whose detect() takes a folder wins: those recognised by a file or fixed folder
-# names come before the generic image folder + mask folder pair.
+# names come before the generic image folder + mask folder pair. A Decathlon task shares nnU-Net's
+# folders (its dataset.json lists the pairs); nnU-Net 3-D and 2-D share them too (the first images'
+# headers tell volumes from slices); image/label volume folders share the 2-D pairs' folder names.
 _LAYOUTS: list[Layout] = [
     UWMADISON,
     MONTGOMERY,
+    MSD,
+    NNUNET3D,
     NNUNET,
+    VOLUME_FOLDERS,
     CVC_ORIGINAL,
     PALETTE,
     IMAGES_MASKS,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from medseg.errors import ReadError, UnsupportedFormatError
 from medseg.io.limits import check_size
 from medseg.io.raster import reject_nonfinite
 from medseg.io.types import ImageData
+from medseg.io.volume_orient import DisplayGrid, display_grid
 
 NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")  # at byte 344 of a 348-byte header
 NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")  # at byte 4 of a 540-byte header
@@ -64,28 +66,11 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     Spacing comes from the header zooms (converted to mm when the header says
     metres or microns), permuted with the axes. ``scl_slope`` / ``scl_inter``
     are applied; the stored integer type is kept when they are identity. 4-D
-    files with more than one volume raise ReadError.
+    files with more than one volume raise UnsupportedFormatError naming the 4th
+    axis' size.
     """
-    from nibabel.orientations import aff2axcodes, apply_orientation, inv_ornt_aff, io_orientation
-
     path = Path(path)
-    _check_header(path)
-    try:
-        img = _open(path)
-        shape = tuple(int(n) for n in img.shape)
-        header = img.header
-    except Exception as e:  # nibabel raises ImageFileError, HeaderDataError, EOFError, OSError ...
-        raise ReadError(path, f"cannot read NIfTI header (truncated or corrupt file): {e}") from e
-    if len(shape) == 4 and shape[3] != 1:
-        raise UnsupportedFormatError(
-            path,
-            f"4-D NIfTI with {shape[3]} volumes is not supported yet (shape {shape}); only 3-D volumes can be opened",
-        )
-    if not 2 <= len(shape) <= 4:
-        raise UnsupportedFormatError(path, f"{len(shape)}-D NIfTI of shape {shape} is not supported")
-    stored = header.get_data_dtype()
-    if stored.fields is not None or stored.kind == "c":
-        raise UnsupportedFormatError(path, f"NIfTI voxel type {stored} (colour or complex) is not supported")
+    img, shape, stored, raw_pixdim = _open_checked(path)
     _check_complete(path, img, shape, stored)
     check_size(path, shape[:3], "volume")  # a gzip stream decodes to whatever the header says
     # nibabel moves scl_slope / scl_inter from the loaded header to the array proxy
@@ -95,14 +80,117 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
         data = np.asanyarray(img.dataobj)  # applies scl_slope / scl_inter when they are not identity
     except Exception as e:  # gzip EOFError / BadGzipFile, zlib.error, mmap ValueError ...
         raise ReadError(path, f"voxel data is truncated or corrupt: {e}") from e
-    data = data.reshape(shape[:3] if len(shape) >= 3 else (*shape, 1))
+    data = data.reshape(_shape3(shape))
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
     if data.dtype == np.float64 and stored.kind in "iu":
         data = data.astype(np.float32)  # scaled integers: float32 holds their precision
     if not allow_nonfinite:
         reject_nonfinite(path, data)
 
+    frame = _frame(img, shape, raw_pixdim)
+    grid = frame.grid.geometry
+    array = frame.grid.to_display(data)
+    meta = {
+        "source": str(path),
+        "format": "nifti",
+        "modality": None,
+        "photometric": "MONOCHROME2",
+        "dtype": str(stored.newbyteorder("=")),
+        "spacing_known": frame.spacing_known,
+        "orientation": "SPL",
+        "original_orientation": frame.grid.original_orientation,
+        "affine": grid.matrix.tolist(),
+    }
+    if (slope, inter) != (1.0, 0.0):
+        meta["rescale"] = {"slope": slope, "intercept": inter}
+    if frame.notes:
+        meta["spacing_notes"] = frame.notes
+    return ImageData(array, grid.spacing, meta, rgb=False)
+
+
+def read_nifti_grid(path: str | Path):
+    """``(Geometry, notes)``: the grid ``read_nifti`` would return, from the header alone (no voxel decoded).
+
+    ``notes`` say why the spacing is not to be trusted (a voxel size of 0, NaN,
+    an affine of NaN): a dataset index reports such a volume instead of
+    guessing its grid. The same errors as ``read_nifti`` for a file that is not
+    a readable 3-D NIfTI (a 4-D file names its 4th axis' size).
+    """
+    path = Path(path)
+    img, shape, _, raw_pixdim = _open_checked(path)
+    frame = _frame(img, shape, raw_pixdim)
+    return frame.grid.geometry, list(frame.notes)
+
+
+def read_nifti_shape(path: str | Path) -> tuple[int, ...]:
+    """The voxel array's shape as the header stores it (any number of axes); ReadError when unreadable."""
+    path = Path(path)
+    _check_header(path)
+    try:
+        return tuple(int(n) for n in _open(path).shape)
+    except Exception as e:  # nibabel raises ImageFileError, HeaderDataError, EOFError, OSError ...
+        raise ReadError(path, f"cannot read NIfTI header (truncated or corrupt file): {e}") from e
+
+
+def _shape3(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(shape[:3]) if len(shape) >= 3 else (*shape, 1)
+
+
+def _open_checked(path: Path):
+    """(nibabel image, shape, stored dtype, the header's pixdim[1:4] as written) for a usable 3-D NIfTI."""
+    head = _check_header(path)
+    try:
+        img = _open(path)
+        shape = tuple(int(n) for n in img.shape)
+        header = img.header
+    except Exception as e:  # nibabel raises ImageFileError, HeaderDataError, EOFError, OSError ...
+        raise ReadError(path, f"cannot read NIfTI header (truncated or corrupt file): {e}") from e
+    if len(shape) == 4 and shape[3] != 1:
+        raise UnsupportedFormatError(
+            path,
+            f"4-D NIfTI with {shape[3]} volumes is not supported yet (shape {shape}): its 4th axis holds "
+            f"{shape[3]} channels or time points and medseg reads one 3-D volume per file; save the one "
+            "wanted as its own file (nnU-Net keeps one file per channel: <case>_0000, <case>_0001, ...)",
+        )
+    if not 2 <= len(shape) <= 4:
+        raise UnsupportedFormatError(path, f"{len(shape)}-D NIfTI of shape {shape} is not supported")
+    stored = header.get_data_dtype()
+    if stored.fields is not None or stored.kind == "c":
+        raise UnsupportedFormatError(path, f"NIfTI voxel type {stored} (colour or complex) is not supported")
+    return img, shape, stored, _raw_pixdim(head, len(shape))
+
+
+def _raw_pixdim(head: bytes, ndim: int) -> list[float] | None:
+    """pixdim[1..3] as the file holds them: nibabel's header check silently turns a 0 into 1."""
+    import nibabel as nib
+
+    try:
+        if head[344:348] in NIFTI1_MAGICS:
+            hdr = nib.Nifti1Header(head[:348], check=False)
+        else:
+            hdr = nib.Nifti2Header(head[:540], check=False)
+        return [float(v) for v in hdr["pixdim"][1 : 1 + min(ndim, 3)]]
+    except Exception:  # a header nibabel loaded but cannot re-parse from bytes: nothing more to say
+        return None
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """How a file's voxel axes become the display axes, the grid that gives, and why not to trust it."""
+
+    grid: DisplayGrid
+    notes: list[str]
+    spacing_known: bool
+
+
+def _frame(img, shape: tuple[int, ...], raw_pixdim: list[float] | None) -> _Frame:
+    header = img.header
     notes: list[str] = []
+    if raw_pixdim is not None and any(v == 0 for v in raw_pixdim):
+        notes.append(
+            f"voxel sizes {raw_pixdim} in the header (pixdim) include 0, which is no size: "
+            "the voxel grid is unknown (1.0 used)"
+        )
     zooms = np.asarray(header.get_zooms()[:3] if len(shape) >= 3 else (*header.get_zooms()[:2], 1.0), float)
     space_unit = header.get_xyzt_units()[0]
     zooms = np.asarray(_sane_zooms(zooms * _UNIT_MM.get(space_unit, 1.0), notes))
@@ -110,36 +198,8 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     if not np.all(np.isfinite(affine)):
         notes.append("the header's affine holds NaN or inf: ignored, voxel axes taken as they are")
         affine = np.diag([*zooms, 1.0])
-    ornt = io_orientation(affine)
-    oriented = not np.isnan(ornt).any()
-    if not oriented:  # degenerate affine: take the voxel axes as they are
-        ornt = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
-    canon = apply_orientation(data, ornt)
-    canon_affine = affine @ inv_ornt_aff(ornt, data.shape)
-    canon_zooms = np.empty(3)
-    canon_zooms[ornt[:, 0].astype(int)] = zooms
-
-    array = np.ascontiguousarray(canon.transpose(2, 1, 0)[:, ::-1, ::-1])
-    ni, nj, _ = canon.shape
-    index_to_canon = np.array([[0, 0, -1, ni - 1], [0, -1, 0, nj - 1], [1, 0, 0, 0], [0, 0, 0, 1]], float)
-    meta = {
-        "source": str(path),
-        "format": "nifti",
-        "modality": None,
-        "photometric": "MONOCHROME2",
-        "dtype": str(stored.newbyteorder("=")),
-        "spacing_known": not notes
-        and (space_unit in _UNIT_MM or int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0),
-        "orientation": "SPL",
-        "original_orientation": "".join(aff2axcodes(affine)) if oriented else None,
-        "affine": (canon_affine @ index_to_canon).tolist(),
-    }
-    if (slope, inter) != (1.0, 0.0):
-        meta["rescale"] = {"slope": slope, "intercept": inter}
-    if notes:
-        meta["spacing_notes"] = notes
-    spacing = (canon_zooms[2], canon_zooms[1], canon_zooms[0])
-    return ImageData(array, spacing, meta, rgb=False)
+    known = not notes and (space_unit in _UNIT_MM or int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0)
+    return _Frame(display_grid(affine, _shape3(shape), zooms), notes, known)
 
 
 def _sane_zooms(zooms, notes: list[str]) -> list[float]:
@@ -169,8 +229,9 @@ def _open(path: Path):
     return cls.from_bytes(raw)
 
 
-def _check_header(path: Path) -> None:
-    """Empty, cut inside the header, or no NIfTI magic: say so before nibabel fails obscurely."""
+def _check_header(path: Path) -> bytes:
+    """The first (decompressed) header bytes; empty, cut inside the header, or no NIfTI magic: say so
+    before nibabel fails obscurely."""
     try:
         with open(path, "rb") as f:
             head = f.read(540)
@@ -186,7 +247,7 @@ def _check_header(path: Path) -> None:
         except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; a flipped bit is a zlib.error
             raise ReadError(path, f"gzip stream is truncated or corrupt before the NIfTI header ends: {e}") from e
     if is_nifti_header(head):
-        return
+        return head
     # sizeof_hdr, the first field, is 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order
     sizes = {int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")} if len(head) >= 4 else set()
     if sizes & {348, 540} and len(head) < 348:
