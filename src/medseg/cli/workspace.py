@@ -8,6 +8,7 @@ import json
 
 _USAGE = """Examples:
   medseg workspace create data/cvc-clinicdb cvc-ws     index the dataset, import every mask
+  medseg workspace create Dataset003_Liver liver-ws     volumes (nnU-Net 3-D, MSD, NIfTI folders, DICOM series)
   medseg workspace info cvc-ws                          counts by status and finding, changed sources
   medseg workspace history cvc-ws 42                    revisions and status changes of sample 42
   medseg workspace status cvc-ws 42 excluded --reason "motion blur"
@@ -114,6 +115,11 @@ def _print_summary(s: dict, ws) -> None:
         f"{s['root']}: {s['n_samples']} samples of {s['dataset_root']} (layout {s['layout']}, "
         f"task {s['task']}, classes {', '.join(s['classes'])})"
     )
+    if s.get("n_volumes"):
+        print(
+            f"volumes: {s['n_volumes']} ({s['n_slices']} slices at their current revisions, "
+            f"{s['n_slice_files']} distinct slice files)"
+        )
     print("status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
     print(f"revisions: {s['n_revisions']} (" + ", ".join(f"{k} {v}" for k, v in s["revisions_by_origin"].items()) + ")")
     if s["by_check"]:
@@ -148,8 +154,11 @@ def _history(args) -> int:
                 )
             )
             return 0
+        grid = f", volume {'x'.join(map(str, rec.geometry['shape']))}" if rec.geometry else ""
         print(
-            f"sample {rec.id}: {rec.status}" + (f" ({rec.reason})" if rec.reason else "") + f", image {rec.image_path}"
+            f"sample {rec.id}: {rec.status}"
+            + (f" ({rec.reason})" if rec.reason else "")
+            + f", image {rec.image_path}{grid}"
         )
         for r in revisions:
             head = " (head)" if r.id == rec.head_revision else ""
@@ -157,7 +166,9 @@ def _history(args) -> int:
             print(
                 f"  revision {r.id}{head}: {r.origin} by {r.author} at {r.created}"
                 + (
-                    f", parent {r.parent_id}, {r.n_changed} px changed" + (f" ({per})" if per else "")
+                    f", parent {r.parent_id}, {r.n_changed} px changed"
+                    + (f" ({per})" if per else "")
+                    + _slices(r.details.get("slices"))
                     if r.parent_id
                     else ""
                 )
@@ -166,6 +177,14 @@ def _history(args) -> int:
         for s in statuses:
             print(f"  status {s.status} by {s.author} at {s.time}" + (f": {s.reason}" if s.reason else ""))
     return 0
+
+
+def _slices(zs) -> str:
+    """Where a volume revision changed: ", slices 12, 13, 40" (a long list shortened)."""
+    if zs is None:
+        return ""
+    shown = ", ".join(map(str, zs[:12])) + (f", ... ({len(zs)} slices)" if len(zs) > 12 else "")
+    return f", slices {shown}" if zs else ", no slice"
 
 
 def _status(args) -> int:
