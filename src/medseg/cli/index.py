@@ -1,4 +1,9 @@
-"""``medseg index FOLDER``: detect a dataset layout, index it, list every problem."""
+"""``medseg index FOLDER``: detect a dataset layout, index it, list every problem.
+
+A dataset of volumes (nnU-Net 3-D, a Decathlon task, image/label volume
+folders) is listed case by case with the grid read from each image's header:
+shape (slice x row x col), spacing and where its first voxel lies.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from medseg.cli.dataset_summary import class_list, volume_lines, volume_rows
+
 
 def cmd_index(args: argparse.Namespace) -> int:
     from medseg.datasets import open_dataset
@@ -14,24 +21,25 @@ def cmd_index(args: argparse.Namespace) -> int:
     ds = open_dataset(Path(args.folder), layout=args.layout)
     groups = Counter(s.group for s in ds.samples)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "root": str(ds.root),
-                    "layout": ds.layout,
-                    "classmap": ds.classmap.to_dict(),
-                    "samples": len(ds.samples),
-                    "groups": len(groups),
-                    "problems": [{"path": str(p.path), "kind": p.kind, "message": p.message} for p in ds.problems],
-                },
-                indent=2,
-            )
-        )
+        out = {
+            "root": str(ds.root),
+            "layout": ds.layout,
+            "classmap": ds.classmap.to_dict(),
+            "samples": len(ds.samples),
+            "groups": len(groups),
+            "problems": [{"path": str(p.path), "kind": p.kind, "message": p.message} for p in ds.problems],
+        }
+        volumes = volume_rows(ds)
+        if volumes:
+            out["volumes"] = volumes
+        print(json.dumps(out, indent=2))
     else:
         print(
             f"{ds.root}: layout {ds.layout}, {len(ds.samples)} samples in {len(groups)} groups, "
-            f"task {ds.classmap.task}, classes {', '.join(ds.classmap.names)}"
+            f"task {ds.classmap.task}, classes {class_list(ds.classmap)}"
         )
+        for line in volume_lines(ds):
+            print(line)
         kinds = Counter(p.kind for p in ds.problems)
         n = len(ds.problems)
         print(
