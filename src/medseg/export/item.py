@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from medseg.errors import ExportError
 from medseg.export.images import WrittenFile
 from medseg.io.types import ImageData
+from medseg.io.volume_geometry import Geometry
 
 
 @dataclass
@@ -23,6 +25,7 @@ class ExportItem:
     mask: np.ndarray
     load_image: Callable[[], ImageData]
     volume: bool = False  # 3 spatial axes: written as NIfTI in every format
+    geometry: Geometry | None = None  # a volume's grid as the workspace recorded it (None: read from the image)
     _image: ImageData | None = field(default=None, repr=False)
 
     @property
@@ -33,6 +36,24 @@ class ExportItem:
         if self._image is None:
             self._image = self.load_image()
         return self._image
+
+    def volume_geometry(self) -> Geometry:
+        """The image's grid in display order: given, recorded on the sample, or (decoding the image) read."""
+        if self.geometry is None:
+            recorded = getattr(self.record, "geometry", None)
+            if isinstance(recorded, Geometry):
+                self.geometry = recorded
+            elif isinstance(recorded, dict):
+                self.geometry = Geometry.from_dict(recorded)
+            else:
+                image = self.image()
+                if image.spatial_ndim != 3:
+                    raise ExportError(
+                        f"sample {self.sample_id}: its labels are a volume but {self.image_path} is not "
+                        f"(array shape {image.array.shape})"
+                    )
+                self.geometry = Geometry.from_image(image)
+        return self.geometry
 
 
 @dataclass

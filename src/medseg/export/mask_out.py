@@ -26,6 +26,7 @@ from medseg.datasets.classmap import ClassMap, LabelClass
 from medseg.errors import ExportError
 from medseg.export.files import write_nifti, write_png
 from medseg.export.images import WrittenFile
+from medseg.export.volumes import Grid, write_volume_labels
 
 VIEW_SCALES = (1, 255)
 MAX_REGION_CLASSES = 8  # 2**8 - 1 combinations still fit nnU-Net's uint8 label maps
@@ -75,9 +76,20 @@ def view_scaled(ids: np.ndarray, classmap: ClassMap, scale: int) -> np.ndarray:
 
 
 def write_ids(
-    dst_stem: Path, ids: np.ndarray, dtype: np.dtype, *, affine: np.ndarray | None = None, volume_axis: bool = False
+    dst_stem: Path,
+    ids: np.ndarray,
+    dtype: np.dtype,
+    *,
+    affine: np.ndarray | None = None,
+    volume_axis: bool = False,
+    grid: Grid | None = None,
 ) -> WrittenFile:
-    """``dst_stem``.png for 2-D ids (unless ``volume_axis``), else ``dst_stem``.nii.gz."""
+    """``dst_stem``.png for 2-D ids (unless ``volume_axis``), else ``dst_stem``.nii.gz.
+
+    ``grid``: a volume's labels, written on exactly its image's grid (:mod:`medseg.export.volumes`).
+    """
+    if grid is not None:
+        return write_volume_labels(dst_stem, ids, dtype, grid)
     a = np.asarray(ids).astype(dtype, copy=False)
     if a.ndim == 2 and not volume_axis:
         dst = dst_stem.with_name(dst_stem.name + ".png")
@@ -95,12 +107,13 @@ def write_channels(
     *,
     scale: int = 1,
     affine: np.ndarray | None = None,
+    grid: Grid | None = None,
 ) -> list[WrittenFile]:
     """One 0/1 (or 0/255) file per class of the class map, in its order."""
     out = []
     for k, cls in enumerate(classmap.classes):
         layer = channels[..., k].astype(np.uint8) * (255 if scale == 255 else 1)
-        written = write_ids(stem_for(cls), layer, np.dtype(np.uint8), affine=affine)
+        written = write_ids(stem_for(cls), layer, np.dtype(np.uint8), affine=affine, grid=grid)
         out.append(WrittenFile(written.path, written.sha256, written.how, cls.name))
     return out
 

@@ -1,8 +1,9 @@
 """Plain folders: ``images/<id>.<source suffix>``, ``masks/<id>.png``, ``classmap.json``, ``splits.json``.
 
-Images are the source files byte for byte (volumes and DICOM series folders
-are written as NIfTI, see :mod:`medseg.export.images`). Masks hold class ids;
-multilabel masks are one 0/1 file per class in ``masks/<class>/<id>.png``.
+Images are the source files byte for byte (DICOM series folders are written
+as NIfTI, see :mod:`medseg.export.volumes`). Masks hold class ids; a volume's
+labels are ``masks/<id>.nii.gz`` with its image's own NIfTI header; multilabel
+masks are one 0/1 file per class in ``masks/<class>/<id>.png``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from medseg.classmap import ClassMap
 from medseg.errors import ExportError
 from medseg.export.files import safe_stems, sha256_file
-from medseg.export.images import WrittenFile, copy_source, image_affine, write_converted
+from medseg.export.images import WrittenFile, copy_source, write_converted
 from medseg.export.item import ExportItem, SplitPlan, Written
 from medseg.export.mask_out import (
     VIEW_SCALES,
@@ -23,6 +24,7 @@ from medseg.export.mask_out import (
     write_channels,
     write_ids,
 )
+from medseg.export.volumes import Grid, volume_grid, write_volume_image
 from medseg.export.writer import ExportWriter
 
 
@@ -33,15 +35,17 @@ def write_json(path: Path, data: object) -> WrittenFile:
 
 
 def write_image(item: ExportItem, stem: Path) -> WrittenFile:
-    """The source file as is for 2-D samples; volumes from the decoded array (see module doc)."""
-    if item.image_path.is_file() and not item.volume:
+    """The source file as is (a DICOM series folder as NIfTI, see :mod:`medseg.export.volumes`)."""
+    if item.volume:
+        return write_volume_image(item, stem)
+    if item.image_path.is_file():
         return copy_source(item.image_path, stem)
-    return write_converted(item.image(), stem, prefer_png=not item.volume)
+    return write_converted(item.image(), stem)
 
 
-def mask_affine(item: ExportItem):
-    """Volumes' masks carry their image's affine, so both line up voxel for voxel."""
-    return image_affine(item.image()) if item.volume else None
+def mask_grid(item: ExportItem) -> Grid | None:
+    """Volumes' labels are written on their image's grid (its own NIfTI header), so both line up in any reader."""
+    return volume_grid(item) if item.volume else None
 
 
 class FoldersWriter(ExportWriter):
@@ -56,15 +60,15 @@ class FoldersWriter(ExportWriter):
             raise ExportError(f"mask scale must be one of {VIEW_SCALES}, got {mask_scale!r}")
 
     def write(self, item: ExportItem) -> Written:
+        grid = mask_grid(item)
         image = write_image(item, self.root / "images" / item.stem)
-        affine = mask_affine(item)
         if is_multilabel(self.classmap):
             masks = write_channels(
                 item.mask,
                 self.classmap,
                 lambda c: self.root / "masks" / self.class_dirs[c.name] / item.stem,
                 scale=self.mask_scale,
-                affine=affine,
+                grid=grid,
             )
         else:
             ids = view_scaled(item.mask, self.classmap, self.mask_scale)
@@ -73,7 +77,7 @@ class FoldersWriter(ExportWriter):
                     self.root / "masks" / item.stem,
                     ids,
                     id_dtype(self.classmap) if self.mask_scale == 1 else ids.dtype,
-                    affine=affine,
+                    grid=grid,
                 )
             ]
         return Written([image], masks)

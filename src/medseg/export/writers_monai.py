@@ -22,7 +22,7 @@ from medseg.export.images import WrittenFile
 from medseg.export.item import ExportItem, SplitPlan, Written
 from medseg.export.mask_out import id_dtype, is_multilabel, write_channels, write_ids
 from medseg.export.writer import ExportWriter
-from medseg.export.writers_folders import mask_affine, write_image, write_json
+from medseg.export.writers_folders import mask_grid, write_image, write_json
 
 
 class MonaiWriter(ExportWriter):
@@ -39,17 +39,17 @@ class MonaiWriter(ExportWriter):
         self.class_dirs = safe_stems(classmap.names)
 
     def write(self, item: ExportItem) -> Written:
+        grid = mask_grid(item)
         image = write_image(item, self.root / "images" / item.stem)
-        affine = mask_affine(item)
         if is_multilabel(self.classmap):
             masks = write_channels(
                 item.mask,
                 self.classmap,
                 lambda c: self.root / "labels" / self.class_dirs[c.name] / item.stem,
-                affine=affine,
+                grid=grid,
             )
         else:
-            masks = [write_ids(self.root / "labels" / item.stem, item.mask, id_dtype(self.classmap), affine=affine)]
+            masks = [write_ids(self.root / "labels" / item.stem, item.mask, id_dtype(self.classmap), grid=grid)]
         return Written([image], masks)
 
     def _entry(self, w: Written) -> dict:

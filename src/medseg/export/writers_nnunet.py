@@ -35,7 +35,6 @@ from medseg.export.files import nifti_affine
 from medseg.export.images import (
     WrittenFile,
     copy_source,
-    image_affine,
     png_layout,
     png_pixels,
     write_converted,
@@ -50,6 +49,7 @@ from medseg.export.mask_out import (
     spatial_shape,
     write_ids,
 )
+from medseg.export.volumes import channel_name, nifti_source, volume_grid, write_volume_image
 from medseg.export.writer import ExportWriter
 from medseg.export.writers_folders import write_json
 
@@ -73,13 +73,12 @@ class NnUNetWriter(ExportWriter):
         self.layout: tuple[str, str] | None = None  # (file ending, "rgb" | "grey"), set by the first case
         self.layout_from: str | None = None
         self.modality: str | None = None
+        self.channel: tuple[str, str] | None = None  # (volumes' channel name, where it came from)
 
     def _layout(self, item: ExportItem) -> tuple[str, str, bool]:
         """(file ending, channels, copy the source bytes) for this case."""
         if item.volume:
-            if item.image().rgb:
-                raise ExportError(f"sample {item.sample_id}: colour volumes cannot be exported for nnU-Net")
-            return ".nii.gz", "grey", False
+            return ".nii.gz", "grey", nifti_source(item.image_path) is not None
         kind = png_layout(item.image_path)
         if kind is not None:
             return ".png", kind, True
@@ -99,6 +98,8 @@ class NnUNetWriter(ExportWriter):
                 f"({item.image_path}) is {channels} {ending}; export it in the folders or monai format, "
                 "or exclude the odd samples"
             )
+        if item.volume:
+            return self._write_volume(item)
         stem = self.root / "imagesTr" / f"{item.stem}_0000"
         affine = None
         if copy:
@@ -111,26 +112,40 @@ class NnUNetWriter(ExportWriter):
             image = write_converted(img, stem, prefer_png=ending == ".png", volume_axis=True)
             shape = img.array.shape[: img.spatial_ndim]
             if ending == ".nii.gz":
-                affine = image_affine(img) if item.volume else nifti_affine((1.0, *img.spacing))
+                affine = nifti_affine((1.0, *img.spacing))
         if tuple(shape) != spatial_shape(item.mask, self.classmap):
             raise ExportError(
                 f"sample {item.sample_id}: image {item.image_path} is {tuple(shape)} but its mask "
                 f"is {spatial_shape(item.mask, self.classmap)}; nnU-Net needs equal geometry"
             )
-        if is_multilabel(self.classmap):
-            labels, dtype = region_encode(item.mask), np.dtype(np.uint8)
-        else:
-            labels = renumber(item.mask, self.label_of)
-            dtype = np.dtype(np.uint8) if len(self.label_of) <= 255 else np.dtype(np.uint16)
+        labels, dtype = self._labels(item)
         mask = write_ids(
             self.root / "labelsTr" / item.stem, labels, dtype, affine=affine, volume_axis=ending == ".nii.gz"
         )
         return Written([image], [mask])
 
+    def _write_volume(self, item: ExportItem) -> Written:
+        """The image as its source NIfTI (gzip-wrapped if .nii) or converted from a DICOM series; the label with
+        the image's own header, so nnU-Net's reader sees one spacing, origin and direction."""
+        grid = volume_grid(item)
+        if self.channel is None:
+            self.channel = channel_name(item)
+        image = write_volume_image(item, self.root / "imagesTr" / f"{item.stem}_0000", ending=".nii.gz")
+        labels, dtype = self._labels(item)
+        return Written([image], [write_ids(self.root / "labelsTr" / item.stem, labels, dtype, grid=grid)])
+
+    def _labels(self, item: ExportItem) -> tuple[np.ndarray, np.dtype]:
+        if is_multilabel(self.classmap):
+            return region_encode(item.mask), np.dtype(np.uint8)
+        dtype = np.dtype(np.uint8) if len(self.label_of) <= 255 else np.dtype(np.uint16)
+        return renumber(item.mask, self.label_of), dtype
+
     def dataset_json(self, n_training: int) -> dict:
         ending, channels = self.layout or (".png", "grey")
         if channels == "rgb":
             channel_names = dict(RGB_CHANNELS)
+        elif self.channel is not None:  # volumes: see medseg.export.volumes.channel_name
+            channel_names = {"0": self.channel[0]}
         else:  # "CT" switches nnU-Net to its CT intensity normalisation; other names mean z-score
             channel_names = {"0": "CT" if self.modality == "CT" else (self.modality or "image")}
         data: dict = {"channel_names": channel_names}
@@ -163,7 +178,10 @@ class NnUNetWriter(ExportWriter):
         return files
 
     def manifest_extra(self) -> dict:
-        return {"nnunet_label_ids": {str(k): v for k, v in self.label_of.items()}}
+        extra: dict = {"nnunet_label_ids": {str(k): v for k, v in self.label_of.items()}}
+        if self.channel is not None:
+            extra["nnunet_channel"] = {"name": self.channel[0], "from": self.channel[1]}
+        return extra
 
     def result_note(self, split: SplitPlan | None) -> str:
         return " nnU-Net expects the folder at nnUNet_raw/DatasetXXX_Name" + (
