@@ -206,6 +206,7 @@ def item_dict(item) -> dict:
         "method": item.method,
         "priority": item.priority,
         "reason": item.reason,
+        "slices": list(item.slices),
         "findings": [f.to_dict() for f in item.findings],
     }
 
@@ -213,7 +214,7 @@ def item_dict(item) -> dict:
 def write_csv(queue, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["rank", "sample_id", "status", "score", "method", "n_findings", "reason"])
+        w.writerow(["rank", "sample_id", "status", "score", "method", "n_findings", "slices", "reason"])
         for k, i in enumerate(queue, 1):
             w.writerow(
                 [
@@ -223,6 +224,7 @@ def write_csv(queue, path: Path) -> None:
                     "" if i.score is None else f"{i.score:.4f}",
                     i.method or "",
                     len(i.findings),
+                    " ".join(str(z) for z in i.slices),
                     i.reason,
                 ]
             )

@@ -98,13 +98,20 @@ def runs(zs: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
-def slice_words(zs) -> str:
-    """'slice 4', 'slices 4..6', 'slices 2, 7..9 and 12' for sorted slice indices."""
-    zs = sorted(int(z) for z in zs)
-    parts = [str(a) if a == b else f"{a}..{b}" for a, b in runs(np.asarray(zs))]
+def slice_words(zs, ordered: bool = False) -> str:
+    """'slice 4', 'slices 4..6', 'slices 2, 7..9 and 12' for slice indices (sorted and runs joined unless
+    ``ordered``: then listed as given, most telling first)."""
+    if ordered:
+        zs = [int(z) for z in zs]
+        parts = [str(z) for z in zs]
+    else:
+        zs = sorted(int(z) for z in zs)
+        parts = [str(a) if a == b else f"{a}..{b}" for a, b in runs(np.asarray(zs, dtype=np.int64))]
+    if not parts:
+        return "no slice"
     word = "slice" if len(zs) == 1 else "slices"
     if len(parts) > _LISTED + 1:
-        parts = [*parts[:_LISTED], f"{len(parts) - _LISTED} more runs"]
+        parts = [*parts[:_LISTED], f"{len(parts) - _LISTED} more {'slices' if ordered else 'runs'}"]
     return f"{word} {parts[0]}" if len(parts) == 1 else f"{word} {', '.join(parts[:-1])} and {parts[-1]}"
 
 

@@ -10,6 +10,10 @@ with the :class:`~medseg.inference.Predictor`, scores them
 (:mod:`medseg.qc.label_scores`) and stores the scores of every completed fold
 under ``method`` (default ``"oof-k<folds>"``) with details: Dice, IoU, HD95,
 cleanlab score, fold, the revision scored, the run id, ``out_of_fold: True``.
+Volume workspaces (CT/MR cases) work the same way: the folds split cases
+(groups), each fold's model trains on the other cases' slices, and each held-out
+volume is scored slice by slice, its score from its worst slices, which its
+details name (``worst_slices``; :mod:`medseg.qc.volume_scores`).
 
 It is a job of :mod:`medseg.jobs`: ``Started``, per fold ``FoldStarted``, the
 trainer's ``Step`` progress relabelled with stage "fold k/K train" (and its

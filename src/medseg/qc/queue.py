@@ -57,6 +57,12 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
   how many findings they have, then in the workspace's order (numbered
   frames in number order, not "10" before "2"); their priority uses 1.0.
 * Ties keep the workspace's sample order.
+* Volumes (a CT or MR case per sample) are ranked like any sample, by their
+  volume score (the mean of their worst slices' scores, see
+  :mod:`medseg.qc.volume_scores`) and their findings; each item names the
+  slices to open (``QueueItem.slices``, also in its reason): the slices of
+  its error and warning findings first, then the model's worst slices, then
+  those of info findings.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.errors import UnknownNameError
+from medseg.qc.checks_base import plural
+from medseg.qc.checks_volume import slice_words
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
 from medseg.qc.outline_fit import advice_phrase, standing_phrase
@@ -77,6 +85,7 @@ from medseg.qc.ranks import average_ranks
 FINDING_PENALTY = {"error": 1.0, "warning": 0.75, "info": 0.0}
 MIN_GROUP = 5
 GROUP_SHARE = 0.5
+SLICES_SHOWN = 5  # slices named in a reason; QueueItem.slices holds more
 IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicate", "near_duplicate"})
 
 
@@ -97,6 +106,7 @@ class QueueItem:
     reason: str
     priority: float = 1.0
     outline: float | None = None  # outline-fit percentile in the dataset (0 = worst), None when unjudged
+    slices: tuple[int, ...] = ()  # volumes: the slices to look at, most telling first (module doc)
 
 
 def default_method(methods: Iterable[str]) -> str | None:
@@ -194,6 +204,7 @@ def review_queue(
         priority = (1.0 if score is None else standing.get(rec.id, float(score))) - penalty
         fit = outline.get(rec.id)
         fit = float(fit) if fit is not None and math.isfinite(fit) else None
+        zs = worst_slices(details.get(rec.id, {}) if score is not None else {}, found)
         reason = _reason(
             score,
             details.get(rec.id, {}),
@@ -202,8 +213,12 @@ def review_queue(
             outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None and fit is not None else None,
             (int(scored), int(rec.head_revision)) if stale else None,
         )
+        if zs:
+            reason += f"; look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}"
         items.append(
-            QueueItem(rec.id, rec.status, score, method if score is not None else None, found, reason, priority, fit)
+            QueueItem(
+                rec.id, rec.status, score, method if score is not None else None, found, reason, priority, fit, zs
+            )
         )
 
     def key(pair):
@@ -214,6 +229,27 @@ def review_queue(
         return (1, -worst, -len(item.findings), pos)
 
     return [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def worst_slices(details: dict, found: tuple[Finding, ...], limit: int = 20) -> tuple[int, ...]:
+    """A volume's slices to open, most telling first: those of its error and warning findings (each
+    finding's ``z`` first), then the model's worst slices (``details["worst_slices"]``), then those of info
+    findings; () for a 2-D sample."""
+    out: list[int] = []
+
+    def add(zs) -> None:
+        for z in zs:
+            if z is not None and int(z) not in out:
+                out.append(int(z))
+
+    serious = [f for f in found if f.severity != "info"]
+    add(f.details.get("z") for f in serious)
+    add(details.get("worst_slices") or ())
+    for f in serious:
+        add(f.details.get("slices") or ())
+    info = [f for f in found if f.severity == "info"]
+    add(f.details.get("z") for f in info)
+    return tuple(out[:limit])
 
 
 def model_weight(details: dict[str, dict]) -> float:
@@ -302,6 +338,13 @@ def score_phrase(score: float, details: dict, method: str | None) -> str:
     who = "out-of-fold prediction" if details.get("out_of_fold") else "prediction"
     if details.get("biased"):
         who = "prediction of a model that may have seen this label"
+    if details.get("worst_slices"):  # a volume: its score is its worst slices'
+        k = details.get("worst_k") or len(details["worst_slices"])
+        dice = f"Dice {details['dice']:.2f}" if details.get("dice") is not None else "agreement"
+        return (
+            f"{dice} between {who} and label on its {plural(k, 'worst slice')} of {details.get('n_judged', '?')} "
+            f"(label quality {score:.2f})"
+        )
     if details.get("dice") is not None:
         text = f"Dice {details['dice']:.2f} between {who} and label"
         if details.get("hd95") is not None:
@@ -329,6 +372,12 @@ _PHRASES = {
         if f.value is not None
         else "duplicate image's mask disagrees"
     ),
+    "slice_gap": lambda f: f"class missing on {slice_words(f.details.get('slices') or [])}",
+    "stray_island": lambda f: (
+        f"{plural(int(f.value), 'stray island')}" if f.severity != "info" else "a class of a few voxels"
+    ),
+    "slice_jump": lambda f: f"{slice_words(f.details.get('slices') or [])} unlike both neighbours",
+    "grid_mismatch": lambda f: "label off the image's voxel grid",
     "missing_pair": lambda f: "missing image or mask",
     "size_mismatch": lambda f: "image/mask size mismatch",
     "too_dark": lambda f: "image too dark",

@@ -8,7 +8,11 @@ label tends to agree with it, errors included. Every score it stores says so
 checkpoint's provenance lists the sample among its training ids. The unbiased
 mode, out-of-fold, is :func:`medseg.qc.oof.iter_rank_oof`.
 
-Each scored sample's probabilities are stored for :func:`suspicion_map`;
+A volume sample (a CT or MR case) is scored slice by slice and gets the
+score of its worst slices (:mod:`medseg.qc.volume_scores`; its details name
+them: ``worst_slices``). Each scored 2-D sample's probabilities are stored for
+:func:`suspicion_map` (a volume's are not: a CT's probabilities for 40 classes
+are gigabytes);
 the scores are written in one transaction at the end (or, out-of-fold, after
 each fold), so a cancel keeps what was finished and never half a fold.
 
@@ -30,6 +34,7 @@ from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Event, Progress, Result, Started, check, register_event
 from medseg.qc.label_scores import label_score
 from medseg.qc.suspicion import save_prediction, suspicion_map
+from medseg.qc.volume_scores import score_volume
 
 BIAS_NOTE = "scored by a model that may have seen these labels"
 
@@ -135,6 +140,11 @@ def score_samples(
     out = extra if extra is not None else {}
     for k, s in enumerate(samples):
         check(cancel, k, len(samples), stage)
+        if getattr(s, "is_volume", False):  # scored slice by slice, the volume from its worst slices
+            score, details = score_volume(predictor, s, workspace.classmap, cancel)
+            out[s.id] = (score, {**details, "fold": fold, "revision": s.revision, "run": run})
+            yield SampleScored(k + 1, len(samples), stage, s.id, fold=fold, score=score)
+            continue
         pred = predictor.predict(s.load_image())
         mask = s.load_mask()
         if tuple(mask.shape[:2]) != tuple(pred.shape):
