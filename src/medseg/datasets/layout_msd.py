@@ -60,7 +60,7 @@ def index_msd(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
     used: set[Path] = set()
     cases: set[str] = set()
     for k, entry in enumerate(training):
-        pair = _pair(root, k, entry, problems)
+        pair = _pair(root, k, entry, problems, used)
         if pair is None:
             continue
         image, label = pair
@@ -69,7 +69,6 @@ def index_msd(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
             problems.append(ds.Problem(label, ds.DUPLICATE_STEM, f"{META} lists case {case} twice; the first is used"))
             continue
         cases.add(case)
-        used.add(image)
         sample = volume_sample(case, image, label, problems)
         if sample is not None:
             samples.append(sample)
@@ -84,7 +83,8 @@ def index_msd(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
     return with_classmap(samples, classmap), problems, classmap
 
 
-def _pair(root: Path, k: int, entry, problems: list[ds.Problem]) -> tuple[Path, Path] | None:
+def _pair(root: Path, k: int, entry, problems: list[ds.Problem], used: set[Path]) -> tuple[Path, Path] | None:
+    """The (image, label) of ``training`` entry ``k``, or None with a problem; the image listed joins ``used``."""
     meta = root / META
     if (
         not isinstance(entry, dict)
@@ -100,6 +100,7 @@ def _pair(root: Path, k: int, entry, problems: list[ds.Problem]) -> tuple[Path, 
     if not image.is_file():
         v1 = image.with_name(file_stem(image) + "_0000.nii.gz")  # nnU-Net v1 lists cases without the channel
         image = v1 if v1.is_file() else image
+    used.add(image)
     if not is_nifti_name(image) or not is_nifti_name(label):
         problems.append(ds.Problem(meta, ds.BAD_ROW, f"'training' entry {k} names files that are not NIfTI"))
         return None
