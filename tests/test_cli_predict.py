@@ -12,6 +12,7 @@ from PIL import Image
 from medseg.cli import main
 from medseg.datasets.classmap import ClassMap
 from medseg.inference import Predictor
+from medseg.io import load
 from medseg.models.spec import ModelSpec, Preprocessing
 
 
@@ -184,10 +185,14 @@ def test_same_stem_in_two_folders_gets_a_suffix(ckpt, tmp_path):
     assert (tmp_path / "out" / "img_mask.png").is_file() and (tmp_path / "out" / "img_2_mask.png").is_file()
 
 
-def test_a_volume_gets_a_mask_stack(ckpt, anatomical_nii, tmp_path):
+def test_a_volume_gets_a_label_volume_on_its_grid(ckpt, anatomical_nii, tmp_path):
+    import nibabel as nib
+
     assert main(["predict", str(ckpt), str(anatomical_nii), "--out", str(tmp_path), "--quiet"]) == 0
-    stack = tifffile.imread(tmp_path / "anatomical_mask.tif")
-    assert stack.shape == (25, 41, 33) and stack.dtype == np.uint8
+    label, source = nib.load(tmp_path / "anatomical_mask.nii.gz"), nib.load(anatomical_nii)
+    assert label.shape == source.shape[:3] and label.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(label.affine, source.affine)
+    assert load(tmp_path / "anatomical_mask.nii.gz").array.shape == (25, 41, 33)
 
 
 def test_missing_checkpoint_or_input_exits_2_naming_it(ckpt, tmp_path, capsys):

@@ -96,7 +96,8 @@ def add_parser(sub) -> None:
         help="run a checkpoint (or an ensemble) on images, folders or datasets",
         description="Writes DIR/<stem>_mask.png with class ids as uint8 (binary: 0/1, so it looks black in "
         "image viewers: use --mask-format visible for 0/255), per-class <stem>_mask_<class>.png "
-        "for multilabel models, and volumes as <stem>_mask.tif stacks. A folder means the images "
+        "for multilabel models, and volumes (NIfTI files, DICOM series) as <stem>_mask.nii.gz label volumes "
+        "with the image's own header geometry (other stacks: <stem>_mask.tif). A folder means the images "
         "directly in it; a dataset folder means its samples' images. Every input that is skipped "
         "(not an image, unreadable, a dataset problem, a failed prediction) is listed with the "
         "reason, and the exit status is then 2 unless --keep-going.",

@@ -68,8 +68,14 @@ class TrainLines:
         if isinstance(event, Started):
             d = event.detail
             self.epochs = d.get("epochs", 0)
+            what = (
+                f"{d.get('n_train')} volumes, {d.get('n_train_items')} slices (validating on {d.get('n_val')}, "
+                f"{d.get('n_val_items')} slices)"
+                if d.get("volumes")
+                else f"{d.get('n_train')} images (validating on {d.get('n_val')})"
+            )
             note(
-                f"training {d.get('n_train')} images (validating on {d.get('n_val')}) on {d.get('device')} "
+                f"training {what} on {d.get('device')} "
                 f"({d.get('precision')}) -> {d.get('run_dir')}"
                 + (f"; resumed from {d['resumed_from']}" if d.get("resumed_from") else "")
             )

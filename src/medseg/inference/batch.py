@@ -10,7 +10,8 @@ two inputs share one):
   ``<stem>_mask.png``  class ids as uint8 PNG (uint16 past id 255): binary 0/1;
                         ``mask_format="visible"`` spreads ids over 0..255 (binary 0/255)
                         for image viewers. Multilabel: ``<stem>_mask_<class>.png`` each.
-                        Volumes (one prediction per slice): ``<stem>_mask.tif`` (S, H, W).
+                        Volumes: ``<stem>_mask.nii.gz`` on the image's grid (NIfTI, DICOM
+                        series; ``volume_outputs``), else ``<stem>_mask.tif`` (S, H, W).
   ``<stem>_probs.tif``  probabilities (C, H, W) as uint16 (p * 65535), or
                         ``<stem>_probs.npy`` float32 with ``probs_format="npy"``.
   ``<stem>_uncertainty.tif`` / ``<stem>_variance.tif``  float32 (H, W).
@@ -111,8 +112,10 @@ def _visible(ids: np.ndarray, max_id: int) -> np.ndarray:
     return (ids.astype(np.uint32) * (255 // max(max_id, 1))).astype(np.uint8)
 
 
-def predict_image(predictor, image: ImageData, cancel=None) -> Prediction | list[Prediction]:
-    """One Prediction for a 2-D image; a list, one per slice, for a volume (slices share the metadata)."""
+def predict_image(predictor, image: ImageData, cancel=None, *, probs: bool = False, uncertainty: bool = False):
+    """One Prediction for a 2-D image; a ``VolumePrediction`` for a grey volume (every slice, as
+    ``iter_predict_volume`` prepares it; ``probs`` / ``uncertainty`` keep those); a list of Predictions,
+    one per slice, for a colour stack."""
     if image.spatial_ndim == 2:
         return predictor.predict(image, cancel)
     if image.spatial_ndim != 3:
@@ -120,6 +123,10 @@ def predict_image(predictor, image: ImageData, cancel=None) -> Prediction | list
             f"{image.source or 'image'}: cannot predict an image with {image.spatial_ndim} "
             f"spatial axes (shape {image.array.shape})"
         )
+    if not image.rgb:
+        from medseg.inference.predict_volume import predict_volume
+
+        return predict_volume(predictor, image, cancel, probabilities=probs, uncertainty=uncertainty)
     return [
         predictor.predict(ImageData(s, image.spacing[1:], dict(image.metadata), image.rgb), cancel) for s in image.array
     ]
@@ -174,7 +181,8 @@ def write_prediction(
     overwrite: bool = False,
     sources=(),
 ) -> list[Path]:
-    """Write a prediction (or one per slice of a volume) as the module docstring says; the paths written.
+    """Write a prediction (one per slice of a colour stack, or a ``VolumePrediction``: see
+    ``volume_outputs``) as the module docstring says; the paths written.
 
     ``out_dir``: a folder, or an :class:`medseg.ownership.OutputFolder` already guarded (many images into
     one folder). A folder inside a dataset's source files or a workspace is refused (``sources``: what
@@ -193,6 +201,12 @@ def write_prediction(
         if isinstance(out_dir, OutputFolder)
         else OutputFolder(out_dir, purpose="predictions", sources=sources, overwrite=overwrite)
     )
+    if not isinstance(pred, (list, Prediction)):  # a VolumePrediction
+        from medseg.inference.volume_outputs import write_volume_prediction
+
+        return write_volume_prediction(
+            pred, folder, stem, mask_format=mask_format, probs=probs, probs_format=probs_format, uncertainty=uncertainty
+        )
     preds = pred if isinstance(pred, list) else [pred]
     volume = isinstance(pred, list)
     first = preds[0]

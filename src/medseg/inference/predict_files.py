@@ -79,7 +79,7 @@ def iter_predict_files(
         _check(cancel, i, n, summary)
         yield Progress(i, n, "predict", str(item.path))
         try:
-            pred = predict_image(predictor, load(item.path), cancel)
+            pred = predict_image(predictor, load(item.path), cancel, probs=probs, uncertainty=uncertainty)
             written = write_prediction(
                 pred,
                 out,

@@ -31,6 +31,7 @@ from medseg.errors import InferenceError
 from medseg.inference.preprocess import model_input, resolve_window
 from medseg.io.normalise import apply_window, percentile_window
 from medseg.io.types import ImageData
+from medseg.io.volume_geometry import Geometry
 from medseg.models.spec import Preprocessing
 
 STAT_SLICES = 16  # percentile / min..max windows are read from at most this many evenly spaced slices
@@ -45,10 +46,11 @@ class SliceReader:
     def __init__(self, volume: Any):
         self.metadata: dict[str, Any] = {}
         self.spacing: tuple[float, ...] | None = None
+        self.geometry: Geometry | None = None  # where the voxels lie, when the source says (NIfTI, DICOM)
         self.source = volume
         if isinstance(volume, SliceReader):
             self.source, self.metadata, self.spacing = volume.source, volume.metadata, volume.spacing
-            volume = volume.source
+            self.geometry = volume.geometry
         elif isinstance(volume, ImageData):
             if volume.spatial_ndim != 3 or volume.rgb:
                 raise InferenceError(
@@ -56,11 +58,12 @@ class SliceReader:
                     f"got shape {volume.array.shape}{' (colour)' if volume.rgb else ''}"
                 )
             self.metadata, self.spacing = dict(volume.metadata), volume.spacing
+            self.geometry = Geometry.from_image(volume) if "affine" in volume.metadata else None
             self.source = volume.array
         elif not isinstance(volume, np.ndarray) and hasattr(volume, "slice") and hasattr(volume, "shape"):
             self.metadata = dict(getattr(volume, "metadata", None) or {})
-            geometry = getattr(volume, "geometry", None)
-            self.spacing = tuple(geometry.spacing) if geometry is not None else None
+            self.geometry = getattr(volume, "geometry", None)
+            self.spacing = tuple(self.geometry.spacing) if self.geometry is not None else None
         else:
             self.source = np.asarray(volume)
         shape = tuple(int(n) for n in self.source.shape)

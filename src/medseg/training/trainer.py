@@ -277,6 +277,7 @@ class Trainer:
                             "run_dir": str(self.run_dir),
                             "n_train": len(self.train_samples),
                             "n_val": len(self.val_samples),
+                            "volumes": self.volumes,
                             "n_train_items": len(self.train_data),  # slices, for volumes
                             "n_val_items": len(self.val_data),
                             "device": str(self.device),
