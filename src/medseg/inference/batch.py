@@ -181,8 +181,8 @@ def write_prediction(
     overwrite: bool = False,
     sources=(),
 ) -> list[Path]:
-    """Write a prediction (one per slice of a colour stack, or a ``VolumePrediction``: see
-    ``volume_outputs``) as the module docstring says; the paths written.
+    """Write a prediction (or one per slice of a colour stack) as the module docstring says; the paths
+    written. A ``VolumePrediction`` is written by ``volume_outputs.write_volume_prediction``.
 
     ``out_dir``: a folder, or an :class:`medseg.ownership.OutputFolder` already guarded (many images into
     one folder). A folder inside a dataset's source files or a workspace is refused (``sources``: what
@@ -201,12 +201,6 @@ def write_prediction(
         if isinstance(out_dir, OutputFolder)
         else OutputFolder(out_dir, purpose="predictions", sources=sources, overwrite=overwrite)
     )
-    if not isinstance(pred, (list, Prediction)):  # a VolumePrediction
-        from medseg.inference.volume_outputs import write_volume_prediction
-
-        return write_volume_prediction(
-            pred, folder, stem, mask_format=mask_format, probs=probs, probs_format=probs_format, uncertainty=uncertainty
-        )
     preds = pred if isinstance(pred, list) else [pred]
     volume = isinstance(pred, list)
     first = preds[0]

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 from medseg.errors import Cancelled, DestinationError, MedsegError, ReadError, one_line
 from medseg.inference.batch import InputItem, Skipped, predict_image, prediction_names, write_prediction
+from medseg.inference.predict_volume import VolumePrediction
+from medseg.inference.volume_outputs import write_volume_prediction
 from medseg.jobs import CancelToken, Event, Job, Message, Progress, Result, Started, register_event
 
 
@@ -80,7 +82,8 @@ def iter_predict_files(
         yield Progress(i, n, "predict", str(item.path))
         try:
             pred = predict_image(predictor, load(item.path), cancel, probs=probs, uncertainty=uncertainty)
-            written = write_prediction(
+            write = write_volume_prediction if isinstance(pred, VolumePrediction) else write_prediction
+            written = write(
                 pred,
                 out,
                 item.stem,
