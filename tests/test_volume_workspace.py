@@ -132,6 +132,13 @@ def test_bad_slices_are_refused_and_change_nothing(ws):
             ws.save_slices("case0", slices, origin="manual")
     with pytest.raises(WorkspaceError, match="does not fit the stored volume"):
         ws.save_revision("case0", mask[:-1], origin="manual")
+    for z, value, message in [(4, 9, "slice 4: mask values 9 are not"), (6, -1, "slice 6: mask holds negative")]:
+        bad = mask.astype(np.int16)
+        bad[z, 0, 0] = value
+        with pytest.raises(WorkspaceError, match=message):
+            ws.save_revision("case0", bad, origin="manual")
+    with pytest.raises(WorkspaceError, match="slice 0: a float mask must hold whole class ids"):
+        ws.save_revision("case0", mask + 0.5, origin="manual")
     with pytest.raises(WorkspaceError, match="unknown revision origin"):
         ws.save_slices("case0", {0: mask[0]}, origin="painted")
     with pytest.raises(WorkspaceError, match="belongs to sample 'case1'"):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from _volume_data import make_nnunet3d, real_nnunet3d, rotated_affine, save_nifti, synthetic_case
 
 from medseg.cli import main
 from medseg.datasets import open_dataset
+from medseg.errors import WorkspaceError
 from medseg.io.volume_labels import read_label_volume
 from medseg.workspace import Workspace
 
@@ -75,6 +77,11 @@ def test_the_real_ct_in_a_workspace_slice_corrected_and_reverted(tmp_path, capsy
         assert original.shape == (30, 101, 122) and np.array_equal(original, labels)
         assert original.dtype == np.uint8 and 117 in np.unique(original)
         files = {p.name for p in (ws_path / "masks").rglob("*.npz")}
+        gap = min(set(range(1, 118)) - set(ws.classmap.ids))  # sparse ids: a value between two classes
+        bad = original.copy()
+        bad[7, 50, 60] = gap
+        with pytest.raises(WorkspaceError, match=f"ct_000 slice 7: mask values {gap} are not in the class map"):
+            ws.save_revision("ct_000", bad, origin="manual")
         liver = ws.classmap.id_of("liver")
         z = int(np.argmax((original == liver).sum(axis=(1, 2))))
         fixed = np.where(original[z] == liver, 0, original[z])  # the liver erased on its largest slice

@@ -236,14 +236,11 @@ def _import(ds, root: Path, blobs: BlobStore, samples: list, findings: list, can
 
 def _queue_volume(s, classmap, blobs: BlobStore, pool, pending: deque, written: list, check_cancel) -> dict | Finding:
     """Queue the blob writes of a volume sample's distinct slices; its revision's columns, or a finding."""
-    volume = volume_import.read_label(s, classmap)
-    if isinstance(volume, Finding):
-        return volume
-    stored = volume_import.entry(volume)
-    first_z: dict[str, int] = {}
-    for z, sha in enumerate(stored["slices"]):
-        first_z.setdefault(sha, z)  # equal slices (the empty ones) are one blob
-    for sha, z in first_z.items():
+    label = volume_import.read_label(s, classmap)
+    if isinstance(label, Finding):
+        return label
+    volume, stored = label
+    for sha, z in volume_import.distinct(stored["slices"]).items():  # equal slices are one blob
         pending.append(pool.submit(blobs.put, volume[z], sha, sync_dir=False))
         written.append(sha)
         while len(pending) > _MAX_PENDING:

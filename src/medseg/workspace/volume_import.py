@@ -17,8 +17,9 @@ from medseg.findings import ERROR, Finding
 from medseg.workspace import volumes as vol
 
 
-def read_label(sample, classmap) -> np.ndarray | Finding:
-    """The sample's label volume as canonical class ids (Z, Y, X), or the finding that says why not."""
+def read_label(sample, classmap) -> tuple[np.ndarray, dict] | Finding:
+    """(the label volume as canonical class ids (Z, Y, X), the columns its imported revision stores: grid,
+    slice hashes, volume hash), or the finding that says why it cannot be imported."""
     from medseg.io.volume_labels import read_label_volume
 
     path = next(iter(sample.mask_paths.values()), None)
@@ -38,16 +39,21 @@ def read_label(sample, classmap) -> np.ndarray | Finding:
             path,
         )
     try:
-        return vol.canonical_volume(ids, classmap, sample.id)
+        canon = vol.canonical_volume(ids, classmap, sample.id)
+        shas = vol.slice_hashes(canon)
+        vol.check_slices(canon, distinct(shas).values(), classmap, sample.id)
     except (MedsegError, ValueError) as e:
         return _finding(sample, UNREADABLE, f"label volume cannot be imported: {e}", path)
-
-
-def entry(canon: np.ndarray) -> dict:
-    """What the create's commit stores for an imported volume: its grid, slice hashes and volume hash."""
     info = vol.VolumeInfo(canon.shape, canon.dtype.name)
-    shas = vol.slice_hashes(canon)
-    return {"sha": vol.volume_sha256(info, shas), "volume": info.to_json(), "slices": shas}
+    return canon, {"sha": vol.volume_sha256(info, shas), "volume": info.to_json(), "slices": shas}
+
+
+def distinct(shas: list[str]) -> dict[str, int]:
+    """{slice hash: first z holding it}: equal slices (the empty ones) are checked and stored once."""
+    first: dict[str, int] = {}
+    for z, sha in enumerate(shas):
+        first.setdefault(sha, z)
+    return first
 
 
 def _finding(sample, check: str, message: str, path=None) -> Finding:

@@ -123,6 +123,9 @@ class VolumeMethods:
         info = self._new_volume_info(row, np.shape(mask))
         canon = vol.canonical_volume(mask, self.classmap, row["id"], info.shape)
         shas = dict(enumerate(vol.slice_hashes(canon)))
+        head = row["head_revision"]
+        stored = vol.resolve(self._conn, head, info) if head is not None else {}
+        vol.check_slices(canon, [z for z, sha in shas.items() if stored.get(z) != sha], self.classmap, row["id"])
         return self._commit_volume(row["id"], info, shas, dict(enumerate(canon)), origin, author, note, details)
 
     def _revert_volume(self, sample_id: str, target: Revision, info, author, note) -> Revision:
