@@ -297,3 +297,22 @@ def test_a_v1_workspace_is_migrated_when_opened(tmp_path):
     with sqlite3.connect(db) as c:
         assert [r[0] for r in c.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
         assert c.execute("SELECT COUNT(*) FROM revisions WHERE volume IS NOT NULL").fetchone()[0] == 0
+
+
+def test_a_series_folder_is_hashed_file_by_file(tmp_path):
+    from medseg.workspace.sources import file_sha256, file_stat
+
+    series = tmp_path / "series"
+    series.mkdir()
+    for i in range(3):
+        (series / f"IM{i}.dcm").write_bytes(bytes([i]) * 100)
+    first, stat = file_sha256(series), file_stat(series)
+    assert stat[0] == 300 and stat[2] == 3
+    (series / "IM1.dcm").write_bytes(bytes([9]) * 100)  # same size, other content
+    assert file_sha256(series) != first
+    (series / "IM1.dcm").write_bytes(bytes([1]) * 100)
+    assert file_sha256(series) == first
+    (series / "IM1.dcm").rename(series / "IM7.dcm")  # the same bytes under another name
+    assert file_sha256(series) != first
+    (series / "IM3.dcm").write_bytes(b"")
+    assert file_stat(series)[2] == 4

@@ -94,3 +94,26 @@ def test_the_real_ct_in_a_workspace_slice_corrected_and_reverted(tmp_path, capsy
         assert np.array_equal(ws.current_mask("ct_000"), original) and ws.changed_slices(back.id) == [z]
         assert [r.origin for r in ws.revisions("ct_000")] == ["imported", "manual", "revert"]
         assert ws.check_integrity() == []
+
+
+def test_a_dicom_series_workspace_sees_a_changed_slice_file(tmp_path, capsys):
+    """A DICOM series is a folder: its hash covers every file, so one edited slice file is a changed source."""
+    from _volume_data import make_dicom_series_dataset
+
+    from medseg.datasets import layout_names
+
+    if "dicom_series" not in layout_names():
+        pytest.skip("the DICOM series layout is not registered in this checkout")
+    data = make_dicom_series_dataset(tmp_path / "series", n_cases=2)
+    ws_path = tmp_path / "ws"
+    assert main(["workspace", "create", str(data), str(ws_path), "--quiet"]) == 0
+    assert "volumes: 2 (" in capsys.readouterr().out
+    with Workspace.open(ws_path, verify="hash") as ws:
+        assert ws.source_changes == [] and ws.sample("case0").image_path == data / "images" / "case0"
+        labels, grid = read_label_volume(data / "labels" / "case0.nii.gz")
+        assert np.array_equal(ws.current_mask("case0"), labels) and ws.geometry("case0").mismatch(grid) is None
+    victim = sorted((data / "images" / "case1").iterdir())[3]
+    victim.write_bytes(victim.read_bytes()[:-2] + b"\x00\x01")  # same size: only the hash can tell
+    assert main(["workspace", "info", str(ws_path), "--verify", "hash"]) == 0
+    out = capsys.readouterr().out
+    assert f"[changed] sample case1: {data / 'images' / 'case1'}" in out and "sample case0" not in out
