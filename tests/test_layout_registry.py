@@ -11,7 +11,7 @@ import pytest
 from _export_data import make_palette, make_uw
 from _layout_isic import INPUT, ISIC, TRUTH
 from _review_data import copy_cvc
-from _volume_data import make_nnunet3d, make_volume_folders
+from _volume_data import make_dicom_series_dataset, make_nnunet3d, make_volume_folders
 from _volume_layouts import make_msd
 from PIL import Image
 
@@ -107,6 +107,7 @@ BUILTIN_SAMPLES = {
     "msd": lambda root, cvc_dir: make_msd(root),
     "nnunet3d": lambda root, cvc_dir: make_nnunet3d(root),
     "volume_folders": lambda root, cvc_dir: make_volume_folders(root),
+    "dicom_series": lambda root, cvc_dir: make_dicom_series_dataset(root, n_cases=2),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medseg.datasets.layout import Layout, SourceData
+from medseg.datasets.layout_dicom_series import DICOM_SERIES
 from medseg.datasets.layout_generic import CVC_ORIGINAL, IMAGES_MASKS, PALETTE
 from medseg.datasets.layout_montgomery import MONTGOMERY
 from medseg.datasets.layout_msd import MSD
@@ -31,6 +32,7 @@ _LAYOUTS: list[Layout] = [
     NNUNET3D,
     NNUNET,
     VOLUME_FOLDERS,
+    DICOM_SERIES,
     CVC_ORIGINAL,
     PALETTE,
     IMAGES_MASKS,
