@@ -189,3 +189,37 @@ def test_cli_predict_on_the_real_ct_and_its_geometry(volume_checkpoint, tmp_path
     written = tmp_path / "out" / "ct_000_0000_mask.nii.gz"
     assert Geometry.from_image(load(written)).mismatch(ds.samples[0].geometry) is None
     assert set(np.unique(np.asarray(nib.load(written).dataobj))) <= {0, *cm.ids}
+
+
+def test_cli_predict_on_a_dicom_series_folder_and_a_volume_dataset(volume_checkpoint, tmp_path):
+    from _volume_data import make_dicom_series_dataset
+
+    data = make_dicom_series_dataset(tmp_path / "dicom", n_cases=2)
+    series = data / "images" / "case0"
+    out = tmp_path / "out"
+    assert main(["predict", str(volume_checkpoint), str(series), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["case0_mask.nii.gz"]
+    label = load(out / "case0_mask.nii.gz")
+    assert label.array.shape == (10, 36, 40)
+    assert Geometry.from_image(label).mismatch(Geometry.from_image(load(series))) is None
+    # the dataset folder: one label volume per case, each on its series' grid
+    out2 = tmp_path / "out2"
+    assert main(["predict", str(volume_checkpoint), str(data), "--out", str(out2), "--quiet"]) == 0
+    for case in ("case0", "case1"):
+        got = Geometry.from_image(load(out2 / f"{case}_mask.nii.gz"))
+        assert got.mismatch(Geometry.from_image(load(data / "images" / case))) is None
+
+
+def test_a_volume_source_predicts_as_the_decoded_volume(volume_checkpoint, tmp_path):
+    from medseg.inference.volume_outputs import write_volume_prediction
+    from medseg.io.volume_source import open_volume
+    from medseg.ownership import OutputFolder
+
+    data = make_nnunet3d(tmp_path / "ds", n_cases=1)
+    image = data / "imagesTr" / "case_000_0000.nii.gz"
+    predictor = Predictor(str(volume_checkpoint), device="cpu")
+    lazy = predict_volume(predictor, open_volume(image))
+    np.testing.assert_array_equal(lazy.labels, predict_volume(predictor, load(image)).labels)
+    assert lazy.source == str(image) and lazy.geometry.mismatch(Geometry.from_image(load(image))) is None
+    (written,) = write_volume_prediction(lazy, OutputFolder(tmp_path / "out", purpose="predictions"), "case")
+    np.testing.assert_allclose(nib.load(written).affine, nib.load(image).affine, atol=1e-6)

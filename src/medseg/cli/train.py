@@ -27,7 +27,29 @@ from medseg.cli.train_output import TrainLines, event_output
 STOP_NOTE = "stopping after the current step and writing a checkpoint (Ctrl-C again to abort without one)"
 
 # flag -> dotted config key; applied after the YAML and after every --set
-FLAG_KEYS = {"root": "data.root", **TRAINING_FLAG_KEYS, "precision": "precision", "out": "out_dir"}
+FLAG_KEYS = {
+    "root": "data.root",
+    **TRAINING_FLAG_KEYS,
+    "precision": "precision",
+    "out": "out_dir",
+    "slices": "data.slices",
+    "window": "data.window",
+}
+
+
+def window_arg(text: str):
+    """``--window``: "percentile", "dicom", or CENTER,WIDTH (e.g. 40,400: a CT soft-tissue window in HU)."""
+    if text in ("percentile", "dicom"):
+        return text
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected CENTER,WIDTH (e.g. 40,400), percentile or dicom"
+        ) from None
+    if width <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the window's width must be > 0")
+    return [center, width]
 
 
 def add_train_parser(sub) -> None:
@@ -39,6 +61,19 @@ def add_train_parser(sub) -> None:
     p.add_argument("config", help="training config (YAML); flags below override its fields")
     p.add_argument("--root", metavar="DIR", help="data.root: the dataset folder")
     add_training_flags(p)
+    p.add_argument(
+        "--slices",
+        type=int,
+        metavar="K",
+        help="data.slices: on volumes, train 2.5-D on K neighbouring slices (odd) as channels (default 1)",
+    )
+    p.add_argument(
+        "--window",
+        type=window_arg,
+        metavar="W",
+        help="data.window: CENTER,WIDTH (CT in HU, e.g. 40,400), percentile (1..99 %%: MR; of the whole volume "
+        "for volumes) or dicom; stored in the checkpoint and applied the same way at prediction",
+    )
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--out", metavar="DIR", help="out_dir: the run folder (checkpoints, config copy, event log)")
     p.add_argument("--resume", metavar="RUN_OR_CKPT", help="continue a run folder or a last.medseg checkpoint")

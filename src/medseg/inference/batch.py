@@ -1,8 +1,9 @@
 """Predicting many files: which images a list of paths means, and how a Prediction is written.
 
-Inputs: an image file is itself; a dataset folder (``open_dataset`` detects a
-layout) means its samples' images, named by sample id, and any other folder means
-the loadable files directly in it (not recursive), sorted by name.
+Inputs: an image file is itself; a folder holding one DICOM series is one
+volume; a dataset folder (``open_dataset`` detects a layout) means its samples'
+images (volumes too), named by sample id, and any other folder means the
+loadable files directly in it (not recursive), sorted by name.
 A dataset's images without a mask are predicted too.
 
 Outputs in ``out_dir``, named by the input's stem (``_2``, ``_3``... added when
@@ -77,6 +78,8 @@ def collect_inputs(paths: list[str | Path], skipped: list[Skipped] | None = None
             raise ReadError(p, "does not exist")
         if p.is_file():
             items.append((p, _stem(p)))
+        elif _is_series(p):  # one volume, not a folder of 2-D files
+            items.append((p, p.name))
         elif is_dataset_folder(p):
             ds = open_dataset(p)
             items.extend((s.image_path, str(s.id)) for s in ds.samples)
@@ -106,6 +109,18 @@ def collect_inputs(paths: list[str | Path], skipped: list[Skipped] | None = None
         used[stem] = n
         out.append(InputItem(path, stem if n == 1 else f"{stem}_{n}"))
     return out
+
+
+def _is_series(folder: Path) -> bool:
+    """True for a folder holding one DICOM series of several slices (its headers say so; nothing decoded)."""
+    from medseg.io.dicom_series import is_dicom_series_folder, scan_series
+
+    if not folder.is_dir() or not is_dicom_series_folder(folder):
+        return False
+    try:
+        return len(scan_series(folder, strict=True).files) > 1
+    except ReadError:
+        return False  # several series or loose slices: each file is an image of its own
 
 
 def _visible(ids: np.ndarray, max_id: int) -> np.ndarray:

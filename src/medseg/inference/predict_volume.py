@@ -124,7 +124,7 @@ def iter_predict_volume(
         "time_forward_s": timer[0],
         "time_s": time.perf_counter() - t_start,
     }
-    source = vol.reader.metadata.get("source")
+    source = None if vol.reader.path is None else str(vol.reader.path)
     yield Result(VolumePrediction(labels, classmap, probs, unc, vol.reader.geometry, source, meta))
 
 

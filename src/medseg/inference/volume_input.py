@@ -66,6 +66,7 @@ class SliceReader:
             self.spacing = tuple(self.geometry.spacing) if self.geometry is not None else None
         else:
             self.source = np.asarray(volume)
+        self.path = self.metadata.get("source") or getattr(volume, "path", None)  # a label written beside it
         shape = tuple(int(n) for n in self.source.shape)
         if len(shape) != 3 or min(shape) < 1:
             raise InferenceError(f"a volume is (slice, row, col); got shape {shape}")
