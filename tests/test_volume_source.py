@@ -184,6 +184,21 @@ def test_sideways_series_is_decoded_whole_once_with_loads_values(tmp_path: Path,
     _same_as_load(source, folder)
 
 
+@pytest.mark.parametrize("damage", ["no_positions", "gap"])
+def test_series_without_an_affine_is_shown_as_stored_like_load(tmp_path: Path, damage: str) -> None:
+    folder, files = _series(tmp_path)
+    if damage == "gap":
+        files[5].unlink()
+    else:
+        for f in files:
+            ds = pydicom.dcmread(f)
+            del ds.ImagePositionPatient
+            ds.save_as(f)
+    source = open_volume(folder)
+    assert "affine" not in source.metadata and source.geometry.matrix[0, 0] == pytest.approx(source.spacing[0])
+    _same_as_load(source, folder)
+
+
 def test_monochrome1_series_has_loads_inverted_values(mr_small: Path, tmp_path: Path) -> None:
     base = pydicom.dcmread(mr_small)
     for k in range(4):
