@@ -69,6 +69,7 @@ class ImageSnapshot:
     rgb: bool
     spacing: tuple[float, ...]
     metadata: dict
+    volume: bool = False  # a CT/MR volume: its slice is predicted with the volume's window and neighbours
 
     def image(self):
         """The plane as an engine ImageData (decodes a lazy plane: call it in the worker)."""
@@ -79,8 +80,11 @@ class ImageSnapshot:
 
 
 def snapshot(layer: Image, plane: tuple[int, ...]) -> ImageSnapshot:
+    from napari_medseg._predict_volume import is_volume_layer
+
     meta = {k: v for k, v in (layer.metadata or {}).items() if k != "medseg"}
-    return ImageSnapshot(_full_res(layer), plane, bool(layer.rgb), tuple(float(s) for s in layer.scale[-2:]), meta)
+    spacing = tuple(float(s) for s in layer.scale[-2:])
+    return ImageSnapshot(_full_res(layer), plane, bool(layer.rgb), spacing, meta, volume=is_volume_layer(layer))
 
 
 def label_values(prediction) -> np.ndarray:

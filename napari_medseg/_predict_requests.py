@@ -64,7 +64,13 @@ def predict_job(request: Request, predictor, cancel: CancelToken | None = None):
     if predictor is None:
         predictor = build_predictor(request.choice)
         yield ModelBuilt(request.choice, predictor)
-    yield from predictor.iter_predict(request.snapshot.image(), cancel)
+    shot = request.snapshot
+    if shot.volume:  # the slice of a volume: with the volume's window, and its neighbours for a 2.5-D model
+        from napari_medseg._predict_volume import slice_job
+
+        yield from slice_job(predictor, shot.data, shot.plane[0], cancel)
+        return
+    yield from predictor.iter_predict(shot.image(), cancel)
 
 
 class RequestQueue:

@@ -1,5 +1,6 @@
 """Predict dock widget: a checkpoint (several = an ensemble) or an untrained architecture, run on the image on
-screen, once or live (every slice, frame, sample or pixel change), newest request first.
+screen, once or live (every slice, frame, sample or pixel change), newest request first; on a CT/MR volume
+also every slice at once, as a background job (:mod:`napari_medseg._predict_volume`).
 
 The image is the session's sample image, else the selected Image layer (2-D,
 RGB, or the slice on screen of a stack / volume). Results are the prediction
@@ -37,6 +38,7 @@ from napari_medseg._predict_form import (
 from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_image
 from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
+from napari_medseg._predict_volume import VolumeRun
 from napari_medseg._qt_helpers import button, connect_until_destroyed, row
 from napari_medseg._session import IMAGE_LAYER, session_for
 from napari_medseg._viewer_access import real_viewer
@@ -58,6 +60,7 @@ class PredictWidget(QWidget):
         self.queue = RequestQueue(
             self._show, self._failed, self._set_status, self.session.jobs, self._job_of, owner=self
         )
+        self.volume_run = VolumeRun(self.viewer, self.session, self._set_status, owner=self)
         self._image: Image | None = None
         self._versions: dict[int, int] = {}
         self.save_worker = None
@@ -72,7 +75,12 @@ class PredictWidget(QWidget):
         self.untrained_note = QLabel(UNTRAINED_NOTE)
         self.untrained_note.setWordWrap(True)
         self.predict_button = button("Predict", lambda: self.request(force=True))
-        self.cancel_button = button("Cancel", self.queue.cancel)
+        self.cancel_button = button("Cancel", self.cancel)
+        self.volume_button = button(
+            "Predict whole volume",
+            self.predict_volume,
+            "Every slice of the CT/MR volume on screen, in the background (progress bar; Cancel stops it)",
+        )
         self.live = QCheckBox("Live: predict on every slice, sample or image change")
         self.live.toggled.connect(lambda on: on and self.request())
         self.status = QLabel()
@@ -91,6 +99,7 @@ class PredictWidget(QWidget):
         )
         layout.addWidget(boxed("Settings", self.settings))
         layout.addLayout(row(self.predict_button, self.cancel_button))
+        layout.addWidget(self.volume_button)
         for w in (self.live, self.status):
             layout.addWidget(w)
         layout.addWidget(boxed("Into the labels", self.copy_form, self.copy_button))
@@ -232,6 +241,17 @@ class PredictWidget(QWidget):
         return self.queue.submit(
             (id(image), version, plane, choice), choice, snapshot(image, plane), (image, version, plane), force=force
         )
+
+    def predict_volume(self) -> bool:
+        """Predict every slice of the volume on screen as a background job; False (said why) when it cannot."""
+        choice = self.choice()
+        image = self._image = target_image(self.viewer, self._image)
+        return self.volume_run.start(image, choice, self.queue.predictor_for(choice) if choice else None)
+
+    def cancel(self) -> None:
+        """Stop the live or one-shot request and the whole-volume prediction."""
+        self.queue.cancel()
+        self.volume_run.cancel()
 
     def _job_of(self, request) -> tuple[str, Any]:
         # a prediction of the workspace sample on screen is a job on that workspace: switching stops it

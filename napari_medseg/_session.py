@@ -25,6 +25,7 @@ LABELS_LAYER = "medseg labels"
 PREDICTION_LAYER = "medseg prediction"
 PROBABILITY_LAYER = "medseg probability"
 UNCERTAINTY_LAYER = "medseg uncertainty"
+VOLUME_PREDICTION_LAYER = "medseg volume prediction"  # Predict's whole-volume job
 
 
 class Session:
