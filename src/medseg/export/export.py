@@ -142,6 +142,7 @@ def iter_export(
             head = ws.mask_at(rec.head_revision) if rec.head_revision is not None else ws.current_mask(sid)
             imported = next((r for r in revs if r.origin == IMPORTED), None)
             imported_mask = ws.mask_at(imported.id) if imported is not None else None
+            volume = bool(getattr(rec, "is_volume", False)) or len(spatial_shape(head, classmap)) == 3
             left_out, w = _left_out(rec, wanted, source), None
             if left_out is None:
                 problem = mask_problem(head, classmap)
@@ -155,7 +156,7 @@ def iter_export(
                         rec,
                         head,
                         lambda sid=sid: ws.image(sid),
-                        volume=len(spatial_shape(head, classmap)) == 3,
+                        volume=volume,
                     )
                     w = written[stems[sid]] = writer.write(item)
             pending[sid] = {
@@ -163,7 +164,9 @@ def iter_export(
                 "stem": stems[sid] if w else None,
                 "written": w,
                 "source": source,
-                "revisions": revision_summary(revs, head, imported_mask, classmap),
+                "revisions": revision_summary(
+                    revs, head, imported_mask, classmap, changed_slices=ws.changed_slices if volume else None
+                ),
                 "findings": ws.findings(sample_id=sid),
                 "left_out": left_out,
                 "status_log": ws.status_history(sid),

@@ -21,16 +21,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def sha256_path(path: str | Path) -> str | None:
-    """sha256 of a file, of a folder's files (name + content, sorted), or None when it is gone."""
+    """sha256 of a file, of a folder's files (a DICOM series: names and contents, sorted), or None when it is
+    gone; a folder is hashed as the workspace hashed it at import, so the two can be compared."""
+    from medseg.workspace.sources import file_sha256
+
     p = Path(path)
     if p.is_file():
         return sha256_file(p)
     if p.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            h.update(str(f.relative_to(p)).encode())
-            h.update(bytes.fromhex(sha256_file(f)))
-        return h.hexdigest()
+        return file_sha256(p)
     return None
 
 

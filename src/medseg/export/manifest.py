@@ -11,7 +11,7 @@ person reads.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,21 @@ def changed_pixels(before: np.ndarray | None, after: np.ndarray, classmap: Class
 
 
 def revision_summary(
-    revisions: list, head_mask: np.ndarray, imported_mask: np.ndarray | None, classmap: ClassMap
+    revisions: list,
+    head_mask: np.ndarray,
+    imported_mask: np.ndarray | None,
+    classmap: ClassMap,
+    *,
+    changed_slices: Callable[[int], list[int]] | None = None,
 ) -> dict[str, Any]:
+    """The sample's history in brief. ``changed_slices`` (a volume's: revision id -> the slices it changed
+    against its parent) adds those per revision and the slices that differ between import and head."""
     changed = changed_pixels(imported_mask, head_mask, classmap)
     imported = next((r for r in revisions if r.origin == IMPORTED), None)
-    return {
+    volume = {}
+    if changed_slices is not None:
+        volume["slices_changed_vs_imported"] = differing_slices(imported_mask, head_mask)
+    summary = {
         "count": len(revisions),
         "origins": dict(Counter(r.origin for r in revisions)),
         "authors": sorted({r.author for r in revisions if r.author}),
@@ -65,10 +75,30 @@ def revision_summary(
                 "created": _iso(r.created),
                 "note": r.note,
                 "n_changed": r.n_changed,
+                **({"changed_slices": changed_slices(r.id)} if changed_slices is not None else {}),
             }
             for r in revisions
         ],
     }
+    return {**summary, **volume}
+
+
+def differing_slices(before: np.ndarray | None, after: np.ndarray) -> list[int] | None:
+    """The z of the slices where two (Z, Y, X) label volumes differ (None: not comparable)."""
+    if before is None or before.shape != after.shape:
+        return None
+    return [int(z) for z in np.flatnonzero((before != after).reshape(after.shape[0], -1).any(axis=1))]
+
+
+def slice_ranges(zs: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9"."""
+    runs: list[list[int]] = []
+    for z in sorted(zs):
+        if runs and z == runs[-1][1] + 1:
+            runs[-1][1] = z
+        else:
+            runs.append([z, z])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def source_entry(record, mask_hashes: dict[str, str | None]) -> dict[str, Any]:
@@ -110,6 +140,7 @@ def sample_entry(
         "status": record.status,
         "reason": record.reason,
         "group": record.group,
+        **({"geometry": record.geometry} if getattr(record, "geometry", None) else {}),
         "split": part,
         "exported": None
         if written is None
@@ -201,19 +232,22 @@ def changes_markdown(m: dict) -> str:
         lines += [_split_line(m["split"]), ""]
     corrected = [s for s in m["samples"] if s["exported"] and (s["revisions"]["n_changed_vs_imported"] or 0) > 0]
     if corrected:
+        # volumes: which slices to look at, as well as how many voxels
+        slices = any("slices_changed_vs_imported" in s["revisions"] for s in corrected)
         lines += [
             "## Masks changed since import",
             "",
-            "| sample | status | revisions | pixels changed | by |",
-            "|---|---|---|---|---|",
+            "| sample | status | revisions | pixels changed | by |" + (" slices changed |" if slices else ""),
+            "|---|---|---|---|---|" + ("---|" if slices else ""),
         ]
         for s in corrected[:_LISTED]:
             r = s["revisions"]
             px = ", ".join(f"{k} {v:,}" for k, v in (r["changed_vs_imported"] or {}).items() if v)
             origins = ", ".join(f"{k} {v}" for k, v in r["origins"].items())
-            lines.append(
-                f"| {s['id']} | {s['status']} | {r['count']} ({origins}) | {px} | {', '.join(r['authors']) or '-'} |"
-            )
+            row = f"| {s['id']} | {s['status']} | {r['count']} ({origins}) | {px} | {', '.join(r['authors']) or '-'} |"
+            if slices:
+                row += f" {slice_ranges(r.get('slices_changed_vs_imported') or []) or '-'} |"
+            lines.append(row)
         lines += _more(len(corrected)) + [""]
     left = [s for s in m["samples"] if s["exported"] is None]
     if left:
