@@ -316,3 +316,30 @@ def test_a_series_folder_is_hashed_file_by_file(tmp_path):
     assert file_sha256(series) != first
     (series / "IM3.dcm").write_bytes(b"")
     assert file_stat(series)[2] == 4
+
+
+def test_a_head_moved_by_another_writer_during_a_save_is_the_parent(ws, monkeypatch):
+    """Another process saves between this save's blob writes and its transaction: the delta is taken
+    against the head as it is then, so no change is lost and none is undone silently."""
+    from medseg.workspace import volume_saves
+
+    mask = ws.current_mask("case0")
+    other = Workspace.open(ws.root)
+    theirs = {3: paint(mask[3], 3), 4: paint(mask[4], 1)}
+    real = volume_saves.vol.put_slices
+
+    def put_then_the_other_saves(*args, **kwargs):
+        real(*args, **kwargs)
+        monkeypatch.setattr(volume_saves.vol, "put_slices", real)  # once: the other writer's own save
+        other.save_slices("case0", theirs, origin="manual", author="other")
+
+    monkeypatch.setattr(volume_saves.vol, "put_slices", put_then_the_other_saves)
+    # slice 3 as it was (no blob written: the head held it), slice 5 corrected
+    mine = ws.save_slices("case0", {3: mask[3], 5: paint(mask[5], 2)}, origin="manual", author="me")
+    other.close()
+    _, first, second = [r.id for r in ws.revisions("case0")]
+    assert ws.revision(first).author == "other" and mine.id == second and mine.parent_id == first
+    assert ws.changed_slices(mine.id) == [3, 5]  # slice 3 back to what this writer had on screen
+    now = ws.current_mask("case0")
+    assert np.array_equal(now[3], mask[3]) and np.array_equal(now[4], theirs[4])
+    assert np.array_equal(now[5], paint(mask[5], 2)) and ws.check_integrity() == []
