@@ -36,6 +36,7 @@ KIND_TO_CHECK = {
     ds.MISSING_SLICE: ("missing_pair", WARNING),
     ds.SIZE_MISMATCH: ("size_mismatch", ERROR),
     ds.GRID_MISMATCH: ("grid_mismatch", ERROR),
+    ds.UNSUPPORTED_VOLUME: ("unreadable", ERROR),
     ds.DUPLICATE_STEM: ("stray_file", WARNING),
     ds.UNSUPPORTED_FILE: ("stray_file", INFO),
     "source_changed": ("source_changed", WARNING),
