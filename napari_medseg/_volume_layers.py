@@ -25,19 +25,18 @@ from medseg.io.dicom_window import CT_PRESETS
 
 CT_DEFAULT = "soft_tissue"  # 40/400: the window abdominal CT is read in
 MR_PERCENTILES = (1.0, 99.0)
-STAT_SLICES = 7  # slices read for the statistics, evenly spaced
 AIR_HU = -500.0  # a volume whose 0.5th percentile is below this holds air in Hounsfield units: CT
 
 
 @dataclass
 class VolumeView:
     """A volume as napari shows it: ``data`` (Z, Y, X), lazy where the format allows; spacing (slice, row, col);
-    ``stats`` of a few slices ("min", "max", "p1", "p99", "p0_5")."""
+    ``stats`` of a few evenly spaced slices ("min", "max", "p0_5", "p1", "p99", and which "slices")."""
 
     data: Any
     spacing: tuple[float, float, float]
     metadata: dict[str, Any]
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -59,56 +58,32 @@ class VolumeView:
 def open_volume_view(path, modality: str | None = None) -> VolumeView:
     """Open the volume at ``path`` (a NIfTI file or a DICOM series folder) for display (in a worker, no Qt).
     ``modality``: what the dataset says ("CT", "MR"), when the file does not."""
-    data, spacing, meta = _open(path)
-    if data.ndim != 3:
-        from medseg.errors import ReadError
+    from medseg.io.volume_source import open_volume
 
-        raise ReadError(path, f"not a volume: {data.ndim} axes of shape {tuple(data.shape)}, expected 3")
-    meta = dict(meta)
-    values = sample_values(data)
-    stats = intensity_stats(values)
+    source = open_volume(path)
+    meta = dict(source.metadata or {})
+    meta.setdefault("source", str(path))
+    found = source.sample_stats()  # a few evenly spaced slices, never the whole volume
+    stats = {
+        "min": found.min,
+        "max": found.max,
+        "p0_5": found.percentile(0.5),
+        "p1": found.percentile(MR_PERCENTILES[0]),
+        "p99": found.percentile(MR_PERCENTILES[1]),
+        "slices": list(found.slices),
+    }
     if not meta.get("modality") and modality:
         meta["modality"] = str(modality).upper()
     if not meta.get("modality") and guess_ct(stats):
         meta["modality"], meta["modality_guessed"] = "CT", True
-    return VolumeView(data, tuple(float(s) for s in spacing), meta, stats)
+    return VolumeView(source, tuple(float(s) for s in source.spacing), meta, stats)
 
 
-def _open(path) -> tuple[Any, tuple[float, ...], dict]:
-    try:
-        from medseg.io.volume_source import open_volume
-    except ImportError:  # the lazy reader is not in this engine: decode the whole volume
-        from medseg.io import load
-
-        image = load(path)
-        return image.array, image.spacing, image.metadata
-    source = open_volume(path)
-    meta = dict(getattr(source, "metadata", None) or {})
-    meta.setdefault("source", str(path))
-    return source, tuple(source.geometry.spacing), meta
-
-
-def sample_values(data: Any, n: int = STAT_SLICES) -> np.ndarray:
-    """The voxels of ``n`` evenly spaced slices (all of them for a thinner volume): enough for a window,
-    and never the whole volume decoded."""
-    depth = int(data.shape[0])
-    zs = sorted({int(round(z)) for z in np.linspace(0, depth - 1, min(n, depth))})
-    return np.stack([np.asarray(data[z]) for z in zs])
-
-
-def intensity_stats(values: np.ndarray) -> dict[str, float]:
-    v = values[np.isfinite(values)] if values.dtype.kind in "fc" else values.ravel()
-    if v.size == 0:
-        return {}
-    p = np.percentile(v, [0.5, MR_PERCENTILES[0], MR_PERCENTILES[1]])
-    return {"min": float(v.min()), "max": float(v.max()), "p0_5": float(p[0]), "p1": float(p[1]), "p99": float(p[2])}
-
-
-def guess_ct(stats: dict[str, float]) -> bool:
+def guess_ct(stats: dict[str, Any]) -> bool:
     return bool(stats) and stats["p0_5"] <= AIR_HU
 
 
-def percentile_limits(stats: dict[str, float]) -> tuple[float, float]:
+def percentile_limits(stats: dict[str, Any]) -> tuple[float, float]:
     """The MR normalisation's window: the 1st to the 99th percentile (of the sampled slices)."""
     lo, hi = stats["p1"], stats["p99"]
     return (lo, hi) if hi > lo else (lo, lo + 1.0)

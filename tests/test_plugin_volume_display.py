@@ -20,7 +20,6 @@ from napari_medseg._volume_layers import (
     go_to_slice,
     open_volume_view,
     put_volume_image,
-    sample_values,
 )
 
 pytestmark = pytest.mark.gui
@@ -32,6 +31,11 @@ def _show(viewer, image_path, label_path, classmap):
     ids, geometry = read_label_volume(label_path)
     labels = put_labels(viewer, ids, view.spacing, classmap, image_path.parent, None, autosave_for(viewer))
     return view, image, labels, ids, geometry
+
+
+def sampled(layer) -> np.ndarray:
+    """The slices the volume's window statistics were read from."""
+    return np.stack([np.asarray(layer.data[z]) for z in layer.metadata["medseg"]["stats"]["slices"]])
 
 
 def _real_classmap(labels_json) -> ClassMap:
@@ -66,7 +70,7 @@ def test_ct_volume_scale_slider_and_window_presets(make_napari_viewer, qtbot, tm
     for name, limits in {"lung": (-1350.0, 150.0), "bone": (-500.0, 1300.0), "soft_tissue": (-160.0, 240.0)}.items():
         display.form.window.value = name
         assert tuple(image.contrast_limits) == pytest.approx(limits), name
-    lo, hi = np.percentile(sample_values(image.data), [1, 99])
+    lo, hi = np.percentile(sampled(image), [1, 99])
     display.form.window.value = "percentile 1-99"
     assert tuple(image.contrast_limits) == pytest.approx((lo, hi))
 
@@ -78,10 +82,10 @@ def test_mr_volume_opens_in_its_1_99_percentile_window(make_napari_viewer, qtbot
     image = put_volume_image(viewer, view, IMAGE_LAYER)
     assert view.modality in (None, "MR") and image.data.shape == (20, 91, 117)
     assert tuple(image.scale) == pytest.approx((3.0, 3.0, 3.0))
-    sampled = sample_values(image.data)
-    assert sampled.shape[0] == 7  # a few slices, never the whole volume, give the window
+    values = sampled(image)
+    assert values.shape[0] == 7  # a few slices, never the whole volume, give the window
     lo, hi = image.contrast_limits
-    assert (lo, hi) == pytest.approx(tuple(np.percentile(sampled, [1, 99])))
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(values, [1, 99])))
     whole = np.asarray(image.data)
     assert np.percentile(whole, 0.2) <= lo < hi <= np.percentile(whole, 99.8)  # the scan's own intensities
     lo_range, hi_range = image.contrast_limits_range
@@ -132,3 +136,32 @@ def test_41_classes_of_the_real_ct_named_coloured_and_chosen(make_napari_viewer,
     assert labels.selected_label == spleen  # the brush paints the chosen class
     z_spleen = classes.go_to_class(spleen)
     assert z_spleen is not None and (ids[z_spleen] == spleen).any() and viewer.dims.current_step[0] == z_spleen
+
+
+def test_an_uncompressed_volume_is_never_decoded_whole(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Opening, windowing and moving through a .nii read only the slices shown and the few for statistics."""
+    import nibabel as nib
+
+    from medseg.io.volume_source import VolumeSource
+
+    root = real_nnunet3d(tmp_path / "ct", "ct")
+    nii = tmp_path / "ct.nii"
+    nib.save(nib.load(root / "imagesTr" / "ct_000_0000.nii.gz"), nii)
+
+    def whole(self):
+        raise AssertionError(f"{self.path} decoded whole")
+
+    monkeypatch.setattr(VolumeSource, "array", whole)
+    view = open_volume_view(nii)
+    assert isinstance(view.data, VolumeSource) and view.lazy
+    viewer = make_napari_viewer()
+    image = put_volume_image(viewer, view, IMAGE_LAYER)
+    display = DisplayWidget(viewer)
+    qtbot.addWidget(display)
+    viewer.layers.selection.active = image
+    for z in (0, 12, 29):
+        go_to_slice(viewer, z)
+        assert np.array_equal(image._slice.image.raw, view.data.slice(z))
+    for name in ("bone", "percentile 1-99", "full range"):
+        display.form.window.value = name
+    assert "read slice by slice" in display.info.text()
