@@ -4,41 +4,30 @@ part, and defects planted into the real label are found on their slices."""
 
 from __future__ import annotations
 
-import json
-
 import nibabel as nib
 import numpy as np
 import pytest
 from _volume_data import real_nnunet3d
 
-from medseg.classmap import ClassMap, LabelClass
-from medseg.datasets.dataset import MASK_VOLUME, Dataset, Sample
+from medseg.datasets import open_dataset
 from medseg.io import load
 from medseg.io.volume_geometry import Geometry, label_image_like
 from medseg.io.volume_labels import read_label_volume
+from medseg.qc import review_queue
 from medseg.qc.run import qc
+from medseg.workspace import Workspace
 
 
-def real_dataset(root, modality: str, labels: np.ndarray | None = None) -> Dataset:
-    """The real case as a one-sample volume dataset; ``labels`` (display order) replace its label."""
+def real_dataset(root, modality: str, labels: np.ndarray | None = None):
+    """The real case as nnU-Net raw 3-D, indexed by its layout; ``labels`` (display order) replace its label."""
     real_nnunet3d(root, modality)
-    image = root / "imagesTr" / f"{modality}_000_0000.nii.gz"
-    label = root / "labelsTr" / f"{modality}_000.nii.gz"
-    names = json.loads((root / "labelsTr" / "labels.json").read_text())
-    classmap = ClassMap([LabelClass(int(k), v, (int(k) % 256, 120, 60)) for k, v in names.items() if int(k) != 0])
-    grid = Geometry.from_image(load(image))
     if labels is not None:
-        nib.save(label_image_like(labels, image, grid), str(label))
-    sample = Sample(
-        f"{modality}_000",
-        image,
-        {1: label},
-        group=f"{modality}_000",
-        extra={"geometry": grid.to_dict()},
-        classmap=classmap,
-        mask_kind=MASK_VOLUME,
-    )
-    return Dataset(root, "nnunet3d", classmap, [sample])
+        image = root / "imagesTr" / f"{modality}_000_0000.nii.gz"
+        grid = Geometry.from_image(load(image))
+        nib.save(label_image_like(labels, image, grid), str(root / "labelsTr" / f"{modality}_000.nii.gz"))
+    ds = open_dataset(root)
+    assert ds.layout == "nnunet3d" and len(ds.samples) == 1 and not ds.problems
+    return ds
 
 
 def real_labels(tmp_path, modality: str) -> np.ndarray:
@@ -93,3 +82,16 @@ def test_real_mr_vertebrae_and_discs_alternating_is_no_gap(tmp_path):
     assert present.all() and not on[0].all() and not on[1].all()  # each class leaves slices inside its extent
     report = qc(ds, workers=1)
     assert not [f for f in report.findings if f.check in ("slice_gap", "slice_jump", "mask_values")]
+
+
+def test_real_ct_workspace_qc_stores_findings_and_the_queue_names_their_slices(tmp_path):
+    ds = real_dataset(tmp_path / "ds", "ct")
+    with Workspace.create(tmp_path / "ws", ds.root) as ws:
+        assert ws.is_volume("ct_000") and len(ws.classmap.ids) == 41
+        report = qc(ws, workers=1)
+        stored = ws.findings(source="qc")
+        assert {f.check for f in stored} == {f.check for f in report.findings}
+        island = next(f for f in stored if f.check == "stray_island" and f.severity == "warning")
+        (item,) = review_queue(ws)
+        assert island.details["z"] in item.slices[:2]  # the holes finding names its first slice too
+        assert "stray island" in item.reason and "look at slices" in item.reason

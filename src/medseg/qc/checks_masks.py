@@ -22,7 +22,8 @@ Rules (each threshold is a parameter; see ``CHECKS``):
 * ``full_mask``: foreground fraction >= ``min_fraction``: warning; every pixel
   foreground: error (an inverted or blank-white mask).
 * ``border_only``: every foreground component touches the outermost row or
-  column (any face for volumes). Warning when all foreground pixels lie in a
+  column (any face of other 3-D arrays; for volumes, whose first and last
+  slices are where the scan stopped, only the in-plane faces). Warning when all foreground pixels lie in a
   band of ``band_fraction`` of the shorter side (at least 2 px) along the
   border: a frame or line, not an object. Info otherwise: objects cut by the
   field of view, or a shifted / padded mask, worth a look.
@@ -41,9 +42,10 @@ def speck_threshold(shape: tuple[int, ...], min_pixels: int, min_fraction: float
     return int(max(min_pixels, round(min_fraction * float(np.prod(shape)))))
 
 
-def border_labels(labels: np.ndarray) -> np.ndarray:
-    """Labels (> 0) present on any face of the array."""
-    faces = [np.take(labels, i, axis=ax).ravel() for ax in range(labels.ndim) for i in (0, -1)]
+def border_labels(labels: np.ndarray, axes=None) -> np.ndarray:
+    """Labels (> 0) present on any face of the array (the faces across ``axes``: default all)."""
+    axes = range(labels.ndim) if axes is None else axes
+    faces = [np.take(labels, i, axis=ax).ravel() for ax in axes for i in (0, -1)]
     found = np.unique(np.concatenate(faces))
     return found[found > 0]
 
@@ -295,11 +297,14 @@ def check_border_only(v: SampleView, p: dict) -> list[Finding]:
     if not fg.any():
         return []
     labels, n = ndi.label(fg, structure=np.ones((3,) * fg.ndim, bool))
-    if border_labels(labels).size < n:
+    # a volume's first and last slices are where the scan stopped, and organs run through them: only the
+    # in-plane field of view counts
+    axes = range(1, fg.ndim) if v.volume else range(fg.ndim)
+    if border_labels(labels, axes).size < n:
         return []
-    band = max(2, round(p["band_fraction"] * min(fg.shape)))
+    band = max(2, round(p["band_fraction"] * min(fg.shape[a] for a in axes)))
     inner = np.zeros_like(fg)
-    inner[tuple(slice(band, -band) for _ in fg.shape)] = True
+    inner[tuple(slice(band, -band) if a in axes else slice(None) for a in range(fg.ndim))] = True
     in_band = not (fg & inner).any()
     if in_band:
         msg = (

@@ -13,7 +13,7 @@ import numpy as np
 
 from medseg.errors import MaskError
 from medseg.qc.checks_base import SampleView
-from medseg.qc.checks_files import KIND_TO_CHECK, problem_finding
+from medseg.qc.checks_files import KIND_TO_CHECK, problem_finding, stem
 from medseg.qc.findings import Finding
 
 
@@ -174,9 +174,12 @@ class WorkspaceSource:
         out = []
         for f in self.ws.findings(source="index"):
             check, severity = KIND_TO_CHECK.get(f.check, (f.check, f.severity))
+            sid = f.sample_id
+            if f.path and sid == Path(f.path).stem:  # a problem's file named the sample: "case_006", not "case_006.nii"
+                sid = stem(f.path)
             out.append(
                 Finding(
-                    f.sample_id,
+                    sid,
                     check,
                     severity,
                     f.message,
