@@ -25,7 +25,7 @@ import numpy as np
 
 from medseg import __version__
 from medseg.datasets.classmap import ClassMap
-from medseg.errors import ExportError
+from medseg.errors import ExportError, MedsegError
 from medseg.export.export import ExportResult
 from medseg.export.files import image_suffix, safe_stems, write_nifti, write_png
 from medseg.export.item import ExportItem
@@ -34,6 +34,7 @@ from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging
 from medseg.export.target import check_target
 from medseg.export.writers_folders import FoldersWriter
 from medseg.io.types import ImageData
+from medseg.io.volume_geometry import Geometry, label_image_like
 from medseg.ownership import guarded_file
 
 LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".nii", ".nii.gz")
@@ -53,6 +54,7 @@ def write_label_file(
     spacing: Sequence[float] | None = None,
     *,
     affine=None,
+    like: str | Path | None = None,
     sources: Sequence = (),
     overwrite: bool = False,
 ) -> Path:
@@ -61,6 +63,10 @@ def write_label_file(
     ``spacing``: mm per pixel along each axis (row, col) / (slice, row, col);
     None writes no physical size (TIFF) or 1 mm (NIfTI). ``affine``: a NIfTI
     (slice, row, col) -> RAS matrix to use instead of one made from the spacing.
+    ``like``: the NIfTI image the 3-D labels belong to; the label takes its
+    header (voxel order, qform/sform and codes) so every tool sees one grid
+    (:func:`medseg.io.volume_geometry.label_image_like`); ``affine`` is then
+    the image's display affine (read from the file when None).
     A 2-D NIfTI is written as a one-slice volume. ``path`` is refused inside a
     dataset's source files or a workspace (``sources``: where the labels came
     from); an existing file is replaced only with ``overwrite`` and only when
@@ -96,7 +102,7 @@ def write_label_file(
     elif kind == ".tif":
         _write_tiff(path, a, spacing)
     else:
-        _write_nifti(path, a, spacing, affine)
+        _write_nifti(path, a, spacing, affine, like)
     folder.record(path)
     return path
 
@@ -137,14 +143,35 @@ def spl_affine(spacing: Sequence[float]) -> np.ndarray:
     return np.array([[0, 0, -sc, 0], [0, -sr, 0, 0], [ss, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
 
 
-def _write_nifti(path: Path, a: np.ndarray, spacing, affine) -> None:
+def _write_nifti(path: Path, a: np.ndarray, spacing, affine, like) -> None:
     spacing = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * a.ndim
     if a.ndim == 2:
         a, spacing = a[None], (1.0, *spacing)
+    if like is not None and a.ndim == 3:
+        _write_like(path, a, Path(like), affine)
+        return
     m = np.asarray(affine, dtype=float) if affine is not None else spl_affine(spacing)
     if m.shape != (4, 4):
         raise ExportError(f"{path}: a NIfTI affine is 4x4, got shape {m.shape}")
     write_nifti(path, a, m)
+
+
+def _write_like(path: Path, a: np.ndarray, like: Path, affine) -> None:
+    import nibabel as nib
+
+    from medseg.io import load
+
+    try:
+        if affine is None:
+            grid = Geometry.from_image(load(like))
+        else:
+            m = np.asarray(affine, dtype=float)
+            grid = Geometry(a.shape, np.linalg.norm(m[:3, :3], axis=0), m)
+        img = label_image_like(a, like, grid)
+    except (OSError, ValueError, MedsegError) as e:
+        raise ExportError(f"{path}: cannot write the labels on the grid of {like}: {e}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))
 
 
 @dataclass
