@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from _train_data import one_thread  # noqa: F401 - an autouse fixture
 from _volume_train_data import real_dataset, synthetic_dataset, volume_config
+from PIL import Image
 
 from medseg.inference import Predictor
 from medseg.inference.volume_input import STAT_SLICES, VolumeInput, neighbours, stat_slices, volume_window
@@ -107,10 +108,15 @@ def test_config_refuses_even_slices_and_pseudo_labels_on_volumes(synthetic, tmp_
 
 @pytest.mark.parametrize("window", [[40, 400], "percentile"])
 def test_fine_tune_25d_split_by_case_and_normalisation_round_trip(synthetic, tmp_path, window):
-    cfg = volume_config(synthetic.root, tmp_path / "run", data={"slices": 3, "val_fraction": 0.5, "window": window})
+    cfg = volume_config(
+        synthetic.root, tmp_path / "run", data={"slices": 3, "val_fraction": 0.5, "window": window}, val_overlays=1
+    )
     trainer = Trainer(cfg, dataset=synthetic)
     events = list(trainer.run())
     assert isinstance(events[-1], Result)
+    (picture,) = (tmp_path / "run" / "overlays").glob("*_z000.png")
+    rgb = np.asarray(Image.open(picture)).astype(int)
+    assert np.mean((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])) > 0.5  # the slice in grey
     started = events[0].detail
     assert started["n_train"] == 2 and started["n_val"] == 2
     assert started["n_train_items"] == 20 and started["n_val_items"] == 20  # slices of the cases on each side
@@ -140,17 +146,28 @@ def test_fine_tune_25d_split_by_case_and_normalisation_round_trip(synthetic, tmp
         np.testing.assert_allclose(volume.model_input(4)[1], apply_window(raw, 40, 400), atol=1e-6)
 
 
-def test_fine_tune_on_the_real_ct_slices(tmp_path):
-    ds = real_dataset(tmp_path / "ct", "ct")
-    assert len(ds.classmap.ids) == 41 and max(ds.classmap.ids) == 117
-    cfg = volume_config(ds.root, tmp_path / "run", data={"image_size": [64, 64]}, max_steps_per_epoch=1)
+@pytest.mark.parametrize(
+    ("modality", "window", "slices", "classes", "max_id"),
+    [("ct", [40, 400], 30, 41, 117), ("mr", "percentile", 20, 23, 49)],
+)
+def test_fine_tune_on_the_real_slices(tmp_path, modality, window, slices, classes, max_id):
+    ds = real_dataset(tmp_path / modality, modality)
+    assert len(ds.classmap.ids) == classes and max(ds.classmap.ids) == max_id
+    cfg = volume_config(
+        ds.root, tmp_path / "run", data={"image_size": [64, 64], "window": window, "slices": 3}, max_steps_per_epoch=1
+    )
     trainer = Trainer(cfg, dataset=ds)
-    assert len(trainer.train_data) == 30  # the real CT's 30 slices
+    assert len(trainer.train_data) == slices
     summary = run(trainer.run())
     ck = load_checkpoint(summary.last_checkpoint)
-    assert ck.spec.classes == 42 and ck.classmap.ids == ds.classmap.ids
-    assert ck.preprocessing.window == [40, 400] and ck.preprocessing.scope == "volume"
-    # the sparse ids (up to 117) came through as channels: a middle slice holds many classes
-    item = trainer.train_data[15]
-    assert item["image"].shape == (1, 64, 64)
-    assert len(np.unique(item["target"].numpy())) > 5 and item["target"].max() <= 41
+    assert ck.spec.classes == classes + 1 and ck.classmap.ids == ds.classmap.ids
+    assert ck.preprocessing.window == window and ck.preprocessing.scope == "volume"
+    # the sparse ids came through as channels: a middle slice holds many classes
+    z = slices // 2
+    item = trainer.train_data[z]
+    assert item["image"].shape == (3, 64, 64)
+    assert len(np.unique(item["target"].numpy())) > 5 and item["target"].max() <= classes
+    # and the checkpoint prepares the slice at inference as it was trained
+    predictor = Predictor(summary.last_checkpoint, device="cpu")
+    x = predictor.device_batch(predictor.volume_input(ds.samples[0].load_image()).batch([z]))[0]
+    np.testing.assert_allclose(x.numpy(), item["image"].numpy(), atol=1e-5)

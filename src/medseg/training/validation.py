@@ -110,8 +110,11 @@ def validate(
                 overlay_dir.mkdir(parents=True, exist_ok=True)
                 for j in range(min(b, overlays - len(written))):
                     sid = ids[int(batch["index"][j])]
+                    shown = unstandardise(images[j].float().cpu().numpy(), preprocessing)
+                    if preprocessing.slices > 1:  # 2.5-D: the slice itself, not its neighbours as colours
+                        shown = shown[preprocessing.slices // 2 : preprocessing.slices // 2 + 1]
                     picture = overlay(
-                        unstandardise(images[j].float().cpu().numpy(), preprocessing),
+                        shown,
                         foreground_masks(target[j], task, classes, logits=False),
                         foreground_masks(logits[j], task, classes, logits=True),
                         colours,
