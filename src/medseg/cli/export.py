@@ -80,7 +80,9 @@ def add_parser(sub) -> None:
         help="write the workspace's cleaned dataset (folders, nnU-Net raw or MONAI) with a manifest",
         description="Writes the selected samples' latest revisions and their source images into a new folder, "
         "plus manifest.json (hashes, statuses, revisions, QC findings) and CHANGES.md. Masks keep "
-        "their class ids. Nothing appears in DIR until the export is complete.",
+        "their class ids (nnU-Net: renumbered 0..N, the mapping in the manifest). Volumes: NIfTI images are "
+        "copied, DICOM series converted to NIfTI with their affine, labels written with the image's own "
+        "header. Nothing appears in DIR until the export is complete.",
     )
     p.add_argument("workspace", metavar="WORKSPACE", help="a medseg workspace folder")
     p.add_argument(

@@ -1,9 +1,9 @@
 """Exported images: the source file copied byte for byte where the format takes it, converted where not.
 
 Conversions never change pixel values: 2-D images become lossless PNG (grey
-8/16-bit or RGB 8-bit), everything else (volumes, signed or float pixels,
-DICOM series folders) becomes NIfTI written from the decoded array with the
-same affine as its mask, so image and mask voxels line up in any reader.
+8/16-bit or RGB 8-bit), else (signed or float pixels) NIfTI written from the
+decoded array with the same affine as its mask, so image and mask voxels line
+up in any reader. Volumes are written by :mod:`medseg.export.volumes`.
 """
 
 from __future__ import annotations
