@@ -84,3 +84,13 @@ def test_nnunet_2d_with_nifti_slices(tmp_path):
     for s in ds:
         assert s.load_image().array.shape == (36, 40)
         assert np.array_equal(s.load_mask(), want[s.id])
+
+
+@pytest.mark.parametrize("kind", ["nifti", "dicom"])
+def test_a_workspace_over_slice_files_holds_their_2d_masks(tmp_path, kind):
+    from medseg.workspace import Workspace
+
+    root, want = make_slice_files(tmp_path / kind, n=2, kind=kind)
+    with Workspace.create(tmp_path / "ws", root) as ws:
+        for sid, mask in want.items():
+            assert not ws.is_volume(sid) and np.array_equal(ws.current_mask(sid), mask), sid
