@@ -229,3 +229,15 @@ def test_an_archive_folder_around_a_task_is_looked_into(tmp_path):
     make_msd(tmp_path / "download" / "Task09_Spleen", n_cases=2)
     ds = open_dataset(tmp_path / "download")
     assert ds.layout == "msd" and ds.root == tmp_path / "download" / "Task09_Spleen" and len(ds) == 2
+
+
+@pytest.mark.parametrize("layout", ["msd", "volume_folders"])
+def test_a_workspace_over_a_volume_layout_holds_each_case_on_its_grid(tmp_path, layout):
+    from medseg.workspace import Workspace
+
+    root = MAKERS[layout](tmp_path / layout, n_cases=2)
+    ds = open_dataset(root)
+    with Workspace.create(tmp_path / "ws", root) as ws:
+        for s in ds:
+            assert ws.is_volume(s.id) and ws.geometry(s.id) == s.geometry
+            assert np.array_equal(ws.current_mask(s.id), s.load_mask())
