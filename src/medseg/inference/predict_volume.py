@@ -26,7 +26,9 @@ import numpy as np
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import Cancelled
+from medseg.inference.outputs import labels_from_probs
 from medseg.inference.sliding import plan_tiles
+from medseg.inference.uncertainty import predictive_entropy
 from medseg.io.volume_geometry import Geometry
 from medseg.jobs import CancelToken, Job, Progress, Result, Started, run
 
@@ -97,20 +99,20 @@ def iter_predict_volume(
                 batches += 1
         finally:
             gen.close()
+        # the members' mean (as Predictor.finish), without the entropy and copies nobody asked for
+        mean = blended.view(len(zs), -1, classmap.num_classes, h, w).mean(1)
         for j, z in enumerate(zs):
-            pred = predictor.finish(blended[j], {})
+            ids = labels_from_probs(mean[j], classmap, predictor.threshold)
             if labels is None:
-                labels = np.zeros((n, *pred.labels.shape), pred.labels.dtype)
-                if probabilities:
-                    probs = np.zeros((n, *pred.probs.shape), np.float16)
-                if uncertainty:
-                    unc = np.zeros((n, h, w), np.float32)
-            labels[z] = pred.labels
+                labels = np.zeros((n, *ids.shape), ids.dtype)
+                probs = np.zeros((n, classmap.num_classes, h, w), np.float16) if probabilities else None
+                unc = np.zeros((n, h, w), np.float32) if uncertainty else None
+            labels[z] = ids
             if probs is not None:
-                probs[z] = pred.probs
+                probs[z] = mean[j].cpu().numpy()
             if unc is not None:
-                unc[z] = pred.uncertainty
-        del blended
+                unc[z] = predictive_entropy(mean[j], classmap.task).cpu().numpy()
+        del blended, mean
         yield Progress(zs[-1] + 1, n, "slices")
     meta = {
         "device": str(predictor.device),
