@@ -24,7 +24,7 @@ import numpy as np
 from medseg.classmap import ClassMap
 from medseg.datasets import dataset as ds
 from medseg.datasets.label_names import label_names_file, read_label_names
-from medseg.datasets.slice_files import file_stem, is_nifti_name
+from medseg.datasets.slice_files import is_nifti_name
 from medseg.errors import MaskError, ReadError, UnsupportedFormatError
 from medseg.io.volume_geometry import Geometry
 
@@ -164,8 +164,3 @@ def with_classmap(samples: list[ds.Sample], classmap: ClassMap) -> list[ds.Sampl
     for s in samples:
         s.classmap = classmap
     return samples
-
-
-def case_of(path: Path) -> str:
-    """The case a NIfTI file belongs to: its name without ``.nii(.gz)``."""
-    return file_stem(path)
