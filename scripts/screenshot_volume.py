@@ -3,8 +3,8 @@
     python scripts/screenshot_volume.py [--out docs/images]      (runs itself under Xvfb without a display)
 
 The real abdominal CT of ../shared/data/ct-mr-volumes (41 TotalSegmentator
-structures) copied into an nnU-Net raw 3-D folder, opened in the Work area: the
-volume at its spacing, in the soft-tissue window, the slider on the slices; the
+structures) copied into an nnU-Net raw 3-D folder, its workspace shown with the
+Display and Review docks: the volume at its spacing, in the soft-tissue window, the slider on the slices; the
 Display dock lists the 41 classes (colour, name, id, voxels) with the class
 under the cursor; one slice is corrected with the brush and saved, so the
 Review history shows the revision naming the one changed slice.
