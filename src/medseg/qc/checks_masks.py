@@ -76,8 +76,13 @@ def hole_table(foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if ids.size == 0:
         return labels, ids, np.zeros(0, np.int64), np.zeros(0, np.int64)
     sizes = np.bincount(labels.ravel(), minlength=int(ids.max()) + 1)[ids]
-    objects, _ = ndi.label(foreground | np.isin(labels, ids), structure=np.ones((3,) * foreground.ndim, bool))
-    hosts = np.bincount(objects.ravel())[np.asarray(ndi.maximum(objects, labels, ids), dtype=np.int64)]
+    hole = np.isin(labels, ids)
+    objects, _ = ndi.label(foreground | hole, structure=np.ones((3,) * foreground.ndim, bool))
+    # a hole lies inside one object: any of its voxels names it (ndi.maximum over the labels took 18 s on a
+    # 512 x 512 x 300 label volume, this 0.3 s)
+    host_of = np.zeros(int(ids.max()) + 1, np.int64)
+    host_of[labels[hole]] = objects[hole]
+    hosts = np.bincount(objects.ravel())[host_of[ids]]
     return labels, ids, sizes, hosts
 
 
@@ -219,7 +224,7 @@ def check_holes(v: SampleView, p: dict) -> list[Finding]:
     if v.multilabel:
         masks = [m for _, m in v.class_masks()]
     else:
-        masks = [v.foreground()] if v.class_masks() else []
+        masks = [v.foreground()] if v.foreground().any() else []
     sizes_all, small, locations, zs = [], 0, [], set()
     for fg in masks:
         labels, ids, sizes, hosts = hole_table(fg)
@@ -331,6 +336,12 @@ def check_border_only(v: SampleView, p: dict) -> list[Finding]:
 
 def foreground_pixels(v: SampleView) -> dict:
     """The measure ``empty_mask`` decides on: foreground pixels, total and per class."""
+    if v.volume:  # from the per-slice counts: no bool volume per class (41 of them for a CT)
+        from medseg.qc.checks_volume import slice_areas
+
+        ids, table = slice_areas(v)
+        per = {int(c): int(table[:, k].sum()) for k, c in enumerate(ids) if c != 0}
+        return {"n": sum(per.values()), "classes": per}
     return {"n": int(v.foreground().sum()), "classes": {c: int(m.sum()) for c, m in v.class_masks()}}
 
 

@@ -34,7 +34,12 @@ _SPECKS = next(c for c in MASK_CHECKS if c.name == "specks").defaults
 
 
 def object_counts(v: SampleView) -> dict:
-    """The measure ``object_count`` decides on: {class id: objects not smaller than a speck}."""
+    """The measure ``object_count`` decides on: {class id: objects not smaller than a speck}.
+
+    A volume gives none: its slices are judged against each other by the volume checks (``slice_jump``,
+    ``stray_island``), and two scans of one patient need not show an organ in as many pieces."""
+    if v.volume:
+        return {}
     limit = speck_threshold(v.spatial_shape, _SPECKS["min_pixels"], _SPECKS["min_fraction"])
     out = {}
     for cid, _ in v.class_masks():

@@ -244,9 +244,9 @@ def check_stray_island(v: SampleView, p: dict) -> list[Finding]:
                 inner.append((k, b))
         if not inner:
             continue
-        ks = [k for k, _ in inner]
-        centres = ndi.center_of_mass(np.ones(labels.shape, np.uint8), labels, ks)
-        for (k, b), c in zip(inner, centres):
+        for k, b in inner:
+            local = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(b, box))
+            c = [float(w.mean()) + s.start for w, s in zip(np.nonzero(labels[local] == k), local)]
             islands.append(
                 {
                     "class": cid,

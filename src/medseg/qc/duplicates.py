@@ -89,7 +89,12 @@ def fingerprint(v: SampleView) -> Fingerprint | None:
     m = hashlib.sha256(f"{v.mask.shape}{v.mask.dtype}".encode())
     m.update(np.ascontiguousarray(v.mask).tobytes())
     thumbs, classes = {}, {}
-    for cid, cm in v.class_masks():
+    if v.volume:  # the central slice's classes only: no bool volume per class
+        mid = v.mask[v.mask.shape[0] // 2]
+        masks = [(int(c), mid == c) for c in np.unique(mid) if c != 0]
+    else:
+        masks = v.class_masks()
+    for cid, cm in masks:
         if cm.ndim == 3:
             cm = cm[cm.shape[0] // 2]
         classes[cid] = int(cm.sum())
