@@ -10,23 +10,35 @@ is the same as a job of :mod:`medseg.jobs` (``Progress`` between tile
 batches, then ``Result`` or ``Cancelled``). The tile defaults to the
 checkpoint's training input size, else 512; images that fit are inferred whole. Probabilities (not logits) are blended
 and averaged.
+
+Volumes: ``predict_slice(volume, z)`` / ``iter_predict_slice`` predict one
+slice (with its neighbours for a 2.5-D model), the volume's intensity window
+read once (``volume_input(volume)`` keeps it for many slices);
+``iter_predict_volume(predictor, volume, cancel=...)`` is the whole volume as a
+job (Progress per slice, ``Result(VolumePrediction)``).
 """
 
 from medseg.inference.device import resolve_device, resolve_precision
 from medseg.inference.outputs import Prediction
+from medseg.inference.predict_volume import VolumePrediction, iter_predict_volume, predict_volume
 from medseg.inference.predictor import Member, Predictor
 from medseg.inference.sliding import blend_weights, plan_tiles, sliding_window_inference
 from medseg.inference.tta import parse_tta
 from medseg.inference.uncertainty import member_variance, predictive_entropy
+from medseg.inference.volume_input import VolumeInput
 
 __all__ = [
     "Member",
     "Prediction",
     "Predictor",
+    "VolumeInput",
+    "VolumePrediction",
     "blend_weights",
+    "iter_predict_volume",
     "member_variance",
     "parse_tta",
     "plan_tiles",
+    "predict_volume",
     "predictive_entropy",
     "resolve_device",
     "resolve_precision",

@@ -41,6 +41,8 @@ from medseg.training.optim import build_optimizer as build_optimizer
 from medseg.training.optim import encoder_parameters as encoder_parameters
 from medseg.training.pseudo import PseudoLabeler as PseudoLabeler
 from medseg.training.runner import TrainingProcess as TrainingProcess
+from medseg.training.slices import SliceData as SliceData
+from medseg.training.slices import slice_items as slice_items
 from medseg.training.surface_metrics import assd as assd
 from medseg.training.surface_metrics import hausdorff_distance as hausdorff_distance
 from medseg.training.surface_metrics import hd95 as hd95
