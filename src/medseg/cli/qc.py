@@ -37,7 +37,9 @@ def add_parser(sub) -> None:
         help="rule-based QC of a dataset folder or a workspace: findings table, JSON/CSV report",
         description="Checks every sample (grey noise, specks, holes, empty/full/border-only masks, unreadable or "
         "unpaired files, size mismatches, exact and near duplicates and their disagreeing masks, "
-        "dark, over-exposed and blurred images) and prints counts per check, then the worst "
+        "dark, over-exposed and blurred images; for CT/MR volumes also label ids, grid mismatches, gaps in "
+        "an organ's slices, stray 3-D islands and slices unlike their neighbours, naming the slices) and prints "
+        "counts per check, then the worst "
         "findings. A workspace gets the findings stored (source 'qc'); a dataset folder is only "
         "read. No mask is changed: fixes are offered, never applied. Checks: " + listing,
     )

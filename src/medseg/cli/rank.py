@@ -7,6 +7,10 @@ very labels it judges). The first Ctrl-C (or SIGTERM) stops after the
 current training step or sample: the folds already scored stay stored; a
 second Ctrl-C aborts at once, which loses only the fold in progress.
 
+Volume workspaces (CT/MR cases) are ranked the same way: the folds split
+cases, the fold models train on slices, each volume scores as its worst
+slices, and the queue names the slices to open.
+
 Exit status: 0 done, 130 interrupted (completed folds kept), 2 a wrong input or option, 1 a bug.
 """
 
