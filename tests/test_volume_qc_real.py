@@ -13,7 +13,7 @@ from medseg.datasets import open_dataset
 from medseg.io import load
 from medseg.io.volume_geometry import Geometry, label_image_like
 from medseg.io.volume_labels import read_label_volume
-from medseg.qc import review_queue
+from medseg.qc import offer_fixes, review_queue
 from medseg.qc.run import qc
 from medseg.workspace import Workspace
 
@@ -95,3 +95,11 @@ def test_real_ct_workspace_qc_stores_findings_and_the_queue_names_their_slices(t
         (item,) = review_queue(ws)
         assert island.details["z"] in item.slices[:2]  # the holes finding names its first slice too
         assert "stray island" in item.reason and "look at slices" in item.reason
+        # the 1-voxel gaps between neighbouring structures: filling them is offered, and saved as a revision
+        # of only the slices that hold them
+        holes = next(f for f in stored if f.check == "holes")
+        assert holes.fix == "fill_holes" and holes.value == 172
+        (rev,) = offer_fixes(ws, [holes])
+        changed = ws.changed_slices(rev.id)
+        assert changed and set(changed) <= set(holes.details["slices"])
+        assert qc(ws, "holes", workers=1).findings == []
