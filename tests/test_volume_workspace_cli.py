@@ -63,6 +63,7 @@ def test_a_label_off_its_image_grid_is_named_and_the_rest_imported(tmp_path, cap
         (finding,) = ws.findings(check="grid_mismatch")
         assert "case_001_0000.nii.gz" in finding.message + str(finding.path)
         assert "case_001.nii.gz" in finding.message + str(finding.path)
+        assert finding.sample_id == "case_001"  # the case, not the file name with half its suffix
 
 
 def test_the_real_ct_in_a_workspace_slice_corrected_and_reverted(tmp_path, capsys):

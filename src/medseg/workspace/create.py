@@ -39,6 +39,7 @@ import medseg
 from medseg.datasets.dataset import MASK_VOLUME, PROBLEM_SEVERITY, UNREADABLE
 from medseg.errors import MedsegError, WorkspaceError
 from medseg.findings import ERROR, WARNING, Finding
+from medseg.io.loader import suffix_of
 from medseg.jobs import CancelToken, Message, Progress, Result, Started, check
 from medseg.workspace import volume_import
 from medseg.workspace.annotations import finding_rows, insert_findings
@@ -316,8 +317,10 @@ def _commit(conn, samples: list[dict], findings: list[tuple], author: str) -> No
 
 
 def _problem_finding(problem):
+    name = Path(problem.path).name
+    suffix = suffix_of(name)
     return Finding(
-        sample_id=Path(problem.path).stem,
+        sample_id=name[: -len(suffix)] if suffix else name,  # case_006.nii.gz -> case_006, as the sample is named
         check=problem.kind,
         severity=PROBLEM_SEVERITY.get(problem.kind, WARNING),
         message=problem.message,
