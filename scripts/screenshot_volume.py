@@ -1,6 +1,6 @@
 """Screenshot of a CT volume under review in napari, as a person sees it at 1366x768.
 
-    python scripts/screenshot_volume.py [--out docs/images]      (runs itself under Xvfb without a display)
+    python scripts/screenshot_volume.py [--out docs/screenshots]      (runs itself under Xvfb without a display)
 
 The real abdominal CT of ../shared/data/ct-mr-volumes (41 TotalSegmentator
 structures) copied into an nnU-Net raw 3-D folder, its workspace shown with the
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=REPO / "docs" / "images")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     args = ap.parse_args()
     from napari_medseg._headless import pump, rerun_under_xvfb
 
@@ -78,7 +78,7 @@ def main() -> int:
     display.classes._on_cursor()
     pump(1.0)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "volume-review.png"
+    path = args.out / "06-volume-review.png"
     viewer.screenshot(str(path), canvas_only=False)
     print(f"saved {path} (slice {z}, {ws.changed_slices(ws.sample(sid).head_revision)} changed)")
     session.set_workspace(None)
