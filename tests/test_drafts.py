@@ -7,6 +7,7 @@ import signal
 import numpy as np
 import pytest
 from _killpoints import run_killed_at
+from _volume_data import make_nnunet3d
 from _workspace_data import box, make_binary
 
 from medseg.errors import ReadError, WorkspaceError
@@ -19,6 +20,7 @@ from medseg.workspace.drafts import (
     pending_draft,
     read_draft,
     write_draft,
+    write_slice_draft,
 )
 
 
@@ -80,6 +82,59 @@ def test_unsaveable_edits_are_kept_and_bad_input_refused(ws):
     draft_path(ws, "3").write_bytes(b"PK\x03\x04 torn")
     with pytest.raises(ReadError, match=r"drafts/.*\.npz: draft of sample '3' cannot be read"):
         read_draft(ws, "3")
+
+
+@pytest.fixture
+def vws(tmp_path):
+    with Workspace.create(tmp_path / "vws", make_nnunet3d(tmp_path / "vol", n_cases=1)) as w:
+        yield w
+
+
+def test_a_volume_draft_holds_only_its_slices_and_restores_them_over_the_revision(vws):
+    sid = vws.sample_ids()[0]
+    head = vws.sample(sid).head_revision
+    volume = vws.current_mask(sid)
+    edited = {7: volume[7].copy(), 3: volume[3].copy()}
+    edited[3][5:9, 5:9] = 2
+    path = write_slice_draft(vws, sid, edited, volume.shape, base_revision=head)
+    with np.load(path) as npz:  # the two slices, not the volume
+        assert sorted(npz.files) == ["meta", "slices", "zs"] and npz["slices"].shape == (2, *volume.shape[1:])
+    draft = read_draft(vws, sid)
+    assert draft.mask is None and draft.shape == volume.shape and list(draft.slices) == [3, 7]
+    assert (draft.base_revision, draft_sample_ids(vws)) == (head, [sid])
+    assert pending_draft(vws, sid) is not None  # slice 3 differs from the revision's
+    expected = volume.copy()
+    expected[3] = edited[3]
+    np.testing.assert_array_equal(draft.apply_to(volume.copy()), expected)
+
+    write_slice_draft(vws, sid, {7: volume[7]}, volume.shape, base_revision=head)
+    assert pending_draft(vws, sid) is None  # every slice it holds is the revision's (a stroke undone)
+
+    write_slice_draft(vws, sid, edited, volume.shape, base_revision=head, saved="2000-01-01T00:00:00+00:00")
+    moved = volume[0].copy()
+    moved[0, 0] = 1
+    vws.save_slices(sid, {0: moved}, origin="manual")
+    assert pending_draft(vws, sid) is None  # the head moved on after an older draft: stale, not restored
+    write_slice_draft(vws, sid, edited, volume.shape, base_revision=head)
+    assert pending_draft(vws, sid) is not None  # written after that revision: restored over it
+
+
+def test_a_volume_draft_refuses_slices_off_the_volume(vws):
+    sid = vws.sample_ids()[0]
+    volume = vws.current_mask(sid)
+    for slices, shape in (
+        ({volume.shape[0]: volume[0]}, volume.shape),
+        ({1: volume[1][:-1]}, volume.shape),
+        ({1: volume[1].astype(np.float32)}, volume.shape),
+        ({1: volume[1]}, volume.shape[1:]),
+    ):
+        with pytest.raises(WorkspaceError, match=f"sample {sid}: .*slice"):
+            write_slice_draft(vws, sid, slices, shape)
+    assert read_draft(vws, sid) is None  # nothing written
+    deeper = (volume.shape[0] + 5, *volume.shape[1:])
+    write_slice_draft(vws, sid, {volume.shape[0] + 2: volume[0]}, deeper)
+    with pytest.raises(ReadError, match=r"drafts/.*\.npz: draft of sample .* does not fit its volume: .*slice"):
+        pending_draft(vws, sid)
 
 
 DRAFT_WRITER = """

@@ -90,7 +90,11 @@ def test_volume_draft_survives_a_killed_napari(make_napari_viewer, qtbot, tmp_pa
     sid = session.sample_id
     labels = viewer.layers[LABELS_LAYER]
     painted = _stroke(viewer, labels, label=3)
-    qtbot.waitUntil(lambda: (d := read_draft(ws, sid)) is not None and np.array_equal(d.mask, painted), timeout=5000)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, sid)) is not None and d.slices is not None, timeout=5000)
+    draft = read_draft(ws, sid)
+    assert draft.mask is None and list(draft.slices) == [Z] and draft.shape == painted.shape  # the stroke's slice
+    np.testing.assert_array_equal(draft.slices[Z], painted[Z])
+    assert draft.base_revision == ws.sample(sid).head_revision
     assert len(ws.revisions(sid)) == 1  # only the draft holds the stroke
 
     other = make_napari_viewer()  # "killed": nothing more of that viewer runs
@@ -128,3 +132,24 @@ def test_undo_marks_its_slice_and_moving_without_edits_saves_nothing(make_napari
     wait_for_sample(qtbot, session, "case_001")
     assert calls == [[Z]]  # the stroke's slice only, also through undo and redo
     assert ws.revisions(sid)[-1].details["slices"] == [Z]
+
+
+def test_volume_draft_holds_the_slices_touched_since_the_last_save(make_napari_viewer, qtbot, tmp_path):
+    from napari_medseg._review_autosave import autosave_for
+
+    viewer, session, ws = _opened(make_napari_viewer, qtbot, tmp_path, n_cases=1)
+    sid = session.sample_id
+    labels = viewer.layers[LABELS_LAYER]
+    _stroke(viewer, labels)
+    viewer.dims.set_current_step(0, 2)
+    labels.paint((2, 10, 10), 1)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, sid)) is not None and list(d.slices) == [2, Z], timeout=5000)
+    autosave_for(viewer).save()
+    assert read_draft(ws, sid) is None and ws.revisions(sid)[-1].details["slices"] == [2, Z]
+
+    viewer.dims.set_current_step(0, 8)
+    labels.paint((8, 12, 12), 3)
+    qtbot.waitUntil(lambda: (d := read_draft(ws, sid)) is not None and list(d.slices) == [8], timeout=5000)
+    draft = read_draft(ws, sid)  # the slice painted after the save, on the revision that save made
+    np.testing.assert_array_equal(draft.slices[8], labels.data[8])
+    assert draft.base_revision == ws.sample(sid).head_revision
