@@ -13,6 +13,7 @@ from medseg.choices import PRECISIONS
 from napari_medseg._forms import form, placeholder
 from napari_medseg._model_choices import DEFAULT_ARCH, DEFAULT_ENCODER, architectures, encoders
 from napari_medseg._predict_copy import COPY_MODES
+from napari_medseg._predict_copy_volume import SLICE_SOURCE, SOURCES
 from napari_medseg._predict_model import DEVICES
 
 CHECKPOINTS, ARCHITECTURE = "checkpoint(s)", "architecture (untrained)"
@@ -64,6 +65,13 @@ def copy_form(shape_layers: Callable[[Any], list[str]]) -> Container:
     """``shape_layers``: the names of the viewer's Shapes layers (the region choices, asked again when the
     layers change)."""
     return form(
+        ComboBox(
+            name="source",
+            label="From",
+            choices=list(SOURCES),
+            value=SLICE_SOURCE,
+            tooltip="CT/MR volumes: the slices predicted so far, or the last 'Predict whole volume' of this volume",
+        ),
         ComboBox(name="copy_mode", label="Copy", choices=list(COPY_MODES), value=next(iter(COPY_MODES))),
         ComboBox(
             name="shapes",

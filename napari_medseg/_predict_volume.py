@@ -94,6 +94,7 @@ class VolumeRun:
         self.viewer, self.session, self.on_status, self.owner = viewer, session, on_status, owner
         self.running: Any = None  # the RunningJob while one runs
         self.last: Any = None  # the VolumePrediction shown last
+        self.on_shown: Any = None  # called once a prediction is on screen (the dock's copy takes it next)
 
     @property
     def busy(self) -> bool:
@@ -174,3 +175,5 @@ class VolumeRun:
             f"{choice.describe()} on all {values.shape[-3]} slices of {image.name}"
             + (f": {took:.2f} s on {prediction.meta.get('device')}" if took is not None else "")
         )
+        if self.on_shown is not None:
+            self.on_shown()

@@ -6,7 +6,9 @@ The image is the session's sample image, else the selected Image layer (2-D,
 RGB, or the slice on screen of a stack / volume). Results are the prediction
 Labels layer and optional probability / uncertainty Image layers, updated in
 place. "Copy prediction into labels" merges the prediction into the labels
-layer; on a workspace sample that is a revision with origin "model".
+layer; on a workspace sample that is a revision with origin "model". On a volume the copy
+takes the slice or the whole-volume prediction and saves only the slices it changed
+(:mod:`napari_medseg._predict_copy_volume`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from napari_medseg._predict_copy import (
     is_workspace_sample,
     start_revision_save,
 )
+from napari_medseg._predict_copy_volume import VOLUME_SOURCE, copy_into_volume, start_slices_save
 from napari_medseg._predict_form import (
     ARCHITECTURE,
     CHECKPOINTS,
@@ -38,7 +41,7 @@ from napari_medseg._predict_form import (
 from napari_medseg._predict_layers import Outputs, plane_of, snapshot, target_image
 from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
-from napari_medseg._predict_volume import VolumeRun
+from napari_medseg._predict_volume import VolumeRun, is_volume_layer
 from napari_medseg._qt_helpers import button, connect_until_destroyed, row
 from napari_medseg._session import IMAGE_LAYER, session_for
 from napari_medseg._viewer_access import real_viewer
@@ -61,6 +64,8 @@ class PredictWidget(QWidget):
             self._show, self._failed, self._set_status, self.session.jobs, self._job_of, owner=self
         )
         self.volume_run = VolumeRun(self.viewer, self.session, self._set_status, owner=self)
+        # a whole-volume prediction just shown is what a copy takes next
+        self.volume_run.on_shown = lambda: setattr(self.copy_form.source, "value", VOLUME_SOURCE)
         self._image: Image | None = None
         self._versions: dict[int, int] = {}
         self.save_worker = None
@@ -203,6 +208,7 @@ class PredictWidget(QWidget):
         image = target_image(self.viewer, self._image)
         if self._shape_layers() != list(self.copy_form.shapes.choices):
             refresh_choices(self.copy_form.shapes)
+        self.copy_form.source.visible = image is not None and is_volume_layer(image)
         if image is self._image:
             return
         if self._image is not None:
@@ -299,6 +305,8 @@ class PredictWidget(QWidget):
         image = target_image(self.viewer, self._image)
         plane = plane_of(image, self.viewer) if image is not None else ()
         shapes = next((x for x in self.viewer.layers if x.name == self.copy_form.shapes.value), None)
+        if image is not None and is_volume_layer(image):
+            return self._copy_into_volume(image, mode_name, mode, plane[0], shapes)
         try:
             if self.outputs.predicted is None:
                 raise InferenceError(
@@ -312,6 +320,34 @@ class PredictWidget(QWidget):
         if is_workspace_sample(self.viewer, self.session, labels):
             self._save_revision(
                 result.labels, {"mode": mode, "changed": result.changed, "checkpoints": list(self.session.checkpoints)}
+            )
+        return True
+
+    def _copy_into_volume(self, image, mode_name: str, mode: str, z: int, shapes) -> bool:
+        """The copy on a CT/MR volume: from the slice or the whole-volume prediction; only its changed slices
+        are saved (a revision of a workspace sample)."""
+        source = self.copy_form.source.value
+        ours = self.outputs.source is not None and self.outputs.source[0] == id(image)
+        try:
+            done = copy_into_volume(
+                self.viewer, image, source, mode, z, self.outputs.predicted if ours else None, shapes
+            )
+        except MedsegError as e:
+            self._set_status(report_error("Copy prediction into labels", e))
+            return False
+        self._set_status(done.describe(source, mode_name))
+        if done.slices and is_workspace_sample(self.viewer, self.session, done.labels):
+            sample_id = self.session.sample_id
+            self.save_worker = start_slices_save(
+                self.session,
+                sample_id,
+                done,
+                {"mode": mode, "source": source, "checkpoints": list(self.session.checkpoints)},
+                self._revision_saved,
+                lambda e: self._set_status(
+                    report_error(f"Saving the copied prediction as a revision of {sample_id} failed", e)
+                ),
+                lambda: setattr(self, "save_worker", None),
             )
         return True
 
