@@ -5,6 +5,15 @@ takes (model kwargs, steps per epoch, schedulers, mixup...) goes in the
 "more options" box as YAML, deep-merged over the form, so nothing in
 ``TrainConfig`` is out of reach. ``TrainConfig.from_dict`` validates the
 whole config and names every problem at once.
+
+On CT/MR volumes the model learns from the volumes' slices (the workspace's
+cases split by case, never a case on both sides): 2-D (each slice alone) or
+2.5-D (``data.slices`` K neighbouring slices as the channels), through one
+intensity window per volume (``data.window``: a CT window in HU, or MR's 1-99
+percentiles), which the checkpoint keeps so prediction prepares each slice the
+same way. "auto" takes the window from the modality of the workspace's volume
+on screen: CT soft tissue, else the percentiles. A checkpoint fine-tuned
+further keeps its own slices and window (the model learnt that input).
 """
 
 from __future__ import annotations
@@ -34,6 +43,33 @@ if TYPE_CHECKING:
 
 WORKSPACE, FOLDER = "workspace (corrected labels)", "dataset folder"
 NEW_MODEL, FROM_CHECKPOINT = "architecture", "current checkpoint"
+# which review statuses train (data.statuses); None: every sample not excluded
+STATUS_CHOICES = {
+    "all but excluded": None,
+    "corrected": ["corrected"],
+    "corrected + accepted": ["corrected", "accepted"],
+}
+SLICE_CHOICES = [("1 (2-D: each slice alone)", 1)] + [
+    (f"{k} (2.5-D: a slice and {k - 1} neighbours)", k) for k in (3, 5, 7)
+]
+AUTO, PERCENTILE, RANGE = "auto", "percentile", "range"
+VOLUME_FIELDS = ("slices", "window")  # shown when the data are volumes and the model is new
+
+
+def ct_presets() -> dict[str, tuple[float, float]]:
+    """The CT windows (center, width) in HU that the Display dock offers (read when asked: pydicom's module)."""
+    from medseg.io.dicom_window import CT_PRESETS
+
+    return CT_PRESETS
+
+
+def window_choices(*_: Any) -> list[tuple[str, str]]:
+    return [
+        ("auto (CT: soft tissue 40/400, MR: 1-99 %)", AUTO),
+        *[(f"CT {name.replace('_', ' ')} {c:g}/{w:g}", name) for name, (c, w) in ct_presets().items()],
+        ("MR: 1-99 percentiles of each volume", PERCENTILE),
+        ("each volume's min..max", RANGE),
+    ]
 
 
 def build_form() -> Container:
@@ -45,14 +81,36 @@ def build_form() -> Container:
     placeholder(
         extra,
         "any TrainConfig field, e.g.\nmax_steps_per_epoch: 50\n"
-        "data: {statuses: [corrected, accepted]}\nmodel: {encoder_weights: /path/w.pth}",
+        "data: {window: [50, 350]}\nmodel: {encoder_weights: /path/w.pth}",
     )
     return form(
         ComboBox(name="data", label="Data", choices=[WORKSPACE, FOLDER], value=WORKSPACE),
         FileEdit(name="dataset", label="Dataset folder", mode="d"),
+        ComboBox(
+            name="statuses",
+            label="Train on",
+            choices=list(STATUS_CHOICES),
+            value="all but excluded",
+            tooltip="the workspace samples whose review status is one of these (their current labels)",
+        ),
         ComboBox(name="start", label="Start from", choices=[NEW_MODEL, FROM_CHECKPOINT], value=NEW_MODEL),
         ComboBox(name="arch", label="Architecture", choices=architectures, value=DEFAULT_ARCH),
         ComboBox(name="encoder", label="Encoder", choices=encoders, value=DEFAULT_ENCODER),
+        ComboBox(
+            name="slices",
+            label="Volume slices",
+            choices=SLICE_CHOICES,
+            value=1,
+            tooltip="CT/MR volumes: the input of each slice; 2.5-D gives the model its neighbours as channels",
+        ),
+        ComboBox(
+            name="window",
+            label="Intensity window",
+            choices=window_choices(),
+            value=AUTO,
+            tooltip="CT/MR volumes: how voxel values become the model's input, one window per volume; "
+            "stored in the checkpoint (a custom one: 'data: {window: [CENTER, WIDTH]}' below)",
+        ),
         ComboBox(name="loss", label="Loss", choices=list(LOSS_PRESETS), value="seed004_bce_dice"),
         SpinBox(name="epochs", label="Epochs", value=10, min=1, max=10000),
         lr,
@@ -92,9 +150,92 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: list[str], out_dir: Path) -> TrainConfig:
+def is_volume_workspace(workspace: Any) -> bool:
+    """True when the workspace holds CT/MR volumes (its samples are trained on slice by slice)."""
+    return workspace is not None and any(r.is_volume for r in workspace.samples())
+
+
+def window_value(choice: str, modality: str | None, volumes: bool) -> Any:
+    """``data.window`` of a window choice; "auto" on volumes follows ``modality`` (of the volume on screen),
+    elsewhere it is the engine's default (each image's own range)."""
+    presets = ct_presets()
+    if choice in presets:
+        return list(presets[choice])
+    if choice == PERCENTILE:
+        return "percentile"
+    if choice == AUTO and volumes:
+        return list(presets["soft_tissue"]) if str(modality or "").upper() == "CT" else "percentile"
+    return None
+
+
+def describe_window(window: Any) -> str:
+    if isinstance(window, (list, tuple)):
+        name = next((n for n, cw in ct_presets().items() if list(cw) == [float(v) for v in window]), None)
+        return f"CT window {window[0]:g}/{window[1]:g}" + (f" ({name.replace('_', ' ')})" if name else "")
+    if window == "percentile":
+        return "1-99 percentiles of each volume"
+    return "each volume's min..max" if window is None else str(window)
+
+
+def training_groups(workspace: Any, statuses: list[str] | None) -> list[str]:
+    """The groups (cases of volumes) of the workspace samples a run with ``statuses`` trains on."""
+    from medseg.workspace.records import EXCLUDED
+
+    records = workspace.samples()
+    chosen = [r for r in records if (r.status in statuses if statuses else r.status != EXCLUDED)]
+    return sorted({str(r.group) for r in chosen})
+
+
+def split_problem(workspace: Any, config: TrainConfig, volumes: bool) -> tuple[str, bool] | None:
+    """Why the workspace samples ``config`` trains on cannot make its train / validation split, and whether
+    training without validation would do (None: they can): a validation split needs 2 groups (cases of
+    volumes), a group never on both sides."""
+    statuses = config.data.statuses
+    groups = training_groups(workspace, statuses)
+    what = "case" if volumes else "group"
+    if not groups:
+        chosen = " or ".join(statuses) if statuses else "not excluded"
+        return f"no sample of {workspace.root} is {chosen}: set the review status of the samples to train on", False
+    if config.data.val_fraction > 0 and len(groups) < 2:
+        return (
+            f"the samples to train on are all one {what} ({groups[0]}); a validation split needs at least 2 "
+            f"{what}s (a {what} is never on both sides). Validation fraction is now 0: press Start again to "
+            f"train without validation, or train on more {what}s",
+            True,
+        )
+    return None
+
+
+def started_text(d: dict[str, Any]) -> str:
+    """What a run trains on, from its Started event's detail: images, or the slices of volumes and how."""
+    where = f" on {d.get('device')}, {d.get('precision')}" + (", resumed" if d.get("resumed_from") else "")
+    if not d.get("volumes"):
+        return f"Training on {d.get('n_train')} images ({d.get('n_val')} for validation){where}"
+    config = d.get("config") or {}
+    data = config.get("data") or {}
+    k = int(data.get("slices") or 1)
+    if (config.get("model") or {}).get("init_checkpoint"):
+        how = "with the checkpoint's slices and window"
+    else:
+        how = (f"2.5-D ({k} slices as channels)" if k > 1 else "2-D") + f", {describe_window(data.get('window'))}"
+    return (
+        f"Training on {d.get('n_train_items')} slices of {d.get('n_train')} volume(s) "
+        f"({d.get('n_val_items')} slices of {d.get('n_val')} for validation), {how}{where}"
+    )
+
+
+def config_from_form(
+    values: dict[str, Any],
+    *,
+    workspace: Any,
+    checkpoints: list[str],
+    out_dir: Path,
+    volumes: bool = False,
+    modality: str | None = None,
+) -> TrainConfig:
     """The TrainConfig the form describes; ConfigError names every problem (form and YAML alike). Loads the
-    training package (torch): called when a run starts."""
+    training package (torch): called when a run starts. ``volumes``: the workspace holds CT/MR volumes;
+    ``modality``: that of its volume on screen (the "auto" window)."""
     import yaml
 
     from napari_medseg._torch_guard import load_torch
@@ -111,6 +252,7 @@ def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: lis
         root = str(values["dataset"] or "")
         if not root or root == ".":
             problems.append("data: choose the dataset folder to train on")
+    statuses = STATUS_CHOICES[values.get("statuses") or "all but excluded"]
     init = None
     if values["start"] == FROM_CHECKPOINT:
         if not checkpoints:
@@ -121,8 +263,18 @@ def config_from_form(values: dict[str, Any], *, workspace: Any, checkpoints: lis
         else:
             init = str(checkpoints[0])
     size = int(values["image_size"])
+    data: dict[str, Any] = {"root": root, "val_fraction": float(values["val_fraction"]), "image_size": [size, size]}
+    if values["data"] == WORKSPACE and statuses is not None:
+        data["statuses"] = list(statuses)
+    # the volume fields count where they are shown: volumes (a volume workspace, or any dataset folder)
+    # and a new model (a checkpoint keeps the slices and window it learnt)
+    if (volumes or values["data"] != WORKSPACE) and init is None and values["start"] == NEW_MODEL:
+        data["slices"] = int(values.get("slices") or 1)
+        data["window"] = window_value(values.get("window") or AUTO, modality, volumes)
+        if volumes:
+            data["channels"] = 1  # grey slices; 2.5-D takes its channels from the slices
     d = {
-        "data": {"root": root, "val_fraction": float(values["val_fraction"]), "image_size": [size, size]},
+        "data": data,
         "model": {
             "arch": values["arch"],
             "encoder": values["encoder"],

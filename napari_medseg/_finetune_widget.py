@@ -9,11 +9,14 @@ step (it writes ``last.medseg``); the job relays the child's events until it
 ends, so the run's end is the child's own Cancelled naming that checkpoint.
 Resume continues that run. A failed run is
 a notification naming the error, and its last checkpoint stays. Afterwards
-"Use this model" puts the best checkpoint into the session (Predict follows)
+"Use this model" puts the best checkpoint into the session (Predict follows, on a CT/MR
+volume slice by slice with the checkpoint's slices and window)
 and "Re-score the queue" scores every sample with it (the button cancels it
 while it runs; the previous scores are kept). A run on the workspace and a
 re-score are jobs on it (:mod:`napari_medseg._jobs`): switching or closing the
-workspace cancels them.
+workspace cancels them. On a volume workspace the form offers 2-D or 2.5-D and
+the intensity window (:mod:`napari_medseg._finetune_config`); a split the chosen
+cases cannot make (one case, with validation) is said before any process starts.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from medseg.jobs import Result
 from napari_medseg._finetune_config import (
+    VOLUME_FIELDS,
     WORKSPACE,
     build_form,
     config_from_form,
     default_output,
+    is_volume_workspace,
     run_folder,
+    split_problem,
+    started_text,
 )
 from napari_medseg._forms import refresh_choices
 from napari_medseg._jobs import start_job
@@ -121,6 +128,7 @@ class FinetuneWidget(QWidget):
         self.checkpoint: str | None = None  # the model to use: best of a finished run, else the last written
         self.score_token = None
         self._last_bar: Bar | None = None
+        self._volumes: tuple[Any, bool] = (None, False)  # (workspace, whether it holds volumes)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
@@ -157,12 +165,38 @@ class FinetuneWidget(QWidget):
     def running(self) -> bool:
         return self.worker is not None
 
+    @property
+    def volumes(self) -> bool:
+        """True when the session's workspace holds CT/MR volumes (asked once per workspace)."""
+        ws = self.session.workspace
+        if self._volumes[0] is not ws:
+            self._volumes = (ws, is_volume_workspace(ws))
+        return self._volumes[1]
+
+    def volume_modality(self) -> str | None:
+        """The modality of the workspace's volume on screen ("CT", "MR"), which the "auto" window follows."""
+        from napari.layers import Image
+
+        from napari_medseg._predict_volume import is_volume_layer
+        from napari_medseg._session import IMAGE_LAYER
+        from napari_medseg._viewer_access import layer_named
+
+        layer = layer_named(self.viewer, IMAGE_LAYER, Image)
+        if layer is None or self.session.sample_id is None or not is_volume_layer(layer):
+            return None
+        return layer.metadata.get("modality")
+
     def _sync(self, *_: Any) -> None:
         from napari_medseg._finetune_config import FOLDER, NEW_MODEL
 
-        self.form.dataset.visible = self.form.data.value == FOLDER
+        folder = self.form.data.value == FOLDER
+        self.form.dataset.visible = folder
+        self.form.statuses.visible = not folder
+        new = self.form.start.value == NEW_MODEL
         for name in ("arch", "encoder"):
-            getattr(self.form, name).visible = self.form.start.value == NEW_MODEL
+            getattr(self.form, name).visible = new
+        for name in VOLUME_FIELDS:  # a dataset folder may hold volumes: it is indexed by the run
+            getattr(self.form, name).visible = new and (folder or self.volumes)
         if str(self.form.out.value) in ("", "."):
             self.form.out.value = default_output(self.session.workspace)
         busy = self.running
@@ -190,17 +224,30 @@ class FinetuneWidget(QWidget):
 
         out = Path(str(self.form.out.value)).expanduser()
         run_dir = run_folder(out)
+        values, ws = self.form.asdict(), self.session.workspace
+        volumes = values["data"] == WORKSPACE and self.volumes
         try:
             config = config_from_form(
-                self.form.asdict(),
-                workspace=self.session.workspace,
+                values,
+                workspace=ws,
                 checkpoints=self.session.checkpoints,
                 out_dir=run_dir,
+                volumes=volumes,
+                modality=self.volume_modality() if volumes else None,
             )
         except ConfigError as e:
             self.status.setText(report_error("Fine-tuning not started", e))
             return False
-        self._launch(run_dir, config, None, self.session.workspace if self.form.data.value == WORKSPACE else None)
+        if values["data"] == WORKSPACE:
+            # said here, not by the training process seconds later: the split is made by group (case)
+            problem = split_problem(ws, config, volumes)
+            if problem is not None:
+                text, without_validation = problem
+                if without_validation:  # offered: Start again trains on the one case
+                    self.form.val_fraction.value = 0.0
+                self.status.setText(report_error("Fine-tuning not started", text))
+                return False
+        self._launch(run_dir, config, None, ws if values["data"] == WORKSPACE else None)
         return True
 
     def resume(self) -> bool:
@@ -264,10 +311,7 @@ class FinetuneWidget(QWidget):
             self._close_bar()
             d = event.detail
             self.pbar = Bar("Fine-tuning", event.total or 0)
-            self.status.setText(
-                f"Training on {d.get('n_train')} images ({d.get('n_val')} for validation) on "
-                f"{d.get('device')}, {d.get('precision')}" + (", resumed" if d.get("resumed_from") else "")
-            )
+            self.status.setText(started_text(d))
         elif kind == "step":
             self.plot.add_step(event.global_step, event.loss)
             if self.pbar is not None and event.global_step > self.pbar.n:
