@@ -150,7 +150,9 @@ def write_slices(labels: Labels, merged: dict[int, np.ndarray]) -> VolumeCopy:
         done.slices = sorted(merged)
         labels.data = full
         return done
-    index = np.int32 if max(data.shape) < 2**31 else np.intp  # the undo history keeps these indices
+    # napari's undo history keeps the indices of every changed voxel: the smallest type that holds them
+    # (uint16 for a 512x512x300 CT: 6 bytes per changed voxel instead of 24)
+    index = np.min_scalar_type(max(data.shape) - 1)
     with labels.block_history():  # one history item: one Ctrl+Z, one paint event naming every slice
         for k in sorted(merged):
             rows, cols = np.nonzero(np.asarray(data[k]) != merged[k])
