@@ -84,8 +84,28 @@ class Problem:
         return f"{self.path}: {self.kind}: {self.message}"
 
 
+class VolumeFacts:
+    """``is_volume`` and ``geometry`` of a sample from its ``mask_kind`` and ``extra["geometry"]``: a dataset
+    ``Sample`` and a workspace's pinned training sample answer alike."""
+
+    mask_kind: str
+    extra: dict[str, Any]
+
+    @property
+    def is_volume(self) -> bool:
+        return self.mask_kind == MASK_VOLUME
+
+    @property
+    def geometry(self):
+        """The image volume's grid (:class:`medseg.io.volume_geometry.Geometry`), None for a 2-D sample."""
+        from medseg.io.volume_geometry import Geometry
+
+        g = self.extra.get("geometry")
+        return Geometry.from_dict(g) if g else None
+
+
 @dataclass
-class Sample:
+class Sample(VolumeFacts):
     """One image and its mask(s).
 
     ``mask_paths`` maps a class id to its file (``{1: left, 2: right}`` for
@@ -155,18 +175,6 @@ class Sample:
         if not self.is_volume and any(_is_nifti(p) for p in self.mask_paths.values()):
             mask = _flat(mask)
         return (mask, report) if return_report else mask
-
-    @property
-    def is_volume(self) -> bool:
-        return self.mask_kind == MASK_VOLUME
-
-    @property
-    def geometry(self):
-        """The image volume's grid (:class:`medseg.io.volume_geometry.Geometry`), None for a 2-D sample."""
-        from medseg.io.volume_geometry import Geometry
-
-        g = self.extra.get("geometry")
-        return Geometry.from_dict(g) if g else None
 
     def _volume_labels(self) -> np.ndarray:
         """Class ids (slice, row, col); MaskError naming the label file when it is off the image's grid."""

@@ -30,7 +30,7 @@ from medseg.datasets.files import child_dir, is_junk, list_files
 from medseg.datasets.layout import Layout
 from medseg.datasets.layout_generic import IMAGE_DIR_NAMES, MASK_DIR_NAMES, by_stem, slice_mask_stem
 from medseg.datasets.slice_files import is_nifti_name
-from medseg.datasets.volumes import volume_classmap, volume_sample, with_classmap
+from medseg.datasets.volumes import pair_cases, volume_index, volume_sample
 from medseg.errors import ReadError
 
 SERIES_DIR_NAMES = (*IMAGE_DIR_NAMES, "dicom", "series")
@@ -91,8 +91,6 @@ def _is_json(p: Path) -> bool:
 
 
 def index_dicom_series(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
-    from medseg.io.dicom_series import scan_series
-
     dirs = _dirs(root)
     if dirs is None:
         raise ReadError(root, "has no folder of DICOM series folders beside a labels/ folder of NIfTI volumes")
@@ -106,43 +104,40 @@ def index_dicom_series(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], C
                     p, ds.UNSUPPORTED_FILE, f"a loose file in {parent.name}/: each series has a folder of its own"
                 )
             )
-    cases = [d for d in _subdirs(parent) if d != label_dir]
-    samples = []
-    for case in cases:
-        label = labels.get(case.name)
-        if label is None:
-            if case.name not in ambiguous:
-                problems.append(
-                    ds.Problem(
-                        case, ds.IMAGE_WITHOUT_MASK, f"no label volume named {case.name}.nii.gz in {label_dir.name}/"
-                    )
-                )
-            continue
-        try:
-            scan = scan_series(case, strict=True)
-        except ReadError as e:
-            problems.append(ds.Problem(e.path, ds.UNSUPPORTED_VOLUME, e.reason))
-            continue
-        for path, why in sorted(scan.series_meta["skipped_reasons"].items()):
-            problems.append(ds.Problem(Path(path), ds.UNSUPPORTED_FILE, f"{why}, in the series folder {case.name}/"))
-        grid = scan.grid()
-        if scan.is_colour or grid is None:
-            why = "is a colour series" if scan.is_colour else "has no voxel grid"
-            problems.append(ds.Problem(case, ds.UNSUPPORTED_VOLUME, f"{why}: not a CT or MR volume"))
-            continue
-        sample = volume_sample(case.name, case, label, problems, image_grid=grid.geometry)
-        if sample is not None:
-            first = scan.headers[scan.files[0]]
-            sample.extra.update(modality=str(first.get("Modality", "")) or None, n_files=len(scan.files))
-            samples.append(sample)
-    names = {d.name for d in cases}
-    for case, label in sorted(labels.items()):
-        if case not in names:
-            problems.append(
-                ds.Problem(label, ds.MASK_WITHOUT_IMAGE, f"no series folder {case}/ in {parent.name}/ for this label")
-            )
-    classmap = volume_classmap(label_dir, root, [s.mask_paths[1] for s in samples])
-    return with_classmap(samples, classmap), problems, classmap
+    series = {d.name: d for d in _subdirs(parent) if d != label_dir}
+    samples = pair_cases(
+        series,
+        labels,
+        problems,
+        no_label=lambda case: f"no label volume named {case}.nii.gz in {label_dir.name}/",
+        no_image=lambda case: f"no series folder {case}/ in {parent.name}/ for this label",
+        ambiguous_labels=ambiguous,
+        make=_series_sample,
+    )
+    return volume_index(samples, problems, label_dir, root)
+
+
+def _series_sample(name: str, case: Path, label: Path, problems: list[ds.Problem]) -> ds.Sample | None:
+    """The sample of the series folder ``case``, its grid from the headers; None with the problems appended."""
+    from medseg.io.dicom_series import scan_series
+
+    try:
+        scan = scan_series(case, strict=True)
+    except ReadError as e:
+        problems.append(ds.Problem(e.path, ds.UNSUPPORTED_VOLUME, e.reason))
+        return None
+    for path, why in sorted(scan.series_meta["skipped_reasons"].items()):
+        problems.append(ds.Problem(Path(path), ds.UNSUPPORTED_FILE, f"{why}, in the series folder {name}/"))
+    grid = scan.grid()
+    if scan.is_colour or grid is None:
+        why = "is a colour series" if scan.is_colour else "has no voxel grid"
+        problems.append(ds.Problem(case, ds.UNSUPPORTED_VOLUME, f"{why}: not a CT or MR volume"))
+        return None
+    sample = volume_sample(name, case, label, problems, image_grid=grid.geometry)
+    if sample is not None:
+        first = scan.headers[scan.files[0]]
+        sample.extra.update(modality=str(first.get("Modality", "")) or None, n_files=len(scan.files))
+    return sample
 
 
 DICOM_SERIES = Layout(

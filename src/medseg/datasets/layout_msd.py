@@ -20,7 +20,7 @@ from medseg.classmap import ClassMap
 from medseg.datasets import dataset as ds
 from medseg.datasets.layout import Layout
 from medseg.datasets.slice_files import file_stem, is_nifti_name
-from medseg.datasets.volumes import nifti_files, volume_classmap, volume_sample, with_classmap
+from medseg.datasets.volumes import nifti_files, volume_index, volume_sample
 from medseg.errors import ReadError
 
 META, IMAGES, LABELS, TEST_IMAGES = "dataset.json", "imagesTr", "labelsTr", "imagesTs"
@@ -79,8 +79,7 @@ def index_msd(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
                     ds.Problem(p, ds.UNSUPPORTED_FILE, f"not listed in {META}'s 'training' pairs: not indexed")
                 )
     label_dir = samples[0].mask_paths[1].parent if samples else root / LABELS
-    classmap = volume_classmap(label_dir, root, [s.mask_paths[1] for s in samples])
-    return with_classmap(samples, classmap), problems, classmap
+    return volume_index(samples, problems, label_dir, root)
 
 
 def _pair(root: Path, k: int, entry, problems: list[ds.Problem], used: set[Path]) -> tuple[Path, Path] | None:

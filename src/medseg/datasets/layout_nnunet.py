@@ -77,6 +77,26 @@ def nnunet_classmap(root: Path) -> ClassMap | None:
         raise ReadError(path, f"'labels' cannot be a class map: {e}") from None
 
 
+def channel_case(p: Path, stem: str, example: str, problems: list[ds.Problem], unit: str = "file") -> str | None:
+    """The case of ``p`` (its ``stem``: ``<case>_0000``) when it is a case's first channel, else None with
+    the problem appended: no channel suffix (``example``: the suffix the message shows), or a further channel
+    (``unit``: what a channel is, in the message)."""
+    m = CHANNEL.match(stem)
+    if m is None:
+        problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"no channel suffix (<case>_0000{example}) in {IMAGES}/"))
+        return None
+    if m["channel"] != "0000":
+        problems.append(
+            ds.Problem(
+                p,
+                ds.UNSUPPORTED_FILE,
+                f"channel {int(m['channel'])} of case {m['case']}: only a case's first {unit} (_0000) is indexed",
+            )
+        )
+        return None
+    return m["case"]
+
+
 def _suffix(p: Path) -> str:
     name = p.name.lower()
     return next((s for s in _VOLUME_SUFFIXES if name.endswith(s)), p.suffix.lower())
@@ -91,7 +111,7 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
     images: dict[str, Path] = {}
     for p in list_files(root / IMAGES):
         suffix = _suffix(p)
-        m = CHANNEL.match(p.name[: -len(suffix)] if suffix else p.name)
+        stem = p.name[: -len(suffix)] if suffix else p.name
         if is_slice_file(p) and not _one_slice(p, problems):
             continue
         if suffix in _VOLUME_SUFFIXES and not is_nifti_name(p):
@@ -106,20 +126,8 @@ def index_nnunet(root: Path, layout: str = "nnunet") -> tuple[list[ds.Sample], l
             problems.append(
                 ds.Problem(p, ds.UNSUPPORTED_FILE, f"not an image file ({p.suffix or 'no suffix'}) in {IMAGES}/")
             )
-        elif m is None:
-            problems.append(
-                ds.Problem(p, ds.UNSUPPORTED_FILE, f"no channel suffix (<case>_0000{p.suffix}) in {IMAGES}/")
-            )
-        elif m["channel"] != "0000":
-            problems.append(
-                ds.Problem(
-                    p,
-                    ds.UNSUPPORTED_FILE,
-                    f"channel {int(m['channel'])} of case {m['case']}: only a case's first file (_0000) is indexed",
-                )
-            )
-        else:
-            images[m["case"]] = p
+        elif (case := channel_case(p, stem, p.suffix, problems)) is not None:
+            images[case] = p
     labels: dict[str, Path] = {}
     for p in list_files(root / LABELS):
         if is_raster(p) or (is_nifti_name(p) and _one_slice(p, problems)):

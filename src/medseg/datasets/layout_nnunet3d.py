@@ -21,9 +21,9 @@ from medseg.datasets import dataset as ds
 from medseg.datasets.files import list_files
 from medseg.datasets.layout import Layout
 from medseg.datasets.layout_msd import is_msd
-from medseg.datasets.layout_nnunet import CHANNEL, IMAGES, LABELS, is_nnunet, nnunet_source_data
+from medseg.datasets.layout_nnunet import IMAGES, LABELS, channel_case, is_nnunet, nnunet_source_data
 from medseg.datasets.slice_files import file_stem, is_nifti_name
-from medseg.datasets.volumes import volume_classmap, volume_folder, volume_sample, with_classmap
+from medseg.datasets.volumes import pair_cases, volume_folder, volume_index
 
 
 def is_nnunet3d(folder: Path) -> bool:
@@ -34,21 +34,10 @@ def index_nnunet3d(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], objec
     problems: list[ds.Problem] = []
     images: dict[str, Path] = {}
     for p in list_files(root / IMAGES):
-        m = CHANNEL.match(file_stem(p))
         if not is_nifti_name(p):
             problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"not a NIfTI volume (.nii.gz) in {IMAGES}/"))
-        elif m is None:
-            problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"no channel suffix (<case>_0000.nii.gz) in {IMAGES}/"))
-        elif m["channel"] != "0000":
-            problems.append(
-                ds.Problem(
-                    p,
-                    ds.UNSUPPORTED_FILE,
-                    f"channel {int(m['channel'])} of case {m['case']}: only a case's first channel (_0000) is indexed",
-                )
-            )
-        else:
-            images[m["case"]] = p
+        elif (case := channel_case(p, file_stem(p), ".nii.gz", problems, "channel")) is not None:
+            images[case] = p
     labels: dict[str, Path] = {}
     for p in list_files(root / LABELS):
         if p.suffix.lower() == ".json":
@@ -57,20 +46,14 @@ def index_nnunet3d(root: Path) -> tuple[list[ds.Sample], list[ds.Problem], objec
             labels[file_stem(p)] = p
         else:
             problems.append(ds.Problem(p, ds.UNSUPPORTED_FILE, f"not a NIfTI label volume in {LABELS}/"))
-    samples = []
-    for case, image in sorted(images.items()):
-        label = labels.get(case)
-        if label is None:
-            problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK, f"no label {case}.nii.gz in {LABELS}/"))
-            continue
-        sample = volume_sample(case, image, label, problems)
-        if sample is not None:
-            samples.append(sample)
-    for case, label in sorted(labels.items()):
-        if case not in images:
-            problems.append(ds.Problem(label, ds.MASK_WITHOUT_IMAGE, f"no image {case}_0000.nii.gz in {IMAGES}/"))
-    classmap = volume_classmap(root / LABELS, root, [s.mask_paths[1] for s in samples])
-    return with_classmap(samples, classmap), problems, classmap
+    samples = pair_cases(
+        images,
+        labels,
+        problems,
+        no_label=lambda case: f"no label {case}.nii.gz in {LABELS}/",
+        no_image=lambda case: f"no image {case}_0000.nii.gz in {IMAGES}/",
+    )
+    return volume_index(samples, problems, root / LABELS, root)
 
 
 NNUNET3D = Layout(

@@ -17,7 +17,7 @@ from medseg.datasets import dataset as ds
 from medseg.datasets.layout import Layout
 from medseg.datasets.layout_generic import by_stem, pair_dirs, pair_source_data, slice_mask_stem
 from medseg.datasets.slice_files import file_stem, is_nifti_name
-from medseg.datasets.volumes import volume_classmap, volume_folder, volume_sample, with_classmap
+from medseg.datasets.volumes import pair_cases, volume_folder, volume_index
 from medseg.errors import ReadError
 
 
@@ -38,27 +38,16 @@ def index_volume_folders(root: Path) -> tuple[list[ds.Sample], list[ds.Problem],
     problems: list[ds.Problem] = []
     images, ambiguous = by_stem(image_dir, file_stem, problems, is_nifti_name, _is_json)
     labels, ambiguous_labels = by_stem(label_dir, slice_mask_stem, problems, is_nifti_name, _is_json)
-    samples = []
-    for case, image in sorted(images.items()):
-        label = labels.get(case)
-        if label is None:
-            if case not in ambiguous_labels:
-                problems.append(
-                    ds.Problem(
-                        image, ds.IMAGE_WITHOUT_MASK, f"no label volume named {case}.nii.gz in {label_dir.name}/"
-                    )
-                )
-            continue
-        sample = volume_sample(case, image, label, problems)
-        if sample is not None:
-            samples.append(sample)
-    for case, label in sorted(labels.items()):
-        if case not in images and case not in ambiguous:
-            problems.append(
-                ds.Problem(label, ds.MASK_WITHOUT_IMAGE, f"no image volume named {case}.nii.gz in {image_dir.name}/")
-            )
-    classmap = volume_classmap(label_dir, root, [s.mask_paths[1] for s in samples])
-    return with_classmap(samples, classmap), problems, classmap
+    samples = pair_cases(
+        images,
+        labels,
+        problems,
+        no_label=lambda case: f"no label volume named {case}.nii.gz in {label_dir.name}/",
+        no_image=lambda case: f"no image volume named {case}.nii.gz in {image_dir.name}/",
+        ambiguous_images=ambiguous,
+        ambiguous_labels=ambiguous_labels,
+    )
+    return volume_index(samples, problems, label_dir, root)
 
 
 VOLUME_FOLDERS = Layout(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +161,41 @@ def infer_volume_classmap(labels: list[Path]) -> ClassMap:
     return ClassMap.from_id_names({i: f"class_{i}" for i in sorted(ids)}, extra=extra)
 
 
-def with_classmap(samples: list[ds.Sample], classmap: ClassMap) -> list[ds.Sample]:
+def pair_cases(
+    images: dict[str, Path],
+    labels: dict[str, Path],
+    problems: list[ds.Problem],
+    *,
+    no_label: Callable[[str], str],
+    no_image: Callable[[str], str],
+    ambiguous_images: Collection[str] = (),
+    ambiguous_labels: Collection[str] = (),
+    make: Callable[[str, Path, Path, list[ds.Problem]], ds.Sample | None] = volume_sample,
+) -> list[ds.Sample]:
+    """One sample per case found in both ``images`` and ``labels`` ({case: path}), in case order, made by
+    ``make(case, image, label, problems)``; a case on one side only is a problem whose message is
+    ``no_label(case)`` / ``no_image(case)`` (none for a name two files share: that is reported already)."""
+    samples = []
+    for case, image in sorted(images.items()):
+        label = labels.get(case)
+        if label is None:
+            if case not in ambiguous_labels:
+                problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK, no_label(case)))
+            continue
+        sample = make(case, image, label, problems)
+        if sample is not None:
+            samples.append(sample)
+    for case, label in sorted(labels.items()):
+        if case not in images and case not in ambiguous_images:
+            problems.append(ds.Problem(label, ds.MASK_WITHOUT_IMAGE, no_image(case)))
+    return samples
+
+
+def volume_index(
+    samples: list[ds.Sample], problems: list[ds.Problem], label_dir: Path, root: Path
+) -> tuple[list[ds.Sample], list[ds.Problem], ClassMap]:
+    """A volume layout's index: the samples with the class map of their labels (:func:`volume_classmap`)."""
+    classmap = volume_classmap(label_dir, root, [s.mask_paths[1] for s in samples])
     for s in samples:
         s.classmap = classmap
-    return samples
+    return samples, problems, classmap

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,8 +124,20 @@ def _is_series(folder: Path) -> bool:
         return False  # several series or loose slices: each file is an image of its own
 
 
-def _visible(ids: np.ndarray, max_id: int) -> np.ndarray:
+def visible_ids(ids: np.ndarray, max_id: int) -> np.ndarray:
+    """Class ids spread over 0..255 (a mask a file viewer shows): the ``visible`` mask format."""
     return (ids.astype(np.uint32) * (255 // max(max_id, 1))).astype(np.uint8)
+
+
+def write_probs(path: Path, probs: np.ndarray, probs_format: str, **tiff: Any) -> None:
+    """Probabilities as float32 ``.npy``, or as a uint16 TIFF of p * 65535 (``tiff``: tifffile's options)."""
+    import tifffile
+
+    if probs_format == "npy":
+        np.save(path, probs.astype(np.float32, copy=False))
+    else:
+        p = np.clip(probs.astype(np.float32, copy=False), 0, 1)  # float16 cannot hold 65535
+        tifffile.imwrite(path, np.round(p * 65535).astype(np.uint16), **tiff)
 
 
 def predict_image(predictor, image: ImageData, cancel=None, *, probs: bool = False, uncertainty: bool = False):
@@ -251,16 +264,12 @@ def write_prediction(
         else:
             m = stack([p.labels for p in preds])
             if mask_format == "visible":
-                m = _visible(m, max_id)
+                m = visible_ids(m, max_id)
             written.append(next(targets))
             _write_mask(written[-1], m, volume)
         if probs:
-            pr = stack([p.probs for p in preds])
             written.append(next(targets))
-            if probs_format == "npy":
-                np.save(written[-1], pr.astype(np.float32, copy=False))
-            else:
-                tifffile.imwrite(written[-1], np.round(np.clip(pr, 0, 1) * 65535).astype(np.uint16))
+            write_probs(written[-1], stack([p.probs for p in preds]), probs_format)
         if uncertainty:
             written.append(next(targets))
             tifffile.imwrite(written[-1], stack([p.uncertainty for p in preds]).astype(np.float32, copy=False))

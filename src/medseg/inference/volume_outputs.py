@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.inference.batch import prediction_names
+from medseg.inference.batch import prediction_names, visible_ids, write_probs
 from medseg.inference.predict_volume import VolumePrediction
 from medseg.io.volume_geometry import label_image_like
 
@@ -64,8 +64,7 @@ def write_volume_prediction(
             for k in range(len(cm.classes))
         ]
     else:
-        m = pred.labels
-        masks = [(m.astype(np.uint32) * (255 // max(max_id, 1))).astype(np.uint8) if mask_format == "visible" else m]
+        masks = [visible_ids(pred.labels, max_id) if mask_format == "visible" else pred.labels]
     folder.mkdir()
     written: list[Path] = []
     try:
@@ -79,11 +78,7 @@ def write_volume_prediction(
             if pred.probs is None:
                 raise ValueError("the volume was predicted without probabilities (probabilities=True)")
             written.append(next(targets))
-            if probs_format == "npy":
-                np.save(written[-1], pred.probs.astype(np.float32))
-            else:
-                p = np.clip(pred.probs.astype(np.float32), 0, 1)  # float16 cannot hold 65535
-                tifffile.imwrite(written[-1], np.round(p * 65535).astype(np.uint16), photometric="minisblack")
+            write_probs(written[-1], pred.probs, probs_format, photometric="minisblack")
         if uncertainty:
             if pred.uncertainty is None:
                 raise ValueError("the volume was predicted without uncertainty (uncertainty=True)")

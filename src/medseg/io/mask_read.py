@@ -295,6 +295,16 @@ def read_mask_values(path: str | Path, classmap: ClassMap | None = None) -> np.n
     return arr
 
 
+def fractional_values(a: np.ndarray) -> tuple[int, float] | None:
+    """(how many values of the finite float array ``a`` are not whole numbers, the first of them), or None
+    when all are: a float file of class ids is accepted, a soft mask is not."""
+    whole = np.round(a)
+    if np.array_equal(a, whole):
+        return None
+    frac = a[a != whole]
+    return frac.size, float(frac.flat[0])
+
+
 def read_mask(path: str | Path, classmap: ClassMap | None = None) -> np.ndarray:
     """Read a mask file as integer ids (uint8 when they fit, else uint16 / int32).
 
@@ -319,12 +329,11 @@ def read_mask(path: str | Path, classmap: ClassMap | None = None) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise MaskError(path, "holds NaN or infinite values")
-        if not np.array_equal(arr, np.round(arr)):
-            frac = arr[arr != np.round(arr)]
+        if (frac := fractional_values(arr)) is not None:
             raise MaskError(
                 path,
                 (
-                    f"holds {frac.size:,} non-integer values (e.g. {float(frac.flat[0]):g}): a soft mask "
+                    f"holds {frac[0]:,} non-integer values (e.g. {frac[1]:g}): a soft mask "
                     "or probability map; binarise it explicitly with medseg.io.masks.binarise"
                 ),
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import MaskError
+from medseg.io.mask_read import fractional_values
 from medseg.io.types import ImageData
 from medseg.io.volume_geometry import Geometry
 
@@ -37,11 +38,10 @@ def label_ids(image: ImageData, path: Path) -> np.ndarray:
     if a.dtype.kind == "f":
         if not np.all(np.isfinite(a)):
             raise MaskError(path, "label volume holds NaN or infinite values; labels are whole class ids")
-        if not np.array_equal(a, np.round(a)):
-            frac = a[a != np.round(a)]
+        if (frac := fractional_values(a)) is not None:
             raise MaskError(
                 path,
-                f"label volume holds non-integer values (e.g. {float(frac.flat[0]):g}, {frac.size} voxels): "
+                f"label volume holds non-integer values (e.g. {frac[1]:g}, {frac[0]} voxels): "
                 "labels are whole class ids, not probabilities",
             )
     elif a.dtype.kind not in "biu":

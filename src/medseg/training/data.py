@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MaskError, ReadError
 from medseg.inference.preprocess import model_input
+from medseg.inference.volume_input import standardise as channels_standardised
 from medseg.io.resize import resize_image, resize_label
 from medseg.models.spec import Preprocessing
 from medseg.training.augment import augment, sample_seed
@@ -74,13 +75,7 @@ def unit_preprocessing(prep: Preprocessing) -> Preprocessing:
 
 def standardise(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """[0, 1] (H, W, C) -> (C, H, W) float32 with the preprocessing's per-channel mean / std applied."""
-    x = np.moveaxis(np.asarray(image, np.float32), -1, 0)
-    if prep.mean is not None or prep.std is not None:
-        c = x.shape[0]
-        m = np.broadcast_to(np.asarray(0.0 if prep.mean is None else prep.mean, np.float32), (c,))
-        s = np.broadcast_to(np.asarray(1.0 if prep.std is None else prep.std, np.float32), (c,))
-        x = (x - m[:, None, None]) / s[:, None, None]
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return channels_standardised(np.moveaxis(np.asarray(image, np.float32), -1, 0), prep)
 
 
 def channel_lut(classmap: ClassMap) -> np.ndarray:

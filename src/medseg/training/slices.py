@@ -136,16 +136,14 @@ class SliceData(SegmentationData):
         classmap: ClassMap,
         preprocessing: Preprocessing,
         image_size: Sequence[int] | None,
-        augmentation: Any = None,
-        seed: int = 0,
-        dist_maps: bool = False,
-        cache_mb: float = 1024,
-        mirror_swap: dict[str, str] | None = None,
+        *,
         items: Sequence[SliceItem] | None = None,
+        **options: Any,
     ):
-        super().__init__(
-            samples, classmap, preprocessing, image_size, augmentation, seed, dist_maps, cache_mb, (), mirror_swap
-        )
+        """``options``: ``SegmentationData``'s (augmentation, seed, dist_maps, cache_mb, mirror_swap)."""
+        if options.get("extras"):
+            raise ValueError("pseudo-label extras are made for 2-D images; the data are volumes")
+        super().__init__(samples, classmap, preprocessing, image_size, **options)
         self.items = slice_items(self.samples) if items is None else [(int(i), int(z)) for i, z in items]
         self._volumes: OrderedDict[int, DecodedVolume] = OrderedDict()
         self._volume_bytes = 0

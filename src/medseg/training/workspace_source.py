@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.datasets.dataset import MASK_VOLUME, UNREADABLE, Problem
+from medseg.datasets.dataset import UNREADABLE, Problem, VolumeFacts
 from medseg.workspace.records import TRAINABLE_STATUSES
 
 
@@ -29,7 +29,7 @@ def is_workspace(path: str | Path) -> bool:
 
 
 @dataclass(frozen=True)
-class WorkspaceSample:
+class WorkspaceSample(VolumeFacts):
     """One sample pinned to one label revision; loads like a dataset ``Sample``."""
 
     id: str
@@ -45,18 +45,6 @@ class WorkspaceSample:
         from medseg.io import load
 
         return load(self.image_path)
-
-    @property
-    def is_volume(self) -> bool:
-        return self.mask_kind == MASK_VOLUME
-
-    @property
-    def geometry(self):
-        """The image volume's grid, None for a 2-D sample."""
-        from medseg.io.volume_geometry import Geometry
-
-        g = self.extra.get("geometry")
-        return Geometry.from_dict(g) if g else None
 
     def load_mask(self) -> np.ndarray:
         if self.is_volume:  # stored slice by slice: the workspace assembles the pinned revision's volume

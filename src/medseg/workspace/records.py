@@ -95,6 +95,46 @@ class Revision:
         )
 
 
+def insert_revision(
+    conn,
+    sample_id: str,
+    parent_id: int | None,
+    sha: str,
+    *,
+    author: str,
+    origin: str,
+    note: str | None,
+    changed: dict[int, int],
+    n_changed: int,
+    details: dict,
+    volume: str | None = None,
+) -> Revision:
+    """Insert a revision row (``volume``: a volume revision's grid as JSON) and make it the sample's head,
+    inside the caller's transaction; the Revision."""
+    from medseg.workspace.store import now
+
+    created = now()
+    rev_id = conn.execute(
+        "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, note, "
+        "changed, n_changed, details, volume) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            sample_id,
+            parent_id,
+            sha,
+            created,
+            author,
+            origin,
+            note,
+            json.dumps(changed),
+            n_changed,
+            json.dumps(details),
+            volume,
+        ),
+    ).lastrowid
+    conn.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev_id, sample_id))
+    return Revision(rev_id, sample_id, parent_id, sha, created, author, origin, note, changed, n_changed, details)
+
+
 @dataclass(frozen=True)
 class SourceChange:
     """A source file that differs from (``changed``) or vanished since (``missing``) the last import."""

@@ -8,7 +8,6 @@ left behind is an unreferenced slice blob, which ``gc`` removes. Content equal t
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 
@@ -18,8 +17,8 @@ from medseg.datasets.classmap import ClassMap
 from medseg.errors import WorkspaceError
 from medseg.workspace import volumes as vol
 from medseg.workspace.blobs import BlobStore
-from medseg.workspace.records import MANUAL, Revision
-from medseg.workspace.store import now, write
+from medseg.workspace.records import MANUAL, Revision, insert_revision
+from medseg.workspace.store import write
 
 
 def commit(
@@ -89,29 +88,23 @@ def _first(c, sample_id, info, shas, origin, author, note, details, mark_correct
 def _insert(
     c, sample_id, head_id, sha, info, rows, origin, author, note, changed, n_changed, details, mark_corrected
 ) -> Revision:
-    created = now()
-    rev_id = c.execute(
-        "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, note, "
-        "changed, n_changed, details, volume) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            sample_id,
-            head_id,
-            sha,
-            created,
-            author,
-            origin,
-            note,
-            json.dumps(changed),
-            n_changed,
-            json.dumps(details),
-            info.to_json(),
-        ),
-    ).lastrowid
-    vol.insert_slices(c, rev_id, rows)
-    c.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev_id, sample_id))
+    revision = insert_revision(
+        c,
+        sample_id,
+        head_id,
+        sha,
+        author=author,
+        origin=origin,
+        note=note,
+        changed=changed,
+        n_changed=n_changed,
+        details=details,
+        volume=info.to_json(),
+    )
+    vol.insert_slices(c, revision.id, rows)
     if origin == MANUAL:
         mark_corrected(sample_id, author)
-    return Revision(rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed, details)
+    return revision
 
 
 def _head(conn, sample_id: str) -> int | None:

@@ -45,6 +45,7 @@ from medseg.workspace.records import (
     SourceChange,
     StatusChange,
     check_status,
+    insert_revision,
 )
 from medseg.workspace.sources import VERIFY_MODES, check_sources, decode_mask_paths
 from medseg.workspace.store import (
@@ -277,30 +278,21 @@ class Workspace(VolumeMethods):
                         f"current revision's {parent.shape}"
                     )
                 changed, n_changed = changed_pixels(parent, canon, self.classmap)
-            created = now()
-            cur = c.execute(
-                "INSERT INTO revisions (sample_id, parent_id, mask_sha256, created, author, origin, note, "
-                "changed, n_changed, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sample_id,
-                    head_id,
-                    sha,
-                    created,
-                    author,
-                    origin,
-                    note,
-                    json.dumps(changed),
-                    n_changed,
-                    json.dumps(details or {}),
-                ),
+            revision = insert_revision(
+                c,
+                sample_id,
+                head_id,
+                sha,
+                author=author,
+                origin=origin,
+                note=note,
+                changed=changed,
+                n_changed=n_changed,
+                details=dict(details or {}),
             )
-            rev_id = cur.lastrowid
-            c.execute("UPDATE samples SET head_revision = ? WHERE id = ?", (rev_id, sample_id))
             if origin == MANUAL:
                 self._set_status(sample_id, CORRECTED, None, author)
-        return Revision(
-            rev_id, sample_id, head_id, sha, created, author, origin, note, changed, n_changed, dict(details or {})
-        )
+        return revision
 
     @locked
     def revert(
