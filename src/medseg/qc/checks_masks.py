@@ -337,7 +337,7 @@ def check_border_only(v: SampleView, p: dict) -> list[Finding]:
 def foreground_pixels(v: SampleView) -> dict:
     """The measure ``empty_mask`` decides on: foreground pixels, total and per class."""
     if v.volume:  # from the per-slice counts: no bool volume per class (41 of them for a CT)
-        from medseg.qc.checks_volume import slice_areas
+        from medseg.qc.volume_slices import slice_areas
 
         ids, table = slice_areas(v)
         per = {int(c): int(table[:, k].sum()) for k, c in enumerate(ids) if c != 0}

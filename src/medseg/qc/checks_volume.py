@@ -12,12 +12,8 @@ the image's grid), so one threshold serves a 0.7 mm CT and a 5 mm MR.
   unlabelled. Info when a side is thin (the tip of a structure breaking up,
   a vessel leaving the plane). A slice with no label at all between labelled
   slices is named as such.
-* ``stray_island``: 3-D connected components (26-connected) of a class
-  smaller than ``max_fraction`` of the class's largest component, measured in
-  mm^3: a stray click or a piece painted on the wrong slice. Pieces touching
-  the volume's faces are left out (a structure cut by the field of view
-  leaves such pieces). A class whose whole volume is under ``min_mm3`` is
-  reported as info (a stray click, or a real tiny structure).
+* ``stray_island``: small 3-D pieces of a class beside its main part, in
+  mm^3, and classes of a few voxels (:mod:`medseg.qc.stray_islands`).
 * ``slice_jump``: a slice whose class mask disagrees with both neighbours
   while the neighbours agree with each other: for slice z, ``1 - max(Dice(z,
   z-1), Dice(z, z+1))`` exceeds by ``margin`` the larger of ``1 - Dice(z-1,
@@ -28,7 +24,9 @@ the image's grid), so one threshold serves a 0.7 mm CT and a 5 mm MR.
   pixels is noise).
 
 Label ids against the class map are ``mask_values``' (which names the slices
-for volumes), a label off the image's grid ``grid_mismatch``'s.
+for volumes: :func:`bad_ids_finding`), a label off the image's grid
+``grid_mismatch``'s. The per-slice tables and words the checks share are in
+:mod:`medseg.qc.volume_slices`.
 """
 
 from __future__ import annotations
@@ -37,94 +35,18 @@ import numpy as np
 
 from medseg.qc.checks_base import Check, SampleView, plural
 from medseg.qc.findings import Finding
-
-_LISTED = 4  # classes or slices spelled out in a message; the rest are in the details
-
-
-def slice_areas(v: SampleView) -> tuple[np.ndarray, np.ndarray]:
-    """(ids present, ascending, 0 included when present; (Z, n ids) voxels of each id on each slice)."""
-
-    def make():
-        m = v.mask
-        top = int(m.max()) if m.size else 0
-        if m.dtype.kind in "ub" and top < 1 << 16:
-            table = np.stack([np.bincount(m[z].ravel(), minlength=top + 1) for z in range(m.shape[0])])
-            ids = np.flatnonzero(table.sum(axis=0))
-            return ids, table[:, ids]
-        ids = np.unique(m)
-        table = np.zeros((m.shape[0], ids.size), np.int64)
-        for z in range(m.shape[0]):
-            u, c = np.unique(m[z], return_counts=True)
-            table[z, np.searchsorted(ids, u)] = c
-        return ids, table
-
-    return v.cached("slice_areas", make)
-
-
-def class_box(v: SampleView, cid: int) -> tuple[slice, slice, slice]:
-    """The bounding box of class ``cid`` in the volume (from the per-slice areas and one pass per class)."""
-
-    def make():
-        from scipy import ndimage as ndi
-
-        m = v.mask
-        top = int(m.max()) if m.size else 0
-        if m.dtype.kind in "ub" and top < 1 << 16:
-            return {k + 1: box for k, box in enumerate(ndi.find_objects(m)) if box is not None}
-        return {}
-
-    boxes = v.cached("class_boxes", make)
-    if cid in boxes:
-        return boxes[cid]
-    where = np.nonzero(v.mask == cid)
-    return tuple(slice(int(a.min()), int(a.max()) + 1) for a in where)
-
-
-def foreground_ids(v: SampleView) -> list[tuple[int, np.ndarray]]:
-    """(class id, voxels per slice) for every class of the class map in the volume (ids it lacks are
-    ``mask_values``' error, not judged again here)."""
-    ids, table = slice_areas(v)
-    known = set(v.classmap.ids)
-    return [(int(c), table[:, k]) for k, c in enumerate(ids) if int(c) in known]
-
-
-def runs(zs: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted indices as (first, last) pairs."""
-    if zs.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(zs) > 1)
-    starts = np.r_[zs[0], zs[breaks + 1]]
-    ends = np.r_[zs[breaks], zs[-1]]
-    return [(int(a), int(b)) for a, b in zip(starts, ends)]
-
-
-def slice_words(zs, ordered: bool = False) -> str:
-    """'slice 4', 'slices 4..6', 'slices 2, 7..9 and 12' for slice indices (sorted and runs joined unless
-    ``ordered``: then listed as given, most telling first)."""
-    if ordered:
-        zs = [int(z) for z in zs]
-        parts = [str(z) for z in zs]
-    else:
-        zs = sorted(int(z) for z in zs)
-        parts = [str(a) if a == b else f"{a}..{b}" for a, b in runs(np.asarray(zs, dtype=np.int64))]
-    if not parts:
-        return "no slice"
-    word = "slice" if len(zs) == 1 else "slices"
-    if len(parts) > _LISTED + 1:
-        parts = [*parts[:_LISTED], f"{len(parts) - _LISTED} more {'slices' if ordered else 'runs'}"]
-    return f"{word} {parts[0]}" if len(parts) == 1 else f"{word} {', '.join(parts[:-1])} and {parts[-1]}"
-
-
-def cname(v: SampleView, cid: int) -> str:
-    try:
-        return v.classmap.name_of(int(cid))
-    except (KeyError, ValueError):
-        return f"id {cid}"
-
-
-def _listing(parts: list[str]) -> str:
-    more = f"; {len(parts) - _LISTED} more classes in the details" if len(parts) > _LISTED else ""
-    return "; ".join(parts[:_LISTED]) + more
+from medseg.qc.stray_islands import check_stray_island
+from medseg.qc.volume_slices import (
+    LISTED,
+    class_box,
+    cname,
+    foreground_ids,
+    listing,
+    runs,
+    slice_areas,
+    slice_words,
+    volume_finding,
+)
 
 
 # -------------------------------------------------------------- slice_gap
@@ -182,20 +104,17 @@ def check_slice_gap(v: SampleView, p: dict) -> list[Finding]:
     )
     z = bare[0] if bare else best[1] if best[1] is not None else min(slices)
     return [
-        Finding(
-            v.id,
+        volume_finding(
+            v,
             "slice_gap",
             "warning" if solid or bare else "info",
-            f"{lead}{_listing(parts)}: {why}",
-            value=len(slices),
-            path=v.where(),
-            details={
-                "slices": sorted(slices),
-                "z": z,
-                "empty_slices": bare,
-                "per_class": per_class,
-                "classes": solid or list(per_class),
-            },
+            f"{lead}{listing(parts)}: {why}",
+            len(slices),
+            slices=sorted(slices),
+            z=z,
+            empty_slices=bare,
+            per_class=per_class,
+            classes=solid or list(per_class),
         )
     ]
 
@@ -209,115 +128,6 @@ def _bare_share(mask: np.ndarray, cid: int, first: int, last: int, plane: tuple[
     return float(sum(int((mask[z][plane][place] == 0).sum()) for z in range(first, last + 1))) / (
         n * (last - first + 1)
     )
-
-
-# -------------------------------------------------------------- stray_island
-def check_stray_island(v: SampleView, p: dict) -> list[Finding]:
-    if not v.volume:
-        return []
-    from scipy import ndimage as ndi
-
-    voxel = float(np.prod(v.spacing))
-    shape = v.mask.shape
-    full = np.ones((3, 3, 3), bool)
-    islands, per_class, tiny = [], {}, []
-    for cid, a in foreground_ids(v):
-        total = int(a.sum())
-        if total * voxel < p["min_mm3"]:
-            tiny.append((cid, total))
-            continue
-        box = class_box(v, cid)
-        labels, n = ndi.label(v.mask[box] == cid, structure=full)
-        if n < 2:
-            continue
-        sizes = np.bincount(labels.ravel())[1:]
-        small = np.flatnonzero(sizes < p["max_fraction"] * sizes.max()) + 1
-        if small.size == 0:
-            continue
-        where = ndi.find_objects(labels)
-        inner, at_border = [], 0
-        for k in small.tolist():
-            b = [slice(s.start + o.start, s.stop + o.start) for s, o in zip(where[k - 1], box)]
-            if any(s.start == 0 or s.stop == n_ax for s, n_ax in zip(b, shape)):
-                at_border += 1
-            else:
-                inner.append((k, b))
-        if not inner:
-            continue
-        for k, b in inner:
-            local = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(b, box))
-            c = [float(w.mean()) + s.start for w, s in zip(np.nonzero(labels[local] == k), local)]
-            islands.append(
-                {
-                    "class": cid,
-                    "voxels": int(sizes[k - 1]),
-                    "mm3": round(float(sizes[k - 1]) * voxel, 1),
-                    "slices": [b[0].start, b[0].stop - 1],
-                    "centre": [round(ci + o.start) for ci, o in zip(c, box)],
-                }
-            )
-        per_class[cid] = {
-            "name": cname(v, cid),
-            "n": len(inner),
-            "largest_mm3": round(float(sizes.max()) * voxel, 1),
-            "at_border": at_border,
-        }
-    out = []
-    if islands:
-        islands.sort(key=lambda d: -d["mm3"])
-        slices = sorted({z for d in islands for z in range(d["slices"][0], d["slices"][1] + 1)})
-        parts = []
-        for cid, d in per_class.items():
-            mine = [i for i in islands if i["class"] == cid]
-            zs = sorted({z for i in mine for z in range(i["slices"][0], i["slices"][1] + 1)})
-            parts.append(
-                f"{d['name']}: {plural(d['n'], 'island')} of {_mm3(sum(i['mm3'] for i in mine))} on "
-                f"{slice_words(zs)} beside its {_mm3(d['largest_mm3'])} main part"
-            )
-        out.append(
-            Finding(
-                v.id,
-                "stray_island",
-                "warning",
-                f"{plural(len(islands), 'stray 3-D component')} under {p['max_fraction']:.0%} of their class's "
-                f"largest ({_listing(parts)}): stray clicks or pieces painted on the wrong slice?",
-                value=len(islands),
-                path=v.where(),
-                details={
-                    "slices": slices,
-                    "z": islands[0]["centre"][0],
-                    "islands": islands[:20],
-                    "per_class": per_class,
-                    "locations": [i["centre"] for i in islands[:20]],
-                    "classes": list(per_class),
-                },
-            )
-        )
-    if tiny:
-        zs = {cid: [int(z) for z in np.flatnonzero(a)] for cid, a in foreground_ids(v) if cid in dict(tiny)}
-        parts = [f"{cname(v, c)}: {plural(n, 'voxel')} ({_mm3(n * voxel)}) on {slice_words(zs[c])}" for c, n in tiny]
-        out.append(
-            Finding(
-                v.id,
-                "stray_island",
-                "info",
-                f"{plural(len(tiny), 'class', 'classes')} with under {_mm3(p['min_mm3'])} in the whole volume "
-                f"({_listing(parts)}): a stray click, or a real tiny structure?",
-                value=len(tiny),
-                path=v.where(),
-                details={
-                    "slices": sorted({z for c in zs.values() for z in c}),
-                    "z": zs[tiny[0][0]][0],
-                    "tiny": {c: {"name": cname(v, c), "voxels": n, "slices": zs[c]} for c, n in tiny},
-                    "classes": [c for c, _ in tiny],
-                },
-            )
-        )
-    return out
-
-
-def _mm3(v: float) -> str:
-    return f"{v / 1000:.3g} ml" if v >= 1000 else f"{v:.3g} mm^3"
 
 
 # -------------------------------------------------------------- slice_jump
@@ -372,7 +182,7 @@ def check_slice_jump(v: SampleView, p: dict) -> list[Finding]:
         return []
     worst = sorted(per_slice, key=lambda z: -max(r["excess"] for r in per_slice[z]))
     parts = []
-    for z in worst[:_LISTED]:
+    for z in worst[:LISTED]:
         rows = sorted(per_slice[z], key=lambda r: -r["excess"])
         r = rows[0]
         others = f" and {plural(len(rows) - 1, 'more class', 'more classes')}" if len(rows) > 1 else ""
@@ -380,23 +190,20 @@ def check_slice_jump(v: SampleView, p: dict) -> list[Finding]:
             f"slice {z}: {r['name']} Dice {r['dice_prev']:.2f} and {r['dice_next']:.2f} with slices {z - 1} and "
             f"{z + 1}, which agree at {r['dice_across']:.2f}{others}"
         )
-    more = f"; {len(worst) - _LISTED} more slices in the details" if len(worst) > _LISTED else ""
+    more = f"; {len(worst) - LISTED} more slices in the details" if len(worst) > LISTED else ""
     return [
-        Finding(
-            v.id,
+        volume_finding(
+            v,
             "slice_jump",
             "warning",
             f"{plural(len(worst), 'slice')} unlike both neighbours ({'; '.join(parts)}{more}): "
             "a shifted, swapped or half-drawn slice?",
-            value=len(worst),
-            path=v.where(),
-            details={
-                "slices": sorted(per_slice),
-                "z": worst[0],
-                "worst_slices": worst[:20],
-                "per_slice": {z: per_slice[z] for z in sorted(per_slice)},
-                "classes": sorted({r["class"] for rows in per_slice.values() for r in rows}),
-            },
+            len(worst),
+            slices=sorted(per_slice),
+            z=worst[0],
+            worst_slices=worst[:20],
+            per_slice={z: per_slice[z] for z in sorted(per_slice)},
+            classes=sorted({r["class"] for rows in per_slice.values() for r in rows}),
         )
     ]
 

@@ -76,11 +76,11 @@ import numpy as np
 
 from medseg.errors import UnknownNameError
 from medseg.qc.checks_base import plural
-from medseg.qc.checks_volume import slice_words
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
 from medseg.qc.outline_fit import advice_phrase, standing_phrase
 from medseg.qc.ranks import average_ranks
+from medseg.qc.volume_slices import slice_words
 
 FINDING_PENALTY = {"error": 1.0, "warning": 0.75, "info": 0.0}
 MIN_GROUP = 5
