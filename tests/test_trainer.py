@@ -168,7 +168,7 @@ def test_a_crash_inside_the_save_leaves_the_previous_checkpoint(disks, tmp_path,
         return {**writers, ts.STATE_JSON: fail}
 
     real = ts.state_writers
-    monkeypatch.setattr("medseg.training.trainer.state_writers", broken_writers)
+    monkeypatch.setattr("medseg.training.trainer_files.state_writers", broken_writers)
     with pytest.raises(OSError, match="disk full"):
         list(run)
     assert {p.name: p.read_bytes() for p in last.iterdir()} == before
@@ -220,7 +220,7 @@ def test_early_stopping_and_best_by_the_monitor(disks, tmp_path, monkeypatch):
     def fake_validate(*a, **k):
         return {"dice": next(dice), "loss": 1.0}, []
 
-    monkeypatch.setattr("medseg.training.trainer.validate", fake_validate)
+    monkeypatch.setattr("medseg.training.trainer_epochs.validate", fake_validate)
     events = list(Trainer(config(disks, tmp_path, epochs=5, max_steps_per_epoch=1, early_stopping_patience=2)).run())
     fin = events[-1].value
     assert isinstance(fin, TrainSummary) and fin.stopped_early and fin.epochs_run == 4
