@@ -134,13 +134,20 @@ def is_workspace_sample(viewer, session, labels: Labels) -> bool:
 def save_revision_job(workspace, sample_id: str, labels: np.ndarray, details: dict[str, Any]):
     """Worker body: the labels (layer form) as the sample's new head revision, origin "model";
     returns (sample id, revision, whether it is new: a mask equal to the head is not saved again)."""
-    from medseg.workspace.records import MODEL
     from napari_medseg._layer_data import labels_to_mask
 
     mask = labels_to_mask(labels, workspace.classmap)
     note = f"copied the model prediction ({details.get('mode')})"
+    return saved_as_model(workspace.save_revision, workspace, sample_id, mask, note, details)
+
+
+def saved_as_model(save, workspace, sample_id: str, content: Any, note: str, details: dict[str, Any]):
+    """``save(sample_id, content, ...)`` (a workspace's save_revision or save_slices) with origin "model";
+    (sample id, revision, whether it is new: content equal to the head is no new revision)."""
+    from medseg.workspace.records import MODEL
+
     head = workspace.sample(sample_id).head_revision
-    revision = workspace.save_revision(sample_id, mask, origin=MODEL, note=note, details=details)
+    revision = save(sample_id, content, origin=MODEL, note=note, details=details)
     return sample_id, revision, revision.id != head
 
 
@@ -148,12 +155,20 @@ def start_revision_save(
     session, sample_id: str, labels: np.ndarray, details: dict[str, Any], on_saved, on_failed, on_finished
 ):
     """Run ``save_revision_job`` into the session's workspace on a copy of ``labels`` in a thread worker;
+    returns the started worker."""
+    return start_save(
+        session, save_revision_job, sample_id, np.array(labels, copy=True), details, on_saved, on_failed, on_finished
+    )
+
+
+def start_save(session, job, sample_id: str, content: Any, details: dict[str, Any], on_saved, on_failed, on_finished):
+    """Run ``job(workspace, sample_id, content, details)`` (a save of the copied prediction) in a thread worker;
     returns the started worker. A job the workspace waits for before it closes, never stopped: an edit is
     never dropped."""
-    workspace, labels = session.workspace, np.array(labels, copy=True)
+    workspace = session.workspace
     return start_job(
         session.jobs,
-        lambda token: call(save_revision_job, workspace, sample_id, labels, details),
+        lambda token: call(job, workspace, sample_id, content, details),
         f"Saving the copied prediction of {sample_id}",
         workspace=workspace,
         stoppable=False,

@@ -26,8 +26,7 @@ import numpy as np
 from napari.layers import Labels
 
 from medseg.errors import InferenceError
-from napari_medseg._jobs import call, start_job
-from napari_medseg._predict_copy import labels_target, region_mask
+from napari_medseg._predict_copy import labels_target, region_mask, saved_as_model, start_save
 from napari_medseg._session import PREDICTION_LAYER, VOLUME_PREDICTION_LAYER
 
 SLICE_SOURCE, VOLUME_SOURCE = "slice prediction", "whole-volume prediction"
@@ -167,30 +166,16 @@ def write_slices(labels: Labels, merged: dict[int, np.ndarray]) -> VolumeCopy:
 def save_slices_job(workspace: Any, sample_id: str, slices: dict[int, np.ndarray], details: dict[str, Any]):
     """Worker body: the changed slices as the sample's new head revision, origin "model"; returns (sample id,
     revision, whether it is new: slices equal to the head's are no change)."""
-    from medseg.workspace.records import MODEL
-
     note = f"copied the model prediction ({details.get('source')}, {details.get('mode')})"
-    head = workspace.sample(sample_id).head_revision
-    revision = workspace.save_slices(sample_id, slices, origin=MODEL, note=note, details=details)
-    return sample_id, revision, revision.id != head
+    return saved_as_model(workspace.save_slices, workspace, sample_id, slices, note, details)
 
 
 def start_slices_save(
     session: Any, sample_id: str, done: VolumeCopy, details: dict[str, Any], on_saved, on_failed, on_finished
 ):
     """Run ``save_slices_job`` on the slices the copy ``done`` changed (copied now, as they are on screen) in a
-    thread worker; returns the started worker. A job the workspace waits for before it closes, never stopped:
-    an edit is never dropped."""
-    workspace, slices = session.workspace, done.slice_masks()
+    thread worker (:func:`napari_medseg._predict_copy.start_save`); returns the started worker."""
     details = {**details, "changed": done.changed}
-    return start_job(
-        session.jobs,
-        lambda token: call(save_slices_job, workspace, sample_id, slices, details),
-        f"Saving the copied prediction of {sample_id}",
-        workspace=workspace,
-        stoppable=False,
-        progress=False,
-        on_result=on_saved,
-        on_error=on_failed,
-        on_finished=on_finished,
-    ).worker
+    return start_save(
+        session, save_slices_job, sample_id, done.slice_masks(), details, on_saved, on_failed, on_finished
+    )
