@@ -16,7 +16,9 @@ while it runs; the previous scores are kept). A run on the workspace and a
 re-score are jobs on it (:mod:`napari_medseg._jobs`): switching or closing the
 workspace cancels them. On a volume workspace the form offers 2-D or 2.5-D and
 the intensity window (:mod:`napari_medseg._finetune_config`); a split the chosen
-cases cannot make (one case, with validation) is said before any process starts.
+cases cannot make (one case, with validation) is said before any process starts
+(:mod:`napari_medseg._finetune_start`). The jobs' bodies are in
+:mod:`napari_medseg._finetune_jobs`.
 """
 
 from __future__ import annotations
@@ -31,15 +33,14 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from medseg.jobs import Result
 from napari_medseg._finetune_config import (
     VOLUME_FIELDS,
-    WORKSPACE,
     build_form,
-    config_from_form,
     default_output,
     is_volume_workspace,
     run_folder,
-    split_problem,
     started_text,
 )
+from napari_medseg._finetune_jobs import follow_training, score_queue
+from napari_medseg._finetune_start import checked_config, screen_modality
 from napari_medseg._forms import refresh_choices
 from napari_medseg._jobs import start_job
 from napari_medseg._model_choices import ModelNames, with_model_names
@@ -53,54 +54,6 @@ from napari_medseg._viewer_access import real_viewer, when_viewer_closes
 
 if TYPE_CHECKING:
     import napari
-
-
-def follow_training(config: Any, resume: str | Path | None, env: dict[str, str], cancel: Any = None):
-    """The training job: start the child and relay its events; it ends as the child ended (a ``Result``
-    of its ``TrainSummary``, its ``Cancelled`` whose ``partial`` names the checkpoint it kept, or its
-    ``Failed`` raised as :class:`~medseg.errors.TrainingFailed`).
-
-    ``cancel`` asks the child to stop after its step the moment it is set (``on_set``: the worker may be
-    waiting for the child's next line, and the viewer may be closing); ``drive`` then throws ``Cancelled``
-    in at a ``yield``, which is caught here: the events go on until the child has written its checkpoint
-    and ended. The child's stream is read to its end (never killed after its last word)."""
-    from napari_medseg._torch_guard import load_torch
-
-    load_torch()
-    from medseg.errors import Cancelled, TrainingFailed
-    from medseg.jobs import Failed, Result
-    from medseg.training.runner import TrainingProcess
-
-    end = None
-    with TrainingProcess(config, resume=resume, env=env) as proc:
-        if cancel is not None:
-            cancel.on_set(proc.cancel)
-        for event in proc.events():
-            if isinstance(event, (Result, Cancelled, Failed)):
-                end = event
-                continue
-            try:
-                yield event
-            except Cancelled:
-                if not proc.cancel_requested:
-                    proc.cancel()
-    if isinstance(end, Failed):
-        raise TrainingFailed(end)
-    if isinstance(end, Cancelled):
-        raise end
-    yield end  # a Result, also when the child finished although it was asked to stop
-
-
-def score_queue(workspace: Any, checkpoint: str, device: str, cancel: Any):
-    """The re-score job, built in the worker thread: the ranking engine's per-sample scores with one
-    checkpoint, ending with ``Result(RankResult)``; a cancel leaves the stored scores as they were (they are
-    written only once all are scored)."""
-    from napari_medseg._torch_guard import load_torch
-
-    load_torch()
-    from medseg.qc import ranking
-
-    return ranking.iter_score_checkpoint(workspace, checkpoint, device=device, cancel=cancel)
 
 
 class FinetuneWidget(QWidget):
@@ -175,16 +128,7 @@ class FinetuneWidget(QWidget):
 
     def volume_modality(self) -> str | None:
         """The modality of the workspace's volume on screen ("CT", "MR"), which the "auto" window follows."""
-        from napari.layers import Image
-
-        from napari_medseg._predict_volume import is_volume_layer
-        from napari_medseg._session import IMAGE_LAYER
-        from napari_medseg._viewer_access import layer_named
-
-        layer = layer_named(self.viewer, IMAGE_LAYER, Image)
-        if layer is None or self.session.sample_id is None or not is_volume_layer(layer):
-            return None
-        return layer.metadata.get("modality")
+        return screen_modality(self.viewer, self.session)
 
     def _sync(self, *_: Any) -> None:
         from napari_medseg._finetune_config import FOLDER, NEW_MODEL
@@ -217,37 +161,14 @@ class FinetuneWidget(QWidget):
         """Start a new run from the form; False (with a notification) when the config is invalid."""
         if self.running:
             return False
-        from napari_medseg._torch_guard import load_torch
-
-        load_torch()  # the training config's package; the run itself is a child process
-        from medseg.training.config import ConfigError
-
-        out = Path(str(self.form.out.value)).expanduser()
-        run_dir = run_folder(out)
-        values, ws = self.form.asdict(), self.session.workspace
-        volumes = values["data"] == WORKSPACE and self.volumes
-        try:
-            config = config_from_form(
-                values,
-                workspace=ws,
-                checkpoints=self.session.checkpoints,
-                out_dir=run_dir,
-                volumes=volumes,
-                modality=self.volume_modality() if volumes else None,
-            )
-        except ConfigError as e:
-            self.status.setText(report_error("Fine-tuning not started", e))
+        run_dir = run_folder(Path(str(self.form.out.value)).expanduser())
+        refused, config, workspace = checked_config(
+            self.form, self.session, run_dir, self.volumes, self.volume_modality
+        )
+        if refused is not None:
+            self.status.setText(report_error("Fine-tuning not started", refused))
             return False
-        if values["data"] == WORKSPACE:
-            # said here, not by the training process seconds later: the split is made by group (case)
-            problem = split_problem(ws, config, volumes)
-            if problem is not None:
-                text, without_validation = problem
-                if without_validation:  # offered: Start again trains on the one case
-                    self.form.val_fraction.value = 0.0
-                self.status.setText(report_error("Fine-tuning not started", text))
-                return False
-        self._launch(run_dir, config, None, ws if values["data"] == WORKSPACE else None)
+        self._launch(run_dir, config, None, workspace)
         return True
 
     def resume(self) -> bool:
