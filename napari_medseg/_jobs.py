@@ -147,7 +147,8 @@ class RunningJob:
     def __init__(self, worker: Any, job: Job, token: Any, bar: Any, handlers: dict[str, Any]):
         self.worker, self.job, self.token, self.bar = worker, job, token, bar
         self._on = handlers
-        self.end: Any = None  # the Result or Cancelled, once returned
+        self.end: Any = None  # the Cancelled once returned (a Result is let go once handed on)
+        self._done: set[str] = set()
 
     def cancel(self) -> bool:
         """Ask the job to stop at its next step; False when it cannot be stopped or has ended."""
@@ -181,6 +182,7 @@ class RunningJob:
                 self._on["cancelled"](end)
         elif self._on["result"] is not None:
             self._on["result"](end.value)
+        self._let_go("outcome")
 
     def _errored(self, exc: BaseException) -> None:
         from napari_medseg._notify import report_error
@@ -190,11 +192,26 @@ class RunningJob:
             self._on["error"](exc)
         else:
             report_error(f"{self.job.name} failed", exc)
+        self._let_go("outcome")
 
     def _finished(self) -> None:
         self._close_bar()
         if self._on["finished"] is not None:
             self._on["finished"]()
+        self._let_go("finished")
+
+    def _let_go(self, what: str) -> None:
+        """napari's task status keeps every worker it ran (through ``worker.quit``), and the worker keeps this
+        handle: once the outcome and the end were handed on, the result (a decoded CT volume with its labels)
+        and what the handlers hold (a prediction request's image) must not stay with it. The two may come in
+        either order."""
+        from medseg.errors import Cancelled
+
+        self._done.add(what)
+        if not isinstance(self.end, Cancelled):
+            self.end = None
+        if {"outcome", "finished"} <= self._done:
+            self._on = dict.fromkeys(self._on)
 
 
 def start_job(

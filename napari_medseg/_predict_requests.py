@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from medseg.jobs import CancelToken, Event, Progress
 from napari_medseg._jobs import start_job
+from napari_medseg._memory import postpone_trim, trim_when_idle
 from napari_medseg._predict_layers import ImageSnapshot
 from napari_medseg._predict_model import ModelChoice, build_predictor
 
@@ -142,6 +143,7 @@ class RequestQueue:
             return
         request, self.pending = self.pending, None
         self.running = request
+        postpone_trim()
         predictor = self.predictor_for(request.choice)
         self.on_status(f"Loading {request.choice.describe()}..." if predictor is None else "Predicting...")
         loading = [predictor is None]
@@ -198,3 +200,5 @@ class RequestQueue:
         if self.pending is None and request.id == self.latest and request.token.is_set():
             self.on_status("Cancelled.")
         self._start_pending()
+        if self.worker is None:
+            trim_when_idle()  # the forward passes' memory, kept by the worker threads (see _memory)

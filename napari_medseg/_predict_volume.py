@@ -135,7 +135,10 @@ class VolumeRun:
         return self.running.cancel() if self.running is not None else False
 
     def _finished(self) -> None:
+        from napari_medseg._memory import trim_when_idle
+
         self.running = None
+        trim_when_idle()
 
     def _failed(self, exc: BaseException) -> None:
         from napari_medseg._notify import report_error
