@@ -89,7 +89,7 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
 
     frame = _frame(img, shape, raw_pixdim)
     grid = frame.grid.geometry
-    array = frame.grid.to_display(data)
+    array = frame.grid.to_display(data, in_place=True)  # nibabel's array (or our scaled copy) is ours alone
     meta = {
         "source": str(path),
         "format": "nifti",

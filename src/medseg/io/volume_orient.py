@@ -34,12 +34,22 @@ class DisplayGrid:
     geometry: Geometry  # display shape, spacing and affine
     original_orientation: str | None  # the stored axes' codes, e.g. "LAS"; None when the affine is degenerate
 
-    def to_display(self, data: np.ndarray) -> np.ndarray:
-        """The stored array (trailing channel axes allowed) in display order, contiguous."""
+    def to_display(self, data: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+        """The stored array (trailing channel axes allowed) in display order, contiguous.
+
+        ``in_place``: the caller gives ``data`` away (a volume just decoded), so when the display order is
+        ``data``'s own memory order up to reversed axes (a NIfTI stored slice by slice, as nibabel decodes
+        it), the axes are reversed in that memory instead of copying the volume: a 512x512x300 CT opens
+        with 157 MB less at its peak. ``data`` is then overwritten."""
         from nibabel.orientations import apply_orientation
 
         canon = apply_orientation(data, self.ornt)
-        return np.ascontiguousarray(canon.transpose(2, 1, 0, *range(3, data.ndim))[:, ::-1, ::-1])
+        view = canon.transpose(2, 1, 0, *range(3, data.ndim))[:, ::-1, ::-1]
+        if in_place and data.ndim == 3 and data.flags.writeable and not isinstance(data, np.memmap):
+            done = _reverse_in_place(view)
+            if done is not None:
+                return done
+        return np.ascontiguousarray(view)
 
     def axis_map(self) -> tuple[list[int], list[bool]]:
         """``(perm, flip)``: stored axis s is display axis ``perm[s]``, reversed when ``flip[s]``.
@@ -62,6 +72,29 @@ class DisplayGrid:
         a, b = (s for s in range(3) if s != axis)  # the slab's axes, in stored order
         by_display = {perm[a]: flip[a], perm[b]: flip[b]}
         return Slab(axis, index, perm[a] == 2, (by_display[1], by_display[2]))
+
+
+def _reverse_in_place(view: np.ndarray) -> np.ndarray | None:
+    """``view``'s values as a C-contiguous array over ``view``'s own memory, when that memory is a C-contiguous
+    block read with some axes reversed (else None, nothing touched): the reversed axes are reversed in the
+    block itself, slice by slice, so no more than one slice is copied at a time."""
+    if view.size == 0:
+        return None
+    block = view[tuple(slice(None, None, -1) if st < 0 else slice(None) for st in view.strides)]
+    if not block.flags.c_contiguous:
+        return None
+    flipped = [st < 0 and n > 1 for st, n in zip(view.strides, view.shape, strict=True)]
+    n = block.shape[0]
+    if flipped[0]:
+        for z in range(n // 2):
+            top = block[z].copy()
+            block[z] = block[n - 1 - z]
+            block[n - 1 - z] = top
+    if any(flipped[1:]):
+        inner = tuple(slice(None, None, -1) if f else slice(None) for f in flipped[1:])
+        for z in range(n):
+            block[z] = block[z][inner].copy()
+    return block
 
 
 @dataclass(frozen=True)

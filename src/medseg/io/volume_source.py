@@ -373,6 +373,6 @@ def _open_series(folder: Path) -> VolumeSource:
         return _DicomSlices(folder, geometry, slices.metadata(), slices, grid)
 
     def whole() -> np.ndarray:  # a sideways stack: every display slice crosses every file
-        return grid.to_display(np.stack([slices.read(k) for k in range(len(slices))]))
+        return grid.to_display(np.stack([slices.read(k) for k in range(len(slices))]), in_place=True)
 
     return _WholeVolume(folder, geometry, slices.dtype, slices.metadata(), whole)
