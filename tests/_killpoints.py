@@ -60,7 +60,7 @@ def run_killed_at(step: int, script: str, *args, timeout: float = 120) -> tuple[
 
     The script must call ``arm()`` before the write under test and ``finished()`` after it.
     """
-    env = {**os.environ, "KILL_AT_STEP": str(step), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = script_env(KILL_AT_STEP=str(step))
     proc = subprocess.run(
         [sys.executable, "-c", KILLPOINTS + script, *map(str, args)],
         env=env,
@@ -74,3 +74,42 @@ def run_killed_at(step: int, script: str, *args, timeout: float = 120) -> tuple[
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("steps "), proc.stdout
     return 0, int(last.split()[1])
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """The environment of a child ``python -c`` script: this process's, with its import path (the tests'
+    helper modules and the package)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **extra}
+
+
+def spawn(script: str, *args) -> subprocess.Popen:
+    """``python -c script args...`` running beside the test, its stdout and stderr piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=script_env(),
+    )
+
+
+def reader_script(common: str, check: str = "") -> str:
+    """A reader child: after ``common`` (which opens ``ws`` and defines ``level(labels) -> int``, the save a
+    read came from), it reads the current labels of sample argv[2] for argv[3] seconds, each read at least
+    as far as the one before (``check``: lines run after each read, with ``sample``, ``k`` and ``last``),
+    and prints how many reads and the last level."""
+    return (
+        common
+        + """
+import time
+sample, until = sys.argv[2], time.monotonic() + float(sys.argv[3])
+reads, last = 0, -1
+while time.monotonic() < until:
+    k = level(ws.current_mask(sample))
+    assert k >= last, f"head went back from {last} to {k}"
+"""
+        + check
+        + """    last, reads = k, reads + 1
+print(reads, last, flush=True)
+"""
+    )

@@ -52,6 +52,16 @@ def bright_checkpoint(folder: Path, name: str = "bright", classmap: ClassMap | N
     )
 
 
+def bright_25d_checkpoint(folder: Path, name: str, class_name: str, window: tuple[float, float]) -> Path:
+    """A 2.5-D BrightNet checkpoint of one class: 3 neighbouring slices as channels through one CT ``window``
+    (center, width) for the whole volume, so a voxel is the class where its 3-slice windowed mean is above
+    one half (the window's center in HU)."""
+    classmap = ClassMap.binary(class_name)
+    spec = ModelSpec(arch=BRIGHT, encoder="none", in_channels=3, classes=1, task="binary")
+    prep = Preprocessing(channels=3, window=list(window), divisible_by=1, slices=3, scope="volume")
+    return save_checkpoint(folder / name, create_model(spec).eval(), spec, classmap, prep)
+
+
 def tiny_unet(folder: Path, name: str = "unet", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     spec = ModelSpec(arch="PlainUNet", classes=1, task="binary", kwargs={"depth": 2, "base_channels": 4})

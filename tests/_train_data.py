@@ -117,6 +117,11 @@ def config(root: Path, out: Path, **over: Any) -> dict[str, Any]:
         "val_overlays": 0,
         "seed": 0,
     }
+    return overridden(d, over)
+
+
+def overridden(d: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with ``over`` applied: a mapping merged one level deep into ``d``'s, anything else replaced."""
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(d.get(key), dict):
             d[key] = {**d[key], **value}

@@ -94,3 +94,14 @@ def watch_training_children(monkeypatch) -> list:
 
     monkeypatch.setattr(runner, "TrainingProcess", Watched)
     return started
+
+
+def set_up_finetune(widget, qtbot, timeout: int, **values) -> None:
+    """A Fine-tune dock ready for a tiny CPU run: its child's environment, the architectures it offers
+    (read in a worker after the dock is built: torch off the GUI thread), then the form's ``values``
+    (PlainUNet, 1 epoch at 32x32, no augmentation, on the CPU unless given)."""
+    widget.child_env = child_env()
+    qtbot.waitUntil(lambda: "PlainUNet" in widget.form.arch.choices, timeout=timeout)
+    base = {"arch": "PlainUNet", "epochs": 1, "image_size": 32, "augment": "none", "device": "CPU"}
+    for name, value in {**base, **values}.items():
+        getattr(widget.form, name).value = value

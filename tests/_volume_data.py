@@ -215,3 +215,21 @@ def make_dicom_series_dataset(root: Path, n_cases: int = 2, shape=(10, 36, 40)) 
         json.dumps({"0": "background", **{str(k): v for k, v in NAMES.items()}})
     )
     return root
+
+
+def monochrome1_series(source: Path, folder: Path, n: int, reverse_names: bool = False):
+    """``n`` copies of the DICOM file ``source`` as a MONOCHROME1 series in ``folder``: slice k 4 mm above
+    slice k - 1 with ``100 * k`` added to the pixels (file names ``m1_<k>.dcm``, numbered downwards with
+    ``reverse_names``: the series is ordered by position, not name); the source dataset."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    base = pydicom.dcmread(source)
+    for k in range(n):
+        ds = pydicom.dcmread(source)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.SOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [0.0, 0.0, 4.0 * k]
+        ds.PixelData = (base.pixel_array + 100 * k).astype(np.int16).tobytes()
+        ds.save_as(folder / f"m1_{n - 1 - k if reverse_names else k}.dcm")
+    return base

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from _train_data import overridden
 from _volume_data import NAMES, make_nnunet3d, real_nnunet3d
 
 from medseg.datasets.classmap import ClassMap, LabelClass
@@ -71,9 +72,4 @@ def volume_config(root: Path, out: Path, **over: Any) -> dict[str, Any]:
         "val_overlays": 0,
         "seed": 0,
     }
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(d.get(key), dict):
-            d[key] = {**d[key], **value}
-        else:
-            d[key] = value
-    return d
+    return overridden(d, over)

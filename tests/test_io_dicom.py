@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from _volume_data import monochrome1_series
 from pydicom.data import get_testdata_file
 from pydicom.pixels import get_decoder
 from pydicom.uid import generate_uid
@@ -494,15 +495,8 @@ def test_series_with_odd_slice_size_names_it(ct_small: Path, tmp_path: Path) -> 
 
 
 def test_monochrome1_series_is_inverted_as_one_volume(mr_small: Path, tmp_path: Path) -> None:
-    base = pydicom.dcmread(mr_small)
+    base = monochrome1_series(mr_small, tmp_path, 3)
     assert base.PixelRepresentation == 1 and base.BitsStored == 16  # signed: min + max = -1
-    for k in range(3):
-        ds = pydicom.dcmread(mr_small)
-        ds.PhotometricInterpretation = "MONOCHROME1"
-        ds.SOPInstanceUID = generate_uid()
-        ds.ImagePositionPatient = [0.0, 0.0, 4.0 * k]
-        ds.PixelData = (base.pixel_array + 100 * k).astype(np.int16).tobytes()
-        ds.save_as(tmp_path / f"m1_{k}.dcm")
     vol = read_dicom_series(tmp_path)
     expected = np.stack([-1 - (base.pixel_array.astype(np.int32) + 100 * k) for k in range(3)])
     np.testing.assert_array_equal(vol.array, expected)

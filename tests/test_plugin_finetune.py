@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from _review_data import capture_errors
-from _train_run import child_env, make_dataset, watch_training_children
+from _train_run import make_dataset, set_up_finetune, watch_training_children
 
 from medseg.models import load_checkpoint
 from napari_medseg._finetune_config import FOLDER, FROM_CHECKPOINT, WORKSPACE
@@ -33,23 +33,7 @@ def data(tmp_path_factory) -> Path:
 def _widget(viewer, qtbot, out: Path, **form) -> FinetuneWidget:
     widget = FinetuneWidget(viewer)
     qtbot.addWidget(widget)
-    widget.child_env = child_env()
-    # the architectures and encoders are read in a worker after the dock is built (torch off the GUI thread)
-    qtbot.waitUntil(lambda: "PlainUNet" in widget.form.arch.choices, timeout=RUN)
-    values = {
-        "arch": "PlainUNet",
-        "epochs": 1,
-        "batch_size": 2,
-        "image_size": 32,
-        "augment": "none",
-        "device": "CPU",
-        "val_fraction": 0.25,
-        "out": out,
-        "extra": TINY,
-        **form,
-    }
-    for name, value in values.items():
-        getattr(widget.form, name).value = value
+    set_up_finetune(widget, qtbot, RUN, **{"batch_size": 2, "val_fraction": 0.25, "out": out, "extra": TINY, **form})
     return widget
 
 

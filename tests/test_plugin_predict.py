@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from _predict_data import (
     bright_checkpoint,
     disk_image,
@@ -14,6 +13,7 @@ from _predict_data import (
     unregister_bright,
 )
 from _review_data import capture_errors
+from _train_data import one_thread  # noqa: F401 - an autouse fixture
 
 from napari_medseg._predict_widget import ARCHITECTURE, PredictWidget
 from napari_medseg._session import (
@@ -27,14 +27,6 @@ from napari_medseg._session import (
 
 pytestmark = pytest.mark.gui
 WAIT = 30000
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from _predict_data import BRIGHT, register_bright, unregister_bright
+from _predict_data import bright_25d_checkpoint, register_bright, unregister_bright
 from _review_data import capture_errors, open_dataset_widget, wait_for_sample
+from _train_data import one_thread  # noqa: F401 - an autouse fixture
 from _volume_data import make_nnunet3d
 
-from medseg.datasets.classmap import ClassMap
-from medseg.models import save_checkpoint
-from medseg.models.registry import create_model
-from medseg.models.spec import ModelSpec, Preprocessing
 from napari_medseg._predict_copy_volume import SLICE_SOURCE, VOLUME_SOURCE
 from napari_medseg._predict_widget import PredictWidget
 from napari_medseg._review_autosave import autosave_for
@@ -25,23 +21,12 @@ pytestmark = pytest.mark.gui
 WAIT = 30000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bright_liver(tmp_path_factory):
     """A 2.5-D BrightNet calling 'liver' (id 1, as in the workspace) every voxel whose 3-slice mean is above
     55.5 HU: liver (60 HU) and kidney (140) mostly, spleen (50) and the body (40) mostly not."""
     register_bright()
-    classmap = ClassMap.binary("liver")
-    spec = ModelSpec(arch=BRIGHT, encoder="none", in_channels=3, classes=1, task="binary")
-    prep = Preprocessing(channels=3, window=[55.5, 40.0], divisible_by=1, slices=3, scope="volume")
-    yield save_checkpoint(tmp_path_factory.mktemp("ckpt") / "bright", create_model(spec).eval(), spec, classmap, prep)
+    yield bright_25d_checkpoint(tmp_path_factory.mktemp("ckpt"), "bright", "liver", (55.5, 40.0))
     unregister_bright()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _review_data import capture_errors, open_dataset_widget
-from _train_run import child_env, make_dataset
+from _train_run import make_dataset, set_up_finetune
 from _volume_data import make_nnunet3d
 
 from medseg.models import load_checkpoint
@@ -33,21 +33,7 @@ max_steps_per_epoch: 2
 def _widget(viewer, qtbot, out: Path, **form) -> FinetuneWidget:
     _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Fine-tune")
     assert isinstance(widget, FinetuneWidget)
-    widget.child_env = child_env()
-    qtbot.waitUntil(lambda: "PlainUNet" in widget.form.arch.choices, timeout=RUN)
-    values = {
-        "arch": "PlainUNet",
-        "epochs": 1,
-        "batch_size": 4,
-        "image_size": 32,
-        "augment": "none",
-        "device": "CPU",
-        "out": out,
-        "extra": TINY,
-        **form,
-    }
-    for name, value in values.items():
-        getattr(widget.form, name).value = value
+    set_up_finetune(widget, qtbot, RUN, **{"batch_size": 4, "out": out, "extra": TINY, **form})
     return widget
 
 

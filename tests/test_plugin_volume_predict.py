@@ -7,15 +7,11 @@ import threading
 
 import numpy as np
 import pytest
-import torch
-from _predict_data import BRIGHT, register_bright, unregister_bright
+from _predict_data import bright_25d_checkpoint, register_bright, unregister_bright
+from _train_data import one_thread  # noqa: F401 - an autouse fixture
 from _volume_data import make_nnunet3d
 
-from medseg.datasets.classmap import ClassMap
 from medseg.io.normalise import apply_window
-from medseg.models import save_checkpoint
-from medseg.models.registry import create_model
-from medseg.models.spec import ModelSpec, Preprocessing
 from napari_medseg._predict_widget import PredictWidget
 from napari_medseg._session import IMAGE_LAYER, PREDICTION_LAYER, VOLUME_PREDICTION_LAYER
 from napari_medseg._volume_layers import go_to_slice, open_volume_view, put_volume_image
@@ -26,24 +22,11 @@ WAIT = 30000
 WINDOW = (55.5, 40.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bright_25d(tmp_path_factory):
     """A 2.5-D BrightNet checkpoint: 3 neighbouring slices as channels, one CT window for the scan."""
     register_bright()
-    classmap = ClassMap.binary("bright")
-    spec = ModelSpec(arch=BRIGHT, encoder="none", in_channels=3, classes=1, task="binary")
-    prep = Preprocessing(channels=3, window=list(WINDOW), divisible_by=1, slices=3, scope="volume")
-    yield save_checkpoint(
-        tmp_path_factory.mktemp("ckpt") / "bright25d", create_model(spec).eval(), spec, classmap, prep
-    )
+    yield bright_25d_checkpoint(tmp_path_factory.mktemp("ckpt"), "bright25d", "bright", WINDOW)
     unregister_bright()
 
 

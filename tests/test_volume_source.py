@@ -13,13 +13,13 @@ import pydicom
 import pytest
 from _volume_data import (
     CT_MR,
+    monochrome1_series,
     oblique_display_affine,
     rotated_affine,
     save_nifti,
     synthetic_case,
     write_dicom_series,
 )
-from pydicom.uid import generate_uid
 
 import medseg.io.dicom_lazy as dicom_lazy
 import medseg.io.nifti as nifti
@@ -200,14 +200,7 @@ def test_series_without_an_affine_is_shown_as_stored_like_load(tmp_path: Path, d
 
 
 def test_monochrome1_series_has_loads_inverted_values(mr_small: Path, tmp_path: Path) -> None:
-    base = pydicom.dcmread(mr_small)
-    for k in range(4):
-        ds = pydicom.dcmread(mr_small)
-        ds.PhotometricInterpretation = "MONOCHROME1"
-        ds.SOPInstanceUID = generate_uid()
-        ds.ImagePositionPatient = [0.0, 0.0, 4.0 * k]
-        ds.PixelData = (base.pixel_array + 100 * k).astype(np.int16).tobytes()
-        ds.save_as(tmp_path / f"m1_{3 - k}.dcm")
+    monochrome1_series(mr_small, tmp_path, 4, reverse_names=True)
     source = open_volume(tmp_path)
     assert source.metadata["inverted"] is True
     assert source.metadata["window_presets"]["file"] == load(tmp_path).metadata["window_presets"]["file"]

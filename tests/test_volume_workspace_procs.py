@@ -16,7 +16,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from _killpoints import run_killed_at
+from _killpoints import reader_script, run_killed_at, script_env, spawn
 from _volume_workspace_data import make_cases, slice_files, volcases_registered
 
 from medseg.workspace import Workspace
@@ -60,19 +60,7 @@ print("done", flush=True)
 )
 
 # argv: workspace, sample, seconds
-READER = (
-    _COMMON
-    + """
-import time
-sample, until = sys.argv[2], time.monotonic() + float(sys.argv[3])
-reads, last = 0, -1
-while time.monotonic() < until:
-    k = level(ws.current_mask(sample))
-    assert k >= last, f"head went back from {last} to {k}"
-    last, reads = k, reads + 1
-print(reads, last, flush=True)
-"""
-)
+READER = reader_script(_COMMON)
 
 # argv: workspace, sample
 ONE_SAVE = (
@@ -105,25 +93,9 @@ def ws_path(tmp_path):
     return tmp_path / "ws"
 
 
-def _spawn(script: str, *args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-
-
-def _env() -> dict:
-    import os
-
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
 def test_a_reader_process_always_sees_whole_volumes_while_a_writer_saves_slices(ws_path):
-    writer = _spawn(WRITER, ws_path, "case0", 40)
-    reader = _spawn(READER, ws_path, "case0", 2.0)
+    writer = spawn(WRITER, ws_path, "case0", 40)
+    reader = spawn(READER, ws_path, "case0", 2.0)
     _, w_err = writer.communicate(timeout=60)
     r_out, r_err = reader.communicate(timeout=60)
     assert writer.returncode == 0, w_err
@@ -190,7 +162,7 @@ def test_a_volume_create_killed_half_way_is_replaced_by_the_next_create(tmp_path
         capture_output=True,
         text=True,
         timeout=120,
-        env=_env(),
+        env=script_env(),
     )
     assert run.returncode == 9, run.stderr
     with sqlite3.connect(ws / "workspace.sqlite") as c:

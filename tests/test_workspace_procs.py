@@ -10,14 +10,12 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _killpoints import run_killed_at
+from _killpoints import reader_script, run_killed_at, spawn
 from _workspace_data import H, W, make_binary
 
 from medseg.workspace import Workspace
@@ -56,27 +54,7 @@ print("done", flush=True)
 )
 
 # argv: workspace, sample, seconds
-READER = (
-    _COMMON
-    + """
-import time
-sample, until = sys.argv[2], time.monotonic() + float(sys.argv[3])
-reads, last = 0, -1
-while time.monotonic() < until:
-    head = ws.sample(sample).head_revision
-    k = level(ws.current_mask(sample))
-    assert k >= last, f"head went back from {last} to {k}"
-    assert level(ws.mask_at(head)) >= last
-    last, reads = k, reads + 1
-print(reads, last, flush=True)
-"""
-)
-
-
-def _spawn(script: str, *args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+READER = reader_script(_COMMON, "    assert level(ws.mask_at(ws.sample(sample).head_revision)) >= last\n")
 
 
 def _level(mask: np.ndarray) -> int:
@@ -93,8 +71,8 @@ def ws_path(tmp_path) -> Path:
 
 
 def test_a_reader_process_always_sees_whole_masks_while_a_writer_saves(ws_path, tmp_path):
-    writer = _spawn(WRITER, ws_path, "1", tmp_path / "confirm.txt", 120)
-    reader = _spawn(READER, ws_path, "1", 3.0)
+    writer = spawn(WRITER, ws_path, "1", tmp_path / "confirm.txt", 120)
+    reader = spawn(READER, ws_path, "1", 3.0)
     _, w_err = writer.communicate(timeout=60)
     r_out, r_err = reader.communicate(timeout=60)
     assert writer.returncode == 0, w_err
@@ -111,7 +89,7 @@ def test_killing_a_writer_at_random_points_loses_nothing_it_saved(ws_path, tmp_p
     rng = random.Random()
     delays = []
     for _ in range(8):
-        writer = _spawn(WRITER, ws_path, "1", confirm, 0)
+        writer = spawn(WRITER, ws_path, "1", confirm, 0)
         assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
         delays.append(rng.uniform(0.005, 0.2))
         time.sleep(delays[-1])
