@@ -113,3 +113,15 @@ while time.monotonic() < until:
 print(reads, last, flush=True)
 """
     )
+
+
+def read_beside_write(writer: tuple, reader: tuple, timeout: float = 60) -> tuple[int, int]:
+    """Run a writer script and a :func:`reader_script` side by side (each ``(script, *args)``); both must
+    succeed: (how many reads the reader made, the last level it read)."""
+    w, r = spawn(*writer), spawn(*reader)
+    _, w_err = w.communicate(timeout=timeout)
+    r_out, r_err = r.communicate(timeout=timeout)
+    assert w.returncode == 0, w_err
+    assert r.returncode == 0, r_err
+    reads, last = map(int, r_out.split())
+    return reads, last

@@ -16,7 +16,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from _killpoints import reader_script, run_killed_at, script_env, spawn
+from _killpoints import read_beside_write, reader_script, run_killed_at, script_env
 from _volume_workspace_data import make_cases, slice_files, volcases_registered
 
 from medseg.workspace import Workspace
@@ -94,13 +94,7 @@ def ws_path(tmp_path):
 
 
 def test_a_reader_process_always_sees_whole_volumes_while_a_writer_saves_slices(ws_path):
-    writer = spawn(WRITER, ws_path, "case0", 40)
-    reader = spawn(READER, ws_path, "case0", 2.0)
-    _, w_err = writer.communicate(timeout=60)
-    r_out, r_err = reader.communicate(timeout=60)
-    assert writer.returncode == 0, w_err
-    assert reader.returncode == 0, r_err
-    reads, last = map(int, r_out.split())
+    reads, last = read_beside_write((WRITER, ws_path, "case0", 40), (READER, ws_path, "case0", 2.0))
     assert reads > 10 and 0 <= last <= 40
     with Workspace.open(ws_path) as ws:
         assert _level(ws.current_mask("case0")) == 40

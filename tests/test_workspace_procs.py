@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _killpoints import reader_script, run_killed_at, spawn
+from _killpoints import read_beside_write, reader_script, run_killed_at, spawn
 from _workspace_data import H, W, make_binary
 
 from medseg.workspace import Workspace
@@ -71,13 +71,7 @@ def ws_path(tmp_path) -> Path:
 
 
 def test_a_reader_process_always_sees_whole_masks_while_a_writer_saves(ws_path, tmp_path):
-    writer = spawn(WRITER, ws_path, "1", tmp_path / "confirm.txt", 120)
-    reader = spawn(READER, ws_path, "1", 3.0)
-    _, w_err = writer.communicate(timeout=60)
-    r_out, r_err = reader.communicate(timeout=60)
-    assert writer.returncode == 0, w_err
-    assert reader.returncode == 0, r_err
-    reads, last = map(int, r_out.split())
+    reads, last = read_beside_write((WRITER, ws_path, "1", tmp_path / "confirm.txt", 120), (READER, ws_path, "1", 3.0))
     assert reads > 50 and 0 <= last <= 120
     with Workspace.open(ws_path) as ws:
         assert _level(ws.current_mask("1")) == 120
