@@ -143,6 +143,11 @@ def to_source_order(array: np.ndarray, perm: list[int], flip: list[bool]) -> np.
     return np.ascontiguousarray(np.flip(out, axis=axes) if axes else out)
 
 
+# How the reader shows a volume whose affine has no closest axis-aligned frame: stored axes kept, then the one
+# display transpose and flips (a test holds this equal to volume_orient.display_grid's axis map).
+DEGENERATE_AXIS_MAP = ([2, 1, 0], [True, True, False])
+
+
 def label_image_like(labels: np.ndarray, image_path: str | Path | None, geometry: Geometry):
     """A nibabel NIfTI-1 image of ``labels`` (display order) that lies on the image's grid.
 
@@ -166,22 +171,35 @@ def label_image_like(labels: np.ndarray, image_path: str | Path | None, geometry
         img.set_sform(geometry.matrix, code=1)
         img.header.set_xyzt_units("mm")
         return img
-    perm, flip = index_map(geometry.matrix, src.affine, src.shape)
+    if _degenerate(src.affine):
+        perm, flip = DEGENERATE_AXIS_MAP  # the reader kept the stored voxel axes (volume_orient.display_grid)
+    else:
+        perm, flip = index_map(geometry.matrix, src.affine, src.shape)
     data = to_source_order(labels, perm, flip)
     header = src.header.copy()
     header.set_data_dtype(data.dtype)
     header.set_slope_inter(1.0, 0.0)
     if len(header.get_data_shape()) > 3:
         header.set_data_shape(data.shape)
+    if not np.all(np.isfinite(src.affine)):
+        return type(src)(data, None, header)  # the header as it is: nibabel cannot decompose a NaN affine
     img = type(src)(data, src.affine, header)
     # nibabel keeps the header's qform/sform when they equal the affine; set them with the source's codes
     qform, qcode = src.header.get_qform(coded=True)
     sform, scode = src.header.get_sform(coded=True)
-    if qform is not None:
+    if qform is not None and np.all(np.isfinite(qform)):  # a NaN pixdim makes the qform undecomposable
         img.set_qform(qform, code=int(qcode))
-    if sform is not None:
+    if sform is not None and np.all(np.isfinite(sform)):
         img.set_sform(sform, code=int(scode))
     return img
+
+
+def _degenerate(affine) -> bool:
+    """No closest axis-aligned frame (NaN, zero or singular): readers take such a file's voxel axes as stored."""
+    from nibabel.orientations import io_orientation
+
+    m = np.asarray(affine, dtype=float)
+    return not np.all(np.isfinite(m)) or bool(np.isnan(io_orientation(m)).any())
 
 
 def _nifti_source(image_path):
