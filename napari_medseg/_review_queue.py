@@ -186,13 +186,15 @@ class QueuePanel(QWidget):
         self.show(ids[k])
 
     def show(self, sample_id: str) -> None:
+        """Show the sample; a volume opens on its first flagged slice (:mod:`napari_medseg._review_slices`)."""
+        from napari_medseg._review_slices import landing_slice
         from napari_medseg._sample_layers import show_sample
 
         ids = self.queue_ids()
         if sample_id in ids:
             self._position = ids.index(sample_id)
         try:
-            show_sample(self.viewer, sample_id)
+            show_sample(self.viewer, sample_id, landing_slice(self.item_of(sample_id)))
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
             report_error(f"Cannot show sample {sample_id}", e)
 

@@ -33,6 +33,7 @@ from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, connect_until_destroyed
 from napari_medseg._review_autosave import autosave_for, changed_text
 from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel
+from napari_medseg._review_slices import NEXT_SLICE_KEY, PREVIOUS_SLICE_KEY, SliceNavigator
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
 from napari_medseg._review_suspicion import SuspicionOverlay
 from napari_medseg._session import session_for
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 EXCLUDE_REASONS = ("", "image unusable", "label ambiguous", "duplicate of another sample", "wrong class map")
 HELP = (
     f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
-    f"'{PREVIOUS_KEY}' previous sample. Edit with napari's brush, fill and eraser on the "
+    f"'{PREVIOUS_KEY}' previous sample; on a volume '{NEXT_SLICE_KEY}' / '{PREVIOUS_SLICE_KEY}' its next / "
+    "previous flagged slice. Edit with napari's brush, fill and eraser on the "
     "'medseg labels' layer; edits are saved as a revision when you move on or close napari, and kept "
     "in a crash-safe draft meanwhile."
 )
@@ -92,6 +94,7 @@ class ReviewWidget(QWidget):
         self.details = QLabel("<i>No sample on screen.</i>")
         self.details.setWordWrap(True)
         self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.slices = SliceNavigator(napari_viewer, self.session, self.autosave, self.panel)
 
         self.accept_button = button("Accept", self.accept, "The label is right (pending edits are saved)")
         self.exclude_button = button("Exclude", self.exclude, "Leave the sample out of training and export")
@@ -141,6 +144,7 @@ class ReviewWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.panel, 2)
         layout.addWidget(self.details)
+        layout.addWidget(self.slices, 1)
         layout.addWidget(self.show_suspicion)
         layout.addWidget(self.suspicion_note)
         verdict = QGridLayout()

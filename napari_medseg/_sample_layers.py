@@ -70,10 +70,11 @@ def _dataset_modality(workspace: Any, sample_id: str) -> str | None:
     return str(value) if value else None
 
 
-def show_sample(viewer: Any, sample_id: str):
+def show_sample(viewer: Any, sample_id: str, z: int | None = None):
     """Show ``sample_id`` of the session's workspace; returns the started worker (``returned`` fires when the
-    layers are updated, ``errored`` after the error was reported)."""
-    return _display_for(viewer).show(sample_id)
+    layers are updated, ``errored`` after the error was reported). ``z``: the slice a volume opens on (the
+    review queue's first flagged slice), set once its layers exist; its middle slice when None or off it."""
+    return _display_for(viewer).show(sample_id, z)
 
 
 def reload_labels(viewer: Any) -> None:
@@ -95,7 +96,7 @@ class _SampleDisplay:
         self.autosave = autosave_for(viewer)
         self._request = 0
 
-    def show(self, sample_id: str):
+    def show(self, sample_id: str, z: int | None = None):
         from medseg.errors import WorkspaceError
 
         ws = self.session.workspace
@@ -116,17 +117,17 @@ class _SampleDisplay:
             workspace=ws,
             stoppable=False,
             progress=False,
-            on_result=lambda loaded: self._apply_reported(loaded, request),
+            on_result=lambda loaded: self._apply_reported(loaded, request, z),
             on_error=lambda e: report_error(f"Cannot show sample {sample_id}", e),
         ).worker
 
-    def _apply_reported(self, loaded: LoadedSample, request: int) -> None:
+    def _apply_reported(self, loaded: LoadedSample, request: int, z: int | None = None) -> None:
         try:
-            self._apply(loaded, request)
+            self._apply(loaded, request, z)
         except Exception as e:  # noqa: BLE001 - a slot's error would only reach the console
             report_error(f"Cannot show sample {loaded.sample_id}", e)
 
-    def _apply(self, loaded: LoadedSample, request: int) -> None:
+    def _apply(self, loaded: LoadedSample, request: int, z: int | None = None) -> None:
         viewer = self._viewer()
         if viewer is None or request != self._request or loaded.workspace is not self.session.workspace:
             return  # a newer request, or another workspace, owns the screen now
@@ -148,7 +149,8 @@ class _SampleDisplay:
         if volume:
             from napari_medseg._volume_layers import go_to_slice
 
-            go_to_slice(viewer, loaded.mask.shape[0] // 2)
+            n = loaded.mask.shape[0]
+            go_to_slice(viewer, int(z) if z is not None and 0 <= int(z) < n else n // 2)
         self.autosave.last_message = ""
         if loaded.draft is not None:
             self.autosave.recover(loaded.draft)
