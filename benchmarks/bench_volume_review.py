@@ -238,9 +238,9 @@ def run(args, base: Path, pump) -> int:
     _sample_layers.load_sample = timed_load
     original_apply = _sample_layers._SampleDisplay._apply
 
-    def profiled_apply(self, loaded, request):
+    def profiled_apply(self, loaded, request, *rest):
         with prof(f"the layers of {loaded.sample_id} made (main thread)"):
-            original_apply(self, loaded, request)
+            original_apply(self, loaded, request, *rest)
 
     _sample_layers._SampleDisplay._apply = profiled_apply
     shown_at: list[float] = []
