@@ -18,6 +18,7 @@ import numpy as np
 from napari_medseg._layer_data import (
     LayerDataTuple,
     default_window,
+    image_layer,
     labels_layer,
     provenance,
 )
@@ -52,6 +53,8 @@ def dataset_layers(folder: str | Path) -> list[LayerDataTuple]:
     if not ds.samples:
         listed = "; ".join(str(p) for p in ds.problems[:5]) or "no image/mask pairs"
         raise ReadError(ds.root, f"dataset ({ds.layout}) has no usable sample: {listed}")
+    if ds.samples[0].is_volume:
+        return _first_case_layers(ds)
     first = ds.samples[0].load_image()
     sizes = [header_size(s.image_path) for s in ds.samples]
     modes = [header_mode(s.image_path) for s in ds.samples]
@@ -91,6 +94,28 @@ def dataset_layers(folder: str | Path) -> list[LayerDataTuple]:
             kwargs["contrast_limits"] = window
     layers: list[LayerDataTuple] = [(images, kwargs, "image")]
     layers.extend(_mask_layers(ds, (rows, cols), spacing, common))
+    return layers
+
+
+def _first_case_layers(ds) -> list[LayerDataTuple]:
+    """A volume dataset's cases differ in shape and cannot be stacked: its first case opens (image and label
+    volume, the dataset's class names and colours); the layers' metadata lists every case, and the Dataset
+    dock (Plugins > napari-medseg) reviews them all."""
+    from medseg.io import load
+
+    case = ds.samples[0]
+    image = load(case.image_path)
+    note = (
+        f"case 1 of {len(ds.samples)} of the {ds.layout} dataset {ds.root.name}: "
+        "open the folder in the Dataset dock to review every case"
+    )
+    common = {"layout": ds.layout, "root": str(ds.root), "sample_ids": [s.id for s in ds.samples], "note": note}
+    layers = [image_layer(image, name=f"{case.id} image", **common)]
+    layers.append(
+        labels_layer(
+            case.load_mask(), f"{case.id} labels", case.mask_paths[1], image.spacing, classmap=ds.classmap, **common
+        )
+    )
     return layers
 
 

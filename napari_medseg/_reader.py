@@ -72,9 +72,10 @@ def read_mask_layer(path: str | Path) -> LayerDataTuple:
     from medseg.io.masks import binarise, classmap_from_palette, read_mask
 
     path = Path(path)
+    if suffix_of(path) in (".nii", ".nii.gz"):
+        return _nifti_labels_layer(path)
     ids = read_mask(path)
-    # a NIfTI mask must overlay its volume: take the engine's (reoriented) spacing
-    spacing = load_spacing(path) if suffix_of(path) in (".nii", ".nii.gz") else (1.0,) * ids.ndim
+    spacing = (1.0,) * ids.ndim
     extra: dict = {}
     nonzero = [int(v) for v in np.unique(ids) if v > 0]
     if header_mode(path) == "P":
@@ -91,10 +92,48 @@ def read_mask_layer(path: str | Path) -> LayerDataTuple:
     return labels_layer(ids, name=layer_name(path), source=path, scale=spacing, classmap=classmap, **extra)
 
 
-def load_spacing(path: Path) -> tuple[float, ...]:
+def _nifti_labels_layer(path: Path) -> LayerDataTuple:
+    """A NIfTI label (volume or slice) keeps its class ids, however many and however sparse (TotalSegmentator's
+    go up to 117): NIfTI labels are ids, never grey levels. Names come from a labels JSON beside it (or the
+    dataset's), the spacing from the header, reoriented as its image is, so the two overlay."""
+    from medseg.classmap import ClassMap
+    from medseg.datasets.label_names import label_names_file, read_label_names
+    from medseg.errors import ReadError
+    from medseg.io.loader import suffix_of
+    from medseg.io.volume_labels import label_ids
+
+    image = _load(path)
+    ids = label_ids(image, path) if image.spatial_ndim == 3 else np.asarray(image.array)
+    present = [int(v) for v in np.unique(ids) if v > 0]
+    own = path.with_name(path.name[: -len(suffix_of(path))] + ".json")  # ct_labels.nii.gz -> ct_labels.json
+    names = own if own.is_file() else label_names_file(path.parent, path.parent.parent)
+    classmap, note = None, {}
+    if names is not None:
+        try:
+            classmap = read_label_names(names)
+        except ReadError as e:  # the labels still open, unnamed; the layer says why
+            note = {"label_names_problem": str(e)}
+    if classmap is None or not set(present) <= set(classmap.ids):
+        classmap = (
+            ClassMap.from_id_names({v: f"class_{v}" for v in present}) if present else ClassMap.binary("foreground")
+        )
+    extra = {"mask_encoding": "integer ids", **note}
+    if classmap.extra.get("source") and names is not None:
+        extra["label_names"] = str(names)
+    return labels_layer(ids, name=layer_name(path), source=path, scale=image.spacing, classmap=classmap, **extra)
+
+
+def _load(path: Path):
     from medseg.io import load
 
-    return load(path).spacing
+    return load(path)
+
+
+def load_spacing(path: Path) -> tuple[float, ...]:
+    return _load(path).spacing
+
+
+_LABEL_DIRS = ("labelsTr", "labelsTs")  # nnU-Net and the Decathlon keep their labels here
 
 
 def is_mask_path(path: Path) -> bool:
@@ -106,7 +145,7 @@ def is_mask_path(path: Path) -> bool:
     match = MASK_SUFFIX.search(layer_name(path))
     if match and match.start() > 0:
         return True
-    return norm_name(path.parent.name) in {norm_name(n) for n in MASK_DIR_NAMES}
+    return norm_name(path.parent.name) in {norm_name(n) for n in (*MASK_DIR_NAMES, *_LABEL_DIRS)}
 
 
 def _kind(path: Path) -> str | None:
