@@ -47,14 +47,22 @@ def load_sample(workspace: Any, sample_id: str) -> LoadedSample:
     from medseg.workspace.drafts import pending_draft
 
     record = workspace.sample(sample_id)
-    if is_volume_record(record):
-        from napari_medseg._volume_layers import open_volume_view
-
-        image = open_volume_view(record.image_path, modality=_dataset_modality(workspace, record.id))
-    else:
+    if not is_volume_record(record):
         image = workspace.image(sample_id)
-    mask = workspace.mask_at(record.head_revision)
-    return LoadedSample(workspace, record.id, image, mask, record.head_revision, pending_draft(workspace, record.id))
+        mask = workspace.mask_at(record.head_revision)
+        return LoadedSample(workspace, record.id, image, mask, record.head_revision, pending_draft(workspace, record.id))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_medseg._volume_layers import open_volume_view
+
+    # the image decodes (gzip) while the label slices are read (zlib, sha256): both release the GIL, so the
+    # CT's worker takes about the longer of the two rather than their sum
+    with ThreadPoolExecutor(1, thread_name_prefix="medseg-volume-image") as pool:
+        image = pool.submit(open_volume_view, record.image_path, _dataset_modality(workspace, record.id))
+        mask = workspace.mask_at(record.head_revision)
+        draft = pending_draft(workspace, record.id)
+        image = image.result()
+    return LoadedSample(workspace, record.id, image, mask, record.head_revision, draft)
 
 
 def is_volume_record(record: Any) -> bool:

@@ -269,3 +269,66 @@ def test_gzip_nifti_claiming_a_huge_volume_is_refused_before_decoding(tmp_path):
         r"voxels, more than the 1,073,741,824",
     ):
         read_nifti(bomb)
+
+
+def _scaled_gz(tmp_path, name="ct.nii.gz"):
+    import gzip
+
+    raw = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4) - 60
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(raw.shape)
+    hdr.set_data_dtype(np.int16)
+    hdr.set_sform(_affine("LPS", (0.7, 0.8, 2.5)), code=1)
+    hdr["scl_slope"], hdr["scl_inter"] = 2.0, -1024.0
+    hdr.set_data_offset(352)
+    body = bytearray(352)
+    hdr_bytes = hdr.binaryblock
+    body[: len(hdr_bytes)] = hdr_bytes
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(bytes(body) + raw.tobytes(order="F"), mtime=0))
+    return p, raw
+
+
+def test_isal_gzip_decodes_what_zlib_decodes(tmp_path, monkeypatch):
+    """A .nii.gz read through ISA-L (when installed) equals nibabel's own zlib read: voxels, scaling, grid."""
+    pytest.importorskip("isal")
+    import medseg.io.nifti as nifti
+
+    p, raw = _scaled_gz(tmp_path)
+    opened = []
+    real = nifti._isal_gzip()
+
+    class Spy:
+        @staticmethod
+        def open(*args, **kwargs):
+            opened.append(args[0])
+            return real.open(*args, **kwargs)
+
+    monkeypatch.setattr(nifti, "_isal_gzip", lambda: Spy)
+    fast = read_nifti(p)
+    assert opened == [str(p)]
+    monkeypatch.setattr(nifti, "_isal_gzip", lambda: None)
+    slow = read_nifti(p)
+    np.testing.assert_array_equal(fast.array, slow.array)
+    assert fast.array.dtype == slow.array.dtype == np.float32
+    assert fast.metadata == slow.metadata
+    assert fast.spacing == slow.spacing
+    assert sorted(fast.array.ravel().tolist()) == sorted((raw.ravel() * 2.0 - 1024).tolist())
+
+
+@pytest.mark.parametrize("isal", [True, False])
+def test_gzip_stream_cut_inside_the_voxels_is_a_read_error(tmp_path, monkeypatch, isal):
+    import medseg.io.nifti as nifti
+
+    if isal:
+        pytest.importorskip("isal")
+    else:
+        monkeypatch.setattr(nifti, "_isal_gzip", lambda: None)
+    p = _save(tmp_path, np.random.default_rng(0).integers(0, 30000, (40, 40, 40), dtype=np.int16), np.eye(4), "v.nii")
+    import gzip
+
+    data = gzip.compress(p.read_bytes(), mtime=0)
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ReadError, match=r"cut\.nii\.gz: voxel data is truncated or corrupt"):
+        read_nifti(cut)

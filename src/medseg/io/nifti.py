@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def read_nifti(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     slope = float(getattr(img.dataobj, "slope", 1.0))
     inter = float(getattr(img.dataobj, "inter", 0.0))
     try:
-        data = np.asanyarray(img.dataobj)  # applies scl_slope / scl_inter when they are not identity
-    except Exception as e:  # gzip EOFError / BadGzipFile, zlib.error, mmap ValueError ...
+        with _voxel_image(img) as voxels:
+            data = np.asanyarray(voxels.dataobj)  # applies scl_slope / scl_inter when they are not identity
+    except Exception as e:  # gzip EOFError / BadGzipFile, zlib.error, isal's IsalError, mmap ValueError ...
         raise ReadError(path, f"voxel data is truncated or corrupt: {e}") from e
     data = data.reshape(_shape3(shape))
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
@@ -227,6 +229,37 @@ def _open(path: Path):
         raw = gzip.decompress(raw)
     cls = nib.Nifti2Image if raw[4:8] in NIFTI2_MAGICS else nib.Nifti1Image
     return cls.from_bytes(raw)
+
+
+@contextmanager
+def _voxel_image(img):
+    """``img`` to decode the voxels from; a gzipped file's through ISA-L's gzip (the ``isal`` package) when
+    installed: it inflates a CT about twice as fast as zlib (0.4 s instead of 0.8 s for 157 MB). The same
+    bytes, so the same header, offset and scaling as nibabel's own reader; without ``isal``, nibabel's."""
+    holder = img.file_map.get("image")
+    filename = getattr(holder, "filename", None)
+    single = filename is not None and holder.fileobj is None and img.file_map.get("header", holder).filename == filename
+    igzip = _isal_gzip() if single else None  # a .hdr/.img pair keeps nibabel's reader
+    if igzip is None or not _is_gzip(filename):
+        yield img
+        return
+    from nibabel.fileholders import FileHolder
+
+    with igzip.open(filename, "rb") as f:
+        yield type(img).from_file_map({"header": FileHolder(fileobj=f), "image": FileHolder(fileobj=f)})
+
+
+def _isal_gzip():
+    try:
+        from isal import igzip
+    except ImportError:  # an optional speed-up: zlib decodes the same bytes
+        return None
+    return igzip
+
+
+def _is_gzip(filename) -> bool:
+    with open(filename, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
 
 
 def _check_header(path: Path) -> bytes:
