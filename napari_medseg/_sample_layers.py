@@ -50,7 +50,8 @@ def load_sample(workspace: Any, sample_id: str) -> LoadedSample:
     if not is_volume_record(record):
         image = workspace.image(sample_id)
         mask = workspace.mask_at(record.head_revision)
-        return LoadedSample(workspace, record.id, image, mask, record.head_revision, pending_draft(workspace, record.id))
+        draft = pending_draft(workspace, record.id)
+        return LoadedSample(workspace, record.id, image, mask, record.head_revision, draft)
     from concurrent.futures import ThreadPoolExecutor
 
     from napari_medseg._volume_layers import open_volume_view
