@@ -332,3 +332,21 @@ def test_gzip_stream_cut_inside_the_voxels_is_a_read_error(tmp_path, monkeypatch
     cut.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(ReadError, match=r"cut\.nii\.gz: voxel data is truncated or corrupt"):
         read_nifti(cut)
+
+
+@pytest.mark.parametrize("isal", [True, False])
+def test_gzip_voxels_read_in_chunks_equal_the_plain_file(tmp_path, monkeypatch, isal):
+    """nibabel's one readinto of the voxels is fed a chunk at a time (here 64 bytes: many chunks)."""
+    import medseg.io.nifti as nifti
+
+    if isal:
+        pytest.importorskip("isal")
+    else:
+        monkeypatch.setattr(nifti, "_isal_gzip", lambda: None)
+    monkeypatch.setattr(nifti._ChunkedReads, "CHUNK", 64)
+    data = _index_volume((7, 6, 5))
+    aff = _affine("RAS", (0.9, 0.8, 3.0))
+    plain = read_nifti(_save(tmp_path, data, aff, "v.nii"))
+    gz = read_nifti(_save(tmp_path, data, aff, "v.nii.gz"))
+    np.testing.assert_array_equal(gz.array, plain.array)
+    assert gz.array.dtype == plain.array.dtype == np.int32
