@@ -227,11 +227,11 @@ def run(args, base: Path, pump) -> int:
     worker_at: list[float] = []
     original_load = _sample_layers.load_sample
 
-    def timed_load(ws, sid):
+    def timed_load(ws, sid, *rest):
         t0 = time.perf_counter()
         worker_at.append(t0)
         with prof(f"load_sample (worker) of {sid}"):
-            out = original_load(ws, sid)
+            out = original_load(ws, sid, *rest)
         worker_s.append(time.perf_counter() - t0)
         return out
 

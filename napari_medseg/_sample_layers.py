@@ -42,8 +42,21 @@ class LoadedSample:
     draft: Any = None  # medseg.workspace.drafts.Draft with edits the head lacks, or None
 
 
-def load_sample(workspace: Any, sample_id: str) -> LoadedSample:
-    """Decode a sample's image, current mask and pending draft (runs in the worker; no Qt)."""
+@dataclass(frozen=True)
+class OnScreen:
+    """The volume on screen when another request starts: what the worker may reuse instead of decoding it
+    again (showing the same sample again otherwise held both copies, 4.4x the CT at its peak)."""
+
+    view: Any  # the VolumeView of the image layer
+    sample_id: str | None = None
+    labels: np.ndarray | None = None  # the Labels layer's array, given only while it holds revision ``revision``
+    revision: int | None = None
+
+
+def load_sample(workspace: Any, sample_id: str, on_screen: OnScreen | None = None) -> LoadedSample:
+    """Decode a sample's image, current mask and pending draft (runs in the worker; no Qt). ``on_screen``: the
+    volume shown now; its image is reused when it is the same unchanged file, its labels when they hold the
+    sample's head revision unedited."""
     from medseg.workspace.drafts import pending_draft
 
     record = workspace.sample(sample_id)
@@ -58,9 +71,14 @@ def load_sample(workspace: Any, sample_id: str) -> LoadedSample:
 
     # the image decodes (gzip) while the label slices are read (zlib, sha256): both release the GIL, so the
     # CT's worker takes about the longer of the two rather than their sum
+    shown = on_screen if on_screen is not None and on_screen.sample_id == record.id else None
     with ThreadPoolExecutor(1, thread_name_prefix="medseg-volume-image") as pool:
-        image = pool.submit(open_volume_view, record.image_path, _dataset_modality(workspace, record.id))
-        mask = workspace.mask_at(record.head_revision)
+        reuse = on_screen.view if on_screen is not None else None
+        image = pool.submit(open_volume_view, record.image_path, _dataset_modality(workspace, record.id), reuse)
+        if shown is not None and shown.labels is not None and shown.revision == record.head_revision:
+            mask = shown.labels
+        else:
+            mask = workspace.mask_at(record.head_revision)
         draft = pending_draft(workspace, record.id)
         image = image.result()
     return LoadedSample(workspace, record.id, image, mask, record.head_revision, draft)
@@ -104,6 +122,7 @@ class _SampleDisplay:
         self.session = session_for(viewer)
         self.autosave = autosave_for(viewer)
         self._request = 0
+        self._view = None  # the VolumeView on screen
 
     def show(self, sample_id: str, z: int | None = None):
         from medseg.errors import WorkspaceError
@@ -119,9 +138,10 @@ class _SampleDisplay:
             from qtpy.QtCore import QTimer
 
             QTimer.singleShot(0, _warm_up_layers)
+        on_screen = self._on_screen(ws)
         return start_job(  # a job on the workspace: it closes after it
             self.session.jobs,
-            lambda token: call(load_sample, ws, sid),
+            lambda token: call(load_sample, ws, sid, on_screen),
             f"Reading sample {sample_id}",
             workspace=ws,
             stoppable=False,
@@ -129,6 +149,24 @@ class _SampleDisplay:
             on_result=lambda loaded: self._apply_reported(loaded, request, z),
             on_error=lambda e: report_error(f"Cannot show sample {sample_id}", e),
         ).worker
+
+    def _on_screen(self, ws: Any) -> OnScreen | None:
+        """The volume shown now, its labels only while they are the head revision loaded, unedited."""
+        from napari.layers import Image
+
+        viewer, view = self._viewer(), self._view
+        image = layer_named(viewer, IMAGE_LAYER, Image) if viewer is not None and view is not None else None
+        if image is None or image.data is not view.data:
+            return None
+        if not self._labels_clean(ws):
+            return OnScreen(view)
+        return OnScreen(view, self.autosave.sample_id, self.autosave.layer.data, self.autosave.base_revision)
+
+    def _labels_clean(self, ws: Any) -> bool:
+        a = self.autosave
+        return bool(
+            a.volume and a.layer is not None and a.workspace is ws and not a.edited and not a._drafted
+        ) and not (a.slices is not None and a.slices.dirty)
 
     def _apply_reported(self, loaded: LoadedSample, request: int, z: int | None = None) -> None:
         try:
@@ -140,9 +178,15 @@ class _SampleDisplay:
         viewer = self._viewer()
         if viewer is None or request != self._request or loaded.workspace is not self.session.workspace:
             return  # a newer request, or another workspace, owns the screen now
+        a = self.autosave
+        same = a.volume and a.layer is not None and a.workspace is loaded.workspace and a.sample_id == loaded.sample_id
+        on_screen = a.layer.data if same else None
         if not self.autosave.flush():
             return
         ws = loaded.workspace
+        if same and ws.sample(loaded.sample_id).head_revision != loaded.head_revision:
+            # the flush saved the labels on screen as the new head: the worker's read (and draft) predate them
+            loaded.mask, loaded.head_revision, loaded.draft = on_screen, ws.sample(loaded.sample_id).head_revision, None
         volume = is_volume_view(loaded.image)
         if volume:
             from napari_medseg._volume_layers import put_volume_image
@@ -153,6 +197,7 @@ class _SampleDisplay:
             )
         else:
             _put_image(viewer, loaded.image, ws, loaded.sample_id)
+        self._view = loaded.image if volume else None
         layer = _put_labels(viewer, loaded.mask, loaded.image, ws, loaded.sample_id, self.autosave)
         self.autosave.attach(layer, ws, loaded.sample_id, loaded.head_revision, volume=volume)
         if volume:

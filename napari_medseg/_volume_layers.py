@@ -16,7 +16,10 @@ and the dims slider is put on the slice axis (:func:`go_to_slice`).
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,7 @@ class VolumeView:
     spacing: tuple[float, float, float]
     metadata: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
+    stamp: tuple | None = None  # the file's identity and modification time at open (None: a DICOM folder)
 
     @property
     def source(self) -> str:
@@ -55,11 +59,15 @@ class VolumeView:
         return not isinstance(self.data, np.ndarray)
 
 
-def open_volume_view(path, modality: str | None = None) -> VolumeView:
+def open_volume_view(path, modality: str | None = None, reuse: VolumeView | None = None) -> VolumeView:
     """Open the volume at ``path`` (a NIfTI file or a DICOM series folder) for display (in a worker, no Qt).
-    ``modality``: what the dataset says ("CT", "MR"), when the file does not."""
+    ``modality``: what the dataset says ("CT", "MR"), when the file does not. ``reuse``: the view on screen,
+    whose decoded voxels are shared when it shows the same file, unchanged since (no second copy, no decode)."""
     from medseg.io.volume_source import open_volume
 
+    stamp = file_stamp(path)
+    if reuse is not None and stamp is not None and reuse.stamp == stamp and Path(reuse.data.path) == Path(path):
+        return VolumeView(reuse.data, reuse.spacing, dict(reuse.metadata), dict(reuse.stats), stamp)
     source = open_volume(path)
     meta = dict(source.metadata or {})
     meta.setdefault("source", str(path))
@@ -76,7 +84,17 @@ def open_volume_view(path, modality: str | None = None) -> VolumeView:
         meta["modality"] = str(modality).upper()
     if not meta.get("modality") and guess_ct(stats):
         meta["modality"], meta["modality_guessed"] = "CT", True
-    return VolumeView(source, tuple(float(s) for s in source.spacing), meta, stats)
+    return VolumeView(source, tuple(float(s) for s in source.spacing), meta, stats, stamp)
+
+
+def file_stamp(path) -> tuple | None:
+    """(device, inode, size, mtime in ns) of a file: a file replaced or rewritten gets another; None for a
+    folder (a DICOM series' files change without their folder's stamp changing) or a path that is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
 def guess_ct(stats: dict[str, Any]) -> bool:
