@@ -28,8 +28,14 @@ def _affines():
             yield a, perm == (0, 1, 2)
 
 
+@pytest.mark.parametrize("step_bytes", [None, 1, 2 * 4 * 3 * 2], ids=["whole", "slice by slice", "2 slices"])
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_every_frame_turns_in_place_as_the_copy_does(order):
+def test_every_frame_turns_in_place_as_the_copy_does(order, step_bytes, monkeypatch):
+    """Also with the in-place turn stepping over 1 or 2 slices at a time (a CT's steps are 8 MiB)."""
+    if step_bytes is not None:
+        from medseg.io import volume_orient
+
+        monkeypatch.setattr(volume_orient, "_IN_PLACE_BYTES", step_bytes)
     stored = np.asarray(np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE), order=order)
     shared = 0
     for affine, axial in _affines():

@@ -85,16 +85,25 @@ def _reverse_in_place(view: np.ndarray) -> np.ndarray | None:
         return None
     flipped = [st < 0 and n > 1 for st, n in zip(view.strides, view.shape, strict=True)]
     n = block.shape[0]
+    # _IN_PLACE_BYTES of slices per step: each numpy copy lets go of the interpreter lock, and a step per
+    # slice waited for it 600 times on a CT while the GUI thread ran Python
+    k = max(1, _IN_PLACE_BYTES // max(1, block[0].nbytes))
     if flipped[0]:
-        for z in range(n // 2):
-            top = block[z].copy()
-            block[z] = block[n - 1 - z]
-            block[n - 1 - z] = top
+        lo, hi = 0, n
+        while hi - lo > 1:
+            m = min(k, (hi - lo) // 2)
+            top = block[lo : lo + m].copy()
+            block[lo : lo + m] = block[hi - m : hi][::-1]
+            block[hi - m : hi] = top[::-1]
+            lo, hi = lo + m, hi - m
     if any(flipped[1:]):
-        inner = tuple(slice(None, None, -1) if f else slice(None) for f in flipped[1:])
-        for z in range(n):
-            block[z] = block[z][inner].copy()
+        inner = (slice(None), *(slice(None, None, -1) if f else slice(None) for f in flipped[1:]))
+        for z in range(0, n, k):
+            block[z : z + k] = block[z : z + k][inner].copy()
     return block
+
+
+_IN_PLACE_BYTES = 1 << 23
 
 
 @dataclass(frozen=True)
