@@ -292,10 +292,21 @@ def _set_if_changed(layer: Any, name: str, value: tuple) -> None:
 
 
 def _put_labels(viewer: Any, mask: np.ndarray, image: Any, ws: Any, sample_id: str, autosave: Any) -> Any:
-    return put_labels(viewer, mask, image.spacing, ws.classmap, ws.root, sample_id, autosave)
+    affine = (getattr(image, "metadata", None) or {}).get("affine") if np.ndim(mask) == 3 else None
+    return put_labels(viewer, mask, image.spacing, ws.classmap, ws.root, sample_id, autosave, affine=affine)
 
 
-def put_labels(viewer: Any, mask: np.ndarray, spacing, cm: Any, root: Any, sample_id: str | None, autosave: Any) -> Any:
+def put_labels(
+    viewer: Any,
+    mask: np.ndarray,
+    spacing,
+    cm: Any,
+    root: Any,
+    sample_id: str | None,
+    autosave: Any,
+    *,
+    affine: Any = None,
+) -> Any:
     """Show a mask (2-D, or a label volume) as ``LABELS_LAYER``: the class map's colours, names as features
     (napari's status bar names the label under the cursor), an edit history of its own."""
     from napari.layers import Labels
@@ -313,6 +324,8 @@ def put_labels(viewer: Any, mask: np.ndarray, spacing, cm: Any, root: Any, sampl
         sample_id=sample_id,
         workspace=str(root),
         mask_task=cm.task,
+        # a label volume saved from napari (File > Save Selected Layers) lands on its image's grid
+        metadata={"affine": affine} if affine is not None else None,
         **({"class_axis": 0} if cm.task == "multilabel" else {}),
     )
     features = {"index": [0, *cm.ids], "class": [cm.background, *cm.names]}

@@ -153,3 +153,17 @@ def test_volume_draft_holds_the_slices_touched_since_the_last_save(make_napari_v
     draft = read_draft(ws, sid)  # the slice painted after the save, on the revision that save made
     np.testing.assert_array_equal(draft.slices[8], labels.data[8])
     assert draft.base_revision == ws.sample(sid).head_revision
+
+
+def test_a_reviewed_label_volume_saved_from_napari_lies_on_its_image_grid(make_napari_viewer, qtbot, tmp_path):
+    from medseg.io.volume_labels import read_label_volume
+    from napari_medseg._writers import write_labels
+
+    viewer, session, ws = _opened(make_napari_viewer, qtbot, tmp_path, n_cases=1)
+    labels = viewer.layers[LABELS_LAYER]
+    painted = _stroke(viewer, labels)
+    data, meta, _ = labels.as_layer_data_tuple()
+    (out,) = write_labels(str(tmp_path / "saved" / "labels.nii.gz"), data, meta)
+    ids, grid = read_label_volume(out)
+    assert np.array_equal(ids, painted)
+    assert ws.geometry(session.sample_id).mismatch(grid) is None  # rotated, shifted: origin and direction kept
