@@ -89,16 +89,25 @@ def make_volume_folders(root: Path, n_cases: int = 3, shape=(40, 36, 10)) -> Pat
     return root
 
 
+def require_ct_mr() -> Path:
+    """The real CT/MR folder. Absent on a user's clone: the test is skipped; absent where ../shared is
+    beside the checkout (``MEDSEG_REQUIRE_DATA=1``, as in CI): the test fails, as conftest's data fixtures do."""
+    import pytest
+
+    if not CT_MR.is_dir():
+        if os.environ.get("MEDSEG_REQUIRE_DATA") == "1":
+            pytest.fail(f"real CT/MR volumes {CT_MR} are absent (../shared is beside the checkout: required)")
+        pytest.skip(f"real CT/MR volumes not found at {CT_MR}")
+    return CT_MR
+
+
 def real_nnunet3d(root: Path, modality: str = "ct") -> Path:
     """The real abdominal CT (41 structures) or MR (23) as nnU-Net raw 3-D, one case.
 
     Labels are TotalSegmentator's reference outputs, sparse ids up to 117 (CT) or 49 (MR): dataset.json
     cannot hold them (nnU-Net wants 0..N), so the names travel in the labels JSON beside the labels, as in
     the shared data. CT and MR number their structures differently, hence one dataset per modality."""
-    import pytest
-
-    if not CT_MR.is_dir():
-        pytest.skip(f"real CT/MR volumes not found at {CT_MR}")
+    require_ct_mr()
     stem = {"ct": "ct_abdomen", "mr": "mr_abdomen"}[modality]
     (root / "imagesTr").mkdir(parents=True)
     (root / "labelsTr").mkdir()

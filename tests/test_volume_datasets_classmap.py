@@ -58,9 +58,6 @@ def test_the_real_ct_labels_json_gives_41_classes_apart(ct_labels_json):
 
 @pytest.fixture
 def ct_labels_json():
-    from _volume_data import CT_MR
+    from _volume_data import require_ct_mr
 
-    path = CT_MR / "ct_abdomen_labels.json"
-    if not path.is_file():
-        pytest.skip(f"real CT labels not found at {path}")
-    return path
+    return require_ct_mr() / "ct_abdomen_labels.json"

@@ -15,6 +15,7 @@ from _volume_data import (
     CT_MR,
     monochrome1_series,
     oblique_display_affine,
+    require_ct_mr,
     rotated_affine,
     save_nifti,
     synthetic_case,
@@ -118,8 +119,7 @@ def test_nii_gz_is_decoded_once_on_first_access(tmp_path: Path, monkeypatch) -> 
 
 
 def test_real_ct_lazily_as_nii_and_nii_gz(tmp_path: Path) -> None:
-    if not CT_MR.is_dir():
-        pytest.skip(f"real CT/MR volumes not found at {CT_MR}")
+    require_ct_mr()
     gz = CT_MR / "ct_abdomen.nii.gz"
     raw = tmp_path / "ct_abdomen.nii"
     with gzip.open(gz, "rb") as src, open(raw, "wb") as dst:

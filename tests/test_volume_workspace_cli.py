@@ -101,10 +101,6 @@ def test_a_dicom_series_workspace_sees_a_changed_slice_file(tmp_path, capsys):
     """A DICOM series is a folder: its hash covers every file, so one edited slice file is a changed source."""
     from _volume_data import make_dicom_series_dataset
 
-    from medseg.datasets import layout_names
-
-    if "dicom_series" not in layout_names():
-        pytest.skip("the DICOM series layout is not registered in this checkout")
     data = make_dicom_series_dataset(tmp_path / "series", n_cases=2)
     ws_path = tmp_path / "ws"
     assert main(["workspace", "create", str(data), str(ws_path), "--quiet"]) == 0
