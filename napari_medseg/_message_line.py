@@ -1,0 +1,149 @@
+"""The one line a dock says what it did or what went wrong, with the rest one click away.
+
+A QLabel with word wrap grows as tall as a long error and a path without spaces widens the whole dock;
+without wrap it clips. :class:`MessageLine` shows one line elided to the width it is given (the full text in
+its tooltip), and a "Details" toggle opens a read-only box with the full text and the detail (a traceback, a
+config's list of problems). :func:`user_message` turns an exception into that line and detail: a user's mistake
+(a :class:`~medseg.errors.MedsegError`, an OSError naming a file) is its message alone; anything else is a bug,
+shown as "<Type>: <message>" with the traceback behind the toggle.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+
+DETAIL_LINES = 8  # the detail box's height in lines: a traceback scrolls inside it, the dock does not grow
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """A mistake the user can fix from the message alone (a wrong folder, a bad checkpoint), not a bug."""
+    from medseg.errors import MedsegError
+
+    return isinstance(exc, (MedsegError, OSError))
+
+
+def user_message(exc: BaseException) -> tuple[str, str | None]:
+    """(one line a user understands, the detail or None) for ``exc``.
+
+    A user's mistake gives its message (the engine's messages name the file and the cause) and no traceback;
+    a message of several lines (a config's problems) gives its first line, the whole of it as the detail.
+    Any other exception is a bug: "<Type>: <message>" and its traceback. An exception passed on for another
+    (the plugin's ``JobFailed`` for a ``RuntimeError``) is named by the one it carries.
+    """
+    from medseg.errors import one_line
+
+    if is_user_error(exc):
+        text = one_line(exc).strip()
+        lines = text.splitlines()
+        if len(lines) > 1:
+            return lines[0], text
+        return text or type(exc).__name__, None
+    shown = exc.__cause__ if type(exc).__name__ == "JobFailed" and exc.__cause__ is not None else exc
+    message = _one_line(str(shown))
+    line = f"{type(shown).__name__}: {message}" if message else type(shown).__name__
+    return line, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+class _ElidedLabel(QLabel):
+    """A label that shows its text elided to its width: it never asks for more width than a few characters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._full = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def set_full(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def elided(self) -> bool:
+        return self.text() != self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 1))
+        if shown != self.text():
+            super().setText(shown)
+            parent = self.parent()
+            if isinstance(parent, MessageLine):
+                parent._sync_toggle()
+
+
+class MessageLine(QWidget):
+    """One line of text that never widens nor clips the dock, plus a "Details" toggle (see the module docstring).
+
+    ``text()`` is the whole text last said (what a QLabel's ``text()`` gave), ``detail()`` the detail given
+    ("" when none). The toggle shows when there is a detail or the line is elided; its box holds the whole
+    text and the detail, to read and copy.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._text, self._detail = "", ""
+        self.line = _ElidedLabel()
+        self.line.setParent(self)
+        self.toggle = QToolButton()
+        self.toggle.setText("Details")
+        self.toggle.setCheckable(True)
+        self.toggle.setToolTip("Show or hide the whole message and its detail")
+        self.toggle.toggled.connect(self._show_box)
+        self.box = QPlainTextEdit()
+        self.box.setReadOnly(True)
+        self.box.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.box.setFixedHeight(self.box.fontMetrics().lineSpacing() * DETAIL_LINES + 12)
+        self.box.hide()
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.line, 1)
+        top.addWidget(self.toggle)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.box)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
+        self.say(text)
+
+    def say(self, text: str, detail: str | None = None) -> None:
+        """Show ``text`` as the one line (whitespace and line breaks as single spaces) and keep ``detail``."""
+        self._text, self._detail = text, detail or ""
+        if "\n" in text.strip() and not self._detail:
+            self._detail = text  # a message of several lines: its lines stay readable in the box
+        self.line.set_full(_one_line(text))
+        self.box.setPlainText(text if self._detail in ("", text) else f"{text}\n\n{self._detail}")
+        self._sync_toggle()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - a QLabel's name, so a dock's code reads the same
+        self.say(text)
+
+    def text(self) -> str:
+        return self._text
+
+    def detail(self) -> str:
+        return self._detail
+
+    def clear(self) -> None:
+        self.say("")
+
+    def _sync_toggle(self) -> None:
+        wanted = bool(self._detail) or self.line.elided()
+        if not wanted and self.toggle.isChecked():
+            self.toggle.setChecked(False)
+        self.toggle.setVisible(wanted)
+
+    def _show_box(self, on: bool) -> None:
+        self.box.setVisible(on)
