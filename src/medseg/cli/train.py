@@ -34,6 +34,7 @@ FLAG_KEYS = {
     "out": "out_dir",
     "slices": "data.slices",
     "window": "data.window",
+    "labels": "data.statuses",
 }
 
 
@@ -50,6 +51,15 @@ def window_arg(text: str):
     if width <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the window's width must be > 0")
     return [center, width]
+
+
+def labels_arg(text: str) -> list[str]:
+    """``--labels``: a name of :data:`~medseg.workspace.label_sets.LABEL_SETS`, as the statuses it trains on."""
+    from medseg.workspace.label_sets import LABEL_SETS
+
+    if text not in LABEL_SETS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(LABEL_SETS)}")
+    return list(LABEL_SETS[text])
 
 
 def add_train_parser(sub) -> None:
@@ -73,6 +83,13 @@ def add_train_parser(sub) -> None:
         metavar="W",
         help="data.window: CENTER,WIDTH (CT in HU, e.g. 40,400), percentile (1..99 %%: MR; of the whole volume "
         "for volumes) or dicom; stored in the checkpoint and applied the same way at prediction",
+    )
+    p.add_argument(
+        "--labels",
+        type=labels_arg,
+        metavar="L",
+        help="on a workspace (--root WORKSPACE.medseg): which samples' current labels train: reviewed "
+        "(accepted + corrected), corrected, or all (every sample not excluded: the default); data.statuses",
     )
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--out", metavar="DIR", help="out_dir: the run folder (checkpoints, config copy, event log)")

@@ -77,6 +77,18 @@ def open_samples(config: TrainConfig, dataset: Any = None) -> tuple[list[Any], C
             shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
             raise ConfigError([f"data.sample_ids: {len(missing)} id(s) not in {dataset.root}: {shown}"])
         samples = [known[i] for i in dict.fromkeys(d.sample_ids)]
+    if not samples and getattr(dataset, "by_status", None) and not dataset.problems:
+        from medseg.workspace.label_sets import describe_statuses
+
+        # a workspace whose samples are all of other statuses: say how they are reviewed
+        wanted, chosen = " or ".join(dataset.statuses), d.statuses is not None
+        raise ConfigError(
+            [
+                f"{'data.statuses' if chosen else 'data.root'}: {dataset.root} has no usable samples (none is "
+                f"{wanted}; its {describe_statuses(dataset.by_status)})"
+                + ("; review samples first, or train on more of them (--labels all)" if chosen else "")
+            ]
+        )
     if not samples:
         kinds = dataset.problems_by_kind() if hasattr(dataset, "problems_by_kind") else {}
         raise ConfigError(

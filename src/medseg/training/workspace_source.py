@@ -72,6 +72,7 @@ class WorkspaceDataset:
     problems: list[Problem]
     statuses: tuple[str, ...]
     layout: str = "workspace"
+    by_status: dict[str, int] = field(default_factory=dict)  # every sample of the workspace, by review status
 
     def problems_by_kind(self) -> dict[str, int]:
         return dict(Counter(p.kind for p in self.problems))
@@ -103,7 +104,8 @@ def open_workspace_dataset(path: str | Path, statuses: list[str] | tuple[str, ..
         changed = {c.sample_id: c for c in ws.source_changes}
         groups = split_groups(ws)  # duplicates across groups found by QC join their groups
         samples, problems = [], []
-        for rec in ws.samples():
+        records = ws.samples()
+        for rec in records:
             if rec.status not in wanted or rec.head_revision is None:
                 continue
             change = changed.get(rec.id)
@@ -130,4 +132,5 @@ def open_workspace_dataset(path: str | Path, statuses: list[str] | tuple[str, ..
                     {"geometry": rec.geometry} if getattr(rec, "geometry", None) else {},
                 )
             )
-        return WorkspaceDataset(ws.root, ws.dataset_root, ws.classmap, samples, problems, wanted)
+        by_status = dict(Counter(r.status for r in records))
+        return WorkspaceDataset(ws.root, ws.dataset_root, ws.classmap, samples, problems, wanted, by_status=by_status)
