@@ -69,7 +69,8 @@ def _checkpoint(path: str):
     from medseg.models import load_checkpoint
     from medseg.models.checkpoint import checkpoint_path
 
-    folder = checkpoint_path(path) if not Path(path).is_dir() else Path(path)
+    # the path as chosen when it is there (a file gets load_checkpoint's verdict on that file, not on NAME.medseg)
+    folder = Path(path) if Path(path).exists() else checkpoint_path(path)
     try:
         key = (str(folder.resolve()), folder.stat().st_mtime)
     except OSError:

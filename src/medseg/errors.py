@@ -36,6 +36,28 @@ class MedsegError(Exception):
     """
 
     exit_code: int = 2
+    #: the request's option that allows what this error refused ("overwrite"), None for most. The message
+    #: says how to give it in the CLI's words (:data:`OPTION_WORDS`); a GUI says it in its own (:meth:`worded`).
+    option: str | None = None
+
+    def __init__(self, *args: object, option: str | None = None):
+        super().__init__(*args)
+        if option is not None:
+            self.option = option
+
+    def worded(self, words: dict[str, str]) -> str:
+        """The message with its option said in ``words`` ({option: how}, e.g. {"overwrite": "tick 'Replace a
+        previous export'"}) instead of the CLI's; the message itself when it names none of them."""
+        text = str(self)
+        said = OPTION_WORDS.get(self.option or "")
+        if said and self.option in words:
+            text = text.replace(said, words[self.option])
+        return text
+
+
+# How a message says to give an option (the CLI's words): "choose another folder, or use --overwrite to
+# replace it" reads right with "tick 'Replace a previous export'" in its place in the GUI.
+OPTION_WORDS = {"overwrite": "use --overwrite"}
 
 
 class ReadError(MedsegError, ValueError):
@@ -206,10 +228,12 @@ class DestinationError(MedsegError, ValueError):
     the message names both and says where to write instead.
     """
 
-    def __init__(self, message: str, destination: str | Path, protected: str | Path | None = None):
+    def __init__(
+        self, message: str, destination: str | Path, protected: str | Path | None = None, option: str | None = None
+    ):
         self.destination = Path(destination)
         self.protected = Path(protected) if protected is not None else None
-        super().__init__(message)
+        super().__init__(message, option=option)
 
 
 class TrainingFailed(MedsegError):

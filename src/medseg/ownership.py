@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from medseg.destinations import OWNERSHIP_NAME, check_destination, resolved
-from medseg.errors import DestinationError
+from medseg.errors import OPTION_WORDS, DestinationError
 
 _CHUNK = 1 << 20
 
@@ -124,11 +124,11 @@ class OutputFolder:
                     )
                 if not self.overwrite:
                     raise DestinationError(
-                        f"refusing to write {self.purpose} to {path}: the file exists; pass "
-                        "--overwrite (overwrite=True) to replace files medseg wrote earlier, "
-                        "or choose another folder",
+                        f"refusing to write {self.purpose} to {path}: the file exists; choose another folder, "
+                        f"or {OPTION_WORDS['overwrite']} to replace files medseg wrote earlier",
                         path,
                         path,
+                        option="overwrite",
                     )
                 if self._record is None:
                     self._record = read_record(self.root)
@@ -136,8 +136,8 @@ class OutputFolder:
                 if problem is not None:
                     raise DestinationError(
                         f"refusing to overwrite {path} with {self.purpose}: {problem}; "
-                        f"--overwrite replaces only files medseg wrote and nobody changed "
-                        f"since. Move it away or choose another folder",
+                        f"only files medseg wrote and nobody changed since are replaced. "
+                        f"Move it away or choose another folder",
                         path,
                         path,
                     )

@@ -4,7 +4,7 @@ An export is written into a hidden staging folder beside ``out`` and renamed
 into place only when every file and the manifest are on disk
 (:mod:`medseg.export.staging`). A failure, an exception or an interrupted
 generator removes the staging folder; a previous export at ``out`` (replaced
-only with ``overwrite=True``) stays until the new one is complete, and is
+only with ``overwrite``) stays until the new one is complete, and is
 restored if the final swap fails or the process is killed during it.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medseg.errors import DestinationError, ExportError
+from medseg.errors import OPTION_WORDS, DestinationError, ExportError
 from medseg.export.staging import MANIFEST_KIND, MANIFEST_NAME, Staging, is_medseg_export, recover_export
 
 
@@ -43,9 +43,15 @@ def check_target(
         raise ExportError(f"refusing to export into {target}: it is a file, not a folder")
     if target.is_dir() and any(target.iterdir()):
         if not overwrite:
+            if is_medseg_export(target):
+                raise ExportError(
+                    f"refusing to export into {target}: the folder is not empty, it holds a previous medseg export; "
+                    f"choose another folder, or {OPTION_WORDS['overwrite']} to replace that export",
+                    option="overwrite",
+                )
             raise ExportError(
-                f"refusing to export into {target}: the folder is not empty "
-                "(pass overwrite=True / --overwrite to replace a previous medseg export)"
+                f"refusing to export into {target}: the folder is not empty and holds no medseg export; "
+                "choose an empty or new folder"
             )
         if not is_medseg_export(target):
             raise ExportError(
@@ -58,7 +64,7 @@ def check_target(
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
             raise DestinationError(
                 f"refusing to overwrite the export {target}: {path} {why}{more}; "
-                "--overwrite replaces only a previous medseg export nobody changed since. "
+                "only a previous medseg export nobody changed since is replaced. "
                 "Move what you want to keep, or choose another folder",
                 target,
                 path,

@@ -77,7 +77,8 @@ def reject_nonfinite(path: str | Path, array: np.ndarray) -> None:
         raise ReadError(
             path,
             f"contains {bad} NaN/inf pixels ({n_nan} NaN, {bad - n_nan} inf) "
-            f"of {array.size}; pass allow_nonfinite=True to load it anyway",
+            f"of {array.size}: they can be neither shown nor trained on; replace them with numbers in the file "
+            "(from Python, medseg.io.load(path, allow_nonfinite=True) reads it as it is)",
         )
 
 

@@ -328,7 +328,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
 def _resolve(p: Path) -> Path:
     if p.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
-            p, f"pickle-based checkpoints are refused: they can execute code when loaded; {_CONVERT_HINT}"
+            p,
+            f"pickle-based checkpoints are refused: they can execute code when loaded; a medseg checkpoint is a "
+            f"NAME{SUFFIX} folder holding {CONFIG_FILE} and {WEIGHTS_FILE}: {_CONVERT_HINT}",
         )
     if p.is_file():
         if p.name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -351,7 +353,8 @@ def _resolve(p: Path) -> Path:
         return with_suffix
     if recover_interrupted_save(with_suffix):  # a save was killed mid-swap: the last good one is back
         return with_suffix
-    raise CheckpointError(p, f"no such checkpoint (looked for {p} and {with_suffix})")
+    looked = f"{p} and {with_suffix}" if with_suffix != p else str(p)
+    raise CheckpointError(p, f"no such checkpoint (looked for {looked})")
 
 
 def _read_config(config_path: Path) -> dict[str, Any]:
