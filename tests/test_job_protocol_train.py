@@ -76,7 +76,10 @@ def test_qc_runs_to_its_report_and_a_cancel_stores_nothing(qc_workspace):
     progress = [e for e in events if isinstance(e, Progress)]
     samples = [e for e in progress if e.stage == "samples"]
     assert samples[-1].done == samples[-1].total == 4 and [e.item for e in samples[1:]] == ["s0", "s1", "s2", "s3"]
-    assert [(e.stage, e.done, e.total) for e in progress[len(samples) :]] == [("exact_duplicate", 1, 1)]
+    assert [(e.stage, e.done, e.total, e.item) for e in progress[len(samples) :]] == [
+        ("dataset-wide checks", 0, 1, None),
+        ("dataset-wide checks", 1, 1, "exact_duplicate"),
+    ]
     report = events[-1].value
     assert isinstance(report, QCReport) and report.n_samples == 4
     stored = {(f.sample_id, f.check) for f in ws.findings(source="qc")}

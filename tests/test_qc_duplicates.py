@@ -139,9 +139,9 @@ def test_run_qc_yields_progress_then_the_report(tmp_path):
     samples = [e for e in progress if e.stage == "samples"]
     # each stage's total is what its done reaches: the samples, then one step per dataset-wide check
     assert [e.done for e in samples] == list(range(len(ds) + 1)) and {e.total for e in samples} == {len(ds)}
-    assert [(e.stage, e.done, e.total) for e in progress[len(samples) :]] == [
-        (name, k, 3) for k, name in enumerate(DUP_CHECKS.split(","), 1)
-    ]
+    assert [(e.stage, e.done, e.total, e.item) for e in progress[len(samples) :]] == [
+        ("dataset-wide checks", 0, 3, None)
+    ] + [("dataset-wide checks", k, 3, name) for k, name in enumerate(DUP_CHECKS.split(","), 1)]
     report = end.value
     assert report.n_samples == len(ds) and report.checks == DUP_CHECKS.split(",")
     with pytest.raises(ValueError, match="did you mean 'near_duplicate'"):

@@ -209,6 +209,7 @@ def item_dict(item) -> dict:
         "score": item.score,
         "method": item.method,
         "priority": item.priority,
+        "signals": list(item.signals),
         "reason": item.reason,
         "slices": list(item.slices),
         "findings": [f.to_dict() for f in item.findings],
@@ -218,17 +219,21 @@ def item_dict(item) -> dict:
 def write_csv(queue, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["rank", "sample_id", "status", "score", "method", "n_findings", "slices", "reason"])
+        w.writerow(
+            ["rank", "sample_id", "status", "priority", "score", "method", "n_findings", "slices", "signals", "reason"]
+        )
         for k, i in enumerate(queue, 1):
             w.writerow(
                 [
                     k,
                     i.sample_id,
                     i.status,
+                    f"{i.priority:.4f}",
                     "" if i.score is None else f"{i.score:.4f}",
                     i.method or "",
                     len(i.findings),
                     " ".join(str(z) for z in i.slices),
+                    "; ".join(i.signals),
                     i.reason,
                 ]
             )
@@ -239,12 +244,14 @@ def _num(v) -> str:
 
 
 def queue_table(queue, top: int, details: dict) -> str:
-    rows = [f"{'#':>4}  {'sample':<16} {'status':<11} {'score':>6} {'dice':>5} {'clean':>6}  reason"]
+    """The queue's first ``top`` rows: its order is the priority's (ascending), the signals say why."""
+    rows = [f"{'#':>4}  {'sample':<16} {'status':<11} {'priority':>8} {'score':>6} {'dice':>5} {'clean':>6}  why"]
     for k, item in enumerate(queue[:top], 1):
         d = details.get(item.sample_id, {})
+        why = "; ".join(item.signals) or item.reason
         rows.append(
-            f"{k:>4}  {item.sample_id:<16.16} {item.status:<11} {_num(item.score):>6} "
-            f"{_num(d.get('dice')):>5} {_num(d.get('cleanlab')):>6}  {item.reason}"
+            f"{k:>4}  {item.sample_id:<16.16} {item.status:<11} {item.priority:>8.3f} {_num(item.score):>6} "
+            f"{_num(d.get('dice')):>5} {_num(d.get('cleanlab')):>6}  {why}"
         )
     rest = len(queue) - min(top, len(queue))
     if rest > 0:

@@ -52,11 +52,21 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
   treated as unscored, and its reason says so, until the queue is scored again;
   an outline fit judged on an earlier revision is left out of its standing
   until QC runs again.
-* Samples without a score (none stored for the method, or no method) come
-  after the scored ones, ordered by their worst finding's severity, then by
-  how many findings they have, then in the workspace's order (numbered
-  frames in number order, not "10" before "2"); their priority uses 1.0.
-* Ties keep the workspace's sample order.
+* Samples without a score (none stored for the method, or no method) stand
+  like the best-scored sample (``UNSCORED_STANDING`` = 1.0), less the same
+  penalties: an unscored clean sample comes after the scored ones, an
+  unscored sample with an error finding (0.0) before every scored sample
+  without one, two warnings (-0.5) before one error.
+* One number orders the whole queue: items come in ascending ``priority``,
+  scored or not. Ties: scored before unscored, then the worst finding's
+  severity, then the number of findings, then the workspace's order
+  (numbered frames in number order, not "10" before "2").
+* Duplicate images whose masks disagree (the ``duplicate_mask_disagreement``
+  error names its partner) are one question, which of the two is wrong: the
+  samples of such a pair share the pair's lowest priority and follow one
+  another in the queue.
+* ``QueueItem.signals`` say the same in short phrases, most telling first
+  (:mod:`medseg.qc.queue_words`).
 * Volumes (a CT or MR case per sample) are ranked like any sample, by their
   volume score (the mean of their worst slices' scores, see
   :mod:`medseg.qc.volume_scores`) and their findings; each item names the
@@ -70,22 +80,34 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from medseg.errors import UnknownNameError
-from medseg.qc.checks_base import plural
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
-from medseg.qc.outline_fit import advice_phrase, standing_phrase
+from medseg.qc.queue_words import finding_phrase, outline_phrase, pair_partners, reason_line, score_phrase, signals
 from medseg.qc.ranks import average_ranks
 from medseg.qc.volume_slices import slice_words
+
+__all__ = [
+    "QueueItem",
+    "default_method",
+    "finding_penalty",
+    "finding_phrase",
+    "model_weight",
+    "outline_phrase",
+    "review_queue",
+    "score_phrase",
+    "worst_slices",
+]
 
 FINDING_PENALTY = {"error": 1.0, "warning": 0.75, "info": 0.0}
 MIN_GROUP = 5
 GROUP_SHARE = 0.5
 SLICES_SHOWN = 5  # slices named in a reason; QueueItem.slices holds more
+UNSCORED_STANDING = 1.0  # an unscored sample stands like the best-scored one, less its findings' penalties
 IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicate", "near_duplicate"})
 
 
@@ -95,7 +117,9 @@ class QueueItem:
 
     ``score``: label quality in [0, 1], lower = more likely wrong, None when
     unscored; ``method``: the score's method; ``findings``: the sample's QC
-    findings (filtered by ``checks``); ``reason``: why it stands where it does.
+    findings (filtered by ``checks``); ``reason``: why it stands where it does, in one line;
+    ``priority``: what orders the queue (ascending: the queue is sorted by it alone, ties aside);
+    ``signals``: the same reasons as short phrases, most telling first.
     """
 
     sample_id: str
@@ -107,6 +131,7 @@ class QueueItem:
     priority: float = 1.0
     outline: float | None = None  # outline-fit percentile in the dataset (0 = worst), None when unjudged
     slices: tuple[int, ...] = ()  # volumes: the slices to look at, most telling first (module doc)
+    signals: tuple[str, ...] = ()
 
 
 def default_method(methods: Iterable[str]) -> str | None:
@@ -183,6 +208,7 @@ def review_queue(
     outline = {s: v for s, v in outline.items() if outline_details.get(s, {}).get("revision") in (None, heads.get(s))}
     standing = _standing(scores, details, outline if method != OUTLINE_METHOD else {}, groups)
 
+    model_pct = _percentiles({s: float(v) for s, v in scores.items() if v is not None and math.isfinite(v)})
     items = []
     for rec in records:
         if statuses is not None and rec.status not in statuses:
@@ -201,34 +227,84 @@ def review_queue(
         if stale:  # the score is about a label that is no longer the current one
             score = None
         penalty = sum(finding_penalty(f) for f in found)
-        priority = (1.0 if score is None else standing.get(rec.id, float(score))) - penalty
+        priority = (UNSCORED_STANDING if score is None else standing.get(rec.id, float(score))) - penalty
         fit = outline.get(rec.id)
         fit = float(fit) if fit is not None and math.isfinite(fit) else None
         zs = worst_slices(details.get(rec.id, {}) if score is not None else {}, found)
-        reason = _reason(
-            score,
-            details.get(rec.id, {}),
-            method,
+        own = details.get(rec.id, {})
+        fit_details = (
+            outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None and fit is not None else None
+        )
+        was = (int(scored), int(rec.head_revision)) if stale else None
+        reason = reason_line(score, own, method, found, fit_details, was)
+        said = signals(
             found,
-            outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None and fit is not None else None,
-            (int(scored), int(rec.head_revision)) if stale else None,
+            finding_penalty,
+            score,
+            own,
+            method,
+            outline=fit_details,
+            model_percentile=model_pct.get(rec.id),
+            stale=was,
         )
         if zs:
             reason += f"; look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}"
+            said += (f"look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}",)
         items.append(
             QueueItem(
-                rec.id, rec.status, score, method if score is not None else None, found, reason, priority, fit, zs
+                rec.id,
+                rec.status,
+                score,
+                method if score is not None else None,
+                found,
+                reason,
+                priority,
+                fit,
+                zs,
+                said,
             )
         )
+    return _ordered(items)
 
-    def key(pair):
-        pos, item = pair
-        if item.score is not None:
-            return (0, item.priority, 0, 0, pos)
+
+def _pair_groups(items: list[QueueItem]) -> dict[str, str]:
+    """{sample: its group}: samples named by each other's disagreeing-duplicate error form one group."""
+    parent = {i.sample_id: i.sample_id for i in items}
+
+    def root(s: str) -> str:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for item in items:
+        for f in item.findings:
+            for other in pair_partners(f):
+                if other in parent:
+                    parent[root(other)] = root(item.sample_id)
+    return {s: root(s) for s in parent}
+
+
+def _ordered(items: list[QueueItem]) -> list[QueueItem]:
+    """Ascending priority, the workspace's order on ties after: scored before unscored, the worst finding
+    and the most findings first. The samples of a disagreeing duplicate pair share the pair's lowest
+    priority and follow one another (one of them is wrong; which, only a look at both says)."""
+    group = _pair_groups(items)
+    own = {}
+    for pos, item in enumerate(items):
         worst = max((severity_rank(f.severity) for f in item.findings), default=-1)
-        return (1, -worst, -len(item.findings), pos)
-
-    return [item for _, item in sorted(enumerate(items), key=key)]
+        own[item.sample_id] = (item.score is None, -worst, -len(item.findings), pos)
+    lowest: dict[str, tuple] = {}
+    for item in items:
+        g = group[item.sample_id]
+        lowest[g] = min(lowest.get(g, (math.inf,)), (item.priority, own[item.sample_id]))
+    shared = [
+        item
+        if lowest[group[item.sample_id]][0] == item.priority
+        else replace(item, priority=lowest[group[item.sample_id]][0])
+        for item in items
+    ]
+    return sorted(shared, key=lambda item: (lowest[group[item.sample_id]], own[item.sample_id]))
 
 
 def worst_slices(details: dict, found: tuple[Finding, ...], limit: int = 20) -> tuple[int, ...]:
@@ -293,105 +369,3 @@ def _standing(scores: dict, details: dict, outline: dict, groups: dict[str, str]
     pct = _percentiles(model)
     w = model_weight({s: details.get(s, {}) for s in model})
     return {s: p if s not in fits else (w * p + fits[s]) / (w + 1.0) for s, p in pct.items()}
-
-
-def _reason(
-    score: float | None,
-    details: dict,
-    method: str | None,
-    found: tuple[Finding, ...],
-    outline: dict | None = None,
-    stale: tuple[int, int] | None = None,
-) -> str:
-    parts = []
-    if score is not None:
-        parts.append(score_phrase(score, details, method))
-        if outline:
-            parts.append(outline_phrase(outline))
-    elif stale:
-        parts.append(
-            f"{method} scored an earlier label (revision {stale[0]}; now {stale[1]}): not ranked until scored again"
-        )
-    elif method:
-        parts.append(f"no {method} score")
-    else:
-        parts.append("not scored by a model yet")
-    if found:
-        shown = ", ".join(finding_phrase(f) for f in found[:4])
-        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
-        parts.append(f"{len(found)} QC finding{'s' if len(found) != 1 else ''}: {shown}{more}")
-    else:
-        parts.append("no QC findings")
-    return "; ".join(parts)
-
-
-def outline_phrase(d: dict) -> str:
-    """E.g. "outline 5th worst of the 612 judged: moved 6 px up it would follow the image's edges 35% better"."""
-    advice = advice_phrase(d)
-    return f"{standing_phrase(d)}: {advice}" if advice else standing_phrase(d)
-
-
-def score_phrase(score: float, details: dict, method: str | None) -> str:
-    """E.g. "Dice 0.31 between out-of-fold prediction and label (label quality 0.28)"."""
-    if method == OUTLINE_METHOD and details.get("quality") is not None:
-        return outline_phrase(details)
-    who = "out-of-fold prediction" if details.get("out_of_fold") else "prediction"
-    if details.get("biased"):
-        who = "prediction of a model that may have seen this label"
-    if details.get("worst_slices"):  # a volume: its score is its worst slices'
-        k = details.get("worst_k") or len(details["worst_slices"])
-        dice = f"Dice {details['dice']:.2f}" if details.get("dice") is not None else "agreement"
-        return (
-            f"{dice} between {who} and label on its {plural(k, 'worst slice')} of {details.get('n_judged', '?')} "
-            f"(label quality {score:.2f})"
-        )
-    if details.get("dice") is not None:
-        text = f"Dice {details['dice']:.2f} between {who} and label"
-        if details.get("hd95") is not None:
-            text += f", HD95 {details['hd95']:.1f} px"
-        return f"{text} (label quality {score:.2f})"
-    return f"label quality {score:.2f} ({method})"
-
-
-_PHRASES = {
-    "mask_values": lambda f: (
-        f"grey noise ({f.value:g} levels)" if f.severity != "error" else "mask ids outside the class map"
-    ),
-    "specks": lambda f: f"{f.value:g} speck{'s' if f.value != 1 else ''}" if f.value else "specks",
-    "holes": lambda f: f"{f.value:g} hole{'s' if f.value != 1 else ''}" if f.value else "holes",
-    "empty_mask": lambda f: "empty mask",
-    "full_mask": lambda f: "all-foreground mask",
-    "object_count": lambda f: (
-        f"{f.value:g} object{'s' if f.value != 1 else ''}, unlike the rest of its group"
-        if f.value is not None
-        else "object count unlike the rest of its group"
-    ),
-    "border_only": lambda f: "objects only at the border",
-    "duplicate_mask_disagreement": lambda f: (
-        f"duplicate image's mask disagrees (IoU {f.value:.2f})"
-        if f.value is not None
-        else "duplicate image's mask disagrees"
-    ),
-    "slice_gap": lambda f: f"class missing on {slice_words(f.details.get('slices') or [])}",
-    "stray_island": lambda f: (
-        f"{plural(int(f.value), 'stray island')}" if f.severity != "info" else "a class of a few voxels"
-    ),
-    "slice_jump": lambda f: f"{slice_words(f.details.get('slices') or [])} unlike both neighbours",
-    "grid_mismatch": lambda f: "label off the image's voxel grid",
-    "missing_pair": lambda f: "missing image or mask",
-    "size_mismatch": lambda f: "image/mask size mismatch",
-    "too_dark": lambda f: "image too dark",
-    "over_exposed": lambda f: "image over-exposed",
-    "blurred": lambda f: "image blurred",
-}
-
-
-def finding_phrase(f: Finding) -> str:
-    """A few plain words for one finding ("grey noise (42 levels)", "3 specks")."""
-    phrase = _PHRASES.get(f.check)
-    if phrase is not None:
-        try:
-            return phrase(f)
-        except (TypeError, ValueError):  # a finding stored without a value
-            pass
-    return f.check.replace("_", " ")

@@ -8,10 +8,13 @@ transaction at the very end, so an interrupted run (Ctrl-C, closing the
 generator, setting its cancel token) leaves the workspace's findings as they
 were. QC never changes a mask: fixes are only offered (see :mod:`medseg.qc.fixes`).
 
-``run_qc`` is a job of :mod:`medseg.jobs`: ``Started``, ``Progress`` (stage
-"samples" while decoding, item the sample id; then one stage per dataset-wide
-check, named after it), and last ``Result(QCReport)``; a set token raises
-``Cancelled`` at the next sample or check.
+``run_qc`` is a job of :mod:`medseg.jobs`: ``Started`` (total: the samples;
+``detail["stages"]``: each stage's step count), ``Progress`` in two stages
+whose totals are what their ``done`` reaches: "samples" (one step per sample,
+item the sample id), then "dataset-wide checks" (one step per check that
+compares samples, item the check just run; absent when none runs), and last
+``Result(QCReport)``; a set token raises ``Cancelled`` at the next sample or
+check.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from medseg.qc.report import QCReport
 from medseg.qc.sources import as_source
 
 _ORDER = {name: n for n, name in enumerate(CHECKS)}
+SAMPLES_STAGE = "samples"
+DATASET_STAGE = "dataset-wide checks"  # one stage, its steps the checks that compare samples, not 7 of their own
 
 
 def run_qc(
@@ -75,7 +80,14 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
     features = sorted({f for c in dataset_wide for f in c.needs})
     decode = bool(per_sample or dataset_wide or names & {"unreadable", "size_mismatch"})
     n = len(ids) if decode else 0
-    yield Started("qc", n, {"source": str(src.root), "checks": [c.name for c in selected], "samples": len(ids)})
+    stages = {SAMPLES_STAGE: n} if decode else {}
+    if dataset_wide:
+        stages[DATASET_STAGE] = len(dataset_wide)
+    yield Started(
+        "qc",
+        n,
+        {"source": str(src.root), "checks": [c.name for c in selected], "samples": len(ids), "stages": stages},
+    )
 
     t = time.perf_counter()
     # findings the workspace already stores under "index" are reported, not stored again
@@ -86,7 +98,7 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
     table: dict[str, dict] = {f: {} for f in features}
     examine = _examiner(src, per_sample, features, p, names)
     if decode:
-        yield Progress(0, n, "samples")
+        yield Progress(0, n, SAMPLES_STAGE)
         n_workers = workers if workers is not None else default_workers()
         decoded = _ordered_map(examine, ids, n_workers)
         try:
@@ -98,12 +110,14 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
                     timings[key] += sec
                 at[0] = f"after {done} of {n} samples"
                 check(cancel, done, n)
-                yield Progress(done, n, "samples", sid)
+                yield Progress(done, n, SAMPLES_STAGE, sid)
         finally:
             decoded.close()  # the samples still in flight are dropped here, not when the generator is collected
 
     ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
     scores: dict[str, tuple[dict, dict]] = {}
+    if dataset_wide:
+        yield Progress(0, len(dataset_wide), DATASET_STAGE)
     for k, c in enumerate(dataset_wide, 1):
         at[0] = f"before the {c.name} check"
         check(cancel, k - 1, len(dataset_wide))
@@ -113,7 +127,7 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
             method, make = c.scores
             scores[method] = make(table, ctx)
         timings[c.name] += time.perf_counter() - t
-        yield Progress(k, len(dataset_wide), c.name)
+        yield Progress(k, len(dataset_wide), DATASET_STAGE, c.name)
 
     position = {sid: n for n, sid in enumerate(ids)}
     findings = sorted(

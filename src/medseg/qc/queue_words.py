@@ -1,0 +1,195 @@
+"""The review queue's words: why a sample stands where it does, as one reason line and as signals.
+
+``QueueItem.reason`` is one line (score, then findings); ``QueueItem.signals`` are the same facts as short
+separate phrases, most telling first: the QC findings that moved the sample up (errors, then warnings),
+then the model's and the outline's verdicts (the one that ranks the sample worse first), then the
+findings that did not move it (info, image quality).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from medseg.qc.checks_base import plural
+from medseg.qc.findings import Finding
+from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
+from medseg.qc.outline_fit import advice_phrase, standing_phrase
+from medseg.qc.volume_slices import slice_words
+
+PAIR_CHECK = "duplicate_mask_disagreement"
+
+
+def reason_line(
+    score: float | None,
+    details: dict,
+    method: str | None,
+    found: tuple[Finding, ...],
+    outline: dict | None = None,
+    stale: tuple[int, int] | None = None,
+) -> str:
+    parts = []
+    if score is not None:
+        parts.append(score_phrase(score, details, method))
+        if outline:
+            parts.append(outline_phrase(outline))
+    elif stale:
+        parts.append(
+            f"{method} scored an earlier label (revision {stale[0]}; now {stale[1]}): not ranked until scored again"
+        )
+    elif method:
+        parts.append(f"no {method} score")
+    else:
+        parts.append("not scored by a model yet")
+    if found:
+        shown = ", ".join(finding_phrase(f) for f in found[:4])
+        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+        parts.append(f"{len(found)} QC finding{'s' if len(found) != 1 else ''}: {shown}{more}")
+    else:
+        parts.append("no QC findings")
+    return "; ".join(parts)
+
+
+def outline_phrase(d: dict) -> str:
+    """E.g. "outline 5th worst of the 612 judged: moved 6 px up it would follow the image's edges 35% better"."""
+    advice = advice_phrase(d)
+    return f"{standing_phrase(d)}: {advice}" if advice else standing_phrase(d)
+
+
+def score_phrase(score: float, details: dict, method: str | None) -> str:
+    """E.g. "Dice 0.31 between out-of-fold prediction and label (label quality 0.28)"."""
+    if method == OUTLINE_METHOD and details.get("quality") is not None:
+        return outline_phrase(details)
+    who = "out-of-fold prediction" if details.get("out_of_fold") else "prediction"
+    if details.get("biased"):
+        who = "prediction of a model that may have seen this label"
+    if details.get("worst_slices"):  # a volume: its score is its worst slices'
+        k = details.get("worst_k") or len(details["worst_slices"])
+        dice = f"Dice {details['dice']:.2f}" if details.get("dice") is not None else "agreement"
+        return (
+            f"{dice} between {who} and label on its {plural(k, 'worst slice')} of {details.get('n_judged', '?')} "
+            f"(label quality {score:.2f})"
+        )
+    if details.get("dice") is not None:
+        text = f"Dice {details['dice']:.2f} between {who} and label"
+        if details.get("hd95") is not None:
+            text += f", HD95 {details['hd95']:.1f} px"
+        return f"{text} (label quality {score:.2f})"
+    return f"label quality {score:.2f} ({method})"
+
+
+_PHRASES = {
+    "mask_values": lambda f: (
+        f"grey noise ({f.value:g} levels)" if f.severity != "error" else "mask ids outside the class map"
+    ),
+    "specks": lambda f: f"{f.value:g} speck{'s' if f.value != 1 else ''}" if f.value else "specks",
+    "holes": lambda f: f"{f.value:g} hole{'s' if f.value != 1 else ''}" if f.value else "holes",
+    "empty_mask": lambda f: "empty mask",
+    "full_mask": lambda f: "all-foreground mask",
+    "object_count": lambda f: (
+        f"{f.value:g} object{'s' if f.value != 1 else ''}, unlike the rest of its group"
+        if f.value is not None
+        else "object count unlike the rest of its group"
+    ),
+    "border_only": lambda f: "objects only at the border",
+    "duplicate_mask_disagreement": lambda f: (
+        f"duplicate image's mask disagrees (IoU {f.value:.2f})"
+        if f.value is not None
+        else "duplicate image's mask disagrees"
+    ),
+    "slice_gap": lambda f: f"class missing on {slice_words(f.details.get('slices') or [])}",
+    "stray_island": lambda f: (
+        f"{plural(int(f.value), 'stray island')}" if f.severity != "info" else "a class of a few voxels"
+    ),
+    "slice_jump": lambda f: f"{slice_words(f.details.get('slices') or [])} unlike both neighbours",
+    "grid_mismatch": lambda f: "label off the image's voxel grid",
+    "missing_pair": lambda f: "missing image or mask",
+    "size_mismatch": lambda f: "image/mask size mismatch",
+    "too_dark": lambda f: "image too dark",
+    "over_exposed": lambda f: "image over-exposed",
+    "blurred": lambda f: "image blurred",
+}
+
+
+def finding_phrase(f: Finding) -> str:
+    """A few plain words for one finding ("grey noise (42 levels)", "3 specks")."""
+    phrase = _PHRASES.get(f.check)
+    if phrase is not None:
+        try:
+            return phrase(f)
+        except (TypeError, ValueError):  # a finding stored without a value
+            pass
+    return f.check.replace("_", " ")
+
+
+def pair_partners(f: Finding) -> list[str]:
+    """The samples a disagreeing duplicate's error names (its partners in the pair), [] otherwise."""
+    if f.check != PAIR_CHECK or f.severity != "error":
+        return []
+    return [str(o["id"]) for o in f.details.get("others") or () if o.get("severity", "error") == "error"]
+
+
+def _finding_signal(f: Finding) -> str:
+    text = f"QC {f.severity}: {finding_phrase(f)}"
+    partners = pair_partners(f)
+    if partners:
+        text += f" with sample {', '.join(partners[:3])} (the same image): one of them is wrong, queued together"
+    return text
+
+
+def model_signal(score: float, details: dict, method: str | None) -> str:
+    """E.g. "out-of-fold prediction disagrees with the label: Dice 0.31"."""
+    if method == OUTLINE_METHOD:
+        return outline_phrase(details) if details.get("quality") is not None else f"outline fit {score:.2f}"
+    who = "out-of-fold prediction" if details.get("out_of_fold") else "prediction"
+    if details.get("biased"):
+        who = "prediction (of a model that may have seen this label)"
+    dice = details.get("dice")
+    if dice is None:
+        return f"label quality {score:.2f} ({method})"
+    verdict = "disagrees with" if dice < 0.7 else "partly agrees with" if dice < 0.9 else "agrees with"
+    where = (
+        f" on its {plural(details.get('worst_k') or len(details['worst_slices']), 'worst slice')}"
+        if (details.get("worst_slices"))
+        else ""
+    )
+    return f"{who} {verdict} the label{where}: Dice {dice:.2f}"
+
+
+def signals(
+    found: tuple[Finding, ...],
+    penalty: Callable[[Finding], float],
+    score: float | None,
+    details: dict,
+    method: str | None,
+    *,
+    outline: dict | None = None,
+    model_percentile: float | None = None,
+    stale: tuple[int, int] | None = None,
+) -> tuple[str, ...]:
+    """What put a sample where it is, plainly and most telling first (module doc).
+
+    ``penalty``: the queue's penalty of a finding (those with one moved the sample up); ``outline``: its
+    outline-fit details when they count in its standing; ``model_percentile``: its model score's rank among
+    the scored (0 = worst), which decides whether the model or the outline is named first."""
+    moved = sorted((f for f in found if penalty(f) > 0), key=lambda f: -penalty(f))
+    out = [_finding_signal(f) for f in moved]
+    verdicts = []
+    if score is not None:
+        verdicts.append(
+            (model_percentile if model_percentile is not None else 1.0, model_signal(score, details, method))
+        )
+        if outline:
+            verdicts.append((float(outline.get("percentile", 1.0)), outline_phrase(outline)))
+    elif stale:
+        verdicts.append(
+            (0.0, f"{method} scored an earlier label (revision {stale[0]}; now {stale[1]}): not ranked by it")
+        )
+    elif method:
+        verdicts.append((0.0, f"no {method} score yet"))
+    else:
+        verdicts.append((0.0, "not scored by a model yet"))
+    out += [text for _, text in sorted(verdicts, key=lambda v: v[0])]
+    out += [_finding_signal(f) for f in found if penalty(f) <= 0]
+    if not found:
+        out.append("no QC findings")
+    return tuple(out)

@@ -1,0 +1,80 @@
+"""Finding 11 of issue 16 on real CVC-ClinicDB frames: a copied frame whose mask was redrawn smaller
+(IoU about 0.85) is a label error in one of the two: both are flagged, named to each other, and queued
+together ahead of the clean frames; an anti-aliasing-level difference (IoU above 0.95) is not flagged."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from medseg.qc import qc, review_queue
+from medseg.workspace import Workspace
+
+FRAMES = range(100, 116)  # 16 frames of two videos (polyps of 3,000-26,000 px)
+ORIGINAL, COPY = "112", "900"  # frame 112's polyp: about 25,700 px
+SMOOTH, SMOOTH_COPY = "105", "901"
+
+
+def _mask(path):
+    m = np.asarray(Image.open(path))
+    return (m[..., 0] if m.ndim == 3 else m) > 127
+
+
+def _iou(a, b) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def _planted(cvc_dir, root):
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for k in FRAMES:
+            shutil.copyfile(cvc_dir / sub / f"{k}.png", root / sub / f"{k}.png")
+    shutil.copyfile(cvc_dir / "images" / f"{ORIGINAL}.png", root / "images" / f"{COPY}.png")
+    shutil.copyfile(cvc_dir / "images" / f"{SMOOTH}.png", root / "images" / f"{SMOOTH_COPY}.png")
+    src = _mask(cvc_dir / "masks" / f"{ORIGINAL}.png")
+    eroded = ndimage.binary_erosion(src, iterations=6)
+    Image.fromarray(eroded.astype(np.uint8) * 255).save(root / "masks" / f"{COPY}.png")
+    smooth = _mask(cvc_dir / "masks" / f"{SMOOTH}.png")
+    # the edge of an anti-aliased outline binarised at another level: a one-pixel rim on one side
+    rim = ndimage.binary_dilation(smooth) & ~smooth
+    rim[:, : smooth.shape[1] // 2] = False
+    Image.fromarray((smooth | rim).astype(np.uint8) * 255).save(root / "masks" / f"{SMOOTH_COPY}.png")
+    return _iou(src, eroded), _iou(smooth, smooth | rim)
+
+
+def test_a_copied_frame_with_a_redrawn_mask_is_flagged_on_both_and_queued_together(cvc_dir, tmp_path):
+    iou, smooth_iou = _planted(cvc_dir, tmp_path / "cvc")
+    assert 0.8 < iou < 0.9 and smooth_iou > 0.95
+    with Workspace.create(tmp_path / "ws", tmp_path / "cvc") as ws:
+        report = qc(ws, workers=1)
+        bad = {f.sample_id: f for f in report.findings if f.check == "duplicate_mask_disagreement"}
+        assert set(bad) == {ORIGINAL, COPY}  # the smooth pair (IoU > 0.95) is not flagged
+        assert all(f.severity == "error" for f in bad.values())
+        assert bad[ORIGINAL].details["partner"] == COPY and bad[COPY].details["partner"] == ORIGINAL
+        assert abs(bad[COPY].value - iou) < 0.05 and f"sample {ORIGINAL}" in bad[COPY].message
+
+        queue = review_queue(ws)
+        order = [i.sample_id for i in queue]
+        at = order.index(ORIGINAL)
+        assert {order[at], order[at + 1]} == {ORIGINAL, COPY} or {order[at - 1], order[at]} == {ORIGINAL, COPY}
+        first = min(order.index(ORIGINAL), order.index(COPY))
+        clean = [i.sample_id for i in queue if not i.findings]
+        assert clean and all(order.index(s) > first + 1 for s in clean)
+        assert [i.priority for i in queue] == sorted(i.priority for i in queue)
+        pair = queue[first]
+        assert pair.signals[0].startswith("QC error: duplicate image's mask disagrees (IoU 0.8")
+        assert f"with sample {ORIGINAL if pair.sample_id == COPY else COPY}" in pair.signals[0]
+
+
+def test_the_threshold_is_a_qc_parameter(cvc_dir, tmp_path):
+    iou, _ = _planted(cvc_dir, tmp_path / "cvc")
+    from medseg.datasets import open_dataset
+
+    ds = open_dataset(tmp_path / "cvc")
+    loose = {"duplicate_mask_disagreement": {"min_iou": 0.5}}
+    report = qc(ds, "exact_duplicate,duplicate_mask_disagreement", loose, workers=1)
+    assert [f for f in report.findings if f.check == "duplicate_mask_disagreement"] == []
+    assert report.params["duplicate_mask_disagreement"]["min_iou"] == 0.5
