@@ -31,7 +31,8 @@ from qtpy.QtWidgets import (
 
 from napari_medseg._dataset_jobs import default_workspace  # noqa: F401 - callers import it from here
 from napari_medseg._forms import FolderEdit, form, placeholder
-from napari_medseg._notify import report_error
+from napari_medseg._message_line import MessageLine
+from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._qt_helpers import row as buttons_row  # "row" names table rows here
 from napari_medseg._session import session_for
@@ -77,8 +78,7 @@ class DatasetWidget(QWidget):
             "removed, QC keeps the previous findings"
         )
         self.cancel_button.clicked.connect(self.cancel)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = MessageLine()
         self.summary = QLabel("<i>No workspace open.</i>")
         self.summary.setWordWrap(True)
         self.qc_button = QPushButton("Run QC")
@@ -142,7 +142,7 @@ class DatasetWidget(QWidget):
 
         folder = self.form.folder.value
         if folder is None:
-            report_error("Cannot open", ValueError("choose a dataset or workspace folder first"))
+            self.status.say(*report("Cannot open", "choose a dataset or workspace folder first"))
             return
         folder = folder.expanduser().absolute()
         workspace = (self.form.workspace.value or default_workspace(folder)).expanduser().absolute()
@@ -194,7 +194,7 @@ class DatasetWidget(QWidget):
 
         ws = self.session.workspace
         if ws is None:
-            report_error("Cannot run QC", ValueError("no workspace is open"))
+            self.status.say(*report("Cannot run QC", "no workspace is open"))
             return
         engine = medseg.qc.run_qc
         running = start_job(
@@ -230,8 +230,7 @@ class DatasetWidget(QWidget):
 
     # ----------------------------------------------------------- worker glue
     def _failed(self, what: str, error: BaseException) -> None:
-        self.status.setText(f"{what}: {error}")
-        report_error(what, error)
+        self.status.say(*report(what, error))
 
     def _finished(self) -> None:
         self.worker = self.job = None

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_medseg._class_list import ClassList
 from napari_medseg._forms import boxed, form
+from napari_medseg._message_line import MessageLine
 
 if TYPE_CHECKING:
     import napari
@@ -63,8 +64,7 @@ class DisplayWidget(QWidget):
         self.clahe_button = QPushButton("CLAHE copy")
         self.clahe_button.setToolTip("Add a contrast-equalised (CLAHE) copy of the image as a new layer")
         self.clahe_button.clicked.connect(self.start_clahe)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = MessageLine()
         self.classes = ClassList(napari_viewer)
 
         layout = QVBoxLayout(self)
@@ -198,10 +198,9 @@ class DisplayWidget(QWidget):
         self.status.setText(f"Computing CLAHE of {layer.name}...")
 
     def _clahe_failed(self, exc: Exception) -> None:
-        from napari.utils.notifications import notification_manager
+        from napari_medseg._notify import report
 
-        self.status.setText(f"CLAHE failed: {exc}")
-        notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+        self.status.say(*report("CLAHE failed", exc))
 
     def _clahe_done(self) -> None:
         self._worker = None

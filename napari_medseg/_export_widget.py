@@ -21,7 +21,6 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_info
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -34,7 +33,8 @@ from qtpy.QtWidgets import (
 from medseg.export import DEFAULT_STATUSES, FORMATS, STATUSES
 from napari_medseg._forms import form
 from napari_medseg._jobs import start_job
-from napari_medseg._notify import report_error
+from napari_medseg._message_line import MessageLine
+from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import real_viewer
@@ -82,9 +82,7 @@ class ExportWidget(QWidget):
         self.workspace_label = QLabel()
         self.workspace_label.setWordWrap(True)
         self.export_button, self.cancel_button = QPushButton("Export"), QPushButton("Cancel")
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy the path
+        self.status = MessageLine()  # its Details box holds the whole text, the folder's path to copy
         self.changes = QTextEdit()
         self.changes.setReadOnly(True)
         self.changes.setPlaceholderText("The export's change summary (CHANGES.md) appears here.")
@@ -189,16 +187,12 @@ class ExportWidget(QWidget):
     def _finished_export(self, outcome: tuple) -> None:
         self.result, text = outcome
         self.changes.setPlainText(text)
-        self.status.setText(f"{self.result.summary_text}<br>Folder: <b>{self.result.out}</b>")
+        self.status.say(f"Exported into {self.result.out}: {self.result.summary_text}")
         show_info(f"Export finished: {self.result.out}\n{self.result.summary_text}")
 
     def _failed(self, out: Path, exc: BaseException) -> None:
-        from medseg.export import is_medseg_export
-
-        hint = ""
-        if "not empty" in str(exc) and out.is_dir() and is_medseg_export(out) and not self.form.overwrite.value:
-            hint = " (it holds a previous export: tick 'Replace a previous export' to replace it)"
-        self.status.setText(report_error(f"Export to {out} failed{hint}", exc))
+        # the engine says whether the folder holds a previous export, and how to replace it in the dock's words
+        self.status.say(*report(f"Export to {out} failed", exc))
 
     def _done(self) -> None:
         self.worker = self.job = None

@@ -16,6 +16,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 DETAIL_LINES = 8  # the detail box's height in lines: a traceback scrolls inside it, the dock does not grow
+# how a user gives, in the docks, an option an engine message names in the CLI's words (MedsegError.option)
+GUI_OPTION_WORDS = {"overwrite": "tick 'Replace a previous export'"}
 
 
 def _one_line(text: str) -> str:
@@ -29,6 +31,16 @@ def is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, (MedsegError, OSError))
 
 
+def error_text(exc: BaseException) -> str:
+    """The message of a user's mistake as the docks say it: the file and the cause, an option in the GUI's words."""
+    from medseg.errors import MedsegError, one_line
+
+    if not isinstance(exc, MedsegError):
+        return one_line(exc).strip()
+    text = exc.worded(GUI_OPTION_WORDS).strip()
+    return text if "\n" in text else _one_line(text)
+
+
 def user_message(exc: BaseException) -> tuple[str, str | None]:
     """(one line a user understands, the detail or None) for ``exc``.
 
@@ -37,10 +49,8 @@ def user_message(exc: BaseException) -> tuple[str, str | None]:
     Any other exception is a bug: "<Type>: <message>" and its traceback. An exception passed on for another
     (the plugin's ``JobFailed`` for a ``RuntimeError``) is named by the one it carries.
     """
-    from medseg.errors import one_line
-
     if is_user_error(exc):
-        text = one_line(exc).strip()
+        text = error_text(exc)
         lines = text.splitlines()
         if len(lines) > 1:
             return lines[0], text

@@ -20,8 +20,9 @@ from qtpy.QtWidgets import QCheckBox, QFileDialog, QLabel, QListWidget, QVBoxLay
 
 from medseg.errors import InferenceError, MedsegError
 from napari_medseg._forms import boxed, refresh_choices
+from napari_medseg._message_line import MessageLine
 from napari_medseg._model_choices import ModelNames, with_model_names
-from napari_medseg._notify import report_error
+from napari_medseg._notify import report
 from napari_medseg._predict_copy import (
     COPY_MODES,
     copy_prediction,
@@ -88,8 +89,7 @@ class PredictWidget(QWidget):
         )
         self.live = QCheckBox("Live: predict on every slice, sample or image change")
         self.live.toggled.connect(lambda on: on and self.request())
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = MessageLine()
         self.copy_button = button("Copy prediction into labels", self.copy_into_labels)
         layout = QVBoxLayout(self)
         layout.addWidget(
@@ -292,10 +292,10 @@ class PredictWidget(QWidget):
             if loading
             else f"Prediction on {image.name!r} failed"
         )
-        self._set_status(report_error(what, exc))
+        self._set_status(*report(what, exc))
 
-    def _set_status(self, text: str) -> None:
-        self.status.setText(text)
+    def _set_status(self, text: str, detail: str | None = None) -> None:
+        self.status.say(text, detail)
 
     # ----------------------------------------------------------------- copy
     def copy_into_labels(self) -> bool:
@@ -314,7 +314,7 @@ class PredictWidget(QWidget):
                 )
             labels, result = copy_prediction(self.viewer, mode, plane, self.outputs.predicted, shapes)
         except MedsegError as e:
-            self._set_status(report_error("Copy prediction into labels", e))
+            self._set_status(*report("Copy prediction into labels", e))
             return False
         self._set_status(f"Copied the prediction ({mode_name}): {result.changed:,} pixels changed")
         if is_workspace_sample(self.viewer, self.session, labels):
@@ -333,7 +333,7 @@ class PredictWidget(QWidget):
                 self.viewer, image, source, mode, z, self.outputs.predicted if ours else None, shapes
             )
         except MedsegError as e:
-            self._set_status(report_error("Copy prediction into labels", e))
+            self._set_status(*report("Copy prediction into labels", e))
             return False
         self._set_status(done.describe(source, mode_name))
         if done.slices and is_workspace_sample(self.viewer, self.session, done.labels):
@@ -345,7 +345,7 @@ class PredictWidget(QWidget):
                 {"mode": mode, "source": source, "checkpoints": list(self.session.checkpoints)},
                 self._revision_saved,
                 lambda e: self._set_status(
-                    report_error(f"Saving the copied prediction as a revision of {sample_id} failed", e)
+                    *report(f"Saving the copied prediction as a revision of {sample_id} failed", e)
                 ),
                 lambda: setattr(self, "save_worker", None),
             )
@@ -359,9 +359,7 @@ class PredictWidget(QWidget):
             labels,
             details,
             self._revision_saved,
-            lambda e: self._set_status(
-                report_error(f"Saving the copied prediction as a revision of {sample_id} failed", e)
-            ),
+            lambda e: self._set_status(*report(f"Saving the copied prediction as a revision of {sample_id} failed", e)),
             lambda: setattr(self, "save_worker", None),
         )
 

@@ -69,12 +69,14 @@ def test_clahe_error_reaches_notifications(make_napari_viewer, qtbot, monkeypatc
     widget = DisplayWidget(viewer)
     qtbot.addWidget(widget)
     errors = []
-    monkeypatch.setattr(notification_manager, "receive_error", lambda *exc: errors.append(exc[1]))
+    monkeypatch.setattr(notification_manager, "dispatch", errors.append)
     widget.clahe_button.click()
     qtbot.waitUntil(lambda: widget.clahe_button.isEnabled(), timeout=10000)
     assert len(viewer.layers) == 1
-    assert len(errors) == 1 and "NaN" in str(errors[0])
-    assert "CLAHE failed" in widget.status.text()
+    # a ValueError is no MedsegError: napari's exception form, which offers the traceback
+    assert len(errors) == 1 and "NaN" in errors[0].message and errors[0].message.startswith("CLAHE failed")
+    assert errors[0].exception.__traceback__ is not None
+    assert "CLAHE failed" in widget.status.text() and "Traceback" in widget.status.detail()
 
 
 def test_plain_layer_gets_generic_presets_only(make_napari_viewer, qtbot):
