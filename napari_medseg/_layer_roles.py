@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from napari_medseg._session import (
+    IMAGE_LAYER,
     LABELS_LAYER,
     PREDICTION_LAYER,
     PROBABILITY_LAYER,
@@ -90,6 +91,11 @@ def prediction_style(layer: Any) -> None:
         layer.opacity = PREDICTION_OPACITY
 
 
+def _real(obj: Any) -> Any:
+    """The viewer or layer behind napari's ``PublicOnlyProxy`` (a dock's view of them)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
 # ---------------------------------------------------------------- locking
 _LOCKED: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -97,6 +103,7 @@ _LOCKED: weakref.WeakSet[Any] = weakref.WeakSet()
 def lock_layer(layer: Any) -> None:
     """Make ``layer`` impossible to paint: not editable, and kept so when napari resets it (a Labels layer's
     new data makes it editable again)."""
+    layer = _real(layer)  # a proxy handed to a dock dies at once: the lock holds the layer itself
     layer.editable = False
     if layer in _LOCKED:
         return
@@ -112,14 +119,8 @@ def lock_layer(layer: Any) -> None:
     layer.events.data.connect(relock)
 
 
-def unlock_layer(layer: Any) -> None:
-    """Let a user edit ``layer`` again (a layer of ours the user renamed or took over)."""
-    _LOCKED.discard(layer)
-    layer.editable = True
-
-
 def is_locked(layer: Any) -> bool:
-    return layer in _LOCKED
+    return _real(layer) in _LOCKED
 
 
 # ---------------------------------------------------------------- selection
@@ -132,13 +133,17 @@ def _label_layer(viewer: Any) -> Any:
 
 
 def keep_label_active(viewer: Any, previous: Any = None) -> Any:
-    """Give the selection back after we added or replaced a model layer: to ``previous`` (the layer active
-    before, when it is still there and not a model layer), else to the reviewed label layer, in the mode it
-    was in. Returns the active layer."""
+    """Give the selection back after we added or replaced a layer: to ``previous`` (the layer active before,
+    when it is a user's own layer still there, e.g. the Shapes of a region to copy), else to the reviewed
+    label layer, in the mode it was in. Returns the active layer."""
+    viewer, previous = _real(viewer), _real(previous)
     layers = viewer.layers
-    target = previous if previous is not None and previous in layers and previous.name not in MODEL_LAYERS else None
-    if target is None:
-        target = _label_layer(viewer)
+    label = _label_layer(viewer)
+    kept = previous is not None and previous in layers and previous.name not in MODEL_LAYERS
+    if kept and previous.name != IMAGE_LAYER or label is None:
+        target = previous if kept else None
+    else:
+        target = label
     if target is None:
         active = layers.selection.active
         if active is not None and active.name in MODEL_LAYERS:
@@ -156,6 +161,7 @@ def keep_label_active(viewer: Any, previous: Any = None) -> Any:
 def label_stays_active(viewer: Any) -> Iterator[None]:
     """Around code that adds or replaces model layers: the layer active before stays active (the label when
     it was a model layer or none)."""
+    viewer = _real(viewer)
     before = viewer.layers.selection.active
     mode = getattr(before, "mode", None)
     try:
@@ -170,14 +176,11 @@ def label_stays_active(viewer: Any) -> Iterator[None]:
 _HIDDEN: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
-def _real(viewer: Any) -> Any:
-    return getattr(viewer, "__wrapped__", viewer)
-
-
 def toggle_prediction(viewer: Any) -> bool:
     """Show or hide the model's layers (:data:`TOGGLED_LAYERS`) of the sample on screen; whether they are
     shown now. Hiding remembers which were visible; showing brings those back (the prediction itself when
     none was remembered). The selection stays where it is."""
+    viewer = _real(viewer)
     layers = viewer.layers
     ours = [layer for layer in layers if layer.name in TOGGLED_LAYERS]
     if not ours:
@@ -185,11 +188,11 @@ def toggle_prediction(viewer: Any) -> bool:
     shown = [layer for layer in ours if layer.visible]
     before = layers.selection.active
     if shown:
-        _HIDDEN[_real(viewer)] = tuple(layer.name for layer in shown)
+        _HIDDEN[viewer] = tuple(layer.name for layer in shown)
         for layer in shown:
             layer.visible = False
         return False
-    names = _HIDDEN.pop(_real(viewer), ()) or PREDICTION_LAYERS
+    names = _HIDDEN.pop(viewer, ()) or PREDICTION_LAYERS
     chosen = [layer for layer in ours if layer.name in names] or [
         layer for layer in ours if layer.name in PREDICTION_LAYERS
     ]
@@ -203,10 +206,6 @@ def toggle_prediction(viewer: Any) -> bool:
 
 
 def bind_toggle_key(viewer: Any) -> None:
-    """Bind :data:`TOGGLE_PREDICTION_KEY` on ``viewer`` to :func:`toggle_prediction` (once; harmless again)."""
-    real = _real(viewer)
-
-    def toggle(v: Any) -> None:
-        toggle_prediction(real)
-
-    real.bind_key(TOGGLE_PREDICTION_KEY, toggle, overwrite=True)
+    """Bind :data:`TOGGLE_PREDICTION_KEY` on ``viewer`` to :func:`toggle_prediction` (again: the same binding)."""
+    # napari calls a viewer's key binding with the viewer: the binding holds no reference to it
+    _real(viewer).bind_key(TOGGLE_PREDICTION_KEY, toggle_prediction, overwrite=True)

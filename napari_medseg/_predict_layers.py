@@ -3,7 +3,10 @@
 Outputs have the image's spatial shape (a stack keeps its leading axes; only
 the predicted slice is written), its scale and translate, so they overlay it
 exactly. ``Outputs.predicted`` records which planes hold a prediction, so a
-copy into the labels never writes slices the model has not seen.
+copy into the labels never writes slices the model has not seen. They are
+locked and never left selected (:mod:`napari_medseg._layer_roles`): a stroke
+always lands on the labels; the prediction is drawn as an outline in its own
+colours.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from napari_medseg._layer_data import labels_layer
+from napari_medseg._layer_roles import (
+    MAP_OPACITY,
+    PREDICTION_OPACITY,
+    bind_toggle_key,
+    label_stays_active,
+    lock_layer,
+    prediction_colours,
+    prediction_style,
+)
 from napari_medseg._session import (
     IMAGE_LAYER,
     PREDICTION_LAYER,
@@ -112,6 +124,7 @@ class Outputs:
 
     def __init__(self, viewer):
         self.viewer = viewer
+        bind_toggle_key(viewer)  # the Predict dock makes these layers: its key shows / hides them
         self.source: tuple[int, int] | None = None  # (id of the image layer, its data version)
         self.predicted: np.ndarray | None = None
         self.classmap = None
@@ -124,6 +137,10 @@ class Outputs:
             self.invalidate()
             self.source, self.predicted = (id(image), version), np.zeros(shape[:-2], bool)
         self.classmap = prediction.classmap
+        with label_stays_active(self.viewer):  # napari selects each layer it adds
+            self._write_all(image, shape, plane, prediction, probability, uncertainty)
+
+    def _write_all(self, image: Image, shape, plane, prediction, probability: bool, uncertainty: bool) -> None:
         self._write(PREDICTION_LAYER, image, shape, plane, label_values(prediction), self._labels_kwargs)
         self.predicted[plane] = True
         if probability:
@@ -133,7 +150,12 @@ class Outputs:
                 shape,
                 plane,
                 foreground_probability(prediction),
-                lambda: {"colormap": "magma", "contrast_limits": (0.0, 1.0), "opacity": 0.5, "blending": "additive"},
+                lambda: {
+                    "colormap": "magma",
+                    "contrast_limits": (0.0, 1.0),
+                    "opacity": MAP_OPACITY,
+                    "blending": "additive",
+                },
             )
         if uncertainty:
             self._write(
@@ -145,7 +167,7 @@ class Outputs:
                 lambda: {
                     "colormap": "viridis",
                     "contrast_limits": (0.0, 1.0),
-                    "opacity": 0.5,
+                    "opacity": MAP_OPACITY,
                     "blending": "additive",
                     "visible": False,
                 },
@@ -163,7 +185,8 @@ class Outputs:
     def _labels_kwargs(self) -> dict:
         _, kwargs, _ = labels_layer(None, PREDICTION_LAYER, "model prediction", (1.0, 1.0), self.classmap)
         kwargs.pop("scale")
-        return {**kwargs, "opacity": 0.6}
+        colours = prediction_colours(self.classmap)
+        return {**kwargs, **({"colormap": colours} if colours else {}), "opacity": PREDICTION_OPACITY}
 
     def _write(self, name: str, image: Image, shape, plane, values: np.ndarray, make_kwargs) -> None:
         layers, is_labels = self.viewer.layers, name == PREDICTION_LAYER
@@ -184,6 +207,9 @@ class Outputs:
             full[index] = values
             kwargs = {**make_kwargs(), **geometry, "name": name}
             layer = self.viewer.add_labels(full, **kwargs) if is_labels else self.viewer.add_image(full, **kwargs)
+            lock_layer(layer)
+            if is_labels:
+                prediction_style(layer)  # once: a user's later choice of outline or opacity stays
             return
         data = layer.data
         if not plane or data.shape != full_shape or not np.can_cast(values.dtype, data.dtype):
@@ -202,3 +228,4 @@ class Outputs:
             if (layer.metadata.get("medseg") or {}).get("classmap") != ours.get("classmap"):  # another model
                 layer.metadata["medseg"] = ours
                 layer.colormap = kwargs["colormap"]
+        lock_layer(layer)  # also a layer a user made under our name: it is overwritten, never edited

@@ -11,8 +11,9 @@ mapping's statistics are read once per volume and predictor
 through :func:`napari_medseg._jobs.start_job`: a napari progress bar counts the
 slices, the dock's Cancel (or closing the workspace or the dock) stops it after
 the slices being predicted, and the result becomes the ``VOLUME_PREDICTION_LAYER``
-Labels layer on the image's grid (scale and translate), in the model's class
-colours. The engine's work (building the model, every slice) stays in the job.
+Labels layer on the image's grid (scale and translate), drawn and locked as the
+slice prediction is (:mod:`napari_medseg._layer_roles`). The engine's work
+(building the model, every slice) stays in the job.
 """
 
 from __future__ import annotations
@@ -149,6 +150,13 @@ class VolumeRun:
         from napari.layers import Labels
 
         from napari_medseg._layer_data import labels_layer
+        from napari_medseg._layer_roles import (
+            PREDICTION_OPACITY,
+            label_stays_active,
+            lock_layer,
+            prediction_colours,
+            prediction_style,
+        )
         from napari_medseg._viewer_access import layer_named
 
         self.last = prediction
@@ -164,15 +172,21 @@ class VolumeRun:
             meta={k: v for k, v in prediction.meta.items() if isinstance(v, (int, float, str))},
         )
         kwargs["translate"] = (0.0,) * len(lead) + geometry["translate"]
+        colours = prediction_colours(prediction.classmap)
+        if colours is not None:
+            kwargs["colormap"] = colours
         layer = layer_named(self.viewer, VOLUME_PREDICTION_LAYER, Labels)
-        if layer is not None and layer.data.shape == values.shape:
-            layer.data = values
-            for key in ("scale", "translate", "metadata", "colormap"):
-                setattr(layer, key, kwargs[key])
-        else:
-            if VOLUME_PREDICTION_LAYER in self.viewer.layers:
-                self.viewer.layers.remove(VOLUME_PREDICTION_LAYER)
-            self.viewer.add_labels(values, opacity=0.6, **kwargs)
+        with label_stays_active(self.viewer):  # napari selects each layer it adds
+            if layer is not None and layer.data.shape == values.shape:
+                layer.data = values
+                for key in ("scale", "translate", "metadata", "colormap"):
+                    setattr(layer, key, kwargs[key])
+            else:
+                if VOLUME_PREDICTION_LAYER in self.viewer.layers:
+                    self.viewer.layers.remove(VOLUME_PREDICTION_LAYER)
+                layer = self.viewer.add_labels(values, opacity=PREDICTION_OPACITY, **kwargs)
+                prediction_style(layer)
+            lock_layer(layer)
         took = prediction.meta.get("time_s")
         self.on_status(
             f"{choice.describe()} on all {values.shape[-3]} slices of {image.name}"

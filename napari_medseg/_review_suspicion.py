@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from napari_medseg._jobs import call, start_job
+from napari_medseg._layer_roles import SUSPICION_LAYER, label_stays_active, lock_layer
 from napari_medseg._notify import report_error
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
 
-SUSPICION_LAYER = "label suspicion"
 CONTRAST = (0.5, 1.0)  # dark until the model's answer differs from the label (module doc)
 TIP = (
     "Show where the ranking model disagrees with the label: 1 - the probability it gave the label's "
@@ -116,18 +116,20 @@ class SuspicionOverlay:
             layers.remove(layer)  # a user's layer of another kind under our name
             layer = None
         if layer is None:
-            layer = self.viewer.add_image(
-                suspicion,
-                name=SUSPICION_LAYER,
-                colormap="inferno",
-                contrast_limits=CONTRAST,
-                blending="additive",
-                opacity=0.6,
-                **geometry,
-            )
-            anchor = LABELS_LAYER if LABELS_LAYER in layers else IMAGE_LAYER if IMAGE_LAYER in layers else None
-            if anchor is not None:  # above the image, below the labels being edited
-                layers.move(layers.index(layer), layers.index(anchor))
+            with label_stays_active(self.viewer):  # napari selects the layer it adds: the brush stays on the label
+                layer = self.viewer.add_image(
+                    suspicion,
+                    name=SUSPICION_LAYER,
+                    colormap="inferno",
+                    contrast_limits=CONTRAST,
+                    blending="additive",
+                    opacity=0.6,
+                    **geometry,
+                )
+                lock_layer(layer)
+                anchor = LABELS_LAYER if LABELS_LAYER in layers else IMAGE_LAYER if IMAGE_LAYER in layers else None
+                if anchor is not None:  # above the image, below the labels being edited
+                    layers.move(layers.index(layer), layers.index(anchor))
             return
         layer.data = suspicion
         for key, value in geometry.items():

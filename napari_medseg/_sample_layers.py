@@ -24,6 +24,7 @@ import numpy as np
 
 from napari_medseg._jobs import call, start_job
 from napari_medseg._layer_data import mask_to_labels
+from napari_medseg._layer_roles import label_stays_active
 from napari_medseg._notify import report_error
 from napari_medseg._review_autosave import autosave_for
 from napari_medseg._session import IMAGE_LAYER, LABELS_LAYER, session_for
@@ -188,17 +189,20 @@ class _SampleDisplay:
             # the flush saved the labels on screen as the new head: the worker's read (and draft) predate them
             loaded.mask, loaded.head_revision, loaded.draft = on_screen, ws.sample(loaded.sample_id).head_revision, None
         volume = is_volume_view(loaded.image)
-        if volume:
-            from napari_medseg._volume_layers import put_volume_image
+        with label_stays_active(viewer):  # a layer napari adds is selected: the brush goes back to the labels
+            if volume:
+                from napari_medseg._volume_layers import put_volume_image
 
-            _move_below_labels(
-                viewer,
-                put_volume_image(viewer, loaded.image, IMAGE_LAYER, sample_id=loaded.sample_id, workspace=str(ws.root)),
-            )
-        else:
-            _put_image(viewer, loaded.image, ws, loaded.sample_id)
-        self._view = loaded.image if volume else None
-        layer = _put_labels(viewer, loaded.mask, loaded.image, ws, loaded.sample_id, self.autosave)
+                _move_below_labels(
+                    viewer,
+                    put_volume_image(
+                        viewer, loaded.image, IMAGE_LAYER, sample_id=loaded.sample_id, workspace=str(ws.root)
+                    ),
+                )
+            else:
+                _put_image(viewer, loaded.image, ws, loaded.sample_id)
+            self._view = loaded.image if volume else None
+            layer = _put_labels(viewer, loaded.mask, loaded.image, ws, loaded.sample_id, self.autosave)
         self.autosave.attach(layer, ws, loaded.sample_id, loaded.head_revision, volume=volume)
         if volume:
             from napari_medseg._volume_layers import go_to_slice
