@@ -19,6 +19,7 @@ further keeps its own slices and window (the model learnt that input).
 from __future__ import annotations
 
 import datetime as _dt
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from magicgui.widgets import (
 )
 
 from medseg.choices import AUGMENT_PRESETS, LOSS_PRESETS
+from medseg.workspace.label_sets import DEFAULT_LABEL_SET, LABEL_SETS
 from napari_medseg._forms import form, placeholder
 from napari_medseg._model_choices import DEFAULT_ARCH, DEFAULT_ENCODER, architectures, encoders
 from napari_medseg._predict_model import DEVICES
@@ -41,19 +43,40 @@ if TYPE_CHECKING:
 
     from medseg.training.config import TrainConfig
 
-WORKSPACE, FOLDER = "workspace (corrected labels)", "dataset folder"
+# the workspace's current label revisions train (not the dataset's source masks); "Train on" says whose
+WORKSPACE, FOLDER = "workspace (current labels)", "dataset folder"
 NEW_MODEL, FROM_CHECKPOINT = "architecture", "current checkpoint"
-# which review statuses train (data.statuses); None: every sample not excluded
-STATUS_CHOICES = {
-    "all but excluded": None,
-    "corrected": ["corrected"],
-    "corrected + accepted": ["corrected", "accepted"],
-}
 SLICE_CHOICES = [("1 (2-D: each slice alone)", 1)] + [
     (f"{k} (2.5-D: a slice and {k - 1} neighbours)", k) for k in (3, 5, 7)
 ]
 AUTO, PERCENTILE, RANGE = "auto", "percentile", "range"
 VOLUME_FIELDS = ("slices", "window")  # shown when the data are volumes and the model is new
+
+
+# "Train on" (data.statuses by name: medseg.workspace.label_sets; ``medseg train --labels`` takes the same)
+CHOICE_TEXT = {
+    "reviewed": "reviewed only (accepted + corrected)",
+    "corrected": "corrected only",
+    "all": "all current labels (not excluded)",
+}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def choice_items(counts: Any, volumes: bool = False) -> list[tuple[str, str]]:
+    """The "Train on" choices, (text, name): each with the samples and groups (cases) it holds when the
+    workspace's ``counts`` (:class:`~medseg.workspace.label_sets.LabelCounts`) are known."""
+    group = "case" if volumes else "group"
+    items = []
+    for name in LABEL_SETS:
+        text = CHOICE_TEXT[name]
+        if counts is not None:
+            c = counts[name]
+            text += f": {plural(c.samples, 'sample')}, {plural(len(c.groups), group)}"
+        items.append((text, name))
+    return items
 
 
 def ct_presets() -> dict[str, tuple[float, float]]:
@@ -89,9 +112,10 @@ def build_form() -> Container:
         ComboBox(
             name="statuses",
             label="Train on",
-            choices=list(STATUS_CHOICES),
-            value="all but excluded",
-            tooltip="the workspace samples whose review status is one of these (their current labels)",
+            choices=choice_items(None),
+            value=DEFAULT_LABEL_SET,
+            tooltip="which workspace samples' current labels train (their review status), and how many "
+            "samples and groups each choice holds; a validation split needs 2 groups",
         ),
         ComboBox(name="start", label="Start from", choices=[NEW_MODEL, FROM_CHECKPOINT], value=NEW_MODEL),
         ComboBox(name="arch", label="Architecture", choices=architectures, value=DEFAULT_ARCH),
@@ -120,13 +144,19 @@ def build_form() -> Container:
         ComboBox(name="device", label="Device", choices=list(DEVICES), value="auto"),
         FloatSpinBox(name="val_fraction", label="Validation fraction", value=0.2, min=0.0, max=0.9, step=0.05),
         CheckBox(name="freeze_encoder", label="Freeze encoder", value=False),
-        FileEdit(name="out", label="Output folder", mode="d"),
+        FileEdit(
+            name="out",
+            label="Output folder",
+            mode="d",
+            tooltip="each run gets a folder in it; by default beside the workspace (<workspace>-runs)",
+        ),
         extra,
     )
 
 
 def default_output(workspace: Any) -> Path:
-    """Beside the workspace (never inside the dataset), else in the home folder."""
+    """Beside the workspace (``<name>-runs``: a run folder a user chose is refused inside a workspace or a
+    dataset), else in the home folder; the dock moves it with the workspace until the user picks one."""
     if workspace is not None:
         root = Path(workspace.root)
         return root.parent / f"{root.name}-runs"
@@ -177,30 +207,32 @@ def describe_window(window: Any) -> str:
     return "each volume's min..max" if window is None else str(window)
 
 
-def training_groups(workspace: Any, statuses: list[str] | None) -> list[str]:
-    """The groups (cases of volumes) of the workspace samples a run with ``statuses`` trains on."""
-    from medseg.workspace.records import EXCLUDED
-
-    records = workspace.samples()
-    chosen = [r for r in records if (r.status in statuses if statuses else r.status != EXCLUDED)]
-    return sorted({str(r.group) for r in chosen})
-
-
 def split_problem(workspace: Any, config: TrainConfig, volumes: bool) -> tuple[str, bool] | None:
     """Why the workspace samples ``config`` trains on cannot make its train / validation split, and whether
-    training without validation would do (None: they can): a validation split needs 2 groups (cases of
-    volumes), a group never on both sides."""
+    training without validation would do (None: they can), in one line naming the count: a run needs a
+    sample, a validation split 2 groups (cases of volumes; a group is never on both sides)."""
+    from medseg.workspace.label_sets import count_statuses, describe_statuses, label_rows, label_set_name
+
     statuses = config.data.statuses
-    groups = training_groups(workspace, statuses)
-    what = "case" if volumes else "group"
-    if not groups:
-        chosen = " or ".join(statuses) if statuses else "not excluded"
-        return f"no sample of {workspace.root} is {chosen}: set the review status of the samples to train on", False
+    rows = label_rows(workspace)  # one short read of the workspace, when Start is pressed
+    chosen = count_statuses(rows, statuses)
+    name = label_set_name(statuses)
+    what = f"Train on '{CHOICE_TEXT[name] if name else ' + '.join(statuses)}'"
+    group = "case" if volumes else "group"
+    if not chosen.samples:
+        wanted = " or ".join(statuses or LABEL_SETS[DEFAULT_LABEL_SET])
+        by_status = describe_statuses(dict(Counter(r.status for r in rows.values())))
+        return (
+            f"{what} holds no sample: no sample of {workspace.root} is {wanted} (its {by_status}); accept or "
+            "correct samples in Review, or train on more labels",
+            False,
+        )
+    groups = chosen.groups
     if config.data.val_fraction > 0 and len(groups) < 2:
         return (
-            f"the samples to train on are all one {what} ({groups[0]}); a validation split needs at least 2 "
-            f"{what}s (a {what} is never on both sides). Validation fraction is now 0: press Start again to "
-            f"train without validation, or train on more {what}s",
+            f"{what} holds {plural(chosen.samples, 'sample')}, all one {group} ({groups[0]}); a validation split "
+            f"needs at least 2 {group}s (a {group} is never on both sides). Validation fraction is now 0: press "
+            f"Start again to train without validation, or train on more {group}s",
             True,
         )
     return None
@@ -252,7 +284,7 @@ def config_from_form(
         root = str(values["dataset"] or "")
         if not root or root == ".":
             problems.append("data: choose the dataset folder to train on")
-    statuses = STATUS_CHOICES[values.get("statuses") or "all but excluded"]
+    statuses = None if values.get("statuses") in (None, DEFAULT_LABEL_SET) else LABEL_SETS[values["statuses"]]
     init = None
     if values["start"] == FROM_CHECKPOINT:
         if not checkpoints:

@@ -1,4 +1,8 @@
-"""Fine-tune dock widget: train on the workspace's corrected labels (or a dataset folder) in a child process.
+"""Fine-tune dock widget: train on the workspace's current labels (or a dataset folder) in a child process.
+
+"Train on" picks whose labels (reviewed, corrected or all current ones), each choice with the samples and
+groups it holds (:mod:`napari_medseg._finetune_labels`). The runs go beside the workspace and follow it when
+another opens, until the user picks a folder.
 
 Start writes the form's TrainConfig into a new run folder and launches
 ``medseg train --events jsonl`` (``TrainingProcess``); following it is a job
@@ -28,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
+from medseg.cli.exits import EXIT_INPUT
 from medseg.jobs import Result
 from napari_medseg._finetune_config import (
     VOLUME_FIELDS,
@@ -40,11 +45,13 @@ from napari_medseg._finetune_config import (
     started_text,
 )
 from napari_medseg._finetune_jobs import follow_training, score_queue
+from napari_medseg._finetune_labels import LabelChoices
 from napari_medseg._finetune_start import checked_config, screen_modality
 from napari_medseg._forms import refresh_choices
 from napari_medseg._jobs import start_job
+from napari_medseg._message_line import MessageLine
 from napari_medseg._model_choices import ModelNames, with_model_names
-from napari_medseg._notify import report_error
+from napari_medseg._notify import report
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
 from napari_medseg._qt_helpers import connect_until_destroyed
@@ -66,8 +73,8 @@ class FinetuneWidget(QWidget):
         self.form = build_form()
         with_model_names(self._offer_model_names)
         self.plot = TrainingPlot()
-        self.status = QLabel("Set up a run and press Start.")
-        self.status.setWordWrap(True)
+        self.status = MessageLine("Set up a run and press Start.")
+        self.message = self.status  # the name the other docks' message lines have
         self.start_button, self.cancel_button = QPushButton("Start"), QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
         self.use_button, self.rescore_button = QPushButton("Use this model"), QPushButton("Re-score the queue")
@@ -82,6 +89,7 @@ class FinetuneWidget(QWidget):
         self.score_token = None
         self._last_bar: Bar | None = None
         self._volumes: tuple[Any, bool] = (None, False)  # (workspace, whether it holds volumes)
+        self._auto_out: str | None = None  # the output folder the dock chose; one the user picks stays
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
@@ -105,6 +113,7 @@ class FinetuneWidget(QWidget):
         connect_until_destroyed(
             self, [(self.session.workspace_changed, self._sync), (self.session.checkpoints_changed, self._sync)]
         )
+        self.labels = LabelChoices(self, self.session, self.form.statuses, lambda: self.volumes)
         me = weakref.ref(self)
         # no training child outlives the viewer: it is asked to stop (and writes its checkpoint)
         when_viewer_closes(napari_viewer, lambda: me() is not None and me().cancel_training())
@@ -141,8 +150,10 @@ class FinetuneWidget(QWidget):
             getattr(self.form, name).visible = new
         for name in VOLUME_FIELDS:  # a dataset folder may hold volumes: it is indexed by the run
             getattr(self.form, name).visible = new and (folder or self.volumes)
-        if str(self.form.out.value) in ("", "."):
+        out = str(self.form.out.value)
+        if out in ("", ".") or out == self._auto_out:  # the user has not picked a folder: it follows the workspace
             self.form.out.value = default_output(self.session.workspace)
+            self._auto_out = str(self.form.out.value)
         busy = self.running
         self.start_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
@@ -166,7 +177,7 @@ class FinetuneWidget(QWidget):
             self.form, self.session, run_dir, self.volumes, self.volume_modality
         )
         if refused is not None:
-            self.status.setText(report_error("Fine-tuning not started", refused))
+            self.status.say(*report("Fine-tuning not started", refused))
             return False
         self._launch(run_dir, config, None, workspace)
         return True
@@ -223,7 +234,7 @@ class FinetuneWidget(QWidget):
         if isinstance(e, TrainingFailed):
             self._on_outcome(e.failed)
         else:
-            self.status.setText(report_error(f"Fine-tuning in {run_dir} failed to run", e))
+            self.status.say(*report(f"Fine-tuning in {run_dir} failed to run", e))
 
     def _on_event(self, event: Any) -> None:
         kind = event.kind
@@ -271,7 +282,10 @@ class FinetuneWidget(QWidget):
             )
         else:
             kept = f" The last good checkpoint stays: {self.checkpoint}" if self.checkpoint else ""
-            text = report_error("Fine-tuning failed", f"{event.message}{kept}")
+            text, _ = report("Fine-tuning failed", f"{event.message}{kept}")
+            bug = event.exit_code != EXIT_INPUT  # a user's mistake (bad data, config) shows no traceback
+            self.status.say(text, (event.traceback if bug else "") or None)
+            return
         self.status.setText(text)
 
     def _on_finished(self) -> None:
@@ -327,7 +341,7 @@ class FinetuneWidget(QWidget):
             on_cancelled=lambda _: self.status.setText(
                 f"Re-scoring with {name} cancelled: the queue keeps its previous scores."
             ),
-            on_error=lambda e: self.status.setText(report_error(f"Re-scoring the queue with {name} failed", e)),
+            on_error=lambda e: self.status.say(*report(f"Re-scoring the queue with {name} failed", e)),
             on_finished=done,
         )
         self.score_worker, self.score_job, self.score_token = running.worker, running.job, running.token

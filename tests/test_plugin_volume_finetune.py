@@ -107,7 +107,7 @@ def test_one_case_is_said_before_a_run_and_trains_without_validation(make_napari
 
     widget.form.statuses.value = "corrected"  # none is corrected yet
     assert not widget.start() and "no sample of" in errors[-1] and "is corrected" in errors[-1]
-    widget.form.statuses.value = "all but excluded"
+    widget.form.statuses.value = "all"
     d = _run(widget, qtbot)  # Start again: the one case, no validation
     assert (d["n_train"], d["n_val"], d["n_train_items"]) == (1, 0, 10)
     assert "2-D, 1-99 percentiles of each volume" in started_text(d)

@@ -52,19 +52,42 @@ class LabelCounts:
         return describe_statuses(self.by_status)
 
 
+@dataclass(frozen=True)
+class LabelRow:
+    """What the counts need of one sample: its review status, its split group, whether it has a label."""
+
+    status: str
+    group: str
+    labelled: bool = True
+
+
+def label_rows(workspace) -> dict[str, LabelRow]:
+    """{sample id: LabelRow} of an open workspace, its groups merged across QC's duplicate links."""
+    from medseg.workspace.split_groups import split_groups
+
+    groups = split_groups(workspace)
+    return {r.id: LabelRow(r.status, groups[r.id], r.head_revision is not None) for r in workspace.samples()}
+
+
+def count_statuses(rows: dict[str, LabelRow], statuses) -> LabelCount:
+    """What a run with ``data.statuses`` = ``statuses`` (None: every sample not excluded) trains on."""
+    wanted = set(statuses or TRAINABLE_STATUSES)
+    chosen = [r for r in rows.values() if r.status in wanted and r.labelled]
+    return LabelCount(len(chosen), tuple(sorted({r.group for r in chosen})))
+
+
+def count_labels(rows: dict[str, LabelRow]) -> LabelCounts:
+    """What a run on each choice of labels trains on, from :func:`label_rows` (a dock keeps them and
+    updates a status as the user reviews, without reading the workspace again)."""
+    choices = {name: count_statuses(rows, statuses) for name, statuses in LABEL_SETS.items()}
+    return LabelCounts(choices, dict(Counter(r.status for r in rows.values())))
+
+
 def label_counts(workspace) -> LabelCounts:
     """What a run on each choice of labels trains on in an open workspace. A sample without a label
     revision never trains; one whose source image changed since import is left out by the run itself (a
     problem it lists), which these counts do not look for (that needs every file hashed)."""
-    from medseg.workspace.split_groups import split_groups
-
-    records = workspace.samples()
-    groups = split_groups(workspace)
-    choices = {}
-    for name, statuses in LABEL_SETS.items():
-        chosen = [r for r in records if r.status in statuses and r.head_revision is not None]
-        choices[name] = LabelCount(len(chosen), tuple(sorted({groups[r.id] for r in chosen})))
-    return LabelCounts(choices, dict(Counter(r.status for r in records)))
+    return count_labels(label_rows(workspace))
 
 
 def describe_statuses(by_status: dict[str, int]) -> str:
