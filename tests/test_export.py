@@ -76,10 +76,11 @@ def test_folders_export_reads_back_as_the_workspace(ws, tmp_path):
     assert sorted(p.stem for p in (out / "masks").iterdir()) == sorted(kept)
     for sid in kept:
         mask = read_png(out / "masks" / f"{sid}.png")
-        assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}  # ids, never 0/255
-        np.testing.assert_array_equal(mask, ws.current_mask(sid))
+        # the source masks are 0/255: so are the exported ones (issue 16; mask_values="ids" writes 0/1)
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+        np.testing.assert_array_equal(mask, ws.current_mask(sid) * 255)
         assert (out / "images" / f"{sid}.png").read_bytes() == ws.sample(sid).image_path.read_bytes()
-    np.testing.assert_array_equal(read_png(out / "masks" / "2.png"), saved["2"])
+    np.testing.assert_array_equal(read_png(out / "masks" / "2.png"), saved["2"] * 255)
     m = load_manifest(out)
     assert verify_hashes(out, m) == 2 * len(kept) + 1  # images, masks, classmap.json
     assert json.loads((out / "classmap.json").read_text()) == ws.classmap.to_dict()

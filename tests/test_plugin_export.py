@@ -76,8 +76,10 @@ def test_export_with_split_and_read_back(make_napari_viewer, qtbot, edited, tmp_
     from PIL import Image
 
     exported_mask = np.asarray(Image.open(tmp_path / "clean" / edit["exported"]["masks"][0]["path"]))
-    np.testing.assert_array_equal(exported_mask, edited.current_mask(ids[0]))  # the correction, not the source
+    # the correction, not the source; 0/255 like the source masks (issue 16), which the message says
+    np.testing.assert_array_equal(exported_mask, edited.current_mask(ids[0]) * 255)
     assert widget.result.out == tmp_path / "clean" and str(tmp_path / "clean") in widget.status.text()
+    assert "Masks written as 0/255 like the source." in widget.status.text()
     text = widget.changes.toPlainText()
     assert text.startswith("# Changes in this export") and ids[0] in text and "motion blur" in text
 

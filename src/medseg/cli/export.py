@@ -46,6 +46,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     overwrite=args.overwrite,
                     mask_scale=args.mask_scale,
+                    mask_values=args.mask_values,
                     cancel=token,
                 ),
                 what="export",
@@ -122,6 +123,13 @@ def add_parser(sub) -> None:
         default=1,
         choices=[1, 255],
         help="folders only: 255 spreads class ids over 0..255 for viewing (never for training)",
+    )
+    p.add_argument(
+        "--mask-values",
+        default="source",
+        choices=["source", "ids"],
+        help="source (default): a binary dataset stored as 0/255 is written as 0/255; ids: class ids (0/1). "
+        "nnunet and monai always write class ids. The manifest and CHANGES.md say what was written",
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

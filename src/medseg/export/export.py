@@ -30,6 +30,7 @@ from medseg.export.manifest import (
     summary_line,
 )
 from medseg.export.mask_out import mask_problem, spatial_shape
+from medseg.export.mask_values import check_option, resolve
 from medseg.export.target import MANIFEST_NAME, Staging, check_target
 from medseg.jobs import CancelToken, Job, Progress, Result, Started, check, run
 from medseg.workspace.records import DEFAULT_EXPORT_STATUSES as DEFAULT_STATUSES
@@ -90,16 +91,22 @@ def iter_export(
     seed: int = 0,
     overwrite: bool = False,
     mask_scale: int = 1,
+    mask_values: str = "source",
     cancel: CancelToken | None = None,
 ) -> Job:
     """Write the cleaned dataset into ``out``: a job yielding progress, then ``Result(ExportResult)``.
 
     ``statuses`` says which review states are exported (``include_excluded``
     adds "excluded"); ``split`` is None, (train, val) fractions, or a number
-    of folds, always by the samples' groups. ``mask_scale=255`` (folders
-    only) spreads ids over 0..255 for viewing.
+    of folds, always by the samples' groups. ``mask_values``: "source" (a
+    binary dataset stored as 0/255 is written as 0/255, see
+    :mod:`medseg.export.mask_values`) or "ids" (class ids); formats with their
+    own label convention (nnU-Net, MONAI) write ids either way, and the
+    manifest's ``mask_values`` and the summary say what was written.
+    ``mask_scale=255`` (folders only) spreads ids over 0..255 for viewing.
     """
     statuses = _check_options(fmt, statuses, split)
+    check_option(mask_values)
     target = check_target(out, dataset_root=ws.dataset_root, workspace_root=ws.root, overwrite=overwrite)
     wanted = set(statuses) | ({EXCLUDED} if include_excluded else set())
     classmap = ws.classmap
@@ -120,12 +127,14 @@ def iter_export(
         "seed": seed,
         "split": split if split is None or isinstance(split, int) else list(split),
         "mask_scale": mask_scale,
+        "mask_values": mask_values,
         "overwrite": overwrite,
     }
-    yield Started("export", len(ids), {"out": str(target), "format": fmt})
+    values = resolve(mask_values, classmap, [records[sid] for sid in selected], get_writer(fmt), mask_scale)
+    yield Started("export", len(ids), {"out": str(target), "format": fmt, "mask_values": values.written})
     staging = Staging(target, overwrite)
     try:
-        writer = get_writer(fmt)(staging.path, classmap, mask_scale=mask_scale, name=target.name)
+        writer = get_writer(fmt)(staging.path, classmap, mask_scale=values.scale, name=target.name)
         written: dict[str, Written] = {}
         pending: dict[str, dict] = {}
         problems: list[str] = []
@@ -205,14 +214,14 @@ def iter_export(
             samples=samples,
             files=files,
             split=plan,
-            extra=writer.manifest_extra(),
+            extra={**writer.manifest_extra(), "mask_values": values.to_dict()},
         )
         (staging.path / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (staging.path / CHANGES_NAME).write_text(changes_markdown(manifest), encoding="utf-8")
         staging.commit()
     finally:
         staging.abort()
-    text = summary_line(manifest) + f" Written to {target}." + writer.result_note(plan)
+    text = summary_line(manifest) + f" {values.note} Written to {target}." + writer.result_note(plan)
     yield Result(ExportResult(target, len(written), target / MANIFEST_NAME, text))
 
 
@@ -239,6 +248,7 @@ def export_dataset(
     seed: int = 0,
     overwrite: bool = False,
     mask_scale: int = 1,
+    mask_values: str = "source",
     progress: Callable[[Progress], None] | None = None,
 ) -> ExportResult:
     """Run :func:`iter_export` to the end; ``progress`` is called with every ``Progress``."""
@@ -258,6 +268,7 @@ def export_dataset(
             seed=seed,
             overwrite=overwrite,
             mask_scale=mask_scale,
+            mask_values=mask_values,
         ),
         on_event=relay,
     )

@@ -228,6 +228,8 @@ def changes_markdown(m: dict) -> str:
         summary_line(m),
         "",
     ]
+    if m.get("mask_values"):
+        lines += [m["mask_values"]["note"], ""]
     if m["split"]:
         lines += [_split_line(m["split"]), ""]
     corrected = [s for s in m["samples"] if s["exported"] and (s["revisions"]["n_changed_vs_imported"] or 0) > 0]

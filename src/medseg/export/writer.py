@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 class ExportWriter(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]  # one line: what the folder holds, for the CLI's and the widget's help
+    # True: the export may set ``mask_scale`` 255 to keep a 0/255 source's convention (plain folders);
+    # False: class ids whatever ``mask_values`` asks, for the reason ``own_mask_values`` gives (nnU-Net, MONAI)
+    follows_mask_values: ClassVar[bool] = False
+    own_mask_values: ClassVar[str] = ""
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None) -> None: ...
 

@@ -2,7 +2,8 @@
 
 Images are the source files byte for byte (DICOM series folders are written
 as NIfTI, see :mod:`medseg.export.volumes`). Masks hold class ids; a volume's
-labels are ``masks/<id>.nii.gz`` with its image's own NIfTI header; multilabel
+labels are ``masks/<id>.nii.gz`` with its image's own NIfTI header; a binary
+dataset stored as 0/255 is written as 0/255 (:mod:`medseg.export.mask_values`); multilabel
 masks are one 0/1 file per class in ``masks/<class>/<id>.png``.
 """
 
@@ -50,7 +51,11 @@ def mask_grid(item: ExportItem) -> Grid | None:
 
 class FoldersWriter(ExportWriter):
     name = "folders"
-    description = "images/ (source files as they are), masks/ (class ids), classmap.json, splits.json"
+    description = (
+        "images/ (source files as they are), masks/ (0/255 where the source was, else class ids), "
+        "classmap.json, splits.json"
+    )
+    follows_mask_values = True
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         # ``name`` is part of every writer's signature; plain folders have no metadata file to hold it

@@ -28,6 +28,7 @@ from medseg.export.writers_folders import mask_grid, write_image, write_json
 class MonaiWriter(ExportWriter):
     name = "monai"
     description = "images/, labels/ and a Decathlon-style datalist.json (monai.data.load_decathlon_datalist)"
+    own_mask_values = "MONAI's label files hold class ids (datalist.json)"
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         if mask_scale != 1:

@@ -59,6 +59,7 @@ RGB_CHANNELS = {"0": "R", "1": "G", "2": "B"}
 class NnUNetWriter(ExportWriter):
     name = "nnunet"
     description = "nnU-Net v2 raw: imagesTr/<case>_0000, labelsTr/<case>, dataset.json, splits_final.json"
+    own_mask_values = "nnU-Net reads label ids 0..N (dataset.json lists them)"
 
     def __init__(self, root: Path, classmap: ClassMap, *, mask_scale: int = 1, name: str | None = None):
         if mask_scale != 1:
