@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -35,6 +34,7 @@ from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._qt_helpers import row as buttons_row  # "row" names table rows here
+from napari_medseg._scroll import body_layout, show_rows
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import when_viewer_closes
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import napari
 
 COLUMNS = ("sample", "status", "group")
+SAMPLE_ROWS = 6  # sample rows always in view (more as the dock grows)
 
 
 def folders_form() -> Container:
@@ -99,8 +100,9 @@ class DatasetWidget(QWidget):
         self.samples.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.samples.verticalHeader().setVisible(False)
         self.samples.itemSelectionChanged.connect(self._on_row_selected)
+        show_rows(self.samples, SAMPLE_ROWS)  # a useful list, not 1.5 rows; the body scrolls on a short screen
 
-        layout = QVBoxLayout(self)
+        layout = body_layout(self)
         layout.addWidget(self.form.native)
         layout.addLayout(buttons_row(self.open_button, self.cancel_button))
         layout.addWidget(self.status)

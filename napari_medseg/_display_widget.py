@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container
 from napari.layers import Image
-from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from napari_medseg._class_list import ClassList
 from napari_medseg._forms import boxed, form
 from napari_medseg._message_line import MessageLine
+from napari_medseg._scroll import body_layout
 
 if TYPE_CHECKING:
     import napari
@@ -67,7 +68,7 @@ class DisplayWidget(QWidget):
         self.status = MessageLine()
         self.classes = ClassList(napari_viewer)
 
-        layout = QVBoxLayout(self)
+        layout = body_layout(self)
         for w in (self.info, self.form.native, self.clahe_button, self.status):
             layout.addWidget(w)
         layout.addWidget(boxed("Classes", self.classes), 1)

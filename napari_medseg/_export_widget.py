@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QTextEdit,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -36,6 +35,7 @@ from napari_medseg._jobs import start_job
 from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
+from napari_medseg._scroll import body_layout
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import real_viewer
 
@@ -88,7 +88,7 @@ class ExportWidget(QWidget):
         self.changes.setPlaceholderText("The export's change summary (CHANGES.md) appears here.")
         self.worker = self.result = self.job = None
 
-        layout = QVBoxLayout(self)
+        layout = body_layout(self)
         layout.addWidget(self.workspace_label)
         layout.addWidget(self.form.native)
         buttons = QHBoxLayout()

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 from medseg.cli.exits import EXIT_INPUT
 from medseg.jobs import Result
@@ -55,6 +55,7 @@ from napari_medseg._notify import report
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
 from napari_medseg._qt_helpers import connect_until_destroyed
+from napari_medseg._scroll import body_layout
 from napari_medseg._session import session_for
 from napari_medseg._threads import child_thread_env
 from napari_medseg._viewer_access import real_viewer, when_viewer_closes
@@ -91,7 +92,7 @@ class FinetuneWidget(QWidget):
         self._volumes: tuple[Any, bool] = (None, False)  # (workspace, whether it holds volumes)
         self._auto_out: str | None = None  # the output folder the dock chose; one the user picks stays
 
-        layout = QVBoxLayout(self)
+        layout = body_layout(self)
         layout.addWidget(self.form.native)
         for row in (
             (self.start_button, self.cancel_button, self.resume_button),

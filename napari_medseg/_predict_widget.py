@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from napari.layers import Image, Shapes
-from qtpy.QtWidgets import QCheckBox, QFileDialog, QLabel, QListWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QFileDialog, QLabel, QListWidget, QWidget
 
 from medseg.errors import InferenceError, MedsegError
 from napari_medseg._forms import boxed, refresh_choices
@@ -44,6 +44,7 @@ from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
 from napari_medseg._predict_volume import VolumeRun, is_volume_layer
 from napari_medseg._qt_helpers import button, connect_until_destroyed, row
+from napari_medseg._scroll import body_layout
 from napari_medseg._session import IMAGE_LAYER, session_for
 from napari_medseg._viewer_access import real_viewer
 
@@ -91,7 +92,7 @@ class PredictWidget(QWidget):
         self.live.toggled.connect(lambda on: on and self.request())
         self.status = MessageLine()
         self.copy_button = button("Copy prediction into labels", self.copy_into_labels)
-        layout = QVBoxLayout(self)
+        layout = body_layout(self)
         layout.addWidget(
             boxed(
                 "Model",

@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -36,6 +35,7 @@ from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel
 from napari_medseg._review_slices import NEXT_SLICE_KEY, PREVIOUS_SLICE_KEY, SliceNavigator
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
 from napari_medseg._review_suspicion import SuspicionOverlay
+from napari_medseg._scroll import body_layout
 from napari_medseg._session import session_for
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class ReviewWidget(QWidget):
         self.refresh_all()
 
     def _layout(self) -> None:
-        layout = QVBoxLayout(self)
+        layout = body_layout(self)
         layout.addWidget(self.panel, 2)
         layout.addWidget(self.details)
         layout.addWidget(self.slices, 1)

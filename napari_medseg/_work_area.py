@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QDockWidget, QGridLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QWidget
 
 from medseg.workspace.records import UNREVIEWED
 from napari_medseg._qt_helpers import connect_until_destroyed
+from napari_medseg._scroll import body_layout
 from napari_medseg._session import session_for
+from napari_medseg._window_fit import fit_to_screen
 
 PLUGIN = "napari-medseg"
-# Dataset on the right top, the tools it feeds tabbed below it (the order a user works in)
+# The tools, tabbed together below the work area in the order a user works in
 TOOLS = ("Dataset", "Review", "Predict", "Fine-tune", "Export")
 
 
@@ -35,6 +38,7 @@ class WorkArea(QWidget):
     def __init__(self, napari_viewer: Any):
         super().__init__()
         self.viewer = napari_viewer
+        self.arranged = False  # the docks are arranged once napari has docked this widget
         self.tools = dock_tools(napari_viewer)
         self.session = session_for(napari_viewer)
         self.summary = QLabel()
@@ -44,10 +48,14 @@ class WorkArea(QWidget):
             button = QPushButton(name)
             button.setToolTip(f"Show the {name} tool")
             button.clicked.connect(lambda _=False, n=name: self.show_tool(n))
-            buttons.addWidget(button, i // 3, i % 3)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.summary)
+            buttons.addWidget(button, 0, i)  # one row: the overview stays a few lines tall
+        layout = body_layout(self)
+        # compact: a taller window gives its height to the tools below, not to this overview (an Ignored
+        # height also keeps napari from adding a stretch under the scroll area)
+        self.body_scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         layout.addLayout(buttons)
+        layout.addWidget(self.summary)
         layout.addStretch(1)
         s = self.session
         signals = (
@@ -60,6 +68,40 @@ class WorkArea(QWidget):
         )
         connect_until_destroyed(self, ((signal, self.refresh) for signal in signals))
         self.refresh()
+        # napari docks this widget after building it: arrange the docks once that has happened
+        self._arrange_timer = QTimer(self)
+        self._arrange_timer.setSingleShot(True)
+        self._arrange_timer.timeout.connect(self.arrange)
+        self._arrange_timer.start(0)
+
+    def arrange(self) -> None:
+        """The work area on top, compact, the tools tabbed below it; then the window fits its screen."""
+        own, docks = _dock_of(self), [_dock_of(w) for w in self.tools.values()]
+        window = own.parentWidget() if own is not None else None
+        if window is None or not hasattr(window, "splitDockWidget") or None in docks:
+            return  # not docked in a main window (built on its own)
+        area = window.dockWidgetArea(own)
+        if area == window.dockWidgetArea(docks[0]):
+            window.splitDockWidget(own, docks[0], Qt.Orientation.Vertical)
+            for dock in docks[1:]:
+                window.tabifyDockWidget(docks[0], dock)
+            window.setTabPosition(area, QTabWidget.TabPosition.North)  # tabs read as the panel's headings
+            for name, dock in zip(TOOLS, docks):
+                dock.setWindowTitle(name)  # the tab's text: "Fine-tune (napari-medseg)" was cut to "Fine-tune (n..."
+            docks[0].raise_()
+            window.layout().activate()
+            height = self._wanted_height(own)
+            total = own.height() + docks[0].height()
+            window.resizeDocks([own, docks[0]], [height, max(total - height, 1)], Qt.Orientation.Vertical)
+        fit_to_screen(window)
+        self.arranged = True
+
+    def _wanted_height(self, dock: QDockWidget) -> int:
+        """The dock's height showing the whole overview at the dock's width (its text wraps)."""
+        body = self.body_scroll.widget()
+        title = dock.titleBarWidget()
+        title_height = title.sizeHint().height() if title is not None else 0
+        return title_height + body.heightForWidth(dock.width()) + 8  # the dock's margins
 
     def show_tool(self, name: str) -> None:
         dock, _ = self.viewer.window.add_plugin_dock_widget(PLUGIN, name)
@@ -68,6 +110,25 @@ class WorkArea(QWidget):
 
     def refresh(self, *_: Any) -> None:
         self.summary.setText(overview_text(self.session))
+        if self.arranged:
+            self._show_summary()
+
+    def _show_summary(self) -> None:
+        """Grow the dock (up to a third of the window) when the overview's text no longer fits it."""
+        own = _dock_of(self)
+        window = own.parentWidget() if own is not None else None
+        if window is None or not hasattr(window, "resizeDocks") or own.isFloating():
+            return
+        wanted = min(self._wanted_height(own), window.height() // 3)
+        if own.height() < wanted:
+            window.resizeDocks([own], [wanted], Qt.Orientation.Vertical)
+
+
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
 
 
 def overview_text(session: Any) -> str:
