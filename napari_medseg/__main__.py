@@ -17,6 +17,10 @@ import sys
 from pathlib import Path
 
 PLUGIN = "napari-medseg"
+NO_DISPLAY = (
+    "napari-medseg: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in a "
+    "desktop session or set DISPLAY (ssh -X), or save a picture of it with --screenshot PATH (needs xvfb-run)."
+)
 
 
 def demo_dataset() -> Path:
@@ -78,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         help="save a screenshot of the window (canvas and widgets) to PATH and exit",
     )
     args = parser.parse_args(argv)
+    from napari_medseg._headless import has_display, rerun_under_xvfb
+
+    if not has_display():
+        if args.screenshot is not None:  # a picture needs no screen: draw it on a virtual one
+            argv = sys.argv[1:] if argv is None else argv
+            status = rerun_under_xvfb([sys.executable, "-m", "napari_medseg", *map(str, argv)])
+            if status is not None:
+                return status
+        print(NO_DISPLAY, file=sys.stderr)
+        return 1
 
     import napari
 

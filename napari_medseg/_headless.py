@@ -14,12 +14,22 @@ import time
 from collections.abc import Callable
 
 
-def rerun_under_xvfb() -> int | None:
-    """Without a display, run this same command again under ``xvfb-run`` and return its exit status;
-    None when there is a display (or no xvfb-run), meaning: go on here."""
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or not shutil.which("xvfb-run"):
+def has_display() -> bool:
+    """Whether Qt can open a window here: a desktop session, or a Qt platform chosen that needs none
+    (``QT_QPA_PLATFORM=offscreen``); macOS and Windows always have one."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"))
+
+
+def rerun_under_xvfb(command: list[str] | None = None, screen: str = "1600x1000") -> int | None:
+    """Without a display, run ``command`` (default: this same command) again under ``xvfb-run`` on a
+    virtual screen of ``screen`` pixels and return its exit status; None when there is a display (or no
+    xvfb-run), meaning: go on here."""
+    if has_display() or not shutil.which("xvfb-run"):
         return None
-    return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, *sys.argv])
+    command = command or [sys.executable, *sys.argv]
+    return subprocess.call(["xvfb-run", "-a", "-s", f"-screen 0 {screen}x24", *command])
 
 
 def pump(seconds: float, until: Callable[[], bool] | None = None) -> bool:
