@@ -60,6 +60,9 @@ class Autosave(QObject):
         self._saved: np.ndarray | None = None  # the labels as loaded or last saved (flush compares)
         self._drafted = False  # a draft was written since then (save discards it)
         self.last_message = ""
+        # what the last save did, in words, until a widget takes it (take_save_note): a save on moving on
+        # happens before the next sample's layers are put up, and that clears last_message
+        self.save_note = ""
         self.volume = False  # the sample is a volume: saved slice by slice (self.slices)
         self.slices: Any = None  # _volume_edits.SliceEdits of a volume
         self._loading = False
@@ -238,8 +241,13 @@ class Autosave(QObject):
             return None
         self.session.revision_saved.emit(sid, rev.id)
         self.session.status_changed.emit(sid, ws.sample(sid).status)
-        self.last_message = f"Saved the edits of {sid} as revision {rev.id} ({changed_text(rev)})."
+        self.last_message = self.save_note = f"Saved the edits of {sid} as revision {rev.id} ({changed_text(rev)})."
         return rev
+
+    def take_save_note(self) -> str:
+        """The words of the last save not yet shown ("" when none); taking them clears them."""
+        note, self.save_note = self.save_note, ""
+        return note
 
     def flush(self, note: str = "autosaved edits") -> bool:
         """Save pending edits before the labels are replaced or dropped; False (error reported, draft kept)

@@ -39,19 +39,33 @@ def problem_lines(ws: Any) -> list[str]:
     return lines
 
 
-def item_line(item: Any) -> str:
-    """One row of the queue list."""
-    score = "unscored" if item.score is None else f"{item.score:.2f}"
-    worst = ""
-    if item.findings:
-        from medseg.qc.queue import finding_phrase
-
-        worst = " · " + finding_phrase(item.findings[0])
-    return f"{item.sample_id}  [{item.status}]  {score}{worst}"
+def item_line(item: Any, k: int) -> str:
+    """Row ``k`` (1-based) of the queue list: its place, the sample, its status and the priority that orders
+    the list (ascending: the lowest, most likely wrong, first)."""
+    return f"{k}. {item.sample_id} · {item.status} · {item.priority:.2f}"
 
 
-def item_html(item: Any, record: Any) -> str:
-    """The current sample's status, score, place in the queue and findings (rich text)."""
+def item_signals(item: Any) -> tuple[str, ...]:
+    """Why the sample stands where it does, as short plain phrases, most telling first (the queue's
+    ``signals``; its one-line ``reason`` where an item carries none)."""
+    signals = tuple(getattr(item, "signals", ()) or ())
+    return signals or ((item.reason,) if item.reason else ())
+
+
+def item_tip(item: Any) -> str:
+    """A queue row's tooltip: its priority and the reasons for it."""
+    return f"priority {item.priority:.2f}: " + "; ".join(item_signals(item))
+
+
+def place_text(place: tuple[int, int] | None, filtered: bool = False) -> str:
+    """ "3 of 24 in the queue" for ``place`` (1-based position, queue length); None: not in the queue shown."""
+    if place is None:
+        return "not in the queue shown (its filters leave it out)" if filtered else "not in the queue yet"
+    return f"{place[0]} of {place[1]} in the queue"
+
+
+def item_html(item: Any, record: Any, place: tuple[int, int] | None = None, filtered: bool = False) -> str:
+    """The current sample's status, score, place in the queue and why it is there (rich text)."""
     status = escape(record.status) + (f" ({escape(record.reason)})" if record.reason else "")
     score = "not scored" if item is None or item.score is None else f"{item.score:.2f} ({escape(item.method or '')})"
     lines = [
@@ -60,7 +74,11 @@ def item_html(item: Any, record: Any) -> str:
         f"Label quality: {score}",
     ]
     if item is not None:
-        lines.append(f"Why here: {escape(item.reason)}")
+        lines.append(f"Place: {escape(place_text(place, filtered))} · priority {item.priority:.2f}")
+        lines.append("Why here:")
+        lines += [f"• {escape(s)}" for s in item_signals(item)]
+        if item.findings:
+            lines.append("QC findings:")
         for f in item.findings:
             fix = f" — auto-fix: {f.fix.replace('_', ' ')}" if f.fix else ""
             lines.append(f"• <i>{escape(f.severity)}</i> {escape(f.message)}{escape(fix)}")

@@ -28,10 +28,12 @@ from qtpy.QtWidgets import (
 
 from napari_medseg import _review_actions as actions
 from napari_medseg._forms import TypedChoice, form, placeholder
+from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, connect_until_destroyed
 from napari_medseg._review_autosave import autosave_for, changed_text
-from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel
+from napari_medseg._review_keys import bind_review_keys, keys_text
+from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel, chosen
 from napari_medseg._review_slices import NEXT_SLICE_KEY, PREVIOUS_SLICE_KEY, SliceNavigator
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
 from napari_medseg._review_suspicion import SuspicionOverlay
@@ -45,9 +47,10 @@ EXCLUDE_REASONS = ("", "image unusable", "label ambiguous", "duplicate of anothe
 HELP = (
     f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
     f"'{PREVIOUS_KEY}' previous sample; on a volume '{NEXT_SLICE_KEY}' / '{PREVIOUS_SLICE_KEY}' its next / "
-    "previous flagged slice. Edit with napari's brush, fill and eraser on the "
-    "'medseg labels' layer; edits are saved as a revision when you move on or close napari, and kept "
-    "in a crash-safe draft meanwhile."
+    "previous flagged slice; Shift+A accept, Shift+S save correction, Shift+X exclude (each then goes to the "
+    "next unreviewed sample when 'then go to the next sample' is ticked). Edit with napari's brush, fill and "
+    "eraser on the 'medseg labels' layer; edits are saved as a revision when you move on or close napari, and "
+    "kept in a crash-safe draft meanwhile."
 )
 _FAILED = object()
 
@@ -81,6 +84,7 @@ class ReviewWidget(QWidget):
         self.status_filter, self.check_filter = self.panel.status_filter, self.panel.check_filter
         self.method, self.queue, self.position = self.panel.method, self.panel.queue, self.panel.position
         self.sample_pending: Any = None  # the worker reading the sample's facts, while one runs
+        self._carry = ""  # what a verdict said, shown with the next sample's message when it moved on
         self._record: Any = None
         self._facts_request = 0
         self.suspicion = SuspicionOverlay(napari_viewer, lambda text: self.suspicion_note.setText(text))
@@ -101,8 +105,13 @@ class ReviewWidget(QWidget):
         self.verdict_form, self.helper_form = verdict_form(), helper_form()
         self.advance = QCheckBox("then go to the next sample")
         self.advance.setChecked(True)
+        self.advance.setToolTip(
+            "After Accept, Save correction or Exclude, show the next unreviewed sample in the queue"
+        )
         self.save_button = button(
-            "Save correction", self.save_correction, "Save the labels on screen as a new revision now"
+            "Save correction",
+            self.submit_correction,
+            "Save the labels on screen as a new revision now: the sample is corrected",
         )
 
         self.only_selected = QCheckBox("only the selected label")
@@ -120,11 +129,13 @@ class ReviewWidget(QWidget):
         self.revert_button = button(
             "Revert to selected", self.revert, "A new revision with the selected revision's labels"
         )
-        self.message = QLabel()
-        self.message.setWordWrap(True)
+        self.keys = QLabel(keys_text())
+        self.keys.setWordWrap(True)
+        self.keys.setToolTip(HELP)
+        self.message = MessageLine()
         self._layout()
 
-        self.panel.said.connect(self.message.setText)
+        self.panel.said.connect(self._said)
         self.panel.refreshed.connect(self._on_queue_refreshed)
         s = self.session
         connect_until_destroyed(
@@ -138,6 +149,7 @@ class ReviewWidget(QWidget):
                 (s.revision_saved, self._on_revision_saved),
             ],
         )
+        bind_review_keys(napari_viewer, self)
         self.refresh_all()
 
     def _layout(self) -> None:
@@ -172,6 +184,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(QLabel("History (newest first)"))
         layout.addWidget(self.history, 1)
         layout.addWidget(self.revert_button)
+        layout.addWidget(self.keys)
         layout.addWidget(self.message)
 
     # ----------------------------------------------------------------- queue
@@ -184,9 +197,16 @@ class ReviewWidget(QWidget):
     def _on_queue_refreshed(self) -> None:
         rec = self._record
         if rec is not None and rec.id == self.autosave.sample_id and self.sample_pending is None:
-            from napari_medseg._review_text import item_html
+            self.details.setText(self._details_html(rec))
 
-            self.details.setText(item_html(self.panel.item_of(rec.id), rec))
+    def _details_html(self, record: Any) -> str:
+        from napari_medseg._review_text import item_html
+
+        filtered = chosen(self.status_filter) is not None or chosen(self.check_filter) is not None
+        return item_html(self.panel.item_of(record.id), record, self.panel.place(record.id), filtered)
+
+    def _said(self, text: str) -> None:
+        self.message.setText(" ".join(t for t in (self._carry, text) if t))
 
     def queue_ids(self) -> list[str]:
         return self.panel.queue_ids()
@@ -232,13 +252,13 @@ class ReviewWidget(QWidget):
         ).worker
 
     def _show_facts(self, request: int, facts: tuple) -> None:
-        from napari_medseg._review_text import item_html, revision_line
+        from napari_medseg._review_text import revision_line
 
         if request != self._facts_request:
             return  # the user moved on
         self.sample_pending = None
         self._record, revisions, fixes = facts
-        self.details.setText(item_html(self.panel.item_of(self._record.id), self._record))
+        self.details.setText(self._details_html(self._record))
         self.history.clear()
         for rev in reversed(revisions):
             row = QListWidgetItem(revision_line(rev))
@@ -279,10 +299,15 @@ class ReviewWidget(QWidget):
     def _on_sample_changed(self, sample_id: str | None) -> None:
         self.panel.mark_current()
         self.refresh_sample()
-        self.message.setText(self.autosave.last_message)
+        # composed here, after the layers are up (putting them up clears the autosave's last message): what
+        # the verdict that moved on said, the save of the sample left, a draft recovered on this one
+        note, last = self.autosave.take_save_note(), self.autosave.last_message
+        parts = [self._carry, note, last if last != note else ""]
+        self._carry = ""
+        self.message.setText(" ".join(p for p in parts if p))
 
     def _on_status_changed(self, sample_id: str, status: str) -> None:
-        self.panel.refresh()
+        self.panel.refresh(hold=sample_id)  # the sample keeps its place for Next (the queue panel's doc)
 
     def _on_revision_saved(self, sample_id: str, revision_id: int) -> None:
         if sample_id == self.autosave.sample_id:
@@ -300,31 +325,48 @@ class ReviewWidget(QWidget):
             report_error(f"{what} failed", e)
         return _FAILED
 
+    def _saved_words(self) -> str:
+        note = self.autosave.take_save_note()  # pending edits the verdict saved first
+        return f" {note}" if note else ""
+
     def accept(self) -> None:
+        sid = self.autosave.sample_id
         status = self._run("Accept", actions.accept)
         if status is not _FAILED:
-            self.message.setText(f"{self.autosave.sample_id}: {status}.")
-            self._after_verdict()
+            self._after_verdict(f"{sid}: {status}.{self._saved_words()}")
 
     def exclude(self) -> None:
         sid = self.autosave.sample_id
         reason = self._run("Exclude", actions.exclude, self.verdict_form.reason.value)
         if reason is not _FAILED:
-            self.message.setText(f"{sid}: excluded ({reason}).")
-            self._after_verdict()
+            self._after_verdict(f"{sid}: excluded ({reason}).{self._saved_words()}")
 
-    def _after_verdict(self) -> None:
+    def _after_verdict(self, text: str, advance: bool | None = None) -> None:
+        """Say ``text``; then, when asked (the check box by default), show the next unreviewed sample after this
+        one's place in the queue, ``text`` staying on screen with what the move says."""
+        self.message.setText(text)
         self.refresh_sample()
-        if self.advance.isChecked():
-            self.panel.step(+1)
+        if self.advance.isChecked() if advance is None else advance:
+            self._carry = text
+            if not self.panel.step_unreviewed():
+                self._carry = ""  # the panel said why it stays, after text
 
-    def save_correction(self) -> None:
+    def save_correction(self, advance: bool = False) -> None:
+        """Save the labels on screen as a "manual" revision (the sample is then corrected); with ``advance``,
+        go on to the next unreviewed sample, as the button and its key do when the check box is ticked."""
         sid = self.autosave.sample_id
         rev = self._run("Saving the correction", actions.save_correction)
+        if rev is _FAILED:
+            return
+        self.autosave.take_save_note()  # said below
         if rev is None:
             self.message.setText(f"{sid}: no changes to save.")
-        elif rev is not _FAILED:
-            self.message.setText(f"{sid}: saved revision {rev.id} ({changed_text(rev)}); corrected.")
+        else:
+            self._after_verdict(f"{sid}: saved revision {rev.id} ({changed_text(rev)}); corrected.", advance)
+
+    def submit_correction(self) -> None:
+        """The Save correction button and key: save, then move on as the check box says."""
+        self.save_correction(advance=self.advance.isChecked())
 
     def helper(self, name: str, **params) -> None:
         layer = self.autosave.layer
