@@ -83,12 +83,32 @@ def prediction_colours(classmap: Any) -> dict[Any, Any] | None:
     return colours
 
 
-def prediction_style(layer: Any) -> None:
-    """Draw a prediction Labels layer as an outline with its own opacity (module doc)."""
-    if layer.contour != PREDICTION_CONTOUR:
-        layer.contour = PREDICTION_CONTOUR
+def prediction_style(layer: Any, viewer: Any) -> None:
+    """Draw a prediction Labels layer as an outline with its own opacity (module doc); filled in a 3-D view,
+    where napari draws no outline (it warns at each refresh after the first), the outline again back in 2-D."""
+    layer, dims = _real(layer), _real(viewer).dims
     if layer.opacity != PREDICTION_OPACITY:
         layer.opacity = PREDICTION_OPACITY
+    outline = {"width": PREDICTION_CONTOUR}  # the 2-D width; a user's own once they change it in 2-D
+    ref = weakref.ref(layer)
+
+    def chosen(*_: Any) -> None:
+        found = ref()
+        if found is not None and dims.ndisplay == 2:
+            outline["width"] = found.contour
+
+    def follow(*_: Any) -> None:
+        found = ref()
+        if found is None:
+            dims.events.ndisplay.disconnect(follow)
+            return
+        width = 0 if dims.ndisplay == 3 else outline["width"]
+        if found.contour != width:
+            found.contour = width
+
+    layer.events.contour.connect(chosen)
+    dims.events.ndisplay.connect(follow)
+    follow()
 
 
 def _real(obj: Any) -> Any:

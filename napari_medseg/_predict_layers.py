@@ -209,7 +209,7 @@ class Outputs:
             layer = self.viewer.add_labels(full, **kwargs) if is_labels else self.viewer.add_image(full, **kwargs)
             lock_layer(layer)
             if is_labels:
-                prediction_style(layer)  # once: a user's later choice of outline or opacity stays
+                prediction_style(layer, self.viewer)  # once: a user's later choice of outline or opacity stays
             return
         data = layer.data
         if not plane or data.shape != full_shape or not np.can_cast(values.dtype, data.dtype):

@@ -185,7 +185,7 @@ class VolumeRun:
                 if VOLUME_PREDICTION_LAYER in self.viewer.layers:
                     self.viewer.layers.remove(VOLUME_PREDICTION_LAYER)
                 layer = self.viewer.add_labels(values, opacity=PREDICTION_OPACITY, **kwargs)
-                prediction_style(layer)
+                prediction_style(layer, self.viewer)
             lock_layer(layer)
         took = prediction.meta.get("time_s")
         self.on_status(

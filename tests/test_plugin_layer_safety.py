@@ -3,6 +3,8 @@ prediction is drawn unlike the label, and a key shows / hides it."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _predict_data import bright_25d_checkpoint, bright_checkpoint, register_bright, unregister_bright
@@ -211,8 +213,14 @@ def test_volume_predictions_are_locked_and_the_labels_stay_active(
     labels.selected_label = 1
     _stroke(viewer.layers.selection.active, MouseEvent, row, cols, lead=(z,))
     assert labels.data[z, row, cols[0] : cols[1] + 1].all()
-    viewer.dims.ndisplay = 3
+    viewer.dims.ndisplay = 3  # napari draws no outline in 3-D: the prediction is filled there
+    assert viewer.layers[VOLUME_PREDICTION_LAYER].contour == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        viewer.dims.set_current_step(0, 1)  # napari warned at each 3-D refresh of an outlined layer
+    assert not [w for w in caught if "Contours" in str(w.message)]
     viewer.dims.ndisplay = 2
+    assert viewer.layers[VOLUME_PREDICTION_LAYER].contour == PREDICTION_CONTOUR
     assert not viewer.layers[VOLUME_PREDICTION_LAYER].editable and labels.editable
     assert toggle_prediction(viewer) is False
     assert not viewer.layers[PREDICTION_LAYER].visible and not viewer.layers[VOLUME_PREDICTION_LAYER].visible
