@@ -21,13 +21,15 @@ Colours (the README's table):
   :data:`PREDICTION_OPACITY`, in :data:`PREDICTION_PALETTE` (class k of the
   class map in its k-th colour, yellow first; a palette colour too close to
   the label's own colour of that class is skipped), so a prediction over its
-  label reads as a yellow line around a filled area;
+  label reads as a yellow line around a filled area (filled in a 3-D view,
+  where napari draws no outline);
 * probability (magma) and uncertainty (viridis) maps: :data:`MAP_OPACITY`,
   additive; the uncertainty starts hidden.
 
 :data:`TOGGLE_PREDICTION_KEY` ('h', "hide") shows / hides the model's layers
-(:func:`toggle_prediction`): napari binds no 'h' on the viewer nor on any
-layer, and our '.' / ',' (samples) and 'j' / 'k' (volume slices) differ.
+(:func:`toggle_prediction`), bound on the viewer when the Predict dock opens:
+napari binds no 'h' on the viewer nor on any layer, and our '.' / ','
+(samples), 'j' / 'k' (volume slices) and Review's Shift keys differ.
 """
 
 from __future__ import annotations
