@@ -5,6 +5,8 @@ the Labels layer is being painted on."""
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pytest
 from _review_data import open_dataset_widget, wait_for_queue, wait_for_sample
@@ -140,7 +142,14 @@ def test_rows_show_place_status_priority_and_the_panel_says_where_and_why(review
     assert "5 of 24 in the queue" in details and widget.position.text() == "5 of 24"
     item = widget.panel.item_of(sid)
     reasons = tuple(getattr(item, "signals", ())) or (item.reason,)
-    assert reasons and all(r.split(" (")[0] in details for r in reasons)
+    assert reasons and all(escape(r) in details for r in reasons)
+
+    # a long message stays one line: the dock is no wider for it
+    width = widget.minimumSizeHint().width()
+    widget.message.setText("saved revision 7 of " + "a-very-long-sample-name/" * 30 + " and more words " * 20)
+    line = widget.message.line
+    assert widget.minimumSizeHint().width() <= width and widget.message.minimumSizeHint().width() < 200
+    assert line.sizeHint().height() < 2 * line.fontMetrics().lineSpacing()  # one line, not a wrapped paragraph
 
 
 def test_the_autosave_message_stays_after_next(review, qtbot):
