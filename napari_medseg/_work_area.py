@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import QDockWidget, QGridLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QWidget
 
 from medseg.workspace.records import UNREVIEWED
@@ -39,6 +39,7 @@ class WorkArea(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.arranged = False  # the docks are arranged once napari has docked this widget
+        self._docks: tuple[QDockWidget, QDockWidget] | None = None  # (this overview's, the tools' tab group's)
         self.tools = dock_tools(napari_viewer)
         self.session = session_for(napari_viewer)
         self.summary = QLabel()
@@ -73,6 +74,9 @@ class WorkArea(QWidget):
         self._arrange_timer.setSingleShot(True)
         self._arrange_timer.timeout.connect(self.arrange)
         self._arrange_timer.start(0)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit_overview)
 
     def arrange(self) -> None:
         """The work area on top, compact, the tools tabbed below it; then the window fits its screen."""
@@ -90,11 +94,16 @@ class WorkArea(QWidget):
                 dock.setWindowTitle(name)  # the tab's text: "Fine-tune (napari-medseg)" was cut to "Fine-tune (n..."
             docks[0].raise_()
             window.layout().activate()
-            height = self._wanted_height(own)
-            total = own.height() + docks[0].height()
-            window.resizeDocks([own, docks[0]], [height, max(total - height, 1)], Qt.Orientation.Vertical)
+            self._docks = (own, docks[0])
+            self._fit_overview()
+            window.installEventFilter(self)  # a resized window gives its height to the tools, not the overview
         fit_to_screen(window)
         self.arranged = True
+
+    def eventFilter(self, obj: Any, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and self._docks:
+            self._fit_timer.start(0)  # after the window's layout has shared out the new size
+        return False
 
     def _wanted_height(self, dock: QDockWidget) -> int:
         """The dock's height showing the whole overview at the dock's width (its text wraps)."""
@@ -110,18 +119,22 @@ class WorkArea(QWidget):
 
     def refresh(self, *_: Any) -> None:
         self.summary.setText(overview_text(self.session))
-        if self.arranged:
-            self._show_summary()
+        if self._docks:
+            self._fit_timer.start(0)
 
-    def _show_summary(self) -> None:
-        """Grow the dock (up to a third of the window) when the overview's text no longer fits it."""
-        own = _dock_of(self)
-        window = own.parentWidget() if own is not None else None
-        if window is None or not hasattr(window, "resizeDocks") or own.isFloating():
+    def _fit_overview(self) -> None:
+        """The overview's dock as tall as its text and buttons (up to a third of the window), the tools below
+        it take the rest."""
+        own, tools = self._docks
+        window = own.parentWidget()
+        if window is None or own.isFloating() or tools.isFloating() or own.isHidden():
             return
+        if window.dockWidgetArea(own) != window.dockWidgetArea(tools):
+            return  # the user moved them apart
         wanted = min(self._wanted_height(own), window.height() // 3)
-        if own.height() < wanted:
-            window.resizeDocks([own], [wanted], Qt.Orientation.Vertical)
+        total = own.height() + tools.height()
+        if own.height() != wanted and total > wanted:
+            window.resizeDocks([own, tools], [wanted, total - wanted], Qt.Orientation.Vertical)
 
 
 def _dock_of(widget: QWidget) -> QDockWidget | None:

@@ -1,6 +1,7 @@
 """Walk through the main workflow in a real napari window and save what a person sees at each step.
 
-    python scripts/screenshots.py [--out docs/screenshots]      (runs itself under Xvfb without a display)
+    python scripts/screenshots.py [--out docs/screenshots] [--size 1366x768 --size 1920x1080]
+    (runs itself under Xvfb without a display)
 
 On the generated demo dataset (24 colonoscopy-like frames, 5 with planted label
 errors): open the workspace and run QC (Dataset), fine-tune a small Unet out of
@@ -9,6 +10,10 @@ model (Predict: prediction, probability and uncertainty layers), re-score the
 review queue with that model and open its worst sample (Review, with the layer
 showing where the model disagrees with the label), correct it and
 export the cleaned dataset (Export, with its change summary).
+
+Each ``--size WxH`` is a screen: every step is shot with the window filling a
+screen of that size (as a maximised window does), to ``NN-step-WxH.png``;
+without ``--size`` the window is 1600x1000 and the files are ``NN-step.png``.
 """
 
 from __future__ import annotations
@@ -27,15 +32,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument(
+        "--size", type=screen_size, action="append", metavar="WxH", help="a screen size to shoot at (repeatable)"
+    )
     args = ap.parse_args()
     from napari_medseg._headless import pump, rerun_under_xvfb
 
-    status = rerun_under_xvfb()
+    sizes = args.size or [(1600, 1000)]
+    largest = f"{max(w for w, _ in sizes)}x{max(h for _, h in sizes)}"
+    status = rerun_under_xvfb(screen=largest)
     if status is not None:
         return status
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
     import napari
+    from qtpy.QtCore import QRect
 
     from medseg.datasets.demo import make_demo_dataset
     from napari_medseg._review_suspicion import SUSPICION_LAYER
@@ -44,17 +55,22 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="medseg-shots-"))
     demo = make_demo_dataset(tmp / "endoscopy-demo", shape=(288, 384))
     viewer = napari.Viewer(title="napari-medseg", show=True)
-    viewer.window.resize(1600, 1000)
+    window = viewer.window._qt_window
+    window.setGeometry(QRect(0, 0, *sizes[0]))
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
+    pump(5, lambda: work.arranged)
 
     def shot(name: str, tool: str | None = None) -> None:
         if tool:
             work.show_tool(tool)
-        pump(1.0)
         args.out.mkdir(parents=True, exist_ok=True)
-        viewer.screenshot(str(args.out / name), canvas_only=False)
-        print(f"saved {args.out / name}")
+        for width, height in sizes:
+            window.setGeometry(QRect(0, 0, width, height))  # the window filling a screen of that size
+            pump(1.0)
+            path = args.out / (f"{name}.png" if args.size is None else f"{name}-{width}x{height}.png")
+            viewer.screenshot(str(path), canvas_only=False)
+            print(f"saved {path}")
 
     # 1. Dataset: open the folder, the workspace is created beside it; run QC
     tools["Dataset"].set_folder(demo.root)
@@ -62,7 +78,7 @@ def main() -> int:
     pump(120, lambda: session.sample_id is not None)
     tools["Dataset"].run_qc()
     pump(120, lambda: tools["Dataset"].worker is None)
-    shot("01-dataset.png", "Dataset")
+    shot("01-dataset", "Dataset")
 
     # 2. Fine-tune a small model on the workspace's labels, in a child process
     ft = tools["Fine-tune"]
@@ -73,7 +89,7 @@ def main() -> int:
     f.lr.value = 0.003
     ft.start()
     pump(600, lambda: not ft.running)
-    shot("02-finetune.png", "Fine-tune")
+    shot("02-finetune", "Fine-tune")
     if ft.outcome is None or ft.outcome.kind != "result":
         print(f"fine-tuning did not finish: {ft.status.text()}", file=sys.stderr)
         return 1
@@ -83,7 +99,7 @@ def main() -> int:
     predict = tools["Predict"]
     predict.request(force=True)
     pump(120, lambda: PREDICTION_LAYER in viewer.layers and not predict.queue.busy)
-    shot("03-predict.png", "Predict")
+    shot("03-predict", "Predict")
 
     # 4. Re-score the queue with the new model; review the worst sample
     ft.rescore()
@@ -98,7 +114,7 @@ def main() -> int:
     for layer in viewer.layers:  # the label, and where the re-scoring model disagrees with it
         if layer.name not in (LABELS_LAYER, "medseg image", SUSPICION_LAYER):
             layer.visible = False
-    shot("04-review.png", "Review")
+    shot("04-review", "Review")
 
     # 5. Correct it with the prediction, save, export
     predict.request(force=True)
@@ -111,10 +127,21 @@ def main() -> int:
     ex.form.out.value = tmp / "cleaned"
     ex.start()
     pump(120, lambda: ex.worker is None)
-    shot("05-export.png", "Export")
+    shot("05-export", "Export")
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def screen_size(text: str) -> tuple[int, int]:
+    """``1366x768`` as (1366, 768)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a screen size like 1366x768") from None
+    if width < 640 or height < 480:
+        raise argparse.ArgumentTypeError(f"{text!r} is smaller than 640x480")
+    return width, height
 
 
 if __name__ == "__main__":
