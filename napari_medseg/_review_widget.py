@@ -8,6 +8,7 @@ the viewer closes, and kept in a crash-safe draft meanwhile
 (:mod:`napari_medseg._review_autosave`). The buttons' work is in
 :mod:`napari_medseg._review_actions`; the exclusion reason and the speck size are its forms
 (:mod:`napari_medseg._forms`).
+
 After a verdict or a saved correction the widget shows the next unreviewed
 sample after the sample's place in the queue (the queue panel's doc); the
 keys for verdicts are :mod:`napari_medseg._review_keys`'s, listed in the
