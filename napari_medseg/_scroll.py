@@ -43,7 +43,7 @@ class BodyScroll(QScrollArea):
         if body is None:
             return super().minimumSizeHint()
         inner = body.minimumSizeHint()
-        bar = self.verticalScrollBar().sizeHint().width()
+        bar = self.verticalScrollBar().sizeHint().width() + 4  # napari's style draws the bar a little wider
         width = min(inner.width() + bar, MAX_MIN_WIDTH)
         height = min(inner.height(), MIN_LINES * self.fontMetrics().height())
         return QSize(width, height)

@@ -39,7 +39,7 @@ class WorkArea(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.arranged = False  # the docks are arranged once napari has docked this widget
-        self._docks: tuple[QDockWidget, QDockWidget] | None = None  # (this overview's, the tools' tab group's)
+        self._docks: tuple[QDockWidget, list[QDockWidget]] | None = None  # (this overview's, the tools')
         self.tools = dock_tools(napari_viewer)
         self.session = session_for(napari_viewer)
         self.summary = QLabel()
@@ -94,7 +94,7 @@ class WorkArea(QWidget):
                 dock.setWindowTitle(name)  # the tab's text: "Fine-tune (napari-medseg)" was cut to "Fine-tune (n..."
             docks[0].raise_()
             window.layout().activate()
-            self._docks = (own, docks[0])
+            self._docks = (own, docks)
             self._fit_overview()
             window.installEventFilter(self)  # a resized window gives its height to the tools, not the overview
         fit_to_screen(window)
@@ -125,9 +125,11 @@ class WorkArea(QWidget):
     def _fit_overview(self) -> None:
         """The overview's dock as tall as its text and buttons (up to a third of the window), the tools below
         it take the rest."""
-        own, tools = self._docks
+        own, docks = self._docks
         window = own.parentWidget()
-        if window is None or own.isFloating() or tools.isFloating() or own.isHidden():
+        # the tab on show stands for its group (Qt does not resize a tab that is hidden behind another)
+        tools = next((d for d in docks if not d.visibleRegion().isEmpty() and not d.isFloating()), None)
+        if window is None or tools is None or own.isFloating() or own.isHidden():
             return
         if window.dockWidgetArea(own) != window.dockWidgetArea(tools):
             return  # the user moved them apart

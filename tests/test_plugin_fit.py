@@ -103,4 +103,8 @@ def test_the_samples_table_shows_rows_and_grows_with_the_dock(make_napari_viewer
     assert rows_in_view() > small + 5  # the table takes the dock's extra height, not the overview above it
     overview = _dock_of(area)
     assert overview.height() < 1400 // 4, overview.height()
+    area.show_tool("Review")  # another tab on show: the overview still gives the tools the height
+    window.setGeometry(QRect(0, 0, 1920, 1080))
+    qtbot.wait(100)
+    assert overview.height() < 1080 // 4, overview.height()
     assert isinstance(_dock_of(table), QDockWidget)
