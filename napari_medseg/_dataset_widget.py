@@ -34,7 +34,7 @@ from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._qt_helpers import row as buttons_row  # "row" names table rows here
-from napari_medseg._scroll import body_layout, show_rows
+from napari_medseg._scroll import body_layout, pin_footer, show_rows
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import when_viewer_closes
 
@@ -105,13 +105,15 @@ class DatasetWidget(QWidget):
         layout = body_layout(self)
         layout.addWidget(self.form.native)
         layout.addLayout(buttons_row(self.open_button, self.cancel_button))
-        layout.addWidget(self.status)
         layout.addWidget(self.summary)
         layout.addWidget(self.qc_button)
-        layout.addWidget(QLabel("Problems"))
+        self.problems_title = QLabel("Problems")
+        layout.addWidget(self.problems_title)
         layout.addWidget(self.problems, 1)
         layout.addWidget(QLabel("Samples"))
         layout.addWidget(self.samples, 3)
+        pin_footer(self, self.status)  # what Open and QC say stays on screen
+        self._show_problems(False)  # the box takes room only when the index has problems to list
         self._set_busy(False)
 
         s = self.session
@@ -258,6 +260,7 @@ class DatasetWidget(QWidget):
         ws = self.session.workspace
         self._set_busy(self.worker is not None)
         self.problems.clear()
+        self._show_problems(False)
         self.samples.blockSignals(True)
         self.samples.setRowCount(0)
         if ws is None:
@@ -266,6 +269,7 @@ class DatasetWidget(QWidget):
             return
         self.summary.setText(summary_html(ws))
         self.problems.addItems(problem_lines(ws))
+        self._show_problems(self.problems.count() > 0)
         records = ws.samples()
         self.samples.setRowCount(len(records))
         for row, rec in enumerate(records):
@@ -274,6 +278,10 @@ class DatasetWidget(QWidget):
         self.samples.resizeColumnsToContents()
         self.samples.blockSignals(False)
         self._select(self.session.sample_id)
+
+    def _show_problems(self, on: bool) -> None:
+        self.problems_title.setVisible(on)
+        self.problems.setVisible(on)
 
     def sample_ids(self) -> list[str]:
         return [self.samples.item(r, 0).text() for r in range(self.samples.rowCount())]

@@ -35,7 +35,7 @@ from napari_medseg._jobs import start_job
 from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
-from napari_medseg._scroll import body_layout
+from napari_medseg._scroll import body_layout, pin_footer
 from napari_medseg._session import session_for
 from napari_medseg._viewer_access import real_viewer
 
@@ -91,12 +91,11 @@ class ExportWidget(QWidget):
         layout = body_layout(self)
         layout.addWidget(self.workspace_label)
         layout.addWidget(self.form.native)
+        layout.addWidget(self.changes)
         buttons = QHBoxLayout()
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
-        layout.addWidget(self.changes)
+        pin_footer(self, buttons, self.status)  # Export, Cancel and what they say stay on screen
         self.export_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.form.split.changed.connect(self._sync)

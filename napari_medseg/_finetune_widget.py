@@ -55,7 +55,7 @@ from napari_medseg._notify import report
 from napari_medseg._plot import TrainingPlot
 from napari_medseg._progress import Bar
 from napari_medseg._qt_helpers import connect_until_destroyed
-from napari_medseg._scroll import body_layout
+from napari_medseg._scroll import body_layout, pin_footer
 from napari_medseg._session import session_for
 from napari_medseg._threads import child_thread_env
 from napari_medseg._viewer_access import real_viewer, when_viewer_closes
@@ -94,6 +94,8 @@ class FinetuneWidget(QWidget):
 
         layout = body_layout(self)
         layout.addWidget(self.form.native)
+        layout.addWidget(self.plot)
+        lines = []
         for row in (
             (self.start_button, self.cancel_button, self.resume_button),
             (self.use_button, self.rescore_button),
@@ -101,9 +103,8 @@ class FinetuneWidget(QWidget):
             line = QHBoxLayout()
             for b in row:
                 line.addWidget(b)
-            layout.addLayout(line)
-        layout.addWidget(self.status)
-        layout.addWidget(self.plot)
+            lines.append(line)
+        pin_footer(self, *lines, self.status)  # the run's actions and what it says stay on screen
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.resume_button.clicked.connect(self.resume)

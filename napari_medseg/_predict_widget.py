@@ -44,7 +44,7 @@ from napari_medseg._predict_model import DEVICES, ModelChoice
 from napari_medseg._predict_requests import RequestQueue
 from napari_medseg._predict_volume import VolumeRun, is_volume_layer
 from napari_medseg._qt_helpers import button, connect_until_destroyed, row
-from napari_medseg._scroll import body_layout
+from napari_medseg._scroll import body_layout, pin_footer
 from napari_medseg._session import IMAGE_LAYER, session_for
 from napari_medseg._viewer_access import real_viewer
 
@@ -104,12 +104,10 @@ class PredictWidget(QWidget):
             )
         )
         layout.addWidget(boxed("Settings", self.settings))
-        layout.addLayout(row(self.predict_button, self.cancel_button))
-        layout.addWidget(self.volume_button)
-        for w in (self.live, self.status):
-            layout.addWidget(w)
         layout.addWidget(boxed("Into the labels", self.copy_form, self.copy_button))
         layout.addStretch(1)
+        # what a user presses most and what it says stay on screen; the whole-volume button only on a volume
+        pin_footer(self, row(self.predict_button, self.volume_button, self.cancel_button), self.live, self.status)
 
         s, model = self.settings, self.arch_form  # the output layers shown are no model setting
         for field in (
@@ -209,17 +207,28 @@ class PredictWidget(QWidget):
         image = target_image(self.viewer, self._image)
         if self._shape_layers() != list(self.copy_form.shapes.choices):
             refresh_choices(self.copy_form.shapes)
-        self.copy_form.source.visible = image is not None and is_volume_layer(image)
+        self._follow_kind(image)
         if image is self._image:
             return
         if self._image is not None:
             self._image.events.data.disconnect(self._image_data_changed)
+            self._image.events.metadata.disconnect(self._follow_kind)
         self._image = image
         if image is not None:
             image.events.data.connect(self._image_data_changed)
+            # a stack of frames and a volume are both 3-D: the sample's metadata says which (set after its data)
+            image.events.metadata.connect(self._follow_kind)
         if self.outputs.source is not None and (image is None or self.outputs.source[0] != id(image)):
             self.outputs.invalidate()  # they show another image's prediction
         self._live()
+
+    def _follow_kind(self, image: Any) -> None:
+        """Offer what only a CT/MR volume has (the whole-volume prediction, the copy's source) on a volume."""
+        if not (image is None or isinstance(image, Image)):  # the metadata event of the image followed
+            image = self._image
+        volume = image is not None and is_volume_layer(image)
+        self.copy_form.source.visible = volume
+        self.volume_button.setVisible(volume)
 
     def _image_data_changed(self, event: Any = None) -> None:
         if self._image is not None:

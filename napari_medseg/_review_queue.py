@@ -79,14 +79,18 @@ class QueuePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        filters, nav = QHBoxLayout(), QHBoxLayout()
+        filters = QHBoxLayout()
         for w in (self.status_filter, self.check_filter, self.method):
             filters.addWidget(w)
+        # Previous / position / Next: a bar of their own, which the Review dock pins below its scrolling body
+        self.nav_bar = QWidget(self)
+        nav = QHBoxLayout(self.nav_bar)
+        nav.setContentsMargins(0, 0, 0, 0)
         for w in (self.previous_button, self.position, self.first_button, self.next_button):
             nav.addWidget(w)
         layout.addLayout(filters)
         layout.addWidget(self.queue, 1)
-        layout.addLayout(nav)
+        layout.addWidget(self.nav_bar)
         self._bind_keys()
 
     def _bind_keys(self) -> None:

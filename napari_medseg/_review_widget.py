@@ -7,7 +7,8 @@ edits on the Labels layer are autosaved as revisions when the user moves on or
 the viewer closes, and kept in a crash-safe draft meanwhile
 (:mod:`napari_medseg._review_autosave`). The buttons' work is in
 :mod:`napari_medseg._review_actions`; the exclusion reason and the speck size are its forms
-(:mod:`napari_medseg._forms`).
+(:mod:`napari_medseg._forms`); the controls and where they sit (the verdicts pinned below
+the scrolling body) are :mod:`napari_medseg._review_layout`'s.
 
 After a verdict or a saved correction the widget shows the next unreviewed
 sample after the sample's place in the queue (the queue panel's doc); the
@@ -21,35 +22,24 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import Container, SpinBox
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QGridLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QWidget,
-)
+from qtpy.QtWidgets import QCheckBox, QLabel, QListWidgetItem, QWidget
 
 from napari_medseg import _review_actions as actions
-from napari_medseg._forms import TypedChoice, form, placeholder
-from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report_error
-from napari_medseg._qt_helpers import button, connect_until_destroyed
+from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._review_autosave import autosave_for, changed_text
-from napari_medseg._review_keys import bind_review_keys, keys_text
+from napari_medseg._review_keys import bind_review_keys
+from napari_medseg._review_layout import add_controls, lay_out
 from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel, chosen
 from napari_medseg._review_slices import NEXT_SLICE_KEY, PREVIOUS_SLICE_KEY, SliceNavigator
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
 from napari_medseg._review_suspicion import SuspicionOverlay
-from napari_medseg._scroll import body_layout
 from napari_medseg._session import session_for
 
 if TYPE_CHECKING:
     import napari
 
-EXCLUDE_REASONS = ("", "image unusable", "label ambiguous", "duplicate of another sample", "wrong class map")
 HELP = (
     f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
     f"'{PREVIOUS_KEY}' previous sample; on a volume '{NEXT_SLICE_KEY}' / '{PREVIOUS_SLICE_KEY}' its next / "
@@ -59,21 +49,6 @@ HELP = (
     "kept in a crash-safe draft meanwhile."
 )
 _FAILED = object()
-
-
-def verdict_form() -> Container:
-    """Why a sample is excluded: a common reason, or typed."""
-    reason = TypedChoice(
-        name="reason", label="Reason", choices=EXCLUDE_REASONS, tooltip="Why the sample is excluded (required)"
-    )
-    placeholder(reason, "reason to exclude")
-    return form(reason)
-
-
-def helper_form() -> Container:
-    """The label helpers' setting: the size below which "Remove specks" removes a piece."""
-    # magicgui's spin box (superqt's large-int one) has no suffix: the unit is in the label
-    return form(SpinBox(name="speck_size", label="Speck size (px)", value=20, min=1, max=1_000_000))
 
 
 class ReviewWidget(QWidget):
@@ -106,40 +81,8 @@ class ReviewWidget(QWidget):
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.slices = SliceNavigator(napari_viewer, self.session, self.autosave, self.panel)
 
-        self.accept_button = button("Accept", self.accept, "The label is right (pending edits are saved)")
-        self.exclude_button = button("Exclude", self.exclude, "Leave the sample out of training and export")
-        self.verdict_form, self.helper_form = verdict_form(), helper_form()
-        self.advance = QCheckBox("then go to the next sample")
-        self.advance.setChecked(True)
-        self.advance.setToolTip(
-            "After Accept, Save correction or Exclude, show the next unreviewed sample in the queue"
-        )
-        self.save_button = button(
-            "Save correction",
-            self.submit_correction,
-            "Save the labels on screen as a new revision now: the sample is corrected",
-        )
-
-        self.only_selected = QCheckBox("only the selected label")
-        self.fill_button = button("Fill holes", lambda: self.helper("fill_holes"))
-        self.specks_button = button(
-            "Remove specks below", lambda: self.helper("remove_specks", min_pixels=self.helper_form.speck_size.value)
-        )
-        self.smooth_button = button("Smooth", lambda: self.helper("smooth"), "Majority of each 3x3 neighbourhood")
-        self.dilate_button = button("Dilate 1 px", lambda: self.helper("dilate"))
-        self.erode_button = button("Erode 1 px", lambda: self.helper("erode"))
-        self.autofix_button = button(
-            "Apply auto-fix", self.apply_autofix, "Save the fixes QC offers for this sample as 'auto-fix' revisions"
-        )
-        self.history = QListWidget()
-        self.revert_button = button(
-            "Revert to selected", self.revert, "A new revision with the selected revision's labels"
-        )
-        self.keys = QLabel(keys_text())
-        self.keys.setWordWrap(True)
-        self.keys.setToolTip(HELP)
-        self.message = MessageLine()
-        self._layout()
+        add_controls(self, HELP)
+        lay_out(self)
 
         self.panel.said.connect(self._said)
         self.panel.refreshed.connect(self._on_queue_refreshed)
@@ -157,41 +100,6 @@ class ReviewWidget(QWidget):
         )
         bind_review_keys(napari_viewer, self)
         self.refresh_all()
-
-    def _layout(self) -> None:
-        layout = body_layout(self)
-        layout.addWidget(self.panel, 2)
-        layout.addWidget(self.details)
-        layout.addWidget(self.slices, 1)
-        layout.addWidget(self.show_suspicion)
-        layout.addWidget(self.suspicion_note)
-        verdict = QGridLayout()
-        verdict.addWidget(self.accept_button, 0, 0)
-        verdict.addWidget(self.exclude_button, 0, 1)
-        verdict.addWidget(self.verdict_form.native, 0, 2)
-        verdict.addWidget(self.advance, 1, 0, 1, 2)
-        verdict.addWidget(self.save_button, 1, 2)
-        layout.addLayout(verdict)
-        helpers = QGridLayout()
-        for k, w in enumerate(
-            (
-                self.fill_button,
-                self.specks_button,
-                self.helper_form.native,
-                self.smooth_button,
-                self.dilate_button,
-                self.erode_button,
-            )
-        ):
-            helpers.addWidget(w, k // 3, k % 3)
-        helpers.addWidget(self.only_selected, 2, 0, 1, 2)
-        helpers.addWidget(self.autofix_button, 2, 2)
-        layout.addLayout(helpers)
-        layout.addWidget(QLabel("History (newest first)"))
-        layout.addWidget(self.history, 1)
-        layout.addWidget(self.revert_button)
-        layout.addWidget(self.keys)
-        layout.addWidget(self.message)
 
     # ----------------------------------------------------------------- queue
     def refresh_all(self, *_: Any) -> None:

@@ -5,17 +5,23 @@ in a frameless scroll area whose minimum height is a few lines: a dock (or the
 tab group of docks) can be made as short as the screen needs, and what does not
 fit scrolls. Its minimum width stays the body's own (up to :data:`MAX_MIN_WIDTH`)
 so the controls are not squeezed; a wider body scrolls sideways.
+
+A tool's main actions and its message line are pinned below the scroll area by
+:func:`pin_footer`: they stay on screen whatever the dock's height, as the
+action bar of a dialog does, and only the settings above them scroll.
 """
 
 from __future__ import annotations
 
 from qtpy.QtCore import QEvent, QObject, QSize, Qt
-from qtpy.QtWidgets import QAbstractItemView, QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QAbstractItemView, QFrame, QLayout, QScrollArea, QVBoxLayout, QWidget
 
 # The most width a tool may insist on: 1366 px minus napari's layer panels and a usable canvas
 MAX_MIN_WIDTH = 560
 # The height a tool insists on, in text lines: enough to see that it scrolls
 MIN_LINES = 6
+# ... and with a footer pinned below it, which already shows the tool's actions
+FOOTER_MIN_LINES = 3
 
 
 class BodyScroll(QScrollArea):
@@ -27,6 +33,7 @@ class BodyScroll(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.min_lines = MIN_LINES
 
     def setWidget(self, widget: QWidget) -> None:
         super().setWidget(widget)
@@ -45,7 +52,7 @@ class BodyScroll(QScrollArea):
         inner = body.minimumSizeHint()
         bar = self.verticalScrollBar().sizeHint().width() + 4  # napari's style draws the bar a little wider
         width = min(inner.width() + bar, MAX_MIN_WIDTH)
-        height = min(inner.height(), MIN_LINES * self.fontMetrics().height())
+        height = min(inner.height(), self.min_lines * self.fontMetrics().height())
         return QSize(width, height)
 
     def sizeHint(self) -> QSize:
@@ -68,6 +75,30 @@ def body_layout(widget: QWidget) -> QVBoxLayout:
     outer.addWidget(scroll)
     widget.body_scroll = scroll
     return QVBoxLayout(body)
+
+
+def pin_footer(widget: QWidget, *items: QWidget | QLayout) -> QVBoxLayout:
+    """Put ``items`` (widgets or layouts, in order) below ``widget``'s scrolling body (:func:`body_layout`),
+    after any pinned before; return the footer's layout. The footer never scrolls: it is the tool's actions and
+    message line, always on screen; the body above it keeps a few lines at least."""
+    footer = getattr(widget, "footer", None)
+    if footer is None:
+        footer = QWidget(widget)
+        footer.setObjectName("medseg-footer")
+        layout = QVBoxLayout(footer)
+        margins = widget.body_scroll.widget().layout().contentsMargins()  # the footer lines up with the body
+        layout.setContentsMargins(margins.left(), margins.top() // 2, margins.right(), margins.bottom())
+        widget.layout().addWidget(footer)
+        widget.footer = footer
+        widget.body_scroll.min_lines = FOOTER_MIN_LINES
+        widget.body_scroll.updateGeometry()
+    layout = footer.layout()
+    for item in items:
+        if isinstance(item, QLayout):
+            layout.addLayout(item)
+        else:
+            layout.addWidget(item)
+    return layout
 
 
 def show_rows(view: QAbstractItemView, rows: int) -> None:
