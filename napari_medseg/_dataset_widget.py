@@ -99,6 +99,7 @@ class DatasetWidget(QWidget):
         self.samples.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.samples.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.samples.verticalHeader().setVisible(False)
+        self.samples.horizontalHeader().setStretchLastSection(True)  # the table spans the dock, no blank beside it
         self.samples.itemSelectionChanged.connect(self._on_row_selected)
         show_rows(self.samples, SAMPLE_ROWS)  # a useful list, not 1.5 rows; the body scrolls on a short screen
 
@@ -275,7 +276,8 @@ class DatasetWidget(QWidget):
         for row, rec in enumerate(records):
             for col, text in enumerate((rec.id, rec.status, rec.group)):
                 self.samples.setItem(row, col, QTableWidgetItem(str(text)))
-        self.samples.resizeColumnsToContents()
+        for col in range(len(COLUMNS) - 1):  # the last column stretches to the dock's width
+            self.samples.resizeColumnToContents(col)
         self.samples.blockSignals(False)
         self._select(self.session.sample_id)
 

@@ -91,7 +91,7 @@ class ExportWidget(QWidget):
         layout = body_layout(self)
         layout.addWidget(self.workspace_label)
         layout.addWidget(self.form.native)
-        layout.addWidget(self.changes)
+        layout.addWidget(self.changes, 1)  # a taller dock gives the summary the height, not the form's rows
         buttons = QHBoxLayout()
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.cancel_button)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import Container, SpinBox
-from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QListWidget
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel
 
 from napari_medseg._forms import TypedChoice, form, placeholder
 from napari_medseg._message_line import MessageLine
 from napari_medseg._qt_helpers import button
 from napari_medseg._review_keys import keys_text
-from napari_medseg._scroll import body_layout, pin_footer
+from napari_medseg._scroll import ShortList, body_layout, pin_footer
 
 EXCLUDE_REASONS = ("", "image unusable", "label ambiguous", "duplicate of another sample", "wrong class map")
 
@@ -64,7 +64,7 @@ def add_controls(w: Any, help_text: str) -> None:
     w.autofix_button = button(
         "Apply auto-fix", w.apply_autofix, "Save the fixes QC offers for this sample as 'auto-fix' revisions"
     )
-    w.history = QListWidget()
+    w.history = ShortList(4)
     w.revert_button = button("Revert to selected", w.revert, "A new revision with the selected revision's labels")
     w.keys = QLabel(keys_text())
     w.keys.setWordWrap(True)

@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QListWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -35,9 +34,11 @@ from medseg.workspace.records import STATUSES, UNREVIEWED
 from napari_medseg._jobs import call, start_job
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, combo, refill
+from napari_medseg._scroll import ShortList
 
 NEXT_KEY, PREVIOUS_KEY = ".", ","
 ALL_STATUSES, ALL_CHECKS, AUTO_METHOD = "all statuses", "all findings", "auto"
+QUEUE_ROWS = 8  # the rows the queue list asks for; a taller dock gives it more
 
 
 class QueuePanel(QWidget):
@@ -66,7 +67,7 @@ class QueuePanel(QWidget):
         self.method.setToolTip("Label-quality scores to rank by ('auto': out-of-fold scores when stored)")
         for c in (self.status_filter, self.check_filter, self.method):
             c.currentIndexChanged.connect(lambda _=None: self.refresh())
-        self.queue = QListWidget()
+        self.queue = ShortList(QUEUE_ROWS)  # the sample's details below it stay in view on a laptop
         self.queue.itemActivated.connect(self._on_item_activated)
         self.queue.itemClicked.connect(self._on_item_activated)
         self.previous_button = button(f"◀ Previous ({PREVIOUS_KEY})", lambda: self.step(-1))

@@ -14,7 +14,7 @@ action bar of a dialog does, and only the settings above them scroll.
 from __future__ import annotations
 
 from qtpy.QtCore import QEvent, QObject, QSize, Qt
-from qtpy.QtWidgets import QAbstractItemView, QFrame, QLayout, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QAbstractItemView, QFrame, QLayout, QListWidget, QScrollArea, QVBoxLayout, QWidget
 
 # The most width a tool may insist on: 1366 px minus napari's layer panels and a usable canvas
 MAX_MIN_WIDTH = 560
@@ -99,6 +99,19 @@ def pin_footer(widget: QWidget, *items: QWidget | QLayout) -> QVBoxLayout:
         else:
             layout.addWidget(item)
     return layout
+
+
+class ShortList(QListWidget):
+    """A list that asks for ``rows`` rows (Qt asks 192 px whatever the rows): in a scrolling body it takes that
+    height, and more only where the dock has height to spare, so what follows it is not pushed below the fold."""
+
+    def __init__(self, rows: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.rows = rows
+
+    def sizeHint(self) -> QSize:
+        row = self.sizeHintForRow(0) if self.count() else self.fontMetrics().height() + 2
+        return QSize(super().sizeHint().width(), self.rows * max(row, 1) + 2 * self.frameWidth())
 
 
 def show_rows(view: QAbstractItemView, rows: int) -> None:

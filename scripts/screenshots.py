@@ -7,7 +7,8 @@ On the generated demo dataset (24 colonoscopy-like frames, 5 with planted label
 errors): open the workspace and run QC (Dataset), fine-tune a small Unet out of
 process (Fine-tune, its live plot), predict the sample on screen with the new
 model (Predict: prediction, probability and uncertainty layers), re-score the
-review queue with that model and open its worst sample (Review, with the layer
+review queue with that model and open its worst sample (Review: the label
+filled, the model's prediction outlined in its own colour, and the layer
 showing where the model disagrees with the label), correct it and
 export the cleaned dataset (Export, with its change summary).
 
@@ -46,6 +47,7 @@ def main() -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
     import napari
+    import numpy as np
     from qtpy.QtCore import QRect
 
     from medseg.datasets.demo import make_demo_dataset
@@ -107,18 +109,22 @@ def main() -> int:
     review = tools["Review"]
     review.refresh_all()
     pump(60, lambda: not review.panel.refreshing)
-    worst = review.queue_ids()[0]
-    review.show(worst)
-    pump(60, lambda: session.sample_id == worst and LABELS_LAYER in viewer.layers)
+    for worst in review.queue_ids()[:6]:  # the worst sample with a label to draw (the worst may be empty)
+        review.show(worst)
+        pump(60, lambda sid=worst: session.sample_id == sid and LABELS_LAYER in viewer.layers)
+        pump(0.5)
+        if np.any(viewer.layers[LABELS_LAYER].data):
+            break
     pump(60, lambda: review.suspicion.shown is not None)
-    for layer in viewer.layers:  # the label, and where the re-scoring model disagrees with it
-        if layer.name not in (LABELS_LAYER, "medseg image", SUSPICION_LAYER):
-            layer.visible = False
+    predict.request(force=True)  # this sample's prediction, drawn as an outline over the filled label
+    pump(120, lambda: not predict.queue.busy and predict.outputs.source is not None)
+    pump(1.0)
+    shown = (LABELS_LAYER, PREDICTION_LAYER, "medseg image", SUSPICION_LAYER)
+    for layer in viewer.layers:  # the label, the model's outline, and where the model disagrees with the label
+        layer.visible = layer.name in shown
     shot("04-review", "Review")
 
     # 5. Correct it with the prediction, save, export
-    predict.request(force=True)
-    pump(120, lambda: not predict.queue.busy)
     predict.copy_into_labels()
     pump(30, lambda: predict.save_worker is None)
     review.accept()
