@@ -47,6 +47,11 @@ def test_what_a_thread_freed_goes_back_to_the_system():
 
 
 def test_the_trim_waits_until_predictions_pause(qtbot, monkeypatch):
+    from qtpy.QtCore import QThreadPool
+
+    # an earlier test's prediction worker ending now would call trim_when_idle on this test's timer
+    QThreadPool.globalInstance().waitForDone(30000)
+    qtbot.wait(50)
     calls = []
     monkeypatch.setattr(_memory, "release_free_memory", lambda: calls.append(1) or True)
     monkeypatch.setattr(_memory, "IDLE_MS", 50)
