@@ -38,20 +38,33 @@ def release_free_memory() -> bool:
     return True
 
 
-def trim_when_idle() -> None:
-    """Release free memory once ``IDLE_MS`` pass without another call (main thread)."""
-    global _TIMER
-    if _TIMER is None:
+class IdleTrim:
+    """Calls ``release`` once ``interval_ms`` pass without another :meth:`idle` (main thread)."""
+
+    def __init__(self, interval_ms: int, release=release_free_memory):
         from qtpy.QtCore import QTimer
 
-        _TIMER = QTimer()
-        _TIMER.setSingleShot(True)
-        _TIMER.setInterval(IDLE_MS)
-        _TIMER.timeout.connect(lambda: release_free_memory())
-    _TIMER.start()
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(lambda: release())
+
+    def idle(self) -> None:
+        self._timer.start()
+
+    def postpone(self) -> None:
+        self._timer.stop()
+
+
+def trim_when_idle() -> None:
+    """A prediction ended: release free memory once ``IDLE_MS`` pass without another (main thread)."""
+    global _TIMER
+    if _TIMER is None:
+        _TIMER = IdleTrim(IDLE_MS)
+    _TIMER.idle()
 
 
 def postpone_trim() -> None:
     """A prediction starts: no trim under it (main thread)."""
     if _TIMER is not None:
-        _TIMER.stop()
+        _TIMER.postpone()

@@ -46,23 +46,28 @@ def test_what_a_thread_freed_goes_back_to_the_system():
     assert kept - after > 0.8 * (kept - before)  # and the trim gave most of them back
 
 
-def test_the_trim_waits_until_predictions_pause(qtbot, monkeypatch):
-    from qtpy.QtCore import QThreadPool
-
-    # an earlier test's prediction worker ending now would call trim_when_idle on this test's timer
-    QThreadPool.globalInstance().waitForDone(30000)
-    qtbot.wait(50)
+def test_the_trim_waits_until_predictions_pause(qtbot):
+    # its own IdleTrim: predictions of earlier tests ending now reach the module's timer, not this one
     calls = []
-    monkeypatch.setattr(_memory, "release_free_memory", lambda: calls.append(1) or True)
-    monkeypatch.setattr(_memory, "IDLE_MS", 50)
-    monkeypatch.setattr(_memory, "_TIMER", None)
-    _memory.trim_when_idle()
-    _memory.postpone_trim()  # a prediction started: none under it
+    trim = _memory.IdleTrim(50, release=lambda: calls.append(1) or True)
+    trim.idle()
+    trim.postpone()  # a prediction started: none under it
     qtbot.wait(150)
     assert calls == []
     for _ in range(3):  # a burst of predictions ending: one trim after the last
-        _memory.trim_when_idle()
+        trim.idle()
         qtbot.wait(10)
     qtbot.waitUntil(lambda: calls == [1], timeout=2000)
     qtbot.wait(150)
     assert calls == [1]
+
+
+def test_predictions_ending_and_starting_drive_the_shared_timer(qtbot):
+    _memory.trim_when_idle()
+    shared = _memory._TIMER
+    assert isinstance(shared, _memory.IdleTrim) and shared._timer.isActive()
+    assert shared._timer.interval() == _memory.IDLE_MS
+    _memory.postpone_trim()
+    assert not shared._timer.isActive()
+    _memory.trim_when_idle()
+    assert _memory._TIMER is shared and shared._timer.isActive()

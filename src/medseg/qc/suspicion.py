@@ -20,6 +20,7 @@ from urllib.parse import quote
 import numpy as np
 
 from medseg.errors import ReadError
+from medseg.io.npz import NpzFile
 from medseg.qc.label_scores import suspicion
 from medseg.workspace.blobs import fsync_dir
 
@@ -63,7 +64,7 @@ def load_prediction(workspace_root: str | Path, method: str, sample_id: str) -> 
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with NpzFile(path) as npz:
             return dequantise(npz["probs"]), str(npz["run"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise ReadError(path, f"stored prediction cannot be read ({type(e).__name__}: {e})") from None

@@ -30,6 +30,7 @@ import numpy as np
 
 from medseg.errors import ReadError
 from medseg.folder_swap import fsync_dir
+from medseg.io.npz import NpzFile
 
 STORED_DTYPES = ("bool", "uint8", "uint16", "uint32")
 _MAGIC = b"medseg-mask-v1\0"
@@ -110,7 +111,7 @@ class BlobStore:
         if not path.is_file():
             raise ReadError(path, "mask blob is missing from the workspace (deleted or never written)")
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with NpzFile(path) as npz:
                 arr = npz["mask"]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise ReadError(path, f"mask blob cannot be read, the file is damaged ({type(e).__name__}: {e})") from None

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ReadError, WorkspaceError
+from medseg.io.npz import NpzFile
 from medseg.workspace.blobs import fsync_dir
 
 DRAFTS_DIR = "drafts"
@@ -167,7 +168,7 @@ def read_draft(ws, sample_id: str) -> Draft | None:
         return None
     mask = slices = shape = None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with NpzFile(path) as npz:
             meta = json.loads(str(npz["meta"]))
             if "slices" in npz.files:
                 stack, zs = npz["slices"], npz["zs"]
@@ -239,7 +240,7 @@ def draft_sample_ids(ws) -> list[str]:
     out = []
     for p in sorted(folder.glob("*.npz")):
         try:
-            with np.load(p, allow_pickle=False) as npz:
+            with NpzFile(p) as npz:
                 out.append(str(json.loads(str(npz["meta"]))["sample_id"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise ReadError(p, f"draft file is damaged ({type(e).__name__}: {e})") from None
