@@ -185,13 +185,22 @@ def test_qc_stores_the_score_and_the_queue_folds_it_in(tmp_path):
         queue = review_queue(ws)
         assert queue[0].method == "oof-k3" and queue[0].sample_id == "s4"
         by_id = {i.sample_id: i for i in queue}
-        # standing: the model's percentile (s4: 1/5) weighted by its median Dice (0.88), the outline's by 1
+        # six labels are too few to plant errors into (no calibration): the standing is the mean of the
+        # signals' standings, the model's percentile (s4: 1/5) weighted by its median Dice (0.88), the
+        # outline's and every other signal's by 1
         w = model_weight({s: {"dice": v} for s, v in model.items()})
         assert w == pytest.approx(0.88)  # the upper median of six
-        assert by_id["s4"].priority == pytest.approx((w * 0.2 + 0.0) / (w + 1))
+
+        def mean(item) -> float:
+            said = [(w if m == "oof-k3" else 1.0, v) for m, v in item.standings.items() if v is not None]
+            return sum(a * v for a, v in said) / sum(a for a, _ in said)
+
+        assert by_id["s4"].standings["oof-k3"] == pytest.approx(0.2) and by_id["s4"].standings[METHOD] == 0.0
+        assert by_id["s4"].priority == pytest.approx(mean(by_id["s4"]))
         assert by_id["s4"].outline == 0.0 and by_id["s4"].score == pytest.approx(0.86)
         assert "; the worst outline of the 6 judged: moved 7 px left" in by_id["s4"].reason
-        assert by_id["s5"].priority == pytest.approx((w * 0.0 + by_id["s5"].outline) / (w + 1))
+        assert by_id["s5"].standings["oof-k3"] == 0.0
+        assert by_id["s5"].priority == pytest.approx(mean(by_id["s5"]))
         assert by_id["s5"].priority > by_id["s4"].priority
 
 

@@ -26,7 +26,7 @@ def _scored(ws) -> None:
     ws.add_findings(
         [
             Finding("s06", "full_mask", "error", "the whole image is foreground"),  # unscored, an error
-            Finding("s05", "specks", "warning", "3 specks", value=3),  # 0.85 - 0.75 = 0.10
+            Finding("s05", "specks", "warning", "3 specks", value=3),  # percentile 0.6 - 0.75 = -0.15
             Finding("s00", "blurred", "warning", "blurred image"),  # image quality: no penalty
         ],
         source="qc",
@@ -39,12 +39,13 @@ def test_the_queue_is_in_ascending_priority_and_an_unscored_error_is_not_last(ws
     priorities = [i.priority for i in queue]
     assert priorities == sorted(priorities)
     order = [i.sample_id for i in queue]
-    # s06 has no score but an error finding (1.0 - 1.0 = 0.0): before every scored sample without one;
-    # s07, unscored and clean (1.0), after every scored one
-    assert order == ["s06", "s05", "s01", "s03", "s04", "s00", "s02", "s07"]
+    # the model's standing is its percentile among the scored (s01 0, s03 0.2, ... s02 1); s06 has no score
+    # but an error finding (0.5 - 1.0): before every sample without one; s07, unscored and clean, stands in
+    # the middle (0.5), not last (issue 17)
+    assert order == ["s06", "s05", "s01", "s03", "s04", "s07", "s00", "s02"]
     by = {i.sample_id: i for i in queue}
-    assert by["s06"].priority == pytest.approx(0.0) and by["s07"].priority == pytest.approx(1.0)
-    assert by["s05"].priority == pytest.approx(0.10)
+    assert by["s06"].priority == pytest.approx(-0.5) and by["s07"].priority == pytest.approx(0.5)
+    assert by["s05"].priority == pytest.approx(-0.15)
 
 
 def test_signals_say_why_most_telling_first(ws):
@@ -70,11 +71,11 @@ def test_rank_rows_show_the_priority_and_the_signals(ws, tmp_path):
     table = queue_table(queue, 3, ws.score_details("oof-k3"))
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["#", "sample", "status", "priority"]
-    assert lines[1].split()[:4] == ["1", "s06", "unreviewed", "0.000"]
+    assert lines[1].split()[:4] == ["1", "s06", "unreviewed", "-0.500"]
     assert lines[1].endswith("QC error: all-foreground mask; no oof-k3 score yet")
-    assert lines[2].split()[3] == "0.100" and "QC warning: 3 specks" in lines[2]
+    assert lines[2].split()[3] == "-0.150" and "QC warning: 3 specks" in lines[2]
     row = item_dict(queue[1])
-    assert row["priority"] == pytest.approx(0.10) and row["signals"][0] == "QC warning: 3 specks"
+    assert row["priority"] == pytest.approx(-0.15) and row["signals"][0] == "QC warning: 3 specks"
     json.dumps(row)
     write_csv(queue, tmp_path / "q.csv")
     with open(tmp_path / "q.csv", newline="", encoding="utf-8") as f:

@@ -47,18 +47,20 @@ def test_scored_queue_is_worst_first_with_findings_folded_in(ws):
     ws.set_scores("oof-k3", scores, details)
     ws.add_findings(
         [
-            Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.2),  # 0.95 - 1.0
-            Finding("s05", "mask_values", "warning", "grey noise", value=42),  # 0.85 - 0.75 = 0.10
+            # standings: percentiles among the 7 scored (s01 0, s03 1/6, ..., s02 1); s07 unscored: 0.5
+            Finding("s02", "duplicate_mask_disagreement", "error", "masks disagree", value=0.2),  # 1 - 1.0
+            Finding("s05", "mask_values", "warning", "grey noise", value=42),  # 4/6 - 0.75
             Finding("s05", "specks", "info", "1 speck", value=1),  # info: no penalty
             Finding("s04", "blurred", "warning", "blurred image"),  # image quality: no penalty
         ],
         source="qc",
     )
     queue = review_queue(ws)  # the only method is the default
-    assert ids(queue) == ["s02", "s05", "s01", "s03", "s06", "s04", "s00", "s07"]
+    assert ids(queue) == ["s05", "s02", "s01", "s03", "s06", "s04", "s07", "s00"]
     by_id = {i.sample_id: i for i in queue}
-    assert by_id["s02"].priority == pytest.approx(-0.05)
-    assert by_id["s05"].priority == pytest.approx(0.10)
+    assert by_id["s02"].priority == pytest.approx(0.0)
+    assert by_id["s05"].priority == pytest.approx(4 / 6 - 0.75)
+    assert by_id["s07"].priority == pytest.approx(0.5)  # unscored: the middle, not last (issue 17)
     assert by_id["s07"].score is None and by_id["s07"].reason.startswith("no oof-k3 score")
     assert by_id["s01"].method == "oof-k3"
     assert by_id["s05"].reason == (
@@ -76,13 +78,14 @@ def test_status_filter_and_method_choice(ws):
     ws.set_scores("oof-k3", {"s00": 0.8, "s01": 0.2})
     ws.set_scores("oof-k5", {"s00": 0.7, "s01": 0.3})
     assert default_method(ws.score_methods()) == "oof-k5"
-    assert ids(review_queue(ws))[:2] == ["s01", "s00"]
+    assert ids(review_queue(ws))[0] == "s01" and ids(review_queue(ws))[-1] == "s00"
     biased = review_queue(ws, method="checkpoint")
-    assert ids(biased)[:2] == ["s00", "s01"]
+    assert ids(biased)[0] == "s00" and ids(biased)[-1] == "s01"
     assert "a model that may have seen this label" in biased[0].reason
     ws.set_status("s01", "accepted")
     ws.set_status("s03", "excluded", "image unusable")
-    assert ids(review_queue(ws, statuses=["unreviewed"])) == ["s00", "s02", "s04", "s05", "s06", "s07"]
+    # oof-k5 scores s00 best of two: after the unscored samples, which stand in the middle
+    assert ids(review_queue(ws, statuses=["unreviewed"])) == ["s02", "s04", "s05", "s06", "s07", "s00"]
     assert ids(review_queue(ws, statuses="accepted")) == ["s01"]
     assert review_queue(ws, statuses=["accepted", "excluded"])[1].status == "excluded"
 

@@ -1,72 +1,59 @@
 """The review queue: a workspace's samples, the labels most likely wrong first.
 
-Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` explains):
+Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` explain):
 
-* A scored sample's priority is its label-quality score (in [0, 1], lower =
-  more likely wrong) minus a penalty per QC finding about its label or files:
-  ``FINDING_PENALTY`` = 1.0 per error, 0.75 per warning, nothing for info.
-  One error-severity label finding (duplicates whose masks disagree, ids
+* Signals: every label-quality signal the workspace stores (the model-free
+  ones of :mod:`medseg.qc.signals`, stored by QC, e.g. ``outline-fit``,
+  ``neighbour-fit``; and the model's score method the queue ranks by, e.g.
+  ``oof-k5``) gives each sample a *standing* in [0, 1]: its percentile among
+  the dataset's judged samples, 0 = the most suspect (the model's after its
+  group's median is partly taken off, :mod:`medseg.qc.model_standing`).
+* Their combination, the sample's *suspicion*, comes from their reliability
+  measured on this very dataset (:mod:`medseg.qc.reliability`): errors of
+  every kind are planted into copies of up to 150 labels, each signal's
+  AUROC separating those copies from the originals is its reliability, and
+  a logistic regression on the standings says how much each counts; a signal
+  at AUROC <= 0.55 (fold models that did not learn, an outline fit on blurry
+  images) counts nothing, so it cannot drag the queue below what the others
+  give alone. The combined value is 1 - the fitted chance that the label is
+  wrong. A signal that cannot judge a sample (an outline on an empty mask)
+  stands at 0.5 there, the middle; a sample no signal judges stands in the
+  middle too, not last. Until a calibration is stored (QC and ranking make
+  one at their end; fewer than 12 labels to plant into make none), the
+  combination is the mean of the standings that judged the sample, the
+  model's weighted by its median Dice with the labels (the outline and the
+  other signals count 1 each); none judged: 0.5.
+* The priority is that value less a penalty per QC finding about the label
+  or its files: ``FINDING_PENALTY`` = 1.0 per error, 0.75 per warning,
+  nothing for info. One error finding (duplicates whose masks disagree, ids
   outside the class map, an all-foreground mask, a missing mask) therefore
-  puts the sample ahead of every scored sample without one; a warning (grey
-  noise, an empty mask where masks are rarely empty, specks beside objects,
-  enclosed holes, an object count unlike the rest of the video) moves it up
-  by three quarters of the score range: a rule check that fires is
-  near-certain evidence that the label needs a look, which a model trained
-  on the same noisy labels often cannot give (grey noise binarised on import
-  leaves a plausible outline). Warnings are rare on clean data (3 of the 612
-  CVC-ClinicDB frames); 0.75 rather than 0.5 measured AUROC +0.004 to +0.009
-  on each of four benchmark runs (benchmarks/bench_rank.py, seeds 0-2).
-* Outline fit (:mod:`medseg.qc.outline_fit`, method ``outline-fit``,
-  stored by QC): when the queue ranks by a model's method and the workspace
-  also holds outline-fit scores, the two are combined: a sample's standing is
-  a weighted mean of its percentile rank among the model's scores and its
-  outline-fit percentile (both 0 = worst in the dataset), and the penalty is
-  taken from that. The outline counts 1, the model counts its median Dice
-  with the labels over the scored samples (most labels are right, so that
-  says how good the model is: a model that finds half of each object gets
-  half the outline's say; one that matches the labels gets an equal say).
-  The two see different errors (the model: objects left out or drawn where
-  it sees none; the outline: shifted, grown, shrunk outlines, which a weak
-  model only half sees), and ranks make them comparable whatever their
-  scales. A sample without an outline-fit score (an empty label, no image)
-  keeps its model percentile alone. Ranking by ``outline-fit`` itself
-  (before any model exists) uses its percentile as the score.
-* Groups (the frames of one video, the slices of one scan: the same groups
-  the out-of-fold split keeps together): where groups of at least
-  ``MIN_GROUP`` scored samples exist, each model score and outline-fit
-  value has ``GROUP_SHARE`` (half) of its group's median taken off before
-  the percentiles are taken. A fold model that never saw a video often
-  fails on all of its frames (measured on CVC-ClinicDB: whole videos at
-  out-of-fold Dice 0), and a low-contrast video has low outline fits
-  throughout; a frame's low value then says little about its label, while a
-  frame that stands out from its own video does. Half, not all: a video
-  whose every label is off in the same way (one annotator's habit) should
-  still come early. Groups below the size are set against the median of all.
-  Measured (benchmarks/bench_rank.py): queue AUROC 0.925 -> 0.94 from this
-  alone, with the ``object_count`` check 0.95.
+  puts the sample ahead of every sample without one; a warning (grey noise,
+  specks beside objects, enclosed holes, an object count unlike the rest of
+  the video) moves it up by three quarters of the range: a rule check that
+  fires is near-certain evidence, which a model trained on the same noisy
+  labels often cannot give (grey noise binarised on import leaves a plausible
+  outline). 0.75 rather than 0.5 measured AUROC +0.004 to +0.009 on each of
+  four benchmark runs (benchmarks/bench_rank.py, seeds 0-2).
 * Image-quality findings (too dark, over-exposed, blurred, duplicate images)
   say nothing about the label: they are listed in the item but add a penalty
   only at error severity (an unusable image is worth a look).
-* A score given to an earlier revision of the label (the label was corrected
-  or reverted since) says nothing about the current one: the sample is
-  treated as unscored, and its reason says so, until the queue is scored again;
-  an outline fit judged on an earlier revision is left out of its standing
-  until QC runs again.
-* Samples without a score (none stored for the method, or no method) stand
-  like the best-scored sample (``UNSCORED_STANDING`` = 1.0), less the same
-  penalties: an unscored clean sample comes after the scored ones, an
-  unscored sample with an error finding (0.0) before every scored sample
-  without one, two warnings (-0.5) before one error.
-* One number orders the whole queue: items come in ascending ``priority``,
-  scored or not. Ties: scored before unscored, then the worst finding's
-  severity, then the number of findings, then the workspace's order
-  (numbered frames in number order, not "10" before "2").
+* A standing judged on an earlier revision of the label (a person corrected
+  or reverted it since) says nothing about the current one: that signal
+  stands at 1.0 (a person's label is presumed right until judged again), and
+  the reason says so until the queue is scored again.
+* One number orders the whole queue: items come in ascending ``priority``.
+  Ties: scored before unscored, then the worst finding's severity, then the
+  number of findings, then the workspace's order (numbered frames in number
+  order, not "10" before "2").
 * Duplicate images whose masks disagree (the ``duplicate_mask_disagreement``
   error names its partner) are one question, which of the two is wrong: the
   samples of such a pair share the pair's lowest priority and follow one
   another in the queue.
-* ``QueueItem.signals`` say the same in short phrases, most telling first
-  (:mod:`medseg.qc.queue_words`).
+* ``QueueItem.signals`` say why in short phrases, most telling first
+  (:mod:`medseg.qc.queue_words`): the findings that moved the sample, the
+  signals that put it in the dataset's worst fifth, each with its measured
+  reliability ("a signal that finds 91 % of planted errors here": the share of
+  planted copies it put in the worst fifth), the model's verdict.
 * Volumes (a CT or MR case per sample) are ranked like any sample, by their
   volume score (the mean of their worst slices' scores, see
   :mod:`medseg.qc.volume_scores`) and their findings; each item names the
@@ -78,20 +65,28 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.reason`` exp
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-
-import numpy as np
+from dataclasses import dataclass, field, replace
 
 from medseg.errors import UnknownNameError
 from medseg.qc.findings import Finding, severity_rank
+from medseg.qc.model_standing import GROUP_SHARE, MIN_GROUP, ModelStanding
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
-from medseg.qc.queue_words import finding_phrase, outline_phrase, pair_partners, reason_line, score_phrase, signals
-from medseg.qc.ranks import average_ranks
+from medseg.qc.queue_words import (
+    finding_phrase,
+    outline_phrase,
+    pair_partners,
+    reason_line,
+    score_phrase,
+    signal_verdicts,
+    signals,
+)
+from medseg.qc.signals import percentiles
 from medseg.qc.volume_slices import slice_words
 
 __all__ = [
+    "GROUP_SHARE",
+    "MIN_GROUP",
     "QueueItem",
     "default_method",
     "finding_penalty",
@@ -100,14 +95,14 @@ __all__ = [
     "outline_phrase",
     "review_queue",
     "score_phrase",
+    "signal_methods",
     "worst_slices",
 ]
 
 FINDING_PENALTY = {"error": 1.0, "warning": 0.75, "info": 0.0}
-MIN_GROUP = 5
-GROUP_SHARE = 0.5
 SLICES_SHOWN = 5  # slices named in a reason; QueueItem.slices holds more
-UNSCORED_STANDING = 1.0  # an unscored sample stands like the best-scored one, less its findings' penalties
+UNJUDGED_STANDING = 0.5  # a sample no signal judges stands in the middle, not last
+STALE_STANDING = 1.0  # a label changed since it was judged is presumed right until judged again
 IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicate", "near_duplicate"})
 
 
@@ -115,11 +110,12 @@ IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicat
 class QueueItem:
     """One place in the review queue.
 
-    ``score``: label quality in [0, 1], lower = more likely wrong, None when
-    unscored; ``method``: the score's method; ``findings``: the sample's QC
-    findings (filtered by ``checks``); ``reason``: why it stands where it does, in one line;
-    ``priority``: what orders the queue (ascending: the queue is sorted by it alone, ties aside);
-    ``signals``: the same reasons as short phrases, most telling first.
+    ``score``: the model's label quality in [0, 1] (lower = more likely wrong; a model-free signal's
+    percentile when the queue ranks by one), None when unscored; ``method``: the score's method;
+    ``findings``: the sample's QC findings (filtered by ``checks``); ``reason``: the score and the
+    findings in one line; ``priority``: what orders the queue (ascending: the queue is sorted by it alone,
+    ties aside; module doc); ``signals``: why it stands there, as short phrases, most telling first;
+    ``standings``: {signal method: its standing in [0, 1], 0 = most suspect; None = not judged}.
     """
 
     sample_id: str
@@ -132,19 +128,33 @@ class QueueItem:
     outline: float | None = None  # outline-fit percentile in the dataset (0 = worst), None when unjudged
     slices: tuple[int, ...] = ()  # volumes: the slices to look at, most telling first (module doc)
     signals: tuple[str, ...] = ()
+    standings: dict = field(default_factory=dict, compare=False)
 
 
 def default_method(methods: Iterable[str]) -> str | None:
     """The score method a queue uses when none is named.
 
     An out-of-fold method ("oof-k5") is preferred (unbiased; the largest K
-    when several), then any other stored method; None when none is stored.
+    when several), then any other stored model method, then ``outline-fit``,
+    then another model-free signal's; None when none is stored.
     """
     methods = sorted(methods)
     oof = [m for m in methods if m.startswith("oof")]
     if oof:
         return max(oof, key=lambda m: (_fold_count(m), m))
-    return methods[0] if methods else None
+    free = set(signal_methods())
+    models = [m for m in methods if m not in free]
+    if not models and OUTLINE_METHOD in methods:
+        return OUTLINE_METHOD
+    return (models or methods or [None])[0]
+
+
+def signal_methods() -> list[str]:
+    """The model-free signals' score methods (:mod:`medseg.qc.signals`; ``outline-fit`` always)."""
+    import medseg.qc.checks_registry  # noqa: F401 - registers the signals of the checks
+    from medseg.qc.signals import SIGNALS
+
+    return list(dict.fromkeys([OUTLINE_METHOD, *SIGNALS]))
 
 
 def _fold_count(method: str) -> int:
@@ -168,6 +178,7 @@ def review_queue(
     stored ones. ``statuses``: keep only samples with these review statuses.
     ``checks``: fold in only findings of these checks.
     """
+    from medseg.qc import reliability
     from medseg.workspace.records import check_status
 
     stored = workspace.score_methods()
@@ -197,23 +208,28 @@ def review_queue(
     for f in all_findings:
         if checks is None or f.check in checks:
             per_sample.setdefault(f.sample_id, []).append(f)
-    scores = workspace.scores(method) if method else {}
-    details = workspace.score_details(method) if method else {}
-    outline = workspace.scores(OUTLINE_METHOD) if OUTLINE_METHOD in stored else {}
-    outline_details = workspace.score_details(OUTLINE_METHOD) if outline else {}
     records = workspace.samples()
     groups = {rec.id: rec.group for rec in records}
     heads = {rec.id: rec.head_revision for rec in records}
-    # an outline judged on an earlier revision says nothing about the current label
-    outline = {s: v for s, v in outline.items() if outline_details.get(s, {}).get("revision") in (None, heads.get(s))}
-    standing = _standing(scores, details, outline if method != OUTLINE_METHOD else {}, groups)
+    free = [m for m in signal_methods() if m in stored]
+    model = method if method is not None and method not in free else None
+    scores = workspace.scores(method) if method else {}
+    details = workspace.score_details(method) if method else {}
+    judged = {m: _signal_standings(workspace, m, heads) for m in free}
+    if model is not None:
+        judged[model] = _model_standings(scores, details, groups, heads)
+    calibration = reliability.calibration(workspace.root, model)
+    if calibration is not None and not set(calibration.weights) <= set(judged):
+        calibration = None  # made for signals no longer stored: the plain rule until QC or ranking runs again
+    weights = _plain_weights(judged, model, details) if calibration is None else None
+    outline_details = workspace.score_details(OUTLINE_METHOD) if OUTLINE_METHOD in free else {}
 
-    model_pct = _percentiles({s: float(v) for s, v in scores.items() if v is not None and math.isfinite(v)})
     items = []
     for rec in records:
         if statuses is not None and rec.status not in statuses:
             continue
         found = tuple(sorted(per_sample.get(rec.id, ()), key=lambda f: -severity_rank(f.severity)))
+        standings = {m: v.get(rec.id) for m, v in judged.items()}
         score = scores.get(rec.id)
         if score is not None and not math.isfinite(score):
             score = None
@@ -227,25 +243,31 @@ def review_queue(
         if stale:  # the score is about a label that is no longer the current one
             score = None
         penalty = sum(finding_penalty(f) for f in found)
-        priority = (UNSCORED_STANDING if score is None else standing.get(rec.id, float(score))) - penalty
-        fit = outline.get(rec.id)
-        fit = float(fit) if fit is not None and math.isfinite(fit) else None
+        priority = _combined(standings, calibration, weights) - penalty
+        fit = judged.get(OUTLINE_METHOD, {}).get(rec.id)
+        fit = None if fit is None or fit is _STALE else float(fit)
         zs = worst_slices(details.get(rec.id, {}) if score is not None else {}, found)
         own = details.get(rec.id, {})
-        fit_details = (
-            outline_details.get(rec.id) if method != OUTLINE_METHOD and score is not None and fit is not None else None
-        )
+        fit_details = outline_details.get(rec.id) if method != OUTLINE_METHOD and fit is not None else None
+        if fit_details is not None and score is None and model is not None:
+            fit_details = None  # the reason line shows the outline beside a model's verdict only
         was = (int(scored), int(rec.head_revision)) if stale else None
         reason = reason_line(score, own, method, found, fit_details, was)
+        verdicts = signal_verdicts(
+            {m: (None if v is _STALE else v) for m, v in standings.items() if m not in (model, OUTLINE_METHOD)},
+            calibration,
+        )
         said = signals(
             found,
             finding_penalty,
             score,
             own,
             method,
-            outline=fit_details,
-            model_percentile=model_pct.get(rec.id),
+            outline=outline_details.get(rec.id) if method != OUTLINE_METHOD and fit is not None else None,
+            model_percentile=standings.get(model) if model is not None else standings.get(method),
             stale=was,
+            verdicts=verdicts,
+            reliability=calibration,
         )
         if zs:
             reason += f"; look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}"
@@ -262,9 +284,53 @@ def review_queue(
                 fit,
                 zs,
                 said,
+                {m: (None if v is _STALE else v) for m, v in standings.items()},
             )
         )
     return _ordered(items)
+
+
+class _Stale(float):
+    """A standing judged on an earlier revision: stands at ``STALE_STANDING`` (module doc)."""
+
+
+_STALE = _Stale(STALE_STANDING)
+
+
+def _signal_standings(workspace, method: str, heads: dict) -> dict[str, float]:
+    """{sample: stored percentile} of a model-free signal; ``_STALE`` where it judged an earlier revision."""
+    details = workspace.score_details(method)
+    out = {}
+    for sid, v in workspace.scores(method).items():
+        if v is None or not math.isfinite(v):
+            continue
+        judged = details.get(sid, {}).get("revision")
+        out[sid] = _STALE if judged is not None and judged != heads.get(sid) else float(v)
+    return out
+
+
+def _model_standings(scores: dict, details: dict, groups: dict, heads: dict) -> dict[str, float]:
+    """{sample: percentile of its group-relative score} (:mod:`medseg.qc.model_standing`); stale: ``_STALE``."""
+    ms = ModelStanding(scores, details, groups, heads)
+    out: dict[str, float] = dict(percentiles(ms.values))
+    for sid, v in scores.items():
+        if sid not in out and v is not None and math.isfinite(v):
+            out[sid] = _STALE
+    return out
+
+
+def _plain_weights(judged: dict, model: str | None, details: dict) -> dict[str, float]:
+    """Without a calibration: the model counts its median Dice with the labels, every other signal 1."""
+    return {m: (model_weight(details) if m == model else 1.0) for m in judged}
+
+
+def _combined(standings: dict, calibration, weights: dict | None) -> float:
+    if calibration is not None:
+        return calibration.combined(standings)
+    said = [(weights[m], v) for m, v in standings.items() if v is not None]
+    if not said:
+        return UNJUDGED_STANDING
+    return sum(w * v for w, v in said) / sum(w for w, _ in said)
 
 
 def _pair_groups(items: list[QueueItem]) -> dict[str, str]:
@@ -332,40 +398,3 @@ def model_weight(details: dict[str, dict]) -> float:
     """The model's say beside the outline's (which counts 1): its median Dice with the labels, 1 without Dice."""
     dice = [float(d["dice"]) for d in details.values() if d.get("dice") is not None and math.isfinite(d["dice"])]
     return float(min(1.0, max(0.05, sorted(dice)[len(dice) // 2]))) if dice else 1.0
-
-
-def _group_relative(values: dict[str, float], groups: dict[str, str]) -> dict[str, float]:
-    """Each value less ``GROUP_SHARE`` of its group's median (groups of >= ``MIN_GROUP``; others: the median
-    of all), so what counts is how a sample stands among its own video's or scan's samples (module doc)."""
-    by: dict[str, list[float]] = {}
-    for sid, v in values.items():
-        by.setdefault(groups.get(sid, sid), []).append(v)
-    overall = float(np.median(list(values.values())))
-    median = {g: float(np.median(v)) if len(v) >= MIN_GROUP else overall for g, v in by.items()}
-    return {sid: v - GROUP_SHARE * median[groups.get(sid, sid)] for sid, v in values.items()}
-
-
-def _percentiles(values: dict[str, float]) -> dict[str, float]:
-    """{sample: rank among ``values`` in [0, 1], 0 = lowest}, ties averaged."""
-    ids = list(values)
-    if len(ids) < 2:
-        return dict.fromkeys(ids, 0.5)
-    ranks = average_ranks(np.array([values[s] for s in ids], dtype=float))
-    return {s: float(r) / (len(ids) - 1) for s, r in zip(ids, ranks)}
-
-
-def _standing(scores: dict, details: dict, outline: dict, groups: dict[str, str] | None = None) -> dict[str, float]:
-    """{sample: its standing in [0, 1]} from the model's scores, the outline fit and the groups (module
-    doc); {} when the raw score is the standing (no outline-fit scores and no group large enough)."""
-    model = {s: float(v) for s, v in scores.items() if v is not None and math.isfinite(v)}
-    fits = {s: float(v) for s, v in outline.items() if v is not None and math.isfinite(v)}
-    groups = groups or {}
-    grouped = any(n >= MIN_GROUP for n in Counter(groups.get(s, s) for s in model).values())
-    if not model or not (fits or grouped):
-        return {}
-    if grouped:
-        model = _group_relative(model, groups)
-        fits = _percentiles(_group_relative(fits, groups)) if fits else {}
-    pct = _percentiles(model)
-    w = model_weight({s: details.get(s, {}) for s in model})
-    return {s: p if s not in fits else (w * p + fits[s]) / (w + 1.0) for s, p in pct.items()}
