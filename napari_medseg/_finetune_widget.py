@@ -323,9 +323,13 @@ class FinetuneWidget(QWidget):
         name = Path(checkpoint).name
 
         def scored(result: Any) -> None:
+            from medseg.qc.ranking import describe_fold_dice
+
+            quality = describe_fold_dice(result)
             self.status.setText(
-                f"Re-scored {len(result.scores)} samples with {name} (method {result.method!r}); "
-                "the review queue follows."
+                f"Re-scored {len(result.scores)} samples with {name} (method {result.method!r}"
+                + (f"; {quality}" if quality else "")
+                + "); the review queue follows."
             )
             self.session.scores_changed.emit(result.method)
 

@@ -72,6 +72,18 @@ def add_parser(sub) -> None:
     add_training_flags(p, helps)
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="training size (default 64 96)")
     p.add_argument("--fold-seed", type=int, default=0, metavar="N", help="seed of the group K-fold split (0)")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CKPT",
+        help="start each fold model from this checkpoint (same architecture and classes as the fold models)",
+    )
+    p.add_argument(
+        "--encoder-weights",
+        default=None,
+        metavar="FILE",
+        help="a local encoder weights file for the fold models (smp architectures; nothing is downloaded)",
+    )
     p.add_argument("--method", default=None, help="score method name (default oof-kK, or checkpoint)")
     p.add_argument("--runs", default=None, metavar="DIR", help="fold run folders (default WORKSPACE/runs/METHOD)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="queue rows printed (20)")
@@ -157,7 +169,15 @@ def _run(ws, args: argparse.Namespace, bar):
 
         def job(token):
             return iter_rank_oof(
-                ws, config, folds=args.folds, seed=args.fold_seed, method=args.method, cancel=token, runs_dir=args.runs
+                ws,
+                config,
+                folds=args.folds,
+                seed=args.fold_seed,
+                method=args.method,
+                cancel=token,
+                runs_dir=args.runs,
+                init_from=args.init_from,
+                encoder_weights=args.encoder_weights,
             )
 
     return run_job(job, bar=bar, on_event=_Lines(bar))
@@ -180,7 +200,8 @@ class _Lines:
         elif isinstance(event, EpochEnd) and not self.bar.enabled:
             self.bar.note(f"{self.where}: epoch {event.epoch + 1} loss {event.train_loss:.4f}")
         elif isinstance(event, FoldScored):
-            self.bar.note(f"{self.where}: {event.n_scored} samples scored in {event.seconds:.0f} s")
+            dice = "no validation Dice" if event.val_dice is None else f"validation Dice {event.val_dice:.3f}"
+            self.bar.note(f"{self.where}: {dice}; {event.n_scored} samples scored in {event.seconds:.0f} s")
 
 
 def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
@@ -189,12 +210,17 @@ def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
     method = end.method
     if cancelled and not end.scores:
         return 130
+    from medseg.qc.ranking import describe_fold_dice
+
     queue = review_queue(ws, method=method)
-    print(queue_table(queue, args.top, ws.score_details(method)))
+    details = ws.score_details(method)
+    print(queue_table(queue, args.top, details))
+    if describe_fold_dice(end):
+        print(f"{describe_fold_dice(end)[0].upper()}{describe_fold_dice(end)[1:]}", file=sys.stderr)
     for kind, (folder, path) in getattr(args, "outputs", {}).items():
         folder.mkdir()
         if kind == "json":
-            path.write_text(json.dumps([item_dict(i) for i in queue], indent=1))
+            path.write_text(json.dumps([item_dict(i, details.get(i.sample_id)) for i in queue], indent=1))
         else:
             write_csv(queue, path)
         folder.record(path)
@@ -202,8 +228,12 @@ def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
     return 130 if cancelled else 0
 
 
-def item_dict(item) -> dict:
+def item_dict(item, details: dict | None = None) -> dict:
+    """A queue row for JSON; ``details`` (its score's) add the fold that scored it and that fold's Dice."""
+    d = details or {}
     return {
+        "fold": d.get("fold"),
+        "fold_dice": d.get("fold_dice"),
         "sample_id": item.sample_id,
         "status": item.status,
         "score": item.score,

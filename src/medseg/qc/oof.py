@@ -24,6 +24,17 @@ whose ``partial`` is the ``RankResult`` of the folds already scored, which stay
 stored; the interrupted fold adds nothing. A fold whose training fails raises
 ``RankingError`` naming the fold and the trainer's error; earlier folds stay.
 
+Each fold's model chooses its checkpoint on an inner validation split of its
+own training groups (``data.val_fraction`` of them, :data:`INNER_VAL_FRACTION`
+when the config has none; never the held-out fold): the epoch of best
+validation Dice (``monitor``), not the lowest training loss. That Dice is the
+fold's quality, in ``FoldScored.val_dice``, ``RankResult.fold_dice`` and every
+scored sample's ``details["fold_dice"]``. ``init_from`` starts every fold
+model from a checkpoint (same architecture and classes), ``encoder_weights``
+from a local encoder weights file (smp architectures). Bad inputs (too few
+groups, all-empty masks, a fold without foreground, a checkpoint that does not
+fit) raise ``RankingError`` before the first fold: nothing is stored.
+
 The workspace records each fold's training run (which revisions it trained
 on, by the trainer) and scoring run (kind "rank": which revisions it scored).
 Fold run folders go under ``runs_dir`` (default ``<workspace>/runs/<method>``).
@@ -67,8 +78,12 @@ def make_folds(samples: list, folds: int, seed: int = 0) -> list[tuple[list, lis
     return kfold_by_group(samples, folds, seed)
 
 
-def base_config(config: Any, workspace_root: Path):
-    """The caller's TrainConfig (or its dict) set to train on the workspace; errors raise before any fold."""
+INNER_VAL_FRACTION = 0.2  # of a fold's training groups, when the config asks for no validation split
+
+
+def base_config(config: Any, workspace_root: Path, init_from=None, encoder_weights=None):
+    """The caller's TrainConfig (or its dict) set to train on the workspace, with an inner validation split
+    (and ``init_from`` / ``encoder_weights``); errors raise before any fold."""
     import copy
 
     from medseg.training.config import TrainConfig
@@ -77,7 +92,27 @@ def base_config(config: Any, workspace_root: Path):
         d = copy.deepcopy(dict(config or {}))
         d["data"] = {**(d.get("data") or {}), "root": str(workspace_root)}
         config = TrainConfig.from_dict(d)
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(workspace_root), sample_ids=None))
+    val = config.data.val_fraction if config.data.val_fraction > 0 else INNER_VAL_FRACTION
+    data = dataclasses.replace(config.data, root=str(workspace_root), sample_ids=None, val_fraction=val)
+    model = config.model
+    if init_from is not None:
+        model = dataclasses.replace(model, init_checkpoint=str(init_from))
+    if encoder_weights is not None:
+        model = dataclasses.replace(model, encoder_weights=str(encoder_weights))
+    return dataclasses.replace(config, data=data, model=model)
+
+
+def preflight(ws, dataset, pairs: list, base, init_from=None, encoder_weights=None) -> None:
+    """Every check that can fail before the first fold (:mod:`medseg.qc.oof_checks`)."""
+    from medseg.qc import oof_checks
+
+    if init_from is not None:
+        oof_checks.check_init_from(init_from, base, ws.classmap)
+    if encoder_weights is not None:
+        oof_checks.check_encoder_weights(encoder_weights, base)
+    content = oof_checks.mask_content(dataset.samples)
+    oof_checks.check_masks(ws.root, content)
+    oof_checks.check_folds(pairs, content, base.data.val_fraction > 0)
 
 
 def iter_rank_oof(
@@ -90,6 +125,8 @@ def iter_rank_oof(
     cancel: CancelToken | None = None,
     runs_dir: str | Path | None = None,
     predictor_options: dict | None = None,
+    init_from: str | Path | None = None,
+    encoder_weights: str | Path | None = None,
 ) -> Iterator[Any]:
     """See the module docstring; ``config`` is a TrainConfig or its dict (data.root is set here)."""
     from medseg.training.workspace_source import open_workspace_dataset
@@ -104,7 +141,8 @@ def iter_rank_oof(
             raise RankingError(f"{ws.root}: no sample to rank (all excluded or their sources changed)")
         pairs = make_folds(dataset.samples, folds, seed)
         runs = Path(runs_dir) if runs_dir is not None else ws.root / "runs" / method
-        base = base_config(config, ws.root)
+        base = base_config(config, ws.root, init_from, encoder_weights)
+        preflight(ws, dataset, pairs, base, init_from, encoder_weights)
         yield Started(
             "rank", None, {"method": method, "folds": folds, "samples": len(dataset.samples), "biased": False}
         )
@@ -113,7 +151,7 @@ def iter_rank_oof(
                 ws, dataset, base, runs, method, fold, folds, train, held, cancel, predictor_options, scored
             )
             check(cancel)
-        yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, biased=False, folds_done=folds))
+        yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, False, folds, fold_dice(scored)))
     except Cancelled as c:  # raised here, or thrown in at a yield by medseg.jobs.drive
         kept = {s: v[0] for s, v in scored.items()}
         done = len({v[1]["fold"] for v in scored.values()})
@@ -121,11 +159,16 @@ def iter_rank_oof(
             f"ranking cancelled: {len(kept)} samples of {done} completed fold(s) are stored under {method!r}",
             done,
             folds,
-            RankResult(method, kept, False, done),
+            RankResult(method, kept, False, done, fold_dice(scored)),
         ) from c
     finally:
         if opened:
             ws.close()
+
+
+def fold_dice(scored: dict[str, tuple[float, dict]]) -> dict[int, float]:
+    """{fold: its model's validation Dice} of the scored folds (those that had one)."""
+    return {d["fold"]: d["fold_dice"] for _, d in scored.values() if d.get("fold_dice") is not None}
 
 
 def _fold(
@@ -145,7 +188,7 @@ def _fold(
     """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too)."""
     from medseg.inference import Predictor
     from medseg.training import Trainer
-    from medseg.training.events import EpochEnd, Step
+    from medseg.training.events import CheckpointSaved, EpochEnd, Step
 
     t0 = time.perf_counter()
     where = f"fold {fold + 1}/{folds}"
@@ -154,6 +197,8 @@ def _fold(
     subset = dataclasses.replace(dataset, samples=list(train))
     trainer = Trainer(cfg, cancel=cancel, dataset=subset)
     summary = None
+    dice_at: dict[int, float | None] = {}  # validation Dice by epoch
+    best_epoch = None
     events = trainer.run()
     try:
         for event in events:
@@ -164,7 +209,10 @@ def _fold(
             elif isinstance(event, Step):
                 yield dataclasses.replace(event, stage=f"{where} train")
             elif isinstance(event, EpochEnd):
+                dice_at[event.epoch] = event.val.get("dice")
                 yield event
+            elif isinstance(event, CheckpointSaved) and event.tag == "best":
+                best_epoch = event.epoch
     except Cancelled:
         raise
     except Exception as e:
@@ -183,9 +231,18 @@ def _fold(
     run = run_id("rank", f"{method}:fold{fold}")
     fold_scores: dict[str, tuple[float, dict]] = {}
     yield from score_samples(predictor, list(held), ws, method, run, cancel, fold, fold_scores, f"{where} score")
+    val_dice = dice_at.get(best_epoch) if best_epoch is not None else None
+    val_dice = None if val_dice is None or val_dice != val_dice else float(val_dice)  # NaN: no validation
     for _, details in fold_scores.values():
-        details.update(out_of_fold=True, biased=False, folds=folds, checkpoint=str(checkpoint))
+        details.update(
+            out_of_fold=True,
+            biased=False,
+            folds=folds,
+            checkpoint=str(checkpoint),
+            fold_dice=val_dice,
+            best_epoch=best_epoch,
+        )
     ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
     scored.update(fold_scores)
     store(ws, method, scored)
-    yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0)
+    yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0, val_dice)

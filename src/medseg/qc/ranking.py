@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Event, Progress, Result, Started, check, register_event
 from medseg.qc.label_scores import label_score
@@ -44,6 +46,7 @@ __all__ = [
     "FoldStarted",
     "RankResult",
     "SampleScored",
+    "describe_fold_dice",
     "iter_score_checkpoint",
     "suspicion_map",
 ]
@@ -84,16 +87,40 @@ class FoldScored(Event):
     n_scored: int
     checkpoint: str
     seconds: float
+    val_dice: float | None = None  # the fold model's Dice on its inner validation split (its best epoch)
 
 
 @dataclass(frozen=True)
 class RankResult:
-    """The scores stored under ``method`` (a cancelled out-of-fold run: those of ``folds_done`` folds)."""
+    """The scores stored under ``method`` (a cancelled out-of-fold run: those of ``folds_done`` folds).
+
+    ``fold_dice``: {fold: its model's validation Dice} (one checkpoint: {0: the Dice its provenance
+    records}, when it had a validation split)."""
 
     method: str
     scores: dict[str, float] = field(default_factory=dict)
     biased: bool = False
     folds_done: int = 0
+    fold_dice: dict[int, float] = field(default_factory=dict)
+
+
+# below this median validation Dice the models learnt too little for their scores to mean much
+WEAK_DICE = 0.3
+
+
+def describe_fold_dice(result: RankResult) -> str:
+    """One line on how well the scoring models segment, for the CLI and the app ("" when unknown)."""
+    values = [v for v in result.fold_dice.values() if v is not None]
+    if not values:
+        return ""
+    if result.biased:
+        line = f"the model's validation Dice {values[0]:.2f}"
+    else:
+        each = ", ".join(f"{v:.2f}" for _, v in sorted(result.fold_dice.items()))
+        line = f"fold models' validation Dice {float(np.median(values)):.2f} (median; {each})"
+    if float(np.median(values)) < WEAK_DICE:
+        line += ": they learnt little, so their scores say little about these labels"
+    return line
 
 
 def open_workspace(workspace):
@@ -216,7 +243,15 @@ def iter_score_checkpoint(
                 seen_in_training=sid in seen,
             )
         ws.record_model_run(run, str(checkpoint), "score", {s.id: s.revision for s in samples})
-        yield Result(RankResult(method, store(ws, method, scored), biased=True))
+        dice = checkpoint_val_dice(ckpt)
+        yield Result(RankResult(method, store(ws, method, scored), True, 0, {} if dice is None else {0: dice}))
     finally:
         if opened:
             ws.close()
+
+
+def checkpoint_val_dice(ckpt) -> float | None:
+    """The validation Dice a checkpoint's provenance records (None when it trained without validation)."""
+    metrics = (ckpt.provenance or {}).get("metrics") or {}
+    value = metrics.get("dice")
+    return float(value) if isinstance(value, (int, float)) and metrics.get("monitor") != "train_loss" else None
