@@ -219,7 +219,7 @@ def review_queue(
     if model is not None:
         judged[model] = _model_standings(scores, details, groups, heads)
     calibration = reliability.calibration(workspace.root, model)
-    if calibration is not None and not set(calibration.weights) <= set(judged):
+    if calibration is not None and not {m for m, w in calibration.weights.items() if w > 0} <= set(judged):
         calibration = None  # made for signals no longer stored: the plain rule until QC or ranking runs again
     weights = _plain_weights(judged, model, details) if calibration is None else None
     outline_details = workspace.score_details(OUTLINE_METHOD) if OUTLINE_METHOD in free else {}

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.errors import MedsegError
 from medseg.qc.corruptions import KINDS, corrupt
 from medseg.qc.model_standing import ModelStanding
 
@@ -280,7 +281,10 @@ def calibrate_qc(src, table: dict, ctx, methods: list[str], model: str | None = 
     pairs, masks = plant(ws.current_mask, ids, {s: records[s].head_revision for s in ids}, seed)
     for p in pairs:
         sid = p["sample_id"]
-        view = src.load(sid, False)
+        try:
+            view = src.load(sid, False)
+        except (MedsegError, OSError, ValueError):  # QC reported it; its pair says nothing
+            continue
         copy = dataclasses.replace(view, mask=corrupted(p, masks[sid], masks.get(p["partner"])), _cache={})
         p["original"], p["planted"] = {}, {}
         for s in signals:
@@ -288,6 +292,7 @@ def calibrate_qc(src, table: dict, ctx, methods: list[str], model: str | None = 
             own = {f: _measure(FEATURES[f], copy) for f in needs}
             p["original"][s.method] = standing_of(s, table, ctx, sid, None)
             p["planted"][s.method] = standing_of(s, table, ctx, sid, own)
+    pairs = [p for p in pairs if "planted" in p]
     state = {"pairs": pairs, "signals": [s.method for s in signals], "calibrations": {}, "seed": seed}
     free = fit(pairs, state["signals"])
     if free is not None:

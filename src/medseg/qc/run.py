@@ -153,10 +153,31 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
         str(src.root),
         {m: v[0] for m, v in scores.items()},
     )
+    t = time.perf_counter()
+    calibrated = _calibrate(src, table, ctx, scores)
+    timings["reliability"] = time.perf_counter() - t
     at[0] = "before storing its findings"
     check(cancel)
     src.save(stored, names, scores)
+    if calibrated is not None:
+        from medseg.qc.reliability import save
+
+        save(src.root, calibrated)
     yield Result(report)
+
+
+def _calibrate(src, table: dict, ctx, scores: dict) -> dict | None:
+    """A workspace's signals measured on errors planted in its own labels (:mod:`medseg.qc.reliability`),
+    when this run scored any signal; the model the queue ranks by, if one is stored, is measured too."""
+    from medseg.qc.queue import default_method, signal_methods
+    from medseg.qc.reliability import calibrate_qc
+
+    free = set(signal_methods())
+    methods = [m for m in scores if m in free]
+    if not getattr(src, "in_workspace", False) or not methods:
+        return None
+    model = default_method(src.ws.score_methods())
+    return calibrate_qc(src, table, ctx, methods, model if model not in free else None)
 
 
 def default_workers() -> int:
