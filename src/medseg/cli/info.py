@@ -52,7 +52,17 @@ def _describe_dataset(path: Path) -> tuple[dict, list[str]]:
     volumes = volume_rows(ds)
     if volumes:
         out["volumes"] = volumes
-    return out, [f"task {ds.classmap.task}, classes {class_list(ds.classmap)}", *volume_lines(ds)]
+    from medseg.datasets import groups as grp
+    from medseg.datasets import registry
+
+    ids = [s.id for s in ds.samples]
+    is_inferred = grp.inferred("auto", ids, registry.get_layout(ds.layout).auto_group is not None)
+    out["groups_inferred"] = is_inferred
+    return out, [
+        f"task {ds.classmap.task}, classes {class_list(ds.classmap)}",
+        grp.group_line([s.group for s in ds.samples], is_inferred),
+        *volume_lines(ds),
+    ]
 
 
 def _is_dataset(path: Path) -> bool:

@@ -37,7 +37,13 @@ def add_parser(sub) -> None:
     c.add_argument("dataset", help="dataset folder")
     c.add_argument("workspace", help="new or empty folder, outside the dataset")
     c.add_argument("--layout", default=None, choices=_layouts(), help="force a layout instead of detecting it")
-    c.add_argument("--group-by", default="auto", help="auto, stem, frames")
+    c.add_argument(
+        "--group-by",
+        default="auto",
+        choices=["auto", "stem", "frames", "similar"],
+        help="auto (the layout's rule; integer names: video frame blocks by image similarity), stem, frames, "
+        "similar (look-alike images whatever their names)",
+    )
     c.add_argument("--author", default=None, help="recorded on the imported revisions (default: user name)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=functools.partial(_run, _create))
@@ -120,6 +126,7 @@ def _print_summary(s: dict, ws) -> None:
             f"volumes: {s['n_volumes']} ({s['n_slices']} slices at their current revisions, "
             f"{s['n_slice_files']} distinct slice files)"
         )
+    print(_groups(ws))
     print("status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
     print(f"revisions: {s['n_revisions']} (" + ", ".join(f"{k} {v}" for k, v in s["revisions_by_origin"].items()) + ")")
     if s["by_check"]:
@@ -132,6 +139,20 @@ def _print_summary(s: dict, ws) -> None:
             print(f"  [{c.kind}] sample {c.sample_id}: {c.path}")
         if len(ws.source_changes) > 50:
             print(f"  ... and {len(ws.source_changes) - 50} more (use --json for all)")
+
+
+def _groups(ws) -> str:
+    from medseg.datasets import groups as grp
+    from medseg.datasets import registry
+    from medseg.errors import DatasetError
+
+    records = ws.samples()
+    ids = [r.id for r in records]
+    try:
+        layout_groups = registry.get_layout(ws.layout).auto_group is not None
+    except DatasetError:  # a layout this version no longer knows: say what the names give
+        layout_groups = True
+    return grp.group_line([r.group for r in records], grp.inferred(ws.group_by, ids, layout_groups))
 
 
 def _history(args) -> int:

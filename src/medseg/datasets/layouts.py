@@ -21,7 +21,7 @@ from medseg.datasets.files import is_junk, numeric_key
 from medseg.datasets.layout import Layout
 from medseg.errors import DatasetError, ReadError
 
-GROUP_BY = ("auto", "stem", "frames", "pattern")
+GROUP_BY = ("auto", "stem", "frames", "similar", "pattern")
 
 
 def detect_layout(folder: str | Path) -> str | None:
@@ -53,7 +53,9 @@ def open_dataset(
     DatasetError, for any other), or None to detect it. ``group_by``: "auto"
     (the layout's own grouping, e.g. UW-Madison case or Montgomery patient;
     frame blocks for integer stems, else the stem), "stem", "frames" (see
-    ``groups.frame_blocks``) or "pattern" (``group_pattern`` regex on the stem).
+    ``groups.frame_blocks``), "similar" (look-alike images whatever their
+    names, ``groups.similar_groups``) or "pattern" (``group_pattern`` regex on
+    the stem).
     ``classmap`` replaces the inferred one (e.g. to name the foreground class,
     or to declare ids).
     """
@@ -135,6 +137,8 @@ def _assign_groups(samples, layout: Layout, group_by: str, pattern: str | None) 
         names = ids
     elif group_by == "pattern":
         names = grp.stem_groups(ids, pattern)
+    elif group_by == "similar":
+        names = grp.similar_groups([s.image_path for s in samples], ids=ids)
     else:
         names = grp.frame_blocks([s.image_path for s in samples], ids=ids)
     for s, name in zip(samples, names):
