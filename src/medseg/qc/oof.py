@@ -50,6 +50,7 @@ from typing import Any
 
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Result, Started, check
+from medseg.qc.reliability import calibrate_model
 from medseg.qc.ranking import (
     FoldScored,
     FoldStarted,
@@ -151,6 +152,7 @@ def iter_rank_oof(
                 ws, dataset, base, runs, method, fold, folds, train, held, cancel, predictor_options, scored
             )
             check(cancel)
+        calibrate_model(ws, method)  # the queue's weights with this model measured (medseg.qc.reliability)
         yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, False, folds, fold_dice(scored)))
     except Cancelled as c:  # raised here, or thrown in at a yield by medseg.jobs.drive
         kept = {s: v[0] for s, v in scored.items()}

@@ -35,6 +35,7 @@ import numpy as np
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Event, Progress, Result, Started, check, register_event
 from medseg.qc.label_scores import label_score
+from medseg.qc.reliability import calibrate_model
 from medseg.qc.suspicion import save_prediction, suspicion_map
 from medseg.qc.volume_scores import score_volume
 
@@ -244,7 +245,9 @@ def iter_score_checkpoint(
             )
         ws.record_model_run(run, str(checkpoint), "score", {s.id: s.revision for s in samples})
         dice = checkpoint_val_dice(ckpt)
-        yield Result(RankResult(method, store(ws, method, scored), True, 0, {} if dice is None else {0: dice}))
+        stored = store(ws, method, scored)
+        calibrate_model(ws, method)  # the queue's weights with this model measured (medseg.qc.reliability)
+        yield Result(RankResult(method, stored, True, 0, {} if dice is None else {0: dice}))
     finally:
         if opened:
             ws.close()
