@@ -2,8 +2,8 @@
 
 Facts asserted here were checked by eye: frame 152 is motion-blurred, frames
 10 and 100 are sharp; frames 266 and 275 show the same polyp from the same
-viewpoint although the frame-block grouping puts them in different groups
-(228-274 and 275-277). The whole-dataset run (612 frames) is the benchmark
+viewpoint; the frame-block grouping once split them (228-274 and 275-277),
+it now keeps their video together (253-277). The whole-dataset run (612 frames) is the benchmark
 benchmarks/bench_qc.py; this test takes 194 frames around those.
 """
 
@@ -66,7 +66,8 @@ def test_cvc_clinicdb_frames(cvc_dir):
     for f in near:  # ... and only neighbours: every pair is close in frame number
         assert all(abs(int(o["id"]) - int(f.sample_id)) <= 12 for o in f.details["others"]), f.message
     leak = {f.sample_id: f for f in near if f.severity == "warning"}
-    assert "275" in leak and "266" in leak["275"].details["cross_group"]
+    # 266 and 275 (the same polyp, one video) were a leak when the grouping split their video; now none leaks
+    assert ds.by_id("266").group == ds.by_id("275").group and not leak
     blurred = {f.sample_id for f in report.findings if f.check == "blurred"}
     assert "152" in blurred and not {"10", "100"} & blurred
     assert _hashes(cvc_dir / "masks") == before
