@@ -165,3 +165,11 @@ def test_corruptions_change_the_label(kind):
     assert out.dtype == bool and not np.array_equal(out, obj)
     inter = (out & obj).sum() / max(1, (out | obj).sum())
     assert inter < 0.8, f"{kind} is too subtle to be a label error (IoU {inter:.2f})"
+
+
+def test_an_extra_object_finds_a_place_beside_an_object_that_fills_most_of_the_frame():
+    big = np.zeros((60, 80), bool)
+    big[5:55, 5:75] = True
+    for seed in range(5):
+        out = corruptions.extra(big, np.random.default_rng(seed))
+        assert out.sum() > big.sum()

@@ -68,7 +68,8 @@ def missing(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def extra(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = mask.shape
     r = max(4.0, radius(mask) * rng.uniform(0.6, 1.0))
-    ry, rx = r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2)
+    # at most a quarter of the frame across, so an object that fills most of it still leaves a place
+    ry, rx = min(r * rng.uniform(0.8, 1.2), h / 4), min(r * rng.uniform(0.8, 1.2), w / 4)
     far = ndi.distance_transform_edt(~mask) > 1.5 * r if mask.any() else np.ones_like(mask, dtype=bool)
     inner = np.zeros_like(far)
     inner[int(ry) + 1 : h - int(ry) - 1, int(rx) + 1 : w - int(rx) - 1] = True
