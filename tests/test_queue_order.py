@@ -81,5 +81,5 @@ def test_rank_rows_show_the_priority_and_the_signals(ws, tmp_path):
     with open(tmp_path / "q.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["sample_id"] for r in rows] == [i.sample_id for i in queue]
-    assert [float(r["priority"]) for r in rows] == pytest.approx([i.priority for i in queue])
-    assert rows[0]["signals"] == "QC error: all-foreground mask; no oof-k3 score yet"
+    assert [float(r["score"]) for r in rows] == pytest.approx([i.priority for i in queue])  # score = priority
+    assert rows[0]["reasons"] == "QC error: all-foreground mask | no oof-k3 score yet"

@@ -57,6 +57,13 @@ def add_parser(sub) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the findings as CSV")
     p.add_argument(
+        "--queue-csv",
+        default=None,
+        metavar="FILE",
+        help="a workspace: write its model-free review queue as CSV (rank, sample, score, each signal's "
+        "standing, the reasons; no training)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace report files an earlier medseg run wrote (and nobody changed since)",
@@ -105,10 +112,17 @@ def _cmd_qc(args: argparse.Namespace) -> int:
     # refused before hours of QC, not after: never into the dataset or the workspace, nor over a foreign file
     outputs = {
         what: guarded_file(path, purpose=f"the QC {what}", sources=[args.path], overwrite=args.overwrite)
-        for what, path in (("report", args.json), ("findings table", args.csv))
+        for what, path in (("report", args.json), ("findings table", args.csv), ("review queue", args.queue_csv))
         if path
     }
     source = _open(Path(args.path), args.layout)
+    if args.queue_csv and not hasattr(source, "current_mask"):
+        from medseg.errors import WorkspaceError
+
+        raise WorkspaceError(
+            f"--queue-csv {args.queue_csv}: {args.path} is a dataset folder, not a workspace; the review queue "
+            f"lives in a workspace (medseg workspace create WORKSPACE {args.path}, then medseg qc WORKSPACE)"
+        )
     try:  # Ctrl-C: Cancelled (exit 130, nothing written), reported by medseg.cli.main like any error
         report = run_job(
             lambda token: run_qc(source, args.checks, params, workers=args.workers, cancel=token),
@@ -116,12 +130,24 @@ def _cmd_qc(args: argparse.Namespace) -> int:
             unit="sample",
             quiet=args.quiet,
         )
+        if args.queue_csv:
+            from medseg.cli.queue_csv import write_queue_csv
+            from medseg.qc.queue import review_queue
+
+            queue = review_queue(source, models=False)
+            folder, path = outputs["review queue"]
+            folder.mkdir()
+            write_queue_csv(queue, path)
+            folder.record(path)
+            print(f"queue: {path}", file=sys.stderr)
     finally:
         if hasattr(source, "close"):
             source.close()
     shown = report.at_least(args.min_severity)
     print(shown.table(args.worst))
     for what, (folder, path) in outputs.items():
+        if what == "review queue":
+            continue  # written above, while the workspace was open
         folder.mkdir()
         shown.to_json(path) if what == "report" else shown.to_csv(path)
         folder.record(path)

@@ -17,7 +17,6 @@ Exit status: 0 done, 130 interrupted (completed folds kept), 2 a wrong input or 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -222,7 +221,7 @@ def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
         if kind == "json":
             path.write_text(json.dumps([item_dict(i, details.get(i.sample_id)) for i in queue], indent=1))
         else:
-            write_csv(queue, path)
+            write_csv(queue, path, details)
         folder.record(path)
         print(f"queue: {path}", file=sys.stderr)
     return 130 if cancelled else 0
@@ -240,33 +239,17 @@ def item_dict(item, details: dict | None = None) -> dict:
         "method": item.method,
         "priority": item.priority,
         "signals": list(item.signals),
+        "standings": dict(item.standings),
         "reason": item.reason,
         "slices": list(item.slices),
         "findings": [f.to_dict() for f in item.findings],
     }
 
 
-def write_csv(queue, path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(
-            ["rank", "sample_id", "status", "priority", "score", "method", "n_findings", "slices", "signals", "reason"]
-        )
-        for k, i in enumerate(queue, 1):
-            w.writerow(
-                [
-                    k,
-                    i.sample_id,
-                    i.status,
-                    f"{i.priority:.4f}",
-                    "" if i.score is None else f"{i.score:.4f}",
-                    i.method or "",
-                    len(i.findings),
-                    " ".join(str(z) for z in i.slices),
-                    "; ".join(i.signals),
-                    i.reason,
-                ]
-            )
+def write_csv(queue, path: Path, details: dict | None = None) -> None:
+    from medseg.cli.queue_csv import write_queue_csv
+
+    write_queue_csv(queue, path, details)
 
 
 def _num(v) -> str:

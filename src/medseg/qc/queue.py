@@ -169,19 +169,27 @@ def finding_penalty(f: Finding) -> float:
 
 
 def review_queue(
-    workspace, *, method: str | None = None, statuses: Iterable[str] | None = None, checks: Iterable[str] | None = None
+    workspace,
+    *,
+    method: str | None = None,
+    statuses: Iterable[str] | None = None,
+    checks: Iterable[str] | None = None,
+    models: bool = True,
 ) -> list[QueueItem]:
     """The workspace's samples, worst first (the rule is in this module's docstring).
 
     ``method``: the score method to rank by (default: :func:`default_method`
     over the stored ones); a method with no stored score raises naming the
     stored ones. ``statuses``: keep only samples with these review statuses.
-    ``checks``: fold in only findings of these checks.
+    ``checks``: fold in only findings of these checks. ``models=False``: the
+    model-free queue (QC's signals and findings only, whatever models scored).
     """
     from medseg.qc import reliability
     from medseg.workspace.records import check_status
 
     stored = workspace.score_methods()
+    if not models:
+        stored = [m for m in stored if m in set(signal_methods())]
     if method is None:
         method = default_method(stored)
     elif method not in stored:
