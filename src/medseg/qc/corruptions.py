@@ -67,13 +67,15 @@ def missing(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def extra(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = mask.shape
-    r = max(4.0, radius(mask) * rng.uniform(0.6, 1.0))
     # at most a quarter of the frame across, so an object that fills most of it still leaves a place
+    r = min(max(4.0, radius(mask) * rng.uniform(0.6, 1.0)), min(h, w) / 4)
     ry, rx = min(r * rng.uniform(0.8, 1.2), h / 4), min(r * rng.uniform(0.8, 1.2), w / 4)
     far = ndi.distance_transform_edt(~mask) > 1.5 * r if mask.any() else np.ones_like(mask, dtype=bool)
     inner = np.zeros_like(far)
     inner[int(ry) + 1 : h - int(ry) - 1, int(rx) + 1 : w - int(rx) - 1] = True
     candidates = np.argwhere(far & inner)
+    if len(candidates) == 0:
+        candidates = np.argwhere(inner & ~mask)
     if len(candidates) == 0:
         candidates = np.argwhere(inner)
     cy, cx = candidates[rng.integers(len(candidates))]
