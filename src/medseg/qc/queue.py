@@ -318,11 +318,14 @@ def _signal_standings(workspace, method: str, heads: dict) -> dict[str, float]:
 
 
 def _model_standings(scores: dict, details: dict, groups: dict, heads: dict) -> dict[str, float]:
-    """{sample: percentile of its group-relative score} (:mod:`medseg.qc.model_standing`); stale: ``_STALE``."""
-    ms = ModelStanding(scores, details, groups, heads)
+    """{sample: percentile of its group-relative score} (:mod:`medseg.qc.model_standing`); stale: ``_STALE``.
+
+    Stale scores stay in the reference: a correction moves its own sample, not the others' standings."""
+    ms = ModelStanding(scores, details, groups)
     out: dict[str, float] = dict(percentiles(ms.values))
-    for sid, v in scores.items():
-        if sid not in out and v is not None and math.isfinite(v):
+    for sid in out:
+        judged = details.get(sid, {}).get("revision")
+        if judged is not None and heads.get(sid) is not None and int(judged) != int(heads[sid]):
             out[sid] = _STALE
     return out
 
