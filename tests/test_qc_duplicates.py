@@ -240,3 +240,42 @@ def test_hash_pairs_across_blocks_match_brute_force():
     assert {(3, 2100, 3), (2050, 4200, 3), (4100, 4300, 3), (100, 200, 3)} <= found
     for a, b, dist in found:
         assert a < b and (int(hashes[a]) ^ int(hashes[b])).bit_count() == dist <= 8
+
+
+def _shifted_pair(iou_wanted: float):
+    """Two 128 px windows of one photo, the second 2 px lower and further right (a re-cropped copy),
+    each with the same disc where the picture shows it; the copy's disc shrunk to reach ``iou_wanted``."""
+    from skimage.draw import disk
+
+    big = natural("astronaut", 160)
+    a = np.ascontiguousarray(big[10:138, 10:138])
+    b = np.ascontiguousarray(big[12:140, 12:140])
+    radius = 30.0
+    small = radius * np.sqrt(iou_wanted)  # a concentric disc inside: IoU = (r'/r)^2
+    ma = np.zeros((128, 128), np.uint8)
+    mb = np.zeros((128, 128), np.uint8)
+    ma[disk((64, 64), radius)] = 255
+    mb[disk((62, 62), small)] = 255
+    return a, ma, b, mb
+
+
+@pytest.mark.parametrize("iou_wanted, flagged", [(0.85, True), (0.98, False)])
+def test_a_shifted_copy_is_aligned_before_its_mask_is_compared(tmp_path, iou_wanted, flagged):
+    a, ma, b, mb = _shifted_pair(iou_wanted)
+    true_iou = ((ma > 0) & np.roll(mb > 0, (2, 2), (0, 1))).sum() / ((ma > 0) | np.roll(mb > 0, (2, 2), (0, 1))).sum()
+    assert abs(true_iou - iou_wanted) < 0.02
+    unaligned = ((ma > 0) & (mb > 0)).sum() / ((ma > 0) | (mb > 0)).sum()
+    assert unaligned < 0.9  # compared in place even the faithful copy would be flagged
+    ds = _open(write_dataset(tmp_path / "ds", {"astro_a": (a, ma), "copy_b": (b, mb)}))
+    report = qc(ds, DUP_CHECKS, workers=1)
+    bad = _by(report, "duplicate_mask_disagreement")
+    if not flagged:
+        assert bad == {}
+        return
+    assert set(bad) == {"astro_a", "copy_b"} and all(f.severity == "error" for f in bad.values())
+    assert bad["astro_a"].details["partner"] == "copy_b" and bad["copy_b"].details["partner"] == "astro_a"
+    assert abs(bad["astro_a"].value - iou_wanted) < 0.04
+    assert "a copy" in bad["astro_a"].message and "shifted" in bad["astro_a"].message
+    # the threshold is the QC parameter: at 0.8 the same pair passes
+    loose = qc(ds, DUP_CHECKS, {"duplicate_mask_disagreement": {"min_iou": 0.8}}, workers=1)
+    assert _by(loose, "duplicate_mask_disagreement") == {}

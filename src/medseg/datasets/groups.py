@@ -215,11 +215,13 @@ class _Descriptors:
         return max(values) if values else None
 
 
-def aligned_correlation(a: np.ndarray, b: np.ndarray, max_shift: float = 0.25) -> float:
-    """Normalised correlation of two grey images of one shape after the shift phase correlation finds.
+def phase_shift(a: np.ndarray, b: np.ndarray, subpixel: bool = False) -> tuple[float, float]:
+    """The shift (dy, dx) that moves ``b`` onto ``a`` (``a[y, x] ~ b[y - dy, x - dx]``), by phase correlation.
 
-    The shift is kept only within ``max_shift`` of each side; the correlation is
-    the better of the unshifted one and that of the overlapping parts.
+    Both grey images have one shape; a Hanning window keeps their borders from
+    pulling the peak to (0, 0). With ``subpixel`` the peak is refined by a
+    parabola through it and its neighbours on each axis (about 0.1 px on
+    natural images), enough to compare masks on 64 px thumbnails.
     """
     h, w = a.shape
     win = np.outer(np.hanning(h), np.hanning(w))
@@ -227,9 +229,29 @@ def aligned_correlation(a: np.ndarray, b: np.ndarray, max_shift: float = 0.25) -
     fb = np.fft.rfft2((b - b.mean()) * win)
     cross = fa * np.conj(fb)
     surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=a.shape)
-    dy, dx = np.unravel_index(int(np.argmax(surface)), surface.shape)
-    dy = dy - h if dy > h // 2 else dy
-    dx = dx - w if dx > w // 2 else dx
+    py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
+    dy: float = py - h if py > h // 2 else py
+    dx: float = px - w if px > w // 2 else px
+    if subpixel:
+        dy += _vertex(surface[(py - 1) % h, px], surface[py, px], surface[(py + 1) % h, px])
+        dx += _vertex(surface[py, (px - 1) % w], surface[py, px], surface[py, (px + 1) % w])
+    return dy, dx
+
+
+def _vertex(left: float, centre: float, right: float) -> float:
+    """Offset (-0.5..0.5) of the top of the parabola through three equally spaced values."""
+    bend = left - 2 * centre + right
+    return float(np.clip(0.5 * (left - right) / bend, -0.5, 0.5)) if bend < 0 else 0.0
+
+
+def aligned_correlation(a: np.ndarray, b: np.ndarray, max_shift: float = 0.25) -> float:
+    """Normalised correlation of two grey images of one shape after the shift phase correlation finds.
+
+    The shift is kept only within ``max_shift`` of each side; the correlation is
+    the better of the unshifted one and that of the overlapping parts.
+    """
+    h, w = a.shape
+    dy, dx = (int(v) for v in phase_shift(a, b))
     best = _ncc(a, b)
     if (dy or dx) and abs(dy) <= h * max_shift and abs(dx) <= w * max_shift:
         pa = a[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
