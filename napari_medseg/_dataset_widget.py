@@ -82,6 +82,13 @@ class DatasetWidget(QWidget):
         self.status = MessageLine()
         self.summary = QLabel("<i>No workspace open.</i>")
         self.summary.setWordWrap(True)
+        self.groups = QLabel()
+        self.groups.setWordWrap(True)
+        self.groups.setToolTip(
+            "The groups that keep look-alike samples (one video, one patient) on one side of every split and "
+            "that neighbour checks compare: from the file names, or inferred from image similarity when the "
+            "names carry no video or patient id"
+        )
         self.qc_button = QPushButton("Run QC")
         self.qc_button.setToolTip(
             "Check every sample (mask values, specks, holes, duplicates, image quality); "
@@ -107,6 +114,7 @@ class DatasetWidget(QWidget):
         layout.addWidget(self.form.native)
         layout.addLayout(buttons_row(self.open_button, self.cancel_button))
         layout.addWidget(self.summary)
+        layout.addWidget(self.groups)
         layout.addWidget(self.qc_button)
         self.problems_title = QLabel("Problems")
         layout.addWidget(self.problems_title)
@@ -256,7 +264,7 @@ class DatasetWidget(QWidget):
     # ------------------------------------------------------------- listings
     def refresh(self, *_: Any) -> None:
         """Counts, problems and the sample list of the session's workspace."""
-        from napari_medseg._review_text import problem_lines, summary_html
+        from napari_medseg._review_text import groups_line, problem_lines, summary_html
 
         ws = self.session.workspace
         self._set_busy(self.worker is not None)
@@ -266,9 +274,12 @@ class DatasetWidget(QWidget):
         self.samples.setRowCount(0)
         if ws is None:
             self.summary.setText("<i>No workspace open.</i>")
+            self.groups.setText("")
             self.samples.blockSignals(False)
             return
         self.summary.setText(summary_html(ws))
+        line = groups_line(ws)
+        self.groups.setText(line[:1].upper() + line[1:])
         self.problems.addItems(problem_lines(ws))
         self._show_problems(self.problems.count() > 0)
         records = ws.samples()

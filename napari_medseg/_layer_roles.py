@@ -54,6 +54,9 @@ PREDICTION_LAYERS = (PREDICTION_LAYER, VOLUME_PREDICTION_LAYER)  # class ids: La
 MAP_LAYERS = (PROBABILITY_LAYER, UNCERTAINTY_LAYER)  # per-pixel maps: Image layers
 TOGGLED_LAYERS = PREDICTION_LAYERS + MAP_LAYERS  # what the toggle shows and hides
 MODEL_LAYERS = TOGGLED_LAYERS + (SUSPICION_LAYER,)  # never edited, never selected by us
+# Review's disagreeing duplicate, beside the sample (_review_partner): looked at, never edited
+PARTNER_IMAGE_LAYER, PARTNER_LABELS_LAYER = "duplicate partner image", "duplicate partner labels"
+LOOK_ONLY_LAYERS = MODEL_LAYERS + (PARTNER_IMAGE_LAYER, PARTNER_LABELS_LAYER)
 
 PREDICTION_CONTOUR = 2  # outline width in screen pixels of the data (napari's Labels.contour)
 PREDICTION_OPACITY = 0.9  # an outline needs to be opaque to read over a filled label
@@ -161,14 +164,14 @@ def keep_label_active(viewer: Any, previous: Any = None) -> Any:
     viewer, previous = _real(viewer), _real(previous)
     layers = viewer.layers
     label = _label_layer(viewer)
-    kept = previous is not None and previous in layers and previous.name not in MODEL_LAYERS
+    kept = previous is not None and previous in layers and previous.name not in LOOK_ONLY_LAYERS
     if kept and previous.name != IMAGE_LAYER or label is None:
         target = previous if kept else None
     else:
         target = label
     if target is None:
         active = layers.selection.active
-        if active is not None and active.name in MODEL_LAYERS:
+        if active is not None and active.name in LOOK_ONLY_LAYERS:
             layers.selection.active = None  # nothing to edit: at least not the prediction
         return layers.selection.active
     if layers.selection.active is not target or len(layers.selection) != 1:

@@ -77,6 +77,7 @@ def lay_out(w: Any) -> None:
     layout = body_layout(w)
     layout.addWidget(w.panel, 2)
     layout.addWidget(w.details)
+    layout.addWidget(w.partner)
     layout.addWidget(w.slices, 1)
     layout.addWidget(w.show_suspicion)
     layout.addWidget(w.suspicion_note)

@@ -29,6 +29,22 @@ def summary_html(ws: Any) -> str:
     return "<br>".join(lines)
 
 
+def groups_line(ws: Any) -> str:
+    """How the workspace's samples were grouped (the groups folds and neighbour checks follow), as ``medseg
+    workspace info`` says it: e.g. "groups: 31 inferred from image similarity (sequences of look-alike frames);
+    sizes 5-29, median 21"."""
+    from medseg.datasets import groups as grp
+    from medseg.datasets import registry
+    from medseg.errors import DatasetError
+
+    records = ws.samples()
+    try:
+        layout_groups = registry.get_layout(ws.layout).auto_group is not None
+    except DatasetError:  # a layout this version no longer knows: its groups came from what the names give
+        layout_groups = True
+    return grp.group_line([r.group for r in records], grp.inferred(ws.group_by, [r.id for r in records], layout_groups))
+
+
 def problem_lines(ws: Any) -> list[str]:
     """Indexing problems and changed or vanished source files, one line each."""
     lines = [

@@ -31,6 +31,7 @@ from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._review_autosave import autosave_for, changed_text
 from napari_medseg._review_keys import bind_review_keys
 from napari_medseg._review_layout import add_controls, lay_out
+from napari_medseg._review_partner import PartnerView
 from napari_medseg._review_queue import NEXT_KEY, PREVIOUS_KEY, QueuePanel, chosen
 from napari_medseg._review_slices import NEXT_SLICE_KEY, PREVIOUS_SLICE_KEY, SliceNavigator
 from napari_medseg._review_suspicion import TIP as SUSPICION_TIP
@@ -44,7 +45,8 @@ HELP = (
     f"Review the labels most likely wrong first. Keys in the viewer: '{NEXT_KEY}' next sample, "
     f"'{PREVIOUS_KEY}' previous sample; on a volume '{NEXT_SLICE_KEY}' / '{PREVIOUS_SLICE_KEY}' its next / "
     "previous flagged slice; Shift+A accept, Shift+S save correction, Shift+X exclude (each then goes to the "
-    "next unreviewed sample when 'then go to the next sample' is ticked). Edit with napari's brush, fill and "
+    "next unreviewed sample when 'then go to the next sample' is ticked); Shift+D opens the same picture's other "
+    "sample when QC found that their masks disagree (it is shown to the right). Edit with napari's brush, fill and "
     "eraser on the 'medseg labels' layer; edits are saved as a revision when you move on or close napari, and "
     "kept in a crash-safe draft meanwhile."
 )
@@ -80,6 +82,7 @@ class ReviewWidget(QWidget):
         self.details.setWordWrap(True)
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.slices = SliceNavigator(napari_viewer, self.session, self.autosave, self.panel)
+        self.partner = PartnerView(napari_viewer, self.session, self.panel.show)
 
         add_controls(self, HELP)
         lay_out(self)
@@ -134,6 +137,11 @@ class ReviewWidget(QWidget):
     def show(self, sample_id: str) -> None:
         self.panel.show(sample_id)
 
+    def open_partner(self) -> None:
+        """Review the disagreeing duplicate shown beside the sample (its button and key)."""
+        if not self.partner.open():
+            self.message.setText("No duplicate of this sample disagrees with its label.")
+
     # -------------------------------------------------------------- the sample
     def refresh_sample(self) -> None:
         """The sample's details, history and auto-fixes, read from the workspace in a thread worker (a
@@ -142,6 +150,7 @@ class ReviewWidget(QWidget):
 
         ws, sid = self.session.workspace, self.autosave.sample_id
         self._update_suspicion()
+        self.partner.follow(ws, sid)
         self._facts_request += 1
         if ws is None or sid is None:
             self.sample_pending = self._record = None
