@@ -139,6 +139,7 @@ class PartnerView(QWidget):
             return
         self.partner = found
         self.note.setText(partner_line(found))
+        self.open_button.setText(f"Open {found.partner} ({shown_key(OPEN_PARTNER_KEY)})")
         self.open_button.setToolTip(f"Review sample {found.partner} (shown to the right of this one)")
         self.show()
         try:

@@ -92,7 +92,7 @@ def test_partner_beside_locked_label_stays_active_button_and_key_open_it_gone_on
     iou = next(o["iou"] for o in bad["1"].details["others"] if o["id"] == "7")
     assert 0.6 < iou < 0.9
     assert widget.partner.note.text() == f"Same picture as 7: masks agree at IoU {iou:.2f}; one of them is wrong"
-    assert not widget.partner.isHidden() and "Shift+D" in widget.partner.open_button.text()
+    assert not widget.partner.isHidden() and widget.partner.open_button.text() == "Open 7 (Shift+D)"
     assert "Shift+D open the duplicate beside" in widget.keys.text()
 
     # the button opens the partner as the sample under review; the first sample is then beside it
