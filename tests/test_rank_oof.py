@@ -29,7 +29,7 @@ from medseg.qc.suspicion import load_prediction, prediction_path, suspicion_map
 from medseg.training.events import Step
 from medseg.workspace import Workspace
 
-CONFIG = tiny_rank_config(epochs=10)
+CONFIG = tiny_rank_config(epochs=16)  # fold models keep a fifth of their samples to validate on
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -27,8 +27,9 @@ stored; the interrupted fold adds nothing. A fold whose training fails raises
 Each fold's model chooses its checkpoint on an inner validation split of its
 own training groups (``data.val_fraction`` of them, :data:`INNER_VAL_FRACTION`
 when the config has none; never the held-out fold): the epoch of best
-validation Dice (``monitor``), not the lowest training loss. That Dice is the
-fold's quality, in ``FoldScored.val_dice``, ``RankResult.fold_dice`` and every
+validation Dice (``monitor``), not the lowest training loss (a fold trained on
+fewer than :data:`MIN_INNER_VAL_GROUPS` groups keeps them all and its last
+epoch). That Dice is the fold's quality, in ``FoldScored.val_dice``, ``RankResult.fold_dice`` and every
 scored sample's ``details["fold_dice"]``. ``init_from`` starts every fold
 model from a checkpoint (same architecture and classes), ``encoder_weights``
 from a local encoder weights file (smp architectures). Bad inputs (too few
@@ -50,7 +51,6 @@ from typing import Any
 
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Result, Started, check
-from medseg.qc.reliability import calibrate_model
 from medseg.qc.ranking import (
     FoldScored,
     FoldStarted,
@@ -61,6 +61,7 @@ from medseg.qc.ranking import (
     score_samples,
     store,
 )
+from medseg.qc.reliability import calibrate_model
 
 
 def make_folds(samples: list, folds: int, seed: int = 0) -> list[tuple[list, list]]:
@@ -80,6 +81,8 @@ def make_folds(samples: list, folds: int, seed: int = 0) -> list[tuple[list, lis
 
 
 INNER_VAL_FRACTION = 0.2  # of a fold's training groups, when the config asks for no validation split
+# a fold trained on fewer groups (a few CT cases) keeps them all for training: its last epoch, no fold Dice
+MIN_INNER_VAL_GROUPS = 4
 
 
 def base_config(config: Any, workspace_root: Path, init_from=None, encoder_weights=None):
@@ -113,7 +116,7 @@ def preflight(ws, dataset, pairs: list, base, init_from=None, encoder_weights=No
         oof_checks.check_encoder_weights(encoder_weights, base)
     content = oof_checks.mask_content(dataset.samples)
     oof_checks.check_masks(ws.root, content)
-    oof_checks.check_folds(pairs, content, base.data.val_fraction > 0)
+    oof_checks.check_folds(pairs, content)
 
 
 def iter_rank_oof(
@@ -196,6 +199,8 @@ def _fold(
     where = f"fold {fold + 1}/{folds}"
     yield FoldStarted(fold, folds, len(train), len(held))
     cfg = dataclasses.replace(base, out_dir=str(runs / f"fold-{fold}"))
+    if len({str(s.group) for s in train}) < MIN_INNER_VAL_GROUPS:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_fraction=0.0))
     subset = dataclasses.replace(dataset, samples=list(train))
     trainer = Trainer(cfg, cancel=cancel, dataset=subset)
     summary = None

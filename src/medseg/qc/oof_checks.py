@@ -3,9 +3,7 @@
 Fold models learn nothing from a workspace whose masks are all empty (or all
 foreground: a single class present), nor from a fold whose training part has
 no foreground; a held-out part without any foreground gives no Dice to judge
-its model by. Each fold's model keeps an inner validation split of its own
-training groups (never the held-out fold) to choose its checkpoint, so that
-part needs two groups. A checkpoint to start from (``init_from``) must be of
+its model by. A checkpoint to start from (``init_from``) must be of
 the fold models' architecture and predict the workspace's classes; an encoder
 weights file must be a local file and the architecture an smp one. Every
 problem raises :class:`~medseg.errors.RankingError` naming what is wrong.
@@ -43,8 +41,8 @@ def check_masks(root, content: dict[str, tuple[bool, bool]]) -> None:
         )
 
 
-def check_folds(pairs: list[tuple[list, list]], content: dict[str, tuple[bool, bool]], inner_val: bool) -> None:
-    """Each fold's training part has foreground (and two groups for its inner validation), its held-out too."""
+def check_folds(pairs: list[tuple[list, list]], content: dict[str, tuple[bool, bool]]) -> None:
+    """Each fold's training part has foreground, its held-out part too."""
     k = len(pairs)
     for fold, (train, held) in enumerate(pairs):
         where = f"fold {fold + 1} of {k}"
@@ -58,11 +56,6 @@ def check_folds(pairs: list[tuple[list, list]], content: dict[str, tuple[bool, b
             raise RankingError(
                 f"{where}: none of its {len(held)} held-out masks (groups {', '.join(groups[:5])}) has "
                 "foreground, so its model's quality cannot be judged there: use fewer folds or another --fold-seed"
-            )
-        if inner_val and len({str(s.group) for s in train}) < 2:
-            raise RankingError(
-                f"{where}: its training part is a single group, too few for the inner validation split that "
-                "chooses the fold model's checkpoint: the workspace needs at least folds + 1 groups"
             )
 
 

@@ -120,7 +120,8 @@ def describe_fold_dice(result: RankResult) -> str:
         each = ", ".join(f"{v:.2f}" for _, v in sorted(result.fold_dice.items()))
         line = f"fold models' validation Dice {float(np.median(values)):.2f} (median; {each})"
     if float(np.median(values)) < WEAK_DICE:
-        line += ": they learnt little, so their scores say little about these labels"
+        who = "it" if result.biased else "they"
+        line += f": {who} learnt little, so {'its' if result.biased else 'their'} scores say little about these labels"
     return line
 
 
@@ -220,7 +221,9 @@ def iter_score_checkpoint(
         samples, _ = trainable_samples(ws)
         if not samples:
             raise RankingError(f"{ws.root}: no sample to score (all excluded or their sources changed)")
-        seen = set((ckpt.provenance.get("data") or {}).get("ids") or ())
+        data = ckpt.provenance.get("data") or {}
+        # validation labels chose the checkpoint: seen too
+        seen = set(data.get("ids") or ()) | set(data.get("val_ids") or ())
         run = run_id("score", method)
         scored: dict[str, tuple[float, dict]] = {}
         yield Started("rank", len(samples), {"method": method, "checkpoint": str(checkpoint), "biased": True})
