@@ -323,6 +323,9 @@ class FinetuneWidget(QWidget):
         name = Path(checkpoint).name
 
         def scored(result: Any) -> None:
+            from napari_medseg._torch_guard import load_torch
+
+            load_torch()  # loaded by the re-score already; the guard is what keeps triton out of the viewer
             from medseg.qc.ranking import describe_fold_dice
 
             quality = describe_fold_dice(result)

@@ -268,3 +268,18 @@ def start_job(
     worker.finished.connect(handle._finished)
     worker.start()
     return handle
+
+
+def read_job(jobs: Jobs | None, name: str, workspace: Any, read: Callable[[], Any], on_result, on_error) -> Any:
+    """Run the quick read ``read()`` on ``workspace`` in a thread worker (no progress bar; the workspace waits
+    for it, never stops it); its worker."""
+    return start_job(
+        jobs,
+        lambda token: call(read),
+        name,
+        workspace=workspace,
+        stoppable=False,
+        progress=False,
+        on_result=on_result,
+        on_error=on_error,
+    ).worker

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from napari_medseg._jobs import call, start_job
+from napari_medseg._jobs import read_job
 from napari_medseg._layer_roles import PARTNER_IMAGE_LAYER, PARTNER_LABELS_LAYER, label_stays_active, lock_layer
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button
@@ -111,16 +111,14 @@ class PartnerView(QWidget):
             self.pending = None
             return
         request = self._request
-        self.pending = start_job(  # a job on the workspace: it closes after it
+        self.pending = read_job(  # a job on the workspace: it closes after it
             self.session.jobs,
-            lambda token: call(read_partner, workspace, sample_id),
             f"Reading the duplicate of {sample_id}",
-            workspace=workspace,
-            stoppable=False,
-            progress=False,
-            on_result=lambda found: self._arrived(request, sample_id, found),
-            on_error=lambda e: self._failed(request, sample_id, e),
-        ).worker
+            workspace,
+            lambda: read_partner(workspace, sample_id),
+            lambda found: self._arrived(request, sample_id, found),
+            lambda e: self._failed(request, sample_id, e),
+        )
 
     def open(self) -> bool:
         """Show the partner as the sample under review (read in the sample display's worker); False without one."""

@@ -24,7 +24,7 @@ from typing import Any
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from napari_medseg._jobs import call, start_job
+from napari_medseg._jobs import read_job
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, connect_until_destroyed
 
@@ -193,16 +193,14 @@ class SliceNavigator(QWidget):
         if item.method is None:  # no model score stands for this label: the findings say it all
             return
         ws, request = self.session.workspace, self._request
-        self.pending = start_job(  # a job on the workspace: it closes after it
+        self.pending = read_job(  # a job on the workspace: it closes after it
             self.session.jobs,
-            lambda token: call(_slice_details, ws, item.method, sid),
             f"Reading the slice scores of {sid}",
-            workspace=ws,
-            stoppable=False,
-            progress=False,
-            on_result=lambda details: self._details_arrived(request, item, details),
-            on_error=lambda e: self._details_failed(request, sid, e),
-        ).worker
+            ws,
+            lambda: _slice_details(ws, item.method, sid),
+            lambda details: self._details_arrived(request, item, details),
+            lambda e: self._details_failed(request, sid, e),
+        )
 
     def _details_arrived(self, request: int, item: Any, details: dict) -> None:
         if request != self._request:

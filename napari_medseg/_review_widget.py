@@ -146,7 +146,7 @@ class ReviewWidget(QWidget):
     def refresh_sample(self) -> None:
         """The sample's details, history and auto-fixes, read from the workspace in a thread worker (a
         query on the GUI thread waits for the interpreter lock while a prediction runs); newest wins."""
-        from napari_medseg._jobs import call, start_job
+        from napari_medseg._jobs import read_job
 
         ws, sid = self.session.workspace, self.autosave.sample_id
         self._update_suspicion()
@@ -163,16 +163,14 @@ class ReviewWidget(QWidget):
             self.details.setText(f"<b>{escape(str(sid))}</b> · reading…")
             self.history.clear()
         request = self._facts_request
-        self.sample_pending = start_job(  # a job on the workspace: it closes after it
+        self.sample_pending = read_job(  # a job on the workspace: it closes after it
             self.session.jobs,
-            lambda token: call(_sample_facts, ws, sid),
             f"Reading sample {sid}",
-            workspace=ws,
-            stoppable=False,
-            progress=False,
-            on_result=lambda facts: self._show_facts(request, facts),
-            on_error=lambda e: self._facts_failed(request, sid, e),
-        ).worker
+            ws,
+            lambda: _sample_facts(ws, sid),
+            lambda facts: self._show_facts(request, facts),
+            lambda e: self._facts_failed(request, sid, e),
+        )
 
     def _show_facts(self, request: int, facts: tuple) -> None:
         from napari_medseg._review_text import revision_line

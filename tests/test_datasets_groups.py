@@ -80,7 +80,7 @@ def test_unreadable_frame_gets_a_block_of_its_own(tmp_path):
     assert frame_blocks(paths) == ["1-2", "1-2", "3-3", "4-6", "4-6", "4-6"]
 
 
-def test_frame_blocks_threshold_zero_only_cuts_gaps(tmp_path):
+def test_frame_blocks_threshold_zero_only_cuts_gaps(tmp_path, monkeypatch):
     write_video(tmp_path, 1, 4, (220, 90, 60), seed=1)
     write_video(tmp_path, 5, 4, (70, 200, 90), seed=2)
     write_video(tmp_path, 10, 2, (70, 200, 90), seed=2)
@@ -88,7 +88,12 @@ def test_frame_blocks_threshold_zero_only_cuts_gaps(tmp_path):
     assert set(frame_blocks(paths, threshold=0.0)) == {"1-8", "10-11"}
     assert len(set(frame_blocks(paths, threshold=1.01, near_identical=1.01, min_frames=1))) == len(paths)
     # short blocks join their most alike neighbour of the same run, never across the numbering gap
+    from medseg.datasets import groups
+
+    monkeypatch.setattr(groups, "MERGE_RUN_FACTOR", 0)  # every run merges (by default: runs from 20 frames)
     assert set(frame_blocks(paths, threshold=1.01, near_identical=1.01)) == {"1-4", "5-8", "10-11"}
+    monkeypatch.setattr(groups, "MERGE_RUN_FACTOR", 5)  # a run of 8 frames is too short to say how long videos are
+    assert len(set(frame_blocks(paths, threshold=1.01, near_identical=1.01))) == len(paths)
 
 
 def test_frame_blocks_need_integer_stems(tmp_path):

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from _rank_data import make_planted, tiny_rank_config
+from _train_data import one_thread  # noqa: F401, E402  (autouse: one torch thread)
 from PIL import Image
 
 from medseg.errors import RankingError
@@ -21,14 +21,6 @@ from medseg.training.events import EpochEnd
 from medseg.workspace import Workspace
 
 CONFIG = tiny_rank_config(epochs=3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def new_workspace(tmp_path, edit=None, n=24):

@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from _rank_data import make_planted, tiny_rank_config
+from _train_data import one_thread  # noqa: F401, E402  (autouse: one torch thread)
 
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Result, drive
@@ -30,14 +30,6 @@ from medseg.training.events import Step
 from medseg.workspace import Workspace
 
 CONFIG = tiny_rank_config(epochs=16)  # fold models keep a fifth of their samples to validate on
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def new_workspace(tmp_path):

@@ -13,7 +13,8 @@ from scipy import ndimage as ndi
 from medseg.qc import qc, review_queue
 from medseg.qc.checks_base import DatasetContext
 from medseg.qc.corruptions import corrupt
-from medseg.qc.reliability import Calibration, auroc, calibrate_model, calibrate_qc, calibration, fit, load
+from medseg.qc.reliability import Calibration, auroc, calibrate_qc, calibration, fit, load
+from medseg.qc.reliability_model import calibrate_model
 from medseg.qc.signals import SIGNALS, Signal, own_measure
 from medseg.qc.sources import WorkspaceSource
 from medseg.workspace import Workspace

@@ -57,7 +57,8 @@ def test_info_describes_a_volume_dataset_and_a_volume_file(tmp_path, capsys):
         out[0] == f"{root}: dataset, layout volume_folders, 2 samples in 2 groups, 0 problems (medseg index lists them)"
     )
     assert out[1] == "task multiclass, classes liver, spleen, kidney_left"
-    assert out[2] == "2 volumes (slice x row x col): 10x36x40 voxels; spacing 2.5 x 0.8 x 0.8 mm"
+    assert out[2] == "groups: 2 from the file names; sizes 1-1, median 1, 2 of a single sample"
+    assert out[3] == "2 volumes (slice x row x col): 10x36x40 voxels; spacing 2.5 x 0.8 x 0.8 mm"
     assert out[-1].startswith(f"{image}: nifti  shape (10, 36, 40) int16, spacing 2.5 x 0.8 x 0.8 mm")
     assert "first voxel at (" in out[-1] and out[-1].endswith("mm RAS, stored RAS")
     assert main(["info", "--json", str(image)]) == 0

@@ -81,6 +81,9 @@ def fixed_blocks(stems: Sequence[str], size: int) -> list[str]:
     return out
 
 
+MERGE_RUN_FACTOR = 5
+
+
 def frame_blocks(
     paths: Sequence[str | Path],
     threshold: float = 0.94,
@@ -106,6 +109,8 @@ def frame_blocks(
     junction): a blurred frame, a flash or a few frames of a camera swinging
     round are not videos of their own, and an extra cut would let one video
     leak across a group split where a missed cut only makes a bigger group.
+    Only in runs of at least ``MERGE_RUN_FACTOR * min_frames`` frames: a
+    dataset of six frames from three clips keeps its three groups.
 
     Comparing windows instead of single pairs keeps one blurred or flashed
     frame from cutting a sequence. A frame whose thumbnail cannot be read gets
@@ -133,7 +138,10 @@ def frame_blocks(
     cuts = list(gaps)
     for run_start, run_end in pairwise(run_bounds):
         inner = _content_cuts(d, run_start, run_end, threshold, near_identical, window)
-        cuts += _merge_short(d, [run_start, *inner, run_end], min_frames, window)
+        if run_end - run_start >= MERGE_RUN_FACTOR * min_frames:
+            cuts += _merge_short(d, [run_start, *inner, run_end], min_frames, window)
+        else:  # a handful of frames says nothing of how long its videos are: two-frame clips stay apart
+            cuts += inner
     cuts.sort()
 
     out = [""] * len(paths)

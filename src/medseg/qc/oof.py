@@ -61,7 +61,7 @@ from medseg.qc.ranking import (
     score_samples,
     store,
 )
-from medseg.qc.reliability import calibrate_model
+from medseg.qc.reliability_model import calibrate_model
 
 
 def make_folds(samples: list, folds: int, seed: int = 0) -> list[tuple[list, list]]:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import RankingError
+from medseg.models.checkpoint import load_checkpoint
+from medseg.models.registry import resolve
 
 
 def mask_content(samples: list) -> dict[str, tuple[bool, bool]]:
@@ -65,9 +67,6 @@ def describe_model(arch: str, encoder: str | None, classes: int, task: str, own:
 
 def check_init_from(path, config, classmap) -> None:
     """``path``'s model must be the config's architecture and predict ``classmap``'s classes."""
-    from medseg.models.checkpoint import load_checkpoint
-    from medseg.models.registry import resolve
-
     try:
         ck = load_checkpoint(path)
     except Exception as e:  # a missing or broken checkpoint: name it, whatever the loader raised
@@ -97,8 +96,6 @@ def check_init_from(path, config, classmap) -> None:
 
 
 def check_encoder_weights(path, config) -> None:
-    from medseg.models.registry import resolve
-
     p = Path(path)
     if not p.exists():
         raise RankingError(f"--encoder-weights {path}: no such file")

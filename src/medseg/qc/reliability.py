@@ -31,7 +31,7 @@ the number of pairs, when, which model) is stored in the workspace
 (``reliability.json``, written atomically) with the planted pairs, so that a
 ranking run later adds the model's standings to the same pairs without
 decoding an image: QC calibrates at its end (:func:`calibrate_qc`), a ranking
-at its end (:func:`calibrate_model`), per model method.
+at its end (:func:`medseg.qc.reliability_model.calibrate_model`), per model method.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ import numpy as np
 
 from medseg.errors import MedsegError
 from medseg.qc.corruptions import KINDS, corrupt
-from medseg.qc.model_standing import ModelStanding
 
 FILE = "reliability.json"
 MAX_PAIRS = 150
@@ -293,72 +292,15 @@ def calibrate_qc(src, table: dict, ctx, methods: list[str], model: str | None = 
             p["original"][s.method] = standing_of(s, table, ctx, sid, None)
             p["planted"][s.method] = standing_of(s, table, ctx, sid, own)
     pairs = [p for p in pairs if "planted" in p]
-    state = {"pairs": pairs, "signals": [s.method for s in signals], "calibrations": {}, "seed": seed}
+    # a model's calibration needs its predictions scored against each planted copy, which is the torch
+    # side's work (medseg.qc.reliability_model, after a ranking): QC, which runs in the viewer without torch,
+    # keeps the one the last ranking or re-score measured until the next one measures it again
+    earlier = {k: v for k, v in (load(ws.root).get("calibrations") or {}).items() if k and k == model}
+    state = {"pairs": pairs, "signals": [s.method for s in signals], "calibrations": earlier, "seed": seed}
     free = fit(pairs, state["signals"])
     if free is not None:
         state["calibrations"][""] = free.to_dict()
-    if model is not None:
-        _add_model(ws, state, model, masks)
     return state
-
-
-def calibrate_model(ws, method: str) -> Calibration | None:
-    """After a ranking stored ``method``: its standings on the stored planted pairs (planted afresh when QC
-    has not run), the combination refitted with it, stored. None when too few pairs could be measured."""
-    state = load(ws.root)
-    heads = {r.id: r.head_revision for r in ws.samples()}
-    pairs = [
-        p
-        for p in state.get("pairs") or ()
-        if p.get("sample_id") in heads and p.get("revision") == heads[p["sample_id"]]
-    ]
-    if len(pairs) < MIN_PAIRS:  # QC has not calibrated (or the labels changed since): plant here, model alone
-        ids = [sid for sid in heads if not _is_volume(ws, sid)]
-        pairs, masks = plant(ws.current_mask, ids, heads)
-        for p in pairs:
-            p["original"], p["planted"] = {}, {}
-        state = {"pairs": pairs, "signals": [], "calibrations": {}, "seed": SEED}
-    else:
-        state["pairs"] = pairs
-        masks = {}
-    _add_model(ws, state, method, masks)
-    save(ws.root, state)
-    return calibration(ws.root, method)
-
-
-def _add_model(ws, state: dict, method: str, masks: dict) -> None:
-    """Measure ``method``'s standings on the state's pairs, fit the combination with it under its key."""
-    from medseg.qc.label_scores import label_score
-    from medseg.qc.suspicion import load_prediction
-
-    scores, details = ws.scores(method), ws.score_details(method)
-    records = ws.samples()
-    standing = ModelStanding(
-        scores, details, {r.id: r.group for r in records}, {r.id: r.head_revision for r in records}
-    )
-    measured = []
-    for p in state["pairs"]:
-        sid = p["sample_id"]
-        if sid not in standing.scores:
-            continue
-        stored = load_prediction(ws.root, method, sid)
-        if stored is None or details.get(sid, {}).get("run") not in (None, stored[1]):
-            continue
-        mask = masks[sid] if sid in masks else ws.current_mask(sid)
-        partner = None
-        if p.get("partner"):
-            partner = masks[p["partner"]] if p["partner"] in masks else ws.current_mask(p["partner"])
-        probs = stored[0]
-        if tuple(probs.shape[1:]) != tuple(mask.shape[:2]):
-            continue
-        copy = corrupted(p, mask, partner)
-        p.setdefault("original", {})[method] = standing.standing_of(sid, standing.scores[sid])
-        p.setdefault("planted", {})[method] = standing.standing_of(sid, label_score(probs, copy, ws.classmap).score)
-        measured.append(p)
-    # the model's fit uses the pairs it could judge; there, signals it did not see stay at 0.5
-    done = fit(measured, [*state.get("signals", []), method], model=method)
-    if done is not None:
-        state.setdefault("calibrations", {})[method] = done.to_dict()
 
 
 def _measure(fn, view):
