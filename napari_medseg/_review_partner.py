@@ -182,13 +182,26 @@ class PartnerView(QWidget):
         )
         layers = self.viewer.layers
         with label_stays_active(self.viewer):  # napari selects each layer it adds: the brush stays on the label
-            picture = self.viewer.add_image(data, translate=_shifted(image.spatial_ndim, dx), **kwargs)
-            lock_layer(picture)
-            label = self.viewer.add_labels(ids, translate=_shifted(np.ndim(ids), dx), **label_kwargs)
-            lock_layer(label)
+            for name, layer_data, layer_kwargs, ndim, add in (
+                (PARTNER_IMAGE_LAYER, data, kwargs, image.spatial_ndim, self.viewer.add_image),
+                (PARTNER_LABELS_LAYER, ids, label_kwargs, np.ndim(ids), self.viewer.add_labels),
+            ):
+                if name in layers:
+                    # reused, never removed: removing a Labels layer while napari redrew the sample's new
+                    # layers crashed the canvas in the real window ("Could not find texture with id ...")
+                    layer = layers[name]
+                    layer.data = layer_data
+                    layer.metadata = layer_kwargs.get("metadata", {})
+                    layer.translate = _shifted(ndim, dx)
+                    if add is self.viewer.add_image:
+                        layer.reset_contrast_limits()
+                    layer.visible = True
+                else:
+                    layer = add(layer_data, translate=_shifted(ndim, dx), **layer_kwargs)
+                lock_layer(layer)
             # beneath the sample's own layers: they never overlap, and the sample's stay on top of the list
-            layers.move(layers.index(picture), 0)
-            layers.move(layers.index(label), 1)
+            layers.move(layers.index(layers[PARTNER_IMAGE_LAYER]), 0)
+            layers.move(layers.index(layers[PARTNER_LABELS_LAYER]), 1)
         self._shown = shown
         self.viewer.reset_view()  # both pictures in view
 
@@ -200,13 +213,12 @@ class PartnerView(QWidget):
             self.viewer.reset_view()  # the sample alone fills the view again
 
     def _remove_layers(self) -> bool:
+        """Hide the partner's layers (kept for the next pair: see ``_put``); whether any was showing."""
         self._shown = None
         layers = self.viewer.layers
-        ours = [name for name in PARTNER_LAYERS if name in layers]
-        if ours:
-            with label_stays_active(self.viewer):  # removing the active layer selects another: the label it is
-                for name in ours:
-                    layers.remove(name)
+        ours = [layers[name] for name in PARTNER_LAYERS if name in layers and layers[name].visible]
+        for layer in ours:
+            layer.visible = False
         return bool(ours)
 
 

@@ -113,14 +113,21 @@ def test_partner_beside_locked_label_stays_active_button_and_key_open_it_gone_on
     wait_for_queue(qtbot, widget)
     _partner_of(qtbot, widget, viewer, "7")
 
-    # another sample: the partner's layers and line go
+    # another sample: the partner's layers are hidden (kept for the next pair: removing them crashed the
+    # real window's canvas) and its line goes
+    kept = [viewer.layers[PARTNER_IMAGE_LAYER], viewer.layers[PARTNER_LABELS_LAYER]]
     _show(widget, qtbot, session, "3")
     qtbot.waitUntil(lambda: widget.partner.pending is None, timeout=10000)
-    assert PARTNER_IMAGE_LAYER not in viewer.layers and PARTNER_LABELS_LAYER not in viewer.layers
+    assert not any(layer.visible for layer in kept)
     assert widget.partner.isHidden() and widget.partner.note.text() == ""
     assert viewer.layers.selection.active is viewer.layers[LABELS_LAYER]
     qtbot.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key.Key_D, Qt.KeyboardModifier.ShiftModifier)
     assert session.sample_id == "3" and widget.message.text() == "No duplicate of this sample disagrees with its label."
+    # the next pair reuses the same two layers
+    _show(widget, qtbot, session, "7")
+    qtbot.waitUntil(lambda: widget.partner.pending is None and kept[0].visible, timeout=10000)
+    assert [viewer.layers[PARTNER_IMAGE_LAYER], viewer.layers[PARTNER_LABELS_LAYER]] == kept
+    assert all(layer.visible and not layer.editable for layer in kept)
 
 
 def test_dataset_tab_says_the_groups_were_inferred_from_image_similarity(review):
