@@ -51,6 +51,7 @@ def main() -> int:
     from qtpy.QtCore import QRect
 
     from medseg.datasets.demo import make_demo_dataset
+    from napari_medseg._review_partner import PARTNER_LAYERS
     from napari_medseg._review_suspicion import SUSPICION_LAYER
     from napari_medseg._session import LABELS_LAYER, PREDICTION_LAYER, session_for
 
@@ -119,9 +120,12 @@ def main() -> int:
     predict.request(force=True)  # this sample's prediction, drawn as an outline over the filled label
     pump(120, lambda: not predict.queue.busy and predict.outputs.source is not None)
     pump(1.0)
-    shown = (LABELS_LAYER, PREDICTION_LAYER, "medseg image", SUSPICION_LAYER)
-    for layer in viewer.layers:  # the label, the model's outline, and where the model disagrees with the label
+    shown = (LABELS_LAYER, PREDICTION_LAYER, "medseg image", SUSPICION_LAYER, *PARTNER_LAYERS)
+    # the label, the model's outline, where the model disagrees with the label, and a duplicate's label beside it
+    for layer in viewer.layers:
         layer.visible = layer.name in shown
+    viewer.reset_view()  # the sample and its duplicate both in view (the docks resized the canvas since)
+    pump(0.5)
     shot("04-review", "Review")
 
     # 5. Correct it with the prediction, save, export
