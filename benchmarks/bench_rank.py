@@ -24,7 +24,7 @@ Protocols (``--protocol``):
 
     python benchmarks/bench_rank.py [--protocol new-dataset] [--seeds 2 3 4 5] [--threads 1] [--keep DIR]
 
-Run it in the background (about 5 min a seed for 204 frames with one thread):
+Run it in the background (about 10 min a seed for 204 frames with one thread on a busy machine):
     nohup python benchmarks/bench_rank.py > /tmp/bench_rank.log 2>&1 &
 """
 
