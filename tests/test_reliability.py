@@ -107,6 +107,26 @@ def test_calibration_finds_a_planted_signal_reliable_and_a_noise_signal_not(plan
     ]
 
 
+def test_qc_keeps_the_model_calibration_of_the_last_ranking_and_drops_others(planted_ws, monkeypatch):
+    from medseg.qc.checks_registry import FEATURES
+    from medseg.qc.reliability import save
+
+    ws, _ = planted_ws
+    monkeypatch.setitem(SIGNALS, AREA.method, AREA)
+    src = WorkspaceSource(ws)
+    ids = src.sample_ids()
+    table = {"foreground": {sid: FEATURES["foreground"](src.load(sid, False)) for sid in ids}}
+    ctx = DatasetContext(ids, {s: s for s in ids}, {s: src.path(s) for s in ids})
+    ranked = {"weights": {"oof-k5": 2.0}, "bias": -1.0, "auroc": {"oof-k5": 0.8}, "found": {}, "n_pairs": 20}
+    save(ws.root, {"pairs": [], "signals": [], "calibrations": {"oof-k5": ranked, "oof-k3": ranked}})
+    # QC in the viewer cannot score the model against new planted copies (the torch side): it keeps what the
+    # ranking measured for the model the queue ranks by, and nothing for another one
+    state = calibrate_qc(src, table, ctx, [AREA.method], model="oof-k5")
+    assert state["calibrations"]["oof-k5"] == ranked and "oof-k3" not in state["calibrations"]
+    assert "" in state["calibrations"]
+    assert "oof-k5" not in calibrate_qc(src, table, ctx, [AREA.method])["calibrations"]
+
+
 def test_fit_weighs_only_signals_above_chance_and_keeps_weights_non_negative():
     rng = np.random.default_rng(1)
     pairs = []
