@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from medseg.datasets.classmap import ClassMap
+from medseg.jobs import Result
 from medseg.training.config import TrainConfig
+from medseg.training.data import mirror_permutation
 from medseg.training.distance_maps import class_distance_maps
+from medseg.training.events import EpochEnd, Step
+from medseg.training.trainer import Trainer
 from medseg.training.trainer_setup import build_loss, build_model
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -33,7 +38,7 @@ def test_recipes_exist():
 def test_recipe_builds_and_runs_one_step(path):
     cfg = TrainConfig.from_dict(yaml.safe_load(path.read_text()))
     lungs = cfg.data.channels == 1
-    classmap = ClassMap.from_names(["left lung", "right lung"], task="multiclass") if lungs else ClassMap.binary()
+    classmap = ClassMap.from_names(["left_lung", "right_lung"], task="multiclass") if lungs else ClassMap.binary()
     model, spec, prep, source = build_model(cfg, classmap)
     assert source == "new" and prep.resize and prep.input_size == cfg.data.image_size
     loss = build_loss(cfg, classmap.task, spec)
@@ -55,3 +60,78 @@ def test_recipe_builds_and_runs_one_step(path):
     assert ("aux" in parts) == cfg.model.aux
     total.backward()
     assert torch.isfinite(total)
+
+
+def _cvc_like(root: Path, n: int = 6, size: int = 64) -> Path:
+    """images/ + masks/ RGB frames with a bright disk (the CVC-ClinicDB layout), numbered 1..n."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(1, n + 1):
+        cy, cx = rng.integers(16, size - 16, 2)
+        m = (yy - cy) ** 2 + (xx - cx) ** 2 <= 100
+        img = (rng.normal(70, 20, (size, size, 3)) + 120 * m[..., None]).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / "images" / f"{i}.png")
+        Image.fromarray((m * 255).astype(np.uint8)).save(root / "masks" / f"{i}.png")
+    return root
+
+
+def _montgomery_like(root: Path, patients: int = 5, size: int = 64) -> Path:
+    """CXR_png/ + ManualMask/{leftMask,rightMask}/: the patient's left lung on the image's right."""
+    rng = np.random.default_rng(0)
+    for d in ("CXR_png", "ManualMask/leftMask", "ManualMask/rightMask"):
+        (root / d).mkdir(parents=True)
+    yy, xx = np.mgrid[:size, :size]
+    for k in range(patients):
+        stem = f"MCUCXR_{k + 1:04d}_{k % 2}"
+        lungs = {
+            side: ((yy - size / 2) / (size * 0.35)) ** 2 + ((xx - size * cx) / (size * 0.16)) ** 2 <= 1
+            for side, cx in (("left", 0.72), ("right", 0.28))
+        }
+        img = rng.normal(160, 20, (size, size)) - 90 * (lungs["left"] | lungs["right"])
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(root / "CXR_png" / f"{stem}.png")
+        for side, m in lungs.items():
+            Image.fromarray((m * 255).astype(np.uint8)).save(root / "ManualMask" / f"{side}Mask" / f"{stem}.png")
+    return root
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_recipe_trains_one_step_as_shipped(path, tmp_path):
+    """The recipe file itself (only sizes, steps and the data root made tiny) runs the real Trainer."""
+    shipped = yaml.safe_load(path.read_text())
+    lungs = shipped["data"].get("channels") == 1
+    root = _montgomery_like(tmp_path / "lungs") if lungs else _cvc_like(tmp_path / "frames")
+    over = {
+        "root": str(root),
+        "image_size": [64, 64],
+        "val_fraction": 0.4,
+        "num_workers": 0,
+        "cache_mb": 0,
+    }
+    if not lungs:  # six numbered frames make one video block; the lungs keep the recipe's grouping by patient
+        over["group_by"] = "stem"
+    cfg = {
+        **shipped,
+        "data": {**shipped["data"], **over},
+        "model": {**shipped["model"], "encoder_weights": None},
+        "epochs": 1,
+        "max_steps_per_epoch": 1,
+        "batch_size": 2,
+        "device": "cpu",
+        "precision": "fp32",
+        "out_dir": str(tmp_path / "run"),
+        "val_overlays": 0,
+    }
+    torch.set_num_threads(1)
+    trainer = Trainer(cfg)
+    if lungs:  # the shipped names are the layout's: a mirror exchanges the two lung channels
+        assert trainer.classmap.names == ["left_lung", "right_lung"]
+        assert mirror_permutation(trainer.classmap, shipped["data"]["mirror_swap"]).tolist() == [0, 2, 1]
+    events = list(trainer.run())
+    steps = [e for e in events if isinstance(e, Step)]
+    ends = [e for e in events if isinstance(e, EpochEnd)]
+    assert len(steps) == 1 and len(ends) == 1
+    assert np.isfinite(ends[0].train_loss)
+    assert isinstance(events[-1], Result)
+    assert (tmp_path / "run" / "best.medseg").is_dir() or (tmp_path / "run" / "last.medseg").is_dir()

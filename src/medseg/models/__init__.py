@@ -4,6 +4,7 @@ from medseg.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoin
 from medseg.models.checkpoint_import import import_state_dict
 from medseg.models.onnx_export import export_onnx
 from medseg.models.registry import create_model, list_architectures, list_encoders, model_stride
+from medseg.models.spec import ModelSpec, Preprocessing
 
 __all__ = [
     "Checkpoint",
@@ -15,4 +16,6 @@ __all__ = [
     "list_architectures",
     "list_encoders",
     "model_stride",
+    "ModelSpec",
+    "Preprocessing",
 ]
