@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from PIL import Image
 
 from medseg.datasets.classmap import ClassMap
+from medseg.errors import ConfigError
 from medseg.jobs import Result
+from medseg.models import ModelSpec
 from medseg.training.config import TrainConfig
 from medseg.training.data import mirror_permutation
 from medseg.training.distance_maps import class_distance_maps
@@ -135,3 +138,52 @@ def test_recipe_trains_one_step_as_shipped(path, tmp_path):
     assert np.isfinite(ends[0].train_loss)
     assert isinstance(events[-1], Result)
     assert (tmp_path / "run" / "best.medseg").is_dir() or (tmp_path / "run" / "last.medseg").is_dir()
+
+
+def test_cross_entropy_class_weights_from_the_config():
+    cfg = TrainConfig.from_dict(
+        {"data": {"root": "x"}, "loss": {"terms": [{"name": "ce", "weight": 1.0}], "class_weights": [0.2, 1.0, 3.0]}}
+    )
+    spec = ModelSpec("PlainUNet", "none", in_channels=1, classes=3, task="multiclass")
+    loss = build_loss(cfg, "multiclass", spec)
+    g = torch.Generator().manual_seed(0)
+    logits, target = torch.randn(2, 3, 8, 8, generator=g), torch.randint(0, 3, (2, 8, 8), generator=g)
+    total, _ = loss(logits, target)
+    expected = F.cross_entropy(logits, target, weight=torch.tensor([0.2, 1.0, 3.0]))
+    assert torch.allclose(total, expected) and not torch.allclose(total, F.cross_entropy(logits, target))
+    # a term's own class_weights win over the loss-wide ones
+    cfg.loss = {"terms": [{"name": "ce", "class_weights": [1, 1, 9]}, {"name": "dice"}], "class_weights": [1, 2, 3]}
+    assert build_loss(cfg, "multiclass", spec).losses[0].loss.weight.tolist() == [1.0, 1.0, 9.0]
+
+
+@pytest.mark.parametrize(
+    "loss, message",
+    [
+        ({"terms": [{"name": "ce"}], "class_weights": [1.0, 2.0]}, "2 weights but the model has 3 classes"),
+        ({"terms": [{"name": "ce"}], "class_weights": [1.0, 0.0, 2.0]}, r"numbers > 0, got \[0.0\]"),
+        ({"terms": [{"name": "ce"}], "class_weights": "heavy"}, "must be a list of numbers"),
+        ({"terms": [{"name": "dice"}], "class_weights": [1, 1, 1]}, "the loss has none"),
+        ({"terms": [{"name": "dice", "class_weights": [1, 1, 1]}]}, "apply to ce terms only"),
+        ({"terms": [{"name": "ce", "class_weights": [1, 1, 1, 1]}]}, r"terms\[0\] \(ce\): class_weights has 4"),
+    ],
+)
+def test_bad_class_weights_are_named(loss, message):
+    cfg = TrainConfig.from_dict({"data": {"root": "x"}, "loss": loss})
+    spec = ModelSpec("PlainUNet", "none", in_channels=1, classes=3, task="multiclass")
+    with pytest.raises(ConfigError, match=message):
+        build_loss(cfg, "multiclass", spec)
+
+
+def test_class_weights_are_checked_against_the_datasets_classes(tmp_path):
+    """Montgomery: background, left_lung, right_lung; two weights stop the run before its first step."""
+    root = _montgomery_like(tmp_path / "lungs")
+    cfg = {
+        "data": {"root": str(root), "channels": 1, "image_size": [32, 32], "val_fraction": 0.4},
+        "model": {"arch": "PlainUNet", "kwargs": {"depth": 2, "base_channels": 4}},
+        "loss": {"terms": [{"name": "ce"}], "class_weights": [0.5, 2.0]},
+        "device": "cpu",
+        "out_dir": str(tmp_path / "run"),
+    }
+    with pytest.raises(ConfigError, match="loss: .*2 weights but the model has 3 classes"):
+        Trainer(cfg)
+    assert not (tmp_path / "run").exists()

@@ -57,7 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-CONFIG_KEYS = ("terms", "aux_weight", "schedule", "learnable", "preset")
+CONFIG_KEYS = ("terms", "aux_weight", "schedule", "learnable", "preset", "class_weights")
+WEIGHTED_TERMS = ("ce",)  # the terms that take class_weights (torch's CrossEntropyLoss weight=)
 
 
 def all_loss_names() -> list[str]:
@@ -241,7 +242,24 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def build_loss_from_config(config: dict[str, Any] | str, mode: str) -> CombinedLoss:
+def _class_weight_problems(weights: Any, channels: int | None, where: str) -> list[str]:
+    """What is wrong with a per-class weight list (one number > 0 per logit channel), if anything."""
+    if not isinstance(weights, (list, tuple)) or not weights:
+        return [f"{where} must be a list of numbers, one per class (background first for multiclass), got {weights!r}"]
+    bad = [w for w in weights if not isinstance(w, (int, float)) or isinstance(w, bool) or not w > 0]
+    if bad:
+        return [f"{where} must all be numbers > 0, got {bad[:5]}"]
+    if channels is not None and len(weights) != channels:
+        return [
+            f"{where} has {len(weights)} weights but the model has {channels} classes "
+            "(for multiclass: background first, then each class of the class map): give one weight per class"
+        ]
+    return []
+
+
+def build_loss_from_config(
+    config: dict[str, Any] | str, mode: str, num_classes: int | None = None
+) -> CombinedLoss:
     """A ``CombinedLoss`` from a config dict or a preset name (``PRESETS``).
 
     Config: ``{"terms": [{"name": "bce", "weight": 0.5}, {"name": "tversky",
@@ -249,8 +267,12 @@ def build_loss_from_config(config: dict[str, Any] | str, mode: str) -> CombinedL
     "schedule": {"region": "dice", "boundary": "boundary", "floor": 0.01,
     "step": 0.01}, "learnable": false}``; each term's other keys are the loss
     class's arguments. ``{"preset": NAME, ...}`` starts from a preset and
-    overrides its keys. Every problem found is listed in one ValueError;
-    unknown loss or preset names raise ``UnknownNameError``.
+    overrides its keys. ``"class_weights": [w_background, w_1, ...]`` (one
+    number > 0 per logit channel, ``num_classes`` of them when it is given)
+    weighs the cross-entropy terms' classes (torch's ``weight=``); it needs a
+    "ce" term, and a ce term's own ``class_weights`` take precedence. Every
+    problem found is listed in one ValueError; unknown loss or preset names
+    raise ``UnknownNameError``.
     """
     if mode not in MODES:
         raise UnknownNameError("loss mode", mode, list(MODES))
@@ -268,6 +290,14 @@ def build_loss_from_config(config: dict[str, Any] | str, mode: str) -> CombinedL
         problems.append("'terms' must be a non-empty list of {name, weight, ...} entries")
         terms_cfg = []
     learnable = bool(config.get("learnable", False))
+    class_weights = config.get("class_weights")
+    if class_weights is not None:
+        problems.extend(_class_weight_problems(class_weights, num_classes, "class_weights"))
+        if not any(isinstance(t, dict) and t.get("name") in WEIGHTED_TERMS for t in terms_cfg):
+            problems.append(
+                f"class_weights weigh the cross-entropy terms ({', '.join(WEIGHTED_TERMS)}) and the loss has none: "
+                "add a term {name: ce, weight: ...} (multiclass tasks)"
+            )
     terms: list[tuple[float, nn.Module]] = []
     names: list[str] = []
     for i, entry in enumerate(terms_cfg):
@@ -279,6 +309,17 @@ def build_loss_from_config(config: dict[str, Any] | str, mode: str) -> CombinedL
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
             problems.append(f"terms[{i}] ({name}): weight must be a number >= 0, got {weight!r}")
             continue
+        own = kw.pop("class_weights", None)  # "weight" is the term's weight in the sum
+        if own is not None and name not in WEIGHTED_TERMS:
+            problems.append(f"terms[{i}] ({name}): class_weights apply to {', '.join(WEIGHTED_TERMS)} terms only")
+            continue
+        if name in WEIGHTED_TERMS and (own if own is not None else class_weights) is not None:
+            if own is not None:
+                found = _class_weight_problems(own, num_classes, f"terms[{i}] ({name}): class_weights")
+                if found:
+                    problems.extend(found)
+                    continue
+            kw["weight"] = list(own if own is not None else class_weights)
         if name == "boundary" and learnable:
             if kw.get("nonnegative") is False:
                 problems.append(

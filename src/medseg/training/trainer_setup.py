@@ -210,7 +210,7 @@ def build_loss(config: TrainConfig, task: str, spec: ModelSpec):
     from medseg.training.loss_combo import build_loss_from_config
 
     try:
-        loss = build_loss_from_config(config.loss, task)
+        loss = build_loss_from_config(config.loss, task, spec.classes)
     except ValueError as e:
         raise ConfigError([f"loss: {e}"]) from e
     if loss.aux_weight > 0 and not spec.aux:
