@@ -189,6 +189,11 @@ class RankingError(MedsegError, ValueError):
     map does not fit the workspace, or a fold's training that failed (the message names which)."""
 
 
+class EvaluationError(MedsegError, ValueError):
+    """An evaluation cannot run as asked: a checkpoint whose classes are not the data's, a split the
+    checkpoint does not record, or no sample left to evaluate (the message names the file or option)."""
+
+
 class FixError(MedsegError, ValueError):
     """A QC fix cannot apply to this mask (wrong task, wrong shape, unknown parameter)."""
 
