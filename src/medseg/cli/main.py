@@ -9,6 +9,7 @@ Sub-commands so far:
   medseg workspace create|info|history|status|verify   the review workspace beside a dataset
   medseg qc DATASET|WORKSPACE [--json F] [--csv F]  rule-based QC: findings table and report
   medseg rank WORKSPACE [--folds K | --checkpoint CKPT]  label-quality ranking; prints the review queue
+  medseg evaluate CKPT... DATASET|WORKSPACE [--split test] [--out DIR]  Dice, IoU, HD95, ASSD, objects per sample
 
 Exit status (every sub-command):
   0    done
@@ -27,6 +28,7 @@ import sys
 from collections.abc import Sequence
 
 from medseg.cli.exits import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, one_line
+from medseg.cli.evaluate import add_parser as add_evaluate
 from medseg.cli.export import add_parser as add_export
 from medseg.cli.index import add_parser as add_index
 from medseg.cli.info import add_parser as add_info
@@ -46,7 +48,17 @@ the option); 3 qc --fail-on found what it was asked to fail on; 130 interrupted;
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="medseg", description=__doc__.split("\n\n")[0], epilog=_EXIT_CODES)
     sub = ap.add_subparsers(dest="command", required=True)
-    for add in (add_info, add_index, add_predict, add_train, add_export, add_workspace, add_qc, add_rank):
+    for add in (
+        add_info,
+        add_index,
+        add_predict,
+        add_train,
+        add_export,
+        add_workspace,
+        add_qc,
+        add_rank,
+        add_evaluate,
+    ):
         add(sub)
     return ap
 
