@@ -10,6 +10,7 @@ Sub-commands so far:
   medseg qc DATASET|WORKSPACE [--json F] [--csv F]  rule-based QC: findings table and report
   medseg rank WORKSPACE [--folds K | --checkpoint CKPT]  label-quality ranking; prints the review queue
   medseg evaluate CKPT... DATASET|WORKSPACE [--split test] [--out DIR]  Dice, IoU, HD95, ASSD, objects per sample
+  medseg stats DATASET|WORKSPACE [--out DIR] [--json F]  dataset overview: numbers, summary, PNG plots
 
 Exit status (every sub-command):
   0    done
@@ -35,6 +36,7 @@ from medseg.cli.info import add_parser as add_info
 from medseg.cli.predict import add_parser as add_predict
 from medseg.cli.qc import add_parser as add_qc
 from medseg.cli.rank import add_parser as add_rank
+from medseg.cli.stats import add_parser as add_stats
 from medseg.cli.train import add_train_parser as add_train
 from medseg.cli.workspace import add_parser as add_workspace
 from medseg.errors import BUG_LINE, Cancelled, MedsegError
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_qc,
         add_rank,
         add_evaluate,
+        add_stats,
     ):
         add(sub)
     return ap
