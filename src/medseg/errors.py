@@ -251,6 +251,11 @@ class TrainingFailed(MedsegError):
         super().__init__(failed.message)
 
 
+class RunFolderError(MedsegError, ValueError):
+    """A training run folder cannot be read as asked: a path that holds no run (no metrics.csv, no
+    checkpoint), or a run file that is damaged (the message names the file and the line)."""
+
+
 class DamagedValue(ValueError):
     """A DICOM header value that is not what its VR promises ('abc' as a decimal string).
 

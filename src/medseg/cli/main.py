@@ -6,11 +6,13 @@ Sub-commands so far:
   medseg predict CKPT INPUT... --out DIR   masks, probabilities and uncertainty from a checkpoint
   medseg train CONFIG.yaml [--events jsonl]  train a model (also under torchrun --nproc_per_node N)
   medseg export WS --format F --out DIR  the cleaned dataset (folders, nnU-Net, MONAI) + manifest
+  medseg export-onnx CKPT [--out F] [--opset N]  ONNX with dynamic height/width and a short graph summary
   medseg workspace create|info|history|status|verify   the review workspace beside a dataset
   medseg qc DATASET|WORKSPACE [--json F] [--csv F]  rule-based QC: findings table and report
   medseg rank WORKSPACE [--folds K | --checkpoint CKPT]  label-quality ranking; prints the review queue
   medseg evaluate CKPT... DATASET|WORKSPACE [--split test] [--out DIR]  Dice, IoU, HD95, ASSD, objects per sample
   medseg stats DATASET|WORKSPACE [--out DIR] [--json F]  dataset overview: numbers, summary, PNG plots
+  medseg runs DIR... [--out DIR]  training runs side by side: table, CSV, overlaid learning curves
 
 Exit status (every sub-command):
   0    done
@@ -31,11 +33,13 @@ from collections.abc import Sequence
 from medseg.cli.exits import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, one_line
 from medseg.cli.evaluate import add_parser as add_evaluate
 from medseg.cli.export import add_parser as add_export
+from medseg.cli.export_onnx import add_parser as add_export_onnx
 from medseg.cli.index import add_parser as add_index
 from medseg.cli.info import add_parser as add_info
 from medseg.cli.predict import add_parser as add_predict
 from medseg.cli.qc import add_parser as add_qc
 from medseg.cli.rank import add_parser as add_rank
+from medseg.cli.runs import add_parser as add_runs
 from medseg.cli.stats import add_parser as add_stats
 from medseg.cli.train import add_train_parser as add_train
 from medseg.cli.workspace import add_parser as add_workspace
@@ -56,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_predict,
         add_train,
         add_export,
+        add_export_onnx,
         add_workspace,
         add_qc,
         add_rank,
         add_evaluate,
         add_stats,
+        add_runs,
     ):
         add(sub)
     return ap

@@ -35,6 +35,7 @@ FLAG_KEYS = {
     "slices": "data.slices",
     "window": "data.window",
     "labels": "data.statuses",
+    "tensorboard": "tensorboard",
 }
 
 
@@ -92,6 +93,12 @@ def add_train_parser(sub) -> None:
         "(accepted + corrected), corrected, or all (every sample not excluded: the default); data.statuses",
     )
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="tensorboard: also write TensorBoard event files into RUN/tensorboard (needs the tensorboard package)",
+    )
     p.add_argument("--out", metavar="DIR", help="out_dir: the run folder (checkpoints, config copy, event log)")
     p.add_argument("--resume", metavar="RUN_OR_CKPT", help="continue a run folder or a last.medseg checkpoint")
     p.add_argument(

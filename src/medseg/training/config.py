@@ -98,6 +98,7 @@ class TrainConfig:
     val_overlays: int = 4
     max_steps_per_epoch: int | None = None
     val_hd95: bool = False
+    tensorboard: bool = False  # also write TensorBoard event files into <run>/tensorboard (needs tensorboard)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

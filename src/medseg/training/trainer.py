@@ -14,7 +14,10 @@ checkpoint as it was, since checkpoints are only ever replaced atomically.
 Run folder (``config.out_dir``): ``config.yaml``, ``events.jsonl`` (one JSON
 event a line, appended across resumes), ``last.medseg/`` (model + resumable
 state: see ``train_state``), ``best.medseg/`` (by ``config.monitor`` on the
-validation split; by the training loss without one), ``overlays/``.
+validation split; by the training loss without one), ``overlays/``, and the
+run's record (:mod:`medseg.training.run_record`): ``metrics.csv`` (a row per
+epoch), ``curves.png`` (at the run's end) and, with ``tensorboard: true``,
+``tensorboard/``.
 
 Epochs and steps are 0-based in events; ``Step.step`` is the step's index
 within its epoch. Under DDP (``dist``) every rank trains its shard, only rank
@@ -42,6 +45,7 @@ from medseg.training.config import ConfigError, TrainConfig
 from medseg.training.data import EpochBatches
 from medseg.training.events import to_json
 from medseg.training.optim import build_optimizer, build_scheduler, freeze_encoder
+from medseg.training.run_record import RunRecorder
 from medseg.training.slices import SliceData, is_volume_sample, slice_dataset
 from medseg.training.train_state import RunState, load_state
 from medseg.training.trainer_epochs import EpochLoop
@@ -67,6 +71,8 @@ class Trainer(CheckpointFiles, EpochLoop):
         self.cancel, self.dist = cancel or CancelToken(), dist
         self.is_main = dist is None or bool(dist.is_main)
         self.run_dir = Path(cfg.out_dir)
+        # metrics.csv, curves.png, TensorBoard files; a missing tensorboard package is refused here
+        self.record = RunRecorder(self.run_dir, tensorboard=cfg.tensorboard) if self.is_main else None
         self.device, self.precision = setup.resolve_device_precision(cfg, dist)
         setup.seed_everything(cfg.seed, cfg.deterministic)
 
@@ -170,6 +176,7 @@ class Trainer(CheckpointFiles, EpochLoop):
         if self.is_main:
             with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as f:
                 f.write(to_json(event) + "\n")
+            self.record.observe(event)
         return event
 
     def run(self) -> Iterator[Any]:

@@ -5,16 +5,25 @@ loss and progress state of :mod:`medseg.training.train_state`) and
 ``best.medseg`` (the model only) are written through
 :func:`medseg.models.checkpoint.save_checkpoint`, which replaces a checkpoint
 atomically: a failed write leaves the previous one. Each records the config,
-the epoch's metrics, the data it trained on (ids, split, volumes and slices)
-and how (device, precision, where the model came from).
+the epoch's metrics, the data it trained on (ids, split, volumes and slices,
+which label revisions) and how (the model, device, precision, where the model
+came from): what ``medseg runs`` reads to put runs side by side.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from medseg.training.train_state import state_writers
+
+
+def describe_model(spec: Any) -> str:
+    """The model in a few words: ``Unet(resnet34)``, or the name alone for the project's own U-Nets."""
+    from medseg.models.registry import resolve
+
+    return spec.arch if resolve(spec.arch).own else f"{spec.arch}({spec.encoder})"
 
 
 class CheckpointFiles:
@@ -47,6 +56,21 @@ class CheckpointFiles:
             "image_size": d.image_size,
             "volumes": self.volumes,
             "slices": self.preprocessing.slices,
+            "labels": self._labels_provenance(),
+        }
+
+    def _labels_provenance(self) -> dict[str, Any]:
+        """Which labels the run trained on: a workspace's pinned revisions (the newest revision id and a
+        digest of every sample's, so runs before and after cleaning tell apart), else the source masks."""
+        revisions = getattr(self.dataset, "revisions", None)
+        if not isinstance(revisions, dict):
+            return {"kind": "source"}
+        text = "\n".join(f"{k}:{v}" for k, v in sorted(revisions.items()))
+        return {
+            "kind": "workspace",
+            "max_revision": max(revisions.values(), default=None),
+            "revisions_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "statuses": list(getattr(self.dataset, "statuses", ()) or ()),
         }
 
     def _save(self, tag: str, epoch: int, metrics: dict[str, Any], resumable: bool) -> Path:
@@ -73,6 +97,7 @@ class CheckpointFiles:
                 "global_step": self.progress.global_step,
                 "resumable": resumable,
                 "model_source": self.model_source,
+                "model": describe_model(self.spec),
                 "device": str(self.device),
                 "precision": self.precision,
             },
