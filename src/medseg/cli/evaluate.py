@@ -49,7 +49,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if missing:
         from medseg.errors import CheckpointError
 
-        raise CheckpointError(f"{missing[0]}: no such checkpoint")
+        raise CheckpointError(missing[0], "no such checkpoint")
     bar = Bar("evaluate", "sample", args.quiet)
 
     def show(event) -> None:
