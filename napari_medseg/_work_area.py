@@ -21,7 +21,7 @@ from napari_medseg._window_fit import fit_to_screen
 
 PLUGIN = "napari-medseg"
 # The tools, tabbed together below the work area in the order a user works in
-TOOLS = ("Dataset", "Review", "Predict", "Fine-tune", "Export")
+TOOLS = ("Dataset", "Review", "Predict", "Fine-tune", "Export", "Overview")
 
 
 def dock_tools(viewer: Any) -> dict[str, Any]:

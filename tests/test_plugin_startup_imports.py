@@ -76,7 +76,7 @@ def _run(code: str) -> str:
 def test_startup_imports_no_training_module_and_no_torch_on_the_gui_thread():
     stdout = _run(SCRIPT % (TRAINING + TORCH,))
     docked = json.loads(stdout.split("DOCKED ", 1)[1])
-    assert len(docked) == 7, docked  # every widget of the manifest was built
+    assert len(docked) == 8, docked  # every widget of the manifest was built
     imports = {}
     for line in stdout.splitlines():
         if line.startswith("IMPORT "):
