@@ -210,3 +210,34 @@ def test_tensorboard_event_files_hold_the_epoch_metrics(tmp_path):
     dice = [s.value for s in acc.Scalars("val/dice/foreground")]
     assert dice == pytest.approx([e.val["dice/foreground"] for e in evs if isinstance(e, EpochEnd)], rel=1e-6)
     assert len(acc.Scalars("train/loss_step")) == sum(isinstance(e, Step) for e in evs)
+
+
+def test_medseg_train_ends_with_the_final_evaluation_of_its_best_checkpoint(tmp_path, capsys):
+    import yaml
+
+    data = make_dataset(tmp_path / "data", n=8)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(data, tmp_path / "runs" / "r1", epochs=2)))
+    assert main(["train", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "final evaluation of " in err and "Dice mean / median" in err
+    run = tmp_path / "runs" / "r1"
+    ckpt = json.loads((run / "best.medseg" / "config.json").read_text())["provenance"]
+    with open(run / "evaluation" / "per_sample.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["sample_id"] for r in rows) == sorted(ckpt["data"]["val_ids"])
+    summary = json.loads((run / "evaluation" / "summary.json").read_text())
+    assert summary["meta"]["checkpoints"] == [str(run / "best.medseg")]
+    dice = summary["classes"]["foreground"]["dice"]["mean"]
+    assert dice == pytest.approx(np.mean([float(r["dice"]) for r in rows]))
+    # the images are at the training size: the Predictor's Dice is the epoch-end validation's
+    assert dice == pytest.approx(ckpt["metrics"]["dice/foreground"], abs=1e-6)
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    header, _, line = capsys.readouterr().out.splitlines()[:3]
+    assert header.rstrip().endswith("eval Dice foreground") and line.rstrip().endswith(f"{dice:.3f}")
+    # without a validation split, or when asked, there is none
+    assert main(["train", str(cfg), "--out", str(tmp_path / "runs" / "r2"), "--no-evaluation"]) == 0
+    assert main(["train", str(cfg), "--out", str(tmp_path / "runs" / "r3"), "--set", "data.val_fraction=0"]) == 0
+    assert "no validation split: the run has no final evaluation" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "r2" / "evaluation").exists()
+    assert not (tmp_path / "runs" / "r3" / "evaluation").exists()

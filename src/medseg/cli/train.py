@@ -4,7 +4,9 @@ Output: a progress bar on stderr, or with ``--events jsonl`` exactly one JSON
 event per line on stdout and nothing else (anything else that writes to stdout,
 Python or C, is sent to stderr), so another process can follow the run.
 SIGINT/SIGTERM ask the Trainer to stop after the current step and write its
-checkpoint; a second SIGINT aborts at once.
+checkpoint; a second SIGINT aborts at once. A finished run's best checkpoint is
+then evaluated on the validation split into RUN/evaluation/ (per_sample.csv,
+summary.json: :mod:`medseg.cli.train_eval`; ``--no-evaluation`` skips it).
 
 Exit status: 0 finished, 130 cancelled (the checkpoint was written: the shell's
 "interrupted", so scripts can tell it from a failure), 2 invalid config, command
@@ -22,6 +24,7 @@ from pathlib import Path
 from medseg.cli.exits import EXIT_BUG, EXIT_DONE, EXIT_INPUT, EXIT_INTERRUPTED
 from medseg.cli.options import TRAINING_FLAG_KEYS, add_training_flags
 from medseg.cli.progress import Bar, cancel_on_signals
+from medseg.cli.train_eval import final_evaluation
 from medseg.cli.train_output import TrainLines, event_output
 
 STOP_NOTE = "stopping after the current step and writing a checkpoint (Ctrl-C again to abort without one)"
@@ -115,6 +118,11 @@ def add_train_parser(sub) -> None:
         metavar="KEY=VALUE",
         help="override any field, e.g. --set data.image_size=[128,160] --set optim.name=sgd "
         "(VALUE is read as YAML; repeatable)",
+    )
+    p.add_argument(
+        "--no-evaluation",
+        action="store_true",
+        help="skip the final evaluation of best.medseg on the validation split (RUN/evaluation/)",
     )
     p.add_argument(
         "--weights-digest",
@@ -231,11 +239,16 @@ def _train(args: argparse.Namespace, emit, token, bar: Bar) -> int:
                 code = EXIT_DONE
             elif isinstance(event, Cancelled):
                 code = EXIT_INTERRUPTED
+            evaluate = main and isinstance(event, Result) and not args.no_evaluation
             if emit is not None and main:
+                if evaluate:  # before the Result: whoever follows the stream finds the files when it ends
+                    final_evaluation(trainer, event.value, emit, token)
                 emit(event)
             elif main:
                 bar(event)
                 lines(event)
+                if evaluate:
+                    _show_evaluation(trainer, event.value, token)
         if args.weights_digest:
             _write_digest(trainer, Path(args.weights_digest), ctx)
     except Exception as e:  # noqa: BLE001 - the Trainer logged it; the stream and the exit code say it
@@ -250,6 +263,20 @@ def _train(args: argparse.Namespace, emit, token, bar: Bar) -> int:
     finally:
         _cleanup(ctx)
     return code
+
+
+def _show_evaluation(trainer, summary, token) -> None:
+    """The final evaluation with its own bar, then its table (``medseg evaluate``'s)."""
+    from medseg.evaluate.table import summary_lines
+
+    bar = Bar("final evaluation", "sample")
+    try:
+        result = final_evaluation(trainer, summary, bar, token)
+    finally:
+        bar.close()
+    if result is not None:
+        for line in summary_lines(result):
+            print(line, file=sys.stderr)
 
 
 def _tb_unless_shown(args, emit, tb: str) -> str:

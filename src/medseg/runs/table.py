@@ -199,7 +199,7 @@ def all_classes(runs: list[RunSummary]) -> list[str]:
 
 
 def _eval_dice(run: RunSummary, cls: str) -> float | None:
-    entry = (run.evaluation or {}).get(cls)
+    entry = ((run.evaluation or {}).get("classes") or {}).get(cls)  # medseg.evaluate's summary.json
     dice = entry.get("dice") if isinstance(entry, dict) else None
     value = dice.get("mean") if isinstance(dice, dict) else dice
     return float(value) if isinstance(value, (int, float)) else None
