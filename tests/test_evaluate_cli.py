@@ -74,9 +74,7 @@ def test_train_and_test_splits_come_from_the_checkpoint(trained, tmp_path, capsy
     ]
     rc, _, err = _evaluate(capsys, best, more, "--split", "train", "--out", tmp_path / "train")
     assert rc == 0, err
-    assert sorted(r["sample_id"] for r in read_per_sample(tmp_path / "train" / "per_sample.csv")) == sorted(
-        trained_ids
-    )
+    assert sorted(r["sample_id"] for r in read_per_sample(tmp_path / "train" / "per_sample.csv")) == sorted(trained_ids)
     rc, _, err = _evaluate(capsys, best, data, "--split", "test")
     assert rc == 2 and "no sample to evaluate held out from the run" in err
 

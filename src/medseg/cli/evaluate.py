@@ -147,9 +147,7 @@ def add_parser(sub) -> None:
     p.add_argument("--layout", default=None, choices=_layouts(), help="force a dataset layout instead of detecting it")
     p.add_argument("--tta", default="", help="test-time flips, comma-separated: hflip,vflip,hvflip,rot90,rot270")
     p.add_argument("--threshold", type=_fraction, default=0.5, metavar="T", help="probability threshold (0.5)")
-    p.add_argument(
-        "--min-iou", type=_fraction, default=0.5, metavar="F", help="IoU at which two objects match (0.5)"
-    )
+    p.add_argument("--min-iou", type=_fraction, default=0.5, metavar="F", help="IoU at which two objects match (0.5)")
     p.add_argument("--worst", type=int, default=3, metavar="N", help="worst samples listed per class (3)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])

@@ -101,9 +101,8 @@ def iter_evaluate(
         target = np.asarray(sample.load_mask())
         spatial = _spatial_shape(image, sample.is_volume)
         if target.shape[: len(spatial)] != spatial:
-            path = next(iter(sample.mask_paths.values()), sample.image_path) if hasattr(sample, "mask_paths") else (
-                sample.image_path
-            )
+            paths = getattr(sample, "mask_paths", None) or {}
+            path = next(iter(paths.values()), sample.image_path)
             raise MaskError(
                 Path(path), f"sample {sample.id}: label of shape {target.shape} does not fit its image {spatial}"
             )

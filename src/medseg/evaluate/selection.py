@@ -68,9 +68,9 @@ def _recorded(ck: Any, key: str, split: str) -> set[str]:
     return {str(i) for i in data[key]}
 
 
-def split_ids(checkpoints: Sequence[Any], split: str) -> set[str] | None:
-    """The sample ids of ``split`` (see the module docstring), or for ``"test"`` the ids to leave out
-    (returned as None-able: test is the complement, see :func:`choose_samples`)."""
+def split_ids(checkpoints: Sequence[Any], split: str) -> set[str]:
+    """The ids of ``split`` for "train" and "val"; for "test" the ids to leave out (every id any member
+    trained or validated on): see the module docstring and :func:`choose_samples`."""
     if split not in SPLITS:
         raise EvaluationError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     trained = set().union(*(_recorded(ck, "ids", split) for ck in checkpoints))
@@ -110,5 +110,7 @@ def choose_samples(
         raise EvaluationError(f"{dataset.root}: no sample to evaluate{why}")
     problems = getattr(dataset, "problems", None) or []
     if problems:
-        notes.append(f"{len(problems)} sample(s) of {dataset.root} left out as unreadable or unpaired (medseg index lists them)")
+        notes.append(
+            f"{len(problems)} sample(s) of {dataset.root} left out as unreadable or unpaired (medseg index lists them)"
+        )
     return samples, notes

@@ -24,8 +24,16 @@ def summary_lines(result: EvaluationResult, worst: int = 3) -> list[str]:
     meta, summary = result.meta, result.summary
     unit = meta.get("distance_unit", "px")
     shown = {c: v for c, v in summary.items() if v["labelled_samples"] or v["predicted_samples"]}
-    header = ["class", "samples", "Dice mean / median", "IoU mean / median", f"HD95 ({unit})", f"ASSD ({unit})",
-              "obj. P", "obj. R"]
+    header = [
+        "class",
+        "samples",
+        "Dice mean / median",
+        "IoU mean / median",
+        f"HD95 ({unit})",
+        f"ASSD ({unit})",
+        "obj. P",
+        "obj. R",
+    ]
     rows = [
         [
             name,
@@ -48,7 +56,7 @@ def summary_lines(result: EvaluationResult, worst: int = 3) -> list[str]:
     if hidden:
         lines.append(f"{hidden} class(es) neither labelled nor predicted in any sample are not listed")
     if worst > 0:
-        lines.append(f"worst samples by Dice (samples: labelled / evaluated):")
+        lines.append("worst samples by Dice (samples: labelled / evaluated):")
         for name, v in shown.items():
             items = ", ".join(f"{sid} {value:.3f}" for sid, value in v["dice"]["worst"][:worst])
             lines.append(f"  {name}: {items}")
