@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
+from medseg.cli.main import main
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import OnnxExportError
-from medseg.models import create_model, export_onnx, load_checkpoint, save_checkpoint
-from medseg.models.onnx_export import onnx_session, read_onnx_metadata
+from medseg.models import create_model, export_onnx, list_architectures, load_checkpoint, model_stride, save_checkpoint
+from medseg.models.onnx_export import BinPooling, _quiet_exporter, onnx_session, read_onnx_metadata
 from medseg.models.spec import ModelSpec, Preprocessing
 
 UNET = ModelSpec(
@@ -95,14 +98,67 @@ def test_fixed_size_export(unet_export, tmp_path):
     assert not (tmp_path / "bad.onnx").exists()
 
 
-def test_adaptive_pooling_needs_a_fixed_size(tmp_path_factory, tmp_path):
-    spec = ModelSpec("PSPNet", "mobilenet_v2", in_channels=3, classes=1, task="binary")
-    ck = load_checkpoint(_checkpoint(tmp_path_factory, spec))
-    with pytest.raises(OnnxExportError, match="PSPNet .* with dynamic height/width.*dynamic_hw=False"):
-        export_onnx(ck, tmp_path / "psp.onnx", input_hw=(96, 96))
-    assert list(tmp_path.iterdir()) == []  # no partial file left
-    out = export_onnx(ck, tmp_path / "psp.onnx", dynamic_hw=False, input_hw=(96, 96))
-    assert _max_diff(ck, out, (1, 3, 96, 96)) <= 1e-4
+# Tiny widths of every registered architecture; (example size, two other sizes checked in onnxruntime)
+TINY = {
+    "Unet": ("resnet18", {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}),
+    "UnetPlusPlus": ("resnet18", {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}),
+    "MAnet": ("resnet18", {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}),
+    "Linknet": ("resnet18", {"encoder_depth": 3}),
+    "FPN": ("resnet18", {"encoder_depth": 3, "decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32}),
+    "PSPNet": ("resnet18", {"psp_out_channels": 16}),
+    "DeepLabV3": ("resnet18", {"decoder_channels": 16}),
+    "DeepLabV3Plus": ("resnet18", {"decoder_channels": 16}),
+    "PAN": ("resnet18", {"decoder_channels": 16}),
+    "UPerNet": ("resnet18", {"decoder_channels": 16}),
+    "Segformer": ("resnet18", {"decoder_segmentation_channels": 16}),
+    "ResAttUNet": ("none", {"depth": 2, "base_channels": 4}),
+    "DilatedUNet": ("none", {"depth": 2, "base_channels": 4}),
+    "PlainUNet": ("none", {"depth": 2, "base_channels": 4}),
+}
+
+
+def test_every_architecture_is_covered():
+    assert set(list_architectures()) == {*TINY, "DPT"}
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_every_architecture_exports_with_dynamic_height_and_width(arch, tmp_path):
+    """PSPNet and UPerNet included: their pyramid pooling becomes BinPooling in the exported copy."""
+    torch.set_num_threads(1)
+    encoder, kwargs = TINY[arch]
+    spec = ModelSpec(arch, encoder, in_channels=3, classes=2, task="multilabel", kwargs=kwargs)
+    stride = model_stride(spec)
+    sizes = [(128, 160), (192, 128)] if arch == "PAN" else [(2 * stride, 3 * stride), (5 * stride, 2 * stride)]
+    pre = Preprocessing(divisible_by=stride, input_size=[128, 128] if arch == "PAN" else None)  # PAN pools to 1/64
+    torch.manual_seed(0)
+    path = save_checkpoint(
+        tmp_path / arch, create_model(spec).eval(), spec, ClassMap.from_names(["a", "b"], task="multilabel"), pre
+    )
+    ck = load_checkpoint(path)
+    out = export_onnx(ck, tmp_path / f"{arch}.onnx")
+    assert onnx_session(out).get_inputs()[0].shape == ["batch", 3, "height", "width"]
+    for h, w in sizes:
+        assert _max_diff(ck, out, (1, 3, h, w)) <= 1e-4, (arch, h, w)
+    assert not any(isinstance(m, BinPooling) for m in ck.model.modules())  # only the exported copy changed
+
+
+def test_bin_pooling_is_adaptive_average_pooling():
+    x = torch.randn(2, 3, 13, 7, generator=torch.Generator().manual_seed(1))
+    for size in (1, 2, 3, 6, (4, 5)):
+        assert torch.allclose(BinPooling(size)(x), torch.nn.AdaptiveAvgPool2d(size)(x), atol=1e-6)
+
+
+def test_dpt_exports_at_a_fixed_size_and_says_so_for_dynamic(tmp_path):
+    """timm's ViT resamples its position embedding with an antialiased bicubic ONNX cannot express."""
+    torch.set_num_threads(1)
+    spec = ModelSpec("DPT", "tu-vit_tiny_patch16_224", in_channels=3, classes=1, task="binary")
+    pre = Preprocessing(divisible_by=16, input_size=[224, 224])
+    torch.manual_seed(0)
+    ck = load_checkpoint(save_checkpoint(tmp_path / "dpt", create_model(spec).eval(), spec, ClassMap.binary(), pre))
+    with pytest.raises(OnnxExportError, match="DPT .* with dynamic height/width: .*bicubic.*dynamic_hw=False"):
+        export_onnx(ck, tmp_path / "out" / "dynamic.onnx")
+    out = export_onnx(ck, tmp_path / "out" / "dpt.onnx", dynamic_hw=False)
+    assert _max_diff(ck, out, (1, 3, 224, 224)) <= 1e-4
 
 
 def test_export_does_not_touch_the_callers_model(unet_export, tmp_path):
@@ -123,3 +179,40 @@ def test_missing_runtime_gives_a_clear_error(unet_export, monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match="pip install onnx"):
         export_onnx(unet_export[0], tmp_path / "x.onnx")
+
+
+def test_a_failed_export_does_not_print_the_traced_graph(tmp_path, capfd):
+    class Antialiased(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True)
+
+    with pytest.raises(Exception, match="_upsample_bicubic2d_aa"):
+        with _quiet_exporter():
+            torch.onnx.export(Antialiased(), (torch.randn(1, 1, 8, 8),), str(tmp_path / "x.onnx"), dynamo=False)
+    err = capfd.readouterr()
+    assert "Torch IR graph" not in err.out + err.err
+
+
+def test_cli_export_onnx_prints_a_short_summary(unet_export, tmp_path, capsys):
+    ck, _ = unet_export
+    out, js = tmp_path / "cli.onnx", tmp_path / "summary.json"
+    assert main(["export-onnx", str(ck.path), "--out", str(out), "--opset", "17", "--json", str(js)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) <= 12
+    assert "input:  image float32 [batch, 3, height, width]" in lines[1]
+    assert "output: logits float32 [batch, 3, height, width]" in lines[2]
+    summary = json.loads(js.read_text())
+    proto = onnx.load(str(out))
+    assert summary["nodes"] == len(proto.graph.node) and sum(summary["ops"].values()) == len(proto.graph.node)
+    assert summary["ops"]["Conv"] == sum(n.op_type == "Conv" for n in proto.graph.node)
+    assert summary["size_bytes"] == out.stat().st_size and summary["opset"]["ai.onnx"] == 17
+    assert summary["parameters"] == sum(int(np.prod(i.dims)) for i in proto.graph.initializer) > 0
+    assert "medseg.preprocessing" in summary["metadata_keys"] and summary["model"]["arch"] == "Unet"
+    assert _max_diff(ck, out, (1, 3, 96, 64)) <= 1e-4
+    # fixed size; a refused one exits 2 with one line
+    assert main(["export-onnx", str(ck.path), "--out", str(tmp_path / "f.onnx"), "--fixed-size", "64x96"]) == 0
+    assert "[batch, 3, 64, 96]" in capsys.readouterr().out
+    assert main(["export-onnx", str(ck.path), "--out", str(tmp_path / "g.onnx"), "--fixed-size", "50x64"]) == 2
+    assert "not divisible by the model's stride 32" in capsys.readouterr().err
+    assert main(["export-onnx", str(tmp_path / "missing.medseg")]) == 2
+    assert "missing.medseg" in capsys.readouterr().err

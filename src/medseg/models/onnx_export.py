@@ -19,15 +19,20 @@ Both are also stored in the ONNX file's ``metadata_props`` as JSON
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
 import os
+import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from medseg.errors import OnnxExportError
 from medseg.models.checkpoint import Checkpoint, load_checkpoint
@@ -39,6 +44,12 @@ _POST = {
     "binary": {"activation": "sigmoid", "labels": "probability > threshold (0.5) is class 1"},
     "multilabel": {"activation": "sigmoid", "labels": "per channel: probability > threshold (0.5)"},
     "multiclass": {"activation": "softmax over axis 1", "labels": "argmax over axis 1 = class id"},
+}
+
+# Architectures whose traced graph is right at the traced size only
+FIXED_SIZE_ONLY = {
+    "DPT": "its ViT encoder resamples the position embedding with an antialiased bicubic (not in ONNX), "
+    "and at the traced size it skips that step, so a dynamic graph would be wrong at any other size",
 }
 
 
@@ -65,8 +76,10 @@ def export_onnx(
     ``divisible_by`` (at least 64). Uses torch's TorchScript-based exporter:
     it needs no onnxscript and, unlike the dynamo exporter (tried with torch
     2.14), exports in about a second and keeps PSPNet correct at other sizes.
-    Adaptive pooling to fixed bins (PSPNet, UPerNet) only exports with
-    ``dynamic_hw=False``; otherwise an ``OnnxExportError`` says what to do.
+    ONNX has no adaptive average pooling to a fixed number of bins (PSPNet's
+    and UPerNet's pyramid pooling): the exported copy computes the same bins
+    as two averaging matrices built from the input's height and width
+    (:class:`BinPooling`), so those graphs take any size too.
     The file is written beside ``out_path`` and renamed into place; ``out_path`` is refused inside a
     dataset's source files or a workspace, and an existing file is replaced only with ``overwrite`` and
     only when medseg wrote it and it is unchanged (:mod:`medseg.ownership`).
@@ -76,6 +89,13 @@ def export_onnx(
     model = ckpt.model
     if any(p.device.type != "cpu" for p in model.parameters()) or model.training:
         model = copy.deepcopy(model).cpu().eval()  # leave the caller's model where and as it is
+    if dynamic_hw and ckpt.spec.arch in FIXED_SIZE_ONLY:
+        raise OnnxExportError(
+            f"{ckpt.spec.arch} ({ckpt.path}) cannot be exported to ONNX with dynamic height/width: "
+            f"{FIXED_SIZE_ONLY[ckpt.spec.arch]}; export with dynamic_hw=False and a fixed input_hw"
+        )
+    if dynamic_hw:
+        model = exportable(model if model is not ckpt.model else copy.deepcopy(model))
     h, w = _example_hw(ckpt, input_hw)
     example = torch.randn(1, ckpt.spec.in_channels, h, w, generator=torch.Generator().manual_seed(0))
     axes: dict[int, str] = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
@@ -91,17 +111,18 @@ def export_onnx(
                 "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning
             )
             try:
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(tmp),
-                    opset_version=opset,
-                    dynamo=False,
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-                    do_constant_folding=True,
-                )
+                with _quiet_exporter():
+                    torch.onnx.export(
+                        model,
+                        (example,),
+                        str(tmp),
+                        opset_version=opset,
+                        dynamo=False,
+                        input_names=[INPUT_NAME],
+                        output_names=[OUTPUT_NAME],
+                        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                        do_constant_folding=True,
+                    )
             except torch.onnx.errors.OnnxExporterError as e:
                 raise _export_error(ckpt, dynamic_hw, (h, w), e) from e
         proto = onnx.load(str(tmp))
@@ -117,6 +138,79 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+class BinPooling(nn.Module):
+    """``nn.AdaptiveAvgPool2d(size)`` as matrix products the ONNX tracer keeps dynamic in height and width.
+
+    Bin i of n inputs over ``out`` bins averages [floor(i n / out), ceil((i + 1) n / out)),
+    exactly torch's rule, so the results agree to float rounding.
+    """
+
+    def __init__(self, output_size: int | tuple[int | None, int | None]):
+        super().__init__()
+        size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+        if any(v is None for v in size):
+            raise ValueError(f"adaptive pooling keeping an input axis (output_size {output_size}) is not supported")
+        self.size = (int(size[0]), int(size[1]))
+
+    @staticmethod
+    def _averaging(n: torch.Tensor, out: int, like: torch.Tensor) -> torch.Tensor:
+        i = torch.arange(out, device=like.device)
+        start = torch.div(i * n, out, rounding_mode="floor")
+        end = torch.div((i + 1) * n + out - 1, out, rounding_mode="floor")
+        pos = torch.arange(n, device=like.device)  # type: ignore[call-overload]
+        member = ((pos[None] >= start[:, None]) & (pos[None] < end[:, None])).to(like.dtype)
+        return member / member.sum(1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = torch._shape_as_tensor(x)  # traced as Shape, not frozen into the graph as constants
+        rows, cols = self._averaging(shape[-2], self.size[0], x), self._averaging(shape[-1], self.size[1], x)
+        return torch.einsum("ih,nchw,jw->ncij", rows, x, cols)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.size}"
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Keeps torch's exporter from printing the whole traced graph (thousands of lines) when it fails.
+
+    Its ``setup_onnx_logging`` tests the log switch function itself, not its value, so the log is
+    always on (torch 2.9-2.14); the error we raise keeps the first line of torch's message.
+    """
+    try:
+        from torch.onnx._internal.torchscript_exporter import utils as ts_utils
+    except ImportError:  # another torch layout: leave its logging as it is
+        yield
+        return
+    original = getattr(ts_utils, "setup_onnx_logging", None)
+    if original is None:
+        yield
+        return
+    ts_utils.setup_onnx_logging = lambda verbose: contextlib.nullcontext()
+    try:
+        yield
+    finally:
+        ts_utils.setup_onnx_logging = original
+
+
+def _psp_block_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # smp's PSPBlock pools with F.interpolate(mode="area") while exporting, which ONNX turns
+    # back into an adaptive pooling of fixed input size; its own pool (now BinPooling) is exact
+    height, width = x.shape[2:]
+    return F.interpolate(self.pool(x), size=(height, width), mode="bilinear", align_corners=True)
+
+
+def exportable(model: nn.Module) -> nn.Module:
+    """``model`` with every ``nn.AdaptiveAvgPool2d`` replaced by :class:`BinPooling` (in place; returned)."""
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.AdaptiveAvgPool2d):
+                setattr(module, child_name, BinPooling(child.output_size))
+        if type(module).__name__ == "PSPBlock" and hasattr(module, "pool"):
+            module.forward = types.MethodType(_psp_block_forward, module)
+    return model
 
 
 def _export_error(ckpt: Checkpoint, dynamic_hw: bool, hw: tuple[int, int], e: Exception) -> OnnxExportError:
