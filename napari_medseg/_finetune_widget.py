@@ -22,7 +22,9 @@ workspace cancels them. On a volume workspace the form offers 2-D or 2.5-D and
 the intensity window (:mod:`napari_medseg._finetune_config`); a split the chosen
 cases cannot make (one case, with validation) is said before any process starts
 (:mod:`napari_medseg._finetune_start`). The jobs' bodies are in
-:mod:`napari_medseg._finetune_jobs`.
+:mod:`napari_medseg._finetune_jobs`. Below the live plot, the past runs of the
+output folder with their Dice and learning curves; "Use for Predict" picks one
+(:mod:`napari_medseg._finetune_runs`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from napari_medseg._finetune_config import (
 )
 from napari_medseg._finetune_jobs import follow_training, score_queue
 from napari_medseg._finetune_labels import LabelChoices
+from napari_medseg._finetune_runs import RunList
 from napari_medseg._finetune_start import checked_config, screen_modality
 from napari_medseg._forms import refresh_choices
 from napari_medseg._jobs import start_job
@@ -95,6 +98,8 @@ class FinetuneWidget(QWidget):
         layout = body_layout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.plot)
+        self.past_runs = RunList(self.session, lambda: Path(str(self.form.out.value)), self.status.setText)
+        layout.addWidget(self.past_runs)
         lines = []
         for row in (
             (self.start_button, self.cancel_button, self.resume_button),
@@ -112,6 +117,7 @@ class FinetuneWidget(QWidget):
         self.rescore_button.clicked.connect(lambda: self.cancel_rescore() or self.rescore())
         self.form.data.changed.connect(self._sync)
         self.form.start.changed.connect(self._sync)
+        self.form.out.changed.connect(self.past_runs.refresh)
         connect_until_destroyed(
             self, [(self.session.workspace_changed, self._sync), (self.session.checkpoints_changed, self._sync)]
         )
@@ -292,6 +298,7 @@ class FinetuneWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._close_bar()
+        self.past_runs.refresh()  # the run that ended, with its curves and final evaluation
         self.worker = self.job = None
         self._sync()
 
