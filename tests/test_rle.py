@@ -176,3 +176,52 @@ def test_multilabel_errors_name_the_class(gi_classmap):
         rle_decode_multilabel({"stomach": "4 2"}, (2, 2), gi_classmap)
     with pytest.raises(ValueError, match="channels"):
         rle_encode_multilabel(np.zeros((2, 2, 2), bool), gi_classmap)
+
+
+def test_rle_csv_writer_round_trips_through_the_uw_madison_reader(tmp_path):
+    """Overlapping multilabel masks written as id,class,segmentation read back the same from open_dataset."""
+    from PIL import Image
+
+    from medseg.datasets import open_dataset
+    from medseg.inference.rle_csv import rle_rows, write_rle_csv
+
+    rng = np.random.default_rng(3)
+    classmap = ClassMap.from_names(["large_bowel", "small_bowel", "stomach"], task="multilabel")
+    root, rows, truth = tmp_path / "uw", [], {}
+    yy, xx = np.mgrid[:40, :48]
+    for case, n in ((1, 1), (1, 2), (2, 1)):
+        scans = root / "train" / f"case{case}" / f"case{case}_day0" / "scans"
+        scans.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 4000, (40, 48)).astype(np.uint16)).save(
+            scans / f"slice_{n:04d}_48_40_1.50_1.50.png"
+        )
+        cy, cx = rng.integers(10, 30, 2)
+        blob = (yy - cy) ** 2 + (xx - cx) ** 2 <= 60
+        channels = np.stack([blob, np.roll(blob, 3, axis=1), np.zeros_like(blob)], axis=-1)  # overlap, one empty
+        sid = f"case{case}_day0_slice_{n:04d}"
+        truth[sid] = channels
+        rows += rle_rows(sid, channels, classmap)
+    out = write_rle_csv(root / "train.csv", rows)
+    text = out.read_text().splitlines()
+    assert text[0] == "id,class,segmentation" and len(text) == 1 + 3 * 3
+    assert text[3] == "case1_day0_slice_0001,stomach,"  # an empty mask is an empty cell
+    ds = open_dataset(root)
+    assert ds.layout == "uwmadison" and not ds.problems and ds.classmap.names == classmap.names
+    for sample in ds.samples:
+        got = np.asarray(sample.load_mask())
+        assert got.shape == (40, 48, 3) and np.array_equal(got > 0, truth[sample.id])
+    with pytest.raises(Exception, match="train.csv"):  # medseg's guard: not written over without --overwrite
+        write_rle_csv(root / "train.csv", rows)
+
+
+def test_rle_rows_of_a_label_map_and_bad_masks():
+    from medseg.inference.rle_csv import rle_rows
+
+    cm = ClassMap.from_names(["left_lung", "right_lung"], task="multiclass")
+    labels = np.zeros((4, 5), np.uint8)
+    labels[1, 1:3], labels[2, 4] = 1, 2
+    assert rle_rows("a", labels, cm) == [("a", "left_lung", "7 2"), ("a", "right_lung", "15 1")]
+    with pytest.raises(ValueError, match=r"a: mask values \[9\] are not class ids"):
+        rle_rows("a", labels + 7 * (labels == 2), cm)
+    with pytest.raises(ValueError, match="3 mask channels for 2 classes"):
+        rle_rows("a", np.zeros((4, 5, 3)), cm)

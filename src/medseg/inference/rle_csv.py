@@ -1,0 +1,74 @@
+"""Kaggle-style RLE CSV files: ``id,class,segmentation``, one row per sample and class.
+
+The columns are the ones the UW-Madison GI Tract layout reads
+(``medseg.datasets.layout_uwmadison``), so a written file reads back through
+``open_dataset`` beside its slices; every class gets a row, an empty mask an
+empty ``segmentation`` (Kaggle's own convention). The encoding is
+``medseg.io.rle.rle_encode``: row-major, 1-indexed starts. The module sits above
+the destination guard (``medseg.ownership``), which every writer goes through.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from medseg.classmap import ClassMap
+from medseg.io.rle import rle_encode
+
+COLUMNS = ("id", "class", "segmentation")
+
+
+def rle_rows(sample_id: str, mask: np.ndarray, classmap: ClassMap) -> list[tuple[str, str, str]]:
+    """(id, class name, RLE) for each class of ``classmap``, in its order.
+
+    ``mask``: (H, W) class ids (binary / multiclass) or (H, W, C) 0/1 channels in class-map order
+    (multilabel, overlaps kept).
+    """
+    m = np.asarray(mask)
+    names = classmap.names
+    if m.ndim == 3:
+        if m.shape[-1] != len(names):
+            raise ValueError(f"{sample_id}: {m.shape[-1]} mask channels for {len(names)} classes {names}")
+        return [(sample_id, name, rle_encode(m[..., k] > 0)) for k, name in enumerate(names)]
+    if m.ndim != 2:
+        raise ValueError(f"{sample_id}: a mask is (H, W) of class ids or (H, W, classes), got shape {m.shape}")
+    unknown = sorted(set(np.unique(m).tolist()) - {0, *classmap.ids})
+    if unknown:
+        raise ValueError(
+            f"{sample_id}: mask values {unknown[:6]} are not class ids of {dict(zip(classmap.ids, names))}"
+        )
+    return [(sample_id, c.name, rle_encode(m == c.id)) for c in classmap.classes]
+
+
+def rle_csv_text(rows: Iterable[tuple[str, str, str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_rle_csv(path: str | os.PathLike, rows: Iterable[tuple[str, str, str]], *, overwrite: bool = False) -> Path:
+    """Write ``rows`` (see ``rle_rows``) as a CSV through medseg's destination guard; returns the path.
+
+    Refused inside a dataset's source files or a workspace; an existing file is replaced only with
+    ``overwrite`` and only when medseg wrote it and it is unchanged (:mod:`medseg.ownership`).
+    """
+    from medseg.ownership import guarded_file
+
+    folder, out = guarded_file(path, purpose="an RLE CSV", overwrite=overwrite)
+    folder.mkdir()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(rle_csv_text(rows), encoding="utf-8")
+        os.replace(tmp, out)
+        folder.record(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
