@@ -257,9 +257,7 @@ def _class_weight_problems(weights: Any, channels: int | None, where: str) -> li
     return []
 
 
-def build_loss_from_config(
-    config: dict[str, Any] | str, mode: str, num_classes: int | None = None
-) -> CombinedLoss:
+def build_loss_from_config(config: dict[str, Any] | str, mode: str, num_classes: int | None = None) -> CombinedLoss:
     """A ``CombinedLoss`` from a config dict or a preset name (``PRESETS``).
 
     Config: ``{"terms": [{"name": "bce", "weight": 0.5}, {"name": "tversky",
