@@ -241,3 +241,17 @@ def test_medseg_train_ends_with_the_final_evaluation_of_its_best_checkpoint(tmp_
     assert "no validation split: the run has no final evaluation" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "r2" / "evaluation").exists()
     assert not (tmp_path / "runs" / "r3" / "evaluation").exists()
+
+
+def test_how_a_run_ended_comes_from_the_last_event_of_its_log(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    log = run / "events.jsonl"
+    log.write_text('{"event": "started", "job": "train", "total": 4}\n{"event": "step", "done": 1, "total": 4}\n')
+    assert read_run(run).state == "unfinished"  # still running, or killed
+    with open(log, "a") as f:
+        f.write('{"event": "cancelled", "message": "stopped", "done": 1, "total": 4}\n')
+    assert read_run(run).state == "cancelled"
+    with open(log, "a") as f:
+        f.write('{"event": "error", "message": "boom", "error_type": "RuntimeError", "exit_code": 1}\n{"trunc')
+    assert read_run(run).state == "failed"  # a torn last line is skipped

@@ -52,7 +52,7 @@ class RunSummary:
     best: dict[str, float | None] = field(default_factory=dict)  # "dice/<class>", "dice", ... at the best epoch
     evaluation: dict[str, Any] | None = None  # evaluation/summary.json
     seconds: float = 0.0
-    state: str = "?"  # finished, cancelled, failed, running (no end in events.jsonl yet)
+    state: str = "?"  # finished, cancelled, failed, unfinished (running, or killed: no end in events.jsonl)
     checkpoint: Path | None = None  # the model to use: best, else last
     rows: list[dict] = field(default_factory=list)
 
@@ -182,7 +182,7 @@ def read_run(path: str | Path) -> RunSummary:
         }
     run.evaluation = _json(p / EVALUATION_DIR / EVALUATION_SUMMARY)
     kind = _last_event_kind(p / EVENTS)
-    run.state = ENDINGS.get(kind, "running" if kind else "?")
+    run.state = ENDINGS.get(kind, "unfinished" if kind else "?")
     return run
 
 
