@@ -148,6 +148,7 @@ class RunList(QWidget):
 
         run = self.selected()
         self.use_button.setEnabled(run is not None and run.checkpoint is not None)
+        self.curves.setMinimumHeight(0)
         if run is None:
             self.curves.setPixmap(QPixmap())
             self.curves.setText("Select a run to see its learning curves.")
@@ -158,7 +159,9 @@ class RunList(QWidget):
             self.curves.setText(f"{run.name} has no learning curves yet (they are drawn when a run ends).")
             return
         width = min(CURVES_WIDTH, max(200, self.width() - 8))
-        self.curves.setPixmap(picture.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation))
+        scaled = picture.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
+        self.curves.setMinimumHeight(scaled.height())  # a word-wrapping label would squeeze the picture
+        self.curves.setPixmap(scaled)
 
     def use_selected(self) -> str | None:
         """Put the selected run's checkpoint into the session (Predict follows); the path, or None."""

@@ -37,12 +37,12 @@ def series(rows: Rows, column: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def _figure(n_panels: int, title: str):
+def _figure(n_panels: int, title: str, max_cols: int = 3):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    cols = min(n_panels, 3)
+    cols = min(n_panels, max_cols)
     rows = math.ceil(n_panels / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -73,7 +73,8 @@ def plot_run(rows: Rows, path: str | Path, title: str = "") -> Path:
     surface distance per class when measured, the learning rate."""
     classes = class_names(rows)
     distances = [m for m in ("hd95", "assd") if class_names(rows, m)]
-    fig, axes = _figure(3 + len(distances), title)
+    # two columns: the picture is also shown scaled down in the narrow Fine-tune dock
+    fig, axes = _figure(3 + len(distances), title, max_cols=2)
     loss, dice, lr = axes[0], axes[1], axes[-1]
     _plot(loss, *series(rows, "train_loss"), label="training")
     _plot(loss, *series(rows, "val_loss"), label="validation")
