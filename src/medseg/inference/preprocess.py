@@ -7,6 +7,17 @@ image's units (HU for CT), or "dicom": the first window preset the file carries
 presets); a file without one falls back to "percentile" and the result's meta
 says so. 16-bit, grey, RGB and RGBA images are taken as ``to_model_input``
 takes them (grey repeated to 3 channels, RGB to luma for 1, alpha dropped).
+
+``Preprocessing.equalize`` equalises each [0, 1] channel after the window,
+before mean / std, at the image's own size: training decodes its images
+through ``model_input`` too (``medseg.training.data.decode_image``, then
+resizes), so a model trained with it gets the same input here. It is
+skimage.exposure's ``equalize_hist`` / ``equalize_adapthist`` on the float
+channel, not albumentations' Equalize / CLAHE: those convert to uint8 and
+CLAHE draws its clip limit at random, while skimage keeps 12- and 16-bit
+X-ray depth and is a pure function of the image. A colour image is
+equalised channel by channel (albumentations' Equalize default); a grey
+image repeated to 3 channels is equalised once.
 """
 
 from __future__ import annotations
@@ -59,13 +70,43 @@ def resolve_window(window: Any, metadata: dict[str, Any]) -> tuple[Any, str]:
     return (center, width), f"[{center:g}, {width:g}]"
 
 
+def equalize_channels(x: np.ndarray, settings: dict[str, Any] | None) -> np.ndarray:
+    """(C, H, W) [0, 1] float32, each channel (or slice) equalised as ``Preprocessing.equalize`` says (None:
+    unchanged)."""
+    if not settings:
+        return x
+    from skimage.exposure import equalize_adapthist, equalize_hist
+
+    def one(c: np.ndarray) -> np.ndarray:
+        if settings["method"] == "clahe":
+            kernel = settings["kernel_size"]
+            return equalize_adapthist(c, kernel_size=kernel, clip_limit=settings["clip_limit"], nbins=settings["nbins"])
+        if float(c.max()) <= float(c.min()):  # skimage would divide by a zero range; a flat image stays flat
+            return np.zeros_like(c)
+        return np.clip(equalize_hist(c, nbins=settings["nbins"]), 0.0, 1.0)
+
+    done: list[np.ndarray] = []
+    for i, c in enumerate(x):  # grey repeated to 3 channels (or a volume's repeated edge slices): equalised once
+        done.append(done[-1] if i and np.array_equal(x[i - 1], c) else one(c).astype(np.float32, copy=False))
+    return np.ascontiguousarray(np.stack(done), dtype=np.float32)
+
+
 def model_input(image: ImageData | np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, str]:
-    """float32 (C, H, W) for a model trained with ``prep``, and the window used."""
+    """float32 (C, H, W) for a model trained with ``prep``, and the window used (and the equalisation)."""
     a, rgb, meta = as_2d(image)
     window, described = resolve_window(prep.window, meta)
     try:
-        x = to_model_input(a, channels=prep.channels, window=window, mean=prep.mean, std=prep.std, rgb=rgb)
+        if not prep.equalize:
+            return to_model_input(a, prep.channels, window, mean=prep.mean, std=prep.std, rgb=rgb), described
+        x = equalize_channels(to_model_input(a, prep.channels, window, rgb=rgb), prep.equalize)
+        if prep.mean is not None or prep.std is not None:  # the same arithmetic as to_model_input's
+            c = x.shape[0]
+            m = np.broadcast_to(np.asarray(0.0 if prep.mean is None else prep.mean, np.float32), (c,))
+            s = np.broadcast_to(np.asarray(1.0 if prep.std is None else prep.std, np.float32), (c,))
+            if np.any(s <= 0):
+                raise ValueError(f"std must be positive, got {prep.std}")
+            x = np.ascontiguousarray((x - m[:, None, None]) / s[:, None, None], dtype=np.float32)
     except ValueError as e:
         source = meta.get("source")
         raise InferenceError(f"{source + ': ' if source else ''}cannot prepare the image for the model: {e}") from e
-    return x, described
+    return x, f"{described}, {prep.equalize['method']}"

@@ -18,6 +18,8 @@ Training (``medseg.training.slices``) and inference (``Predictor.predict_slice``
   the k input channels, clamped at the ends (the first slice's missing
   neighbours are copies of it). A 2-D image given to such a model is a volume
   of one slice.
+* ``equalize``: each windowed slice on its own (``equalize_channels``), at its
+  own size, before the neighbours become channels.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import InferenceError
-from medseg.inference.preprocess import model_input, resolve_window
+from medseg.inference.preprocess import equalize_channels, model_input, resolve_window
 from medseg.io.normalise import apply_window, percentile_window
 from medseg.io.types import ImageData
 from medseg.io.volume_geometry import Geometry
@@ -178,7 +180,7 @@ class VolumeInput:
         window = self.window(index)[0]
         zs = neighbours(z, len(self.reader), prep.slices)
         raw = {zz: self.reader.slice(zz) for zz in dict.fromkeys(zs)}
-        stack = unit_slices(np.stack([raw[zz] for zz in zs]), window)
+        stack = equalize_channels(unit_slices(np.stack([raw[zz] for zz in zs]), window), prep.equalize)
         return standardise(as_channels(stack, prep), prep)
 
     def batch(self, zs: Sequence[int]) -> np.ndarray:

@@ -1,10 +1,20 @@
-"""The auxiliary classification head (``ModelSpec.aux``) and its targets.
+"""The auxiliary heads (``ModelSpec.aux``) and their targets.
 
-With ``aux=True`` a model predicts, besides the masks, which classes are
-present anywhere in the image: smp architectures use smp's own
+``aux="segmentation"`` (smp architectures): PSPNet's auxiliary loss (Zhao et
+al. 2017, section 3.3; the ADE20K "ppm_deepsup" models of CSAIL's
+semantic-segmentation-pytorch): ``SegmentationAuxHead`` predicts the masks
+from the encoder stage before the deepest one the decoder uses (3x3 conv,
+BN, ReLU, dropout 0.1, 1x1 conv, upsampled to the input), only while the
+model is in training mode: the PSPNet paper abandons the branch at test
+time, so evaluation, the Predictor and ONNX export never run it and
+``model.last_aux`` is None in eval mode. Its loss is the task's
+cross-entropy (``segmentation_aux_loss``).
+
+``aux=True`` / ``"presence"``: a model predicts, besides the masks, which
+classes are present anywhere in the image: smp architectures use smp's own
 ``aux_params`` head (pooled bottleneck features, dropout, linear); the
-project's own U-Nets use ``PooledClassifier`` on their bottleneck. Seed 001
-trains PSPNet with such a loss weighted 0.3.
+project's own U-Nets use ``PooledClassifier`` on their bottleneck. It runs
+in eval mode too (validation scores it).
 
 The model's ``forward`` still returns only the segmentation logits (so every
 caller, the Predictor and ONNX export keep working); the aux logits of the
@@ -20,6 +30,7 @@ the head. The aux target is per-class presence in the image, which
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -28,6 +39,41 @@ class PooledClassifier(nn.Sequential):
 
     def __init__(self, in_channels: int, classes: int, dropout: float = 0.2):
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout), nn.Linear(in_channels, classes))
+
+
+class SegmentationAuxHead(nn.Sequential):
+    """3x3 conv (to a quarter of the channels, at least 8), BN, ReLU, dropout 0.1, 1x1 conv: mask logits."""
+
+    def __init__(self, in_channels: int, classes: int, dropout: float = 0.1):
+        mid = max(8, in_channels // 4)
+        super().__init__(
+            nn.Conv2d(in_channels, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout),
+            nn.Conv2d(mid, classes, 1),
+        )
+
+    def logits(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(B, classes, *size) logits from one encoder stage's features."""
+        return F.interpolate(self(features), size=size, mode="bilinear", align_corners=False)
+
+
+def segmentation_aux_loss(aux_logits: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
+    """The task's cross-entropy of aux mask logits (B, classes, H, W) against the segmentation target.
+
+    ``multiclass``: labels (B, H, W) (or class probabilities (B, classes, H, W)
+    from mixing); ``binary`` / ``multilabel``: 0/1 (or mixed) channels (B, C, H, W).
+    """
+    if task == "multiclass":
+        if target.ndim == 4 and target.shape[1] == 1:
+            target = target[:, 0]
+        return F.cross_entropy(aux_logits, target if target.is_floating_point() and target.ndim == 4 else target.long())
+    if task in ("binary", "multilabel"):
+        if target.ndim == 3:
+            target = target[:, None]
+        return F.binary_cross_entropy_with_logits(aux_logits, target.to(aux_logits))
+    raise ValueError(f"unknown task {task!r}; valid: binary, multiclass, multilabel")
 
 
 def presence_targets(target: torch.Tensor, task: str, classes: int) -> torch.Tensor:

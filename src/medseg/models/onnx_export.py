@@ -6,8 +6,11 @@ The graph maps input ``image`` (B, C, H, W) float32 to output ``logits``
 the same as in medseg's own inference:
 
 * pre-processing: the checkpoint's ``Preprocessing`` (config.json) -
-  ``medseg.io.normalise.to_model_input(image, channels, window, mean, std)``
-  gives the (C, H, W) float32 input, padded to a multiple of ``divisible_by``;
+  ``medseg.inference.preprocess.model_input(image, preprocessing)`` (the
+  window, then ``equalize`` when set: skimage's equalize_hist /
+  equalize_adapthist per channel, then mean / std) gives the (C, H, W)
+  float32 input, padded to a multiple of ``divisible_by`` (no auxiliary head
+  output is in the graph: they only train);
 * post-processing: ``sigmoid`` per channel then threshold (binary,
   multilabel), or ``softmax`` over channels then argmax (multiclass).
 

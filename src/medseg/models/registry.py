@@ -50,7 +50,12 @@ def _own_kwargs(cls: type[nn.Module], spec: ModelSpec) -> dict:
     for key in spec.kwargs:
         if key not in valid:
             raise UnknownNameError(f"{cls.__name__} option", key, valid)
-    return {**spec.kwargs, "in_channels": spec.in_channels, "classes": spec.classes, "aux": spec.aux}
+    if spec.aux_head == "segmentation":
+        raise ValueError(
+            f"{cls.__name__}: aux 'segmentation' (deep supervision from an encoder stage) is built for smp "
+            "architectures; the own U-Nets take aux 'presence'"
+        )
+    return {**spec.kwargs, "in_channels": spec.in_channels, "classes": spec.classes, "aux": spec.aux_head is not None}
 
 
 def _build_own(cls: type[nn.Module], spec: ModelSpec, load_weights: bool) -> nn.Module:
@@ -99,7 +104,8 @@ def create_model(spec: ModelSpec, *, load_weights: bool = True) -> nn.Module:
     ``forward(x)`` with x (B, in_channels, H, W), H and W multiples of
     ``model_stride(spec)``, returns logits (B, classes, H, W); with
     ``spec.aux`` the aux logits of the last forward are in ``model.last_aux``
-    (B, classes). ``load_weights=False`` ignores ``spec.encoder_weights``
+    ((B, classes) presence, or (B, classes, H, W) segmentation in training
+    mode only). ``load_weights=False`` ignores ``spec.encoder_weights``
     (when trained weights will be loaded over it anyway, e.g. from a
     checkpoint). The report of a weights file (loaded / missing /
     unexpected keys) is in ``model.encoder_weights_report`` (None without one).

@@ -4,8 +4,11 @@ Any smp encoder name works, and ``tu-<timm model>[.<pretrained tag>]`` for
 timm backbones. The built model is an instance of a thin subclass of the
 smp class (``isinstance(m, smp.Unet)`` holds and its state dict keys are
 smp's own), whose ``forward`` returns only the mask logits and leaves the
-aux classification logits (``ModelSpec.aux``, smp's ``aux_params``) in
-``model.last_aux``.
+aux logits in ``model.last_aux``: smp's ``aux_params`` classifier
+(``ModelSpec.aux`` "presence"), or in training mode the
+``SegmentationAuxHead`` (``aux`` "segmentation", state dict keys
+``aux_segmentation.*``) on the encoder's second deepest stage, read by a
+forward hook so that smp's own ``forward`` runs unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 
 from medseg.errors import UnknownNameError, WeightsUnavailableError
 from medseg.models import weights as wts
+from medseg.models.aux_head import SegmentationAuxHead
 from medseg.models.spec import ModelSpec
 
 # smp's own mapping, under the classes' names (smp.create_model looks them up lower-cased)
@@ -33,6 +37,16 @@ class _LogitsOnly:
     last_aux: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = self._modules.get("aux_segmentation")  # type: ignore[attr-defined]
+        if head is not None and self.training:  # type: ignore[attr-defined]
+            stages: list[Any] = []
+            hook = self.encoder.register_forward_hook(lambda _m, _i, out: stages.append(out))  # type: ignore[attr-defined]
+            try:
+                out = super().forward(x)  # type: ignore[misc]
+            finally:
+                hook.remove()
+            self.last_aux = head.logits(stages[0][-2], tuple(x.shape[-2:]))
+            return out
         out = super().forward(x)  # type: ignore[misc]
         if isinstance(out, tuple):
             self.last_aux = out[1]
@@ -88,7 +102,7 @@ def _smp_kwargs(spec: ModelSpec, cls: type[nn.Module]) -> dict[str, Any]:
             "sigmoid/softmax downstream, so leave 'activation' out of kwargs"
         )
     aux_pooling, aux_dropout = kw.pop("aux_pooling", "avg"), kw.pop("aux_dropout", None)
-    if spec.aux:
+    if spec.aux_head == "presence":
         kw["aux_params"] = {"classes": spec.classes, "pooling": aux_pooling, "dropout": aux_dropout}
     name = cls.__name__
     depth = kw.get("encoder_depth")
@@ -106,13 +120,19 @@ def _smp_kwargs(spec: ModelSpec, cls: type[nn.Module]) -> dict[str, Any]:
 
 def _build(cls: type[nn.Module], spec: ModelSpec, encoder_weights: Any, kw: dict[str, Any]) -> nn.Module:
     try:
-        return _logits_class(cls)(
+        model = _logits_class(cls)(
             encoder_name=spec.encoder,
             encoder_weights=encoder_weights,
             in_channels=spec.in_channels,
             classes=spec.classes,
             **kw,
         )
+        if spec.aux_head == "segmentation":
+            stages = list(model.encoder.out_channels)
+            if len(stages) < 3:
+                raise ValueError(f"aux 'segmentation' needs an encoder of depth >= 2, this one has {stages}")
+            model.aux_segmentation = SegmentationAuxHead(int(stages[-2]), spec.classes)
+        return model
     except WeightsUnavailableError:
         raise
     except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as e:

@@ -33,6 +33,9 @@ class DataConfig:
     statuses: list[str] | None = None  # workspace roots only: which review statuses train (default: not excluded)
     mirror_swap: dict[str, str] | None = None  # class names exchanged when a flip mirrors the image (left/right)
     slices: int = 1  # volumes: 2.5-D with this many neighbouring slices (odd) as the input channels
+    # null, "histeq", "clahe" or {method: clahe, clip_limit, kernel_size, nbins}: every input, at training and
+    # at inference (stored in the checkpoint's preprocessing), unlike the random seed001_histeq / _clahe presets
+    equalize: Any = None
 
 
 @dataclass
@@ -40,7 +43,7 @@ class ModelConfig:
     arch: str = "Unet"
     encoder: str = "resnet34"
     encoder_weights: str | None = None
-    aux: bool = False
+    aux: bool | str = False  # true / "presence" (class presence classifier), "segmentation" (PSPNet deep supervision)
     kwargs: dict[str, Any] = field(default_factory=dict)
     init_checkpoint: str | None = None
     freeze_encoder: bool = False
@@ -135,6 +138,8 @@ MONITORS = ("dice", "iou", "hd95", "assd", "loss")  # lower is better for the la
 
 
 def _check_values(c: TrainConfig) -> list[str]:
+    from medseg.models.spec import AUX_HEADS, equalize_settings  # the spec module alone; its package loads torch
+
     p = []
     if not c.data.root:
         p.append("data.root: required (the dataset or workspace folder)")
@@ -152,6 +157,12 @@ def _check_values(c: TrainConfig) -> list[str]:
         p.append(f"data.slices: must be an odd number >= 1 (slices centred on the one predicted), got {c.data.slices}")
     if c.data.channels not in (1, 3):
         p.append(f"data.channels: must be 1 or 3, got {c.data.channels}")
+    try:
+        c.data.equalize = equalize_settings(c.data.equalize)
+    except ValueError as e:
+        p.append(f"data.equalize: {e}")
+    if not isinstance(c.model.aux, bool) and c.model.aux not in AUX_HEADS:
+        p.append(f"model.aux: must be true, false or one of {', '.join(AUX_HEADS)}, got {c.model.aux!r}")
     if c.optim.name.lower() not in OPTIMISERS:
         p.append(f"optim.name: {c.optim.name!r} is not one of {', '.join(OPTIMISERS)}")
     if c.optim.scheduler.lower() not in SCHEDULERS:

@@ -5,12 +5,14 @@
 value of every term by name (plus ``"aux"``) for logging (tensors, so that
 logging does not force a device sync each step).
 
-The auxiliary term scores ``model.last_aux`` (B, classes), the logits of the
-classification head a model built with ``aux=True`` keeps from its last
-forward (see ``medseg.models.aux_head``). smp's aux head is a multi-label
-classifier, so the default aux loss is a BCE over per-class presence in the
-image (``presence_targets``) in every mode, including multiclass, where
-seed 001 calls it "auxiliary CE".
+The auxiliary term scores ``model.last_aux``, what a model built with an aux
+head keeps from its last forward (see ``medseg.models.aux_head``): mask
+logits (B, classes, H, W) of the "segmentation" head (PSPNet's deep
+supervision) get the task's cross-entropy (``segmentation_aux_loss``);
+presence logits (B, classes) of the "presence" classifier a BCE over
+per-class presence in the image (``presence_targets``) in every mode. The
+segmentation head runs only in training mode, so a loss evaluated without
+gradients (validation) and given no aux logits leaves the aux term out.
 
 Schedule (``RebalanceSchedule``, Kervadec et al.): ``alpha`` falls linearly
 from ``start`` by ``step`` per epoch down to ``floor``; ``set_epoch(e)``
@@ -37,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.errors import MissingDistanceMapsError, UnknownNameError
-from medseg.models.aux_head import presence_targets
+from medseg.models.aux_head import presence_targets, segmentation_aux_loss
 from medseg.training.distance_losses import BoundaryLoss, HausdorffDTLoss
 from medseg.training.losses import LOSSES, MODES, build_loss
 
@@ -212,17 +214,18 @@ class CombinedLoss(nn.Module):
                 total = total + torch.exp(-s) * value + s
             else:
                 total = total + self.weights[i] * value
-        if self.aux_weight > 0:
+        if self.aux_weight > 0 and not (aux_logits is None and not torch.is_grad_enabled()):
             if aux_logits is None:
                 raise ValueError(
                     "the loss has an aux term (aux_weight > 0) but no aux logits were given: build "
                     "the model with aux=True and pass aux_logits=model.last_aux"
                 )
-            value = (
-                self.aux_loss(aux_logits, target)
-                if self.aux_loss is not None
-                else presence_bce(aux_logits, target, self.mode)
-            )  # type: ignore[arg-type]
+            if self.aux_loss is not None:
+                value = self.aux_loss(aux_logits, target)
+            elif aux_logits.ndim == 4:
+                value = segmentation_aux_loss(aux_logits, target, self.mode)  # type: ignore[arg-type]
+            else:
+                value = presence_bce(aux_logits, target, self.mode)  # type: ignore[arg-type]
             parts["aux"] = value.detach()
             total = total + self.aux_weight * value
         return total, parts

@@ -36,6 +36,7 @@ import numpy as np
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import MaskError, ReadError
+from medseg.inference.preprocess import equalize_channels
 from medseg.inference.volume_input import SliceReader, as_channels, neighbours, unit_slices, volume_window
 from medseg.io.resize import resize_image, resize_label
 from medseg.models.spec import Preprocessing
@@ -110,7 +111,7 @@ def decode_volume(sample: Any, classmap: ClassMap, prep: Preprocessing, size: Se
     label = label_channels(mask, classmap, sample)
     if prep.scope == "volume" or prep.slices > 1:
         window, described = volume_window(reader, prep)
-        unit = unit_slices(image.array, window)
+        unit = equalize_channels(unit_slices(image.array, window), prep.equalize)  # slice by slice, as inference
     else:  # a model of 2-D images: each slice windowed on its own, as a 2-D image
         from medseg.inference.preprocess import model_input
 

@@ -147,6 +147,7 @@ def default_preprocessing(config: TrainConfig, spec: ModelSpec, stride: int, vol
         resize=size is not None,
         slices=config.data.slices,
         scope="volume" if volumes else "image",
+        equalize=config.data.equalize,
     )
 
 
@@ -218,7 +219,7 @@ def build_loss(config: TrainConfig, task: str, spec: ModelSpec):
             [
                 (
                     f"loss: has an aux term (aux_weight {loss.aux_weight}) but the model has no aux head; "
-                    "set model.aux: true"
+                    "set model.aux: true (presence) or segmentation"
                 )
             ]
         )
