@@ -1,4 +1,5 @@
-"""``medseg predict CKPT INPUT... --out DIR``: masks, probabilities and uncertainty from a checkpoint."""
+"""``medseg predict CKPT INPUT... --out DIR``: masks, probabilities and uncertainty from a checkpoint; with
+``--rle-csv FILE`` also every mask as a Kaggle-style id,class,segmentation CSV."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         sources=[*args.inputs, *{i.path.parent: i.path for i in items}.values()],
     )
+    rle_rows: list | None = None
+    if args.rle_csv:  # refused (inside the data, an unowned file) before any prediction, not after
+        from medseg.inference.rle_csv import write_rle_csv
+        from medseg.ownership import guarded_file
+
+        guarded_file(args.rle_csv, purpose="an RLE CSV", sources=args.inputs, overwrite=args.overwrite)
+        rle_rows = []
     predictor = Predictor(
         [args.checkpoint, *args.ensemble],
         device=args.device,
@@ -69,6 +77,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 probs=args.probs,
                 probs_format=args.probs_format,
                 uncertainty=args.uncertainty,
+                rle_rows=rle_rows,
                 cancel=token,
             ),
             bar=bar,
@@ -77,6 +86,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     done, n = summary.done, len(summary.skipped)
+    if rle_rows is not None:
+        csv_path = write_rle_csv(args.rle_csv, rle_rows, overwrite=args.overwrite)
+        if not args.quiet:
+            print(f"{len(rle_rows)} RLE rows ({done} inputs) written to {csv_path}", file=sys.stderr)
     if not args.quiet or n:
         print(
             f"{done} of {done + n} inputs predicted into {out.root}"
@@ -168,6 +181,12 @@ def add_parser(sub) -> None:
         action="store_true",
         help="write <stem>_uncertainty.tif (normalised entropy, float32) and, with TTA or an "
         "ensemble, <stem>_variance.tif",
+    )
+    p.add_argument(
+        "--rle-csv",
+        metavar="FILE",
+        help="also write the masks as a Kaggle-style id,class,segmentation CSV (row-major RLE, 1-based starts; "
+        "a volume's slices as <stem>_slice_NNNN; the UW-Madison layout reads it)",
     )
     p.add_argument("--json", action="store_true", help="one JSON line per image: outputs and run details")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from medseg.errors import Cancelled, DestinationError, MedsegError, ReadError, one_line
 from medseg.inference.batch import InputItem, Skipped, predict_image, prediction_names, write_prediction
 from medseg.inference.predict_volume import VolumePrediction
+from medseg.inference.rle_csv import prediction_rows
 from medseg.inference.volume_outputs import write_volume_prediction
 from medseg.jobs import CancelToken, Event, Job, Message, Progress, Result, Started, register_event
 
@@ -53,11 +54,13 @@ def iter_predict_files(
     probs: bool = False,
     probs_format: str = "tif",
     uncertainty: bool = False,
+    rle_rows: list | None = None,
     cancel: CancelToken | None = None,
 ) -> Job:
     """Predict ``items`` (:func:`medseg.inference.batch.collect_inputs`) with ``predictor`` into ``out`` (an
     :class:`medseg.ownership.OutputFolder`); see the module docstring. Every output name is checked before the
-    first input is predicted: a refusal comes before hours of work, not after them."""
+    first input is predicted: a refusal comes before hours of work, not after them. ``rle_rows``, when given,
+    gathers each predicted input's Kaggle-style RLE rows (:func:`medseg.inference.rle_csv.prediction_rows`)."""
     from medseg.io import load
 
     variance = uncertainty and len(predictor.members) * len(predictor.tta) > 1
@@ -102,6 +105,8 @@ def iter_predict_files(
             summary.skipped.append(Skipped(item.path, e.reason if same else one_line(e, item.path)))
             yield Message(f"skipped {item.path}: {summary.skipped[-1].reason}")
         else:
+            if rle_rows is not None:
+                rle_rows.extend(prediction_rows(item.stem, pred, predictor.classmap))
             summary.done += 1
             meta = (pred[0] if isinstance(pred, list) else pred).meta
             yield Predicted(str(item.path), [str(w) for w in written], meta)

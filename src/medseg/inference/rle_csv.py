@@ -6,6 +6,11 @@ The columns are the ones the UW-Madison GI Tract layout reads
 empty ``segmentation`` (Kaggle's own convention). The encoding is
 ``medseg.io.rle.rle_encode``: row-major, 1-indexed starts. The module sits above
 the destination guard (``medseg.ownership``), which every writer goes through.
+
+``medseg predict ... --rle-csv FILE`` writes its predictions so
+(``prediction_rows``): a 2-D input's id is its output stem (a dataset's
+sample id), each slice of a volume or of a colour stack is
+``<stem>_slice_<NNNN>`` (1-based, as UW-Madison names its slices).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +50,23 @@ def rle_rows(sample_id: str, mask: np.ndarray, classmap: ClassMap) -> list[tuple
             f"{sample_id}: mask values {unknown[:6]} are not class ids of {dict(zip(classmap.ids, names))}"
         )
     return [(sample_id, c.name, rle_encode(m == c.id)) for c in classmap.classes]
+
+
+def prediction_rows(stem: str, prediction: Any, classmap: ClassMap) -> list[tuple[str, str, str]]:
+    """The rows of one input's prediction (a ``Prediction``, a ``VolumePrediction`` or a list of Predictions,
+    as ``medseg.inference.batch.predict_image`` returns), see the module docstring."""
+    from medseg.inference.predict_volume import VolumePrediction
+
+    if isinstance(prediction, list):
+        slices = [p.labels for p in prediction]
+    elif isinstance(prediction, VolumePrediction):
+        slices = list(np.asarray(prediction.labels))
+    else:
+        return rle_rows(stem, prediction.labels, classmap)
+    rows: list[tuple[str, str, str]] = []
+    for z, labels in enumerate(slices):
+        rows += rle_rows(f"{stem}_slice_{z + 1:04d}", labels, classmap)
+    return rows
 
 
 def rle_csv_text(rows: Iterable[tuple[str, str, str]]) -> str:
