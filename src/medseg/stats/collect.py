@@ -13,6 +13,7 @@ Objects are connected components per class, 8-connected in 2-D and
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,15 +91,19 @@ def _raster_header(path: Path, fmt: str) -> ImageFacts:
     from medseg.io.limits import open_image
     from medseg.io.uwmadison import parse_uw_slice_name
 
-    with open_image(path) as im:
-        width, height = im.size
-        mode = im.mode
-    bits = _MODE_BITS.get(mode, 16 if mode.startswith("I;16") else 8)
-    if fmt == "png":
-        with open(path, "rb") as f:
-            head = f.read(26)
-        if len(head) >= 25:
-            bits = int(head[24])  # IHDR bit depth: a 16-bit PNG says so before Pillow maps its mode
+    ihdr = _png_ihdr(path) if fmt == "png" else None
+    if ihdr is not None:
+        width, height, bits, mode = ihdr
+    else:
+        with open_image(path) as im:
+            width, height = im.size
+            mode = im.mode
+        bits = _MODE_BITS.get(mode, 16 if mode.startswith("I;16") else 8)
+        if fmt == "png":
+            with open(path, "rb") as f:
+                head = f.read(26)
+            if len(head) >= 25:
+                bits = int(head[24])  # IHDR bit depth: a 16-bit PNG says so before Pillow maps its mode
     spacing, known = (1.0, 1.0), False
     uw = parse_uw_slice_name(path.name)
     if uw is not None:
@@ -106,6 +111,28 @@ def _raster_header(path: Path, fmt: str) -> ImageFacts:
     channels = _MODE_CHANNELS.get(mode, 1)
     dtype = "uint8" if bits <= 8 else ("uint16" if bits == 16 else "int32")
     return ImageFacts((int(height), int(width)), channels, spacing, known, fmt, None, bits, dtype, False)
+
+
+def _png_ihdr(path: Path) -> tuple[int, int, int, str] | None:
+    """(width, height, bit depth, Pillow's mode) from a PNG's first 33 bytes, the size checked against the
+    limits; None when they are not a PNG header Pillow maps (the caller opens the file with Pillow, whose
+    errors name what is wrong). Parsing the fixed IHDR chunk ourselves is ten times quicker than
+    ``Image.open``, which reads every chunk up to the pixels: a large share of an overview of small frames."""
+    from PIL import PngImagePlugin
+
+    from medseg.io.limits import check_size
+
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    bits, colour = head[24], head[25]
+    modes = getattr(PngImagePlugin, "_MODES", {})  # Pillow's own (bit depth, colour type) -> mode table
+    if (bits, colour) not in modes:
+        return None
+    check_size(path, (height, width))
+    return int(width), int(height), int(bits), modes[(bits, colour)][0]
 
 
 def _decoded(image) -> ImageFacts:
@@ -150,18 +177,33 @@ def mask_facts(mask: np.ndarray, classmap: ClassMap, *, volume: bool) -> MaskFac
                 pixels[cid], objects[cid] = n, count_objects(channel)
         return MaskFacts(total, pixels, objects)
     ids = np.asarray(mask)
-    counts = np.bincount(ids.reshape(-1).astype(np.int64, copy=False), minlength=1)
+    counts = np.bincount(ids.reshape(-1), minlength=1) if ids.dtype == np.uint8 else _counts(ids)
     pixels = {int(v): int(counts[v]) for v in np.flatnonzero(counts) if v != 0}
+    if len(pixels) == 1 and ids.dtype == np.uint8:
+        return MaskFacts(int(ids.size), pixels, {cid: count_objects(ids) for cid in pixels})  # its only non-zero
     objects = {cid: count_objects(ids == cid) for cid in pixels}
     return MaskFacts(int(ids.size), pixels, objects)
 
 
+def binary_facts(raw: np.ndarray, foreground: int) -> MaskFacts:
+    """The facts of a 2-D uint8 mask whose non-zero pixels, ``foreground`` of them, are class 1 (a 0/255
+    file read as stored: no binarised copy is made)."""
+    if not foreground:
+        return MaskFacts(int(raw.size), {}, {})
+    return MaskFacts(int(raw.size), {1: int(foreground)}, {1: count_objects(raw)})
+
+
+def _counts(ids: np.ndarray) -> np.ndarray:
+    return np.bincount(ids.reshape(-1).astype(np.int64, copy=False), minlength=1)
+
+
 def count_objects(binary: np.ndarray) -> int:
-    """Connected components of a 2-D or 3-D boolean array (full neighbourhood)."""
+    """Connected components of the non-zero pixels of a 2-D or 3-D array (full neighbourhood)."""
     if binary.ndim == 2:
         import cv2
 
-        n, _ = cv2.connectedComponents(binary.astype(np.uint8), connectivity=8)
+        plane = binary if binary.dtype == np.uint8 else (binary != 0).astype(np.uint8)
+        n, _ = cv2.connectedComponents(plane, connectivity=8)
         return int(n) - 1  # cv2 counts the background as label 0
     from scipy import ndimage as ndi
 

@@ -7,7 +7,9 @@ written anywhere: the report is written by its caller (:meth:`StatsReport.write`
 A workspace is described by its labels as they are now (the head revisions of the samples not excluded)
 and as they were imported ("before cleaning": every sample's first revision), with its samples by review
 status and its stored findings by check. Only samples whose head differs from their import decode a
-second mask.
+second mask, and only when its content differs; the revisions' ends come in one query
+(``Workspace.revision_ends``). A :class:`~medseg.stats.cache.FactsCache` handed in keeps what was read
+for the next overview, which then decodes only the labels and images that changed.
 
 Each sample's mask is decoded (in a few threads: PNG decoding and OpenCV release the GIL); its image's
 pixels only for a spread subset of ``intensity_images`` samples, the others from their headers.
@@ -19,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,8 @@ import numpy as np
 
 from medseg.errors import MedsegError
 from medseg.jobs import CancelToken, Progress, Result, Started, check
-from medseg.stats.collect import image_facts, mask_facts
+from medseg.stats.cache import FactsCache
+from medseg.stats.collect import MaskFacts, binary_facts, image_facts, mask_facts
 from medseg.stats.report import StatsReport
 from medseg.stats.tally import ClassTally, ImageTally
 
@@ -63,8 +67,10 @@ def iter_stats(
     intensity_images: int = INTENSITY_IMAGES,
     workers: int | None = None,
     cancel: CancelToken | None = None,
+    cache: FactsCache | None = None,
 ) -> Iterator[Any]:
-    """The overview of ``source`` (a ``Dataset``, a ``Workspace`` or a folder of either); see the module."""
+    """The overview of ``source`` (a ``Dataset``, a ``Workspace`` or a folder of either); see the module.
+    ``cache`` keeps what was read for the next overview (see :mod:`medseg.stats.cache`)."""
     if isinstance(source, str | Path):
         source = open_source(source)
     started = time.perf_counter()
@@ -73,8 +79,9 @@ def iter_stats(
     if is_ws:
         records = {r.id: r for r in source.samples()}
         ids = list(records)
+        ends = source.revision_ends()
     else:
-        records = {}
+        records, ends = {}, {}
         ids = [s.id for s in source.samples]
     n = len(ids)
     decode = _spread(n, intensity_images)
@@ -84,7 +91,7 @@ def iter_stats(
     groups: dict[str, int] = {}
     unreadable: list[dict[str, str]] = []
     changed = 0
-    measure = _measurer(source, classmap, is_ws, records, decode)
+    measure = _measurer(source, classmap, is_ws, ends, decode, cache)
     yield Progress(0, n, STAGE)
     results = _ordered_map(measure, list(enumerate(ids)), workers if workers is not None else _workers())
     try:
@@ -127,44 +134,66 @@ def _spread(n: int, k: int) -> set[int]:
     return {int(round(x)) for x in np.linspace(0, n - 1, k)}
 
 
-def _measurer(source, classmap, is_ws: bool, records: dict, decode: set[int]) -> Callable:
+def _measurer(source, classmap, is_ws: bool, ends: dict, decode: set[int], cache: FactsCache | None) -> Callable:
+    kind = (classmap.task, tuple(classmap.ids))
+
+    def facts_of(key: tuple, read: Callable[[], MaskFacts]) -> MaskFacts:
+        return read() if cache is None else cache.mask((*key, *kind), read)
+
+    def revision_facts(sid: str, volume: bool) -> tuple[MaskFacts, MaskFacts | None]:
+        """The head's facts, and the imported revision's when the head is another revision."""
+        if sid not in ends:  # no head: the workspace's own reader says what is wrong
+            return mask_facts(source.current_mask(sid), classmap, volume=volume), None
+        (first, first_sha), (head, head_sha) = ends[sid]
+        head_facts = facts_of((head_sha, volume), lambda: mask_facts(source.mask_at(head), classmap, volume=volume))
+        if first == head:
+            return head_facts, None
+        if first_sha == head_sha:  # a revert to the imported content: one decode
+            return head_facts, head_facts
+        return head_facts, facts_of(
+            (first_sha, volume), lambda: mask_facts(source.mask_at(first), classmap, volume=volume)
+        )
+
     def measure(item: tuple[int, str]) -> tuple:
         pos, sid = item
         sample = source.source_sample(sid) if is_ws else source.by_id(sid)
         image = mask = imported = None
         error = None
+        volume = sample.is_volume
         try:
-            image = image_facts(sample, decode=pos in decode)
-            if is_ws:
-                mask = mask_facts(source.current_mask(sid), classmap, volume=sample.is_volume)
-                revs = source.revisions(sid)
-                if revs and revs[0].id != records[sid].head_revision:
-                    imported = mask_facts(source.mask_at(revs[0].id), classmap, volume=sample.is_volume)
+            if cache is None:
+                image = image_facts(sample, decode=pos in decode)
             else:
-                mask = mask_facts(_dataset_mask(sample), classmap, volume=sample.is_volume)
+                image = cache.image(sample.image_path, pos in decode, lambda: image_facts(sample, decode=pos in decode))
+            if is_ws:
+                mask, imported = revision_facts(sid, volume)
+            else:
+                mask = _dataset_mask_facts(sample, classmap)
         except (MedsegError, OSError, ValueError) as e:
             error = str(e)
-        if image is not None and sample.is_volume and image.spacing_known:
-            for m in (mask, imported):
-                if m is not None:
-                    m.voxel_mm3 = float(np.prod(image.spacing))
+        if image is not None and volume and image.spacing_known:
+            voxel = float(np.prod(image.spacing))
+            # a copy: the cached facts are shared by every sample (and overview) with this content
+            mask, imported = (None if m is None else replace(m, voxel_mm3=voxel) for m in (mask, imported))
         return sample.group, image, mask, imported, error
 
     return measure
 
 
-def _dataset_mask(sample) -> np.ndarray:
-    """The sample's class ids; a clean 0/255 (or 0/1) binary file skips the binarise step's search."""
-    if sample.mask_kind == "binary":
+def _dataset_mask_facts(sample, classmap) -> MaskFacts:
+    """The facts of the sample's mask; a clean 0/255 (or 0/1) binary file is counted as read, without the
+    binarise step's search nor a binarised copy."""
+    if sample.mask_kind == "binary" and classmap.task != "multilabel":
         from medseg.io.mask_read import read_mask_values
 
         (path,) = sample.mask_paths.values()
         raw = read_mask_values(path)
         if raw.dtype == np.uint8 and raw.ndim == 2:
-            present = set(np.flatnonzero(np.bincount(raw.ravel(), minlength=256)).tolist())
+            counts = np.bincount(raw.ravel(), minlength=256)
+            present = set(np.flatnonzero(counts).tolist())
             if present <= {0, 255} or present <= {0, 1}:
-                return (raw > 0).astype(np.uint8)
-    return sample.load_mask()
+                return binary_facts(raw, int(raw.size - counts[0]))
+    return mask_facts(sample.load_mask(), classmap, volume=sample.is_volume)
 
 
 def _source_numbers(source, is_ws: bool, ids: list[str], groups: dict[str, int]) -> dict[str, Any]:

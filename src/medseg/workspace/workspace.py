@@ -239,6 +239,17 @@ class Workspace(VolumeMethods):
         return [Revision.from_row(r) for r in rows]
 
     @locked
+    def revision_ends(self) -> dict[str, tuple[tuple[int, str], tuple[int, str]]]:
+        """Every sample's first (imported) and head revision as (id, mask_sha256), in one query: what a pass
+        over the whole workspace (the dataset overview) reads instead of each sample's revisions."""
+        rows = self._conn.execute(
+            "SELECT s.id, f.id, f.mask_sha256, h.id, h.mask_sha256 FROM samples s"
+            " JOIN revisions h ON h.id = s.head_revision"
+            " JOIN revisions f ON f.id = (SELECT MIN(id) FROM revisions WHERE sample_id = s.id)"
+        )
+        return {r[0]: ((r[1], r[2]), (r[3], r[4])) for r in rows}
+
+    @locked
     def save_revision(
         self,
         sample_id: str,
