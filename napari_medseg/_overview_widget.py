@@ -4,14 +4,18 @@ and after cleaning).
 
 The engine's job (``medseg.stats.iter_stats``) and the plots' drawing (matplotlib's Agg canvas, no Qt) run in
 a worker through ``start_job``; only the finished PNG bytes reach the main thread, as pixmaps. The overview
-is computed again when a workspace is opened, and on Refresh (after corrections or a QC run).
+is computed again when a workspace is opened, on Refresh, and by itself after a saved correction, a review
+status (an exclusion) or a QC run: those signals restart one timer, so a burst of reviews costs one
+recompute once it has settled (and one more after a recompute that was running meanwhile). What a
+recompute read is kept per workspace (:class:`medseg.stats.cache.FactsCache`): the next one decodes only
+the labels and images that changed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QFont, QPixmap
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
@@ -27,15 +31,23 @@ if TYPE_CHECKING:
 
 # The plots are drawn this wide in the dock (the body scrolls sideways rather than squeezing them)
 PLOT_WIDTH = MAX_MIN_WIDTH - 40
+# How long the labels must stay unchanged before the overview follows them: a reviewer saving a correction
+# every second or two gets one recompute after the burst, not one per save.
+SETTLE_MS = 2000
+NO_WORKSPACE = (
+    "No workspace is open. Open a dataset folder (or its workspace) in the Dataset tool to see here its "
+    "samples, image sizes, class balance, mask areas, intensities, findings and review status. Without "
+    "the app: medseg stats FOLDER --out DIR."
+)
 
 
-def overview_job(workspace: Any, cancel: Any = None):
+def overview_job(workspace: Any, cancel: Any = None, cache: Any = None):
     """The engine's overview of ``workspace``, whose result comes paired with its plots' PNG bytes (drawn
     here, in the worker)."""
     from medseg.jobs import Result
     from medseg.stats import iter_stats
 
-    for event in iter_stats(workspace, cancel=cancel):
+    for event in iter_stats(workspace, cancel=cancel, cache=cache):
         if isinstance(event, Result):
             yield Result((event.value, event.value.plots()))
             return
@@ -50,6 +62,13 @@ class OverviewWidget(QWidget):
         self.session = session_for(napari_viewer)
         self.report: Any = None
         self.job: Any = None
+        self.cache: Any = None  # FactsCache of self.cache_of's workspace
+        self.cache_of: Any = None
+        self.stale = False  # the labels changed while a recompute ran
+        self.settle = QTimer(self)
+        self.settle.setSingleShot(True)
+        self.settle.setInterval(SETTLE_MS)
+        self.settle.timeout.connect(self._follow)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -66,22 +85,49 @@ class OverviewWidget(QWidget):
         buttons.addWidget(self.refresh_button)
         pin_footer(self, buttons, self.status)
         self.refresh_button.clicked.connect(self.refresh)
-        connect_until_destroyed(self, [(self.session.workspace_changed, self.refresh)])
+        s = self.session
+        changed = (s.revision_saved, s.status_changed, s.findings_changed)
+        connect_until_destroyed(
+            self, [(s.workspace_changed, self._workspace_changed), *((signal, self.schedule) for signal in changed)]
+        )
+        self.refresh()
+
+    def schedule(self, *_: Any) -> None:
+        """Recompute once the labels, statuses or findings have stopped changing for ``SETTLE_MS``."""
+        if self.session.workspace is not None:
+            self.settle.start()  # a running timer restarts: the burst goes on
+
+    def _follow(self) -> None:
+        if self.job is not None:
+            self.stale = True  # its numbers may predate the change: once more when it ends
+            return
+        self.refresh()
+
+    def _workspace_changed(self, *_: Any) -> None:
+        self.settle.stop()
+        self.stale = self.job is not None  # the previous workspace's job is being cancelled: then this one
         self.refresh()
 
     def refresh(self, *_: Any) -> bool:
         """Compute the open workspace's overview in a worker; False when none is open or one runs already."""
         ws = self.session.workspace
         if ws is None:
-            self.summary.setText("Open a dataset's workspace in the Dataset tool to see its overview.")
+            self.report = self.cache = self.cache_of = None
+            self.summary.setText(NO_WORKSPACE)
             self._show_plots({})
+            self.status.setText("")
             self.refresh_button.setEnabled(False)
             return False
         if self.job is not None:
             return False
+        if self.cache_of is not ws:
+            from medseg.stats.cache import FactsCache
+
+            self.cache, self.cache_of = FactsCache(), ws
+        cache = self.cache
         running = start_job(
             self.session.jobs,
-            lambda token: overview_job(ws, cancel=token),
+            lambda token: overview_job(ws, cancel=token, cache=cache),
             "Dataset overview",
             workspace=ws,
             owner=self,
@@ -122,3 +168,6 @@ class OverviewWidget(QWidget):
     def _done(self) -> None:
         self.job = None
         self.refresh_button.setEnabled(self.session.workspace is not None)
+        if self.stale:
+            self.stale = False
+            self.refresh()
