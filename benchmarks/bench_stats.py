@@ -2,11 +2,12 @@
 
 Writes a synthetic dataset of ``N`` RGB PNG frames (``SIDE`` px square, a few grey blobs and 1-3 elliptic
 objects per mask, 0/255) into a temporary folder, then times ``medseg.stats.stats`` on the folder and on a
-workspace over it (the workspace's creation is timed apart), and the plots. Peak memory is the process's
-resident high-water mark after each step (``ru_maxrss``), and tracemalloc's peak of Python allocations
-during the overview.
+workspace over it (the workspace's creation is timed apart), the plots, and the Overview dock's refresh
+after 1 % of the labels were corrected (a second overview with the first one's ``FactsCache``). Peak
+memory is the process's resident high-water mark after each step (``ru_maxrss``); ``--tracemalloc`` adds
+the peak of Python allocations, which doubles the times it is measured with.
 
-    python benchmarks/bench_stats.py [N] [SIDE]
+    python benchmarks/bench_stats.py [N] [SIDE] [--tracemalloc]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from medseg.stats import stats
+from medseg.stats.cache import FactsCache
 from medseg.workspace import Workspace
 
 
@@ -44,20 +46,27 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+TRACE = "--tracemalloc" in sys.argv
+
+
 def timed(what: str, fn):
-    tracemalloc.start()
+    if TRACE:
+        tracemalloc.start()
     t = time.perf_counter()
     out = fn()
     seconds = time.perf_counter() - t
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(f"{what}: {seconds:.1f} s, Python allocations peak {peak / 2**20:.0f} MB, max RSS {rss_mb():.0f} MB")
+    traced = ""
+    if TRACE:
+        traced = f", Python allocations peak {tracemalloc.get_traced_memory()[1] / 2**20:.0f} MB"
+        tracemalloc.stop()
+    print(f"{what}: {seconds:.1f} s{traced}, max RSS {rss_mb():.0f} MB")
     return out
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    side = int(sys.argv[2]) if len(sys.argv) > 2 else 128
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 10_000
+    side = int(args[1]) if len(args) > 1 else 128
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ds"
         t = time.perf_counter()
@@ -70,7 +79,14 @@ def main() -> None:
         ws = Workspace.create(Path(tmp) / "ws", root)
         print(f"workspace created in {time.perf_counter() - t:.1f} s")
         with ws:
-            timed("stats on the workspace", lambda: stats(ws))
+            cache = FactsCache()
+            timed("stats on the workspace", lambda: stats(ws, cache=cache))
+            ids = ws.sample_ids()[::100]
+            for sid in ids:
+                mask = ws.current_mask(sid).copy()
+                mask[:4, :4] = 1
+                ws.save_revision(sid, mask, origin="manual")
+            timed(f"again after {len(ids)} corrections (the dock's refresh)", lambda: stats(ws, cache=cache))
 
 
 if __name__ == "__main__":
