@@ -30,8 +30,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from medseg.cli.exits import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, one_line
 from medseg.cli.evaluate import add_parser as add_evaluate
+from medseg.cli.exits import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, one_line
 from medseg.cli.export import add_parser as add_export
 from medseg.cli.export_onnx import add_parser as add_export_onnx
 from medseg.cli.index import add_parser as add_index

@@ -189,8 +189,10 @@ def _fold(
     cancel: CancelToken,
     predictor_options: dict | None,
     scored: dict,
+    biased: bool = False,
 ) -> Iterator[Any]:
-    """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too)."""
+    """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too); ``biased``:
+    the held-out samples are the training ones (:mod:`medseg.qc.fit_all`)."""
     from medseg.inference import Predictor
     from medseg.training import Trainer
     from medseg.training.events import CheckpointSaved, EpochEnd, Step
@@ -242,8 +244,8 @@ def _fold(
     val_dice = None if val_dice is None or val_dice != val_dice else float(val_dice)  # NaN: no validation
     for _, details in fold_scores.values():
         details.update(
-            out_of_fold=True,
-            biased=False,
+            out_of_fold=not biased,
+            biased=biased,
             folds=folds,
             checkpoint=str(checkpoint),
             fold_dice=val_dice,

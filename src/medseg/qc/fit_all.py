@@ -1,0 +1,98 @@
+"""Label-quality ranking by one small model fitted to every label: the labels it cannot fit are the suspects.
+
+A small network trained for a limited time on a dataset whose labels are
+mostly right learns what the right labels share (the object's look, where its
+outline runs in the picture, what the neighbouring frames' labels say) well
+before it can memorise the exceptions: at the end of training it still
+disagrees with a wrong label, and agrees with a right one (the "small-loss"
+observation behind co-teaching and training-dynamics label cleaning). Unlike
+out-of-fold models (:mod:`medseg.qc.oof`), it learns from every frame of a
+video, so its prediction for a frame is backed by that frame's own
+neighbours; unlike ``--checkpoint`` scoring, its capacity and training time
+are chosen so that it does not catch up with the wrong labels.
+
+Measured on CVC-ClinicDB frames 1-297 (the choosing side of
+``benchmarks/bench_rank.py``): its score alone ranked the planted errors at
+AUROC 0.93 (shifted outlines 0.96, dilated 0.98) after 60 passes over the data,
+against 0.64 for out-of-fold models of the same recipe whose folds interleave
+every video's frames, and 0.80 for the best model-free signal.
+
+It is biased by design, and says so (``details["biased"]``); its scores join
+the queue only through the reliability calibration, which measures them on
+errors planted in copies of the workspace's own labels like any other
+signal (:mod:`medseg.qc.reliability_model`). The job's events and its
+cancelling are those of :func:`medseg.qc.oof.iter_rank_oof` with one "fold"
+that trains on and scores every trainable sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medseg.errors import Cancelled
+from medseg.jobs import CancelToken, Result, Started
+from medseg.qc.oof import _fold, base_config, preflight
+from medseg.qc.ranking import RankResult, open_workspace
+from medseg.qc.reliability_model import calibrate_model
+
+METHOD = "fit-all"
+EPOCHS = 60  # passes over the data: 30 ranked planted errors at AUROC 0.89, 60 at 0.93 (module doc)
+
+
+def fit_config(config: Any) -> dict | Any:
+    """``config`` (a TrainConfig dict) made to pass over every sample each epoch without validation."""
+    if not isinstance(config, dict):
+        return config
+    d = dict(config)
+    d["data"] = {**(d.get("data") or {}), "val_fraction": 0.0}
+    d["max_steps_per_epoch"] = None
+    d.setdefault("epochs", EPOCHS)
+    return d
+
+
+def iter_rank_fit(
+    workspace,
+    config: Any,
+    *,
+    method: str | None = None,
+    cancel: CancelToken | None = None,
+    runs_dir: str | Path | None = None,
+    predictor_options: dict | None = None,
+    init_from: str | Path | None = None,
+    encoder_weights: str | Path | None = None,
+) -> Iterator[Any]:
+    """See the module docstring; ``config`` is a TrainConfig or its dict (data.root is set here)."""
+    from medseg.training.workspace_source import open_workspace_dataset
+
+    cancel = cancel or CancelToken()
+    method = method or METHOD
+    ws, opened = open_workspace(workspace)
+    scored: dict[str, tuple[float, dict]] = {}
+    try:
+        dataset = open_workspace_dataset(ws.root)
+        from medseg.errors import RankingError
+
+        if not dataset.samples:
+            raise RankingError(f"{ws.root}: no sample to rank (all excluded or their sources changed)")
+        everything = list(dataset.samples)
+        pairs = [(everything, everything)]
+        runs = Path(runs_dir) if runs_dir is not None else ws.root / "runs" / method
+        base = base_config(fit_config(config), ws.root, init_from, encoder_weights)
+        base = dataclasses.replace(base, data=dataclasses.replace(base.data, val_fraction=0.0))
+        preflight(ws, dataset, pairs, base, init_from, encoder_weights)
+        yield Started("rank", None, {"method": method, "folds": 1, "samples": len(everything), "biased": True})
+        yield from _fold(
+            ws, dataset, base, runs, method, 0, 1, everything, everything, cancel, predictor_options, scored, True
+        )
+        calibrate_model(ws, method)
+        yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, True, 1, {}))
+    except Cancelled as c:
+        raise Cancelled(
+            f"ranking cancelled: nothing new is stored under {method!r}", 0, 1, RankResult(method, {}, True, 0, {})
+        ) from c
+    finally:
+        if opened:
+            ws.close()

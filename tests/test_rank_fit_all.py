@@ -1,0 +1,102 @@
+"""Ranking by one model fitted to every label (medseg rank --fit-all) on a synthetic set with planted errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from _rank_data import make_planted, tiny_rank_config
+from _train_data import one_thread  # noqa: F401  (autouse: one torch thread)
+
+from medseg.errors import Cancelled
+from medseg.jobs import CancelToken, Result
+from medseg.qc import reliability, review_queue
+from medseg.qc.fit_all import fit_config, iter_rank_fit
+from medseg.qc.ranking import FoldScored, FoldStarted, RankResult
+from medseg.training.events import Step
+from medseg.workspace import Workspace
+
+CONFIG = tiny_rank_config(epochs=12)
+
+
+def new_workspace(tmp_path):
+    root, planted = make_planted(tmp_path / "data")
+    return Workspace.create(tmp_path / "ws", root, group_by="stem"), planted
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fit")
+    ws, planted = new_workspace(tmp)
+    events = list(iter_rank_fit(ws, CONFIG))
+    yield ws, planted, events
+    ws.close()
+
+
+def test_labels_the_model_cannot_fit_come_first(fitted):
+    ws, planted, _ = fitted
+    scores = ws.scores("fit-all")
+    order = sorted(scores, key=scores.get)
+    assert set(order[: len(planted)]) == set(planted), [(s, round(scores[s], 3)) for s in order[:6]]
+    queue = review_queue(ws, method="fit-all")
+    assert {i.sample_id for i in queue[: len(planted)]} == set(planted)
+
+
+def test_one_model_trains_on_and_scores_every_sample_and_says_it_is_biased(fitted):
+    ws, _, events = fitted
+    started = [e for e in events if isinstance(e, FoldStarted)]
+    assert len(started) == 1 and started[0].n_train == started[0].n_score == 24 and started[0].folds == 1
+    assert any(isinstance(e, Step) for e in events)
+    scored = [e for e in events if isinstance(e, FoldScored)]
+    assert len(scored) == 1 and scored[0].val_dice is None and scored[0].n_scored == 24
+    done = events[-1]
+    assert isinstance(done, Result) and isinstance(done.value, RankResult)
+    assert done.value.biased and done.value.folds_done == 1 and len(done.value.scores) == 24
+    for sid, d in ws.score_details("fit-all").items():
+        assert d["biased"] and not d["out_of_fold"] and d["folds"] == 1
+        assert d["revision"] == ws.sample(sid).head_revision
+    kinds = sorted(r.kind for r in ws.model_runs())
+    assert kinds == ["rank", "train"]
+
+
+def test_its_weight_in_the_queue_is_measured_on_planted_copies(fitted):
+    ws, _, _ = fitted
+    cal = reliability.calibration(ws.root, "fit-all")
+    assert cal is not None and cal.model == "fit-all" and cal.n_pairs >= reliability.MIN_PAIRS
+    assert "fit-all" in cal.auroc and 0.0 <= cal.auroc["fit-all"] <= 1.0
+
+
+def test_fit_config_passes_over_every_sample_without_validation():
+    cfg = fit_config({"epochs": 3, "max_steps_per_epoch": 16, "data": {"val_fraction": 0.2, "image_size": [8, 8]}})
+    assert cfg["max_steps_per_epoch"] is None and cfg["data"] == {"val_fraction": 0.0, "image_size": [8, 8]}
+    assert cfg["epochs"] == 3 and fit_config({})["epochs"] == 60
+
+
+def test_cancel_stores_nothing(tmp_path):
+    ws, _ = new_workspace(tmp_path)
+    token = CancelToken()
+    with ws, pytest.raises(Cancelled) as info:
+        for event in iter_rank_fit(ws, CONFIG, cancel=token):
+            if isinstance(event, Step):
+                token.set()
+        assert "fit-all" not in ws.score_methods()
+    assert info.value.partial is not None and info.value.partial.scores == {}
+
+
+def test_cli_fit_all(fitted, tmp_path, capsys):
+    from medseg.cli import main
+
+    ws, planted, _ = fitted
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    args = ["rank", str(ws.root), "--fit-all", "--config", str(cfg), "--method", "cli-fit", "--top", "4", "--quiet"]
+    code = main([*args, "--json", str(tmp_path / "q.json")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert {line.split()[1] for line in out.splitlines()[1:5]} == set(planted)
+    assert "fitted to every label agrees with them at median Dice" in err
+    rows = json.loads((tmp_path / "q.json").read_text())
+    assert rows[0]["method"] == "cli-fit" and rows[0]["fold"] == 0
+    assert main([*args[:3], "--checkpoint", str(tmp_path / "x.medseg")]) == 2
+    assert "not both" in capsys.readouterr().err
