@@ -29,7 +29,16 @@ from qtpy.QtWidgets import (
 )
 
 COLUMNS = ("run", "model", "epochs", "val Dice", "eval Dice", "ended")
+HEADER_TIPS = (
+    "The run folder: the dock names its runs by their start time",
+    "Architecture (encoder)",
+    "Epochs done / planned",
+    "Mean validation Dice of the best checkpoint, measured during training at the training image size",
+    "Mean Dice of the final evaluation of the best checkpoint on the validation split, at each image's own size",
+    "How the run ended: finished, cancelled, failed, or unfinished (running, or killed)",
+)
 CURVES_WIDTH = 420  # px: the picture is scaled to the dock's width, at most this
+LIST_ROWS = 4  # the table is as tall as its runs up to this many; more scroll (one run leaves no blank block)
 
 
 def _dice(value: float | None) -> str:
@@ -62,7 +71,8 @@ class RunList(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMaximumHeight(150)
+        for j, tip in enumerate(HEADER_TIPS):
+            self.table.horizontalHeaderItem(j).setToolTip(tip)
         self.curves = QLabel("Select a run to see its learning curves.")
         self.curves.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.curves.setWordWrap(True)
@@ -120,6 +130,7 @@ class RunList(QWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tip)
                 self.table.setItem(i, j, item)
+        self._fit_rows()
         rows = [i for i, r in enumerate(self.runs) if getattr(r, "path", None) == keep]
         if rows:
             self.table.selectRow(rows[0])
@@ -127,12 +138,21 @@ class RunList(QWidget):
             self.table.clearSelection()
         self._show_selected()
 
+    def _fit_rows(self) -> None:
+        """The table's height: its header and runs, at least one row, at most LIST_ROWS (then it scrolls)."""
+        t = self.table
+        shown = min(max(t.rowCount(), 1), LIST_ROWS)
+        row = t.rowHeight(0) if t.rowCount() else t.verticalHeader().defaultSectionSize()
+        bar = t.horizontalScrollBar().sizeHint().height()  # room for the sideways bar a narrow dock shows
+        t.setFixedHeight(t.horizontalHeader().sizeHint().height() + shown * row + bar + 2 * t.frameWidth())
+
+    def _selected_row(self) -> Any:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        return self.runs[rows.pop()] if len(rows) == 1 else None
+
     def selected(self) -> Any:
         """The selected run's RunSummary (None when none, or an unreadable one, is selected)."""
-        rows = {i.row() for i in self.table.selectedIndexes()}
-        if len(rows) != 1:
-            return None
-        run = self.runs[rows.pop()]
+        run = self._selected_row()
         return None if isinstance(run, tuple) else run
 
     def select(self, name: str) -> bool:
@@ -151,12 +171,23 @@ class RunList(QWidget):
         self.curves.setMinimumHeight(0)
         if run is None:
             self.curves.setPixmap(QPixmap())
-            self.curves.setText("Select a run to see its learning curves.")
+            damaged = self._selected_row()  # an unreadable run says why here, not only in its tooltip
+            self.curves.setText(
+                f"{damaged[0].name} cannot be read: {damaged[1]}"
+                if isinstance(damaged, tuple)
+                else "Select a run to see its learning curves."
+            )
             return
-        picture = QPixmap(str(run.path / CURVES_PNG))
+        path = run.path / CURVES_PNG
+        picture = QPixmap(str(path))
         if picture.isNull():
             self.curves.setPixmap(QPixmap())
-            self.curves.setText(f"{run.name} has no learning curves yet (they are drawn when a run ends).")
+            self.curves.setText(
+                f"{path} cannot be read as a picture (damaged?); the numbers are in its metrics.csv, and "
+                f"medseg runs {run.path} --out DIR draws them again."
+                if path.is_file()
+                else f"{run.name} has no learning curves yet (they are drawn when a run ends)."
+            )
             return
         width = min(CURVES_WIDTH, max(200, self.width() - 8))
         scaled = picture.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)

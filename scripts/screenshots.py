@@ -4,8 +4,10 @@
     (runs itself under Xvfb without a display)
 
 On the generated demo dataset (24 colonoscopy-like frames, 5 with planted label
-errors): open the workspace and run QC (Dataset), fine-tune a small Unet out of
-process (Fine-tune, its live plot), predict the sample on screen with the new
+errors): open the workspace and run QC (Dataset), look at the dataset (Overview:
+its summary and plots), fine-tune a small Unet out of process (Fine-tune, its
+live plot; then its past runs, the run selected with its learning curves),
+predict the sample on screen with the new
 model (Predict: prediction, probability and uncertainty layers), re-score the
 review queue with that model and open its worst sample (Review: the label
 filled, the model's prediction outlined in its own colour, and the layer
@@ -24,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +51,7 @@ def main() -> int:
 
     import napari
     import numpy as np
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
     from qtpy.QtCore import QRect
 
     from medseg.datasets.demo import make_demo_dataset
@@ -64,13 +68,16 @@ def main() -> int:
     tools, session = work.tools, session_for(viewer)
     pump(5, lambda: work.arranged)
 
-    def shot(name: str, tool: str | None = None) -> None:
+    def shot(name: str, tool: str | None = None, arrange: Callable[[], None] | None = None) -> None:
         if tool:
             work.show_tool(tool)
         args.out.mkdir(parents=True, exist_ok=True)
         for width, height in sizes:
             window.setGeometry(QRect(0, 0, width, height))  # the window filling a screen of that size
             pump(1.0)
+            if arrange is not None:  # what the picture is about, in view at this size (a scrolled dock)
+                arrange()
+                pump(0.5)
             path = args.out / (f"{name}.png" if args.size is None else f"{name}-{width}x{height}.png")
             viewer.screenshot(str(path), canvas_only=False)
             print(f"saved {path}")
@@ -83,7 +90,12 @@ def main() -> int:
     pump(120, lambda: tools["Dataset"].worker is None)
     shot("01-dataset", "Dataset")
 
-    # 2. Fine-tune a small model on the workspace's labels, in a child process
+    # 2. Overview: the dataset's summary and plots (it followed the QC run by itself: wait until it settled)
+    overview = tools["Overview"]
+    pump(180, lambda: overview.report is not None and overview.job is None and not overview.settle.isActive())
+    shot("02-overview", "Overview")
+
+    # 3. Fine-tune a small model on the workspace's labels, in a child process
     ft = tools["Fine-tune"]
     f = ft.form
     pump(120, lambda: "resnet18" in f.encoder.choices)  # the model names are read in a worker
@@ -92,19 +104,36 @@ def main() -> int:
     f.lr.value = 0.003
     ft.start()
     pump(600, lambda: not ft.running)
-    shot("02-finetune", "Fine-tune")
+    # the run's live plot in view, under the form's last settings
+    shot("03-finetune", "Fine-tune", lambda: ft.body_scroll.ensureWidgetVisible(ft.plot, 0, 0))
     if ft.outcome is None or ft.outcome.kind != "result":
         print(f"fine-tuning did not finish: {ft.status.text()}", file=sys.stderr)
         return 1
-    ft.use_model()
 
-    # 3. Predict the sample on screen with it
+    # 4. Its past runs: the run just finished selected, with its learning curves
+    runs = ft.past_runs
+    if not runs.select(ft.run_dir.name):
+        print(f"the run {ft.run_dir.name} is not in the past runs: {runs.title.text()}", file=sys.stderr)
+        return 1
+
+    def runs_in_view() -> None:
+        runs._show_selected()  # the curves scaled to the dock's width at this size
+        pump(0.2)
+        # the list's heading at the top of the dock, its curves below
+        ft.body_scroll.verticalScrollBar().setValue(runs.mapTo(ft.body_scroll.widget(), runs.rect().topLeft()).y())
+
+    shot("04-runs", "Fine-tune", runs_in_view)
+    for toast in window.findChildren(NapariQtNotification):
+        toast.close()  # read: as a user would, close it rather than leave it over the canvas from here on
+    runs.use_selected()
+
+    # 5. Predict the sample on screen with it
     predict = tools["Predict"]
     predict.request(force=True)
     pump(120, lambda: PREDICTION_LAYER in viewer.layers and not predict.queue.busy)
-    shot("03-predict", "Predict")
+    shot("05-predict", "Predict", viewer.reset_view)
 
-    # 4. Re-score the queue with the new model; review the worst sample
+    # 6. Re-score the queue with the new model; review the worst sample
     ft.rescore()
     pump(300, lambda: ft.score_worker is None)
     review = tools["Review"]
@@ -124,11 +153,10 @@ def main() -> int:
     # the label, the model's outline, where the model disagrees with the label, and a duplicate's label beside it
     for layer in viewer.layers:
         layer.visible = layer.name in shown
-    viewer.reset_view()  # the sample and its duplicate both in view (the docks resized the canvas since)
-    pump(0.5)
-    shot("04-review", "Review")
+    # the sample and its duplicate both in view, at each size (the docks and the window resize the canvas)
+    shot("06-review", "Review", viewer.reset_view)
 
-    # 5. Correct it with the prediction, save, export
+    # 7. Correct it with the prediction, save, export
     predict.copy_into_labels()
     pump(30, lambda: predict.save_worker is None)
     review.accept()
@@ -137,7 +165,7 @@ def main() -> int:
     ex.form.out.value = tmp / "cleaned"
     ex.start()
     pump(120, lambda: ex.worker is None)
-    shot("05-export", "Export")
+    shot("07-export", "Export", viewer.reset_view)
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0

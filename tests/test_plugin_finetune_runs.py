@@ -3,6 +3,7 @@ a run of the dock itself (a real child process) joins the list with its curves a
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     return data, out
 
 
-def test_past_runs_are_listed_and_one_is_picked_for_predict(make_napari_viewer, qtbot, runs):
+def test_past_runs_are_listed_and_one_is_picked_for_predict(make_napari_viewer, qtbot, runs, tmp_path):
     _, out = runs
     viewer = make_napari_viewer()
     session = session_for(viewer)
@@ -58,8 +59,11 @@ def test_past_runs_are_listed_and_one_is_picked_for_predict(make_napari_viewer, 
     ]
     assert runs_list.selected() is None and not runs_list.use_button.isEnabled()
 
-    table.selectRow(0)  # the damaged one: nothing to use
+    assert table.viewport().height() >= 3 * table.rowHeight(0)  # every run in view, no blank block below
+    three = table.height()
+    table.selectRow(0)  # the damaged one: nothing to use, and the reason where the curves would be
     assert runs_list.selected() is None and not runs_list.use_button.isEnabled()
+    assert "cannot be read" in runs_list.curves.text() and "line 2" in runs_list.curves.text()
     assert runs_list.select(OLD)
     pixmap = runs_list.curves.pixmap()
     assert pixmap is not None and not pixmap.isNull() and 0 < pixmap.width() <= 420
@@ -74,6 +78,14 @@ def test_past_runs_are_listed_and_one_is_picked_for_predict(make_napari_viewer, 
     assert runs_list.selected().name == OLD
     widget.form.out.value = out / "nothing-here"
     assert table.rowCount() == 0 and runs_list.title.text().startswith("No runs yet in ")
+    assert table.height() < three  # the table shrinks to its runs
+
+    shutil.copytree(out / OLD, tmp_path / OLD)  # a run whose curves.png was cut short: said, still usable
+    png = (tmp_path / OLD / "curves.png").read_bytes()
+    (tmp_path / OLD / "curves.png").write_bytes(png[: len(png) // 3])
+    widget.form.out.value = tmp_path
+    assert runs_list.select(OLD) and runs_list.use_button.isEnabled()
+    assert "cannot be read as a picture" in runs_list.curves.text() and runs_list.curves.pixmap().isNull()
 
 
 def test_a_run_of_the_dock_joins_the_list_with_its_curves_and_final_evaluation(
