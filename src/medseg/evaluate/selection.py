@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import DatasetError, EvaluationError
+from medseg.training.workspace_source import is_workspace, open_workspace_dataset  # torch side, as evaluation is
 
 SPLITS = ("train", "val", "test")
 
@@ -25,8 +26,6 @@ def open_source(source: Any, statuses: Sequence[str] | None = None, layout: str 
     workspace's current labels (pinned now) for a workspace folder, else the dataset folder indexed."""
     if hasattr(source, "samples") and hasattr(source, "classmap"):
         return source
-    from medseg.training.workspace_source import is_workspace, open_workspace_dataset
-
     path = Path(source)
     if not path.exists():
         raise DatasetError(f"{path}: no such dataset or workspace folder")
