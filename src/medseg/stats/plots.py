@@ -119,15 +119,21 @@ def _intensity(intensity: dict[str, Any]) -> bytes:
 
 
 def _review(d: dict[str, Any]) -> bytes:
-    fig = _figure(10.0, 3.2)
-    a_status, a_checks, a_classes = fig.subplots(1, 3)
+    # two rows at about the Overview dock's width (520 px): in one row of three, scaled into the dock, the
+    # status names ran into each other, the check names were unreadably small and the last title was cut
+    fig = _figure(6.5, 6.0)
+    axes = fig.subplot_mosaic([["status", "classes"], ["checks", "checks"]], height_ratios=[1, 1.1])
+    a_status, a_checks, a_classes = axes["status"], axes["checks"], axes["classes"]
     by = d["review"]["by_status"]
-    a_status.bar(list(by), list(by.values()), color="tab:purple")
+    a_status.bar(range(len(by)), list(by.values()), color="tab:purple")
+    a_status.set_xticks(range(len(by)), list(by), rotation=30, ha="right", fontsize=8)
     a_status.set_title("samples by review status")
     checks = d["findings"]["by_check"]
     if checks:
         a_checks.barh(list(checks)[::-1], list(checks.values())[::-1], color="tab:red")
-        a_checks.tick_params(axis="y", labelsize=7)
+        a_checks.tick_params(axis="y", labelsize=8)
+    else:
+        a_checks.set_axis_off()  # its title says why it is empty; no empty axes from 0 to 1
     a_checks.set_title("findings by check" if checks else "findings: none stored (run medseg qc)")
     before, now = d["labels_imported"]["classes"], d["labels"]["classes"]
     names = sorted(before, key=lambda n: -before[n]["pixels"])[:AREA_CLASSES]
@@ -135,6 +141,9 @@ def _review(d: dict[str, Any]) -> bytes:
     a_classes.bar(x - 0.2, [before[n]["pixel_fraction"] for n in names], 0.4, label="imported")
     a_classes.bar(x + 0.2, [now[n]["pixel_fraction"] for n in names], 0.4, label="now (not excluded)")
     a_classes.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
-    a_classes.set_title("share of pixels: before and after cleaning")
-    a_classes.legend(fontsize=7)
+    a_classes.set_title("share of pixels: imported / now")
+    top = max([before[n]["pixel_fraction"] for n in names] + [now[n]["pixel_fraction"] for n in names] + [0])
+    if top > 0:
+        a_classes.set_ylim(0, top * 1.4)  # room for the legend above the bars
+    a_classes.legend(fontsize=7, loc="upper center")
     return _png(fig)
