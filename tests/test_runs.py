@@ -76,6 +76,24 @@ def test_curves_png_is_drawn_at_the_end_of_each_run(two_runs):
             assert np.asarray(im.convert("L")).std() > 10  # lines and text, not a blank picture
 
 
+def test_the_loss_panel_turns_logarithmic_when_an_early_loss_dwarfs_the_rest(tmp_path, monkeypatch):
+    from medseg.runs import curves
+
+    drawn = []
+    monkeypatch.setattr(curves, "_save", lambda fig, path: drawn.append(fig) or path)
+
+    def rows(val_losses):
+        return [
+            {"epoch": i + 1, "train_loss": 0.8 - 0.1 * i, "val_loss": v, "val_dice/polyp": 0.2, "lr": 0.001}
+            for i, v in enumerate(val_losses)
+        ]
+
+    curves.plot_run(rows([900.0, 30.0, 1.2, 0.6]), tmp_path / "a.png")  # the demo run's first epoch
+    curves.plot_run(rows([1.1, 0.9, 0.7, 0.6]), tmp_path / "b.png")
+    assert [fig.axes[0].get_yscale() for fig in drawn] == ["log", "linear"]
+    assert drawn[0].axes[0].get_title() == "loss (log scale)"
+
+
 def test_a_repeated_epoch_replaces_its_row_and_later_ones(tmp_path):
     """A run resumed from the checkpoint of epoch 2 repeats epoch 3: one row per epoch stays."""
     write_metrics(tmp_path, [epoch_row(k, 1.0 - k / 10, {"dice": 0.1 * k}, 0.01, 1.0) for k in range(4)])

@@ -79,6 +79,12 @@ def plot_run(rows: Rows, path: str | Path, title: str = "") -> Path:
     _plot(loss, *series(rows, "train_loss"), label="training")
     _plot(loss, *series(rows, "val_loss"), label="validation")
     loss.set_title("loss")
+    losses = series(rows, "train_loss")[1] + series(rows, "val_loss")[1]
+    if losses and min(losses) > 0 and max(losses) > 20 * min(losses):
+        # an early validation loss in the hundreds (batch statistics not settled yet) flattened the
+        # training loss into the axis on a linear scale
+        loss.set_yscale("log")
+        loss.set_title("loss (log scale)")
     for name in classes:
         _plot(dice, *series(rows, f"val_dice/{name}"), label=name)
     if len(classes) > 1:
