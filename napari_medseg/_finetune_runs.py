@@ -56,6 +56,17 @@ def _eval_dice(run: Any) -> float | None:
     return sum(means) / len(means) if means else None
 
 
+def _unreadable(path: Path, error: str) -> str:
+    """What a damaged run folder's row says when selected: why, and its checkpoint when one is there."""
+    from medseg.runs.files import BEST, LAST
+
+    text = f"{path.name} cannot be read: {error}"
+    kept = next((path / n for n in (BEST, LAST) if (path / n).is_dir()), None)
+    if kept is not None and str(kept) not in error:  # a damaged record file, not the model: it can be used
+        text += f"\nIts checkpoint can still be added in Predict (Add checkpoint...): {kept}"
+    return text
+
+
 class RunList(QWidget):
     """See the module docstring. ``folder()`` is where the dock writes its runs; ``say(text)`` its message."""
 
@@ -173,9 +184,7 @@ class RunList(QWidget):
             self.curves.setPixmap(QPixmap())
             damaged = self._selected_row()  # an unreadable run says why here, not only in its tooltip
             self.curves.setText(
-                f"{damaged[0].name} cannot be read: {damaged[1]}"
-                if isinstance(damaged, tuple)
-                else "Select a run to see its learning curves."
+                _unreadable(*damaged) if isinstance(damaged, tuple) else "Select a run to see its learning curves."
             )
             return
         path = run.path / CURVES_PNG

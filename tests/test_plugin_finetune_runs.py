@@ -86,6 +86,19 @@ def test_past_runs_are_listed_and_one_is_picked_for_predict(make_napari_viewer, 
     widget.form.out.value = tmp_path
     assert runs_list.select(OLD) and runs_list.use_button.isEnabled()
     assert "cannot be read as a picture" in runs_list.curves.text() and runs_list.curves.pixmap().isNull()
+    (tmp_path / OLD / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n2,0.4e")
+    runs_list.refresh()
+    table.selectRow(0)  # a damaged record: the reason, and the checkpoint that is still whole
+    assert runs_list.selected() is None and "line 3" in runs_list.curves.text()
+    assert (
+        f"can still be added in Predict (Add checkpoint...): {tmp_path / OLD / 'best.medseg'}"
+        in runs_list.curves.text()
+    )
+    shutil.copy(out / OLD / "metrics.csv", tmp_path / OLD / "metrics.csv")
+    (tmp_path / OLD / "best.medseg" / "config.json").write_text("{")
+    runs_list.refresh()
+    table.selectRow(0)  # a damaged checkpoint is not offered
+    assert "config.json" in runs_list.curves.text() and "can still be added" not in runs_list.curves.text()
 
 
 def test_a_run_of_the_dock_joins_the_list_with_its_curves_and_final_evaluation(
