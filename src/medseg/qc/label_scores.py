@@ -9,6 +9,9 @@ All answer "does this label agree with what a model that did not learn it sees?"
   as ``cleanlab.segmentation.rank.get_label_quality_scores(method="softmin")``
   does: ``sum(s * softmax((1 - s) / T))``;
 * soft Dice of the probability map with the label;
+* fit: ``exp(-(pixel cross-entropy + 1 - soft Dice))``, the training loss of
+  a model as a score in (0, 1]: what :mod:`medseg.qc.fit_all` ranks by (its
+  model learnt the labels, so how far it is from fitting one is the evidence);
 * separation: how well the model's probabilities separate the label's inside
   from its outside, as an AUROC over the image's pixels (the chance that a
   pixel inside the label gets a higher probability than one outside). It
@@ -72,6 +75,7 @@ class LabelScore:
     separation: float
     label_pixels: int
     predicted_pixels: int
+    fit: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -211,6 +215,10 @@ def label_score(
     fg = foreground_probs(probs, classmap)
     pairs = [_agreement(fg[c], target[c]) for c in (present or range(fg.shape[0]))]
     soft, sep = (float(np.mean(v)) for v in zip(*pairs))
+    # a training loss (pixel cross-entropy + soft Dice loss) as a score: what a model fitted to the labels
+    # (medseg.qc.fit_all) failed to fit; cross-entropy sees a grown outline, soft Dice a moved or shrunk one
+    confidence = np.clip(self_confidence(probs, mask, classmap), 1e-6, 1.0)
+    loss = float(-np.log(confidence).mean()) + (1.0 - soft)
     return LabelScore(
         score=float(np.clip((soft + sep) / 2.0, 0.0, 1.0)),
         dice=d,
@@ -221,4 +229,5 @@ def label_score(
         separation=sep,
         label_pixels=int(target.any(0).sum()),
         predicted_pixels=int(pred.any(0).sum()),
+        fit=float(np.exp(-loss)),
     )

@@ -190,9 +190,11 @@ def _fold(
     predictor_options: dict | None,
     scored: dict,
     biased: bool = False,
+    score_field: str = "score",
 ) -> Iterator[Any]:
     """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too); ``biased``:
-    the held-out samples are the training ones (:mod:`medseg.qc.fit_all`)."""
+    the held-out samples are the training ones, ranked by ``score_field`` of their label scores
+    (:mod:`medseg.qc.fit_all`)."""
     from medseg.inference import Predictor
     from medseg.training import Trainer
     from medseg.training.events import CheckpointSaved, EpochEnd, Step
@@ -242,7 +244,10 @@ def _fold(
     yield from score_samples(predictor, list(held), ws, method, run, cancel, fold, fold_scores, f"{where} score")
     val_dice = dice_at.get(best_epoch) if best_epoch is not None else None
     val_dice = None if val_dice is None or val_dice != val_dice else float(val_dice)  # NaN: no validation
-    for _, details in fold_scores.values():
+    for sid, (_, details) in list(fold_scores.items()):
+        if score_field != "score" and details.get(score_field) is not None:  # a volume keeps its worst slices'
+            fold_scores[sid] = (float(details[score_field]), details)
+            details["score_field"] = score_field
         details.update(
             out_of_fold=not biased,
             biased=biased,

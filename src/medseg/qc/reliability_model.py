@@ -71,7 +71,9 @@ def _add_model(ws, state: dict, method: str, masks: dict) -> None:
             continue
         copy = corrupted(p, mask, partner)
         p.setdefault("original", {})[method] = standing.standing_of(sid, standing.scores[sid])
-        p.setdefault("planted", {})[method] = standing.standing_of(sid, label_score(probs, copy, ws.classmap).score)
+        field = details.get(sid, {}).get("score_field", "score")  # fit-all ranks by its loss (label_scores)
+        planted_score = getattr(label_score(probs, copy, ws.classmap), field)
+        p.setdefault("planted", {})[method] = standing.standing_of(sid, planted_score)
         measured.append(p)
     # the model's fit uses the pairs it could judge; there, signals it did not see stay at 0.5
     done = fit(measured, [*state.get("signals", []), method], model=method)
