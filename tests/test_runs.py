@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from _train_run import child_env, make_dataset, tiny_config
 from PIL import Image
 
 from medseg.cli.main import main
-from medseg.errors import ConfigError, RunFolderError
+from medseg.errors import ConfigError, MetricsDamaged, RunFolderError
 from medseg.jobs import Result
 from medseg.runs import append_epoch, read_metrics, read_run, read_runs
 from medseg.runs.files import epoch_row, write_metrics
@@ -170,8 +172,13 @@ def test_medseg_runs_names_what_it_cannot_read(two_runs, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n2,oops\n")
-    assert main(["runs", str(bad)]) == 2
-    assert f"{bad / 'metrics.csv'}: line 3, column 'train_loss': 'oops' is not a number" in capsys.readouterr().err
+    with pytest.raises(MetricsDamaged, match="line 3, column 'train_loss': 'oops' is not a number"):
+        read_metrics(bad)
+    assert main(["runs", str(bad)]) == 0  # listed with what it still holds, the damage said below the table
+    text = capsys.readouterr().out
+    assert text.splitlines()[2].split()[:2] == ["bad", "*"]
+    assert f"* bad: {bad / 'metrics.csv'}: line 3, column 'train_loss': 'oops' is not a number; " in text
+    assert "its 1 whole row (epoch 1) is read" in text
     with pytest.raises(RunFolderError, match="config.json: not readable JSON"):
         broken = tmp_path / "broken"
         (broken / "best.medseg").mkdir(parents=True)
@@ -273,3 +280,72 @@ def test_how_a_run_ended_comes_from_the_last_event_of_its_log(tmp_path):
     with open(log, "a") as f:
         f.write('{"event": "error", "message": "boom", "error_type": "RuntimeError", "exit_code": 1}\n{"trunc')
     assert read_run(run).state == "failed"  # a torn last line is skipped
+
+
+def _copy_run(two_runs, name: str, to) -> Path:
+    root, _ = two_runs
+    return Path(shutil.copytree(root / "runs" / name, to / name))
+
+
+def test_a_cut_off_metrics_csv_names_its_line_and_what_is_missing_and_keeps_its_whole_rows(two_runs, tmp_path, capsys):
+    run = _copy_run(two_runs, "b", tmp_path)
+    path = run / "metrics.csv"
+    whole = path.read_text()
+    last = whole.rindex("\n", 0, len(whole) - 1) + 1
+    path.write_text(whole[: last + 9])  # cut in the middle of epoch 3's row
+    with pytest.raises(MetricsDamaged) as e:
+        read_metrics(run)
+    message = str(e.value)
+    assert message.startswith(f"{path}: line 4 is cut off (the file ends in it, without a line end; no cell for ")
+    assert "'lr', 'seconds'" in message and message.endswith("its 2 whole rows (epochs 1-2) are read")
+    assert [r["epoch"] for r in e.value.rows] == [1, 2]
+    summary = read_run(run)
+    assert [r["epoch"] for r in summary.rows] == [1, 2] and summary.damaged == {"metrics": message}
+    assert (summary.epochs_done, summary.epochs_planned) == (3, 3)  # last.medseg says 3 were done
+    assert summary.checkpoint == run / "best.medseg" and summary.state == "finished"
+
+    # a row missing cells in the middle (hand-edited, or a bad copy): named, the rows around it kept
+    lines = whole.splitlines(keepends=True)
+    path.write_text("".join([lines[0], lines[1], "2,0.5\n", lines[3]]))
+    with pytest.raises(MetricsDamaged, match=r"line 3 is cut short: no cell for 'val_loss', ") as e:
+        read_metrics(run)
+    assert [r["epoch"] for r in e.value.rows] == [1, 3]
+
+    # the header itself cut short: nothing to read but still a run, its checkpoint usable
+    path.write_text(whole[:20])
+    summary = read_run(run)
+    assert summary.rows == [] and summary.checkpoint == run / "best.medseg"
+    assert (
+        summary.damaged["metrics"]
+        == f"{path}: line 1, its header, is cut off (the file ends in it, without a line end): no epoch rows"
+    )
+    assert main(["runs", str(run), "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[:2] == ["b", "*"] and f"* b: {path}: line 1, its header, is cut off" in out
+    with open(tmp_path / "cmp" / "runs.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["damaged"] == summary.damaged["metrics"] and row["checkpoint"] == str(run / "best.medseg")
+
+
+def test_a_resumed_run_over_a_damaged_metrics_csv_keeps_the_damaged_file_aside(tmp_path):
+    (tmp_path / "metrics.csv").write_text("epoch,train_loss,lr,seconds\n1,0.5,0.1,2.0\n2,0.4")
+    append_epoch(tmp_path, epoch_row(1, 0.45, {}, 0.1, 2.0))
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
+    assert (tmp_path / "metrics.csv.damaged").read_text().endswith("\n2,0.4")  # nothing lost
+
+
+def test_a_truncated_evaluation_summary_is_noted_and_the_run_stays_usable(two_runs, tmp_path, capsys):
+    run = _copy_run(two_runs, "a", tmp_path)
+    summary_json = run / "evaluation" / "summary.json"
+    summary_json.parent.mkdir()
+    summary_json.write_text('{"classes": {"foreground": {"dice": {"mean": 0.8')
+    summary = read_run(run)
+    assert summary.evaluation is None and summary.checkpoint == run / "best.medseg"
+    assert summary.damaged["evaluation"].startswith(f"{summary_json}: not readable JSON")
+    assert "the final evaluation cannot be shown" in summary.damaged["evaluation"]
+    assert summary.best_dice() is not None and len(summary.rows) == 2 and set(summary.damaged) == {"evaluation"}
+    assert main(["runs", str(tmp_path), "--json", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[:2] == ["a", "*"] and f"* a: {summary_json}: not readable JSON" in out
+    (record,) = json.loads((tmp_path / "t.json").read_text())["runs"]
+    assert record["checkpoint"] == str(run / "best.medseg") and record["damaged"] == summary.damaged

@@ -256,6 +256,15 @@ class RunFolderError(MedsegError, ValueError):
     checkpoint), or a run file that is damaged (the message names the file and the line)."""
 
 
+class MetricsDamaged(RunFolderError):
+    """A run's ``metrics.csv`` with damaged lines (cut off, a cell missing or not a number): the message
+    names the file and each line; ``rows`` are the whole rows, which are still usable."""
+
+    def __init__(self, message: str, rows: list[dict]):
+        super().__init__(message)
+        self.rows = rows
+
+
 class DamagedValue(ValueError):
     """A DICOM header value that is not what its VR promises ('abc' as a decimal string).
 

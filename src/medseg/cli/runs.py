@@ -4,7 +4,9 @@ Each DIR is a run folder (what ``medseg train``, the Fine-tune dock or ``medseg 
 of run folders. Prints one row per run: model, the data and label revision it trained on, train /
 validation samples, epochs done / planned, the best checkpoint's epoch, how the run ended, its time, the
 validation Dice per class of the best checkpoint and, where the run has one, the final evaluation's mean
-Dice per class (``evaluation/summary.json``). ``--out DIR`` writes ``runs.csv`` (the table) and
+Dice per class (``evaluation/summary.json``). A run whose record files are damaged (a cut-off metrics.csv,
+an unreadable summary.json) is listed with what could be read, marked * and explained below the table.
+``--out DIR`` writes ``runs.csv`` (the table) and
 ``runs_curves.png`` (every run's learning curves overlaid); ``--json FILE`` the table for scripts.
 Nothing is loaded but the runs' small files: no torch, no model.
 """
@@ -43,7 +45,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         header, rows = table_rows(runs)
         folder.mkdir()
         records = [
-            {**dict(zip(header, row)), "path": str(r.path), "checkpoint": str(r.checkpoint or ""), "best": r.best}
+            {
+                **dict(zip(header, row)),
+                "path": str(r.path),
+                "checkpoint": str(r.checkpoint or ""),
+                "best": r.best,
+                "damaged": r.damaged,
+            }
             for r, row in zip(runs, rows)
         ]
         path.write_text(json.dumps({"runs": records}, indent=2, allow_nan=False, default=str), encoding="utf-8")

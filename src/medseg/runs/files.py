@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import RunFolderError
+from medseg.errors import MetricsDamaged, RunFolderError
+
+log = logging.getLogger(__name__)
 
 METRICS_CSV = "metrics.csv"
 CURVES_PNG = "curves.png"
@@ -93,26 +96,73 @@ def write_metrics(run_dir: str | Path, rows: list[dict]) -> Path:
 
 def append_epoch(run_dir: str | Path, row: dict) -> Path:
     """Add an epoch's row to ``metrics.csv``, dropping any row of that epoch or later (a resumed run
-    repeats the epoch it stopped in)."""
+    repeats the epoch it stopped in). A damaged file (a copy cut off) is kept aside as
+    ``metrics.csv.damaged`` and the new file starts from its whole rows: its damaged lines are not lost."""
     path = Path(run_dir) / METRICS_CSV
-    rows = read_metrics(run_dir) if path.is_file() else []
-    rows = [r for r in rows if r.get("epoch") is not None and r["epoch"] < row["epoch"]]
+    try:
+        rows = read_metrics(run_dir) if path.is_file() else []
+    except MetricsDamaged as e:
+        aside = _aside(path)
+        os.replace(path, aside)
+        log.warning("%s; the file is kept as %s", e, aside)
+        rows = e.rows
+    rows = [r for r in rows if r["epoch"] < row["epoch"]]
     return write_metrics(run_dir, [*rows, row])
 
 
-def _number(text: str, path: Path, line: int, column: str) -> float | int | None:
+def _aside(path: Path) -> Path:
+    aside, n = path.with_name(f"{path.name}.damaged"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{n}")
+    return aside
+
+
+def _number(text: str, column: str) -> float | int | None:
     if text == "":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise RunFolderError(f"{path}: line {line}, column {column!r}: {text!r} is not a number") from None
+    value = float(text)  # ValueError: the caller names the line
     return int(value) if column == "epoch" else value
 
 
+def _whole(header: list[str], cells: list[str], line: int, last_cut: bool) -> tuple[dict | None, str | None]:
+    """(the row as numbers, None), or (None, what is wrong with line ``line``)."""
+    missing = header[len(cells) :]
+    if last_cut:
+        lacks = f"; no cell for {', '.join(map(repr, missing))}" if missing else "; its last cell may be short"
+        return None, f"line {line} is cut off (the file ends in it, without a line end{lacks})"
+    if missing:
+        return None, f"line {line} is cut short: no cell for {', '.join(map(repr, missing))}"
+    if len(cells) > len(header):
+        return None, f"line {line} has more cells than the header ({len(cells)}, not {len(header)})"
+    row = {}
+    for column, text in zip(header, cells):
+        try:
+            row[column] = _number(text, column)
+        except ValueError:
+            return None, f"line {line}, column {column!r}: {text!r} is not a number"
+    if row.get("epoch") is None:
+        return None, f"line {line} has no epoch number"
+    return row, None
+
+
+def _kept(rows: list[dict]) -> str:
+    if not rows:
+        return "no whole row is left"
+    epochs = [r["epoch"] for r in rows]
+    span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]}"
+    if len(rows) == 1:
+        return f"its 1 whole row ({span}) is read"
+    return f"its {len(rows)} whole rows ({span}) are read"
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, float | int | None]]:
-    """The rows of a run's ``metrics.csv`` as numbers (empty cells None); RunFolderError names the file
-    and line of anything else."""
+    """The rows of a run's ``metrics.csv`` as numbers (empty cells None).
+
+    RunFolderError names the file when it cannot be read as a metrics file at all; MetricsDamaged names
+    the file and each damaged line (cut off, a cell missing or not a number, more cells than the header)
+    and holds the whole rows, still usable. Every line medseg writes ends with a line end: a last line
+    without one is the end of a file that was cut off (its last cell may be short, or empty)."""
     path = Path(run_dir) / METRICS_CSV
     try:
         text = path.read_text(encoding="utf-8")
@@ -120,12 +170,25 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, float | int | None]]:
         raise RunFolderError(f"{path}: cannot read it ({e.strerror or e})") from None
     except UnicodeDecodeError:
         raise RunFolderError(f"{path}: not a text file") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "epoch" not in reader.fieldnames:
+    if not text.strip():
+        raise MetricsDamaged(f"{path}: the file is empty (cut off before its header?): no epoch rows", [])
+    cut = not text.endswith("\n")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    lines = [(reader.line_num, cells) for cells in reader if cells]
+    if cut and not lines:
+        raise MetricsDamaged(
+            f"{path}: line 1, its header, is cut off (the file ends in it, without a line end): no epoch rows", []
+        )
+    if "epoch" not in header:
         raise RunFolderError(f"{path}: not a medseg metrics file (no 'epoch' column in its header)")
-    rows = []
-    for line, raw in enumerate(reader, start=2):
-        if None in raw:
-            raise RunFolderError(f"{path}: line {line} has more cells than the header")
-        rows.append({k: _number(v or "", path, line, k) for k, v in raw.items()})
+    rows, problems = [], []
+    for k, (line, cells) in enumerate(lines):
+        row, problem = _whole(header, cells, line, cut and k == len(lines) - 1)
+        if problem is None:
+            rows.append(row)
+        else:
+            problems.append(problem)
+    if problems:
+        raise MetricsDamaged(f"{path}: {'; '.join(problems)}; {_kept(rows)}", rows)
     return rows

@@ -6,6 +6,11 @@ without torch: ``metrics.csv`` (:mod:`medseg.runs.files`), ``config.yaml``, the 
 validation metrics of its best epoch, ``evaluation/summary.json`` (the final evaluation of the best
 checkpoint on the validation split) and the last line of ``events.jsonl`` for how the run ended.
 
+A damaged record file (``metrics.csv`` cut off, ``evaluation/summary.json`` or ``config.yaml`` not
+readable) is noted in the run's ``damaged`` and the rest of the run is read: its whole metrics rows, its
+checkpoint, which stays usable. Only a damaged checkpoint ``config.json`` makes the run unreadable
+(RunFolderError): its model cannot be used.
+
 "Best" is the best checkpoint's epoch (by the run's ``monitor``): the per-class values are those of that
 one model, not each class's own maximum over epochs, so a row describes a model one can use.
 """
@@ -55,6 +60,9 @@ class RunSummary:
     state: str = "?"  # finished, cancelled, failed, unfinished (running, or killed: no end in events.jsonl)
     checkpoint: Path | None = None  # the model to use: best, else last
     rows: list[dict] = field(default_factory=list)
+    # the record files that cannot be read (all or part), by part: "metrics", "evaluation", "config"; the
+    # message names the file, what is wrong and what is still read
+    damaged: dict[str, str] = field(default_factory=dict)
 
     def classes(self) -> list[str]:
         return [k[5:] for k in self.best if k.startswith("dice/")]
@@ -148,13 +156,31 @@ def _model_label(ckpt: dict[str, Any], config: dict[str, Any]) -> str:
     return f"{arch}({encoder})" if encoder else str(arch)
 
 
+def _saved_epochs(ckpt_dir: Path) -> int:
+    """The epochs done when ``ckpt_dir`` was saved (0 when it cannot be read)."""
+    try:
+        epoch = (((_json(ckpt_dir / CHECKPOINT_CONFIG) or {}).get("provenance") or {}).get("training") or {})["epoch"]
+        return int(epoch) + 1
+    except (RunFolderError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def read_run(path: str | Path) -> RunSummary:
-    """The :class:`RunSummary` of one run folder (RunFolderError names a damaged file)."""
+    """The :class:`RunSummary` of one run folder: RunFolderError names a damaged checkpoint config; a
+    damaged record file is in its ``damaged`` (see the module docstring)."""
     p = Path(path)
     run = RunSummary(name=p.name, path=p)
     if (p / METRICS_CSV).is_file():
-        run.rows = read_metrics(p)
-    config = _yaml(p / CONFIG_YAML)
+        try:
+            run.rows = read_metrics(p)
+        except RunFolderError as e:
+            run.rows = getattr(e, "rows", [])  # MetricsDamaged: its whole rows
+            run.damaged["metrics"] = str(e)
+    try:
+        config = _yaml(p / CONFIG_YAML)
+    except RunFolderError as e:
+        config = {}
+        run.damaged["config"] = f"{e}; the checkpoint's copy of the config is read"
     ckpt_dir = next((p / n for n in (BEST, LAST) if (p / n / CHECKPOINT_CONFIG).is_file()), None)
     ckpt = _json(ckpt_dir / CHECKPOINT_CONFIG) if ckpt_dir else None
     ckpt = ckpt or {}
@@ -170,7 +196,11 @@ def read_run(path: str | Path) -> RunSummary:
         run.data = Path(config["data"]["root"]).name
     run.epochs_planned = config.get("epochs")
     run.monitor = config.get("monitor")
-    run.epochs_done = len(run.rows) or int(((prov.get("training") or {}).get("epoch") or -1) + 1)
+    ckpt_epoch = (prov.get("training") or {}).get("epoch")  # 0-based: the epoch it was saved in
+    ckpt_epochs = int(ckpt_epoch) + 1 if isinstance(ckpt_epoch, (int, float)) else 0
+    run.epochs_done = len(run.rows) or ckpt_epochs
+    if "metrics" in run.damaged:  # its rows are missing epochs: the last checkpoint knows how many were done
+        run.epochs_done = max(run.epochs_done, _saved_epochs(p / LAST))
     run.seconds = sum(float(r.get("seconds") or 0.0) for r in run.rows)
     metrics = prov.get("metrics") or {}
     if ckpt_dir is not None and ckpt_dir.name == BEST and "epoch" in metrics:
@@ -180,7 +210,10 @@ def read_run(path: str | Path) -> RunSummary:
             for k, v in metrics.items()
             if k.split("/")[0] in ("dice", "iou", "hd95", "assd") and isinstance(v, (int, float))
         }
-    run.evaluation = _json(p / EVALUATION_DIR / EVALUATION_SUMMARY)
+    try:
+        run.evaluation = _json(p / EVALUATION_DIR / EVALUATION_SUMMARY)
+    except RunFolderError as e:
+        run.damaged["evaluation"] = f"{e}; the final evaluation cannot be shown (medseg evaluate measures it again)"
     kind = _last_event_kind(p / EVENTS)
     run.state = ENDINGS.get(kind, "unfinished" if kind else "?")
     return run
@@ -241,11 +274,15 @@ def _text(value: Any, column: str) -> str:
 
 
 def format_table(runs: list[RunSummary]) -> str:
-    """The comparison as aligned text columns."""
+    """The comparison as aligned text columns; a run with a damaged record file is marked ``*`` and a note
+    below the table says which file, what is wrong and what was still read."""
     header, rows = table_rows(runs)
     cells = [["time" if h == "seconds" else h for h in header]] + [
         [_text(v, h) for v, h in zip(row, header)] for row in rows
     ]
+    for run, row in zip(runs, cells[1:]):
+        if run.damaged:
+            row[0] += " *"
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(header))]
     lines = []
@@ -253,7 +290,8 @@ def format_table(runs: list[RunSummary]) -> str:
         parts = [c.rjust(w) if numeric[i] and k else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
         lines.append("  ".join(parts).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    notes = [f"* {r.name}: {text}" for r in runs for text in r.damaged.values()]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _is_number(v: Any) -> bool:
@@ -266,8 +304,8 @@ def write_table_csv(runs: list[RunSummary], path: str | Path) -> Path:
     path = Path(path)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow([*header, "path", "checkpoint"])
+        w.writerow([*header, "path", "checkpoint", "damaged"])
         for r, row in zip(runs, rows):
             cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
-            w.writerow([*cells, str(r.path), str(r.checkpoint or "")])
+            w.writerow([*cells, str(r.path), str(r.checkpoint or ""), "; ".join(r.damaged.values())])
     return path

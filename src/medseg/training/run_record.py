@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import ConfigError
+from medseg.errors import ConfigError, RunFolderError
 from medseg.runs.curves import plot_run
 from medseg.runs.files import CURVES_PNG, TENSORBOARD_DIR, append_epoch, epoch_row, read_metrics
 
@@ -61,7 +61,7 @@ class RunRecorder:
                     self._epoch_to_board(row)
             elif kind in ("result", "cancelled", "error"):  # how a run ends (medseg.jobs kinds)
                 self.close()
-        except OSError as e:  # the record is a convenience; the run and its checkpoints go on
+        except (OSError, RunFolderError) as e:  # the record is a convenience; the run and its checkpoints go on
             log.warning("%s: could not write the run's record: %s", self.run_dir, e)
 
     def close(self) -> None:
