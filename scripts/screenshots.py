@@ -112,9 +112,11 @@ def main() -> int:
 
     # 4. Its past runs: the run just finished selected, with its learning curves
     runs = ft.past_runs
+    pump(60, lambda: not runs.busy)  # the runs are read in a worker
     if not runs.select(ft.run_dir.name):
         print(f"the run {ft.run_dir.name} is not in the past runs: {runs.title.text()}", file=sys.stderr)
         return 1
+    pump(60, lambda: not runs.busy)  # its curves are decoded in a worker
 
     def runs_in_view() -> None:
         runs._show_selected()  # the curves scaled to the dock's width at this size
