@@ -60,8 +60,10 @@ def rank_config() -> dict:
     return cfg
 
 
-def run_one(data: Path, work: Path, seed: int, frames, folds: int, *, rank: bool = True) -> dict:
-    """Copy, corrupt, create a workspace, QC, rank; the model-free and the ranked queue's results."""
+def run_one(data: Path, work: Path, seed: int, frames, folds: int, *, rank: bool = True, fit_all: bool = False) -> dict:
+    """Copy, corrupt, create a workspace, QC, rank (out-of-fold, or ``fit_all``: medseg rank --fit-all); the
+    model-free and the ranked queue's results."""
+    from medseg.qc.fit_all import iter_rank_fit
     from medseg.qc.oof import iter_rank_oof
     from medseg.qc.ranking import FoldScored
     from medseg.qc.run import run_qc
@@ -80,8 +82,9 @@ def run_one(data: Path, work: Path, seed: int, frames, folds: int, *, rank: bool
         out = {"model_free": evaluate(ws, None, planted)}
         if rank:
             t0 = time.perf_counter()
-            method = f"oof-k{folds}"
-            for event in iter_rank_oof(ws, rank_config(), folds=folds, method=method):
+            method = "fit-all" if fit_all else f"oof-k{folds}"
+            job = iter_rank_fit(ws, rank_config()) if fit_all else iter_rank_oof(ws, rank_config(), folds=folds)
+            for event in job:
                 if isinstance(event, FoldScored):
                     print(f"  fold {event.fold + 1}/{event.folds} scored ({event.seconds:.0f} s)", flush=True)
             seconds["rank"] = time.perf_counter() - t0
@@ -122,6 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="corruption seeds (protocol's own default)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-rank", action="store_true", help="the model-free queue only (QC, no fold models)")
+    ap.add_argument("--fit-all", action="store_true", help="rank as medseg rank --fit-all (one model, every label)")
     # 1, not 2: on a machine shared with other jobs two OpenMP threads spin against each other
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temp folder)")
@@ -155,7 +159,9 @@ def main(argv=None) -> int:
             jobs = [(f"1,000 frames, seed {s}", root / "thousand", s, None) for s in args.seeds or [0]]
         for k, (title, source, seed, frames) in enumerate(jobs):
             print(f"\n# {title}", flush=True)
-            r = run_one(source, root / f"run-{k}", seed, frames, args.folds, rank=not args.no_rank)
+            r = run_one(
+                source, root / f"run-{k}", seed, frames, args.folds, rank=not args.no_rank, fit_all=args.fit_all
+            )
             r["title"] = title
             print(f"{r['groups']} groups")
             print_result(f"{title}: model-free queue (QC only)", {**r["model_free"], "seconds": None})

@@ -67,9 +67,9 @@ def test_its_weight_in_the_queue_is_measured_on_planted_copies(fitted):
     assert "fit-all" in cal.auroc and 0.0 <= cal.auroc["fit-all"] <= 1.0
 
 
-def test_fit_config_passes_over_every_sample_without_validation():
+def test_fit_config_passes_over_the_data_without_validation():
     cfg = fit_config({"epochs": 3, "max_steps_per_epoch": 16, "data": {"val_fraction": 0.2, "image_size": [8, 8]}})
-    assert cfg["max_steps_per_epoch"] is None and cfg["data"] == {"val_fraction": 0.0, "image_size": [8, 8]}
+    assert cfg["max_steps_per_epoch"] == 80 and cfg["data"] == {"val_fraction": 0.0, "image_size": [8, 8]}
     assert cfg["epochs"] == 3 and fit_config({})["epochs"] == 60
 
 
@@ -100,3 +100,22 @@ def test_cli_fit_all(fitted, tmp_path, capsys):
     assert rows[0]["method"] == "cli-fit" and rows[0]["fold"] == 0
     assert main([*args[:3], "--checkpoint", str(tmp_path / "x.medseg")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_cli_ranks_with_fit_all_by_default_and_refuses_two_ways(fitted, tmp_path, capsys):
+    from medseg.cli import main
+    from medseg.qc.queue import default_method
+
+    ws, planted, _ = fitted
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    before = set(ws.score_methods())
+    code = main(["rank", str(ws.root), "--config", str(cfg), "--top", "4", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert set(ws.score_methods()) == before  # stored again under fit-all, nothing else
+    assert "fitted to every label" in err and {line.split()[1] for line in out.splitlines()[1:5]} == set(planted)
+    assert default_method(["oof-k5", "fit-all", "outline-fit"]) == "fit-all"
+    assert default_method(["oof-k5", "outline-fit"]) == "oof-k5"
+    assert main(["rank", str(ws.root), "--fit-all", "--folds", "3"]) == 2
+    assert "--fit-all and --folds are different ways to rank" in capsys.readouterr().err

@@ -1,9 +1,13 @@
 """``medseg rank WORKSPACE``: model-based label-quality ranking from the shell, then the review queue's top.
 
-Out-of-fold by default (``--folds K``: K models, each trained on the other
-folds' groups with a small fast config); ``--checkpoint CKPT`` scores with
-one given model instead (fast, but biased: the model may have learnt the
-very labels it judges). The first Ctrl-C (or SIGTERM) stops after the
+By default one small model is fitted to every label (``--fit-all``,
+:mod:`medseg.qc.fit_all`): the labels it cannot fit come first. On CVC-ClinicDB
+video blocks never used for choosing it raised the queue's AUROC from 0.949
+(model-free) to 0.974, where five out-of-fold models gave 0.947, in less than
+half their time. ``--folds K`` trains K out-of-fold models instead (each on the
+other folds' groups, with a validation Dice line per fold), ``--checkpoint
+CKPT`` scores with one given model (fast, but biased: the model may have learnt
+the very labels it judges). The first Ctrl-C (or SIGTERM) stops after the
 current training step or sample: the folds already scored stay stored; a
 second Ctrl-C aborts at once, which loses only the fold in progress.
 
@@ -45,7 +49,7 @@ DEFAULT_CONFIG = {
 FIT_ALL_CONFIG = {
     **DEFAULT_CONFIG,
     "data": {**DEFAULT_CONFIG["data"], "val_fraction": 0.0},
-    "max_steps_per_epoch": None,
+    "max_steps_per_epoch": 80,  # medseg.qc.fit_all.MAX_STEPS_PER_EPOCH: 60 epochs within 4,800 steps
 }
 FLAG_KEYS = {**TRAINING_FLAG_KEYS, "image_size": "data.image_size"}
 
@@ -57,12 +61,18 @@ def add_parser(sub) -> None:
         description=__doc__.split("\n\n", 1)[1],
     )
     p.add_argument("workspace", metavar="WORKSPACE", help="a workspace folder (medseg workspace create)")
-    p.add_argument("--folds", type=int, default=5, metavar="K", help="out-of-fold folds, split by group (5)")
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="rank with K out-of-fold models trained on group folds instead (a validation Dice line per fold)",
+    )
     p.add_argument(
         "--fit-all",
         action="store_true",
-        help="one small model fitted to every label instead of out-of-fold models: the labels it cannot fit "
-        "come first (biased by design; 60 passes over the data)",
+        help="the default: one small model fitted to every label, the labels it cannot fit come first "
+        "(biased by design, weighed by what it finds in errors planted in your labels; 60 passes over the data)",
     )
     p.add_argument(
         "--checkpoint",
@@ -74,7 +84,7 @@ def add_parser(sub) -> None:
         "--config",
         default=None,
         metavar="YAML",
-        help="training config for the fold models (default: a small PlainUNet at 64x96, 60 epochs of 16 steps)",
+        help="training config of the ranking model(s) (default: a small PlainUNet at 64x96, 60 epochs)",
     )
     p.add_argument(
         "--set",
@@ -100,8 +110,10 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="a local encoder weights file for the fold models (smp architectures; nothing is downloaded)",
     )
-    p.add_argument("--method", default=None, help="score method name (default oof-kK, or checkpoint)")
-    p.add_argument("--runs", default=None, metavar="DIR", help="fold run folders (default WORKSPACE/runs/METHOD)")
+    p.add_argument(
+        "--method", default=None, help="score method name (default fit-all, oof-kK with --folds, checkpoint)"
+    )
+    p.add_argument("--runs", default=None, metavar="DIR", help="training run folders (default WORKSPACE/runs/METHOD)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="queue rows printed (20)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the whole queue as JSON")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the whole queue as CSV")
@@ -115,11 +127,11 @@ def add_parser(sub) -> None:
 
 
 def build_rank_config(args: argparse.Namespace):
-    """DEFAULT_CONFIG (FIT_ALL_CONFIG with ``--fit-all``) or the YAML, then ``--set``, then the flags, on the
+    """FIT_ALL_CONFIG (DEFAULT_CONFIG with ``--folds``) or the YAML, then ``--set``, then the flags, on the
     workspace; ConfigError lists every problem."""
     from medseg.cli.options import build_config
 
-    defaults = FIT_ALL_CONFIG if getattr(args, "fit_all", False) else DEFAULT_CONFIG
+    defaults = DEFAULT_CONFIG if getattr(args, "folds", None) is not None else FIT_ALL_CONFIG
     return build_config(args, FLAG_KEYS, defaults, data_root=str(args.workspace))
 
 
@@ -175,11 +187,20 @@ def _run(ws, args: argparse.Namespace, bar):
     from medseg.qc.oof import iter_rank_oof
     from medseg.qc.ranking import BIAS_NOTE, iter_score_checkpoint
 
-    if args.checkpoint and args.fit_all:
+    chosen = [
+        name
+        for name, on in (
+            ("--fit-all", args.fit_all),
+            ("--folds", args.folds is not None),
+            ("--checkpoint", bool(args.checkpoint)),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
         from medseg.errors import RankingError
 
-        raise RankingError("--fit-all trains its own model: give it or --checkpoint CKPT, not both")
-    if args.fit_all:
+        raise RankingError(f"{' and '.join(chosen)} are different ways to rank: give one of them, not both")
+    if not args.checkpoint and args.folds is None:
         from medseg.qc.fit_all import iter_rank_fit
 
         config = build_rank_config(args)

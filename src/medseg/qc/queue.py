@@ -134,11 +134,15 @@ class QueueItem:
 def default_method(methods: Iterable[str]) -> str | None:
     """The score method a queue uses when none is named.
 
-    An out-of-fold method ("oof-k5") is preferred (unbiased; the largest K
+    ``fit-all`` (``medseg rank``'s default, :mod:`medseg.qc.fit_all`) is
+    preferred: it ranked planted errors better than out-of-fold models on data
+    never used for choosing; then an out-of-fold method ("oof-k5", the largest K
     when several), then any other stored model method, then ``outline-fit``,
     then another model-free signal's; None when none is stored.
     """
     methods = sorted(methods)
+    if "fit-all" in methods:
+        return "fit-all"
     oof = [m for m in methods if m.startswith("oof")]
     if oof:
         return max(oof, key=lambda m: (_fold_count(m), m))
