@@ -4,8 +4,9 @@ Copies frames of ``$MEDSEG_DATA_DIR/cvc-clinicdb`` (default ../shared/data)
 into a temp folder (the source is never touched), corrupts 20 % of their masks
 in seven realistic ways (:mod:`medseg.qc.corruptions`: shift, dilate, erode,
 missing object, extra object, another video's frame mask, grey noise),
-creates a workspace, runs QC (the model-free queue) and ``medseg rank``'s
-out-of-fold ranking with its default recipe, and prints for each: the queue's
+creates a workspace, runs QC (the model-free queue) and ``medseg rank`` (its
+default, one model fitted to every label, or ``--ranking oof``: out-of-fold
+models), and prints for each: the queue's
 AUROC (corrupted before clean), the share of the corrupted masks in the first
 20 % of the queue, both per kind, each stored score's AUROC alone, the folds'
 validation Dice and the timings.
@@ -125,7 +126,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="corruption seeds (protocol's own default)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-rank", action="store_true", help="the model-free queue only (QC, no fold models)")
-    ap.add_argument("--fit-all", action="store_true", help="rank as medseg rank --fit-all (one model, every label)")
+    ap.add_argument(
+        "--ranking",
+        default="fit-all",
+        choices=("fit-all", "oof"),
+        help="medseg rank's default (one model fitted to every label) or --folds K out-of-fold models",
+    )
     # 1, not 2: on a machine shared with other jobs two OpenMP threads spin against each other
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temp folder)")
