@@ -41,6 +41,7 @@ def test_labels_the_model_cannot_fit_come_first(fitted):
     assert set(order[: len(planted)]) == set(planted), [(s, round(scores[s], 3)) for s in order[:6]]
     queue = review_queue(ws, method="fit-all")
     assert {i.sample_id for i in queue[: len(planted)]} == set(planted)
+    assert all("model fitted to every label" in i.reason for i in queue[:4]), queue[0].reason
 
 
 def test_one_model_trains_on_and_scores_every_sample_and_says_it_is_biased(fitted):

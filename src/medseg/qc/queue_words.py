@@ -95,6 +95,8 @@ def score_phrase(score: float, details: dict, method: str | None) -> str:
     who = "out-of-fold prediction" if details.get("out_of_fold") else "prediction"
     if details.get("biased"):
         who = "prediction of a model that may have seen this label"
+    if details.get("score_field") == "fit":  # medseg.qc.fit_all: it learnt every label on purpose
+        who = "the prediction of the model fitted to every label"
     if details.get("worst_slices"):  # a volume: its score is its worst slices'
         k = details.get("worst_k") or len(details["worst_slices"])
         dice = f"Dice {details['dice']:.2f}" if details.get("dice") is not None else "agreement"
@@ -180,6 +182,9 @@ def model_signal(score: float, details: dict, method: str | None) -> str:
     if dice is None:
         return f"label quality {score:.2f} ({method})"
     verdict = "disagrees with" if dice < 0.7 else "partly agrees with" if dice < 0.9 else "agrees with"
+    if details.get("score_field") == "fit":  # medseg.qc.fit_all: it learnt every label on purpose
+        who = "the model fitted to every label"
+        verdict = "could not fit" if dice < 0.7 else "only partly fits" if dice < 0.9 else "fits"
     where = (
         f" on its {plural(details.get('worst_k') or len(details['worst_slices']), 'worst slice')}"
         if (details.get("worst_slices"))
