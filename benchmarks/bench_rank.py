@@ -166,7 +166,13 @@ def main(argv=None) -> int:
         for k, (title, source, seed, frames) in enumerate(jobs):
             print(f"\n# {title}", flush=True)
             r = run_one(
-                source, root / f"run-{k}", seed, frames, args.folds, rank=not args.no_rank, fit_all=args.fit_all
+                source,
+                root / f"run-{k}",
+                seed,
+                frames,
+                args.folds,
+                rank=not args.no_rank,
+                fit_all=args.ranking == "fit-all",
             )
             r["title"] = title
             print(f"{r['groups']} groups")
