@@ -294,3 +294,30 @@ def run(job: Iterable[Any], token: CancelToken | None = None, on_event=None) -> 
         if isinstance(event, Cancelled):
             raise event
     raise AssertionError("drive() ends with a Result or Cancelled")  # pragma: no cover
+
+
+def ordered_map(fn, items: list, workers: int, name: str = "medseg") -> Iterator[tuple]:
+    """(item, fn(item)) in input order from a pool of ``workers`` threads, at most ``2 * workers`` in flight,
+    so a job reading files keeps its memory bounded and can stop between items; closing the generator early
+    cancels what has not started."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers <= 1:
+        for x in items:
+            yield x, fn(x)
+        return
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        try:
+            for x in items:
+                pending.append((x, pool.submit(fn, x)))
+                if len(pending) >= 2 * workers:
+                    x0, f0 = pending.popleft()
+                    yield x0, f0.result()
+            while pending:
+                x0, f0 = pending.popleft()
+                yield x0, f0.result()
+        finally:
+            for _, f in pending:
+                f.cancel()

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from medseg.errors import Cancelled, MedsegError
-from medseg.jobs import CancelToken, Progress, Result, Started, check
+from medseg.jobs import CancelToken, Progress, Result, Started, check, ordered_map
 from medseg.qc.checks_base import DatasetContext, SampleView
 from medseg.qc.checks_files import problem_finding
 from medseg.qc.checks_registry import CHECKS, FEATURES, resolve_checks, resolve_params
@@ -100,7 +99,7 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
     if decode:
         yield Progress(0, n, SAMPLES_STAGE)
         n_workers = workers if workers is not None else default_workers()
-        decoded = _ordered_map(examine, ids, n_workers)
+        decoded = ordered_map(examine, ids, n_workers, "medseg-qc")
         try:
             for done, (sid, (found, measured, spent)) in enumerate(decoded, 1):
                 stored += found
@@ -287,25 +286,3 @@ def _grid_mismatch(view: SampleView) -> list[Finding]:
             details={"image": view.geometry.to_dict(), "label": view.label_geometry.to_dict()},
         )
     ]
-
-
-def _ordered_map(fn: Callable, items: list, workers: int) -> Iterator[tuple]:
-    """(item, fn(item)) in input order, at most ``2 * workers`` in flight; stopping early cancels the rest."""
-    if workers <= 1:
-        for x in items:
-            yield x, fn(x)
-        return
-    pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medseg-qc") as pool:
-        try:
-            for x in items:
-                pending.append((x, pool.submit(fn, x)))
-                if len(pending) >= 2 * workers:
-                    x0, f0 = pending.popleft()
-                    yield x0, f0.result()
-            while pending:
-                x0, f0 = pending.popleft()
-                yield x0, f0.result()
-        finally:
-            for _, f in pending:
-                f.cancel()

@@ -18,9 +18,7 @@ pixels only for a spread subset of ``intensity_images`` samples, the others from
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import MedsegError
-from medseg.jobs import CancelToken, Progress, Result, Started, check
+from medseg.jobs import CancelToken, Progress, Result, Started, check, ordered_map
 from medseg.stats.cache import FactsCache
 from medseg.stats.collect import MaskFacts, binary_facts, image_facts, mask_facts
 from medseg.stats.report import StatsReport
@@ -93,7 +91,7 @@ def iter_stats(
     changed = 0
     measure = _measurer(source, classmap, is_ws, ends, decode, cache)
     yield Progress(0, n, STAGE)
-    results = _ordered_map(measure, list(enumerate(ids)), workers if workers is not None else _workers())
+    results = ordered_map(measure, list(enumerate(ids)), workers if workers is not None else _workers(), "medseg-stats")
     try:
         for done, ((_, sid), outcome) in enumerate(results, 1):
             group, image, mask, imported, error = outcome
@@ -227,25 +225,3 @@ def _workers() -> int:
 
     # the caller (a GUI, a CLI printing progress) keeps one CPU; beyond 4 threads reading files is the limit
     return min(4, max(1, (os.cpu_count() or 2) - 1))
-
-
-def _ordered_map(fn: Callable, items: list, workers: int) -> Iterator[tuple]:
-    """(item, fn(item)) in input order, at most ``2 * workers`` in flight; closing it cancels the rest."""
-    if workers <= 1:
-        for x in items:
-            yield x, fn(x)
-        return
-    pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medseg-stats") as pool:
-        try:
-            for x in items:
-                pending.append((x, pool.submit(fn, x)))
-                if len(pending) >= 2 * workers:
-                    x0, f0 = pending.popleft()
-                    yield x0, f0.result()
-            while pending:
-                x0, f0 = pending.popleft()
-                yield x0, f0.result()
-        finally:
-            for _, f in pending:
-                f.cancel()
