@@ -104,8 +104,6 @@ def test_ct_window_equalised_slices_are_the_same_input_in_training_and_predict_v
 
 def test_real_ct_25d_clahe_same_input_in_training_and_predict_volume(tmp_path):
     ds = real_dataset(tmp_path / "ct", "ct")
-    trainer, ckpt, fed = _train(
-        ds, tmp_path / "run", image_size=[64, 64], window=[40, 400], slices=3, equalize=CLAHE
-    )
+    trainer, ckpt, fed = _train(ds, tmp_path / "run", image_size=[64, 64], window=[40, 400], slices=3, equalize=CLAHE)
     inputs = _check_same_inputs(trainer, ckpt, fed, ds.samples, CLAHE)
     assert inputs[ds.samples[0].id].shape == (30, 3, 64, 64)
