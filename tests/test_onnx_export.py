@@ -15,6 +15,7 @@ from medseg.datasets.classmap import ClassMap
 from medseg.errors import OnnxExportError
 from medseg.models import create_model, export_onnx, list_architectures, load_checkpoint, model_stride, save_checkpoint
 from medseg.models.onnx_export import BinPooling, _quiet_exporter, onnx_session, read_onnx_metadata
+from medseg.models.onnx_vit import aa_bicubic_weights
 from medseg.models.spec import ModelSpec, Preprocessing
 
 UNET = ModelSpec(
@@ -148,17 +149,66 @@ def test_bin_pooling_is_adaptive_average_pooling():
         assert torch.allclose(BinPooling(size)(x), torch.nn.AdaptiveAvgPool2d(size)(x), atol=1e-6)
 
 
-def test_dpt_exports_at_a_fixed_size_and_says_so_for_dynamic(tmp_path):
-    """timm's ViT resamples its position embedding with an antialiased bicubic ONNX cannot express."""
-    torch.set_num_threads(1)
-    spec = ModelSpec("DPT", "tu-vit_tiny_patch16_224", in_channels=3, classes=1, task="binary")
-    pre = Preprocessing(divisible_by=16, input_size=[224, 224])
+def test_aa_bicubic_weights_are_torchs_antialiased_bicubic():
+    """Shrinking and enlarging alike; the plain bicubic (another kernel, clamped borders) is not it."""
+    p = torch.randn(1, 4, 10, 14, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for out_hw in [(6, 8), (5, 21), (14, 16), (23, 9), (10, 14)]:
+        ref = torch.nn.functional.interpolate(p, size=out_hw, mode="bicubic", antialias=True)
+        rows = aa_bicubic_weights(10, torch.tensor(out_hw[0]), p)
+        cols = aa_bicubic_weights(14, torch.tensor(out_hw[1]), p)
+        assert torch.allclose(torch.einsum("ih,nchw,jw->ncij", rows, p, cols), ref, rtol=0, atol=1e-12), out_hw
+    plain, aa = (torch.nn.functional.interpolate(p, size=(14, 16), mode="bicubic", antialias=a) for a in (False, True))
+    assert (plain - aa).abs().max() > 0.01
+
+
+def _tiny_dpt(tmp_path, **kwargs):
+    # timm's test_vit (10 x 10 patches of 16 at its native 160 x 160) under a narrow DPT decoder
+    spec = ModelSpec(
+        "DPT",
+        "tu-test_vit",
+        in_channels=3,
+        classes=1,
+        task="binary",
+        kwargs={"decoder_intermediate_channels": [8, 16, 16, 16], "decoder_fusion_channels": 16, **kwargs},
+    )
     torch.manual_seed(0)
-    ck = load_checkpoint(save_checkpoint(tmp_path / "dpt", create_model(spec).eval(), spec, ClassMap.binary(), pre))
-    with pytest.raises(OnnxExportError, match="DPT .* with dynamic height/width: .*bicubic.*dynamic_hw=False"):
+    model = create_model(spec).eval()
+    with torch.no_grad():  # a trained ViT's position embedding is as large as its patch tokens; init's is 0.02
+        model.encoder.model.pos_embed.mul_(50)
+        # logits of a few units, not tens: 1e-4 then leaves a 10x margin over float rounding
+        last = [m for m in model.segmentation_head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight.mul_(0.1), last.bias.mul_(0.1)
+    pre = Preprocessing(divisible_by=model_stride(spec), input_size=[160, 160])
+    return load_checkpoint(save_checkpoint(tmp_path / "dpt", model, spec, ClassMap.binary(), pre))
+
+
+def test_dpt_exports_with_dynamic_height_and_width(tmp_path):
+    """Traced at the native grid, where timm skips the resampling; exact on a smaller and a larger grid."""
+    torch.set_num_threads(1)
+    ck = _tiny_dpt(tmp_path)
+    vit = ck.model.encoder.model
+    out = export_onnx(ck, tmp_path / "out" / "dpt.onnx")
+    assert onnx_session(out).get_inputs()[0].shape == ["batch", 3, "height", "width"]
+    for h, w in [(96, 128), (224, 256)]:  # 6 x 8 and 14 x 16 patches
+        assert _max_diff(ck, out, (1, 3, h, w)) <= 1e-4, (h, w)
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():  # the position embedding weighs in: a wrong resampling would show
+            ref = ck.model(x)
+            saved = vit.pos_embed.clone()
+            vit.pos_embed.zero_()
+            assert (ck.model(x) - ref).abs().max() > 0.1
+            vit.pos_embed.copy_(saved)
+    assert _max_diff(ck, out, (2, 3, 160, 160)) <= 1e-4
+    assert "_pos_embed" not in vars(vit)  # only the exported copy changed
+    fixed = export_onnx(ck, tmp_path / "out" / "fixed.onnx", dynamic_hw=False, input_hw=(96, 128))
+    assert _max_diff(ck, fixed, (1, 3, 96, 128)) <= 1e-4
+
+
+def test_dpt_with_a_native_size_only_encoder_is_refused_dynamic(tmp_path):
+    ck = _tiny_dpt(tmp_path, dynamic_img_size=False)
+    with pytest.raises(OnnxExportError, match="DPT .* with dynamic height/width: .*dynamic_img_size=False"):
         export_onnx(ck, tmp_path / "out" / "dynamic.onnx")
-    out = export_onnx(ck, tmp_path / "out" / "dpt.onnx", dynamic_hw=False)
-    assert _max_diff(ck, out, (1, 3, 224, 224)) <= 1e-4
+    assert not (tmp_path / "out" / "dynamic.onnx").exists()
 
 
 def test_export_does_not_touch_the_callers_model(unet_export, tmp_path):

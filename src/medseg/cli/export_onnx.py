@@ -1,9 +1,10 @@
 """``medseg export-onnx CKPT [--out F] [--opset N]``: the checkpoint's network as an ONNX file.
 
 Height and width stay dynamic (any multiple of the model's stride) unless
-``--fixed-size HxW`` is given; DPT's ViT encoder resamples its position
-embedding with an antialiased bicubic that ONNX cannot express, so it needs
-``--fixed-size``. Prints a short summary of the written graph (inputs and
+``--fixed-size HxW`` is given, for every registered architecture (DPT's ViT
+position-embedding resampling is exported as matrix products; a ViT built with
+``dynamic_img_size=False`` takes its native size only and needs
+``--fixed-size``). Prints a short summary of the written graph (inputs and
 outputs with their dimensions, operators by type, size, metadata), or writes
 it as JSON with ``--json FILE``.
 """

@@ -39,6 +39,7 @@ from torch import nn
 
 from medseg.errors import OnnxExportError
 from medseg.models.checkpoint import Checkpoint, load_checkpoint
+from medseg.models.onnx_vit import exportable_vit, vit_unsupported
 from medseg.ownership import guarded_file
 
 INPUT_NAME = "image"
@@ -47,12 +48,6 @@ _POST = {
     "binary": {"activation": "sigmoid", "labels": "probability > threshold (0.5) is class 1"},
     "multilabel": {"activation": "sigmoid", "labels": "per channel: probability > threshold (0.5)"},
     "multiclass": {"activation": "softmax over axis 1", "labels": "argmax over axis 1 = class id"},
-}
-
-# Architectures whose traced graph is right at the traced size only
-FIXED_SIZE_ONLY = {
-    "DPT": "its ViT encoder resamples the position embedding with an antialiased bicubic (not in ONNX), "
-    "and at the traced size it skips that step, so a dynamic graph would be wrong at any other size",
 }
 
 
@@ -82,7 +77,10 @@ def export_onnx(
     ONNX has no adaptive average pooling to a fixed number of bins (PSPNet's
     and UPerNet's pyramid pooling): the exported copy computes the same bins
     as two averaging matrices built from the input's height and width
-    (:class:`BinPooling`), so those graphs take any size too.
+    (:class:`BinPooling`), so those graphs take any size too. A timm ViT encoder (DPT) resamples its
+    position embedding with an antialiased bicubic that the exporter cannot translate and that it skips
+    at the native size: the exported copy always resamples, with the same weights as matrix products
+    (:mod:`medseg.models.onnx_vit`).
     The file is written beside ``out_path`` and renamed into place; ``out_path`` is refused inside a
     dataset's source files or a workspace, and an existing file is replaced only with ``overwrite`` and
     only when medseg wrote it and it is unchanged (:mod:`medseg.ownership`).
@@ -92,13 +90,15 @@ def export_onnx(
     model = ckpt.model
     if any(p.device.type != "cpu" for p in model.parameters()) or model.training:
         model = copy.deepcopy(model).cpu().eval()  # leave the caller's model where and as it is
-    if dynamic_hw and ckpt.spec.arch in FIXED_SIZE_ONLY:
+    why = vit_unsupported(model) if dynamic_hw else None
+    if why:
         raise OnnxExportError(
             f"{ckpt.spec.arch} ({ckpt.path}) cannot be exported to ONNX with dynamic height/width: "
-            f"{FIXED_SIZE_ONLY[ckpt.spec.arch]}; export with dynamic_hw=False and a fixed input_hw"
+            f"{why}; export with dynamic_hw=False and a fixed input_hw"
         )
-    if dynamic_hw:
-        model = exportable(model if model is not ckpt.model else copy.deepcopy(model))
+    own = model if model is not ckpt.model else copy.deepcopy(model)
+    # a fixed size other than a ViT's native one needs the resampling too
+    model = exportable(own) if dynamic_hw else exportable_vit(own)
     h, w = _example_hw(ckpt, input_hw)
     example = torch.randn(1, ckpt.spec.in_channels, h, w, generator=torch.Generator().manual_seed(0))
     axes: dict[int, str] = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
@@ -206,14 +206,16 @@ def _psp_block_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def exportable(model: nn.Module) -> nn.Module:
-    """``model`` with every ``nn.AdaptiveAvgPool2d`` replaced by :class:`BinPooling` (in place; returned)."""
+    """``model`` with every ``nn.AdaptiveAvgPool2d`` replaced by :class:`BinPooling` and every timm ViT's
+    position embedding resampled as matrix products (:func:`~medseg.models.onnx_vit.exportable_vit`);
+    in place, returned."""
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.AdaptiveAvgPool2d):
                 setattr(module, child_name, BinPooling(child.output_size))
         if type(module).__name__ == "PSPBlock" and hasattr(module, "pool"):
             module.forward = types.MethodType(_psp_block_forward, module)
-    return model
+    return exportable_vit(model)
 
 
 def _export_error(ckpt: Checkpoint, dynamic_hw: bool, hw: tuple[int, int], e: Exception) -> OnnxExportError:
