@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         open_work_area(viewer, folder.expanduser().absolute())
     if args.screenshot is None:
         napari.run()
+        settle_workers(10.0)  # a dock's read still running as the window closed: let it end, not abort
         return 0
     from qtpy.QtWidgets import QApplication
 
@@ -113,9 +114,28 @@ def main(argv: list[str] | None = None) -> int:
         QApplication.processEvents()
     args.screenshot.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(args.screenshot), canvas_only=False)
+    settle_workers()
     viewer.close()
     print(f"saved {args.screenshot}")
     return 0
+
+
+def settle_workers(timeout_s: float = 60.0) -> None:
+    """Let the docks' thread workers (the overview, the past runs, ...) end and deliver their results before
+    the window goes: a worker still running when Qt deletes its signals aborts the process."""
+    import time
+
+    from qtpy.QtCore import QThreadPool
+    from qtpy.QtWidgets import QApplication
+
+    pool = QThreadPool.globalInstance()
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        if pool.activeThreadCount() == 0 and pool.waitForDone(50):
+            break
+        pool.waitForDone(50)
+    QApplication.processEvents()
 
 
 def wait_for_sample(viewer, timeout_s: float = 60.0) -> None:
