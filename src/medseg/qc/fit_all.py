@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import Cancelled
+from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Result, Started
 from medseg.qc.oof import _fold, base_config, preflight
 from medseg.qc.ranking import RankResult, open_workspace
@@ -80,8 +80,6 @@ def iter_rank_fit(
     scored: dict[str, tuple[float, dict]] = {}
     try:
         dataset = open_workspace_dataset(ws.root)
-        from medseg.errors import RankingError
-
         if not dataset.samples:
             raise RankingError(f"{ws.root}: no sample to rank (all excluded or their sources changed)")
         everything = list(dataset.samples)
@@ -104,8 +102,8 @@ def iter_rank_fit(
             cancel,
             predictor_options,
             scored,
-            True,
-            "fit",
+            biased=True,
+            score_field="fit",
         )
         calibrate_model(ws, method)
         yield Result(RankResult(method, {s: v[0] for s, v in scored.items()}, True, 1, {}))
