@@ -7,11 +7,11 @@ cancel lands while the job runs, whatever the machine's speed.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import pytest
+from _job_gates import open_gates, spy_close
 from _review_data import capture_errors, copy_cvc, open_dataset_widget
 
 from medseg.qc.findings import Finding
@@ -24,72 +24,14 @@ WAIT = 30000
 FRAMES = (1, 2, 3, 120, 121, 300)
 
 
-class Gate:
-    """An engine generator function that stops after its ``after``-th event until ``release`` is set.
-
-    ``log`` (shared with the test) gets "engine closed" when the engine generator has been closed, in the
-    worker thread."""
-
-    def __init__(self, real, log: list, after: int = 1):
-        self.real, self.log, self.after = real, log, after
-        self.reached, self.release = threading.Event(), threading.Event()
-        self.passed: list = []
-
-    def __call__(self, *args, **kwargs):
-        inner = self.real(*args, **kwargs)
-        try:
-            for n, event in enumerate(inner, 1):
-                self.passed.append(event)
-                yield event
-                if n == self.after:
-                    self.reached.set()
-                    self.release.wait(60)
-        finally:
-            inner.close()
-            self.log.append("engine closed")
-
-
 @pytest.fixture
 def gates(monkeypatch):
-    """``gate(module, name, after)`` puts a Gate in place of ``module.name``; every gate opens at teardown."""
-    made: list[Gate] = []
-    log: list[str] = []
-
-    def gate(module, name: str, after: int = 1) -> Gate:
-        g = Gate(getattr(module, name), log, after)
-        monkeypatch.setattr(module, name, g)
-        made.append(g)
-        return g
-
-    gate.log = log
-    yield gate
-    for g in made:
-        g.release.set()
+    yield from open_gates(monkeypatch)
 
 
 @pytest.fixture
 def cvc(cvc_dir, tmp_path) -> Path:
     return copy_cvc(cvc_dir, tmp_path / "cvc", FRAMES)
-
-
-def _infos(monkeypatch) -> list[str]:
-    from napari.utils import notifications
-
-    shown: list[str] = []
-    monkeypatch.setattr(notifications, "show_info", shown.append)
-    return shown
-
-
-def _spy_close(monkeypatch, ws, session, log: list) -> None:
-    """Record when ``ws`` is closed and which jobs on it were still running then."""
-    real = ws.close
-
-    def close() -> None:
-        log.append("close")
-        log.append(("running at close", [j.name for j in session.jobs.running(ws)]))
-        real()
-
-    monkeypatch.setattr(ws, "close", close)
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -212,194 +154,6 @@ def test_cancelled_qc_keeps_the_previous_findings(make_napari_viewer, qtbot, cvc
     assert errors == [] and widget.qc_button.isEnabled()
 
 
-# ------------------------------------------------------------------------------------------- export
-def _export_widget(viewer, qtbot):
-    from napari_medseg._export_widget import ExportWidget
-
-    widget = ExportWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.form.statuses.value = ["unreviewed", "accepted", "corrected"]
-    return widget
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def test_cancelled_export_leaves_the_previous_export(make_napari_viewer, qtbot, cvc, gates, monkeypatch, tmp_path):
-    import medseg.export as export
-
-    errors = capture_errors(monkeypatch)
-    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
-    viewer = make_napari_viewer()
-    session_for(viewer).set_workspace(ws)
-    widget = _export_widget(viewer, qtbot)
-    widget.form.out.value = tmp_path / "clean"
-    assert widget.start()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
-    before, around = _tree(tmp_path / "clean"), sorted(p.name for p in tmp_path.iterdir())
-    assert json.loads(before["manifest.json"])["counts"]["exported"] == len(FRAMES)
-
-    ws.set_status("1", "excluded", reason="blurred")  # a new export would differ
-    widget.form.overwrite.value = True
-    gate = gates(export, "iter_export", after=2)
-    assert widget.start()
-    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
-    widget.cancel_button.click()
-    gate.release.set()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
-    assert gates.log == ["engine closed"] and widget.result is None
-    assert "Export cancelled" in widget.status.text() and errors == []
-    assert _tree(tmp_path / "clean") == before  # the previous export, byte for byte
-    assert sorted(p.name for p in tmp_path.iterdir()) == around  # no staging folder left
-    session_for(viewer).set_workspace(None)
-
-
-def test_switching_workspace_during_an_export_closes_it_after_the_export(
-    make_napari_viewer, qtbot, cvc, gates, monkeypatch, tmp_path
-):
-    import medseg.export as export
-
-    errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
-    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
-    other = Workspace.create(tmp_path / "other.medseg", copy_cvc(cvc, tmp_path / "o", (1,)))
-    viewer = make_napari_viewer()
-    session = session_for(viewer)
-    session.set_workspace(ws)
-    widget = _export_widget(viewer, qtbot)
-    widget.form.out.value = tmp_path / "clean"
-    _spy_close(monkeypatch, ws, session, gates.log)
-    gate = gates(export, "iter_export", after=2)
-    assert widget.start()
-    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
-    session.set_workspace(other)
-    assert session.workspace is other and "close" not in gates.log  # not under the running export
-    assert len(infos) == 1 and f"Export to {tmp_path / 'clean'}" in infos[0] and str(ws.root) in infos[0]
-    gate.release.set()
-    qtbot.waitUntil(lambda: "close" in gates.log, timeout=WAIT)
-    assert gates.log == ["engine closed", "close", ("running at close", [])]
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT)
-    assert errors == [] and "Export cancelled" in widget.status.text()
-    assert not (tmp_path / "clean").exists()
-    with pytest.raises(Exception, match="closed"):
-        ws.sample_ids()
-    session.set_workspace(None)
-
-
-# ------------------------------------------------------------------------------------------- re-score
-@pytest.fixture
-def scoring(make_napari_viewer, qtbot, cvc, tmp_path):
-    """A Fine-tune widget with a tiny PlainUNet as its checkpoint, on a CVC workspace with earlier scores."""
-    from napari_medseg._torch_guard import load_torch
-
-    load_torch()  # earlier tests' viewers made a GL context: torch (and the model below) without triton
-    from _predict_data import tiny_unet
-
-    from napari_medseg._finetune_widget import FinetuneWidget
-
-    ws = Workspace.create(tmp_path / "cvc.medseg", cvc)
-    earlier = {sid: 0.25 for sid in ws.sample_ids()}
-    ws.set_scores("checkpoint", earlier)
-    viewer = make_napari_viewer()
-    session = session_for(viewer)
-    session.set_workspace(ws)
-    widget = FinetuneWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.checkpoint = str(tiny_unet(tmp_path / "ckpt"))
-    widget._sync()
-    yield widget, session, ws, earlier
-    session.set_workspace(None)
-
-
-def test_cancelled_rescore_keeps_the_previous_scores(qtbot, scoring, gates, monkeypatch):
-    import medseg.qc.ranking as ranking
-
-    errors = capture_errors(monkeypatch)
-    widget, session, ws, earlier = scoring
-    gate = gates(ranking, "iter_score_checkpoint", after=2)
-    changed = []
-    session.scores_changed.connect(changed.append)
-    widget.rescore_button.click()
-    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
-    assert widget.rescore_button.text() == "Cancel re-scoring" and widget.rescore_button.isEnabled()
-    widget.rescore_button.click()  # while it runs, the button cancels it
-    gate.release.set()
-    qtbot.waitUntil(lambda: widget.score_worker is None, timeout=WAIT)
-    assert gates.log == ["engine closed"] and len(gate.passed) < len(FRAMES)
-    assert ws.scores("checkpoint") == earlier and changed == [] and errors == []
-    assert "cancelled" in widget.status.text() and widget.rescore_button.text() == "Re-score the queue"
-
-    widget.rescore_button.click()  # not cancelled, it replaces them
-    gate.release.set()
-    qtbot.waitUntil(lambda: widget.score_worker is None, timeout=WAIT)
-    assert changed == ["checkpoint"] and set(ws.scores("checkpoint")) == set(earlier)
-    assert ws.scores("checkpoint") != earlier
-
-
-def test_switching_workspace_during_a_rescore_closes_it_after(qtbot, scoring, gates, monkeypatch):
-    import medseg.qc.ranking as ranking
-
-    errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
-    widget, session, ws, earlier = scoring
-    _spy_close(monkeypatch, ws, session, gates.log)
-    gate = gates(ranking, "iter_score_checkpoint", after=1)
-    assert widget.rescore()
-    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
-    session.set_workspace(None)
-    assert len(infos) == 1 and "Re-scoring the queue with unet.medseg" in infos[0] and "Closing" in infos[0]
-    assert "close" not in gates.log
-    gate.release.set()
-    qtbot.waitUntil(lambda: "close" in gates.log, timeout=WAIT)
-    assert gates.log == ["engine closed", "close", ("running at close", [])]
-    qtbot.waitUntil(lambda: widget.score_worker is None, timeout=WAIT)
-    assert errors == [] and "cancelled" in widget.status.text()
-    with Workspace.open(ws.root) as again:
-        assert again.scores("checkpoint") == earlier
-
-
-# ------------------------------------------------------------------------------------------- predict
-def test_switching_workspace_cancels_the_prediction_of_its_sample(
-    make_napari_viewer, qtbot, cvc, tmp_path, monkeypatch
-):
-    from _predict_data import tiny_unet
-
-    import napari_medseg._predict_requests as requests
-    from napari_medseg._predict_widget import PredictWidget
-    from napari_medseg._session import PREDICTION_LAYER
-
-    errors, infos = capture_errors(monkeypatch), _infos(monkeypatch)
-    viewer = make_napari_viewer()
-    _, session = open_dataset_widget(viewer, qtbot, cvc)
-    log: list = []
-    gate = None
-    real_build = requests.build_predictor
-
-    def build(choice):
-        nonlocal gate
-        predictor = real_build(choice)
-        gate = Gate(predictor.iter_predict, log, after=1)
-        predictor.iter_predict = gate
-        return predictor
-
-    monkeypatch.setattr(requests, "build_predictor", build)
-    widget = PredictWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.settings.tile.value = 64  # 288x384 in 64-pixel tiles: many tile batches
-    widget.set_checkpoints([tiny_unet(tmp_path / "ckpt")])
-    try:
-        assert widget.request(force=True)
-        qtbot.waitUntil(lambda: gate is not None and gate.reached.is_set(), timeout=WAIT)
-        session.set_workspace(None)
-        assert len(infos) == 1 and "Prediction of 'medseg image'" in infos[0]
-    finally:
-        if gate is not None:
-            gate.release.set()
-    qtbot.waitUntil(lambda: not widget.queue.busy, timeout=WAIT)
-    assert widget.queue.counts.cancelled == 1 and widget.queue.counts.shown == 0
-    assert PREDICTION_LAYER not in viewer.layers and errors == []
-    assert type(gate.passed[-1]).__name__ == "Cancelled"  # the Predictor stopped at its next tile batch
-
-
 # ------------------------------------------------------------------------------------------- viewer close
 def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(
     make_napari_viewer, qtbot, cvc, gates, monkeypatch
@@ -413,7 +167,7 @@ def test_closing_the_viewer_during_qc_cancels_it_then_closes_the_workspace(
     viewer = make_napari_viewer()
     widget, session = open_dataset_widget(viewer, qtbot, cvc)
     ws = session.workspace
-    _spy_close(monkeypatch, ws, session, gates.log)
+    spy_close(monkeypatch, ws, session, gates.log)
     gate = gates(qc, "run_qc", after=2)
     widget.qc_button.click()
     qtbot.waitUntil(gate.reached.is_set, timeout=WAIT)
