@@ -13,6 +13,11 @@ filter shows unreviewed samples). A re-score, new findings or another filter
 re-order the queue: its place is then where the new order puts it. At the end
 of the queue the panel says how many unreviewed samples remain before it and
 offers the first of them.
+
+The queue is built, filtered and indexed in a thread worker
+(:class:`napari_medseg._queue_list.QueueOrder`) and shown by a list view whose rows
+are made only when drawn: a queue of 100,000 samples fills the list at once, and a
+move along it is a lookup, not a pass over the queue.
 """
 
 from __future__ import annotations
@@ -20,21 +25,14 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import (
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QListWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import QModelIndex, Qt, Signal
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from medseg.workspace.records import STATUSES, UNREVIEWED
+from medseg.workspace.records import STATUSES
 from napari_medseg._jobs import call, start_job
 from napari_medseg._notify import report_error
 from napari_medseg._qt_helpers import button, combo, refill
-from napari_medseg._scroll import ShortList
+from napari_medseg._queue_list import QueueOrder, QueueView
 
 NEXT_KEY, PREVIOUS_KEY = ".", ","
 ALL_STATUSES, ALL_CHECKS, AUTO_METHOD = "all statuses", "all findings", "auto"
@@ -50,8 +48,7 @@ class QueuePanel(QWidget):
     def __init__(self, viewer: Any, autosave: Any, session: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer, self.autosave, self.session = viewer, autosave, session
-        self.items: list[Any] = []
-        self.all_items: dict[str, Any] = {}
+        self.order = QueueOrder()
         self.pending: Any = None  # the worker building the queue, while one runs
         self._request = 0
         # the index in the filtered queue (without the sample on screen) where that sample stands: Next and
@@ -67,9 +64,9 @@ class QueuePanel(QWidget):
         self.method.setToolTip("Label-quality scores to rank by ('auto': out-of-fold scores when stored)")
         for c in (self.status_filter, self.check_filter, self.method):
             c.currentIndexChanged.connect(lambda _=None: self.refresh())
-        self.queue = ShortList(QUEUE_ROWS)  # the sample's details below it stay in view on a laptop
-        self.queue.itemActivated.connect(self._on_item_activated)
-        self.queue.itemClicked.connect(self._on_item_activated)
+        self.queue = QueueView(QUEUE_ROWS)  # the sample's details below it stay in view on a laptop
+        self.queue.activated.connect(self._on_item_activated)
+        self.queue.clicked.connect(self._on_item_activated)
         self.previous_button = button(f"◀ Previous ({PREVIOUS_KEY})", lambda: self.step(-1))
         self.next_button = button(f"Next ({NEXT_KEY}) ▶", lambda: self.step(+1))
         self.position = QLabel()
@@ -114,7 +111,9 @@ class QueuePanel(QWidget):
     def refill_choices(self) -> None:
         """The finding and score-method filters offer what the workspace stores."""
         ws = self.session.workspace
-        refill(self.check_filter, [ALL_CHECKS, *sorted({f.check for f in ws.findings()})] if ws else [ALL_CHECKS])
+        # the checks counted by the workspace: a finding object each would take seconds at 100,000 samples
+        checks = sorted(ws.summary()["by_check"]) if ws else []
+        refill(self.check_filter, [ALL_CHECKS, *checks])
         refill(self.method, [AUTO_METHOD, *ws.score_methods()] if ws else [AUTO_METHOD])
 
     def method_name(self) -> str | None:
@@ -136,7 +135,7 @@ class QueuePanel(QWidget):
         self._request += 1
         request, ws = self._request, self.session.workspace
         if ws is None:
-            self._fill(request, [])
+            self._fill(request, QueueOrder())
             return
         statuses, method, checks = chosen(self.status_filter), self.method_name(), chosen(self.check_filter)
         # all statuses are computed (the order does not depend on them) so that a sample filtered out
@@ -144,12 +143,12 @@ class QueuePanel(QWidget):
         # closes after it
         self.pending = start_job(
             self.session.jobs,
-            lambda token: call(review_queue, ws, method=method, checks=checks),
+            lambda token: call(_queue_order, review_queue, ws, statuses, method=method, checks=checks),
             "Building the review queue",
             workspace=ws,
             stoppable=False,
             progress=False,
-            on_result=lambda items: self._fill(request, items, statuses),
+            on_result=lambda order: self._fill(request, order),
             on_error=lambda e: self._failed(request, e),
         ).worker
 
@@ -157,9 +156,7 @@ class QueuePanel(QWidget):
     def refreshing(self) -> bool:
         return self.pending is not None
 
-    def _fill(self, request: int, items: list, statuses: list[str] | None = None) -> None:
-        from napari_medseg._review_text import item_line, item_tip
-
+    def _fill(self, request: int, order: QueueOrder) -> None:
         if request != self._request:
             return  # a newer refresh is on its way
         self.pending = None
@@ -169,122 +166,127 @@ class QueuePanel(QWidget):
         elif self._hold is not None and self._hold == current:
             self._held = current
         self._hold, self._reorder = None, False
-        self.all_items = {item.sample_id: item for item in items}
-        self.items = [i for i in items if statuses is None or i.status in statuses]
-        self.queue.blockSignals(True)
-        self.queue.clear()
-        for k, item in enumerate(self.items, 1):
-            row = QListWidgetItem(item_line(item, k))
-            row.setData(Qt.ItemDataRole.UserRole, item.sample_id)
-            row.setToolTip(item_tip(item))
-            self.queue.addItem(row)
-        self.queue.blockSignals(False)
+        self.order = order
+        self.queue.queue_model.set_order(order)
         self.mark_current()
         self.refreshed.emit()
 
     def _failed(self, request: int, exc: BaseException) -> None:
         if request == self._request:
             self.pending = None
-            self._fill(request, [])
+            self._fill(request, QueueOrder())
         report_error("Cannot build the review queue", exc)
 
     def item_of(self, sample_id: str | None):
         """The sample's queue item (also when the status filter hides it), or None before the queue is built."""
-        return self.all_items.get(sample_id) if sample_id is not None else None
+        return self.order.all.get(sample_id) if sample_id is not None else None
+
+    @property
+    def items(self) -> list[Any]:
+        """The filtered queue's items, in order."""
+        return self.order.items
 
     def queue_ids(self) -> list[str]:
-        return [item.sample_id for item in self.items]
+        return self.order.ids()
 
     def place(self, sample_id: str | None) -> tuple[int, int] | None:
         """(1-based position, length) of the sample in the filtered queue; None when it is not in it."""
-        ids = self.queue_ids()
-        return (ids.index(sample_id) + 1, len(ids)) if sample_id in ids else None
+        k = self.order.index.get(sample_id) if sample_id is not None else None
+        return None if k is None else (k + 1, len(self.order))
 
     def mark_current(self) -> None:
-        ids = self.queue_ids()
         current = self.autosave.sample_id
         if current != self._held:
             self._held = None
-        if current in ids:
-            k = ids.index(current)
+        k = self.order.index.get(current) if current is not None else None
+        if k is not None:
             if self._held is None:
                 self._position = k
             self.queue.setCurrentRow(k)
-            self.position.setText(f"{k + 1} of {len(ids)}")
+            self.position.setText(f"{k + 1} of {len(self.order)}")
         else:
             self.queue.clearSelection()
-            self.position.setText(f"{len(ids)} in queue")
+            self.position.setText(f"{len(self.order)} in queue")
 
     # --------------------------------------------------------------- moving
-    def _around(self) -> tuple[list[str], int]:
-        """The filtered queue without the sample on screen, and the index in it where that sample stands:
-        where the order puts it, or its held place (module doc) when its own status moved it or the filter
-        left it out."""
-        ids = self.queue_ids()
+    def _around(self) -> tuple[int, int, int | None]:
+        """How long the filtered queue is without the sample on screen, the index in that shorter queue where
+        the sample stands (where the order puts it, or its held place (module doc) when its own status moved it
+        or the filter left it out), and the sample's place in the queue (None when it is not in it)."""
         current = self.autosave.sample_id
+        n = len(self.order)
         if current is None:
-            return ids, 0
-        others = [i for i in ids if i != current]
-        if current in ids and self._held != current:
-            return others, ids.index(current)
-        return others, min(self._position, len(others))
+            return n, 0, None
+        c = self.order.index.get(current)
+        others = n - (c is not None)
+        if c is not None and self._held != current:
+            return others, c, c
+        return others, min(self._position, others), c
 
-    def _status(self, sample_id: str) -> str | None:
-        item = self.all_items.get(sample_id)
-        return item.status if item is not None else None
+    @staticmethod
+    def _place(k: int, skipped: int | None) -> int:
+        """The place in the queue of index ``k`` of the queue without place ``skipped``."""
+        return k if skipped is None or k < skipped else k + 1
 
     def step(self, delta: int) -> bool:
         """Show the sample after (``delta`` > 0) or before the one on screen's place; False (and said why)
         at an end of the queue."""
-        others, at = self._around()
+        n, at, c = self._around()
         if self.autosave.sample_id is None and delta < 0:
-            at = len(others)
+            at = n
         k = at if delta > 0 else at - 1
-        if 0 <= k < len(others):
-            self.show(others[k])
+        if 0 <= k < n:
+            self.show(self.order.items[self._place(k, c)].sample_id)
             return True
-        if not others:
-            self.said.emit("The queue is empty." if not self.queue_ids() else "This is the only sample in the queue.")
+        if not n:
+            self.said.emit("The queue is empty." if not len(self.order) else "This is the only sample in the queue.")
         elif delta < 0:
             self.said.emit("Start of the queue.")
         else:
-            self.said.emit("End of the queue" + self._remaining(others))
+            self.said.emit("End of the queue" + self._remaining(c))
         return False
 
     def step_unreviewed(self) -> bool:
         """After a verdict: show the next unreviewed sample after the one on screen's place (any next sample
         when the status filter shows no unreviewed ones); False (and said why) when none is after it."""
-        others, at = self._around()
+        n, at, c = self._around()
         wanted = chosen(self.status_filter)
-        after = [s for s in others[at:] if wanted is not None or self._status(s) == UNREVIEWED]
-        if after:
-            self.show(after[0])
+        if at >= n:
+            target = None
+        elif wanted is not None:
+            target = self._place(at, c)
+        else:
+            target = self.order.unreviewed_from(self._place(at, c), skip=c)
+        if target is not None:
+            self.show(self.order.items[target].sample_id)
             return True
         lead = "End of the queue" if wanted is not None else "No unreviewed sample after this one in the queue"
-        self.said.emit(lead + self._remaining(others))
+        self.said.emit(lead + self._remaining(c))
         return False
 
-    def _remaining(self, others: list[str]) -> str:
-        """The end of a message at an end of the queue: the unreviewed samples left, and the offer of the first."""
-        left = [s for s in others if self._status(s) == UNREVIEWED]
-        if not left:
+    def _remaining(self, skip: int | None) -> str:
+        """The end of a message at an end of the queue: the unreviewed samples left (but the one on screen, at
+        place ``skip``), and the offer of the first."""
+        n = self.order.unreviewed_count(skip)
+        if not n:
             self.first_button.hide()
             return ": every other sample in it is reviewed."
         self.first_button.show()
-        n = len(left)
+        first = self.order.items[self.order.unreviewed_from(0, skip=skip)].sample_id
         return (
             f": {n} unreviewed sample{'s' if n != 1 else ''} remain{'s' if n == 1 else ''} before it; "
-            f"'First unreviewed' goes to {left[0]}."
+            f"'First unreviewed' goes to {first}."
         )
 
     def first_unreviewed(self) -> bool:
         """Show the first unreviewed sample of the filtered queue; False (and said so) when none is left."""
-        left = [s for s in self.queue_ids() if self._status(s) == UNREVIEWED and s != self.autosave.sample_id]
-        if not left:
+        current = self.autosave.sample_id
+        k = self.order.unreviewed_from(0, skip=self.order.index.get(current) if current is not None else None)
+        if k is None:
             self.said.emit("No unreviewed sample is left in the queue.")
             self.first_button.hide()
             return False
-        self.show(left[0])
+        self.show(self.order.items[k].sample_id)
         return True
 
     def show(self, sample_id: str) -> None:
@@ -293,18 +295,23 @@ class QueuePanel(QWidget):
         from napari_medseg._sample_layers import show_sample
 
         self.first_button.hide()
-        ids = self.queue_ids()
-        if sample_id in ids:
-            self._position = ids.index(sample_id)
+        k = self.order.index.get(sample_id)
+        if k is not None:
+            self._position = k
         try:
             show_sample(self.viewer, sample_id, landing_slice(self.item_of(sample_id)))
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
             report_error(f"Cannot show sample {sample_id}", e)
 
-    def _on_item_activated(self, row: QListWidgetItem) -> None:
-        sample_id = row.data(Qt.ItemDataRole.UserRole)
-        if sample_id != self.autosave.sample_id:
+    def _on_item_activated(self, index: QModelIndex) -> None:
+        sample_id = index.data(Qt.ItemDataRole.UserRole)
+        if sample_id is not None and sample_id != self.autosave.sample_id:
             self.show(sample_id)
+
+
+def _queue_order(review_queue: Any, ws: Any, statuses: list[str] | None, **options: Any) -> QueueOrder:
+    """Worker body: the queue, filtered to ``statuses`` and indexed for moving along it."""
+    return QueueOrder(review_queue(ws, **options), statuses)
 
 
 def chosen(c: QComboBox) -> list[str] | None:

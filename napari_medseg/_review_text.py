@@ -37,12 +37,13 @@ def groups_line(ws: Any) -> str:
     from medseg.datasets import registry
     from medseg.errors import DatasetError
 
-    records = ws.samples()
+    sizes = ws.group_sizes()  # counted by the workspace: no record per sample (100,000 take a second)
     try:
         layout_groups = registry.get_layout(ws.layout).auto_group is not None
     except DatasetError:  # a layout this version no longer knows: its groups came from what the names give
         layout_groups = True
-    return grp.group_line([r.group for r in records], grp.inferred(ws.group_by, [r.id for r in records], layout_groups))
+    groups = [g for g, n in sizes.items() for _ in range(n)]
+    return grp.group_line(groups, grp.inferred(ws.group_by, ws.sample_ids(), layout_groups))
 
 
 def problem_lines(ws: Any) -> list[str]:

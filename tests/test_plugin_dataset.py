@@ -31,7 +31,7 @@ def test_open_creates_workspace_beside_dataset_and_shows_samples(make_napari_vie
     assert ws.root == tmp_path / "polyps.medseg" and (ws.root / "workspace.sqlite").is_file()
     assert not any(p.name.endswith(".sqlite") for p in data.rglob("*"))  # nothing written into the dataset
     assert widget.sample_ids() == ["1", "2", "3", "4", "5", "6"]
-    assert [widget.samples.item(r, 1).text() for r in range(6)] == ["unreviewed"] * 6
+    assert [widget.samples.text(r, 1) for r in range(6)] == ["unreviewed"] * 6
     assert "6 samples" in widget.summary.text() and "6 unreviewed" in widget.summary.text()
     assert widget.problems.count() == 0
 
@@ -140,7 +140,7 @@ def test_real_cvc_frames(make_napari_viewer, qtbot, tmp_path, cvc_dir):
     widget, session = open_dataset_widget(viewer, qtbot, data)
     ws = session.workspace
     assert widget.sample_ids() == ["1", "2", "3", "120", "121", "300"]
-    assert [widget.samples.item(r, 2).text() for r in range(6)][:3] == [ws.sample("1").group] * 3
+    assert [widget.samples.text(r, 2) for r in range(6)][:3] == [ws.sample("1").group] * 3
     image, labels = viewer.layers[IMAGE_LAYER], viewer.layers[LABELS_LAYER]
     assert image.data.shape == (288, 384, 3) and labels.data.shape == (288, 384)
     assert set(np.unique(labels.data)) == {0, 1}  # the 0/255 masks arrive as class ids

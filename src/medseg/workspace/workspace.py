@@ -28,7 +28,7 @@ from medseg.datasets.classmap import ClassMap
 from medseg.errors import WorkspaceError
 from medseg.jobs import CancelToken, Job, run
 from medseg.workspace import annotations as ann
-from medseg.workspace import overview
+from medseg.workspace import listing, overview
 from medseg.workspace import volumes as vol
 from medseg.workspace.blobs import BlobStore, mask_sha256
 from medseg.workspace.create import creating_elsewhere, default_author, interrupted_message, refuse_inside
@@ -163,6 +163,27 @@ class Workspace(VolumeMethods):
             "SELECT * FROM samples WHERE ? IS NULL OR status = ? ORDER BY position", (status, status)
         )
         return [self._record(r) for r in rows]
+
+    @locked
+    def sample_keys(self) -> np.ndarray:
+        """Every sample's row key in the workspace's order, 8 bytes a sample: a list of 100,000 samples pages
+        through them with :meth:`sample_rows` instead of holding a record each (:mod:`medseg.workspace.listing`)."""
+        return listing.sample_keys(self._conn)
+
+    @locked
+    def sample_rows(self, keys) -> list[tuple[str, str, str]]:
+        """(id, status, group) of the samples with these row keys, in their order."""
+        return listing.sample_rows(self._conn, keys)
+
+    @locked
+    def sample_key(self, sample_id: str) -> int | None:
+        """The row key of ``sample_id`` (None when there is no such sample)."""
+        return listing.sample_key(self._conn, sample_id)
+
+    @locked
+    def group_sizes(self) -> dict[str, int]:
+        """{group: its number of samples}."""
+        return listing.group_sizes(self._conn)
 
     def _sample_row(self, sample_id: str):
         row = self._conn.execute("SELECT * FROM samples WHERE id = ?", (str(sample_id),)).fetchone()
