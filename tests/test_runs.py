@@ -21,6 +21,7 @@ from medseg.errors import ConfigError, MetricsDamaged, RunFolderError
 from medseg.jobs import Result
 from medseg.runs import append_epoch, read_metrics, read_run, read_runs
 from medseg.runs.files import epoch_row, write_metrics
+from medseg.runs.table import find_runs
 from medseg.training import Trainer
 from medseg.training.events import EpochEnd, Step
 
@@ -268,9 +269,20 @@ def test_medseg_train_ends_with_the_final_evaluation_of_its_best_checkpoint(tmp_
     assert not (tmp_path / "runs" / "r3" / "evaluation").exists()
 
 
+def test_a_folder_with_only_another_jobs_event_log_is_no_run(tmp_path, capsys):
+    other = tmp_path / "qc-log"
+    other.mkdir()
+    (other / "events.jsonl").write_text('{"event": "started", "job": "qc", "total": 4}\n')
+    assert main(["runs", str(tmp_path)]) == 2
+    assert "holds no training run" in capsys.readouterr().err
+    (other / "config.yaml").write_text("epochs: 4\n")  # what the trainer writes before its first event
+    assert find_runs([tmp_path]) == [other]
+
+
 def test_how_a_run_ended_comes_from_the_last_event_of_its_log(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
+    (run / "config.yaml").write_text("epochs: 4\n")
     log = run / "events.jsonl"
     log.write_text('{"event": "started", "job": "train", "total": 4}\n{"event": "step", "done": 1, "total": 4}\n')
     assert read_run(run).state == "unfinished"  # still running, or killed

@@ -73,7 +73,13 @@ class RunSummary:
 
 
 def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / n).exists() for n in (METRICS_CSV, BEST, LAST, EVENTS))
+    # other jobs log to an events.jsonl too (a folder of them is no run); the trainer writes its config.yaml
+    # before its first event, so the pair marks a training run that has not finished an epoch yet
+    if not path.is_dir():
+        return False
+    if any((path / n).exists() for n in (METRICS_CSV, BEST, LAST)):
+        return True
+    return (path / EVENTS).is_file() and (path / CONFIG_YAML).is_file()
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -90,7 +96,8 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
             runs = sorted((c for c in p.iterdir() if is_run_folder(c)), key=lambda c: c.name)
         if not runs:
             raise RunFolderError(
-                f"{p}: holds no training run (a run folder has {METRICS_CSV}, {BEST}, {LAST} or {EVENTS}; "
+                f"{p}: holds no training run (a run folder has {METRICS_CSV}, {BEST}, {LAST} or {CONFIG_YAML} with "
+                f"{EVENTS}; "
                 "give a run folder or the folder of run folders)"
             )
         found += [r for r in runs if r.resolve() not in {f.resolve() for f in found}]
