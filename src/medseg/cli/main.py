@@ -7,6 +7,7 @@ Sub-commands so far:
   medseg train CONFIG.yaml [--events jsonl]  train a model (also under torchrun --nproc_per_node N)
   medseg export WS --format F --out DIR  the cleaned dataset (folders, nnU-Net, MONAI) + manifest
   medseg export-onnx CKPT [--out F] [--opset N]  ONNX with dynamic height/width and a short graph summary
+  medseg import-weights FILE.pth --config C --classes N --out CKPT  a trusted state dict as a checkpoint
   medseg workspace create|info|history|status|verify   the review workspace beside a dataset
   medseg qc DATASET|WORKSPACE [--json F] [--csv F]  rule-based QC: findings table and report
   medseg rank WORKSPACE [--folds K | --checkpoint CKPT]  label-quality ranking; prints the review queue
@@ -34,6 +35,7 @@ from medseg.cli.evaluate import add_parser as add_evaluate
 from medseg.cli.exits import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, one_line
 from medseg.cli.export import add_parser as add_export
 from medseg.cli.export_onnx import add_parser as add_export_onnx
+from medseg.cli.import_weights import add_parser as add_import_weights
 from medseg.cli.index import add_parser as add_index
 from medseg.cli.info import add_parser as add_info
 from medseg.cli.predict import add_parser as add_predict
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_train,
         add_export,
         add_export_onnx,
+        add_import_weights,
         add_workspace,
         add_qc,
         add_rank,

@@ -51,8 +51,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 _CONVERT_HINT = (
-    "convert a file you trust with medseg.models.import_state_dict "
-    "(reads it with torch.load(weights_only=True)) and load the resulting .medseg folder"
+    "convert a file you trust with 'medseg import-weights FILE --config CONFIG.yaml --classes NAMES --out "
+    "OUT.medseg' (in Python: medseg.models.import_state_dict; both read it with torch.load(weights_only=True)) "
+    "and load the resulting .medseg folder"
 )
 
 

@@ -189,6 +189,16 @@ def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None, vol
             dataclasses.replace(ck.preprocessing, input_size=size, resize=size is not None),
             f"fine-tuned from {ck.path}",
         )
+    spec, stride = build_spec(config, classmap)
+    return create_model(spec), spec, default_preprocessing(config, spec, stride, volumes), "new"
+
+
+def build_spec(config: TrainConfig, classmap: ClassMap) -> tuple[ModelSpec, int]:
+    """The network ``config.model`` names for ``classmap``'s output channels, and its stride; ConfigError
+    for an unknown architecture or encoder, or an image size the stride does not divide."""
+    from medseg.models import model_stride
+
+    m = config.model
     try:
         spec = ModelSpec(
             arch=m.arch,
@@ -204,7 +214,7 @@ def build_model(config: TrainConfig, classmap: ClassMap, resume: Any = None, vol
     except ValueError as e:  # UnknownNameError included
         raise ConfigError([f"model: {e}"]) from e
     check_size(config, stride)
-    return create_model(spec), spec, default_preprocessing(config, spec, stride, volumes), "new"
+    return spec, stride
 
 
 def build_loss(config: TrainConfig, task: str, spec: ModelSpec):
