@@ -11,6 +11,14 @@ their outputs multiplied by a blending weight (Gaussian with sigma = tile/8 as i
 nnU-Net and MONAI, a linear ramp, or constant), summed and divided by the summed
 weights, then the padding is cropped off.
 
+The windows are split into ``ceil(windows / batch_size)`` batches of nearly equal
+size (9 windows at 4 a batch run as 3, 3, 3, not 4, 4, 1): the same number of
+forwards, but no lone window whose batch of one costs almost as much per tile
+as a full batch's, and one or two batch shapes only (what onnxruntime, cuDNN's
+autotuner and compiled graphs cache by). With the same window function the
+blended output equals MONAI's (``benchmarks/bench_sliding.py``,
+``tests/test_inference_sliding_monai.py``).
+
 Whatever ``fn`` returns is blended; the Predictor hands in probabilities (after
 sigmoid / softmax), so TTA and ensemble members are averaged in probability
 space, the usual choice, and blending never sharpens or flattens the logits.
@@ -64,6 +72,15 @@ def window_starts(length: int, tile: int, step: int) -> list[int]:
         if s + tile >= length:
             return starts
         s += step
+
+
+def tile_batches(windows: int, batch_size: int) -> list[int]:
+    """Sizes of the ``ceil(windows / batch_size)`` batches that carry ``windows`` windows, as equal as they
+    can be (larger ones first)."""
+    if windows < 1:
+        return []
+    n = -(-windows // batch_size)
+    return [windows // n + (1 if i < windows % n else 0) for i in range(n)]
 
 
 def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
@@ -175,25 +192,29 @@ def iter_sliding_window(
     r, c = plan.rows, plan.cols
     padded = mirror_pad(x, r.before, r.after, c.before, c.after)
     windows = plan.windows
-    total = -(-len(windows) // batch_size)
     if plan.whole:
         out = _checked(fn(padded), padded.shape[0], r.tile, c.tile).float()
         yield 1, 1
         return out[..., r.before : r.before + h, c.before : c.before + w]
 
     weight = blend_weights((r.tile, c.tile), blend, device=x.device)
-    acc: torch.Tensor | None = None
     norm = torch.zeros(padded.shape[-2:], dtype=torch.float32, device=x.device)
-    for i in range(total):
-        chunk = windows[i * batch_size : (i + 1) * batch_size]
+    for y, xx in windows:
+        norm[y : y + r.tile, xx : xx + c.tile] += weight
+    acc: torch.Tensor | None = None
+    sizes = tile_batches(len(windows), batch_size)
+    first = 0
+    for i, n in enumerate(sizes):
+        chunk = windows[first : first + n]
+        first += n
         tiles = torch.cat([padded[..., y : y + r.tile, xx : xx + c.tile] for y, xx in chunk])
-        out = _checked(fn(tiles), tiles.shape[0], r.tile, c.tile)
+        out = _checked(fn(tiles), tiles.shape[0], r.tile, c.tile).float()
         if acc is None:
             acc = torch.zeros((b, out.shape[1], *padded.shape[-2:]), dtype=torch.float32, device=x.device)
         for j, (y, xx) in enumerate(chunk):
-            acc[..., y : y + r.tile, xx : xx + c.tile] += out[j * b : (j + 1) * b].float() * weight
-            norm[y : y + r.tile, xx : xx + c.tile] += weight
-        yield i + 1, total
+            # in place: no temporary of the weighted tile (on a GPU the blend is a few kernels a window)
+            acc[..., y : y + r.tile, xx : xx + c.tile].addcmul_(out[j * b : (j + 1) * b], weight)
+        yield i + 1, len(sizes)
     assert acc is not None
     acc = acc[..., r.before : r.before + h, c.before : c.before + w]
     return acc.div_(norm[r.before : r.before + h, c.before : c.before + w])
