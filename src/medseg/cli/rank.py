@@ -15,6 +15,11 @@ Volume workspaces (CT/MR cases) are ranked the same way: the folds split
 cases, the fold models train on slices, each volume scores as its worst
 slices, and the queue names the slices to open.
 
+``--folds K --fold I`` trains and scores fold I alone into a fold file under the runs folder
+(one job of a scheduler's array; it writes nothing into the workspace), ``--folds K --merge``
+checks the K fold files and stores the ranking a single run gives; ``--devices cuda:0,cuda:1``
+runs the folds here, one process per device (docs/CLUSTER.md).
+
 Exit status: 0 done, 130 interrupted (completed folds kept), 2 a wrong input or option, 1 a bug.
 """
 
@@ -26,6 +31,7 @@ import sys
 from pathlib import Path
 
 from medseg.cli.options import TRAINING_FLAG_KEYS, add_training_flags
+from medseg.cli.rank_folds import add_fold_flags
 
 # Small and CPU-affordable: 960 steps of 8 images at 64x96 whatever the dataset's size (max_steps_per_epoch
 # bounds an epoch of a large one), the checkpoint of best validation Dice on an inner split of each fold's
@@ -98,6 +104,7 @@ def add_parser(sub) -> None:
     add_training_flags(p, helps)
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="training size (default 64 96)")
     p.add_argument("--fold-seed", type=int, default=0, metavar="N", help="seed of the group K-fold split (0)")
+    add_fold_flags(p)
     p.add_argument(
         "--init-from",
         default=None,
@@ -161,6 +168,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
             return 130
         finally:
             bar.close()
+        if args.fold is not None:
+            from medseg.cli.rank_folds import report_fold
+
+            return report_fold(end, args)
         return _report(ws, end, args)
 
 
@@ -200,6 +211,11 @@ def _run(ws, args: argparse.Namespace, bar):
         from medseg.errors import RankingError
 
         raise RankingError(f"{' and '.join(chosen)} are different ways to rank: give one of them, not both")
+    from medseg.cli.rank_folds import fold_job, fold_mode
+
+    mode = fold_mode(args)
+    if mode is not None:  # --fold I, --merge, --devices: medseg.qc.fold_files, medseg.qc.fold_parallel
+        return run_job(fold_job(ws, args, mode, build_rank_config(args)), bar=bar, on_event=_Lines(bar))
     if not args.checkpoint and args.folds is None:
         from medseg.qc.fit_all import iter_rank_fit
 
@@ -261,6 +277,7 @@ class _Lines:
         elif isinstance(event, FoldScored) and event.folds == 1:
             self.bar.note(f"{self.where}: {event.n_scored} samples scored in {event.seconds:.0f} s")
         elif isinstance(event, FoldScored):
+            self.where = f"fold {event.fold + 1}/{event.folds}"  # --merge and --devices start no fold here
             dice = "no validation Dice" if event.val_dice is None else f"validation Dice {event.val_dice:.3f}"
             self.bar.note(f"{self.where}: {dice}; {event.n_scored} samples scored in {event.seconds:.0f} s")
 

@@ -191,10 +191,12 @@ def _fold(
     scored: dict,
     biased: bool = False,
     score_field: str = "score",
+    prediction_root: Path | None = None,
 ) -> Iterator[Any]:
     """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too); ``biased``:
     the held-out samples are the training ones, ranked by ``score_field`` of their label scores
-    (:mod:`medseg.qc.fit_all`)."""
+    (:mod:`medseg.qc.fit_all`). With ``prediction_root`` (a fold job, :mod:`medseg.qc.fold_files`) the
+    predictions go there and nothing is written into the workspace: the scores only into ``scored``."""
     from medseg.inference import Predictor
     from medseg.training import Trainer
     from medseg.training.events import CheckpointSaved, EpochEnd, Step
@@ -241,7 +243,9 @@ def _fold(
     check_classmap(predictor, ws, checkpoint)
     run = run_id("rank", f"{method}:fold{fold}")
     fold_scores: dict[str, tuple[float, dict]] = {}
-    yield from score_samples(predictor, list(held), ws, method, run, cancel, fold, fold_scores, f"{where} score")
+    yield from score_samples(
+        predictor, list(held), ws, method, run, cancel, fold, fold_scores, f"{where} score", prediction_root
+    )
     val_dice = dice_at.get(best_epoch) if best_epoch is not None else None
     val_dice = None if val_dice is None or val_dice != val_dice else float(val_dice)  # NaN: no validation
     for sid, (_, details) in list(fold_scores.items()):
@@ -256,7 +260,8 @@ def _fold(
             fold_dice=val_dice,
             best_epoch=best_epoch,
         )
-    ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
     scored.update(fold_scores)
-    store(ws, method, scored)
+    if prediction_root is None:
+        ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
+        store(ws, method, scored)
     yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0, val_dice)

@@ -161,8 +161,10 @@ def score_samples(
     fold: int = 0,
     extra: dict | None = None,
     stage: str = "score",
+    prediction_root: str | Path | None = None,
 ) -> Iterator[SampleScored]:
     """Predict, score and store the prediction of each sample; ``extra`` collects {id: (score, details)}.
+    ``prediction_root``: where the predictions go instead of the workspace (a fold job's own folder).
 
     Raises ``Cancelled`` between samples when ``cancel`` is set (the caller decides what is kept).
     """
@@ -181,7 +183,7 @@ def score_samples(
                 f"sample {s.id}: label {mask.shape[:2]} and image {pred.shape} differ in size ({s.image_path})"
             )
         result = label_score(pred.probs, mask, workspace.classmap, threshold=predictor.threshold)
-        save_prediction(workspace.root, method, s.id, pred.probs, run)
+        save_prediction(prediction_root or workspace.root, method, s.id, pred.probs, run)
         out[s.id] = (result.score, {**result.to_dict(), "fold": fold, "revision": s.revision, "run": run})
         yield SampleScored(k + 1, len(samples), stage, s.id, fold=fold, score=result.score)
 
