@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QListWidget, QPushButton, QWidget
 
 from napari_medseg._dataset_jobs import default_workspace  # noqa: F401 - callers import it from here
@@ -28,6 +29,7 @@ from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
 from napari_medseg._qt_helpers import connect_until_destroyed
 from napari_medseg._qt_helpers import row as buttons_row  # "row" names table rows here
+from napari_medseg._sample_layers import warm_up_layers
 from napari_medseg._sample_table import SampleTable
 from napari_medseg._scroll import body_layout, pin_footer, show_rows
 from napari_medseg._session import session_for
@@ -124,6 +126,9 @@ class DatasetWidget(QWidget):
             ],
         )
         when_viewer_closes(napari_viewer, self._on_viewer_closed)
+        # napari's one-off cost of its first layers (the units registry: 0.5-3 s on 2 cores) is paid while the
+        # user picks a folder, not between Open and the first sample on screen
+        QTimer.singleShot(0, warm_up_layers)
         if self.session.workspace is not None:
             self.refresh()
 

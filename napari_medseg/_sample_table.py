@@ -132,6 +132,7 @@ class SampleTable(QTableView):
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.horizontalHeader().setStretchLastSection(True)  # the table spans the dock, no blank beside it
+        self.horizontalHeader().setResizeContentsPrecision(0)  # fitting a column measures the rows in view only
 
     def rowCount(self) -> int:
         return self.sample_model.rowCount()
@@ -145,6 +146,16 @@ class SampleTable(QTableView):
         return None if values is None else str(values[column])
 
     def fit_columns(self) -> None:
-        """Columns but the last as wide as the rows in view need (Qt measures only the rows shown)."""
+        """Columns but the last as wide as the rows in view need (Qt would read 1,000 rows by default, and every
+        row while the table is hidden: then it waits until the table is shown)."""
+        if not self.isVisible():
+            self._fit_when_shown = True
+            return
+        self._fit_when_shown = False
         for col in range(len(COLUMNS) - 1):
             self.resizeColumnToContents(col)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if getattr(self, "_fit_when_shown", False):
+            self.fit_columns()
