@@ -182,3 +182,55 @@ def test_folds_in_two_cpu_processes_give_the_single_runs_queue(single, data, mon
     assert all((runs / f"fold-{k}.log").is_file() for k in range(K))
     with Workspace.open(tmp / "parallel") as w:
         same_queue(single, w)
+
+
+def fake_children(monkeypatch, code: str):
+    """The fold processes replaced by a tiny Python child (no torch): what the parent does with them."""
+    import sys
+
+    import medseg.qc.fold_parallel as par
+
+    monkeypatch.setattr(par, "fold_command", lambda *a, **k: [sys.executable, "-c", code])
+
+
+def test_a_failed_fold_process_stops_the_others_and_is_named(data, monkeypatch):
+    from medseg.errors import RankingError
+    from medseg.qc.fold_parallel import iter_rank_parallel
+    from medseg.training.config import TrainConfig
+
+    tmp, root, _ = data
+    ws = Workspace.create(tmp / "failing", root, group_by="stem")
+    ws.close()
+    fake_children(monkeypatch, "import sys; print('CUDA out of memory'); sys.exit(3)")
+    config = TrainConfig.from_dict({**CONFIG, "data": {**CONFIG["data"], "root": str(tmp / "failing")}})
+    with pytest.raises(RankingError, match=r"fold 0 of 3 on cpu failed \(exit 3\): CUDA out of memory") as e:
+        list(iter_rank_parallel(tmp / "failing", config, folds=K, devices=["cpu"]))
+    assert str(tmp / "failing" / "runs" / "oof-k3" / "fold-0.log") in str(e.value)
+    with Workspace.open(tmp / "failing") as w:
+        assert w.scores("oof-k3") == {}
+
+
+def test_cancel_stops_every_fold_process(data, monkeypatch):
+    from medseg.errors import Cancelled
+    from medseg.jobs import CancelToken
+    from medseg.qc.fold_parallel import iter_rank_parallel
+    from medseg.qc.ranking import FoldStarted
+    from medseg.training.config import TrainConfig
+
+    tmp, root, _ = data
+    ws = Workspace.create(tmp / "cancelled", root, group_by="stem")
+    ws.close()
+    fake_children(monkeypatch, "import time; time.sleep(600)")
+    config = TrainConfig.from_dict({**CONFIG, "data": {**CONFIG["data"], "root": str(tmp / "cancelled")}})
+    token = CancelToken()
+    job = iter_rank_parallel(tmp / "cancelled", config, folds=K, devices=["cpu", "cpu"], cancel=token)
+    started = []
+    with pytest.raises(Cancelled, match="fold files of folds none are kept"):
+        for event in job:
+            if isinstance(event, FoldStarted):
+                started.append(event.fold)
+                if len(started) == 2:
+                    token.set()
+    assert started == [0, 1]  # two devices: the third fold never started
+    logs = tmp / "cancelled" / "runs" / "oof-k3"
+    assert sorted(p.name for p in logs.glob("fold-*.log")) == ["fold-0.log", "fold-1.log"]
