@@ -48,6 +48,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         [args.checkpoint, *args.ensemble],
         device=args.device,
         precision=args.precision,
+        backend=args.backend,
         tile_size=args.tile,
         overlap=args.overlap,
         blend=args.blend,
@@ -147,6 +148,13 @@ def add_parser(sub) -> None:
         default="auto",
         choices=["auto", "fp32", "bf16", "fp16"],
         help="auto: bf16/fp16 autocast on GPU, fp32 on CPU",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the network: auto = onnxruntime on the CPU in fp32 (the ONNX file exported once per "
+        "checkpoint, cached in $MEDSEG_CACHE_DIR/onnx or ~/.cache/medseg/onnx), else PyTorch",
     )
     p.add_argument("--tta", default="", help="test-time flips, comma-separated: hflip,vflip,hvflip,rot90,rot270")
     p.add_argument(

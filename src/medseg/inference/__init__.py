@@ -2,14 +2,16 @@
 
 ``Predictor(checkpoints, device="auto", precision="auto", tile_size=None,
 overlap=0.25, blend="gaussian", tta=(), batch_size=4, threshold=0.5,
-pad_border=True, channels_last=True, fold_bn=True)`` takes a
+pad_border=True, channels_last=True, fold_bn=True, backend="auto")`` takes a
 Checkpoint, a checkpoint path, a (model, spec, classmap, preprocessing) tuple or
 a list of these (an ensemble). ``predict(image)`` returns a ``Prediction``
 (labels, probs, uncertainty, variance, meta); ``iter_predict(image, cancel)``
 is the same as a job of :mod:`medseg.jobs` (``Progress`` between tile
 batches, then ``Result`` or ``Cancelled``). The tile defaults to the
 checkpoint's training input size, else 512; images that fit are inferred whole. Probabilities (not logits) are blended
-and averaged.
+and averaged. ``backend``: "auto" runs a checkpoint's network in onnxruntime on the CPU
+(exported once, cached under ``$MEDSEG_CACHE_DIR/onnx``), PyTorch otherwise;
+"torch" or "onnxruntime" to choose (:mod:`medseg.inference.backend`).
 
 Volumes: ``predict_slice(volume, z)`` / ``iter_predict_slice`` predict one
 slice (with its neighbours for a 2.5-D model), the volume's intensity window

@@ -25,6 +25,7 @@ class Member:
     classmap: ClassMap
     preprocessing: Preprocessing
     name: str = ""
+    checkpoint: bool = False  # read from a checkpoint (backend "auto" may run it in onnxruntime), not in memory
 
 
 def as_member(source: Any) -> Member:
@@ -43,6 +44,7 @@ def as_member(source: Any) -> Member:
             source.classmap,
             source.preprocessing or Preprocessing(),
             str(getattr(source, "path", "") or ""),
+            checkpoint=True,
         )
     raise InferenceError(
         f"cannot predict with {type(source).__name__}: give a Checkpoint, a checkpoint path "

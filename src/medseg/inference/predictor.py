@@ -6,11 +6,13 @@ variance is the spread of whole-image member predictions. Members must share
 the task and the classes; they may differ in preprocessing (each gets its own
 input) and stride (tiles use the least common multiple).
 
-What runs is a copy of each model with BatchNorm folded into the convolutions
-(``fold_bn``, see ``optimise``), in channels_last memory format (the fastest
-layout measured, on the CPU too), on the chosen device; the caller's model is
-only put in eval mode. A model that cannot be folded is itself moved to the
-device and converted to channels_last.
+What runs each member is its backend (``backend``, see ``backend``): on the CPU
+in fp32 a checkpoint's network runs in onnxruntime from an ONNX file exported
+once and cached; otherwise a copy of the model with BatchNorm folded into the
+convolutions (``fold_bn``, see ``optimise``), in channels_last memory format
+(the fastest PyTorch layout measured, on the CPU too), on the chosen device; the
+caller's model is only put in eval mode. A model that cannot be folded is itself
+moved to the device and converted to channels_last.
 """
 
 from __future__ import annotations
@@ -25,14 +27,9 @@ import torch
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import Cancelled, InferenceError
-from medseg.inference.device import (
-    inference_context,
-    prepare_model,
-    resolve_device,
-    resolve_precision,
-)
+from medseg.inference.backend import BACKENDS, build_backend
+from medseg.inference.device import resolve_device, resolve_precision
 from medseg.inference.members import Member, as_member, check_compatible, member_stride, resize_size
-from medseg.inference.optimise import fold_batchnorm
 from medseg.inference.outputs import Prediction, activation, labels_from_probs
 from medseg.inference.preprocess import as_2d, model_input
 from medseg.inference.sliding import BLENDS, iter_sliding_window, plan_tiles
@@ -64,6 +61,7 @@ class Predictor:
         pad_border: bool = True,
         channels_last: bool = True,
         fold_bn: bool = True,
+        backend: str = "auto",
     ):
         sources = checkpoints if isinstance(checkpoints, list) else [checkpoints]
         if not sources:
@@ -73,6 +71,8 @@ class Predictor:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.channels_last = bool(channels_last)
+        if backend not in BACKENDS:
+            raise InferenceError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         if blend not in BLENDS:
             raise InferenceError(f"unknown blend {blend!r}; valid: {', '.join(BLENDS)}")
         if not 0 <= overlap < 1:
@@ -86,19 +86,12 @@ class Predictor:
         self.tta = parse_tta(tta)
         self.stride = math.lcm(*(member_stride(m) for m in self.members))
         self.tile = self._tile(tile_size)
-        self._nets: list[torch.nn.Module] = []
-        self.folded: list[bool] = []
-        for m in self.members:
-            net, folded = m.model.eval(), False
-            if fold_bn:  # folded where the model is, so only the copy goes to the device
-                where = next((t.device for t in m.model.parameters()), torch.device("cpu"))
-                probe = torch.rand(
-                    (1, m.preprocessing.channels, 2 * self.stride, 2 * self.stride),
-                    generator=torch.Generator().manual_seed(0),
-                ).to(where)
-                net, folded = fold_batchnorm(net, probe)
-            self._nets.append(prepare_model(net, self.device, self.channels_last))
-            self.folded.append(folded)
+        self._backends = [
+            build_backend(m, backend, self.device, self.precision, self.channels_last, fold_bn, self.stride)
+            for m in self.members
+        ]
+        self.backends = [b.name for b in self._backends]
+        self.folded = [b.folded for b in self._backends]
         # distinct preprocessings, and which input each member reads
         self._preps: list[Preprocessing] = []
         self._input_of: list[int] = []
@@ -185,15 +178,11 @@ class Predictor:
         """Probabilities of every member, (N, members * C, h, w) float32, for a batch of prepared tiles
         (N, input channels, h, w) on the device: the function the sliding window runs."""
         task, classes = self.task, self.classmap.num_classes
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         outs = []
-        for member, net, sl in zip(self.members, self._nets, self._slices):
+        for member, run_net, sl in zip(self.members, self._backends, self._slices):
             x = tiles[:, sl]
             for t in self.tta:
-                with inference_context(self.device, self.precision):
-                    logits = net(t.forward(x).contiguous(memory_format=fmt))
-                if isinstance(logits, (tuple, list)):  # (mask, aux) from models built with an aux head
-                    logits = logits[0]
+                logits = run_net(t.forward(x))
                 if logits.ndim != 4 or logits.shape[1] != classes:
                     raise InferenceError(
                         f"model {member.name or member.spec.arch} returned shape "
@@ -260,6 +249,7 @@ class Predictor:
             "blend": self.blend_mode,
             "overlap": self.overlap,
             "threshold": self.threshold,
+            "backend": self.backends[0] if len(set(self.backends)) == 1 else self.backends,
             "channels_last": self.channels_last,
             "bn_folded": self.folded,
             "time_preprocess_s": t_prep,

@@ -85,8 +85,31 @@ def export_onnx(
     dataset's source files or a workspace, and an existing file is replaced only with ``overwrite`` and
     only when medseg wrote it and it is unchanged (:mod:`medseg.ownership`).
     """
-    onnx = _require("onnx", "export ONNX models")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    folder, out = guarded_file(out_path, purpose="an ONNX model", overwrite=overwrite)
+    folder.mkdir()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write_onnx(ckpt, tmp, opset, dynamic_hw, input_hw)
+        os.replace(tmp, out)
+        folder.record(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def write_onnx(
+    ckpt: Checkpoint,
+    path: Path,
+    opset: int = 17,
+    dynamic_hw: bool = True,
+    input_hw: tuple[int, int] | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> None:
+    """The export itself, written straight to ``path`` (no ownership check, not atomic: the caller writes
+    a temporary name and renames it, as :func:`export_onnx` and the inference backend's cache do).
+    ``extra_metadata`` adds ``medseg.KEY`` entries (JSON values)."""
+    onnx = _require("onnx", "export ONNX models")
     model = ckpt.model
     if any(p.device.type != "cpu" for p in model.parameters()) or model.training:
         model = copy.deepcopy(model).cpu().eval()  # leave the caller's model where and as it is
@@ -102,45 +125,37 @@ def export_onnx(
     h, w = _example_hw(ckpt, input_hw)
     example = torch.randn(1, ckpt.spec.in_channels, h, w, generator=torch.Generator().manual_seed(0))
     axes: dict[int, str] = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
-
-    folder, out = guarded_file(out_path, purpose="an ONNX model", overwrite=overwrite)
-    folder.mkdir()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with warnings.catch_warnings():
-            # The legacy exporter is chosen on purpose (no onnxscript dependency); its
-            # deprecation notice is not actionable for the user.
-            warnings.filterwarnings(
-                "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning
-            )
-            try:
-                with _quiet_exporter():
-                    torch.onnx.export(
-                        model,
-                        (example,),
-                        str(tmp),
-                        opset_version=opset,
-                        dynamo=False,
-                        input_names=[INPUT_NAME],
-                        output_names=[OUTPUT_NAME],
-                        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-                        do_constant_folding=True,
-                    )
-            except torch.onnx.errors.OnnxExporterError as e:
-                raise _export_error(ckpt, dynamic_hw, (h, w), e) from e
-        proto = onnx.load(str(tmp))
-        onnx.checker.check_model(proto)
-        onnx.helper.set_model_props(proto, _metadata(ckpt, dynamic_hw, (h, w)))
-        proto.doc_string = (
-            f"medseg {ckpt.spec.arch}({ckpt.spec.encoder}) logits; pre/post-processing "
-            "in metadata_props medseg.preprocessing / medseg.postprocessing"
-        )
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
-        folder.record(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    with warnings.catch_warnings():
+        # The legacy exporter is chosen on purpose (no onnxscript dependency); its
+        # deprecation notice is not actionable for the user.
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        try:
+            with _quiet_exporter():
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(path),
+                    opset_version=opset,
+                    dynamo=False,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                    do_constant_folding=True,
+                )
+        except torch.onnx.errors.OnnxExporterError as e:
+            raise _export_error(ckpt, dynamic_hw, (h, w), e) from e
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    props = _metadata(ckpt, dynamic_hw, (h, w))
+    # eval-mode export folds BatchNorm into the convolutions; what is left says whether it could
+    props["medseg.batchnorm_nodes"] = json.dumps(sum(n.op_type == "BatchNormalization" for n in proto.graph.node))
+    props.update({f"medseg.{k}": json.dumps(v) for k, v in (extra_metadata or {}).items()})
+    onnx.helper.set_model_props(proto, props)
+    proto.doc_string = (
+        f"medseg {ckpt.spec.arch}({ckpt.spec.encoder}) logits; pre/post-processing "
+        "in metadata_props medseg.preprocessing / medseg.postprocessing"
+    )
+    onnx.save(proto, str(path))
 
 
 class BinPooling(nn.Module):

@@ -1,0 +1,132 @@
+"""ONNX files of the models the Predictor runs in onnxruntime, exported once per model and kept on disk.
+
+The key is what decides the graph: a digest of the weights as they are in memory
+(so a model changed since its checkpoint was read gets its own file), the model
+spec (architecture, encoder, in/out channels, task, kwargs), the opset, and the
+medseg and torch versions (the exporter and the exported copy's rewrites). The
+folder is ``$MEDSEG_CACHE_DIR/onnx``, else ``~/.cache/medseg/onnx``.
+
+A file is written under a temporary name in the same folder and renamed into
+place, its name carrying the key and the sha256 of its bytes
+(``ARCH-KEY-SHA.onnx``): a file whose bytes no longer hash to its name
+(truncated, edited, damaged on disk) is deleted and exported again, never run,
+and two processes exporting the same model at once each rename a whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import torch
+
+from medseg.inference.members import Member, member_stride
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "MEDSEG_CACHE_DIR"
+OPSET = 17
+_KEY_LEN = 24
+_SHA_LEN = 16
+
+
+def cache_dir() -> Path:
+    """``$MEDSEG_CACHE_DIR/onnx``, else ``~/.cache/medseg/onnx`` (not created here)."""
+    root = os.environ.get(CACHE_ENV)
+    base = Path(os.path.expanduser(root)) if root else Path.home() / ".cache" / "medseg"
+    return base / "onnx"
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of the state dict (names, dtypes, shapes, bytes), BatchNorm statistics included."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        # bytes through a uint8 view: numpy has no bfloat16
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cache_key(member: Member, opset: int = OPSET) -> str:
+    import medseg
+
+    values = {
+        "weights": weights_digest(member.model),
+        "spec": member.spec.to_dict(),
+        "in_channels": member.spec.in_channels,
+        "classes": member.spec.classes,
+        "opset": opset,
+        "medseg": medseg.__version__,
+        "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:_KEY_LEN]
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:_SHA_LEN]
+
+
+def find_cached(folder: Path, prefix: str) -> Path | None:
+    """The intact file named ``PREFIX-SHA.onnx`` in ``folder``; damaged ones are deleted on the way."""
+    for path in sorted(folder.glob(f"{prefix}-*.onnx")):
+        expected = path.stem[len(prefix) + 1 :]
+        try:
+            intact = _file_sha(path) == expected
+        except OSError:
+            intact = False
+        if intact:
+            return path
+        log.warning("damaged ONNX cache file %s (its bytes do not match its name): exporting again", path)
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _example_hw(member: Member) -> tuple[int, int]:
+    """The training size when it fits the model's stride, else a small multiple of it (PAN needs 128)."""
+    stride = member_stride(member)
+    size = member.preprocessing.input_size
+    if size and all(int(s) % stride == 0 for s in size):
+        return int(size[0]), int(size[1])
+    side = -(-max(128, 2 * stride) // stride) * stride
+    return side, side
+
+
+def cached_onnx(member: Member, folder: Path | None = None, opset: int = OPSET) -> Path:
+    """The ONNX file of ``member``'s network, exported into the cache on first use. Raises what the export
+    raises (:class:`~medseg.errors.OnnxExportError`, ImportError without ``onnx``, OSError)."""
+    from medseg.models.checkpoint import Checkpoint
+    from medseg.models.onnx_export import write_onnx
+
+    folder = cache_dir() if folder is None else Path(folder)
+    key = cache_key(member, opset)
+    prefix = f"{member.spec.arch}-{key}"
+    found = find_cached(folder, prefix) if folder.is_dir() else None
+    if found is not None:
+        return found
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt = Checkpoint(
+        member.model,
+        member.spec,
+        member.classmap,
+        member.preprocessing,
+        provenance={},
+        path=Path(member.name or "<model in memory>"),
+    )
+    tmp = folder / f".{prefix}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        write_onnx(ckpt, tmp, opset=opset, input_hw=_example_hw(member), extra_metadata={"cache_key": key})
+        out = folder / f"{prefix}-{_file_sha(tmp)}.onnx"
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("exported %s to the ONNX cache: %s", member.name or member.spec.arch, out)
+    return out
