@@ -1,7 +1,7 @@
 """Inference speed on this machine, measured side by side in one run and printed as ratios.
 
     python benchmarks/bench_inference.py [--repeats 5] [--threads N] [--device cpu|cuda]
-                                         [--no-compile] [--no-onnx] [--no-monai] [--cpu-bf16]
+                                         [--no-compile] [--no-onnx] [--cpu-bf16]
                                          [--backend-only] [--quick]
 
 Part 0, the target table (issue 19, item 1): ``Predictor(checkpoint)`` with
@@ -26,10 +26,7 @@ that load from other processes hits them alike. The model's FLOPs come from
 ``torch.utils.flop_counter.FlopCounterMode``; a square fp32 matmul measured in
 the same rounds gives the machine's practical peak FLOP/s.
 
-Part 2, a 1024x1024 image with 512 tiles, overlap 0.25, Gaussian blending,
-4 tiles per batch: medseg's ``sliding_window_inference`` (border padding off,
-the same placement as MONAI) against MONAI's ``sliding_window_inference``, same
-network function. MONAI is imported only here: ``pip install monai``.
+The sliding window against MONAI's is ``benchmarks/bench_sliding.py``.
 
 With ``--device cuda`` part 1 runs batches of ``--gpu-batch`` images in bf16.
 """
@@ -359,45 +356,6 @@ def part0(args: argparse.Namespace, device: torch.device) -> None:
     print("(vs ORT: onnxruntime's median time / the Predictor's, same ONNX file, same threads, same rounds)")
 
 
-def part2(args: argparse.Namespace, device: torch.device) -> None:
-    try:
-        from monai.inferers import sliding_window_inference as monai_swi
-    except ImportError:
-        print("\nsliding window vs MONAI: skipped, MONAI is not installed (pip install monai)")
-        return
-    import segmentation_models_pytorch as smp
-
-    from medseg.inference import sliding_window_inference
-    from medseg.io.normalise import to_model_input
-
-    torch.manual_seed(0)
-    model = smp.Unet("resnet34", encoder_weights=None, classes=1).eval().to(device)
-    x = torch.from_numpy(to_model_input(_image(1024, seed=1), 3, None, **IMAGENET))[None].to(device)
-
-    def net(t: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(model(t))
-
-    b = Bench(device)
-    with torch.inference_mode():
-        b.add(
-            "medseg sliding_window_inference",
-            lambda: sliding_window_inference(
-                x, net, tile=512, overlap=0.25, blend="gaussian", batch_size=4, stride=32, pad_border=False
-            ),
-        )
-        b.add("MONAI sliding_window_inference", lambda: monai_swi(x, (512, 512), 4, net, overlap=0.25, mode="gaussian"))
-        b.run(max(1, min(args.repeats, 3)))
-    ours, theirs = b.median("medseg sliding_window_inference"), b.median("MONAI sliding_window_inference")
-    diff = float(
-        (b.outputs["medseg sliding_window_inference"] - b.outputs["MONAI sliding_window_inference"]).abs().max()
-    )
-    print(
-        f"\nsliding window 1x3x1024x1024, tile 512, overlap 0.25, gaussian, 4 tiles/batch, same eager network: "
-        f"medseg {ours:.2f} s, MONAI {theirs:.2f} s, time ratio medseg/MONAI {ours / theirs:.3f}, "
-        f"max |difference| {diff:.2e}"
-    )
-
-
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -413,7 +371,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu-batch", type=int, default=8)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on CPU)")
     ap.add_argument("--no-onnx", action="store_true")
-    ap.add_argument("--no-monai", action="store_true")
     ap.add_argument("--backend-only", action="store_true", help="only part 0, the backend target table")
     ap.add_argument("--quick", action="store_true", help="3 rounds in part 0 (development)")
     ap.add_argument(
@@ -437,8 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend_only:
         return 0
     part1(args, device)
-    if not args.no_monai:
-        part2(args, device)
     print(
         f"\n1-minute load average at start / end: {load} / {_load()} "
         f"(other processes on the same cores slow multi-threaded variants most)"

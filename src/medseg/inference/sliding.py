@@ -13,11 +13,12 @@ weights, then the padding is cropped off.
 
 The windows are split into ``ceil(windows / batch_size)`` batches of nearly equal
 size (9 windows at 4 a batch run as 3, 3, 3, not 4, 4, 1): the same number of
-forwards, but no lone window whose batch of one costs almost as much per tile
-as a full batch's, and one or two batch shapes only (what onnxruntime, cuDNN's
-autotuner and compiled graphs cache by). With the same window function the
-blended output equals MONAI's (``benchmarks/bench_sliding.py``,
-``tests/test_inference_sliding_monai.py``).
+forwards with the smallest batch as large as it can be, since a CPU forward
+costs less per window in a larger batch (Unet-ResNet34, 512 px tiles, 2 threads
+on a loaded machine: per window, a batch of 8 took 0.50x the time of a batch of
+1 in the Predictor's PyTorch, 0.66x eager; ``--batches`` of
+``benchmarks/bench_sliding.py`` measures it). With the same window function the
+blended output equals MONAI's (``tests/test_inference_sliding_monai.py``).
 
 Whatever ``fn`` returns is blended; the Predictor hands in probabilities (after
 sigmoid / softmax), so TTA and ensemble members are averaged in probability
