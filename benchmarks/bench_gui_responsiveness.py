@@ -376,13 +376,17 @@ def main() -> int:
 
     med = statistics.median
     print(f"\nper move (median of {args.moves}; ms)")
-    print(f"{'move':<14} {'to drawn':>9} {'job':>7} {'its fwd':>8} {'GUI fwd':>8} {'show':>6} {'worst/own':>9}")
+    print(
+        f"{'move':<15} {'to drawn':>9} {'job':>7} {'its fwd':>8} {'GUI fwd':>8} {'show':>6} "
+        f"{'worst/own':>9} {'/GUI fwd':>9}"
+    )
     for name, m in (("slice change", slices), ("sample change", samples)):
         lat, own, gui, show, job = zip(*m, strict=True)
         worst = max(a / b for a, b in zip(lat, own, strict=True))
+        per_gui = med([a / b for a, b in zip(lat, gui, strict=True)])
         print(
-            f"{name:<14} {1000 * med(lat):>9.1f} {1000 * med(job):>7.1f} {1000 * med(own):>8.1f} "
-            f"{1000 * med(gui):>8.1f} {1000 * med(show):>6.1f} {worst:>8.2f}x"
+            f"{name:<15} {1000 * med(lat):>9.1f} {1000 * med(job):>7.1f} {1000 * med(own):>8.1f} "
+            f"{1000 * med(gui):>8.1f} {1000 * med(show):>6.1f} {worst:>8.2f}x {per_gui:>8.2f}x"
         )
     lat, own, gui, *_ = zip(*slices, strict=True)
     s_lat, s_own, s_gui, *_ = zip(*samples, strict=True)
