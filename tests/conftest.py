@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the ONNX files the inference backend caches go to a folder of this session (child processes inherit it),
+# never into the user's ~/.cache/medseg
+_CACHE = tempfile.mkdtemp(prefix="medseg-test-cache-")
+os.environ["MEDSEG_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 def _data_dir() -> Path:
