@@ -9,10 +9,11 @@ import yaml
 from _rank_data import make_planted, tiny_rank_config
 from _train_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
+from medseg.cli.rank import FIT_ALL_CONFIG
 from medseg.errors import Cancelled
 from medseg.jobs import CancelToken, Result
 from medseg.qc import reliability, review_queue
-from medseg.qc.fit_all import fit_config, iter_rank_fit
+from medseg.qc.fit_all import MAX_STEPS_PER_EPOCH, fit_config, iter_rank_fit
 from medseg.qc.ranking import FoldScored, FoldStarted, RankResult
 from medseg.training.events import Step
 from medseg.workspace import Workspace
@@ -70,7 +71,9 @@ def test_its_weight_in_the_queue_is_measured_on_planted_copies(fitted):
 
 def test_fit_config_passes_over_the_data_without_validation():
     cfg = fit_config({"epochs": 3, "max_steps_per_epoch": 16, "data": {"val_fraction": 0.2, "image_size": [8, 8]}})
-    assert cfg["max_steps_per_epoch"] == 80 and cfg["data"] == {"val_fraction": 0.0, "image_size": [8, 8]}
+    assert cfg["data"] == {"val_fraction": 0.0, "image_size": [8, 8]}
+    # medseg rank's default config and the ranking agree on the step bound (60 epochs within 2,400 steps)
+    assert cfg["max_steps_per_epoch"] == MAX_STEPS_PER_EPOCH == FIT_ALL_CONFIG["max_steps_per_epoch"] == 40
     assert cfg["epochs"] == 3 and fit_config({})["epochs"] == 60
 
 
@@ -120,3 +123,34 @@ def test_cli_ranks_with_fit_all_by_default_and_refuses_two_ways(fitted, tmp_path
     assert default_method(["oof-k5", "outline-fit"]) == "oof-k5"
     assert main(["rank", str(ws.root), "--fit-all", "--folds", "3"]) == 2
     assert "--fit-all and --folds are different ways to rank" in capsys.readouterr().err
+
+
+def test_channels_last_training_follows_the_same_path(tmp_path):
+    """The fitted model trains in NHWC (``channels_last``, faster on the CPU): the same losses step by step as
+    NCHW within float rounding, its weights NHWC while training, its checkpoint an ordinary one that predicts
+    as the NCHW run's does."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from medseg.inference import Predictor
+    from medseg.training import Trainer
+    from medseg.training.config import TrainConfig
+
+    root, _ = make_planted(tmp_path / "data", n=8)
+    base = {**tiny_rank_config(epochs=2, batch_size=2), "data": {**CONFIG["data"], "root": str(root)}}
+    assert TrainConfig.from_dict(base).channels_last is False  # other callers keep NCHW
+    losses, probs = {}, {}
+    for cl in (False, True):
+        cfg = TrainConfig.from_dict({**base, "out_dir": str(tmp_path / f"cl{cl}"), "channels_last": cl})
+        trainer = Trainer(cfg)
+        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) is cl
+        events = list(trainer.run())
+        losses[cl] = [e.loss for e in events if isinstance(e, Step)]
+        ckpt = next(e.value.checkpoint for e in events if isinstance(e, Result))
+        image = np.asarray(Image.open(root / "images" / "s00.png"))
+        probs[cl] = Predictor(ckpt, device="cpu").predict(image).probs
+    assert len(losses[True]) == len(losses[False]) > 2
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(probs[True], probs[False], atol=1e-2)

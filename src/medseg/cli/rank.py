@@ -55,7 +55,8 @@ DEFAULT_CONFIG = {
 FIT_ALL_CONFIG = {
     **DEFAULT_CONFIG,
     "data": {**DEFAULT_CONFIG["data"], "val_fraction": 0.0},
-    "max_steps_per_epoch": 80,  # medseg.qc.fit_all.MAX_STEPS_PER_EPOCH: 60 epochs within 4,800 steps
+    "max_steps_per_epoch": 40,  # medseg.qc.fit_all.MAX_STEPS_PER_EPOCH: 60 epochs within 2,400 steps
+    "channels_last": True,
 }
 FLAG_KEYS = {**TRAINING_FLAG_KEYS, "image_size": "data.image_size"}
 

@@ -83,6 +83,8 @@ class Trainer(CheckpointFiles, EpochLoop):
             cfg, self.classmap, resume, volumes
         )
         self.model.to(self.device).train()
+        if cfg.channels_last:  # a convolution with NHWC weights gives NHWC outputs: the inputs need no copy
+            self.model.to(memory_format=torch.channels_last)
         self.frozen = freeze_encoder(self.model) if cfg.model.freeze_encoder else 0
         self.loss = setup.build_loss(cfg, self.classmap.task, self.spec).to(self.device)
         augmentation = setup.build_train_augmentation(cfg)
