@@ -179,15 +179,23 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
     key = ("pairs", max_distance, min_correlation, shifted)
     if key in ctx.cache:
         return ctx.cache[key]
-    fps = {sid: f for sid, f in table["fingerprint"].items() if f is not None}
-    ids = [sid for sid in ctx.sample_ids if sid in fps]
+    # fingerprints are read one at a time (they may live on disk, medseg.qc.spill): only the hashes of all
+    # samples are held at once, and the full fingerprints of hash candidates are read when compared
+    fps = table["fingerprint"]
+    ids, hashes, shas = [], [], []
+    for sid in ctx.sample_ids:
+        f = fps.get(sid)
+        if f is not None:
+            ids.append(sid)
+            hashes.append(f.phash)
+            shas.append(f.pixels_sha256)
     found = []
     if ids:
-        i, j, d = hash_pairs(np.array([fps[s].phash for s in ids], np.uint64), max_distance)
+        i, j, d = hash_pairs(np.array(hashes, np.uint64), max_distance)
         for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()):
-            fa, fb = fps[ids[a]], fps[ids[b]]
-            if fa.pixels_sha256 == fb.pixels_sha256:
+            if shas[a] == shas[b]:
                 continue
+            fa, fb = fps[ids[a]], fps[ids[b]]
             if fa.thumb is None or fb.thumb is None:
                 continue
             corr = float(fa.thumb @ fb.thumb)
@@ -196,8 +204,8 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
             if corr >= min_correlation:
                 found.append(Pair(ids[a], ids[b], False, dist, corr))
         by_sha = defaultdict(list)
-        for sid in ids:
-            by_sha[fps[sid].pixels_sha256].append(sid)
+        for sid, sha in zip(ids, shas):
+            by_sha[sha].append(sid)
         for members in by_sha.values():
             found += [Pair(x, y, True, 0, 1.0) for n, x in enumerate(members) for y in members[n + 1 :]]
     ctx.cache[key] = found

@@ -33,6 +33,7 @@ from medseg.qc.checks_registry import CHECKS, FEATURES, resolve_checks, resolve_
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.report import QCReport
 from medseg.qc.sources import as_source
+from medseg.qc.spill import close_tables, measure_table
 
 _ORDER = {name: n for n, name in enumerate(CHECKS)}
 SAMPLES_STAGE = "samples"
@@ -94,75 +95,79 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
     stored = [f for f in src.change_findings() if f.check in names]
     timings["index"] = time.perf_counter() - t
 
-    table: dict[str, dict] = {f: {} for f in features}
-    examine = _examiner(src, per_sample, features, p, names)
-    if decode:
-        yield Progress(0, n, SAMPLES_STAGE)
-        n_workers = workers if workers is not None else default_workers()
-        decoded = ordered_map(examine, ids, n_workers, "medseg-qc")
-        try:
-            for done, (sid, (found, measured, spent)) in enumerate(decoded, 1):
-                stored += found
-                for key, value in measured.items():
-                    table[key][sid] = value
-                for key, sec in spent.items():
-                    timings[key] += sec
-                at[0] = f"after {done} of {n} samples"
-                check(cancel, done, n)
-                yield Progress(done, n, SAMPLES_STAGE, sid)
-        finally:
-            decoded.close()  # the samples still in flight are dropped here, not when the generator is collected
+    # the measures holding thumbnails go to a temporary file: memory stays flat in the samples (spill.py)
+    table = measure_table(features)
+    try:
+        examine = _examiner(src, per_sample, features, p, names)
+        if decode:
+            yield Progress(0, n, SAMPLES_STAGE)
+            n_workers = workers if workers is not None else default_workers()
+            decoded = ordered_map(examine, ids, n_workers, "medseg-qc")
+            try:
+                for done, (sid, (found, measured, spent)) in enumerate(decoded, 1):
+                    stored += found
+                    for key, value in measured.items():
+                        table[key][sid] = value
+                    for key, sec in spent.items():
+                        timings[key] += sec
+                    at[0] = f"after {done} of {n} samples"
+                    check(cancel, done, n)
+                    yield Progress(done, n, SAMPLES_STAGE, sid)
+            finally:
+                decoded.close()  # the samples still in flight are dropped here, not when the generator is collected
 
-    ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
-    scores: dict[str, tuple[dict, dict]] = {}
-    if dataset_wide:
-        yield Progress(0, len(dataset_wide), DATASET_STAGE)
-    for k, c in enumerate(dataset_wide, 1):
-        at[0] = f"before the {c.name} check"
-        check(cancel, k - 1, len(dataset_wide))
+        ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
+        scores: dict[str, tuple[dict, dict]] = {}
+        if dataset_wide:
+            yield Progress(0, len(dataset_wide), DATASET_STAGE)
+        for k, c in enumerate(dataset_wide, 1):
+            at[0] = f"before the {c.name} check"
+            check(cancel, k - 1, len(dataset_wide))
+            t = time.perf_counter()
+            stored += c.decide(table, ctx, p[c.name])
+            if c.scores is not None:
+                method, make = c.scores
+                scores[method] = make(table, ctx)
+            timings[c.name] += time.perf_counter() - t
+            yield Progress(k, len(dataset_wide), DATASET_STAGE, c.name)
+
+        position = {sid: n for n, sid in enumerate(ids)}
+        findings = sorted(
+            known + stored,
+            key=lambda f: (
+                -severity_rank(f.severity),
+                _ORDER.get(f.check, 99),
+                position.get(f.sample_id, len(position)),
+                f.sample_id,
+            ),
+        )
+        by_check = defaultdict(int)
+        for f in findings:
+            by_check[f.check] += 1
+        report = QCReport(
+            findings,
+            dict(by_check),
+            len(ids),
+            time.perf_counter() - started,
+            dict(timings),
+            [c.name for c in selected],
+            p,
+            str(src.root),
+            {m: v[0] for m, v in scores.items()},
+        )
         t = time.perf_counter()
-        stored += c.decide(table, ctx, p[c.name])
-        if c.scores is not None:
-            method, make = c.scores
-            scores[method] = make(table, ctx)
-        timings[c.name] += time.perf_counter() - t
-        yield Progress(k, len(dataset_wide), DATASET_STAGE, c.name)
+        calibrated = _calibrate(src, table, ctx, scores)
+        timings["reliability"] = time.perf_counter() - t
+        at[0] = "before storing its findings"
+        check(cancel)
+        src.save(stored, names, scores)
+        if calibrated is not None:
+            from medseg.qc.reliability import save
 
-    position = {sid: n for n, sid in enumerate(ids)}
-    findings = sorted(
-        known + stored,
-        key=lambda f: (
-            -severity_rank(f.severity),
-            _ORDER.get(f.check, 99),
-            position.get(f.sample_id, len(position)),
-            f.sample_id,
-        ),
-    )
-    by_check = defaultdict(int)
-    for f in findings:
-        by_check[f.check] += 1
-    report = QCReport(
-        findings,
-        dict(by_check),
-        len(ids),
-        time.perf_counter() - started,
-        dict(timings),
-        [c.name for c in selected],
-        p,
-        str(src.root),
-        {m: v[0] for m, v in scores.items()},
-    )
-    t = time.perf_counter()
-    calibrated = _calibrate(src, table, ctx, scores)
-    timings["reliability"] = time.perf_counter() - t
-    at[0] = "before storing its findings"
-    check(cancel)
-    src.save(stored, names, scores)
-    if calibrated is not None:
-        from medseg.qc.reliability import save
-
-        save(src.root, calibrated)
-    yield Result(report)
+            save(src.root, calibrated)
+        yield Result(report)
+    finally:
+        close_tables(table)
 
 
 def _calibrate(src, table: dict, ctx, scores: dict) -> dict | None:

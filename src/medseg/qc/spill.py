@@ -1,0 +1,98 @@
+"""Per-sample measures kept in a temporary file instead of in memory, for datasets of 100,000 samples.
+
+QC's decoding pass keeps a measure per sample for the checks that compare
+samples. Most are a few numbers, but two hold pictures: the duplicate
+fingerprint (``fingerprint``: 32x32 and 64x64 grey thumbnails and a 128x128
+area thumbnail per class, about 28 KB) and the neighbour fit's thumbnails
+(``thumbs``, about 6 KB). In a dict those made QC's memory grow by 34 KB a
+sample (3.4 GB at 100,000). A :class:`SpillTable` writes each value, pickled,
+to an anonymous temporary file (gone when closed or when the process dies) and
+keeps only its offset; reading it back unpickles the same value, so every
+check decides exactly as before. The checks that read these measures walk
+samples in dataset order and compare each with its neighbours or hash
+candidates, so a small cache of the last values read serves most reads.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# the measures QC keeps on disk: the ones holding thumbnails (module doc)
+SPILLED = frozenset({"fingerprint", "thumbs"})
+CACHED = 256  # values kept decoded: a video's neighbours and a sample's hash candidates (~7 MB of fingerprints)
+
+
+class SpillTable(Mapping):
+    """{sample id: value} whose values live in a temporary file; a read-mostly mapping once filled."""
+
+    def __init__(self, cached: int = CACHED, folder: str | None = None):
+        self._file = tempfile.TemporaryFile(prefix="medseg-qc-", dir=folder)
+        self._where: dict[str, tuple[int, int]] = {}
+        self._end = 0
+        self._lock = threading.Lock()  # the file position and the cache are shared by the QC threads
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cached = cached
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            os.pwrite(self._file.fileno(), blob, self._end)
+            self._where[key] = (self._end, len(blob))
+            self._end += len(blob)
+            self._cache.pop(key, None)
+
+    def __getitem__(self, key: str) -> Any:
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            offset, size = self._where[key]  # KeyError for a sample never stored, as a dict
+            blob = os.pread(self._file.fileno(), size, offset)
+        value = pickle.loads(blob)
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > self._cached:
+                self._cache.popitem(last=False)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._where))
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes written to the file (what a dict would have held in memory, roughly)."""
+        return self._end
+
+    def close(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._file.close()
+
+    def __del__(self) -> None:
+        try:
+            self._file.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the OS removes the unlinked file anyway
+            pass
+
+
+def measure_table(features) -> dict[str, Mapping]:
+    """{feature: an empty table}: a :class:`SpillTable` for the picture-holding measures, a dict otherwise."""
+    return {f: (SpillTable() if f in SPILLED else {}) for f in features}
+
+
+def close_tables(table: dict) -> None:
+    for t in table.values():
+        if isinstance(t, SpillTable):
+            t.close()
