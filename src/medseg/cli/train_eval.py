@@ -45,7 +45,10 @@ def final_evaluation(trainer: Any, summary: Any, show: Callable[[Any], Any], can
     try:
         # evaluate_checkpoint's job, with its progress shown; the run's dataset object: the labels the run
         # trained on (a workspace's pinned revisions), indexed as the run indexed them
-        job = iter_evaluate(best, trainer.dataset, sample_ids=ids, device=str(trainer.device), cancel=cancel)
+        # on PyTorch: an ONNX export would add seconds to every run's end, and the app warms its own up
+        job = iter_evaluate(
+            best, trainer.dataset, sample_ids=ids, device=str(trainer.device), cancel=cancel, backend="torch"
+        )
         result = run(job, cancel, progress)
         # a resumed run's evaluation replaces the files an earlier end wrote; never into the data read
         result.write(out, overwrite=True, sources=[result.meta["source"]])

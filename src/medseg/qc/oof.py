@@ -239,7 +239,8 @@ def _fold(
             f"fold {fold + 1} of {folds}: training ended without a checkpoint (run folder {cfg.out_dir})"
         )
     checkpoint = summary.checkpoint
-    predictor = Predictor(checkpoint, device=cfg.device, **(predictor_options or {}))
+    # a fold's model scores its held-out samples once and is never run again: exporting it would cost more
+    predictor = Predictor(checkpoint, device=cfg.device, **{"backend": "torch", **(predictor_options or {})})
     check_classmap(predictor, ws, checkpoint)
     run = run_id("rank", f"{method}:fold{fold}")
     fold_scores: dict[str, tuple[float, dict]] = {}
