@@ -18,6 +18,7 @@ from typing import Any
 from qtpy.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt
 from qtpy.QtWidgets import QListView
 
+from medseg.qc.queue_index import ReviewQueue
 from medseg.workspace.records import UNREVIEWED
 
 
@@ -29,6 +30,9 @@ class QueueOrder:
         self.items: list[Any] = []
         self.index: dict[str, int] = {}
         self.unreviewed: list[int] = []  # ascending places in ``items``
+        if isinstance(items, ReviewQueue):  # its columns: no item is made until a row is drawn or asked for
+            self._from_columns(items, statuses)
+            return
         for item in items:
             self.all[item.sample_id] = item
             if statuses is not None and item.status not in statuses:
@@ -39,11 +43,18 @@ class QueueOrder:
             if item.status == UNREVIEWED:
                 self.unreviewed.append(k)
 
+    def _from_columns(self, queue: ReviewQueue, statuses: Sequence[str] | None) -> None:
+        places = [k for k, s in enumerate(queue.statuses) if statuses is None or s in statuses]
+        self.all = _ItemsById(queue)
+        self.items = queue if len(places) == len(queue) else _Places(queue, places)
+        self.index = {queue.sample_ids[k]: i for i, k in enumerate(places)}
+        self.unreviewed = [i for i, k in enumerate(places) if queue.statuses[k] == UNREVIEWED]
+
     def __len__(self) -> int:
         return len(self.items)
 
     def ids(self) -> list[str]:
-        return [item.sample_id for item in self.items]
+        return list(self.index)  # insertion order: the queue's
 
     def unreviewed_from(self, start: int, skip: int | None = None) -> int | None:
         """The first place >= ``start`` of an unreviewed sample, other than place ``skip``; None when none."""
@@ -60,6 +71,32 @@ class QueueOrder:
         if skip is not None and 0 <= skip < len(self.items) and self.items[skip].status == UNREVIEWED:
             n -= 1
         return n
+
+
+class _ItemsById:
+    """``QueueOrder.all`` over a :class:`ReviewQueue`: ``get(sample_id)`` makes that one item."""
+
+    def __init__(self, queue: ReviewQueue):
+        self.queue = queue
+
+    def get(self, sample_id: str, default: Any = None) -> Any:
+        item = self.queue.item_of(sample_id)
+        return default if item is None else item
+
+
+class _Places(Sequence):
+    """The items at ``places`` of a :class:`ReviewQueue` (the status filter), made when asked."""
+
+    def __init__(self, queue: ReviewQueue, places: list[int]):
+        self.queue, self.places = queue, places
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.queue[k] for k in self.places[i]]
+        return self.queue[self.places[i]]
 
 
 class QueueListModel(QAbstractListModel):

@@ -111,19 +111,17 @@ def test_a_label_that_stands_out_in_its_own_group_comes_before_a_group_the_model
     """Group a: the fold model fails on the whole video (scores ~0.2); group b: it does well (~0.9) except
     on s12, whose label is wrong. Ranked by raw score, all of a came first; relative to their groups, s12
     (0.5 where its video mates score 0.9) comes before a's ordinary frames, and a's own outlier first."""
-    import dataclasses
-
     root, _ = make_planted(tmp_path / "data", n=16, size=32)
     with Workspace.create(tmp_path / "ws", root, group_by="stem") as ws:
-        records = ws.samples()
-        grouped = [dataclasses.replace(r, group="a" if int(r.id[1:]) < 8 else "b") for r in records]
-        monkeypatch.setattr(ws, "samples", lambda status=None: grouped)
+        columns = ws.queue_columns  # the queue reads the samples' groups from these columns
+        grouped = lambda: {**(c := columns()), "groups": ["a" if int(i[1:]) < 8 else "b" for i in c["ids"]]}  # noqa: E731
+        monkeypatch.setattr(ws, "queue_columns", grouped)
         scores = {f"s{k:02d}": 0.2 + 0.005 * k for k in range(8)} | {f"s{k:02d}": 0.9 for k in range(8, 16)}
         scores |= {"s02": 0.05, "s12": 0.5}
         ws.set_scores("oof-k5", scores, {s: {"dice": v} for s, v in scores.items()})
         assert ids(review_queue(ws))[:2] == ["s02", "s12"]
         # groups of fewer than MIN_GROUP scored samples are set against the median of all: the raw order
-        monkeypatch.setattr(ws, "samples", lambda status=None: records)  # one group per sample
+        monkeypatch.setattr(ws, "queue_columns", columns)  # one group per sample
         assert ids(review_queue(ws))[:9] == ["s02", "s00", "s01", "s03", "s04", "s05", "s06", "s07", "s12"]
 
 

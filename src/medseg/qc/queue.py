@@ -64,15 +64,27 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from medseg.errors import UnknownNameError
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.model_standing import GROUP_SHARE, MIN_GROUP, ModelStanding
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
+from medseg.qc.queue_index import (
+    ReviewQueue,
+    Standings,
+    calibrated,
+    finding_of,
+    queue_order,
+    weighted_mean,
+)
 from medseg.qc.queue_words import (
+    PAIR_CHECK,
     finding_phrase,
     outline_phrase,
     pair_partners,
@@ -88,6 +100,7 @@ __all__ = [
     "GROUP_SHARE",
     "MIN_GROUP",
     "QueueItem",
+    "ReviewQueue",
     "default_method",
     "finding_penalty",
     "finding_phrase",
@@ -179,8 +192,10 @@ def review_queue(
     statuses: Iterable[str] | None = None,
     checks: Iterable[str] | None = None,
     models: bool = True,
-) -> list[QueueItem]:
-    """The workspace's samples, worst first (the rule is in this module's docstring).
+) -> ReviewQueue:
+    """The workspace's samples, worst first (the rule is in this module's docstring), as a
+    :class:`~medseg.qc.queue_index.ReviewQueue`: a sequence of :class:`QueueItem` whose items are made
+    when asked (its ``sample_ids``, ``statuses`` and ``priorities`` cover every place at once).
 
     ``method``: the score method to rank by (default: :func:`default_method`
     over the stored ones); a method with no stored score raises naming the
@@ -207,67 +222,109 @@ def review_queue(
         statuses = {str(s) for s in ([statuses] if isinstance(statuses, str) else statuses)}
         for s in statuses:
             check_status(s)
-    all_findings = workspace.findings()
+    cols = workspace.queue_columns()
+    stored_checks = {row[1] for row in cols["findings"]}
     if checks is not None:
         checks = {str(c) for c in ([checks] if isinstance(checks, str) else checks)}
         from medseg.qc.checks_registry import CHECKS
 
-        known = set(CHECKS) | {f.check for f in all_findings}
+        known = set(CHECKS) | stored_checks
         for c in checks:
             if c not in known:
                 raise UnknownNameError("QC check", c, sorted(known))
-    per_sample: dict[str, list[Finding]] = {}
-    for f in all_findings:
-        if checks is None or f.check in checks:
-            per_sample.setdefault(f.sample_id, []).append(f)
-    records = workspace.samples()
-    groups = {rec.id: rec.group for rec in records}
-    heads = {rec.id: rec.head_revision for rec in records}
+    ids, heads = cols["ids"], cols["heads"]
+    n = len(ids)
+    at = {sid: k for k, sid in enumerate(ids)}
     free = [m for m in signal_methods() if m in stored]
     model = method if method is not None and method not in free else None
-    scores = workspace.scores(method) if method else {}
-    details = workspace.score_details(method) if method else {}
-    judged = {m: _signal_standings(workspace, m, heads) for m in free}
+    rows = {m: cols["scores"].get(m, []) for m in {*free, method} if m is not None}
+    judged = {m: _signal_standings(rows[m], at, heads, n) for m in free}
     if model is not None:
-        judged[model] = _model_standings(scores, details, groups, heads)
+        judged[model] = _model_standings(rows[model], at, dict(zip(ids, cols["groups"])), heads, n)
     calibration = reliability.calibration(workspace.root, model)
     if calibration is not None and not {m for m, w in calibration.weights.items() if w > 0} <= set(judged):
         calibration = None  # made for signals no longer stored: the plain rule until QC or ranking runs again
-    weights = _plain_weights(judged, model, details) if calibration is None else None
-    outline_details = workspace.score_details(OUTLINE_METHOD) if OUTLINE_METHOD in free else {}
+    if calibration is None:
+        dice = {r[0]: {"dice": r[3]} for r in rows.get(model, ()) if r[3] is not None}
+        combined = weighted_mean(_plain_weights(judged, model, dice), judged, n, UNJUDGED_STANDING)
+    else:
+        combined = calibrated(calibration.bias, calibration.weights, judged, n)
 
-    items = []
-    for rec in records:
-        if statuses is not None and rec.status not in statuses:
+    # the method's score per sample: None where unscored, not finite, or about an earlier revision
+    score = np.full(n, np.nan)
+    scored_rev: dict[int, int] = {}
+    for sid, v, rev, _, _ in rows.get(method, ()):
+        k = at.get(sid)
+        if k is None or v is None or not math.isfinite(v):
             continue
-        found = tuple(sorted(per_sample.get(rec.id, ()), key=lambda f: -severity_rank(f.severity)))
-        standings = {m: v.get(rec.id) for m, v in judged.items()}
-        score = scores.get(rec.id)
-        if score is not None and not math.isfinite(score):
-            score = None
-        scored = details.get(rec.id, {}).get("revision")
-        stale = (
-            score is not None
-            and scored is not None
-            and rec.head_revision is not None
-            and int(scored) != int(rec.head_revision)
-        )
-        if stale:  # the score is about a label that is no longer the current one
-            score = None
-        penalty = sum(finding_penalty(f) for f in found)
-        priority = _combined(standings, calibration, weights) - penalty
-        fit = judged.get(OUTLINE_METHOD, {}).get(rec.id)
+        if rev is not None and heads[k] is not None and int(rev) != int(heads[k]):
+            scored_rev[k] = int(rev)  # stale: the score is about a label that is no longer the current one
+            continue
+        score[k] = v
+    found: dict[int, list[tuple]] = {}
+    for row in cols["findings"]:
+        k = at.get(row[0])
+        if k is not None and (checks is None or row[1] in checks):
+            found.setdefault(k, []).append(row)
+    penalty, worst, count = np.zeros(n), np.full(n, -1), np.zeros(n, np.int64)
+    for k, fs in found.items():
+        penalty[k] = sum(FINDING_PENALTY[s] if not (c in IMAGE_CHECKS and s != "error") else 0.0 for _, c, s, *_ in fs)
+        worst[k] = max(severity_rank(f[2]) for f in fs)
+        count[k] = len(fs)
+    priority = combined - penalty
+
+    keep = np.arange(n) if statuses is None else np.flatnonzero([s in statuses for s in cols["statuses"]])
+    order, shared = queue_order(
+        priority[keep], np.isnan(score[keep]), worst[keep], count[keep], _pair_groups(keep, found, at)
+    )
+    context = _ItemContext(
+        ids, cols["statuses"], heads, judged, score, scored_rev, rows, found, method, model, calibration
+    )
+    return ReviewQueue(keep[order], ids, cols["statuses"], shared[order], context.item)
+
+
+@dataclass
+class _ItemContext:
+    """What an item's words are made of, from the snapshot its place was computed on."""
+
+    ids: list
+    statuses: list
+    heads: list
+    judged: dict
+    score: np.ndarray
+    scored_rev: dict
+    rows: dict
+    found: dict
+    method: str | None
+    model: str | None
+    calibration: object
+    texts: dict = field(default_factory=dict)  # {method: {sample: details JSON}}, made on the first item
+
+    def _details(self, method: str | None, sid: str) -> dict | None:
+        """The stored details of ``sid``'s score under ``method``; None when it has no score row there."""
+        if method is None:
+            return None
+        if method not in self.texts:
+            self.texts[method] = {r[0]: r[4] for r in self.rows.get(method, ())}
+        text = self.texts[method].get(sid)
+        return None if text is None else json.loads(text)
+
+    def item(self, k: int, priority: float) -> QueueItem:
+        sid, head, method, model = self.ids[k], self.heads[k], self.method, self.model
+        found = tuple(sorted((finding_of(r) for r in self.found.get(k, ())), key=lambda f: -severity_rank(f.severity)))
+        standings = {m: s.at(k, _STALE) for m, s in self.judged.items()}
+        score = None if math.isnan(self.score[k]) else float(self.score[k])
+        own = self._details(method, sid) or {}
+        was = (self.scored_rev[k], int(head)) if k in self.scored_rev else None
+        fit = standings.get(OUTLINE_METHOD)
         fit = None if fit is None or fit is _STALE else float(fit)
-        zs = worst_slices(details.get(rec.id, {}) if score is not None else {}, found)
-        own = details.get(rec.id, {})
-        fit_details = outline_details.get(rec.id) if method != OUTLINE_METHOD and fit is not None else None
-        if fit_details is not None and score is None and model is not None:
-            fit_details = None  # the reason line shows the outline beside a model's verdict only
-        was = (int(scored), int(rec.head_revision)) if stale else None
+        zs = worst_slices(own if score is not None else {}, found)
+        outline = self._details(OUTLINE_METHOD, sid) if method != OUTLINE_METHOD and fit is not None else None
+        fit_details = None if score is None and model is not None else outline  # beside a model's verdict only
         reason = reason_line(score, own, method, found, fit_details, was)
         verdicts = signal_verdicts(
             {m: (None if v is _STALE else v) for m, v in standings.items() if m not in (model, OUTLINE_METHOD)},
-            calibration,
+            self.calibration,
         )
         said = signals(
             found,
@@ -275,31 +332,28 @@ def review_queue(
             score,
             own,
             method,
-            outline=outline_details.get(rec.id) if method != OUTLINE_METHOD and fit is not None else None,
+            outline=outline,
             model_percentile=standings.get(model) if model is not None else standings.get(method),
             stale=was,
             verdicts=verdicts,
-            reliability=calibration,
+            reliability=self.calibration,
         )
         if zs:
             reason += f"; look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}"
             said += (f"look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}",)
-        items.append(
-            QueueItem(
-                rec.id,
-                rec.status,
-                score,
-                method if score is not None else None,
-                found,
-                reason,
-                priority,
-                fit,
-                zs,
-                said,
-                {m: (None if v is _STALE else v) for m, v in standings.items()},
-            )
+        return QueueItem(
+            sid,
+            self.statuses[k],
+            score,
+            method if score is not None else None,
+            found,
+            reason,
+            priority,
+            fit,
+            zs,
+            said,
+            {m: (None if v is _STALE else v) for m, v in standings.items()},
         )
-    return _ordered(items)
 
 
 class _Stale(float):
@@ -309,29 +363,37 @@ class _Stale(float):
 _STALE = _Stale(STALE_STANDING)
 
 
-def _signal_standings(workspace, method: str, heads: dict) -> dict[str, float]:
-    """{sample: stored percentile} of a model-free signal; ``_STALE`` where it judged an earlier revision."""
-    details = workspace.score_details(method)
-    out = {}
-    for sid, v in workspace.scores(method).items():
-        if v is None or not math.isfinite(v):
+def _signal_standings(rows: list, at: dict, heads: list, n: int) -> Standings:
+    """A model-free signal's stored percentile per sample; stale where it judged an earlier revision."""
+    values, stale = {}, set()
+    for sid, v, judged, _, _ in rows:
+        k = at.get(sid)
+        if k is None or v is None or not math.isfinite(v):
             continue
-        judged = details.get(sid, {}).get("revision")
-        out[sid] = _STALE if judged is not None and judged != heads.get(sid) else float(v)
-    return out
+        if judged is not None and judged != heads[k]:
+            stale.add(k)
+        else:
+            values[k] = float(v)
+    return Standings(n, values, stale, STALE_STANDING)
 
 
-def _model_standings(scores: dict, details: dict, groups: dict, heads: dict) -> dict[str, float]:
-    """{sample: percentile of its group-relative score} (:mod:`medseg.qc.model_standing`); stale: ``_STALE``.
-
-    Stale scores stay in the reference: a correction moves its own sample, not the others' standings."""
-    ms = ModelStanding(scores, details, groups)
-    out: dict[str, float] = dict(percentiles(ms.values))
-    for sid in out:
-        judged = details.get(sid, {}).get("revision")
-        if judged is not None and heads.get(sid) is not None and int(judged) != int(heads[sid]):
-            out[sid] = _STALE
-    return out
+def _model_standings(rows: list, at: dict, groups: dict, heads: list, n: int) -> Standings:
+    """The percentile of each sample's group-relative score (:mod:`medseg.qc.model_standing`); stale where
+    it scored an earlier revision. Stale scores stay in the reference: a correction moves its own sample,
+    not the others' standings."""
+    scores = {sid: v for sid, v, _, _, _ in rows}
+    revisions = {sid: {"revision": r} for sid, _, r, _, _ in rows if r is not None}
+    values, stale = {}, set()
+    for sid, v in percentiles(ModelStanding(scores, revisions, groups).values).items():
+        k = at.get(sid)
+        if k is None:
+            continue
+        judged = revisions.get(sid, {}).get("revision")
+        if judged is not None and heads[k] is not None and int(judged) != int(heads[k]):
+            stale.add(k)
+        else:
+            values[k] = v
+    return Standings(n, values, stale, STALE_STANDING)
 
 
 def _plain_weights(judged: dict, model: str | None, details: dict) -> dict[str, float]:
@@ -339,53 +401,31 @@ def _plain_weights(judged: dict, model: str | None, details: dict) -> dict[str, 
     return {m: (model_weight(details) if m == model else 1.0) for m in judged}
 
 
-def _combined(standings: dict, calibration, weights: dict | None) -> float:
-    if calibration is not None:
-        return calibration.combined(standings)
-    said = [(weights[m], v) for m, v in standings.items() if v is not None]
-    if not said:
-        return UNJUDGED_STANDING
-    return sum(w * v for w, v in said) / sum(w for w, _ in said)
+def _pair_groups(keep: np.ndarray, found: dict, at: dict) -> list[list[int]]:
+    """Item indices (into ``keep``) of the samples named by each other's disagreeing-duplicate errors."""
+    place = {int(k): i for i, k in enumerate(keep.tolist())}
+    parent: dict[int, int] = {}
 
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
 
-def _pair_groups(items: list[QueueItem]) -> dict[str, str]:
-    """{sample: its group}: samples named by each other's disagreeing-duplicate error form one group."""
-    parent = {i.sample_id: i.sample_id for i in items}
-
-    def root(s: str) -> str:
-        while parent[s] != s:
-            parent[s] = parent[parent[s]]
-            s = parent[s]
-        return s
-
-    for item in items:
-        for f in item.findings:
-            for other in pair_partners(f):
-                if other in parent:
-                    parent[root(other)] = root(item.sample_id)
-    return {s: root(s) for s in parent}
-
-
-def _ordered(items: list[QueueItem]) -> list[QueueItem]:
-    """Ascending priority, the workspace's order on ties after: scored before unscored, the worst finding
-    and the most findings first. The samples of a disagreeing duplicate pair share the pair's lowest
-    priority and follow one another (one of them is wrong; which, only a look at both says)."""
-    group = _pair_groups(items)
-    own = {}
-    for pos, item in enumerate(items):
-        worst = max((severity_rank(f.severity) for f in item.findings), default=-1)
-        own[item.sample_id] = (item.score is None, -worst, -len(item.findings), pos)
-    lowest: dict[str, tuple] = {}
-    for item in items:
-        g = group[item.sample_id]
-        lowest[g] = min(lowest.get(g, (math.inf,)), (item.priority, own[item.sample_id]))
-    shared = [
-        item
-        if lowest[group[item.sample_id]][0] == item.priority
-        else replace(item, priority=lowest[group[item.sample_id]][0])
-        for item in items
-    ]
-    return sorted(shared, key=lambda item: (lowest[group[item.sample_id]], own[item.sample_id]))
+    for k, rows in found.items():
+        if k not in place:
+            continue
+        for row in rows:
+            if row[1] != PAIR_CHECK or row[2] != "error":
+                continue
+            for other in pair_partners(finding_of(row)):
+                j = place.get(at.get(other, -1))
+                if j is not None:
+                    parent[root(j)] = root(place[k])
+    members: dict[int, list[int]] = {}
+    for i in list(parent):
+        members.setdefault(root(i), []).append(i)
+    return [m for m in members.values() if len(m) > 1]
 
 
 def worst_slices(details: dict, found: tuple[Finding, ...], limit: int = 20) -> tuple[int, ...]:

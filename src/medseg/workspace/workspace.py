@@ -181,6 +181,11 @@ class Workspace(VolumeMethods):
         return listing.sample_key(self._conn, sample_id)
 
     @locked
+    def queue_columns(self) -> dict:
+        """The review queue's inputs as columns, without a record per sample (:func:`listing.queue_columns`)."""
+        return listing.queue_columns(self._conn)
+
+    @locked
     def group_sizes(self) -> dict[str, int]:
         """{group: its number of samples}."""
         return listing.group_sizes(self._conn)

@@ -1,0 +1,120 @@
+"""The review queue over columns (medseg.qc.queue_index) gives the queue the per-sample walk gave, item for item.
+
+The reference is the walk as it was before (tests/_queue_reference.py, the previous medseg.qc.queue verbatim):
+every QueueItem field equal, priorities to the bit, on a workspace with model-free signals, a model score,
+a stale score and a stale signal (labels corrected since), disagreeing-duplicate pairs, findings of every
+severity, with and without a calibration, filtered by status and by check, and with the model left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import _queue_reference as reference
+import numpy as np
+import pytest
+from _rank_data import make_planted
+
+from medseg.qc import Finding, reliability
+from medseg.qc.queue import ReviewQueue, review_queue
+from medseg.workspace import Workspace
+from medseg.workspace.records import ACCEPTED
+
+
+def _fields(item) -> dict:
+    return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    base = tmp_path_factory.mktemp("queue")
+    root, _ = make_planted(base / "data", n=24, size=24)
+    with Workspace.create(base / "ws", root, group_by="stem") as w:
+        rng = random.Random(3)
+        ids = w.sample_ids()
+        heads = {r.id: r.head_revision for r in w.samples()}
+        for m in ("outline-fit", "neighbour-fit"):
+            judged = ids[: -2 if m == "outline-fit" else -5]
+            w.set_scores(m, {s: rng.random() for s in judged}, {s: {"revision": heads[s], "raw": 1} for s in judged})
+        model = {s: round(rng.random(), 1) for s in ids[1:]}  # ties on purpose
+        w.set_scores("oof-k3", model, {s: {"dice": v, "revision": heads[s]} for s, v in model.items()})
+        w.add_findings(
+            [
+                Finding(ids[4], "full_mask", "error", "the whole image is foreground"),
+                Finding(ids[5], "specks", "warning", "3 specks", value=3),
+                Finding(ids[5], "holes", "info", "a hole"),
+                Finding(ids[6], "blurred", "warning", "blurred image"),
+                Finding(ids[7], "too_dark", "error", "too dark"),
+                Finding(
+                    ids[8],
+                    "duplicate_mask_disagreement",
+                    "error",
+                    "masks disagree",
+                    details={"others": [{"id": ids[20], "severity": "error"}]},
+                ),
+                Finding(
+                    ids[20],
+                    "duplicate_mask_disagreement",
+                    "error",
+                    "masks disagree",
+                    details={"others": [{"id": ids[8], "severity": "error"}]},
+                ),
+            ],
+            source="qc",
+        )
+        mask = w.current_mask(ids[2]).copy()
+        mask[:2] = 1 - mask[:2]
+        w.save_revision(ids[2], mask, origin="manual", author="t", note="corrected")  # its scores and signals are stale now
+        for s in ids[::4]:
+            w.set_status(s, ACCEPTED)
+        yield w
+
+
+OPTIONS = [
+    {},
+    {"method": "outline-fit"},
+    {"models": False},
+    {"statuses": ["unreviewed"]},
+    {"checks": ["specks", "duplicate_mask_disagreement"]},
+]
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "default")
+def test_the_indexed_queue_equals_the_walk(ws, monkeypatch, calibrated, options):
+    if calibrated:
+        cal = reliability.Calibration(
+            {"outline-fit": 1.3, "neighbour-fit": 0.4, "oof-k3": 2.1}, -0.7, {}, {}, n_pairs=20
+        )
+        monkeypatch.setattr(reliability, "calibration", lambda root, model: dataclasses.replace(cal, model=model))
+    queue = review_queue(ws, **options)
+    walked = reference.review_queue(ws, **options)
+    assert isinstance(queue, ReviewQueue) and len(queue) == len(walked) > 0
+    assert queue.sample_ids == [i.sample_id for i in walked]
+    assert queue.statuses == [i.status for i in walked]
+    assert queue.priorities.tolist() == [i.priority for i in walked]  # to the bit
+    assert [_fields(i) for i in queue] == [_fields(i) for i in walked]
+    # the pair follows one another and a stale sample says why
+    if "checks" not in options or "duplicate_mask_disagreement" in options.get("checks", ()):
+        ids = ws.sample_ids()
+        if ids[8] in queue.sample_ids and ids[20] in queue.sample_ids:
+            assert abs(queue.place(ids[8]) - queue.place(ids[20])) == 1
+
+
+def test_items_are_made_when_asked_and_from_the_snapshot(ws, monkeypatch):
+    import medseg.qc.queue as q
+
+    made = []
+    real = q._ItemContext.item
+    monkeypatch.setattr(q._ItemContext, "item", lambda self, k, p: made.append(k) or real(self, k, p))
+    queue = review_queue(ws)
+    assert made == [] and len(queue.sample_ids) == len(ws.sample_ids())
+    first = queue[0]
+    assert made == [ws.sample_ids().index(first.sample_id)]
+    assert queue.item_of(queue.sample_ids[3]).sample_id == queue.sample_ids[3] and len(made) == 2
+    assert queue[-1].sample_id == queue.sample_ids[-1] and queue[1:3] == [queue[1], queue[2]]
+    with pytest.raises(IndexError):
+        queue[len(queue)]
+    assert queue.place("no such sample") is None and queue.item_of("no such sample") is None
+    assert isinstance(queue.priorities, np.ndarray)
