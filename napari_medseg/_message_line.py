@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import traceback
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 DETAIL_LINES = 8  # the detail box's height in lines: a traceback scrolls inside it, the dock does not grow
@@ -87,9 +87,37 @@ class _ElidedLabel(QLabel):
         shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 1))
         if shown != self.text():
             super().setText(shown)
-            parent = self.parent()
-            if isinstance(parent, MessageLine):
-                parent._sync_toggle()
+            holder = self.parent()
+            if isinstance(holder, _LineHolder) and isinstance(holder.parent(), MessageLine):
+                holder.parent()._sync_toggle()
+
+
+class _LineHolder(QWidget):
+    """Holds the label without a layout, one line tall: a new text never asks the window for a new layout.
+
+    QLabel.setText always calls updateGeometry; in a layout that request climbs every layout above it to
+    the main window, which lays out and repaints all of itself (a whole-window composition through GL,
+    100-360 ms under Xvfb's software GL), once per message: twice per live prediction. A widget without a
+    layout ignores the request, so a message repaints only its own line.
+    """
+
+    def __init__(self, line: QLabel) -> None:
+        super().__init__()
+        self.line = line
+        line.setParent(self)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        m = line.contentsMargins()
+        self.setFixedHeight(line.fontMetrics().height() + m.top() + m.bottom())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.line.fontMetrics().averageCharWidth() * 8, self.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(0, self.height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.line.setGeometry(self.rect())
 
 
 class MessageLine(QWidget):
@@ -103,8 +131,9 @@ class MessageLine(QWidget):
     def __init__(self, text: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self._text, self._detail = "", ""
+        self._said: tuple[str, str] | None = None
         self.line = _ElidedLabel()
-        self.line.setParent(self)
+        self.holder = _LineHolder(self.line)
         self.toggle = QToolButton()
         self.toggle.setText("Details")
         self.toggle.setCheckable(True)
@@ -118,7 +147,7 @@ class MessageLine(QWidget):
         self.box.hide()
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(self.line, 1)
+        top.addWidget(self.holder, 1)
         top.addWidget(self.toggle)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -130,6 +159,9 @@ class MessageLine(QWidget):
 
     def say(self, text: str, detail: str | None = None) -> None:
         """Show ``text`` as the one line (whitespace and line breaks as single spaces) and keep ``detail``."""
+        if self._said == (text, detail or ""):
+            return  # said already: no repaint (a live prediction says the same often)
+        self._said = (text, detail or "")
         self._text, self._detail = text, detail or ""
         if "\n" in text.strip() and not self._detail:
             self._detail = text  # a message of several lines: its lines stay readable in the box

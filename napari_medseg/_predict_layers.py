@@ -124,6 +124,17 @@ def _writable(data: Any) -> bool:
     return isinstance(data, np.ndarray) and data.flags.writeable
 
 
+def refresh_pixels(layer) -> None:
+    """Redraw a model layer whose pixels changed in place: no thumbnail, no extent (the shape is the same).
+
+    A thumbnail costs a downsampling and colouring of the slice and repaints the layer list: with a
+    window composed through GL (Xvfb's software GL) each repaint of any widget is one of the whole
+    window. A model layer's thumbnail is the prediction in miniature and follows at napari's next
+    refresh of the layer (a slice change).
+    """
+    layer.refresh(thumbnail=False, extent=False)
+
+
 class Outputs:
     """The prediction / probability / uncertainty layers of one image, written plane by plane."""
 
@@ -185,7 +196,11 @@ class Outputs:
         self.source = self.predicted = None
         for layer in list(self.viewer.layers):
             if layer.name in OUTPUT_LAYERS:
-                layer.data = np.zeros(layer.data.shape, layer.data.dtype)
+                if _writable(layer.data):  # in place, as a prediction is written (no data setter)
+                    layer.data[...] = 0
+                    refresh_pixels(layer)
+                else:
+                    layer.data = np.zeros(layer.data.shape, layer.data.dtype)
 
     def _labels_kwargs(self) -> dict:
         _, kwargs, _ = labels_layer(None, PREDICTION_LAYER, "model prediction", (1.0, 1.0), self.classmap)
@@ -225,7 +240,7 @@ class Outputs:
             # in place, also for a 2-D image: a new array costs napari's whole data setter (about 2.5x a
             # refresh on a 288x384 Labels layer) and a second repaint; only the slice on screen changes
             data[index] = values
-            layer.refresh()
+            refresh_pixels(layer)
         for key, value in geometry.items():
             if tuple(getattr(layer, key)) != value:
                 setattr(layer, key, value)

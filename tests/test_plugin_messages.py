@@ -181,3 +181,36 @@ def test_a_long_message_does_not_widen_the_dock(make_napari_viewer, qtbot, tmp_p
     assert widget.status.text() == long and widget.status.line.toolTip() == long
     widget.status.toggle.click()
     assert widget.status.box.toPlainText() == long
+
+
+def test_a_new_message_repaints_its_line_without_a_new_layout_of_the_window(qtbot):
+    """QLabel.setText asks for a new layout; in the dock's layouts that climbed to the main window, which laid
+    out and repainted itself (with the canvas's GL, a whole-window composition) at every live prediction."""
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+    class Requests(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            self.count += event.type() == QEvent.Type.LayoutRequest
+            return False
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    line = MessageLine("Predicting...")
+    QVBoxLayout(window).addWidget(line)
+    window.resize(400, 80)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(50)  # the layout requests of showing it
+    requests = Requests()
+    window.installEventFilter(requests)
+    for text in ("model on frame slice 3: 0.29 s on cpu", "Predicting...", "model on frame slice 4: 0.31 s on cpu"):
+        line.say(text)
+        qtbot.wait(20)
+        assert line.line.text() == text and line.line.toolTip() == text
+    assert requests.count == 0
+    # what does change the line's layout still lays the window out: a detail shows the Details toggle
+    line.say("Failed.", "Traceback (most recent call last): ...")
+    qtbot.waitUntil(lambda: requests.count > 0 and line.toggle.isVisible())

@@ -41,17 +41,24 @@ def test_2d_prediction_is_written_into_the_layers_array(make_napari_viewer, qtbo
     _predicted(widget, qtbot, viewer, mask)
     pred, prob = viewer.layers[PREDICTION_LAYER], viewer.layers[PROBABILITY_LAYER]
     arrays = pred.data, prob.data
-    # another plane of the same image (a setting changed: the model runs again) lands in the same arrays
+    # another plane of the same image (a setting changed: the model runs again) lands in the same arrays,
+    # redrawn without a thumbnail (each one repainted the layer list: with GL, the whole window)
+    thumbnails = []
+    pred.events.thumbnail.connect(thumbnails.append)
+    pred.data[:] = 0
     widget.settings.threshold.value = 0.6
     _predicted(widget, qtbot, viewer, mask)
     assert pred.data is arrays[0] and prob.data is arrays[1]
-    # new pixels: the outputs are blanked, then the new prediction is what the layer shows
+    assert np.array_equal(pred._slice.image.raw == 1, mask)  # what napari draws holds the new prediction
+    assert thumbnails == []
+    # new pixels: the outputs are blanked (in place too, drawn blank), then the new prediction is shown
     img2, mask2 = disk_image(cy=30, cx=15, seed=3)
     viewer.layers["frame"].data = img2
-    assert not pred.data.any()
-    blank = pred.data
+    assert not pred.data.any() and not pred._slice.image.raw.any()
+    assert pred.data is arrays[0] and prob.data is arrays[1]
     _predicted(widget, qtbot, viewer, mask2)
-    assert pred.data is blank and np.array_equal(pred.data == 1, mask2)
+    assert pred.data is arrays[0] and np.array_equal(pred.data == 1, mask2)
+    assert np.array_equal(pred._slice.image.raw == 1, mask2) and thumbnails == []
     assert not pred.editable and is_locked(pred)
 
 
