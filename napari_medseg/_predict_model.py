@@ -97,7 +97,8 @@ def build_predictor(choice: ModelChoice):
     limit_torch_threads()
 
     if choice.checkpoints:
-        return Predictor([_checkpoint(p) for p in choice.checkpoints], **choice.options())
+        # onnxruntime once its export, in a thread, is ready: the first prediction does not wait for it
+        return Predictor([_checkpoint(p) for p in choice.checkpoints], warm_up="background", **choice.options())
     from medseg.datasets.classmap import ClassMap
     from medseg.io.normalise import IMAGENET_MEAN, IMAGENET_STD
     from medseg.models import create_model, model_stride

@@ -2,7 +2,7 @@
 
 ``Predictor(checkpoints, device="auto", precision="auto", tile_size=None,
 overlap=0.25, blend="gaussian", tta=(), batch_size=4, threshold=0.5,
-pad_border=True, channels_last=True, fold_bn=True, backend="auto")`` takes a
+pad_border=True, channels_last=True, fold_bn=True, backend="auto", warm_up="now")`` takes a
 Checkpoint, a checkpoint path, a (model, spec, classmap, preprocessing) tuple or
 a list of these (an ensemble). ``predict(image)`` returns a ``Prediction``
 (labels, probs, uncertainty, variance, meta); ``iter_predict(image, cancel)``
@@ -11,7 +11,8 @@ batches, then ``Result`` or ``Cancelled``). The tile defaults to the
 checkpoint's training input size, else 512; images that fit are inferred whole. Probabilities (not logits) are blended
 and averaged. ``backend``: "auto" runs a checkpoint's network in onnxruntime on the CPU
 (exported once, cached under ``$MEDSEG_CACHE_DIR/onnx``), PyTorch otherwise;
-"torch" or "onnxruntime" to choose (:mod:`medseg.inference.backend`).
+"torch" or "onnxruntime" to choose (:mod:`medseg.inference.backend`); ``warm_up="background"``
+runs PyTorch until the export, done in a thread, is ready (``wait_backends()``, ``close()``).
 
 Volumes: ``predict_slice(volume, z)`` / ``iter_predict_slice`` predict one
 slice (with its neighbours for a 2.5-D model), the volume's intensity window

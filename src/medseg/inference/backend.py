@@ -12,6 +12,20 @@ When ``auto`` cannot use onnxruntime, a warning names the model and why, and
 PyTorch runs it; asking for ``"onnxruntime"`` explicitly makes the same reasons
 errors.
 
+Exporting takes seconds (Unet-ResNet34: the trace, the checker, the session's
+graph optimisation), which a batch over many files pays once but a viewer
+would wait for on its first prediction. ``warm_up="background"`` (with
+``"auto"``) returns a :class:`WarmingBackend`: PyTorch runs the first forwards
+at once while a thread exports the network and builds its session, and the
+forwards after that run in onnxruntime. The export traces a copy it makes
+itself (``write_onnx``), never the live network, whose weights it only reads
+(nothing writes them once PyTorch has prepared its own network: eval mode, no
+gradients); the tracer's state is per thread, and the one flag torch's exporter
+sets for the whole process only turns smp's PSPNet pooling into its
+``interpolate(mode="area")`` form, the same average. Exports are serialised
+(one at a time in a process: they compete for the same cores, and torch's
+exporter swaps a module function while it runs).
+
 Both backends take prepared tiles (N, C, H, W) float32 and return the logits;
 the Predictor's ``forward_tiles`` adds activation, TTA and member stacking
 around them, so live prediction, TTA, ensembles and the sliding window all go
@@ -21,7 +35,10 @@ through here.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +54,8 @@ from medseg.inference.optimise import _BN, fold_batchnorm
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime")
+WARM_UPS = ("now", "background")
+_EXPORT_LOCK = threading.Lock()
 
 
 class TorchBackend:
@@ -130,38 +149,129 @@ def build_backend(
     fold_bn: bool = True,
     stride: int = 32,
     cache: Path | None = None,
-) -> TorchBackend | OnnxBackend:
-    """The backend ``requested`` ("auto", "torch", "onnxruntime") for ``member``; see the module docstring."""
+    warm_up: str = "now",
+) -> TorchBackend | OnnxBackend | WarmingBackend:
+    """The backend ``requested`` ("auto", "torch", "onnxruntime") for ``member``; ``warm_up`` "background"
+    makes "auto" a :class:`WarmingBackend`. See the module docstring."""
     if requested not in BACKENDS:
         raise InferenceError(f"unknown backend {requested!r}; valid: {', '.join(BACKENDS)}")
+    if warm_up not in WARM_UPS:
+        raise InferenceError(f"unknown warm_up {warm_up!r}; valid: {', '.join(WARM_UPS)}")
     torch_backend = lambda: TorchBackend(member, device, precision, channels_last, fold_bn, stride)  # noqa: E731
     if requested == "torch":
         return torch_backend()
-    who = member.name or f"{member.spec.arch} model in memory"
     why = onnx_unusable(member, device, precision, requested)
+    if why is None and requested == "auto" and warm_up == "background":
+        # PyTorch's network first: an unfoldable model is converted in place, before the thread reads it
+        return WarmingBackend(member, torch_backend(), cache)
     if why is None:
         try:
             return _onnx_backend(member, cache)
         except Exception as e:  # noqa: BLE001 - any failure of export or session: PyTorch still runs the model
-            why = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            why = _reason(e)
     if requested == "onnxruntime":
-        raise InferenceError(f"cannot run {who} in onnxruntime: {why}")
+        raise InferenceError(f"cannot run {_who(member)} in onnxruntime: {why}")
     if member.checkpoint and not why.startswith(("the device", "the precision")):
-        log.warning("%s runs in PyTorch, not onnxruntime: %s", who, why)
+        log.warning("%s runs in PyTorch, not onnxruntime: %s", _who(member), why)
     return torch_backend()
 
 
-def _onnx_backend(member: Member, cache: Path | None) -> OnnxBackend:
+class WarmingBackend:
+    """PyTorch now, onnxruntime once a background thread has exported ``member``'s network and built its
+    session; see the module docstring. ``done`` is set when that thread ends, switched or not; an
+    export that fails logs one warning and PyTorch goes on. :meth:`close` returns at once: an export under way
+    finishes into the cache (a whole file, useful next time), but no session is built and nothing switches."""
+
+    def __init__(self, member: Member, torch_backend: TorchBackend, cache: Path | None = None):
+        self._current: TorchBackend | OnnxBackend = torch_backend
+        self.done = threading.Event()
+        self._closed = threading.Event()
+        # the thread holds this object weakly: a Predictor dropped while exporting builds no session
+        self._thread = threading.Thread(
+            target=_warm,
+            args=(weakref.ref(self), member, cache, self._closed, self.done),
+            name=f"medseg-onnx-export-{member.spec.arch}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def name(self) -> str:
+        return self._current.name
+
+    @property
+    def folded(self) -> bool:
+        return self._current.folded
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._current(x)  # one read: a switch between two forwards, never inside one
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True when the background export has ended (switched, failed or closed) within ``timeout``."""
+        return self.done.wait(timeout)
+
+
+def _warm(ref, member: Member, cache: Path | None, closed: threading.Event, done: threading.Event) -> None:
+    stop = lambda: closed.is_set() or ref() is None  # noqa: E731
+    _yield_cpu()
+    try:
+        backend = None if stop() else _onnx_backend(member, cache, stop)
+        owner = ref()
+        if backend is not None and owner is not None and not closed.is_set():
+            owner._current = backend  # the torch copy goes with the last forward that holds it
+            log.info("%s switched to onnxruntime (%s)", _who(member), backend.path)
+    except Exception as e:  # noqa: BLE001 - whatever failed, PyTorch goes on running the model
+        if not stop():
+            log.warning("%s runs in PyTorch, not onnxruntime: %s", _who(member), _reason(e))
+    finally:
+        done.set()
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority where the OS allows it per thread (Linux: a thread id is a process
+    id to setpriority): the forwards being shown come first, the export takes the cycles left over."""
+    native = getattr(threading, "get_native_id", None)
+    if native is None or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = native()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except OSError:
+        pass  # not allowed here: the export runs at the same priority
+
+
+def _who(member: Member) -> str:
+    return member.name or f"{member.spec.arch} model in memory"
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+def _onnx_backend(member: Member, cache: Path | None, stop: Callable[[], bool] | None = None) -> OnnxBackend | None:
+    """The onnxruntime backend of ``member`` (exported into the cache if needed); None when ``stop()`` turned
+    true while exporting."""
     try:  # missing: say so before exporting anything
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise ImportError(f"onnxruntime is not installed or does not import ({e}): pip install onnxruntime") from e
     from medseg.inference.onnx_cache import cached_onnx
 
-    path = cached_onnx(member, cache)
+    with _EXPORT_LOCK:
+        if stop is not None and stop():
+            return None
+        path = cached_onnx(member, cache)
+    if stop is not None and stop():
+        return None
     try:
         return OnnxBackend(member, path)
     except Exception as first:  # noqa: BLE001 - a file that matched its hash but does not load: export again once
         log.warning("onnxruntime could not load %s (%s): exporting again", path, first)
         path.unlink(missing_ok=True)
-        return OnnxBackend(member, cached_onnx(member, cache))
+        with _EXPORT_LOCK:
+            path = cached_onnx(member, cache)
+        return OnnxBackend(member, path)

@@ -11,6 +11,14 @@ place, its name carrying the key and the sha256 of its bytes
 (``ARCH-KEY-SHA.onnx``): a file whose bytes no longer hash to its name
 (truncated, edited, damaged on disk) is deleted and exported again, never run,
 and two processes exporting the same model at once each rename a whole file.
+
+The folder does not grow without bound: a file's modification time is its last
+use (set on every hit), and each new file written prunes the others, least
+recently used first: those unused for ``$MEDSEG_ONNX_CACHE_DAYS`` (30) days,
+then as many as it takes to bring the folder under ``$MEDSEG_ONNX_CACHE_MB``
+(2,048 MB). The file just written is never pruned, and temporary files are
+removed only when a day old (another process may be writing one now); a file
+deleted under another process's feet is exported again there (its load fails).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -29,6 +38,9 @@ from medseg.inference.members import Member, member_stride
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "MEDSEG_CACHE_DIR"
+MAX_MB_ENV, MAX_DAYS_ENV = "MEDSEG_ONNX_CACHE_MB", "MEDSEG_ONNX_CACHE_DAYS"
+MAX_MB, MAX_DAYS = 2048.0, 30.0
+_STALE_TMP_S = 86400.0
 OPSET = 17
 _KEY_LEN = 24
 _SHA_LEN = 16
@@ -84,6 +96,7 @@ def find_cached(folder: Path, prefix: str) -> Path | None:
         except OSError:
             intact = False
         if intact:
+            _touch(path)
             return path
         log.warning("damaged ONNX cache file %s (its bytes do not match its name): exporting again", path)
         path.unlink(missing_ok=True)
@@ -129,4 +142,68 @@ def cached_onnx(member: Member, folder: Path | None = None, opset: int = OPSET) 
     finally:
         tmp.unlink(missing_ok=True)
     log.info("exported %s to the ONNX cache: %s", member.name or member.spec.arch, out)
+    try:
+        prune(folder, keep=out)
+    except OSError as e:  # a folder we cannot list or clean still gave us our file
+        log.warning("could not prune the ONNX cache %s: %s", folder, e)
     return out
+
+
+def _touch(path: Path) -> None:
+    try:  # the modification time is the last use: pruning goes by it
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves its files
+
+
+def _limit(env: str, default: float) -> float:
+    raw = os.environ.get(env, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        log.warning("$%s=%r is not a number >= 0: using %s", env, raw, default)
+        return default
+    return value
+
+
+def prune(
+    folder: Path,
+    keep: Path | None = None,
+    max_mb: float | None = None,
+    max_days: float | None = None,
+    now: float | None = None,
+) -> list[Path]:
+    """Delete the cache files of ``folder`` unused for ``max_days``, then the least recently used ones until
+    the rest fit in ``max_mb`` (defaults: the environment, else 2,048 MB and 30 days); never ``keep``.
+    Returns the deleted paths."""
+    max_mb = _limit(MAX_MB_ENV, MAX_MB) if max_mb is None else max_mb
+    max_days = _limit(MAX_DAYS_ENV, MAX_DAYS) if max_days is None else max_days
+    now = time.time() if now is None else now
+    entries = []
+    for path in folder.iterdir():
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # deleted meanwhile by another process
+        if path.name.startswith(".") and ".tmp-" in path.name:
+            if now - st.st_mtime > _STALE_TMP_S:  # left by a process killed while exporting
+                path.unlink(missing_ok=True)
+        elif path.suffix == ".onnx" and path.is_file():
+            entries.append((st.st_mtime, st.st_size, path))
+    entries.sort()  # least recently used first
+    kept = keep.resolve() if keep is not None else None
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for mtime, size, path in entries:
+        if kept is not None and path.resolve() == kept:
+            continue
+        if now - mtime <= max_days * 86400 and total <= max_mb * 1024 * 1024:
+            continue  # young enough, and the folder fits
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    if removed:
+        log.info("pruned %d file(s) from the ONNX cache %s", len(removed), folder)
+    return removed

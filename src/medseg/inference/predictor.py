@@ -8,11 +8,13 @@ input) and stride (tiles use the least common multiple).
 
 What runs each member is its backend (``backend``, see ``backend``): on the CPU
 in fp32 a checkpoint's network runs in onnxruntime from an ONNX file exported
-once and cached; otherwise a copy of the model with BatchNorm folded into the
-convolutions (``fold_bn``, see ``optimise``), in channels_last memory format
-(the fastest PyTorch layout measured, on the CPU too), on the chosen device; the
-caller's model is only put in eval mode. A model that cannot be folded is itself
-moved to the device and converted to channels_last.
+once and cached (``warm_up="background"``: PyTorch until the export, run in a
+thread, is ready: an app's first prediction does not wait for it); otherwise a
+copy of the model with BatchNorm folded into the convolutions (``fold_bn``, see
+``optimise``), in channels_last memory format (the fastest PyTorch layout
+measured, on the CPU too), on the chosen device; the caller's model is only put
+in eval mode. A model that cannot be folded is itself moved to the device and
+converted to channels_last.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 
 from medseg.datasets.classmap import ClassMap
 from medseg.errors import Cancelled, InferenceError
-from medseg.inference.backend import BACKENDS, build_backend
+from medseg.inference.backend import BACKENDS, WARM_UPS, build_backend
 from medseg.inference.device import resolve_device, resolve_precision
 from medseg.inference.members import Member, as_member, check_compatible, member_stride, resize_size
 from medseg.inference.outputs import Prediction, activation, labels_from_probs
@@ -62,6 +64,7 @@ class Predictor:
         channels_last: bool = True,
         fold_bn: bool = True,
         backend: str = "auto",
+        warm_up: str = "now",
     ):
         sources = checkpoints if isinstance(checkpoints, list) else [checkpoints]
         if not sources:
@@ -73,6 +76,8 @@ class Predictor:
         self.channels_last = bool(channels_last)
         if backend not in BACKENDS:
             raise InferenceError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if warm_up not in WARM_UPS:
+            raise InferenceError(f"unknown warm_up {warm_up!r}; valid: {', '.join(WARM_UPS)}")
         if blend not in BLENDS:
             raise InferenceError(f"unknown blend {blend!r}; valid: {', '.join(BLENDS)}")
         if not 0 <= overlap < 1:
@@ -87,11 +92,11 @@ class Predictor:
         self.stride = math.lcm(*(member_stride(m) for m in self.members))
         self.tile = self._tile(tile_size)
         self._backends = [
-            build_backend(m, backend, self.device, self.precision, self.channels_last, fold_bn, self.stride)
+            build_backend(
+                m, backend, self.device, self.precision, self.channels_last, fold_bn, self.stride, warm_up=warm_up
+            )
             for m in self.members
         ]
-        self.backends = [b.name for b in self._backends]
-        self.folded = [b.folded for b in self._backends]
         # distinct preprocessings, and which input each member reads
         self._preps: list[Preprocessing] = []
         self._input_of: list[int] = []
@@ -118,6 +123,25 @@ class Predictor:
     @property
     def task(self) -> str:
         return self.classmap.task
+
+    @property
+    def backends(self) -> list[str]:
+        """What runs each member now ("torch" or "onnxruntime"; a background warm-up switches it)."""
+        return [b.name for b in self._backends]
+
+    @property
+    def folded(self) -> list[bool]:
+        return [b.folded for b in self._backends]
+
+    def wait_backends(self, timeout: float | None = None) -> bool:
+        """True when every background warm-up has ended (switched or not) within ``timeout`` seconds."""
+        return all(b.wait(timeout) for b in self._backends if hasattr(b, "wait"))
+
+    def close(self) -> None:
+        """Stop switching backends: an export under way finishes into the cache but no session is built."""
+        for b in self._backends:
+            if hasattr(b, "close"):
+                b.close()
 
     def _tile(self, tile_size: int | tuple[int, int] | None) -> tuple[int, int]:
         if tile_size is not None:

@@ -1,0 +1,248 @@
+"""The onnxruntime backend warmed up in the background (PyTorch first, onnxruntime once the export in a thread is
+ready; failures and close while exporting) and the ONNX cache pruned by age and size, least recently used first."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from medseg.cli.main import main
+from medseg.datasets.classmap import ClassMap
+from medseg.errors import InferenceError, OnnxExportError
+from medseg.inference import Predictor, backend, onnx_cache
+from medseg.inference.onnx_cache import cache_dir, prune, weights_digest
+from medseg.models import create_model, load_checkpoint, model_stride, onnx_export, save_checkpoint
+from medseg.models.spec import ModelSpec, Preprocessing
+
+WAIT = 120  # seconds an export may take on a loaded CI machine; the tests wait on events, never sleep
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSEG_CACHE_DIR", str(tmp_path / "cache"))
+    for env in (onnx_cache.MAX_MB_ENV, onnx_cache.MAX_DAYS_ENV):
+        monkeypatch.delenv(env, raising=False)
+
+
+def _saved(tmp_path, seed: int = 0):
+    """A tiny PlainUNet checkpoint with BatchNorm statistics away from their defaults, as a trained one."""
+    spec = ModelSpec(
+        "PlainUNet", "none", in_channels=3, classes=1, task="binary", kwargs={"depth": 2, "base_channels": 4}
+    )
+    torch.manual_seed(seed)
+    model = create_model(spec)
+    with torch.no_grad():
+        model.train()(torch.randn(2, 3, 64, 64) * 2 + 1)
+    pre = Preprocessing(channels=3, divisible_by=model_stride(spec), mean=[0.4] * 3)
+    return save_checkpoint(tmp_path / f"plain-{seed}", model.eval(), spec, ClassMap.binary(), pre)
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((80, 96, 3)) * 255).astype(np.uint8)
+
+
+class GatedExport:
+    """write_onnx that waits for ``release`` (the export 'under way'), recording the models torch traced."""
+
+    def __init__(self, monkeypatch, fail: Exception | None = None):
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.models, self.traced, self.threads = [], [], []
+        self.fail = fail
+        real, real_export = onnx_export.write_onnx, torch.onnx.export
+        monkeypatch.setattr(torch.onnx, "export", lambda m, *a, **k: self.traced.append(m) or real_export(m, *a, **k))
+
+        def gated(ckpt, *args, **kwargs):
+            self.models.append(ckpt.model)
+            self.threads.append(threading.current_thread().name)
+            self.entered.set()
+            assert self.release.wait(WAIT)
+            if self.fail is not None:
+                raise self.fail
+            return real(ckpt, *args, **kwargs)
+
+        monkeypatch.setattr(onnx_export, "write_onnx", gated)
+
+
+def _sessions(monkeypatch) -> list:
+    made = []
+    real = backend.make_session
+    monkeypatch.setattr(backend, "make_session", lambda path, threads: made.append(path) or real(path, threads))
+    return made
+
+
+def _backend_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("medseg.inference") and r.levelno >= 30]
+
+
+def test_first_forward_runs_torch_then_onnxruntime_once_the_background_export_is_ready(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    ck = load_checkpoint(_saved(tmp_path))
+    before = weights_digest(ck.model)
+    export = GatedExport(monkeypatch)
+    pred = Predictor(ck, device="cpu", warm_up="background")
+    assert pred.backends == ["torch"]  # returned without waiting for the export
+    first = pred.predict(_image())
+    assert first.meta["backend"] == "torch"
+    assert export.entered.wait(WAIT) and not pred.wait_backends(0)  # still exporting
+    torch_net = pred._backends[0]._current.net  # the network PyTorch runs (BatchNorm folded into a copy)
+    export.release.set()
+    assert pred.wait_backends(WAIT)
+    assert pred.backends == ["onnxruntime"] and pred.folded == [True]
+    later = pred.predict(_image())
+    assert later.meta["backend"] == "onnxruntime"
+    assert float(np.abs(first.probs - later.probs).max()) <= 1e-4
+    ref = Predictor(ck, device="cpu", backend="torch").predict(_image())
+    assert float(np.abs(first.probs - ref.probs).max()) <= 1e-6  # the torch forwards are the torch backend's
+    # exported in its own thread from its own copy: the live networks are never traced, nor changed
+    (traced,) = export.traced
+    assert traced is not ck.model and traced is not torch_net
+    assert export.threads[0].startswith("medseg-onnx-export")
+    assert weights_digest(ck.model) == before
+    assert len(list(cache_dir().glob("PlainUNet-*.onnx"))) == 1
+    # the same model again: the cached file, still in the background (no second export)
+    again = Predictor(ck, device="cpu", warm_up="background")
+    assert again.wait_backends(WAIT) and again.backends == ["onnxruntime"] and len(export.models) == 1
+
+
+def test_a_background_export_failure_logs_one_warning_and_torch_keeps_running(tmp_path, monkeypatch, caplog):
+    path = _saved(tmp_path)
+    export = GatedExport(monkeypatch, OnnxExportError("PlainUNet cannot be exported to ONNX: no translation"))
+    made = _sessions(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        pred = Predictor(str(path), device="cpu", warm_up="background")
+        first = pred.predict(_image())
+        export.release.set()
+        assert pred.wait_backends(WAIT)
+        later = pred.predict(_image())
+    (message,) = _backend_warnings(caplog)
+    assert message == (
+        f"{path} runs in PyTorch, not onnxruntime: OnnxExportError: PlainUNet cannot be exported to ONNX: "
+        "no translation"
+    )
+    assert pred.backends == ["torch"] and later.meta["backend"] == "torch" and not made
+    assert np.array_equal(first.probs, later.probs)
+    assert not list(cache_dir().iterdir())  # no file, no temporary left
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+def test_close_or_drop_while_exporting_is_clean(tmp_path, monkeypatch, caplog, how):
+    """close() returns at once; the export under way ends into the cache; no session, no switch, no warning."""
+    path = _saved(tmp_path)
+    export = GatedExport(monkeypatch)
+    made = _sessions(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        pred = Predictor(str(path), device="cpu", warm_up="background")
+        done = pred._backends[0].done
+        assert export.entered.wait(WAIT)
+        if how == "close":
+            pred.close()  # the export is blocked: close must not wait for it
+            assert not done.is_set()
+        else:
+            del pred
+            gc.collect()
+        export.release.set()
+        assert done.wait(WAIT)
+        if how == "close":
+            assert pred.backends == ["torch"] and pred.predict(_image()).meta["backend"] == "torch"
+    assert not made and not _backend_warnings(caplog)
+    files = sorted(p.name for p in cache_dir().iterdir())
+    assert len(files) == 1 and files[0].endswith(".onnx")  # a whole file, reused next time; no temporary
+    assert Predictor(str(path), device="cpu").backends == ["onnxruntime"] and len(export.models) == 1
+
+
+def test_background_warm_up_is_for_checkpoints_the_auto_backend_would_export(tmp_path, monkeypatch):
+    ck = load_checkpoint(_saved(tmp_path))
+    calls, real = [], onnx_export.write_onnx
+    monkeypatch.setattr(onnx_export, "write_onnx", lambda *a, **k: calls.append(1))
+    in_memory = Predictor.from_model(
+        ck.model, ck.spec, ck.classmap, ck.preprocessing, device="cpu", warm_up="background"
+    )
+    bf16 = Predictor(ck, device="cpu", precision="bf16", warm_up="background")
+    torch_only = Predictor(ck, device="cpu", backend="torch", warm_up="background")
+    for pred in (in_memory, bf16, torch_only):
+        assert pred.backends == ["torch"] and pred.wait_backends(0)  # no thread to wait for
+    assert not calls and not cache_dir().exists()
+    with pytest.raises(InferenceError, match="unknown warm_up 'later'; valid: now, background"):
+        Predictor(ck, device="cpu", warm_up="later")
+    monkeypatch.setattr(onnx_export, "write_onnx", real)
+    # asked for by name, onnxruntime is built at once (its failures are errors, never a background warning)
+    assert Predictor(ck, device="cpu", backend="onnxruntime", warm_up="background").backends == ["onnxruntime"]
+
+
+def test_cli_predict_exports_before_its_first_file(tmp_path, capsys):
+    from PIL import Image
+
+    path = _saved(tmp_path)
+    Image.fromarray(_image()).save(tmp_path / "a.png")
+    args = ["predict", str(path), str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--json", "--quiet"]
+    assert main([*args, "--device", "cpu"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["meta"]["backend"] == "onnxruntime"
+
+
+def _fake(folder, name: str, kb: int, age_days: float, now: float):
+    path = folder / name
+    path.write_bytes(b"\0" * kb * 1024)
+    os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    return path
+
+
+def test_a_new_cache_file_prunes_old_then_least_recently_used_files(tmp_path, monkeypatch):
+    folder = cache_dir()
+    folder.mkdir(parents=True)
+    now = time.time()
+    old = _fake(folder, "Unet-aaaa-1111.onnx", 300, 40, now)  # unused for 40 days
+    lru = _fake(folder, "Unet-bbbb-2222.onnx", 300, 3, now)
+    recent = _fake(folder, "Unet-cccc-3333.onnx", 300, 1, now)
+    stale_tmp = _fake(folder, ".Unet-dddd.tmp-1-abcd", 10, 2, now)  # a killed export's
+    live_tmp = _fake(folder, ".Unet-eeee.tmp-2-ef01", 10, 0, now)  # another process exporting now
+    monkeypatch.setenv(onnx_cache.MAX_MB_ENV, "0.5")  # the new file and one of 300 KB fit, not two
+    path = _saved(tmp_path)
+    Predictor(str(path), device="cpu")
+    (new,) = folder.glob("PlainUNet-*.onnx")
+    assert not old.exists() and not lru.exists() and not stale_tmp.exists()
+    assert recent.exists() and live_tmp.exists() and new.exists()
+    # a hit is a use: its time moves on, so the file in use outlives one written later but unused since
+    os.utime(new, (now - 5 * 86400, now - 5 * 86400))
+    Predictor(str(path), device="cpu")
+    assert new.stat().st_mtime >= now - 60
+    assert prune(folder, max_mb=0.29, now=now) == [recent]  # over the cap: least recently used first
+    assert prune(folder, keep=new, max_mb=0) == [] and new.exists()  # never the file just written
+
+
+def test_cache_limits_from_the_environment(tmp_path, monkeypatch, caplog):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    now = time.time()
+    a = _fake(folder, "X-a-1.onnx", 1, 2, now)
+    b = _fake(folder, "X-b-2.onnx", 1, 0.5, now)
+    monkeypatch.setenv(onnx_cache.MAX_DAYS_ENV, "1")
+    assert prune(folder, now=now) == [a] and b.exists()
+    monkeypatch.setenv(onnx_cache.MAX_DAYS_ENV, "soon")
+    with caplog.at_level(logging.WARNING):
+        assert prune(folder, now=now) == []  # the default 30 days
+    assert "$MEDSEG_ONNX_CACHE_DAYS='soon' is not a number >= 0: using 30.0" in caplog.text
+
+
+def test_the_app_predictor_warms_up_in_the_background(tmp_path, monkeypatch):
+    """The Predict dock's builder: a checkpoint's first prediction on PyTorch, onnxruntime once exported."""
+    from napari_medseg._predict_model import ModelChoice, build_predictor
+
+    old = torch.get_num_threads()
+    export = GatedExport(monkeypatch)
+    try:
+        pred = build_predictor(ModelChoice(checkpoints=(str(_saved(tmp_path)),), device="cpu"))
+        assert pred.predict(_image()).meta["backend"] == "torch"
+        export.release.set()
+        assert pred.wait_backends(WAIT) and pred.predict(_image()).meta["backend"] == "onnxruntime"
+    finally:
+        export.release.set()
+        torch.set_num_threads(old)
