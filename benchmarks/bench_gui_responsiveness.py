@@ -2,7 +2,8 @@
 
     python benchmarks/bench_gui_responsiveness.py [--size 288 384] [--arch Unet --encoder resnet34]
                                                    [--moves 8] [--burst 12] [--no-finetune] [--quick]
-                                                   [--device cpu|cuda|auto] [--profile]
+                                                   [--device cpu|cuda|auto] [--backend auto|torch|onnxruntime]
+                                                   [--old-updates] [--profile]
 
 Runs napari (under Xvfb when there is no display) with the napari-medseg work area
 and a Unet (untrained: the same cost as a trained one) in the Predict dock, live:
@@ -20,6 +21,13 @@ and a Unet (untrained: the same cost as a trained one) in the Predict dock, live
 4. a burst: ``--burst`` sample changes 0.3 s apart, the newest request winning;
 5. fine-tuning (unless ``--no-finetune``): a training process runs one epoch while
    the user keeps moving.
+
+The Predict dock is the tool on screen (a user predicting live watches its line). Each timed move
+also counts the main window's repaints (its ``UpdateRequest`` events: each composes the whole window
+through GL, see ``_repaints.py``) and the time spent in them; ``--old-updates`` times the slice changes
+a second time, in the same run, with the Predict dock's per-prediction updates as they were before they
+were avoided (its status line relaid the window out, the model layers' thumbnails refreshed).
+``--backend`` runs the dock's predictor on that backend (onnxruntime's session.run releases the GIL).
 
 For every phase it prints the ticks, the largest gap, the 99th percentile, how many
 gaps exceed 50 ms, and, for each such gap, where the GUI thread was: a sampler
@@ -169,9 +177,10 @@ class Shown:
         predict.queue.on_result = wrapped
 
 
-def timed_moves(move, n, predict, shown, draws, forward_on_gui, pump, gui_forwards):
+def timed_moves(move, n, predict, shown, draws, forward_on_gui, pump, gui_forwards, repaints):
     """``n`` moves (``move(k)``), each waited for until its prediction is drawn; per move (latency, that
-    request's forward, the GUI-thread forward right after, main-thread time in the result handler)."""
+    request's forward, the GUI-thread forward right after, main-thread time in the result handler, the job's
+    time, the main window's repaints and their seconds until 0.1 s after the drawing)."""
     out = []
     for k in range(n):
         done = len(shown.rows)
@@ -184,10 +193,21 @@ def timed_moves(move, n, predict, shown, draws, forward_on_gui, pump, gui_forwar
             raise RuntimeError(f"move {k}: the prediction was never drawn")
         drawn = draws.after(updated)
         pump(0.1)
+        n_repaints, repaint_s = repaints.between(t0, time.perf_counter())
         s = time.perf_counter()
         fwd = forward_on_gui()
         gui_forwards.append((s, time.perf_counter()))
-        out.append((drawn - t0, prediction.meta["time_forward_s"], fwd, updated - arrived, prediction.meta["time_s"]))
+        out.append(
+            (
+                drawn - t0,
+                prediction.meta["time_forward_s"],
+                fwd,
+                updated - arrived,
+                prediction.meta["time_s"],
+                n_repaints,
+                repaint_s,
+            )
+        )
         pump(0.2)
     return out
 
@@ -203,6 +223,8 @@ def main() -> int:
     ap.add_argument("--no-finetune", action="store_true")
     ap.add_argument("--quick", action="store_true", help="4 moves, a burst of 6, no fine-tuning")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    ap.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime"), help="the dock's default")
+    ap.add_argument("--old-updates", action="store_true", help="slice changes again with the old dock updates")
     ap.add_argument("--profile", action="store_true", help="cProfile the GUI thread over the live phases")
     args = ap.parse_args()
     if args.quick:
@@ -216,12 +238,23 @@ def main() -> int:
 
     import napari
     import numpy as np
+    from _repaints import Repaints, restore_old_updates
     from _ticks import TickMonitor
 
     from napari_medseg._torch_guard import load_torch
 
     load_torch()  # torch without triton, as the plugin loads it (see napari_medseg/_torch_guard.py)
     import torch
+
+    if args.backend is not None:  # the dock builds its Predictor without naming one: that default
+        from medseg.inference import predictor as predictor_module
+
+        init = predictor_module.Predictor.__init__
+
+        def with_backend(self, *a, **kw):
+            init(self, *a, **{**kw, "backend": args.backend})
+
+        predictor_module.Predictor.__init__ = with_backend
 
     from medseg.datasets.classmap import ClassMap
     from medseg.datasets.demo import make_demo_dataset
@@ -248,6 +281,9 @@ def main() -> int:
     tools, session = work.tools, session_for(viewer)
     draws = Draws(viewer)
     predict = tools["Predict"]
+    pump(1)  # the docks are arranged after the first events
+    work.show_tool("Predict")
+    repaints = Repaints(viewer.window._qt_window)
     predict.settings.device.value = next(k for k, v in DEVICES.items() if v == args.device)
     shown = Shown(predict)
     pump(2)
@@ -299,6 +335,7 @@ def main() -> int:
         forward_on_gui,
         pump,
         gui_forwards,
+        repaints,
     )
     t_slices = time.perf_counter()
     if prof is not None:
@@ -318,7 +355,15 @@ def main() -> int:
         prof.enable()
     t_samples0 = time.perf_counter()
     samples = timed_moves(
-        lambda k: tools["Review"].next_sample(), args.moves, predict, shown, draws, forward_on_gui, pump, gui_forwards
+        lambda k: tools["Review"].next_sample(),
+        args.moves,
+        predict,
+        shown,
+        draws,
+        forward_on_gui,
+        pump,
+        gui_forwards,
+        repaints,
     )
     t_burst0 = time.perf_counter()
     for _ in range(args.burst):
@@ -333,6 +378,21 @@ def main() -> int:
     rows.append(phase_report("burst 0.3 s", ticks, sampler, t_burst0, t_live_end, gui_forwards))
     live_rows = rows[1:]
     counts = predict.queue.counts
+    moves = [("slice change", slices), ("sample change", samples)]
+    if args.old_updates:  # the same sample changes with the dock's old per-prediction updates
+        restore_old_updates(predict)
+        old = timed_moves(
+            lambda k: tools["Review"].next_sample(),
+            args.moves,
+            predict,
+            shown,
+            draws,
+            forward_on_gui,
+            pump,
+            gui_forwards,
+            repaints,
+        )
+        moves.append(("sample, old", old))
 
     ft = tools["Fine-tune"]
     if not args.no_finetune:
@@ -351,9 +411,12 @@ def main() -> int:
     sampler.running = False
 
     device = predict.queue.model[1].device if predict.queue.model else args.device
+    backends = ", ".join(predict.queue.model[1].backends) if predict.queue.model else "?"
+    repaints.stop()
     print(
         f"napari-medseg GUI responsiveness: {args.arch}-{args.encoder} on {args.size[0]}x{args.size[1]} frames, "
-        f"device {device}, torch threads {torch.get_num_threads()}; {counts.shown} predictions shown, "
+        f"device {device}, backend {backends}, torch threads {torch.get_num_threads()}; "
+        f"{counts.shown} predictions shown, "
         f"{counts.discarded} stale ones dropped"
         + ("" if args.no_finetune else f"; fine-tune outcome {ft.outcome.kind if ft.outcome else 'none'}")
     )
@@ -378,16 +441,18 @@ def main() -> int:
     print(f"\nper move (median of {args.moves}; ms)")
     print(
         f"{'move':<15} {'to drawn':>9} {'job':>7} {'its fwd':>8} {'GUI fwd':>8} {'show':>6} "
-        f"{'worst/own':>9} {'/GUI fwd':>9}"
+        f"{'worst/own':>9} {'/GUI fwd':>9} {'repaints':>8} {'in them':>7}"
     )
-    for name, m in (("slice change", slices), ("sample change", samples)):
-        lat, own, gui, show, job = zip(*m, strict=True)
+    for name, m in moves:
+        lat, own, gui, show, job, n_rep, rep_s = zip(*m, strict=True)
         worst = max(a / b for a, b in zip(lat, own, strict=True))
         per_gui = med([a / b for a, b in zip(lat, gui, strict=True)])
         print(
             f"{name:<15} {1000 * med(lat):>9.1f} {1000 * med(job):>7.1f} {1000 * med(own):>8.1f} "
-            f"{1000 * med(gui):>8.1f} {1000 * med(show):>6.1f} {worst:>8.2f}x {per_gui:>8.2f}x"
+            f"{1000 * med(gui):>8.1f} {1000 * med(show):>6.1f} {worst:>8.2f}x {per_gui:>8.2f}x "
+            f"{sum(n_rep) / len(n_rep):>8.2f} {1000 * med(rep_s):>7.1f}"
         )
+    print("  (repaints: the main window's per move, to 0.1 s after the drawing; in them: ms, median)")
     lat, own, gui, *_ = zip(*slices, strict=True)
     s_lat, s_own, s_gui, *_ = zip(*samples, strict=True)
     live_max = max(r["max"] for r in live_rows)
