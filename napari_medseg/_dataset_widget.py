@@ -62,6 +62,8 @@ class DatasetWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = self.job = None
+        self.source_check = None  # the reopened workspace's source check, run after the open (its worker)
+        self._reopening = False
         self._chosen: Path | None = None
 
         self.form = folders_form()
@@ -155,7 +157,7 @@ class DatasetWidget(QWidget):
         name = f"Opening {folder.name}"
         running = start_job(
             self.session.jobs,
-            lambda token: iter_open_or_create(folder, workspace, cancel=token),
+            lambda token: iter_open_or_create(folder, workspace, verify="none", cancel=token),
             name,
             owner=self,
             on_event=self._on_open_event,
@@ -169,10 +171,12 @@ class DatasetWidget(QWidget):
         self.status.setText(f"{name}...")
 
     def _on_open_event(self, event: Any) -> None:
-        from medseg.jobs import Message, Progress
+        from medseg.jobs import Message, Progress, Started
 
         if self.job is None:
             return
+        if isinstance(event, Started):
+            self._reopening = event.job == "workspace open"  # its source check comes after, in the background
         if isinstance(event, Message):
             self.status.setText(event.text)
         elif isinstance(event, Progress) and event.total:
@@ -192,6 +196,39 @@ class DatasetWidget(QWidget):
         self.status.setText(f"Workspace {workspace.root} ({workspace.layout}, {workspace.classmap.task}).")
         if self.session.sample_id is None and self.samples.rowCount():
             self.samples.selectRow(0)
+        if self._reopening:
+            self._reopening = False
+            self.check_sources(workspace)
+
+    def check_sources(self, workspace: Any) -> None:
+        """Compare the reopened workspace's source files with their import in a worker (the open did not
+        wait for it: seconds at 100,000 samples); changed or missing files join the Problems list."""
+        from medseg.workspace.open_job import iter_check_sources
+        from napari_medseg._jobs import start_job
+
+        self.source_check = start_job(
+            self.session.jobs,
+            lambda token: iter_check_sources(workspace, cancel=token),
+            "Checking source files",
+            workspace=workspace,
+            owner=self,
+            progress=False,
+            on_result=lambda changes: self._sources_checked(workspace, changes),
+            on_error=lambda e: self._failed(f"Cannot check the source files of {workspace.root}", e),
+            on_finished=lambda: setattr(self, "source_check", None),
+        ).worker
+
+    def _sources_checked(self, workspace: Any, changes: list) -> None:
+        from napari_medseg._review_text import problem_lines, summary_html
+
+        if workspace is not self.session.workspace:
+            return
+        self.summary.setText(summary_html(workspace))
+        self.problems.clear()
+        self.problems.addItems(problem_lines(workspace))
+        self._show_problems(self.problems.count() > 0)
+        if changes:
+            self.status.setText(f"{len(changes)} source files changed or missing since import (listed in Problems).")
 
     # -------------------------------------------------------------------- QC
     def run_qc(self) -> None:

@@ -70,6 +70,7 @@ def test_reopen_lists_vanished_sources_and_index_problems(make_napari_viewer, qt
     qtbot.waitUntil(lambda: session.workspace is not first, timeout=15000)
     with pytest.raises(WorkspaceError, match="closed"):
         first.sample_ids()  # the previous workspace object was closed on the switch
+    qtbot.waitUntil(lambda: widget.source_check is None, timeout=15000)  # the source check runs after the open
     lines = [widget.problems.item(i).text() for i in range(widget.problems.count())]
     assert any("source missing" in t and "5.png" in t for t in lines)
     assert "missing" in widget.summary.text() and widget.sample_ids()[:2] == ["1", "2"]

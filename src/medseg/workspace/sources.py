@@ -97,13 +97,16 @@ class HashCache:
         return self._hash[path]
 
 
-def find_changes(rows: list[dict], root: Path, verify: str = "stat") -> tuple[list[SourceChange], dict[str, dict]]:
+def find_changes(
+    rows: list[dict], root: Path, verify: str = "stat", cache: HashCache | None = None
+) -> tuple[list[SourceChange], dict[str, dict]]:
     """Compare each sample's files with what was recorded.
 
     ``rows``: dicts with id, image_path, mask_paths (JSON), image_sha256,
     mask_source_sha256 (JSON), source_stat (JSON). Returns the changes and
     {sample id: new source_stat} for files whose stat moved but whose content
-    did not (so the next open need not hash them again).
+    did not (so the next open need not hash them again). ``cache``: one shared by calls over chunks of rows
+    (a file many samples share is read once).
     """
     if verify not in VERIFY_MODES:
         raise ValueError(f"unknown verify mode {verify!r}; valid: {', '.join(VERIFY_MODES)}")
@@ -111,7 +114,7 @@ def find_changes(rows: list[dict], root: Path, verify: str = "stat") -> tuple[li
     restat: dict[str, dict] = {}
     if verify == "none":
         return changes, restat
-    cache = HashCache()
+    cache = HashCache() if cache is None else cache
     for row in rows:
         image = root / row["image_path"]
         masks = decode_mask_paths(row["mask_paths"], root)
@@ -138,21 +141,30 @@ def find_changes(rows: list[dict], root: Path, verify: str = "stat") -> tuple[li
     return changes, restat
 
 
-def check_sources(conn, root: Path, verify: str = "stat") -> list[SourceChange]:
-    """``find_changes`` over every sample of an open workspace; keeps the refreshed stats."""
-    from medseg.workspace.store import write
-
-    rows = [
+def source_rows(conn) -> list[dict]:
+    """What :func:`find_changes` compares, for every sample in the workspace's order."""
+    return [
         dict(r)
         for r in conn.execute(
             "SELECT id, image_path, mask_paths, image_sha256, "
             "mask_source_sha256, source_stat FROM samples ORDER BY position"
         )
     ]
-    changes, restat = find_changes(rows, root, verify)
+
+
+def store_restat(conn, restat: dict[str, dict]) -> None:
+    """Keep the refreshed stats of files whose content did not change (the next open need not hash them)."""
+    from medseg.workspace.store import write
+
     if restat:
         with write(conn):
             conn.executemany(
                 "UPDATE samples SET source_stat = ? WHERE id = ?", [(json.dumps(v), k) for k, v in restat.items()]
             )
+
+
+def check_sources(conn, root: Path, verify: str = "stat") -> list[SourceChange]:
+    """``find_changes`` over every sample of an open workspace; keeps the refreshed stats."""
+    changes, restat = find_changes(source_rows(conn), root, verify)
+    store_restat(conn, restat)
     return changes

@@ -47,7 +47,7 @@ from medseg.workspace.records import (
     check_status,
     insert_revision,
 )
-from medseg.workspace.sources import VERIFY_MODES, check_sources, decode_mask_paths
+from medseg.workspace.sources import VERIFY_MODES, check_sources, decode_mask_paths, source_rows, store_restat
 from medseg.workspace.store import (
     DB_NAME,
     connect,
@@ -125,6 +125,16 @@ class Workspace(VolumeMethods):
         with ws._lock:
             ws.source_changes = check_sources(conn, ws.dataset_root, verify)
         return ws
+
+    @locked
+    def source_rows(self) -> list[dict]:
+        """Each sample's recorded source paths, hashes and stats (what a source check compares)."""
+        return source_rows(self._conn)
+
+    @locked
+    def store_restat(self, restat: dict[str, dict]) -> None:
+        """Keep refreshed stats of source files whose content a check found unchanged."""
+        store_restat(self._conn, restat)
 
     def close(self) -> None:
         with self._lock:
