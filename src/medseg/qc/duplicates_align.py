@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from medseg.datasets.groups import phase_shift
+from medseg.qc.subpixel import shift, shifted
 
 GREY_THUMB = 64
 # a copy is cropped by a few per cent at most; a larger "shift" is phase correlation locking onto texture
@@ -37,11 +38,9 @@ def grey_thumb(g: np.ndarray) -> np.ndarray:
 
 
 def _moved(a: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    from scipy import ndimage
-
     if not dy and not dx:
         return a
-    return ndimage.shift(a, (dy, dx), order=1, mode="constant", cval=0.0, prefilter=False)
+    return shift(a, dy, dx)
 
 
 def _overlap(dy: float, dx: float, n: int) -> tuple[slice, slice]:
@@ -67,16 +66,62 @@ def _soft_iou(ta: dict, tb: dict, dy: float, dx: float) -> float:
     which a one-sided move would add to ``b`` alone (a shifted copy of a mask
     would lose about 0.01 of IoU to it).
     """
-    ious = []
-    size = next(iter({**ta, **tb}.values())).shape[0] if ta or tb else 0
-    window = _overlap(dy, dx, size)
-    empty = np.zeros((size, size), np.float32)
-    for cid in set(ta) | set(tb):
-        a = _moved(ta[cid].astype(np.float32) if cid in ta else empty, -dy / 2, -dx / 2)[window]
-        b = _moved(tb[cid].astype(np.float32) if cid in tb else empty, dy / 2, dx / 2)[window]
-        union = float(np.maximum(a, b).sum())
-        ious.append(float(np.minimum(a, b).sum()) / union if union else 1.0)
-    return float(np.mean(ious)) if ious else 1.0
+    return float(_soft_ious(ta, tb, [dy], [dx])[0, 0])
+
+
+def _soft_ious(ta: dict, tb: dict, dys, dxs) -> np.ndarray:
+    """:func:`_soft_iou` for every (dy, dx) of ``dys`` x ``dxs`` at once: shape (len(dys), len(dxs)).
+
+    Only the box around both masks' covered pixels, widened by the largest
+    half move and a pixel of interpolation, is moved: outside it both sides
+    are 0 wherever they are read from, so min and max there add nothing.
+    """
+    dys = [float(v) for v in dys]
+    dxs = [float(v) for v in dxs]
+    classes = set(ta) | set(tb)
+    if not classes:
+        return np.ones((len(dys), len(dxs)))
+    size = next(iter({**ta, **tb}.values())).shape[0]
+    reach = math.ceil(max(abs(v) for v in (*dys, *dxs)) / 2) + 2
+    windows = [[_overlap(dy, dx, size) for dx in dxs] for dy in dys]
+    ious = np.empty((len(classes), len(dys), len(dxs)))
+    for k, cid in enumerate(classes):
+        a, b = ta.get(cid), tb.get(cid)
+        cover = np.zeros((size, size), bool)
+        for t in (a, b):
+            if t is not None:
+                cover |= t > 0
+        if not cover.any():
+            ious[k] = 1.0
+            continue
+        rows, cols = np.flatnonzero(cover.any(1)), np.flatnonzero(cover.any(0))
+        y0, y1 = max(0, rows[0] - reach), min(size, rows[-1] + 1 + reach)
+        x0, x1 = max(0, cols[0] - reach), min(size, cols[-1] + 1 + reach)
+        empty = np.zeros((y1 - y0, x1 - x0), np.float32)
+        ca = a[y0:y1, x0:x1].astype(np.float32) if a is not None else empty
+        cb = b[y0:y1, x0:x1].astype(np.float32) if b is not None else empty
+        ma = shifted(ca, [-v / 2 for v in dys], [-v / 2 for v in dxs])
+        mb = shifted(cb, [v / 2 for v in dys], [v / 2 for v in dxs])
+        ious[k] = _window_ratio(np.minimum(ma, mb), np.maximum(ma, mb), windows, y0, y1, x0, x1)
+    return ious.mean(0)
+
+
+def _window_ratio(low, high, windows, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """sum(low) / sum(high) over each try's window (1.0 where ``high`` sums to 0): ``low``, ``high``:
+    (ny, nx, h, w) over the box rows y0:y1, columns x0:x1 of the thumbnail. A window cuts rows or
+    columns only at the thumbnail's edges, so it mostly holds the whole box: one sum serves those."""
+    small = low.sum((2, 3), dtype=np.float64)
+    union = high.sum((2, 3), dtype=np.float64)
+    for i, row in enumerate(windows):
+        for j, (wy, wx) in enumerate(row):
+            if wy.start <= y0 and wy.stop >= y1 and wx.start <= x0 and wx.stop >= x1:
+                continue
+            ry = slice(min(max(wy.start, y0), y1) - y0, max(min(wy.stop, y1), y0) - y0)
+            rx = slice(min(max(wx.start, x0), x1) - x0, max(min(wx.stop, x1), x0) - x0)
+            small[i, j] = low[i, j][ry, rx].sum(dtype=np.float64)
+            union[i, j] = high[i, j][ry, rx].sum(dtype=np.float64)
+    empty = union == 0
+    return np.where(empty, 1.0, small / np.where(empty, 1.0, union))
 
 
 def aligned(
@@ -116,4 +161,4 @@ def _best_iou(ta: dict, tb: dict, dy: float, dx: float, scale: float) -> float:
     side: no eroded, dilated or redrawn outline gets in under it.
     """
     steps = np.arange(-0.5, 0.51, 0.25) * scale
-    return max(_soft_iou(ta, tb, dy + oy, dx + ox) for oy in steps for ox in steps)
+    return float(_soft_ious(ta, tb, dy + steps, dx + steps).max())

@@ -37,6 +37,7 @@ import numpy as np
 
 from medseg.qc.checks_base import SampleView
 from medseg.qc.signals import own_measure
+from medseg.qc.subpixel import shift
 
 METHOD = "neighbour-fit"
 THUMB = 64
@@ -144,8 +145,6 @@ def _alignment(table: dict, ctx, sid: str, nid: str) -> tuple[float, float, floa
 
 def neighbour_agreement(table: dict, ctx, sid: str, own: dict | None) -> list[float]:
     """Soft Dice of the sample's mask with each aligned neighbour's mask that shows the same scene."""
-    from scipy import ndimage as ndi
-
     mine = own_measure(table, sid, own, "thumbs")
     if mine is None:
         return []
@@ -156,7 +155,7 @@ def neighbour_agreement(table: dict, ctx, sid: str, own: dict | None) -> list[fl
         move = _alignment(table, ctx, sid, nid)
         if theirs is None or move is None or move[2] < MIN_MATCH or theirs["mask"].shape != mask.shape:
             continue
-        moved = ndi.shift(theirs["mask"].astype(np.float32) / 255, move[:2], order=1, mode="constant", cval=0)
+        moved = shift(theirs["mask"].astype(np.float32) / 255, *move[:2])
         out.append(soft_dice(mask, moved))
     return out
 

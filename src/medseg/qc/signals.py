@@ -82,13 +82,17 @@ def percentiles(values: dict[str, float]) -> dict[str, float]:
 
 
 def raw_values(signal: Signal, table: dict, ctx) -> dict[str, float]:
-    """{sample: raw value} over the samples the signal can judge (finite values only)."""
-    out = {}
-    for sid in ctx.sample_ids:
-        v = signal.raw(table, ctx, sid, None)
-        if v is not None and math.isfinite(v):
-            out[sid] = float(v)
-    return out
+    """{sample: raw value} over the samples the signal can judge (finite values only), once per ``ctx``:
+    the stored scores and the calibration's standings both ask (the table is filled before either)."""
+    key = f"{signal.method}:raw"
+    if key not in ctx.cache:
+        out = {}
+        for sid in ctx.sample_ids:
+            v = signal.raw(table, ctx, sid, None)
+            if v is not None and math.isfinite(v):
+                out[sid] = float(v)
+        ctx.cache[key] = out
+    return dict(ctx.cache[key])
 
 
 def signal_scores(signal: Signal, table: dict, ctx) -> tuple[dict[str, float], dict[str, dict]]:
