@@ -196,11 +196,10 @@ class Outputs:
         self.source = self.predicted = None
         for layer in list(self.viewer.layers):
             if layer.name in OUTPUT_LAYERS:
-                if _writable(layer.data):  # in place, as a prediction is written (no data setter)
-                    layer.data[...] = 0
-                    refresh_pixels(layer)
-                else:
-                    layer.data = np.zeros(layer.data.shape, layer.data.dtype)
+                # through napari's data setter, not in place: blanking in place when the image changes
+                # crashed Mesa's software GL (glDrawArrays, segfault) on the next draw after a stack
+                # layer was removed (bench_gui_responsiveness.py, opening a workspace after a stack)
+                layer.data = np.zeros(layer.data.shape, layer.data.dtype)
 
     def _labels_kwargs(self) -> dict:
         _, kwargs, _ = labels_layer(None, PREDICTION_LAYER, "model prediction", (1.0, 1.0), self.classmap)
