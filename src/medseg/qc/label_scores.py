@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from medseg.datasets.classmap import ClassMap
+from medseg.qc.refit import refit_penalty
 from medseg.training.metrics import dice_iou
 from medseg.training.surface_metrics import hd95, image_diagonal
 
@@ -219,6 +220,7 @@ def label_score(
     # (medseg.qc.fit_all) failed to fit; cross-entropy sees a grown outline, soft Dice a moved or shrunk one
     confidence = np.clip(self_confidence(probs, mask, classmap), 1e-6, 1.0)
     loss = float(-np.log(confidence).mean()) + (1.0 - soft)
+    loss += refit_penalty(probs, mask, classmap, loss)  # a grown, shrunk or moved outline that fits better
     return LabelScore(
         score=float(np.clip((soft + sep) / 2.0, 0.0, 1.0)),
         dice=d,
