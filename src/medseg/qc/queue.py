@@ -64,15 +64,13 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from medseg.errors import UnknownNameError
-from medseg.qc.findings import Finding, severity_rank
+from medseg.qc.findings import severity_rank
 from medseg.qc.model_standing import GROUP_SHARE, MIN_GROUP, ModelStanding
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
 from medseg.qc.queue_index import (
@@ -83,18 +81,23 @@ from medseg.qc.queue_index import (
     queue_order,
     weighted_mean,
 )
+from medseg.qc.queue_item import (
+    FINDING_PENALTY,
+    IMAGE_CHECKS,
+    STALE_STANDING,
+    QueueItem,
+    _ItemContext,
+    finding_penalty,
+    worst_slices,
+)
 from medseg.qc.queue_words import (
     PAIR_CHECK,
     finding_phrase,
     outline_phrase,
     pair_partners,
-    reason_line,
     score_phrase,
-    signal_verdicts,
-    signals,
 )
 from medseg.qc.signals import percentiles
-from medseg.qc.volume_slices import slice_words
 
 __all__ = [
     "GROUP_SHARE",
@@ -112,36 +115,7 @@ __all__ = [
     "worst_slices",
 ]
 
-FINDING_PENALTY = {"error": 1.0, "warning": 0.75, "info": 0.0}
-SLICES_SHOWN = 5  # slices named in a reason; QueueItem.slices holds more
 UNJUDGED_STANDING = 0.5  # a sample no signal judges stands in the middle, not last
-STALE_STANDING = 1.0  # a label changed since it was judged is presumed right until judged again
-IMAGE_CHECKS = frozenset({"too_dark", "over_exposed", "blurred", "exact_duplicate", "near_duplicate"})
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """One place in the review queue.
-
-    ``score``: the model's label quality in [0, 1] (lower = more likely wrong; a model-free signal's
-    percentile when the queue ranks by one), None when unscored; ``method``: the score's method;
-    ``findings``: the sample's QC findings (filtered by ``checks``); ``reason``: the score and the
-    findings in one line; ``priority``: what orders the queue (ascending: the queue is sorted by it alone,
-    ties aside; module doc); ``signals``: why it stands there, as short phrases, most telling first;
-    ``standings``: {signal method: its standing in [0, 1], 0 = most suspect; None = not judged}.
-    """
-
-    sample_id: str
-    status: str
-    score: float | None
-    method: str | None
-    findings: tuple[Finding, ...]
-    reason: str
-    priority: float = 1.0
-    outline: float | None = None  # outline-fit percentile in the dataset (0 = worst), None when unjudged
-    slices: tuple[int, ...] = ()  # volumes: the slices to look at, most telling first (module doc)
-    signals: tuple[str, ...] = ()
-    standings: dict = field(default_factory=dict, compare=False)
 
 
 def default_method(methods: Iterable[str]) -> str | None:
@@ -177,12 +151,6 @@ def signal_methods() -> list[str]:
 def _fold_count(method: str) -> int:
     digits = "".join(ch for ch in method.rsplit("-k", 1)[-1] if ch.isdigit())
     return int(digits) if digits else 0
-
-
-def finding_penalty(f: Finding) -> float:
-    if f.check in IMAGE_CHECKS and f.severity != "error":
-        return 0.0
-    return FINDING_PENALTY[f.severity]
 
 
 def review_queue(
@@ -283,86 +251,6 @@ def review_queue(
     return ReviewQueue(keep[order], ids, cols["statuses"], shared[order], context.item)
 
 
-@dataclass
-class _ItemContext:
-    """What an item's words are made of, from the snapshot its place was computed on."""
-
-    ids: list
-    statuses: list
-    heads: list
-    judged: dict
-    score: np.ndarray
-    scored_rev: dict
-    rows: dict
-    found: dict
-    method: str | None
-    model: str | None
-    calibration: object
-    texts: dict = field(default_factory=dict)  # {method: {sample: details JSON}}, made on the first item
-
-    def _details(self, method: str | None, sid: str) -> dict | None:
-        """The stored details of ``sid``'s score under ``method``; None when it has no score row there."""
-        if method is None:
-            return None
-        if method not in self.texts:
-            self.texts[method] = {r[0]: r[4] for r in self.rows.get(method, ())}
-        text = self.texts[method].get(sid)
-        return None if text is None else json.loads(text)
-
-    def item(self, k: int, priority: float) -> QueueItem:
-        sid, head, method, model = self.ids[k], self.heads[k], self.method, self.model
-        found = tuple(sorted((finding_of(r) for r in self.found.get(k, ())), key=lambda f: -severity_rank(f.severity)))
-        standings = {m: s.at(k, _STALE) for m, s in self.judged.items()}
-        score = None if math.isnan(self.score[k]) else float(self.score[k])
-        own = self._details(method, sid) or {}
-        was = (self.scored_rev[k], int(head)) if k in self.scored_rev else None
-        fit = standings.get(OUTLINE_METHOD)
-        fit = None if fit is None or fit is _STALE else float(fit)
-        zs = worst_slices(own if score is not None else {}, found)
-        outline = self._details(OUTLINE_METHOD, sid) if method != OUTLINE_METHOD and fit is not None else None
-        fit_details = None if score is None and model is not None else outline  # beside a model's verdict only
-        reason = reason_line(score, own, method, found, fit_details, was)
-        verdicts = signal_verdicts(
-            {m: (None if v is _STALE else v) for m, v in standings.items() if m not in (model, OUTLINE_METHOD)},
-            self.calibration,
-        )
-        said = signals(
-            found,
-            finding_penalty,
-            score,
-            own,
-            method,
-            outline=outline,
-            model_percentile=standings.get(model) if model is not None else standings.get(method),
-            stale=was,
-            verdicts=verdicts,
-            reliability=self.calibration,
-        )
-        if zs:
-            reason += f"; look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}"
-            said += (f"look at {slice_words(zs[:SLICES_SHOWN], ordered=True)}",)
-        return QueueItem(
-            sid,
-            self.statuses[k],
-            score,
-            method if score is not None else None,
-            found,
-            reason,
-            priority,
-            fit,
-            zs,
-            said,
-            {m: (None if v is _STALE else v) for m, v in standings.items()},
-        )
-
-
-class _Stale(float):
-    """A standing judged on an earlier revision: stands at ``STALE_STANDING`` (module doc)."""
-
-
-_STALE = _Stale(STALE_STANDING)
-
-
 def _signal_standings(rows: list, at: dict, heads: list, n: int) -> Standings:
     """A model-free signal's stored percentile per sample; stale where it judged an earlier revision."""
     values, stale = {}, set()
@@ -426,27 +314,6 @@ def _pair_groups(keep: np.ndarray, found: dict, at: dict) -> list[list[int]]:
     for i in list(parent):
         members.setdefault(root(i), []).append(i)
     return [m for m in members.values() if len(m) > 1]
-
-
-def worst_slices(details: dict, found: tuple[Finding, ...], limit: int = 20) -> tuple[int, ...]:
-    """A volume's slices to open, most telling first: those of its error and warning findings (each
-    finding's ``z`` first), then the model's worst slices (``details["worst_slices"]``), then those of info
-    findings; () for a 2-D sample."""
-    out: list[int] = []
-
-    def add(zs) -> None:
-        for z in zs:
-            if z is not None and int(z) not in out:
-                out.append(int(z))
-
-    serious = [f for f in found if f.severity != "info"]
-    add(f.details.get("z") for f in serious)
-    add(details.get("worst_slices") or ())
-    for f in serious:
-        add(f.details.get("slices") or ())
-    info = [f for f in found if f.severity == "info"]
-    add(f.details.get("z") for f in info)
-    return tuple(out[:limit])
 
 
 def model_weight(details: dict[str, dict]) -> float:
