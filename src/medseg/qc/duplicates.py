@@ -65,6 +65,7 @@ _CROP = 0.1
 _HASH_THUMB = 32
 _MASK_THUMB = 128
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
+_BLOCK_CELLS = 1 << 21  # distances held at once (16 MB of XORed hashes)
 
 
 @dataclass
@@ -131,19 +132,28 @@ def popcount(x: np.ndarray) -> np.ndarray:
 
 
 def hash_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance) for every i < j with Hamming distance <= max_distance, in blocks of rows."""
+    """(i, j, distance) for every i < j with Hamming distance <= max_distance, in blocks of rows.
+
+    A block of rows is compared with the rows from its first on (the pairs i < j), and holds at most
+    ``_BLOCK_CELLS`` distances: 2,048 rows against every sample held 1.6 GB at 100,000 samples."""
     hashes = np.asarray(hashes, np.uint64)
+    n = len(hashes)
     out_i, out_j, out_d = [], [], []
-    for a in range(0, len(hashes), _BLOCK):
-        d = popcount(hashes[a : a + _BLOCK, None] ^ hashes[None, :])
+    for a in range(0, n, _block_rows(n)):
+        rest = hashes[a:]
+        d = popcount(hashes[a : a + _block_rows(n), None] ^ rest[None, :])
         i, j = np.nonzero(d <= max_distance)
-        keep = j > i + a
+        keep = j > i
         out_i.append(i[keep] + a)
-        out_j.append(j[keep])
+        out_j.append(j[keep] + a)
         out_d.append(d[i[keep], j[keep]])
     if not out_i:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d).astype(int)
+
+
+def _block_rows(n: int) -> int:
+    return max(1, min(_BLOCK, _BLOCK_CELLS // max(n, 1)))
 
 
 def mask_iou(a: Fingerprint, b: Fingerprint) -> float:

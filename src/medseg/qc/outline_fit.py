@@ -152,11 +152,16 @@ def typical_strength(edges: np.ndarray) -> float:
     return float(np.median(live)) if live.size else 0.0
 
 
-def _outline_mean(edges: np.ndarray, region: np.ndarray) -> float:
-    """Mean edge strength along ``region``'s outline; NaN when under half of it can be judged."""
+def _outline(region: np.ndarray) -> np.ndarray:
     from scipy import ndimage as ndi
 
-    values = edges[region & ~ndi.binary_erosion(region, border_value=0)]
+    return region & ~ndi.binary_erosion(region, border_value=0)
+
+
+def _outline_mean(edges: np.ndarray, region: np.ndarray, outline: np.ndarray | None = None) -> float:
+    """Mean edge strength along ``region``'s outline (``outline`` when the caller has it already); NaN when
+    under half of it can be judged."""
+    values = edges[_outline(region) if outline is None else outline]
     judged = values[np.isfinite(values)]
     return float(judged.mean()) if judged.size and judged.size >= 0.5 * values.size else float("nan")
 
@@ -196,7 +201,8 @@ def object_fit(
         slice(max(0, xs.min() - pad), min(component.shape[1], xs.max() + pad + 1)),
     )
     region, e = component[window], edges[window]
-    s0 = _outline_mean(e, region)
+    line = _outline(region)
+    s0 = _outline_mean(e, region, line)
     if not np.isfinite(s0) or typical <= 0:
         return None
     outside = ndi.distance_transform_edt(~region)
@@ -207,7 +213,7 @@ def object_fit(
         options.append((f"grown by {k} px", ("grow", k)))
         if (inside > k).any():
             options.append((f"shrunk by {k} px", ("shrink", k)))
-        strengths = {key: _outline_mean(e, corrected(region, key[1], outside, inside)) for key in options}
+        strengths = {key: _candidate(e, region, line, key[1], outside, inside) for key in options}
         strengths = {key: v for key, v in strengths.items() if np.isfinite(v) and v > 0}
         if not strengths:
             continue
@@ -236,6 +242,18 @@ def object_fit(
         float(best_ratio),
         correction,
     )
+
+
+def _candidate(e, region, line, correction, outside, inside) -> float:
+    """The outline strength of ``region`` corrected: a move that keeps the region a pixel inside the window
+    moves its outline too (one erosion per object instead of one per move, 16 of its 21)."""
+    if correction[0] == "move":
+        dy, dx = int(correction[1]), int(correction[2])
+        rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+        h, w = region.shape
+        if rows[0] + dy >= 1 and rows[-1] + dy <= h - 2 and cols[0] + dx >= 1 and cols[-1] + dx <= w - 2:
+            return _outline_mean(e, None, _moved(line, dy, dx))
+    return _outline_mean(e, corrected(region, correction, outside, inside))
 
 
 def corrected(
