@@ -117,6 +117,8 @@ def child(stage: str, data: Path, ws_path: Path, workers: int | None) -> dict:
         out["seconds"] = time.perf_counter() - t
         out["findings"] = len(report.findings)
         out["by_check"] = report.by_check
+        # where the time went (seconds summed over the decoding threads), the costliest first
+        out["slowest"] = {k: round(v, 2) for k, v in sorted(report.timings.items(), key=lambda kv: -kv[1])[:8]}
     elif stage == "queue":
         runs = []
         for _ in range(3):

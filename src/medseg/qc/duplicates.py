@@ -65,7 +65,7 @@ _CROP = 0.1
 _HASH_THUMB = 32
 _MASK_THUMB = 128
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
-_BLOCK_CELLS = 1 << 21  # distances held at once (16 MB of XORed hashes)
+_BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
 
 
 @dataclass
