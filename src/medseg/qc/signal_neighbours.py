@@ -32,6 +32,7 @@ volume checks) is not judged.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 
 import numpy as np
 
@@ -43,6 +44,7 @@ METHOD = "neighbour-fit"
 THUMB = 64
 REACH = 3
 CROP = 0.15
+_MOVES_KEPT = 4096
 MIN_MATCH = 0.0  # correlation of the aligned grey thumbnails below which a neighbour is another scene
 
 _DIGITS = re.compile(r"(\d+)")
@@ -134,13 +136,21 @@ def soft_dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _alignment(table: dict, ctx, sid: str, nid: str) -> tuple[float, float, float] | None:
-    """The camera's move from neighbour ``nid`` to ``sid`` (images only, so kept for every ``own``)."""
-    key = f"{METHOD}:shift:{nid}>{sid}"
-    if key not in ctx.cache:
-        mine, theirs = table.get("thumbs", {}).get(sid), table.get("thumbs", {}).get(nid)
-        ok = mine is not None and theirs is not None and mine["grey"].shape == theirs["grey"].shape
-        ctx.cache[key] = phase_shift(theirs["grey"], mine["grey"]) if ok else None
-    return ctx.cache[key]
+    """The camera's move from neighbour ``nid`` to ``sid`` (images only, so kept for every ``own``).
+
+    Kept for the last ``_MOVES_KEPT`` pairs only: the stored scores ask each pair once, the calibration asks
+    one sample's pairs again for each error it plants there; every pair of 100,000 samples held 120 MB."""
+    moves = ctx.cache.setdefault(f"{METHOD}:moves", OrderedDict())
+    key = (nid, sid)
+    if key in moves:
+        moves.move_to_end(key)
+        return moves[key]
+    mine, theirs = table.get("thumbs", {}).get(sid), table.get("thumbs", {}).get(nid)
+    ok = mine is not None and theirs is not None and mine["grey"].shape == theirs["grey"].shape
+    moves[key] = found = phase_shift(theirs["grey"], mine["grey"]) if ok else None
+    if len(moves) > _MOVES_KEPT:
+        moves.popitem(last=False)
+    return found
 
 
 def neighbour_agreement(table: dict, ctx, sid: str, own: dict | None) -> list[float]:
