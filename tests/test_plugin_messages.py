@@ -150,7 +150,7 @@ def test_a_bug_shows_its_traceback_behind_details(make_napari_viewer, qtbot, tmp
     import medseg.workspace.open_job as open_job
     from napari_medseg._dataset_widget import DatasetWidget
 
-    def broken(folder, workspace, cancel=None):
+    def broken(folder, workspace, cancel=None, **options):
         raise KeyError("layout")
         yield
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.gui
 
 def _show(qtbot, viewer, sid):
     worker = show_sample(viewer, sid)
-    with qtbot.waitSignal(worker.returned, timeout=10000):
+    with qtbot.waitSignal(worker.returned, timeout=30000):
         pass
 
 
