@@ -65,7 +65,8 @@ def ws(tmp_path_factory):
         )
         mask = w.current_mask(ids[2]).copy()
         mask[:2] = 1 - mask[:2]
-        w.save_revision(ids[2], mask, origin="manual", author="t", note="corrected")  # its scores and signals are stale now
+        # its scores and signals are stale now
+        w.save_revision(ids[2], mask, origin="manual", author="t", note="corrected")
         for s in ids[::4]:
             w.set_status(s, ACCEPTED)
         yield w
