@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import traceback
 
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 DETAIL_LINES = 8  # the detail box's height in lines: a traceback scrolls inside it, the dock does not grow
@@ -106,8 +106,24 @@ class _LineHolder(QWidget):
         self.line = line
         line.setParent(self)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        m = line.contentsMargins()
-        self.setFixedHeight(line.fontMetrics().height() + m.top() + m.bottom())
+        self._fit_height()
+        # napari's theme sets the font after construction (a style sheet): the line's height follows it
+        line.installEventFilter(self)
+
+    def _fit_height(self) -> None:
+        m = self.line.contentsMargins()
+        height = max(self.line.fontMetrics().height() + m.top() + m.bottom(), self.line.sizeHint().height())
+        if height != self.height() or self.minimumHeight() != height:
+            self.setFixedHeight(height)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.line and event.type() in (
+            QEvent.Type.FontChange,
+            QEvent.Type.StyleChange,
+            QEvent.Type.Polish,
+        ):
+            self._fit_height()
+        return False
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(self.line.fontMetrics().averageCharWidth() * 8, self.height())

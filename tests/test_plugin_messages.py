@@ -214,3 +214,20 @@ def test_a_new_message_repaints_its_line_without_a_new_layout_of_the_window(qtbo
     # what does change the line's layout still lays the window out: a detail shows the Details toggle
     line.say("Failed.", "Traceback (most recent call last): ...")
     qtbot.waitUntil(lambda: requests.count > 0 and line.toggle.isVisible())
+
+
+def test_the_line_is_as_tall_as_its_font_after_the_theme_sets_it(qtbot):
+    """The line holder has no layout, so its height is set by hand: from the font the style sheet gives the
+    label when it is shown (napari's theme), not the default font at construction (clipped the text)."""
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    line = MessageLine("QC: 42 findings over 24 samples in 4.6 s.")
+    QVBoxLayout(window).addWidget(line)
+    before = line.holder.height()
+    window.setStyleSheet("QLabel { font-size: 22pt; }")
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: line.holder.height() >= line.line.fontMetrics().height())
+    assert line.holder.height() > before and line.line.height() == line.holder.height()
