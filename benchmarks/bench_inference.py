@@ -43,23 +43,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _image(size: int, seed: int = 0) -> np.ndarray:
-    """A smooth RGB uint8 image with some noise: like a photo, so the network sees structure."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    base = np.stack([np.sin(7 * yy + 3 * xx), np.cos(5 * xx - 2 * yy), np.sin(9 * xx * yy)], -1)
-    return np.clip(127 + 90 * base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+from _bench_inputs import IMAGENET, photo_like
+from _bench_inputs import sync as _sync
 
 
 class Bench:
@@ -120,7 +106,7 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
     naive = smp.Unet("resnet34", encoder_weights=None, classes=1).eval().to(device)
     spec = ModelSpec(arch="Unet", encoder="resnet34", classes=1)
     prep = Preprocessing(channels=3, input_size=[512, 512], divisible_by=32, **IMAGENET)
-    image = _image(512)
+    image = photo_like(512)
     x = torch.from_numpy(to_model_input(image, 3, None, **IMAGENET))[None].repeat(batch, 1, 1, 1).to(device)
     xcl = x.contiguous(memory_format=torch.channels_last)
 
@@ -299,7 +285,7 @@ def part0(args: argparse.Namespace, device: torch.device) -> None:
     predictor = Predictor(str(ckpt), device=device, batch_size=batch)
     built = time.perf_counter() - t0
     naive = naive.to(device)
-    x = torch.from_numpy(to_model_input(_image(512), 3, None, **IMAGENET))[None].repeat(batch, 1, 1, 1).to(device)
+    x = torch.from_numpy(to_model_input(photo_like(512), 3, None, **IMAGENET))[None].repeat(batch, 1, 1, 1).to(device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         naive(x[:1])
     flops = counter.get_total_flops() * batch

@@ -47,25 +47,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
+from _bench_inputs import IMAGENET, photo_like
+from _bench_inputs import sync as _sync
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 TARGET_RATIO = 0.9
 TOLERANCE = 1e-4
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _image(size: int, seed: int = 1) -> np.ndarray:
-    """A smooth RGB uint8 image with some noise: like a photo, so the network sees structure."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    base = np.stack([np.sin(7 * yy + 3 * xx), np.cos(5 * xx - 2 * yy), np.sin(9 * xx * yy)], -1)
-    return np.clip(127 + 90 * base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
 
 
 class Rounds:
@@ -131,7 +118,7 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, model,
     torch.set_num_threads(threads)
     bf16 = args.precision == "bf16"
     eager = copy.deepcopy(model).to(device)
-    x = torch.from_numpy(to_model_input(_image(args.size), 3, None, **IMAGENET))[None].to(device)
+    x = torch.from_numpy(to_model_input(photo_like(args.size, seed=1), 3, None, **IMAGENET))[None].to(device)
     hw = tuple(x.shape[-2:])
     tile = (args.tile, args.tile)
 
