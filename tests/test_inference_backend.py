@@ -10,62 +10,18 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _onnx_fixtures import TINY, onnx_cache_in_tmp, tiny_checkpoint  # noqa: F401  (the fixture)
 
 from medseg.cli.main import main
-from medseg.datasets.classmap import ClassMap
 from medseg.errors import InferenceError, OnnxExportError
 from medseg.inference import Predictor, backend
 from medseg.inference.members import Member
 from medseg.inference.onnx_cache import cache_dir, cached_onnx
 from medseg.inference.outputs import activation
-from medseg.models import create_model, list_architectures, load_checkpoint, model_stride, onnx_export, save_checkpoint
-from medseg.models.spec import ModelSpec, Preprocessing
+from medseg.models import list_architectures, load_checkpoint, model_stride, onnx_export
+from medseg.models.spec import ModelSpec
 
-# tiny widths of every registered architecture (as in test_onnx_export), DPT on timm's test_vit
-TINY = {
-    "Unet": ("resnet18", {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}),
-    "UnetPlusPlus": ("resnet18", {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}),
-    "MAnet": ("resnet18", {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}),
-    "Linknet": ("resnet18", {"encoder_depth": 3}),
-    "FPN": ("resnet18", {"encoder_depth": 3, "decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32}),
-    "PSPNet": ("resnet18", {"psp_out_channels": 16}),
-    "DeepLabV3": ("resnet18", {"decoder_channels": 16}),
-    "DeepLabV3Plus": ("resnet18", {"decoder_channels": 16}),
-    "PAN": ("resnet18", {"decoder_channels": 16}),
-    "UPerNet": ("resnet18", {"decoder_channels": 16}),
-    "Segformer": ("resnet18", {"decoder_segmentation_channels": 16}),
-    "ResAttUNet": ("none", {"depth": 2, "base_channels": 4}),
-    "DilatedUNet": ("none", {"depth": 2, "base_channels": 4}),
-    "PlainUNet": ("none", {"depth": 2, "base_channels": 4}),
-    "DPT": ("tu-test_vit", {"decoder_intermediate_channels": [8, 16, 16, 16], "decoder_fusion_channels": 16}),
-}
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSEG_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def _trained_like(model: torch.nn.Module, in_channels: int, side: int) -> torch.nn.Module:
-    with torch.no_grad():  # BatchNorm statistics away from their defaults, as in a trained model
-        model.train()(torch.randn(2, in_channels, side, side) * 2 + 1)
-    return model.eval()
-
-
-def _saved(tmp_path, arch: str = "Unet", task: str = "binary", seed: int = 0, in_channels: int = 3):
-    encoder, kwargs = TINY[arch]
-    classmap = ClassMap.binary() if task == "binary" else ClassMap.from_names(["a", "b"], task=task)
-    spec = ModelSpec(arch, encoder, in_channels=in_channels, classes=classmap.num_classes, task=task, kwargs=kwargs)
-    torch.manual_seed(seed)
-    model = create_model(spec)
-    if arch != "DPT":  # timm's ViT has LayerNorm only
-        model = _trained_like(model, in_channels, 128 if arch == "PAN" else 64)  # PAN pools to 1/64
-    else:
-        model.eval()
-    stride = model_stride(spec)
-    size = {"DPT": [160, 160], "PAN": [128, 128]}.get(arch)
-    pre = Preprocessing(channels=in_channels, divisible_by=stride, input_size=size, mean=[0.4] * in_channels)
-    return save_checkpoint(tmp_path / f"{arch}-{task}-{seed}", model, spec, classmap, pre)
+pytestmark = pytest.mark.usefixtures("onnx_cache_in_tmp")
 
 
 def test_every_architecture_is_covered():
@@ -77,7 +33,7 @@ def test_onnxruntime_backend_equals_the_eager_model(arch, tmp_path):
     """Through the Predictor's one forward (forward_tiles): logits and probabilities within 1e-4."""
     torch.set_num_threads(1)
     task = "multiclass" if arch in ("Unet", "PSPNet", "Segformer") else "binary"
-    ck = load_checkpoint(_saved(tmp_path, arch, task))
+    ck = load_checkpoint(tiny_checkpoint(tmp_path, arch, task))
     pred = Predictor(ck, device="cpu")
     assert pred.backends == ["onnxruntime"]
     # eval-mode export folds every BatchNorm into its convolution; Linknet's after a transposed one stays
@@ -88,16 +44,65 @@ def test_onnxruntime_backend_equals_the_eager_model(arch, tmp_path):
     x = torch.randn(2, 3, *hw, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         logits = ck.model(x)
-    got_logits = pred._backends[0](x)
-    assert got_logits.shape == logits.shape
+    run = pred._backends[0]
+    got_logits = run(x)  # a shape seen first: the general session
+    assert got_logits.shape == logits.shape and not run._shaped
     assert float((got_logits - logits).abs().max()) <= 1e-4 * max(1.0, float(logits.abs().max()))
-    probs = pred.forward_tiles(x)
+    probs = pred.forward_tiles(x)  # seen again: a session fixed to this shape (its graph optimised further)
+    assert list(run._shaped) == [(1, tuple(x.shape))]
     assert float((probs - activation(logits, task)).abs().max()) <= 1e-4
+
+
+def _counted_sessions(monkeypatch, fail_shaped: bool = False) -> list:
+    """make_session that records the shape each session is fixed to (None: the general one)."""
+    made, real = [], backend.make_session
+
+    def counted(path, threads, dims=None):
+        made.append(None if dims is None else (dims["batch"], dims["height"], dims["width"]))
+        if dims is not None and fail_shaped:
+            raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : a dimension override it refused")
+        return real(path, threads, dims)
+
+    monkeypatch.setattr(backend, "make_session", counted)
+    return made
+
+
+def test_a_shape_seen_twice_gets_its_own_session_and_shapes_taking_turns_do_not_rebuild(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    made = _counted_sessions(monkeypatch)
+    ck = load_checkpoint(tiny_checkpoint(tmp_path, "PlainUNet"))
+    run = Predictor(ck, device="cpu")._backends[0]
+    assert made == [None]  # the general session, built with the backend
+    shapes = {"a": (1, 32, 32), "b": (2, 32, 48), "c": (1, 64, 32)}
+    order = "aaabbccaaccb"
+    for i, which in enumerate(order):
+        n, h, w = shapes[which]
+        x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            assert float((run(x) - ck.model(x)).abs().max()) <= 1e-4, (i, which)
+    # a and b on their second forward; c's took a's place (least recently used), and a runs in the general
+    # session from then on instead of taking a place back: no session is built twice
+    assert made == [None, (1, 32, 32), (2, 32, 48), (1, 64, 32)]
+    assert [key[1][2:] for key in run._shaped] == [(64, 32), (32, 48)]
+
+
+def test_a_shape_onnxruntime_cannot_fix_runs_in_the_general_session(tmp_path, monkeypatch, caplog):
+    torch.set_num_threads(1)
+    made = _counted_sessions(monkeypatch, fail_shaped=True)
+    ck = load_checkpoint(tiny_checkpoint(tmp_path, "PlainUNet"))
+    pred = Predictor(ck, device="cpu")
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with caplog.at_level(logging.WARNING), torch.no_grad():
+        for _ in range(4):
+            assert float((pred._backends[0](x) - ck.model(x)).abs().max()) <= 1e-4
+    assert made == [None, (1, 32, 32)]  # tried once
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "medseg.inference.backend"]
+    assert "could not fix" in message and "(1, 3, 32, 32)" in message and "INVALID_ARGUMENT" in message
 
 
 def test_tta_ensemble_and_sliding_window_go_through_onnxruntime(tmp_path):
     torch.set_num_threads(1)
-    paths = [_saved(tmp_path, "PlainUNet", "multilabel", seed=s) for s in (0, 1)]
+    paths = [tiny_checkpoint(tmp_path, "PlainUNet", "multilabel", seed=s) for s in (0, 1)]
     options = {"device": "cpu", "tta": "hflip,rot90", "tile_size": 64, "overlap": 0.25, "batch_size": 3}
     onnx_pred = Predictor([str(p) for p in paths], **options)
     torch_pred = Predictor([str(p) for p in paths], backend="torch", **options)
@@ -114,7 +119,7 @@ def test_onnx_file_is_exported_once_per_model_and_reused(tmp_path, monkeypatch):
     calls = []
     real = onnx_export.write_onnx
     monkeypatch.setattr(onnx_export, "write_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
-    path = _saved(tmp_path, "PlainUNet")
+    path = tiny_checkpoint(tmp_path, "PlainUNet")
     Predictor(str(path), device="cpu")
     Predictor(str(path), device="cpu")
     assert len(calls) == 1
@@ -130,7 +135,7 @@ def test_onnx_file_is_exported_once_per_model_and_reused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_damaged_cache_file_is_exported_again(tmp_path, caplog, damage):
-    path = _saved(tmp_path, "PlainUNet")
+    path = tiny_checkpoint(tmp_path, "PlainUNet")
     Predictor(str(path), device="cpu")
     (cached,) = cache_dir().glob("*.onnx")
     data = bytearray(cached.read_bytes())
@@ -151,7 +156,7 @@ def test_a_damaged_cache_file_is_exported_again(tmp_path, caplog, damage):
 
 
 def _falls_back(tmp_path, caplog, reason: str) -> None:
-    path = _saved(tmp_path, "PlainUNet")
+    path = tiny_checkpoint(tmp_path, "PlainUNet")
     with caplog.at_level(logging.WARNING):
         pred = Predictor(str(path), device="cpu")
     assert pred.backends == ["torch"]
@@ -183,7 +188,7 @@ def test_falls_back_to_torch_when_the_export_fails(tmp_path, caplog, monkeypatch
 
 
 def test_falls_back_to_torch_when_the_session_fails(tmp_path, caplog, monkeypatch):
-    def broken(path, threads):
+    def broken(path, threads, *dims):
         raise RuntimeError(f"[ONNXRuntimeError] : 1 : FAIL : Load model from {path} failed")
 
     monkeypatch.setattr(backend, "make_session", broken)
@@ -192,7 +197,7 @@ def test_falls_back_to_torch_when_the_session_fails(tmp_path, caplog, monkeypatc
 
 
 def test_asking_for_onnxruntime_makes_the_reasons_errors(tmp_path, monkeypatch):
-    path = _saved(tmp_path, "PlainUNet")
+    path = tiny_checkpoint(tmp_path, "PlainUNet")
     with pytest.raises(InferenceError, match="onnxruntime backend runs fp32"):
         Predictor(str(path), device="cpu", precision="bf16", backend="onnxruntime")
     with pytest.raises(InferenceError, match="unknown backend 'tensorrt'; valid: auto, torch, onnxruntime"):
@@ -206,7 +211,7 @@ def test_asking_for_onnxruntime_makes_the_reasons_errors(tmp_path, monkeypatch):
 
 
 def test_a_model_in_memory_stays_on_torch_unless_asked(tmp_path, caplog):
-    ck = load_checkpoint(_saved(tmp_path, "PlainUNet"))
+    ck = load_checkpoint(tiny_checkpoint(tmp_path, "PlainUNet"))
     with caplog.at_level(logging.WARNING):
         assert Predictor.from_model(ck.model, ck.spec, ck.classmap, ck.preprocessing, device="cpu").backends == [
             "torch"
@@ -222,7 +227,7 @@ def test_a_model_in_memory_stays_on_torch_unless_asked(tmp_path, caplog):
 
 
 def test_session_threads_follow_torch(tmp_path):
-    pred = Predictor(str(_saved(tmp_path, "PlainUNet")), device="cpu")
+    pred = Predictor(str(tiny_checkpoint(tmp_path, "PlainUNet")), device="cpu")
     old = torch.get_num_threads()
     x = torch.randn(1, 3, 64, 64)
     try:
@@ -235,7 +240,7 @@ def test_session_threads_follow_torch(tmp_path):
 
 
 def test_cache_key_follows_the_model_not_the_file(tmp_path):
-    ck = load_checkpoint(_saved(tmp_path, "PlainUNet"))
+    ck = load_checkpoint(tiny_checkpoint(tmp_path, "PlainUNet"))
     member = Member(ck.model, ck.spec, ck.classmap, ck.preprocessing, "x", checkpoint=True)
     first = cached_onnx(member)
     assert cached_onnx(member) == first
@@ -247,7 +252,7 @@ def test_cache_key_follows_the_model_not_the_file(tmp_path):
 def test_cli_predict_backend(tmp_path, capsys):
     from PIL import Image
 
-    path = _saved(tmp_path, "PlainUNet")
+    path = tiny_checkpoint(tmp_path, "PlainUNet")
     Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
     for choice in ("torch", "onnxruntime"):
         out = tmp_path / f"out-{choice}"

@@ -13,36 +13,22 @@ import time
 import numpy as np
 import pytest
 import torch
+from _onnx_fixtures import onnx_cache_in_tmp, tiny_checkpoint  # noqa: F401  (the fixture)
 
 from medseg.cli.main import main
-from medseg.datasets.classmap import ClassMap
 from medseg.errors import InferenceError, OnnxExportError
 from medseg.inference import Predictor, backend, onnx_cache
 from medseg.inference.onnx_cache import cache_dir, prune, weights_digest
-from medseg.models import create_model, load_checkpoint, model_stride, onnx_export, save_checkpoint
-from medseg.models.spec import ModelSpec, Preprocessing
+from medseg.models import load_checkpoint, onnx_export
 
 WAIT = 120  # seconds an export may take on a loaded CI machine; the tests wait on events, never sleep
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDSEG_CACHE_DIR", str(tmp_path / "cache"))
-    for env in (onnx_cache.MAX_MB_ENV, onnx_cache.MAX_DAYS_ENV):
-        monkeypatch.delenv(env, raising=False)
+pytestmark = pytest.mark.usefixtures("onnx_cache_in_tmp")
 
 
 def _saved(tmp_path, seed: int = 0):
-    """A tiny PlainUNet checkpoint with BatchNorm statistics away from their defaults, as a trained one."""
-    spec = ModelSpec(
-        "PlainUNet", "none", in_channels=3, classes=1, task="binary", kwargs={"depth": 2, "base_channels": 4}
-    )
-    torch.manual_seed(seed)
-    model = create_model(spec)
-    with torch.no_grad():
-        model.train()(torch.randn(2, 3, 64, 64) * 2 + 1)
-    pre = Preprocessing(channels=3, divisible_by=model_stride(spec), mean=[0.4] * 3)
-    return save_checkpoint(tmp_path / f"plain-{seed}", model.eval(), spec, ClassMap.binary(), pre)
+    return tiny_checkpoint(tmp_path, "PlainUNet", seed=seed)
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -74,7 +60,9 @@ class GatedExport:
 def _sessions(monkeypatch) -> list:
     made = []
     real = backend.make_session
-    monkeypatch.setattr(backend, "make_session", lambda path, threads: made.append(path) or real(path, threads))
+    monkeypatch.setattr(
+        backend, "make_session", lambda path, threads, *dims: made.append(path) or real(path, threads, *dims)
+    )
     return made
 
 

@@ -39,6 +39,7 @@ import os
 import sys
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,45 +88,97 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """The member's network exported to ONNX, run by an onnxruntime CPU session whose intra-op threads follow
-    ``torch.get_num_threads()`` (a session per thread count, built when the count changes)."""
+    """The member's network exported to ONNX, run by onnxruntime CPU sessions whose intra-op threads follow
+    ``torch.get_num_threads()``.
+
+    The exported graph takes any batch, height and width, and onnxruntime optimises it for that: the decoder's
+    resize sizes stay computed from ``Shape`` nodes, so each resize leaves its NCHWc layout and comes back
+    (Unet-ResNet34: 10 ``ReorderOutput`` + 5 ``ReorderInput`` nodes, ~10 % of a 512x512 forward at one thread).
+    A session told the input's exact shape (free dimension overrides) folds those sizes to constants and keeps
+    the whole decoder in NCHWc (one reorder at the end). So a shape the backend sees a second time gets a
+    session of its own (built in ~0.2-0.3 s; the sliding window and live prediction repeat one tile shape),
+    and a shape seen once runs in the general session. Each session holds the weights and its buffers (~200 MB
+    for Unet-ResNet34): at most ``max_shaped`` shaped sessions are kept besides the general one, and a shape
+    whose session was dropped for another is not given one again (shapes taking turns would otherwise rebuild
+    a session on every forward).
+    """
 
     name = "onnxruntime"
+    max_shaped = 2
+    _max_remembered = 256
 
-    def __init__(self, member: Member, path: Path, session_factory: Callable[[Path, int], Any] | None = None):
+    def __init__(self, member: Member, path: Path, session_factory: Callable[..., Any] | None = None):
         self.path = Path(path)
-        self._factory = session_factory or make_session
-        self._sessions: dict[int, Any] = {}
+        self._factory = session_factory
+        self._general: dict[int, Any] = {}
+        self._shaped: OrderedDict[tuple[int, tuple[int, ...]], Any] = OrderedDict()
+        self._seen: set[tuple[int, tuple[int, ...]]] = set()
+        self._dropped: set[tuple[int, tuple[int, ...]]] = set()
         self._lock = threading.Lock()
         # a file onnxruntime refuses fails here, while torch can still take over
-        meta = self.session().get_modelmeta().custom_metadata_map
+        general = self.session()
+        meta = general.get_modelmeta().custom_metadata_map
         has_bn = any(isinstance(m, _BN) for m in member.model.modules())
         self.folded = has_bn and meta.get("medseg.batchnorm_nodes") == "0"
+        # the names of the input's free dimensions, by axis (None: fixed in the graph, or unnamed)
+        self._free = [d if isinstance(d, str) and d else None for d in general.get_inputs()[0].shape]
 
-    def session(self) -> Any:
+    def session(self, shape: tuple[int, ...] | None = None) -> Any:
+        """The session for the current thread count and an input of ``shape``: its own when the shape was
+        asked for before (see the class docstring), else the general one (also for ``shape=None``)."""
         threads = torch.get_num_threads()
+        factory = self._factory or make_session
+        dims = self._overrides(shape) if shape is not None else None
         with self._lock:
-            if threads not in self._sessions:
-                self._sessions[threads] = self._factory(self.path, threads)
-            return self._sessions[threads]
+            key = (threads, tuple(int(n) for n in shape)) if dims else None
+            if key is not None and key in self._shaped:
+                self._shaped.move_to_end(key)
+                return self._shaped[key]
+            if key is not None and key in self._seen and key not in self._dropped:
+                if len(self._shaped) >= self.max_shaped:
+                    self._dropped.add(self._shaped.popitem(last=False)[0])
+                try:
+                    self._shaped[key] = made = factory(self.path, threads, dims)
+                    return made
+                except Exception as e:  # noqa: BLE001 - the general session still runs this shape
+                    self._dropped.add(key)
+                    log.warning("onnxruntime could not fix %s to the shape %s: %s", self.path, key[1], _reason(e))
+            if key is not None and len(self._seen) < self._max_remembered:
+                self._seen.add(key)
+            if threads not in self._general:
+                self._general[threads] = factory(self.path, threads)
+            return self._general[threads]
+
+    def _overrides(self, shape: tuple[int, ...] | None) -> dict[str, int] | None:
+        """``{dimension name: size}`` fixing the input's free dimensions at ``shape`` (None: nothing to fix)."""
+        if shape is None or len(shape) != len(self._free):
+            return None
+        dims: dict[str, int] = {}
+        for name, size in zip(self._free, shape):
+            if name is not None:
+                if dims.setdefault(name, int(size)) != int(size):
+                    return None  # one name for two different sizes: not a shape one session can fix
+        return dims or None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         from medseg.models.onnx_export import INPUT_NAME, OUTPUT_NAME
 
         feed = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        out = self.session().run([OUTPUT_NAME], {INPUT_NAME: feed})[0]
+        out = self.session(feed.shape).run([OUTPUT_NAME], {INPUT_NAME: feed})[0]
         return torch.from_numpy(out).to(x.device)
 
 
-def make_session(path: Path, threads: int) -> Any:
+def make_session(path: Path, threads: int, dims: dict[str, int] | None = None) -> Any:
     """An onnxruntime CPU session with every graph optimisation (NCHWc layouts, fusions) and ``threads``
-    intra-op threads."""
+    intra-op threads; ``dims`` fixes the input's free dimensions by name (a session for that shape only)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
+    for name, size in (dims or {}).items():
+        options.add_free_dimension_override_by_name(name, int(size))
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
