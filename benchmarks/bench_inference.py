@@ -2,17 +2,15 @@
 
     python benchmarks/bench_inference.py [--repeats 5] [--threads N] [--device cpu|cuda]
                                          [--no-compile] [--no-onnx] [--cpu-bf16]
-                                         [--backend-only] [--quick]
+                                         [--backend-only] [--backend-threads 1 2] [--quick]
 
-Part 0, the target table (issue 19, item 1): ``Predictor(checkpoint)`` with
-its automatic backend (onnxruntime on the CPU, the ONNX file from its cache)
-against onnxruntime run directly on the same ONNX file (ORT_ENABLE_ALL, same
-threads) and naive smp eager, Unet(resnet34) 1x3x512x512, at 1 and 2 threads,
-with a square fp32 matmul's FLOP/s as the peak; the four take turns in every
-round, the table shows medians, ratios and whether the targets are met
-(Predictor >= 1.0x onnxruntime, >= 90 % of the matmul peak, max |difference
-in probability| to eager <= 1e-4). ``--backend-only`` stops after it, ``--quick``
-takes 3 rounds.
+Part 0, the target table (issue 19, item 1; ``_bench_backend.py`` says what it
+compares): ``Predictor(checkpoint)`` with its automatic backend against
+onnxruntime's default session on the same ONNX file and naive smp eager,
+Unet(resnet34) 1x3x512x512, at 1 and 2 threads (``--backend-threads``), with a
+square fp32 matmul's FLOP/s as the peak. ``--backend-only`` stops after it,
+``--quick`` takes 3 rounds. On a shared machine, compare within one run, or pin
+the process (``taskset -c 0,1``).
 
 Part 1, Unet(resnet34) on one 3x512x512 image (random weights: speed does not
 depend on them, and output differences are measured on real probabilities):
@@ -40,54 +38,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _bench_backend import backend_table
 from _bench_inputs import IMAGENET, photo_like
-from _bench_inputs import sync as _sync
-
-
-class Bench:
-    """Variants timed in turns; each returns probabilities for the accuracy column."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.fns: dict[str, Callable[[], torch.Tensor]] = {}
-        self.times: dict[str, list[float]] = {}
-        self.notes: dict[str, str] = {}
-        self.outputs: dict[str, torch.Tensor] = {}
-
-    def add(self, name: str, fn: Callable[[], torch.Tensor], note: str = "") -> None:
-        out = fn()  # warm-up, and the output for the accuracy column
-        _sync(self.device)
-        self.outputs[name] = out.detach().float().cpu() if isinstance(out, torch.Tensor) else out
-        self.fns[name], self.times[name], self.notes[name] = fn, [], note
-
-    def run(self, repeats: int) -> None:
-        for r in range(repeats):
-            for name, fn in self.fns.items():
-                _sync(self.device)
-                t0 = time.perf_counter()
-                fn()
-                _sync(self.device)
-                self.times[name].append(time.perf_counter() - t0)
-            print(f"  round {r + 1}/{repeats} done", file=sys.stderr)
-
-    def median(self, name: str) -> float:
-        return statistics.median(self.times[name])
-
-
-def _threads(n: int, fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    def run() -> torch.Tensor:
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            return fn()
-        finally:
-            torch.set_num_threads(old)
-
-    return run
+from _bench_timing import Bench, device_name, load_average, with_threads
 
 
 def part1(args: argparse.Namespace, device: torch.device) -> None:
@@ -145,7 +101,7 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
         for t in sorted({1, max(1, cores // 2), cores}):
             b.add(
                 f"torch.set_num_threads({t})",
-                _threads(t, no_grad(naive, x)),
+                with_threads(t, no_grad(naive, x)),
                 "default" if t == torch.get_num_threads() else "",
             )
     try:
@@ -198,7 +154,7 @@ def part1(args: argparse.Namespace, device: torch.device) -> None:
     ref = b.outputs["naive smp eager fp32"]
     base = b.median("naive smp eager fp32")
     print(
-        f"\nUnet(resnet34) {batch}x3x512x512 on {_device_name(device)}, torch {torch.__version__}, "
+        f"\nUnet(resnet34) {batch}x3x512x512 on {device_name(device)}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; {flops / 1e9:.1f} GFLOP per forward (FlopCounterMode); "
         f"fp32 matmul {n}x{n}: {peak / 1e9:.0f} GFLOP/s; median of {args.repeats}"
     )
@@ -258,98 +214,6 @@ def _add_onnx(b: Bench, model, spec, prep, x: torch.Tensor, gpu: bool) -> None:
     )
 
 
-def part0(args: argparse.Namespace, device: torch.device) -> None:
-    """The target table: Predictor(auto) vs onnxruntime on the same file vs eager, at 1 and 2 threads."""
-    import segmentation_models_pytorch as smp
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from medseg.datasets.classmap import ClassMap
-    from medseg.inference import Predictor
-    from medseg.io.normalise import to_model_input
-    from medseg.models import save_checkpoint
-    from medseg.models.spec import ModelSpec, Preprocessing
-
-    gpu = device.type == "cuda"
-    batch = args.gpu_batch if gpu else 1
-    torch.manual_seed(0)
-    naive = smp.Unet("resnet34", encoder_weights=None, classes=1).eval()
-    with torch.no_grad():  # BatchNorm statistics of a trained model, not the identity
-        naive.train()(torch.randn(2, 3, 256, 256))
-    naive.eval()
-    spec = ModelSpec(arch="Unet", encoder="resnet34", classes=1)
-    prep = Preprocessing(channels=3, input_size=[512, 512], divisible_by=32, **IMAGENET)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-backend-"))
-    os.environ.setdefault("MEDSEG_CACHE_DIR", str(tmp / "cache"))  # a fresh export unless one is given
-    ckpt = save_checkpoint(tmp / "unet-resnet34", naive, spec, ClassMap.binary(), prep)
-    t0 = time.perf_counter()
-    predictor = Predictor(str(ckpt), device=device, batch_size=batch)
-    built = time.perf_counter() - t0
-    naive = naive.to(device)
-    x = torch.from_numpy(to_model_input(photo_like(512), 3, None, **IMAGENET))[None].repeat(batch, 1, 1, 1).to(device)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        naive(x[:1])
-    flops = counter.get_total_flops() * batch
-    onnx_path = getattr(predictor._backends[0], "path", None)
-    print(
-        f"\nPart 0: Unet(resnet34) {batch}x3x512x512 on {_device_name(device)}; Predictor backend "
-        f"{predictor.backends[0]} (built in {built:.1f} s{', ONNX exported' if onnx_path else ''}); "
-        f"{flops / 1e9:.1f} GFLOP per forward"
-    )
-    rows = []
-    for threads in [torch.get_num_threads()] if gpu else [1, 2]:
-        old = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            b = Bench(device)
-            n = 4096 if gpu else 2048
-            a = torch.rand(n, n, device=device)
-            b.add("matmul", lambda a=a: a @ a)
-            b.add("predictor", lambda: predictor.forward_tiles(x))
-            if onnx_path is not None:
-                import onnxruntime as ort
-
-                opts = ort.SessionOptions()
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                opts.intra_op_num_threads = threads
-                sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-                feed = {sess.get_inputs()[0].name: x.cpu().numpy()}
-                b.add("onnxruntime", lambda s=sess, f=feed: torch.sigmoid(torch.from_numpy(s.run(None, f)[0])))
-
-            def eager() -> torch.Tensor:
-                with torch.no_grad():
-                    return torch.sigmoid(naive(x))
-
-            b.add("eager", eager)
-            b.run(3 if args.quick else args.repeats)
-        finally:
-            torch.set_num_threads(old)
-        peak = 2 * n**3 / b.median("matmul")
-        t = b.median("predictor")
-        ort_t = b.median("onnxruntime") if "onnxruntime" in b.fns else float("nan")
-        diff = float((b.outputs["predictor"] - b.outputs["eager"]).abs().max())
-        rows.append((threads, t, ort_t, b.median("eager"), peak, diff))
-    print(
-        f"{'threads':>7} {'Predictor ms':>12} {'ORT ms':>8} {'eager ms':>9} {'vs ORT':>7} {'vs eager':>8} "
-        f"{'% peak':>7} {'max|dp|':>9}  targets: >= 1.0x ORT, >= 90 % peak, <= 1e-4"
-    )
-    for threads, t, ort_t, eager_t, peak, diff in rows:
-        share = 100 * flops / t / peak
-        met = ["yes" if ok else "no" for ok in (ort_t / t >= 1.0, share >= 90, diff <= 1e-4)]
-        print(
-            f"{threads:>7} {t * 1e3:12.1f} {ort_t * 1e3:8.1f} {eager_t * 1e3:9.1f} {ort_t / t:6.3f}x "
-            f"{eager_t / t:7.2f}x {share:6.1f}% {diff:9.2e}  met: {met[0]} / {met[1]} / {met[2]}"
-        )
-    print("(vs ORT: onnxruntime's median time / the Predictor's, same ONNX file, same threads, same rounds)")
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -359,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--backend-only", action="store_true", help="only part 0, the backend target table")
     ap.add_argument("--quick", action="store_true", help="3 rounds in part 0 (development)")
+    ap.add_argument(
+        "--backend-threads", type=int, nargs="+", default=[1, 2], help="thread counts of part 0 (default 1 2)"
+    )
     ap.add_argument(
         "--cpu-bf16", action="store_true", help="also time bf16 autocast on the CPU (very slow without AVX512-BF16/AMX)"
     )
@@ -375,23 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.inference import resolve_device
 
     device = resolve_device(args.device)
-    load = _load()
-    part0(args, device)
+    load = load_average()
+    backend_table(args, device)
     if args.backend_only:
         return 0
     part1(args, device)
     print(
-        f"\n1-minute load average at start / end: {load} / {_load()} "
+        f"\n1-minute load average at start / end: {load} / {load_average()} "
         f"(other processes on the same cores slow multi-threaded variants most)"
     )
     return 0
-
-
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "unknown"
 
 
 if __name__ == "__main__":
