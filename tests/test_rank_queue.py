@@ -122,6 +122,7 @@ def test_a_label_that_stands_out_in_its_own_group_comes_before_a_group_the_model
         assert ids(review_queue(ws))[:2] == ["s02", "s12"]
         # groups of fewer than MIN_GROUP scored samples are set against the median of all: the raw order
         monkeypatch.setattr(ws, "queue_columns", columns)  # one group per sample
+        ws.queue_cache_clear()  # the stored order came from the stand-in's groups, which the database never held
         assert ids(review_queue(ws))[:9] == ["s02", "s00", "s01", "s03", "s04", "s05", "s06", "s07", "s12"]
 
 

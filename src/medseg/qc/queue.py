@@ -64,40 +64,32 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Iterable
 
 import numpy as np
 
 from medseg.errors import UnknownNameError
-from medseg.qc.findings import severity_rank
-from medseg.qc.model_standing import GROUP_SHARE, MIN_GROUP, ModelStanding
+from medseg.qc.model_standing import GROUP_SHARE, MIN_GROUP
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
-from medseg.qc.queue_index import (
-    ReviewQueue,
-    Standings,
-    calibrated,
-    finding_of,
-    queue_order,
-    weighted_mean,
-)
+from medseg.qc.queue_index import ReviewQueue, queue_order
 from medseg.qc.queue_item import (
     FINDING_PENALTY,
     IMAGE_CHECKS,
     STALE_STANDING,
+    LazyWords,
     QueueItem,
     _ItemContext,
     finding_penalty,
     worst_slices,
 )
+from medseg.qc.queue_state import UNJUDGED_STANDING, _pair_groups, _usable, calibration_key, model_weight
 from medseg.qc.queue_words import (
-    PAIR_CHECK,
     finding_phrase,
     outline_phrase,
-    pair_partners,
     score_phrase,
 )
-from medseg.qc.signals import percentiles
+from medseg.workspace.store import DB_NAME
 
 __all__ = [
     "GROUP_SHARE",
@@ -114,8 +106,6 @@ __all__ = [
     "signal_methods",
     "worst_slices",
 ]
-
-UNJUDGED_STANDING = 0.5  # a sample no signal judges stands in the middle, not last
 
 
 def default_method(methods: Iterable[str]) -> str | None:
@@ -170,9 +160,87 @@ def review_queue(
     stored ones. ``statuses``: keep only samples with these review statuses.
     ``checks``: fold in only findings of these checks. ``models=False``: the
     model-free queue (QC's signals and findings only, whatever models scored).
+
+    What the order is computed from is kept in the workspace until a write changes it
+    (:mod:`medseg.qc.queue_cache`): the next open with the same method, checks and models reads it
+    instead of every score and finding; statuses filter it (a verdict does not re-order the queue).
     """
-    from medseg.qc import reliability
+    from medseg.qc import queue_cache, reliability
     from medseg.workspace.records import check_status
+
+    if statuses is not None:
+        statuses = {str(s) for s in ([statuses] if isinstance(statuses, str) else statuses)}
+        for s in statuses:
+            check_status(s)
+    if checks is not None:
+        checks = {str(c) for c in ([checks] if isinstance(checks, str) else checks)}
+    key = _cache_key(method, checks, models)
+    state, sts = queue_cache.load(workspace, key)
+    if state is not None:
+        calibration = _usable(reliability.calibration(workspace.root, state.model), state.judged)
+        if calibration_key(calibration) != state.calibration:
+            state = None  # QC or a ranking stored a new calibration since: the priorities move
+    if state is None:
+        token = workspace.queue_cache_begin()
+        cols = workspace.queue_columns()
+        state, calibration, words = _compute(workspace, cols, method, checks, models)
+        state.order, state.shared = _order(state, np.arange(len(state.ids)))
+        workspace.queue_cache_store(token, key, state.to_bytes())
+        sts = cols["statuses"]
+    else:
+        stored = queue_cache.StoredWords(workspace.root / DB_NAME)
+        words = LazyWords(stored, state.ids, None if checks is None else frozenset(checks))
+
+    ids, heads, n = state.ids, state.heads, len(state.ids)
+    if statuses is None:
+        keep = np.arange(n)
+        if state.order is None:
+            state.order, state.shared = _order(state, keep)
+        order, shared = state.order, state.shared
+    else:
+        keep = np.flatnonzero([s in statuses for s in sts])
+        order, shared = _order(state, keep)
+    context = _ItemContext(
+        ids, sts, heads, state.judged, state.score, state.scored_rev, words, state.method, state.model, calibration
+    )
+    return ReviewQueue(keep[order], ids, sts, shared[order], context.item)
+
+
+def _order(state, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``queue_order`` of the samples at ``keep`` (indices in the workspace's order)."""
+    return queue_order(
+        state.priority[keep],
+        state.unscored[keep],
+        state.worst[keep],
+        state.count[keep],
+        _pair_groups(keep, state.edges),
+    )
+
+
+QUEUE_RULE = 1  # raise when the ordering rule changes in a way the cache key below does not see
+
+
+def _cache_key(method: str | None, checks: set | None, models: bool) -> str:
+    """What a stored order answers: the request and the rule's constants (a change of either computes it)."""
+    return json.dumps(
+        {
+            "rule": QUEUE_RULE,
+            "method": method,
+            "checks": None if checks is None else sorted(checks),
+            "models": bool(models),
+            "signals": signal_methods(),
+            "penalty": FINDING_PENALTY,
+            "image": sorted(IMAGE_CHECKS),
+            "standing": [UNJUDGED_STANDING, STALE_STANDING],
+        },
+        sort_keys=True,
+    )
+
+
+def _compute(workspace, cols: dict, method: str | None, checks: set | None, models: bool):
+    """The method and checks asked for, checked against what the workspace stores; then
+    :func:`medseg.qc.queue_state.compute`."""
+    from medseg.qc.queue_state import compute
 
     stored = workspace.score_methods()
     if not models:
@@ -186,137 +254,13 @@ def review_queue(
             stored or ["(none stored yet: run medseg rank)"],
             hint=f"(in workspace {workspace.root})",
         )
-    if statuses is not None:
-        statuses = {str(s) for s in ([statuses] if isinstance(statuses, str) else statuses)}
-        for s in statuses:
-            check_status(s)
-    cols = workspace.queue_columns()
     stored_checks = {row[1] for row in cols["findings"]}
     if checks is not None:
-        checks = {str(c) for c in ([checks] if isinstance(checks, str) else checks)}
         from medseg.qc.checks_registry import CHECKS
 
         known = set(CHECKS) | stored_checks
         for c in checks:
             if c not in known:
                 raise UnknownNameError("QC check", c, sorted(known))
-    ids, heads = cols["ids"], cols["heads"]
-    n = len(ids)
-    at = {sid: k for k, sid in enumerate(ids)}
     free = [m for m in signal_methods() if m in stored]
-    model = method if method is not None and method not in free else None
-    rows = {m: cols["scores"].get(m, []) for m in {*free, method} if m is not None}
-    judged = {m: _signal_standings(rows[m], at, heads, n) for m in free}
-    if model is not None:
-        judged[model] = _model_standings(rows[model], at, dict(zip(ids, cols["groups"])), heads, n)
-    calibration = reliability.calibration(workspace.root, model)
-    if calibration is not None and not {m for m, w in calibration.weights.items() if w > 0} <= set(judged):
-        calibration = None  # made for signals no longer stored: the plain rule until QC or ranking runs again
-    if calibration is None:
-        dice = {r[0]: {"dice": r[3]} for r in rows.get(model, ()) if r[3] is not None}
-        combined = weighted_mean(_plain_weights(judged, model, dice), judged, n, UNJUDGED_STANDING)
-    else:
-        combined = calibrated(calibration.bias, calibration.weights, judged, n)
-
-    # the method's score per sample: None where unscored, not finite, or about an earlier revision
-    score = np.full(n, np.nan)
-    scored_rev: dict[int, int] = {}
-    for sid, v, rev, _, _ in rows.get(method, ()):
-        k = at.get(sid)
-        if k is None or v is None or not math.isfinite(v):
-            continue
-        if rev is not None and heads[k] is not None and int(rev) != int(heads[k]):
-            scored_rev[k] = int(rev)  # stale: the score is about a label that is no longer the current one
-            continue
-        score[k] = v
-    found: dict[int, list[tuple]] = {}
-    for row in cols["findings"]:
-        k = at.get(row[0])
-        if k is not None and (checks is None or row[1] in checks):
-            found.setdefault(k, []).append(row)
-    penalty, worst, count = np.zeros(n), np.full(n, -1), np.zeros(n, np.int64)
-    for k, fs in found.items():
-        penalty[k] = sum(FINDING_PENALTY[s] if not (c in IMAGE_CHECKS and s != "error") else 0.0 for _, c, s, *_ in fs)
-        worst[k] = max(severity_rank(f[2]) for f in fs)
-        count[k] = len(fs)
-    priority = combined - penalty
-
-    keep = np.arange(n) if statuses is None else np.flatnonzero([s in statuses for s in cols["statuses"]])
-    order, shared = queue_order(
-        priority[keep], np.isnan(score[keep]), worst[keep], count[keep], _pair_groups(keep, found, at)
-    )
-    context = _ItemContext(
-        ids, cols["statuses"], heads, judged, score, scored_rev, rows, found, method, model, calibration
-    )
-    return ReviewQueue(keep[order], ids, cols["statuses"], shared[order], context.item)
-
-
-def _signal_standings(rows: list, at: dict, heads: list, n: int) -> Standings:
-    """A model-free signal's stored percentile per sample; stale where it judged an earlier revision."""
-    values, stale = {}, set()
-    for sid, v, judged, _, _ in rows:
-        k = at.get(sid)
-        if k is None or v is None or not math.isfinite(v):
-            continue
-        if judged is not None and judged != heads[k]:
-            stale.add(k)
-        else:
-            values[k] = float(v)
-    return Standings(n, values, stale, STALE_STANDING)
-
-
-def _model_standings(rows: list, at: dict, groups: dict, heads: list, n: int) -> Standings:
-    """The percentile of each sample's group-relative score (:mod:`medseg.qc.model_standing`); stale where
-    it scored an earlier revision. Stale scores stay in the reference: a correction moves its own sample,
-    not the others' standings."""
-    scores = {sid: v for sid, v, _, _, _ in rows}
-    revisions = {sid: {"revision": r} for sid, _, r, _, _ in rows if r is not None}
-    values, stale = {}, set()
-    for sid, v in percentiles(ModelStanding(scores, revisions, groups).values).items():
-        k = at.get(sid)
-        if k is None:
-            continue
-        judged = revisions.get(sid, {}).get("revision")
-        if judged is not None and heads[k] is not None and int(judged) != int(heads[k]):
-            stale.add(k)
-        else:
-            values[k] = v
-    return Standings(n, values, stale, STALE_STANDING)
-
-
-def _plain_weights(judged: dict, model: str | None, details: dict) -> dict[str, float]:
-    """Without a calibration: the model counts its median Dice with the labels, every other signal 1."""
-    return {m: (model_weight(details) if m == model else 1.0) for m in judged}
-
-
-def _pair_groups(keep: np.ndarray, found: dict, at: dict) -> list[list[int]]:
-    """Item indices (into ``keep``) of the samples named by each other's disagreeing-duplicate errors."""
-    place = {int(k): i for i, k in enumerate(keep.tolist())}
-    parent: dict[int, int] = {}
-
-    def root(i: int) -> int:
-        while parent.setdefault(i, i) != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for k, rows in found.items():
-        if k not in place:
-            continue
-        for row in rows:
-            if row[1] != PAIR_CHECK or row[2] != "error":
-                continue
-            for other in pair_partners(finding_of(row)):
-                j = place.get(at.get(other, -1))
-                if j is not None:
-                    parent[root(j)] = root(place[k])
-    members: dict[int, list[int]] = {}
-    for i in list(parent):
-        members.setdefault(root(i), []).append(i)
-    return [m for m in members.values() if len(m) > 1]
-
-
-def model_weight(details: dict[str, dict]) -> float:
-    """The model's say beside the outline's (which counts 1): its median Dice with the labels, 1 without Dice."""
-    dice = [float(d["dice"]) for d in details.values() if d.get("dice") is not None and math.isfinite(d["dice"])]
-    return float(min(1.0, max(0.05, sorted(dice)[len(dice) // 2]))) if dice else 1.0
+    return compute(workspace.root, cols, method, free, checks)

@@ -49,6 +49,13 @@ class Standings:
             self.stale[np.fromiter(stale, np.int64, len(stale))] = True
         self.value[self.stale] = stale_value
 
+    @classmethod
+    def of(cls, value: np.ndarray, stale: np.ndarray) -> Standings:
+        """Standings from their arrays (a stored queue's, :mod:`medseg.qc.queue_cache`)."""
+        out = cls.__new__(cls)
+        out.value, out.stale = value, stale
+        return out
+
     def judged(self) -> np.ndarray:
         return ~np.isnan(self.value)
 

@@ -61,25 +61,19 @@ class _ItemContext:
     judged: dict
     score: np.ndarray
     scored_rev: dict
-    rows: dict
-    found: dict
+    words: object  # .details(method, sample id) -> JSON text or None; .findings(k) -> finding rows
     method: str | None
     model: str | None
     calibration: object
-    texts: dict = field(default_factory=dict)  # {method: {sample: details JSON}}, made on the first item
 
     def _details(self, method: str | None, sid: str) -> dict | None:
         """The stored details of ``sid``'s score under ``method``; None when it has no score row there."""
-        if method is None:
-            return None
-        if method not in self.texts:
-            self.texts[method] = {r[0]: r[4] for r in self.rows.get(method, ())}
-        text = self.texts[method].get(sid)
+        text = None if method is None else self.words.details(method, sid)
         return None if text is None else json.loads(text)
 
     def item(self, k: int, priority: float) -> QueueItem:
         sid, head, method, model = self.ids[k], self.heads[k], self.method, self.model
-        found = tuple(sorted((finding_of(r) for r in self.found.get(k, ())), key=lambda f: -severity_rank(f.severity)))
+        found = tuple(sorted((finding_of(r) for r in self.words.findings(k)), key=lambda f: -severity_rank(f.severity)))
         standings = {m: s.at(k, _STALE) for m, s in self.judged.items()}
         score = None if math.isnan(self.score[k]) else float(self.score[k])
         own = self._details(method, sid) or {}
@@ -122,6 +116,40 @@ class _ItemContext:
             said,
             {m: (None if v is _STALE else v) for m, v in standings.items()},
         )
+
+
+@dataclass
+class ReadWords:
+    """An item's score details and findings from the columns the queue was computed from."""
+
+    rows: dict  # {method: score rows of ``Workspace.queue_columns``}
+    found: dict  # {sample index: finding rows}
+    texts: dict = field(default_factory=dict)  # {method: {sample: details JSON}}, made on the first item
+
+    def details(self, method: str, sid: str) -> str | None:
+        if method not in self.texts:
+            self.texts[method] = {r[0]: r[4] for r in self.rows.get(method, ())}
+        return self.texts[method].get(sid)
+
+    def findings(self, k: int) -> list:
+        return self.found.get(k, ())
+
+
+@dataclass
+class LazyWords:
+    """An item's score details and findings read from the workspace when it is made (a stored queue's,
+    :class:`medseg.qc.queue_cache.StoredWords`), only for the checks the queue folds in."""
+
+    stored: object
+    ids: list
+    checks: frozenset | None
+
+    def details(self, method: str, sid: str) -> str | None:
+        return self.stored.details(method, sid)
+
+    def findings(self, k: int) -> list:
+        rows = self.stored.findings(self.ids[k])
+        return [r for r in rows if self.checks is None or r[1] in self.checks]
 
 
 class _Stale(float):

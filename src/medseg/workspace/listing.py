@@ -52,16 +52,18 @@ def group_sizes(conn: sqlite3.Connection) -> dict[str, int]:
 
 def queue_columns(conn: sqlite3.Connection) -> dict:
     """What the review queue orders by and says, as columns in the workspace's order, read in one snapshot:
-    ``ids``, ``statuses``, ``groups``, ``heads`` (head revision or None); ``scores`` {method: [(sample, score
-    or None, scored revision or None, Dice or None, details JSON)]}; ``findings`` [(sample, check, severity,
-    value, message, path, fix, details JSON)] in the stored order. SQLite reads the two fields of a score's
-    details that ordering needs (``json_extract``); the JSON texts stay unparsed until an item is asked for
-    (100,000 ``json.loads`` per method were most of a queue's second)."""
+    ``ids``, ``statuses``, ``groups``, ``heads`` (head revision or None), ``positions``; ``scores`` {method:
+    [(sample, score or None, scored revision or None, Dice or None, details JSON)]}; ``findings`` [(sample,
+    check, severity, value, message, path, fix, details JSON)] in the stored order. SQLite reads the two
+    fields of a score's details that ordering needs (``json_extract``); the JSON texts stay unparsed until an
+    item is asked for (100,000 ``json.loads`` per method were most of a queue's second)."""
     with read(conn) as c:
         cur = c.cursor()
         cur.row_factory = None  # plain tuples: sqlite3.Row costs more than the columns
-        rows = cur.execute('SELECT id, status, "group", head_revision FROM samples ORDER BY position').fetchall()
-        ids, statuses, groups, heads = (list(col) for col in zip(*rows)) if rows else ([], [], [], [])
+        rows = cur.execute(
+            'SELECT id, status, "group", head_revision, position FROM samples ORDER BY position'
+        ).fetchall()
+        ids, statuses, groups, heads, positions = (list(col) for col in zip(*rows)) if rows else ([], [], [], [], [])
         methods = [r[0] for r in cur.execute("SELECT DISTINCT method FROM scores ORDER BY method")]
         scores = {
             m: cur.execute(
@@ -74,4 +76,12 @@ def queue_columns(conn: sqlite3.Connection) -> dict:
         findings = cur.execute(
             'SELECT sample_id, "check", severity, value, message, path, fix, details FROM findings ORDER BY id'
         ).fetchall()
-    return {"ids": ids, "statuses": statuses, "groups": groups, "heads": heads, "scores": scores, "findings": findings}
+    return {
+        "ids": ids,
+        "statuses": statuses,
+        "groups": groups,
+        "heads": heads,
+        "positions": positions,
+        "scores": scores,
+        "findings": findings,
+    }

@@ -28,7 +28,7 @@ from medseg.datasets.classmap import ClassMap
 from medseg.errors import WorkspaceError
 from medseg.jobs import CancelToken, Job, run
 from medseg.workspace import annotations as ann
-from medseg.workspace import listing, overview
+from medseg.workspace import listing, overview, queue_store
 from medseg.workspace import volumes as vol
 from medseg.workspace.blobs import BlobStore, mask_sha256
 from medseg.workspace.create import creating_elsewhere, default_author, interrupted_message, refuse_inside
@@ -194,6 +194,23 @@ class Workspace(VolumeMethods):
     def queue_columns(self) -> dict:
         """The review queue's inputs as columns, without a record per sample (:func:`listing.queue_columns`)."""
         return listing.queue_columns(self._conn)
+
+    # the review queue's stored order (medseg.workspace.queue_store: dropped by any write that changes it)
+    @locked
+    def queue_cache_load(self, key: str) -> tuple[bytes | None, int, list[tuple[int, str]]]:
+        return queue_store.load(self._conn, key)
+
+    @locked
+    def queue_cache_begin(self) -> str | None:
+        return queue_store.begin(self._conn)
+
+    @locked
+    def queue_cache_store(self, token: str | None, key: str, payload: bytes) -> bool:
+        return queue_store.store(self._conn, token, key, payload)
+
+    @locked
+    def queue_cache_clear(self) -> None:
+        queue_store.clear(self._conn)
 
     @locked
     def group_sizes(self) -> dict[str, int]:
