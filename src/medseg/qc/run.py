@@ -27,6 +27,7 @@ from typing import Any
 
 from medseg.errors import Cancelled, MedsegError
 from medseg.jobs import CancelToken, Progress, Result, Started, check, ordered_map
+from medseg.qc import pool
 from medseg.qc.checks_base import DatasetContext, SampleView
 from medseg.qc.checks_files import problem_finding
 from medseg.qc.checks_registry import CHECKS, FEATURES, resolve_checks, resolve_params
@@ -46,6 +47,7 @@ def run_qc(
     params: dict | None = None,
     *,
     workers: int | None = None,
+    processes: int | None = None,
     cancel: CancelToken | None = None,
 ) -> Iterator[Any]:
     """Check ``source`` (a ``Dataset`` or a ``Workspace``): the job's events, last ``Result(QCReport)``.
@@ -53,6 +55,8 @@ def run_qc(
     ``checks``: names (list or "a,b") from ``CHECKS``, default all;
     ``params``: {check: {parameter: value}} overriding the defaults;
     ``workers``: decoding threads (default :func:`default_workers`);
+    ``processes``: worker processes for the decoding pass (:mod:`medseg.qc.pool`): 1 never, more always,
+    None (default) every CPU once the source holds ``pool.MIN_SAMPLES`` samples;
     ``cancel``: looked at after each sample and each dataset-wide check.
     A workspace gets the findings stored with source "qc" (replacing the
     previous findings of the checks that ran), and the scores of checks that
@@ -61,12 +65,12 @@ def run_qc(
     """
     at = ["before the first sample"]  # where a cancel found the run, for its message
     try:
-        return (yield from _run_qc(source, checks, params, workers, cancel, at))
+        return (yield from _run_qc(source, checks, params, workers, processes, cancel, at))
     except Cancelled as c:  # raised here, or thrown in at a yield by medseg.jobs.drive
         raise Cancelled(f"QC cancelled {at[0]}: no findings were written", c.done, c.total) from None
 
 
-def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | None, at: list[str]):
+def _run_qc(source, checks, params, workers: int | None, processes: int | None, cancel: CancelToken | None, at):
     selected = resolve_checks(checks)
     p = resolve_params(selected, params)
     src = as_source(source)
@@ -101,8 +105,12 @@ def _run_qc(source, checks, params, workers: int | None, cancel: CancelToken | N
         examine = _examiner(src, per_sample, features, p, names)
         if decode:
             yield Progress(0, n, SAMPLES_STAGE)
-            n_workers = workers if workers is not None else default_workers()
-            decoded = ordered_map(examine, ids, n_workers, "medseg-qc")
+            procs = processes if processes is not None else pool.default_processes()
+            if pool.use_pool(procs, n, 1 if processes is not None else pool.MIN_SAMPLES):
+                decoded = pool.pooled_examine(src, ids, per_sample, features, p, names, procs)
+            else:
+                n_workers = workers if workers is not None else default_workers()
+                decoded = ordered_map(examine, ids, n_workers, "medseg-qc")
             try:
                 for done, (sid, (found, measured, spent)) in enumerate(decoded, 1):
                     stored += found
@@ -192,7 +200,13 @@ def default_workers() -> int:
 
 
 def qc(
-    source, checks=None, params=None, *, workers: int | None = None, progress: Callable[[Progress], None] | None = None
+    source,
+    checks=None,
+    params=None,
+    *,
+    workers: int | None = None,
+    processes: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> QCReport:
     """``run_qc`` run to the end: the report (``progress`` is called with each ``Progress``)."""
     from medseg.jobs import run
@@ -201,7 +215,7 @@ def qc(
         if progress is not None and isinstance(event, Progress):
             progress(event)
 
-    return run(run_qc(source, checks, params, workers=workers), on_event=relay)
+    return run(run_qc(source, checks, params, workers=workers, processes=processes), on_event=relay)
 
 
 def _examiner(src, per_sample, features, p, names) -> Callable[[str], tuple]:

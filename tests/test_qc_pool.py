@@ -1,0 +1,91 @@
+"""QC's decoding pass in worker processes (medseg.qc.pool) decides exactly as the serial pass.
+
+Real CVC-ClinicDB frames (two stretches of video, so neighbour fit and the duplicate checks have pairs to
+judge) are checked serially and in two processes, from a workspace (findings and scores stored) and from a
+bare dataset; a damaged file is named the same way in either; a cancel in the pooled pass stores nothing and
+leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+
+import pytest
+
+from medseg.datasets import open_dataset
+from medseg.errors import Cancelled
+from medseg.jobs import CancelToken, Progress
+from medseg.qc import pool, qc, run_qc
+from medseg.workspace import Workspace
+
+FRAMES = [*range(1, 19), *range(253, 271)]
+
+
+def _copy(cvc_dir, root, frames=FRAMES):
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for i in frames:
+            shutil.copyfile(cvc_dir / sub / f"{i}.png", root / sub / f"{i}.png")
+    return root
+
+
+def _keys(findings):
+    return [(f.sample_id, f.check, f.severity, f.message, repr(f.value), f.path, repr(f.details)) for f in findings]
+
+
+def _stored(ws):
+    return _keys(ws.findings(source="qc")), {m: ws.scores(m) for m in ws.score_methods()}
+
+
+@pytest.fixture(scope="module")
+def frames(cvc_dir, tmp_path_factory):
+    return _copy(cvc_dir, tmp_path_factory.mktemp("cvc-pool") / "data")
+
+
+def test_pooled_qc_equals_serial_qc_on_real_frames(frames, tmp_path):
+    runs = {}
+    for procs in (1, 2):
+        path = tmp_path / f"ws-{procs}"
+        with Workspace.create(path, frames) as ws:
+            seen = []
+            report = qc(ws, processes=procs, progress=seen.append)
+            runs[procs] = (_keys(report.findings), report.by_check, report.scores, _stored(ws))
+        samples = [e.item for e in seen if isinstance(e, Progress) and e.stage == "samples" and e.done]
+        assert samples == sorted(samples, key=lambda s: FRAMES.index(int(s)))  # in order, one step a sample
+        assert len(samples) == len(FRAMES)
+    assert runs[1] == runs[2]
+    scores = runs[2][2]
+    assert runs[2][1].get("near_duplicate")  # it judged pairs ...
+    assert len([v for v in scores["neighbour-fit"].values() if v is not None]) > len(FRAMES) // 2  # ... and videos
+
+
+def test_pooled_qc_of_a_dataset_equals_serial_and_names_a_damaged_file(frames, tmp_path):
+    root = shutil.copytree(frames, tmp_path / "data")
+    (root / "images" / "260.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    ds = open_dataset(root)
+    serial, pooled = qc(ds, processes=1), qc(ds, processes=2)
+    assert _keys(serial.findings) == _keys(pooled.findings)
+    broken = [f for f in pooled.findings if f.sample_id == "260" and f.severity == "error"]
+    assert broken and all("260.png" in (f.path or "") for f in broken)
+
+
+def test_pooled_qc_in_spawned_workers_equals_serial(frames, monkeypatch, tmp_path):
+    """The app runs QC in a thread, so its workers are spawned and open the workspace from its recipe."""
+    monkeypatch.setattr(pool, "_start_method", lambda: "spawn")
+    with Workspace.create(tmp_path / "ws", frames) as ws:
+        serial = _keys(qc(ws, "empty_mask,near_duplicate,outline_fit", processes=1).findings)
+        assert _keys(qc(ws, "empty_mask,near_duplicate,outline_fit", processes=2).findings) == serial
+
+
+def test_cancelled_pooled_qc_stores_nothing_and_stops_its_workers(frames, tmp_path):
+    with Workspace.create(tmp_path / "ws", frames) as ws:
+        qc(ws, "empty_mask", processes=1)
+        before = _stored(ws)
+        token = CancelToken()
+        with pytest.raises(Cancelled, match="no findings were written"):
+            for event in run_qc(ws, processes=2, cancel=token):
+                if isinstance(event, Progress) and event.stage == "samples" and event.done == 5:
+                    token.set()
+        assert _stored(ws) == before
+        assert multiprocessing.active_children() == []
