@@ -50,15 +50,14 @@ annotation).
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.datasets.groups import aligned_correlation
 from medseg.qc.checks_base import Check, SampleView
 from medseg.qc.checks_images import grey
-from medseg.qc.duplicates_align import aligned, grey_thumb
+from medseg.qc.duplicates_align import aligned, aligned_correlation, grey_thumb, spectrum
 from medseg.qc.findings import Finding
 
 _CROP = 0.1
@@ -66,6 +65,7 @@ _HASH_THUMB = 32
 _MASK_THUMB = 128
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
 _BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
+_SPECTRA_KEPT = 128  # grey spectra of the last samples compared (4 MB)
 
 
 @dataclass
@@ -210,7 +210,8 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
                 continue
             corr = float(fa.thumb @ fb.thumb)
             if corr < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
-                corr = aligned_correlation(fa.grey.astype(np.float32), fb.grey.astype(np.float32))
+                ga, gb = fa.grey.astype(np.float32), fb.grey.astype(np.float32)
+                corr = aligned_correlation(ga, gb, *_spectra(ctx, (ids[a], fa), (ids[b], fb)))
             if corr >= min_correlation:
                 found.append(Pair(ids[a], ids[b], False, dist, corr))
         by_sha = defaultdict(list)
@@ -295,11 +296,27 @@ def decide_near(table: dict, ctx, p: dict) -> list[Finding]:
     return out
 
 
-def _aligned(fa: Fingerprint, fb: Fingerprint) -> tuple[float, float, tuple[float, float]]:
+def _aligned(ctx, a: str, b: str, fa: Fingerprint, fb: Fingerprint) -> tuple[float, float, tuple[float, float]]:
     """(mask IoU, picture correlation, shift) once ``fb``'s picture is moved onto ``fa``'s."""
     if fa.grey is None or fb.grey is None:  # fingerprints made without a picture thumbnail
         return mask_iou(fa, fb), float(fa.thumb @ fb.thumb) if fa.thumb is not None else 0.0, (0.0, 0.0)
-    return aligned(fa.grey, fb.grey, fa.mask_thumbs, fb.mask_thumbs)
+    return aligned(fa.grey, fb.grey, fa.mask_thumbs, fb.mask_thumbs, _spectra(ctx, (a, fa), (b, fb)))
+
+
+def _spectra(ctx, *samples: tuple[str, Fingerprint]) -> list[np.ndarray]:
+    """Each (sample, fingerprint)'s grey :func:`spectrum`, kept for the last ``_SPECTRA_KEPT`` samples: hash
+    pairs come a row at a time, so a sample meets its near-identical frames within a short stretch."""
+    kept = ctx.cache.setdefault("duplicates:spectra", OrderedDict())
+    out = []
+    for sid, fp in samples:
+        if sid in kept:
+            kept.move_to_end(sid)
+        else:
+            kept[sid] = spectrum(fp.grey)
+            if len(kept) > _SPECTRA_KEPT:
+                kept.popitem(last=False)
+        out.append(kept[sid])
+    return out
 
 
 def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
@@ -314,7 +331,7 @@ def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
         iou, least = mask_iou(fa, fb), p["min_iou"]
         if not x.exact:
             # a copy cropped by a pixel or two moves the hash beyond same_max_distance: the aligned pictures say
-            iou, corr, shift = _aligned(fa, fb)
+            iou, corr, shift = _aligned(ctx, x.a, x.b, fa, fb)
             copy = similar and corr >= p["copy_min_correlation"]
             same = same or copy
             least = p["min_iou"] if copy else p["near_min_iou"]

@@ -17,6 +17,7 @@ pixels moves the mask thumbnails by the same amount.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -35,6 +36,47 @@ def grey_thumb(g: np.ndarray) -> np.ndarray:
 
     t = Image.fromarray(g.astype(np.float32), mode="F").resize((GREY_THUMB, GREY_THUMB), Image.Resampling.BOX)
     return np.asarray(t).astype(np.float16)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(h: int, w: int) -> np.ndarray:
+    return np.outer(np.hanning(h), np.hanning(w))
+
+
+def spectrum(grey: np.ndarray) -> np.ndarray:
+    """The transform :func:`medseg.datasets.groups.phase_shift` takes of a grey thumbnail, kept per sample by
+    the duplicate checks: a sample is in a pair with each near-identical frame of its video (2 of the 3 FFTs
+    of every pair were a recomputation)."""
+    a = grey.astype(np.float32)
+    return np.fft.rfft2((a - a.mean()) * _window(*a.shape))
+
+
+def spectral_shift(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int], subpixel: bool = False):
+    """:func:`medseg.datasets.groups.phase_shift` from the two :func:`spectrum` (the same shift)."""
+    from medseg.datasets.groups import _vertex
+
+    h, w = shape
+    cross = fa * np.conj(fb)
+    surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=shape)
+    py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
+    dy: float = py - h if py > h // 2 else py
+    dx: float = px - w if px > w // 2 else px
+    if subpixel:
+        dy += _vertex(surface[(py - 1) % h, px], surface[py, px], surface[(py + 1) % h, px])
+        dx += _vertex(surface[py, (px - 1) % w], surface[py, px], surface[py, (px + 1) % w])
+    return dy, dx
+
+
+def aligned_correlation(a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray, max_shift: float = 0.25):
+    """:func:`medseg.datasets.groups.aligned_correlation` of two float32 thumbnails from their spectra."""
+    h, w = a.shape
+    dy, dx = (int(v) for v in spectral_shift(fa, fb, a.shape))
+    best = _ncc(a, b)
+    if (dy or dx) and abs(dy) <= h * max_shift and abs(dx) <= w * max_shift:
+        pa = a[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+        pb = b[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+        best = max(best, _ncc(pa, pb))
+    return best
 
 
 def _moved(a: np.ndarray, dy: float, dx: float) -> np.ndarray:
@@ -125,7 +167,7 @@ def _window_ratio(low, high, windows, y0: int, y1: int, x0: int, x1: int) -> np.
 
 
 def aligned(
-    grey_a: np.ndarray, grey_b: np.ndarray, thumbs_a: dict, thumbs_b: dict
+    grey_a: np.ndarray, grey_b: np.ndarray, thumbs_a: dict, thumbs_b: dict, spectra: tuple | None = None
 ) -> tuple[float, float, tuple[float, float]]:
     """(mask IoU, picture correlation, (dy, dx) in grey-thumbnail pixels) with ``b`` moved onto ``a``.
 
@@ -134,12 +176,15 @@ def aligned(
     classes of the soft IoU of the area thumbnails over the part both cover
     (1.0 for two empty masks); the correlation is that of the grey thumbnails
     there. A shift beyond ``MAX_SHIFT`` of the side, or one that correlates
-    worse than none, is not applied.
+    worse than none, is not applied. ``spectra``: the two thumbnails' :func:`spectrum` when kept.
     """
     a = grey_a.astype(np.float32)
     b = grey_b.astype(np.float32)
     still = (_soft_iou(thumbs_a, thumbs_b, 0.0, 0.0), _ncc(a, b), (0.0, 0.0))
-    dy, dx = phase_shift(a, b, subpixel=True)
+    if spectra is not None:
+        dy, dx = spectral_shift(*spectra, a.shape, subpixel=True)
+    else:
+        dy, dx = phase_shift(a, b, subpixel=True)
     n = a.shape[0]
     if abs(dy) < 0.05 and abs(dx) < 0.05 or max(abs(dy), abs(dx)) > n * MAX_SHIFT:
         return still

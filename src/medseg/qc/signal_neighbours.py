@@ -31,6 +31,7 @@ volume checks) is not judged.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 
@@ -45,6 +46,7 @@ THUMB = 64
 REACH = 3
 CROP = 0.15
 _MOVES_KEPT = 4096
+_SPECTRA_KEPT = 64  # 64 x 41 KB
 MIN_MATCH = 0.0  # correlation of the aligned grey thumbnails below which a neighbour is another scene
 
 _DIGITS = re.compile(r"(\d+)")
@@ -91,22 +93,35 @@ def neighbours(ctx) -> dict[str, list[str]]:
     return ctx.cache[key]
 
 
+@functools.lru_cache(maxsize=16)
+def _hann(h: int, w: int) -> np.ndarray:
+    return np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+
+
 def _prepared(grey: np.ndarray) -> np.ndarray:
     """The thumbnail's centre, zero-mean and Hann-windowed, as phase correlation wants it."""
     h, w = grey.shape
     cy, cx = round(CROP * h), round(CROP * w)
     a = grey[cy : h - cy, cx : w - cx].astype(np.float32)
     a -= a.mean()
-    return a * np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1])).astype(np.float32)
+    return a * _hann(*a.shape)
 
 
-def phase_shift(moving: np.ndarray, fixed: np.ndarray) -> tuple[float, float, float]:
+def spectrum(grey: np.ndarray) -> np.ndarray:
+    """The Fourier transform phase correlation takes of a grey thumbnail (one per sample, for every pair)."""
+    return np.fft.fft2(_prepared(grey))
+
+
+def phase_shift(
+    moving: np.ndarray, fixed: np.ndarray, spectra: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[float, float, float]:
     """(dy, dx, match): the move that puts ``moving`` (grey thumbnail) onto ``fixed``, sub-pixel, and the
-    correlation of the two centres after that move (1 = identical, 0 = unrelated)."""
+    correlation of the two centres after that move (1 = identical, 0 = unrelated). ``spectra``: the
+    :func:`spectrum` of ``moving`` and of ``fixed`` when the caller keeps them."""
     from scipy import ndimage as ndi
 
-    a, b = _prepared(fixed), _prepared(moving)
-    cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+    fb, fa = spectra if spectra is not None else (spectrum(moving), spectrum(fixed))
+    cross = fa * np.conj(fb)
     cross /= np.abs(cross) + 1e-9
     corr = np.fft.ifft2(cross).real
     peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
@@ -147,9 +162,26 @@ def _alignment(table: dict, ctx, sid: str, nid: str) -> tuple[float, float, floa
         return moves[key]
     mine, theirs = table.get("thumbs", {}).get(sid), table.get("thumbs", {}).get(nid)
     ok = mine is not None and theirs is not None and mine["grey"].shape == theirs["grey"].shape
-    moves[key] = found = phase_shift(theirs["grey"], mine["grey"]) if ok else None
+    if ok:
+        spectra = (_spectrum(ctx, nid, theirs["grey"]), _spectrum(ctx, sid, mine["grey"]))
+        moves[key] = found = phase_shift(theirs["grey"], mine["grey"], spectra)
+    else:
+        moves[key] = found = None
     if len(moves) > _MOVES_KEPT:
         moves.popitem(last=False)
+    return found
+
+
+def _spectrum(ctx, sid: str, grey: np.ndarray) -> np.ndarray:
+    """A sample's :func:`spectrum`, kept for the last ``_SPECTRA_KEPT`` samples: each is in up to
+    2 * ``REACH`` pairs, taken in dataset order, so a short memory serves them all (3 FFTs a pair -> 1)."""
+    kept = ctx.cache.setdefault(f"{METHOD}:spectra", OrderedDict())
+    if sid in kept:
+        kept.move_to_end(sid)
+        return kept[sid]
+    kept[sid] = found = spectrum(grey)
+    if len(kept) > _SPECTRA_KEPT:
+        kept.popitem(last=False)
     return found
 
 
