@@ -23,6 +23,7 @@ from PIL import Image
 from medseg.datasets.files import numeric_key
 from medseg.errors import ReadError
 from medseg.io.limits import open_image
+from medseg.process_pool import chunked, ordered_map
 
 _UW_CASE = re.compile(r"^(case\d+)", re.IGNORECASE)
 _MONTGOMERY = re.compile(r"^(.+?)_[01]$")
@@ -92,6 +93,7 @@ def frame_blocks(
     window: int = 3,
     ids: Sequence[str] | None = None,
     min_frames: int = 4,
+    pool=None,
 ) -> list[str]:
     """Group video frames (integer stems) into contiguous blocks; one id per path, in order.
 
@@ -121,7 +123,8 @@ def frame_blocks(
     index 0.94 (31 blocks, 4 videos split, 3 blocks mixing videos), 0.84 on a
     574x500 warmer, darker copy; the previous rule (colour windows of 2 and an
     unaligned pair correlation): 0.80 (7 videos split) and 0.42.
-    ``benchmarks/bench_groups.py`` measures it.
+    ``benchmarks/bench_groups.py`` measures it. ``pool``: worker processes that read the thumbnails
+    (:mod:`medseg.process_pool`; the same blocks).
     """
     paths = [Path(p) for p in paths]
     stems = [p.stem for p in paths] if ids is None else [str(i) for i in ids]
@@ -131,7 +134,7 @@ def frame_blocks(
     if not paths:
         return []
     order = sorted(range(len(paths)), key=lambda i: int(stems[i]))
-    d = _Descriptors(_thumbnail(paths[i]) for i in order)
+    d = _Descriptors([paths[i] for i in order], pool)
 
     numbers = [int(stems[i]) for i in order]
     gaps = [b for b in range(1, len(numbers)) if numbers[b] != numbers[b - 1] + 1]
@@ -195,8 +198,9 @@ def _merge_short(d: _Descriptors, bounds: list[int], min_frames: int, window: in
 class _Descriptors:
     """Per-frame colour histograms and grey thumbnails, and the similarities the grouping rules compare."""
 
-    def __init__(self, thumbs: Iterable[np.ndarray | None]):
-        self.hist, self.grey = _descriptors(thumbs)
+    def __init__(self, paths: Sequence[Path], pool=None):
+        described = ordered_map(pool, _describe_paths, chunked(paths))
+        self.hist, self.grey = _descriptors(d for chunk in described for d in chunk)
         self._cache: dict[tuple[int, int], float] = {}
 
     def colour(self, i: int, j: int) -> float | None:
@@ -291,32 +295,42 @@ def _thumbnail(path: Path) -> np.ndarray | None:
     return a[dy : a.shape[0] - dy, dx : a.shape[1] - dx]
 
 
-def _descriptors(thumbs: Iterable[np.ndarray | None]):
+def _describe_paths(paths: Sequence[Path]) -> list[tuple | None]:
+    """``_describe`` of each file's thumbnail (what a worker process does for a chunk of frames)."""
+    return [_describe(_thumbnail(p)) for p in paths]
+
+
+def _describe(t: np.ndarray | None) -> tuple | None:
+    """What is kept of a thumbnail: integers only (the saturation's 90th percentile, hue-saturation and grey
+    bin counts, the channel sums as uint16: 3.5 KB a frame instead of the 24 KB a list of thumbnails, HSV
+    copies and float histograms held, 2.4 GB for 100,000 frames); None for a frame that cannot be read."""
+    if t is None:
+        return None
+    h = np.asarray(Image.fromarray(t).convert("HSV"))
+    # bin counts of uint8 values by integer division: np.histogram2d's counts over (0, 256), 10x cheaper
+    hue, sat = h[..., 0].ravel() // (256 // _HUE_BINS), h[..., 1].ravel() // (256 // _SAT_BINS)
+    colour = np.bincount(hue.astype(np.intp) * _SAT_BINS + sat, minlength=_HUE_BINS * _SAT_BINS).astype(np.uint32)
+    levels = np.bincount(h[..., 2].ravel() // (256 // _GREY_BINS), minlength=_GREY_BINS).astype(np.uint32)
+    return int(np.percentile(h[..., 1], 90)), colour, levels, t.sum(axis=2, dtype=np.uint16)
+
+
+def _descriptors(described: Iterable[tuple | None]):
     """Square-rooted, unit-sum histograms (dot product = Bhattacharyya) and grey thumbnails (float32).
 
     Thumbnails of another size than the most common one (a frame of another
     resolution) are resized to it, so that every pair can be compared.
 
-    Thumbnails are taken one at a time and only integers are kept of each (histogram counts, the grey
-    thumbnail's channel sums as uint16: 3.5 KB a frame instead of the 24 KB a list of thumbnails, HSV copies
-    and float histograms held, 2.4 GB for 100,000 frames); the float descriptors are computed from them when
+    Of each frame only ``_describe``'s integers are kept; the float descriptors are computed from them when
     read, the same values to the bit (counts are exact in float64, a sum of three uint8 in float32).
     """
     sat90, colour, levels, sums = [], [], [], []
-    for t in thumbs:
-        if t is None:
+    for d in described:
+        if d is None:
             for kept in (colour, levels, sums):
                 kept.append(None)
             continue
-        h = np.asarray(Image.fromarray(t).convert("HSV"))
-        sat90.append(int(np.percentile(h[..., 1], 90)))
-        # bin counts of uint8 values by integer division: np.histogram2d's counts over (0, 256), 10x cheaper
-        hue, sat = h[..., 0].ravel() // (256 // _HUE_BINS), h[..., 1].ravel() // (256 // _SAT_BINS)
-        colour.append(
-            np.bincount(hue.astype(np.intp) * _SAT_BINS + sat, minlength=_HUE_BINS * _SAT_BINS).astype(np.uint32)
-        )
-        levels.append(np.bincount(h[..., 2].ravel() // (256 // _GREY_BINS), minlength=_GREY_BINS).astype(np.uint32))
-        sums.append(t.sum(axis=2, dtype=np.uint16))
+        for kept, v in zip((sat90, colour, levels, sums), d):
+            kept.append(v)
     colourful = bool(sat90) and max(sat90) >= 16
     shape = Counter(g.shape for g in sums if g is not None).most_common(1)[0][0] if sat90 else None
     return _Lazy(colour if colourful else levels, _unit_hist), _Lazy(sums, partial(_grey, shape=shape))
@@ -360,7 +374,11 @@ class _Lazy(Sequence):
 
 
 def similar_groups(
-    paths: Sequence[str | Path], threshold: float = 0.97, near_identical: float = 0.8, ids: Sequence[str] | None = None
+    paths: Sequence[str | Path],
+    threshold: float = 0.97,
+    near_identical: float = 0.8,
+    ids: Sequence[str] | None = None,
+    pool=None,
 ) -> list[str]:
     """Groups of look-alike images whatever their names or order; one id per path, in order.
 
@@ -372,7 +390,7 @@ def similar_groups(
     far apart are not linked, so this groups more finely than
     :func:`frame_blocks`; on CVC-ClinicDB with the names shuffled it finds 247
     groups for the 29 videos (adjusted Rand index 0.41; each frame its own
-    group: 0). An unreadable image is a group of its own.
+    group: 0). An unreadable image is a group of its own. ``pool``: as in :func:`frame_blocks`.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -381,7 +399,7 @@ def similar_groups(
     stems = [p.stem for p in paths] if ids is None else [str(i) for i in ids]
     if not paths:
         return []
-    d = _Descriptors(_thumbnail(p) for p in paths)
+    d = _Descriptors(paths, pool)
     ok = [i for i, h in enumerate(d.hist) if h is not None]
     edges = []
     if ok:

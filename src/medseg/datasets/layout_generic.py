@@ -33,6 +33,7 @@ from medseg.datasets.layout import Layout
 from medseg.datasets.slice_files import SLICE_SUFFIXES, file_stem, is_nifti_name, is_slice_file
 from medseg.errors import NotASliceError, ReadError
 from medseg.io.limits import open_image
+from medseg.process_pool import chunked, current, ordered_map
 
 IMAGE_DIR_NAMES = ("images", "image", "imgs", "img", "original")
 MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "ground truth", "groundtruth", "gt", "annotations")
@@ -111,13 +112,18 @@ def index_pairs(root: Path, layout: str):
     images, ambiguous = by_stem(image_dir, file_stem, problems, is_image_file)
     masks, ambiguous_masks = by_stem(mask_dir, slice_mask_stem, problems, is_mask_file)
 
+    found = [(stem, image, masks.get(stem)) for stem, image in images.items()]
+    both = [(image, mask) for _, image, mask in found if mask is not None]
+    checked = iter(c for chunk in ordered_map(current(), _check_sizes, chunked(both)) for c in chunk)
     pairs = []
-    for stem, image in images.items():
-        mask = masks.get(stem)
-        if mask is None and stem not in ambiguous_masks:
-            problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK, f"no mask named {stem}.* in {mask_dir.name}/"))
+    for stem, image, mask in found:  # problems in the order a walk over the images gives them
+        if mask is None:
+            if stem not in ambiguous_masks:
+                problems.append(ds.Problem(image, ds.IMAGE_WITHOUT_MASK, f"no mask named {stem}.* in {mask_dir.name}/"))
             continue
-        if mask is not None and sizes_agree(image, mask, problems):
+        agree, found_problems = next(checked)
+        problems += found_problems
+        if agree:
             pairs.append((stem, image, mask))
     for stem, mask in masks.items():
         if stem not in images and stem not in ambiguous:
@@ -178,6 +184,15 @@ def by_stem(
                 )
             )
     return out, ambiguous
+
+
+def _check_sizes(pairs) -> list[tuple[bool, list[ds.Problem]]]:
+    """``sizes_agree`` of each (image, mask) and the problems it found (a worker's task: headers of many files)."""
+    out = []
+    for image, mask in pairs:
+        problems: list[ds.Problem] = []
+        out.append((sizes_agree(image, mask, problems), problems))
+    return out
 
 
 def sizes_agree(image: Path, mask: Path, problems: list[ds.Problem]) -> bool:

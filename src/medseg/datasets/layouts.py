@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medseg import process_pool
 from medseg.classmap import ClassMap
 from medseg.datasets import groups as grp
 from medseg.datasets import registry
@@ -46,6 +47,7 @@ def open_dataset(
     group_by: str = "auto",
     group_pattern: str | None = None,
     classmap: ClassMap | None = None,
+    pool=None,
 ) -> Dataset:
     """Index a dataset folder: samples, class map, groups and problems; no pixels are decoded.
 
@@ -57,7 +59,7 @@ def open_dataset(
     names, ``groups.similar_groups``) or "pattern" (``group_pattern`` regex on
     the stem).
     ``classmap`` replaces the inferred one (e.g. to name the foreground class,
-    or to declare ids).
+    or to declare ids). ``pool``: worker processes (:mod:`medseg.process_pool`) for grouping by image content.
     """
     folder = Path(folder)
     if group_by not in GROUP_BY:
@@ -78,11 +80,12 @@ def open_dataset(
     else:
         root, chosen = (found[0] if found and found[1] is forced else folder), forced
 
-    samples, problems, inferred = chosen.index(root)
+    with process_pool.using(pool):
+        samples, problems, inferred = chosen.index(root)
     if classmap is not None:
         _apply_classmap(samples, classmap)
     samples.sort(key=lambda s: numeric_key(s.id))
-    _assign_groups(samples, chosen, group_by, group_pattern)
+    _assign_groups(samples, chosen, group_by, group_pattern, pool)
     return Dataset(root, chosen.name, classmap or inferred, samples, problems)
 
 
@@ -122,7 +125,7 @@ def _apply_classmap(samples, classmap: ClassMap) -> None:
             s.mask_kind = MASK_BINARY if classmap.task == "binary" else MASK_IDS
 
 
-def _assign_groups(samples, layout: Layout, group_by: str, pattern: str | None) -> None:
+def _assign_groups(samples, layout: Layout, group_by: str, pattern: str | None, pool=None) -> None:
     ids = [s.id for s in samples]
     if group_by == "auto" and pattern:
         group_by = "pattern"
@@ -130,7 +133,7 @@ def _assign_groups(samples, layout: Layout, group_by: str, pattern: str | None) 
         if layout.auto_group is not None:
             names = [layout.auto_group(i) for i in ids]
         elif len(ids) > 1 and all(i.isdigit() for i in ids):
-            names = grp.frame_blocks([s.image_path for s in samples], ids=ids)
+            names = grp.frame_blocks([s.image_path for s in samples], ids=ids, pool=pool)
         else:
             names = ids
     elif group_by == "stem":
@@ -138,8 +141,8 @@ def _assign_groups(samples, layout: Layout, group_by: str, pattern: str | None) 
     elif group_by == "pattern":
         names = grp.stem_groups(ids, pattern)
     elif group_by == "similar":
-        names = grp.similar_groups([s.image_path for s in samples], ids=ids)
+        names = grp.similar_groups([s.image_path for s in samples], ids=ids, pool=pool)
     else:
-        names = grp.frame_blocks([s.image_path for s in samples], ids=ids)
+        names = grp.frame_blocks([s.image_path for s in samples], ids=ids, pool=pool)
     for s, name in zip(samples, names):
         s.group = name

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 import uuid
 import zipfile
@@ -65,11 +66,13 @@ class BlobStore:
     def exists(self, sha: str) -> bool:
         return self.path(sha).is_file()
 
-    def put(self, arr: np.ndarray, sha: str | None = None, *, sync_dir: bool = True) -> str:
+    def put(self, arr: np.ndarray, sha: str | None = None, *, sync_dir: bool = True, durable: bool = True) -> str:
         """Store ``arr`` (if not stored yet) and return its hash.
 
         ``sync_dir=False`` leaves the folder fsync to the caller (``sync``),
         so a bulk import syncs each folder once instead of once per file.
+        ``durable=False`` leaves the file's fsync to the caller too (``sync_all``): a create of 100,000
+        masks paid ~5 ms a file for them here, one journal commit each.
         """
         arr = _storable(arr)
         sha = sha or mask_sha256(arr)
@@ -91,12 +94,13 @@ class BlobStore:
                 ):
                     np.lib.format.write_array(entry, arr, allow_pickle=False)
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        if sync_dir:
+        if sync_dir and durable:
             fsync_dir(final.parent)
         return sha
 
@@ -104,6 +108,25 @@ class BlobStore:
         """fsync the folders holding ``shas`` (after ``put(..., sync_dir=False)``)."""
         for folder in sorted({self.path(s).parent for s in shas}):
             fsync_dir(folder)
+
+    def sync_all(self, shas: Iterable[str]) -> None:
+        """Make blobs written with ``durable=False`` durable, with their folders.
+
+        On Linux one ``sync()`` writes every dirty file back and returns when it is on disk (Linux waits,
+        unlike what POSIX requires), a few hundred ms instead of a journal commit per file; elsewhere
+        each file is fsynced.
+        """
+        shas = set(shas)
+        if sys.platform.startswith("linux"):
+            os.sync()
+        else:
+            for sha in sorted(shas):
+                fd = os.open(self.path(sha), os.O_RDWR)  # Windows fsyncs only what may be written
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        self.sync(shas)
 
     def get(self, sha: str) -> np.ndarray:
         """The stored array; ReadError naming the file when it is missing, unreadable or not what its name says."""

@@ -84,20 +84,37 @@ class Workspace(VolumeMethods):
     # opening and closing ------------------------------------------------------
     @classmethod
     def iter_create(
-        cls, path, dataset_root, *, layout=None, group_by="auto", author=None, cancel: CancelToken | None = None
+        cls,
+        path,
+        dataset_root,
+        *,
+        layout=None,
+        group_by="auto",
+        author=None,
+        cancel: CancelToken | None = None,
+        workers: int | None = None,
     ) -> Job:
         """Index ``dataset_root`` and import every sample's mask, as a job (:mod:`medseg.jobs`): progress of
         the stages "index", "import" and "commit", then ``Result(workspace)``; a cancel (``cancel``) or an
-        early close leaves no workspace (:mod:`medseg.workspace.create`)."""
+        early close leaves no workspace (:mod:`medseg.workspace.create`). ``workers``: processes for the
+        per-file work (None: one a core on large datasets; 0 or 1: none)."""
         from medseg.workspace.create import iter_create
 
         return iter_create(
-            path, dataset_root, layout=layout, group_by=group_by, author=author, open_workspace=cls.open, cancel=cancel
+            path,
+            dataset_root,
+            layout=layout,
+            group_by=group_by,
+            author=author,
+            open_workspace=cls.open,
+            cancel=cancel,
+            workers=workers,
         )
 
     @classmethod
-    def create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None) -> Workspace:
-        return run(cls.iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author))
+    def create(cls, path, dataset_root, *, layout=None, group_by="auto", author=None, workers=None) -> Workspace:
+        job = cls.iter_create(path, dataset_root, layout=layout, group_by=group_by, author=author, workers=workers)
+        return run(job)
 
     @classmethod
     def open(cls, path, *, dataset_root=None, verify: str = "stat") -> Workspace:
