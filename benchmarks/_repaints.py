@@ -4,7 +4,7 @@ With the canvas's GL widget in the window, Qt composes the whole window's backin
 each of the top-level window's ``UpdateRequest`` events, however small the widget that asked for it (a
 status label); under Xvfb that is software GL, 50-360 ms each on this machine. So the cost of a move is
 roughly the number of those events times their length; their paint events say which widgets were dirty.
-``restore_old_updates`` puts back, for a side-by-side comparison in one run, the two updates the Predict
+``restore_old_updates`` puts back, for a side-by-side comparison in one run, the updates the Predict
 dock made per prediction before they were avoided.
 """
 
@@ -54,16 +54,24 @@ class Repaints(QObject):
 
 def restore_old_updates(predict) -> None:
     """The Predict dock as it updated before: its status line in a layout (each new text asked the main
-    window for a new layout, which repainted it again) and a full refresh of the model layers (thumbnail,
-    so also the layer list)."""
+    window for a new layout, which repainted it again), selectable (each new text painted twice: its text
+    document is laid out after the first paint) and a full refresh of the model layers heard by the layer
+    list (thumbnail and row: a layer-list repaint of its own)."""
+    from qtpy.QtCore import Qt
+
     from napari_medseg import _predict_layers
 
     status = predict.status
-    say = status.say
+    say, line = status.say, status.line
+    set_full = line.set_full
 
     def relayout_say(text, detail=None):
         say(text, detail)
         status.holder.updateGeometry()  # what QLabel.setText did in the old layout
 
-    status.say = relayout_say
-    _predict_layers.refresh_pixels = lambda layer: layer.refresh()
+    def selectable_set_full(text):
+        set_full(text)
+        line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    status.say, line.set_full = relayout_say, selectable_set_full
+    _predict_layers.refresh_pixels = lambda layer, layers: layer.refresh()

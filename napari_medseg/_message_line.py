@@ -62,16 +62,32 @@ def user_message(exc: BaseException) -> tuple[str, str | None]:
 
 
 class _ElidedLabel(QLabel):
-    """A label that shows its text elided to its width: it never asks for more width than a few characters."""
+    """A label that shows its text elided to its width: it never asks for more width than a few characters.
+
+    Its text is selectable only while the pointer is over it. A selectable QLabel keeps its text in a
+    QTextDocument laid out after the first paint, which asks for a second one: each new text was two
+    whole-window compositions (GL) instead of one, and a live prediction says two texts a move.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._full = ""
         self.setTextFormat(Qt.TextFormat.PlainText)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+
+    def enterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().enterEvent(event)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().leaveEvent(event)
+        if not self.hasSelectedText():  # a selection being copied stays
+            self.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+
     def set_full(self, text: str) -> None:
+        if not self.underMouse():  # a new text ends a selection kept after the pointer left
+            self.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         self._full = text
         self.setToolTip(text)
         self._elide()

@@ -124,15 +124,20 @@ def _writable(data: Any) -> bool:
     return isinstance(data, np.ndarray) and data.flags.writeable
 
 
-def refresh_pixels(layer) -> None:
-    """Redraw a model layer whose pixels changed in place: no thumbnail, no extent (the shape is the same).
+def refresh_pixels(layer, layers) -> None:
+    """Redraw a model layer whose pixels changed in place: no thumbnail, no extent (the shape is the same),
+    and unseen by the layer list (``layers``: the viewer's).
 
-    A thumbnail costs a downsampling and colouring of the slice and repaints the layer list: with a
-    window composed through GL (Xvfb's software GL) each repaint of any widget is one of the whole
-    window. A model layer's thumbnail is the prediction in miniature and follows at napari's next
-    refresh of the layer (a slice change).
+    Each repaint of any widget is one of the whole window while the canvas's GL widget is in it (through
+    Xvfb's software GL, 50-300 ms). A thumbnail costs a downsampling and colouring of the slice and a
+    repaint of the layer list. The list also repaints the layer's row at any event the layer emits (it
+    hears them through the list's own emitter; the refresh's ``set_data``), in a composition of its own
+    after the canvas's; nothing in the row changes here: its name, visibility, lock and thumbnail stay.
+    The canvas hears the layer's own emitters, which are not blocked. A model layer's thumbnail is the
+    prediction in miniature and follows at napari's next refresh of the layer (a slice change).
     """
-    layer.refresh(thumbnail=False, extent=False)
+    with layers.events.blocker():
+        layer.refresh(thumbnail=False, extent=False)
 
 
 class Outputs:
@@ -239,7 +244,7 @@ class Outputs:
             # in place, also for a 2-D image: a new array costs napari's whole data setter (about 2.5x a
             # refresh on a 288x384 Labels layer) and a second repaint; only the slice on screen changes
             data[index] = values
-            refresh_pixels(layer)
+            refresh_pixels(layer, layers)
         for key, value in geometry.items():
             if tuple(getattr(layer, key)) != value:
                 setattr(layer, key, value)
