@@ -75,7 +75,8 @@ def _start_method() -> str:
     return "fork" if sys.platform.startswith("linux") and alone else "spawn"
 
 
-def chunked(items: Sequence, size: int = CHUNK) -> list[Sequence]:
+def chunked(items: Sequence, size: int | None = None) -> list[Sequence]:
+    size = size or CHUNK
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
