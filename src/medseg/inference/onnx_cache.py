@@ -43,6 +43,7 @@ MAX_MB, MAX_DAYS = 2048.0, 30.0
 _STALE_TMP_S = 86400.0
 OPSET = 17
 _KEY_LEN = 24
+REWRITES = "split-concat-convs-1"  # in the key: a file written before a rewrite changed is exported again
 _SHA_LEN = 16
 
 
@@ -75,6 +76,7 @@ def cache_key(member: Member, opset: int = OPSET) -> str:
         "opset": opset,
         "medseg": medseg.__version__,
         "torch": torch.__version__,
+        "rewrites": REWRITES,
     }
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:_KEY_LEN]
 
@@ -137,6 +139,7 @@ def cached_onnx(member: Member, folder: Path | None = None, opset: int = OPSET) 
     tmp = folder / f".{prefix}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         write_onnx(ckpt, tmp, opset=opset, input_hw=_example_hw(member), extra_metadata={"cache_key": key})
+        _rewrite(tmp)
         out = folder / f"{prefix}-{_file_sha(tmp)}.onnx"
         os.replace(tmp, out)
     finally:
@@ -147,6 +150,26 @@ def cached_onnx(member: Member, folder: Path | None = None, opset: int = OPSET) 
     except OSError as e:  # a folder we cannot list or clean still gave us our file
         log.warning("could not prune the ONNX cache %s: %s", folder, e)
     return out
+
+
+def _rewrite(path: Path) -> None:
+    """The exported graph rewritten for onnxruntime (:mod:`medseg.inference.onnx_graph`); the count of
+    concatenations split is recorded as ``medseg.split_concats``. A rewrite that fails leaves the export as
+    it was (slower, same outputs), with a warning."""
+    import onnx
+
+    from medseg.inference.onnx_graph import split_concat_convs
+
+    try:
+        proto = onnx.load(str(path))
+        n = split_concat_convs(proto)
+        onnx.checker.check_model(proto)
+    except Exception as e:  # noqa: BLE001 - the unrewritten export still runs, and right
+        log.warning("kept %s unrewritten: %s: %s", path.name, type(e).__name__, e)
+        return
+    meta = {p.key: p.value for p in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**meta, "medseg.split_concats": json.dumps(n)})
+    onnx.save(proto, str(path))
 
 
 def _touch(path: Path) -> None:
