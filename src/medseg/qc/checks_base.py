@@ -51,6 +51,7 @@ class DatasetContext:
     groups: dict[str, str]
     paths: dict[str, str]
     cache: dict = field(default_factory=dict)  # shared between checks deciding on the same pairs
+    workers: Any = None  # the run's worker processes for pair work (medseg.qc.pool.Workers), None when serial
 
 
 @dataclass

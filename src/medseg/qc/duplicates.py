@@ -66,6 +66,7 @@ _MASK_THUMB = 128
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
 _BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
 _SPECTRA_KEPT = 128  # grey spectra of the last samples compared (4 MB)
+_PAIR_CHUNK = 1024  # hash candidates a worker process confirms and aligns at once
 
 
 @dataclass
@@ -202,18 +203,13 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
     found = []
     if ids:
         i, j, d = hash_pairs(np.array(hashes, np.uint64), max_distance)
-        for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()):
-            if shas[a] == shas[b]:
-                continue
-            fa, fb = fps[ids[a]], fps[ids[b]]
-            if fa.thumb is None or fb.thumb is None:
-                continue
-            corr = float(fa.thumb @ fb.thumb)
-            if corr < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
-                ga, gb = fa.grey.astype(np.float32), fb.grey.astype(np.float32)
-                corr = aligned_correlation(ga, gb, *_spectra(ctx, (ids[a], fa), (ids[b], fb)))
-            if corr >= min_correlation:
-                found.append(Pair(ids[a], ids[b], False, dist, corr))
+        candidates = [
+            (ids[a], ids[b], dist) for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()) if shas[a] != shas[b]
+        ]
+        if shifted and ctx.workers is not None:
+            found += _confirmed_in(ctx, fps, candidates, min_correlation)
+        else:
+            found += [x for x, _ in (_confirmed(ctx, fps, c, min_correlation, shifted) for c in candidates) if x]
         by_sha = defaultdict(list)
         for sid, sha in zip(ids, shas):
             by_sha[sha].append(sid)
@@ -221,6 +217,48 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
             found += [Pair(x, y, True, 0, 1.0) for n, x in enumerate(members) for y in members[n + 1 :]]
     ctx.cache[key] = found
     return found
+
+
+def _confirmed(ctx, fps, candidate: tuple, min_correlation: float, shifted: bool, align: bool = False):
+    """(the pair if its thumbnails confirm it else None, ``_aligned`` of a confirmed pair if ``align``)."""
+    a, b, dist = candidate
+    fa, fb = fps[a], fps[b]
+    if fa.thumb is None or fb.thumb is None:
+        return None, None
+    corr = float(fa.thumb @ fb.thumb)
+    if corr < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
+        ga, gb = fa.grey.astype(np.float32), fb.grey.astype(np.float32)
+        corr = aligned_correlation(ga, gb, *_spectra(ctx, (a, fa), (b, fb)))
+    if corr < min_correlation:
+        return None, None
+    return Pair(a, b, False, dist, corr), _aligned(ctx, a, b, fa, fb) if align else None
+
+
+def _confirmed_in(ctx, fps, candidates: list[tuple], min_correlation: float) -> list[Pair]:
+    """The shifted confirmation of hash candidates in the run's worker processes, each confirmed pair also
+    aligned there for :func:`decide_disagreement` (kept in ``ctx.cache``: a few per sample)."""
+
+    def tasks():
+        for k in range(0, len(candidates), _PAIR_CHUNK):
+            chunk = candidates[k : k + _PAIR_CHUNK]
+            yield chunk, {x: fps[x] for a, b, _ in chunk for x in (a, b)}, min_correlation
+
+    out, done = [], ctx.cache.setdefault("duplicates:aligned", {})
+    for confirmed in ctx.workers.map(confirm_pairs, tasks()):
+        for pair, how in confirmed:
+            out.append(pair)
+            done[pair.a, pair.b] = how
+    return out
+
+
+def confirm_pairs(task) -> list[tuple]:
+    """A worker process's part of :func:`_confirmed_in`: [(pair, its alignment)] of the confirmed ones."""
+    from types import SimpleNamespace
+
+    chunk, fps, min_correlation = task
+    local = SimpleNamespace(cache={})
+    found = (_confirmed(local, fps, c, min_correlation, True, align=True) for c in chunk)
+    return [(pair, how) for pair, how in found if pair is not None]
 
 
 def _per_sample(found: list[Pair]) -> dict[str, list[tuple[str, Pair]]]:
@@ -331,7 +369,8 @@ def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
         iou, least = mask_iou(fa, fb), p["min_iou"]
         if not x.exact:
             # a copy cropped by a pixel or two moves the hash beyond same_max_distance: the aligned pictures say
-            iou, corr, shift = _aligned(ctx, x.a, x.b, fa, fb)
+            known = ctx.cache.get("duplicates:aligned", {}).get((x.a, x.b))
+            iou, corr, shift = known if known is not None else _aligned(ctx, x.a, x.b, fa, fb)
             copy = similar and corr >= p["copy_min_correlation"]
             same = same or copy
             least = p["min_iou"] if copy else p["near_min_iou"]

@@ -1,4 +1,4 @@
-"""QC's decoding pass in worker processes, for datasets of many samples.
+"""QC's decoding pass and the pair work of the checks that compare samples, in worker processes.
 
 Decoding a sample and running the per-sample checks is numpy, scipy and PIL
 work on small arrays, where the interpreter's own per-call cost is most of
@@ -8,7 +8,11 @@ workspace read-only, without its source check: the parent's check is handed
 over), examine chunks of samples with the same function the serial pass uses,
 and send back each sample's findings, measures and timings. The parent
 receives chunks in sample order, at most ``2 * processes`` in flight, so
-memory stays bounded and a cancel stops the pass between samples.
+memory stays bounded and a cancel stops the pass between samples. The same
+processes then take the pair work of the dataset-wide checks (:meth:`Workers.map`):
+neighbour fit's camera moves (:mod:`medseg.qc.signal_neighbours`) and the
+duplicate checks' confirmation and alignment of hash candidates
+(:mod:`medseg.qc.duplicates`), each task carrying the thumbnails it needs.
 
 Workers are forked when the calling process runs a single thread (the CLI, a
 script: milliseconds to start, and a script without an ``if __name__ ==
@@ -85,26 +89,42 @@ def _chunk(ids: list[str]) -> list[tuple]:
     return [(sid, examine(sid)) for sid in ids]
 
 
-def pooled_examine(
-    src, ids: list[str], per_sample, features: list[str], params: dict, names: set[str], processes: int
-) -> Iterator[tuple]:
-    """(sample id, (findings, measures, timings)) for every id in order, examined in ``processes`` processes."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class Workers:
+    """The worker processes of one QC run: the decoding pass (:meth:`examine`), then the pair work of the
+    checks that compare samples (:meth:`map`). Closing it stops them, dropping what has not started."""
 
-    init = (_recipe(src), [c.name for c in per_sample], list(features), params, set(names))
-    chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
-    pending: deque = deque()
-    ctx = multiprocessing.get_context(_start_method())
-    pool = ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_start, initargs=init)
-    try:
-        for chunk in chunks:
-            pending.append(pool.submit(_chunk, chunk))
-            if len(pending) >= 2 * processes:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
-    finally:
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    def __init__(self, src, per_sample, features: list[str], params: dict, names: set[str], processes: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        init = (_recipe(src), [c.name for c in per_sample], list(features), params, set(names))
+        self.processes = processes
+        self._pool = ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=multiprocessing.get_context(_start_method()),
+            initializer=_start,
+            initargs=init,
+        )
+
+    def map(self, fn, tasks) -> Iterator:
+        """``fn(task)`` for each task (``fn`` a module-level function), in order, at most ``2 * processes``
+        in flight; tasks are drawn from the iterable only as results are taken."""
+        pending: deque = deque()
+        try:
+            for task in tasks:
+                pending.append(self._pool.submit(fn, task))
+                if len(pending) >= 2 * self.processes:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def examine(self, ids: list[str]) -> Iterator[tuple]:
+        """(sample id, (findings, measures, timings)) for every id in order."""
+        for done in self.map(_chunk, (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK))):
+            yield from done
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,7 +1,8 @@
 """``run_qc``: one decoding pass over a dataset or workspace, every check, one report.
 
-Each sample's image and mask are decoded once (in a few threads: decoding and
-scipy release the GIL); every per-sample check runs on that decoded view, and
+Each sample's image and mask are decoded once (in worker processes from
+``pool.MIN_SAMPLES`` samples, :mod:`medseg.qc.pool`; below, in a thread or a
+few); every per-sample check runs on that decoded view, and
 dataset-wide checks keep only small measures (hashes, thumbnails, numbers)
 from it. Findings are collected in memory and, for a workspace, written in one
 transaction at the very end, so an interrupted run (Ctrl-C, closing the
@@ -101,13 +102,15 @@ def _run_qc(source, checks, params, workers: int | None, processes: int | None, 
 
     # the measures holding thumbnails go to a temporary file: memory stays flat in the samples (spill.py)
     table = measure_table(features)
+    worker_pool = None  # worker processes (medseg.qc.pool), when the run is large enough for them
     try:
         examine = _examiner(src, per_sample, features, p, names)
         if decode:
             yield Progress(0, n, SAMPLES_STAGE)
             procs = processes if processes is not None else pool.default_processes()
             if pool.use_pool(procs, n, 1 if processes is not None else pool.MIN_SAMPLES):
-                decoded = pool.pooled_examine(src, ids, per_sample, features, p, names, procs)
+                worker_pool = pool.Workers(src, per_sample, features, p, names, procs)
+                decoded = worker_pool.examine(ids)
             else:
                 n_workers = workers if workers is not None else default_workers()
                 decoded = ordered_map(examine, ids, n_workers, "medseg-qc")
@@ -124,7 +127,8 @@ def _run_qc(source, checks, params, workers: int | None, processes: int | None, 
             finally:
                 decoded.close()  # the samples still in flight are dropped here, not when the generator is collected
 
-        ctx = DatasetContext(ids, {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids})
+        groups, paths = {sid: src.group(sid) for sid in ids}, {sid: src.path(sid) for sid in ids}
+        ctx = DatasetContext(ids, groups, paths, workers=worker_pool)
         scores: dict[str, tuple[dict, dict]] = {}
         if dataset_wide:
             yield Progress(0, len(dataset_wide), DATASET_STAGE)
@@ -175,6 +179,8 @@ def _run_qc(source, checks, params, workers: int | None, processes: int | None, 
             save(src.root, calibrated)
         yield Result(report)
     finally:
+        if worker_pool is not None:
+            worker_pool.close()
         close_tables(table)
 
 
