@@ -6,8 +6,8 @@ Makes (once, kept in ``--dir`` for the next run) a dataset of ``--n`` small PNG 
 with masks (``images/f0000001.png`` + ``masks/...``, 32x32 grey, a disc of varying size)
 and its workspace (``medseg`` engine, each sample its own group; the create is timed in a
 subprocess, for information: ``benchmarks/bench_workspace_scale.py`` holds its targets).
-Then, in a real napari window (under Xvfb when there is no display) with the Dataset and
-Review docks, it opens the workspace as a person does (folder, Open) and prints:
+Then, in a real napari window (under Xvfb when there is no display) with the Dataset, Review
+and Overview docks, it opens the workspace as a person does (folder, Open) and prints:
 
 * open: from the click to the first sample on screen (its layers set, ``sample_changed``),
   and to the Samples table listing every sample (its row count, the first rows readable);
@@ -16,6 +16,9 @@ Review docks, it opens the workspace as a person does (folder, Open) and prints:
 * the review queue: when its list shows every sample (informative: the engine's
   ``review_queue`` builds it in a worker), and the GUI thread's cost of Next, Previous and
   First unreviewed along it (median of several presses; the sample's load runs in a worker);
+* the Overview: when it is on screen, and the time from a Next press to that sample on screen
+  while the overview and the source check still run (the open must not wait for them, nor
+  must a move along the queue);
 * the longest event-loop gap during the open (a 10 ms QTimer), and the peak resident memory.
   ``--profile`` prints a cProfile of the GUI thread over the open.
 
@@ -117,6 +120,7 @@ def main() -> int:
     t = time.perf_counter()
     _, dataset = viewer.window.add_plugin_dock_widget("napari-medseg", "Dataset")
     _, review = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
+    _, overview = viewer.window.add_plugin_dock_widget("napari-medseg", "Overview")
     pump(60, lambda: _sample_layers._WARM)
     pump(0.01)
     warm_s = time.perf_counter() - t
@@ -146,6 +150,11 @@ def main() -> int:
             marks["queue"] = time.perf_counter()
         return {"first sample", "table", "queue"} <= set(marks)
 
+    def overview_done() -> bool:
+        if "overview" not in marks and overview.report is not None:
+            marks["overview"] = time.perf_counter()
+        return "overview" in marks
+
     if not pump(600, opened):
         print(f"the open did not finish in 600 s: {sorted(marks)}", file=sys.stderr)
         return 1
@@ -154,6 +163,15 @@ def main() -> int:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
     open_s = marks["first sample"] - t0
+    busy: list[float] = []
+    if not overview_done():  # a move along the queue while the overview (and the source check) still run
+        sid = session.sample_id
+        t = time.perf_counter()
+        review.panel.step(+1)
+        pump(120, lambda: session.sample_id != sid and review.sample_pending is None)
+        busy.append(time.perf_counter() - t)
+    if not pump(900, overview_done):
+        print("the overview did not finish in 900 s", file=sys.stderr)
     held_open = table.rows_held
     view = dataset.samples
     view.scrollTo(table.index(args.n // 2, 0))
@@ -187,6 +205,9 @@ def main() -> int:
     print(f"docks and napari's first layers (paid as the Dataset dock opens, whatever the size): {warm_s:.2f} s")
     print(f"open to first sample on screen: {open_s:.2f} s; Samples table listing all: {marks['table'] - t0:.2f} s")
     print(f"review queue list showing all {args.n}: {marks['queue'] - t0:.2f} s (engine's review_queue in a worker)")
+    print(f"Overview on screen: {marks['overview'] - t0:.2f} s (a worker; the open does not wait for it)")
+    if busy:
+        print(f"Next press to its sample on screen while the overview ran: {busy[0]:.2f} s")
     print(f"Samples table rows held: {held_open} after open, {held_middle} at the middle, {held_end} at the end")
     print(f"  (last row read: {last}); rows read from the workspace: {table.rows_read}; cap {MAX_PAGES * PAGE}")
     print(

@@ -3,8 +3,12 @@ plots (image sizes and spacings, class balance, mask areas, intensities, review 
 and after cleaning).
 
 The engine's job (``medseg.stats.iter_stats``) and the plots' drawing (matplotlib's Agg canvas, no Qt) run in
-a worker through ``start_job``; only the finished PNG bytes reach the main thread, as pixmaps. The overview
-is computed again when a workspace is opened, on Refresh, and by itself after a saved correction, a review
+a worker through ``start_job``; only the finished PNG bytes reach the main thread, as pixmaps. It never holds
+up opening a workspace: a newly opened workspace's overview starts once its first sample is on screen (or
+``SETTLE_MS`` later when none is shown), and it runs on a thread of its own beside the workers that load
+samples (:func:`napari_medseg._dataset_jobs.leave_threads_for_moves`: with 2 cores, the overview and the
+source check of 20,000 samples held a Next press's sample for 12 s). The overview is computed again when a
+workspace is opened, on Refresh, and by itself after a saved correction, a review
 status (an exclusion) or a QC run: those signals restart one timer, so a burst of reviews costs one
 recompute once it has settled (and one more after a recompute that was running meanwhile). What a
 recompute read is kept per workspace (:class:`medseg.stats.cache.FactsCache`): the next one decodes only
@@ -19,6 +23,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QFont, QPixmap
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
+from napari_medseg._dataset_jobs import leave_threads_for_moves
 from napari_medseg._jobs import start_job
 from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
@@ -65,6 +70,7 @@ class OverviewWidget(QWidget):
         self.cache: Any = None  # FactsCache of self.cache_of's workspace
         self.cache_of: Any = None
         self.stale = False  # the labels changed while a recompute ran
+        self.waiting = False  # a newly opened workspace's overview waits for its first sample on screen
         self.settle = QTimer(self)
         self.settle.setSingleShot(True)
         self.settle.setInterval(SETTLE_MS)
@@ -88,7 +94,12 @@ class OverviewWidget(QWidget):
         s = self.session
         changed = (s.revision_saved, s.status_changed, s.findings_changed)
         connect_until_destroyed(
-            self, [(s.workspace_changed, self._workspace_changed), *((signal, self.schedule) for signal in changed)]
+            self,
+            [
+                (s.workspace_changed, self._workspace_changed),
+                (s.sample_changed, self._sample_shown),
+                *((signal, self.schedule) for signal in changed),
+            ],
         )
         self.refresh()
 
@@ -98,6 +109,7 @@ class OverviewWidget(QWidget):
             self.settle.start()  # a running timer restarts: the burst goes on
 
     def _follow(self) -> None:
+        self.waiting = False
         if self.job is not None:
             self.stale = True  # its numbers may predate the change: once more when it ends
             return
@@ -106,7 +118,20 @@ class OverviewWidget(QWidget):
     def _workspace_changed(self, *_: Any) -> None:
         self.settle.stop()
         self.stale = self.job is not None  # the previous workspace's job is being cancelled: then this one
-        self.refresh()
+        self.waiting = self.session.workspace is not None and self.session.sample_id is None
+        if not self.waiting:
+            self.refresh()
+            return
+        self.settle.start()  # at the latest, when no sample is shown (module doc)
+        self.report = None
+        self.summary.setText("")
+        self._show_plots({})
+        self.status.setText("The overview follows once the first sample is on screen.")
+
+    def _sample_shown(self, sample_id: Any) -> None:
+        if self.waiting and sample_id is not None:
+            self.settle.stop()
+            self._follow()
 
     def refresh(self, *_: Any) -> bool:
         """Compute the open workspace's overview in a worker; False when none is open or one runs already."""
@@ -124,6 +149,7 @@ class OverviewWidget(QWidget):
             from medseg.stats.cache import FactsCache
 
             self.cache, self.cache_of = FactsCache(), ws
+        leave_threads_for_moves()
         cache = self.cache
         running = start_job(
             self.session.jobs,
@@ -137,6 +163,7 @@ class OverviewWidget(QWidget):
             on_finished=self._done,
         )
         self.job = running.job
+        self.waiting = False
         self.refresh_button.setEnabled(False)
         self.status.setText(f"Reading {ws.dataset_root.name}: sizes, classes, intensities...")
         return True
@@ -168,6 +195,6 @@ class OverviewWidget(QWidget):
     def _done(self) -> None:
         self.job = None
         self.refresh_button.setEnabled(self.session.workspace is not None)
-        if self.stale:
+        if self.stale and not self.waiting:
             self.stale = False
             self.refresh()

@@ -50,3 +50,68 @@ def test_reopen_shows_the_first_sample_before_the_source_check_ends(make_napari_
     assert len(lines) == 1 and lines[0].startswith("source changed:") and "2.png" in lines[0]
     assert [c.sample_id for c in session.workspace.source_changes] == ["2"]
     assert not widget.problems.isHidden()
+
+
+def test_the_overview_and_the_source_check_hold_up_neither_the_open_nor_a_move(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """On 2 cores Qt's pool had 2 threads: the overview and the source check of a large workspace filled it and
+    a sample's load waited for them (minutes at 100,000 samples). Both are held at a gate here: the first sample
+    is on screen before the overview starts, and another sample is shown while both still run."""
+    from qtpy.QtCore import QThread, QThreadPool
+
+    import medseg.stats
+    from napari_medseg._overview_widget import OverviewWidget
+    from napari_medseg._sample_layers import show_sample
+
+    data = tmp_path / "frames"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for i in range(6):
+        mask = np.zeros((16, 16), np.uint8)
+        mask[3 : 8 + i, 4:9] = 255
+        Image.fromarray((mask // 2 + 30).astype(np.uint8)).save(data / "images" / f"{i}.png")
+        Image.fromarray(mask).save(data / "masks" / f"{i}.png")
+    Workspace.create(default_workspace(data), data).close()
+
+    pool = QThreadPool.globalInstance()
+    monkeypatch.setattr(QThread, "idealThreadCount", staticmethod(lambda: 2))  # a 2-core machine, as napari sizes it
+    was = pool.maxThreadCount()
+    pool.setMaxThreadCount(2)
+    gate, held = threading.Event(), {}
+    real_changes, real_stats = open_job.find_changes, medseg.stats.iter_stats
+
+    def checking(*args, **kwargs):
+        held["check"] = True
+        assert gate.wait(30), "the test never opened the gate"
+        return real_changes(*args, **kwargs)
+
+    def overview(workspace, **kwargs):
+        held["overview"] = session.sample_id  # what was on screen when it started
+        assert gate.wait(30), "the test never opened the gate"
+        yield from real_stats(workspace, **kwargs)
+
+    monkeypatch.setattr(open_job, "find_changes", checking)
+    monkeypatch.setattr(medseg.stats, "iter_stats", overview)
+    viewer = make_napari_viewer()
+    session = None
+    try:
+        from napari_medseg._session import session_for
+
+        session = session_for(viewer)
+        dock = OverviewWidget(viewer)
+        qtbot.addWidget(dock)
+        widget, _ = open_dataset_widget(viewer, qtbot, data)
+        qtbot.waitUntil(lambda: {"check", "overview"} <= set(held), timeout=10000)
+        assert held["overview"] == "0"  # it started after the first sample was on screen
+        assert dock.job is not None and widget.source_check is not None  # both still run
+        show_sample(viewer, "4")
+        qtbot.waitUntil(lambda: session.sample_id == "4", timeout=10000)  # not behind them
+        assert dock.job is not None and widget.source_check is not None
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: dock.job is None and dock.report is not None and widget.source_check is None, timeout=30000)
+    assert dock.report.numbers["samples"] == 6
+    session.set_workspace(None)
+    qtbot.waitUntil(lambda: not session.jobs.running(), timeout=30000)
+    pool.setMaxThreadCount(was)
