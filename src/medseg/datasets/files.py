@@ -27,7 +27,10 @@ MASK_SUFFIX = re.compile(r"[_\-. ](mask|masks|seg|segmentation|label|labels|gt|g
 
 
 def is_junk(path: Path) -> bool:
-    name = path.name
+    return _junk_name(path.name)
+
+
+def _junk_name(name: str) -> bool:
     return name.startswith(".") or name.lower() in _SYSTEM_JUNK or name == "__MACOSX"
 
 
@@ -50,11 +53,16 @@ def norm_name(name: str) -> str:
 
 
 def list_files(folder: Path) -> list[Path]:
-    """Visible regular files of ``folder`` (not recursive), sorted by name as Paths sort (case-folded on
-    Windows). The entries' own types (no stat each) and a string sort: sorting 100,000 Paths took 0.6 s."""
+    """Visible regular files of ``folder`` (not recursive), sorted by name."""
+    return [folder / name for name in list_names(folder)]
+
+
+def list_names(folder: Path) -> list[str]:
+    """The names of ``list_files``, in its order (sorted as Paths sort: case-folded on Windows). From the
+    entries' own types (no stat each) and as strings: sorting 100,000 Paths took 0.6 s."""
     with os.scandir(folder) as it:
-        files = [Path(folder, e.name) for e in it if e.is_file() and not is_junk(Path(e.name))]
-    return sorted(files, key=lambda p: os.path.normcase(p.name))
+        names = [e.name for e in it if e.is_file() and not _junk_name(e.name)]
+    return sorted(names, key=os.path.normcase)
 
 
 def holds_data(folder: Path, probe: int = 64) -> bool:

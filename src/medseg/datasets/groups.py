@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
@@ -202,6 +203,7 @@ class _Descriptors:
         described = ordered_map(pool, _describe_paths, chunked(paths))
         self.hist, self.grey = _descriptors(d for chunk in described for d in chunk)
         self._cache: dict[tuple[int, int], float] = {}
+        self._spectra: dict[int, np.ndarray] = {}  # a frame is compared with up to 6 others: 1 FFT, not 6
 
     def colour(self, i: int, j: int) -> float | None:
         if self.hist[i] is None or self.hist[j] is None:
@@ -213,8 +215,16 @@ class _Descriptors:
             return None
         key = (min(i, j), max(i, j))
         if key not in self._cache:
-            self._cache[key] = aligned_correlation(self.grey[i], self.grey[j])
+            spectra = self._spectrum(i), self._spectrum(j)
+            self._cache[key] = aligned_correlation(self.grey[i], self.grey[j], spectra=spectra)
         return self._cache[key]
+
+    def _spectrum(self, i: int) -> np.ndarray:
+        if i not in self._spectra:
+            self._spectra[i] = spectrum(self.grey[i])
+            if len(self._spectra) > _Lazy._KEEP:
+                del self._spectra[next(iter(self._spectra))]
+        return self._spectra[i]
 
     def best(self, a, b, kind: str) -> float:
         fn = self.colour if kind == "colour" else self.structure
@@ -228,7 +238,19 @@ class _Descriptors:
         return max(values) if values else None
 
 
-def phase_shift(a: np.ndarray, b: np.ndarray, subpixel: bool = False) -> tuple[float, float]:
+@functools.lru_cache(maxsize=8)
+def _window(h: int, w: int) -> np.ndarray:
+    return np.outer(np.hanning(h), np.hanning(w))
+
+
+def spectrum(a: np.ndarray) -> np.ndarray:
+    """The transform of one grey image that :func:`phase_shift` compares (pass it as ``spectra`` to reuse it)."""
+    return np.fft.rfft2((a - a.mean()) * _window(*a.shape))
+
+
+def phase_shift(
+    a: np.ndarray, b: np.ndarray, subpixel: bool = False, spectra: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[float, float]:
     """The shift (dy, dx) that moves ``b`` onto ``a`` (``a[y, x] ~ b[y - dy, x - dx]``), by phase correlation.
 
     Both grey images have one shape; a Hanning window keeps their borders from
@@ -237,9 +259,7 @@ def phase_shift(a: np.ndarray, b: np.ndarray, subpixel: bool = False) -> tuple[f
     natural images), enough to compare masks on 64 px thumbnails.
     """
     h, w = a.shape
-    win = np.outer(np.hanning(h), np.hanning(w))
-    fa = np.fft.rfft2((a - a.mean()) * win)
-    fb = np.fft.rfft2((b - b.mean()) * win)
+    fa, fb = spectra if spectra is not None else (spectrum(a), spectrum(b))
     cross = fa * np.conj(fb)
     surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=a.shape)
     py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
@@ -257,14 +277,16 @@ def _vertex(left: float, centre: float, right: float) -> float:
     return float(np.clip(0.5 * (left - right) / bend, -0.5, 0.5)) if bend < 0 else 0.0
 
 
-def aligned_correlation(a: np.ndarray, b: np.ndarray, max_shift: float = 0.25) -> float:
+def aligned_correlation(
+    a: np.ndarray, b: np.ndarray, max_shift: float = 0.25, spectra: tuple[np.ndarray, np.ndarray] | None = None
+) -> float:
     """Normalised correlation of two grey images of one shape after the shift phase correlation finds.
 
     The shift is kept only within ``max_shift`` of each side; the correlation is
     the better of the unshifted one and that of the overlapping parts.
     """
     h, w = a.shape
-    dy, dx = (int(v) for v in phase_shift(a, b))
+    dy, dx = (int(v) for v in phase_shift(a, b, spectra=spectra))
     best = _ncc(a, b)
     if (dy or dx) and abs(dy) <= h * max_shift and abs(dx) <= w * max_shift:
         pa = a[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]

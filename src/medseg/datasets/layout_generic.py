@@ -26,6 +26,7 @@ from medseg.datasets.files import (
     holds_data,
     is_raster,
     list_files,
+    list_names,
     mask_stem,
     norm_name,
 )
@@ -88,7 +89,8 @@ def pair_source_data(folder: Path) -> tuple[str, set[Path]] | None:
 def masks_are_palette(mask_dir: Path, probe: int = 5) -> bool:
     """True when the first readable masks are mode 'P' images."""
     modes = []
-    for p in list_files(mask_dir):
+    for name in list_names(mask_dir):  # Paths only for the few read: a detection lists the folder 3 times
+        p = mask_dir / name
         if is_raster(p):
             mode = header_mode(p)
             if mode is not None:

@@ -56,6 +56,14 @@ def _storable(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _write_npz(f, arr: np.ndarray) -> None:
+    with (
+        zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("mask.npy", "w", force_zip64=True) as entry,
+    ):
+        np.lib.format.write_array(entry, arr, allow_pickle=False)
+
+
 class BlobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -72,7 +80,9 @@ class BlobStore:
         ``sync_dir=False`` leaves the folder fsync to the caller (``sync``),
         so a bulk import syncs each folder once instead of once per file.
         ``durable=False`` leaves the file's fsync to the caller too (``sync_all``): a create of 100,000
-        masks paid ~5 ms a file for them here, one journal commit each.
+        masks paid ~5 ms a file for them here, one journal commit each. It is for a store nobody reads before
+        the caller commits, and removes if it does not (a create), so the file is written under its own name,
+        without a temporary one to rename.
         """
         arr = _storable(arr)
         sha = sha or mask_sha256(arr)
@@ -85,22 +95,27 @@ class BlobStore:
             except FileNotFoundError:
                 pass  # gc removed it just now: write it again
         final.parent.mkdir(parents=True, exist_ok=True)
+        if not durable:
+            try:
+                with open(final, "xb") as f:
+                    _write_npz(f, arr)
+            except FileExistsError:
+                return sha  # another worker of the same create stores the same mask
+            except BaseException:
+                final.unlink(missing_ok=True)
+                raise
+            return sha
         tmp = final.parent / f"{_TMP_PREFIX}{sha[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with open(tmp, "xb") as f:
-                with (
-                    zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
-                    zf.open("mask.npy", "w", force_zip64=True) as entry,
-                ):
-                    np.lib.format.write_array(entry, arr, allow_pickle=False)
+                _write_npz(f, arr)
                 f.flush()
-                if durable:
-                    os.fsync(f.fileno())
+                os.fsync(f.fileno())
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        if sync_dir and durable:
+        if sync_dir:
             fsync_dir(final.parent)
         return sha
 

@@ -49,6 +49,11 @@ def _folder_files(folder: Path) -> list[Path]:
 
 def relative(path: str | Path, root: Path) -> str:
     """``path`` relative to ``root`` (POSIX separators), or absolute when it lies outside."""
+    text, top = str(path), str(root)
+    prefix = top if top.endswith(os.sep) else top + os.sep
+    if text.startswith(prefix) and len(text) > len(prefix) and isinstance(path, Path):
+        # what relative_to gives, as strings (four a sample at create: pathlib's parsing was most of it)
+        return text[len(prefix) :].replace(os.sep, "/")
     p = Path(path)
     try:
         return p.relative_to(root).as_posix()
