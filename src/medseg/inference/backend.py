@@ -10,7 +10,10 @@ memory (one being trained, ``Predictor.from_model``) stays on PyTorch unless
 asked: exporting it on every fine-tuning step would cost more than it saves.
 When ``auto`` cannot use onnxruntime, a warning names the model and why, and
 PyTorch runs it; asking for ``"onnxruntime"`` explicitly makes the same reasons
-errors.
+errors. Two things make it faster than onnxruntime's default session on a plain
+export: the cached file has its decoder concatenations split
+(:mod:`medseg.inference.onnx_graph`), and a tile shape seen again runs in a
+session fixed to that shape (:class:`OnnxBackend`).
 
 Exporting takes seconds (Unet-ResNet34: the trace, the checker, the session's
 graph optimisation), which a batch over many files pays once but a viewer
