@@ -204,13 +204,13 @@ class DatasetWidget(QWidget):
         """Compare the reopened workspace's source files with their import in a worker (the open did not
         wait for it: seconds at 100,000 samples); changed or missing files join the Problems list."""
         from medseg.workspace.open_job import iter_check_sources
-        from napari_medseg._dataset_jobs import leave_threads_for_moves
+        from napari_medseg._dataset_jobs import beside_the_user, leave_threads_for_moves
         from napari_medseg._jobs import start_job
 
         leave_threads_for_moves()
         self.source_check = start_job(
             self.session.jobs,
-            lambda token: iter_check_sources(workspace, cancel=token),
+            lambda token: beside_the_user(iter_check_sources(workspace, cancel=token), self.session.jobs, token),
             "Checking source files",
             workspace=workspace,
             owner=self,

@@ -6,7 +6,7 @@ The engine's job (``medseg.stats.iter_stats``) and the plots' drawing (matplotli
 a worker through ``start_job``; only the finished PNG bytes reach the main thread, as pixmaps. It never holds
 up opening a workspace: a newly opened workspace's overview starts once its first sample is on screen (or
 ``SETTLE_MS`` later when none is shown), and it runs on a thread of its own beside the workers that load
-samples (:func:`napari_medseg._dataset_jobs.leave_threads_for_moves`: with 2 cores, the overview and the
+samples and pauses while one runs (:mod:`napari_medseg._dataset_jobs`: with 2 cores, the overview and the
 source check of 20,000 samples held a Next press's sample for 12 s). The overview is computed again when a
 workspace is opened, on Refresh, and by itself after a saved correction, a review
 status (an exclusion) or a QC run: those signals restart one timer, so a burst of reviews costs one
@@ -17,13 +17,14 @@ the labels and images that changed.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QFont, QPixmap
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from napari_medseg._dataset_jobs import leave_threads_for_moves
+from napari_medseg._dataset_jobs import beside_the_user, leave_threads_for_moves
 from napari_medseg._jobs import start_job
 from napari_medseg._message_line import MessageLine
 from napari_medseg._notify import report
@@ -39,6 +40,7 @@ PLOT_WIDTH = MAX_MIN_WIDTH - 40
 # How long the labels must stay unchanged before the overview follows them: a reviewer saving a correction
 # every second or two gets one recompute after the burst, not one per save.
 SETTLE_MS = 2000
+PROGRESS_S = 0.25
 NO_WORKSPACE = (
     "No workspace is open. Open a dataset folder (or its workspace) in the Dataset tool to see here its "
     "samples, image sizes, class balance, mask areas, intensities, findings and review status. Without "
@@ -48,14 +50,21 @@ NO_WORKSPACE = (
 
 def overview_job(workspace: Any, cancel: Any = None, cache: Any = None):
     """The engine's overview of ``workspace``, whose result comes paired with its plots' PNG bytes (drawn
-    here, in the worker)."""
-    from medseg.jobs import Result
+    here, in the worker). Its progress (one event a sample) reaches the main thread at most every
+    ``PROGRESS_S``: 100,000 events crossing threads cost the GUI thread seconds."""
+    from medseg.jobs import Progress, Result
     from medseg.stats import iter_stats
 
+    said = 0.0
     for event in iter_stats(workspace, cancel=cancel, cache=cache):
         if isinstance(event, Result):
             yield Result((event.value, event.value.plots()))
             return
+        if isinstance(event, Progress):
+            now = time.monotonic()
+            if now - said < PROGRESS_S and event.done != event.total:
+                continue
+            said = now
         yield event
 
 
@@ -75,6 +84,10 @@ class OverviewWidget(QWidget):
         self.settle.setSingleShot(True)
         self.settle.setInterval(SETTLE_MS)
         self.settle.timeout.connect(self._follow)
+        self.shown = QTimer(self)  # the first sample's paint comes before the overview's start
+        self.shown.setSingleShot(True)
+        self.shown.setInterval(0)
+        self.shown.timeout.connect(lambda: self.waiting and self._follow())
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -131,7 +144,7 @@ class OverviewWidget(QWidget):
     def _sample_shown(self, sample_id: Any) -> None:
         if self.waiting and sample_id is not None:
             self.settle.stop()
-            self._follow()
+            self.shown.start()
 
     def refresh(self, *_: Any) -> bool:
         """Compute the open workspace's overview in a worker; False when none is open or one runs already."""
@@ -150,13 +163,15 @@ class OverviewWidget(QWidget):
 
             self.cache, self.cache_of = FactsCache(), ws
         leave_threads_for_moves()
-        cache = self.cache
+        cache, jobs = self.cache, self.session.jobs
         running = start_job(
             self.session.jobs,
-            lambda token: overview_job(ws, cancel=token, cache=cache),
+            lambda token: beside_the_user(overview_job(ws, cancel=token, cache=cache), jobs, token),
             "Dataset overview",
             workspace=ws,
             owner=self,
+            progress=False,  # its own line says how far it is: napari's activity bar took a second to make
+            on_event=self._progress,
             on_result=self._show,
             on_cancelled=lambda _: self.status.setText("Overview cancelled."),
             on_error=lambda e: self.status.say(*report("The dataset overview failed", e)),
@@ -167,6 +182,12 @@ class OverviewWidget(QWidget):
         self.refresh_button.setEnabled(False)
         self.status.setText(f"Reading {ws.dataset_root.name}: sizes, classes, intensities...")
         return True
+
+    def _progress(self, event: Any) -> None:
+        from medseg.jobs import Progress
+
+        if isinstance(event, Progress) and event.total:
+            self.status.setText(f"Reading the samples for the overview: {event.done:,} of {event.total:,}")
 
     def _show(self, outcome: tuple) -> None:
         self.report, plots = outcome

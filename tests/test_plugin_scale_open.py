@@ -115,3 +115,35 @@ def test_the_overview_and_the_source_check_hold_up_neither_the_open_nor_a_move(
     session.set_workspace(None)
     qtbot.waitUntil(lambda: not session.jobs.running(), timeout=30000)
     pool.setMaxThreadCount(was)
+
+
+def test_a_long_job_pauses_while_a_job_the_user_waits_for_runs():
+    """The overview and the source check step aside between two events while a sample is read (their threads
+    and the read share Python's interpreter lock); other long jobs do not pause them; a cancel ends a pause."""
+    from types import SimpleNamespace
+
+    from medseg.jobs import CancelToken
+    from napari_medseg._dataset_jobs import beside_the_user
+
+    running: list = []
+    jobs = SimpleNamespace(running=lambda: running)
+    token = CancelToken()
+    steps = beside_the_user(iter(range(4)), jobs, token)
+    assert next(steps) == 0
+    running.append(SimpleNamespace(name="QC"))  # another long job: no pause
+    assert next(steps) == 1
+    read = SimpleNamespace(name="Reading sample 7")
+    running.append(read)
+    resumed = threading.Event()
+    got = []
+    worker = threading.Thread(target=lambda: (got.append(next(steps)), resumed.set()))
+    worker.start()
+    assert not resumed.wait(0.3) and got == []  # paused while the sample is read
+    running.remove(read)
+    assert resumed.wait(5) and got == [2]
+    running.append(read)
+    worker = threading.Thread(target=lambda: got.append(next(steps)))
+    worker.start()
+    token.set()  # a cancel ends the pause: the job then stops at its own next check
+    worker.join(5)
+    assert got == [2, 3]
