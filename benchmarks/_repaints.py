@@ -19,14 +19,18 @@ from qtpy.QtWidgets import QApplication
 
 class Repaints(QObject):
     """An application event filter: each ``UpdateRequest`` of ``window`` (start, seconds until the next
-    event that is not one of its paints) and which widgets it painted."""
+    event that is not one of its paints), which widgets it painted, and which parts of the window (the
+    docks by title, the canvas, the status bar) each one painted."""
 
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
         self.updates: list[tuple[float, float]] = []
+        self.parts: list[frozenset[str]] = []  # per update, the parts of the window it painted
         self.painted: Counter = Counter()
+        self.counted: list[tuple[float, float]] = []  # the spans asked about (per move)
         self._open: float | None = None
+        self._parts: set[str] = set()
         QApplication.instance().installEventFilter(self)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
@@ -35,28 +39,51 @@ class Repaints(QObject):
         if kind == QEvent.Type.Paint:
             if self._open is not None:
                 self.painted[type(obj).__name__] += 1
+                self._parts.add(self._part(obj))
             return False
         if self._open is not None:  # the first event after its paints: the composition is done
             self.updates.append((self._open, now - self._open))
+            self.parts.append(frozenset(self._parts - {"main window"}) or frozenset({"main window"}))
             self._open = None
         if kind == QEvent.Type.UpdateRequest and obj is self.window:
-            self._open = now
+            self._open, self._parts = now, set()
         return False
 
+    def _part(self, widget) -> str:
+        """The window's child that holds ``widget``: a dock's title, the canvas (napari's central widget),
+        else its class."""
+        while widget is not None and widget.parent() is not None and widget.parent() is not self.window:
+            widget = widget.parent()
+        if widget is None or widget is self.window or widget.parent() is None:
+            return "main window"
+        if widget is self.window.centralWidget():
+            return "canvas"  # or the dims slider below it
+        title = getattr(widget, "windowTitle", lambda: "")()
+        return title.replace(" (napari-medseg)", "") if title else type(widget).__name__
+
     def between(self, t0: float, t1: float) -> tuple[int, float]:
-        """(how many, seconds in all) of the window's repaints that began from ``t0`` to ``t1``."""
+        """(how many, seconds in all) of the window's repaints that began from ``t0`` to ``t1``; the span is
+        kept for :meth:`parts_counted`."""
+        self.counted.append((t0, t1))
         inside = [d for s, d in self.updates if t0 <= s <= t1]
         return len(inside), sum(inside)
+
+    def parts_counted(self, t0: float, t1: float) -> Counter:
+        """How many of the repaints counted by :meth:`between` from ``t0`` to ``t1`` painted each set of parts."""
+        spans = [(a, b) for a, b in self.counted if t0 <= a and b <= t1]
+        return Counter(
+            p for (s, _), p in zip(self.updates, self.parts, strict=True) if any(a <= s <= b for a, b in spans)
+        )
 
     def stop(self) -> None:
         QApplication.instance().removeEventFilter(self)
 
 
-def restore_old_updates(predict) -> None:
+def restore_old_updates(predict):
     """The Predict dock as it updated before: its status line in a layout (each new text asked the main
     window for a new layout, which repainted it again), selectable (each new text painted twice: its text
     document is laid out after the first paint) and a full refresh of the model layers heard by the layer
-    list (thumbnail and row: a layer-list repaint of its own)."""
+    list (thumbnail and row: a layer-list repaint of its own). Returns a function that puts today's back."""
     from qtpy.QtCore import Qt
 
     from napari_medseg import _predict_layers
@@ -73,5 +100,13 @@ def restore_old_updates(predict) -> None:
         set_full(text)
         line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+    refresh_pixels = _predict_layers.refresh_pixels
     status.say, line.set_full = relayout_say, selectable_set_full
     _predict_layers.refresh_pixels = lambda layer, layers: layer.refresh()
+
+    def undo() -> None:
+        status.say, line.set_full = say, set_full
+        line.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        _predict_layers.refresh_pixels = refresh_pixels
+
+    return undo

@@ -24,22 +24,18 @@ and a Unet (untrained: the same cost as a trained one) in the Predict dock, live
 
 The Predict dock is the tool on screen (a user predicting live watches its line). Each timed move
 also counts the main window's repaints (its ``UpdateRequest`` events: each composes the whole window
-through GL, see ``_repaints.py``) and the time spent in them; ``--old-updates`` times the slice changes
+through GL, see ``_repaints.py``) and the time spent in them; ``--old-updates`` times each kind of move
 a second time, in the same run, with the Predict dock's per-prediction updates as they were before they
-were avoided (its status line relaid the window out, the model layers' thumbnails refreshed).
+were avoided (``_repaints.restore_old_updates``): rows "slice, old" and "sample, old".
 ``--backend`` runs the dock's predictor on that backend (onnxruntime's session.run releases the GIL).
 
-For every phase it prints the ticks, the largest gap, the 99th percentile, how many
-gaps exceed 50 ms, and, for each such gap, where the GUI thread was: a sampler
-thread looks at the GUI thread's stack whenever no tick has come for 40 ms and names
-its innermost frame: ``ours`` when that frame is napari-medseg's own code, ``LIB
-called from ours`` when a library (napari updating a layer) does the work our code
-asked for, else the library alone. Gaps while the benchmark itself runs a forward
-pass on the GUI thread are not counted. A final table holds each target of issue 19
-item 2 next to its measured value: slice change to prediction drawn <= 1.2x the
-forward time; longest event-loop gap during live prediction <= 1.5x the idle one.
-``--profile`` prints a cProfile of the GUI thread over the live phases (which
-napari work dominates). ``--quick``: 4 moves, a burst of 6, no fine-tuning.
+For every phase it prints the ticks, the largest gap, the 99th percentile, how many gaps exceed 50 ms,
+and, for each such gap, where the GUI thread was (``_gui_gaps.py``: ``ours``, ``LIB called from ours``
+or the library alone). Gaps while the benchmark itself runs a forward pass on the GUI thread are not
+counted. A final table holds each target of issue 19 item 2 next to its measured value
+(``_gui_report.py``): slice change to prediction drawn <= 1.2x the forward time; longest event-loop gap
+during live prediction <= 1.5x the idle one. ``--profile`` prints a cProfile of the GUI thread over the
+live phases (which napari work dominates). ``--quick``: 4 moves, a burst of 6, no fine-tuning.
 """
 
 from __future__ import annotations
@@ -50,115 +46,14 @@ import io
 import os
 import pstats
 import shutil
-import statistics
 import sys
 import tempfile
-import threading
 import time
-import traceback
 from collections import Counter
-from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-OURS = (str(REPO / "napari_medseg"), str(REPO / "src" / "medseg"))
-
-
-class Sampler(threading.Thread):
-    """Records the GUI thread's stack whenever the tick monitor has been silent for ``stall_ms``."""
-
-    def __init__(self, ticks, stall_ms: float = 40.0):
-        super().__init__(daemon=True)
-        self.ticks, self.stall = ticks, stall_ms / 1000
-        self.main_id = threading.main_thread().ident
-        self.samples: list[tuple[float, str]] = []
-        self.running = True
-
-    def run(self) -> None:
-        while self.running:
-            time.sleep(0.01)
-            times = self.ticks.times
-            if times and time.perf_counter() - times[-1] > self.stall:
-                stack = main_stack(self.main_id)
-                if stack:
-                    self.samples.append((time.perf_counter(), where(stack)))
-
-
-def main_stack(thread_id: int) -> list[tuple[str, int, str]]:
-    """(file, line, function) of a thread's frames, outermost first, holding its frames for microseconds.
-
-    A frame object kept by another thread keeps that frame's locals alive after the function returns:
-    a QPainter made in a paintEvent then stays active past the paint and is destroyed later from this
-    thread, and Qt crashes ("QPaintDevice: Cannot destroy paint device that is being painted"; seen
-    in about one run in four when this sampler used ``traceback.extract_stack``, which reads source
-    files and so lets the GUI thread run on while it holds the frames). So: no file reading, plain
-    attribute reads, and every reference dropped at once.
-    """
-    frame = sys._current_frames().get(thread_id)
-    out = []
-    while frame is not None:
-        out.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
-        frame = frame.f_back
-    del frame
-    return out[::-1]
-
-
-def where(raw: list[tuple[str, int, str]]) -> str:
-    # the benchmark's own event pumping is the driver, not the product: it never counts as ours
-    stack = [
-        traceback.FrameSummary(f, line, name, lookup_line=False)
-        for f, line, name in raw
-        if not f.endswith("_headless.py")
-    ]
-    if not stack:
-        return "Qt event loop (inside processEvents: drawing, or waiting for the GIL)"
-    inner = stack[-1]
-    parts = Path(inner.filename).parts
-    lib = parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(inner.filename).name
-    if inner.filename.startswith(OURS):
-        return f"ours: {Path(inner.filename).name}:{inner.lineno} {inner.name}"
-    for f in reversed(stack):
-        if f.filename.startswith(OURS):  # a library doing the work, asked by our code
-            return f"{lib} called from ours: {Path(f.filename).name}:{f.lineno} {f.name}"
-    return f"{lib}: {Path(inner.filename).name}:{inner.lineno} {inner.name}"
-
-
-def phase_report(name: str, ticks, sampler, t0: float, t1: float, skip=()) -> dict:
-    """The gaps between ticks from ``t0`` to ``t1``, leaving out those overlapping a ``skip`` interval
-    (the benchmark's own forward passes on the GUI thread)."""
-    times = [t for t in ticks.times if t0 <= t <= t1]
-    pairs = [(a, b) for a, b in pairwise(times) if not any(a < e and s < b for s, e in skip)]
-    gaps = [1000 * (b - a) for a, b in pairs]
-    long = [(a, b) for a, b in pairs if b - a > 0.05]
-    blamed = Counter()
-    for a, b in long:
-        inside = [w for t, w in sampler.samples if a <= t <= b]
-        blamed[Counter(inside).most_common(1)[0][0] if inside else "(no sample)"] += 1
-    p99 = statistics.quantiles(gaps, n=100)[98] if len(gaps) >= 100 else max(gaps, default=0)
-    return {
-        "phase": name,
-        "ticks": len(times),
-        "max": max(gaps, default=0.0),
-        "p99": p99,
-        "over50": len(long),
-        "ours_over50": sum(n for w, n in blamed.items() if w.startswith("ours")),
-        "via_ours_over50": sum(n for w, n in blamed.items() if " called from ours" in w),
-        "blamed": blamed,
-    }
-
-
-class Draws:
-    """Times of the canvas's draw events (vispy's draw event: the frame was painted)."""
-
-    def __init__(self, viewer) -> None:
-        self.times: list[float] = []
-        viewer.window._qt_viewer.canvas._scene_canvas.events.draw.connect(
-            lambda _e: self.times.append(time.perf_counter())
-        )
-
-    def after(self, t: float) -> float | None:
-        return next((d for d in self.times if d >= t), None)
 
 
 class Shown:
@@ -212,6 +107,79 @@ def timed_moves(move, n, predict, shown, draws, forward_on_gui, pump, gui_forwar
     return out
 
 
+class Phases:
+    """The timed phases of one run, sharing the window, the probes and the record of GUI-thread forwards."""
+
+    def __init__(self, args, predict, viewer, ticks, sampler, prof) -> None:
+        from _repaints import Repaints
+        from _viewer_probes import Draws
+
+        self.args, self.predict, self.viewer = args, predict, viewer
+        self.ticks, self.sampler, self.prof = ticks, sampler, prof
+        self.draws, self.shown = Draws(viewer), Shown(predict)
+        self.repaints = Repaints(viewer.window._qt_window)
+        self.gui_forwards: list[tuple[float, float]] = []  # left out of the gaps: the benchmark's own work
+        self.rows: list[dict] = []  # gaps per phase
+        self.moves: list[tuple[str, list]] = []  # timed moves per phase
+        self.parts: list[tuple[str, Counter]] = []  # per phase, what its repaints painted
+
+    def gaps(self, name: str, t0: float, t1: float) -> None:
+        from _gui_gaps import phase_report
+
+        self.rows.append(phase_report(name, self.ticks, self.sampler, t0, t1, self.gui_forwards))
+
+    def moved(self, name: str, move, gaps: str | None = None) -> tuple[float, float]:
+        """``--moves`` timed moves (``move(k)``), profiled with ``--profile``; their gaps as phase ``gaps``."""
+        from napari_medseg._headless import pump
+
+        if self.prof is not None:
+            self.prof.enable()
+        t0 = time.perf_counter()
+        rows = timed_moves(
+            move,
+            self.args.moves,
+            self.predict,
+            self.shown,
+            self.draws,
+            self.forward_on_gui,
+            pump,
+            self.gui_forwards,
+            self.repaints,
+        )
+        t1 = time.perf_counter()
+        if self.prof is not None:
+            self.prof.disable()
+        self.moves.append((name, rows))
+        self.parts.append((name, self.repaints.parts_counted(t0, t1)))
+        if gaps is not None:
+            self.gaps(gaps, t0, t1)
+        return t0, t1
+
+    def forward_on_gui(self) -> float:
+        """The predictor's forward pass on the frame on screen, as the job prepares it."""
+        import torch
+
+        from napari_medseg._predict_layers import plane_of, snapshot, target_image
+
+        predictor = self.predict.queue.model[1]
+        image = target_image(self.viewer)
+        x, _ = predictor._inputs(snapshot(image, plane_of(image, self.viewer)).image())
+        with torch.inference_mode():
+            t = time.perf_counter()
+            predictor.forward_tiles(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            return time.perf_counter() - t
+
+    def with_old_updates(self, name: str, move) -> None:
+        """The same moves again with the Predict dock's updates as they were (``--old-updates``)."""
+        from _repaints import restore_old_updates
+
+        undo = restore_old_updates(self.predict)
+        self.moved(f"{name}, old", move, gaps=f"{name}s, old")
+        undo()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, nargs=2, default=(288, 384))
@@ -224,7 +192,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="4 moves, a burst of 6, no fine-tuning")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime"), help="the dock's default")
-    ap.add_argument("--old-updates", action="store_true", help="slice changes again with the old dock updates")
+    ap.add_argument("--old-updates", action="store_true", help="each kind of move again with the old dock updates")
     ap.add_argument("--profile", action="store_true", help="cProfile the GUI thread over the live phases")
     args = ap.parse_args()
     if args.quick:
@@ -238,7 +206,8 @@ def main() -> int:
 
     import napari
     import numpy as np
-    from _repaints import Repaints, restore_old_updates
+    from _gui_gaps import Sampler, phase_report
+    from _gui_report import print_gaps, print_moves, print_parts, print_targets
     from _ticks import TickMonitor
 
     from napari_medseg._torch_guard import load_torch
@@ -279,67 +248,33 @@ def main() -> int:
     viewer.window.resize(1600, 1000)
     _, work = viewer.window.add_plugin_dock_widget("napari-medseg", "Work area")
     tools, session = work.tools, session_for(viewer)
-    draws = Draws(viewer)
     predict = tools["Predict"]
     pump(1)  # the docks are arranged after the first events
     work.show_tool("Predict")
-    repaints = Repaints(viewer.window._qt_window)
     predict.settings.device.value = next(k for k, v in DEVICES.items() if v == args.device)
-    shown = Shown(predict)
+    ticks = TickMonitor()
+    sampler = Sampler(ticks)
+    run = Phases(args, predict, viewer, ticks, sampler, cProfile.Profile() if args.profile else None)
     pump(2)
 
-    ticks = TickMonitor().start()
-    sampler = Sampler(ticks)
+    ticks.start()
     sampler.start()
-    rows, gui_forwards = [], []
-    prof = cProfile.Profile() if args.profile else None
-
     t0 = time.perf_counter()
     pump(3)
-    rows.append(phase_report("idle", ticks, sampler, t0, time.perf_counter()))
-
-    def forward_on_gui():
-        """The predictor's forward pass on the frame on screen, as the job prepares it."""
-        predictor = predict.queue.model[1]
-        x, _ = predictor._inputs(on_screen())
-        with torch.inference_mode():
-            t = time.perf_counter()
-            predictor.forward_tiles(x)
-            if x.is_cuda:
-                torch.cuda.synchronize()
-            return time.perf_counter() - t
-
-    def on_screen():
-        from napari_medseg._predict_layers import plane_of, snapshot, target_image
-
-        image = target_image(viewer)
-        return snapshot(image, plane_of(image, viewer)).image()
+    run.gaps("idle", t0, time.perf_counter())
 
     # ---- slice changes on a stack of frames (no workspace yet)
     viewer.add_image(frames, name="frames", rgb=frames.ndim == 4)
     predict.set_checkpoints([str(ckpt)])
     predict.request(force=True)  # builds the model (not timed)
-    pump(120, lambda: not predict.queue.busy and shown.rows)
-    if not shown.rows:
+    pump(120, lambda: not predict.queue.busy and run.shown.rows)
+    if not run.shown.rows:
         raise RuntimeError(f"the model did not predict: {predict.status.text()}")
     predict.live.setChecked(True)
-    if prof is not None:
-        prof.enable()
-    t_live = time.perf_counter()
-    slices = timed_moves(
-        lambda k: viewer.dims.set_current_step(0, (k + 1) % len(frames)),
-        args.moves,
-        predict,
-        shown,
-        draws,
-        forward_on_gui,
-        pump,
-        gui_forwards,
-        repaints,
-    )
-    t_slices = time.perf_counter()
-    if prof is not None:
-        prof.disable()
+    slide = lambda k: viewer.dims.set_current_step(0, (k + 1) % len(frames))  # noqa: E731
+    run.moved("slice change", slide, gaps="slice changes")
+    if args.old_updates:
+        run.with_old_updates("slice", slide)
 
     # ---- sample changes in a workspace
     predict.live.setChecked(False)
@@ -347,52 +282,28 @@ def main() -> int:
     tools["Dataset"].set_folder(demo.root)
     tools["Dataset"].open_workspace()
     pump(120, lambda: session.sample_id is not None)
+    # the workspace's own jobs (the Overview's counts) end first: napari's activity spinner in the status
+    # bar repaints the whole window at each of its frames while one runs, which is no cost of predicting
+    pump(300, lambda: not [j for j in session.jobs.running() if not j.name.startswith("Prediction")])
     pump(120, lambda: not predict.queue.busy)
     predict.live.setChecked(True)
     pump(120, lambda: not predict.queue.busy)
     pump(1)
-    if prof is not None:
-        prof.enable()
-    t_samples0 = time.perf_counter()
-    samples = timed_moves(
-        lambda k: tools["Review"].next_sample(),
-        args.moves,
-        predict,
-        shown,
-        draws,
-        forward_on_gui,
-        pump,
-        gui_forwards,
-        repaints,
-    )
+    next_sample = lambda k: tools["Review"].next_sample()  # noqa: E731
+    run.moved("sample change", next_sample, gaps="sample changes")
+    if run.prof is not None:
+        run.prof.enable()
     t_burst0 = time.perf_counter()
     for _ in range(args.burst):
         tools["Review"].next_sample()
         pump(0.3)
     pump(120, lambda: not predict.queue.busy)
-    t_live_end = time.perf_counter()
-    if prof is not None:
-        prof.disable()
-    rows.append(phase_report("slice changes", ticks, sampler, t_live, t_slices, gui_forwards))
-    rows.append(phase_report("sample changes", ticks, sampler, t_samples0, t_burst0, gui_forwards))
-    rows.append(phase_report("burst 0.3 s", ticks, sampler, t_burst0, t_live_end, gui_forwards))
-    live_rows = rows[1:]
+    if run.prof is not None:
+        run.prof.disable()
+    run.gaps("burst 0.3 s", t_burst0, time.perf_counter())
     counts = predict.queue.counts
-    moves = [("slice change", slices), ("sample change", samples)]
-    if args.old_updates:  # the same sample changes with the dock's old per-prediction updates
-        restore_old_updates(predict)
-        old = timed_moves(
-            lambda k: tools["Review"].next_sample(),
-            args.moves,
-            predict,
-            shown,
-            draws,
-            forward_on_gui,
-            pump,
-            gui_forwards,
-            repaints,
-        )
-        moves.append(("sample, old", old))
+    if args.old_updates:
+        run.with_old_updates("sample", next_sample)
 
     ft = tools["Fine-tune"]
     if not args.no_finetune:
@@ -406,13 +317,13 @@ def main() -> int:
         while ft.running:
             tools["Review"].next_sample()
             pump(0.5)
-        rows.append(phase_report("fine-tuning", ticks, sampler, t0, time.perf_counter()))
+        run.rows.append(phase_report("fine-tuning", ticks, sampler, t0, time.perf_counter()))
     ticks.stop()
     sampler.running = False
+    run.repaints.stop()
 
     device = predict.queue.model[1].device if predict.queue.model else args.device
     backends = ", ".join(predict.queue.model[1].backends) if predict.queue.model else "?"
-    repaints.stop()
     print(
         f"napari-medseg GUI responsiveness: {args.arch}-{args.encoder} on {args.size[0]}x{args.size[1]} frames, "
         f"device {device}, backend {backends}, torch threads {torch.get_num_threads()}; "
@@ -420,56 +331,15 @@ def main() -> int:
         f"{counts.discarded} stale ones dropped"
         + ("" if args.no_finetune else f"; fine-tune outcome {ft.outcome.kind if ft.outcome else 'none'}")
     )
-    idle = rows[0]
-    print(
-        f"{'phase':<16} {'ticks':>6} {'max gap ms':>10} {'p99 ms':>7} {'>50 ms':>6} {'ours >50':>8} "
-        f"{'lib via ours':>12} {'max vs idle':>11}"
-    )
-    for r in rows:
-        print(
-            f"{r['phase']:<16} {r['ticks']:>6} {r['max']:>10.1f} {r['p99']:>7.1f} {r['over50']:>6} "
-            f"{r['ours_over50']:>8} {r['via_ours_over50']:>12} {r['max'] / max(idle['max'], 1e-9):>10.2f}x"
-        )
-    for r in rows:
-        blamed = r["blamed"].most_common()
-        # every gap that involves our code, then the largest causes elsewhere
-        mine = [b for b in blamed if "ours" in b[0]]
-        for w, n in mine + [b for b in blamed if b not in mine][:8]:
-            print(f"  {r['phase']}: {n} gap(s) > 50 ms in {w}")
-
-    med = statistics.median
-    print(f"\nper move (median of {args.moves}; ms)")
-    print(
-        f"{'move':<15} {'to drawn':>9} {'job':>7} {'its fwd':>8} {'GUI fwd':>8} {'show':>6} "
-        f"{'worst/own':>9} {'/GUI fwd':>9} {'repaints':>8} {'in them':>7}"
-    )
-    for name, m in moves:
-        lat, own, gui, show, job, n_rep, rep_s = zip(*m, strict=True)
-        worst = max(a / b for a, b in zip(lat, own, strict=True))
-        per_gui = med([a / b for a, b in zip(lat, gui, strict=True)])
-        print(
-            f"{name:<15} {1000 * med(lat):>9.1f} {1000 * med(job):>7.1f} {1000 * med(own):>8.1f} "
-            f"{1000 * med(gui):>8.1f} {1000 * med(show):>6.1f} {worst:>8.2f}x {per_gui:>8.2f}x "
-            f"{sum(n_rep) / len(n_rep):>8.2f} {1000 * med(rep_s):>7.1f}"
-        )
-    print("  (repaints: the main window's per move, to 0.1 s after the drawing; in them: ms, median)")
-    lat, own, gui, *_ = zip(*slices, strict=True)
-    s_lat, s_own, s_gui, *_ = zip(*samples, strict=True)
-    live_max = max(r["max"] for r in live_rows)
-    targets = [
-        ("slice change to drawn / that request's forward", med([a / b for a, b in zip(lat, own)]), 1.2),
-        ("slice change to drawn / GUI-thread forward", med([a / b for a, b in zip(lat, gui)]), 1.2),
-        ("sample change to drawn / that request's forward", med([a / b for a, b in zip(s_lat, s_own)]), 1.2),
-        ("sample change to drawn / GUI-thread forward", med([a / b for a, b in zip(s_lat, s_gui)]), 1.2),
-        ("longest gap while live / idle longest gap", live_max / max(idle["max"], 1e-9), 1.5),
-    ]
-    print(f"\n{'issue 19 item 2 target':<50} {'measured':>9} {'target':>7} met")
-    for name, value, target in targets:
-        print(f"{name:<50} {value:>8.2f}x {'<= ' + str(target) + 'x':>7} {'yes' if value <= target else 'no'}")
-    print(f"  (idle longest gap {idle['max']:.1f} ms, live longest gap {live_max:.1f} ms)")
-    if prof is not None:
+    print_gaps(run.rows)
+    print_moves(run.moves)
+    print_parts(run.parts, args.moves)
+    moves = dict(run.moves)
+    live_max = max(r["max"] for r in run.rows if r["phase"] in ("slice changes", "sample changes", "burst 0.3 s"))
+    print_targets(moves["slice change"], moves["sample change"], run.rows[0]["max"], live_max)
+    if run.prof is not None:
         out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(run.prof, stream=out).sort_stats("cumulative").print_stats(40)
         print("--- cProfile of the GUI thread over the live phases (cumulative)", file=sys.stderr)
         print("\n".join(out.getvalue().splitlines()[4:]), file=sys.stderr)
     sys.stdout.flush()  # the figures are out before the teardown (see the note at viewer.close)
