@@ -9,7 +9,6 @@ name, and a cancelled pooled create leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import shutil
 import sqlite3
@@ -62,7 +61,9 @@ def _tables(ws_root) -> dict:
 
 
 def _blobs(ws_root) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in BlobStore(ws_root / "masks").iter_files()}
+    """{name: its bytes}, each read back through the store (which checks it holds what its name says)."""
+    store = BlobStore(ws_root / "masks")
+    return {p.name: (p.read_bytes(), store.get(p.stem).shape) for p in store.iter_files()}
 
 
 def _create(data, path, workers):
