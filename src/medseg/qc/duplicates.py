@@ -193,13 +193,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
     # fingerprints are read one at a time (they may live on disk, medseg.qc.spill): only the hashes of all
     # samples are held at once, and the full fingerprints of hash candidates are read when compared
     fps = table["fingerprint"]
-    ids, hashes, shas = [], [], []
-    for sid in ctx.sample_ids:
-        f = fps.get(sid)
-        if f is not None:
-            ids.append(sid)
-            hashes.append(f.phash)
-            shas.append(f.pixels_sha256)
+    ids, hashes, shas = _hashes(fps, ctx)
     found = []
     if ids:
         i, j, d = hash_pairs(np.array(hashes, np.uint64), max_distance)
@@ -217,6 +211,21 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
             found += [Pair(x, y, True, 0, 1.0) for n, x in enumerate(members) for y in members[n + 1 :]]
     ctx.cache[key] = found
     return found
+
+
+def _hashes(fps, ctx) -> tuple[list[str], list[int], list[str]]:
+    """(samples with a fingerprint, their perceptual hashes, their pixels' SHA-256), read once for the three
+    thresholds ``pairs`` is asked for (each read unpickles a whole fingerprint from disk)."""
+    if "duplicates:hashes" not in ctx.cache:
+        ids, hashes, shas = [], [], []
+        for sid in ctx.sample_ids:
+            f = fps.get(sid)
+            if f is not None:
+                ids.append(sid)
+                hashes.append(f.phash)
+                shas.append(f.pixels_sha256)
+        ctx.cache["duplicates:hashes"] = ids, hashes, shas
+    return ctx.cache["duplicates:hashes"]
 
 
 def _confirmed(ctx, fps, candidate: tuple, min_correlation: float, shifted: bool, align: bool = False):

@@ -159,7 +159,7 @@ def _alignment(table: dict, ctx, sid: str, nid: str) -> tuple[float, float, floa
     done = _all_moves(table, ctx)
     if done is not None and sid in done[0]:
         k = neighbours(ctx)[sid].index(nid)
-        row = done[1][done[0][sid] + k]
+        row = done[1][done[0][sid][0] + k]
         return None if np.isnan(row[2]) else (float(row[0]), float(row[1]), float(row[2]))
     moves = ctx.cache.setdefault(f"{METHOD}:moves", OrderedDict())
     key = (nid, sid)
@@ -191,60 +191,78 @@ def _spectrum(ctx, sid: str, grey: np.ndarray) -> np.ndarray:
     return found
 
 
-def _all_moves(table: dict, ctx) -> tuple[dict[str, int], np.ndarray] | None:
-    """Every sample's moves from its neighbours, computed by the run's worker processes when it has them:
-    ({sample: its first row}, (pairs, 3) rows of (dy, dx, match), NaN where no move was found), 24 bytes
-    a pair. None in a serial run (moves are then computed as asked)."""
+def _all_moves(table: dict, ctx) -> tuple[dict[str, tuple[int, int]], np.ndarray, np.ndarray] | None:
+    """Every sample's moves from its neighbours and its own neighbour fit, computed by the run's worker
+    processes when it has them: ({sample: (its first row, its place)}, (pairs, 3) rows of (dy, dx, match),
+    (samples,) fits; NaN where none was found), 24 bytes a pair. None in a serial run (computed as asked)."""
     key = f"{METHOD}:all-moves"
     if key not in ctx.cache:
         ctx.cache[key] = None if ctx.workers is None else _moves_in(ctx.workers, table, ctx)
     return ctx.cache[key]
 
 
-def _moves_in(workers, table: dict, ctx) -> tuple[dict[str, int], np.ndarray]:
+def _moves_in(workers, table: dict, ctx):
     near = neighbours(ctx)
     thumbs = table.get("thumbs", {})
     start, at = {}, 0
-    for sid in ctx.sample_ids:
-        start[sid] = at
+    for i, sid in enumerate(ctx.sample_ids):
+        start[sid] = (at, i)
         at += len(near.get(sid, ()))
 
     def tasks():
         for i in range(0, len(ctx.sample_ids), _PAIR_CHUNK):
             ids = ctx.sample_ids[i : i + _PAIR_CHUNK]
-            greys = {}
+            given = {}
             for sid in ids:
                 for x in (sid, *near.get(sid, ())):
-                    if x not in greys:
-                        t = thumbs.get(x)
-                        greys[x] = None if t is None else t["grey"]
-            yield [(sid, near.get(sid, [])) for sid in ids], greys
+                    if x not in given:
+                        given[x] = thumbs.get(x)
+            yield [(sid, near.get(sid, [])) for sid in ids], given
 
-    rows = np.full((at, 3), np.nan)
-    at = 0
-    for found in workers.map(moves_of, tasks()):
-        rows[at : at + len(found)] = found
-        at += len(found)
-    return start, rows
+    rows, fits = np.full((at, 3), np.nan), np.full(len(ctx.sample_ids), np.nan)
+    at = i = 0
+    for moved, fit in workers.map(moves_of, tasks()):
+        rows[at : at + len(moved)] = moved
+        fits[i : i + len(fit)] = fit
+        at, i = at + len(moved), i + len(fit)
+    return start, rows, fits
 
 
-def moves_of(task) -> np.ndarray:
-    """(pairs, 3): the move of each (sample, neighbour) pair of ``task`` ([(sample, neighbours)], {sample:
-    grey thumbnail}), as :func:`_alignment` computes it (a worker process's part of :func:`_all_moves`)."""
-    samples, greys = task
+def moves_of(task) -> tuple[np.ndarray, np.ndarray]:
+    """((pairs, 3) moves, (samples,) neighbour fits) of ``task``'s ([(sample, neighbours)], {sample: its
+    thumbs}) samples, as :func:`_alignment` and :func:`neighbour_fit` compute them (a worker process's part
+    of :func:`_all_moves`)."""
+    samples, thumbs = task
     out = np.full((sum(len(near) for _, near in samples), 3), np.nan)
+    fits = np.full(len(samples), np.nan)
     spectra: dict[str, np.ndarray] = {}
     k = 0
-    for sid, near in samples:
-        mine = greys.get(sid)
+    for n, (sid, near) in enumerate(samples):
+        mine, found = thumbs.get(sid), []
         for nid in near:
-            theirs = greys.get(nid)
-            if mine is not None and theirs is not None and mine.shape == theirs.shape:
-                for x, g in ((sid, mine), (nid, theirs)):
+            theirs, move = thumbs.get(nid), None
+            if mine is not None and theirs is not None and mine["grey"].shape == theirs["grey"].shape:
+                for x, t in ((sid, mine), (nid, theirs)):
                     if x not in spectra:
-                        spectra[x] = spectrum(g)
-                out[k] = phase_shift(theirs, mine, (spectra[nid], spectra[sid]))
+                        spectra[x] = spectrum(t["grey"])
+                out[k] = move = phase_shift(theirs["grey"], mine["grey"], (spectra[nid], spectra[sid]))
+            found.append((theirs, move))
             k += 1
+        dice = _dice_with(mine, found) if mine is not None else []
+        if dice:
+            fits[n] = max(dice)
+    return out, fits
+
+
+def _dice_with(mine: dict, others: list[tuple[dict | None, tuple | None]]) -> list[float]:
+    """Soft Dice of ``mine``'s mask with each (neighbour's thumbs, its move) whose scene matches."""
+    mask = mine["mask"].astype(np.float32) / 255
+    out = []
+    for theirs, move in others:
+        if theirs is None or move is None or move[2] < MIN_MATCH or theirs["mask"].shape != mask.shape:
+            continue
+        moved = shift(theirs["mask"].astype(np.float32) / 255, *move[:2])
+        out.append(soft_dice(mask, moved))
     return out
 
 
@@ -253,19 +271,17 @@ def neighbour_agreement(table: dict, ctx, sid: str, own: dict | None) -> list[fl
     mine = own_measure(table, sid, own, "thumbs")
     if mine is None:
         return []
-    mask = mine["mask"].astype(np.float32) / 255
-    out = []
-    for nid in neighbours(ctx).get(sid, ()):
-        theirs = table.get("thumbs", {}).get(nid)
-        move = _alignment(table, ctx, sid, nid)
-        if theirs is None or move is None or move[2] < MIN_MATCH or theirs["mask"].shape != mask.shape:
-            continue
-        moved = shift(theirs["mask"].astype(np.float32) / 255, *move[:2])
-        out.append(soft_dice(mask, moved))
-    return out
+    thumbs = table.get("thumbs", {})
+    return _dice_with(
+        mine, [(thumbs.get(nid), _alignment(table, ctx, sid, nid)) for nid in neighbours(ctx).get(sid, ())]
+    )
 
 
 def neighbour_fit(table: dict, ctx, sid: str, own: dict | None) -> float | None:
     """Best Dice with the aligned neighbours' masks; None without a usable neighbour (module doc)."""
+    done = _all_moves(table, ctx) if own is None else None
+    if done is not None and sid in done[0]:
+        fit = done[2][done[0][sid][1]]
+        return None if np.isnan(fit) else float(fit)
     dice = neighbour_agreement(table, ctx, sid, own)
     return max(dice) if dice else None
