@@ -19,6 +19,7 @@ and only slightly bigger.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 import time
@@ -96,9 +97,11 @@ class BlobStore:
                 pass  # gc removed it just now: write it again
         final.parent.mkdir(parents=True, exist_ok=True)
         if not durable:
+            buf = io.BytesIO()  # the zip's seeks and small writes in memory, the file written at once
+            _write_npz(buf, arr)
             try:
                 with open(final, "xb") as f:
-                    _write_npz(f, arr)
+                    f.write(buf.getbuffer())
             except FileExistsError:
                 return sha  # another worker of the same create stores the same mask
             except BaseException:
