@@ -75,11 +75,13 @@ def iter_stats(
     is_ws = hasattr(source, "current_mask")
     classmap = source.classmap
     if is_ws:
-        records = {r.id: r for r in source.samples()}
-        ids = list(records)
+        # ids and the excluded ones, not a record per sample: 100,000 records held the workspace's lock for
+        # seconds, and the app's sample reads waited for it
+        ids = source.sample_ids()
+        excluded = set(source.sample_ids("excluded"))
         ends = source.revision_ends()
     else:
-        records, ends = {}, {}
+        excluded, ends = set(), {}
         ids = [s.id for s in source.samples]
     n = len(ids)
     decode = _spread(n, intensity_images)
@@ -101,7 +103,7 @@ def iter_stats(
             if image is not None:
                 images.add(image)
             if mask is not None:
-                if not is_ws or records[sid].status != "excluded":
+                if sid not in excluded:
                     now.add(mask)
                 if is_ws:
                     before.add(imported if imported is not None else mask)
