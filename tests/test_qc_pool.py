@@ -89,3 +89,30 @@ def test_cancelled_pooled_qc_stores_nothing_and_stops_its_workers(frames, tmp_pa
                     token.set()
         assert _stored(ws) == before
         assert multiprocessing.active_children() == []
+
+
+class _InOrder:
+    """Worker processes' stand-in: the same tasks, run here."""
+
+    def map(self, fn, tasks):
+        return (fn(t) for t in tasks)
+
+
+@pytest.mark.parametrize("workers", [None, _InOrder()])
+def test_hash_pairs_computed_once_give_each_distance_the_pairs_hash_pairs_gives(monkeypatch, workers):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from medseg.qc import duplicates
+
+    monkeypatch.setattr(duplicates, "_HASH_ROWS", 700)  # several row ranges, one ending mid-block
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2**63, 150, dtype=np.uint64)
+    flips = [np.uint64(1) << rng.integers(0, 64, 150).astype(np.uint64) for _ in range(20)]
+    hashes = np.concatenate([base ^ f for f in flips] + [base])  # 3,150 hashes, many within 2 bits
+    ctx = SimpleNamespace(cache={}, workers=workers)
+    for distance in (8, 0, 2, 11):
+        got = duplicates._close_hashes(ctx, hashes.tolist(), distance)
+        want = duplicates.hash_pairs(hashes, distance)
+        assert len(want[0]) > 0 and all(np.array_equal(a, b) for a, b in zip(got, want)), distance

@@ -67,6 +67,8 @@ _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds m
 _BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
 _SPECTRA_KEPT = 128  # grey spectra of the last samples compared (4 MB)
 _PAIR_CHUNK = 1024  # hash candidates a worker process confirms and aligns at once
+_HASH_DISTANCE = 8  # the default near-duplicate distances: the one hash comparison serves every check
+_HASH_ROWS = 4096  # rows of the hash comparison a worker process takes at once
 
 
 @dataclass
@@ -137,12 +139,19 @@ def hash_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
 
     A block of rows is compared with the rows from its first on (the pairs i < j), and holds at most
     ``_BLOCK_CELLS`` distances: 2,048 rows against every sample held 1.6 GB at 100,000 samples."""
-    hashes = np.asarray(hashes, np.uint64)
+    return hash_rows((np.asarray(hashes, np.uint64), 0, len(hashes), max_distance))
+
+
+def hash_rows(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`hash_pairs` of the rows ``start:stop`` against the rows from each on, in (i, j) order:
+    ``task`` = (hashes, start, stop, max_distance) (a worker process's share of a large dataset's)."""
+    hashes, start, stop, max_distance = task
     n = len(hashes)
     out_i, out_j, out_d = [], [], []
-    for a in range(0, n, _block_rows(n)):
+    for a in range(start, stop, _block_rows(n)):
+        b = min(a + _block_rows(n), stop)
         rest = hashes[a:]
-        d = popcount(hashes[a : a + _block_rows(n), None] ^ rest[None, :])
+        d = popcount(hashes[a:b, None] ^ rest[None, :])
         i, j = np.nonzero(d <= max_distance)
         keep = j > i
         out_i.append(i[keep] + a)
@@ -151,6 +160,28 @@ def hash_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
     if not out_i:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d).astype(int)
+
+
+def _close_hashes(ctx, hashes: list[int], max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`hash_pairs` for ``pairs``: computed once at the largest distance the checks ask for (the
+    comparison grows with the square of the samples: 17 s at 100,000 on one core), in the run's worker
+    processes when it has them; a smaller distance keeps the pairs within it, in the same (i, j) order."""
+    asked = ctx.cache.setdefault("duplicates:distances", set())
+    asked.add(max_distance)
+    top = max(max(asked), _HASH_DISTANCE)
+    done = ctx.cache.get("duplicates:close")
+    if done is None or done[0] < max_distance:
+        h = np.array(hashes, np.uint64)
+        if ctx.workers is None or len(h) < _HASH_ROWS:
+            found = hash_pairs(h, top)
+        else:
+            tasks = ((h, a, min(a + _HASH_ROWS, len(h)), top) for a in range(0, len(h), _HASH_ROWS))
+            parts = list(ctx.workers.map(hash_rows, tasks))
+            found = tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+        ctx.cache["duplicates:close"] = done = (top, *found)
+    _, i, j, d = done
+    keep = d <= max_distance
+    return i[keep], j[keep], d[keep]
 
 
 def _block_rows(n: int) -> int:
@@ -196,7 +227,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
     ids, hashes, shas = _hashes(fps, ctx)
     found = []
     if ids:
-        i, j, d = hash_pairs(np.array(hashes, np.uint64), max_distance)
+        i, j, d = _close_hashes(ctx, hashes, max_distance)
         candidates = [
             (ids[a], ids[b], dist) for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()) if shas[a] != shas[b]
         ]
