@@ -101,12 +101,13 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def child(stage: str, data: Path, ws_path: Path, workers: int | None) -> dict:
+def child(stage: str, data: Path, ws_path: Path, workers: int | None, processes: int | None = None) -> dict:
     import medseg.qc.queue  # noqa: F401 - imports first, so that base RSS is what any medseg process holds
     from medseg.qc import qc
     from medseg.workspace import Workspace
 
     base = _rss_mb()
+    cpu0 = time.process_time()
     t = time.perf_counter()
     out: dict = {}
     if stage == "create":
@@ -125,8 +126,12 @@ def child(stage: str, data: Path, ws_path: Path, workers: int | None) -> dict:
         out["worker_peak_mb"] = round(kids.ru_maxrss / 1024)
     elif stage == "qc":
         with Workspace.open(ws_path, verify="none") as ws:
-            report = qc(ws, workers=workers)
+            report = qc(ws, workers=workers, processes=processes)
         out["seconds"] = time.perf_counter() - t
+        # QC's worker processes (medseg.qc.pool): their CPU seconds and the largest one's peak resident memory
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["cpu_s"] = round(time.process_time() - cpu0 + kids.ru_utime + kids.ru_stime, 1)
+        out["worker_peak_mb"] = round(kids.ru_maxrss / 1024)
         out["findings"] = len(report.findings)
         out["by_check"] = report.by_check
         # where the time went (seconds summed over the decoding threads), the costliest first
@@ -155,10 +160,14 @@ def child(stage: str, data: Path, ws_path: Path, workers: int | None) -> dict:
     return out
 
 
-def run_child(stage: str, data: Path, ws_path: Path, workers: int | None, device: str) -> dict:
+def run_child(
+    stage: str, data: Path, ws_path: Path, workers: int | None, device: str, processes: int | None = None
+) -> dict:
     cmd = [sys.executable, __file__, "--child", stage, "--data", str(data), "--ws", str(ws_path)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
+    if processes is not None:
+        cmd += ["--processes", str(processes)]
     env = {**os.environ, "MEDSEG_DEVICE": device}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -172,6 +181,9 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="64x48", help="frame width x height (default 64x48)")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "medseg-scale")
     ap.add_argument("--workers", type=int, default=None, help="QC decoding threads (default: QC's own)")
+    ap.add_argument(
+        "--processes", type=int, default=None, help="QC worker processes (default: QC's own; 1: none, serial)"
+    )
     ap.add_argument("--quick", action="store_true", help="2,000 samples: a check that it runs, not a figure")
     ap.add_argument("--stages", default="create,qc,queue")
     ap.add_argument(
@@ -185,7 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ws", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.data, args.ws, args.workers)))
+        print(json.dumps(child(args.child, args.data, args.ws, args.workers, args.processes)))
         return 0
 
     n = 2000 if args.quick else args.n
@@ -202,7 +214,7 @@ def main(argv=None) -> int:
         shutil.rmtree(ws_path, ignore_errors=True)
     results = {}
     for stage in stages:
-        results[stage] = r = run_child(stage, data, ws_path, args.workers, args.device)
+        results[stage] = r = run_child(stage, data, ws_path, args.workers, args.device, args.processes)
         extra = {k: v for k, v in r.items() if k not in ("seconds", "base_mb", "peak_mb")}
         mem = f"peak RSS {r['peak_mb']:.0f} MB (after imports {r['base_mb']:.0f} MB)"
         print(f"{stage}: {r['seconds']:.2f} s, {mem} {extra}")
