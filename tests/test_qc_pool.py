@@ -116,3 +116,23 @@ def test_hash_pairs_computed_once_give_each_distance_the_pairs_hash_pairs_gives(
         got = duplicates._close_hashes(ctx, hashes.tolist(), distance)
         want = duplicates.hash_pairs(hashes, distance)
         assert len(want[0]) > 0 and all(np.array_equal(a, b) for a, b in zip(got, want)), distance
+
+
+def test_a_measure_pickled_by_a_worker_is_stored_as_it_is(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from medseg.qc import spill
+
+    value = {"grey": np.arange(12, dtype=np.uint8).reshape(3, 4), "mask": np.zeros((3, 4), np.uint8)}
+    t = spill.SpillTable(cached=1, folder=tmp_path)
+    try:
+        t["a"] = spill.Pickled(pickle.dumps(value))
+        t["b"] = value
+        t["b"], t["a"]  # noqa: B018 - "a" read back from the file, not the cache
+        for key in ("a", "b"):
+            got = t[key]
+            assert got.keys() == value.keys() and all(np.array_equal(got[k], value[k]) for k in value)
+    finally:
+        t.close()

@@ -85,8 +85,18 @@ def _start(recipe: tuple, check_names: list[str], features: list[str], params: d
 
 
 def _chunk(ids: list[str]) -> list[tuple]:
+    import pickle
+
+    from medseg.qc.spill import SPILLED, Pickled
+
     examine = _STATE["examine"]
-    return [(sid, examine(sid)) for sid in ids]
+    out = []
+    for sid in ids:
+        found, measured, spent = examine(sid)
+        for key in SPILLED & measured.keys():  # the parent writes these to its spill file as they come
+            measured[key] = Pickled(pickle.dumps(measured[key], protocol=pickle.HIGHEST_PROTOCOL))
+        out.append((sid, (found, measured, spent)))
+    return out
 
 
 class Workers:

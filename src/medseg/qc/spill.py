@@ -28,6 +28,11 @@ SPILLED = frozenset({"fingerprint", "thumbs"})
 CACHED = 256  # values kept decoded: a video's neighbours and a sample's hash candidates (~7 MB of fingerprints)
 
 
+class Pickled(bytes):
+    """A measure pickled already (by a QC worker process, :mod:`medseg.qc.pool`): stored as it is, so the
+    parent does not unpickle it from the worker only to pickle it again for the file."""
+
+
 class SpillTable(Mapping):
     """{sample id: value} whose values live in a temporary file; a read-mostly mapping once filled."""
 
@@ -40,7 +45,7 @@ class SpillTable(Mapping):
         self._cached = cached
 
     def __setitem__(self, key: str, value: Any) -> None:
-        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = value if isinstance(value, Pickled) else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             os.pwrite(self._file.fileno(), blob, self._end)
             self._where[key] = (self._end, len(blob))
