@@ -15,7 +15,7 @@ of the queue the panel says how many unreviewed samples remain before it and
 offers the first of them.
 
 The queue is built, filtered and indexed in a thread worker
-(:class:`napari_medseg._queue_list.QueueOrder`) and shown by a list view whose rows
+(:class:`napari_medseg._queue_list.QueueOrder`) and shown by a one-column view whose rows
 are made only when drawn: a queue of 100,000 samples fills the list at once, and a
 move along it is a lookup, not a pass over the queue.
 """
