@@ -118,7 +118,7 @@ def test_hash_pairs_computed_once_give_each_distance_the_pairs_hash_pairs_gives(
         assert len(want[0]) > 0 and all(np.array_equal(a, b) for a, b in zip(got, want)), distance
 
 
-def test_a_measure_pickled_by_a_worker_is_stored_as_it_is(tmp_path):
+def test_a_measure_a_worker_wrote_to_its_file_reads_back_from_there(tmp_path):
     import pickle
 
     import numpy as np
@@ -126,13 +126,18 @@ def test_a_measure_pickled_by_a_worker_is_stored_as_it_is(tmp_path):
     from medseg.qc import spill
 
     value = {"grey": np.arange(12, dtype=np.uint8).reshape(3, 4), "mask": np.zeros((3, 4), np.uint8)}
+    blob = pickle.dumps(value)
+    theirs = tmp_path / "123.bin"
+    theirs.write_bytes(b"x" * 7 + blob)
     t = spill.SpillTable(cached=1, folder=tmp_path)
     try:
-        t["a"] = spill.Pickled(pickle.dumps(value))
+        t["a"] = spill.Written(str(theirs), 7, len(blob))
         t["b"] = value
+        theirs.unlink()  # the pool removes the files when it closes; the table holds them open
         t["b"], t["a"]  # noqa: B018 - "a" read back from the file, not the cache
-        for key in ("a", "b"):
+        for key in ("a", "b", "a"):
             got = t[key]
             assert got.keys() == value.keys() and all(np.array_equal(got[k], value[k]) for k in value)
+        assert len(t) == 2 and t.nbytes > len(blob)
     finally:
         t.close()

@@ -25,6 +25,8 @@ workspace: it opens its own and leaves through ``os._exit``.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +67,9 @@ def _recipe(src) -> tuple:
 _STATE: dict = {}
 
 
-def _start(recipe: tuple, check_names: list[str], features: list[str], params: dict, names: set[str]) -> None:
+def _start(
+    recipe: tuple, check_names: list[str], features: list[str], params: dict, names: set[str], folder: str
+) -> None:
     from medseg.qc.checks_registry import CHECKS
     from medseg.qc.run import _examiner
     from medseg.qc.sources import DatasetSource, WorkspaceSource
@@ -81,20 +85,27 @@ def _start(recipe: tuple, check_names: list[str], features: list[str], params: d
     else:
         src = DatasetSource(recipe[1])
     per_sample = [CHECKS[name] for name in check_names]
+    _STATE["path"] = path = os.path.join(folder, f"{os.getpid()}.bin")
+    _STATE["fd"], _STATE["end"] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 0
     _STATE["examine"] = _examiner(src, per_sample, features, params, names)
 
 
 def _chunk(ids: list[str]) -> list[tuple]:
     import pickle
 
-    from medseg.qc.spill import SPILLED, Pickled
+    from medseg.qc.spill import SPILLED, Written
 
     examine = _STATE["examine"]
     out = []
     for sid in ids:
         found, measured, spent = examine(sid)
-        for key in SPILLED & measured.keys():  # the parent writes these to its spill file as they come
-            measured[key] = Pickled(pickle.dumps(measured[key], protocol=pickle.HIGHEST_PROTOCOL))
+        for key in SPILLED & measured.keys():  # the picture-holding measures go to this worker's own file
+            blob = memoryview(pickle.dumps(measured[key], protocol=pickle.HIGHEST_PROTOCOL))
+            at, done = _STATE["end"], 0
+            while done < len(blob):
+                done += os.pwrite(_STATE["fd"], blob[done:], at + done)
+            measured[key] = Written(_STATE["path"], at, len(blob))
+            _STATE["end"] = at + len(blob)
         out.append((sid, (found, measured, spent)))
     return out
 
@@ -107,7 +118,10 @@ class Workers:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        init = (_recipe(src), [c.name for c in per_sample], list(features), params, set(names))
+        # each worker's file of measures (medseg.qc.spill.Written), removed when the pool closes: the
+        # parent's tables keep them open until they close
+        self._folder = tempfile.mkdtemp(prefix="medseg-qc-")
+        init = (_recipe(src), [c.name for c in per_sample], list(features), params, set(names), self._folder)
         self.processes = processes
         self._pool = ProcessPoolExecutor(
             max_workers=processes,
@@ -138,3 +152,4 @@ class Workers:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._folder, ignore_errors=True)

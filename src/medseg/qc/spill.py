@@ -21,16 +21,21 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 # the measures QC keeps on disk: the ones holding thumbnails (module doc)
 SPILLED = frozenset({"fingerprint", "thumbs"})
 CACHED = 256  # values kept decoded: a video's neighbours and a sample's hash candidates (~7 MB of fingerprints)
 
 
-class Pickled(bytes):
-    """A measure pickled already (by a QC worker process, :mod:`medseg.qc.pool`): stored as it is, so the
-    parent does not unpickle it from the worker only to pickle it again for the file."""
+class Written(NamedTuple):
+    """A measure a QC worker process (:mod:`medseg.qc.pool`) pickled into its own file: where it lies. The
+    table opens that file and reads it there, instead of the measure crossing a pipe and being unpickled and
+    pickled again here (the pool removes the files when it closes; the open files stay readable)."""
+
+    path: str
+    offset: int
+    size: int
 
 
 class SpillTable(Mapping):
@@ -38,17 +43,29 @@ class SpillTable(Mapping):
 
     def __init__(self, cached: int = CACHED, folder: str | None = None):
         self._file = tempfile.TemporaryFile(prefix="medseg-qc-", dir=folder)
-        self._where: dict[str, tuple[int, int]] = {}
+        self._files = [self._file.fileno()]  # then the worker processes' files, as their measures come
+        self._opened: dict[str, int] = {}
+        self._where: dict[str, tuple[int, int, int]] = {}
         self._end = 0
+        self._written = 0
         self._lock = threading.Lock()  # the file position and the cache are shared by the QC threads
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cached = cached
 
     def __setitem__(self, key: str, value: Any) -> None:
-        blob = value if isinstance(value, Pickled) else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if isinstance(value, Written):
+            with self._lock:
+                if value.path not in self._opened:
+                    self._opened[value.path] = len(self._files)
+                    self._files.append(os.open(value.path, os.O_RDONLY))
+                self._where[key] = (self._opened[value.path], value.offset, value.size)
+                self._written += value.size
+                self._cache.pop(key, None)
+            return
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             os.pwrite(self._file.fileno(), blob, self._end)
-            self._where[key] = (self._end, len(blob))
+            self._where[key] = (0, self._end, len(blob))
             self._end += len(blob)
             self._cache.pop(key, None)
 
@@ -57,8 +74,8 @@ class SpillTable(Mapping):
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            offset, size = self._where[key]  # KeyError for a sample never stored, as a dict
-            blob = os.pread(self._file.fileno(), size, offset)
+            file, offset, size = self._where[key]  # KeyError for a sample never stored, as a dict
+            blob = os.pread(self._files[file], size, offset)
         value = pickle.loads(blob)
         with self._lock:
             self._cache[key] = value
@@ -78,11 +95,14 @@ class SpillTable(Mapping):
     @property
     def nbytes(self) -> int:
         """Bytes written to the file (what a dict would have held in memory, roughly)."""
-        return self._end
+        return self._end + self._written
 
     def close(self) -> None:
         with self._lock:
             self._cache.clear()
+            for fd in self._files[1:]:
+                os.close(fd)
+            del self._files[1:]
             self._file.close()
 
     def __del__(self) -> None:
