@@ -326,3 +326,19 @@ def test_the_correction_is_offered_but_saved_only_when_named(tmp_path):
         by_id = {i.sample_id: i for i in review_queue(ws, method="oof-k2")}
         assert by_id["s2"].outline is None and "judged" not in by_id["s2"].reason
         assert by_id["s1"].outline is not None and "judged" in by_id["s1"].reason
+
+
+@pytest.mark.parametrize(
+    "shape, channels_last",
+    [((48, 64, 3), True), ((288, 384, 3), True), ((300, 400), False), ((40, 30, 4), True), ((20, 25, 2), True)],
+)
+def test_edge_strength_equals_one_gradient_magnitude_per_channel_to_the_bit(shape, channels_last):
+    """The channels are filtered in one call; the values must be those of one ndimage call per channel."""
+    a = (np.random.default_rng(sum(shape)).random(shape) * 255).astype(np.uint8)
+    planes = [a[..., c] for c in range(min(a.shape[-1], 3))] if channels_last else [a]
+    planes = [p.astype(np.float32) for p in planes]
+    sigma = max(1.0, min(planes[0].shape) / 150.0)
+    want = np.zeros(planes[0].shape, np.float32)
+    for p in planes:
+        want += ndi.gaussian_gradient_magnitude(p, sigma) ** 2
+    np.testing.assert_array_equal(edge_strength(a, channels_last), np.sqrt(want))
