@@ -50,6 +50,9 @@ def worker_pool(items: int, workers: int | None = None) -> Iterator[Executor | N
         return
     pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(_start_method()))
     try:
+        # start the workers now, while the caller holds little: a forked worker's copy of what its parent
+        # held grows as reference counts and the collector write to it (a create's file listings)
+        list(pool.map(int, range(n)))
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
