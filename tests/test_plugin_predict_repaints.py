@@ -108,10 +108,10 @@ def test_an_in_place_prediction_is_unseen_by_the_layer_list(make_napari_viewer, 
 
 def test_a_live_slice_change_repaints_the_window_twice(make_napari_viewer, qtbot, bright):
     """In the real window under Xvfb with the Predict dock on screen: the new slice and its prediction, two
-    compositions a move (a third of napari's own status bar now and then); four to five before."""
+    compositions a move (a third now and then: napari's own layer list or status bar, late); 2.75 before."""
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1200, 800)
-    frames, masks = disk_stack(6, shape=(96, 112))
+    frames, masks = disk_stack(7, shape=(96, 112))
     viewer.add_image(frames, name="frames")
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Predict")
@@ -122,7 +122,7 @@ def test_a_live_slice_change_repaints_the_window_twice(make_napari_viewer, qtbot
     qtbot.wait(500)
     window = viewer.window._qt_window
     repaints = Repaints(window, [widget.status.line])
-    moves = 4
+    moves = 6
     for k in range(1, moves + 1):
         shown = widget.queue.counts.shown
         viewer.dims.set_current_step(0, k)
@@ -132,4 +132,4 @@ def test_a_live_slice_change_repaints_the_window_twice(make_napari_viewer, qtbot
     repaints.stop()
     # "Predicting..." and the result: one paint each, each in a composition the slice or the prediction needs
     assert repaints.paints <= 2 * moves
-    assert repaints.updates <= 2 * moves + moves // 2
+    assert repaints.updates <= 2.5 * moves  # measured 2.0-2.25 a move; 2.75 before
