@@ -36,8 +36,9 @@ MIN_SAMPLES = 1000  # below this, spawning processes (about a second each) costs
 
 
 def default_processes() -> int:
-    """Every CPU, at most 8: the parent only stores what the workers send."""
-    return min(8, os.cpu_count() or 1)
+    """Every CPU (the parent mostly waits on the workers), at most 4: each worker holds ~120 MB (its
+    imports and a chunk's decoded samples), and QC keeps to 1 GB in all."""
+    return min(4, os.cpu_count() or 1)
 
 
 def use_pool(processes: int, n: int, minimum: int = MIN_SAMPLES) -> bool:
