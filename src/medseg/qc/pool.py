@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-CHUNK = 64  # samples a task: ~2 MB of measures back, and a few ms of pickling against ~0.5 s of work
+CHUNK = 64  # samples a task: findings and small measures back (pictures go to the worker's file), ~0.5 s of work
 MIN_SAMPLES = 1000  # below this, spawning processes (about a second each) costs more than it saves
 
 
@@ -46,16 +46,11 @@ def use_pool(processes: int, n: int, minimum: int = MIN_SAMPLES) -> bool:
 
 
 def _start_method() -> str:
+    import multiprocessing
     import threading
 
-    forkable = "fork" in multiprocessing_methods()
+    forkable = "fork" in multiprocessing.get_all_start_methods()
     return "fork" if forkable and threading.active_count() == 1 else "spawn"
-
-
-def multiprocessing_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
 
 
 def _recipe(src) -> tuple:
