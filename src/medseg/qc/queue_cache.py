@@ -5,7 +5,8 @@ keys its ties are broken by, the standings its words quote and the pairs of disa
 :class:`QueueState`. Stored as arrays (``numpy.savez``, about 60 bytes a sample and signal) in the
 workspace's ``queue_cache`` table (:mod:`medseg.workspace.queue_store`: emptied by any write to scores,
 findings or a sample's label, group or place), the next open reads it and the samples' ids and statuses
-instead of every score and finding: at 100,000 samples about 0.1 s against seconds.
+instead of every score and finding: 100,000 samples (5 signals, 57,000 findings) opened in 0.09-0.27 s
+against 4.7 s computed, on a loaded 2-core machine.
 
 An item is still made when asked for (:class:`~medseg.qc.queue_index.ReviewQueue`); from a stored state its
 score's details and its findings are read then, by sample (:class:`StoredWords`, a short read-only
