@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 
 from medseg.datasets.classmap import ClassMap, LabelClass
@@ -37,3 +38,26 @@ def test_empty_labels_and_other_tasks_keep_the_plain_loss():
     label = np.zeros((32, 32), np.uint8)
     label[8:20, 8:20] = 1
     assert refit_penalty(np.full((3, 32, 32), 1 / 3, np.float32), label, multi, 5.0) == 0.0
+
+
+def test_an_outline_moved_along_a_diagonal_finds_the_true_one_among_its_alternatives():
+    truth = disk()
+    probs = (0.03 + 0.94 * ndi.gaussian_filter(truth.astype(float), 1.5))[None].astype(np.float32)
+    sloppy = np.roll(np.roll(truth, 7, axis=0), 7, axis=1)  # half the radius (20 px) down and to the right
+    loss = -np.log(label_score(probs, sloppy.astype(np.uint8), BINARY).fit)
+    from medseg.qc.refit import WEIGHT, outline_loss
+
+    p = probs[0].astype(np.float64)
+    # the best alternative is the true outline itself, moved back (four directions alone do not hold it)
+    expected = WEIGHT * (outline_loss(p, sloppy) - outline_loss(p, truth))
+    assert refit_penalty(probs, sloppy, BINARY, outline_loss(p, sloppy)) == pytest.approx(expected, rel=1e-9)
+    assert expected > 0.1 and loss > 0
+
+
+def test_a_round_object_grown_round_is_shrunk_back_round():
+    from medseg.qc.refit import alternatives
+
+    truth = disk(r=20)
+    grown = ndi.distance_transform_edt(~truth) <= 5  # a fifth of the grown outline's radius (25 px)
+    best = max(alternatives(grown), key=lambda m: (m & truth).sum() / (m | truth).sum())
+    assert (best & truth).sum() / (best | truth).sum() > 0.99  # city-block erosion by 5 px: IoU 0.972
