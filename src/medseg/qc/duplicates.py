@@ -66,7 +66,7 @@ _MASK_THUMB = 128
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
 _BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
 _SPECTRA_KEPT = 128  # grey spectra of the last samples compared (4 MB)
-_PAIR_CHUNK = 1024  # hash candidates a worker process confirms and aligns at once
+_PAIR_CHUNK = 64  # hash candidates a worker task confirms and aligns: ~0.4 MB of fingerprints, 4 tasks in flight
 _HASH_DISTANCE = 8  # the default near-duplicate distances: the one hash comparison serves every check
 _HASH_ROWS = 4096  # rows of the hash comparison a worker process takes at once
 

@@ -47,7 +47,7 @@ REACH = 3
 CROP = 0.15
 _MOVES_KEPT = 4096
 _SPECTRA_KEPT = 64  # 64 x 41 KB
-_PAIR_CHUNK = 512  # samples a worker task aligns with their neighbours
+_PAIR_CHUNK = 64  # samples a worker task aligns with their neighbours: ~0.5 MB of thumbnails, 4 tasks in flight
 MIN_MATCH = 0.0  # correlation of the aligned grey thumbnails below which a neighbour is another scene
 
 _DIGITS = re.compile(r"(\d+)")
@@ -159,7 +159,7 @@ def _alignment(table: dict, ctx, sid: str, nid: str) -> tuple[float, float, floa
     done = _all_moves(table, ctx)
     if done is not None and sid in done[0]:
         k = neighbours(ctx)[sid].index(nid)
-        row = done[1][done[0][sid][0] + k]
+        row = done[1][1][done[1][0][done[0][sid]] + k]
         return None if np.isnan(row[2]) else (float(row[0]), float(row[1]), float(row[2]))
     moves = ctx.cache.setdefault(f"{METHOD}:moves", OrderedDict())
     key = (nid, sid)
@@ -191,10 +191,11 @@ def _spectrum(ctx, sid: str, grey: np.ndarray) -> np.ndarray:
     return found
 
 
-def _all_moves(table: dict, ctx) -> tuple[dict[str, tuple[int, int]], np.ndarray, np.ndarray] | None:
+def _all_moves(table: dict, ctx) -> tuple[dict[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
     """Every sample's moves from its neighbours and its own neighbour fit, computed by the run's worker
-    processes when it has them: ({sample: (its first row, its place)}, (pairs, 3) rows of (dy, dx, match),
-    (samples,) fits; NaN where none was found), 24 bytes a pair. None in a serial run (computed as asked)."""
+    processes when it has them: ({sample: its place}, ((samples,) first rows, (pairs, 3) rows of (dy, dx,
+    match), (samples,) fits)); NaN where none was found; 24 bytes a pair. None in a serial run (computed as
+    asked)."""
     key = f"{METHOD}:all-moves"
     if key not in ctx.cache:
         ctx.cache[key] = None if ctx.workers is None else _moves_in(ctx.workers, table, ctx)
@@ -204,10 +205,11 @@ def _all_moves(table: dict, ctx) -> tuple[dict[str, tuple[int, int]], np.ndarray
 def _moves_in(workers, table: dict, ctx):
     near = neighbours(ctx)
     thumbs = table.get("thumbs", {})
-    start, at = {}, 0
-    for i, sid in enumerate(ctx.sample_ids):
-        start[sid] = (at, i)
-        at += len(near.get(sid, ()))
+    if "position" not in ctx.cache:  # the same {sample: place} the duplicate checks keep
+        ctx.cache["position"] = {sid: n for n, sid in enumerate(ctx.sample_ids)}
+    counts = np.array([len(near.get(sid, ())) for sid in ctx.sample_ids], np.int64)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+    at = int(counts.sum())
 
     def tasks():
         for i in range(0, len(ctx.sample_ids), _PAIR_CHUNK):
@@ -225,7 +227,7 @@ def _moves_in(workers, table: dict, ctx):
         rows[at : at + len(moved)] = moved
         fits[i : i + len(fit)] = fit
         at, i = at + len(moved), i + len(fit)
-    return start, rows, fits
+    return ctx.cache["position"], (start, rows, fits)
 
 
 def moves_of(task) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +283,7 @@ def neighbour_fit(table: dict, ctx, sid: str, own: dict | None) -> float | None:
     """Best Dice with the aligned neighbours' masks; None without a usable neighbour (module doc)."""
     done = _all_moves(table, ctx) if own is None else None
     if done is not None and sid in done[0]:
-        fit = done[2][done[0][sid][1]]
+        fit = done[1][2][done[0][sid]]
         return None if np.isnan(fit) else float(fit)
     dice = neighbour_agreement(table, ctx, sid, own)
     return max(dice) if dice else None
