@@ -172,7 +172,7 @@ def _close_hashes(ctx, hashes: list[int], max_distance: int) -> tuple[np.ndarray
     done = ctx.cache.get("duplicates:close")
     if done is None or done[0] < max_distance:
         h = np.array(hashes, np.uint64)
-        if ctx.workers is None or len(h) < _HASH_ROWS:
+        if getattr(ctx, "workers", None) is None or len(h) < _HASH_ROWS:
             found = hash_pairs(h, top)
         else:
             tasks = ((h, a, min(a + _HASH_ROWS, len(h)), top) for a in range(0, len(h), _HASH_ROWS))
@@ -231,7 +231,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float, shifted: 
         candidates = [
             (ids[a], ids[b], dist) for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist()) if shas[a] != shas[b]
         ]
-        if shifted and ctx.workers is not None:
+        if shifted and getattr(ctx, "workers", None) is not None:
             found += _confirmed_in(ctx, fps, candidates, min_correlation)
         else:
             found += [x for x, _ in (_confirmed(ctx, fps, c, min_correlation, shifted) for c in candidates) if x]

@@ -198,7 +198,7 @@ def _all_moves(table: dict, ctx) -> tuple[dict[str, int], tuple[np.ndarray, np.n
     asked)."""
     key = f"{METHOD}:all-moves"
     if key not in ctx.cache:
-        ctx.cache[key] = None if ctx.workers is None else _moves_in(ctx.workers, table, ctx)
+        ctx.cache[key] = None if getattr(ctx, "workers", None) is None else _moves_in(ctx.workers, table, ctx)
     return ctx.cache[key]
 
 
