@@ -67,7 +67,7 @@ def _start(
     recipe: tuple, check_names: list[str], features: list[str], params: dict, names: set[str], folder: str
 ) -> None:
     from medseg.qc.checks_registry import CHECKS
-    from medseg.qc.run import _examiner
+    from medseg.qc.examine import examiner
     from medseg.qc.sources import DatasetSource, WorkspaceSource
 
     if recipe[0] == "workspace":
@@ -83,7 +83,7 @@ def _start(
     per_sample = [CHECKS[name] for name in check_names]
     _STATE["path"] = path = os.path.join(folder, f"{os.getpid()}.bin")
     _STATE["fd"], _STATE["end"] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 0
-    _STATE["examine"] = _examiner(src, per_sample, features, params, names)
+    _STATE["examine"] = examiner(src, per_sample, features, params, names)
 
 
 def _chunk(ids: list[str]) -> list[tuple]:

@@ -26,13 +26,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from medseg.errors import Cancelled, MedsegError
+from medseg.errors import Cancelled
 from medseg.jobs import CancelToken, Progress, Result, Started, check, ordered_map
 from medseg.qc import pool
-from medseg.qc.checks_base import DatasetContext, SampleView
-from medseg.qc.checks_files import problem_finding
-from medseg.qc.checks_registry import CHECKS, FEATURES, resolve_checks, resolve_params
-from medseg.qc.findings import Finding, severity_rank
+from medseg.qc.checks_base import DatasetContext
+from medseg.qc.checks_registry import CHECKS, resolve_checks, resolve_params
+from medseg.qc.examine import examiner
+from medseg.qc.findings import severity_rank
 from medseg.qc.report import QCReport
 from medseg.qc.sources import as_source
 from medseg.qc.spill import close_tables, measure_table
@@ -104,7 +104,7 @@ def _run_qc(source, checks, params, workers: int | None, processes: int | None, 
     table = measure_table(features)
     worker_pool = None  # worker processes (medseg.qc.pool), when the run is large enough for them
     try:
-        examine = _examiner(src, per_sample, features, p, names)
+        examine = examiner(src, per_sample, features, p, names)
         if decode:
             yield Progress(0, n, SAMPLES_STAGE)
             procs = processes if processes is not None else pool.default_processes()
@@ -222,92 +222,3 @@ def qc(
             progress(event)
 
     return run(run_qc(source, checks, params, workers=workers, processes=processes), on_event=relay)
-
-
-def _examiner(src, per_sample, features, p, names) -> Callable[[str], tuple]:
-    want_raw = "mask_values" in names
-
-    def examine(sid: str) -> tuple[list[Finding], dict, dict]:
-        spent: dict[str, float] = {}
-        t = time.perf_counter()
-        try:
-            view = src.load(sid, want_raw)
-        except (MedsegError, OSError, ValueError) as e:
-            found = [problem_finding("unreadable", getattr(e, "path", None), f"cannot be decoded: {e}", sid)]
-            return [f for f in found if f.check in names], {}, {"decode": time.perf_counter() - t}
-        spent["decode"] = time.perf_counter() - t
-        found = _size_mismatch(view) if "size_mismatch" in names else []
-        if "grid_mismatch" in names:
-            found += _grid_mismatch(view)
-        for c in per_sample:
-            t = time.perf_counter()
-            found += _guarded(c, view, p[c.name])
-            spent[c.name] = time.perf_counter() - t
-        measured = {}
-        for name in features:
-            t = time.perf_counter()
-            try:
-                measured[name] = FEATURES[name](view)
-            except (ValueError, MedsegError, MemoryError) as e:
-                found.append(_failed(name, view, e))
-            spent[name] = time.perf_counter() - t
-        return found, measured, spent
-
-    return examine
-
-
-def _guarded(check, view: SampleView, params: dict) -> list[Finding]:
-    """One odd sample (a 1-pixel mask, a 4-D array) fails its own check, not the whole run."""
-    try:
-        return check.run(view, params)
-    except (ValueError, IndexError, TypeError, MedsegError, MemoryError) as e:
-        return [_failed(check.name, view, e)]
-
-
-def _failed(name: str, view: SampleView, e: BaseException) -> Finding:
-    return Finding(
-        view.id,
-        name,
-        "error",
-        f"check could not run on this sample: {type(e).__name__}: {e}",
-        path=view.where(),
-        details={"failed": True},
-    )
-
-
-def _size_mismatch(view: SampleView) -> list[Finding]:
-    if view.image is None:
-        return []
-    shape = view.image.shape[:-1] if view.rgb else view.image.shape
-    if tuple(shape) == tuple(view.spatial_shape):
-        return []
-    return [
-        Finding(
-            view.id,
-            "size_mismatch",
-            "error",
-            f"image is {'x'.join(map(str, shape))} but its mask is "
-            f"{'x'.join(map(str, view.spatial_shape))}: mask checks ran on the mask alone",
-            path=view.where(),
-            details={"image_shape": list(shape), "mask_shape": list(view.spatial_shape)},
-        )
-    ]
-
-
-def _grid_mismatch(view: SampleView) -> list[Finding]:
-    if view.geometry is None or view.label_geometry is None:
-        return []
-    why = view.geometry.mismatch(view.label_geometry)
-    if why is None:
-        return []
-    return [
-        Finding(
-            view.id,
-            "grid_mismatch",
-            "error",
-            f"label volume {view.mask_path} is not on the grid of its image {view.image_path}: {why}; "
-            "volume checks ran on the label alone",
-            path=view.mask_path,
-            details={"image": view.geometry.to_dict(), "label": view.label_geometry.to_dict()},
-        )
-    ]
