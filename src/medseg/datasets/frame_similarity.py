@@ -93,8 +93,14 @@ def phase_shift(
     """
     h, w = a.shape
     fa, fb = spectra if spectra is not None else (spectrum(a), spectrum(b))
+    return spectral_peak(fa, fb, (h, w), subpixel)
+
+
+def spectral_peak(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int], subpixel: bool = False):
+    """The phase-correlation shift of two spectra of images of ``shape`` (see :func:`phase_shift`)."""
+    h, w = shape
     cross = fa * np.conj(fb)
-    surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=a.shape)
+    surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=shape)
     py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
     dy: float = py - h if py > h // 2 else py
     dx: float = px - w if px > w // 2 else px

@@ -53,18 +53,9 @@ def spectrum(grey: np.ndarray) -> np.ndarray:
 
 def spectral_shift(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int], subpixel: bool = False):
     """:func:`medseg.datasets.groups.phase_shift` from the two :func:`spectrum` (the same shift)."""
-    from medseg.datasets.groups import _vertex
+    from medseg.datasets.frame_similarity import spectral_peak
 
-    h, w = shape
-    cross = fa * np.conj(fb)
-    surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=shape)
-    py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
-    dy: float = py - h if py > h // 2 else py
-    dx: float = px - w if px > w // 2 else px
-    if subpixel:
-        dy += _vertex(surface[(py - 1) % h, px], surface[py, px], surface[(py + 1) % h, px])
-        dx += _vertex(surface[py, (px - 1) % w], surface[py, px], surface[py, (px + 1) % w])
-    return dy, dx
+    return spectral_peak(fa, fb, shape, subpixel)
 
 
 def aligned_correlation(a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray, max_shift: float = 0.25):
