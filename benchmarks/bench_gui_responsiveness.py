@@ -234,7 +234,10 @@ def main() -> int:
     from napari_medseg._session import session_for
 
     tmp = Path(tempfile.mkdtemp(prefix="medseg-gui-bench-"))
-    demo = make_demo_dataset(tmp / "demo", sequences=4, frames=4, shape=tuple(args.size))
+    # every sample change must reach a sample not yet shown (at the last one Next has nowhere to go and
+    # predicts nothing and the timed move waits in vain): timed moves, the burst, the old-update moves, a margin
+    moves = args.moves * (2 if args.old_updates else 1) + args.burst + 4
+    demo = make_demo_dataset(tmp / "demo", sequences=max(4, -(-moves // 4)), frames=4, shape=tuple(args.size))
     frames = np.stack([load(p).array for p in sorted((demo.root / "images").glob("*.png"))[:8]])
     spec = ModelSpec(arch=args.arch, encoder=args.encoder, classes=1, task="binary")
     ckpt = save_checkpoint(
