@@ -102,3 +102,14 @@ def anatomical_nii() -> Path:
     p = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
     assert p.is_file(), f"nibabel no longer ships {p}"
     return p
+
+
+@pytest.fixture(scope="module")
+def bright(tmp_path_factory):
+    """A BrightNet checkpoint (tests/_predict_data.py: its prediction is known in advance), its architecture
+    registered for the module's tests."""
+    from _predict_data import bright_checkpoint, register_bright, unregister_bright
+
+    register_bright()
+    yield bright_checkpoint(tmp_path_factory.mktemp("ckpt"))
+    unregister_bright()

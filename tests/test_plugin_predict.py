@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _predict_data import (
-    bright_checkpoint,
-    disk_image,
-    disk_stack,
-    register_bright,
-    tiny_unet,
-    unregister_bright,
-)
+from _predict_data import bright_checkpoint, disk_image, disk_stack, tiny_unet
 from _review_data import capture_errors
 from _train_data import one_thread  # noqa: F401 - an autouse fixture
 
@@ -27,13 +20,6 @@ from napari_medseg._session import (
 
 pytestmark = pytest.mark.gui
 WAIT = 30000
-
-
-@pytest.fixture(scope="module")
-def bright(tmp_path_factory):
-    register_bright()
-    yield bright_checkpoint(tmp_path_factory.mktemp("ckpt"))
-    unregister_bright()
 
 
 def _widget(viewer, qtbot) -> PredictWidget:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _predict_data import bright_checkpoint, disk_image, register_bright, unregister_bright
+from _predict_data import disk_image
 from _train_data import one_thread  # noqa: F401 - an autouse fixture
 
 from napari_medseg._layer_roles import is_locked
@@ -14,13 +14,6 @@ from napari_medseg._session import PREDICTION_LAYER, PROBABILITY_LAYER
 
 pytestmark = pytest.mark.gui
 WAIT = 30000
-
-
-@pytest.fixture(scope="module")
-def bright(tmp_path_factory):
-    register_bright()
-    yield bright_checkpoint(tmp_path_factory.mktemp("ckpt"))
-    unregister_bright()
 
 
 def _predicted(widget, qtbot, viewer, mask) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _predict_data import bright_checkpoint, disk_image, disk_stack, register_bright, unregister_bright
+from _predict_data import disk_image, disk_stack
 from _train_data import one_thread  # noqa: F401 - an autouse fixture
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QApplication, QVBoxLayout, QWidget
@@ -22,13 +22,6 @@ from napari_medseg._session import PREDICTION_LAYER
 
 pytestmark = pytest.mark.gui
 WAIT = 30000
-
-
-@pytest.fixture(scope="module")
-def bright(tmp_path_factory):
-    register_bright()
-    yield bright_checkpoint(tmp_path_factory.mktemp("ckpt"))
-    unregister_bright()
 
 
 class Repaints(QObject):
