@@ -9,9 +9,10 @@ import pytest
 
 from medseg.datasets import open_dataset
 from medseg.jobs import Progress, Result, Started
-from medseg.qc import duplicates as dup_mod
+from medseg.qc import duplicates_pairs as dup_mod
 from medseg.qc import run_qc
-from medseg.qc.duplicates import _HASH_THUMB, CHECKS, Fingerprint, hash_pairs, phash_and_thumb, popcount
+from medseg.qc.duplicates import CHECKS, Fingerprint, hash_pairs, phash_and_thumb, popcount
+from medseg.qc.duplicates_fingerprint import _HASH_THUMB
 from medseg.qc.run import qc
 from tests._qc_data import jpeg_roundtrip, natural, rect_mask, write_dataset
 
@@ -100,6 +101,25 @@ def test_loose_near_duplicates_only_warn_about_a_missing_class(tmp_path):
     bad = _by(qc(ds, DUP_CHECKS, params, workers=1), "duplicate_mask_disagreement")
     assert set(bad) == {"astro_jpeg"}
     assert bad["astro_jpeg"].severity == "warning" and "lacks" in bad["astro_jpeg"].message
+
+
+def test_only_pairs_with_something_to_report_are_aligned(tmp_path, monkeypatch):
+    """Aligning is most of a pair's cost: a pair that is not the same picture (here: the copy threshold out of
+    reach) and labels the same classes has nothing to report and is not aligned; one lacking a class is."""
+    astro = natural("astronaut")
+    aligned = []
+    real = dup_mod.aligned
+    monkeypatch.setattr(dup_mod, "aligned", lambda *a, **k: aligned.append(1) or real(*a, **k))
+    params = {"duplicate_mask_disagreement": {"same_min_correlation": 1.0}}
+    for name, mask, found in ((0, rect_mask(64), set()), (1, np.zeros((64, 64), np.uint8), {"astro_jpeg"})):
+        aligned.clear()
+        ds = _dataset(
+            tmp_path / str(name), {"astro_a": (astro, rect_mask(64)), "astro_jpeg": (jpeg_roundtrip(astro), mask)}
+        )
+        report = qc(ds, DUP_CHECKS, params, workers=1)
+        assert set(_by(report, "near_duplicate")) == {"astro_a", "astro_jpeg"}  # the pair was judged ...
+        assert set(_by(report, "duplicate_mask_disagreement")) == found
+        assert len(aligned) == len(found)  # ... and aligned only where it had something to report
 
 
 def test_hash_pairs_match_brute_force_and_popcount_fallback(monkeypatch):

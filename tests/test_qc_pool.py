@@ -13,10 +13,11 @@ import shutil
 
 import pytest
 
+from medseg import process_pool
 from medseg.datasets import open_dataset
 from medseg.errors import Cancelled
 from medseg.jobs import CancelToken, Progress
-from medseg.qc import pool, qc, run_qc
+from medseg.qc import qc, run_qc
 from medseg.workspace import Workspace
 
 FRAMES = [*range(1, 19), *range(253, 271)]
@@ -72,7 +73,7 @@ def test_pooled_qc_of_a_dataset_equals_serial_and_names_a_damaged_file(frames, t
 
 def test_pooled_qc_in_spawned_workers_equals_serial(frames, monkeypatch, tmp_path):
     """The app runs QC in a thread, so its workers are spawned and open the workspace from its recipe."""
-    monkeypatch.setattr(pool, "_start_method", lambda: "spawn")
+    monkeypatch.setattr(process_pool, "_start_method", lambda: "spawn")
     with Workspace.create(tmp_path / "ws", frames) as ws:
         serial = _keys(qc(ws, "empty_mask,near_duplicate,outline_fit", processes=1).findings)
         assert _keys(qc(ws, "empty_mask,near_duplicate,outline_fit", processes=2).findings) == serial
@@ -104,7 +105,7 @@ def test_hash_pairs_computed_once_give_each_distance_the_pairs_hash_pairs_gives(
 
     import numpy as np
 
-    from medseg.qc import duplicates
+    from medseg.qc import duplicates_pairs as duplicates
 
     monkeypatch.setattr(duplicates, "_HASH_ROWS", 700)  # several row ranges, one ending mid-block
     rng = np.random.default_rng(1)

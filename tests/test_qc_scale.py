@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medseg.qc import duplicates, duplicates_align, qc
+from medseg.qc import duplicates_align, duplicates_pairs, qc
 from medseg.qc.subpixel import shift, shifted
 from medseg.workspace import Workspace
 from tests.test_workspace_scale import _write
@@ -92,8 +92,8 @@ def test_hash_pairs_in_blocks_of_any_size_find_every_pair_once_in_order(monkeypa
     rng = np.random.default_rng(2)
     base = rng.integers(0, 2**63, 40, dtype=np.uint64)
     hashes = base[rng.integers(0, 40, 300)] ^ (np.uint64(1) << rng.integers(0, 64, 300).astype(np.uint64))
-    monkeypatch.setattr(duplicates, "_BLOCK_CELLS", cells)
-    i, j, d = duplicates.hash_pairs(hashes, 4)
+    monkeypatch.setattr(duplicates_pairs, "_BLOCK_CELLS", cells)
+    i, j, d = duplicates_pairs.hash_pairs(hashes, 4)
     want = [
         (a, b, (int(hashes[a]) ^ int(hashes[b])).bit_count())
         for a in range(300)

@@ -48,7 +48,7 @@ def worker_pool(items: int, workers: int | None = None) -> Iterator[Executor | N
     if n <= 1 or (workers is None and items < MIN_ITEMS):
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(_start_method()))
+    pool = executor(n)
     try:
         # start the workers now, while the caller holds little: a forked worker's copy of what its parent
         # held grows as reference counts and the collector write to it (a create's file listings)
@@ -56,6 +56,17 @@ def worker_pool(items: int, workers: int | None = None) -> Iterator[Executor | N
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def executor(workers: int, initializer: Callable | None = None, initargs: tuple = ()) -> ProcessPoolExecutor:
+    """``workers`` processes, forked or spawned as the module doc says; ``initializer(*initargs)`` runs in each
+    as it starts (what a worker keeps for all its tasks: QC's open workspace, :mod:`medseg.qc.pool`)."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(_start_method()),
+        initializer=initializer,
+        initargs=initargs,
+    )
 
 
 @contextmanager
@@ -84,19 +95,24 @@ def chunked(items: Sequence, size: int | None = None) -> list[Sequence]:
 
 
 def ordered_map(pool: Executor | None, fn: Callable, chunks: Iterable, ahead: int | None = None) -> Iterator:
-    """``fn(chunk)`` for each chunk, in order: in ``pool`` with at most ``ahead`` chunks queued (bounded
-    memory), or here when ``pool`` is None."""
+    """``fn(chunk)`` for each chunk, in order: in ``pool`` with at most ``ahead`` chunks queued besides the one
+    waited for (bounded memory; chunks are drawn from the iterable only as results are taken), or here when
+    ``pool`` is None. Closing the generator cancels the chunks queued and not started."""
     if pool is None:
         yield from map(fn, chunks)
         return
     ahead = ahead or 2 * default_workers() + 2
     pending: deque = deque()
-    for chunk in chunks:
-        pending.append(pool.submit(fn, chunk))
-        if len(pending) > ahead:
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(fn, chunk))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
 
 
 def portable(e: BaseException) -> BaseException:

@@ -11,15 +11,12 @@ receives chunks in sample order, at most ``2 * processes`` in flight, so
 memory stays bounded and a cancel stops the pass between samples. The same
 processes then take the pair work of the dataset-wide checks (:meth:`Workers.map`):
 neighbour fit's camera moves (:mod:`medseg.qc.signal_neighbours`) and the
-duplicate checks' confirmation and alignment of hash candidates
-(:mod:`medseg.qc.duplicates`), each task carrying the thumbnails it needs.
+duplicate checks' confirmation and judgement of hash candidates
+(:mod:`medseg.qc.duplicates_disagree`), each task carrying the thumbnails it needs.
 
-Workers are forked when the calling process runs a single thread (the CLI, a
-script: milliseconds to start, and a script without an ``if __name__ ==
-"__main__"`` guard still works); they are spawned when other threads run (the
-app runs QC in a thread), since a fork of a threaded process may inherit a
-lock some other thread held. A forked worker never touches the parent's open
-workspace: it opens its own and leaves through ``os._exit``.
+The processes are those of :mod:`medseg.process_pool` (forked from a process running one thread, spawned
+from the app, which runs QC in a thread), each started with :func:`_start`. A forked worker never touches
+the parent's open workspace: it opens its own and leaves through ``os._exit``.
 """
 
 from __future__ import annotations
@@ -27,9 +24,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+
+from medseg import process_pool
 
 CHUNK = 64  # samples a task: findings and small measures back (pictures go to the worker's file), ~0.5 s of work
 MIN_SAMPLES = 1000  # below this, spawning processes (about a second each) costs more than it saves
@@ -43,14 +41,6 @@ def default_processes() -> int:
 
 def use_pool(processes: int, n: int, minimum: int = MIN_SAMPLES) -> bool:
     return processes > 1 and n >= minimum
-
-
-def _start_method() -> str:
-    import multiprocessing
-    import threading
-
-    forkable = "fork" in multiprocessing.get_all_start_methods()
-    return "fork" if forkable and threading.active_count() == 1 else "spawn"
 
 
 def _recipe(src) -> tuple:
@@ -111,35 +101,17 @@ class Workers:
     checks that compare samples (:meth:`map`). Closing it stops them, dropping what has not started."""
 
     def __init__(self, src, per_sample, features: list[str], params: dict, names: set[str], processes: int):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         # each worker's file of measures (medseg.qc.spill.Written), removed when the pool closes: the
         # parent's tables keep them open until they close
         self._folder = tempfile.mkdtemp(prefix="medseg-qc-")
         init = (_recipe(src), [c.name for c in per_sample], list(features), params, set(names), self._folder)
         self.processes = processes
-        self._pool = ProcessPoolExecutor(
-            max_workers=processes,
-            mp_context=multiprocessing.get_context(_start_method()),
-            initializer=_start,
-            initargs=init,
-        )
+        self._pool = process_pool.executor(processes, _start, init)
 
     def map(self, fn, tasks) -> Iterator:
         """``fn(task)`` for each task (``fn`` a module-level function), in order, at most ``2 * processes``
         in flight; tasks are drawn from the iterable only as results are taken."""
-        pending: deque = deque()
-        try:
-            for task in tasks:
-                pending.append(self._pool.submit(fn, task))
-                if len(pending) >= 2 * self.processes:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
+        return process_pool.ordered_map(self._pool, fn, tasks, 2 * self.processes - 1)
 
     def examine(self, ids: list[str]) -> Iterator[tuple]:
         """(sample id, (findings, measures, timings)) for every id in order."""

@@ -1,0 +1,251 @@
+"""Which samples show the same picture: perceptual-hash candidates, confirmed by their thumbnails.
+
+Two samples are candidates when their 64-bit perceptual hashes (:mod:`medseg.qc.duplicates_fingerprint`)
+differ in at most a check's ``max_distance`` bits. The comparison grows with the square of the samples
+(17 s at 100,000 on one core), so it is made once, at the largest distance any check asks for, in blocks of
+rows that bound its memory, in the run's worker processes when it has them; a smaller distance keeps the
+pairs within it, in the same (i, j) order. A candidate is a :class:`Pair` when its 32x32 thumbnails
+correlate at ``min_correlation`` or more, in place or (``shifted``) once aligned; samples with identical
+pixels are exact pairs whatever their hashes.
+
+Fingerprints are read one at a time (they may live on disk, :mod:`medseg.qc.spill`): only the hashes of all
+samples are held at once, and the fingerprints of a candidate's two samples are read when it is compared.
+Work on many candidates goes through :func:`pair_map`: in chunks to the worker processes, each chunk
+carrying the fingerprints it needs, or here when the run has none.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from medseg.qc.duplicates_align import aligned, aligned_correlation, spectrum
+from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
+
+_BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
+_BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
+_SPECTRA_KEPT = 128  # grey spectra of the last samples compared (4 MB)
+_PAIR_CHUNK = 64  # hash candidates a worker task takes: ~0.4 MB of fingerprints, 4 tasks in flight
+_HASH_DISTANCE = 8  # the default near-duplicate distances: the one hash comparison serves every check
+_HASH_ROWS = 4096  # rows of the hash comparison a worker process takes at once
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    table = np.array([i.bit_count() for i in range(256)], np.uint8)
+    return table[x.view(np.uint8)].reshape(*x.shape, 8).sum(-1)
+
+
+def hash_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) for every i < j with Hamming distance <= max_distance, in blocks of rows.
+
+    A block of rows is compared with the rows from its first on (the pairs i < j), and holds at most
+    ``_BLOCK_CELLS`` distances: 2,048 rows against every sample held 1.6 GB at 100,000 samples."""
+    return hash_rows((np.asarray(hashes, np.uint64), 0, len(hashes), max_distance))
+
+
+def hash_rows(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`hash_pairs` of the rows ``start:stop`` against the rows from each on, in (i, j) order:
+    ``task`` = (hashes, start, stop, max_distance) (a worker process's share of a large dataset's)."""
+    hashes, start, stop, max_distance = task
+    n = len(hashes)
+    out_i, out_j, out_d = [], [], []
+    for a in range(start, stop, _block_rows(n)):
+        b = min(a + _block_rows(n), stop)
+        rest = hashes[a:]
+        d = popcount(hashes[a:b, None] ^ rest[None, :])
+        i, j = np.nonzero(d <= max_distance)
+        keep = j > i
+        out_i.append(i[keep] + a)
+        out_j.append(j[keep] + a)
+        out_d.append(d[i[keep], j[keep]])
+    if not out_i:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d).astype(int)
+
+
+def _close_hashes(ctx, hashes: list[int], max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`hash_pairs` for ``pairs``: computed once at the largest distance the checks ask for (the
+    comparison grows with the square of the samples: 17 s at 100,000 on one core), in the run's worker
+    processes when it has them; a smaller distance keeps the pairs within it, in the same (i, j) order."""
+    asked = ctx.cache.setdefault("duplicates:distances", set())
+    asked.add(max_distance)
+    top = max(max(asked), _HASH_DISTANCE)
+    done = ctx.cache.get("duplicates:close")
+    if done is None or done[0] < max_distance:
+        h = np.array(hashes, np.uint64)
+        if getattr(ctx, "workers", None) is None or len(h) < _HASH_ROWS:
+            found = hash_pairs(h, top)
+        else:
+            tasks = ((h, a, min(a + _HASH_ROWS, len(h)), top) for a in range(0, len(h), _HASH_ROWS))
+            parts = list(ctx.workers.map(hash_rows, tasks))
+            found = tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+        ctx.cache["duplicates:close"] = done = (top, *found)
+    _, i, j, d = done
+    keep = d <= max_distance
+    return i[keep], j[keep], d[keep]
+
+
+def _block_rows(n: int) -> int:
+    return max(1, min(_BLOCK, _BLOCK_CELLS // max(n, 1)))
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    exact: bool
+    distance: int
+    correlation: float
+
+
+class Candidates(Sequence):
+    """Hash candidates as (a, b, hash distance) tuples, made when read: 1.2 million at 100,000 frames of
+    25-frame videos, held as three arrays (the tuples took 100 MB)."""
+
+    def __init__(self, ids: list[str], i: np.ndarray, j: np.ndarray, d: np.ndarray):
+        self.ids, self.i, self.j, self.d = ids, i, j, d
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            ids = self.ids
+            return [
+                (ids[a], ids[b], dist) for a, b, dist in zip(self.i[k].tolist(), self.j[k].tolist(), self.d[k].tolist())
+            ]
+        return self.ids[int(self.i[k])], self.ids[int(self.j[k])], int(self.d[k])
+
+    def __iter__(self) -> Iterator[tuple[str, str, int]]:
+        for k in range(0, len(self), _PAIR_CHUNK):
+            yield from self[k : k + _PAIR_CHUNK]
+
+
+def candidates(table: dict, ctx, max_distance: int) -> tuple[Candidates, list[Pair]]:
+    """(the hash candidates within ``max_distance`` whose pixels differ, in (i, j) order; the exact pairs,
+    grouped by their pixels in the samples' order)."""
+    ids, hashes, shas = _hashes(table["fingerprint"], ctx)
+    if not ids:
+        return Candidates([], *(np.zeros(0, int),) * 3), []
+    i, j, d = _close_hashes(ctx, hashes, max_distance)
+    by_sha = defaultdict(list)
+    for sid, sha in zip(ids, shas):
+        by_sha[sha].append(sid)
+    code = {sha: n for n, sha in enumerate(by_sha)}
+    same = np.array([code[sha] for sha in shas], np.int64)
+    differ = same[i] != same[j]
+    exact = [Pair(x, y, True, 0, 1.0) for group in by_sha.values() for n, x in enumerate(group) for y in group[n + 1 :]]
+    return Candidates(ids, i[differ], j[differ], d[differ]), exact
+
+
+def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[Pair]:
+    """Confirmed near-duplicates (thumbnails correlating in place), then the exact pairs; cached per threshold
+    in ``ctx.cache``."""
+    key = ("pairs", max_distance, min_correlation)
+    if key not in ctx.cache:
+        # here, not in the workers: a dot product a candidate costs less than sending its fingerprints there
+        near, exact = candidates(table, ctx, max_distance)
+        ctx.cache[key] = _confirm(ctx, near, table["fingerprint"], min_correlation) + exact
+    return ctx.cache[key]
+
+
+def _confirm(ctx, chunk, fps, min_correlation: float) -> list[Pair]:
+    out = []
+    for c in chunk:
+        found = confirmed(ctx, c, fps[c[0]], fps[c[1]], min_correlation)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _hashes(fps, ctx) -> tuple[list[str], list[int], list[str]]:
+    """(samples with a fingerprint, their perceptual hashes, their pixels' SHA-256), read once for every
+    threshold the checks ask for (each read unpickles a whole fingerprint from disk)."""
+    if "duplicates:hashes" not in ctx.cache:
+        ids, hashes, shas = [], [], []
+        for sid in ctx.sample_ids:
+            f = fps.get(sid)
+            if f is not None:
+                ids.append(sid)
+                hashes.append(f.phash)
+                shas.append(f.pixels_sha256)
+        ctx.cache["duplicates:hashes"] = ids, hashes, shas
+    return ctx.cache["duplicates:hashes"]
+
+
+def confirmed(
+    ctx, candidate: tuple, fa: Fingerprint, fb: Fingerprint, min_correlation: float, shifted: bool = False
+) -> Pair | None:
+    """The candidate (a, b, distance) as a Pair if its thumbnails correlate at ``min_correlation``, else None.
+
+    With ``shifted``, a candidate whose thumbnails correlate too little in place is confirmed by their
+    correlation once aligned (a copy cropped by a pixel or two: 0.88 in place, 0.99999 aligned); the Pair's
+    ``correlation`` is then the aligned one."""
+    a, b, dist = candidate
+    if fa.thumb is None or fb.thumb is None:
+        return None
+    corr = float(fa.thumb @ fb.thumb)
+    if corr < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
+        ga, gb = fa.grey.astype(np.float32), fb.grey.astype(np.float32)
+        corr = aligned_correlation(ga, gb, *spectra(ctx, (a, fa), (b, fb)))
+    if corr < min_correlation:
+        return None
+    return Pair(a, b, False, dist, corr)
+
+
+def aligned_pair(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint) -> tuple[float, float, tuple[float, float]]:
+    """(mask IoU, picture correlation, shift) once ``fb``'s picture is moved onto ``fa``'s."""
+    if fa.grey is None or fb.grey is None:  # fingerprints made without a picture thumbnail
+        return mask_iou(fa, fb), float(fa.thumb @ fb.thumb) if fa.thumb is not None else 0.0, (0.0, 0.0)
+    return aligned(fa.grey, fb.grey, fa.mask_thumbs, fb.mask_thumbs, spectra(ctx, (x.a, fa), (x.b, fb)))
+
+
+def spectra(ctx, *samples: tuple[str, Fingerprint]) -> list[np.ndarray]:
+    """Each (sample, fingerprint)'s grey :func:`spectrum`, kept for the last ``_SPECTRA_KEPT`` samples: hash
+    pairs come a row at a time, so a sample meets its near-identical frames within a short stretch."""
+    kept = ctx.cache.setdefault("duplicates:spectra", OrderedDict())
+    out = []
+    for sid, fp in samples:
+        if sid in kept:
+            kept.move_to_end(sid)
+        else:
+            kept[sid] = spectrum(fp.grey)
+            if len(kept) > _SPECTRA_KEPT:
+                kept.popitem(last=False)
+        out.append(kept[sid])
+    return out
+
+
+def pair_map(ctx, fps, items: Sequence, fn: Callable, arg) -> Iterator[list]:
+    """``fn(context, chunk, fingerprints, arg)`` over ``items`` (candidates or pairs, a sample id first and
+    second in each), in order: in chunks of ``_PAIR_CHUNK`` in the run's worker processes, each chunk with the
+    fingerprints of its samples, or here on all of them at once with the run's own cache (``fn`` a
+    module-level function, its result a list)."""
+    workers = getattr(ctx, "workers", None)
+    if workers is None:
+        if items:
+            yield fn(ctx, items, fps, arg)
+        return
+
+    def tasks():
+        for k in range(0, len(items), _PAIR_CHUNK):
+            chunk = items[k : k + _PAIR_CHUNK]
+            yield fn, chunk, {x: fps[x] for c in chunk for x in _ids(c)}, arg
+
+    yield from workers.map(_pair_task, tasks())
+
+
+def _ids(item) -> tuple[str, str]:
+    return (item.a, item.b) if isinstance(item, Pair) else (item[0], item[1])
+
+
+def _pair_task(task) -> list:
+    """A worker process's chunk of :func:`pair_map` (its own cache: spectra are kept within the chunk)."""
+    fn, chunk, fps, arg = task
+    return fn(SimpleNamespace(cache={}), chunk, fps, arg)
