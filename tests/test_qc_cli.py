@@ -112,3 +112,26 @@ def test_ctrl_c_writes_nothing(root, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "r.json").exists()
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.findings(source="qc") == []
+
+
+def test_processes_flag_runs_workers_and_reports_what_one_process_does(root, tmp_path, monkeypatch, capsys):
+    from medseg.qc import pool
+
+    started = []
+    real = pool.Workers.__init__
+
+    def counted(self, *args, **kwargs):
+        started.append(args[-1])  # the processes asked for
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pool.Workers, "__init__", counted)
+    reports = {}
+    for n in ("1", "2"):
+        assert main(["qc", str(root), "--quiet", "--processes", n, "--json", str(tmp_path / f"{n}.json")]) == 0
+        reports[n] = json.loads((tmp_path / f"{n}.json").read_text())
+    assert started == [2]  # 3 samples: only asked for processes does QC start any
+    assert reports["1"]["findings"] == reports["2"]["findings"] and reports["1"]["findings"]
+    with pytest.raises(SystemExit) as e:
+        main(["qc", str(root), "--processes", "0"])
+    assert e.value.code == 2
+    assert "--processes takes a whole number of at least 1, got '0'" in capsys.readouterr().err

@@ -22,6 +22,16 @@ def _param(text: str) -> tuple[str, str, float]:
     return check.strip(), name.strip(), int(number) if number.is_integer() and "." not in value else number
 
 
+def _processes(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--processes takes a whole number of at least 1, got {text!r}")
+    return n
+
+
 def _layouts() -> tuple[str, ...]:
     from medseg.datasets import layout_names
 
@@ -85,6 +95,14 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--workers", type=int, default=None, metavar="N", help="decoding threads (default: CPUs - 1, at most 4)"
     )
+    p.add_argument(
+        "--processes",
+        type=_processes,
+        default=None,
+        metavar="N",
+        help="worker processes for decoding and comparing samples: 1 none (threads only), more always "
+        "(default: every CPU, at most 4, from 1,000 samples on)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_qc)
 
@@ -125,7 +143,9 @@ def _cmd_qc(args: argparse.Namespace) -> int:
         )
     try:  # Ctrl-C: Cancelled (exit 130, nothing written), reported by medseg.cli.main like any error
         report = run_job(
-            lambda token: run_qc(source, args.checks, params, workers=args.workers, cancel=token),
+            lambda token: run_qc(
+                source, args.checks, params, workers=args.workers, processes=args.processes, cancel=token
+            ),
             what="qc",
             unit="sample",
             quiet=args.quiet,
