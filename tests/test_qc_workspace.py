@@ -105,3 +105,22 @@ def test_a_subset_run_replaces_only_its_checks(ws):
     report = qc(ws, "specks", {"specks": {"min_pixels": 3}}, workers=1)
     assert isinstance(report, QCReport) and report.findings == []  # 5 px is no speck at min_pixels 3
     assert {f.check for f in ws.findings(source="qc")} == {"holes", "mask_values"}
+
+
+def test_qc_stores_the_review_queue_order_the_app_opens_with(ws, monkeypatch):
+    """The first open after QC reads the order QC stored (computing it, which reads every score and finding,
+    fails here) and it is the order computed from what QC stored."""
+    from medseg.qc.queue import review_queue
+
+    qc(ws, workers=1)
+
+    def computed():
+        raise AssertionError("the queue was computed, not read from the order QC stored")
+
+    with monkeypatch.context() as m:
+        m.setattr(ws, "queue_columns", computed)
+        stored = review_queue(ws)
+    ws.queue_cache_clear()
+    fresh = review_queue(ws)
+    assert stored.sample_ids == fresh.sample_ids and stored.priorities.tolist() == fresh.priorities.tolist()
+    assert [i.reason for i in stored] == [i.reason for i in fresh] and len(stored) == len(ws.sample_ids())
