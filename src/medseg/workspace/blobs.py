@@ -21,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import sys
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import numpy as np
 
 from medseg.errors import ReadError
 from medseg.folder_swap import fsync_dir
-from medseg.io.npz import NpzFile
+from medseg.io.npz import NpzFile, _read_npy
 
 STORED_DTYPES = ("bool", "uint8", "uint16", "uint32")
 _MAGIC = b"medseg-mask-v1\0"
@@ -63,6 +65,39 @@ def _write_npz(f, arr: np.ndarray) -> None:
         zf.open("mask.npy", "w", force_zip64=True) as entry,
     ):
         np.lib.format.write_array(entry, arr, allow_pickle=False)
+
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a zip member's local header (APPNOTE 4.3.7)
+_ZIP64 = 0x0001  # the extra field holding 64-bit sizes
+
+
+def _only_member(data: bytes) -> bytes | None:
+    """The uncompressed ``mask.npy`` of a blob whose first member it is, with its sizes in its local header (as
+    :func:`_write_npz` writes it), its CRC checked; None for anything else."""
+    if len(data) < _LOCAL_HEADER.size:
+        return None
+    magic, _, flags, method, _, _, crc, csize, usize, nlen, xlen = _LOCAL_HEADER.unpack_from(data)
+    start = _LOCAL_HEADER.size + nlen + xlen
+    if magic != b"PK\x03\x04" or flags & 0x9 or method not in (0, 8) or data[30 : 30 + nlen] != b"mask.npy":
+        return None  # not a zip, encrypted, sizes after the data (bit 3), another compression or member
+    if 0xFFFFFFFF in (csize, usize):
+        extra, at = data[30 + nlen : start], 0
+        while at + 4 <= len(extra):
+            kind, size = struct.unpack_from("<HH", extra, at)
+            if kind == _ZIP64:
+                sizes = iter(struct.unpack_from(f"<{min(size, 16) // 8}Q", extra, at + 4))
+                usize = next(sizes, usize) if usize == 0xFFFFFFFF else usize
+                csize = next(sizes, csize) if csize == 0xFFFFFFFF else csize
+                break
+            at += 4 + size
+    body = data[start : start + csize]
+    if len(body) != csize:
+        return None
+    try:
+        raw = zlib.decompress(body, -15) if method == 8 else body
+    except zlib.error:
+        return None
+    return raw if len(raw) == usize and zlib.crc32(raw) == crc else None
 
 
 class BlobStore:
@@ -147,10 +182,32 @@ class BlobStore:
         self.sync(shas)
 
     def get(self, sha: str) -> np.ndarray:
-        """The stored array; ReadError naming the file when it is missing, unreadable or not what its name says."""
+        """The stored array; ReadError naming the file when it is missing, unreadable or not what its name says.
+
+        The file is read in one call and a blob as :func:`_write_npz` writes it is unpacked from those bytes
+        (:func:`_only_member`: its CRC checked, the array hashed to its name); any other zip, or one that
+        does not hash to its name that way, is read by ``zipfile``, which names what is wrong with it. QC reads
+        every mask of a workspace: opening each as a ``ZipFile`` was most of a mask's read."""
+        return self._read(sha, whole=False)
+
+    def _read(self, sha: str, whole: bool) -> np.ndarray:
+        """:meth:`get`; ``whole``: through ``zipfile`` only, so a damaged part of the zip other than the
+        mask's own data (its central directory) is found too."""
         path = self.path(sha)
-        if not path.is_file():
-            raise ReadError(path, "mask blob is missing from the workspace (deleted or never written)")
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ReadError(path, "mask blob is missing from the workspace (deleted or never written)") from None
+        except OSError as e:
+            raise ReadError(path, f"mask blob cannot be read ({type(e).__name__}: {e})") from None
+        member = None if whole else _only_member(data)
+        if member is not None:
+            try:
+                arr = _read_npy(io.BytesIO(member))
+                if mask_sha256(arr) == sha:
+                    return arr
+            except (ValueError, EOFError):
+                pass  # read again below, where the error is named
         try:
             with NpzFile(path) as npz:
                 arr = npz["mask"]
@@ -169,9 +226,9 @@ class BlobStore:
         return arr
 
     def verify(self, sha: str) -> str | None:
-        """None when the blob reads back intact, else what is wrong."""
+        """None when the blob reads back intact (the whole zip, not only the mask's data), else what is wrong."""
         try:
-            self.get(sha)
+            self._read(sha, whole=True)
         except ReadError as e:
             return str(e)
         return None
