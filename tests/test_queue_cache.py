@@ -9,18 +9,17 @@ order from being stored; a new calibration or a damaged stored row computes it a
 from __future__ import annotations
 
 import dataclasses
-import random
 import sqlite3
 
 import _queue_reference as reference
 import numpy as np
 import pytest
-from _rank_data import make_planted
+from _scored_workspace import correct, scored_workspace
 
 from medseg.qc import Finding, reliability
 from medseg.qc.queue import review_queue
 from medseg.workspace import Workspace
-from medseg.workspace.records import ACCEPTED, CORRECTED
+from medseg.workspace.records import CORRECTED
 
 
 def _fields(item) -> dict:
@@ -53,35 +52,9 @@ def _from_store(ws, monkeypatch, **options):
         return review_queue(ws, **options)
 
 
-def _make(base, n=24):
-    root, _ = make_planted(base / "data", n=n, size=24)
-    w = Workspace.create(base / "ws", root, group_by="stem")
-    rng = random.Random(5)
-    ids = w.sample_ids()
-    heads = {r.id: r.head_revision for r in w.samples()}
-    for m in ("outline-fit", "neighbour-fit"):
-        judged = ids[:-3]
-        w.set_scores(m, {s: rng.random() for s in judged}, {s: {"revision": heads[s], "raw": 1} for s in judged})
-    model = {s: round(rng.random(), 1) for s in ids[1:]}  # ties on purpose
-    w.set_scores("oof-k3", model, {s: {"dice": v, "revision": heads[s]} for s, v in model.items()})
-    w.add_findings(
-        [
-            Finding(ids[4], "full_mask", "error", "the whole image is foreground"),
-            Finding(ids[5], "specks", "warning", "3 specks", value=3),
-            Finding(ids[6], "blurred", "warning", "blurred image"),
-            Finding(ids[8], "duplicate_mask_disagreement", "error", "disagree", details={"others": [{"id": ids[20]}]}),
-            Finding(ids[20], "duplicate_mask_disagreement", "error", "disagree", details={"others": [{"id": ids[8]}]}),
-        ],
-        source="qc",
-    )
-    for s in ids[::5]:
-        w.set_status(s, ACCEPTED)
-    return w
-
-
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    w = _make(tmp_path_factory.mktemp("cache"))
+    w = scored_workspace(tmp_path_factory.mktemp("cache"))
     yield w
     w.close()
 
@@ -113,27 +86,20 @@ def test_items_of_a_stored_order_are_made_after_the_workspace_closed(ws, monkeyp
     _same(queue, reference.review_queue(ws))
 
 
-def _correct(w, sid):
-    mask = w.current_mask(sid).copy()
-    mask[:3] = 1 - mask[:3]
-    return w.save_revision(sid, mask, origin="manual", author="t", note="corrected")
-
-
 WRITES = {
     "scores": lambda w, ids: w.set_scores("oof-k3", {ids[3]: 0.01}, {ids[3]: {"dice": 0.01}}),
     "new score method": lambda w, ids: w.set_scores("fit-all", {s: 0.5 for s in ids[:6]}),
     "findings": lambda w, ids: w.add_findings([Finding(ids[9], "full_mask", "error", "all foreground")], source="qc"),
     "findings removed": lambda w, ids: w.add_findings([], source="qc"),
-    "a corrected label": lambda w, ids: _correct(w, ids[10]),
+    "a corrected label": lambda w, ids: correct(w, ids[10]),
     "a reverted label": lambda w, ids: w.revert(ids[2], w.revisions(ids[2])[0].id),
 }
 
 
 @pytest.mark.parametrize("write", list(WRITES))
 def test_every_write_that_orders_the_queue_drops_the_stored_order(tmp_path, write):
-    with _make(tmp_path) as w:
+    with scored_workspace(tmp_path) as w:
         ids = w.sample_ids()
-        _correct(w, ids[2])  # so that a revert has an earlier revision to go back to
         before = review_queue(w)
         assert len(_stored(w)) == 1
         WRITES[write](w, ids)
@@ -144,10 +110,11 @@ def test_every_write_that_orders_the_queue_drops_the_stored_order(tmp_path, writ
 
 
 def test_a_write_by_another_process_drops_it_too(tmp_path):
-    with _make(tmp_path) as w:
+    with scored_workspace(tmp_path) as w:
         ids = w.sample_ids()
         before = review_queue(w)
-        sid = next(s for s in reversed(before.sample_ids) if s != ids[0])  # scored, at the end
+        # scored on its current label (ids[2]'s score is stale), at the end
+        sid = next(s for s in reversed(before.sample_ids) if s not in (ids[0], ids[2]))
         with sqlite3.connect(w.root / "workspace.sqlite") as conn:  # no medseg: the database's own triggers
             conn.execute("UPDATE scores SET score = 0.0 WHERE method = 'oof-k3' AND sample_id = ?", (sid,))
         assert _stored(w) == []
@@ -170,7 +137,7 @@ def test_a_verdict_keeps_the_stored_order_and_the_queue_shows_it(ws, monkeypatch
 
 
 def test_a_write_while_the_order_is_computed_keeps_it_from_being_stored(tmp_path):
-    with _make(tmp_path) as w:
+    with scored_workspace(tmp_path) as w:
         ids = w.sample_ids()
         columns = w.queue_columns
 

@@ -9,17 +9,14 @@ severity, with and without a calibration, filtered by status and by check, and w
 from __future__ import annotations
 
 import dataclasses
-import random
 
 import _queue_reference as reference
 import numpy as np
 import pytest
-from _rank_data import make_planted
+from _scored_workspace import scored_workspace
 
-from medseg.qc import Finding, reliability
+from medseg.qc import reliability
 from medseg.qc.queue import ReviewQueue, review_queue
-from medseg.workspace import Workspace
-from medseg.workspace.records import ACCEPTED
 
 
 def _fields(item) -> dict:
@@ -28,47 +25,7 @@ def _fields(item) -> dict:
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    base = tmp_path_factory.mktemp("queue")
-    root, _ = make_planted(base / "data", n=24, size=24)
-    with Workspace.create(base / "ws", root, group_by="stem") as w:
-        rng = random.Random(3)
-        ids = w.sample_ids()
-        heads = {r.id: r.head_revision for r in w.samples()}
-        for m in ("outline-fit", "neighbour-fit"):
-            judged = ids[: -2 if m == "outline-fit" else -5]
-            w.set_scores(m, {s: rng.random() for s in judged}, {s: {"revision": heads[s], "raw": 1} for s in judged})
-        model = {s: round(rng.random(), 1) for s in ids[1:]}  # ties on purpose
-        w.set_scores("oof-k3", model, {s: {"dice": v, "revision": heads[s]} for s, v in model.items()})
-        w.add_findings(
-            [
-                Finding(ids[4], "full_mask", "error", "the whole image is foreground"),
-                Finding(ids[5], "specks", "warning", "3 specks", value=3),
-                Finding(ids[5], "holes", "info", "a hole"),
-                Finding(ids[6], "blurred", "warning", "blurred image"),
-                Finding(ids[7], "too_dark", "error", "too dark"),
-                Finding(
-                    ids[8],
-                    "duplicate_mask_disagreement",
-                    "error",
-                    "masks disagree",
-                    details={"others": [{"id": ids[20], "severity": "error"}]},
-                ),
-                Finding(
-                    ids[20],
-                    "duplicate_mask_disagreement",
-                    "error",
-                    "masks disagree",
-                    details={"others": [{"id": ids[8], "severity": "error"}]},
-                ),
-            ],
-            source="qc",
-        )
-        mask = w.current_mask(ids[2]).copy()
-        mask[:2] = 1 - mask[:2]
-        # its scores and signals are stale now
-        w.save_revision(ids[2], mask, origin="manual", author="t", note="corrected")
-        for s in ids[::4]:
-            w.set_status(s, ACCEPTED)
+    with scored_workspace(tmp_path_factory.mktemp("queue")) as w:
         yield w
 
 

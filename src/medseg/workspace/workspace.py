@@ -64,6 +64,7 @@ class Workspace(RowMethods, VolumeMethods):
         self.root = Path(root)
         self._conn = conn
         self._lock = threading.RLock()
+        self._counts = overview.Counts()
         self._blobs = BlobStore(self.root / "masks")
         self.meta = {r[0]: r[1] for r in conn.execute("SELECT key, value FROM meta")}
         if self.meta.get("state") != "ready":
@@ -372,7 +373,8 @@ class Workspace(RowMethods, VolumeMethods):
     # overview and upkeep ----------------------------------------------------------------
     @locked
     def summary(self) -> dict:
-        """Counts by status, revision origin, finding check/severity/source; changed sources; provenance."""
+        """Counts by status, revision origin, finding check/severity/source; changed sources; provenance. The
+        counts are read again only after a write (:class:`medseg.workspace.overview.Counts`)."""
         return {
             "root": str(self.root),
             "dataset_root": str(self.dataset_root),
@@ -381,7 +383,7 @@ class Workspace(RowMethods, VolumeMethods):
             "classes": self.classmap.names,
             "created": self.meta.get("created"),
             "medseg_version": self.meta.get("medseg_version"),
-            **overview.counts(self._conn),
+            **self._counts(self._conn),
             "source_changes": dict(Counter(ch.kind for ch in self.source_changes)),
         }
 
