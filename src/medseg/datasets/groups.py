@@ -162,7 +162,8 @@ def _content_cuts(d: _Descriptors, run_start, run_end, threshold, near_identical
             continue
         before = range(max(run_start, b - window), b)
         after = range(b, min(run_end, b + window))
-        if d.best(before, after, "colour") < threshold and d.best(before, after, "structure") < near_identical:
+        alike = d.reaches(before, after, "colour", threshold) or d.reaches(before, after, "structure", near_identical)
+        if not alike:
             cuts.append(b)
     return cuts
 
