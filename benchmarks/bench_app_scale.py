@@ -23,8 +23,10 @@ and Overview docks, it opens the workspace as a person does (folder, Open) and p
   ``--profile`` prints a cProfile of the GUI thread over the open.
 
 The final table holds issue 19 item 4's app targets: open <= 3 s; the Samples table scrolls
-without loading every row. ``--quick``: 5,000 samples. ``--device`` is accepted for the
-common benchmark interface; nothing here runs a model.
+without loading every row. ``--open-only`` stops after the open's figures (rounds of old and new code
+side by side: ``PYTHONPATH=<old worktree>/src:<old worktree>`` runs this script over the old code).
+``--quick``: 5,000 samples. ``--device`` is accepted for the common benchmark interface; nothing here
+runs a model.
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="(no model runs here)")
     ap.add_argument("--profile", action="store_true", help="cProfile the GUI thread over the open")
     ap.add_argument("--presses", type=int, default=7, help="Next / Previous / First unreviewed presses timed")
+    ap.add_argument(
+        "--open-only",
+        action="store_true",
+        help="stop after the open (first sample, table, queue): for rounds of old against new code",
+    )
     args = ap.parse_args()
     if args.quick:
         args.n = 5_000
@@ -163,6 +170,15 @@ def main() -> int:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
     open_s = marks["first sample"] - t0
+    if args.open_only:
+        print(f"\nsamples: {args.n}")
+        print(f"open to first sample on screen: {open_s:.2f} s; Samples table listing all: {marks['table'] - t0:.2f} s")
+        print(f"review queue list showing all {args.n}: {marks['queue'] - t0:.2f} s")
+        print(f"longest event-loop gap during the open: {ticks.max_gap_ms():.0f} ms")
+        session.set_workspace(None)  # its jobs (the overview, the source check) are stopped before the window goes
+        pump(120, lambda: not session.jobs.running())
+        viewer.close()
+        return 0
     busy: list[float] = []
     if not overview_done():  # a move along the queue while the overview (and the source check) still run
         sid = session.sample_id

@@ -43,14 +43,22 @@ def leave_threads_for_moves() -> None:
         pool.setMaxThreadCount(wanted)
 
 
-# The jobs a person waits for: a sample's read, a save, the review queue (napari_medseg._jobs names them so).
-FOREGROUND = ("Reading ", "Saving ", "Building the review queue")
+# The jobs a person waits for: a sample's read (to show it, or its facts), a save, the review queue
+# (napari_medseg._jobs names them so).
+SHOWING_SAMPLE = "Showing sample "  # napari_medseg._sample_layers.show_sample's read: it ends once the sample is shown
+FOREGROUND = ("Reading ", SHOWING_SAMPLE, "Saving ", "Building the review queue")
 PAUSE_S = 0.02
 
 
 def user_waits(jobs: Any) -> bool:
     """Whether a job the user waits for runs in ``jobs`` (a session's :class:`napari_medseg._jobs.Jobs`)."""
     return any(j.name.startswith(FOREGROUND) for j in list(jobs.running()))
+
+
+def showing_sample(jobs: Any) -> bool:
+    """Whether a sample is being read to be shown (:func:`napari_medseg._sample_layers.show_sample`'s job, which
+    ends once the sample is on screen) in ``jobs``."""
+    return any(j.name.startswith(SHOWING_SAMPLE) for j in list(jobs.running()))
 
 
 def beside_the_user(events: Iterable[Any], jobs: Any, cancel: Any) -> Iterator[Any]:

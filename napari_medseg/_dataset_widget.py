@@ -130,7 +130,11 @@ class DatasetWidget(QWidget):
         when_viewer_closes(napari_viewer, self._on_viewer_closed)
         # napari's one-off cost of its first layers (the units registry: 0.5-3 s on 2 cores) is paid while the
         # user picks a folder, not between Open and the first sample on screen
-        QTimer.singleShot(0, warm_up_layers)
+        # (a timer of the dock's: a dock closed with its viewer before it fires warms nothing up)
+        self._warm_up = QTimer(self)
+        self._warm_up.setSingleShot(True)
+        self._warm_up.timeout.connect(lambda: warm_up_layers(self.viewer))
+        self._warm_up.start(0)
         if self.session.workspace is not None:
             self.refresh()
 

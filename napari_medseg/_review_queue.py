@@ -25,7 +25,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from qtpy.QtCore import QModelIndex, Qt, Signal
+from qtpy.QtCore import QModelIndex, Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from medseg.workspace.records import STATUSES
@@ -37,6 +37,7 @@ from napari_medseg._queue_list import QueueOrder, QueueView
 NEXT_KEY, PREVIOUS_KEY = ".", ","
 ALL_STATUSES, ALL_CHECKS, AUTO_METHOD = "all statuses", "all findings", "auto"
 QUEUE_ROWS = 8  # the rows the queue list asks for; a taller dock gives it more
+WAIT_MS = 20  # how often a build waiting for a sample's read looks again
 
 
 class QueuePanel(QWidget):
@@ -49,7 +50,10 @@ class QueuePanel(QWidget):
         super().__init__(parent)
         self.viewer, self.autosave, self.session = viewer, autosave, session
         self.order = QueueOrder()
-        self.pending: Any = None  # the worker building the queue, while one runs
+        self.pending: Any = None  # the worker building the queue (or the build waiting to start), while one runs
+        self._due: tuple | None = None  # (request, workspace, statuses, method, checks) of the build to start
+        self._wait = QTimer(self)  # starts it (_start_due)
+        self._wait.timeout.connect(self._start_due)
         self._request = 0
         # the index in the filtered queue (without the sample on screen) where that sample stands: Next and
         # Previous go on from it (module doc); _held: the sample whose place is held while its own new status
@@ -125,9 +129,8 @@ class QueuePanel(QWidget):
         more for larger sets, too long for the GUI thread); the newest request wins and ``refreshed`` is
         emitted when its items are on screen. ``hold``: the sample whose status just changed; while it is
         the one on screen, it keeps its place for Next and Previous (module doc); without it the queue is
-        re-ordered (a re-score, new findings, another filter)."""
-        from medseg.qc.queue import review_queue
-
+        re-ordered (a re-score, new findings, another filter). The build starts once no sample is being read
+        and put on screen (:meth:`_start_due`)."""
         if hold is None:
             self._reorder = True
         elif hold == self.autosave.sample_id:
@@ -135,9 +138,32 @@ class QueuePanel(QWidget):
         self._request += 1
         request, ws = self._request, self.session.workspace
         if ws is None:
+            self._due = None
             self._fill(request, QueueOrder())
             return
         statuses, method, checks = chosen(self.status_filter), self.method_name(), chosen(self.check_filter)
+        self._due = (request, ws, statuses, method, checks)
+        self.pending = self._due  # refreshing from now on
+        self._wait.start(0)  # after the event that asked: a workspace just opened asks for its first sample next
+
+    def _start_due(self) -> None:
+        """Start the build asked for last, unless a sample is being read: the build (seconds at 100,000 samples
+        without a stored order) took the workspace and the interpreter lock from the read and from napari's
+        layers as the first sample of a workspace went on screen (9 s at 100,000). A read's job ends after its
+        sample is on screen, so the build waits for that; it polls, as a failed read shows nothing."""
+        from medseg.qc.queue import review_queue
+        from napari_medseg._dataset_jobs import showing_sample
+
+        if self._due is None:
+            self._wait.stop()
+            return
+        if showing_sample(self.session.jobs):
+            self._wait.start(WAIT_MS)
+            return
+        self._wait.stop()
+        (request, ws, statuses, method, checks), self._due = self._due, None
+        if request != self._request or ws is not self.session.workspace:
+            return
         # all statuses are computed (the order does not depend on them) so that a sample filtered out
         # still has its queue item for the details panel; the panel filters. A job on the workspace: it
         # closes after it

@@ -1,5 +1,6 @@
 """The Dataset dock reopens a workspace without waiting for its source check: the first sample is on screen
-while the check still runs in a worker, and the changed files join the Problems list when it ends."""
+while the check still runs in a worker, and the changed files join the Problems list when it ends; the
+overview, the source check and the review queue's build hold up neither the first sample nor a move."""
 
 from __future__ import annotations
 
@@ -8,35 +9,19 @@ import threading
 import numpy as np
 import pytest
 from _review_data import open_dataset_widget
+from _scale_open_data import hold, reopenable_frames
 from PIL import Image
 
-from medseg.workspace import Workspace, open_job
-from napari_medseg._dataset_jobs import default_workspace
+from medseg.workspace import open_job
 
 pytestmark = pytest.mark.gui
 
 
 def test_reopen_shows_the_first_sample_before_the_source_check_ends(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    data = tmp_path / "frames"
-    (data / "images").mkdir(parents=True)
-    (data / "masks").mkdir()
-    for i in range(6):
-        mask = np.zeros((16, 16), np.uint8)
-        mask[3 : 8 + i, 4:9] = 255
-        Image.fromarray((mask // 2 + 30).astype(np.uint8)).save(data / "images" / f"{i}.png")
-        Image.fromarray(mask).save(data / "masks" / f"{i}.png")
-    Workspace.create(default_workspace(data), data).close()
+    data = reopenable_frames(tmp_path)
     Image.fromarray(np.full((16, 16), 250, np.uint8)).save(data / "images" / "2.png")  # changed since import
-
     gate, checking = threading.Event(), threading.Event()
-    real = open_job.find_changes
-
-    def held(*args, **kwargs):
-        checking.set()
-        assert gate.wait(30), "the test never opened the gate"
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(open_job, "find_changes", held)
+    hold(monkeypatch, open_job, "find_changes", gate, checking.set)
     viewer = make_napari_viewer()
     try:
         widget, session = open_dataset_widget(viewer, qtbot, data)  # waits for the workspace and its first sample
@@ -64,35 +49,15 @@ def test_the_overview_and_the_source_check_hold_up_neither_the_open_nor_a_move(
     from napari_medseg._overview_widget import OverviewWidget
     from napari_medseg._sample_layers import show_sample
 
-    data = tmp_path / "frames"
-    (data / "images").mkdir(parents=True)
-    (data / "masks").mkdir()
-    for i in range(6):
-        mask = np.zeros((16, 16), np.uint8)
-        mask[3 : 8 + i, 4:9] = 255
-        Image.fromarray((mask // 2 + 30).astype(np.uint8)).save(data / "images" / f"{i}.png")
-        Image.fromarray(mask).save(data / "masks" / f"{i}.png")
-    Workspace.create(default_workspace(data), data).close()
-
+    data = reopenable_frames(tmp_path)
     pool = QThreadPool.globalInstance()
     monkeypatch.setattr(QThread, "idealThreadCount", staticmethod(lambda: 2))  # a 2-core machine, as napari sizes it
     was = pool.maxThreadCount()
     pool.setMaxThreadCount(2)
     gate, held = threading.Event(), {}
-    real_changes, real_stats = open_job.find_changes, medseg.stats.iter_stats
-
-    def checking(*args, **kwargs):
-        held["check"] = True
-        assert gate.wait(30), "the test never opened the gate"
-        return real_changes(*args, **kwargs)
-
-    def overview(workspace, **kwargs):
-        held["overview"] = session.sample_id  # what was on screen when it started
-        assert gate.wait(30), "the test never opened the gate"
-        yield from real_stats(workspace, **kwargs)
-
-    monkeypatch.setattr(open_job, "find_changes", checking)
-    monkeypatch.setattr(medseg.stats, "iter_stats", overview)
+    hold(monkeypatch, open_job, "find_changes", gate, lambda: held.setdefault("check", True))
+    # what was on screen when the overview started
+    hold(monkeypatch, medseg.stats, "iter_stats", gate, lambda: held.setdefault("overview", session.sample_id))
     viewer = make_napari_viewer()
     session = None
     try:
@@ -147,3 +112,40 @@ def test_a_long_job_pauses_while_a_job_the_user_waits_for_runs():
     token.set()  # a cancel ends the pause: the job then stops at its own next check
     worker.join(5)
     assert got == [2, 3]
+
+
+def test_the_review_queue_is_built_once_the_first_sample_is_on_screen(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Building the queue (seconds at 100,000 samples without a stored order) held the workspace and Python's
+    interpreter lock while the first sample was read and its layers made: it waits for that sample. The read
+    is held at a gate: no build starts meanwhile; once the sample is on screen, the queue is built."""
+    import medseg.qc.queue
+    from napari_medseg import _sample_layers
+    from napari_medseg._session import session_for
+
+    data = reopenable_frames(tmp_path)
+    gate, reading = threading.Event(), threading.Event()
+    hold(monkeypatch, _sample_layers, "load_sample", gate, reading.set)
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    built: list = []  # what was on screen as each build started
+    real = medseg.qc.queue.review_queue
+
+    def review_queue(ws, **options):
+        built.append(session.sample_id)
+        return real(ws, **options)
+
+    monkeypatch.setattr(medseg.qc.queue, "review_queue", review_queue)
+    _, review = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
+    _, dataset = viewer.window.add_plugin_dock_widget("napari-medseg", "Dataset")
+    try:
+        dataset.set_folder(data)
+        dataset.open_button.click()
+        qtbot.waitUntil(reading.is_set, timeout=30000)
+        qtbot.wait(300)
+        assert session.workspace is not None and session.sample_id is None
+        assert built == [] and review.panel.refreshing  # asked for, waiting for the sample
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: session.sample_id == "0", timeout=10000)
+    qtbot.waitUntil(lambda: not review.panel.refreshing, timeout=10000)
+    assert built == ["0"] and review.panel.queue.count() == 6
