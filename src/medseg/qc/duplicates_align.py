@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,11 +59,31 @@ def spectral_shift(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int], subpi
     return spectral_peak(fa, fb, shape, subpixel)
 
 
-def aligned_correlation(a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray, max_shift: float = 0.25):
-    """:func:`medseg.datasets.groups.aligned_correlation` of two float32 thumbnails from their spectra."""
+class Picture(NamedTuple):
+    """A grey thumbnail as :func:`aligned_correlation` compares it, made once per sample (a sample is in a pair
+    with each near-identical frame of its video): float32, its :func:`spectrum`, its zero-mean copy and that
+    copy's energy, which ``_ncc`` of two whole thumbnails recomputed for every pair."""
+
+    grey: np.ndarray
+    spectrum: np.ndarray
+    centred: np.ndarray
+    energy: np.float32
+
+
+def picture(grey: np.ndarray) -> Picture:
+    a = grey.astype(np.float32)
+    centred = a - a.mean()
+    return Picture(a, spectrum(a), centred, (centred * centred).sum())
+
+
+def aligned_correlation(pa: Picture, pb: Picture, max_shift: float = 0.25) -> float:
+    """:func:`medseg.datasets.groups.aligned_correlation` of two thumbnails (the same float32 arithmetic as
+    ``_ncc``, with each thumbnail's share of it made once)."""
+    a, b = pa.grey, pb.grey
     h, w = a.shape
-    dy, dx = (int(v) for v in spectral_shift(fa, fb, a.shape))
-    best = _ncc(a, b)
+    dy, dx = (int(v) for v in spectral_shift(pa.spectrum, pb.spectrum, a.shape))
+    d = float(np.sqrt(pa.energy * pb.energy))
+    best = float((pa.centred * pb.centred).sum()) / d if d > 0 else 0.0
     if (dy or dx) and abs(dy) <= h * max_shift and abs(dx) <= w * max_shift:
         pa = a[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
         pb = b[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]

@@ -16,6 +16,7 @@ carrying the fingerprints it needs, or here when the run has none.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,12 +24,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medseg.qc.duplicates_align import aligned, aligned_correlation, spectrum
+from medseg.qc.duplicates_align import Picture, aligned, aligned_correlation, picture
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
 
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
 _BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
-_SPECTRA_KEPT = 128  # grey spectra of the last samples compared (4 MB)
+_PICTURES_KEPT = 128  # grey thumbnails prepared for alignment of the last samples compared (8 MB)
 _PAIR_CHUNK = 64  # hash candidates a worker task takes: ~0.4 MB of fingerprints, 4 tasks in flight
 _HASH_DISTANCE = 8  # the default near-duplicate distances: the one hash comparison serves every check
 _HASH_ROWS = 4096  # rows of the hash comparison a worker process takes at once
@@ -192,8 +193,7 @@ def confirmed(
         return None
     corr = float(fa.thumb @ fb.thumb)
     if corr < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
-        ga, gb = fa.grey.astype(np.float32), fb.grey.astype(np.float32)
-        corr = aligned_correlation(ga, gb, *spectra(ctx, (a, fa), (b, fb)))
+        corr = aligned_correlation(*pictures(ctx, (a, fa), (b, fb)))
     if corr < min_correlation:
         return None
     return Pair(a, b, False, dist, corr)
@@ -203,20 +203,22 @@ def aligned_pair(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint) -> tuple[float,
     """(mask IoU, picture correlation, shift) once ``fb``'s picture is moved onto ``fa``'s."""
     if fa.grey is None or fb.grey is None:  # fingerprints made without a picture thumbnail
         return mask_iou(fa, fb), float(fa.thumb @ fb.thumb) if fa.thumb is not None else 0.0, (0.0, 0.0)
-    return aligned(fa.grey, fb.grey, fa.mask_thumbs, fb.mask_thumbs, spectra(ctx, (x.a, fa), (x.b, fb)))
+    pa, pb = pictures(ctx, (x.a, fa), (x.b, fb))
+    return aligned(fa.grey, fb.grey, fa.mask_thumbs, fb.mask_thumbs, (pa.spectrum, pb.spectrum))
 
 
-def spectra(ctx, *samples: tuple[str, Fingerprint]) -> list[np.ndarray]:
-    """Each (sample, fingerprint)'s grey :func:`spectrum`, kept for the last ``_SPECTRA_KEPT`` samples: hash
-    pairs come a row at a time, so a sample meets its near-identical frames within a short stretch."""
-    kept = ctx.cache.setdefault("duplicates:spectra", OrderedDict())
+def pictures(ctx, *samples: tuple[str, Fingerprint]) -> list[Picture]:
+    """Each (sample, fingerprint)'s grey :func:`~medseg.qc.duplicates_align.picture`, kept for the last
+    ``_PICTURES_KEPT`` samples: hash pairs come a row at a time, so a sample meets its near-identical frames
+    within a short stretch."""
+    kept = ctx.cache.setdefault("duplicates:pictures", OrderedDict())
     out = []
     for sid, fp in samples:
         if sid in kept:
             kept.move_to_end(sid)
         else:
-            kept[sid] = spectrum(fp.grey)
-            if len(kept) > _SPECTRA_KEPT:
+            kept[sid] = picture(fp.grey)
+            if len(kept) > _PICTURES_KEPT:
                 kept.popitem(last=False)
         out.append(kept[sid])
     return out
@@ -233,10 +235,12 @@ def pair_map(ctx, fps, items: Sequence, fn: Callable, arg) -> Iterator[list]:
             yield fn(ctx, items, fps, arg)
         return
 
+    run = uuid.uuid4().hex  # a worker keeps its cache over this call's chunks only: ids name other samples later
+
     def tasks():
         for k in range(0, len(items), _PAIR_CHUNK):
             chunk = items[k : k + _PAIR_CHUNK]
-            yield fn, chunk, {x: fps[x] for c in chunk for x in _ids(c)}, arg
+            yield fn, chunk, {x: fps[x] for c in chunk for x in _ids(c)}, arg, run
 
     yield from workers.map(_pair_task, tasks())
 
@@ -245,7 +249,14 @@ def _ids(item) -> tuple[str, str]:
     return (item.a, item.b) if isinstance(item, Pair) else (item[0], item[1])
 
 
+_WORKER = SimpleNamespace(run=None, cache={})  # a worker process's cache over the chunks of one pair_map call
+
+
 def _pair_task(task) -> list:
-    """A worker process's chunk of :func:`pair_map` (its own cache: spectra are kept within the chunk)."""
-    fn, chunk, fps, arg = task
-    return fn(SimpleNamespace(cache={}), chunk, fps, arg)
+    """A worker process's chunk of :func:`pair_map`, with the cache it kept from this call's earlier chunks
+    (the next chunks of candidates pair many of the same samples)."""
+    global _WORKER
+    fn, chunk, fps, arg, run = task
+    if _WORKER.run != run:
+        _WORKER = SimpleNamespace(run=run, cache={})
+    return fn(_WORKER, chunk, fps, arg)
