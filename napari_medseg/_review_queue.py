@@ -162,7 +162,8 @@ class QueuePanel(QWidget):
             return
         self._wait.stop()
         (request, ws, statuses, method, checks), self._due = self._due, None
-        if request != self._request or ws is not self.session.workspace:
+        if ws is not self.session.workspace:  # switched meanwhile without a refresh: nothing of it to show
+            self._fill(request, QueueOrder())
             return
         # all statuses are computed (the order does not depend on them) so that a sample filtered out
         # still has its queue item for the details panel; the panel filters. A job on the workspace: it
