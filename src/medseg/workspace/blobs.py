@@ -18,6 +18,7 @@ and only slightly bigger.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -59,21 +60,111 @@ def _storable(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _write_npz(f, arr: np.ndarray) -> None:
-    with (
-        zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
-        zf.open("mask.npy", "w", force_zip64=True) as entry,
-    ):
-        np.lib.format.write_array(entry, arr, allow_pickle=False)
-
-
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a zip member's local header (APPNOTE 4.3.7)
 _ZIP64 = 0x0001  # the extra field holding 64-bit sizes
 
 
+def _npz(arr: np.ndarray) -> bytes:
+    """The blob of ``arr`` (storable): :func:`_npz_bytes`, or ``zipfile``'s for an array it does not write (over
+    2 GiB, or a header numpy writes in a later .npy version), or where this Python's ``zipfile`` writes
+    another layout than it (checked once)."""
+    data = _npz_bytes(arr) if _same_as_zipfile() else None
+    return data if data is not None else _zipfile_npz(arr)
+
+
+@functools.cache
+def _same_as_zipfile() -> bool:
+    probe = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    return _npz_bytes(probe) == _zipfile_npz(probe)
+
+
+def _zipfile_npz(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    with (
+        zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("mask.npy", "w", force_zip64=True) as entry,
+    ):
+        np.lib.format.write_array(entry, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+# What ``zipfile`` writes for one member ``mask.npy`` opened with ``force_zip64`` (CPython 3.11.7's zipfile: the
+# fixed 1980-01-01 date of a member named by a string, version 4.5, permissions rw-------, the sizes in the zip64
+# extra field of the local header and in the central directory's fields), so a blob is the same file whichever
+# wrote it.
+_NAME = b"mask.npy"
+_DOS_DATE = 1 << 5 | 1  # 1980-01-01, time 00:00:00
+_CREATE_SYSTEM = 0 if sys.platform == "win32" else 3
+_PERMISSIONS = 0o600 << 16
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_END = struct.Struct("<4s4H2LH")
+_ZIP64_LIMIT = (1 << 31) - 1
+_FF = 0xFFFFFFFF  # a size given in the zip64 extra field
+_NPY_CHUNK = 16 * 1024**2  # what np.lib.format.write_array hands a zip member at a time (its nditer buffer)
+
+
+def _npz_bytes(arr: np.ndarray) -> bytes | None:
+    """The ``.npz`` of ``arr`` (storable) as ``zipfile`` writes it (:func:`_npz`'s other route), byte for byte,
+    without ``zipfile``'s Python layer (a third of writing a small mask's blob); None where it would differ.
+    ``_npz`` of every blob is what ``zipfile`` writes with ``force_zip64`` (tests/test_blobs_write.py)."""
+    header = _npy_header(arr.dtype.str, arr.shape)
+    if header is None:
+        return None
+    data = memoryview(arr).cast("B") if arr.size else memoryview(b"")
+    size = len(header) + len(data)
+    if size * 1.05 > _ZIP64_LIMIT:
+        return None
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+    parts, crc = [deflate.compress(header)], zlib.crc32(header)
+    for at in range(0, len(data), _NPY_CHUNK):  # fed as numpy feeds zipfile, so deflate sees the same calls
+        piece = data[at : at + _NPY_CHUNK]
+        crc = zlib.crc32(piece, crc)
+        parts.append(deflate.compress(piece))
+    parts.append(deflate.flush())
+    body = b"".join(parts)
+    extra = struct.pack("<HHQQ", _ZIP64, 16, size, len(body))
+    local = _LOCAL_HEADER.pack(b"PK\x03\x04", 45, 0, 8, 0, _DOS_DATE, crc, _FF, _FF, len(_NAME), len(extra))
+    central = _CENTRAL.pack(
+        b"PK\x01\x02",
+        45,
+        _CREATE_SYSTEM,
+        45,
+        0,
+        0,
+        8,
+        0,
+        _DOS_DATE,
+        crc,
+        len(body),
+        size,
+        len(_NAME),
+        0,
+        0,
+        0,
+        0,
+        _PERMISSIONS,
+        0,
+    )
+    start = len(local) + len(_NAME) + len(extra) + len(body)
+    end = _END.pack(b"PK\x05\x06", 0, 0, 1, 1, len(central) + len(_NAME), start, 0)
+    return b"".join((local, _NAME, extra, body, central, _NAME, end))
+
+
+@functools.lru_cache(maxsize=64)
+def _npy_header(dtype: str, shape: tuple) -> bytes | None:
+    """The .npy header numpy writes for a C-order array (format 1.0); None where it needs a later version."""
+    buf = io.BytesIO()
+    try:
+        descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+        np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    except ValueError:
+        return None
+    return buf.getvalue()
+
+
 def _only_member(data: bytes) -> bytes | None:
     """The uncompressed ``mask.npy`` of a blob whose first member it is, with its sizes in its local header (as
-    :func:`_write_npz` writes it), its CRC checked; None for anything else."""
+    :func:`_npz` writes it), its CRC checked; None for anything else."""
     if len(data) < _LOCAL_HEADER.size:
         return None
     magic, _, flags, method, _, _, crc, csize, usize, nlen, xlen = _LOCAL_HEADER.unpack_from(data)
@@ -118,10 +209,12 @@ class BlobStore:
         ``durable=False`` leaves the file's fsync to the caller too (``sync_all``): a create of 100,000
         masks paid ~5 ms a file for them here, one journal commit each. It is for a store nobody reads before
         the caller commits, and removes if it does not (a create), so the file is written under its own name,
-        without a temporary one to rename.
+        without a temporary one to rename, and a blob stored already is left as it is (no gc runs on it).
         """
         arr = _storable(arr)
         sha = sha or mask_sha256(arr)
+        if not durable:
+            return self._put_new(arr, sha)
         final = self.path(sha)
         if final.is_file():
             # Refresh the age so a concurrent gc's grace period protects it until our row is committed.
@@ -131,22 +224,10 @@ class BlobStore:
             except FileNotFoundError:
                 pass  # gc removed it just now: write it again
         final.parent.mkdir(parents=True, exist_ok=True)
-        if not durable:
-            buf = io.BytesIO()  # the zip's seeks and small writes in memory, the file written at once
-            _write_npz(buf, arr)
-            try:
-                with open(final, "xb") as f:
-                    f.write(buf.getbuffer())
-            except FileExistsError:
-                return sha  # another worker of the same create stores the same mask
-            except BaseException:
-                final.unlink(missing_ok=True)
-                raise
-            return sha
         tmp = final.parent / f"{_TMP_PREFIX}{sha[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with open(tmp, "xb") as f:
-                _write_npz(f, arr)
+                f.write(_npz(arr))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -157,10 +238,30 @@ class BlobStore:
             fsync_dir(final.parent)
         return sha
 
+    def _put_new(self, arr: np.ndarray, sha: str) -> str:
+        """``put(durable=False)``: the file made under its own name, once (a mask stored already is kept as it
+        is), its folder made only when missing (not tried for each blob); written in one call."""
+        final = os.path.join(self.root, sha[:2], f"{sha}.npz")
+        try:
+            try:
+                f = open(final, "xb")
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(final), exist_ok=True)  # the first blob of its folder
+                f = open(final, "xb")
+        except FileExistsError:
+            return sha  # another sample, or another worker of the same create, stores the same mask
+        try:
+            with f:
+                f.write(_npz(arr))
+        except BaseException:
+            os.unlink(final)
+            raise
+        return sha
+
     def sync(self, shas: Iterable[str]) -> None:
         """fsync the folders holding ``shas`` (after ``put(..., sync_dir=False)``)."""
-        for folder in sorted({self.path(s).parent for s in shas}):
-            fsync_dir(folder)
+        for folder in sorted({s[:2] for s in shas}):  # at most 256 folders, named by a sha's first two digits
+            fsync_dir(self.root / folder)
 
     def sync_all(self, shas: Iterable[str]) -> None:
         """Make blobs written with ``durable=False`` durable, with their folders.
@@ -184,7 +285,7 @@ class BlobStore:
     def get(self, sha: str) -> np.ndarray:
         """The stored array; ReadError naming the file when it is missing, unreadable or not what its name says.
 
-        The file is read in one call and a blob as :func:`_write_npz` writes it is unpacked from those bytes
+        The file is read in one call and a blob as :func:`_npz` writes it is unpacked from those bytes
         (:func:`_only_member`: its CRC checked, the array hashed to its name); any other zip, or one that
         does not hash to its name that way, is read by ``zipfile``, which names what is wrong with it. QC reads
         every mask of a workspace: opening each as a ``ZipFile`` was most of a mask's read."""
