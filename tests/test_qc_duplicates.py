@@ -299,3 +299,25 @@ def test_a_shifted_copy_is_aligned_before_its_mask_is_compared(tmp_path, iou_wan
     # the threshold is the QC parameter: at 0.8 the same pair passes
     loose = qc(ds, DUP_CHECKS, {"duplicate_mask_disagreement": {"min_iou": 0.8}}, workers=1)
     assert _by(loose, "duplicate_mask_disagreement") == {}
+
+
+def test_candidates_to_align_are_aligned_by_batched_inverse_transforms_as_each_alone_would_be(monkeypatch):
+    """Aligning a chunk's candidates takes one inverse FFT per batch of pairs, and each pair's correlation
+    equals that of the pair's own phase-correlation shift (medseg.datasets.frame_similarity.aligned_correlation)."""
+    from medseg.datasets.frame_similarity import aligned_correlation
+    from medseg.qc import duplicates_align as da
+
+    rng = np.random.default_rng(3)
+    base = [rng.random((80, 80)).astype(np.float32) for _ in range(4)]
+    greys = [
+        np.ascontiguousarray(b[y : y + 64, x : x + 64]) for b in base for y, x in ((8, 8), (5, 9), (8, 2), (12, 14))
+    ]
+    pairs = [(a, b) for n, a in enumerate(greys) for b in greys[n + 1 :: 3]]
+    calls = []
+    real = np.fft.irfft2
+    monkeypatch.setattr(da.np.fft, "irfft2", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = da.aligned_correlations([(da.picture(a), da.picture(b)) for a, b in pairs])
+    assert len(pairs) == 45 and len(calls) == -(-len(pairs) // da._BATCH) < len(pairs) and len(got) == len(pairs)
+    monkeypatch.undo()
+    assert got == [aligned_correlation(a, b) for a, b in pairs]
+    assert max(got) > 0.999 and min(got) < 0.2  # shifted copies were found, different pictures not

@@ -142,3 +142,49 @@ def test_a_measure_a_worker_wrote_to_its_file_reads_back_from_there(tmp_path):
         assert len(t) == 2 and t.nbytes > len(blob)
     finally:
         t.close()
+
+
+def _grey_sums(ctx, chunk, fps, arg):
+    return [(a, b, int(fps[a]["grey"].sum()) + arg * int(fps[b]["grey"].sum())) for a, b, _ in chunk]
+
+
+class _InProcess:
+    """Workers that run each task here, keeping what they were handed."""
+
+    def __init__(self):
+        self.handed = []
+
+    def map(self, fn, tasks):
+        for task in tasks:
+            self.handed.append(task)
+            yield fn(task)
+
+
+def test_pair_work_hands_workers_where_their_fingerprints_lie_instead_of_the_fingerprints(tmp_path):
+    import pickle
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from medseg.qc import spill
+    from medseg.qc.duplicates_pairs import pair_map
+
+    values = {k: {"grey": np.full((4, 4), n, np.uint8)} for n, k in enumerate("abc")}
+    theirs, blobs = tmp_path / "9.bin", [pickle.dumps(v) for v in values.values()]
+    theirs.write_bytes(b"".join(blobs))
+    table = spill.SpillTable(folder=tmp_path)
+    try:
+        at = 0
+        for k, b in zip(values, blobs):
+            table[k] = spill.Written(str(theirs), at, len(b))
+            at += len(b)
+        items = [("a", "b", 3), ("b", "c", 5), ("a", "c", 1)]
+        serial = list(pair_map(SimpleNamespace(cache={}), values, items, _grey_sums, 10))
+        workers = _InProcess()
+        pooled = list(pair_map(SimpleNamespace(cache={}, workers=workers), table, items, _grey_sums, 10))
+        assert pooled == serial == [[("a", "b", 160), ("b", "c", 336), ("a", "c", 320)]]
+        handed = [x for task in workers.handed for x in task[2].values()]
+        assert len(handed) == 3 and all(isinstance(x, spill.Written) for x in handed)
+        assert not table._cache  # nothing was unpickled here
+    finally:
+        table.close()

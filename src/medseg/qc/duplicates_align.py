@@ -27,6 +27,9 @@ from medseg.datasets.groups import phase_shift
 from medseg.qc.subpixel import shift, shifted
 
 GREY_THUMB = 64
+# pairs aligned by one inverse transform: on 64x64 thumbnails 8 take 60 us a pair against 81 one at a time
+# (the numpy calls' own cost), 64 take 165 (the arrays outgrow the CPU's caches)
+_BATCH = 8
 # a copy is cropped by a few per cent at most; a larger "shift" is phase correlation locking onto texture
 MAX_SHIFT = 0.15
 
@@ -79,9 +82,34 @@ def picture(grey: np.ndarray) -> Picture:
 def aligned_correlation(pa: Picture, pb: Picture, max_shift: float = 0.25) -> float:
     """:func:`medseg.datasets.groups.aligned_correlation` of two thumbnails (the same float32 arithmetic as
     ``_ncc``, with each thumbnail's share of it made once)."""
+    return aligned_correlations([(pa, pb)], max_shift)[0]
+
+
+def aligned_correlations(pairs: list[tuple[Picture, Picture]], max_shift: float = 0.25) -> list[float]:
+    """:func:`aligned_correlation` of each pair of thumbnails of one shape, their shifts found by one inverse
+    transform of ``_BATCH`` pairs at a time. Each pair's correlation surface is the one
+    :func:`spectral_shift` computes, element for element."""
+    return [corr for k in range(0, len(pairs), _BATCH) for corr in _batch(pairs[k : k + _BATCH], max_shift)]
+
+
+def _batch(pairs: list[tuple[Picture, Picture]], max_shift: float) -> list[float]:
+    h, w = shape = pairs[0][0].grey.shape
+    cross = np.stack([pa.spectrum for pa, _ in pairs]) * np.conj(np.stack([pb.spectrum for _, pb in pairs]))
+    surface = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=shape)
+    out = []
+    for (pa, pb), peak in zip(pairs, surface.reshape(len(pairs), -1).argmax(1).tolist()):
+        py, px = divmod(peak, w)
+        dy = py - h if py > h // 2 else py
+        dx = px - w if px > w // 2 else px
+        out.append(_correlation_at(pa, pb, dy, dx, max_shift))
+    return out
+
+
+def _correlation_at(pa: Picture, pb: Picture, dy: int, dx: int, max_shift: float) -> float:
+    """The better of the pair's correlation in place and that of the parts that overlap once ``b`` is moved
+    by the whole pixels (dy, dx) (none beyond ``max_shift`` of a side)."""
     a, b = pa.grey, pb.grey
     h, w = a.shape
-    dy, dx = (int(v) for v in spectral_shift(pa.spectrum, pb.spectrum, a.shape))
     d = float(np.sqrt(pa.energy * pb.energy))
     best = float((pa.centred * pb.centred).sum()) / d if d > 0 else 0.0
     if (dy or dx) and abs(dy) <= h * max_shift and abs(dx) <= w * max_shift:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
-from medseg.qc.duplicates_pairs import Pair, aligned_pair, candidates, confirmed, pair_map
+from medseg.qc.duplicates_pairs import Pair, aligned_pair, candidates, confirmed_all, pair_map
 from medseg.qc.findings import Finding
 
 
@@ -73,11 +73,9 @@ def judge(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint, p: dict) -> list[tuple
 def judge_candidates(ctx, chunk: list[tuple], fps, p: dict) -> list[tuple[str, tuple]]:
     """:func:`judge` of each hash candidate (a, b, distance) that its thumbnails confirm, aligned if need be."""
     out = []
-    for c in chunk:
-        fa, fb = fps[c[0]], fps[c[1]]
-        x = confirmed(ctx, c, fa, fb, p["near_min_correlation"], shifted=True)
+    for x in confirmed_all(ctx, chunk, fps, p["near_min_correlation"], shifted=True):
         if x is not None:
-            out += judge(ctx, x, fa, fb, p)
+            out += judge(ctx, x, fps[x.a], fps[x.b], p)
     return out
 
 

@@ -24,8 +24,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medseg.qc.duplicates_align import Picture, aligned, aligned_correlation, picture
+from medseg.qc.duplicates_align import Picture, aligned, aligned_correlations, picture
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
+from medseg.qc.spill import Reader, given
 
 _BLOCK = 2048  # rows of the pairwise distance matrix computed at once: bounds memory for big datasets
 _BLOCK_CELLS = 1 << 18  # distances held at once (2 MB of XORed hashes)
@@ -157,12 +158,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[P
 
 
 def _confirm(ctx, chunk, fps, min_correlation: float) -> list[Pair]:
-    out = []
-    for c in chunk:
-        found = confirmed(ctx, c, fps[c[0]], fps[c[1]], min_correlation)
-        if found is not None:
-            out.append(found)
-    return out
+    return [found for found in confirmed_all(ctx, chunk, fps, min_correlation) if found is not None]
 
 
 def _hashes(fps, ctx) -> tuple[list[str], list[int], list[str]]:
@@ -180,23 +176,30 @@ def _hashes(fps, ctx) -> tuple[list[str], list[int], list[str]]:
     return ctx.cache["duplicates:hashes"]
 
 
-def confirmed(
-    ctx, candidate: tuple, fa: Fingerprint, fb: Fingerprint, min_correlation: float, shifted: bool = False
-) -> Pair | None:
-    """The candidate (a, b, distance) as a Pair if its thumbnails correlate at ``min_correlation``, else None.
+def confirmed_all(ctx, chunk: Sequence, fps, min_correlation: float, shifted: bool = False) -> Iterator[Pair | None]:
+    """Each candidate (a, b, distance) of ``chunk``, in order, as a Pair if its thumbnails correlate at
+    ``min_correlation``, else None.
 
     With ``shifted``, a candidate whose thumbnails correlate too little in place is confirmed by their
     correlation once aligned (a copy cropped by a pixel or two: 0.88 in place, 0.99999 aligned); the Pair's
-    ``correlation`` is then the aligned one."""
-    a, b, dist = candidate
-    if fa.thumb is None or fb.thumb is None:
-        return None
-    corr = float(fa.thumb @ fb.thumb)
-    if corr < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
-        corr = aligned_correlation(*pictures(ctx, (a, fa), (b, fb)))
-    if corr < min_correlation:
-        return None
-    return Pair(a, b, False, dist, corr)
+    ``correlation`` is then the aligned one. Those to align are aligned together, ``_PAIR_CHUNK`` candidates
+    at a time (:func:`medseg.qc.duplicates_align.aligned_correlations`)."""
+    for k in range(0, len(chunk), _PAIR_CHUNK):
+        part = chunk[k : k + _PAIR_CHUNK]
+        corrs: list[float | None] = []
+        align = []
+        for c in part:
+            fa, fb = fps[c[0]], fps[c[1]]
+            if fa.thumb is None or fb.thumb is None:
+                corrs.append(None)
+                continue
+            corrs.append(float(fa.thumb @ fb.thumb))
+            if corrs[-1] < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
+                align.append((len(corrs) - 1, pictures(ctx, (c[0], fa), (c[1], fb))))
+        for (n, _), corr in zip(align, aligned_correlations([p for _, p in align])):
+            corrs[n] = corr
+        for c, corr in zip(part, corrs):
+            yield None if corr is None or corr < min_correlation else Pair(c[0], c[1], False, c[2], corr)
 
 
 def aligned_pair(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint) -> tuple[float, float, tuple[float, float]]:
@@ -227,8 +230,8 @@ def pictures(ctx, *samples: tuple[str, Fingerprint]) -> list[Picture]:
 def pair_map(ctx, fps, items: Sequence, fn: Callable, arg) -> Iterator[list]:
     """``fn(context, chunk, fingerprints, arg)`` over ``items`` (candidates or pairs, a sample id first and
     second in each), in order: in chunks of ``_PAIR_CHUNK`` in the run's worker processes, each chunk with the
-    fingerprints of its samples, or here on all of them at once with the run's own cache (``fn`` a
-    module-level function, its result a list)."""
+    fingerprints of its samples (where a worker wrote them, read there: :meth:`medseg.qc.spill.SpillTable.given`),
+    or here on all of them at once with the run's own cache (``fn`` a module-level function, its result a list)."""
     workers = getattr(ctx, "workers", None)
     if workers is None:
         if items:
@@ -240,7 +243,7 @@ def pair_map(ctx, fps, items: Sequence, fn: Callable, arg) -> Iterator[list]:
     def tasks():
         for k in range(0, len(items), _PAIR_CHUNK):
             chunk = items[k : k + _PAIR_CHUNK]
-            yield fn, chunk, {x: fps[x] for c in chunk for x in _ids(c)}, arg, run
+            yield fn, chunk, {x: given(fps, x) for c in chunk for x in _ids(c)}, arg, run
 
     yield from workers.map(_pair_task, tasks())
 
@@ -249,7 +252,8 @@ def _ids(item) -> tuple[str, str]:
     return (item.a, item.b) if isinstance(item, Pair) else (item[0], item[1])
 
 
-_WORKER = SimpleNamespace(run=None, cache={})  # a worker process's cache over the chunks of one pair_map call
+# a worker process's cache and reader of fingerprints over the chunks of one pair_map call
+_WORKER = SimpleNamespace(run=None, cache={}, reader=None)
 
 
 def _pair_task(task) -> list:
@@ -258,5 +262,7 @@ def _pair_task(task) -> list:
     global _WORKER
     fn, chunk, fps, arg, run = task
     if _WORKER.run != run:
-        _WORKER = SimpleNamespace(run=run, cache={})
-    return fn(_WORKER, chunk, fps, arg)
+        if _WORKER.reader is not None:
+            _WORKER.reader.close()
+        _WORKER = SimpleNamespace(run=run, cache={}, reader=Reader())
+    return fn(_WORKER, chunk, _WORKER.reader.values(fps), arg)

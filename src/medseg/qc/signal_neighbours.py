@@ -37,6 +37,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from medseg.qc import spill
 from medseg.qc.checks_base import SampleView
 from medseg.qc.signals import own_measure
 from medseg.qc.subpixel import shift
@@ -218,7 +219,7 @@ def _moves_in(workers, table: dict, ctx):
             for sid in ids:
                 for x in (sid, *near.get(sid, ())):
                     if x not in given:
-                        given[x] = thumbs.get(x)
+                        given[x] = spill.given(thumbs, x)
             yield [(sid, near.get(sid, [])) for sid in ids], given
 
     rows, fits = np.full((at, 3), np.nan), np.full(len(ctx.sample_ids), np.nan)
@@ -235,6 +236,11 @@ def moves_of(task) -> tuple[np.ndarray, np.ndarray]:
     thumbs}) samples, as :func:`_alignment` and :func:`neighbour_fit` compute them (a worker process's part
     of :func:`_all_moves`)."""
     samples, thumbs = task
+    reader = spill.Reader()  # the thumbs where a worker process wrote them, read here
+    try:
+        thumbs = reader.values(thumbs)
+    finally:
+        reader.close()
     out = np.full((sum(len(near) for _, near in samples), 3), np.nan)
     fits = np.full(len(samples), np.nan)
     spectra: dict[str, np.ndarray] = {}

@@ -44,6 +44,7 @@ class SpillTable(Mapping):
     def __init__(self, cached: int = CACHED, folder: str | None = None):
         self._file = tempfile.TemporaryFile(prefix="medseg-qc-", dir=folder)
         self._files = [self._file.fileno()]  # then the worker processes' files, as their measures come
+        self._paths: list[str | None] = [None]
         self._opened: dict[str, int] = {}
         self._where: dict[str, tuple[int, int, int]] = {}
         self._end = 0
@@ -58,6 +59,7 @@ class SpillTable(Mapping):
                 if value.path not in self._opened:
                     self._opened[value.path] = len(self._files)
                     self._files.append(os.open(value.path, os.O_RDONLY))
+                    self._paths.append(value.path)
                 self._where[key] = (self._opened[value.path], value.offset, value.size)
                 self._written += value.size
                 self._cache.pop(key, None)
@@ -86,6 +88,16 @@ class SpillTable(Mapping):
     def __contains__(self, key: object) -> bool:
         return key in self._where
 
+    def given(self, key: str) -> Any:
+        """What to hand a worker process for ``key``: where a worker wrote it (a :class:`Written` it reads
+        with a :class:`Reader`) when the value lies in a worker's file, else the value. Handing the place
+        spares this process unpickling the value and pickling it again for the pipe."""
+        with self._lock:
+            where = self._where.get(key)
+            if where is not None and where[0] > 0:
+                return Written(self._paths[where[0]], where[1], where[2])
+        return self[key] if where is not None else None
+
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._where))
 
@@ -110,6 +122,43 @@ class SpillTable(Mapping):
             self._file.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown: the OS removes the unlinked file anyway
             pass
+
+
+class Reader:
+    """A worker process's reads of the :class:`Written` measures handed to it (:meth:`SpillTable.given`):
+    each file opened once, the last ``cached`` values kept decoded (the next task names many of the same)."""
+
+    def __init__(self, cached: int = CACHED):
+        self._fds: dict[str, int] = {}
+        self._cache: OrderedDict[Written, Any] = OrderedDict()
+        self._cached = cached
+
+    def value(self, given: Any) -> Any:
+        if not isinstance(given, Written):
+            return given
+        if given in self._cache:
+            self._cache.move_to_end(given)
+            return self._cache[given]
+        if given.path not in self._fds:
+            self._fds[given.path] = os.open(given.path, os.O_RDONLY)
+        found = self._cache[given] = pickle.loads(os.pread(self._fds[given.path], given.size, given.offset))
+        while len(self._cache) > self._cached:
+            self._cache.popitem(last=False)
+        return found
+
+    def values(self, given: Mapping) -> dict:
+        return {k: self.value(v) for k, v in given.items()}
+
+    def close(self) -> None:
+        self._cache.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def given(table: Mapping, key: str) -> Any:
+    """``table``'s value of ``key`` as a worker process is handed it (:meth:`SpillTable.given`); None if absent."""
+    return table.given(key) if isinstance(table, SpillTable) else table.get(key)
 
 
 def measure_table(features) -> dict[str, Mapping]:
