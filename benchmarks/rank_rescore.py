@@ -26,7 +26,7 @@ from rank_protocol import evaluate, print_result
 def rescore(ws, method: str = "fit-all") -> int:
     """Every stored prediction of ``method`` scored again against its sample's current label; the count."""
     from medseg.qc.label_scores import label_score
-    from medseg.qc.suspicion import load_prediction
+    from medseg.qc.prediction_store import load_prediction
 
     scores, details = {}, {}
     for sid, old in ws.score_details(method).items():

@@ -44,13 +44,19 @@ def overlay_method(workspace: Any, chosen: str | None) -> str | None:
 
 def _read(workspace: Any, sample_id: str, chosen_method: str | None) -> tuple[str | None, np.ndarray | None]:
     """Worker body: (the method shown, its suspicion map or None); (None, None) without model scores."""
+    from medseg.qc.prediction_store import prediction_path
+
+    method = overlay_method(workspace, chosen_method)
+    # torch (seconds to import, holding the interpreter lock the GUI thread needs) only for a sample the
+    # method stored a prediction for: a workspace with QC's model-free scores alone never loads it
+    if method is None or not prediction_path(workspace.root, method, sample_id).is_file():
+        return method, None
     from napari_medseg._torch_guard import load_torch
 
     load_torch()  # the label scores use the training package's metrics
     from medseg.qc.suspicion import suspicion_map
 
-    method = overlay_method(workspace, chosen_method)
-    return (method, None) if method is None else (method, suspicion_map(workspace, sample_id, method))
+    return method, suspicion_map(workspace, sample_id, method)
 
 
 class SuspicionOverlay:

@@ -333,7 +333,7 @@ def test_suspicion_layer_shows_where_the_stored_prediction_disagrees(make_napari
     """Stored out-of-fold predictions that see every object where it is, except on sample 4 (8 px lower):
     the 'label suspicion' layer glows where label and model disagree, follows the sample on screen, hides
     where nothing is stored, and changes when a correction is saved."""
-    from medseg.qc.suspicion import prediction_path, save_prediction
+    from medseg.qc.prediction_store import prediction_path, save_prediction
     from napari_medseg._review_suspicion import SUSPICION_LAYER
 
     data = make_review_set(tmp_path / "set")

@@ -16,7 +16,7 @@ from medseg.cli import main
 from medseg.qc import review_queue
 from medseg.qc.fold_files import fold_file
 from medseg.qc.oof import iter_rank_oof
-from medseg.qc.suspicion import load_prediction
+from medseg.qc.prediction_store import load_prediction
 from medseg.workspace import Workspace
 
 CONFIG = tiny_rank_config(epochs=3)

@@ -17,6 +17,7 @@ from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Result, drive
 from medseg.qc import review_queue
 from medseg.qc.oof import iter_rank_oof, make_folds
+from medseg.qc.prediction_store import load_prediction, prediction_path
 from medseg.qc.ranking import (
     BIAS_NOTE,
     FoldScored,
@@ -25,7 +26,7 @@ from medseg.qc.ranking import (
     SampleScored,
     iter_score_checkpoint,
 )
-from medseg.qc.suspicion import load_prediction, prediction_path, suspicion_map
+from medseg.qc.suspicion import suspicion_map
 from medseg.training.events import Step
 from medseg.workspace import Workspace
 

@@ -150,7 +150,7 @@ def test_fit_weighs_only_signals_above_chance_and_keeps_weights_non_negative():
 def _useless_model(ws, method: str = "oof-k5") -> None:
     """A model that learnt nothing: each sample's probabilities are another sample's blurred mask."""
     from medseg.qc.label_scores import label_score
-    from medseg.qc.suspicion import save_prediction
+    from medseg.qc.prediction_store import save_prediction
 
     records = ws.samples()
     rng = np.random.default_rng(7)

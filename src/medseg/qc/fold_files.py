@@ -35,9 +35,9 @@ from typing import Any
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Result, Started
 from medseg.qc.oof import _fold, base_config, fold_dice, make_folds, preflight
+from medseg.qc.prediction_store import prediction_path
 from medseg.qc.ranking import FoldScored, RankResult, open_workspace, store
 from medseg.qc.reliability_model import calibrate_model
-from medseg.qc.suspicion import prediction_path
 from medseg.training.workspace_source import WorkspaceDataset
 from medseg.workspace.blobs import fsync_dir
 

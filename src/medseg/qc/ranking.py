@@ -35,8 +35,9 @@ import numpy as np
 from medseg.errors import Cancelled, RankingError
 from medseg.jobs import CancelToken, Event, Progress, Result, Started, check, register_event
 from medseg.qc.label_scores import label_score
+from medseg.qc.prediction_store import save_prediction
 from medseg.qc.reliability_model import calibrate_model
-from medseg.qc.suspicion import save_prediction, suspicion_map
+from medseg.qc.suspicion import suspicion_map
 from medseg.qc.volume_scores import score_volume
 
 BIAS_NOTE = "scored by a model that may have seen these labels"

@@ -15,7 +15,7 @@ here:
    every one of them). Model-free signals (:mod:`medseg.qc.signals`) are
    asked with the copy's own measures recomputed on its corrupted mask
    (``signals.standing_of``); a model is asked with its stored out-of-fold
-   probabilities (:func:`medseg.qc.suspicion.load_prediction`) scored
+   probabilities (:func:`medseg.qc.prediction_store.load_prediction`) scored
    against the corrupted mask (:func:`medseg.qc.label_scores.label_score`).
 3. A signal's AUROC separating the planted copies from the originals is its
    measured reliability; ``found`` is the share of planted copies it put in

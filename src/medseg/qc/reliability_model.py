@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from medseg.qc.label_scores import label_score
 from medseg.qc.model_standing import ModelStanding
+from medseg.qc.prediction_store import load_prediction
 from medseg.qc.reliability import (
     MIN_PAIRS,
     SEED,
@@ -20,7 +21,6 @@ from medseg.qc.reliability import (
     plant,
     save,
 )
-from medseg.qc.suspicion import load_prediction
 
 
 def calibrate_model(ws, method: str) -> Calibration | None:
