@@ -117,3 +117,18 @@ def test_a_python_whose_zipfile_writes_otherwise_keeps_zipfiles_blobs(monkeypatc
         assert blobs._npz(arr) == blobs._zipfile_npz(arr)
     finally:
         blobs._same_as_zipfile.cache_clear()
+
+
+def test_a_failed_write_leaves_no_blob(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path)
+    arr = MASKS[1]
+
+    def fail(a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(blobs, "_npz", fail)
+    with pytest.raises(OSError, match="disk full"):
+        store.put(arr, durable=False)
+    assert not store.path(mask_sha256(arr)).exists()
+    monkeypatch.undo()
+    assert np.array_equal(store.get(store.put(arr, durable=False)), arr)  # written whole on the next try

@@ -240,22 +240,27 @@ class BlobStore:
 
     def _put_new(self, arr: np.ndarray, sha: str) -> str:
         """``put(durable=False)``: the file made under its own name, once (a mask stored already is kept as it
-        is), its folder made only when missing (not tried for each blob); written in one call."""
+        is), its folder made only when missing (not tried for each blob); written with one call on a bare
+        descriptor (no Python file object: its fstat, seek and buffer)."""
         final = os.path.join(self.root, sha[:2], f"{sha}.npz")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         try:
             try:
-                f = open(final, "xb")
+                fd = os.open(final, flags, 0o666)
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(final), exist_ok=True)  # the first blob of its folder
-                f = open(final, "xb")
+                fd = os.open(final, flags, 0o666)
         except FileExistsError:
             return sha  # another sample, or another worker of the same create, stores the same mask
         try:
-            with f:
-                f.write(_npz(arr))
+            data = memoryview(_npz(arr))
+            while data:
+                data = data[os.write(fd, data) :]
         except BaseException:
+            os.close(fd)
             os.unlink(final)
             raise
+        os.close(fd)
         return sha
 
     def sync(self, shas: Iterable[str]) -> None:
