@@ -100,13 +100,17 @@ _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _END = struct.Struct("<4s4H2LH")
 _ZIP64_LIMIT = (1 << 31) - 1
 _FF = 0xFFFFFFFF  # a size given in the zip64 extra field
+_VERSION, _DEFLATED = 45, 8  # version needed (zip64), compression method
+# the central directory entry's fields before (signature, versions made by and needed, flags, method, time, date)
+# and after (name, extra and comment lengths, disk, attributes, the member's offset) its CRC and sizes
+_CENTRAL_HEAD = (b"PK\x01\x02", _VERSION, _CREATE_SYSTEM, _VERSION, 0, 0, _DEFLATED, 0, _DOS_DATE)
+_CENTRAL_TAIL = (len(_NAME), 0, 0, 0, 0, _PERMISSIONS, 0)
 _NPY_CHUNK = 16 * 1024**2  # what np.lib.format.write_array hands a zip member at a time (its nditer buffer)
 
 
 def _npz_bytes(arr: np.ndarray) -> bytes | None:
-    """The ``.npz`` of ``arr`` (storable) as ``zipfile`` writes it (:func:`_npz`'s other route), byte for byte,
-    without ``zipfile``'s Python layer (a third of writing a small mask's blob); None where it would differ.
-    ``_npz`` of every blob is what ``zipfile`` writes with ``force_zip64`` (tests/test_blobs_write.py)."""
+    """The ``.npz`` of ``arr`` (storable) byte for byte as :func:`_zipfile_npz` writes it, without ``zipfile``'s
+    Python layer (most of building a small mask's blob); None where it would differ (tests/test_blobs_write.py)."""
     header = _npy_header(arr.dtype.str, arr.shape)
     if header is None:
         return None
@@ -123,28 +127,10 @@ def _npz_bytes(arr: np.ndarray) -> bytes | None:
     parts.append(deflate.flush())
     body = b"".join(parts)
     extra = struct.pack("<HHQQ", _ZIP64, 16, size, len(body))
-    local = _LOCAL_HEADER.pack(b"PK\x03\x04", 45, 0, 8, 0, _DOS_DATE, crc, _FF, _FF, len(_NAME), len(extra))
-    central = _CENTRAL.pack(
-        b"PK\x01\x02",
-        45,
-        _CREATE_SYSTEM,
-        45,
-        0,
-        0,
-        8,
-        0,
-        _DOS_DATE,
-        crc,
-        len(body),
-        size,
-        len(_NAME),
-        0,
-        0,
-        0,
-        0,
-        _PERMISSIONS,
-        0,
+    local = _LOCAL_HEADER.pack(
+        b"PK\x03\x04", _VERSION, 0, _DEFLATED, 0, _DOS_DATE, crc, _FF, _FF, len(_NAME), len(extra)
     )
+    central = _CENTRAL.pack(*_CENTRAL_HEAD, crc, len(body), size, *_CENTRAL_TAIL)
     start = len(local) + len(_NAME) + len(extra) + len(body)
     end = _END.pack(b"PK\x05\x06", 0, 0, 1, 1, len(central) + len(_NAME), start, 0)
     return b"".join((local, _NAME, extra, body, central, _NAME, end))
