@@ -81,26 +81,3 @@ def test_colourful_is_the_percentile_rule_and_rarely_sorts(monkeypatch):
     sorts.clear()
     grey, vivid = np.full((34, 45), 3, np.uint8), np.full((34, 45), 120, np.uint8)
     assert not fs._colourful(grey) and fs._colourful(vivid) and sorts == []
-
-
-def test_structure_compared_where_thumbnails_are_read_gives_the_same_values(frames, monkeypatch):
-    """frame_blocks asks for the windows' structure where two neighbours differ in colour beside the
-    thumbnails (worker processes): the cut test then phase-correlates nothing itself within a chunk."""
-    here = fs._Descriptors(frames)
-    there = fs._Descriptors(frames, alike=0.94, window=3)
-    assert there._cache and all(here.structure(i, j) == v for (i, j), v in there._cache.items())
-    correlations = []
-    real = fs.aligned_correlation
-    monkeypatch.setattr(fs, "aligned_correlation", lambda *a, **k: correlations.append(1) or real(*a, **k))
-    cuts = grp._content_cuts(there, 0, len(frames), 0.94, 0.8, 3)
-    assert cuts == grp._content_cuts(here, 0, len(frames), 0.94, 0.8, 3) and len(cuts) >= 2
-    assert correlations == []  # every pair the rule compared was compared with the thumbnails
-
-
-def test_pairs_across_chunks_are_compared_by_the_grouping(frames, monkeypatch):
-    from medseg import process_pool
-
-    monkeypatch.setattr(process_pool, "CHUNK", 7)  # chunk ends inside the videos and at their cuts
-    whole = grp.frame_blocks(frames)
-    monkeypatch.setattr(process_pool, "CHUNK", 256)
-    assert whole == grp.frame_blocks(frames)

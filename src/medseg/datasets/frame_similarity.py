@@ -35,16 +35,10 @@ _SATURATED = 16
 class _Descriptors:
     """Per-frame colour histograms and grey thumbnails, and the similarities the grouping rules compare."""
 
-    def __init__(self, paths: Sequence[Path], pool=None, alike: float | None = None, window: int = 3):
-        """``alike``, ``window``: the colour level and window of :func:`groups.frame_blocks`; where two
-        neighbouring frames' colours differ, the structure of the windows' pairs is compared where the
-        thumbnails are read (in the workers, beside each other), not here after all are read, alone (9
-        phase correlations at each of a 64x48 video's ends)."""
-        chunks = chunked(paths)
-        described = ordered_map(pool, partial(_describe_paths, alike=alike, window=window), chunks)
-        compared: list[tuple[int, int, tuple, float]] = []
-        self.hist, self.grey, shape = _descriptors(_unpack(described, [len(c) for c in chunks], compared))
-        self._cache: dict[tuple[int, int], float] = {(i, j): v for i, j, at, v in compared if at == shape}
+    def __init__(self, paths: Sequence[Path], pool=None):
+        described = ordered_map(pool, _describe_paths, chunked(paths))
+        self.hist, self.grey = _descriptors(d for chunk in described for d in chunk)
+        self._cache: dict[tuple[int, int], float] = {}
         self._spectra: dict[int, np.ndarray] = {}  # a frame is compared with up to 6 others: 1 FFT, not 6
 
     def colour(self, i: int, j: int) -> float | None:
@@ -168,52 +162,9 @@ def _thumbnail(path: Path) -> np.ndarray | None:
     return a[dy : a.shape[0] - dy, dx : a.shape[1] - dx]
 
 
-def _describe_paths(paths: Sequence[Path], alike: float | None = None, window: int = 3) -> tuple[list, list]:
-    """``_describe`` of each file's thumbnail (what a worker process does for a chunk of frames), and where
-    two neighbouring frames' colours differ (by either histogram, below ``alike``; None: nowhere looked
-    at), the structure of the pairs of the ``window`` frames before and after, as (i, j, shape, value)."""
-    described = [_describe(_thumbnail(p)) for p in paths]
-    if alike is None:
-        return described, []
-    compared, kept, done = [], {}, set()
-
-    def grey(j: int) -> tuple[np.ndarray, np.ndarray]:  # a frame's grey thumbnail at its own shape, transformed
-        if j not in kept:
-            g = _grey(described[j][3], described[j][3].shape)
-            kept[j] = g, spectrum(g)
-        return kept[j]
-
-    for b in range(1, len(described)):
-        if not _differ(described[b - 1], described[b], alike):
-            continue
-        for i in range(max(0, b - window), b):
-            for j in range(b, min(len(described), b + window)):
-                x, y = described[i], described[j]
-                if x is None or y is None or x[3].shape != y[3].shape or (i, j) in done:
-                    continue  # unreadable frames, and frames of another shape, are left to the grouping
-                (gx, fx), (gy, fy) = grey(i), grey(j)
-                done.add((i, j))
-                compared.append((i, j, x[3].shape, aligned_correlation(gx, gy, spectra=(fx, fy))))
-        for old in [k for k in kept if k < b - window]:
-            del kept[old]
-    return described, compared
-
-
-def _differ(a: tuple | None, b: tuple | None, alike: float) -> bool:
-    """Whether two readable frames of one shape differ in colour by either histogram."""
-    if a is None or b is None or a[3].shape != b[3].shape:
-        return False
-    return min(np.dot(_unit_hist(a[i]), _unit_hist(b[i])) for i in (1, 2)) < alike
-
-
-def _unpack(described, sizes: list[int], compared: list):
-    """Each frame's ``_describe`` from the chunks' answers, in order; their compared pairs go to
-    ``compared`` with the frames numbered over all chunks."""
-    start = 0
-    for size, (chunk, pairs) in zip(sizes, described):
-        compared.extend((start + i, start + j, shape, v) for i, j, shape, v in pairs)
-        yield from chunk
-        start += size
+def _describe_paths(paths: Sequence[Path]) -> list[tuple | None]:
+    """``_describe`` of each file's thumbnail (what a worker process does for a chunk of frames)."""
+    return [_describe(_thumbnail(p)) for p in paths]
 
 
 def _describe(t: np.ndarray | None) -> tuple | None:
@@ -246,8 +197,7 @@ def _colourful(sat: np.ndarray) -> bool:
 
 
 def _descriptors(described: Iterable[tuple | None]):
-    """Square-rooted, unit-sum histograms (dot product = Bhattacharyya), grey thumbnails (float32) and their
-    shape.
+    """Square-rooted, unit-sum histograms (dot product = Bhattacharyya) and grey thumbnails (float32).
 
     Thumbnails of another size than the most common one (a frame of another
     resolution) are resized to it, so that every pair can be compared.
@@ -265,7 +215,7 @@ def _descriptors(described: Iterable[tuple | None]):
             kept.append(v)
     colourful = any(vivid)
     shape = Counter(g.shape for g in sums if g is not None).most_common(1)[0][0] if vivid else None
-    return _Lazy(colour if colourful else levels, _unit_hist), _Lazy(sums, partial(_grey, shape=shape)), shape
+    return _Lazy(colour if colourful else levels, _unit_hist), _Lazy(sums, partial(_grey, shape=shape))
 
 
 def _unit_hist(counts: np.ndarray) -> np.ndarray:

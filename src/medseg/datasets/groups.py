@@ -130,7 +130,7 @@ def frame_blocks(
     if not paths:
         return []
     order = sorted(range(len(paths)), key=lambda i: int(stems[i]))
-    d = _Descriptors([paths[i] for i in order], pool, alike=threshold, window=window)
+    d = _Descriptors([paths[i] for i in order], pool)
 
     numbers = [int(stems[i]) for i in order]
     gaps = [b for b in range(1, len(numbers)) if numbers[b] != numbers[b - 1] + 1]
