@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 STALE_S = 60.0
 _TAG = re.compile(r"^(\d+)-(\d+)-[0-9a-f]{8}$")
@@ -105,6 +106,40 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_atomic(
+    path: Path,
+    write: Callable[[BinaryIO], object],
+    *,
+    durable: bool = True,
+    sync_dir: bool | None = None,
+    prefix: str = ".tmp-",
+) -> Path:
+    """Write ``path`` whole or not at all: ``write(f)`` fills a new file beside it (``prefix``, the pid and a
+    random part name it, so writers never share one), which is renamed over ``path``; on any error the
+    temporary file is removed and ``path`` is as it was. ``durable``: the file is fsynced, and the folder
+    holding the rename too unless ``sync_dir`` is False (a caller syncing many renames' folders at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable if sync_dir is None else sync_dir:
+        fsync_dir(path.parent)
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """:func:`write_atomic` of ``text`` as UTF-8 (newlines as given)."""
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def swap_in(new: Path, target: Path, old: Path) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from medseg.evaluate.objects import ObjectCounts
 from medseg.evaluate.scores import COLUMNS, LOWER_IS_BETTER, METRICS, SampleScore
+from medseg.folder_swap import write_text_atomic
 
 WORST = 3
 CSV_NAME, SUMMARY_NAME = "per_sample.csv", "summary.json"
@@ -136,16 +137,10 @@ class EvaluationResult:
         )
         csv_path, json_path = folder.check(CSV_NAME, SUMMARY_NAME)
         folder.mkdir()
-        _write_atomic(csv_path, self.csv_text())
-        _write_atomic(json_path, json.dumps(self.summary_json(), indent=2, default=str) + "\n")
+        write_text_atomic(csv_path, self.csv_text())
+        write_text_atomic(json_path, json.dumps(self.summary_json(), indent=2, default=str) + "\n")
         folder.record(csv_path, json_path)
         return [csv_path, json_path]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_per_sample(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -25,21 +25,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medseg.errors import Cancelled, RankingError
+from medseg.folder_swap import fsync_dir, write_atomic, write_text_atomic
 from medseg.jobs import CancelToken, Result, Started
 from medseg.qc.oof import _fold, base_config, fold_dice, make_folds, preflight
 from medseg.qc.prediction_store import prediction_path
 from medseg.qc.ranking import FoldScored, RankResult, open_workspace, store
 from medseg.qc.reliability_model import calibrate_model
 from medseg.training.workspace_source import WorkspaceDataset
-from medseg.workspace.blobs import fsync_dir
 
 FORMAT = "medseg-rank-fold"
 VERSION = 1
@@ -154,42 +152,13 @@ def iter_rank_fold(
             "scores": {sid: {"score": v[0], "details": v[1]} for sid, v in scored.items()},
         }
         path = fold_file(runs, fold, folds)
-        _write_atomic(path, json.dumps(record, default=str, allow_nan=True))
+        write_text_atomic(path, json.dumps(record, default=str, allow_nan=True))
         yield Result(path)
     except Cancelled as c:
         raise Cancelled(f"fold {fold + 1} of {folds} cancelled: no fold file written", 0, 1) from c
     finally:
         if opened:
             ws.close()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(src, "rb") as f, open(tmp, "xb") as g:
-            g.write(f.read())
-            g.flush()
-            os.fsync(g.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_fold_files(runs: Path, folds: int, command: str = "") -> list[dict]:
@@ -285,7 +254,7 @@ def iter_merge_folds(
             for sid in fold_scores:
                 src = prediction_path(prediction_root(runs, k), method, sid)
                 if src.is_file():  # a volume stores none
-                    _copy_atomic(src, prediction_path(ws.root, method, sid))
+                    write_atomic(prediction_path(ws.root, method, sid), lambda g, src=src: g.write(src.read_bytes()))
             runs_of = {v["details"].get("run") for v in d["scores"].values()} - {None}
             todo = [
                 *(d.get("training_runs") or ()),

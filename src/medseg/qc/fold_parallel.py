@@ -32,8 +32,9 @@ from typing import Any
 import yaml
 
 from medseg.errors import Cancelled, RankingError
+from medseg.folder_swap import write_text_atomic
 from medseg.jobs import CancelToken, Started
-from medseg.qc.fold_files import _prepare, _write_atomic, fold_file, iter_merge_folds
+from medseg.qc.fold_files import _prepare, fold_file, iter_merge_folds
 from medseg.qc.oof import preflight
 from medseg.qc.ranking import FoldScored, FoldStarted, open_workspace
 
@@ -126,7 +127,7 @@ def iter_rank_parallel(
     d.pop("out_dir", None)
     d.get("data", {}).pop("root", None)
     config_path = runs / CONFIG_FILE
-    _write_atomic(config_path, yaml.safe_dump(d, sort_keys=False))
+    write_text_atomic(config_path, yaml.safe_dump(d, sort_keys=False))
     env = dict(os.environ)
     cpus = devices.count("cpu")
     if cpus and "OMP_NUM_THREADS" not in env:  # the cores shared out, not each child taking them all

@@ -12,8 +12,6 @@ stored prediction before it loads torch for the suspicion map.
 
 from __future__ import annotations
 
-import os
-import uuid
 import zipfile
 from pathlib import Path
 from urllib.parse import quote
@@ -21,8 +19,8 @@ from urllib.parse import quote
 import numpy as np
 
 from medseg.errors import ReadError
+from medseg.folder_swap import write_atomic
 from medseg.io.npz import NpzFile
-from medseg.workspace.blobs import fsync_dir
 
 FOLDER = "predictions"
 
@@ -43,18 +41,7 @@ def dequantise(q: np.ndarray) -> np.ndarray:
 def save_prediction(workspace_root: str | Path, method: str, sample_id: str, probs: np.ndarray, run: str) -> Path:
     """Store (C, H, W) probabilities of ``sample_id`` for ``method`` atomically; returns the file."""
     final = prediction_path(workspace_root, method, sample_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "xb") as f:
-            np.savez_compressed(f, probs=quantise(probs), run=np.array(str(run)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(final.parent)
+    write_atomic(final, lambda f: np.savez_compressed(f, probs=quantise(probs), run=np.array(str(run))))
     return final
 
 

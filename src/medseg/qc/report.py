@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseg.folder_swap import write_text_atomic
 from medseg.qc.findings import SEVERITIES, Finding, json_safe, severity_rank
 
 CSV_COLUMNS = ("sample_id", "check", "severity", "value", "message", "path", "fix", "details")
@@ -79,7 +78,7 @@ class QCReport:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            _write_atomic(Path(path), text)
+            write_text_atomic(Path(path), text)
         return text
 
     def to_csv(self, path: str | Path | None = None) -> str:
@@ -91,7 +90,7 @@ class QCReport:
             w.writerow(["" if d[k] is None else (json.dumps(d[k]) if k == "details" else d[k]) for k in CSV_COLUMNS])
         text = buf.getvalue()
         if path is not None:
-            _write_atomic(Path(path), text)
+            write_text_atomic(Path(path), text)
         return text
 
     def table(self, worst: int = 20) -> str:
@@ -114,16 +113,3 @@ class QCReport:
                 fix = f" [fix: {f.fix}]" if f.fix else ""
                 lines.append(f"  {f.severity.upper():<7} {f.check:<{width}} {f.sample_id}: {f.message}{fix}")
         return "\n".join(lines)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -25,7 +25,6 @@ import os
 import struct
 import sys
 import time
-import uuid
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ReadError
-from medseg.folder_swap import fsync_dir
+from medseg.folder_swap import fsync_dir, write_atomic
 from medseg.io.npz import NpzFile, _read_npy
 
 STORED_DTYPES = ("bool", "uint8", "uint16", "uint32")
@@ -209,19 +208,7 @@ class BlobStore:
                 return sha
             except FileNotFoundError:
                 pass  # gc removed it just now: write it again
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f"{_TMP_PREFIX}{sha[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(tmp, "xb") as f:
-                f.write(_npz(arr))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if sync_dir:
-            fsync_dir(final.parent)
+        write_atomic(final, lambda f: f.write(_npz(arr)), sync_dir=sync_dir, prefix=f"{_TMP_PREFIX}{sha[:16]}-")
         return sha
 
     def _put_new(self, arr: np.ndarray, sha: str) -> str:

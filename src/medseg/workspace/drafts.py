@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ReadError, WorkspaceError
+from medseg.folder_swap import write_atomic
 from medseg.io.npz import NpzFile
-from medseg.workspace.blobs import fsync_dir
 
 DRAFTS_DIR = "drafts"
 _TMP_PREFIX = ".tmp-"
@@ -144,20 +142,10 @@ def _meta(sid: str, base_revision: int | None, saved: str | None) -> dict:
 
 def _write(ws, sid: str, arrays: dict, meta: dict, sync: bool) -> Path:
     final = draft_path(ws, sid)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f"{_TMP_PREFIX}{final.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if sync:
-        fsync_dir(final.parent)
+    meta_array = np.array(json.dumps(meta))
+    write_atomic(
+        final, lambda f: np.savez(f, **arrays, meta=meta_array), durable=sync, prefix=f"{_TMP_PREFIX}{final.stem}-"
+    )
     return final
 
 
