@@ -1,17 +1,15 @@
 """Volume datasets for tests: synthetic CT-like cases on a rotated, shifted grid, and the real CT/MR copied
-into the public layouts (nnU-Net raw 3-D, Decathlon task, image/label folders)."""
+into the public layouts (nnU-Net raw 3-D, Decathlon task, image/label folders). The real volumes' folder is
+conftest's ``ct_mr_dir`` fixture: a test that asks for it is skipped at collection on a clone without the data."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(os.environ.get("MEDSEG_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-CT_MR = DATA / "ct-mr-volumes"
 NAMES = {1: "liver", 2: "spleen", 3: "kidney_left"}
 
 
@@ -89,31 +87,19 @@ def make_volume_folders(root: Path, n_cases: int = 3, shape=(40, 36, 10)) -> Pat
     return root
 
 
-def require_ct_mr() -> Path:
-    """The real CT/MR folder. Absent on a user's clone: the test is skipped; absent where ../shared is
-    beside the checkout (``MEDSEG_REQUIRE_DATA=1``, as in CI): the test fails, as conftest's data fixtures do."""
-    import pytest
-
-    if not CT_MR.is_dir():
-        if os.environ.get("MEDSEG_REQUIRE_DATA") == "1":
-            pytest.fail(f"real CT/MR volumes {CT_MR} are absent (../shared is beside the checkout: required)")
-        pytest.skip(f"real CT/MR volumes not found at {CT_MR}")
-    return CT_MR
-
-
-def real_nnunet3d(root: Path, modality: str = "ct") -> Path:
-    """The real abdominal CT (41 structures) or MR (23) as nnU-Net raw 3-D, one case.
+def real_nnunet3d(ct_mr: Path, root: Path, modality: str = "ct") -> Path:
+    """The real abdominal CT (41 structures) or MR (23) of the folder ``ct_mr`` (the ``ct_mr_dir`` fixture) as
+    nnU-Net raw 3-D under ``root``, one case.
 
     Labels are TotalSegmentator's reference outputs, sparse ids up to 117 (CT) or 49 (MR): dataset.json
     cannot hold them (nnU-Net wants 0..N), so the names travel in the labels JSON beside the labels, as in
     the shared data. CT and MR number their structures differently, hence one dataset per modality."""
-    require_ct_mr()
     stem = {"ct": "ct_abdomen", "mr": "mr_abdomen"}[modality]
     (root / "imagesTr").mkdir(parents=True)
     (root / "labelsTr").mkdir()
-    shutil.copy(CT_MR / f"{stem}.nii.gz", root / "imagesTr" / f"{modality}_000_0000.nii.gz")
-    shutil.copy(CT_MR / f"{stem}_labels.nii.gz", root / "labelsTr" / f"{modality}_000.nii.gz")
-    shutil.copy(CT_MR / f"{stem}_labels.json", root / "labelsTr" / "labels.json")
+    shutil.copy(ct_mr / f"{stem}.nii.gz", root / "imagesTr" / f"{modality}_000_0000.nii.gz")
+    shutil.copy(ct_mr / f"{stem}_labels.nii.gz", root / "labelsTr" / f"{modality}_000.nii.gz")
+    shutil.copy(ct_mr / f"{stem}_labels.json", root / "labelsTr" / "labels.json")
     return root
 
 

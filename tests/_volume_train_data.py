@@ -42,9 +42,10 @@ def synthetic_dataset(root: Path, n_cases: int = 3, shape=(40, 36, 10)) -> Datas
     return Dataset(root, "nnunet3d", cm, volume_samples(root, cm))
 
 
-def real_dataset(root: Path, modality: str = "ct") -> Dataset:
-    """The real CT (41 classes, sparse ids up to 117) or MR as one case."""
-    real_nnunet3d(root, modality)
+def real_dataset(ct_mr: Path, root: Path, modality: str = "ct") -> Dataset:
+    """The real CT (41 classes, sparse ids up to 117) or MR of the folder ``ct_mr`` (the ``ct_mr_dir`` fixture)
+    as one case under ``root``."""
+    real_nnunet3d(ct_mr, root, modality)
     names = json.loads((root / "labelsTr" / "labels.json").read_text())
     cm = ClassMap(
         [

@@ -26,8 +26,13 @@ def _data_dir() -> Path:
     return Path(os.environ.get("MEDSEG_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 
 
-# The real-data fixtures and the folder each needs.
-DATA_FIXTURES = {"data_dir": "", "cvc_dir": "cvc-clinicdb/images", "noisy_mask_dir": "noisy-mask-example"}
+# The real-data fixtures and the folder each needs (a fixture returns the first component of its folder).
+DATA_FIXTURES = {
+    "data_dir": "",
+    "cvc_dir": "cvc-clinicdb/images",
+    "noisy_mask_dir": "noisy-mask-example",
+    "ct_mr_dir": "ct-mr-volumes",
+}
 
 
 def _missing(fixture: str) -> Path | None:
@@ -69,6 +74,12 @@ def cvc_dir(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def noisy_mask_dir(data_dir: Path) -> Path:
     return _data_fixture("noisy_mask_dir")
+
+
+@pytest.fixture(scope="session")
+def ct_mr_dir(data_dir: Path) -> Path:
+    """The real abdominal CT and MR (``ct_abdomen*.nii.gz``, ``mr_abdomen*``, their labels JSON)."""
+    return _data_fixture("ct_mr_dir")
 
 
 @pytest.fixture(scope="session")

@@ -102,8 +102,8 @@ def test_ct_window_equalised_slices_are_the_same_input_in_training_and_predict_v
         np.testing.assert_array_equal(x[0, 0], x[0, 1])  # clamped at the first slice
 
 
-def test_real_ct_25d_clahe_same_input_in_training_and_predict_volume(tmp_path):
-    ds = real_dataset(tmp_path / "ct", "ct")
+def test_real_ct_25d_clahe_same_input_in_training_and_predict_volume(ct_mr_dir, tmp_path):
+    ds = real_dataset(ct_mr_dir, tmp_path / "ct", "ct")
     trainer, ckpt, fed = _train(ds, tmp_path / "run", image_size=[64, 64], window=[40, 400], slices=3, equalize=CLAHE)
     inputs = _check_same_inputs(trainer, ckpt, fed, ds.samples, CLAHE)
     assert inputs[ds.samples[0].id].shape == (30, 3, 64, 64)

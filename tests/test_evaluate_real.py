@@ -61,8 +61,8 @@ def test_cvc_frames_scored_at_their_own_size_against_their_masks(cvc_dir, tmp_pa
     assert summary["meta"]["distance_unit"] == "px" and summary["classes"]["foreground"]["samples"] == 12
 
 
-def test_real_ct_volume_scored_in_3d_in_mm_per_structure(data_dir, tmp_path, capsys):
-    root = real_nnunet3d(tmp_path / "ct", "ct")
+def test_real_ct_volume_scored_in_3d_in_mm_per_structure(ct_mr_dir, tmp_path, capsys):
+    root = real_nnunet3d(ct_mr_dir, tmp_path / "ct", "ct")
     ckpt = _train(volume_config(root, tmp_path / "run"))
     out = tmp_path / "eval"
     rc = main(["evaluate", str(ckpt), str(root), "--out", str(out), "--device", "cpu", "--quiet"])

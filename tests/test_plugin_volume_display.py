@@ -75,8 +75,8 @@ def test_ct_volume_scale_slider_and_window_presets(make_napari_viewer, qtbot, tm
     assert tuple(image.contrast_limits) == pytest.approx((lo, hi))
 
 
-def test_mr_volume_opens_in_its_1_99_percentile_window(make_napari_viewer, qtbot, tmp_path):
-    root = real_nnunet3d(tmp_path / "mr", "mr")
+def test_mr_volume_opens_in_its_1_99_percentile_window(make_napari_viewer, qtbot, ct_mr_dir, tmp_path):
+    root = real_nnunet3d(ct_mr_dir, tmp_path / "mr", "mr")
     viewer = make_napari_viewer()
     view = open_volume_view(root / "imagesTr" / "mr_000_0000.nii.gz")
     image = put_volume_image(viewer, view, IMAGE_LAYER)
@@ -92,8 +92,8 @@ def test_mr_volume_opens_in_its_1_99_percentile_window(make_napari_viewer, qtbot
     assert lo_range <= lo and hi <= hi_range
 
 
-def test_41_classes_of_the_real_ct_named_coloured_and_chosen(make_napari_viewer, qtbot, tmp_path):
-    root = real_nnunet3d(tmp_path / "ct", "ct")
+def test_41_classes_of_the_real_ct_named_coloured_and_chosen(make_napari_viewer, qtbot, ct_mr_dir, tmp_path):
+    root = real_nnunet3d(ct_mr_dir, tmp_path / "ct", "ct")
     cm = _real_classmap(root / "labelsTr" / "labels.json")
     assert len(cm.ids) == 41 and max(cm.ids) == 117
     viewer = make_napari_viewer()
@@ -138,13 +138,13 @@ def test_41_classes_of_the_real_ct_named_coloured_and_chosen(make_napari_viewer,
     assert z_spleen is not None and (ids[z_spleen] == spleen).any() and viewer.dims.current_step[0] == z_spleen
 
 
-def test_an_uncompressed_volume_is_never_decoded_whole(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+def test_an_uncompressed_volume_is_never_decoded_whole(make_napari_viewer, qtbot, ct_mr_dir, tmp_path, monkeypatch):
     """Opening, windowing and moving through a .nii read only the slices shown and the few for statistics."""
     import nibabel as nib
 
     from medseg.io.volume_source import VolumeSource
 
-    root = real_nnunet3d(tmp_path / "ct", "ct")
+    root = real_nnunet3d(ct_mr_dir, tmp_path / "ct", "ct")
     nii = tmp_path / "ct.nii"
     nib.save(nib.load(root / "imagesTr" / "ct_000_0000.nii.gz"), nii)
 

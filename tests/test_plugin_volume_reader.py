@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-from _volume_data import CT_MR, make_nnunet3d, real_nnunet3d
+from _volume_data import make_nnunet3d, real_nnunet3d
 
 from medseg.classmap import ClassMap
 from medseg.io.volume_labels import read_label_volume
@@ -22,12 +22,12 @@ def _classmap(kwargs) -> ClassMap:
     return ClassMap.from_dict(kwargs["metadata"]["medseg"]["classmap"])
 
 
-def test_a_multi_organ_label_volume_keeps_its_41_sparse_ids_and_names(tmp_path):
-    data = real_nnunet3d(tmp_path / "ct", "ct")  # skips without the shared data
+def test_a_multi_organ_label_volume_keeps_its_41_sparse_ids_and_names(ct_mr_dir, tmp_path):
+    data = real_nnunet3d(ct_mr_dir, tmp_path / "ct", "ct")
     label = tmp_path / "ct_abdomen_labels.nii.gz"
-    shutil.copy(CT_MR / "ct_abdomen_labels.nii.gz", label)
-    shutil.copy(CT_MR / "ct_abdomen_labels.json", tmp_path / "ct_abdomen_labels.json")
-    shutil.copy(CT_MR / "mr_abdomen_labels.json", tmp_path / "mr_abdomen_labels.json")  # not its names
+    shutil.copy(ct_mr_dir / "ct_abdomen_labels.nii.gz", label)
+    shutil.copy(ct_mr_dir / "ct_abdomen_labels.json", tmp_path / "ct_abdomen_labels.json")
+    shutil.copy(ct_mr_dir / "mr_abdomen_labels.json", tmp_path / "mr_abdomen_labels.json")  # not its names
     ((ids, kwargs, kind),) = _read(label)
     expected, grid = read_label_volume(data / "labelsTr" / "ct_000.nii.gz")
     assert kind == "labels" and np.array_equal(ids, expected) and ids.max() == 117  # never binarised

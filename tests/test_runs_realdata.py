@@ -79,8 +79,8 @@ def test_a_volume_run_records_dice_and_hd95_per_organ_and_its_final_evaluation_i
     assert run.classes() == organs and run.evaluation == saved
 
 
-def test_a_run_on_the_real_ct_without_validation_has_train_loss_curves(tmp_path):
-    ds = real_dataset(tmp_path / "ct", "ct")
+def test_a_run_on_the_real_ct_without_validation_has_train_loss_curves(ct_mr_dir, tmp_path):
+    ds = real_dataset(ct_mr_dir, tmp_path / "ct", "ct")
     list(Trainer(volume_config(ds.root, tmp_path / "runs" / "ct", epochs=2), dataset=ds).run())
     rows = read_metrics(tmp_path / "runs" / "ct")
     assert [list(r) for r in rows] == [["epoch", "train_loss", "lr", "seconds"]] * 2

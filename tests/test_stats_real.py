@@ -34,8 +34,8 @@ def test_cvc_clinicdb_frames(cvc_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("modality, classes, shape", [("ct", 41, "30x101x122"), ("mr", 23, "20x91x117")])
-def test_real_volumes(tmp_path, modality, classes, shape):
-    root = real_nnunet3d(tmp_path / modality, modality)
+def test_real_volumes(ct_mr_dir, tmp_path, modality, classes, shape):
+    root = real_nnunet3d(ct_mr_dir, tmp_path / modality, modality)
     d = stats(root, workers=1).to_dict()
     assert d["samples"] == 1 and d["images"]["sizes"] == {shape: 1}
     assert d["images"]["spacings"] == {"3 x 3 x 3": 1} and d["images"]["spacing_known"] == 1

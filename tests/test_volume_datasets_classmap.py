@@ -57,7 +57,5 @@ def test_the_real_ct_labels_json_gives_41_classes_apart(ct_labels_json):
 
 
 @pytest.fixture
-def ct_labels_json():
-    from _volume_data import require_ct_mr
-
-    return require_ct_mr() / "ct_abdomen_labels.json"
+def ct_labels_json(ct_mr_dir):
+    return ct_mr_dir / "ct_abdomen_labels.json"

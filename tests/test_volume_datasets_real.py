@@ -9,7 +9,7 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from _volume_data import CT_MR, real_nnunet3d
+from _volume_data import real_nnunet3d
 
 from medseg.cli import main
 from medseg.datasets import open_dataset
@@ -22,12 +22,12 @@ REAL = {
 
 
 @pytest.mark.parametrize("modality", sorted(REAL))
-def test_the_real_volume_indexes_as_nnunet3d_with_its_names_and_grid(tmp_path, modality):
+def test_the_real_volume_indexes_as_nnunet3d_with_its_names_and_grid(ct_mr_dir, tmp_path, modality):
     want = REAL[modality]
-    ds = open_dataset(real_nnunet3d(tmp_path / modality, modality))
+    ds = open_dataset(real_nnunet3d(ct_mr_dir, tmp_path / modality, modality))
     assert ds.layout == "nnunet3d" and not ds.problems and [s.id for s in ds] == [f"{modality}_000"]
     cm = ds.classmap
-    names = json.loads((CT_MR / f"{modality}_abdomen_labels.json").read_text())
+    names = json.loads((ct_mr_dir / f"{modality}_abdomen_labels.json").read_text())
     assert len(cm.classes) == want["classes"] and max(cm.ids) == want["top"]
     assert {str(c.id): c.name for c in cm.classes} == {k: v for k, v in names.items() if k != "0"}
     assert len(set(cm.colour_table().values())) == want["classes"]  # one colour per structure
@@ -47,20 +47,20 @@ def test_the_real_volume_indexes_as_nnunet3d_with_its_names_and_grid(tmp_path, m
     assert image.array[7, 40, 50] == np.asarray(src.dataobj)[tuple(ijk[:3])]
 
 
-def test_the_real_ct_indexes_alike_in_every_volume_layout(tmp_path):
-    nn = open_dataset(real_nnunet3d(tmp_path / "nn", "ct"))
+def test_the_real_ct_indexes_alike_in_every_volume_layout(ct_mr_dir, tmp_path):
+    nn = open_dataset(real_nnunet3d(ct_mr_dir, tmp_path / "nn", "ct"))
     folders = tmp_path / "folders"
     (folders / "images").mkdir(parents=True)
     (folders / "labels").mkdir()
-    shutil.copy(CT_MR / "ct_abdomen.nii.gz", folders / "images" / "ct_abdomen.nii.gz")
-    shutil.copy(CT_MR / "ct_abdomen_labels.nii.gz", folders / "labels" / "ct_abdomen_labels.nii.gz")
-    shutil.copy(CT_MR / "ct_abdomen_labels.json", folders / "labels" / "ct_abdomen_labels.json")
+    shutil.copy(ct_mr_dir / "ct_abdomen.nii.gz", folders / "images" / "ct_abdomen.nii.gz")
+    shutil.copy(ct_mr_dir / "ct_abdomen_labels.nii.gz", folders / "labels" / "ct_abdomen_labels.nii.gz")
+    shutil.copy(ct_mr_dir / "ct_abdomen_labels.json", folders / "labels" / "ct_abdomen_labels.json")
     task = tmp_path / "Task99_Abdomen"
     (task / "imagesTr").mkdir(parents=True)
     (task / "labelsTr").mkdir()
-    shutil.copy(CT_MR / "ct_abdomen.nii.gz", task / "imagesTr" / "abdomen_000.nii.gz")
-    shutil.copy(CT_MR / "ct_abdomen_labels.nii.gz", task / "labelsTr" / "abdomen_000.nii.gz")
-    names = json.loads((CT_MR / "ct_abdomen_labels.json").read_text())
+    shutil.copy(ct_mr_dir / "ct_abdomen.nii.gz", task / "imagesTr" / "abdomen_000.nii.gz")
+    shutil.copy(ct_mr_dir / "ct_abdomen_labels.nii.gz", task / "labelsTr" / "abdomen_000.nii.gz")
+    names = json.loads((ct_mr_dir / "ct_abdomen_labels.json").read_text())
     pair = {"image": "./imagesTr/abdomen_000.nii.gz", "label": "./labelsTr/abdomen_000.nii.gz"}
     (task / "dataset.json").write_text(json.dumps({"labels": names, "modality": {"0": "CT"}, "training": [pair]}))
     opened = {"nnunet3d": nn, "volume_folders": open_dataset(folders), "msd": open_dataset(task)}
@@ -71,8 +71,8 @@ def test_the_real_ct_indexes_alike_in_every_volume_layout(tmp_path):
     assert opened["volume_folders"][0].id == "ct_abdomen"  # '_labels' is a label suffix
 
 
-def test_the_real_mr_label_shifted_by_one_voxel_is_named_as_off_the_grid(tmp_path):
-    root = real_nnunet3d(tmp_path / "mr", "mr")
+def test_the_real_mr_label_shifted_by_one_voxel_is_named_as_off_the_grid(ct_mr_dir, tmp_path):
+    root = real_nnunet3d(ct_mr_dir, tmp_path / "mr", "mr")
     label = root / "labelsTr" / "mr_000.nii.gz"
     img = nib.load(label)
     moved = img.affine.copy()
@@ -87,8 +87,8 @@ def test_the_real_mr_label_shifted_by_one_voxel_is_named_as_off_the_grid(tmp_pat
     assert "mr_000.nii.gz" in p.message and "mr_000_0000.nii.gz" in p.message and "3 mm apart" in p.message
 
 
-def test_index_and_info_describe_the_real_ct(tmp_path, capsys):
-    root = real_nnunet3d(tmp_path / "ct", "ct")
+def test_index_and_info_describe_the_real_ct(ct_mr_dir, tmp_path, capsys):
+    root = real_nnunet3d(ct_mr_dir, tmp_path / "ct", "ct")
     assert main(["index", str(root)]) == 0
     out = capsys.readouterr().out
     assert "layout nnunet3d, 1 samples in 1 groups" in out

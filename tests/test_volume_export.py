@@ -205,10 +205,10 @@ def test_monai_datalist_of_volumes_loads_image_and_label_on_one_affine(synth, tm
         assert set(np.unique(np.asarray(data["label"])).tolist()) == {0, 1, 2, 3}
 
 
-def test_real_ct_as_nnunet_3d_sparse_ids_and_geometry(tmp_path, capfd):
+def test_real_ct_as_nnunet_3d_sparse_ids_and_geometry(ct_mr_dir, tmp_path, capfd):
     from _volume_data import real_nnunet3d
 
-    src = real_nnunet3d(tmp_path / "src", "ct")
+    src = real_nnunet3d(ct_mr_dir, tmp_path / "src", "ct")
     classmap = classmap_of(src)
     assert len(classmap.ids) == 41 and max(classmap.ids) == 117
     items, out = nnunet_items(src), tmp_path / "Dataset506_RealCT"
@@ -228,10 +228,10 @@ def test_real_ct_as_nnunet_3d_sparse_ids_and_geometry(tmp_path, capfd):
     np.testing.assert_array_equal(raw_voxels(label), renumber(source_raw, {int(k): v for k, v in mapping.items()}))
 
 
-def test_real_mr_keeps_its_orientation_and_is_not_taken_for_ct(tmp_path, capfd):
+def test_real_mr_keeps_its_orientation_and_is_not_taken_for_ct(ct_mr_dir, tmp_path, capfd):
     from _volume_data import real_nnunet3d
 
-    src = real_nnunet3d(tmp_path / "src", "mr")
+    src = real_nnunet3d(ct_mr_dir, tmp_path / "src", "mr")
     out = tmp_path / "Dataset507_RealMR"
     run_writer("nnunet", out, classmap_of(src), nnunet_items(src))
     assert json.loads((out / "dataset.json").read_text())["channel_names"] == {"0": "image"}  # z-score for MR

@@ -153,8 +153,8 @@ def test_cli_exports_dicom_series_as_nnunet_nifti_on_the_series_grid(tmp_path, c
     assert entry["case1"]["revisions"]["slices_changed_vs_imported"] == [0, 9]
 
 
-def test_real_ct_workspace_exported_for_nnunet_with_a_corrected_slice(tmp_path, capfd):
-    src = real_nnunet3d(tmp_path / "src", "ct")
+def test_real_ct_workspace_exported_for_nnunet_with_a_corrected_slice(ct_mr_dir, tmp_path, capfd):
+    src = real_nnunet3d(ct_mr_dir, tmp_path / "src", "ct")
     with _ws(tmp_path, src) as ws:
         (case,) = ws.sample_ids()
         head = ws.current_mask(case)

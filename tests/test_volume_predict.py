@@ -176,10 +176,10 @@ def test_cli_predict_writes_nifti_labels_on_the_image_grid(volume_checkpoint, tm
     np.testing.assert_allclose(probs.astype(np.float64).sum(1), 65535, atol=4 * 65535 / 2**11)
 
 
-def test_cli_predict_on_the_real_ct_and_its_geometry(volume_checkpoint, tmp_path):
+def test_cli_predict_on_the_real_ct_and_its_geometry(volume_checkpoint, ct_mr_dir, tmp_path):
     from medseg.models import create_model, save_checkpoint
 
-    ds = real_dataset(tmp_path / "ct", "ct")
+    ds = real_dataset(ct_mr_dir, tmp_path / "ct", "ct")
     cm = ds.classmap
     spec = ModelSpec(arch="PlainUNet", in_channels=1, classes=cm.num_classes, task="multiclass", kwargs={"depth": 2})
     prep = Preprocessing(channels=1, window=[40, 400], input_size=[32, 32], divisible_by=4, resize=True, scope="volume")

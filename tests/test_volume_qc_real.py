@@ -18,9 +18,10 @@ from medseg.qc.run import qc
 from medseg.workspace import Workspace
 
 
-def real_dataset(root, modality: str, labels: np.ndarray | None = None):
-    """The real case as nnU-Net raw 3-D, indexed by its layout; ``labels`` (display order) replace its label."""
-    real_nnunet3d(root, modality)
+def real_dataset(ct_mr, root, modality: str, labels: np.ndarray | None = None):
+    """The real case of the folder ``ct_mr`` as nnU-Net raw 3-D, indexed by its layout; ``labels`` (display
+    order) replace its label."""
+    real_nnunet3d(ct_mr, root, modality)
     if labels is not None:
         image = root / "imagesTr" / f"{modality}_000_0000.nii.gz"
         grid = Geometry.from_image(load(image))
@@ -30,13 +31,13 @@ def real_dataset(root, modality: str, labels: np.ndarray | None = None):
     return ds
 
 
-def real_labels(tmp_path, modality: str) -> np.ndarray:
-    ds = real_dataset(tmp_path / "probe", modality)
+def real_labels(ct_mr, tmp_path, modality: str) -> np.ndarray:
+    ds = real_dataset(ct_mr, tmp_path / "probe", modality)
     return read_label_volume(ds.samples[0].mask_paths[1])[0]
 
 
-def test_real_ct_reference_labels_raise_only_small_islands(tmp_path):
-    ds = real_dataset(tmp_path, "ct")
+def test_real_ct_reference_labels_raise_only_small_islands(ct_mr_dir, tmp_path):
+    ds = real_dataset(ct_mr_dir, tmp_path, "ct")
     report = qc(ds, workers=1)
     checks = {f.check for f in report.findings}
     assert not {"mask_values", "grid_mismatch", "size_mismatch", "unreadable", "slice_gap", "slice_jump"} & checks
@@ -55,13 +56,13 @@ def test_real_ct_reference_labels_raise_only_small_islands(tmp_path):
     assert tiny.details["tiny"] == {"13": {"name": "lung_middle_lobe_right", "voxels": 1, "slices": [29]}}
 
 
-def test_defects_planted_into_the_real_ct_are_found_on_their_slices(tmp_path):
-    labels = real_labels(tmp_path, "ct")
+def test_defects_planted_into_the_real_ct_are_found_on_their_slices(ct_mr_dir, tmp_path):
+    labels = real_labels(ct_mr_dir, tmp_path, "ct")
     liver = labels == 5
     assert liver[10:20].any(axis=(1, 2)).all()
     labels[12] = 0  # a slice left unlabelled
     labels[20] = np.roll(labels[20], 7, axis=1)  # a slice shifted by 21 mm
-    ds = real_dataset(tmp_path / "planted", "ct", labels)
+    ds = real_dataset(ct_mr_dir, tmp_path / "planted", "ct", labels)
     report = qc(ds, checks="slice_gap,slice_jump", workers=1)
     found = {f.check: f for f in report.findings}
     assert set(found) == {"slice_gap", "slice_jump"}
@@ -72,9 +73,9 @@ def test_defects_planted_into_the_real_ct_are_found_on_their_slices(tmp_path):
     assert jump.details["slices"] == [20] and len(jump.details["per_slice"]["20"]) >= 5
 
 
-def test_real_mr_vertebrae_and_discs_alternating_is_no_gap(tmp_path):
-    labels = real_labels(tmp_path, "mr")
-    ds = real_dataset(tmp_path / "mr", "mr")
+def test_real_mr_vertebrae_and_discs_alternating_is_no_gap(ct_mr_dir, tmp_path):
+    labels = real_labels(ct_mr_dir, tmp_path, "mr")
+    ds = real_dataset(ct_mr_dir, tmp_path / "mr", "mr")
     classmap = ds.classmap
     vertebrae, discs = classmap.id_of("vertebrae"), classmap.id_of("intervertebral_discs")
     present = labels.any(axis=(1, 2))
@@ -84,8 +85,8 @@ def test_real_mr_vertebrae_and_discs_alternating_is_no_gap(tmp_path):
     assert not [f for f in report.findings if f.check in ("slice_gap", "slice_jump", "mask_values")]
 
 
-def test_real_ct_workspace_qc_stores_findings_and_the_queue_names_their_slices(tmp_path):
-    ds = real_dataset(tmp_path / "ds", "ct")
+def test_real_ct_workspace_qc_stores_findings_and_the_queue_names_their_slices(ct_mr_dir, tmp_path):
+    ds = real_dataset(ct_mr_dir, tmp_path / "ds", "ct")
     with Workspace.create(tmp_path / "ws", ds.root) as ws:
         assert ws.is_volume("ct_000") and len(ws.classmap.ids) == 41
         report = qc(ws, workers=1)

@@ -12,10 +12,8 @@ import numpy as np
 import pydicom
 import pytest
 from _volume_data import (
-    CT_MR,
     monochrome1_series,
     oblique_display_affine,
-    require_ct_mr,
     rotated_affine,
     save_nifti,
     synthetic_case,
@@ -118,9 +116,8 @@ def test_nii_gz_is_decoded_once_on_first_access(tmp_path: Path, monkeypatch) -> 
     _same_as_load(source, path)
 
 
-def test_real_ct_lazily_as_nii_and_nii_gz(tmp_path: Path) -> None:
-    require_ct_mr()
-    gz = CT_MR / "ct_abdomen.nii.gz"
+def test_real_ct_lazily_as_nii_and_nii_gz(ct_mr_dir: Path, tmp_path: Path) -> None:
+    gz = ct_mr_dir / "ct_abdomen.nii.gz"
     raw = tmp_path / "ct_abdomen.nii"
     with gzip.open(gz, "rb") as src, open(raw, "wb") as dst:
         shutil.copyfileobj(src, dst)

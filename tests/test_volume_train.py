@@ -150,8 +150,8 @@ def test_fine_tune_25d_split_by_case_and_normalisation_round_trip(synthetic, tmp
     ("modality", "window", "slices", "classes", "max_id"),
     [("ct", [40, 400], 30, 41, 117), ("mr", "percentile", 20, 23, 49)],
 )
-def test_fine_tune_on_the_real_slices(tmp_path, modality, window, slices, classes, max_id):
-    ds = real_dataset(tmp_path / modality, modality)
+def test_fine_tune_on_the_real_slices(ct_mr_dir, tmp_path, modality, window, slices, classes, max_id):
+    ds = real_dataset(ct_mr_dir, tmp_path / modality, modality)
     assert len(ds.classmap.ids) == classes and max(ds.classmap.ids) == max_id
     cfg = volume_config(
         ds.root, tmp_path / "run", data={"image_size": [64, 64], "window": window, "slices": 3}, max_steps_per_epoch=1

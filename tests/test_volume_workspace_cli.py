@@ -66,8 +66,8 @@ def test_a_label_off_its_image_grid_is_named_and_the_rest_imported(tmp_path, cap
         assert finding.sample_id == "case_001"  # the case, not the file name with half its suffix
 
 
-def test_the_real_ct_in_a_workspace_slice_corrected_and_reverted(tmp_path, capsys):
-    data = real_nnunet3d(tmp_path / "Dataset009_CT", "ct")
+def test_the_real_ct_in_a_workspace_slice_corrected_and_reverted(ct_mr_dir, tmp_path, capsys):
+    data = real_nnunet3d(ct_mr_dir, tmp_path / "Dataset009_CT", "ct")
     ws_path = tmp_path / "ws"
     assert main(["workspace", "create", str(data), str(ws_path), "--quiet"]) == 0
     assert "volumes: 1 (30 slices" in capsys.readouterr().out
