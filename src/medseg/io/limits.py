@@ -123,14 +123,20 @@ def _jpeg_dims(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def open_image(path: str | Path):
+def open_image(path: str | Path, fp=None):
     """``PIL.Image.open`` with the size checked: ReadError for a header over the limits (or of 0 pixels).
     Pillow's errors on a damaged header come out as OSError (UnidentifiedImageError is one) for the caller
-    to word: its plugins also raise TypeError ('Missing dimensions'), KeyError, struct.error ..."""
-    from PIL import Image
+    to word: its plugins also raise TypeError ('Missing dimensions'), KeyError, struct.error ...
+    ``fp``: ``path`` already open, at its start (the caller sniffed its format: not opened twice); the caller
+    closes it, and every error names ``path`` as it would have without it."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        im = Image.open(path)
+        im = Image.open(path if fp is None else fp)
+    except UnidentifiedImageError:
+        if fp is None:
+            raise
+        raise UnidentifiedImageError(f"cannot identify image file {os.fspath(path)!r}") from None
     except Image.DecompressionBombError as e:
         raise bomb_error(path, e) from None
     except (OSError, ValueError, SyntaxError):

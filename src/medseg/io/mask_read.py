@@ -45,17 +45,25 @@ def _is_nifti(head: bytes) -> bool:
     return head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] in (b"n+2\x00", b"ni2\x00")
 
 
-def _sniff(path: Path) -> str:
-    """Format by content magic; the suffix only makes the error more precise."""
+def _open_head(path: Path):
+    """(the open file, its first 348 bytes): what :func:`_sniff` reads, the file left open for Pillow."""
+    f = None
     try:
-        with open(path, "rb") as f:
-            head = f.read(348)
-    except IsADirectoryError:
-        raise ReadError(path, "is a folder, not a mask file") from None
-    except FileNotFoundError:
-        raise ReadError(path, "no such file") from None
+        f = open(path, "rb")
+        return f, f.read(348)
     except OSError as e:
+        if f is not None:
+            f.close()
+        if isinstance(e, IsADirectoryError):
+            raise ReadError(path, "is a folder, not a mask file") from None
+        if isinstance(e, FileNotFoundError):
+            raise ReadError(path, "no such file") from None
         raise ReadError(path, f"cannot be opened: {e.strerror or e}") from None
+
+
+def _sniff(path: Path, head: bytes) -> str:
+    """Format by content magic (``head``: the file's first 348 bytes); the suffix only makes the error more
+    precise."""
     if not head:
         raise ReadError(path, "is empty (0 bytes)")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -87,10 +95,10 @@ def _sniff(path: Path) -> str:
     raise UnsupportedFormatError(path, "not a mask format this reader knows (PNG, JPEG, TIFF, BMP, GIF, NIfTI)")
 
 
-def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, str]:
-    """(array, kind) with kind 'ids' (palette indices), 'grey' or 'colour'."""
+def _read_pil(path: Path, fmt: str, fp=None) -> tuple[np.ndarray, str]:
+    """(array, kind) with kind 'ids' (palette indices), 'grey' or 'colour'; ``fp``: ``path`` already open."""
     try:
-        with open_image(path) as img:  # the size is checked before decoding
+        with open_image(path, fp) as img:  # the size is checked before decoding
             img.load()
             mode = img.mode
             if mode == "P":
@@ -286,10 +294,16 @@ def _shrink(ids: np.ndarray, path: Path | None = None) -> np.ndarray:
 def read_mask_values(path: str | Path, classmap: ClassMap | None = None) -> np.ndarray:
     """The stored mask values, possibly float (for soft masks to binarise); see :func:`read_mask`."""
     path = Path(path)
-    fmt = _sniff(path)
+    f, head = _open_head(path)
+    with f:
+        fmt = _sniff(path, head)
+        if fmt not in ("nifti", "tiff"):  # Pillow reads the file sniffed (one open a mask: a create reads 100,000)
+            f.seek(0)
+            arr, kind = _read_pil(path, fmt, f)
     if fmt == "nifti":
         return _read_nifti(path)
-    arr, kind = _read_tiff(path) if fmt == "tiff" else _read_pil(path, fmt)
+    if fmt == "tiff":
+        arr, kind = _read_tiff(path)
     if kind == "colour":
         return _colour_mask(arr, path, fmt, classmap)
     return arr
@@ -359,16 +373,19 @@ def _open_palette(image: Image.Image | str | Path) -> tuple[np.ndarray, list[int
         img, path = image, None
     else:
         path = Path(image)
-        if _sniff(path) not in ("png", "gif", "bmp", "tiff"):
-            raise MaskError(path, "is not a palette image (palettes live in PNG, GIF, BMP or TIFF files)")
-        try:
-            with open_image(path) as f:
-                f.load()
-                img = f.copy()
-        except ReadError:
-            raise
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise ReadError(path, f"cannot be decoded: {e}") from None
+        fp, head = _open_head(path)
+        with fp:
+            if _sniff(path, head) not in ("png", "gif", "bmp", "tiff"):
+                raise MaskError(path, "is not a palette image (palettes live in PNG, GIF, BMP or TIFF files)")
+            fp.seek(0)
+            try:
+                with open_image(path, fp) as f:
+                    f.load()
+                    img = f.copy()
+            except ReadError:
+                raise
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+                raise ReadError(path, f"cannot be decoded: {e}") from None
     if img.mode not in ("P", "PA"):
         reason = f"mode {img.mode!r} is not a palette ('P') image"
         if path is not None:

@@ -44,6 +44,23 @@ def file_stat(path: str | Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def hash_and_stat(path: str | Path) -> tuple[str, list[int]]:
+    """``(file_sha256(path), file_stat(path))`` of a file through one descriptor: its stat is the fstat of
+    the bytes hashed (a create takes both of two files a sample; separately they cost two more stats and
+    a buffered file object each)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):  # a DICOM series' folder
+            return file_sha256(path), file_stat(path)
+        h = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    return h.hexdigest(), [st.st_size, st.st_mtime_ns]
+
+
 def _is_dir(path: str | Path) -> bool:
     """``Path.is_dir`` in one stat, without a Path (twice a file of every sample at create)."""
     try:
@@ -85,9 +102,13 @@ def decode_mask_paths(text: str, root: Path) -> dict[Any, Path]:
 
 def sample_files(image_path: Path, mask_paths: dict[Any, Path]) -> dict[str, Path]:
     """{role: path}: "image", then "mask:<key>" for each mask file."""
-    files = {"image": Path(image_path)}
-    files.update({f"mask:{k}": Path(p) for k, p in mask_paths.items()})
+    files = {"image": _as_path(image_path)}
+    files.update({f"mask:{k}": _as_path(p) for k, p in mask_paths.items()})
     return files
+
+
+def _as_path(p: str | Path) -> Path:
+    return p if isinstance(p, Path) else Path(p)  # Path(a Path) parses it again: twice a sample at create
 
 
 class HashCache:
@@ -107,7 +128,8 @@ class HashCache:
 
     def sha256(self, path: Path) -> str:
         if path not in self._hash:
-            self._hash[path] = file_sha256(path)
+            self._hash[path], st = hash_and_stat(path)
+            self._stat.setdefault(path, st)  # a stat taken before (find_changes') stays the one compared
         return self._hash[path]
 
 
