@@ -132,3 +132,28 @@ def test_a_failed_write_leaves_no_blob(tmp_path, monkeypatch):
     assert not store.path(mask_sha256(arr)).exists()
     monkeypatch.undo()
     assert np.array_equal(store.get(store.put(arr, durable=False)), arr)  # written whole on the next try
+
+
+def test_sync_all_on_linux_is_one_sync_without_folder_fsyncs(tmp_path, monkeypatch):
+    """``sync()`` writes the folders' entries with the files: an fsync a folder after it only flushed the disk."""
+    store = BlobStore(tmp_path)
+    shas = [store.put(np.full((3, 3), k, np.uint8), durable=False) for k in range(20)]
+    calls = []
+    monkeypatch.setattr(blobs.sys, "platform", "linux")
+    monkeypatch.setattr(os, "sync", lambda: calls.append("sync"))
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync"))
+    store.sync_all(shas)
+    assert calls == ["sync"]
+
+
+def test_sync_all_elsewhere_fsyncs_each_file_then_each_folder(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path)
+    shas = [store.put(np.full((3, 3), k, np.uint8), durable=False) for k in range(20)]
+    files, folders = [], []
+    monkeypatch.setattr(blobs.sys, "platform", "win32")
+    monkeypatch.setattr(os, "sync", lambda: pytest.fail("sync() is Linux's"))
+    monkeypatch.setattr(os, "fsync", lambda fd: files.append(os.fstat(fd).st_ino))
+    monkeypatch.setattr(blobs, "fsync_dir", lambda folder: folders.append(folder))
+    store.sync_all(shas * 2)
+    assert files == [store.path(s).stat().st_ino for s in sorted(set(shas))]
+    assert folders == sorted({tmp_path / s[:2] for s in shas})

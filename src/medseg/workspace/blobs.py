@@ -245,19 +245,21 @@ class BlobStore:
         """Make blobs written with ``durable=False`` durable, with their folders.
 
         On Linux one ``sync()`` writes every dirty file back and returns when it is on disk (Linux waits,
-        unlike what POSIX requires), a few hundred ms instead of a journal commit per file; elsewhere
-        each file is fsynced.
+        unlike what POSIX requires), a few hundred ms instead of a journal commit per file; the folders'
+        entries are among what it writes (their inodes are dirty too), so no folder is fsynced after it
+        (each was a disk cache flush: 256 folders, ~0.9 s of a create here). Elsewhere each file is fsynced,
+        then each folder.
         """
-        shas = set(shas)
         if sys.platform.startswith("linux"):
             os.sync()
-        else:
-            for sha in sorted(shas):
-                fd = os.open(self.path(sha), os.O_RDWR)  # Windows fsyncs only what may be written
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            return
+        shas = set(shas)
+        for sha in sorted(shas):
+            fd = os.open(self.path(sha), os.O_RDWR)  # Windows fsyncs only what may be written
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         self.sync(shas)
 
     def get(self, sha: str) -> np.ndarray:
