@@ -74,3 +74,30 @@ def test_a_grown_outline_the_model_sees_comes_before_a_right_one_it_is_unsure_of
     right = -np.log(label_score(unsure, truth.astype(np.uint8), BINARY).fit)
     wrong = -np.log(label_score(sure, grown.astype(np.uint8), BINARY).fit)
     assert wrong > right
+
+
+def test_a_right_label_of_an_object_the_model_is_unsure_of_comes_after_a_grown_one():
+    # a small object the model half sees (0.1 around, at most 0.6 inside) costs its right label more loss than a
+    # large object's outline grown by 4 px (a sixth of its radius) costs against a confident model, unless what
+    # no label could do better than is taken off (without the floor: 1.12 > 0.89; with it 0.58 < 0.80)
+    small, big = disk(r=7), disk(r=25)
+    unsure = (0.1 + 0.5 * ndi.gaussian_filter(small.astype(float), 2.5))[None].astype(np.float32)
+    sure = (0.03 + 0.94 * ndi.gaussian_filter(big.astype(float), 1.5))[None].astype(np.float32)
+    grown = ndi.distance_transform_edt(~big) <= 4
+    right = label_score(unsure, small.astype(np.uint8), BINARY).fit
+    wrong = label_score(sure, grown.astype(np.uint8), BINARY).fit
+    assert wrong < right
+
+
+def test_the_loss_floor_is_the_thresholded_predictions_own_loss():
+    from medseg.qc.refit import FLOOR_SHARE, loss_floor, outline_loss
+
+    truth = disk()
+    probs = (0.1 + 0.6 * ndi.gaussian_filter(truth.astype(float), 2.5))[None].astype(np.float32)
+    p = probs[0].astype(np.float64)
+    assert loss_floor(probs, BINARY) == pytest.approx(FLOOR_SHARE * outline_loss(p, p >= 0.5), rel=1e-12)
+    assert 0 < FLOOR_SHARE < 1  # the floor is at most the loss of the best label: a fit stays in (0, 1]
+    for label in (truth, np.roll(truth, 9, axis=1), np.zeros_like(truth)):
+        assert 0.0 < label_score(probs, label.astype(np.uint8), BINARY).fit <= 1.0
+    multi = ClassMap([LabelClass(1, "a", (255, 0, 0)), LabelClass(2, "b", (0, 255, 0))], task="multiclass")
+    assert loss_floor(np.full((3, 32, 32), 1 / 3, np.float32), multi) == 0.0

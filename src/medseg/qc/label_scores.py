@@ -11,7 +11,10 @@ All answer "does this label agree with what a model that did not learn it sees?"
 * soft Dice of the probability map with the label;
 * fit: ``exp(-(pixel cross-entropy + 1 - soft Dice))``, the training loss of
   a model as a score in (0, 1]: what :mod:`medseg.qc.fit_all` ranks by (its
-  model learnt the labels, so how far it is from fitting one is the evidence);
+  model learnt the labels, so how far it is from fitting one is the evidence),
+  with a better-fitting sloppy outline's margin added and part of the loss no
+  label could avoid (an object the model is unsure of) taken off
+  (:mod:`medseg.qc.refit`);
 * separation: how well the model's probabilities separate the label's inside
   from its outside, as an AUROC over the image's pixels (the chance that a
   pixel inside the label gets a higher probability than one outside). It
@@ -56,7 +59,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from medseg.datasets.classmap import ClassMap
-from medseg.qc.refit import refit_penalty
+from medseg.qc.refit import loss_floor, refit_penalty
 from medseg.training.metrics import dice_iou
 from medseg.training.surface_metrics import hd95, image_diagonal
 
@@ -221,6 +224,7 @@ def label_score(
     confidence = np.clip(self_confidence(probs, mask, classmap), 1e-6, 1.0)
     loss = float(-np.log(confidence).mean()) + (1.0 - soft)
     loss += refit_penalty(probs, mask, classmap, loss)  # a grown, shrunk or moved outline that fits better
+    loss = max(0.0, loss - loss_floor(probs, classmap))  # what no label could do better than: the object is hard
     return LabelScore(
         score=float(np.clip((soft + sep) / 2.0, 0.0, 1.0)),
         dice=d,
