@@ -115,7 +115,7 @@ def test_hash_pairs_computed_once_give_each_distance_the_pairs_hash_pairs_gives(
     ctx = SimpleNamespace(cache={}, workers=workers)
     for distance in (8, 0, 2, 11):
         got = duplicates._close_hashes(ctx, hashes.tolist(), distance)
-        want = duplicates.hash_pairs(hashes, distance)
+        want = duplicates.hash_pairs(hashes, distance, duplicates.MOST_CANDIDATES)
         assert len(want[0]) > 0 and all(np.array_equal(a, b) for a, b in zip(got, want)), distance
 
 
@@ -188,3 +188,48 @@ def test_pair_work_hands_workers_where_their_fingerprints_lie_instead_of_the_fin
         assert not table._cache  # nothing was unpickled here
     finally:
         table.close()
+
+
+def _closest_brute(hashes, max_distance: int, most: int) -> list[tuple[int, int, int]]:
+    """Each sample's ``most`` closest (distance, then position gap, then position), merged into pairs i < j."""
+    n = len(hashes)
+    kept = {}
+    for a in range(n):
+        near = []
+        for b in range(n):
+            dist = (int(hashes[a]) ^ int(hashes[b])).bit_count()
+            if b != a and dist <= max_distance:
+                near.append((dist, abs(a - b), b))
+        for dist, _, b in sorted(near)[:most]:
+            kept[min(a, b), max(a, b)] = dist
+    return [(a, b, dist) for (a, b), dist in sorted(kept.items())]
+
+
+@pytest.mark.parametrize("workers", [None, _InOrder()])
+@pytest.mark.parametrize("cells", [1, 300, 1 << 18])
+def test_each_sample_is_compared_with_its_closest_hashes_only(monkeypatch, workers, cells):
+    """Many alike hashes (clusters of 60 within 3 bits): with the bound, a sample's candidates are its ``most``
+    closest, the pairs merged over both samples, whatever the blocks of rows and the worker row ranges; a
+    smaller distance asked after a larger one gives what the bound gives at that distance."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from medseg.qc import duplicates_pairs as duplicates
+
+    monkeypatch.setattr(duplicates, "_HASH_ROWS", 70)
+    monkeypatch.setattr(duplicates, "_BLOCK_CELLS", cells)
+    monkeypatch.setattr(duplicates, "MOST_CANDIDATES", 5)
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**63, 4, dtype=np.uint64)
+    bits = [np.uint64(1) << rng.integers(0, 64, 240).astype(np.uint64) for _ in range(3)]
+    hashes = base[np.arange(240) % 4] ^ bits[0] ^ bits[1] ^ bits[2]
+    ctx = SimpleNamespace(cache={}, workers=workers)
+    for distance in (6, 2):
+        want = _closest_brute(hashes, distance, 5)
+        got = duplicates._close_hashes(ctx, hashes.tolist(), distance)
+        assert list(zip(*(a.tolist() for a in got))) == want, distance
+        assert list(zip(*(a.tolist() for a in duplicates.hash_pairs(hashes, distance, 5)))) == want
+        assert len(want) <= 240 * 5
+    unbounded = duplicates.hash_pairs(hashes, 6)
+    assert len(unbounded[0]) > 3 * len(_closest_brute(hashes, 6, 5))  # the bound bites at the larger distance

@@ -1,12 +1,17 @@
 """Which samples show the same picture: perceptual-hash candidates, confirmed by their thumbnails.
 
 Two samples are candidates when their 64-bit perceptual hashes (:mod:`medseg.qc.duplicates_fingerprint`)
-differ in at most a check's ``max_distance`` bits. The comparison grows with the square of the samples
-(17 s at 100,000 on one core), so it is made once, at the largest distance any check asks for, in blocks of
-rows that bound its memory, in the run's worker processes when it has them; a smaller distance keeps the
-pairs within it, in the same (i, j) order. A candidate is a :class:`Pair` when its 32x32 thumbnails
-correlate at ``min_correlation`` or more, in place or (``shifted``) once aligned; samples with identical
-pixels are exact pairs whatever their hashes.
+differ in at most a check's ``max_distance`` bits and one of them is among the other's ``MOST_CANDIDATES``
+closest hashes (closest first, then nearest in dataset order). Without that bound the candidates grow with
+the square of the samples wherever many frames look alike: 100,000 synthetic frames of smooth scenes (25-frame
+videos) gave 118 candidates a sample, most of them other videos' frames, and their alignment did not end in
+27 minutes; a frame meets its own video's near-identical frames first, so the bound keeps those. The hash
+comparison itself grows with the square of the samples (34 s at 100,000 on one core), so it is made once,
+at the largest distance any check asks for, in blocks of rows that bound its memory, in the run's worker
+processes when it has them; a smaller distance keeps the pairs within it (the closest come first, so these
+are the ones the bound would keep at that distance), in the same (i, j) order. A candidate is a
+:class:`Pair` when its 32x32 thumbnails correlate at ``min_correlation`` or more, in place or (``shifted``)
+once aligned; samples with identical pixels are exact pairs whatever their hashes.
 
 Fingerprints are read one at a time (they may live on disk, :mod:`medseg.qc.spill`): only the hashes of all
 samples are held at once, and the fingerprints of a candidate's two samples are read when it is compared.
@@ -34,6 +39,7 @@ _PICTURES_KEPT = 128  # grey thumbnails prepared for alignment of the last sampl
 _PAIR_CHUNK = 64  # hash candidates a worker task takes: ~0.4 MB of fingerprints, 4 tasks in flight
 _HASH_DISTANCE = 8  # the default near-duplicate distances: the one hash comparison serves every check
 _HASH_ROWS = 4096  # rows of the hash comparison a worker process takes at once
+MOST_CANDIDATES = 32  # a sample's closest hashes it is compared with (module doc)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
@@ -43,38 +49,71 @@ def popcount(x: np.ndarray) -> np.ndarray:
     return table[x.view(np.uint8)].reshape(*x.shape, 8).sum(-1)
 
 
-def hash_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance) for every i < j with Hamming distance <= max_distance, in blocks of rows.
+def hash_pairs(
+    hashes: np.ndarray, max_distance: int, most: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) for every i < j with Hamming distance <= max_distance, in (i, j) order, computed in
+    blocks of rows; with ``most``, only the pairs where one is among the other's ``most`` closest
+    (:func:`closest`).
 
-    A block of rows is compared with the rows from its first on (the pairs i < j), and holds at most
-    ``_BLOCK_CELLS`` distances: 2,048 rows against every sample held 1.6 GB at 100,000 samples."""
-    return hash_rows((np.asarray(hashes, np.uint64), 0, len(hashes), max_distance))
+    A block of rows holds at most ``_BLOCK_CELLS`` distances: 2,048 rows against every sample held 1.6 GB at
+    100,000 samples."""
+    h = np.asarray(hashes, np.uint64)
+    return undirected([hash_rows((h, 0, len(h), max_distance, most))], len(h))
 
 
 def hash_rows(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`hash_pairs` of the rows ``start:stop`` against the rows from each on, in (i, j) order:
-    ``task`` = (hashes, start, stop, max_distance) (a worker process's share of a large dataset's)."""
-    hashes, start, stop, max_distance = task
+    """:func:`hash_pairs` of the rows ``start:stop`` (a worker process's share of a large dataset's):
+    ``task`` = (hashes, start, stop, max_distance, most). Without ``most``, each row against the rows after
+    it; with it, against every other row, keeping each row's ``most`` closest (so (i, j) and (j, i) may both
+    come: :func:`undirected` merges them)."""
+    hashes, start, stop, max_distance, most = task
     n = len(hashes)
     out_i, out_j, out_d = [], [], []
     for a in range(start, stop, _block_rows(n)):
         b = min(a + _block_rows(n), stop)
-        rest = hashes[a:]
-        d = popcount(hashes[a:b, None] ^ rest[None, :])
+        first = a if most is None else 0
+        d = popcount(hashes[a:b, None] ^ hashes[None, first:])
         i, j = np.nonzero(d <= max_distance)
-        keep = j > i
-        out_i.append(i[keep] + a)
-        out_j.append(j[keep] + a)
-        out_d.append(d[i[keep], j[keep]])
+        dist = d[i, j]
+        i, j = i + a, j + first
+        keep = j > i if most is None else j != i
+        i, j, dist = i[keep], j[keep], dist[keep]
+        if most is not None:
+            keep = closest(i, j, dist, most)
+            i, j, dist = i[keep], j[keep], dist[keep]
+        out_i.append(i)
+        out_j.append(j)
+        out_d.append(dist)
     if not out_i:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d).astype(int)
 
 
+def closest(i: np.ndarray, j: np.ndarray, d: np.ndarray, most: int) -> np.ndarray:
+    """Which of the pairs (i, j, distance) are among their row i's ``most`` closest: smallest distance first,
+    then the nearest in dataset order (frames of one video sit together), then the first."""
+    order = np.lexsort((j, np.abs(j - i), d, i))
+    rows = i[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else rows
+    rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    keep = np.zeros(len(i), bool)
+    keep[order[rank < most]] = True
+    return keep
+
+
+def undirected(parts: list, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (i, j, distance) parts of :func:`hash_rows` as pairs i < j, each once, in (i, j) order."""
+    i, j, d = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    low, high = np.minimum(i, j), np.maximum(i, j)
+    keys, first = np.unique(low.astype(np.int64) * n + high, return_index=True)
+    return keys // n, keys % n, d[first].astype(int)
+
+
 def _close_hashes(ctx, hashes: list[int], max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`hash_pairs` for ``pairs``: computed once at the largest distance the checks ask for (the
-    comparison grows with the square of the samples: 17 s at 100,000 on one core), in the run's worker
-    processes when it has them; a smaller distance keeps the pairs within it, in the same (i, j) order."""
+    """:func:`hash_pairs` for ``pairs`` with ``MOST_CANDIDATES``: computed once at the largest distance the
+    checks ask for, in the run's worker processes when it has them; a smaller distance keeps the pairs
+    within it (module doc)."""
     asked = ctx.cache.setdefault("duplicates:distances", set())
     asked.add(max_distance)
     top = max(max(asked), _HASH_DISTANCE)
@@ -82,11 +121,11 @@ def _close_hashes(ctx, hashes: list[int], max_distance: int) -> tuple[np.ndarray
     if done is None or done[0] < max_distance:
         h = np.array(hashes, np.uint64)
         if getattr(ctx, "workers", None) is None or len(h) < _HASH_ROWS:
-            found = hash_pairs(h, top)
+            found = hash_pairs(h, top, MOST_CANDIDATES)
         else:
-            tasks = ((h, a, min(a + _HASH_ROWS, len(h)), top) for a in range(0, len(h), _HASH_ROWS))
-            parts = list(ctx.workers.map(hash_rows, tasks))
-            found = tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+            step = _HASH_ROWS
+            tasks = ((h, a, min(a + step, len(h)), top, MOST_CANDIDATES) for a in range(0, len(h), step))
+            found = undirected(list(ctx.workers.map(hash_rows, tasks)), len(h))
         ctx.cache["duplicates:close"] = done = (top, *found)
     _, i, j, d = done
     keep = d <= max_distance
@@ -107,8 +146,8 @@ class Pair:
 
 
 class Candidates(Sequence):
-    """Hash candidates as (a, b, hash distance) tuples, made when read: 1.2 million at 100,000 frames of
-    25-frame videos, held as three arrays (the tuples took 100 MB)."""
+    """Hash candidates as (a, b, hash distance) tuples, made when read: up to ``MOST_CANDIDATES`` a sample,
+    held as three arrays (1.2 million tuples took 100 MB)."""
 
     def __init__(self, ids: list[str], i: np.ndarray, j: np.ndarray, d: np.ndarray):
         self.ids, self.i, self.j, self.d = ids, i, j, d
