@@ -4,6 +4,7 @@ Counted with Python's audit events ("open" is raised by ``open`` and ``os.open``
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -103,3 +104,49 @@ def test_hash_cache_of_a_folder_and_a_missing_file(tmp_path):
     assert (cache.sha256(series), cache.stat(series)) == (file_sha256(series), file_stat(series))
     with pytest.raises(FileNotFoundError):
         cache.sha256(tmp_path / "gone.png")
+
+
+def test_small_mask_read_in_memory_large_one_from_the_file(tmp_path, monkeypatch):
+    """A mask file is read with one call into memory and Pillow decodes the bytes; one over ``_WHOLE`` is
+    left to Pillow's reads of the file; both decode the same."""
+    from medseg.io import mask_files, mask_read
+
+    arr = np.zeros((40, 30), np.uint8)
+    arr[5:20, 3:9] = 255
+    path = tmp_path / "m.png"
+    Image.fromarray(arr).save(path)
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    f, head = mask_files.open_head(path)
+    with f:
+        assert isinstance(f, io.BytesIO) and head == path.read_bytes()[:348]
+    assert reads == [path.stat().st_size + 1]  # its size and one: a short read is the end, no second call
+    small = mask_read.read_mask_values(path)
+    monkeypatch.setattr(mask_files, "WHOLE", 10)
+    f, _ = mask_files.open_head(path)
+    with f:
+        assert not isinstance(f, io.BytesIO)
+    np.testing.assert_array_equal(mask_read.read_mask_values(path), small)
+    np.testing.assert_array_equal(small, arr)
+
+
+def test_read_all_of_a_file_that_grew(tmp_path):
+    from medseg.io.mask_files import read_all
+
+    path = tmp_path / "grown"
+    path.write_bytes(bytes(range(256)) * 5000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert read_all(fd, 100) == path.read_bytes()  # stat said 100 bytes: read on to the end
+    finally:
+        os.close(fd)
+
+
+def test_a_folder_named_as_a_mask(tmp_path):
+    from medseg.io.mask_read import read_mask_values
+
+    folder = tmp_path / "m.png"
+    folder.mkdir()
+    with pytest.raises(ReadError, match="is a folder, not a mask file"):
+        read_mask_values(folder)

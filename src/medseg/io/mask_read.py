@@ -8,8 +8,6 @@ through a class map's colour table, never by guessing.
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from medseg.classmap import ClassMap
 from medseg.errors import MaskError, ReadError, UnsupportedFormatError
 from medseg.io.limits import bomb_error, open_image
+from medseg.io.mask_files import open_head, sniff
 from medseg.io.tiff import check_tiff_size, tiff_photometric_name
 
 ColourTable = Mapping[int, tuple[int, int, int]]
@@ -27,74 +26,9 @@ ColourTable = Mapping[int, tuple[int, int, int]]
 # this spread between channels the pixels really are coloured.
 _JPEG_GREY_SPREAD = 32
 _TOP_COLOURS = 5
-_SUFFIXES = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-    ".gif": "GIF",
-    ".nii": "NIfTI",
-    ".nii.gz": "NIfTI",
-}
 
 
-# ----------------------------------------------------------------- formats
-def _is_nifti(head: bytes) -> bool:
-    return head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] in (b"n+2\x00", b"ni2\x00")
-
-
-def _open_head(path: Path):
-    """(the open file, its first 348 bytes): what :func:`_sniff` reads, the file left open for Pillow."""
-    f = None
-    try:
-        f = open(path, "rb")
-        return f, f.read(348)
-    except OSError as e:
-        if f is not None:
-            f.close()
-        if isinstance(e, IsADirectoryError):
-            raise ReadError(path, "is a folder, not a mask file") from None
-        if isinstance(e, FileNotFoundError):
-            raise ReadError(path, "no such file") from None
-        raise ReadError(path, f"cannot be opened: {e.strerror or e}") from None
-
-
-def _sniff(path: Path, head: bytes) -> str:
-    """Format by content magic (``head``: the file's first 348 bytes); the suffix only makes the error more
-    precise."""
-    if not head:
-        raise ReadError(path, "is empty (0 bytes)")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head[128:132] == b"DICM":  # checked first: a DICOM preamble may itself look like TIFF
-        raise UnsupportedFormatError(path, "is a DICOM file; DICOM masks (SEG, RTSTRUCT) are not read as masks")
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if head[:2] == b"BM":
-        return "bmp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[:2] == b"\x1f\x8b":
-        try:  # a gzip file: NIfTI only if its first bytes say so
-            with gzip.open(path, "rb") as g:
-                if _is_nifti(g.read(348)):
-                    return "nifti"
-        except (OSError, EOFError, zlib.error):
-            pass
-    elif _is_nifti(head):
-        return "nifti"
-    suffix = "".join(path.suffixes[-2:]).lower() if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
-    if suffix in _SUFFIXES:
-        raise ReadError(
-            path, f"named {suffix} but its content is not {_SUFFIXES[suffix]} (damaged, truncated or mislabelled file)"
-        )
-    raise UnsupportedFormatError(path, "not a mask format this reader knows (PNG, JPEG, TIFF, BMP, GIF, NIfTI)")
-
-
+# ----------------------------------------------------------------- decoding
 def _read_pil(path: Path, fmt: str, fp=None) -> tuple[np.ndarray, str]:
     """(array, kind) with kind 'ids' (palette indices), 'grey' or 'colour'; ``fp``: ``path`` already open."""
     try:
@@ -294,9 +228,9 @@ def _shrink(ids: np.ndarray, path: Path | None = None) -> np.ndarray:
 def read_mask_values(path: str | Path, classmap: ClassMap | None = None) -> np.ndarray:
     """The stored mask values, possibly float (for soft masks to binarise); see :func:`read_mask`."""
     path = Path(path)
-    f, head = _open_head(path)
+    f, head = open_head(path)
     with f:
-        fmt = _sniff(path, head)
+        fmt = sniff(path, head)
         if fmt not in ("nifti", "tiff"):  # Pillow reads the file sniffed (one open a mask: a create reads 100,000)
             f.seek(0)
             arr, kind = _read_pil(path, fmt, f)
@@ -373,9 +307,9 @@ def _open_palette(image: Image.Image | str | Path) -> tuple[np.ndarray, list[int
         img, path = image, None
     else:
         path = Path(image)
-        fp, head = _open_head(path)
+        fp, head = open_head(path)
         with fp:
-            if _sniff(path, head) not in ("png", "gif", "bmp", "tiff"):
+            if sniff(path, head) not in ("png", "gif", "bmp", "tiff"):
                 raise MaskError(path, "is not a palette image (palettes live in PNG, GIF, BMP or TIFF files)")
             fp.seek(0)
             try:
