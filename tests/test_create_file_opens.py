@@ -132,7 +132,7 @@ def test_small_mask_read_in_memory_large_one_from_the_file(tmp_path, monkeypatch
 
 
 def test_read_all_of_a_file_that_grew(tmp_path):
-    from medseg.io.mask_files import read_all
+    from medseg.io.limits import read_all
 
     path = tmp_path / "grown"
     path.write_bytes(bytes(range(256)) * 5000)
@@ -150,3 +150,40 @@ def test_a_folder_named_as_a_mask(tmp_path):
     folder.mkdir()
     with pytest.raises(ReadError, match="is a folder, not a mask file"):
         read_mask_values(folder)
+
+
+def test_open_image_reads_a_small_file_in_one_call(tmp_path, monkeypatch):
+    """A small image (a create reads its header twice and its pixels once) reaches Pillow as bytes read in
+    one call; a larger one, a folder or a missing file are Pillow's to open, as before."""
+    from medseg.io import limits
+
+    arr = (np.arange(40 * 30) % 251).astype(np.uint8).reshape(40, 30)
+    path = tmp_path / "frame.png"
+    Image.fromarray(arr).save(path)
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    with limits.open_image(path) as im:
+        assert isinstance(im.fp, io.BytesIO)
+        small = np.asarray(im)
+    assert reads == [path.stat().st_size + 1]
+    monkeypatch.setattr(limits, "SMALL_FILE", 10)
+    with limits.open_image(path) as im:
+        assert not isinstance(im.fp, io.BytesIO)
+        np.testing.assert_array_equal(np.asarray(im), small)
+    np.testing.assert_array_equal(small, arr)
+    with pytest.raises(FileNotFoundError):
+        limits.open_image(tmp_path / "gone.png")
+
+
+def test_a_damaged_small_header_is_named_as_before(tmp_path):
+    from medseg.datasets.files import header_size
+
+    path = tmp_path / "bad.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    with pytest.raises(ReadError, match="not a readable image header .unknown format or corrupt header."):
+        header_size(path)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ReadError, match="empty file, 0 bytes"):
+        header_size(empty)

@@ -16,8 +16,10 @@ ReadError that names the file, the claimed size and the limit.
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -123,13 +125,51 @@ def _jpeg_dims(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+SMALL_FILE = 1 << 16  # an image file up to this size is read in one call for Pillow (open_image)
+
+
+def read_all(fd: int, size: int) -> bytes:
+    """The bytes of the file open as ``fd`` whose stat says ``size``: a read of one byte more ends at the end
+    in one call (a short read of a regular file is its end), unless it grew."""
+    parts, want = [], size + 1
+    while chunk := os.read(fd, want):
+        parts.append(chunk)
+        if len(chunk) < want:
+            break
+        want = 1 << 20
+    return b"".join(parts)
+
+
+def _small_file(path) -> io.BytesIO | None:
+    """A regular file of at most ``SMALL_FILE`` bytes, read with one call; None for any other or on any error
+    (Pillow then opens the path and names what is wrong, as it did). Pillow reading a file itself makes a
+    dozen system calls (seeks, tells, buffer refills): a create reads three small headers or frames a sample."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except (OSError, TypeError, ValueError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > SMALL_FILE:
+            return None
+        return io.BytesIO(read_all(fd, st.st_size))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def open_image(path: str | Path, fp=None):
     """``PIL.Image.open`` with the size checked: ReadError for a header over the limits (or of 0 pixels).
     Pillow's errors on a damaged header come out as OSError (UnidentifiedImageError is one) for the caller
     to word: its plugins also raise TypeError ('Missing dimensions'), KeyError, struct.error ...
     ``fp``: ``path`` already open, at its start (the caller sniffed its format: not opened twice); the caller
-    closes it, and every error names ``path`` as it would have without it."""
+    closes it, and every error names ``path`` as it would have without it. Without one, a small file is
+    read into memory first (:func:`_small_file`)."""
     from PIL import Image, UnidentifiedImageError
+
+    if fp is None:
+        fp = _small_file(path)
 
     try:
         im = Image.open(path if fp is None else fp)

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 
 from medseg.errors import ReadError, UnsupportedFormatError
+from medseg.io.limits import read_all
 
 WHOLE = 64 * 1024**2  # a mask file up to this size is read into memory at once (:func:`open_head`)
 _SUFFIXES = {
@@ -62,18 +63,6 @@ def open_head(path: Path):
     finally:
         if fd is not None:
             os.close(fd)
-
-
-def read_all(fd: int, size: int) -> bytes:
-    """The file's bytes: a read of one byte more than its size ends at the end in one call (a short read of a
-    regular file is its end), unless it grew."""
-    parts, want = [], size + 1
-    while chunk := os.read(fd, want):
-        parts.append(chunk)
-        if len(chunk) < want:
-            break
-        want = 1 << 20
-    return b"".join(parts)
 
 
 def sniff(path: Path, head: bytes) -> str:
