@@ -187,3 +187,17 @@ def test_a_damaged_small_header_is_named_as_before(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ReadError, match="empty file, 0 bytes"):
         header_size(empty)
+
+
+@pytest.mark.parametrize("size", [0, 5000, (1 << 20) - 1, 1 << 20, 3 * (1 << 20) + 7])
+def test_hash_reads_a_small_file_in_one_call(tmp_path, monkeypatch, size):
+    from medseg.workspace.sources import file_sha256, hash_and_stat
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * (size // 256) + bytes(size % 256))
+    want = file_sha256(path)
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    assert hash_and_stat(path)[0] == want
+    assert len(reads) == (1 if size < 1 << 20 else size // (1 << 20) + 1)

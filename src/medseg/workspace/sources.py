@@ -53,9 +53,12 @@ def hash_and_stat(path: str | Path) -> tuple[str, list[int]]:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):  # a DICOM series' folder
             return file_sha256(path), file_stat(path)
-        h = hashlib.sha256()
-        while chunk := os.read(fd, 1 << 20):
+        h, want = hashlib.sha256(), min(st.st_size + 1, 1 << 20)
+        while chunk := os.read(fd, want):  # a short read of a regular file is its end: no call to find it
             h.update(chunk)
+            if len(chunk) < want:
+                break
+            want = 1 << 20
     finally:
         os.close(fd)
     return h.hexdigest(), [st.st_size, st.st_mtime_ns]
