@@ -28,7 +28,9 @@ def outline_measure(v: SampleView) -> dict | None:
         # dark and textured: a dark scene (an object on a black background), not a device's flat frame,
         # and its edges are the picture's own
         field = None
-    summary = outline_fit(v.image, v.class_masks(), channels_last=v.rgb or v.image.ndim == 3, field=field).summary()
+    summary = outline_fit(
+        v.image, v.class_masks(), channels_last=v.rgb or v.image.ndim == 3, field=field, components=v.components
+    ).summary()
     if summary is not None and v.revision is not None:
         summary["revision"] = int(v.revision)  # the queue drops the score once the label changes
     return summary
