@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from medseg.qc.outline_fit import _candidates, _gaussian_passes, _outline, corrected, outline_fit
+from medseg.qc.outline_fit import _candidates, _outline, corrected, gaussian_passes, gradient_magnitude, outline_fit
 from tests._qc_data import BINARY, view
 
 
@@ -39,15 +39,17 @@ def test_slice_erosion_outline_is_scipys():
 
 
 @pytest.mark.parametrize("sigma", [1.0, 1.37, 1.92, 3.5])
-def test_gaussian_passes_are_gaussian_filter(sigma):
+def testgaussian_passes_are_gaussian_filter(sigma):
     rng = np.random.default_rng(1)
     for shape in [(1, 9, 3), (48, 64, 1), (37, 23, 3), (288, 384, 3)]:
         a = (rng.random(shape) * 255).astype(np.float32)
         for orders in ((1, 0), (0, 1)):
             want = ndi.gaussian_filter(a, (sigma, sigma, 0), order=(*orders, 0))
-            assert _gaussian_passes(a, sigma, orders).tobytes() == want.tobytes()
+            assert gaussian_passes(a, sigma, orders).tobytes() == want.tobytes()
     grey = rng.random((40, 30)).astype(np.float32)  # a 2-D array: every axis filtered
-    assert _gaussian_passes(grey, 1.0, (1, 0)).tobytes() == ndi.gaussian_filter(grey, 1.0, order=(1, 0)).tobytes()
+    assert gaussian_passes(grey, sigma, (1, 0)).tobytes() == ndi.gaussian_filter(grey, sigma, order=(1, 0)).tobytes()
+    want = ndi.gaussian_gradient_magnitude(grey, sigma)
+    assert want.dtype == np.float32 and gradient_magnitude(grey, sigma).tobytes() == want.tobytes()
 
 
 def test_gathered_candidates_equal_each_corrected_outline_alone():

@@ -101,10 +101,15 @@ def _exposure(v: SampleView, level: float) -> tuple[float, float] | None:
     gb = grey(v)
     if gb is None or not gb[1]:
         return None
-    values = gb[0][field_of_view(v)]
+
+    def make():  # too_dark and over_exposed both look at the field of view's grey values and their mean
+        values = gb[0][field_of_view(v)]
+        return values, float(values.mean()) if values.size else 0.0
+
+    values, mean = v.cached("fov-grey", make)
     if values.size == 0:
         return None
-    return float(values.mean()), float((values >= level).mean())
+    return mean, float((values >= level).mean())
 
 
 def check_too_dark(v: SampleView, p: dict) -> list[Finding]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from medseg.qc.checks_base import SampleView
+from medseg.qc.outline_fit import gradient_magnitude
 from medseg.qc.signals import own_measure
 
 METHOD = "region-contrast"
@@ -87,7 +88,7 @@ def region_measure(v: SampleView) -> list[list[float]] | None:
     if not fg.any():
         return None
     grey = image.mean(axis=-1)
-    texture = ndi.gaussian_gradient_magnitude(grey, 1.0)
+    texture = gradient_magnitude(grey, 1.0)  # ndi.gaussian_gradient_magnitude's, with the kernels made once
     planes = np.concatenate([image, texture[..., None]], axis=-1)
     labels, n = ndi.label(fg, structure=np.ones((3, 3), bool))
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
