@@ -86,12 +86,9 @@ def write_rle_csv(path: str | os.PathLike, rows: Iterable[tuple[str, str, str]],
     from medseg.ownership import guarded_file
 
     folder, out = guarded_file(path, purpose="an RLE CSV", overwrite=overwrite)
+    from medseg.folder_swap import write_text_atomic
+
     folder.mkdir()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(rle_csv_text(rows), encoding="utf-8")
-        os.replace(tmp, out)
-        folder.record(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(out, rle_csv_text(rows))
+    folder.record(out)
     return out

@@ -39,9 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,15 +246,9 @@ def load(root) -> dict:
 
 
 def save(root, state: dict) -> Path:
-    path = Path(root) / FILE
-    tmp = path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{FILE}"
-    try:
-        tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    from medseg.folder_swap import write_text_atomic
+
+    return write_text_atomic(Path(root) / FILE, json.dumps(state, indent=1))
 
 
 def calibration(root, model: str | None) -> Calibration | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import MetricsDamaged, RunFolderError
+from medseg.folder_swap import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,7 @@ def write_metrics(run_dir: str | Path, rows: list[dict]) -> Path:
     w.writerow(columns)
     for row in rows:
         w.writerow([_cell(row.get(c)) for c in columns])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, buf.getvalue())
 
 
 def append_epoch(run_dir: str | Path, row: dict) -> Path:
