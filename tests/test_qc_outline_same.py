@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from medseg.qc.outline_fit import _candidates, _outline, corrected, gaussian_passes, gradient_magnitude, outline_fit
+from medseg.qc.outline_fit import (
+    _candidates,
+    _outline,
+    corrected,
+    eroded,
+    gaussian_passes,
+    gradient_magnitude,
+    outline_fit,
+)
 from tests._qc_data import BINARY, view
 
 
@@ -35,7 +43,11 @@ def test_slice_erosion_outline_is_scipys():
     for shape in shapes:
         region = _blobs(rng, shape, rng.random())
         assert np.array_equal(_outline(region), _plain_outline(region)), shape
+        assert np.array_equal(eroded(eroded(region)), ndi.binary_erosion(region, iterations=2)), shape
     assert np.array_equal(_outline(np.ones((4, 4), bool)), ~np.pad(np.ones((2, 2), bool), 1))
+    for shape in [(4, 4), (5, 5), (48, 64)]:  # a field of view without a dark surround, as sharpness erodes it
+        full = np.ones(shape, bool)
+        assert np.array_equal(eroded(eroded(full)), ndi.binary_erosion(full, iterations=2))
 
 
 @pytest.mark.parametrize("sigma", [1.0, 1.37, 1.92, 3.5])

@@ -144,6 +144,22 @@ class SampleView:
 
         return self.cached(f"components:{cid}", make)
 
+    def foreground_components(self) -> tuple[np.ndarray, int]:
+        """(labels, count) of the foreground's 8-connected (3-D: 26-connected) components. Where one class
+        (id > 0) is all the foreground (binary masks) they are that class's :meth:`components`, labelled once."""
+
+        def make():
+            from scipy import ndimage as ndi
+
+            masks = self.class_masks()
+            if not self.multilabel and len(masks) == 1 and masks[0][0] > 0:
+                labels, sizes = self.components(masks[0][0])
+                return labels, len(sizes)
+            fg = self.foreground()
+            return ndi.label(fg, structure=np.ones((3,) * fg.ndim, bool))
+
+        return self.cached("foreground-components", make)
+
     def where(self) -> str | None:
         return self.mask_path or self.image_path
 

@@ -36,6 +36,7 @@ import numpy as np
 from medseg.qc.checks_base import Check, SampleView
 from medseg.qc.checks_masks import border_labels
 from medseg.qc.findings import Finding
+from medseg.qc.outline_fit import eroded
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _SHARPNESS_SIDE = 512
@@ -163,7 +164,7 @@ def sharpness(v: SampleView) -> float | None:
         size = (max(1, round(g.shape[1] * scale)), max(1, round(g.shape[0] * scale)))
         g = np.asarray(Image.fromarray(g, mode="F").resize(size, Image.Resampling.BOX))
         fov = np.asarray(Image.fromarray(fov).resize(size, Image.Resampling.NEAREST))
-    core = ndi.binary_erosion(fov, iterations=2)
+    core = eroded(eroded(fov))  # ndi.binary_erosion(fov, iterations=2)
     if core.sum() < 100:
         return None
     return float(ndi.laplace(g)[core].var())

@@ -296,12 +296,10 @@ def check_full(v: SampleView, p: dict) -> list[Finding]:
 
 
 def check_border_only(v: SampleView, p: dict) -> list[Finding]:
-    from scipy import ndimage as ndi
-
     fg = v.foreground()
     if not fg.any():
         return []
-    labels, n = ndi.label(fg, structure=np.ones((3,) * fg.ndim, bool))
+    labels, n = v.foreground_components()
     # a volume's first and last slices are where the scan stopped, and organs run through them: only the
     # in-plane field of view counts
     axes = range(1, fg.ndim) if v.volume else range(fg.ndim)

@@ -90,7 +90,10 @@ def region_measure(v: SampleView) -> list[list[float]] | None:
     grey = image.mean(axis=-1)
     texture = gradient_magnitude(grey, 1.0)  # ndi.gaussian_gradient_magnitude's, with the kernels made once
     planes = np.concatenate([image, texture[..., None]], axis=-1)
-    labels, n = ndi.label(fg, structure=np.ones((3, 3), bool))
+    if fg.shape == tuple(v.spatial_shape):  # not scaled: the view's foreground, labelled once for all checks
+        labels, n = v.foreground_components()
+    else:
+        labels, n = ndi.label(fg, structure=np.ones((3, 3), bool))
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     outside = ndi.distance_transform_edt(~fg)
     out = []
