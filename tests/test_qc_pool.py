@@ -233,3 +233,46 @@ def test_each_sample_is_compared_with_its_closest_hashes_only(monkeypatch, worke
         assert len(want) <= 240 * 5
     unbounded = duplicates.hash_pairs(hashes, 6)
     assert len(unbounded[0]) > 3 * len(_closest_brute(hashes, 6, 5))  # the bound bites at the larger distance
+
+
+def test_near_duplicates_are_confirmed_where_the_fingerprints_lie(tmp_path, monkeypatch):
+    """The near-duplicate check's candidates go to the workers with where their fingerprints lie: this
+    process reads each fingerprint once (for its hash), none per candidate; the pairs equal a serial run's."""
+    import pickle
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    from medseg.qc import spill
+    from medseg.qc.duplicates_fingerprint import Fingerprint, phash_and_thumb
+    from medseg.qc.duplicates_pairs import pairs
+
+    rng = np.random.default_rng(4)
+    fps = {}
+    for scene in range(3):
+        base = ndi.gaussian_filter(rng.random((48, 64)), 6)
+        for k in range(4):  # a scene's frames: the same picture, a little noise each
+            g = base + rng.normal(0, 0.0003, base.shape)
+            phash, thumb = phash_and_thumb(g)
+            fps[f"s{scene}-{k}"] = Fingerprint(f"{scene}-{k}", phash, thumb, "m", {}, {}, None)
+    ids = list(fps)
+    blobs = [pickle.dumps(fps[s]) for s in ids]
+    theirs = tmp_path / "7.bin"
+    theirs.write_bytes(b"".join(blobs))
+    table = spill.SpillTable(folder=tmp_path)
+    reads = []
+    real = spill.SpillTable.__getitem__
+    monkeypatch.setattr(spill.SpillTable, "__getitem__", lambda self, key: (reads.append(key), real(self, key))[1])
+    try:
+        at = 0
+        for sid, blob in zip(ids, blobs):
+            table[sid] = spill.Written(str(theirs), at, len(blob))
+            at += len(blob)
+        serial = pairs({"fingerprint": fps}, SimpleNamespace(cache={}, sample_ids=ids), 8, 0.95)
+        workers = _InProcess()
+        pooled = pairs({"fingerprint": table}, SimpleNamespace(cache={}, sample_ids=ids, workers=workers), 8, 0.95)
+        assert pooled == serial and len(serial) >= 3 * 6  # every pair of a scene's 4 frames
+        assert sorted(reads) == sorted(ids) and workers.handed  # one read a sample, here; the rest there
+    finally:
+        table.close()

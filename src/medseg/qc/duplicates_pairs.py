@@ -187,16 +187,19 @@ def candidates(table: dict, ctx, max_distance: int) -> tuple[Candidates, list[Pa
 
 def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[Pair]:
     """Confirmed near-duplicates (thumbnails correlating in place), then the exact pairs; cached per threshold
-    in ``ctx.cache``."""
+    in ``ctx.cache``. The candidates are confirmed where their fingerprints are (:func:`pair_map`): at 100,000
+    samples, reading two fingerprints a candidate kept the main process busy for minutes while the workers
+    waited."""
     key = ("pairs", max_distance, min_correlation)
     if key not in ctx.cache:
-        # here, not in the workers: a dot product a candidate costs less than sending its fingerprints there
         near, exact = candidates(table, ctx, max_distance)
-        ctx.cache[key] = _confirm(ctx, near, table["fingerprint"], min_correlation) + exact
+        found = pair_map(ctx, table["fingerprint"], near, confirmed_chunk, min_correlation)
+        ctx.cache[key] = [x for part in found for x in part] + exact
     return ctx.cache[key]
 
 
-def _confirm(ctx, chunk, fps, min_correlation: float) -> list[Pair]:
+def confirmed_chunk(ctx, chunk, fps, min_correlation: float) -> list[Pair]:
+    """The candidates of ``chunk`` that their thumbnails confirm in place (a :func:`pair_map` task)."""
     return [found for found in confirmed_all(ctx, chunk, fps, min_correlation) if found is not None]
 
 
