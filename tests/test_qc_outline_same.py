@@ -17,6 +17,7 @@ from medseg.qc.outline_fit import (
     eroded,
     gaussian_passes,
     gradient_magnitude,
+    near_outside,
     outline_fit,
 )
 from tests._qc_data import BINARY, view
@@ -106,3 +107,20 @@ def test_outline_fit_with_the_views_components_is_the_same():
     alone = outline_fit(image, v.class_masks(), channels_last=True)
     shared = outline_fit(image, v.class_masks(), channels_last=True, components=v.components)
     assert len(alone.objects) == 2 and alone == shared
+
+
+def test_near_outside_is_the_distance_transform_under_a_radius():
+    rng = np.random.default_rng(4)
+    radii = [1.0, 2.0, 3.0, 2.9999, 3.0000001, 5.76, 12.5]
+    for trial in range(600):
+        h, w = (int(x) for x in rng.integers(1, 50, 2))
+        field = rng.random((h, w)) > 0.05 * rng.random()
+        if trial % 2:
+            field = ndi.binary_opening(field, iterations=2) | (rng.random((h, w)) < 0.9)
+        if field.all():
+            field[int(rng.integers(h)), int(rng.integers(w))] = False
+        radius = radii[trial % len(radii)]
+        assert np.array_equal(near_outside(field, radius), ndi.distance_transform_edt(field) <= radius), trial
+    yy, xx = np.mgrid[:288, :384]  # an endoscope's round field of view, sigma 1.92 as on CVC-ClinicDB frames
+    field = (yy - 144) ** 2 / 140**2 + (xx - 192) ** 2 / 185**2 < 1
+    assert np.array_equal(near_outside(field, 3 * 1.92), ndi.distance_transform_edt(field) <= 3 * 1.92)

@@ -132,8 +132,6 @@ def edge_strength(image: np.ndarray, channels_last: bool, field: np.ndarray | No
     so that an outline never seems better or worse for running along the rim of an endoscope's
     black surround.
     """
-    from scipy import ndimage as ndi
-
     a = np.asarray(image, dtype=np.float32)
     if not channels_last:
         a = a[..., None]
@@ -152,8 +150,38 @@ def edge_strength(image: np.ndarray, channels_last: bool, field: np.ndarray | No
         total += magnitude[..., c] ** 2
     total = np.sqrt(total)
     if field is not None and not field.all() and field.shape == total.shape:
-        total[ndi.distance_transform_edt(field) <= 3 * sigma] = np.nan
+        total[near_outside(field, 3 * sigma)] = np.nan
     return total
+
+
+def near_outside(field: np.ndarray, radius: float) -> np.ndarray:
+    """``ndi.distance_transform_edt(field) <= radius`` for a 2-D bool ``field``, the same pixels (tested).
+
+    The pixels within ``radius`` of one outside the field are the outside dilated by the disk of offsets
+    ``sqrt(dy**2 + dx**2) <= radius`` (the distance transform's own float64 square roots of whole numbers).
+    Each row of that disk is a run of columns, so the dilation is a few horizontal runs, each shifted up and
+    down: some 20 boolean slice operations where the distance transform took 6 ms on a 384 x 288 frame.
+    """
+    outside = ~field
+    reach = int(radius)
+    widths = []  # the disk's half-width in columns at each row offset 0..reach (non-increasing)
+    for dy in range(reach + 1):
+        dx = 0
+        while np.sqrt(float(dy * dy + (dx + 1) ** 2)) <= radius:
+            dx += 1
+        widths.append(dx)
+    runs, run, done = {}, outside.copy(), 0  # width -> the outside dilated along rows by that many columns
+    for width in sorted(set(widths)):
+        while done < width:
+            done += 1
+            run[:, done:] |= outside[:, :-done]
+            run[:, :-done] |= outside[:, done:]
+        runs[width] = run.copy()
+    out = runs[widths[0]].copy()
+    for dy in range(1, min(reach, field.shape[0] - 1) + 1):
+        out[dy:] |= runs[widths[dy]][:-dy]
+        out[:-dy] |= runs[widths[dy]][dy:]
+    return out
 
 
 def gaussian_passes(a: np.ndarray, sigma: float, orders: tuple[int, int]) -> np.ndarray:
