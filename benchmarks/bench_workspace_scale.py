@@ -134,9 +134,6 @@ def child(stage: str, data: Path, ws_path: Path, workers: int | None, processes:
         out["worker_peak_mb"] = round(kids.ru_maxrss / 1024)
         out["findings"] = len(report.findings)
         out["by_check"] = report.by_check
-        # where the seconds went: the decoding pass's per-check sums (CPU of both workers) and each
-        # dataset-wide check's wall time
-        out["timings"] = {k: round(v, 1) for k, v in sorted(report.timings.items(), key=lambda kv: -kv[1]) if v >= 0.5}
         # where the time went (seconds summed over the decoding threads), the costliest first
         out["slowest"] = {k: round(v, 2) for k, v in sorted(report.timings.items(), key=lambda kv: -kv[1])[:8]}
     elif stage == "queue":
