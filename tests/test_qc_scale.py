@@ -126,3 +126,19 @@ def test_qc_memory_stays_flat_in_samples(tmp_path):
     per_sample = (large - small) / 1500
     print(f"QC traced peak: {small / 1e6:.1f} MB at 500, {large / 1e6:.1f} MB at 2,000: {per_sample:.0f} B a sample")
     assert per_sample < PER_SAMPLE_QC, f"QC: {per_sample:.0f} bytes a sample ({small} at 500, {large} at 2,000)"
+
+
+def test_the_queue_order_is_made_once_the_measures_are_let_go(tmp_path, monkeypatch):
+    """QC stores the review queue's order from what it just stored: the per-sample measures (and the checks'
+    caches, the worker processes) are let go first, so the order's rows do not add to them at the peak."""
+    from medseg.qc import run
+
+    events = []
+    real_close, real_store = run.close_tables, run._store_queue
+    monkeypatch.setattr(run, "close_tables", lambda table: (events.append("measures let go"), real_close(table)))
+    monkeypatch.setattr(run, "_store_queue", lambda ws: (events.append("queue stored"), real_store(ws)))
+    ws_path = tmp_path / "ws"
+    Workspace.create(ws_path, _write(tmp_path / "data", 20)).close()
+    with Workspace.open(ws_path, verify="none") as ws:
+        qc(ws, workers=1)
+    assert events[:2] == ["measures let go", "queue stored"]
