@@ -12,7 +12,8 @@ from scipy import ndimage as ndi
 from medseg.datasets import open_dataset
 from medseg.qc import qc, review_queue
 from medseg.qc.checks_outline import outline_measure
-from medseg.qc.outline_fit import METHOD, dataset_scores, edge_strength, outline_fit
+from medseg.qc.edge_maps import edge_strength
+from medseg.qc.outline_fit import METHOD, dataset_scores, outline_fit
 from medseg.qc.queue import model_weight
 from medseg.workspace import Workspace
 from tests._qc_data import BINARY, view

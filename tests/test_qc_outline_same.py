@@ -10,16 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from medseg.qc.outline_fit import (
-    _candidates,
-    _outline,
-    corrected,
-    eroded,
-    gaussian_passes,
-    gradient_magnitude,
-    near_outside,
-    outline_fit,
-)
+from medseg.qc.edge_maps import eroded, gaussian_passes, gradient_magnitude, near_outside
+from medseg.qc.outline_fit import _candidates, _outline, corrected, outline_fit
 from tests._qc_data import BINARY, view
 
 

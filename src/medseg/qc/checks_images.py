@@ -35,8 +35,8 @@ import numpy as np
 
 from medseg.qc.checks_base import Check, SampleView
 from medseg.qc.checks_masks import border_labels
+from medseg.qc.edge_maps import eroded
 from medseg.qc.findings import Finding
-from medseg.qc.outline_fit import eroded
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _SHARPNESS_SIDE = 512

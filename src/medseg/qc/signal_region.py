@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from medseg.qc.checks_base import SampleView
-from medseg.qc.outline_fit import gradient_magnitude
+from medseg.qc.edge_maps import gradient_magnitude
 from medseg.qc.signals import own_measure
 
 METHOD = "region-contrast"
