@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _fuzz_campaign import Worker, problems, run_campaign, table
 from _fuzz_corpus import build_corpus
@@ -88,3 +89,25 @@ def test_the_campaign_tells_crashes_and_hangs_apart():
         assert worker.call("t_allocate", (16,), 30)[:2] == ("ok", 16 * 2**20)
     finally:
         worker.stop()
+
+
+def test_the_corpus_damages_the_real_data_when_it_is_there(campaign, cvc_dir, ct_mr_dir):
+    # the stand-ins (a disc on noise, a random volume) are for a clone without ../shared; with it, the
+    # corpus must be built from CVC-ClinicDB frames and the real CT/MR volumes, or it covers less unseen
+    corpus, _ = campaign
+    assert corpus.sources["cvc"].startswith("cvc")
+    assert {"ct_abdomen.nii.gz", "mr_abdomen.nii.gz", "ct_abdomen_labels.nii.gz"} <= set(
+        corpus.sources["nifti"].split(", ")
+    )
+
+
+def test_a_required_data_folder_that_is_absent_is_an_error(monkeypatch, tmp_path):
+    from _fuzz_sources import _cvc_pairs, _nifti_sources
+
+    monkeypatch.setenv("MEDSEG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MEDSEG_REQUIRE_DATA", "1")
+    for build in (lambda rng: _cvc_pairs(rng, 2), _nifti_sources):
+        with pytest.raises(FileNotFoundError, match="is absent"):
+            build(np.random.default_rng(0))
+    monkeypatch.delenv("MEDSEG_REQUIRE_DATA")
+    assert [p[4] for p in _cvc_pairs(np.random.default_rng(0), 2)] == ["synth0", "synth1"]
