@@ -115,17 +115,29 @@ def spectrum(grey: np.ndarray) -> np.ndarray:
 
 
 def phase_shift(
-    moving: np.ndarray, fixed: np.ndarray, spectra: tuple[np.ndarray, np.ndarray] | None = None
+    moving: np.ndarray,
+    fixed: np.ndarray,
+    spectra: tuple[np.ndarray, np.ndarray] | None = None,
+    centred: tuple[np.ndarray, np.floating] | None = None,
 ) -> tuple[float, float, float]:
     """(dy, dx, match): the move that puts ``moving`` (grey thumbnail) onto ``fixed``, sub-pixel, and the
     correlation of the two centres after that move (1 = identical, 0 = unrelated). ``spectra``: the
-    :func:`spectrum` of ``moving`` and of ``fixed`` when the caller keeps them."""
-    from scipy import ndimage as ndi
-
+    :func:`spectrum` of ``moving`` and of ``fixed``, ``centred``: :func:`centred` of ``fixed``, when the
+    caller keeps them."""
     fb, fa = spectra if spectra is not None else (spectrum(moving), spectrum(fixed))
+    return _move(np.fft.ifft2(_cross(fa, fb)).real, moving, fixed, centred)
+
+
+def _cross(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """The normalised cross-power spectrum whose inverse transform peaks at the move."""
     cross = fa * np.conj(fb)
     cross /= np.abs(cross) + 1e-9
-    corr = np.fft.ifft2(cross).real
+    return cross
+
+
+def _move(corr: np.ndarray, moving: np.ndarray, fixed: np.ndarray, centred) -> tuple[float, float, float]:
+    """:func:`phase_shift`'s answer from the phase correlation ``corr`` (the inverse transform of
+    :func:`_cross`; a sample's pairs transform together, each row as alone)."""
     peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
     shift = []
     for axis, p in enumerate(peak):
@@ -133,17 +145,57 @@ def phase_shift(
         before = corr[(p - 1) % n, peak[1]] if axis == 0 else corr[peak[0], (p - 1) % n]
         after = corr[(p + 1) % n, peak[1]] if axis == 0 else corr[peak[0], (p + 1) % n]
         denom = before - 2 * corr[peak] + after
-        sub = 0.5 * (before - after) / denom if denom < 0 else 0.0
-        s = p + float(np.clip(sub, -0.5, 0.5))
+        sub = min(max(float(0.5 * (before - after) / denom), -0.5), 0.5) if denom < 0 else 0.0
+        s = p + sub
         shift.append(s - n if s > n / 2 else s)
     dy, dx = shift
-    moved = ndi.shift(moving.astype(np.float32), (dy, dx), order=1, mode="nearest")
     h, w = fixed.shape
-    cy, cx = round(CROP * h), round(CROP * w)
-    x, y = moved[cy : h - cy, cx : w - cx].ravel(), fixed[cy : h - cy, cx : w - cx].astype(np.float32).ravel()
-    x, y = x - x.mean(), y - y.mean()
-    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    y, yy = centred if centred is not None else centred_centre(fixed)
+    x = _moved_centre(moving, dy, dx, round(CROP * h), round(CROP * w)).ravel()
+    x = x - x.mean()
+    denom = float(np.sqrt((x * x).sum() * yy))
     return dy, dx, float((x * y).sum() / denom) if denom > 0 else 0.0
+
+
+def centred_centre(grey: np.ndarray) -> tuple[np.ndarray, np.floating]:
+    """A fixed thumbnail's centre (float32, flat, zero-mean) and its sum of squares: the fixed half of
+    :func:`phase_shift`'s match, the same for each of a sample's neighbours."""
+    h, w = grey.shape
+    cy, cx = round(CROP * h), round(CROP * w)
+    y = grey[cy : h - cy, cx : w - cx].astype(np.float32).ravel()
+    y = y - y.mean()
+    return y, (y * y).sum()
+
+
+def _taps(at: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(first, second, their weights) of linear interpolation at ``at`` along an axis of ``n`` pixels, as
+    ``scipy.ndimage`` (order 1, mode "nearest") takes them: coordinates clamped to the axis, the second tap
+    past the last pixel mirrored (its weight is 0 there), the second weight 1 minus the first."""
+    at = np.minimum(np.maximum(at, 0.0), n - 1.0)
+    start = np.floor(at)
+    w0 = 1.0 - (at - start)
+    first = start.astype(np.intp)
+    second = first + 1
+    second[second >= n] = max(n - 2, 0)
+    return first, second, w0, 1.0 - w0
+
+
+def _moved_centre(moving: np.ndarray, dy: float, dx: float, cy: int, cx: int) -> np.ndarray:
+    """``scipy.ndimage.shift(moving.astype(np.float32), (dy, dx), order=1, mode="nearest")[cy:-cy, cx:-cx]``
+    computed for those pixels only, with ndimage's arithmetic (double precision: each tap's value times its
+    row weight times its column weight, summed in ndimage's order, cast to float32), so bit for bit the
+    same; ndimage's per-call set-up was most of the time on a thumbnail."""
+    h, w = moving.shape
+    a = moving.astype(np.float32).astype(np.float64)
+    y0, y1, wy0, wy1 = _taps(np.arange(cy, h - cy, dtype=np.float64) - dy, h)
+    x0, x1, wx0, wx1 = _taps(np.arange(cx, w - cx, dtype=np.float64) - dx, w)
+    wy0, wy1 = wy0[:, None], wy1[:, None]
+    r0, r1 = a[y0], a[y1]
+    t = 0.0 + r0[:, x0] * wy0 * wx0
+    t += r0[:, x1] * wy0 * wx1
+    t += r1[:, x0] * wy1 * wx0
+    t += r1[:, x1] * wy1 * wx1
+    return t.astype(np.float32)
 
 
 def soft_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -246,16 +298,24 @@ def moves_of(task) -> tuple[np.ndarray, np.ndarray]:
     spectra: dict[str, np.ndarray] = {}
     k = 0
     for n, (sid, near) in enumerate(samples):
-        mine, found = thumbs.get(sid), []
-        for nid in near:
-            theirs, move = thumbs.get(nid), None
-            if mine is not None and theirs is not None and mine["grey"].shape == theirs["grey"].shape:
-                for x, t in ((sid, mine), (nid, theirs)):
-                    if x not in spectra:
-                        spectra[x] = spectrum(t["grey"])
-                out[k] = move = phase_shift(theirs["grey"], mine["grey"], (spectra[nid], spectra[sid]))
-            found.append((theirs, move))
-            k += 1
+        mine = thumbs.get(sid)
+        found = [(thumbs.get(nid), None) for nid in near]
+        usable = [
+            j
+            for j, (theirs, _) in enumerate(found)
+            if mine is not None and theirs is not None and mine["grey"].shape == theirs["grey"].shape
+        ]
+        if usable:  # phase_shift per pair, the inverse transforms of the sample's pairs in one call
+            for x in (sid, *(near[j] for j in usable)):
+                if x not in spectra:
+                    spectra[x] = spectrum(thumbs[x]["grey"])
+            corrs = np.fft.ifft2(np.stack([_cross(spectra[sid], spectra[near[j]]) for j in usable])).real
+            centred = centred_centre(mine["grey"])
+            for corr, j in zip(corrs, usable):
+                theirs = found[j][0]
+                out[k + j] = move = _move(corr, theirs["grey"], mine["grey"], centred)
+                found[j] = (theirs, move)
+        k += len(near)
         dice = _dice_with(mine, found) if mine is not None else []
         if dice:
             fits[n] = max(dice)

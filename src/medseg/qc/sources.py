@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.datasets.dataset import MASK_VOLUME
 from medseg.errors import MaskError
+from medseg.io import load as load_image
 from medseg.qc.checks_base import SampleView
 from medseg.qc.checks_files import KIND_TO_CHECK, problem_finding, stem
 from medseg.qc.findings import Finding
@@ -25,11 +27,25 @@ def read_raw(sample, classmap) -> dict:
     ``raw_reports`` (one report per class file), ``raw_bad_ids`` (id masks:
     [(id, pixels)] the class map lacks), ``mask_path``.
     """
+    paths = list(sample.mask_paths.values())
+    if sample.mask_kind in ("binary", "ids"):
+        return read_raw_file(sample.mask_kind, paths, classmap)
+    out = {"mask_path": str(paths[0]) if paths else None}
+    if sample.mask_kind == "merge":
+        mask, reports = sample.load_mask(return_report=True)
+        out.update(mask=mask, raw_reports=reports)
+    else:
+        out["mask"] = sample.load_mask()
+    return out
+
+
+def read_raw_file(mask_kind: str, paths: list, classmap) -> dict:
+    """:func:`read_raw` of a sample whose mask is one file ("binary" or "ids" ``mask_kind``), from the
+    file's path alone: a workspace need not build the sample first."""
     from medseg.io.masks import binarise, read_mask, read_mask_values
 
-    paths = list(sample.mask_paths.values())
     out = {"mask_path": str(paths[0]) if paths else None}
-    if sample.mask_kind == "binary":
+    if mask_kind == "binary":
         path = Path(paths[0])
         raw = read_mask_values(path)
         if _clean_binary(raw):
@@ -40,17 +56,12 @@ def read_raw(sample, classmap) -> dict:
         except ValueError as e:
             raise MaskError(path, str(e)) from None
         out.update(mask=mask, raw=raw, raw_report=report)
-    elif sample.mask_kind == "ids":
+    else:
         path = Path(paths[0])
         raw = read_mask(path, classmap)
         values, counts = np.unique(raw, return_counts=True)
         valid = {0, *classmap.ids}
         out.update(mask=raw, raw_bad_ids=[(int(v), int(c)) for v, c in zip(values, counts) if int(v) not in valid])
-    elif sample.mask_kind == "merge":
-        mask, reports = sample.load_mask(return_report=True)
-        out.update(mask=mask, raw_reports=reports)
-    else:
-        out["mask"] = sample.load_mask()
     return out
 
 
@@ -210,9 +221,14 @@ class WorkspaceSource:
         return bool(probe(sid)) if probe is not None else False
 
     def load(self, sid: str, want_raw: bool) -> SampleView:
+        """The sample's view: its head mask, its image, and (``want_raw``) its source mask's stored values.
+
+        The sample's kind, image and source mask files are the records read when the source was made (a
+        sample's files do not change within a run); a query each for them was a fifth of decoding a
+        small frame."""
         rec = self._records[sid]
         mask = self.ws.current_mask(sid)
-        if self.is_volume(sid):
+        if rec.mask_kind == MASK_VOLUME and hasattr(self.ws, "is_volume"):
             # the head revision is stored on the image's grid; a source label off it was a finding at import
             array = None if sid in self._missing else self.ws.image(sid).array
             return SampleView(
@@ -231,10 +247,13 @@ class WorkspaceSource:
         # so its raw values say nothing about the head (source_changed reports it).
         array, rgb = None, False
         if sid not in self._missing:
-            array, rgb, _ = _image(self.ws.image(sid))
+            array, rgb, _ = _image(load_image(rec.image_path))  # Workspace.image's read, without its query
         parts = {"mask_path": str(next(iter(rec.mask_paths.values()), rec.image_path))}
         if want_raw and sid not in self._changed:
-            parts = read_raw(self.ws.source_sample(sid), self.classmap)
+            if rec.mask_kind in ("binary", "ids"):
+                parts = read_raw_file(rec.mask_kind, list(rec.mask_paths.values()), self.classmap)
+            else:
+                parts = read_raw(self.ws.source_sample(sid), self.classmap)
             parts.pop("mask")
         return SampleView(
             sid,
