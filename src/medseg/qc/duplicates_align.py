@@ -62,6 +62,23 @@ def spectral_shift(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int], subpi
     return spectral_peak(fa, fb, shape, subpixel)
 
 
+def magnitudes(greys: list[np.ndarray]) -> np.ndarray:
+    """(n, k) float32: each grey thumbnail's magnitude spectrum (of the zero-mean thumbnail; a column of the
+    half plane that stands for its mirror too counted twice), unit norm, zeros for a flat thumbnail.
+
+    The dot product of two bounds the correlation of the pictures under any circular shift (Parseval, then
+    Cauchy-Schwarz frequency by frequency: a shift changes phases only). A copy moved by a crop is not a
+    circular shift (what comes in at one edge is new), so for :func:`aligned_correlation` it is an estimate,
+    not a bound (how far below it fell: :data:`medseg.qc.duplicates_disagree.GATE_MARGIN`)."""
+    a = np.stack(greys).astype(np.float32)
+    f = np.abs(np.fft.rfft2(a - a.mean(axis=(1, 2), keepdims=True), axes=(1, 2)))
+    w = a.shape[2]
+    f[:, :, 1 : (w + 1) // 2] *= np.sqrt(2.0)  # the columns whose mirror rfft leaves out (not 0, not w / 2)
+    f = f.reshape(len(a), -1)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    return (f / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
 class Picture(NamedTuple):
     """A grey thumbnail as :func:`aligned_correlation` compares it, made once per sample (a sample is in a pair
     with each near-identical frame of its video): float32, its :func:`spectrum`, its zero-mean copy and that

@@ -17,16 +17,31 @@ Each pair is judged on its own (:func:`judge`), where its fingerprints are: in
 the run's worker processes with the confirmation of its hash candidate, or
 here. A pair that is neither the same picture nor labels a class the other
 lacks has nothing to report, so it is not aligned (aligning is most of a
-pair's cost, and most pairs of a video's frames are such pairs).
+pair's cost, and most pairs of a video's frames are such pairs). Nor is a hash
+candidate whose magnitude spectra, which a shift leaves nearly as they are, say
+it cannot be the same picture (``GATE_MARGIN``): 95 % of the candidates of
+smooth video frames are another video's frames.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator, Sequence
 
+import numpy as np
+
+from medseg.qc.duplicates_align import aligned_correlations, magnitudes
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
-from medseg.qc.duplicates_pairs import Pair, aligned_pair, candidates, confirmed_all, pair_map
+from medseg.qc.duplicates_pairs import Pair, aligned_pair, candidates, pair_map, pictures
 from medseg.qc.findings import Finding
+
+_CHUNK = 64  # candidates confirmed together: their missing magnitude spectra made by one transform
+_MAGNITUDES_KEPT = 512  # samples whose magnitude spectra a process keeps (8.6 KB each)
+# a candidate is aligned only when its magnitude spectra correlate within this of the correlation judge()
+# needs of it. Copies that reach a threshold once aligned lay below it by: 0.002 at most for shifted, padded
+# and resized CVC-ClinicDB frames that are hash candidates, 0.016 for a photo's 128 px window moved by 2 px,
+# 0.039 moved by 6 px (beyond the hash distance); frames of other synthetic videos are still cut by 2/3
+GATE_MARGIN = 0.04
 
 
 def judge(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint, p: dict) -> list[tuple[str, tuple]]:
@@ -73,10 +88,64 @@ def judge(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint, p: dict) -> list[tuple
 def judge_candidates(ctx, chunk: list[tuple], fps, p: dict) -> list[tuple[str, tuple]]:
     """:func:`judge` of each hash candidate (a, b, distance) that its thumbnails confirm, aligned if need be."""
     out = []
-    for x in confirmed_all(ctx, chunk, fps, p["near_min_correlation"], shifted=True):
+    for x in _confirmed(ctx, chunk, fps, p):
         if x is not None:
             out += judge(ctx, x, fps[x.a], fps[x.b], p)
     return out
+
+
+def _confirmed(ctx, chunk: Sequence, fps, p: dict) -> Iterator[Pair | None]:
+    """Each candidate (a, b, distance) of ``chunk``, in order, as a Pair if its 32x32 thumbnails correlate at
+    ``near_min_correlation`` in place, or its grey thumbnails once aligned (a copy cropped by a pixel or two:
+    0.88 in place, 0.99999 aligned; the Pair's ``correlation`` is then the aligned one), else None.
+
+    A candidate is aligned only if it could matter to :func:`judge`: its magnitude spectra
+    (:func:`~medseg.qc.duplicates_align.magnitudes`) correlate within ``GATE_MARGIN`` of
+    ``same_min_correlation`` when both masks label the same classes (less is a near-duplicate at most, and
+    judge reports nothing of those), of ``near_min_correlation`` otherwise."""
+    least = p["near_min_correlation"]
+    for k in range(0, len(chunk), _CHUNK):
+        part = chunk[k : k + _CHUNK]
+        corrs: list[float | None] = []
+        align = []
+        for c in part:
+            fa, fb = fps[c[0]], fps[c[1]]
+            if fa.thumb is None or fb.thumb is None:
+                corrs.append(None)
+                continue
+            corrs.append(float(fa.thumb @ fb.thumb))
+            if corrs[-1] < least and fa.grey is not None and fb.grey is not None:
+                align.append((len(corrs) - 1, c, fa, fb))
+        if align:
+            spectra = _magnitudes(ctx, [(c[i], f) for _, c, fa, fb in align for i, f in ((0, fa), (1, fb))])
+            bound = np.einsum("ij,ij->i", spectra[::2], spectra[1::2]).tolist()
+            needs = [
+                p["same_min_correlation"] if fa.classes.keys() == fb.classes.keys() else least for *_, fa, fb in align
+            ]
+            align = [x for x, b, need in zip(align, bound, needs) if b >= need - GATE_MARGIN]
+        for (n, *_), corr in zip(align, _aligned(ctx, align)):
+            corrs[n] = corr
+        for c, corr in zip(part, corrs):
+            yield None if corr is None or corr < least else Pair(c[0], c[1], False, c[2], corr)
+
+
+def _aligned(ctx, align: list) -> list[float]:
+    return aligned_correlations([tuple(pictures(ctx, (c[0], fa), (c[1], fb))) for _, c, fa, fb in align])
+
+
+def _magnitudes(ctx, samples: list[tuple[str, Fingerprint]]) -> np.ndarray:
+    """:func:`~medseg.qc.duplicates_align.magnitudes` of each (sample, fingerprint), those of the last
+    ``_MAGNITUDES_KEPT`` samples kept, the missing ones made together."""
+    kept = ctx.cache.setdefault("duplicates:magnitudes", OrderedDict())
+    new = {sid: fp.grey for sid, fp in samples if sid not in kept}
+    made = dict(zip(new, magnitudes(list(new.values())))) if new else {}
+    out = [made[sid] if sid in made else kept[sid] for sid, _ in samples]
+    for (sid, _), m in zip(samples, out):
+        kept[sid] = m
+        kept.move_to_end(sid)
+    while len(kept) > _MAGNITUDES_KEPT:
+        kept.popitem(last=False)
+    return np.stack(out)
 
 
 def judge_pairs(ctx, chunk: list[Pair], fps, p: dict) -> list[tuple[str, tuple]]:
