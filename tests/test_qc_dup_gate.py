@@ -101,3 +101,14 @@ def test_the_gate_drops_only_candidates_whose_judgement_reports_nothing(monkeypa
     flagged = {sid.rsplit("/", 1)[0] for sid, _ in gated}
     assert flagged == {k for k in pairs if "shifted" in k or "padded" in k}
     assert n_full == len(pairs) == 21 and n_gated == 9  # the 9 copies
+
+
+def test_pictures_made_together_are_those_made_one_at_a_time_bit_for_bit():
+    from medseg.qc.duplicates_align import pictures_of
+
+    rng = np.random.default_rng(5)
+    greys = [rng.random((64, 64)).astype(np.float16) for _ in range(9)]
+    greys += [_fp(natural(name, 128), np.zeros((128, 128), np.uint8)).grey for name in PHOTOS]
+    for one, together in zip(map(picture, greys), pictures_of(greys)):
+        for a, b in zip(one, together):
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)

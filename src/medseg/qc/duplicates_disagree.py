@@ -30,9 +30,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from medseg.qc.duplicates_align import aligned_correlations, magnitudes
+from medseg.qc.duplicates_align import aligned_correlations, magnitudes, pictures_of
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
-from medseg.qc.duplicates_pairs import Pair, aligned_pair, candidates, pair_map, pictures
+from medseg.qc.duplicates_pairs import _PICTURES_KEPT, Pair, aligned_pair, candidates, pair_map, pictures
 from medseg.qc.findings import Finding
 
 _CHUNK = 64  # candidates confirmed together: their missing magnitude spectra made by one transform
@@ -130,7 +130,17 @@ def _confirmed(ctx, chunk: Sequence, fps, p: dict) -> Iterator[Pair | None]:
 
 
 def _aligned(ctx, align: list) -> list[float]:
-    return aligned_correlations([tuple(pictures(ctx, (c[0], fa), (c[1], fb))) for _, c, fa, fb in align])
+    """:func:`~medseg.qc.duplicates_align.aligned_correlations` of the candidates to align, the pictures
+    that :func:`~medseg.qc.duplicates_pairs.pictures` does not keep made together first."""
+    kept = ctx.cache.setdefault("duplicates:pictures", OrderedDict())
+    new = {s: f.grey for _, c, fa, fb in align for s, f in ((c[0], fa), (c[1], fb)) if s not in kept}
+    made = dict(zip(new, pictures_of(list(new.values())))) if new else {}
+    found = [[made.get(s) or pictures(ctx, (s, f))[0] for s, f in ((c[0], fa), (c[1], fb))] for _, c, fa, fb in align]
+    for sid, pic in made.items():  # kept for judge(), as pictures() would have
+        kept[sid] = pic
+        if len(kept) > _PICTURES_KEPT:
+            kept.popitem(last=False)
+    return aligned_correlations([(a, b) for a, b in found])
 
 
 def _magnitudes(ctx, samples: list[tuple[str, Fingerprint]]) -> np.ndarray:
