@@ -17,6 +17,7 @@ from medseg.classmap import ClassMap
 from medseg.qc import signal_neighbours as sn
 from medseg.qc.checks_base import SampleView
 from medseg.qc.signal_shape import shape_measure
+from medseg.qc.thumb_moves import moved_centre
 
 BINARY = ClassMap.binary()
 
@@ -58,7 +59,7 @@ def test_moved_centre_is_ndimage_shift_bit_for_bit(shape):
     for dy, dx in moves:
         cy, cx = round(sn.CROP * h), round(sn.CROP * w)
         want = ndi.shift(a.astype(np.float32), (dy, dx), order=1, mode="nearest")[cy : h - cy, cx : w - cx]
-        got = sn._moved_centre(a, dy, dx, cy, cx)
+        got = moved_centre(a, dy, dx, cy, cx)
         assert got.dtype == np.float32 and got.shape == want.shape
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (shape, dy, dx)
 
@@ -217,3 +218,124 @@ def test_workspace_load_reads_a_sample_without_asking_the_workspace_for_its_file
             assert v.mask_path == raw["mask_path"] and np.array_equal(v.raw, raw["raw"])
             assert repr(v.raw_report) == repr(raw.get("raw_report"))
         assert src.load("f1", True).raw_report.grey_levels == [128]
+
+
+def _old_region_measure(v: SampleView) -> list[list[float]] | None:
+    """signal_region.region_measure over the whole picture, as it was."""
+    from medseg.qc.edge_maps import gradient_magnitude
+    from medseg.qc.signal_region import MIN_PIXELS, RING, _scaled
+
+    scaled = _scaled(v)
+    if scaled is None:
+        return None
+    image, fg, field = scaled
+    if not fg.any():
+        return None
+    texture = gradient_magnitude(image.mean(axis=-1), 1.0)
+    planes = np.concatenate([image, texture[..., None]], axis=-1)
+    labels, n = ndi.label(fg, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    outside = ndi.distance_transform_edt(~fg)
+    out = []
+    for lab in range(1, n + 1):
+        if sizes[lab] < MIN_PIXELS:
+            continue
+        region = labels == lab
+        width = max(2.0, RING * float(np.sqrt(sizes[lab] / np.pi)))
+        near = outside if n == 1 else ndi.distance_transform_edt(~region)
+        ring = (near <= width) & ~fg
+        if field is not None:
+            ring &= field
+        if ring.sum() < MIN_PIXELS:
+            continue
+        inner, outer = planes[region], planes[ring]
+        spread = 0.5 * (inner.std(0) + outer.std(0)) + 1e-3
+        out.append([float(x) for x in (inner.mean(0) - outer.mean(0)) / spread])
+    return out or None
+
+
+def _pictures() -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """(image, mask, rgb): objects in the middle, at the border, several, tiny, with a black surround,
+    grey, and one larger than the measure's side (scaled)."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:48, :64]
+    img = ndi.gaussian_filter(rng.normal(100, 30, (48, 64, 3)), (1, 1, 0))
+    disc = (yy - 22) ** 2 + (xx - 30) ** 2 <= 90
+    img[disc] += 50
+    several = disc.copy()
+    several[2:8, 50:62] = True  # near the top border
+    several[40:47, 2:5] = True
+    several[30, 60] = True  # below MIN_PIXELS
+    surround = img.copy()
+    surround[(yy - 24) ** 2 / 24**2 + (xx - 32) ** 2 / 30**2 > 1] = 0  # an endoscope's black surround
+    big = ndi.gaussian_filter(rng.normal(100, 30, (300, 400, 3)), (2, 2, 0))
+    bigmask = np.zeros((300, 400), bool)
+    bigmask[80:200, 100:260] = True
+    bigmask[10:30, 360:395] = True
+    big[bigmask] += 40
+    grey = img.mean(axis=-1)
+    edge = np.zeros((48, 64), bool)
+    edge[:, :10] = True
+    return [
+        (np.clip(img, 0, 255).astype(np.uint8), disc, True),
+        (np.clip(img, 0, 255).astype(np.uint8), several, True),
+        (np.clip(surround, 0, 255).astype(np.uint8), disc, True),
+        (np.clip(big, 0, 255).astype(np.uint8), bigmask, True),
+        (np.clip(grey, 0, 255).astype(np.uint8), several, False),
+        (np.clip(img, 0, 255).astype(np.uint8), edge, True),
+        (np.clip(img, 0, 255).astype(np.uint8), np.zeros((48, 64), bool), True),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_region_measure_in_its_window_equals_the_whole_picture_measure(case):
+    from medseg.qc.signal_region import region_measure
+
+    image, mask, rgb = _pictures()[case]
+    v = SampleView("s", mask.astype(np.uint8), BINARY, image=image, rgb=rgb)
+    want = _old_region_measure(SampleView("s", mask.astype(np.uint8), BINARY, image=image, rgb=rgb))
+    assert region_measure(v) == want
+    assert (want is None) == (case == 6)
+
+
+def test_ring_in_its_box_is_the_whole_picture_ring():
+    from medseg.qc.signal_region import _ring
+
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        region = np.zeros((40, 50), bool)
+        y, x = rng.integers(0, 40), rng.integers(0, 50)
+        region[max(0, y - 4) : y + 5, max(0, x - 6) : x + 3] = True
+        free = ~region & (rng.random((40, 50)) > 0.1)
+        field = rng.random((40, 50)) > 0.05
+        width = float(rng.uniform(2, 9))
+        box, ring = _ring(region, free, field, width)
+        whole = (ndi.distance_transform_edt(~region) <= width) & free & field
+        assert np.array_equal(ring, whole[box]) and whole.sum() == ring.sum()
+
+
+def test_shifted_each_is_subpixel_shift_bit_for_bit_and_dice_unchanged():
+    from medseg.qc.subpixel import shift
+    from medseg.qc.thumb_moves import shifted_each
+
+    rng = np.random.default_rng(13)
+    for h, w in [(2, 3), (48, 64), (31, 17)]:
+        stack = rng.integers(0, 256, (7, h, w)).astype(np.float32) / 255
+        moves = [(0.0, 0.0), (1.0, -2.0), (0.5, 0.25), (-h - 1.5, 0.3), (2.7, w + 4.0), (-0.49, -7.9), (1e-9, -1e-9)]
+        got = shifted_each(stack, moves)
+        for k, (dy, dx) in enumerate(moves):
+            want = shift(stack[k], dy, dx)
+            assert got[k].dtype == want.dtype and np.array_equal(got[k].view(np.uint32), want.view(np.uint32))
+    thumbs = _thumbs(rng, 4)
+    mine = thumbs["f0"]
+    others = [(thumbs[f"f{i}"], (rng.normal(0, 2), rng.normal(0, 2), 0.5)) for i in range(1, 4)]
+    others += [(thumbs["f1"], (0.0, 0.0, -0.2)), (None, None), (thumbs["small"], (0.0, 0.0, 0.9))]
+    mask = mine["mask"].astype(np.float32) / 255
+    want = [
+        sn.soft_dice(mask, shift(t["mask"].astype(np.float32) / 255, *m[:2]))
+        for t, m in others
+        if t is not None and m[2] >= sn.MIN_MATCH and t["mask"].shape == mask.shape
+    ]
+    assert sn._dice_with(mine, others) == want and len(want) == 3
+    empty = {"grey": mine["grey"], "mask": np.zeros_like(mine["mask"])}
+    assert sn._dice_with(empty, [(empty, (0.3, 0.0, 1.0))]) == [1.0]

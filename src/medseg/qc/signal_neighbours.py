@@ -40,7 +40,7 @@ import numpy as np
 from medseg.qc import spill
 from medseg.qc.checks_base import SampleView
 from medseg.qc.signals import own_measure
-from medseg.qc.subpixel import shift
+from medseg.qc.thumb_moves import moved_centres, shifted_each
 
 METHOD = "neighbour-fit"
 THUMB = 64
@@ -137,7 +137,13 @@ def _cross(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
 
 def _move(corr: np.ndarray, moving: np.ndarray, fixed: np.ndarray, centred) -> tuple[float, float, float]:
     """:func:`phase_shift`'s answer from the phase correlation ``corr`` (the inverse transform of
-    :func:`_cross`; a sample's pairs transform together, each row as alone)."""
+    :func:`_cross`)."""
+    dy, dx = _peak(corr)
+    return dy, dx, _matches([moving], [(dy, dx)], fixed.shape, centred or centred_centre(fixed))[0]
+
+
+def _peak(corr: np.ndarray) -> tuple[float, float]:
+    """The sub-pixel move at the peak of a phase correlation."""
     peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
     shift = []
     for axis, p in enumerate(peak):
@@ -148,13 +154,23 @@ def _move(corr: np.ndarray, moving: np.ndarray, fixed: np.ndarray, centred) -> t
         sub = min(max(float(0.5 * (before - after) / denom), -0.5), 0.5) if denom < 0 else 0.0
         s = p + sub
         shift.append(s - n if s > n / 2 else s)
-    dy, dx = shift
-    h, w = fixed.shape
-    y, yy = centred if centred is not None else centred_centre(fixed)
-    x = _moved_centre(moving, dy, dx, round(CROP * h), round(CROP * w)).ravel()
-    x = x - x.mean()
-    denom = float(np.sqrt((x * x).sum() * yy))
-    return dy, dx, float((x * y).sum() / denom) if denom > 0 else 0.0
+    return shift[0], shift[1]
+
+
+def _matches(movings: list[np.ndarray], moves: list[tuple[float, float]], shape: tuple, centred) -> list[float]:
+    """The correlation of each moved thumbnail's centre with the fixed one's (``centred``: its
+    :func:`centred_centre`), all moved at once; each row's sums as a lone thumbnail's (numpy sums a
+    row of a contiguous stack as it sums the row alone)."""
+    h, w = shape
+    x = moved_centres(np.stack(movings), moves, round(CROP * h), round(CROP * w))
+    x = x.reshape(len(movings), -1)
+    x = x - x.mean(axis=1, keepdims=True)
+    y, yy = centred
+    out = []
+    for xx, xy in zip((x * x).sum(axis=1), (x * y).sum(axis=1)):
+        denom = float(np.sqrt(xx * yy))
+        out.append(float(xy / denom) if denom > 0 else 0.0)
+    return out
 
 
 def centred_centre(grey: np.ndarray) -> tuple[np.ndarray, np.floating]:
@@ -165,37 +181,6 @@ def centred_centre(grey: np.ndarray) -> tuple[np.ndarray, np.floating]:
     y = grey[cy : h - cy, cx : w - cx].astype(np.float32).ravel()
     y = y - y.mean()
     return y, (y * y).sum()
-
-
-def _taps(at: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(first, second, their weights) of linear interpolation at ``at`` along an axis of ``n`` pixels, as
-    ``scipy.ndimage`` (order 1, mode "nearest") takes them: coordinates clamped to the axis, the second tap
-    past the last pixel mirrored (its weight is 0 there), the second weight 1 minus the first."""
-    at = np.minimum(np.maximum(at, 0.0), n - 1.0)
-    start = np.floor(at)
-    w0 = 1.0 - (at - start)
-    first = start.astype(np.intp)
-    second = first + 1
-    second[second >= n] = max(n - 2, 0)
-    return first, second, w0, 1.0 - w0
-
-
-def _moved_centre(moving: np.ndarray, dy: float, dx: float, cy: int, cx: int) -> np.ndarray:
-    """``scipy.ndimage.shift(moving.astype(np.float32), (dy, dx), order=1, mode="nearest")[cy:-cy, cx:-cx]``
-    computed for those pixels only, with ndimage's arithmetic (double precision: each tap's value times its
-    row weight times its column weight, summed in ndimage's order, cast to float32), so bit for bit the
-    same; ndimage's per-call set-up was most of the time on a thumbnail."""
-    h, w = moving.shape
-    a = moving.astype(np.float32).astype(np.float64)
-    y0, y1, wy0, wy1 = _taps(np.arange(cy, h - cy, dtype=np.float64) - dy, h)
-    x0, x1, wx0, wx1 = _taps(np.arange(cx, w - cx, dtype=np.float64) - dx, w)
-    wy0, wy1 = wy0[:, None], wy1[:, None]
-    r0, r1 = a[y0], a[y1]
-    t = 0.0 + r0[:, x0] * wy0 * wx0
-    t += r0[:, x1] * wy0 * wx1
-    t += r1[:, x0] * wy1 * wx0
-    t += r1[:, x1] * wy1 * wx1
-    return t.astype(np.float32)
 
 
 def soft_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -310,11 +295,12 @@ def moves_of(task) -> tuple[np.ndarray, np.ndarray]:
                 if x not in spectra:
                     spectra[x] = spectrum(thumbs[x]["grey"])
             corrs = np.fft.ifft2(np.stack([_cross(spectra[sid], spectra[near[j]]) for j in usable])).real
-            centred = centred_centre(mine["grey"])
-            for corr, j in zip(corrs, usable):
-                theirs = found[j][0]
-                out[k + j] = move = _move(corr, theirs["grey"], mine["grey"], centred)
-                found[j] = (theirs, move)
+            shifts = [_peak(corr) for corr in corrs]
+            movings = [found[j][0]["grey"] for j in usable]
+            matches = _matches(movings, shifts, mine["grey"].shape, centred_centre(mine["grey"]))
+            for j, (dy, dx), match in zip(usable, shifts, matches):
+                out[k + j] = move = (dy, dx, match)
+                found[j] = (found[j][0], move)
         k += len(near)
         dice = _dice_with(mine, found) if mine is not None else []
         if dice:
@@ -325,12 +311,21 @@ def moves_of(task) -> tuple[np.ndarray, np.ndarray]:
 def _dice_with(mine: dict, others: list[tuple[dict | None, tuple | None]]) -> list[float]:
     """Soft Dice of ``mine``'s mask with each (neighbour's thumbs, its move) whose scene matches."""
     mask = mine["mask"].astype(np.float32) / 255
+    kept = [
+        (theirs["mask"], move)
+        for theirs, move in others
+        if theirs is not None and move is not None and move[2] >= MIN_MATCH and theirs["mask"].shape == mask.shape
+    ]
+    if not kept:
+        return []
+    # soft_dice of each moved mask (subpixel.shift's values, all moved at once), each row summed as alone
+    moved = shifted_each(np.stack([m.astype(np.float32) / 255 for m, _ in kept]), [m[:2] for _, m in kept])
+    moved = moved.reshape(len(kept), -1)
+    own = mask.sum()
     out = []
-    for theirs, move in others:
-        if theirs is None or move is None or move[2] < MIN_MATCH or theirs["mask"].shape != mask.shape:
-            continue
-        moved = shift(theirs["mask"].astype(np.float32) / 255, *move[:2])
-        out.append(soft_dice(mask, moved))
+    for theirs, overlap in zip(moved.sum(axis=1), np.minimum(mask.reshape(1, -1), moved).sum(axis=1)):
+        total = float(own + theirs)
+        out.append(1.0 if total == 0 else float(2 * overlap / total))
     return out
 
 
