@@ -9,7 +9,8 @@ reliability calibration fitted again, and the queue evaluated against the run's 
     python benchmarks/rank_rescore.py /tmp/choose/run-0 /tmp/choose/run-1
 
 The old rule on the same stored predictions: run it with ``PYTHONPATH`` set to a git worktree's ``src``
-(it re-scores in place, so the last run's rule is the one stored).
+(it re-scores in place, so the last run's rule is the one stored: copy the run folders to compare two rules).
+``--qc`` runs QC on the kept workspace first, for a changed or a new model-free signal.
 """
 
 from __future__ import annotations
@@ -55,15 +56,27 @@ def set_constant(item: str) -> None:
     print(f"medseg.qc.{module}.{name} = {getattr(mod, name)!r}")
 
 
-def run(folder: Path, method: str) -> dict:
+def run(folder: Path, method: str, qc: bool = False) -> dict:
+    """The re-scored queue's results; with ``qc``, QC first and the model-free queue's under "model_free"."""
+    from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
     from medseg.qc.reliability_model import calibrate_model
+    from medseg.qc.run import run_qc
     from medseg.workspace import Workspace
 
     planted = json.loads((folder / "planted.json").read_text())
     with Workspace.open(folder / "ws") as ws:
+        free = None
+        if qc:  # the model-free signals and their calibration as the code measures them now
+            for _ in run_qc(ws):
+                pass
+            # ranking by a model-free method is the queue QC alone gives (bench_rank.py's model-free line)
+            free = evaluate(ws, OUTLINE_METHOD, planted)
         rescore(ws, method)
         calibrate_model(ws, method)
-        return evaluate(ws, method, planted)
+        out = evaluate(ws, method, planted)
+        if free is not None:
+            out["model_free"] = free
+        return out
 
 
 def main(argv=None) -> int:
@@ -77,13 +90,18 @@ def main(argv=None) -> int:
         metavar="MODULE.NAME=VALUE",
         help="a constant of medseg.qc.MODULE set for this run, e.g. refit.WEIGHT=2 (a Python literal)",
     )
+    ap.add_argument(
+        "--qc", action="store_true", help="run QC again first (a changed or new model-free signal; about a minute)"
+    )
     ap.add_argument("--json", default=None, metavar="FILE")
     args = ap.parse_args(argv)
     for item in args.set:
         set_constant(item)
     results = []
     for folder in args.runs:
-        r = run(folder, args.method)
+        r = run(folder, args.method, args.qc)
+        if "model_free" in r:
+            print_result(f"{folder}: model-free queue (QC only)", r["model_free"])
         print_result(str(folder), r)
         results.append(r)
     a, t = [r["auroc"] for r in results], [r["first_20pct"] for r in results]
