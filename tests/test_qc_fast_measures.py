@@ -339,3 +339,22 @@ def test_shifted_each_is_subpixel_shift_bit_for_bit_and_dice_unchanged():
     assert sn._dice_with(mine, others) == want and len(want) == 3
     empty = {"grey": mine["grey"], "mask": np.zeros_like(mine["mask"])}
     assert sn._dice_with(empty, [(empty, (0.3, 0.0, 1.0))]) == [1.0]
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (64, 64), (64, 5), (30, 40), (96, 128)])
+def test_thumbnails_of_a_thumbnail_sized_frame_are_the_resized_ones(shape):
+    from medseg.qc.checks_images import grey
+
+    rng = np.random.default_rng(shape[0])
+    image = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
+    mask = (rng.random(shape) > 0.6).astype(np.uint8)
+    v = SampleView("s", mask, BINARY, image=image, rgb=True)
+    got = sn.thumbnails(v)
+    h, w = shape
+    scale = sn.THUMB / max(h, w)
+    size = (max(4, round(w * scale)), max(4, round(h * scale)))
+    g = np.clip(grey(v)[0] * 255, 0, 255).astype(np.uint8)
+    want_grey = np.asarray(Image.fromarray(g).resize(size, Image.BOX))
+    want_mask = np.asarray(Image.fromarray(mask * 255).resize(size, Image.BOX))
+    assert np.array_equal(got["grey"], want_grey) and got["grey"].dtype == np.uint8
+    assert np.array_equal(got["mask"], want_mask) and got["mask"].dtype == np.uint8

@@ -69,8 +69,12 @@ def thumbnails(v: SampleView) -> dict | None:
     h, w = g[0].shape
     scale = THUMB / max(h, w)
     size = (max(4, round(w * scale)), max(4, round(h * scale)))
-    image = Image.fromarray(np.clip(g[0] * 255, 0, 255).astype(np.uint8)).resize(size, Image.BOX)
-    mask = Image.fromarray(v.foreground().astype(np.uint8) * 255).resize(size, Image.BOX)
+    grey8 = np.clip(g[0] * 255, 0, 255).astype(np.uint8)
+    mask8 = v.foreground().astype(np.uint8) * 255
+    if size == (w, h):  # a frame already thumbnail-sized: Pillow's resize to the same size is a copy
+        return {"grey": grey8, "mask": mask8}
+    image = Image.fromarray(grey8).resize(size, Image.BOX)
+    mask = Image.fromarray(mask8).resize(size, Image.BOX)
     return {"grey": np.asarray(image), "mask": np.asarray(mask)}
 
 

@@ -118,8 +118,10 @@ def region_measure(v: SampleView) -> list[list[float]] | None:
         if np.count_nonzero(ring) < MIN_PIXELS:
             continue
         inner, outer = planes[region], planes[box][ring]
-        spread = 0.5 * (inner.std(0) + outer.std(0)) + 1e-3
-        out.append([float(x) for x in (inner.mean(0) - outer.mean(0)) / spread])
+        # each side's mean once: std(mean=) divides the same sum as mean and std compute it themselves
+        mi, mo = inner.mean(0, keepdims=True), outer.mean(0, keepdims=True)
+        spread = 0.5 * (inner.std(0, mean=mi) + outer.std(0, mean=mo)) + 1e-3
+        out.append([float(x) for x in (mi[0] - mo[0]) / spread])
     return out or None
 
 
