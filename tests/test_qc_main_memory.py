@@ -2,8 +2,8 @@
 
 The outline and signal scores' details are made when read (from the packed measures), not held as a dict a
 sample; the duplicate checks hold the samples' hashes as arrays; the reliability calibration reads no record
-of every sample. Each test compares with what the eager code gave, value for value, and bounds the bytes a
-sample keeps (tracemalloc).
+of every sample, and the source keeps a small row a sample instead of its record. Each test compares with
+what the eager code gave, value for value, and bounds the bytes a sample keeps (tracemalloc).
 """
 
 from __future__ import annotations
@@ -177,3 +177,26 @@ def test_calibration_plants_no_sample_the_workspace_no_longer_holds(tmp_path, mo
         got = calibrate_qc(src, table, ctx, [AREA.method])
     planted = {p["sample_id"] for p in got["pairs"]}
     assert ("f00" in planted) is not gone and len(planted) >= 12
+
+
+def test_the_source_keeps_a_small_row_a_sample_and_loads_what_the_records_say(tmp_path):
+    # QC's source keeps what it reads of every sample for the whole run: a SampleRecord (Paths, hashes,
+    # status) held 1.1-1.6 KB a sample; the row keeps the paths as strings and the shared strings once
+    root, _ = make_set(tmp_path / "data", n=N // 20)
+    with Workspace.create(tmp_path / "ws", root) as ws:
+        records = {r.id: r for r in ws.samples()}
+        n = len(records)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            src = WorkspaceSource(ws)
+            per_sample = (tracemalloc.get_traced_memory()[0] - before) / n
+        finally:
+            tracemalloc.stop()
+        assert per_sample < 800, per_sample
+        for sid, r in records.items():
+            view = src.load(sid, True)
+            assert view.image_path == src.path(sid) == str(r.image_path)
+            assert view.mask_path == str(next(iter(r.mask_paths.values())))
+            assert (view.group, view.revision) == (r.group, r.head_revision)
+            assert np.array_equal(view.mask, ws.current_mask(sid))
