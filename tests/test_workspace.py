@@ -387,3 +387,51 @@ def test_a_moved_dataset_is_re_attached(binary_ds, tmp_path):
         Workspace.open(tmp_path / "ws", dataset_root=tmp_path)
     with pytest.raises(WorkspaceError, match="valid: stat, hash, none"):
         Workspace.open(tmp_path / "ws", verify="fast")
+
+
+def test_scores_details_are_written_row_by_row_and_a_bad_one_keeps_the_earlier_scores(ws, monkeypatch):
+    # the details' JSON is made as each row is inserted (a list of every row's JSON was the peak of QC's main
+    # process); a detail that cannot be written fails the whole replacement: the earlier scores stay
+    from medseg.workspace import annotations
+
+    ws.set_scores("dice", {"1": 0.9, "2": 0.5}, details={"1": {"hd95": 3.0}})
+    made, inserted = [], []
+    real_dumps = annotations.json.dumps
+
+    def dumps(obj, *a, **k):
+        made.append(len(inserted))
+        return real_dumps(obj, *a, **k)
+
+    def drawn(rows):
+        for r in rows:
+            inserted.append(r)
+            yield r
+
+    monkeypatch.setattr(annotations.json, "dumps", dumps)
+    annotations.set_scores(_Spy(ws._conn, drawn), "dice", {"1": 0.1, "2": 0.2, "3": 0.3}, {"2": {"hd95": 1.0}})
+    monkeypatch.undo()
+    assert made == [0, 1, 2]  # each row's JSON made just before that row went to the database
+    assert ws.scores("dice") == {"1": 0.1, "2": 0.2, "3": 0.3}
+
+    class NotJson:
+        pass
+
+    with pytest.raises(TypeError):
+        ws.set_scores("dice", {"1": 0.7, "2": 0.8}, details={"2": {"x": NotJson()}})
+    assert ws.scores("dice") == {"1": 0.1, "2": 0.2, "3": 0.3}
+    with pytest.raises(WorkspaceError, match="not a number"):
+        ws.set_scores("dice", {"1": 0.7, "2": "high"})
+    assert ws.scores("dice") == {"1": 0.1, "2": 0.2, "3": 0.3}
+
+
+class _Spy:
+    """A connection whose executemany hands its rows through ``wrap`` (to see when each is drawn)."""
+
+    def __init__(self, conn, wrap):
+        self.conn, self.wrap = conn, wrap
+
+    def execute(self, *a):
+        return self.conn.execute(*a)
+
+    def executemany(self, sql, rows):
+        return self.conn.executemany(sql, self.wrap(rows))

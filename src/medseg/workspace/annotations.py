@@ -107,9 +107,9 @@ def set_scores(
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         )
     created = now()
-    rows = [
-        (method, str(s), _score(v, s), json.dumps(json_safe(details.get(s, {}))), created) for s, v in scores.items()
-    ]
+    values = [_score(v, s) for s, v in scores.items()]  # a bad score refused before anything is written
+    # each row's details made into JSON as it is inserted: a list of them all was the peak of QC's main process
+    rows = ((method, str(s), v, json.dumps(json_safe(details.get(s, {}))), created) for s, v in zip(scores, values))
     with write(conn):
         conn.execute("DELETE FROM scores WHERE method = ?", (method,))
         conn.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
