@@ -10,8 +10,8 @@ comparison itself grows with the square of the samples (34 s at 100,000 on one c
 at the largest distance any check asks for, in blocks of rows that bound its memory, in the run's worker
 processes when it has them; a smaller distance keeps the pairs within it (the closest come first, so these
 are the ones the bound would keep at that distance), in the same (i, j) order. A candidate is a
-:class:`Pair` when its 32x32 thumbnails correlate at ``min_correlation`` or more, in place or (``shifted``)
-once aligned; samples with identical pixels are exact pairs whatever their hashes.
+:class:`Pair` when its 32x32 thumbnails correlate in place at ``min_correlation`` or more; samples with
+identical pixels are exact pairs whatever their hashes.
 
 Fingerprints are read one at a time (they may live on disk, :mod:`medseg.qc.spill`): only the hashes of all
 samples are held at once, and the fingerprints of a candidate's two samples are read when it is compared.
@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medseg.qc.duplicates_align import Picture, aligned, aligned_correlations, picture
+from medseg.qc.duplicates_align import Picture, aligned, picture
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
 from medseg.qc.spill import Reader, given
 
@@ -197,7 +197,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[P
 
 def confirmed_chunk(ctx, chunk, fps, min_correlation: float) -> list[Pair]:
     """The candidates of ``chunk`` that their thumbnails confirm in place (a :func:`pair_map` task)."""
-    return [found for found in confirmed_all(ctx, chunk, fps, min_correlation) if found is not None]
+    return [found for found in confirmed_all(chunk, fps, min_correlation) if found is not None]
 
 
 def _hashes(fps, ctx) -> tuple[list[str], np.ndarray, np.ndarray, list[list[int]]]:
@@ -225,30 +225,13 @@ def _hashes(fps, ctx) -> tuple[list[str], np.ndarray, np.ndarray, list[list[int]
     return ctx.cache["duplicates:hashes"]
 
 
-def confirmed_all(ctx, chunk: Sequence, fps, min_correlation: float, shifted: bool = False) -> Iterator[Pair | None]:
-    """Each candidate (a, b, distance) of ``chunk``, in order, as a Pair if its thumbnails correlate at
-    ``min_correlation``, else None.
-
-    With ``shifted``, a candidate whose thumbnails correlate too little in place is confirmed by their
-    correlation once aligned (a copy cropped by a pixel or two: 0.88 in place, 0.99999 aligned); the Pair's
-    ``correlation`` is then the aligned one. Those to align are aligned together, ``_PAIR_CHUNK`` candidates
-    at a time (:func:`medseg.qc.duplicates_align.aligned_correlations`)."""
-    for k in range(0, len(chunk), _PAIR_CHUNK):
-        part = chunk[k : k + _PAIR_CHUNK]
-        corrs: list[float | None] = []
-        align = []
-        for c in part:
-            fa, fb = fps[c[0]], fps[c[1]]
-            if fa.thumb is None or fb.thumb is None:
-                corrs.append(None)
-                continue
-            corrs.append(float(fa.thumb @ fb.thumb))
-            if corrs[-1] < min_correlation and shifted and fa.grey is not None and fb.grey is not None:
-                align.append((len(corrs) - 1, pictures(ctx, (c[0], fa), (c[1], fb))))
-        for (n, _), corr in zip(align, aligned_correlations([p for _, p in align])):
-            corrs[n] = corr
-        for c, corr in zip(part, corrs):
-            yield None if corr is None or corr < min_correlation else Pair(c[0], c[1], False, c[2], corr)
+def confirmed_all(chunk: Sequence, fps, min_correlation: float) -> Iterator[Pair | None]:
+    """Each candidate (a, b, distance) of ``chunk``, in order, as a Pair if its thumbnails correlate in place at
+    ``min_correlation``, else None."""
+    for a, b, distance in chunk:
+        ta, tb = fps[a].thumb, fps[b].thumb
+        corr = None if ta is None or tb is None else float(ta @ tb)
+        yield None if corr is None or corr < min_correlation else Pair(a, b, False, distance, corr)
 
 
 def aligned_pair(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint) -> tuple[float, float, tuple[float, float]]:
