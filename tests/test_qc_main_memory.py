@@ -200,3 +200,22 @@ def test_the_source_keeps_a_small_row_a_sample_and_loads_what_the_records_say(tm
             assert view.mask_path == str(next(iter(r.mask_paths.values())))
             assert (view.group, view.revision) == (r.group, r.head_revision)
             assert np.array_equal(view.mask, ws.current_mask(sid))
+
+
+def test_the_duplicate_checks_pairs_and_hashes_are_let_go_before_the_calibration(tmp_path, monkeypatch):
+    from medseg.qc import qc
+    from medseg.qc import run as qc_run
+
+    root, _ = make_set(tmp_path / "data", n=30)
+    seen = {}
+    real = qc_run._calibrate
+
+    def calibrate(src, table, ctx, scores):
+        seen["keys"] = list(ctx.cache)
+        return real(src, table, ctx, scores)
+
+    monkeypatch.setattr(qc_run, "_calibrate", calibrate)
+    with Workspace.create(tmp_path / "ws", root) as ws:
+        report = qc(ws)
+    assert {"near_duplicate", "exact_duplicate", "duplicate_mask_disagreement"} <= set(report.checks)
+    assert seen["keys"] and not [k for k in seen["keys"] if "duplicates" in str(k) or "pairs" in str(k)]

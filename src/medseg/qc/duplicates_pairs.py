@@ -187,7 +187,7 @@ def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[P
     in ``ctx.cache``. The candidates are confirmed where their fingerprints are (:func:`pair_map`): at 100,000
     samples, reading two fingerprints a candidate kept the main process busy for minutes while the workers
     waited."""
-    key = ("pairs", max_distance, min_correlation)
+    key = f"duplicates:pairs:{max_distance}:{min_correlation}"
     if key not in ctx.cache:
         near, exact = candidates(table, ctx, max_distance)
         found = pair_map(ctx, table["fingerprint"], near, confirmed_chunk, min_correlation)

@@ -143,6 +143,10 @@ def _run_qc(source, checks, params, workers: int | None, processes: int | None, 
             timings[c.name] += time.perf_counter() - t
             yield Progress(k, len(dataset_wide), DATASET_STAGE, c.name)
 
+        # the duplicate checks' candidate pairs, hashes and pictures are not what any signal's calibration reads
+        # (at 100,000 samples the close pairs alone are ~25 MB): let go before it and the storing
+        for key in [k for k in ctx.cache if isinstance(k, str) and k.startswith("duplicates:")]:
+            del ctx.cache[key]
         position = {sid: n for n, sid in enumerate(ids)}
         findings = sorted(
             known + stored,
