@@ -129,16 +129,21 @@ def test_duplicate_hashes_are_held_as_arrays_and_give_the_same_exact_pairs():
     assert per_sample < 60, per_sample
 
 
-def test_calibration_reads_no_record_of_every_sample(tmp_path, monkeypatch):
+def _measured(ws):
+    """The workspace's source, its ids, the foreground measures and a dataset context over them."""
     from medseg.qc.checks_registry import FEATURES
 
+    src = WorkspaceSource(ws)
+    ids = src.sample_ids()
+    table = {"foreground": {sid: FEATURES["foreground"](src.load(sid, False)) for sid in ids}}
+    return src, ids, table, DatasetContext(ids, {s: s for s in ids}, {s: src.path(s) for s in ids})
+
+
+def test_calibration_reads_no_record_of_every_sample(tmp_path, monkeypatch):
     root, _ = make_set(tmp_path / "data", n=30)
     monkeypatch.setitem(SIGNALS, AREA.method, AREA)
     with Workspace.create(tmp_path / "ws", root, group_by="stem") as ws:
-        src = WorkspaceSource(ws)
-        ids = src.sample_ids()
-        table = {"foreground": {sid: FEATURES["foreground"](src.load(sid, False)) for sid in ids}}
-        ctx = DatasetContext(ids, {s: s for s in ids}, {s: src.path(s) for s in ids})
+        src, ids, table, ctx = _measured(ws)
         heads = {r.id: r.head_revision for r in ws.samples()}
         want = calibrate_qc(src, table, ctx, [AREA.method])
 
@@ -157,15 +162,11 @@ def test_calibration_reads_no_record_of_every_sample(tmp_path, monkeypatch):
 @pytest.mark.parametrize("gone", [True, False])
 def test_calibration_plants_no_sample_the_workspace_no_longer_holds(tmp_path, monkeypatch, gone):
     from medseg.errors import WorkspaceError
-    from medseg.qc.checks_registry import FEATURES
 
     root, _ = make_set(tmp_path / "data", n=30)
     monkeypatch.setitem(SIGNALS, AREA.method, AREA)
     with Workspace.create(tmp_path / "ws", root, group_by="stem") as ws:
-        src = WorkspaceSource(ws)
-        ids = src.sample_ids()
-        table = {"foreground": {sid: FEATURES["foreground"](src.load(sid, False)) for sid in ids}}
-        ctx = DatasetContext(ids, {s: s for s in ids}, {s: src.path(s) for s in ids})
+        src, ids, table, ctx = _measured(ws)
         is_volume = ws.is_volume
 
         def volume(sid):
