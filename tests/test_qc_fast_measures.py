@@ -17,7 +17,7 @@ from medseg.classmap import ClassMap
 from medseg.qc import signal_neighbours as sn
 from medseg.qc.checks_base import SampleView
 from medseg.qc.signal_shape import shape_measure
-from medseg.qc.thumb_moves import moved_centre
+from medseg.qc.thumb_moves import moved_centres
 
 BINARY = ClassMap.binary()
 
@@ -59,7 +59,7 @@ def test_moved_centre_is_ndimage_shift_bit_for_bit(shape):
     for dy, dx in moves:
         cy, cx = round(sn.CROP * h), round(sn.CROP * w)
         want = ndi.shift(a.astype(np.float32), (dy, dx), order=1, mode="nearest")[cy : h - cy, cx : w - cx]
-        got = moved_centre(a, dy, dx, cy, cx)
+        got = moved_centres(a[None], [(dy, dx)], cy, cx)[0]
         assert got.dtype == np.float32 and got.shape == want.shape
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (shape, dy, dx)
 

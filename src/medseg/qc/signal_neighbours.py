@@ -119,17 +119,14 @@ def spectrum(grey: np.ndarray) -> np.ndarray:
 
 
 def phase_shift(
-    moving: np.ndarray,
-    fixed: np.ndarray,
-    spectra: tuple[np.ndarray, np.ndarray] | None = None,
-    centred: tuple[np.ndarray, np.floating] | None = None,
+    moving: np.ndarray, fixed: np.ndarray, spectra: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[float, float, float]:
     """(dy, dx, match): the move that puts ``moving`` (grey thumbnail) onto ``fixed``, sub-pixel, and the
     correlation of the two centres after that move (1 = identical, 0 = unrelated). ``spectra``: the
-    :func:`spectrum` of ``moving`` and of ``fixed``, ``centred``: :func:`centred` of ``fixed``, when the
-    caller keeps them."""
+    :func:`spectrum` of ``moving`` and of ``fixed`` when the caller keeps them."""
     fb, fa = spectra if spectra is not None else (spectrum(moving), spectrum(fixed))
-    return _move(np.fft.ifft2(_cross(fa, fb)).real, moving, fixed, centred)
+    dy, dx = _peak(np.fft.ifft2(_cross(fa, fb)).real)
+    return dy, dx, _matches([moving], [(dy, dx)], fixed.shape, centred_centre(fixed))[0]
 
 
 def _cross(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
@@ -137,13 +134,6 @@ def _cross(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
     cross = fa * np.conj(fb)
     cross /= np.abs(cross) + 1e-9
     return cross
-
-
-def _move(corr: np.ndarray, moving: np.ndarray, fixed: np.ndarray, centred) -> tuple[float, float, float]:
-    """:func:`phase_shift`'s answer from the phase correlation ``corr`` (the inverse transform of
-    :func:`_cross`)."""
-    dy, dx = _peak(corr)
-    return dy, dx, _matches([moving], [(dy, dx)], fixed.shape, centred or centred_centre(fixed))[0]
 
 
 def _peak(corr: np.ndarray) -> tuple[float, float]:

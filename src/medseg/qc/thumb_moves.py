@@ -29,16 +29,12 @@ def _taps(at: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return first, second, w0, 1.0 - w0
 
 
-def moved_centre(moving: np.ndarray, dy: float, dx: float, cy: int, cx: int) -> np.ndarray:
-    """``scipy.ndimage.shift(moving.astype(np.float32), (dy, dx), order=1, mode="nearest")[cy:-cy, cx:-cx]``
-    computed for those pixels only, with ndimage's arithmetic (double precision: each tap's value times its
-    row weight times its column weight, summed in ndimage's order, cast to float32), so bit for bit the
-    same; ndimage's per-call set-up was most of the time on a thumbnail."""
-    return moved_centres(moving[None], [(dy, dx)], cy, cx)[0]
-
-
 def moved_centres(movings: np.ndarray, moves: list[tuple[float, float]], cy: int, cx: int) -> np.ndarray:
-    """:func:`moved_centre` of each of ``movings`` (k, h, w) by its own (dy, dx), in one pass: (k, ...)."""
+    """``scipy.ndimage.shift(m.astype(np.float32), (dy, dx), order=1, mode="nearest")[cy:-cy, cx:-cx]`` of each
+    ``m`` of ``movings`` (k, h, w) by its own (dy, dx), in one pass: (k, ...). Computed for those pixels only,
+    with ndimage's arithmetic (double precision: each tap's value times its row weight times its column weight,
+    summed in ndimage's order, cast to float32), so bit for bit the same; ndimage's per-call set-up was most of
+    the time on a thumbnail."""
     k, h, w = movings.shape
     a = movings.astype(np.float32).astype(np.float64)
     dys, dxs = (np.array([m[i] for m in moves], dtype=np.float64)[:, None] for i in (0, 1))
