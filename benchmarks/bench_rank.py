@@ -14,9 +14,9 @@ validation Dice and the timings.
 Protocols (``--protocol``):
 
 * ``new-dataset`` (default): rules, weights and thresholds are chosen on frames
-  1-297 with seeds 0-1 (``--frames choose``); reported on frames 409-612 ranked
-  as a dataset of their own, seeds 2-5 (``--frames report``), see
-  benchmarks/rank_protocol.py;
+  1-297 with seeds 0-1 (``--frames choose``) and frames 298-408 (``--frames
+  spare``, seeds 0-3); reported on frames 409-612 ranked as a dataset of their
+  own, seeds 2-5 (``--frames report``), see benchmarks/rank_protocol.py;
 * ``full``: all 612 frames, one seed;
 * ``endoscope``: the report frames as another endoscope gives them (1.5x the
   resolution, another colour balance), one seed;
@@ -48,6 +48,7 @@ import numpy as np
 from rank_protocol import (
     CHOOSE_FRAMES,
     REPORT_FRAMES,
+    SPARE_FRAMES,
     another_endoscope,
     corrupt_copy,
     evaluate,
@@ -182,7 +183,7 @@ def summary(results: list[dict], key: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--protocol", default="new-dataset", choices=("new-dataset", "full", "endoscope", "scale"))
-    ap.add_argument("--frames", default="report", choices=("report", "choose"), help="new-dataset: which side")
+    ap.add_argument("--frames", default="report", choices=("report", "choose", "spare"), help="new-dataset: which side")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="corruption seeds (protocol's own default)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-rank", action="store_true", help="the model-free queue only (QC, no fold models)")
@@ -213,8 +214,8 @@ def main(argv=None) -> int:
     results = []
     try:
         if args.protocol == "new-dataset":
-            frames = REPORT_FRAMES if args.frames == "report" else CHOOSE_FRAMES
-            seeds = args.seeds or ([2, 3, 4, 5] if args.frames == "report" else [0, 1])
+            frames = {"report": REPORT_FRAMES, "choose": CHOOSE_FRAMES, "spare": SPARE_FRAMES}[args.frames]
+            seeds = args.seeds or {"report": [2, 3, 4, 5], "choose": [0, 1], "spare": [0, 1, 2, 3]}[args.frames]
             jobs = [(f"frames {frames.start}-{frames.stop - 1}, seed {s}", src, s, frames) for s in seeds]
         elif args.protocol == "full":
             jobs = [(f"all 612 frames, seed {s}", src, s, None) for s in args.seeds or [0]]

@@ -6,7 +6,10 @@ frames 1-297 (the first 14 video blocks) with corruption seeds 0-1; results
 are reported on frames 409-612 (the last 11 blocks, 204 frames), copied into a
 dataset of their own so that the fold models see nothing else, with
 corruption seeds 2-5. Frames 298-408 are used by neither side, so no video
-straddles the two.
+straddles the two; once the first choosing side saturated (too few of its
+corrupted masks left outside the first fifth to tell two rules apart), they
+became a second choosing side (``SPARE_FRAMES``, 111 frames, a video cut at
+both ends), still never reported as a result.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from PIL import Image
 
 CHOOSE_FRAMES = range(1, 298)
 REPORT_FRAMES = range(409, 613)
+SPARE_FRAMES = range(298, 409)
 
 
 def auroc(scores_bad, scores_good) -> float:

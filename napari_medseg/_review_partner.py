@@ -48,6 +48,7 @@ class Partner:
     iou: float | None
     more: tuple[str, ...]  # further partners the finding names as errors
     loaded: Any = None  # napari_medseg._sample_layers.LoadedSample, None for a volume
+    verdict: str = "either"  # "odd": this label is the odd one out of its copies; "right": the partner is it
 
 
 def read_partner(workspace: Any, sample_id: str) -> Partner | None:
@@ -57,6 +58,9 @@ def read_partner(workspace: Any, sample_id: str) -> Partner | None:
 
     for finding in workspace.findings(sample_id=sample_id, check=PAIR_CHECK):
         partners = pair_partners(finding)  # the worst-agreeing first, as the finding orders them
+        verdict = "odd" if partners and finding.details.get("odd_one_out_of") else "either"
+        if not partners and finding.details.get("likely_wrong"):  # medseg.qc.duplicates_odd: the odd one
+            partners, verdict = [str(s) for s in finding.details["likely_wrong"]], "right"
         if not partners:
             continue
         first = partners[0]
@@ -65,14 +69,19 @@ def read_partner(workspace: Any, sample_id: str) -> Partner | None:
             iou = finding.value
         record = workspace.sample(first)  # a partner gone from the workspace fails here, and is reported
         loaded = None if is_volume_record(record) else load_sample(workspace, first)
-        return Partner(sample_id, first, None if iou is None else float(iou), tuple(partners[1:]), loaded)
+        return Partner(sample_id, first, None if iou is None else float(iou), tuple(partners[1:]), loaded, verdict)
     return None
 
 
 def partner_line(p: Partner) -> str:
-    """E.g. "Same picture as 7: masks agree at IoU 0.74; one of them is wrong"."""
+    """E.g. "Same picture as 7: masks agree at IoU 0.74; one of them is wrong"; where three or more copies
+    tell which (:mod:`medseg.qc.duplicates_odd`), which one."""
     agree = f"masks agree at IoU {p.iou:.2f}" if p.iou is not None else "masks disagree"
     more = f" (also the same picture as {', '.join(p.more)})" if p.more else ""
+    if p.verdict == "odd":
+        return f"Same picture as {p.partner}: {agree}; this label is the odd one out of its copies, likely wrong{more}"
+    if p.verdict == "right":
+        return f"Same picture as {p.partner}: {agree}; {p.partner} is the odd one out of its copies, likely wrong{more}"
     return f"Same picture as {p.partner}: {agree}; one of them is wrong{more}"
 
 

@@ -194,8 +194,10 @@ def _combined(standings: dict, calibration, weights: dict | None) -> float:
 
 
 def _pair_groups(items: list[QueueItem]) -> dict[str, str]:
-    """{sample: its group}: samples named by each other's disagreeing-duplicate error form one group."""
+    """{sample: its group}: samples whose disagreeing-duplicate errors name each other form one group (an odd
+    one out names copies whose own findings are info: they are not in its group)."""
     parent = {i.sample_id: i.sample_id for i in items}
+    names = {(i.sample_id, o) for i in items for f in i.findings for o in pair_partners(f)}
 
     def root(s: str) -> str:
         while parent[s] != s:
@@ -206,7 +208,7 @@ def _pair_groups(items: list[QueueItem]) -> dict[str, str]:
     for item in items:
         for f in item.findings:
             for other in pair_partners(f):
-                if other in parent:
+                if other in parent and (other, item.sample_id) in names:
                     parent[root(other)] = root(item.sample_id)
     return {s: root(s) for s in parent}
 

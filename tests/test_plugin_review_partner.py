@@ -11,6 +11,7 @@ import pytest
 from _review_data import H, W, make_review_set, object_mask, open_dataset_widget, wait_for_queue, wait_for_sample
 from PIL import Image
 
+from medseg.qc import review_queue
 from medseg.qc.run import qc
 from napari_medseg._layer_roles import PARTNER_IMAGE_LAYER, PARTNER_LABELS_LAYER, is_locked
 from napari_medseg._review_keys import OPEN_PARTNER_KEY
@@ -137,3 +138,35 @@ def test_dataset_tab_says_the_groups_were_inferred_from_image_similarity(review)
     text = dataset.groups.text()
     assert text.startswith(f"Groups: {len(set(groups))} inferred from image similarity"), text
     assert not dataset.groups.isHidden()
+
+
+def test_the_odd_one_out_of_three_copies_is_named_beside_each_and_only_it_is_pulled_up(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Frame 1 under two more names: 8.png with frame 1's own label, 7.png with the object moved. 7 is the odd
+    one out (an error); 1 and 8 keep an info finding naming 7, and each shows 7 beside it."""
+    root = _set_with_copy(tmp_path / "set")
+    shutil.copy2(root / "images" / "1.png", root / "images" / "8.png")
+    shutil.copy2(root / "masks" / "1.png", root / "masks" / "8.png")
+    viewer = make_napari_viewer()
+    _, session = open_dataset_widget(viewer, qtbot, root)
+    report = qc(session.workspace, DUP_CHECKS, workers=1)
+    bad = {f.sample_id: f for f in report.findings if f.check == "duplicate_mask_disagreement"}
+    assert {s: f.severity for s, f in bad.items()} == {"1": "info", "8": "info", "7": "error"}
+    session.findings_changed.emit("qc")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
+    wait_for_queue(qtbot, widget)
+    queue = review_queue(session.workspace)
+    at = {s: k for k, s in enumerate(queue.sample_ids)}
+    assert at["7"] == 0  # 1 and 8 are not pulled up with 7: their priority is their own, a full error less
+    assert queue.priorities[at["1"]] == queue.priorities[at["8"]] == queue.priorities[0] + 1.0
+
+    _show(widget, qtbot, session, "1")
+    _partner_of(qtbot, widget, viewer, "7")
+    assert widget.partner.note.text().endswith("; 7 is the odd one out of its copies, likely wrong")
+    _show(widget, qtbot, session, "7")
+    qtbot.waitUntil(lambda: widget.partner.pending is None and widget.partner.partner is not None, timeout=10000)
+    assert widget.partner.partner.partner in {"1", "8"}
+    assert "this label is the odd one out of its copies, likely wrong (also the same picture as " in (
+        widget.partner.note.text()
+    )

@@ -321,3 +321,29 @@ def test_candidates_to_align_are_aligned_by_batched_inverse_transforms_as_each_a
     monkeypatch.undo()
     assert got == [aligned_correlation(a, b) for a, b in pairs]
     assert max(got) > 0.999 and min(got) < 0.2  # shifted copies were found, different pictures not
+
+
+def test_the_odd_one_out_of_three_copies_is_the_error_and_its_copies_are_likely_right(tmp_path):
+    astro = natural("astronaut")
+    right, wrong = rect_mask(64, (10, 30, 10, 30)), rect_mask(64, (36, 60, 36, 60))
+    extra = {"astro_a": (astro, right), "astro_b": (astro.copy(), right.copy()), "astro_c": (astro.copy(), wrong)}
+    bad = _by(qc(_dataset(tmp_path, extra), DUP_CHECKS, workers=1), "duplicate_mask_disagreement")
+    assert set(bad) == {"astro_a", "astro_b", "astro_c"}
+    odd = bad["astro_c"]
+    assert odd.severity == "error" and odd.details["odd_one_out_of"] == ["astro_a", "astro_b"]
+    assert "odd one out" in odd.message and "likely label error" in odd.message
+    for sid in ("astro_a", "astro_b"):
+        assert bad[sid].severity == "info" and bad[sid].details["likely_wrong"] == ["astro_c"]
+        assert "sample astro_c is the odd one out" in bad[sid].message
+        assert [o["severity"] for o in bad[sid].details["others"]] == ["info"]
+
+
+@pytest.mark.parametrize("split", [(1, 1), (2, 2)])
+def test_copies_split_evenly_do_not_tell_which_is_wrong_every_one_stays_an_error(tmp_path, split):
+    astro = natural("astronaut")
+    extra = {f"astro_r{k}": (astro.copy(), rect_mask(64, (10, 30, 10, 30))) for k in range(split[0])}
+    extra.update({f"astro_w{k}": (astro.copy(), rect_mask(64, (36, 60, 36, 60))) for k in range(split[1])})
+    bad = _by(qc(_dataset(tmp_path, extra), DUP_CHECKS, workers=1), "duplicate_mask_disagreement")
+    assert set(bad) == set(extra)
+    assert all(f.severity == "error" and "one of the two is a label error" in f.message for f in bad.values())
+    assert not any("odd_one_out_of" in f.details or "likely_wrong" in f.details for f in bad.values())

@@ -1,6 +1,7 @@
 """Finding 11 of issue 16 on real CVC-ClinicDB frames: a copied frame whose mask was redrawn smaller
-(IoU about 0.85) is a label error in one of the two: both are flagged, named to each other, and queued
-together ahead of the clean frames; an anti-aliasing-level difference (IoU above 0.95) is not flagged."""
+(IoU about 0.85) is a label error in one of the copies; here three copies tell which (the redrawn one
+disagrees with two that agree): it is the error, ahead of the clean frames, its copies keep an info finding
+naming it; an anti-aliasing-level difference (IoU above 0.95) is not flagged."""
 
 from __future__ import annotations
 
@@ -45,31 +46,53 @@ def _planted(cvc_dir, root):
     return _iou(src, eroded), _iou(smooth, smooth | rim)
 
 
-def test_a_copied_frame_with_a_redrawn_mask_is_flagged_on_both_and_queued_together(cvc_dir, tmp_path):
+def test_a_copied_frame_with_a_redrawn_mask_is_the_odd_one_out_of_its_copies(cvc_dir, tmp_path):
     iou, smooth_iou = _planted(cvc_dir, tmp_path / "cvc")
     assert 0.8 < iou < 0.9 and smooth_iou > 0.95
     with Workspace.create(tmp_path / "ws", tmp_path / "cvc") as ws:
         report = qc(ws, workers=1)
         bad = {f.sample_id: f for f in report.findings if f.check == "duplicate_mask_disagreement"}
         # frame 113 is a near-copy of 112 (aligned picture correlation 0.99995, masks at IoU 0.98): the
-        # redrawn copy disagrees with it too; the smooth pair (IoU > 0.95) is not flagged
+        # redrawn copy disagrees with both, they do not disagree with each other, so the copy is the error;
+        # the smooth pair (IoU > 0.95) is not flagged
         assert set(bad) == {ORIGINAL, COPY, NEXT}
-        assert all(f.severity == "error" for f in bad.values())
-        assert bad[ORIGINAL].details["partner"] == COPY and bad[NEXT].details["partner"] == COPY
-        assert ORIGINAL in {o["id"] for o in bad[COPY].details["others"]}
-        assert abs(bad[COPY].value - iou) < 0.05 and "sample" in bad[COPY].message
+        assert bad[COPY].severity == "error" and bad[COPY].details["odd_one_out_of"] == sorted([ORIGINAL, NEXT])
+        assert {o["id"] for o in bad[COPY].details["others"]} == {ORIGINAL, NEXT}
+        assert abs(bad[COPY].value - iou) < 0.05 and "the odd one out" in bad[COPY].message
+        for right in (ORIGINAL, NEXT):
+            assert bad[right].severity == "info" and bad[right].details["likely_wrong"] == [COPY]
+            assert bad[right].details["partner"] == COPY and f"sample {COPY} is the odd one out" in bad[right].message
 
         queue = review_queue(ws)
         order = [i.sample_id for i in queue]
-        at = sorted(order.index(s) for s in (ORIGINAL, COPY, NEXT))
-        assert at == list(range(at[0], at[0] + 3))  # queued together
-        first = at[0]
         clean = [i.sample_id for i in queue if not i.findings]
-        assert clean and all(order.index(s) > first + 2 for s in clean)
+        assert clean and all(order.index(s) > order.index(COPY) for s in clean)
         assert [i.priority for i in queue] == sorted(i.priority for i in queue)
-        pair = queue[first]
-        assert pair.signals[0].startswith("QC error: duplicate image's mask disagrees (IoU 0.8")
-        assert "with sample" in pair.signals[0]
+        odd = queue[order.index(COPY)]
+        assert odd.signals[0].startswith("QC error: duplicate image's mask disagrees (IoU 0.8")
+        assert "the odd one out, most likely the wrong label" in odd.signals[0]
+        right = queue[order.index(ORIGINAL)]
+        assert right.priority > odd.priority + 0.5  # not pulled up with the odd one: no error of its own
+        assert any(f"with sample {COPY} (the same image), the odd one out" in s for s in right.signals)
+
+
+def test_a_copied_frame_whose_mask_disagrees_with_its_only_copy_is_queued_together_with_it(cvc_dir, tmp_path):
+    iou, _ = _planted(cvc_dir, tmp_path / "cvc")
+    (tmp_path / "cvc" / "images" / f"{NEXT}.png").unlink()  # the near-copy of 112 gone: a pair, not three
+    (tmp_path / "cvc" / "masks" / f"{NEXT}.png").unlink()
+    with Workspace.create(tmp_path / "ws", tmp_path / "cvc") as ws:
+        report = qc(ws, workers=1)
+        bad = {f.sample_id: f for f in report.findings if f.check == "duplicate_mask_disagreement"}
+        assert set(bad) == {ORIGINAL, COPY} and all(f.severity == "error" for f in bad.values())
+        assert bad[ORIGINAL].details["partner"] == COPY and bad[COPY].details["partner"] == ORIGINAL
+        queue = review_queue(ws)
+        order = [i.sample_id for i in queue]
+        at = sorted(order.index(s) for s in (ORIGINAL, COPY))
+        assert at[1] == at[0] + 1  # queued together: one of the two is wrong, only a look at both says which
+        clean = [i.sample_id for i in queue if not i.findings]
+        assert clean and all(order.index(s) > at[1] for s in clean)
+        assert queue[at[0]].priority == queue[at[1]].priority
+        assert "one of them is wrong, queued together" in queue[at[0]].signals[0]
 
 
 def test_the_threshold_is_a_qc_parameter(cvc_dir, tmp_path):

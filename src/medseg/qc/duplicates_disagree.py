@@ -13,6 +13,11 @@ too, otherwise to ``near_min_iou`` only (the figures behind these thresholds:
 frames whose objects move, so IoU says little; they only raise a warning when
 a class is labelled in one and absent from the other (a missing annotation).
 
+Three or more copies can tell which label is wrong: one that disagrees with
+copies which do not disagree with one another is the odd one out
+(:mod:`medseg.qc.duplicates_odd`); its error names them, and theirs become
+info findings naming it, so they are not pulled to the top with it.
+
 Each pair is judged on its own (:func:`judge`), where its fingerprints are: in
 the run's worker processes with the confirmation of its hash candidate, or
 here. A pair that is neither the same picture nor labels a class the other
@@ -32,6 +37,7 @@ import numpy as np
 
 from medseg.qc.duplicates_align import aligned_correlations, magnitudes, pictures_of
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
+from medseg.qc.duplicates_odd import cleared
 from medseg.qc.duplicates_pairs import _PICTURES_KEPT, Pair, aligned_pair, candidates, pair_map, pictures
 from medseg.qc.findings import Finding
 
@@ -42,6 +48,7 @@ _MAGNITUDES_KEPT = 512  # samples whose magnitude spectra a process keeps (8.6 K
 # and resized CVC-ClinicDB frames that are hash candidates, 0.016 for a photo's 128 px window moved by 2 px,
 # 0.039 moved by 6 px (beyond the hash distance); frames of other synthetic videos are still cut by 2/3
 GATE_MARGIN = 0.04
+EITHER = ": one of the two is a label error"
 
 
 def judge(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint, p: dict) -> list[tuple[str, tuple]]:
@@ -69,7 +76,7 @@ def judge(ctx, x: Pair, fa: Fingerprint, fb: Fingerprint, p: dict) -> list[tuple
             for me, other in ((x.a, x.b), (x.b, x.a)):
                 msg = (
                     f"the same picture as sample {other} ({how}) but the masks overlap only "
-                    f"IoU {iou:.2f} (< {least:g}): one of the two is a label error"
+                    f"IoU {iou:.2f} (< {least:g}){EITHER}"
                 )
                 out.append((me, ("error", iou, other, msg)))
         return out
@@ -170,6 +177,7 @@ def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
         for judged in pair_map(ctx, fps, items, fn, p):
             for sid, issue in judged:
                 issues[sid].append(issue)
+    odd = _odd_ones_out(issues)
     out = []
     for sid in ctx.sample_ids:
         if sid not in issues:
@@ -179,18 +187,60 @@ def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
         msg = items[0][3] + (
             f" (and {len(items) - 1} more pair{'s' if len(items) > 2 else ''})" if len(items) > 1 else ""
         )
+        details = {
+            "partner": items[0][2],
+            "others": [{"id": t[2], "iou": round(t[1], 4), "severity": t[0]} for t in items],
+        }
+        details.update(odd.get(sid, {}))
         out.append(
             Finding(
-                sid,
-                "duplicate_mask_disagreement",
-                severity,
-                msg,
-                value=iou,
-                path=ctx.paths.get(sid),
-                details={
-                    "partner": items[0][2],
-                    "others": [{"id": t[2], "iou": round(t[1], 4), "severity": t[0]} for t in items],
-                },
+                sid, "duplicate_mask_disagreement", severity, msg, value=iou, path=ctx.paths.get(sid), details=details
             )
         )
     return out
+
+
+def _odd_ones_out(issues: dict) -> dict[str, dict]:
+    """Rewrites ``issues`` where copies tell which label is wrong (:mod:`medseg.qc.duplicates_odd`): the labels
+    likely right get info instead of errors about the odd ones. The findings' extra details: {sample:
+    {"odd_one_out_of": the copies}} for an odd one, {sample: {"likely_wrong": the odd ones}} for the others."""
+    edges = [(sid, t[2]) for sid, items in issues.items() for t in items if t[0] == "error"]
+    right = cleared(edges)
+    odd: dict[str, list[str]] = {}
+    for sid, wrong in right.items():
+        for o in wrong:
+            odd.setdefault(o, []).append(sid)
+    for sid in right:
+        issues[sid] = [
+            (
+                "info",
+                iou,
+                other,
+                msg.replace(
+                    EITHER,
+                    f": sample {other} is the odd one out, its mask disagrees with {len(odd[other])} copies of "
+                    "this picture which do not disagree with one another, so the error is likely there",
+                ),
+            )
+            if severity == "error" and other in odd
+            else (severity, iou, other, msg)
+            for severity, iou, other, msg in issues[sid]
+        ]
+    for sid, copies in odd.items():
+        issues[sid] = [
+            (
+                severity,
+                iou,
+                other,
+                msg.replace(
+                    EITHER,
+                    f": this mask is the odd one out, it disagrees with {len(copies)} copies of this picture "
+                    f"({', '.join(copies[:3])}{', ...' if len(copies) > 3 else ''}) which do not disagree with "
+                    "one another, so it is the likely label error",
+                ),
+            )
+            for severity, iou, other, msg in issues[sid]
+        ]
+    return {sid: {"likely_wrong": wrong} for sid, wrong in right.items()} | {
+        sid: {"odd_one_out_of": sorted(copies)} for sid, copies in odd.items()
+    }

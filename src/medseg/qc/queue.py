@@ -48,7 +48,11 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
 * Duplicate images whose masks disagree (the ``duplicate_mask_disagreement``
   error names its partner) are one question, which of the two is wrong: the
   samples of such a pair share the pair's lowest priority and follow one
-  another in the queue.
+  another in the queue (samples whose errors name each other). Where three
+  or more copies tell which label is wrong (one disagrees with copies that
+  do not disagree with one another, :mod:`medseg.qc.duplicates_odd`), only
+  that odd one out keeps the error; its copies' findings are info, and they
+  keep their own place.
 * ``QueueItem.signals`` say why in short phrases, most telling first
   (:mod:`medseg.qc.queue_words`): the findings that moved the sample, the
   signals that put it in the dataset's worst fifth, each with its measured
@@ -217,7 +221,7 @@ def _order(state, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-QUEUE_RULE = 1  # raise when the ordering rule changes in a way the cache key below does not see
+QUEUE_RULE = 2  # raise when the ordering rule changes in a way the cache key below does not see
 
 
 def _cache_key(method: str | None, checks: set | None, models: bool) -> str:

@@ -224,8 +224,10 @@ def _plain_weights(judged: dict, model: str | None, details: dict) -> dict[str, 
 
 
 def _pair_edges(found: dict, at: dict) -> np.ndarray:
-    """(sample, partner) indices of every disagreeing-duplicate error naming a sample of the workspace."""
-    edges = []
+    """(sample, partner) indices of every pair of samples whose disagreeing-duplicate errors name each other.
+    An odd one out's error names copies whose own findings are info (:mod:`medseg.qc.duplicates_odd`): they
+    are likely right, and not pulled up with it."""
+    named = set()
     for k, rows in found.items():
         for row in rows:
             if row[1] != PAIR_CHECK or row[2] != "error":
@@ -233,8 +235,8 @@ def _pair_edges(found: dict, at: dict) -> np.ndarray:
             for other in pair_partners(finding_of(row)):
                 j = at.get(other)
                 if j is not None:
-                    edges.append((k, j))
-    return np.array(edges, np.int64).reshape(-1, 2)
+                    named.add((k, j))
+    return np.array(sorted(e for e in named if e[::-1] in named), np.int64).reshape(-1, 2)
 
 
 def _pair_groups(keep: np.ndarray, edges: np.ndarray) -> list[list[int]]:

@@ -166,8 +166,19 @@ def pair_partners(f: Finding) -> list[str]:
 def _finding_signal(f: Finding) -> str:
     text = f"QC {f.severity}: {finding_phrase(f)}"
     partners = pair_partners(f)
-    if partners:
+    odd_of, wrong = f.details.get("odd_one_out_of"), f.details.get("likely_wrong")
+    if partners and odd_of:  # medseg.qc.duplicates_odd: copies that tell which label is wrong
+        text += (
+            f" with sample {', '.join(odd_of[:3])} (copies of the same image that do not disagree with one "
+            "another): the odd one out, most likely the wrong label"
+        )
+    elif partners:
         text += f" with sample {', '.join(partners[:3])} (the same image): one of them is wrong, queued together"
+    elif f.check == PAIR_CHECK and wrong:
+        text += (
+            f" with sample {', '.join(wrong[:3])} (the same image), the odd one out among the image's copies: "
+            "that label is the likely error, not this one"
+        )
     return text
 
 
