@@ -213,3 +213,25 @@ def test_a_planted_signal_names_itself_in_the_rows_it_moved(planted_ws, monkeypa
     assert first.signals[0].startswith("an object unlike the dataset's in size (a signal that finds ")
     assert f"{cal.found['t-area']:.0%} of planted errors here)" in first.signals[0]
     assert queue_auroc(queue, planted) > 0.6
+
+
+def test_a_label_at_one_signals_very_worst_counts_more_than_a_linear_sum_would_give_it():
+    from medseg.qc.queue_index import Standings, calibrated
+    from medseg.qc.reliability import suspicion
+
+    assert suspicion(0.5) == 1.0 - 0.5 - 0.3 * math.log(0.5)
+    assert suspicion(0.0) - suspicion(0.01) == pytest.approx(0.01)  # below the floor only the linear part grows
+    assert suspicion(0.01) > suspicion(0.02) > suspicion(0.5) > suspicion(1.0)
+    cal = Calibration({"a": 1.0, "b": 1.0}, -2.0, {"a": 0.8, "b": 0.8}, {"a": 0.5, "b": 0.5}, 100)
+    extreme, middling, quiet = {"a": 0.01, "b": 0.9}, {"a": 0.3, "b": 0.3}, {"a": 0.6, "b": 0.7}
+    # a linear sum of 1 - standing would put the middling sample first (1.4 against 1.09)
+    assert cal.combined(extreme) < cal.combined(middling) < cal.combined(quiet)
+    # two moderate signals keep the order a linear sum gives them
+    assert cal.combined({"a": 0.2, "b": 0.6}) < cal.combined({"a": 0.4, "b": 0.6})
+    # the queue's vectorised rule is the per-sample rule to the bit, an unjudged standing at 0.5
+    rows = [extreme, middling, quiet, {"a": None, "b": 0.4}]
+    judged = {
+        m: Standings(len(rows), {k: r[m] for k, r in enumerate(rows) if r[m] is not None}, set(), 1.0)
+        for m in "ab"
+    }
+    assert calibrated(cal.bias, cal.weights, judged, len(rows)).tolist() == [cal.combined(r) for r in rows]

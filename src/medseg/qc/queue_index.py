@@ -69,11 +69,14 @@ class Standings:
 
 def calibrated(bias: float, weights: dict[str, float], judged: dict[str, Standings], n: int) -> np.ndarray:
     """``Calibration.combined`` of every sample: z summed signal by signal (an unjudged or absent signal at
-    0.5), then 1 - logistic(z) through ``math.exp`` (numpy's exp may differ in the last bit)."""
+    0.5, each standing's ``reliability.suspicion`` through ``math.log``), then 1 - logistic(z) through
+    ``math.exp`` (numpy's log and exp may differ in the last bit)."""
+    from medseg.qc import reliability
+
     z = np.full(n, float(bias))
     for m, w in weights.items():
         x = judged[m].value if m in judged else np.full(n, np.nan)
-        z = z + w * (1.0 - np.where(np.isnan(x), 0.5, x))
+        z = z + w * np.array([reliability.suspicion(v) for v in np.where(np.isnan(x), 0.5, x).tolist()])
     return np.array([1.0 - 1.0 / (1.0 + math.exp(-v)) for v in z.tolist()])
 
 
