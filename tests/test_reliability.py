@@ -235,3 +235,27 @@ def test_a_label_at_one_signals_very_worst_counts_more_than_a_linear_sum_would_g
         for m in "ab"
     }
     assert calibrated(cal.bias, cal.weights, judged, len(rows)).tolist() == [cal.combined(r) for r in rows]
+
+
+def test_a_calibration_stored_for_the_linear_evidence_is_fitted_again_on_its_planted_pairs(planted_ws):
+    import json
+
+    from medseg.qc import reliability
+
+    ws, _ = planted_ws
+    qc(ws, workers=1)
+    _useless_model(ws)
+    calibrate_model(ws, "oof-k5")
+    state = load(ws.root)
+    now = {key: calibration(ws.root, key or None) for key in state["calibrations"]}
+    assert all(c is not None and c.evidence == reliability.EVIDENCE for c in now.values())
+    # the same state as an earlier release stored it: no version, other weights
+    for d in state["calibrations"].values():
+        d.pop("evidence")
+        d["weights"] = dict.fromkeys(d["weights"], 1.0)
+    (ws.root / reliability.FILE).write_text(json.dumps(state))
+    for key, fresh in now.items():
+        again = calibration(ws.root, key or None)
+        assert again.evidence == reliability.EVIDENCE and again.model == fresh.model
+        assert again.weights == pytest.approx(fresh.weights) and again.bias == pytest.approx(fresh.bias)
+    assert Calibration.from_dict({k: v for k, v in now[""].to_dict().items() if k != "evidence"}).evidence == 1

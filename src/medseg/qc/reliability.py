@@ -67,6 +67,7 @@ PLANT_KINDS = tuple(k for k in KINDS if k != "grey_noise")
 # EXTREME 0.1 gave the same shares; -ln alone 93.2 / 93.2 % (frames 1-297 fell); the floor at 0.005 or 0.03 alike
 EXTREME = 0.3
 FLOOR = 0.01
+EVIDENCE = 2  # the version of suspicion() a calibration's weights were fitted for (1: 1 - standing alone)
 
 
 def suspicion(standing: float) -> float:
@@ -81,7 +82,8 @@ SEED = 0
 @dataclass(frozen=True)
 class Calibration:
     """One fitted combination: ``weights`` per signal method (0 = no say), ``bias``; ``auroc`` and ``found``
-    per signal measured; ``model`` the model method in it (None: model-free); ``n_pairs`` planted copies."""
+    per signal measured; ``model`` the model method in it (None: model-free); ``n_pairs`` planted copies;
+    ``evidence``: the version of :func:`suspicion` the weights were fitted for."""
 
     weights: dict[str, float]
     bias: float
@@ -91,6 +93,7 @@ class Calibration:
     model: str | None = None
     when: str = ""
     kinds: dict[str, int] = field(default_factory=dict)
+    evidence: int = EVIDENCE
 
     def combined(self, standings: dict[str, float | None]) -> float:
         """1 - the chance (on a planted set half wrong) that the label is wrong: lower = look first."""
@@ -106,7 +109,7 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{"evidence": 1, **{k: v for k, v in d.items() if k in names}})  # stored before versions: 1
 
 
 # planting ------------------------------------------------------------------------------------------------
@@ -272,10 +275,20 @@ def save(root, state: dict) -> Path:
 
 def calibration(root, model: str | None) -> Calibration | None:
     """The stored calibration for the queue that ranks by ``model`` (None: the model-free one)."""
-    d = (load(root).get("calibrations") or {}).get(model or "")
+    state = load(root)
+    d = (state.get("calibrations") or {}).get(model or "")
     try:
-        return Calibration.from_dict(d) if d else None
+        stored = Calibration.from_dict(d) if d else None
     except TypeError:
+        return None
+    if stored is None or stored.evidence == EVIDENCE:
+        return stored
+    # fitted for another suspicion(): fitted again on the planted pairs it was measured on (milliseconds),
+    # rather than its weights applied to evidence they were not fitted for
+    pairs = [p for p in state.get("pairs") or () if stored.model is None or stored.model in p.get("planted", {})]
+    try:  # a model's combination was fitted on the pairs it judged (reliability_model._add_model)
+        return fit(pairs, list(stored.weights), stored.model)
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
