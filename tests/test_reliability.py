@@ -231,8 +231,7 @@ def test_a_label_at_one_signals_very_worst_counts_more_than_a_linear_sum_would_g
     # the queue's vectorised rule is the per-sample rule to the bit, an unjudged standing at 0.5
     rows = [extreme, middling, quiet, {"a": None, "b": 0.4}]
     judged = {
-        m: Standings(len(rows), {k: r[m] for k, r in enumerate(rows) if r[m] is not None}, set(), 1.0)
-        for m in "ab"
+        m: Standings(len(rows), {k: r[m] for k, r in enumerate(rows) if r[m] is not None}, set(), 1.0) for m in "ab"
     }
     assert calibrated(cal.bias, cal.weights, judged, len(rows)).tolist() == [cal.combined(r) for r in rows]
 
