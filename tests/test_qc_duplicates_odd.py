@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from medseg.qc.duplicates_odd import MAX_GROUP, cleared, unique_cover
+from medseg.qc.duplicates_odd import MAX_TRIED, cleared, unique_cover
 
 
 @pytest.mark.parametrize(
@@ -28,9 +30,18 @@ def test_cleared_labels_are_those_outside_the_only_smallest_explanation(edges, r
     assert cleared([(b, a) for a, b in edges]) == right
 
 
-def test_a_group_too_large_to_search_keeps_every_label_an_error():
-    hub = [("hub", f"copy{k}") for k in range(MAX_GROUP)]  # MAX_GROUP + 1 labels
-    assert cleared(hub) == {}
-    assert set(cleared(hub[:-1])) == {f"copy{k}" for k in range(MAX_GROUP - 1)}
+def test_a_large_group_with_a_small_explanation_is_searched_one_whose_search_is_too_long_is_not():
+    star = [("hub", f"copy{k:02d}") for k in range(60)]  # one odd copy among 61: 61 sets of one label
+    assert set(cleared(star)) == {f"copy{k:02d}" for k in range(60)}
+    # two labels of 40 against 38 that agree: the two are found among the 820 sets of two
+    two = [(w, f"r{k:02d}") for w in ("w1", "w2") for k in range(38)]
+    assert set(cleared(two)) == {f"r{k:02d}" for k in range(38)}
+    # 15 labels against 16: the 15 are the only smallest explanation, but finding it takes ~2^30 sets (the
+    # search stops at MAX_TRIED and keeps every label an error; without the budget this test would not end)
+    halves = [(f"a{i:02d}", f"b{j:02d}") for i in range(15) for j in range(16)]
+    assert sum(math.comb(31, k) for k in range(1, 16)) > 1000 * MAX_TRIED
+    assert cleared(halves) == {}
+    small = [(f"a{i}", f"b{j}") for i in range(3) for j in range(5)]  # 3 against 5: within the budget
+    assert set(cleared(small)) == {f"b{j}" for j in range(5)}
     graph = {"a": {"b"}, "b": {"a"}}
     assert unique_cover(graph, {"a", "b"}) is None

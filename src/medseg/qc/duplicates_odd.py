@@ -23,11 +23,15 @@ QC run again): frames 1-297, seeds 0-1, corrupted masks in the first 20 %
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from itertools import combinations
 
-MAX_GROUP = 12  # larger groups keep every label an error: the search grows as 2^n
+# sets of labels tried per group before giving up (every label stays an error): the search tries the sets of
+# one label, then of two, ...; a large group with a small explanation (one odd copy among 50) is cheap, a
+# group whose smallest explanation is large is not (2^n sets)
+MAX_TRIED = 100_000
 
 
 def cleared(edges: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -55,12 +59,15 @@ def cleared(edges: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def unique_cover(graph: dict[str, set[str]], group: set[str]) -> set[str] | None:
-    """The group's only smallest set of labels in every disagreement, None when two sets tie or it is too big."""
-    if len(group) > MAX_GROUP:
-        return None
+    """The group's only smallest set of labels in every disagreement; None when two sets tie, or when finding
+    it would take more than ``MAX_TRIED`` sets."""
     members = sorted(group)
     pairs = [(a, b) for a in members for b in graph[a] if a < b]
+    tried = 0
     for k in range(1, len(members)):
+        tried += math.comb(len(members), k)
+        if tried > MAX_TRIED:
+            return None
         found = None
         for chosen in combinations(members, k):
             s = set(chosen)
