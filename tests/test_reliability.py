@@ -258,3 +258,10 @@ def test_a_calibration_stored_for_the_linear_evidence_is_fitted_again_on_its_pla
         assert again.evidence == reliability.EVIDENCE and again.model == fresh.model
         assert again.weights == pytest.approx(fresh.weights) and again.bias == pytest.approx(fresh.bias)
     assert Calibration.from_dict({k: v for k, v in now[""].to_dict().items() if k != "evidence"}).evidence == 1
+
+
+def test_suspicions_of_an_array_equal_suspicion_of_each_standing_to_the_bit():
+    from medseg.qc.reliability import FLOOR, suspicion, suspicions
+
+    x = np.r_[np.random.default_rng(3).random(1000), 0.0, FLOOR / 2, FLOOR, 0.5, 1.0]
+    assert suspicions(x).tolist() == [suspicion(v) for v in x.tolist()]

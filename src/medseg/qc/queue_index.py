@@ -76,7 +76,7 @@ def calibrated(bias: float, weights: dict[str, float], judged: dict[str, Standin
     z = np.full(n, float(bias))
     for m, w in weights.items():
         x = judged[m].value if m in judged else np.full(n, np.nan)
-        z = z + w * np.array([reliability.suspicion(v) for v in np.where(np.isnan(x), 0.5, x).tolist()])
+        z = z + w * reliability.suspicions(np.where(np.isnan(x), 0.5, x))
     return np.array([1.0 - 1.0 / (1.0 + math.exp(-v)) for v in z.tolist()])
 
 
