@@ -216,7 +216,8 @@ def _pair_groups(items: list[QueueItem]) -> dict[str, str]:
 def _ordered(items: list[QueueItem]) -> list[QueueItem]:
     """Ascending priority, the workspace's order on ties after: scored before unscored, the worst finding
     and the most findings first. The samples of a disagreeing duplicate pair share the pair's lowest
-    priority and follow one another (one of them is wrong; which, only a look at both says)."""
+    priority and follow one another (one of them is wrong; which, only a look at both says), the one with
+    the lower priority of its own first."""
     group = _pair_groups(items)
     own = {}
     for pos, item in enumerate(items):
@@ -232,4 +233,5 @@ def _ordered(items: list[QueueItem]) -> list[QueueItem]:
         else replace(item, priority=lowest[group[item.sample_id]][0])
         for item in items
     ]
-    return sorted(shared, key=lambda item: (lowest[group[item.sample_id]], own[item.sample_id]))
+    mine = {item.sample_id: item.priority for item in items}  # within a pair, the likelier error first
+    return sorted(shared, key=lambda item: (lowest[group[item.sample_id]], mine[item.sample_id], own[item.sample_id]))

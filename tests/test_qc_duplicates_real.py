@@ -89,6 +89,7 @@ def test_a_copied_frame_whose_mask_disagrees_with_its_only_copy_is_queued_togeth
         order = [i.sample_id for i in queue]
         at = sorted(order.index(s) for s in (ORIGINAL, COPY))
         assert at[1] == at[0] + 1  # queued together: one of the two is wrong, only a look at both says which
+        assert order[at[0]] == COPY  # the redrawn label, the likelier error by its own signals, first
         clean = [i.sample_id for i in queue if not i.findings]
         assert clean and all(order.index(s) > at[1] for s in clean)
         assert queue[at[0]].priority == queue[at[1]].priority

@@ -98,7 +98,7 @@ def queue_order(
     """(places, shared priority) of the queue's items given per item (in the workspace's order): ascending
     priority, then scored before unscored, the worst finding, the most findings, the workspace's order; the
     items of each of ``groups`` (lists of item indices) share their lowest (priority, own key) and follow one
-    another."""
+    another, the one whose own priority is lowest (the likelier error) first."""
     n = len(priority)
     pos = np.arange(n)
     own = (unscored.astype(np.int8), -worst, -count, pos)
@@ -108,7 +108,7 @@ def queue_order(
         for i in members:
             for lo, a in zip(low, (priority, *own)):
                 lo[i] = a[best]
-    order = np.lexsort((*reversed(own), *reversed(low)))
+    order = np.lexsort((*reversed(own), priority, *reversed(low)))
     return order, low[0]
 
 
