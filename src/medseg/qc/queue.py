@@ -48,7 +48,8 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
 * Duplicate images whose masks disagree (the ``duplicate_mask_disagreement``
   error names its partner) are one question, which of the two is wrong: the
   samples of such a pair share the pair's lowest priority and follow one
-  another in the queue (samples whose errors name each other). Where three
+  another in the queue (samples whose errors name each other), the one
+  whose own priority is lower (the likelier error) first. Where three
   or more copies tell which label is wrong (one disagrees with copies that
   do not disagree with one another, :mod:`medseg.qc.duplicates_odd`), only
   that odd one out keeps the error; its copies' findings are info, and they
