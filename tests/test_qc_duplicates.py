@@ -347,3 +347,23 @@ def test_copies_split_evenly_do_not_tell_which_is_wrong_every_one_stays_an_error
     assert set(bad) == set(extra)
     assert all(f.severity == "error" and "one of the two is a label error" in f.message for f in bad.values())
     assert not any("odd_one_out_of" in f.details or "likely_wrong" in f.details for f in bad.values())
+
+
+def test_the_queue_words_name_the_odd_ones_out_and_the_copies_in_the_plural_when_several():
+    from medseg.findings import Finding
+    from medseg.qc.queue_item import finding_penalty
+    from medseg.qc.queue_words import signals
+
+    def said(severity, **details):
+        f = Finding("s", "duplicate_mask_disagreement", severity, "m", value=0.4, details=details)
+        return signals((f,), finding_penalty, None, {}, None)[0 if severity == "error" else -1]
+
+    others = [{"id": "b", "iou": 0.4, "severity": "error"}, {"id": "c", "iou": 0.3, "severity": "error"}]
+    assert "with samples b, c (copies of the same image that do not disagree with one another): the odd one out" in (
+        said("error", others=others, odd_one_out_of=["b", "c"])
+    )
+    assert "with sample b (the same image): one of them is wrong, queued together" in said("error", others=others[:1])
+    one = said("info", others=[{"id": "x", "iou": 0.4, "severity": "info"}], likely_wrong=["x"])
+    assert "with sample x (the same image), the odd one out among the image's copies: that label is" in one
+    two = said("info", others=[], likely_wrong=["x", "y"])
+    assert "with samples x, y (the same image), the odd ones out among the image's copies: those labels" in two

@@ -169,17 +169,26 @@ def _finding_signal(f: Finding) -> str:
     odd_of, wrong = f.details.get("odd_one_out_of"), f.details.get("likely_wrong")
     if partners and odd_of:  # medseg.qc.duplicates_odd: copies that tell which label is wrong
         text += (
-            f" with sample {', '.join(odd_of[:3])} (copies of the same image that do not disagree with one "
+            f" with {_samples(odd_of)} (copies of the same image that do not disagree with one "
             "another): the odd one out, most likely the wrong label"
         )
     elif partners:
-        text += f" with sample {', '.join(partners[:3])} (the same image): one of them is wrong, queued together"
+        text += f" with {_samples(partners)} (the same image): one of them is wrong, queued together"
     elif f.check == PAIR_CHECK and wrong:
         text += (
-            f" with sample {', '.join(wrong[:3])} (the same image), the odd one out among the image's copies: "
+            f" with {_samples(wrong)} (the same image), the odd one out among the image's copies: "
             "that label is the likely error, not this one"
+            if len(wrong) == 1
+            else f" with {_samples(wrong)} (the same image), the odd ones out among the image's copies: "
+            "those labels are the likely errors, not this one"
         )
     return text
+
+
+def _samples(ids: list[str]) -> str:
+    """ "sample 7", "samples 7, 9, 12" (at most three named, "..." after)."""
+    more = ", ..." if len(ids) > 3 else ""
+    return f"sample{'s' if len(ids) > 1 else ''} {', '.join(ids[:3])}{more}"
 
 
 def model_signal(score: float, details: dict, method: str | None) -> str:
