@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from medseg.findings import Finding
+from medseg.qc import reliability
 
 
 def finding_of(row: tuple) -> Finding:
@@ -71,8 +72,6 @@ def calibrated(bias: float, weights: dict[str, float], judged: dict[str, Standin
     """``Calibration.combined`` of every sample: z summed signal by signal (an unjudged or absent signal at
     0.5, each standing's ``reliability.suspicion`` through ``math.log``), then 1 - logistic(z) through
     ``math.exp`` (numpy's log and exp may differ in the last bit)."""
-    from medseg.qc import reliability
-
     z = np.full(n, float(bias))
     for m, w in weights.items():
         x = judged[m].value if m in judged else np.full(n, np.nan)

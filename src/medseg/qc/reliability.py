@@ -72,13 +72,13 @@ EVIDENCE = 2  # the version of suspicion() a calibration's weights were fitted f
 
 def suspicion(standing: float) -> float:
     """What a standing adds to the evidence before its weight (0.5 for a signal that did not judge): the
-    comment above. ``math.log`` in both the fit and the queue, so one sample's value is the same to the bit."""
-    return 1.0 - standing - EXTREME * math.log(max(standing, FLOOR))
+    comment above; :func:`suspicions` of one standing, so the per-sample rule and the queue's agree to the bit."""
+    return float(suspicions(np.array([standing], dtype=float))[0])
 
 
 def suspicions(standings: np.ndarray) -> np.ndarray:
-    """:func:`suspicion` of each standing (no NaN), the same operations in the same order: equal to the bit,
-    in a third of the time of a loop calling it (100,000 standings: 6 against 18 ms)."""
+    """:func:`suspicion` of each standing (no NaN). ``math.log`` element by element: numpy's log may give
+    another last bit depending on where in an array a value sits."""
     x = np.asarray(standings, dtype=float)
     logs = np.fromiter(map(math.log, np.maximum(x, FLOOR).tolist()), float, len(x))
     return 1.0 - x - EXTREME * logs
