@@ -18,6 +18,10 @@ and a Unet (untrained: the same cost as a trained one) in the Predict dock, live
    so the machine's load is the same for both);
 3. sample changes: the workspace's Next sample, timed the same way (it also reads
    the sample's image and label, and replaces the layers' data);
+   each kind of move is also made ``--moves`` times with live prediction off (phases
+   "slices, not live" and "samples, not live"): napari's own slicing and drawing of
+   the same moves, which no plugin can avoid (under Xvfb each composition of the
+   window is software GL);
 4. a burst: ``--burst`` sample changes 0.3 s apart, the newest request winning;
 5. fine-tuning (unless ``--no-finetune``): a training process runs one epoch while
    the user keeps moving.
@@ -155,6 +159,20 @@ class Phases:
             self.gaps(gaps, t0, t1)
         return t0, t1
 
+    def still(self, name: str, move) -> None:
+        """``--moves`` moves with live prediction off, each waited for until the canvas drew it: napari's own
+        cost of the same moves (its slicing and drawing), the gaps as phase ``name``."""
+        from napari_medseg._headless import pump
+
+        t0 = time.perf_counter()
+        for k in range(self.args.moves):
+            t = time.perf_counter()
+            move(k)
+            if not pump(5, lambda t=t: self.draws.after(t) is not None):
+                raise RuntimeError(f"{name}: move {k} was never drawn")
+            pump(0.3)
+        self.gaps(name, t0, time.perf_counter())
+
     def forward_on_gui(self) -> float:
         """The predictor's forward pass on the frame on screen, as the job prepares it."""
         import torch
@@ -236,7 +254,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="medseg-gui-bench-"))
     # every sample change must reach a sample not yet shown (at the last one Next has nowhere to go and
     # predicts nothing and the timed move waits in vain): timed moves, the burst, the old-update moves, a margin
-    moves = args.moves * (2 if args.old_updates else 1) + args.burst + 4
+    moves = args.moves * (3 if args.old_updates else 2) + args.burst + 4
     demo = make_demo_dataset(tmp / "demo", sequences=max(4, -(-moves // 4)), frames=4, shape=tuple(args.size))
     frames = np.stack([load(p).array for p in sorted((demo.root / "images").glob("*.png"))[:8]])
     spec = ModelSpec(arch=args.arch, encoder=args.encoder, classes=1, task="binary")
@@ -276,6 +294,10 @@ def main() -> int:
     predict.live.setChecked(True)
     slide = lambda k: viewer.dims.set_current_step(0, (k + 1) % len(frames))  # noqa: E731
     run.moved("slice change", slide, gaps="slice changes")
+    predict.live.setChecked(False)
+    run.still("slices, not live", slide)
+    predict.live.setChecked(True)
+    pump(120, lambda: not predict.queue.busy)
     if args.old_updates:
         run.with_old_updates("slice", slide)
 
@@ -289,10 +311,11 @@ def main() -> int:
     # bar repaints the whole window at each of its frames while one runs, which is no cost of predicting
     pump(300, lambda: not [j for j in session.jobs.running() if not j.name.startswith("Prediction")])
     pump(120, lambda: not predict.queue.busy)
+    next_sample = lambda k: tools["Review"].next_sample()  # noqa: E731
+    run.still("samples, not live", next_sample)
     predict.live.setChecked(True)
     pump(120, lambda: not predict.queue.busy)
     pump(1)
-    next_sample = lambda k: tools["Review"].next_sample()  # noqa: E731
     run.moved("sample change", next_sample, gaps="sample changes")
     if run.prof is not None:
         run.prof.enable()
@@ -338,8 +361,10 @@ def main() -> int:
     print_moves(run.moves)
     print_parts(run.parts, args.moves)
     moves = dict(run.moves)
-    live_max = max(r["max"] for r in run.rows if r["phase"] in ("slice changes", "sample changes", "burst 0.3 s"))
-    print_targets(moves["slice change"], moves["sample change"], run.rows[0]["max"], live_max)
+    rows = {r["phase"]: r["max"] for r in run.rows}
+    live_max = max(rows[p] for p in ("slice changes", "sample changes", "burst 0.3 s"))
+    still_max = max(rows["slices, not live"], rows["samples, not live"])
+    print_targets(moves["slice change"], moves["sample change"], rows["idle"], live_max, still_max)
     if run.prof is not None:
         out = io.StringIO()
         pstats.Stats(run.prof, stream=out).sort_stats("cumulative").print_stats(40)

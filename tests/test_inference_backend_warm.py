@@ -1,5 +1,6 @@
-"""The onnxruntime backend warmed up in the background (PyTorch first, onnxruntime once the export in a thread is
-ready; failures and close while exporting) and the ONNX cache pruned by age and size, least recently used first."""
+"""The onnxruntime backend warmed up in the background (PyTorch first, onnxruntime once the export in a child
+process, or in a thread, is ready; failures and close while exporting) and the ONNX cache pruned by age and size,
+least recently used first."""
 
 from __future__ import annotations
 
@@ -36,9 +37,12 @@ def _image(seed: int = 0) -> np.ndarray:
 
 
 class GatedExport:
-    """write_onnx that waits for ``release`` (the export 'under way'), recording the models torch traced."""
+    """write_onnx that waits for ``release`` (the export 'under way'), recording the models torch traced; the
+    background export runs in a thread of this process (the path of a model a child process cannot rebuild),
+    where the gate can hold it."""
 
     def __init__(self, monkeypatch, fail: Exception | None = None):
+        monkeypatch.setattr(backend, "EXPORT_IN_CHILD", False)
         self.entered, self.release = threading.Event(), threading.Event()
         self.models, self.traced, self.threads = [], [], []
         self.fail = fail
@@ -234,3 +238,75 @@ def test_the_app_predictor_warms_up_in_the_background(tmp_path, monkeypatch):
     finally:
         export.release.set()
         torch.set_num_threads(old)
+
+
+def _no_export_here(monkeypatch) -> list[str]:
+    """write_onnx of this process records its calls and refuses: an export that still lands ran elsewhere."""
+    calls = []
+
+    def refuse(ckpt, *a, **k):
+        calls.append(threading.current_thread().name)
+        raise OnnxExportError("exported in the viewer's process")
+
+    monkeypatch.setattr(onnx_export, "write_onnx", refuse)
+    return calls
+
+
+def test_the_background_export_runs_in_a_child_process(tmp_path, monkeypatch):
+    """The export never runs in this process (its GIL stays free for the viewer); its file is the one a direct
+    export finds, and onnxruntime runs it as PyTorch does."""
+    torch.set_num_threads(1)
+    ck = load_checkpoint(_saved(tmp_path))
+    calls = _no_export_here(monkeypatch)
+    pred = Predictor(ck, device="cpu", warm_up="background")
+    first = pred.predict(_image())
+    assert pred.wait_backends(WAIT) and pred.backends == ["onnxruntime"] and not calls
+    assert float(np.abs(first.probs - pred.predict(_image()).probs).max()) <= 1e-4
+    (only,) = cache_dir().iterdir()  # the file, and no payload left beside it
+    assert only.suffix == ".onnx" and onnx_cache.find_cached(cache_dir(), only.stem.rsplit("-", 1)[0]) == only
+    assert Predictor(ck, device="cpu").backends == ["onnxruntime"] and not calls  # found, not exported again
+
+
+def test_closed_while_the_child_exports_the_file_still_lands(tmp_path, monkeypatch, caplog):
+    path = _saved(tmp_path)
+    calls = _no_export_here(monkeypatch)
+    made = _sessions(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        pred = Predictor(str(path), device="cpu", warm_up="background")
+        done = pred._backends[0].done
+        pred.close()
+        assert done.wait(WAIT)
+    assert pred.backends == ["torch"] and not made and not calls and not _backend_warnings(caplog)
+    assert [p.suffix for p in cache_dir().iterdir()] == [".onnx"]
+
+
+def test_a_model_the_child_cannot_rebuild_is_exported_in_the_thread(tmp_path, monkeypatch, caplog):
+    from medseg.inference.members import Member
+
+    class Local(torch.nn.Module):  # defined in a function: pickle cannot name it for a child process
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    ck = load_checkpoint(_saved(tmp_path))
+    member = Member(Local(ck.model).eval(), ck.spec, ck.classmap, ck.preprocessing, "local model", checkpoint=True)
+    with caplog.at_level(logging.INFO, logger="medseg.inference"):
+        pred = Predictor([member], device="cpu", warm_up="background")
+        assert pred.wait_backends(WAIT)
+    assert pred.backends == ["onnxruntime"]
+    assert "exporting local model in this process (a child process cannot rebuild it:" in caplog.text
+
+
+def test_an_export_failing_in_the_child_raises_its_message(tmp_path):
+    from medseg.inference import onnx_child
+
+    payload = tmp_path / "not-a-member.pt"
+    torch.save({"weights": 1}, payload)  # loads in the child, but is no model to export
+    with pytest.raises(OnnxExportError, match=r"failed \(exit 1\): AttributeError: .*'dict' object has no attr"):
+        onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)
+    payload.write_bytes(b"not a pickle")
+    with pytest.raises(onnx_child._Unreadable, match="UnpicklingError"):
+        onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)

@@ -19,10 +19,13 @@ Exporting takes seconds (Unet-ResNet34: the trace, the checker, the session's
 graph optimisation), which a batch over many files pays once but a viewer
 would wait for on its first prediction. ``warm_up="background"`` (with
 ``"auto"``) returns a :class:`WarmingBackend`: PyTorch runs the first forwards
-at once while a thread exports the network and builds its session, and the
-forwards after that run in onnxruntime. The export traces a copy it makes
-itself (``write_onnx``), never the live network, whose weights it only reads
-(nothing writes them once PyTorch has prepared its own network: eval mode, no
+at once while a thread has a child process export the network
+(:mod:`medseg.inference.onnx_child`: the exporter holds the GIL for up to 0.4 s
+at a time, which in the viewer's process froze its event loop), then builds its
+session, and the forwards after that run in onnxruntime. A model the child
+cannot rebuild is exported in the thread: it traces a copy it makes itself
+(``write_onnx``), never the live network, whose weights it only reads (nothing
+writes them once PyTorch has prepared its own network: eval mode, no
 gradients); the tracer's state is per thread, and the one flag torch's exporter
 sets for the whole process only turns smp's PSPNet pooling into its
 ``interpolate(mode="area")`` form, the same average. Exports are serialised
@@ -60,6 +63,9 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnxruntime")
 WARM_UPS = ("now", "background")
 _EXPORT_LOCK = threading.Lock()
+# the background warm-up exports in a child process: in a thread, the exporter holds the GIL for up to
+# 0.4 s at a time and a viewer's event loop stops as long (see medseg.inference.onnx_child)
+EXPORT_IN_CHILD = True
 
 
 class TorchBackend:
@@ -274,7 +280,7 @@ def _warm(ref, member: Member, cache: Path | None, closed: threading.Event, done
     stop = lambda: closed.is_set() or ref() is None  # noqa: E731
     _yield_cpu()
     try:
-        backend = None if stop() else _onnx_backend(member, cache, stop)
+        backend = None if stop() else _onnx_backend(member, cache, stop, in_child=EXPORT_IN_CHILD)
         owner = ref()
         if backend is not None and owner is not None and not closed.is_set():
             owner._current = backend  # the torch copy goes with the last forward that holds it
@@ -308,20 +314,23 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"
 
 
-def _onnx_backend(member: Member, cache: Path | None, stop: Callable[[], bool] | None = None) -> OnnxBackend | None:
-    """The onnxruntime backend of ``member`` (exported into the cache if needed); None when ``stop()`` turned
-    true while exporting."""
+def _onnx_backend(
+    member: Member, cache: Path | None, stop: Callable[[], bool] | None = None, in_child: bool = False
+) -> OnnxBackend | None:
+    """The onnxruntime backend of ``member`` (exported into the cache if needed, ``in_child``: by a child
+    process, :mod:`medseg.inference.onnx_child`); None when ``stop()`` turned true while exporting."""
     try:  # missing: say so before exporting anything
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise ImportError(f"onnxruntime is not installed or does not import ({e}): pip install onnxruntime") from e
     from medseg.inference.onnx_cache import cached_onnx
+    from medseg.inference.onnx_child import cached_onnx_in_child
 
     with _EXPORT_LOCK:
         if stop is not None and stop():
             return None
-        path = cached_onnx(member, cache)
-    if stop is not None and stop():
+        path = cached_onnx_in_child(member, cache, stop) if in_child else cached_onnx(member, cache)
+    if path is None or (stop is not None and stop()):
         return None
     try:
         return OnnxBackend(member, path)
