@@ -252,11 +252,12 @@ def _no_export_here(monkeypatch) -> list[str]:
     return calls
 
 
-def test_the_background_export_runs_in_a_child_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize("arch", ["PlainUNet", "Unet"])  # medseg's own class; smp's, made at run time
+def test_the_background_export_runs_in_a_child_process(tmp_path, monkeypatch, arch):
     """The export never runs in this process (its GIL stays free for the viewer); its file is the one a direct
     export finds, and onnxruntime runs it as PyTorch does."""
     torch.set_num_threads(1)
-    ck = load_checkpoint(_saved(tmp_path))
+    ck = load_checkpoint(tiny_checkpoint(tmp_path, arch))
     calls = _no_export_here(monkeypatch)
     pred = Predictor(ck, device="cpu", warm_up="background")
     first = pred.predict(_image())
@@ -283,7 +284,7 @@ def test_closed_while_the_child_exports_the_file_still_lands(tmp_path, monkeypat
 def test_a_model_the_child_cannot_rebuild_is_exported_in_the_thread(tmp_path, monkeypatch, caplog):
     from medseg.inference.members import Member
 
-    class Local(torch.nn.Module):  # defined in a function: pickle cannot name it for a child process
+    class Local(torch.nn.Module):  # not what its spec builds: the child would export another network
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
@@ -297,16 +298,20 @@ def test_a_model_the_child_cannot_rebuild_is_exported_in_the_thread(tmp_path, mo
         pred = Predictor([member], device="cpu", warm_up="background")
         assert pred.wait_backends(WAIT)
     assert pred.backends == ["onnxruntime"]
-    assert "exporting local model in this process (a child process cannot rebuild it:" in caplog.text
+    assert (
+        "exporting local model in this process (a child process cannot rebuild it: TypeError: the spec builds a "
+        "medseg.models.unets.PlainUNet, the model to export is a test_inference_backend_warm."
+    ) in caplog.text
 
 
 def test_an_export_failing_in_the_child_raises_its_message(tmp_path):
     from medseg.inference import onnx_child
+    from medseg.inference.members import as_member
 
-    payload = tmp_path / "not-a-member.pt"
-    torch.save({"weights": 1}, payload)  # loads in the child, but is no model to export
-    with pytest.raises(OnnxExportError, match=r"failed \(exit 1\): AttributeError: .*'dict' object has no attr"):
-        onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)
+    payload = tmp_path / "member.pt"
+    torch.save(onnx_child._payload(as_member(str(_saved(tmp_path)))), payload)
+    with pytest.raises(OnnxExportError, match=r"failed \(exit 1\): ValidationError: .*BatchNormalization"):
+        onnx_child._run_child(payload, tmp_path / "cache", 1, None)  # rebuilt, but no exporter writes opset 1
     payload.write_bytes(b"not a pickle")
     with pytest.raises(onnx_child._Unreadable, match="UnpicklingError"):
         onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)

@@ -4,18 +4,15 @@ torch's exporter (the trace, its graph passes, the checker, the rewrite) is Pyth
 GIL for long stretches: exported from a thread of the viewer's own process, Unet-ResNet34 held it for up
 to 0.4 s at a time, 100-130 ms again and again over 2.4 s, and the viewer's event loop froze for as long
 (``benchmarks/bench_gui_responsiveness.py``). A child process has its own interpreter: the viewer's
-thread only waits on a pipe. The child reads the member from a pickle the parent writes beside the cache
-(a temporary name, removed after; the model's classes must be importable there, as smp's and medseg's
-are), runs :func:`~medseg.inference.onnx_cache.cached_onnx` at the lowest CPU priority with one thread,
-and the parent picks the file up by the same cache key it computes itself.
+thread only waits on a pipe. The child rebuilds the member from a pickle of its spec and weights that the
+parent writes beside the cache (a temporary name, removed after), runs :func:`~medseg.inference.onnx_cache.cached_onnx` at the lowest CPU priority (from before its
+imports) with one thread, and the parent picks the file up by the same cache key it computes itself.
 
-A member the child cannot rebuild (a class defined in a notebook or a test function, a payload that does
-not pickle) is exported in the parent as before, with an info line saying why. An export that fails in
+A member the child cannot rebuild (a model that is not what its spec builds, weights that do not load
+into it, a payload that does not pickle) is exported in the parent as before, with an info line saying why. An export that fails in
 the child raises :class:`~medseg.errors.OnnxExportError` with the child's last message. ``stop()`` turning
 true does not kill the child: the export under way ends into the cache (a whole file, found next time),
 and the caller is told None.
-
-    python -m medseg.inference.onnx_child PAYLOAD FOLDER
 """
 
 from __future__ import annotations
@@ -60,7 +57,7 @@ def cached_onnx_in_child(
     payload = folder / f".{prefix}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.pt"
     try:
         try:
-            torch.save(member, payload)
+            torch.save(_payload(member), payload)
         except Exception as e:  # noqa: BLE001 - whatever does not pickle is exported here instead
             raise _Unreadable(f"{type(e).__name__}: {e}") from e
         stopped = _run_child(payload, folder, opset, stop)
@@ -77,9 +74,21 @@ def cached_onnx_in_child(
     return found
 
 
+# the child lowers its priority before it imports anything: importing torch and medseg is ~2 s of CPU that
+# took a core from the viewer's forwards at full priority when the niceness came after the imports
+_BOOT = f"""import os, sys
+try:
+    os.nice(19)
+except (AttributeError, OSError):  # no nice() on Windows; not allowed here
+    pass
+from {__name__} import _main
+sys.exit(_main(sys.argv[1:]))
+"""
+
+
 def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool] | None) -> bool:
     """Runs the child to its end; whether ``stop()`` turned true meanwhile."""
-    cmd = [sys.executable, "-m", __name__, str(payload), str(folder), str(opset)]
+    cmd = [sys.executable, "-c", _BOOT, str(payload), str(folder), str(opset)]
     with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         stopped = False
         while True:
@@ -93,8 +102,40 @@ def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool]
         raise _Unreadable(text.splitlines()[-1] if text else f"exit {UNREADABLE}")
     if proc.returncode != 0 and not stopped:
         last = text.splitlines()[-1] if text else "no output"
-        raise OnnxExportError(f"the export in a child process failed (exit {proc.returncode}): {last[-_TAIL:]}")
+        raise OnnxExportError(f"the export in a child process failed (exit {proc.returncode}): {last}")
     return stopped
+
+
+def _class_name(model: torch.nn.Module) -> str:
+    return f"{type(model).__module__}.{type(model).__qualname__}"
+
+
+def _payload(member: Member) -> dict:
+    """What the child rebuilds the member from: the spec and the weights, not the module (smp's classes
+    are made at run time in medseg.models and pickle cannot name them in another process)."""
+    return {
+        "spec": member.spec.to_dict(),
+        "state": member.model.state_dict(),
+        "model_class": _class_name(member.model),
+        "classmap": member.classmap,
+        "preprocessing": member.preprocessing.to_dict(),
+        "name": member.name,
+    }
+
+
+def _rebuild(payload: Path) -> Member:
+    """The member the parent pickled, built as its spec says (no weights fetched) with its weights loaded;
+    a model of another class than the parent's is refused (its export would not be the parent's)."""
+    from medseg.models import create_model
+    from medseg.models.spec import ModelSpec, Preprocessing
+
+    d = torch.load(payload, weights_only=False)
+    spec = ModelSpec.from_dict(d["spec"])
+    model = create_model(spec, load_weights=False)
+    if _class_name(model) != d["model_class"]:
+        raise TypeError(f"the spec builds a {_class_name(model)}, the model to export is a {d['model_class']}")
+    model.load_state_dict(d["state"], strict=True)
+    return Member(model.eval(), spec, d["classmap"], Preprocessing.from_dict(d["preprocessing"]), d["name"], True)
 
 
 def _who(member: Member) -> str:
@@ -103,23 +144,22 @@ def _who(member: Member) -> str:
 
 def _main(argv: list[str]) -> int:
     payload, folder, opset = Path(argv[0]), Path(argv[1]), int(argv[2])
-    try:
-        os.nice(19)  # the viewer's forwards come first
-    except (AttributeError, OSError):  # no nice() on Windows; not allowed here
-        pass
     torch.set_num_threads(1)
     try:
-        member = torch.load(payload, weights_only=False)
+        member = _rebuild(payload)
     except Exception as e:  # noqa: BLE001 - told to the parent, which exports itself
-        print(f"{type(e).__name__}: {e}", flush=True)
+        print(_one_line(e), flush=True)
         return UNREADABLE
     try:
         print(cached_onnx(member, folder, opset), flush=True)
     except Exception as e:  # noqa: BLE001 - the parent raises it as an export error
-        print(f"{type(e).__name__}: {e}", flush=True)
+        print(_one_line(e), flush=True)
         return 1
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
+def _one_line(e: BaseException) -> str:
+    """The exception as the last line of the child's output, which the parent reports."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:_TAIL]
+
+
