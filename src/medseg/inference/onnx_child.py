@@ -5,14 +5,15 @@ GIL for long stretches: exported from a thread of the viewer's own process, Unet
 to 0.4 s at a time, 100-130 ms again and again over 2.4 s, and the viewer's event loop froze for as long
 (``benchmarks/bench_gui_responsiveness.py``). A child process has its own interpreter: the viewer's
 thread only waits on a pipe. The child rebuilds the member from a pickle of its spec and weights that the
-parent writes beside the cache (a temporary name, removed after), runs :func:`~medseg.inference.onnx_cache.cached_onnx` at the lowest CPU priority (from before its
-imports) with one thread, and the parent picks the file up by the same cache key it computes itself.
+parent writes beside the cache (a temporary name, removed after), runs
+:func:`~medseg.inference.onnx_cache.cached_onnx` at the lowest CPU priority (from before its imports)
+with one thread, and the parent picks the file up by the same cache key it computes itself.
 
 A member the child cannot rebuild (a model that is not what its spec builds, weights that do not load
-into it, a payload that does not pickle) is exported in the parent as before, with an info line saying why. An export that fails in
-the child raises :class:`~medseg.errors.OnnxExportError` with the child's last message. ``stop()`` turning
-true does not kill the child: the export under way ends into the cache (a whole file, found next time),
-and the caller is told None.
+into it, a payload that does not pickle) is exported in the parent as before, with an info line saying
+why. An export that fails in the child raises :class:`~medseg.errors.OnnxExportError` with the child's
+last message. ``stop()`` turning true does not kill the child: the export under way ends into the cache
+(a whole file, found next time), and the caller is told None.
 """
 
 from __future__ import annotations
@@ -161,5 +162,3 @@ def _main(argv: list[str]) -> int:
 def _one_line(e: BaseException) -> str:
     """The exception as the last line of the child's output, which the parent reports."""
     return f"{type(e).__name__}: {' '.join(str(e).split())}"[:_TAIL]
-
-
