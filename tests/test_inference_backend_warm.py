@@ -315,3 +315,18 @@ def test_an_export_failing_in_the_child_raises_its_message(tmp_path):
     payload.write_bytes(b"not a pickle")
     with pytest.raises(onnx_child._Unreadable, match="UnpicklingError"):
         onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)
+
+
+def test_the_app_predictor_exports_in_a_child_process(tmp_path, monkeypatch):
+    """The Predict dock's builder as the viewer runs it: the export never in the viewer's process."""
+    from napari_medseg._predict_model import ModelChoice, build_predictor
+
+    old = torch.get_num_threads()
+    calls = _no_export_here(monkeypatch)
+    try:
+        pred = build_predictor(ModelChoice(checkpoints=(str(tiny_checkpoint(tmp_path, "Unet")),), device="cpu"))
+        assert pred.predict(_image()).meta["backend"] == "torch"
+        assert pred.wait_backends(WAIT) and pred.predict(_image()).meta["backend"] == "onnxruntime"
+    finally:
+        torch.set_num_threads(old)
+    assert not calls
