@@ -146,3 +146,35 @@ def test_errors_are_read_errors_with_the_path(tmp_path):
     (tmp_path / "data.xyz").write_bytes(bytes(range(256)))
     with pytest.raises(UnsupportedFormatError, match=r"data\.xyz.*unrecognised binary data"):
         load(tmp_path / "data.xyz")
+
+
+
+def test_a_png_is_opened_once_for_its_head_and_once_to_decode(tmp_path, monkeypatch):
+    """The head read to tell the format is handed to the DICOM sniffer and the reader, which opened the file
+    again each (100,000 small files are created into a workspace in one go: an open per file each)."""
+    import builtins
+    import io
+    import os
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(path)
+    opened = []
+    real = builtins.open
+
+    def counting(file, *args, **kwargs):
+        if str(file) == str(path):
+            opened.append(file)
+        return real(file, *args, **kwargs)
+
+    real_os_open = os.open
+
+    def counting_os(file, *args, **kwargs):
+        if str(file) == str(path):
+            opened.append(file)
+        return real_os_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(io, "open", counting)  # pathlib's read_bytes opens through io.open
+    monkeypatch.setattr(os, "open", counting_os)  # small files are read with one system call
+    assert load(path).array.shape == (40, 60, 3)
+    assert len(opened) == 2

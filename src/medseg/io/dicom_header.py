@@ -38,14 +38,16 @@ def _probe_bare(path: Path) -> bool:
     return any(ds.get(k) for k in _IMAGE_EVIDENCE)
 
 
-def is_dicom_file(path: str | Path) -> bool:
-    """True for a DICOM file: 'DICM' at offset 128, or a parseable preamble-less header. Never raises."""
+def is_dicom_file(path: str | Path, head: bytes | None = None) -> bool:
+    """True for a DICOM file: 'DICM' at offset 128, or a parseable preamble-less header. Never raises.
+    ``head``: the file's first bytes when the caller has read them (at least 132, or the whole file)."""
     try:
         p = Path(path)
-        if not p.is_file():
-            return False
-        with open(p, "rb") as f:
-            head = f.read(_MAGIC_OFFSET + 4)
+        if head is None:
+            if not p.is_file():
+                return False
+            with open(p, "rb") as f:
+                head = f.read(_MAGIC_OFFSET + 4)
         if _has_magic(head):
             return True
         return head[:2] in _BARE_STARTS and _probe_bare(p)

@@ -21,7 +21,7 @@ from medseg.io.types import ImageData
 _HEAD_BYTES = 512
 
 
-def _read_dicom(path: Path, allow_nonfinite: bool) -> ImageData:
+def _read_dicom(path: Path, allow_nonfinite: bool, head: bytes) -> ImageData:
     from medseg.io.dicom import read_dicom  # pydicom is imported only when a DICOM file turns up
 
     image = read_dicom(path)
@@ -33,7 +33,7 @@ def _read_dicom(path: Path, allow_nonfinite: bool) -> ImageData:
 def _sniff_dicom(path: Path, head: bytes) -> bool:
     from medseg.io.dicom import is_dicom_file
 
-    return is_dicom_file(path)
+    return is_dicom_file(path, head)
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,18 @@ class Reader:
     label: str
     suffixes: tuple[str, ...]
     sniff: Callable[[Path, bytes], bool]
-    read: Callable[[Path, bool], ImageData]
+    read: Callable[[Path, bool, bytes], ImageData]  # (path, allow_nonfinite, the file's first bytes)
 
 
 def _raster(fmt: str) -> Callable[[Path, bytes], bool]:
     return lambda path, head: raster_format(head) == fmt
 
 
-def _read_raster(path: Path, allow_nonfinite: bool) -> ImageData:
-    return read_raster(path, allow_nonfinite=allow_nonfinite)
+def _read_raster(path: Path, allow_nonfinite: bool, head: bytes) -> ImageData:
+    return read_raster(path, allow_nonfinite=allow_nonfinite, head=head)
 
 
-def _read_nifti(path: Path, allow_nonfinite: bool) -> ImageData:
+def _read_nifti(path: Path, allow_nonfinite: bool, head: bytes) -> ImageData:
     return read_nifti(path, allow_nonfinite=allow_nonfinite)
 
 
@@ -109,7 +109,7 @@ def load(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
     suffix = suffix_of(path)
     reader = detect_format(path, head)
     if reader is not None:
-        image = reader.read(path, allow_nonfinite)
+        image = reader.read(path, allow_nonfinite, head)
         if suffix in IMAGE_SUFFIXES and suffix not in reader.suffixes:
             image.metadata["suffix_mismatch"] = f"named {suffix} but holds {reader.label} data"
         return image
@@ -121,7 +121,7 @@ def load(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
         # these formats always start with their magic bytes: no point decoding
         raise UnsupportedFormatError(path, f"is not a {by_suffix.label} file: it is {looks}")
     # DICOM without a recognisable header, NIfTI cut inside its header: the reader says what is wrong
-    return by_suffix.read(path, allow_nonfinite)
+    return by_suffix.read(path, allow_nonfinite, head)
 
 
 def can_load(path: str | Path) -> bool:

@@ -82,17 +82,18 @@ def reject_nonfinite(path: str | Path, array: np.ndarray) -> None:
         )
 
 
-def read_raster(path: str | Path, *, allow_nonfinite: bool = False) -> ImageData:
+def read_raster(path: str | Path, *, allow_nonfinite: bool = False, head: bytes | None = None) -> ImageData:
     """Read a PNG, JPEG, BMP or (multi-page) TIFF file.
 
     The format is taken from the content, else the suffix. Multi-page TIFF gives
     (slice, row, col[, channel]). Spacing comes from TIFF resolution tags or
     ImageJ metadata when they are physical, from a UW-Madison slice name, else 1.0
     (``metadata['spacing_known']`` False). Float images with NaN/inf raise ReadError
-    unless ``allow_nonfinite``.
+    unless ``allow_nonfinite``. ``head``: the file's first bytes (at least 64, or the whole
+    file) when the caller has read them: the file is then opened once more, to decode.
     """
     path = Path(path)
-    head = _head(path)
+    head = _head(path) if head is None else head
     fmt = raster_format(head) or _SUFFIX_FORMAT.get(path.suffix.lower())
     if fmt is None:
         raise UnsupportedFormatError(path, "is not a PNG, JPEG, BMP or TIFF image")
