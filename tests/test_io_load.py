@@ -148,7 +148,6 @@ def test_errors_are_read_errors_with_the_path(tmp_path):
         load(tmp_path / "data.xyz")
 
 
-
 def test_a_png_is_opened_once_for_its_head_and_once_to_decode(tmp_path, monkeypatch):
     """The head read to tell the format is handed to the DICOM sniffer and the reader, which opened the file
     again each (100,000 small files are created into a workspace in one go: an open per file each)."""
