@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from napari_medseg import _memory
 
 pytestmark = pytest.mark.gui
+MAIN = threading.main_thread()
 
 
 # Run in a fresh interpreter: in a long test session the allocator's arenas already hold free memory of
@@ -49,7 +51,8 @@ def test_what_a_thread_freed_goes_back_to_the_system():
 def test_the_trim_waits_until_predictions_pause(qtbot):
     # its own IdleTrim: predictions of earlier tests ending now reach the module's timer, not this one
     calls = []
-    trim = _memory.IdleTrim(50, release=lambda: calls.append(1) or True)
+    # 1 per trim, made off the GUI thread (the event loop does not wait for it)
+    trim = _memory.IdleTrim(50, release=lambda: calls.append(int(threading.current_thread() is not MAIN)) or True)
     trim.idle()
     trim.postpone()  # a prediction started: none under it
     qtbot.wait(150)
