@@ -70,6 +70,13 @@ def _sessions(monkeypatch) -> list:
     return made
 
 
+def _warming(path, monkeypatch):
+    """A checkpoint's Predictor warming up in the background: (it, its export's end event, sessions made)."""
+    made = _sessions(monkeypatch)
+    pred = Predictor(str(path), device="cpu", warm_up="background")
+    return pred, pred._backends[0].done, made
+
+
 def _backend_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith("medseg.inference") and r.levelno >= 30]
 
@@ -129,10 +136,8 @@ def test_close_or_drop_while_exporting_is_clean(tmp_path, monkeypatch, caplog, h
     """close() returns at once; the export under way ends into the cache; no session, no switch, no warning."""
     path = _saved(tmp_path)
     export = GatedExport(monkeypatch)
-    made = _sessions(monkeypatch)
     with caplog.at_level(logging.WARNING):
-        pred = Predictor(str(path), device="cpu", warm_up="background")
-        done = pred._backends[0].done
+        pred, done, made = _warming(path, monkeypatch)
         assert export.entered.wait(WAIT)
         if how == "close":
             pred.close()  # the export is blocked: close must not wait for it
@@ -269,12 +274,9 @@ def test_the_background_export_runs_in_a_child_process(tmp_path, monkeypatch, ar
 
 
 def test_closed_while_the_child_exports_the_file_still_lands(tmp_path, monkeypatch, caplog):
-    path = _saved(tmp_path)
     calls = _no_export_here(monkeypatch)
-    made = _sessions(monkeypatch)
     with caplog.at_level(logging.WARNING):
-        pred = Predictor(str(path), device="cpu", warm_up="background")
-        done = pred._backends[0].done
+        pred, done, made = _warming(_saved(tmp_path), monkeypatch)
         pred.close()
         assert done.wait(WAIT)
     assert pred.backends == ["torch"] and not made and not calls and not _backend_warnings(caplog)
