@@ -367,3 +367,28 @@ def test_the_queue_words_name_the_odd_ones_out_and_the_copies_in_the_plural_when
     assert "with sample x (the same image), the odd one out among the image's copies: that label is" in one
     two = said("info", others=[], likely_wrong=["x", "y"])
     assert "with samples x, y (the same image), the odd ones out among the image's copies: those labels" in two
+
+
+def test_many_copies_of_one_picture_are_judged_only_where_their_masks_differ(tmp_path, monkeypatch):
+    """61 copies of a picture across three split groups, one with another mask: 60 pairs to judge (those with
+    the odd mask), not 1,830; each copy's details name at most LISTED others and one copy per other group."""
+    from medseg.qc import duplicates, duplicates_disagree
+
+    judged = []
+    real = duplicates_disagree.exact_mask_pairs
+    monkeypatch.setattr(
+        duplicates_disagree, "exact_mask_pairs", lambda *a: judged.append(len(found := real(*a))) or found
+    )
+    astro, right, wrong = natural("astronaut"), rect_mask(64, (10, 30, 10, 30)), rect_mask(64, (36, 60, 36, 60))
+    extra = {f"{g}_{k:02d}": (astro.copy(), right.copy()) for k in range(20) for g in ("ab", "cd", "ef")}
+    extra["ab_odd"] = (astro.copy(), wrong)
+    report = qc(_dataset(tmp_path, extra), DUP_CHECKS, workers=1)
+    assert judged == [60]
+    exact = _by(report, "exact_duplicate")
+    assert set(exact) == set(extra) and all(f.value == 60 for f in exact.values())
+    assert all(len(f.details["others"]) == duplicates.LISTED for f in exact.values())
+    assert exact["ab_00"].details["cross_group"] == ["cd_00", "ef_00"] and "and 52 more" in exact["ab_00"].message
+    bad = _by(report, "duplicate_mask_disagreement")
+    assert set(bad) == set(extra)
+    assert bad["ab_odd"].severity == "error" and len(bad["ab_odd"].details["odd_one_out_of"]) == 60
+    assert all(bad[s].severity == "info" for s in extra if s != "ab_odd")

@@ -64,6 +64,9 @@ __all__ = [
 ]
 
 
+LISTED = 50  # the copies an exact duplicate's details name (its value counts them all)
+
+
 def _per_sample(found: list[Pair]) -> dict[str, list[tuple[str, Pair]]]:
     out = defaultdict(list)
     for p in found:
@@ -78,33 +81,42 @@ def _position(ctx) -> dict[str, int]:
     return ctx.cache["position"]
 
 
-def _others(ids: list[str], limit: int = 8) -> str:
-    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+def _others(ids: list[str], limit: int = 8, total: int | None = None) -> str:
+    """The first ``limit`` of ``ids`` and how many more of ``total`` (default: all of ``ids``) there are."""
+    total = len(ids) if total is None else total
+    return ", ".join(ids[:limit]) + (f" and {total - limit} more" if total > limit else "")
 
 
 def decide_exact(table: dict, ctx, p: dict) -> list[Finding]:
-    found = candidates(table, ctx, 0)[1]
+    """A warning on each sample of a group of identical pictures. Its details list the first ``LISTED`` others
+    and one sample of each other group (what a group split must merge: :mod:`medseg.workspace.split_groups`),
+    so k copies store k lists of at most ``LISTED`` names, not k lists of k - 1."""
     out = []
-    for sid, partners in _per_sample(found).items():
-        others = sorted((o for o, _ in partners), key=_position(ctx).__getitem__)
-        cross = [o for o in others if ctx.groups.get(o) != ctx.groups.get(sid)]
-        leak = f"; {_others(cross)} in another group, so a group split would leak" if cross else ""
-        out.append(
-            Finding(
-                sid,
-                "exact_duplicate",
-                "warning",
-                f"image pixels identical to sample {_others(others)}{leak}",
-                value=len(others),
-                path=ctx.paths.get(sid),
-                details={"others": others, "cross_group": cross},
+    for group in candidates(table, ctx, 0)[1]:
+        first_of: dict[str, str] = {}  # a member of each split group among the copies
+        for sid in group:
+            first_of.setdefault(str(ctx.groups.get(sid)), sid)
+        for sid in group:
+            others = [o for o in group[: LISTED + 1] if o != sid][:LISTED]  # not k - 1 names for each of k
+            mine = str(ctx.groups.get(sid))
+            cross = [o for g, o in first_of.items() if g != mine]
+            leak = f"; {_others(cross)} in another group, so a group split would leak" if cross else ""
+            out.append(
+                Finding(
+                    sid,
+                    "exact_duplicate",
+                    "warning",
+                    f"image pixels identical to sample {_others(others, total=len(group) - 1)}{leak}",
+                    value=len(group) - 1,
+                    path=ctx.paths.get(sid),
+                    details={"others": others, "cross_group": cross},
+                )
             )
-        )
     return out
 
 
 def decide_near(table: dict, ctx, p: dict) -> list[Finding]:
-    found = [x for x in pairs(table, ctx, p["max_distance"], p["min_correlation"]) if not x.exact]
+    found = pairs(table, ctx, p["max_distance"], p["min_correlation"])
     out = []
     for sid, partners in _per_sample(found).items():
         partners.sort(key=lambda t: (t[1].distance, -t[1].correlation))

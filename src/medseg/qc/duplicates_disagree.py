@@ -38,7 +38,15 @@ import numpy as np
 from medseg.qc.duplicates_align import aligned_correlations, magnitudes, pictures_of
 from medseg.qc.duplicates_fingerprint import Fingerprint, mask_iou
 from medseg.qc.duplicates_odd import cleared
-from medseg.qc.duplicates_pairs import _PICTURES_KEPT, Pair, aligned_pair, candidates, pair_map, pictures
+from medseg.qc.duplicates_pairs import (
+    _PICTURES_KEPT,
+    Pair,
+    aligned_pair,
+    candidates,
+    exact_mask_pairs,
+    pair_map,
+    pictures,
+)
 from medseg.qc.findings import Finding
 
 _CHUNK = 64  # candidates confirmed together: their missing magnitude spectra made by one transform
@@ -171,7 +179,8 @@ def judge_pairs(ctx, chunk: list[Pair], fps, p: dict) -> list[tuple[str, tuple]]
 
 def decide_disagreement(table: dict, ctx, p: dict) -> list[Finding]:
     fps = table["fingerprint"]
-    near, exact = candidates(table, ctx, p["near_max_distance"])
+    near, _ = candidates(table, ctx, p["near_max_distance"])
+    exact = exact_mask_pairs(table, ctx)
     issues = defaultdict(list)  # sample -> (severity, iou, other, message), in the order of its pairs
     for fn, items in ((judge_candidates, near), (judge_pairs, exact)):
         for judged in pair_map(ctx, fps, items, fn, p):

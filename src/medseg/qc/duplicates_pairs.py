@@ -10,8 +10,10 @@ comparison itself grows with the square of the samples (34 s at 100,000 on one c
 at the largest distance any check asks for, in blocks of rows that bound its memory, in the run's worker
 processes when it has them; a smaller distance keeps the pairs within it (the closest come first, so these
 are the ones the bound would keep at that distance), in the same (i, j) order. A candidate is a
-:class:`Pair` when its 32x32 thumbnails correlate in place at ``min_correlation`` or more; samples with
-identical pixels are exact pairs whatever their hashes.
+:class:`Pair` when its 32x32 thumbnails correlate in place at ``min_correlation`` or more. Samples with
+identical pixels are exact duplicates whatever their hashes, kept as groups, not pairs: k copies of one
+picture are k(k-1)/2 pairs (3,000 blank frames: 4.5 million), and only those whose masks differ can
+disagree (:func:`exact_mask_pairs`).
 
 Fingerprints are read one at a time (they may live on disk, :mod:`medseg.qc.spill`): only the hashes of all
 samples are held at once, and the fingerprints of a candidate's two samples are read when it is compared.
@@ -168,30 +170,45 @@ class Candidates(Sequence):
             yield from self[k : k + _PAIR_CHUNK]
 
 
-def candidates(table: dict, ctx, max_distance: int) -> tuple[Candidates, list[Pair]]:
-    """(the hash candidates within ``max_distance`` whose pixels differ, in (i, j) order; the exact pairs,
-    grouped by their pixels in the samples' order)."""
-    ids, hashes, same, groups = _hashes(table["fingerprint"], ctx)
+def candidates(table: dict, ctx, max_distance: int) -> tuple[Candidates, list[list[str]]]:
+    """(the hash candidates within ``max_distance`` whose pixels differ, in (i, j) order; the groups of samples
+    with identical pixels, each in the samples' order, groups in the order of their first sample)."""
+    ids, hashes, same, groups, _ = _hashes(table["fingerprint"], ctx)
     if not ids:
         return Candidates([], *(np.zeros(0, int),) * 3), []
     i, j, d = _close_hashes(ctx, hashes, max_distance)
     differ = same[i] != same[j]
-    exact = [
-        Pair(ids[x], ids[y], True, 0, 1.0) for group in groups for n, x in enumerate(group) for y in group[n + 1 :]
-    ]
-    return Candidates(ids, i[differ], j[differ], d[differ]), exact
+    return Candidates(ids, i[differ], j[differ], d[differ]), [[ids[x] for x in group] for group in groups]
+
+
+def exact_mask_pairs(table: dict, ctx) -> list[Pair]:
+    """The pairs of samples with identical pixels whose masks differ (identical masks agree: IoU 1), each group
+    in the samples' order: k copies with one mask make no pair however large k is."""
+    ids, _, _, groups, masks = _hashes(table["fingerprint"], ctx)
+    out = []
+    for group in groups:
+        codes = masks[group]
+        if (codes == codes[0]).all():
+            continue
+        out += [
+            Pair(ids[x], ids[y], True, 0, 1.0)
+            for n, x in enumerate(group)
+            for y in group[n + 1 :]
+            if masks[x] != masks[y]
+        ]
+    return out
 
 
 def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[Pair]:
-    """Confirmed near-duplicates (thumbnails correlating in place), then the exact pairs; cached per threshold
-    in ``ctx.cache``. The candidates are confirmed where their fingerprints are (:func:`pair_map`): at 100,000
-    samples, reading two fingerprints a candidate kept the main process busy for minutes while the workers
-    waited."""
+    """Confirmed near-duplicates (thumbnails correlating in place; never two samples with identical pixels);
+    cached per threshold in ``ctx.cache``. The candidates are confirmed where their fingerprints are
+    (:func:`pair_map`): at 100,000 samples, reading two fingerprints a candidate kept the main process busy
+    for minutes while the workers waited."""
     key = f"duplicates:pairs:{max_distance}:{min_correlation}"
     if key not in ctx.cache:
-        near, exact = candidates(table, ctx, max_distance)
+        near, _ = candidates(table, ctx, max_distance)
         found = pair_map(ctx, table["fingerprint"], near, confirmed_chunk, min_correlation)
-        ctx.cache[key] = [x for part in found for x in part] + exact
+        ctx.cache[key] = [x for part in found for x in part]
     return ctx.cache[key]
 
 
@@ -200,28 +217,30 @@ def confirmed_chunk(ctx, chunk, fps, min_correlation: float) -> list[Pair]:
     return [found for found in confirmed_all(chunk, fps, min_correlation) if found is not None]
 
 
-def _hashes(fps, ctx) -> tuple[list[str], np.ndarray, np.ndarray, list[list[int]]]:
+def _hashes(fps, ctx) -> tuple[list[str], np.ndarray, np.ndarray, list[list[int]], np.ndarray]:
     """(samples with a fingerprint, their perceptual hashes (uint64), their pixels' code (equal codes: equal
     SHA-256 of the pixels), the positions of each group of identical pixels with more than one sample, groups
-    in the order of their first sample), read once for every threshold the checks ask for (each read unpickles
-    a whole fingerprint from disk). Arrays, not lists of Python ints and SHA-256 strings: 170 bytes a sample
-    held for the whole dataset-wide stage (17 MB at 100,000) became 16."""
+    in the order of their first sample, their masks' code likewise), read once for every threshold the checks
+    ask for (each read unpickles a whole fingerprint from disk). Arrays, not lists of Python ints and SHA-256
+    strings: 170 bytes a sample held for the whole dataset-wide stage (17 MB at 100,000) became 24."""
     if "duplicates:hashes" not in ctx.cache:
-        ids, hashes, same = [], [], []
+        ids, hashes, same, masks = [], [], [], []
         code: dict[str, int] = {}  # the digests themselves are let go once each sample has its code
+        mask_code: dict[str, int] = {}
         for sid in ctx.sample_ids:
             f = fps.get(sid)
             if f is not None:
                 ids.append(sid)
                 hashes.append(f.phash)
                 same.append(code.setdefault(f.pixels_sha256, len(code)))
-        del code
+                masks.append(mask_code.setdefault(f.mask_sha256, len(mask_code)))
+        del code, mask_code
         same = np.array(same, np.int64)
         members = np.argsort(same, kind="stable")  # each group's positions in dataset order, groups by code
         counts = np.bincount(same)
         starts = np.cumsum(counts) - counts
         groups = [members[a : a + c].tolist() for a, c in zip(starts.tolist(), counts.tolist()) if c > 1]
-        ctx.cache["duplicates:hashes"] = ids, np.array(hashes, np.uint64), same, groups
+        ctx.cache["duplicates:hashes"] = ids, np.array(hashes, np.uint64), same, groups, np.array(masks, np.int64)
     return ctx.cache["duplicates:hashes"]
 
 
