@@ -63,6 +63,8 @@ def cached_onnx_in_child(
             raise _Unreadable(f"{type(e).__name__}: {e}") from e
         stopped = _run_child(payload, folder, opset, stop)
     except _Unreadable as e:
+        if stop is not None and stop():
+            return None
         log.info("exporting %s in this process (a child process cannot rebuild it: %s)", _who(member), e)
         return cached_onnx(member, folder, opset)
     finally:
@@ -113,12 +115,13 @@ def _class_name(model: torch.nn.Module) -> str:
 
 def _payload(member: Member) -> dict:
     """What the child rebuilds the member from: the spec and the weights, not the module (smp's classes
-    are made at run time in medseg.models and pickle cannot name them in another process)."""
+    are made at run time in medseg.models and pickle cannot name them in another process); only tensors,
+    strings and numbers, so the child reads it with ``weights_only``."""
     return {
         "spec": member.spec.to_dict(),
         "state": member.model.state_dict(),
         "model_class": _class_name(member.model),
-        "classmap": member.classmap,
+        "classmap": member.classmap.to_json(),
         "preprocessing": member.preprocessing.to_dict(),
         "name": member.name,
     }
@@ -127,16 +130,18 @@ def _payload(member: Member) -> dict:
 def _rebuild(payload: Path) -> Member:
     """The member the parent pickled, built as its spec says (no weights fetched) with its weights loaded;
     a model of another class than the parent's is refused (its export would not be the parent's)."""
+    from medseg.classmap import ClassMap
     from medseg.models import create_model
     from medseg.models.spec import ModelSpec, Preprocessing
 
-    d = torch.load(payload, weights_only=False)
+    d = torch.load(payload, weights_only=True)  # tensors, strings and numbers: nothing a pickle could run
     spec = ModelSpec.from_dict(d["spec"])
     model = create_model(spec, load_weights=False)
     if _class_name(model) != d["model_class"]:
         raise TypeError(f"the spec builds a {_class_name(model)}, the model to export is a {d['model_class']}")
     model.load_state_dict(d["state"], strict=True)
-    return Member(model.eval(), spec, d["classmap"], Preprocessing.from_dict(d["preprocessing"]), d["name"], True)
+    classmap, pre = ClassMap.from_json(d["classmap"]), Preprocessing.from_dict(d["preprocessing"])
+    return Member(model.eval(), spec, classmap, pre, d["name"], True)
 
 
 def _who(member: Member) -> str:
