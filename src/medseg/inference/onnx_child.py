@@ -34,13 +34,10 @@ from medseg.inference.onnx_cache import OPSET, cache_dir, cache_key, cached_onnx
 
 log = logging.getLogger(__name__)
 
+DONE, STOPPED = 0, -1  # outcomes of a child run besides UNREADABLE
 UNREADABLE = 3  # the child's exit status when it cannot rebuild the member: export in the parent instead
 _POLL_S = 0.2
 _TAIL = 2000  # characters of the child's output kept for the error
-
-
-class _Unreadable(Exception):
-    pass
 
 
 def cached_onnx_in_child(
@@ -60,17 +57,16 @@ def cached_onnx_in_child(
         try:
             torch.save(_payload(member), payload)
         except Exception as e:  # noqa: BLE001 - whatever does not pickle is exported here instead
-            raise _Unreadable(f"{type(e).__name__}: {e}") from e
-        stopped = _run_child(payload, folder, opset, stop)
-    except _Unreadable as e:
-        if stop is not None and stop():
-            return None
-        log.info("exporting %s in this process (a child process cannot rebuild it: %s)", _who(member), e)
-        return cached_onnx(member, folder, opset)
+            outcome, why = UNREADABLE, f"{type(e).__name__}: {e}"
+        else:
+            outcome, why = _run_child(payload, folder, opset, stop)
     finally:
         payload.unlink(missing_ok=True)
-    if stopped:
+    if outcome == STOPPED or (stop is not None and stop()):
         return None
+    if outcome == UNREADABLE:
+        log.info("exporting %s in this process (a child process cannot rebuild it: %s)", _who(member), why)
+        return cached_onnx(member, folder, opset)
     found = find_cached(folder, prefix)
     if found is None:
         raise OnnxExportError(f"the export of {_who(member)} in a child process ended without a file in {folder}")
@@ -89,8 +85,10 @@ sys.exit(_main(sys.argv[1:]))
 """
 
 
-def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool] | None) -> bool:
-    """Runs the child to its end; whether ``stop()`` turned true meanwhile."""
+def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool] | None) -> tuple[int, str]:
+    """Runs the child to its end: (``DONE``, its output's last line), (``STOPPED``, ...) when ``stop()`` turned
+    true meanwhile, (``UNREADABLE``, why) when it could not rebuild the member; raises
+    :class:`~medseg.errors.OnnxExportError` when the export failed."""
     cmd = [sys.executable, "-c", _BOOT, str(payload), str(folder), str(opset)]
     with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         stopped = False
@@ -101,12 +99,14 @@ def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool]
             except subprocess.TimeoutExpired:
                 stopped = stopped or (stop is not None and stop())
         text = (out or b"").decode(errors="replace").strip()
+    last = text.splitlines()[-1] if text else "no output"
     if proc.returncode == UNREADABLE:
-        raise _Unreadable(text.splitlines()[-1] if text else f"exit {UNREADABLE}")
-    if proc.returncode != 0 and not stopped:
-        last = text.splitlines()[-1] if text else "no output"
+        return UNREADABLE, last
+    if stopped:
+        return STOPPED, last
+    if proc.returncode != 0:
         raise OnnxExportError(f"the export in a child process failed (exit {proc.returncode}): {last}")
-    return stopped
+    return DONE, last
 
 
 def _class_name(model: torch.nn.Module) -> str:
