@@ -312,11 +312,25 @@ def test_an_export_failing_in_the_child_raises_its_message(tmp_path):
 
     payload = tmp_path / "member.pt"
     torch.save(onnx_child._payload(as_member(str(_saved(tmp_path)))), payload)
-    with pytest.raises(OnnxExportError, match=r"failed \(exit 1\): ValidationError: .*BatchNormalization"):
+    with pytest.raises(OnnxExportError, match=r"in a child process failed: ValidationError: .*BatchNormalization"):
         onnx_child._run_child(payload, tmp_path / "cache", 1, None)  # rebuilt, but no exporter writes opset 1
     payload.write_bytes(b"not a pickle")
     outcome, why = onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)
     assert outcome == onnx_child.UNREADABLE and why.startswith("UnpicklingError")
+
+
+@pytest.mark.parametrize("executable", ["missing", "not python"])
+def test_a_child_that_cannot_run_leaves_the_export_to_this_process(tmp_path, monkeypatch, caplog, executable):
+    """A frozen application's executable is no Python interpreter: the export falls back to the thread."""
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "nothing") if executable == "missing" else "/bin/false")
+    with caplog.at_level(logging.INFO, logger="medseg.inference"):
+        pred = Predictor(str(_saved(tmp_path)), device="cpu", warm_up="background")
+        assert pred.wait_backends(WAIT)
+    assert pred.backends == ["onnxruntime"]
+    said = {"missing": "cannot start", "not python": "the child process ended with exit 1"}[executable]
+    assert f"a child process cannot rebuild it: {said}" in caplog.text
 
 
 def test_the_app_predictor_exports_in_a_child_process(tmp_path, monkeypatch):

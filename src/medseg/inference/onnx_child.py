@@ -10,7 +10,8 @@ parent writes beside the cache (a temporary name, removed after), runs
 with one thread, and the parent picks the file up by the same cache key it computes itself.
 
 A member the child cannot rebuild (a model that is not what its spec builds, weights that do not load
-into it, a payload that does not pickle) is exported in the parent as before, with an info line saying
+into it, a payload that does not pickle), or a child that cannot run (a frozen application whose
+executable is not Python, a child killed), is exported in the parent as before, with an info line saying
 why. An export that fails in the child raises :class:`~medseg.errors.OnnxExportError` with the child's
 last message. ``stop()`` turning true does not kill the child: the export under way ends into the cache
 (a whole file, found next time), and the caller is told None.
@@ -35,7 +36,9 @@ from medseg.inference.onnx_cache import OPSET, cache_dir, cache_key, cached_onnx
 log = logging.getLogger(__name__)
 
 DONE, STOPPED = 0, -1  # outcomes of a child run besides UNREADABLE
-UNREADABLE = 3  # the child's exit status when it cannot rebuild the member: export in the parent instead
+# the child's own exit statuses (Python's 1 is any uncaught error, such as medseg not importing there)
+UNREADABLE = 3  # it cannot rebuild the member: export in the parent instead
+FAILED = 4  # the export itself failed
 _POLL_S = 0.2
 _TAIL = 2000  # characters of the child's output kept for the error
 
@@ -90,7 +93,11 @@ def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool]
     true meanwhile, (``UNREADABLE``, why) when it could not rebuild the member; raises
     :class:`~medseg.errors.OnnxExportError` when the export failed."""
     cmd = [sys.executable, "-c", _BOOT, str(payload), str(folder), str(opset)]
-    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:  # no interpreter to start (a frozen application's executable is not Python)
+        return UNREADABLE, f"cannot start {sys.executable}: {e}"
+    with proc:
         stopped = False
         while True:
             try:
@@ -104,8 +111,10 @@ def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool]
         return UNREADABLE, last
     if stopped:
         return STOPPED, last
-    if proc.returncode != 0:
-        raise OnnxExportError(f"the export in a child process failed (exit {proc.returncode}): {last}")
+    if proc.returncode == FAILED:
+        raise OnnxExportError(f"the export in a child process failed: {last}")
+    if proc.returncode != 0:  # the child never got to export (no medseg there, killed): the parent exports
+        return UNREADABLE, f"the child process ended with exit {proc.returncode}: {last}"
     return DONE, last
 
 
@@ -160,8 +169,8 @@ def _main(argv: list[str]) -> int:
         print(cached_onnx(member, folder, opset), flush=True)
     except Exception as e:  # noqa: BLE001 - the parent raises it as an export error
         print(_one_line(e), flush=True)
-        return 1
-    return 0
+        return FAILED
+    return DONE
 
 
 def _one_line(e: BaseException) -> str:
