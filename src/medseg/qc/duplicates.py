@@ -75,12 +75,6 @@ def _per_sample(found: list[Pair]) -> dict[str, list[tuple[str, Pair]]]:
     return out
 
 
-def _position(ctx) -> dict[str, int]:
-    if "position" not in ctx.cache:
-        ctx.cache["position"] = {sid: n for n, sid in enumerate(ctx.sample_ids)}
-    return ctx.cache["position"]
-
-
 def _others(ids: list[str], limit: int = 8, total: int | None = None) -> str:
     """The first ``limit`` of ``ids`` and how many more of ``total`` (default: all of ``ids``) there are."""
     total = len(ids) if total is None else total
