@@ -237,7 +237,7 @@ def _all_moves(table: dict, ctx) -> tuple[dict[str, int], tuple[np.ndarray, np.n
 def _moves_in(workers, table: dict, ctx):
     near = neighbours(ctx)
     thumbs = table.get("thumbs", {})
-    if "position" not in ctx.cache:  # the same {sample: place} the duplicate checks keep
+    if "position" not in ctx.cache:  # {sample: place in the dataset}, kept for the run
         ctx.cache["position"] = {sid: n for n, sid in enumerate(ctx.sample_ids)}
     counts = np.array([len(near.get(sid, ())) for sid in ctx.sample_ids], np.int64)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
