@@ -306,6 +306,18 @@ def test_a_model_the_child_cannot_rebuild_is_exported_in_the_thread(tmp_path, mo
     ) in caplog.text
 
 
+def test_a_stop_before_the_fallback_export_exports_nothing(tmp_path, monkeypatch):
+    """A closed Predictor whose model the child could not rebuild does not export it in this process."""
+    from medseg.inference import onnx_child
+    from medseg.inference.members import as_member
+
+    calls = _no_export_here(monkeypatch)
+    monkeypatch.setattr(onnx_child, "_run_child", lambda *a: (onnx_child.UNREADABLE, "TypeError: not rebuilt"))
+    member = as_member(load_checkpoint(_saved(tmp_path)))
+    assert onnx_child.cached_onnx_in_child(member, cache_dir(), stop=lambda: True) is None
+    assert not calls and not list(cache_dir().glob("*.onnx")) and not list(cache_dir().glob(".*"))
+
+
 def test_an_export_failing_in_the_child_raises_its_message(tmp_path):
     from medseg.inference import onnx_child
     from medseg.inference.members import as_member
