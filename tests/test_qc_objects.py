@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _qc_data import view
 from PIL import Image
 
@@ -11,6 +12,7 @@ from medseg.jobs import Result
 from medseg.qc.checks_base import DatasetContext
 from medseg.qc.checks_objects import decide_object_count, object_counts
 from medseg.qc.checks_registry import CHECKS
+from medseg.qc.queue_words import finding_phrase
 from medseg.qc.run import run_qc
 
 PARAMS = CHECKS["object_count"].defaults
@@ -106,3 +108,70 @@ def test_real_cvc_frames_with_a_planted_extra_object(cvc_dir, tmp_path):
     for ev in run_qc(open_dataset(root), ["object_count"]):
         report = ev.value if isinstance(ev, Result) else None
     assert [(f.sample_id, f.severity, f.value) for f in report.findings] == [("7", "warning", 2)]
+
+
+def _video(n: int = 12, seed: int = 0) -> tuple[dict, dict]:
+    """Thumbnails of a camera panning over one smooth texture (3 px a frame) and their masks' counts."""
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage
+
+    scene = ndimage.gaussian_filter(rng.normal(size=(80, 120)), 3)
+    scene = ((scene - scene.min()) / np.ptp(scene) * 255).astype(np.uint8)
+    thumbs = {}
+    for i in range(n):
+        grey = scene[8:56, 3 * i : 3 * i + 64].copy()
+        thumbs[f"f{i:02d}"] = {"grey": grey, "mask": np.zeros_like(grey)}
+    return thumbs, {sid: {1: 2} for sid in thumbs}
+
+
+def _decide_video(thumbs: dict, counts: dict) -> dict:
+    ids = list(counts)
+    ctx = DatasetContext(ids, dict.fromkeys(ids, "video"), {i: f"/d/{i}.png" for i in ids})
+    return {f.sample_id: f for f in decide_object_count({"objects": counts, "thumbs": thumbs}, ctx, PARAMS)}
+
+
+def test_a_view_that_neighbouring_frames_of_the_same_scene_share_is_info_not_a_warning():
+    thumbs, counts = _video()
+    counts["f04"] = counts["f05"] = {1: 1}  # two frames of one view where one of the two objects is out of sight
+    counts["f09"] = {1: 1}  # alone: its neighbours of the same scene all show two
+    found = _decide_video(thumbs, counts)
+    assert set(found) == {"f04", "f05", "f09"}
+    assert found["f09"].severity == "warning" and found["f09"].message.endswith("an object left out?")
+    for sid, mate in (("f04", "f05"), ("f05", "f04")):
+        f = found[sid]
+        assert f.severity == "info" and f.details["same_scene_as"] == mate
+        assert f.message.endswith(f"as has neighbouring sample {mate}, which shows the same scene: another view?")
+    assert (
+        finding_phrase(found["f04"])
+        == "1 object, unlike the rest of its group, like neighbouring sample f05 of the same scene"
+    )
+
+
+def test_a_count_shared_with_a_neighbour_of_another_scene_stays_a_warning():
+    thumbs, counts = _video()
+    counts["f04"] = counts["f05"] = {1: 1}
+    rng = np.random.default_rng(7)
+    other = rng.integers(0, 256, thumbs["f05"]["grey"].shape).astype(np.uint8)  # a cut to an unrelated picture
+    thumbs["f05"] = {"grey": other, "mask": thumbs["f05"]["mask"]}
+    found = _decide_video(thumbs, counts)
+    assert {sid: f.severity for sid, f in found.items()} == {"f04": "warning", "f05": "warning"}
+    assert all("same_scene_as" not in f.details for f in found.values())
+    # without thumbnails (volumes, samples without an image) nothing is excused either
+    assert {f.severity for f in decide(counts, dict.fromkeys(counts, "video"))} == {"warning"}
+
+
+@pytest.mark.parametrize("processes", [None, 2])  # serial, and the moves computed by worker processes
+def test_real_cvc_video_where_the_camera_turns_away(cvc_dir, tmp_path, processes):
+    """CVC-ClinicDB frames 555-571: a video whose polyps mostly show as two. Frames 563 and 564 are one view
+    (aligned thumbnails correlate at 0.96) where only one shows: both info; frame 559 shows one where every
+    neighbour shows two: a warning."""
+    root = tmp_path / "cvc"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for i in range(555, 572):
+            (root / sub / f"{i}.png").write_bytes((cvc_dir / sub / f"{i}.png").read_bytes())
+    report = None
+    for ev in run_qc(open_dataset(root), ["object_count"], processes=processes):
+        report = ev.value if isinstance(ev, Result) else None
+    got = {f.sample_id: (f.severity, f.details.get("same_scene_as")) for f in report.findings}
+    assert got == {"559": ("warning", None), "563": ("info", "564"), "564": ("info", "563")}

@@ -121,9 +121,16 @@ _PHRASES = {
     "empty_mask": lambda f: "empty mask",
     "full_mask": lambda f: "all-foreground mask",
     "object_count": lambda f: (
-        f"{f.value:g} object{'s' if f.value != 1 else ''}, unlike the rest of its group"
-        if f.value is not None
-        else "object count unlike the rest of its group"
+        (
+            f"{f.value:g} object{'s' if f.value != 1 else ''}, unlike the rest of its group"
+            if f.value is not None
+            else "object count unlike the rest of its group"
+        )
+        + (
+            f", like neighbouring sample {f.details['same_scene_as']} of the same scene"
+            if f.details.get("same_scene_as")
+            else ""
+        )
     ),
     "border_only": lambda f: "objects only at the border",
     "duplicate_mask_disagreement": lambda f: (

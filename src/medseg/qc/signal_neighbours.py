@@ -210,6 +210,13 @@ def _alignment(table: dict, ctx, sid: str, nid: str) -> tuple[float, float, floa
     return found
 
 
+def scene_match(table: dict, ctx, sid: str, nid: str) -> float | None:
+    """How well neighbour ``nid``'s grey thumbnail matches ``sid``'s once the camera's move is undone (the
+    correlation :func:`phase_shift` gives; below ``MIN_MATCH``: another scene); None without thumbnails."""
+    found = _alignment(table, ctx, sid, nid)
+    return None if found is None else found[2]
+
+
 def _spectrum(ctx, sid: str, grey: np.ndarray) -> np.ndarray:
     """A sample's :func:`spectrum`, kept for the last ``_SPECTRA_KEPT`` samples: each is in up to
     2 * ``REACH`` pairs, taken in dataset order, so a short memory serves them all (3 FFTs a pair -> 1)."""
