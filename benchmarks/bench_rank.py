@@ -78,6 +78,7 @@ def run_one(
     rank: bool = True,
     fit_all: bool = False,
     epochs: int | None = None,
+    init_from: Path | None = None,
 ) -> dict:
     """Copy, corrupt, create a workspace, QC, rank (out-of-fold, or ``fit_all``: medseg rank --fit-all); the
     model-free and the ranked queue's results, the timings (the rank's split into training, scoring and the
@@ -104,7 +105,10 @@ def run_one(
             t0 = time.perf_counter()
             method = "fit-all" if fit_all else f"oof-k{folds}"
             cfg = rank_config(epochs)
-            job = iter_rank_fit(ws, cfg) if fit_all else iter_rank_oof(ws, cfg, folds=folds)
+            if fit_all:
+                job = iter_rank_fit(ws, cfg, init_from=init_from)
+            else:
+                job = iter_rank_oof(ws, cfg, folds=folds, init_from=init_from)
             # a fold trains (to its last EpochEnd), then scores (the predictor built, every sample); the
             # calibration comes last; the first epoch (decoding every image) is timed on its own
             fold_t0 = last_epoch = after = time.perf_counter()
@@ -127,6 +131,19 @@ def run_one(
         out["seconds"] = seconds
         out["groups"] = len({r.group for r in ws.samples()})
     return out
+
+
+def fit_related(src: Path, frames: range, work: Path) -> Path:
+    """``medseg rank``'s model fitted to CVC frames ``frames`` as they are (no planted errors), in a workspace of
+    their own: a model trained on related data for ``--init-from``."""
+    from medseg.qc.fit_all import iter_rank_fit
+    from medseg.workspace import Workspace
+
+    subset_copy(src, work / "data", frames)
+    with Workspace.create(work / "ws", work / "data") as ws:
+        for _ in iter_rank_fit(ws, rank_config(None), runs_dir=work / "runs"):
+            pass
+    return work / "runs" / "fold-0" / "best.medseg"  # the checkpoint its ranking scored with
 
 
 def mirrored_extra(src: Path, dst: Path, total: int) -> None:
@@ -198,6 +215,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--epochs", type=int, default=None, help="train this many epochs, not the recipe's (scale: extrapolated)"
     )
+    ap.add_argument("--init-from", default=None, metavar="CKPT", help="start the ranking's models from CKPT")
+    ap.add_argument(
+        "--init-frames",
+        default=None,
+        metavar="A-B",
+        help="first fit medseg rank's model to CVC frames A-B as they are, then start from it (related data)",
+    )
     ap.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temp folder)")
     ap.add_argument("--json", default=None, metavar="FILE", help="write every result as JSON")
     args = ap.parse_args(argv)
@@ -212,7 +236,13 @@ def main(argv=None) -> int:
         return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-rank-"))
     results = []
+    init_from = Path(args.init_from) if args.init_from else None
     try:
+        if args.init_frames:
+            a, _, b = args.init_frames.partition("-")
+            t0 = time.perf_counter()
+            init_from = fit_related(src, range(int(a), int(b) + 1), root / "related")
+            print(f"fitted to frames {args.init_frames} to start from: {init_from} ({time.perf_counter() - t0:.0f} s)")
         if args.protocol == "new-dataset":
             frames = {"report": REPORT_FRAMES, "choose": CHOOSE_FRAMES, "spare": SPARE_FRAMES}[args.frames]
             seeds = args.seeds or {"report": [2, 3, 4, 5], "choose": [0, 1], "spare": [0, 1, 2, 3]}[args.frames]
@@ -238,6 +268,7 @@ def main(argv=None) -> int:
                 rank=not args.no_rank,
                 fit_all=args.ranking == "fit-all",
                 epochs=args.epochs,
+                init_from=init_from,
             )
             r["title"] = title
             print(f"{r['groups']} groups")

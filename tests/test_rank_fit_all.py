@@ -154,3 +154,25 @@ def test_channels_last_training_follows_the_same_path(tmp_path):
     assert len(losses[True]) == len(losses[False]) > 2
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(probs[True], probs[False], atol=1e-2)
+
+
+def test_init_from_starts_the_fitted_model_from_a_related_checkpoint(fitted, tmp_path):
+    """``medseg rank --init-from``: the fitted model starts from another model of the same recipe (README: a
+    model fitted to related data) and is stored and calibrated like any; one of another width stores nothing."""
+    from medseg.errors import RankingError
+    from medseg.models.checkpoint import load_checkpoint
+
+    ws, planted, events = fitted
+    start = next(e for e in events if isinstance(e, FoldScored)).checkpoint
+    out = list(iter_rank_fit(ws, tiny_rank_config(epochs=1), method="warm", init_from=start, runs_dir=tmp_path / "r"))
+    (scored,) = [e for e in out if isinstance(e, FoldScored)]
+    source = load_checkpoint(scored.checkpoint).provenance["training"]["model_source"]
+    assert source.startswith("fine-tuned from") and str(start) in source
+    scores = ws.scores("warm")
+    assert len(scores) == 24 and reliability.calibration(ws.root, "warm") is not None
+    # one epoch from the fitted model still ranks the planted errors first (one epoch from scratch cannot)
+    assert set(sorted(scores, key=scores.get)[: len(planted)]) == set(planted)
+    wider = tiny_rank_config(epochs=1, model__kwargs__base_channels=16)
+    with pytest.raises(RankingError, match=r"PlainUNet .*base_channels': 16"):
+        list(iter_rank_fit(ws, wider, method="wrong-arch", init_from=start, runs_dir=tmp_path / "w"))
+    assert ws.scores("wrong-arch") == {}
