@@ -23,10 +23,11 @@ its video for a good reason, and the frames next to it show that view too: a
 flagged sample that shares its count with one of its neighbours (up to
 ``signal_neighbours.REACH`` frames either side) whose image shows the same
 scene once aligned (``signal_neighbours.scene_match`` at least
-``SAME_SCENE``, far stricter than the neighbour fit's) keeps the finding as info, listed but not moving it up the
-queue. A label error is the odd one out among frames of one scene; a planted
-object more or fewer leaves its neighbours' counts as they were. Without
-thumbnails (volumes, no image) nothing is excused.
+``SAME_SCENE``, far stricter than the neighbour fit's) keeps the finding as
+info, listed but not moving it up the queue. A label error is the odd one out
+among frames of one scene; a planted object more or fewer leaves its
+neighbours' counts as they were. Without thumbnails (volumes, no image)
+nothing is excused.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ from medseg.qc.signal_neighbours import neighbours, scene_match
 _SPECKS = next(c for c in MASK_CHECKS if c.name == "specks").defaults
 # endoscopy frames look alike (dark surround, bright lumen): among CVC-ClinicDB frames 1-408, random pairs from
 # different videos match (the better of both ways round) at median 0.35, 99.9th percentile 0.89, at most 0.927
-# (2,205 pairs); so only a
-# match above that counts as one scene here (CVC frames 563 and 564, one view of one polyp: 0.96)
+# (2,205 pairs); so only a match above that counts as one scene here (CVC frames 563 and 564, one view: 0.96)
 SAME_SCENE = 0.93
 
 
