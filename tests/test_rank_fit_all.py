@@ -176,3 +176,16 @@ def test_init_from_starts_the_fitted_model_from_a_related_checkpoint(fitted, tmp
     with pytest.raises(RankingError, match=r"PlainUNet .*base_channels': 16"):
         list(iter_rank_fit(ws, wider, method="wrong-arch", init_from=start, runs_dir=tmp_path / "w"))
     assert ws.scores("wrong-arch") == {}
+
+
+def test_cli_init_from_names_the_checkpoint_the_model_started_from(fitted, tmp_path, capsys):
+    from medseg.cli import main
+
+    ws, _, events = fitted
+    start = next(e for e in events if isinstance(e, FoldScored)).checkpoint
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_rank_config(epochs=1)))
+    args = ["rank", str(ws.root), "--config", str(cfg), "--method", "cli-warm", "--top", "2", "--quiet"]
+    assert main([*args, "--init-from", str(start)]) == 0
+    err = capsys.readouterr().err
+    assert f"The model fitted to every label (started from {start}) agrees with them at median Dice" in err

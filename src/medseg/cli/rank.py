@@ -297,7 +297,7 @@ def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
     if describe_fold_dice(end):
         print(f"{describe_fold_dice(end)[0].upper()}{describe_fold_dice(end)[1:]}", file=sys.stderr)
     elif end.biased and end.folds_done == 1 and not args.checkpoint:
-        print(describe_fit(details), file=sys.stderr)
+        print(describe_fit(details, getattr(args, "init_from", None)), file=sys.stderr)
     for kind, (folder, path) in getattr(args, "outputs", {}).items():
         folder.mkdir()
         if kind == "json":
@@ -309,17 +309,16 @@ def _report(ws, end, args: argparse.Namespace, cancelled: bool = False) -> int:
     return 130 if cancelled else 0
 
 
-def describe_fit(details: dict) -> str:
-    """The --fit-all model's agreement with the labels it was fitted to, in one line."""
+def describe_fit(details: dict, init_from=None) -> str:
+    """The --fit-all model's agreement with the labels it was fitted to, in one line; ``init_from``: the
+    checkpoint it started from (--init-from), named so that a reader knows what the model knew before."""
     import numpy as np
 
+    who = "The model fitted to every label" + (f" (started from {init_from})" if init_from else "")
     dice = [d["dice"] for d in details.values() if isinstance(d.get("dice"), (int, float))]
     if not dice:
-        return "The model fitted to every label scored no sample"
-    return (
-        f"The model fitted to every label agrees with them at median Dice {float(np.median(dice)):.2f}: "
-        "the labels it could not fit come first"
-    )
+        return f"{who} scored no sample"
+    return f"{who} agrees with them at median Dice {float(np.median(dice)):.2f}: the labels it could not fit come first"
 
 
 def item_dict(item, details: dict | None = None) -> dict:
