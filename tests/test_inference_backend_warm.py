@@ -331,6 +331,20 @@ def test_an_export_failing_in_the_child_raises_its_message(tmp_path):
     assert outcome == onnx_child.UNREADABLE and why.startswith("UnpicklingError")
 
 
+def test_the_child_runs_at_the_lowest_priority(tmp_path, caplog):
+    """The child runs at the lowest priority (_BOOT sets it before any import: torch's ~2 s import at full
+    priority took a core from the viewer's forwards); it says so on its first line, logged at debug level."""
+    from medseg.inference import onnx_child
+    from medseg.inference.members import as_member
+
+    payload = tmp_path / "member.pt"
+    torch.save(onnx_child._payload(as_member(str(_saved(tmp_path)))), payload)
+    with caplog.at_level(logging.DEBUG, logger="medseg.inference.onnx_child"):
+        outcome, last = onnx_child._run_child(payload, tmp_path / "cache", onnx_cache.OPSET, None)
+    assert outcome == onnx_child.DONE and last.endswith(".onnx")
+    assert "the export's child process (exit 0) said: niceness 19 | " in caplog.text
+
+
 @pytest.mark.parametrize("executable", ["missing", "not python"])
 def test_a_child_that_cannot_run_leaves_the_export_to_this_process(tmp_path, monkeypatch, caplog, executable):
     """A frozen application's executable is no Python interpreter: the export falls back to the thread."""

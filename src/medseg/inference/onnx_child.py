@@ -106,6 +106,7 @@ def _run_child(payload: Path, folder: Path, opset: int, stop: Callable[[], bool]
             except subprocess.TimeoutExpired:
                 stopped = stopped or (stop is not None and stop())
         text = (out or b"").decode(errors="replace").strip()
+    log.debug("the export's child process (exit %s) said: %s", proc.returncode, " | ".join(text.splitlines()))
     last = text.splitlines()[-1] if text else "no output"
     if proc.returncode == UNREADABLE:
         return UNREADABLE, last
@@ -159,6 +160,8 @@ def _who(member: Member) -> str:
 
 def _main(argv: list[str]) -> int:
     payload, folder, opset = Path(argv[0]), Path(argv[1]), int(argv[2])
+    # the priority _BOOT set, for the parent's debug log (a test holds it to the lowest)
+    print(f"niceness {os.nice(0) if hasattr(os, 'nice') else 'unknown'}", flush=True)
     torch.set_num_threads(1)
     try:
         member = _rebuild(payload)
