@@ -146,6 +146,14 @@ def fit_related(src: Path, frames: range, work: Path) -> Path:
     return work / "runs" / "fold-0" / "best.medseg"  # the checkpoint its ranking scored with
 
 
+def frame_range(text: str) -> range:
+    """``A-B`` (frame numbers, A <= B) as the range of frames A to B."""
+    a, _, b = text.partition("-")
+    if not (a.isdigit() and b.isdigit()) or int(a) > int(b):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame range A-B such as 1-408")
+    return range(int(a), int(b) + 1)
+
+
 def mirrored_extra(src: Path, dst: Path, total: int) -> None:
     """``src``'s frames plus left-right mirrored copies of its first ones, numbered on, up to ``total``."""
     subset_copy(src, dst, range(1, 10_000))
@@ -219,6 +227,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--init-frames",
         default=None,
+        type=frame_range,
         metavar="A-B",
         help="first fit medseg rank's model to CVC frames A-B as they are, then start from it (related data)",
     )
@@ -239,10 +248,10 @@ def main(argv=None) -> int:
     init_from = Path(args.init_from) if args.init_from else None
     try:
         if args.init_frames:
-            a, _, b = args.init_frames.partition("-")
             t0 = time.perf_counter()
-            init_from = fit_related(src, range(int(a), int(b) + 1), root / "related")
-            print(f"fitted to frames {args.init_frames} to start from: {init_from} ({time.perf_counter() - t0:.0f} s)")
+            init_from = fit_related(src, args.init_frames, root / "related")
+            span = f"{args.init_frames.start}-{args.init_frames.stop - 1}"
+            print(f"fitted to frames {span} to start from: {init_from} ({time.perf_counter() - t0:.0f} s)")
         if args.protocol == "new-dataset":
             frames = {"report": REPORT_FRAMES, "choose": CHOOSE_FRAMES, "spare": SPARE_FRAMES}[args.frames]
             seeds = args.seeds or {"report": [2, 3, 4, 5], "choose": [0, 1], "spare": [0, 1, 2, 3]}[args.frames]
