@@ -372,3 +372,23 @@ def test_the_app_predictor_exports_in_a_child_process(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(old)
     assert not calls
+
+
+def test_a_file_onnxruntime_refuses_is_exported_again_in_the_child(tmp_path, monkeypatch, caplog):
+    """A cached file that matches its name but does not load is exported again the way the first one was: by the
+    child process, never in the viewer's."""
+    calls = _no_export_here(monkeypatch)
+    real, refused = backend.make_session, []
+
+    def refuse_once(path, threads, *dims):
+        if not refused:
+            refused.append(path)
+            raise RuntimeError(f"[ONNXRuntimeError] : 1 : FAIL : Load model from {path} failed")
+        return real(path, threads, *dims)
+
+    monkeypatch.setattr(backend, "make_session", refuse_once)
+    with caplog.at_level(logging.WARNING):
+        pred = Predictor(str(_saved(tmp_path)), device="cpu", warm_up="background")
+        assert pred.wait_backends(WAIT)
+    assert refused and "exporting again" in caplog.text
+    assert pred.backends == ["onnxruntime"] and not calls

@@ -326,10 +326,13 @@ def _onnx_backend(
     from medseg.inference.onnx_cache import cached_onnx
     from medseg.inference.onnx_child import cached_onnx_in_child
 
-    with _EXPORT_LOCK:
-        if stop is not None and stop():
-            return None
-        path = cached_onnx_in_child(member, cache, stop) if in_child else cached_onnx(member, cache)
+    def export() -> Path | None:
+        with _EXPORT_LOCK:
+            if stop is not None and stop():
+                return None
+            return cached_onnx_in_child(member, cache, stop) if in_child else cached_onnx(member, cache)
+
+    path = export()
     if path is None or (stop is not None and stop()):
         return None
     try:
@@ -337,6 +340,5 @@ def _onnx_backend(
     except Exception as first:  # noqa: BLE001 - a file that matched its hash but does not load: export again once
         log.warning("onnxruntime could not load %s (%s): exporting again", path, first)
         path.unlink(missing_ok=True)
-        with _EXPORT_LOCK:
-            path = cached_onnx(member, cache)
-        return OnnxBackend(member, path)
+        path = export()  # the same way as the first: a viewer's export again in a child, and stoppable
+        return None if path is None or (stop is not None and stop()) else OnnxBackend(member, path)
