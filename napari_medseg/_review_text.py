@@ -19,14 +19,24 @@ def summary_html(ws: Any) -> str:
     lines = [head, f"Status: {by_status}"]
     checks = s.get("by_check") or {}
     if checks:
+        info = s.get("info_by_check") or {}
         top = sorted(checks.items(), key=lambda kv: (-kv[1], kv[0]))
-        lines.append("Findings: " + ", ".join(f"{n} {escape(check.replace('_', ' '))}" for check, n in top))
+        lines.append("Findings: " + ", ".join(_check_count(check, n, info.get(check, 0)) for check, n in top))
     else:
         lines.append("Findings: none stored (run QC)")
     changes = s.get("source_changes") or {}
     if changes:
         lines.append("Source files: " + ", ".join(f"{n} {k}" for k, n in changes.items()) + " since import")
     return "<br>".join(lines)
+
+
+def _check_count(check: str, n: int, info: int) -> str:
+    """"12 object count (3 info)": info findings say something about a label without calling it wrong (e.g. an
+    object count shared with a neighbouring frame of the same scene), so they are told apart from the rest."""
+    text = f"{n} {escape(check.replace('_', ' '))}"
+    if info:
+        text += " (info)" if info == n else f" ({info} info)"
+    return text
 
 
 def groups_line(ws: Any) -> str:

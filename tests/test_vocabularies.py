@@ -107,6 +107,24 @@ def test_the_cli_and_the_plugin_offer_the_statuses(ws, capsys):
     assert "invalid choice: 'done'" in capsys.readouterr().err
 
 
+def test_the_findings_line_tells_info_findings_apart(ws):
+    """Info findings say something about a label without calling it wrong: the Dataset dock's count says which."""
+    from napari_medseg._review_text import summary_html
+
+    a, b, c = list(ws.sample_ids())[:3]
+    ws.add_findings(
+        [
+            Finding(a, "object_count", "warning", "3 objects, unlike the rest of its group"),
+            Finding(b, "object_count", "info", "1 object, like neighbouring sample 564 of the same scene"),
+            Finding(c, "duplicate_images", "info", "the same picture as sample 1"),
+        ],
+        source="qc",
+    )
+    assert ws.summary()["info_by_check"] == {"duplicate_images": 1, "object_count": 1}
+    line = summary_html(ws).split("Findings: ")[1].split("<br>")[0]
+    assert line == "2 object count (1 info), 1 duplicate images (info)"
+
+
 # ------------------------------------------------------------------ findings
 def test_the_workspace_stores_findings_without_qc(tmp_path):
     """In a fresh interpreter: indexing problems become stored findings, and medseg.qc is never imported."""

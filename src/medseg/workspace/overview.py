@@ -21,6 +21,7 @@ def counts(conn: sqlite3.Connection) -> dict:
         by_check: Counter[str] = Counter()
         by_severity: Counter[str] = Counter()
         by_source: Counter[str] = Counter()
+        info_by_check: Counter[str] = Counter()  # listed for the user's information: no problem with the label
         # one pass over the findings for the three counts (three GROUP BYs read them three times)
         for check, severity, source, n in c.execute(
             'SELECT "check", severity, source, COUNT(*) FROM findings GROUP BY "check", severity, source'
@@ -28,6 +29,8 @@ def counts(conn: sqlite3.Connection) -> dict:
             by_check[check] += n
             by_severity[severity] += n
             by_source[source] += n
+            if severity == "info":
+                info_by_check[check] += n
         return {
             "schema_version": schema_version(c),
             "n_samples": sum(by_status.values()),
@@ -36,6 +39,7 @@ def counts(conn: sqlite3.Connection) -> dict:
             "revisions_by_origin": origins,
             "by_check": dict(sorted(by_check.items())),
             "by_severity": dict(sorted(by_severity.items())),
+            "info_by_check": dict(sorted(info_by_check.items())),
             "findings_by_source": dict(sorted(by_source.items())),
             "score_methods": [r[0] for r in c.execute("SELECT DISTINCT method FROM scores ORDER BY method")],
             "n_model_runs": c.execute("SELECT COUNT(*) FROM model_runs").fetchone()[0],
