@@ -31,7 +31,7 @@ def summary_html(ws: Any) -> str:
 
 
 def _check_count(check: str, n: int, info: int) -> str:
-    """"12 object count (3 info)": info findings say something about a label without calling it wrong (e.g. an
+    """E.g. "12 object count (3 info)": info findings say something about a label without calling it wrong (e.g. an
     object count shared with a neighbouring frame of the same scene), so they are told apart from the rest."""
     text = f"{n} {escape(check.replace('_', ' '))}"
     if info:
