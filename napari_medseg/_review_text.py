@@ -20,7 +20,8 @@ def summary_html(ws: Any) -> str:
     checks = s.get("by_check") or {}
     if checks:
         info = s.get("info_by_check") or {}
-        top = sorted(checks.items(), key=lambda kv: (-kv[1], kv[0]))
+        # the checks that call labels wrong first, however many info findings another check lists
+        top = sorted(checks.items(), key=lambda kv: (-(kv[1] - info.get(kv[0], 0)), -kv[1], kv[0]))
         lines.append("Findings: " + ", ".join(_check_count(check, n, info.get(check, 0)) for check, n in top))
     else:
         lines.append("Findings: none stored (run QC)")

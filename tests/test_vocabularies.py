@@ -111,18 +111,18 @@ def test_the_findings_line_tells_info_findings_apart(ws):
     """Info findings say something about a label without calling it wrong: the Dataset dock's count says which."""
     from napari_medseg._review_text import summary_html
 
-    a, b, c = list(ws.sample_ids())[:3]
+    a, b, *rest = list(ws.sample_ids())
     ws.add_findings(
         [
             Finding(a, "object_count", "warning", "3 objects, unlike the rest of its group"),
             Finding(b, "object_count", "info", "1 object, like neighbouring sample 564 of the same scene"),
-            Finding(c, "duplicate_images", "info", "the same picture as sample 1"),
+            *(Finding(c, "duplicate_images", "info", "the same picture as sample 1") for c in rest[:3]),
         ],
         source="qc",
     )
-    assert ws.summary()["info_by_check"] == {"duplicate_images": 1, "object_count": 1}
+    assert ws.summary()["info_by_check"] == {"duplicate_images": 3, "object_count": 1}
     line = summary_html(ws).split("Findings: ")[1].split("<br>")[0]
-    assert line == "2 object count (1 info), 1 duplicate images (info)"
+    assert line == "2 object count (1 info), 3 duplicate images (info)"  # a warning before three infos
 
 
 # ------------------------------------------------------------------ findings
