@@ -45,3 +45,24 @@ def test_a_large_group_with_a_small_explanation_is_searched_one_whose_search_is_
     assert set(cleared(small)) == {f"b{j}" for j in range(5)}
     graph = {"a": {"b"}, "b": {"a"}}
     assert unique_cover(graph, {"a", "b"}) is None
+
+
+@pytest.mark.parametrize(
+    "edges, weights, right",
+    [
+        ([("a", "b")], {"a": 3}, {"a": ["b"]}),  # three identical copies against one: the one is the odd one
+        ([("a", "b")], {"a": 2, "b": 2}, {}),  # two against two
+        ([("a", "b")], {"a": 600, "b": 400}, {"a": ["b"]}),  # one set of two vertices, not ~2^1000 of labels
+        ([("a", "b"), ("a", "c")], {"a": 2}, {}),  # {a} weighs 2, {b, c} too: a tie
+        ([("a", "b"), ("a", "c")], {"a": 3}, {"a": ["b", "c"]}),  # {b, c} is lighter though larger
+    ],
+)
+def test_a_vertex_standing_for_identical_copies_weighs_what_they_count(edges, weights, right):
+    """Identical copies with identical masks take part in the same disagreements: one vertex of their weight
+    gives the explanation the copies would, one label each."""
+    assert cleared(edges, weights) == right
+    copies = {v: [f"{v}{k}" for k in range(weights.get(v, 1))] for e in edges for v in e}
+    if sum(map(len, copies.values())) <= 8:  # the same graph drawn label by label
+        expanded = [(x, y) for a, b in edges for x in copies[a] for y in copies[b]]
+        want = {x: sorted(y for w in wrong for y in copies[w]) for r, wrong in right.items() for x in copies[r]}
+        assert cleared(expanded) == want

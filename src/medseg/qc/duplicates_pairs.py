@@ -13,7 +13,7 @@ are the ones the bound would keep at that distance), in the same (i, j) order. A
 :class:`Pair` when its 32x32 thumbnails correlate in place at ``min_correlation`` or more. Samples with
 identical pixels are exact duplicates whatever their hashes, kept as groups, not pairs: k copies of one
 picture are k(k-1)/2 pairs (3,000 blank frames: 4.5 million), and only those whose masks differ can
-disagree (:func:`exact_mask_pairs`).
+disagree, judged through one copy of each mask (:func:`exact_mask_pairs`).
 
 Fingerprints are read one at a time (they may live on disk, :mod:`medseg.qc.spill`): only the hashes of all
 samples are held at once, and the fingerprints of a candidate's two samples are read when it is compared.
@@ -181,22 +181,25 @@ def candidates(table: dict, ctx, max_distance: int) -> tuple[Candidates, list[li
     return Candidates(ids, i[differ], j[differ], d[differ]), [[ids[x] for x in group] for group in groups]
 
 
-def exact_mask_pairs(table: dict, ctx) -> list[Pair]:
-    """The pairs of samples with identical pixels whose masks differ (identical masks agree: IoU 1), each group
-    in the samples' order: k copies with one mask make no pair however large k is."""
+def exact_mask_pairs(table: dict, ctx) -> tuple[list[Pair], dict[str, list[str]]]:
+    """(pairs to judge, twins) of the groups of samples with identical pixels whose masks differ. Samples with
+    the same pixels and the same mask are twins: everything QC measures of one holds for the others, so a group
+    is judged through one sample of each mask (its first, in the samples' order), the pairs of those, and
+    ``twins`` maps that sample to all of its twins, itself first. k copies with two masks are one pair to
+    judge, not up to k^2/4; k copies with one mask make no pair however large k is."""
     ids, _, _, groups, masks = _hashes(table["fingerprint"], ctx)
-    out = []
+    out, twins = [], {}
     for group in groups:
         codes = masks[group]
         if (codes == codes[0]).all():
             continue
-        out += [
-            Pair(ids[x], ids[y], True, 0, 1.0)
-            for n, x in enumerate(group)
-            for y in group[n + 1 :]
-            if masks[x] != masks[y]
-        ]
-    return out
+        by_mask: dict[int, list[int]] = {}
+        for x in group:
+            by_mask.setdefault(int(masks[x]), []).append(x)
+        firsts = [members[0] for members in by_mask.values()]
+        out += [Pair(ids[x], ids[y], True, 0, 1.0) for n, x in enumerate(firsts) for y in firsts[n + 1 :]]
+        twins.update({ids[members[0]]: [ids[x] for x in members] for members in by_mask.values()})
+    return out, twins
 
 
 def pairs(table: dict, ctx, max_distance: int, min_correlation: float) -> list[Pair]:
