@@ -14,6 +14,7 @@ from medseg.qc.model_standing import ModelStanding
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
 from medseg.qc.queue import UNJUDGED_STANDING, QueueItem, default_method, model_weight, signal_methods, worst_slices
 from medseg.qc.queue_item import _STALE, SLICES_SHOWN, finding_penalty
+from medseg.qc.queue_state import PAIR_MARGIN
 from medseg.qc.queue_words import (
     pair_partners,
     reason_line,
@@ -88,6 +89,10 @@ def review_queue(
     weights = _plain_weights(judged, model, details) if calibration is None else None
     outline_details = workspace.score_details(OUTLINE_METHOD) if OUTLINE_METHOD in free else {}
 
+    combined = {
+        rec.id: _combined({m: v.get(rec.id) for m, v in judged.items()}, calibration, weights) for rec in records
+    }
+    per_sample = _told(per_sample, combined)
     items = []
     for rec in records:
         if statuses is not None and rec.status not in statuses:
@@ -191,6 +196,27 @@ def _combined(standings: dict, calibration, weights: dict | None) -> float:
     if not said:
         return UNJUDGED_STANDING
     return sum(w * v for w, v in said) / sum(w for w, _ in said)
+
+
+def _told(per_sample: dict[str, list[Finding]], combined: dict[str, float]) -> dict[str, list[Finding]]:
+    """Copies whose errors name each other and no one else, whose combined values differ by PAIR_MARGIN or
+    more: the one the signals trust reads its error as info naming the other (``trusted_over``)."""
+    names = {(s, o) for s, fs in per_sample.items() for f in fs for o in pair_partners(f)}
+    mutual: dict[str, list[str]] = {}
+    for s, o in sorted(names):
+        if (o, s) in names and o in combined and s in combined:
+            mutual.setdefault(s, []).append(o)
+    out = dict(per_sample)
+    for s, others in mutual.items():
+        o = others[0]
+        if len(others) == 1 and len(mutual[o]) == 1 and combined[s] - combined[o] >= PAIR_MARGIN:
+            out[s] = [
+                replace(f, severity="info", details={**f.details, "trusted_over": [o]})
+                if f.check == "duplicate_mask_disagreement" and f.severity == "error"
+                else f
+                for f in per_sample[s]
+            ]
+    return out
 
 
 def _pair_groups(items: list[QueueItem]) -> dict[str, str]:

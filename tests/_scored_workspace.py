@@ -22,12 +22,14 @@ def scored_workspace(base: Path, n: int = 24) -> Workspace:
     rng = random.Random(3)
     ids = w.sample_ids()
     heads = {r.id: r.head_revision for r in w.samples()}
+    told = {ids[13]: 0.97, ids[17]: 0.03}  # a pair of copies whose other signals tell which label is wrong
     for m in ("outline-fit", "neighbour-fit"):
         judged = ids[: -2 if m == "outline-fit" else -5]
-        w.set_scores(m, {s: rng.random() for s in judged}, {s: {"revision": heads[s], "raw": 1} for s in judged})
-    model = {s: round(rng.random(), 1) for s in ids[1:]}  # ties on purpose
+        values = {s: rng.random() for s in judged} | told
+        w.set_scores(m, values, {s: {"revision": heads[s], "raw": 1} for s in judged})
+    model = {s: round(rng.random(), 1) for s in ids[1:]} | {ids[13]: 0.9, ids[17]: 0.1}  # ties on purpose
     w.set_scores("oof-k3", model, {s: {"dice": v, "revision": heads[s]} for s, v in model.items()})
-    pair = [(ids[8], ids[20]), (ids[20], ids[8])]
+    pair = [(ids[8], ids[20]), (ids[20], ids[8]), (ids[13], ids[17]), (ids[17], ids[13])]
     w.add_findings(
         [
             Finding(ids[4], "full_mask", "error", "the whole image is foreground"),

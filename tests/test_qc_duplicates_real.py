@@ -105,3 +105,26 @@ def test_the_threshold_is_a_qc_parameter(cvc_dir, tmp_path):
     report = qc(ds, "exact_duplicate,duplicate_mask_disagreement", loose, workers=1)
     assert [f for f in report.findings if f.check == "duplicate_mask_disagreement"] == []
     assert report.params["duplicate_mask_disagreement"]["min_iou"] == 0.5
+
+
+def test_a_pair_the_other_signals_tell_apart_keeps_the_trusted_label_in_its_own_place(cvc_dir, tmp_path):
+    """A copy of frame 112 whose mask was moved off the polyp: two copies cannot tell which label is wrong, the
+    picture's edges and the neighbouring frames can. The moved one keeps the error at the top; 112 reads its
+    error as info naming the copy (queue_state.told_pairs), in the queue computed and in the one read back."""
+    _planted(cvc_dir, tmp_path / "cvc")
+    for sub in ("images", "masks"):
+        (tmp_path / "cvc" / sub / f"{NEXT}.png").unlink()  # a pair, not three copies
+    moved = np.roll(_mask(cvc_dir / "masks" / f"{ORIGINAL}.png"), (60, 90), axis=(0, 1))
+    Image.fromarray(moved.astype(np.uint8) * 255).save(tmp_path / "cvc" / "masks" / f"{COPY}.png")
+    with Workspace.create(tmp_path / "ws", tmp_path / "cvc") as ws:
+        report = qc(ws, workers=1)
+        bad = {f.sample_id: f for f in report.findings if f.check == "duplicate_mask_disagreement"}
+        assert set(bad) == {ORIGINAL, COPY} and all(f.severity == "error" for f in bad.values())  # as QC stores them
+        for queue in (review_queue(ws), review_queue(ws)):  # computed, then read back from the stored order
+            order = [i.sample_id for i in queue]
+            assert order[0] == COPY
+            item = queue[order.index(ORIGINAL)]
+            (told,) = [f for f in item.findings if f.check == "duplicate_mask_disagreement"]
+            assert told.severity == "info" and told.details["trusted_over"] == [COPY]
+            assert any(s.startswith("QC info") and "the other signals trust this label more" in s for s in item.signals)
+            assert order.index(ORIGINAL) > 1  # not pulled up beside the copy

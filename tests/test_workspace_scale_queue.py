@@ -2,7 +2,8 @@
 
 The reference is the walk as it was before (tests/_queue_reference.py, the previous medseg.qc.queue verbatim):
 every QueueItem field equal, priorities to the bit, on a workspace with model-free signals, a model score,
-a stale score and a stale signal (labels corrected since), disagreeing-duplicate pairs, findings of every
+a stale score and a stale signal (labels corrected since), disagreeing-duplicate pairs (one that the other signals
+tell apart, :func:`medseg.qc.queue_state.told_pairs`), findings of every
 severity, with and without a calibration, filtered by status and by check, and with the model left out.
 """
 
@@ -58,6 +59,14 @@ def test_the_indexed_queue_equals_the_walk(ws, monkeypatch, calibrated, options)
         ids = ws.sample_ids()
         if ids[8] in queue.sample_ids and ids[20] in queue.sample_ids:
             assert abs(queue.place(ids[8]) - queue.place(ids[20])) == 1
+        # a pair the other signals tell apart: the trusted label's error reads as info naming the other
+        trusted = queue[queue.place(ids[13])]
+        (f,) = [f for f in trusted.findings if f.check == "duplicate_mask_disagreement"]
+        assert f.severity == "info" and f.details["trusted_over"] == [ids[17]]
+        assert any("the other signals trust this label more" in s for s in trusted.signals)
+        wrong = queue[queue.place(ids[17])]
+        assert [f.severity for f in wrong.findings if f.check == "duplicate_mask_disagreement"] == ["error"]
+        assert queue.place(ids[17]) < queue.place(ids[13]) - 1
 
 
 def test_items_are_made_when_asked_and_from_the_snapshot(ws, monkeypatch):

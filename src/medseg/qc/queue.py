@@ -53,7 +53,12 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
   or more copies tell which label is wrong (one disagrees with copies that
   do not disagree with one another, :mod:`medseg.qc.duplicates_odd`), only
   that odd one out keeps the error; its copies' findings are info, and they
-  keep their own place.
+  keep their own place. Two copies cannot tell which label is wrong, but the
+  other signals often can: where the combined values of a pair differ by
+  ``PAIR_MARGIN`` (0.2) or more, the label they trust reads its error as
+  info naming the other (``trusted_over``) and keeps its own place
+  (:func:`medseg.qc.queue_state.told_pairs`); the stored finding is as QC
+  wrote it, and a new ranking may tell the pair apart differently.
 * ``QueueItem.signals`` say why in short phrases, most telling first
   (:mod:`medseg.qc.queue_words`): the findings that moved the sample, the
   signals that put it in the dataset's worst fifth, each with its measured
@@ -88,7 +93,14 @@ from medseg.qc.queue_item import (
     finding_penalty,
     worst_slices,
 )
-from medseg.qc.queue_state import UNJUDGED_STANDING, _pair_groups, _usable, calibration_key, model_weight
+from medseg.qc.queue_state import (
+    PAIR_MARGIN,
+    UNJUDGED_STANDING,
+    _pair_groups,
+    _usable,
+    calibration_key,
+    model_weight,
+)
 from medseg.qc.queue_words import (
     finding_phrase,
     outline_phrase,
@@ -206,7 +218,17 @@ def review_queue(
         keep = np.flatnonzero([s in statuses for s in sts])
         order, shared = _order(state, keep)
     context = _ItemContext(
-        ids, sts, heads, state.judged, state.score, state.scored_rev, words, state.method, state.model, calibration
+        ids,
+        sts,
+        heads,
+        state.judged,
+        state.score,
+        state.scored_rev,
+        words,
+        state.method,
+        state.model,
+        calibration,
+        state.trusted_over,
     )
     return ReviewQueue(keep[order], ids, sts, shared[order], context.item)
 
@@ -222,7 +244,7 @@ def _order(state, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-QUEUE_RULE = 2  # raise when the ordering rule changes in a way the cache key below does not see
+QUEUE_RULE = 3  # raise when the ordering rule changes in a way the cache key below does not see
 
 
 def _cache_key(method: str | None, checks: set | None, models: bool) -> str:
@@ -237,6 +259,7 @@ def _cache_key(method: str | None, checks: set | None, models: bool) -> str:
             "penalty": FINDING_PENALTY,
             "image": sorted(IMAGE_CHECKS),
             "standing": [UNJUDGED_STANDING, STALE_STANDING],
+            "pair_margin": PAIR_MARGIN,
         },
         sort_keys=True,
     )

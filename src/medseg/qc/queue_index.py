@@ -21,6 +21,8 @@ import numpy as np
 from medseg.findings import Finding
 from medseg.qc import reliability
 
+PAIR_CHECK = "duplicate_mask_disagreement"  # duplicates whose masks disagree: the one check that pairs samples
+
 
 def finding_of(row: tuple) -> Finding:
     """A stored finding row of ``Workspace.queue_columns`` as the ``Finding`` ``Workspace.findings`` gives."""
@@ -35,6 +37,18 @@ def finding_of(row: tuple) -> Finding:
         fix=fix,
         details=json.loads(details),
     )
+
+
+def told_rows(rows: list, partner: str) -> list:
+    """``rows`` (finding rows) with the disagreeing-duplicate error about ``partner``, which the other signals
+    tell is the wrong label (:func:`told_pairs`), read as info naming it (``trusted_over``): the stored
+    finding stays as QC wrote it, the queue's reading of it follows the signals."""
+    return [
+        (r[0], r[1], "info", *r[3:7], json.dumps({**json.loads(r[7]), "trusted_over": [partner]}))
+        if r[1] == PAIR_CHECK and r[2] == "error"
+        else r
+        for r in rows
+    ]
 
 
 class Standings:

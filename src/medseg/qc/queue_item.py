@@ -10,7 +10,7 @@ import numpy as np
 
 from medseg.qc.findings import Finding, severity_rank
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
-from medseg.qc.queue_index import finding_of
+from medseg.qc.queue_index import finding_of, told_rows
 from medseg.qc.queue_words import reason_line, signal_verdicts, signals
 from medseg.qc.volume_slices import slice_words
 
@@ -65,6 +65,7 @@ class _ItemContext:
     method: str | None
     model: str | None
     calibration: object
+    trusted_over: np.ndarray | None = None  # QueueState.trusted_over
 
     def _details(self, method: str | None, sid: str) -> dict | None:
         """The stored details of ``sid``'s score under ``method``; None when it has no score row there."""
@@ -73,7 +74,10 @@ class _ItemContext:
 
     def item(self, k: int, priority: float) -> QueueItem:
         sid, head, method, model = self.ids[k], self.heads[k], self.method, self.model
-        found = tuple(sorted((finding_of(r) for r in self.words.findings(k)), key=lambda f: -severity_rank(f.severity)))
+        rows = self.words.findings(k)
+        if self.trusted_over is not None and self.trusted_over[k] >= 0:
+            rows = told_rows(rows, self.ids[self.trusted_over[k]])
+        found = tuple(sorted((finding_of(r) for r in rows), key=lambda f: -severity_rank(f.severity)))
         standings = {m: s.at(k, _STALE) for m, s in self.judged.items()}
         score = None if math.isnan(self.score[k]) else float(self.score[k])
         own = self._details(method, sid) or {}

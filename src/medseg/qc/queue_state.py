@@ -17,12 +17,19 @@ import numpy as np
 
 from medseg.qc.findings import severity_rank
 from medseg.qc.model_standing import ModelStanding
-from medseg.qc.queue_index import Standings, calibrated, finding_of, weighted_mean
+from medseg.qc.queue_index import Standings, calibrated, finding_of, told_rows, weighted_mean
 from medseg.qc.queue_item import FINDING_PENALTY, IMAGE_CHECKS, STALE_STANDING, ReadWords
 from medseg.qc.queue_words import PAIR_CHECK, pair_partners
 from medseg.qc.signals import percentiles
 
 UNJUDGED_STANDING = 0.5  # a sample no signal judges stands in the middle, not last
+# a pair of disagreeing copies whose combined values differ by this much: the signals tell which label is wrong
+# (told_pairs). Choosing sides of benchmarks/bench_rank.py (stored predictions re-scored, QC run again): frames
+# 298-408, eight seeds, first 20 % 93.2 -> 94.3 % (two sets one mask up, none down), AUROC 0.990 -> 0.994, the
+# same at 0.1 and 0.4 (the six pairs told apart differ by 0.43-0.77; four of the labels trusted are clean, two
+# planted errors whose copy was planted too, kept in the first fifth by their own findings); 1-297, seeds 0-1,
+# 94.9 / 93.2 % either way. Held out (frames 409-612, seeds 2-5) no pair of copies disagrees: unchanged
+PAIR_MARGIN = 0.2
 NO_REVISION = np.iinfo(np.int64).min  # no head revision; scored_rev where the score is not stale
 SEPARATOR = "\0"  # between the stored sample ids (no file name holds it)
 
@@ -47,6 +54,7 @@ class QueueState:
     calibration: str  # what of the calibration the priorities depend on (:func:`calibration_key`)
     order: np.ndarray | None = None  # the unfiltered queue's places and shared priorities (queue_order's)
     shared: np.ndarray | None = None
+    trusted_over: np.ndarray | None = None  # the pair partner the other signals tell is wrong (-1: none)
 
     def to_bytes(self) -> bytes:
         stale = np.full(len(self.score), NO_REVISION)
@@ -67,6 +75,8 @@ class QueueState:
         }
         if self.order is not None:
             arrays["order"], arrays["shared"] = self.order, self.shared
+        if self.trusted_over is not None:
+            arrays["trusted_over"] = self.trusted_over
         signals = list(self.judged)
         for i, m in enumerate(signals):
             arrays[f"value{i}"] = self.judged[m].value
@@ -103,6 +113,7 @@ class QueueState:
             meta["calibration"],
             a.get("order"),
             a.get("shared"),
+            a.get("trusted_over"),
         )
 
 
@@ -161,8 +172,10 @@ def compute(root, cols: dict, method: str | None, free: list[str], checks: set |
         k = at.get(row[0])
         if k is not None and (checks is None or row[1] in checks):
             found.setdefault(k, []).append(row)
+    trusted = told_pairs(found, at, combined)
+    ruled = {k: told_rows(rows, ids[trusted[k]]) if trusted[k] >= 0 else rows for k, rows in found.items()}
     penalty, worst, count = np.zeros(n), np.full(n, -1), np.zeros(n, np.int64)
-    for k, fs in found.items():
+    for k, fs in ruled.items():
         penalty[k] = sum(FINDING_PENALTY[s] if not (c in IMAGE_CHECKS and s != "error") else 0.0 for _, c, s, *_ in fs)
         worst[k] = max(severity_rank(f[2]) for f in fs)
         count[k] = len(fs)
@@ -179,10 +192,27 @@ def compute(root, cols: dict, method: str | None, free: list[str], checks: set |
         np.isnan(score),
         worst,
         count,
-        _pair_edges(found, at),
+        _pair_edges(ruled, at),
         calibration_key(calibration),
+        trusted_over=trusted,
     )
     return state, calibration, ReadWords(rows, found)
+
+
+def told_pairs(found: dict, at: dict, combined: np.ndarray) -> np.ndarray:
+    """For each sample, the index of its disagreeing copy that the signals tell is the wrong one, -1 where they
+    do not: a pair of copies (each the other's only partner) whose combined values differ by ``PAIR_MARGIN`` or
+    more. Copies cannot tell which of two labels is wrong; the rest of the evidence often can (a shifted or
+    grown copy of an outline its picture's edges and its neighbouring frames reject)."""
+    out = np.full(len(combined), -1, np.int64)
+    partners: dict[int, list[int]] = {}
+    for k, j in _pair_edges(found, at).tolist():
+        partners.setdefault(k, []).append(j)
+    for k, js in partners.items():
+        j = js[0]
+        if len(js) == 1 and len(partners[j]) == 1 and combined[k] - combined[j] >= PAIR_MARGIN:
+            out[k] = j
+    return out
 
 
 def _signal_standings(rows: list, at: dict, heads: list, n: int) -> Standings:

@@ -18,9 +18,9 @@ from medseg.qc.checks_base import plural
 from medseg.qc.findings import Finding
 from medseg.qc.outline_fit import METHOD as OUTLINE_METHOD
 from medseg.qc.outline_fit import advice_phrase, standing_phrase
+from medseg.qc.queue_index import PAIR_CHECK
 from medseg.qc.volume_slices import slice_words
 
-PAIR_CHECK = "duplicate_mask_disagreement"
 WORST_SHARE = 0.2  # a signal is named when it put the sample in the dataset's worst fifth
 
 
@@ -181,6 +181,11 @@ def _finding_signal(f: Finding) -> str:
         )
     elif partners:
         text += f" with {_samples(partners)} (the same image): one of them is wrong, queued together"
+    elif f.check == PAIR_CHECK and f.details.get("trusted_over"):  # medseg.qc.queue_state.told_pairs
+        text += (
+            f" with {_samples(f.details['trusted_over'])} (the same image): the other signals trust this label "
+            "more, so that label is the likely error, not this one"
+        )
     elif f.check == PAIR_CHECK and wrong:
         text += (
             f" with {_samples(wrong)} (the same image), the odd one out among the image's copies: "
