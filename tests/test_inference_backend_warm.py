@@ -392,3 +392,14 @@ def test_a_file_onnxruntime_refuses_is_exported_again_in_the_child(tmp_path, mon
         assert pred.wait_backends(WAIT)
     assert refused and "exporting again" in caplog.text
     assert pred.backends == ["onnxruntime"] and not calls
+
+
+def test_an_export_asked_for_now_does_not_wait_behind_a_background_one(tmp_path):
+    """A re-scoring's (or a batch's) export runs while a live prediction's export by a child process, at the
+    lowest priority, holds the background exports' turn: on a busy machine a re-scoring waited behind it."""
+    path, done = _saved(tmp_path), []
+    with backend._CHILD_EXPORTS:  # a background export under way
+        thread = threading.Thread(target=lambda: done.append(Predictor(str(path), device="cpu").backends), daemon=True)
+        thread.start()
+        thread.join(WAIT)
+    assert done == [["onnxruntime"]]

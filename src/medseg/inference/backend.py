@@ -28,9 +28,13 @@ cannot rebuild is exported in the thread: it traces a copy it makes itself
 writes them once PyTorch has prepared its own network: eval mode, no
 gradients); the tracer's state is per thread, and the one flag torch's exporter
 sets for the whole process only turns smp's PSPNet pooling into its
-``interpolate(mode="area")`` form, the same average. Exports are serialised
-(one at a time in a process: they compete for the same cores, and torch's
-exporter swaps a module function while it runs).
+``interpolate(mode="area")`` form, the same average. Exports in this process
+are serialised (torch's exporter swaps a module function while it runs:
+:func:`~medseg.inference.onnx_cache.cached_onnx`), and background exports by
+child processes run one at a time (they compete for the same cores); an
+export asked for now (a batch's, a re-scoring's) never waits behind a
+background child, which runs at the lowest priority: on a busy machine a
+re-scoring waited half a minute behind a live prediction's export.
 
 Both backends take prepared tiles (N, C, H, W) float32 and return the logits;
 the Predictor's ``forward_tiles`` adds activation, TTA and member stacking
@@ -62,7 +66,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 WARM_UPS = ("now", "background")
-_EXPORT_LOCK = threading.Lock()
+_CHILD_EXPORTS = threading.Lock()  # background exports by child processes, one at a time (module doc)
 # the background warm-up exports in a child process: in a thread, the exporter holds the GIL for up to
 # 0.4 s at a time and a viewer's event loop stops as long (see medseg.inference.onnx_child)
 EXPORT_IN_CHILD = True
@@ -327,10 +331,10 @@ def _onnx_backend(
     from medseg.inference.onnx_child import cached_onnx_in_child
 
     def export() -> Path | None:
-        with _EXPORT_LOCK:
-            if stop is not None and stop():
-                return None
-            return cached_onnx_in_child(member, cache, stop) if in_child else cached_onnx(member, cache)
+        if not in_child:
+            return cached_onnx(member, cache)
+        with _CHILD_EXPORTS:
+            return None if stop is not None and stop() else cached_onnx_in_child(member, cache, stop)
 
     path = export()
     if path is None or (stop is not None and stop()):

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +44,7 @@ MAX_MB, MAX_DAYS = 2048.0, 30.0
 _STALE_TMP_S = 86400.0
 OPSET = 17
 _KEY_LEN = 24
+_EXPORTING = threading.Lock()  # one export in this process at a time (cached_onnx)
 REWRITES = "split-concat-convs-1"  # in the key: a file written before a rewrite changed is exported again
 _SHA_LEN = 16
 
@@ -116,17 +118,24 @@ def _example_hw(member: Member) -> tuple[int, int]:
 
 
 def cached_onnx(member: Member, folder: Path | None = None, opset: int = OPSET) -> Path:
-    """The ONNX file of ``member``'s network, exported into the cache on first use. Raises what the export
-    raises (:class:`~medseg.errors.OnnxExportError`, ImportError without ``onnx``, OSError)."""
-    from medseg.models.checkpoint import Checkpoint
-    from medseg.models.onnx_export import write_onnx
-
+    """The ONNX file of ``member``'s network, exported into the cache on first use, one export at a time in a
+    process (torch's exporter swaps a module function while it runs). Raises what the export raises
+    (:class:`~medseg.errors.OnnxExportError`, ImportError without ``onnx``, OSError)."""
     folder = cache_dir() if folder is None else Path(folder)
     key = cache_key(member, opset)
     prefix = f"{member.spec.arch}-{key}"
     found = find_cached(folder, prefix) if folder.is_dir() else None
     if found is not None:
         return found
+    with _EXPORTING:
+        found = find_cached(folder, prefix) if folder.is_dir() else None  # written while this one waited
+        return found if found is not None else _export(member, folder, opset, key, prefix)
+
+
+def _export(member: Member, folder: Path, opset: int, key: str, prefix: str) -> Path:
+    from medseg.models.checkpoint import Checkpoint
+    from medseg.models.onnx_export import write_onnx
+
     folder.mkdir(parents=True, exist_ok=True)
     ckpt = Checkpoint(
         member.model,
