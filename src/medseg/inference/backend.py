@@ -331,9 +331,11 @@ def _onnx_backend(
     from medseg.inference.onnx_child import cached_onnx_in_child
 
     def export() -> Path | None:
+        if stop is not None and stop():
+            return None
         if not in_child:
             return cached_onnx(member, cache)
-        with _CHILD_EXPORTS:
+        with _CHILD_EXPORTS:  # a stop while waiting for its turn exports nothing
             return None if stop is not None and stop() else cached_onnx_in_child(member, cache, stop)
 
     path = export()
