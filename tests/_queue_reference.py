@@ -210,13 +210,18 @@ def _told(per_sample: dict[str, list[Finding]], combined: dict[str, float]) -> d
     for s, others in mutual.items():
         o = others[0]
         if len(others) == 1 and len(mutual[o]) == 1 and combined[s] - combined[o] >= PAIR_MARGIN:
-            out[s] = [
-                replace(f, severity="info", details={**f.details, "trusted_over": [o]})
-                if f.check == "duplicate_mask_disagreement" and f.severity == "error"
-                else f
-                for f in per_sample[s]
-            ]
+            out[s] = _told_findings(per_sample[s], "info", "trusted_over", o)
+            out[o] = _told_findings(per_sample[o], "error", "trusted_partner", s)
     return out
+
+
+def _told_findings(found: list[Finding], severity: str, key: str, other: str) -> list[Finding]:
+    return [
+        replace(f, severity=severity, details={**f.details, key: [other]})
+        if f.check == "duplicate_mask_disagreement" and f.severity == "error"
+        else f
+        for f in found
+    ]
 
 
 def _pair_groups(items: list[QueueItem]) -> dict[str, str]:

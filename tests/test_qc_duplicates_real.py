@@ -123,6 +123,10 @@ def test_a_pair_the_other_signals_tell_apart_keeps_the_trusted_label_in_its_own_
         for queue in (review_queue(ws), review_queue(ws)):  # computed, then read back from the stored order
             order = [i.sample_id for i in queue]
             assert order[0] == COPY
+            assert (
+                f"with sample {ORIGINAL} (the same image): the other signals trust that label more"
+                in (queue[0].signals[0])
+            )
             item = queue[order.index(ORIGINAL)]
             (told,) = [f for f in item.findings if f.check == "duplicate_mask_disagreement"]
             assert told.severity == "info" and told.details["trusted_over"] == [COPY]

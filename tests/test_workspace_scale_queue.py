@@ -66,6 +66,7 @@ def test_the_indexed_queue_equals_the_walk(ws, monkeypatch, calibrated, options)
         assert any("the other signals trust this label more" in s for s in trusted.signals)
         wrong = queue[queue.place(ids[17])]
         assert [f.severity for f in wrong.findings if f.check == "duplicate_mask_disagreement"] == ["error"]
+        assert "the other signals trust that label more, so this one is the likely error" in wrong.signals[0]
         assert queue.place(ids[17]) < queue.place(ids[13]) - 1
 
 

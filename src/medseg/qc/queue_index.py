@@ -39,12 +39,14 @@ def finding_of(row: tuple) -> Finding:
     )
 
 
-def told_rows(rows: list, partner: str) -> list:
-    """``rows`` (finding rows) with the disagreeing-duplicate error about ``partner``, which the other signals
-    tell is the wrong label (:func:`told_pairs`), read as info naming it (``trusted_over``): the stored
-    finding stays as QC wrote it, the queue's reading of it follows the signals."""
+def told_rows(rows: list, partner: str, trusted: bool = True) -> list:
+    """``rows`` (a sample's finding rows) as the queue reads them when the other signals tell its pair apart
+    (:func:`medseg.qc.queue_state.told_pairs`): the trusted label's disagreeing-duplicate error about
+    ``partner`` becomes info naming it (``trusted_over``); the other label's stays an error and names the
+    label trusted over it (``trusted_partner``). The stored findings stay as QC wrote them."""
+    key, severity = ("trusted_over", "info") if trusted else ("trusted_partner", "error")
     return [
-        (r[0], r[1], "info", *r[3:7], json.dumps({**json.loads(r[7]), "trusted_over": [partner]}))
+        (r[0], r[1], severity, *r[3:7], json.dumps({**json.loads(r[7]), key: [partner]}))
         if r[1] == PAIR_CHECK and r[2] == "error"
         else r
         for r in rows

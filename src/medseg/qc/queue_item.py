@@ -66,6 +66,7 @@ class _ItemContext:
     model: str | None
     calibration: object
     trusted_over: np.ndarray | None = None  # QueueState.trusted_over
+    _trusted_by: dict | None = field(default=None, init=False, repr=False)
 
     def _details(self, method: str | None, sid: str) -> dict | None:
         """The stored details of ``sid``'s score under ``method``; None when it has no score row there."""
@@ -75,8 +76,14 @@ class _ItemContext:
     def item(self, k: int, priority: float) -> QueueItem:
         sid, head, method, model = self.ids[k], self.heads[k], self.method, self.model
         rows = self.words.findings(k)
-        if self.trusted_over is not None and self.trusted_over[k] >= 0:
-            rows = told_rows(rows, self.ids[self.trusted_over[k]])
+        if self.trusted_over is not None:
+            if self._trusted_by is None:  # the other way round, made once: {label told wrong: label trusted}
+                told = np.flatnonzero(self.trusted_over >= 0)
+                self._trusted_by = dict(zip(self.trusted_over[told].tolist(), told.tolist()))
+            if self.trusted_over[k] >= 0:
+                rows = told_rows(rows, self.ids[self.trusted_over[k]])
+            elif k in self._trusted_by:
+                rows = told_rows(rows, self.ids[self._trusted_by[k]], trusted=False)
         found = tuple(sorted((finding_of(r) for r in rows), key=lambda f: -severity_rank(f.severity)))
         standings = {m: s.at(k, _STALE) for m, s in self.judged.items()}
         score = None if math.isnan(self.score[k]) else float(self.score[k])

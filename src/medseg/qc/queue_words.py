@@ -179,6 +179,11 @@ def _finding_signal(f: Finding) -> str:
             f" with {_samples(odd_of)} (copies of the same image that do not disagree with one "
             "another): the odd one out, most likely the wrong label"
         )
+    elif partners and f.details.get("trusted_partner"):  # medseg.qc.queue_state.told_pairs
+        text += (
+            f" with {_samples(partners)} (the same image): the other signals trust that label more, so this one "
+            "is the likely error"
+        )
     elif partners:
         text += f" with {_samples(partners)} (the same image): one of them is wrong, queued together"
     elif f.check == PAIR_CHECK and f.details.get("trusted_over"):  # medseg.qc.queue_state.told_pairs
