@@ -48,19 +48,29 @@ class Partner:
     iou: float | None
     more: tuple[str, ...]  # further partners the finding names as errors
     loaded: Any = None  # napari_medseg._sample_layers.LoadedSample, None for a volume
-    verdict: str = "either"  # "odd": this label is the odd one out of its copies; "right": the partner is it
+    # "odd": this label is the odd one out of its copies; "right": the partner is it; "trusted" / "distrusted":
+    # the other signals trust this label / the partner more (medseg.qc.queue_state.told_pairs)
+    verdict: str = "either"
 
 
-def read_partner(workspace: Any, sample_id: str) -> Partner | None:
-    """Worker body: the first partner QC's disagreement error names for ``sample_id``, loaded; None without one."""
+def read_partner(workspace: Any, sample_id: str, findings: Any = None) -> Partner | None:
+    """Worker body: the first partner QC's disagreement error names for ``sample_id``, loaded; None without one.
+    ``findings``: the sample's findings as its queue item reads them (a pair the other signals tell apart,
+    :func:`medseg.qc.queue_state.told_pairs`), else the stored ones."""
     from medseg.qc.queue_words import PAIR_CHECK, pair_partners
     from napari_medseg._sample_layers import is_volume_record, load_sample
 
-    for finding in workspace.findings(sample_id=sample_id, check=PAIR_CHECK):
+    if findings is None:
+        findings = workspace.findings(sample_id=sample_id, check=PAIR_CHECK)
+    for finding in (f for f in findings if f.check == PAIR_CHECK):
         partners = pair_partners(finding)  # the worst-agreeing first, as the finding orders them
         verdict = "odd" if partners and finding.details.get("odd_one_out_of") else "either"
+        if partners and finding.details.get("trusted_partner"):
+            verdict = "distrusted"
         if not partners and finding.details.get("likely_wrong"):  # medseg.qc.duplicates_odd: the odd one
             partners, verdict = [str(s) for s in finding.details["likely_wrong"]], "right"
+        if not partners and finding.details.get("trusted_over"):
+            partners, verdict = [str(s) for s in finding.details["trusted_over"]], "trusted"
         if not partners:
             continue
         first = partners[0]
@@ -82,6 +92,11 @@ def partner_line(p: Partner) -> str:
         return f"Same picture as {p.partner}: {agree}; this label is the odd one out of its copies, likely wrong{more}"
     if p.verdict == "right":
         return f"Same picture as {p.partner}: {agree}; {p.partner} is the odd one out of its copies, likely wrong{more}"
+    head = f"Same picture as {p.partner}: {agree}; the other signals trust"
+    if p.verdict == "trusted":
+        return f"{head} this label more: {p.partner} is likely wrong"
+    if p.verdict == "distrusted":
+        return f"{head} {p.partner} more: this label is likely wrong"
     return f"Same picture as {p.partner}: {agree}; one of them is wrong{more}"
 
 
@@ -110,8 +125,9 @@ class PartnerView(QWidget):
         layout.addWidget(self.open_button)
         self.hide()
 
-    def follow(self, workspace: Any, sample_id: str | None) -> None:
-        """Read the partner of ``sample_id`` in a worker; the layers of another sample's partner go at once."""
+    def follow(self, workspace: Any, sample_id: str | None, item: Any = None) -> None:
+        """Read the partner of ``sample_id`` in a worker; the layers of another sample's partner go at once.
+        ``item``: the sample's queue item, whose findings say what the queue makes of a pair."""
         self._request += 1
         if sample_id != self.owner:
             self._clear()
@@ -124,7 +140,7 @@ class PartnerView(QWidget):
             self.session.jobs,
             f"Reading the duplicate of {sample_id}",
             workspace,
-            lambda: read_partner(workspace, sample_id),
+            lambda: read_partner(workspace, sample_id, None if item is None else item.findings),
             lambda found: self._arrived(request, sample_id, found),
             lambda e: self._failed(request, sample_id, e),
         )

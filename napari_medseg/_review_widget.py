@@ -150,7 +150,7 @@ class ReviewWidget(QWidget):
 
         ws, sid = self.session.workspace, self.autosave.sample_id
         self._update_suspicion()
-        self.partner.follow(ws, sid)
+        self.partner.follow(ws, sid, self.panel.item_of(sid))
         self._facts_request += 1
         if ws is None or sid is None:
             self.sample_pending = self._record = None

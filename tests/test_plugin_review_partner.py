@@ -170,3 +170,34 @@ def test_the_odd_one_out_of_three_copies_is_named_beside_each_and_only_it_is_pul
     assert "this label is the odd one out of its copies, likely wrong (also the same picture as " in (
         widget.partner.note.text()
     )
+
+
+def test_a_pair_the_other_signals_tell_apart_says_which_beside_each(make_napari_viewer, qtbot, tmp_path, cvc_dir):
+    """Real CVC frames 100-115 (113 left out) and a copy of frame 112 whose mask was moved off the polyp: two
+    copies, which the picture's edges and the neighbouring frames tell apart
+    (medseg.qc.queue_state.told_pairs). Each one's line beside it says which label the signals trust, as the
+    queue does."""
+    root = tmp_path / "cvc"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for k in (k for k in range(100, 116) if k != 113):
+            shutil.copyfile(cvc_dir / sub / f"{k}.png", root / sub / f"{k}.png")
+    shutil.copyfile(cvc_dir / "images" / "112.png", root / "images" / "900.png")
+    mask = np.asarray(Image.open(cvc_dir / "masks" / "112.png").convert("L")) > 127
+    Image.fromarray(np.roll(mask, (60, 90), axis=(0, 1)).astype(np.uint8) * 255).save(root / "masks" / "900.png")
+    viewer = make_napari_viewer()
+    _, session = open_dataset_widget(viewer, qtbot, root)
+    qc(session.workspace, workers=1)
+    session.findings_changed.emit("qc")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "Review")
+    wait_for_queue(qtbot, widget)
+    queue = review_queue(session.workspace)
+    told = [f for f in queue[queue.place("112")].findings if f.check == "duplicate_mask_disagreement"]
+    assert [(f.severity, f.details.get("trusted_over")) for f in told] == [("info", ["900"])]
+
+    _show(widget, qtbot, session, "112")
+    _partner_of(qtbot, widget, viewer, "900")
+    assert widget.partner.note.text().endswith("; the other signals trust this label more: 900 is likely wrong")
+    _show(widget, qtbot, session, "900")
+    _partner_of(qtbot, widget, viewer, "112")
+    assert widget.partner.note.text().endswith("; the other signals trust 112 more: this label is likely wrong")
