@@ -92,7 +92,13 @@ def review_queue(
     combined = {
         rec.id: _combined({m: v.get(rec.id) for m, v in judged.items()}, calibration, weights) for rec in records
     }
-    per_sample = _told(per_sample, combined)
+    stale = {rec.id for rec in records if any(v.get(rec.id) is _STALE for v in judged.values())}
+    stale |= {
+        s
+        for s, d in details.items()
+        if d.get("revision") is not None and heads.get(s) is not None and int(d["revision"]) != int(heads[s])
+    }
+    per_sample = _told(per_sample, combined, stale)
     items = []
     for rec in records:
         if statuses is not None and rec.status not in statuses:
@@ -198,9 +204,10 @@ def _combined(standings: dict, calibration, weights: dict | None) -> float:
     return sum(w * v for w, v in said) / sum(w for w, _ in said)
 
 
-def _told(per_sample: dict[str, list[Finding]], combined: dict[str, float]) -> dict[str, list[Finding]]:
+def _told(per_sample: dict[str, list[Finding]], combined: dict[str, float], stale: set) -> dict[str, list[Finding]]:
     """Copies whose errors name each other and no one else, whose combined values differ by PAIR_MARGIN or
-    more: the one the signals trust reads its error as info naming the other (``trusted_over``)."""
+    more, neither judged on an earlier label: the one the signals trust reads its error as info naming the
+    other (``trusted_over``)."""
     names = {(s, o) for s, fs in per_sample.items() for f in fs for o in pair_partners(f)}
     mutual: dict[str, list[str]] = {}
     for s, o in sorted(names):
@@ -209,7 +216,7 @@ def _told(per_sample: dict[str, list[Finding]], combined: dict[str, float]) -> d
     out = dict(per_sample)
     for s, others in mutual.items():
         o = others[0]
-        if len(others) == 1 and len(mutual[o]) == 1 and combined[s] - combined[o] >= PAIR_MARGIN:
+        if len(others) == 1 and len(mutual[o]) == 1 and not {s, o} & stale and combined[s] - combined[o] >= PAIR_MARGIN:
             out[s] = _told_findings(per_sample[s], "info", "trusted_over", o)
             out[o] = _told_findings(per_sample[o], "error", "trusted_partner", s)
     return out

@@ -14,7 +14,7 @@ import dataclasses
 import _queue_reference as reference
 import numpy as np
 import pytest
-from _scored_workspace import scored_workspace
+from _scored_workspace import correct, scored_workspace
 
 from medseg.qc import reliability
 from medseg.qc.queue import ReviewQueue, review_queue
@@ -86,3 +86,25 @@ def test_items_are_made_when_asked_and_from_the_snapshot(ws, monkeypatch):
         queue[len(queue)]
     assert queue.place("no such sample") is None and queue.item_of("no such sample") is None
     assert isinstance(queue.priorities, np.ndarray)
+
+
+@pytest.mark.parametrize("corrected", [13, 17])  # the label the signals trusted, the one they distrusted
+def test_a_pair_with_a_label_corrected_since_is_not_told_apart(tmp_path, corrected):
+    """A person corrected one copy of the told pair: its signals judged a label that is gone (stale, presumed
+    right), so nothing calls its copy wrong on that evidence; both stay errors, queued together, until QC and
+    ranking judge the new label. The walk agrees."""
+    with scored_workspace(tmp_path) as w:
+        ids = w.sample_ids()
+        correct(w, ids[corrected])
+        queue = review_queue(w)
+        pair = {
+            s: [f for f in queue[queue.place(s)].findings if f.check == "duplicate_mask_disagreement"]
+            for s in ids[13:18:4]
+        }
+        assert all(
+            [(f.severity, "trusted_over" in f.details, "trusted_partner" in f.details) for f in fs]
+            == [("error", False, False)]
+            for fs in pair.values()
+        )
+        assert abs(queue.place(ids[13]) - queue.place(ids[17])) == 1
+        assert [_fields(i) for i in queue] == [_fields(i) for i in reference.review_queue(w)]

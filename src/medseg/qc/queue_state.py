@@ -172,7 +172,11 @@ def compute(root, cols: dict, method: str | None, free: list[str], checks: set |
         k = at.get(row[0])
         if k is not None and (checks is None or row[1] in checks):
             found.setdefault(k, []).append(row)
-    trusted = told_pairs(found, at, combined)
+    stale = np.zeros(n, bool)
+    for s in judged.values():
+        stale |= s.stale
+    stale[list(scored_rev)] = True
+    trusted = told_pairs(found, at, combined, stale)
     ruled = {k: told_rows(rows, ids[trusted[k]]) if trusted[k] >= 0 else rows for k, rows in found.items()}
     penalty, worst, count = np.zeros(n), np.full(n, -1), np.zeros(n, np.int64)
     for k, fs in ruled.items():
@@ -199,19 +203,23 @@ def compute(root, cols: dict, method: str | None, free: list[str], checks: set |
     return state, calibration, ReadWords(rows, found)
 
 
-def told_pairs(found: dict, at: dict, combined: np.ndarray) -> np.ndarray:
+def told_pairs(found: dict, at: dict, combined: np.ndarray, stale: np.ndarray | None = None) -> np.ndarray:
     """For each sample, the index of its disagreeing copy that the signals tell is the wrong one, -1 where they
     do not: a pair of copies (each the other's only partner) whose combined values differ by ``PAIR_MARGIN`` or
     more. Copies cannot tell which of two labels is wrong; the rest of the evidence often can (a shifted or
-    grown copy of an outline its picture's edges and its neighbouring frames reject)."""
+    grown copy of an outline its picture's edges and its neighbouring frames reject). Not where a signal
+    judged an earlier label of either copy (``stale``): a person corrected one since, its stale standings
+    presume it right, and its copy would be called wrong on evidence about a label that is gone."""
     out = np.full(len(combined), -1, np.int64)
+    stale = np.zeros(len(combined), bool) if stale is None else stale
     partners: dict[int, list[int]] = {}
     for k, j in _pair_edges(found, at).tolist():
         partners.setdefault(k, []).append(j)
     for k, js in partners.items():
         j = js[0]
-        if len(js) == 1 and len(partners[j]) == 1 and combined[k] - combined[j] >= PAIR_MARGIN:
-            out[k] = j
+        if len(js) == 1 and len(partners[j]) == 1 and not (stale[k] or stale[j]):
+            if combined[k] - combined[j] >= PAIR_MARGIN:
+                out[k] = j
     return out
 
 
