@@ -58,7 +58,8 @@ Ordering rule (what :func:`review_queue` does, and what ``QueueItem.signals`` ex
   ``PAIR_MARGIN`` (0.2) or more, the label they trust reads its error as
   info naming the other (``trusted_over``) and keeps its own place
   (:func:`medseg.qc.queue_state.told_pairs`); the stored finding is as QC
-  wrote it, and a new ranking may tell the pair apart differently.
+  wrote it, and a new ranking may tell the pair apart differently. A pair
+  with a label corrected since its signals judged it is not told apart.
 * ``QueueItem.signals`` say why in short phrases, most telling first
   (:mod:`medseg.qc.queue_words`): the findings that moved the sample, the
   signals that put it in the dataset's worst fifth, each with its measured
