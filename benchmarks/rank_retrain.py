@@ -20,7 +20,6 @@ the same queue, the fitted model alone at AUROC 0.8754 against the kept 0.8759).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import shutil
 import sys
@@ -32,23 +31,23 @@ from rank_protocol import evaluate, print_result
 
 
 def recipe(changes: list[str]) -> dict:
-    """``medseg rank``'s recipe on the CPU with each ``KEY.PATH=VALUE`` (a Python literal) set."""
+    """``medseg rank``'s recipe on the CPU with each ``KEY.PATH=VALUE`` set as ``medseg rank --set`` sets it."""
+    import copy
+
+    import yaml
     from bench_rank import rank_config
 
-    cfg = rank_config(None)
+    from medseg.cli.options import set_dotted
+
+    cfg, problems = copy.deepcopy(rank_config(None)), []  # deep: rank_config shares medseg rank's defaults
     for item in changes:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--recipe {item}: expected KEY.PATH=VALUE")
-        *path, last = key.split(".")
-        node = cfg
-        for part in path:
-            node[part] = dict(node.get(part) or {})
-            node = node[part]
-        try:
-            node[last] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            node[last] = value
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--recipe {item!r}: expected KEY.PATH=VALUE")
+            continue
+        set_dotted(cfg, key.strip(), yaml.safe_load(raw), problems, f"--recipe {key.strip()}")
+    if problems:
+        raise SystemExit("; ".join(problems))
     return cfg
 
 

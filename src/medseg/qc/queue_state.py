@@ -176,7 +176,10 @@ def compute(root, cols: dict, method: str | None, free: list[str], checks: set |
     for s in judged.values():
         stale |= s.stale
     stale[list(scored_rev)] = True
-    trusted = told_pairs(found, at, combined, stale)
+    edges = _pair_edges(found, at)
+    trusted = told_pairs(edges, combined, stale)
+    # a told pair names each other no more (the trusted label's error reads as info): its two edges go
+    told = (trusted[edges[:, 0]] == edges[:, 1]) | (trusted[edges[:, 1]] == edges[:, 0])
     ruled = {k: told_rows(rows, ids[trusted[k]]) if trusted[k] >= 0 else rows for k, rows in found.items()}
     penalty, worst, count = np.zeros(n), np.full(n, -1), np.zeros(n, np.int64)
     for k, fs in ruled.items():
@@ -196,24 +199,25 @@ def compute(root, cols: dict, method: str | None, free: list[str], checks: set |
         np.isnan(score),
         worst,
         count,
-        _pair_edges(ruled, at),
+        edges[~told],
         calibration_key(calibration),
         trusted_over=trusted,
     )
     return state, calibration, ReadWords(rows, found)
 
 
-def told_pairs(found: dict, at: dict, combined: np.ndarray, stale: np.ndarray | None = None) -> np.ndarray:
+def told_pairs(edges: np.ndarray, combined: np.ndarray, stale: np.ndarray | None = None) -> np.ndarray:
     """For each sample, the index of its disagreeing copy that the signals tell is the wrong one, -1 where they
     do not: a pair of copies (each the other's only partner) whose combined values differ by ``PAIR_MARGIN`` or
     more. Copies cannot tell which of two labels is wrong; the rest of the evidence often can (a shifted or
     grown copy of an outline its picture's edges and its neighbouring frames reject). Not where a signal
     judged an earlier label of either copy (``stale``): a person corrected one since, its stale standings
-    presume it right, and its copy would be called wrong on evidence about a label that is gone."""
+    presume it right, and its copy would be called wrong on evidence about a label that is gone. ``edges``:
+    :func:`_pair_edges`."""
     out = np.full(len(combined), -1, np.int64)
     stale = np.zeros(len(combined), bool) if stale is None else stale
     partners: dict[int, list[int]] = {}
-    for k, j in _pair_edges(found, at).tolist():
+    for k, j in edges.tolist():
         partners.setdefault(k, []).append(j)
     for k, js in partners.items():
         j = js[0]
