@@ -173,6 +173,37 @@ def test_shape_prior_fires_on_an_extra_object_and_on_a_grown_outline():
     assert FEATURES["shape"](view(np.zeros_like(m), img)) is None  # empty: empty-mask's business
 
 
+def test_shape_prior_takes_a_video_of_two_objects_as_usual_and_an_object_more_than_its_frames_as_not():
+    """One video of two polyps among single-polyp videos: its frames' object count is unusual for the
+    dataset but not for the video, so they are not suspect (CVC-ClinicDB frames 566-571 were put near the
+    top of the queue for it); a third object in that video, or a second one in a single-polyp video, is."""
+    single = polyps(n=12)
+    rng = np.random.default_rng(3)
+    pairs = {}
+    for i in range(6):
+        img, m = single[f"p{i}"]
+        second = disk((int(rng.integers(20, 30)), int(rng.integers(15, 25))), 9)
+        img = img.copy()
+        img[second] = (img[second] * 0.5 + np.array([128, 76, 64])).astype(np.uint8)
+        pairs[f"v{i}"] = (img, (m | second).astype(np.uint8))
+    frames = single | pairs
+    views = views_of(frames)
+    groups = {s: "two" if s.startswith("v") else "one" for s in views}
+    table, ctx = table_of(views, groups)
+    assert all(table["shape"][s]["objects"] == 2 for s in pairs)
+    quiet = [raw("shape-prior", table, ctx, s) for s in views]
+    assert min(quiet) > -2.0
+    # the same measures with the dataset taken as one group: the two-object frames stand out as before
+    _, flat = table_of(views)
+    assert max(raw("shape-prior", table, flat, s) for s in pairs) < -2.5
+    img, m = pairs["v2"]
+    third = view((m | disk((80, 110), 9)).astype(np.uint8), img, sid="v2")
+    assert raw("shape-prior", table, ctx, "v2", {"shape": FEATURES["shape"](third)}) < min(quiet) - 1.0
+    img, m = single["p8"]
+    extra = view((m | disk((20, 110), 9)).astype(np.uint8), img, sid="p8")
+    assert raw("shape-prior", table, ctx, "p8", {"shape": FEATURES["shape"](extra)}) < min(quiet) - 1.0
+
+
 def test_empty_mask_is_suspect_where_masks_rarely_are_empty_and_ordinary_where_common():
     m = disk((48, 64), 15).astype(np.uint8)
     rare = {f"s{i}": {"n": int(m.sum())} for i in range(19)} | {"e": {"n": 0}}

@@ -16,9 +16,12 @@ is learnt from the dataset itself: each measure's median and median absolute
 deviation over the dataset's non-empty masks, and, where the sample's group
 (a video) has at least ``MIN_GROUP`` other non-empty masks, the log area
 relative to the group's median (frames of one video show an object at a
-similar size). The raw value is minus the root mean square of the robust
-z-scores (each capped at ``CAP``): 0 for a typical mask, more negative the
-more unusual. Volumes and empty masks are not judged here.
+similar size); there the object count's z is the smaller of the dataset's and
+the group's (a video that shows two polyps throughout is not a run of extra
+objects; an object more than the video's frames have still is). The raw value
+is minus the root mean square of the robust z-scores (each capped at
+``CAP``): 0 for a typical mask, more negative the more unusual. Volumes and
+empty masks are not judged here.
 
 ``empty-mask``: an empty mask where nearly every mask has an object is an
 annotation that was lost, not a picture without the object; where empty
@@ -99,9 +102,9 @@ def _prior(table: dict, ctx) -> dict:
         if shapes:
             for name in SHAPE_NAMES:
                 prior[name] = _robust(np.array([m[name] for m in shapes.values()], dtype=float))
-        groups: dict[str, list[float]] = {}
+        groups: dict[str, list[tuple[float, float]]] = {}
         for sid, m in shapes.items():
-            groups.setdefault(ctx.groups.get(sid, sid), []).append(m["log_area"])
+            groups.setdefault(ctx.groups.get(sid, sid), []).append((m["log_area"], m["objects"]))
         ctx.cache[key] = (prior, {g: np.array(a) for g, a in groups.items()})
     return ctx.cache[key]
 
@@ -115,15 +118,21 @@ def shape_prior(table: dict, ctx, sid: str, own: dict | None) -> float | None:
     if not prior:
         return None
     z = [min(CAP, abs(m[name] - prior[name][0]) / prior[name][1]) for name in SHAPE_NAMES]
-    areas = groups.get(ctx.groups.get(sid, sid))
-    if areas is not None:
+    rows = groups.get(ctx.groups.get(sid, sid))
+    if rows is not None:
         stored = table.get("shape", {}).get(sid)
-        others = list(areas)
-        if stored:  # the group's other masks: the sample's stored area is not its own reference
-            others.remove(stored["log_area"])
+        others = [tuple(r) for r in rows]
+        if stored:  # the group's other masks: the sample's stored shape is not its own reference
+            others.remove((stored["log_area"], stored["objects"]))
         if len(others) >= MIN_GROUP:
-            med, unit = _robust(np.array(others))
+            other = np.array(others)
+            med, unit = _robust(other[:, 0])
             z.append(min(CAP, abs(m["log_area"] - med) / max(unit, 0.1)))
+            # an object count is unusual only if unusual for the video too: one video of two polyps is not
+            # a run of extra objects (the dataset-wide z alone put CVC frames 566-571 near the queue's top)
+            med, unit = _robust(other[:, 1])
+            k = SHAPE_NAMES.index("objects")
+            z[k] = min(z[k], abs(m["objects"] - med) / unit)
     return -float(np.sqrt(np.mean(np.square(z))))
 
 
