@@ -118,14 +118,13 @@ def shape_prior(table: dict, ctx, sid: str, own: dict | None) -> float | None:
     if not prior:
         return None
     z = [min(CAP, abs(m[name] - prior[name][0]) / prior[name][1]) for name in SHAPE_NAMES]
-    rows = groups.get(ctx.groups.get(sid, sid))
-    if rows is not None:
+    other = groups.get(ctx.groups.get(sid, sid))  # (log area, objects) of the group's masks
+    if other is not None:
         stored = table.get("shape", {}).get(sid)
-        others = [tuple(r) for r in rows]
         if stored:  # the group's other masks: the sample's stored shape is not its own reference
-            others.remove((stored["log_area"], stored["objects"]))
-        if len(others) >= MIN_GROUP:
-            other = np.array(others)
+            same = np.flatnonzero((other[:, 0] == stored["log_area"]) & (other[:, 1] == stored["objects"]))
+            other = np.delete(other, same[:1], axis=0)
+        if len(other) >= MIN_GROUP:
             med, unit = _robust(other[:, 0])
             z.append(min(CAP, abs(m["log_area"] - med) / max(unit, 0.1)))
             # an object count is unusual only if unusual for the video too: one video of two polyps is not
