@@ -204,6 +204,27 @@ def test_shape_prior_takes_a_video_of_two_objects_as_usual_and_an_object_more_th
     assert raw("shape-prior", table, ctx, "p8", {"shape": FEATURES["shape"](extra)}) < min(quiet) - 1.0
 
 
+def test_group_reference_without_a_sample_equals_the_median_and_mad_of_the_others_to_the_bit():
+    """The shape prior's group reference leaves the sample's own value out by binary searches in the sorted
+    group, not a pass over it per sample; it must give what np.median gives on the others exactly (odd and
+    even sizes, ties, the median itself left out, a nearly constant measure, the whole group)."""
+    from medseg.qc.signal_shape import _GroupRobust, _robust
+
+    rng = np.random.default_rng(0)
+    cases = [
+        rng.normal(-3.0, 0.7, 9),
+        rng.normal(-3.0, 0.7, 10),
+        rng.integers(1, 4, 15).astype(float),  # object counts: many ties
+        np.array([1.0] * 11 + [2.0]),  # nearly constant: the unit's floor
+        np.log(rng.integers(50, 5000, 64) / 110_592.0),
+    ]
+    for values in cases:
+        group = _GroupRobust(values)
+        assert group.without(None) == _robust(values)
+        for i, v in enumerate(values):
+            assert group.without(float(v)) == _robust(np.delete(values, i)), (values, i)
+
+
 def test_empty_mask_is_suspect_where_masks_rarely_are_empty_and_ordinary_where_common():
     m = disk((48, 64), 15).astype(np.uint8)
     rare = {f"s{i}": {"n": int(m.sum())} for i in range(19)} | {"e": {"n": 0}}
