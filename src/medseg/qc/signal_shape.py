@@ -143,8 +143,7 @@ def _prior(table: dict, ctx) -> dict:
         groups: dict[str, list[tuple[float, float]]] = {}
         for sid, m in shapes.items():
             groups.setdefault(ctx.groups.get(sid, sid), []).append((m["log_area"], m["objects"]))
-        columns = {g: np.array(a) for g, a in groups.items()}
-        ctx.cache[key] = (prior, {g: (_GroupRobust(a[:, 0]), _GroupRobust(a[:, 1])) for g, a in columns.items()})
+        ctx.cache[key] = (prior, {g: tuple(map(_GroupRobust, np.array(a).T)) for g, a in groups.items()})
     return ctx.cache[key]
 
 
