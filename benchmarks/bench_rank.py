@@ -79,6 +79,7 @@ def run_one(
     fit_all: bool = False,
     epochs: int | None = None,
     init_from: Path | None = None,
+    models: int | None = None,
 ) -> dict:
     """Copy, corrupt, create a workspace, QC, rank (out-of-fold, or ``fit_all``: medseg rank --fit-all); the
     model-free and the ranked queue's results, the timings (the rank's split into training, scoring and the
@@ -106,7 +107,7 @@ def run_one(
             method = "fit-all" if fit_all else f"oof-k{folds}"
             cfg = rank_config(epochs)
             if fit_all:
-                job = iter_rank_fit(ws, cfg, init_from=init_from)
+                job = iter_rank_fit(ws, cfg, init_from=init_from, **({} if models is None else {"models": models}))
             else:
                 job = iter_rank_oof(ws, cfg, folds=folds, init_from=init_from)
             # a fold trains (to its last EpochEnd), then scores (the predictor built, every sample); the
@@ -169,19 +170,24 @@ def mirrored_extra(src: Path, dst: Path, total: int) -> None:
 TARGET_S = 600  # issue 19 (and 17): 1,000 frames ranked in <= 10 minutes on this 2-core machine
 
 
-def scale_table(r: dict, epochs: int | None) -> None:
+def scale_table(r: dict, epochs: int | None, models: int | None = None) -> None:
     """The scale protocol's answer: create + QC + rank against the 10-minute target (extrapolated when
     ``epochs`` trained fewer than the recipe's epochs)."""
-    from medseg.qc.fit_all import EPOCHS
+    from medseg.qc.fit_all import EPOCHS, MODELS
 
     s = dict(r["seconds"])
     note = ""
     if epochs is not None and epochs < EPOCHS:  # the first epoch decodes; the others cost alike
         train, first = s.get("rank train", 0.0), s.get("rank first epoch", 0.0)
-        later = (train - first) / (epochs - 1) if epochs > 1 else first
-        s["rank train"] = first + (EPOCHS - 1) * later
+        n = models or MODELS
+        done, wanted = n * epochs, n * EPOCHS  # each of the n trainings runs the epochs
+        later = (train - first) / (done - 1) if done > 1 else first
+        s["rank train"] = first + (wanted - 1) * later
         s["rank"] += s["rank train"] - train
-        note = f" (training extrapolated from {epochs} of {EPOCHS} epochs: the first, then the mean of the others)"
+        note = (
+            f" (training extrapolated from {epochs} of {EPOCHS} epochs of {n} model(s): the first, then the"
+            " mean of the others)"
+        )
     total = s["create"] + s["qc"] + s["rank"]
     parts = ", ".join(
         f"{k} {s[k]:.0f} s" for k in ("create", "qc", "rank train", "rank score", "rank calibrate") if k in s
@@ -224,6 +230,9 @@ def main(argv=None) -> int:
         "--epochs", type=int, default=None, help="train this many epochs, not the recipe's (scale: extrapolated)"
     )
     ap.add_argument("--init-from", default=None, metavar="CKPT", help="start the ranking's models from CKPT")
+    ap.add_argument(
+        "--models", type=int, default=None, metavar="N", help="fit-all: N models averaged (medseg rank --models)"
+    )
     ap.add_argument(
         "--init-frames",
         default=None,
@@ -278,6 +287,7 @@ def main(argv=None) -> int:
                 fit_all=args.ranking == "fit-all",
                 epochs=args.epochs,
                 init_from=init_from,
+                models=args.models,
             )
             r["title"] = title
             print(f"{r['groups']} groups")
@@ -287,7 +297,7 @@ def main(argv=None) -> int:
             else:
                 print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items()))
             if args.protocol == "scale" and "ranked" in r:
-                scale_table(r, args.epochs)
+                scale_table(r, args.epochs, args.models)
             results.append(r)
         summary(results, "model_free")
         summary(results, "ranked")

@@ -13,7 +13,7 @@ from medseg.cli.rank import FIT_ALL_CONFIG
 from medseg.errors import Cancelled
 from medseg.jobs import CancelToken, Result
 from medseg.qc import reliability, review_queue
-from medseg.qc.fit_all import MAX_STEPS_PER_EPOCH, fit_config, iter_rank_fit
+from medseg.qc.fit_all import MAX_STEPS_PER_EPOCH, MODELS, fit_config, iter_rank_fit
 from medseg.qc.ranking import FoldScored, FoldStarted, RankResult
 from medseg.training.events import Step
 from medseg.workspace import Workspace
@@ -59,7 +59,55 @@ def test_one_model_trains_on_and_scores_every_sample_and_says_it_is_biased(fitte
         assert d["biased"] and not d["out_of_fold"] and d["folds"] == 1
         assert d["revision"] == ws.sample(sid).head_revision
     kinds = sorted(r.kind for r in ws.model_runs())
-    assert kinds == ["rank", "train"]
+    assert kinds == ["rank"] * MODELS + ["train"] * MODELS  # each member's training and scoring recorded
+
+
+def test_two_models_of_the_recipe_each_with_its_seed_score_by_their_mean_probabilities(fitted):
+    """The default ranks with MODELS trainings of one recipe (seeds 0, 1): each sample's stored prediction is
+    the mean of what each member predicts alone, and its details name both checkpoints."""
+    import numpy as np
+
+    from medseg.inference import Predictor
+    from medseg.models.checkpoint import load_checkpoint
+    from medseg.qc.prediction_store import load_prediction
+    from medseg.training.workspace_source import open_workspace_dataset
+
+    ws, _, events = fitted
+    assert MODELS == 2
+    details = ws.score_details("fit-all")
+    models = next(iter(details.values()))["models"]
+    assert len(models) == 2 and models[0] != models[1] and all(d["models"] == models for d in details.values())
+    assert [load_checkpoint(m).provenance.get("config", {}).get("seed") for m in models] == [0, 1]
+    stages = {e.stage for e in events if isinstance(e, Step)}
+    assert {"fold 1/1 model 1/2 train", "fold 1/1 model 2/2 train"} <= stages
+    alone = [Predictor(m, backend="torch") for m in models]
+    assert not np.allclose(*(a.predict(np.zeros((32, 32, 3), np.uint8)).probs for a in alone))  # two trainings
+    samples = {s.id: s for s in open_workspace_dataset(ws.root).samples}
+    for sid in sorted(details)[:4]:
+        image = samples[sid].load_image()
+        mean = np.mean([a.predict(image).probs for a in alone], axis=0)
+        stored, run = load_prediction(ws.root, "fit-all", sid)
+        assert run == details[sid]["run"]
+        np.testing.assert_allclose(stored, mean, atol=0.5 / 255 + 1e-6)  # stored as uint8
+
+
+def test_one_model_when_asked_and_none_refused(tmp_path, capsys):
+    from medseg.cli import main
+    from medseg.cli.rank import describe_fit
+    from medseg.errors import RankingError
+
+    ws, planted = new_workspace(tmp_path)
+    with ws:
+        list(iter_rank_fit(ws, tiny_rank_config(epochs=2), models=1))
+        details = next(iter(ws.score_details("fit-all").values()))
+        assert "models" not in details and sorted(r.kind for r in ws.model_runs()) == ["rank", "train"]
+        assert describe_fit(ws.score_details("fit-all")).startswith("The model fitted to every label agrees")
+        with pytest.raises(RankingError, match="at least one model"):
+            list(iter_rank_fit(ws, CONFIG, models=0))
+    assert main(["rank", str(tmp_path / "ws"), "--models", "0", "--quiet"]) == 2
+    assert "at least one model" in capsys.readouterr().err
+    assert main(["rank", str(tmp_path / "ws"), "--folds", "3", "--models", "2", "--quiet"]) == 2
+    assert "--models is for the fitted ranking" in capsys.readouterr().err
 
 
 def test_its_weight_in_the_queue_is_measured_on_planted_copies(fitted):
@@ -99,7 +147,7 @@ def test_cli_fit_all(fitted, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert {line.split()[1] for line in out.splitlines()[1:5]} == set(planted)
-    assert "fitted to every label agrees with them at median Dice" in err
+    assert "The mean of the 2 models fitted to every label agrees with them at median Dice" in err
     rows = json.loads((tmp_path / "q.json").read_text())
     assert rows[0]["method"] == "cli-fit" and rows[0]["fold"] == 0
     assert main([*args[:3], "--checkpoint", str(tmp_path / "x.medseg")]) == 2
@@ -188,4 +236,4 @@ def test_cli_init_from_names_the_checkpoint_the_model_started_from(fitted, tmp_p
     args = ["rank", str(ws.root), "--config", str(cfg), "--method", "cli-warm", "--top", "2", "--quiet"]
     assert main([*args, "--init-from", str(start)]) == 0
     err = capsys.readouterr().err
-    assert f"The model fitted to every label (started from {start}) agrees with them at median Dice" in err
+    assert f"The mean of the 2 models fitted to every label (started from {start}) agrees with them at median" in err

@@ -192,14 +192,15 @@ def _fold(
     biased: bool = False,
     score_field: str = "score",
     prediction_root: Path | None = None,
+    members: int = 1,
 ) -> Iterator[Any]:
     """Train fold ``fold``'s model, score and store its held-out samples (into ``scored`` too); ``biased``:
     the held-out samples are the training ones, ranked by ``score_field`` of their label scores
     (:mod:`medseg.qc.fit_all`). With ``prediction_root`` (a fold job, :mod:`medseg.qc.fold_files`) the
-    predictions go there and nothing is written into the workspace: the scores only into ``scored``."""
+    predictions go there and nothing is written into the workspace: the scores only into ``scored``.
+    ``members`` > 1: that many models of the same recipe, each with its own seed (the config's + k), and the
+    samples scored by their mean probabilities; the fold's Dice and best epoch are the first model's."""
     from medseg.inference import Predictor
-    from medseg.training import Trainer
-    from medseg.training.events import CheckpointSaved, EpochEnd, Step
 
     t0 = time.perf_counter()
     where = f"fold {fold + 1}/{folds}"
@@ -208,39 +209,24 @@ def _fold(
     if len({str(s.group) for s in train}) < MIN_INNER_VAL_GROUPS:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_fraction=0.0))
     subset = dataclasses.replace(dataset, samples=list(train))
-    trainer = Trainer(cfg, cancel=cancel, dataset=subset)
-    summary = None
-    dice_at: dict[int, float | None] = {}  # validation Dice by epoch
-    best_epoch = None
-    events = trainer.run()
-    try:
-        for event in events:
-            if isinstance(event, Cancelled):
-                raise event
-            if isinstance(event, Result):
-                summary = event.value
-            elif isinstance(event, Step):
-                yield dataclasses.replace(event, stage=f"{where} train")
-            elif isinstance(event, EpochEnd):
-                dice_at[event.epoch] = event.val.get("dice")
-                yield event
-            elif isinstance(event, CheckpointSaved) and event.tag == "best":
-                best_epoch = event.epoch
-    except Cancelled:
-        raise
-    except Exception as e:
-        raise RankingError(
-            f"fold {fold + 1} of {folds}: training failed: {type(e).__name__}: {e} (run folder {cfg.out_dir})"
-        ) from e
-    finally:
-        events.close()
-    if summary is None or not summary.checkpoint:
-        raise RankingError(
-            f"fold {fold + 1} of {folds}: training ended without a checkpoint (run folder {cfg.out_dir})"
-        )
-    checkpoint = summary.checkpoint
+    checkpoints, best_epoch, dice_at = [], None, {}
+    for k in range(members):
+        cfg_k, stage, who = cfg, f"{where} train", f"fold {fold + 1} of {folds}"
+        if k:
+            cfg_k = dataclasses.replace(cfg, out_dir=f"{cfg.out_dir}-model-{k + 1}", seed=cfg.seed + k)
+        if members > 1:
+            stage, who = f"{where} model {k + 1}/{members} train", f"{who}, model {k + 1} of {members}"
+        checkpoint, epoch, dice = yield from _train(cfg_k, subset, cancel, stage, who)
+        if not k:
+            best_epoch, dice_at = epoch, dice
+        checkpoints.append(checkpoint)
+    checkpoint = checkpoints[0]
     # a fold's model scores its held-out samples once and is never run again: exporting it would cost more
-    predictor = Predictor(checkpoint, device=cfg.device, **{"backend": "torch", **(predictor_options or {})})
+    predictor = Predictor(
+        checkpoints if members > 1 else checkpoint,
+        device=cfg.device,
+        **{"backend": "torch", **(predictor_options or {})},
+    )
     check_classmap(predictor, ws, checkpoint)
     run = run_id("rank", f"{method}:fold{fold}")
     fold_scores: dict[str, tuple[float, dict]] = {}
@@ -261,8 +247,45 @@ def _fold(
             fold_dice=val_dice,
             best_epoch=best_epoch,
         )
+        if members > 1:
+            details["models"] = [str(c) for c in checkpoints]
     scored.update(fold_scores)
     if prediction_root is None:
-        ws.record_model_run(run, str(checkpoint), "rank", {s.id: s.revision for s in held})
+        revisions = {s.id: s.revision for s in held}
+        for k, c in enumerate(checkpoints):  # each member its own record: a record holds one checkpoint
+            ws.record_model_run(run if not k else f"{run}-model-{k + 1}", str(c), "rank", revisions)
         store(ws, method, scored)
     yield FoldScored(fold, folds, len(fold_scores), str(checkpoint), time.perf_counter() - t0, val_dice)
+
+
+def _train(cfg, subset, cancel: CancelToken, stage: str, who: str):
+    """Train one model on ``subset`` (the trainer's steps relabelled ``stage``); returns (checkpoint, the
+    epoch of its best validation Dice or None, {epoch: validation Dice})."""
+    from medseg.training import Trainer
+    from medseg.training.events import CheckpointSaved, EpochEnd, Step
+
+    trainer = Trainer(cfg, cancel=cancel, dataset=subset)
+    summary, best_epoch, dice_at = None, None, {}
+    events = trainer.run()
+    try:
+        for event in events:
+            if isinstance(event, Cancelled):
+                raise event
+            if isinstance(event, Result):
+                summary = event.value
+            elif isinstance(event, Step):
+                yield dataclasses.replace(event, stage=stage)
+            elif isinstance(event, EpochEnd):
+                dice_at[event.epoch] = event.val.get("dice")
+                yield event
+            elif isinstance(event, CheckpointSaved) and event.tag == "best":
+                best_epoch = event.epoch
+    except Cancelled:
+        raise
+    except Exception as e:
+        raise RankingError(f"{who}: training failed: {type(e).__name__}: {e} (run folder {cfg.out_dir})") from e
+    finally:
+        events.close()
+    if summary is None or not summary.checkpoint:
+        raise RankingError(f"{who}: training ended without a checkpoint (run folder {cfg.out_dir})")
+    return summary.checkpoint, best_epoch, dice_at
