@@ -107,7 +107,7 @@ def run_one(
             method = "fit-all" if fit_all else f"oof-k{folds}"
             cfg = rank_config(epochs)
             if fit_all:
-                job = iter_rank_fit(ws, cfg, init_from=init_from, **({} if models is None else {"models": models}))
+                job = iter_rank_fit(ws, cfg, init_from=init_from, models=models)
             else:
                 job = iter_rank_oof(ws, cfg, folds=folds, init_from=init_from)
             # a fold trains (to its last EpochEnd), then scores (the predictor built, every sample); the

@@ -241,7 +241,7 @@ def _run(ws, args: argparse.Namespace, bar):
                 runs_dir=args.runs,
                 init_from=args.init_from,
                 encoder_weights=args.encoder_weights,
-                **({} if args.models is None else {"models": args.models}),
+                models=args.models,
             )
     elif args.checkpoint:
         bar.note(f"warning: {BIAS_NOTE}; out-of-fold ranking (no --checkpoint) is unbiased")

@@ -80,10 +80,11 @@ def iter_rank_fit(
     predictor_options: dict | None = None,
     init_from: str | Path | None = None,
     encoder_weights: str | Path | None = None,
-    models: int = MODELS,
+    models: int | None = None,
 ) -> Iterator[Any]:
     """See the module docstring; ``config`` is a TrainConfig or its dict (data.root is set here); ``models``:
-    how many models of the recipe (seeds ``config.seed`` + k) score each label by their mean probabilities."""
+    how many models of the recipe (seeds ``config.seed`` + k) score each label by their mean probabilities
+    (None: ``MODELS``)."""
     from medseg.training.workspace_source import open_workspace_dataset
 
     cancel = cancel or CancelToken()
@@ -99,6 +100,7 @@ def iter_rank_fit(
         runs = Path(runs_dir) if runs_dir is not None else ws.root / "runs" / method
         base = base_config(fit_config(config), ws.root, init_from, encoder_weights)
         base = dataclasses.replace(base, data=dataclasses.replace(base.data, val_fraction=0.0))
+        models = MODELS if models is None else models
         if models < 1:
             raise RankingError(f"--models {models}: the fitted ranking needs at least one model")
         preflight(ws, dataset, pairs, base, init_from, encoder_weights)

@@ -222,11 +222,7 @@ def _fold(
         checkpoints.append(checkpoint)
     checkpoint = checkpoints[0]
     # a fold's model scores its held-out samples once and is never run again: exporting it would cost more
-    predictor = Predictor(
-        checkpoints if members > 1 else checkpoint,
-        device=cfg.device,
-        **{"backend": "torch", **(predictor_options or {})},
-    )
+    predictor = Predictor(checkpoints, device=cfg.device, **{"backend": "torch", **(predictor_options or {})})
     check_classmap(predictor, ws, checkpoint)
     run = run_id("rank", f"{method}:fold{fold}")
     fold_scores: dict[str, tuple[float, dict]] = {}
